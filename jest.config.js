@@ -1,0 +1,19 @@
+// Two projects: `unit` (pure functions, goldens, mocks, policy over gRPC) runs in `npm test`;
+// `integration` (real Debian daemons on 127.0.0.1) runs in `npm run test:integration`.
+const transform = { "^.+\\.ts$": ["@swc/jest", { jsc: { target: "es2020" } }] };
+module.exports = {
+  projects: [
+    {
+      displayName: "unit",
+      testEnvironment: "node",
+      transform,
+      testMatch: ["<rootDir>/tests/{unit,components,policy,e2e}/**/*.test.ts"],
+    },
+    {
+      displayName: "integration",
+      testEnvironment: "node",
+      transform,
+      testMatch: ["<rootDir>/tests/integration/**/*.test.ts"],
+    },
+  ],
+};

@@ -1,0 +1,417 @@
+// The stack's settings: read from Pulumi config, validated as a whole, defaults resolved once.
+// parseSettings() is pure: it takes the raw config map (key → JSON value) and the instance
+// specs, and either returns settings or throws ConfigError listing every problem at once
+// (DESIGN principle 4) — before index.ts registers a single resource.
+import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet, type Cidr } from "./cidr";
+import type { InstanceSpec } from "./instance-types";
+import {
+  checkSizing,
+  computeSizing,
+  type OdooSizingOverrides,
+  type PgbouncerSizingOverrides,
+  type PostgresSizingOverrides,
+  type Sizing,
+} from "./sizing";
+
+export const PROJECT = "odoo-stack";
+export const SUPPORTED_ODOO_VERSIONS = ["16.0", "17.0", "18.0"] as const;
+export type OdooVersion = (typeof SUPPORTED_ODOO_VERSIONS)[number];
+
+export type TlsSettings =
+  | { readonly mode: "acme"; readonly email: string; readonly hostedZoneId: string; readonly staging: boolean }
+  | { readonly mode: "imported"; readonly certificateParameter: string; readonly privateKeyParameter: string };
+
+export interface InstanceTypes {
+  readonly proxy: string;
+  readonly odoo: string;
+  readonly pgbouncer: string;
+  readonly postgres: string;
+}
+
+/** Validated settings of one stack, every default resolved. */
+export interface StackSettings {
+  readonly region: string;
+  /** Public hostname users open, e.g. erp.example.com. */
+  readonly domain: string;
+  /** Private Route 53 zone for the internal names (TLS SANs, TLS-3). */
+  readonly internalZone: string;
+  readonly vpcCidr: string;
+  readonly publicSubnetCidrs: readonly string[];
+  readonly privateSubnetCidrs: readonly string[];
+  readonly availabilityZoneCount: number;
+  readonly natGateways: "single" | "perAz";
+  readonly odooVersion: OdooVersion;
+  readonly odooInstances: number;
+  readonly instanceTypes: InstanceTypes;
+  readonly databases: readonly string[];
+  readonly dbfilter: string;
+  readonly postgresDataVolumeGiB: number;
+  readonly bastionSecurityGroupId?: string;
+  /** Private CIDRs (VPN, office) that may reach 8069/8072 besides the proxy (NET-4). */
+  readonly odooInternalCidrs: readonly string[];
+  readonly tls: TlsSettings;
+  readonly alarmEmail?: string;
+  readonly backupRetentionDays: number;
+  readonly sizing: Sizing;
+  readonly overrides: {
+    readonly odoo: OdooSizingOverrides;
+    readonly pgbouncer: PgbouncerSizingOverrides;
+    readonly postgres: PostgresSizingOverrides;
+  };
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/** Defaults, each stated once; Pulumi.yaml's schema and the README quote these. */
+export const DEFAULTS = {
+  internalZone: "odoo.internal",
+  vpcCidr: "10.40.0.0/16",
+  availabilityZoneCount: 2,
+  natGateways: "single",
+  odooVersion: "17.0",
+  odooInstances: 1,
+  instanceTypes: { proxy: "t3.small", odoo: "m6i.xlarge", pgbouncer: "t3.small", postgres: "r6i.large" },
+  databases: ["odoo"],
+  postgresDataVolumeGiB: 100,
+  odooInternalCidrs: [] as string[],
+  backupRetentionDays: 30,
+  tlsMode: "acme",
+  acmeStaging: false,
+} as const;
+
+/** Every key the config may hold (without the "odoo-stack:" namespace). */
+export const CONFIG_KEYS = [
+  "domain",
+  "internalZone",
+  "vpcCidr",
+  "publicSubnetCidrs",
+  "privateSubnetCidrs",
+  "availabilityZoneCount",
+  "natGateways",
+  "odooVersion",
+  "odooInstances",
+  "proxyInstanceType",
+  "odooInstanceType",
+  "pgbouncerInstanceType",
+  "postgresInstanceType",
+  "databases",
+  "dbfilter",
+  "postgresDataVolumeGiB",
+  "bastionSecurityGroupId",
+  "odooInternalCidrs",
+  "tls",
+  "alarmEmail",
+  "backupRetentionDays",
+  "odoo",
+  "pgbouncer",
+  "postgres",
+  "tags",
+] as const;
+
+const OVERRIDE_KEYS = {
+  odoo: ["workers", "maxCronThreads", "limitMemorySoftMiB", "limitMemoryHardMiB", "limitTimeCpu", "limitTimeReal", "limitTimeRealCron", "limitRequest", "dbMaxconn"],
+  pgbouncer: ["defaultPoolSize", "reservePoolSize", "maxClientConn", "maxDbConnections"],
+  postgres: ["maxConnections", "statementTimeoutMs", "lockTimeoutMs", "idleInTransactionSessionTimeoutMs"],
+} as const;
+
+export interface ConfigProblem {
+  readonly key: string;
+  readonly value: unknown;
+  readonly fix: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super(formatProblems(problems));
+    this.name = "ConfigError";
+  }
+}
+
+export function formatProblems(problems: readonly ConfigProblem[]): string {
+  const lines = problems.map((p, i) => `  ${i + 1}. ${PROJECT}:${p.key} = ${JSON.stringify(p.value)}: ${p.fix}`);
+  return `odoo-stack: ${problems.length} configuration problem${problems.length === 1 ? "" : "s"}; nothing was created:\n${lines.join("\n")}`;
+}
+
+/** Raw config: key (no namespace) → value as Pulumi gives it (strings; objects as JSON text or parsed). */
+export type RawConfig = Readonly<Record<string, unknown>>;
+
+/** Looks up instance specs by type name; undefined when the type does not exist. */
+export type InstanceSpecLookup = (instanceType: string) => InstanceSpec | undefined;
+
+// A DNS hostname: labels of 1–63 letters, digits and inner hyphens, at least two labels.
+const HOSTNAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
+const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const RESERVED_DB_NAMES = new Set(["postgres", "template0", "template1", "pgbouncer"]);
+const SG_ID = /^sg-[0-9a-f]{8,17}$/;
+const ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const SSM_NAME = /^\/[A-Za-z0-9_.\-/]+$/;
+const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
+
+/**
+ * Validates the raw config and resolves defaults. `specs` resolves instance types (AWS's
+ * answer, or the static table). Throws ConfigError with every problem found.
+ */
+export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpecLookup): StackSettings {
+  const problems: ConfigProblem[] = [];
+  const add = (key: string, value: unknown, fix: string) => problems.push({ key, value, fix });
+
+  for (const key of Object.keys(raw)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+      add(key, raw[key], `is not a setting of odoo-stack; known keys: ${[...CONFIG_KEYS].sort().join(", ")}`);
+    }
+  }
+  if (!REGION.test(region)) add("aws:region", region, "must be an AWS region such as eu-west-1 (set aws:region)");
+
+  const value = (key: string): unknown => {
+    const v = raw[key];
+    if (typeof v !== "string") return v;
+    const t = v.trim();
+    if (t.startsWith("{") || t.startsWith("[")) {
+      try {
+        return JSON.parse(t);
+      } catch {
+        add(key, v, "is not valid JSON; write it as a YAML list or map in the stack file");
+        return undefined;
+      }
+    }
+    return v;
+  };
+  const str = (key: string, fallback?: string): string | undefined => {
+    const v = value(key);
+    if (v === undefined) return fallback;
+    if (typeof v !== "string" || v.trim() === "") {
+      add(key, v, "must be a non-empty string");
+      return fallback;
+    }
+    return v.trim();
+  };
+  const int = (key: string, fallback: number, min: number, max: number, why = ""): number => {
+    const v = value(key);
+    if (v === undefined) return fallback;
+    const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      add(key, v, `must be a whole number from ${min} to ${max}${why}`);
+      return fallback;
+    }
+    return n;
+  };
+  const list = (key: string, fallback: readonly string[]): string[] => {
+    const v = value(key);
+    if (v === undefined) return [...fallback];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+      add(key, v, "must be a list of strings");
+      return [...fallback];
+    }
+    return v as string[];
+  };
+  const object = (key: string): Record<string, unknown> => {
+    const v = value(key);
+    if (v === undefined) return {};
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      add(key, v, "must be a map");
+      return {};
+    }
+    return v as Record<string, unknown>;
+  };
+  const overrides = <K extends string>(key: string, allowed: readonly K[], min = 0): Partial<Record<K, number>> => {
+    const o = object(key);
+    const out: Partial<Record<K, number>> = {};
+    for (const [k, v] of Object.entries(o)) {
+      if (!(allowed as readonly string[]).includes(k)) {
+        add(`${key}.${k}`, v, `is not a ${key} setting; allowed: ${[...allowed].sort().join(", ")}`);
+        continue;
+      }
+      if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+        add(`${key}.${k}`, v, `must be a whole number ≥ ${min}`);
+        continue;
+      }
+      out[k as K] = v;
+    }
+    return out;
+  };
+
+  // --- names -------------------------------------------------------------------------------
+  const domain = (str("domain") ?? "").toLowerCase();
+  if (!domain) add("domain", raw["domain"], "is required: the public hostname of Odoo, e.g. erp.example.com");
+  else if (!HOSTNAME.test(domain)) add("domain", domain, "must be a DNS hostname such as erp.example.com (letters, digits, hyphens, dots)");
+  const internalZone = (str("internalZone", DEFAULTS.internalZone) ?? DEFAULTS.internalZone).toLowerCase();
+  if (!HOSTNAME.test(internalZone)) add("internalZone", internalZone, "must be a DNS zone name such as odoo.internal");
+  if (domain && internalZone && (domain === internalZone || domain.endsWith(`.${internalZone}`))) {
+    add("internalZone", internalZone, `must not contain the public domain ${domain}; pick a private name such as odoo.internal`);
+  }
+
+  // --- network -----------------------------------------------------------------------------
+  const vpcCidrText = str("vpcCidr", DEFAULTS.vpcCidr) ?? DEFAULTS.vpcCidr;
+  const vpc = parseCidr(vpcCidrText);
+  if (!vpc) add("vpcCidr", vpcCidrText, "must be an IPv4 CIDR with no host bits set, e.g. 10.40.0.0/16");
+  else if (!isPrivate(vpc)) add("vpcCidr", vpcCidrText, "must be inside an RFC 1918 range (10/8, 172.16/12, 192.168/16)");
+  else if (vpc.prefix < 16 || vpc.prefix > 24) add("vpcCidr", vpcCidrText, "must have a prefix from /16 to /24 (AWS VPC limits, room for subnets)");
+
+  const azCount = int("availabilityZoneCount", DEFAULTS.availabilityZoneCount, 2, 6, " (at least 2 AZs for the subnets; at most the region's)");
+  const natGateways = str("natGateways", DEFAULTS.natGateways);
+  if (natGateways !== "single" && natGateways !== "perAz") add("natGateways", natGateways, 'must be "single" or "perAz"');
+
+  const defaultSubnets = (offset: number): string[] =>
+    vpc && vpc.prefix <= 22 ? Array.from({ length: azCount }, (_, i) => formatCidr(subnet(vpc, vpc.prefix + 4, offset + i))) : [];
+  const publicSubnetCidrs = list("publicSubnetCidrs", defaultSubnets(0));
+  const privateSubnetCidrs = list("privateSubnetCidrs", defaultSubnets(8));
+  const parsedSubnets: { key: string; text: string; cidr: Cidr }[] = [];
+  for (const [key, cidrs] of [["publicSubnetCidrs", publicSubnetCidrs], ["privateSubnetCidrs", privateSubnetCidrs]] as const) {
+    if (cidrs.length !== azCount) {
+      add(key, cidrs, `must list exactly one CIDR per availability zone (availabilityZoneCount = ${azCount})`);
+    }
+    cidrs.forEach((text, i) => {
+      const c = parseCidr(text);
+      if (!c) add(`${key}[${i}]`, text, "must be an IPv4 CIDR with no host bits set, e.g. 10.40.16.0/20");
+      else if (vpc && !contains(vpc, c)) add(`${key}[${i}]`, text, `must lie inside vpcCidr ${vpcCidrText}`);
+      else if (c.prefix > 28) add(`${key}[${i}]`, text, "must be /28 or larger (AWS subnet minimum)");
+      else parsedSubnets.push({ key: `${key}[${i}]`, text, cidr: c });
+    });
+  }
+  for (let i = 0; i < parsedSubnets.length; i++) {
+    for (let j = i + 1; j < parsedSubnets.length; j++) {
+      if (overlaps(parsedSubnets[i].cidr, parsedSubnets[j].cidr)) {
+        add(parsedSubnets[j].key, parsedSubnets[j].text, `overlaps ${parsedSubnets[i].key} (${parsedSubnets[i].text}); subnets must be disjoint`);
+      }
+    }
+  }
+  if (!vpc && publicSubnetCidrs.length === 0) add("vpcCidr", vpcCidrText, "is needed to derive default subnets");
+
+  const odooInternalCidrs = list("odooInternalCidrs", DEFAULTS.odooInternalCidrs);
+  odooInternalCidrs.forEach((text, i) => {
+    const c = parseCidr(text);
+    if (!c) add(`odooInternalCidrs[${i}]`, text, "must be an IPv4 CIDR with no host bits set");
+    else if (!isPrivate(c) || cidrSize(c) > 2 ** 24) {
+      add(`odooInternalCidrs[${i}]`, text, "must be a private (RFC 1918) range: 8069/8072 accept only the proxy and the internal network (NET-4); public users come through https://" + (domain || "<domain>"));
+    }
+  });
+
+  const bastion = str("bastionSecurityGroupId");
+  if (bastion !== undefined && !SG_ID.test(bastion)) add("bastionSecurityGroupId", bastion, "must be a security group id such as sg-0123456789abcdef0 (NET-6)");
+
+  // --- Odoo --------------------------------------------------------------------------------
+  const odooVersion = str("odooVersion", DEFAULTS.odooVersion) ?? DEFAULTS.odooVersion;
+  if (!(SUPPORTED_ODOO_VERSIONS as readonly string[]).includes(odooVersion)) {
+    add("odooVersion", odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}`);
+  }
+  const odooInstances = int("odooInstances", DEFAULTS.odooInstances, 1, 16);
+
+  const databases = list("databases", DEFAULTS.databases);
+  if (databases.length === 0) add("databases", databases, "must name at least one Odoo database");
+  const seen = new Set<string>();
+  databases.forEach((db, i) => {
+    if (!DB_NAME.test(db)) add(`databases[${i}]`, db, "must be a lower-case PostgreSQL identifier: letters, digits, underscores, not starting with a digit, at most 63 characters");
+    else if (RESERVED_DB_NAMES.has(db)) add(`databases[${i}]`, db, "is reserved (postgres carries Odoo's LISTEN session pool; pgbouncer is the admin console); pick another name");
+    if (seen.has(db)) add(`databases[${i}]`, db, "is listed twice");
+    seen.add(db);
+  });
+  const defaultDbfilter = databases.length === 1 ? `^${databases[0]}$` : "^%d$";
+  const dbfilter = str("dbfilter", defaultDbfilter) ?? defaultDbfilter;
+  try {
+    new RegExp(dbfilter.replace(/%[dh]/g, "x"));
+  } catch {
+    add("dbfilter", dbfilter, "must be a valid regular expression (Odoo substitutes %d and %h) (ODOO-3)");
+  }
+  if (dbfilter === ".*" || dbfilter === "") add("dbfilter", dbfilter, "must restrict databases, e.g. ^%d$ or ^mydb$ (ODOO-3)");
+
+  // --- instances and sizing -------------------------------------------------------------------
+  const instanceTypes: InstanceTypes = {
+    proxy: str("proxyInstanceType", DEFAULTS.instanceTypes.proxy) ?? DEFAULTS.instanceTypes.proxy,
+    odoo: str("odooInstanceType", DEFAULTS.instanceTypes.odoo) ?? DEFAULTS.instanceTypes.odoo,
+    pgbouncer: str("pgbouncerInstanceType", DEFAULTS.instanceTypes.pgbouncer) ?? DEFAULTS.instanceTypes.pgbouncer,
+    postgres: str("postgresInstanceType", DEFAULTS.instanceTypes.postgres) ?? DEFAULTS.instanceTypes.postgres,
+  };
+  const resolved: Partial<Record<keyof InstanceTypes, InstanceSpec>> = {};
+  for (const role of Object.keys(instanceTypes) as (keyof InstanceTypes)[]) {
+    const spec = specs(instanceTypes[role]);
+    if (!spec) add(`${role}InstanceType`, instanceTypes[role], "is not an EC2 instance type this region offers; use e.g. m6i.xlarge (Odoo), r6i.large (PostgreSQL), t3.small (proxy, PgBouncer)");
+    else resolved[role] = spec;
+  }
+  if (resolved.postgres && resolved.postgres.memoryMiB < 2048) {
+    add("postgresInstanceType", instanceTypes.postgres, "must have at least 2 GiB of memory for PostgreSQL; use e.g. r6i.large");
+  }
+
+  const postgresDataVolumeGiB = int("postgresDataVolumeGiB", DEFAULTS.postgresDataVolumeGiB, 20, 16384);
+  const backupRetentionDays = int("backupRetentionDays", DEFAULTS.backupRetentionDays, 7, 3650, " (BACKUP-1)");
+
+  const odooOverrides = overrides("odoo", OVERRIDE_KEYS.odoo);
+  const pgbouncerOverrides = overrides("pgbouncer", OVERRIDE_KEYS.pgbouncer);
+  const postgresOverrides = overrides("postgres", OVERRIDE_KEYS.postgres);
+
+  let sizing: Sizing | undefined;
+  if (resolved.odoo && resolved.postgres) {
+    const input = {
+      odoo: resolved.odoo,
+      postgres: resolved.postgres,
+      odooInstances,
+      databaseCount: Math.max(1, databases.length),
+      odooOverrides,
+      pgbouncerOverrides,
+      postgresOverrides,
+    };
+    sizing = computeSizing(input);
+    for (const p of checkSizing(sizing, input)) add(p.key, p.value, p.message);
+  }
+
+  // --- TLS, alarms, tags ----------------------------------------------------------------------
+  const tlsRaw = object("tls");
+  const tlsMode = tlsRaw.mode ?? DEFAULTS.tlsMode;
+  let tls: TlsSettings | undefined;
+  const tlsKnown = tlsMode === "acme" ? ["mode", "email", "hostedZoneId", "staging"] : ["mode", "certificateParameter", "privateKeyParameter"];
+  for (const k of Object.keys(tlsRaw)) if (!tlsKnown.includes(k)) add(`tls.${k}`, tlsRaw[k], `is not a tls setting for mode ${JSON.stringify(tlsMode)}; allowed: ${tlsKnown.join(", ")}`);
+  if (tlsMode === "acme") {
+    const email = tlsRaw.email;
+    const zone = tlsRaw.hostedZoneId;
+    if (typeof email !== "string" || !EMAIL.test(email)) add("tls.email", email, "is required for ACME: the address Let's Encrypt writes to about expiry");
+    if (typeof zone !== "string" || !ZONE_ID.test(zone)) add("tls.hostedZoneId", zone, "is required for ACME DNS-01: the Route 53 public hosted zone id of the domain, e.g. Z0123456789ABCDEFGHIJ");
+    const staging = tlsRaw.staging ?? DEFAULTS.acmeStaging;
+    if (typeof staging !== "boolean") add("tls.staging", staging, "must be true or false");
+    tls = { mode: "acme", email: String(email), hostedZoneId: String(zone), staging: staging === true };
+  } else if (tlsMode === "imported") {
+    const cert = tlsRaw.certificateParameter;
+    const key = tlsRaw.privateKeyParameter;
+    if (typeof cert !== "string" || !SSM_NAME.test(cert)) add("tls.certificateParameter", cert, "must name the SSM parameter holding the PEM chain, e.g. /odoo/prod/tls/fullchain");
+    if (typeof key !== "string" || !SSM_NAME.test(key)) add("tls.privateKeyParameter", key, "must name the SecureString SSM parameter holding the PEM key, e.g. /odoo/prod/tls/privkey");
+    tls = { mode: "imported", certificateParameter: String(cert), privateKeyParameter: String(key) };
+  } else {
+    add("tls.mode", tlsMode, 'must be "acme" (Let\'s Encrypt via Route 53 DNS-01) or "imported" (a certificate you keep in SSM)');
+  }
+
+  const alarmEmail = str("alarmEmail");
+  if (alarmEmail !== undefined && !EMAIL.test(alarmEmail)) add("alarmEmail", alarmEmail, "must be an e-mail address for the alarm topic (OBS-1)");
+
+  const tagsRaw = object("tags");
+  const tags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(tagsRaw)) {
+    if (typeof v !== "string") add(`tags.${k}`, v, "must be a string");
+    else if (k.toLowerCase().startsWith("aws:")) add(`tags.${k}`, v, "uses the reserved aws: prefix");
+    else tags[k] = v;
+  }
+
+  if (problems.length > 0 || !sizing || !tls || !vpc) throw new ConfigError(problems);
+
+  return {
+    region,
+    domain,
+    internalZone,
+    vpcCidr: vpcCidrText,
+    publicSubnetCidrs,
+    privateSubnetCidrs,
+    availabilityZoneCount: azCount,
+    natGateways: natGateways as "single" | "perAz",
+    odooVersion: odooVersion as OdooVersion,
+    odooInstances,
+    instanceTypes,
+    databases,
+    dbfilter,
+    postgresDataVolumeGiB,
+    bastionSecurityGroupId: bastion,
+    odooInternalCidrs,
+    tls,
+    alarmEmail,
+    backupRetentionDays,
+    sizing,
+    overrides: { odoo: odooOverrides, pgbouncer: pgbouncerOverrides, postgres: postgresOverrides },
+    tags,
+  };
+}

@@ -1,0 +1,118 @@
+// The stack model: validated settings plus every name derived from them (DNS names, SSM
+// parameter paths, on-host paths). Pure: renderers, components, policies and tests all read
+// names from here, so a name is spelled once.
+import type { StackSettings } from "./config";
+
+/** A host of the stack. Odoo hosts are numbered from 1; host 1 runs the crons. */
+export type HostRole = "proxy" | "odoo" | "pgbouncer" | "postgres";
+
+export interface HostId {
+  readonly role: HostRole;
+  /** Unique, stable id: "proxy", "odoo-1", "odoo-2", "pgbouncer", "postgres". */
+  readonly id: string;
+  /** Private DNS name in the internal zone; what TLS SANs carry (TLS-3). */
+  readonly fqdn: string;
+  /** Only odoo-1 runs crons (max_cron_threads > 0); every other Odoo host gets 0. */
+  readonly runsCron: boolean;
+}
+
+/** Database roles the stack creates on PostgreSQL. */
+export const DB_ROLES = {
+  /** Odoo's application role: owns the Odoo databases, per-role timeouts (PG-2). */
+  odoo: "odoo",
+  /** PgBouncer's SHOW POOLS / SHOW STATS reader (OBS-1, OBS-2); admin console only. */
+  stats: "pgbouncer_stats",
+  /** The metrics collector on the database host (OBS-7): pg_monitor. */
+  monitor: "odoo_stack_monitor",
+} as const;
+
+/** On-host paths (Debian 12 packages' layout), shared by renderers, cloud-init and tests. */
+export const PATHS = {
+  odooConf: "/etc/odoo/odoo.conf",
+  odooLogDir: "/var/log/odoo",
+  odooLogFile: "/var/log/odoo/odoo-server.log",
+  odooDataDir: "/var/lib/odoo",
+  odooCoreAddons: "/usr/lib/python3/dist-packages/odoo/addons",
+  odooCustomAddons: "/opt/odoo/custom-addons",
+  odooLogrotate: "/etc/logrotate.d/odoo",
+  nginxConf: "/etc/nginx/nginx.conf",
+  nginxSite: "/etc/nginx/conf.d/odoo.conf",
+  nginxTlsDir: "/etc/nginx/tls",
+  pgbouncerIni: "/etc/pgbouncer/pgbouncer.ini",
+  pgbouncerUserlist: "/etc/pgbouncer/userlist.txt",
+  pgbouncerTlsDir: "/etc/pgbouncer/tls",
+  pgbouncerLimits: "/etc/systemd/system/pgbouncer.service.d/odoo-stack.conf",
+  postgresConfDir: "/etc/postgresql/15/main",
+  postgresConf: "/etc/postgresql/15/main/conf.d/90-odoo-stack.conf",
+  postgresHba: "/etc/postgresql/15/main/pg_hba.conf",
+  postgresTlsDir: "/etc/postgresql/15/main/tls",
+  postgresBootstrapSql: "/etc/odoo-stack/bootstrap.sql",
+  postgresDataMount: "/var/lib/postgresql",
+  caCert: "/usr/local/share/ca-certificates/odoo-stack-internal-ca.crt",
+  applyScript: "/usr/local/sbin/odoo-stack-apply",
+  manifest: "/etc/odoo-stack/manifest.json",
+} as const;
+
+/**
+ * A reference to an SSM parameter, resolved on the host at apply time by the apply script.
+ * Rendered files carry these instead of secrets (DESIGN principle 5).
+ */
+export const secretRef = (parameterPath: string): string => `{{ssm:${parameterPath}}}`;
+/** Matches every secretRef in a rendered file; group 1 is the parameter path. */
+export const SECRET_REF = /\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g;
+
+export interface StackModel {
+  readonly project: string;
+  readonly stack: string;
+  readonly settings: StackSettings;
+  readonly hosts: {
+    readonly proxy: HostId;
+    readonly odoo: readonly HostId[];
+    readonly pgbouncer: HostId;
+    readonly postgres: HostId;
+  };
+  /** SSM parameter paths; SecureString for secrets, String for certificates. */
+  readonly parameters: {
+    readonly odooAdminPassword: string;
+    readonly odooDbPassword: string;
+    readonly odooDbScramVerifier: string;
+    readonly statsPassword: string;
+    readonly statsScramVerifier: string;
+    readonly monitorPassword: string;
+    readonly backupCipherPass: string;
+    readonly caCert: string;
+    readonly hostCert: (hostId: string) => string;
+    readonly hostKey: (hostId: string) => string;
+  };
+  /** Every host, in a stable order. */
+  readonly allHosts: readonly HostId[];
+}
+
+export function buildModel(stack: string, settings: StackSettings, project = "odoo-stack"): StackModel {
+  const zone = settings.internalZone;
+  const host = (role: HostRole, id: string, runsCron = false): HostId => ({ role, id, fqdn: `${id}.${zone}`, runsCron });
+  const odoo = Array.from({ length: settings.odooInstances }, (_, i) => host("odoo", `odoo-${i + 1}`, i === 0));
+  const proxy = host("proxy", "proxy");
+  const pgbouncer = host("pgbouncer", "pgbouncer");
+  const postgres = host("postgres", "postgres");
+  const p = (name: string) => `/${project}/${stack}/${name}`;
+  return {
+    project,
+    stack,
+    settings,
+    hosts: { proxy, odoo, pgbouncer, postgres },
+    parameters: {
+      odooAdminPassword: p("odoo/admin-passwd"),
+      odooDbPassword: p("odoo/db-password"),
+      odooDbScramVerifier: p("pgbouncer/odoo-scram-verifier"),
+      statsPassword: p("pgbouncer/stats-password"),
+      statsScramVerifier: p("pgbouncer/stats-scram-verifier"),
+      monitorPassword: p("postgres/monitor-password"),
+      backupCipherPass: p("backup/cipher-pass"),
+      caCert: p("tls/ca-cert"),
+      hostCert: (id) => p(`tls/${id}/cert`),
+      hostKey: (id) => p(`tls/${id}/key`),
+    },
+    allHosts: [proxy, ...odoo, pgbouncer, postgres],
+  };
+}

@@ -1,0 +1,55 @@
+// The one port catalog (DESIGN principle 3): security groups, renderers and policies all
+// read these numbers, so a port can never be opened in one place and served on another.
+
+export interface PortSpec {
+  readonly port: number;
+  readonly protocol: "tcp";
+  readonly description: string;
+}
+
+export const PORTS = {
+  https: { port: 443, protocol: "tcp", description: "HTTPS (reverse proxy, public)" },
+  odooHttp: { port: 8069, protocol: "tcp", description: "Odoo HTTP (workers)" },
+  odooGevent: { port: 8072, protocol: "tcp", description: "Odoo gevent / websocket" },
+  pgbouncer: { port: 6432, protocol: "tcp", description: "PgBouncer" },
+  postgres: { port: 5432, protocol: "tcp", description: "PostgreSQL" },
+} as const satisfies Record<string, PortSpec>;
+
+export type PortName = keyof typeof PORTS;
+
+/** The host roles of the stack; each has one security group. */
+export const ROLES = ["proxy", "odoo", "pgbouncer", "postgres"] as const;
+export type Role = (typeof ROLES)[number];
+
+/**
+ * Who may talk to whom, and on which port. Security-group ingress and egress rules are
+ * generated from this table and nothing else; the policy pack checks deployed rules
+ * against the same table.
+ */
+export interface Flow {
+  readonly from: Role;
+  readonly to: Role;
+  readonly port: PortName;
+  readonly checklist: string;
+}
+
+export const FLOWS: readonly Flow[] = [
+  { from: "proxy", to: "odoo", port: "odooHttp", checklist: "NET-4" },
+  { from: "proxy", to: "odoo", port: "odooGevent", checklist: "NET-4" },
+  { from: "odoo", to: "pgbouncer", port: "pgbouncer", checklist: "NET-5" },
+  { from: "pgbouncer", to: "postgres", port: "postgres", checklist: "NET-6" },
+];
+
+/** The only port the world may reach, and only on the proxy (NET-2, NET-3). */
+export const PUBLIC_INGRESS: { readonly role: Role; readonly port: PortName } = { role: "proxy", port: "https" };
+
+/**
+ * Ports each role may reach outside the VPC: package mirrors (80), and AWS APIs / SSM / S3 /
+ * ACME (443). Inbound is governed by FLOWS alone.
+ */
+export const WORLD_EGRESS_PORTS: readonly number[] = [80, 443];
+
+/** Which roles may reach `port` on `role`, per FLOWS. */
+export function allowedSources(role: Role, port: number): Role[] {
+  return FLOWS.filter((f) => f.to === role && PORTS[f.port].port === port).map((f) => f.from);
+}

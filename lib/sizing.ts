@@ -1,0 +1,367 @@
+// Sizing is one pure module (DESIGN principle 2): instance shape → Odoo workers and limits →
+// PgBouncer pools → PostgreSQL max_connections. Every number has a named formula with its
+// source; overrides are accepted only when the invariants at the bottom still hold.
+import type { InstanceSpec } from "./instance-types";
+
+export interface OdooSizingOverrides {
+  readonly workers?: number;
+  readonly maxCronThreads?: number;
+  readonly limitMemorySoftMiB?: number;
+  readonly limitMemoryHardMiB?: number;
+  readonly limitTimeCpu?: number;
+  readonly limitTimeReal?: number;
+  readonly limitTimeRealCron?: number;
+  readonly limitRequest?: number;
+  readonly dbMaxconn?: number;
+}
+
+export interface PgbouncerSizingOverrides {
+  readonly defaultPoolSize?: number;
+  readonly reservePoolSize?: number;
+  readonly maxClientConn?: number;
+  readonly maxDbConnections?: number;
+}
+
+export interface PostgresSizingOverrides {
+  readonly maxConnections?: number;
+  readonly statementTimeoutMs?: number;
+  readonly lockTimeoutMs?: number;
+  readonly idleInTransactionSessionTimeoutMs?: number;
+}
+
+export interface SizingInput {
+  readonly odoo: InstanceSpec;
+  readonly postgres: InstanceSpec;
+  /** Number of Odoo hosts; exactly one of them runs crons. */
+  readonly odooInstances: number;
+  /** Odoo databases served through PgBouncer in transaction mode. */
+  readonly databaseCount: number;
+  readonly odooOverrides?: OdooSizingOverrides;
+  readonly pgbouncerOverrides?: PgbouncerSizingOverrides;
+  readonly postgresOverrides?: PostgresSizingOverrides;
+}
+
+export interface OdooSizing {
+  readonly workers: number;
+  /** Cron threads on the cron host; every other host gets 0 (LIMIT-2). */
+  readonly maxCronThreads: number;
+  readonly limitMemorySoftBytes: number;
+  readonly limitMemoryHardBytes: number;
+  readonly limitTimeCpu: number;
+  readonly limitTimeReal: number;
+  readonly limitTimeRealCron: number;
+  readonly limitRequest: number;
+  readonly dbMaxconn: number;
+  /** Processes on the cron host: HTTP workers + cron workers + the gevent worker. */
+  readonly processesPerHost: number;
+}
+
+export interface PgbouncerSizing {
+  readonly defaultPoolSize: number;
+  readonly reservePoolSize: number;
+  readonly reservePoolTimeoutSeconds: number;
+  readonly maxClientConn: number;
+  /** Cap per Odoo database (POOL-5). */
+  readonly maxDbConnections: number;
+  /** Cap for the Odoo role over every database: server connections stay bounded by this. */
+  readonly maxUserConnections: number;
+  /** Session-mode pool on the `postgres` database for Odoo's LISTEN connections. */
+  readonly listenPoolSize: number;
+  readonly limitNofile: number;
+}
+
+export interface PostgresSizing {
+  readonly maxConnections: number;
+  readonly superuserReservedConnections: number;
+  readonly sharedBuffersMiB: number;
+  readonly effectiveCacheSizeMiB: number;
+  readonly workMemMiB: number;
+  readonly maintenanceWorkMemMiB: number;
+  readonly statementTimeoutMs: number;
+  readonly lockTimeoutMs: number;
+  readonly idleInTransactionSessionTimeoutMs: number;
+  /** Slots kept outside PgBouncer's pools: the breakdown behind max_connections. */
+  readonly slots: {
+    readonly pools: number;
+    readonly listen: number;
+    readonly stats: number;
+    readonly backup: number;
+    readonly monitoring: number;
+    readonly admin: number;
+    readonly superuserReserved: number;
+  };
+}
+
+export interface Sizing {
+  readonly odoo: OdooSizing;
+  readonly pgbouncer: PgbouncerSizing;
+  readonly postgres: PostgresSizing;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Odoo's deployment guide, "Worker number calculation": rule of thumb (#CPU × 2) + 1.
+ * https://www.odoo.com/documentation/17.0/administration/on_premise/deploy.html#worker-number-calculation
+ */
+export const workersFromCpu = (vcpu: number): number => vcpu * 2 + 1;
+
+/**
+ * Memory the OS, the page cache floor and the gevent worker keep: max(1 GiB, 10 % of RAM).
+ */
+export const osReserveMiB = (memoryMiB: number): number => Math.max(1024, Math.ceil(memoryMiB * 0.1));
+
+/**
+ * Odoo's guide, "Memory size calculation": 20 % of requests are heavy (~1 GiB) and 80 % light
+ * (~150 MiB). A worker must be able to serve a heavy request, so we budget 1 GiB per process
+ * when deciding how many fit.
+ */
+export const HEAVY_REQUEST_MIB = 1024;
+
+/** Odoo's own default hard limit (odoo/tools/config.py: limit_memory_hard = 2560 MiB). */
+export const ODOO_DEFAULT_LIMIT_MEMORY_HARD_MIB = 2560;
+
+/** Every process that can connect: HTTP workers, cron workers and the one gevent worker. */
+export const odooProcesses = (workers: number, cronThreads: number): number => workers + cronThreads + 1;
+
+/**
+ * limit_memory_hard: the usable RAM split over every Odoo process, capped at Odoo's default,
+ * so that all processes at their hard limit still fit in RAM (DESIGN principle 2).
+ */
+export const limitMemoryHardMiB = (memoryMiB: number, processes: number): number =>
+  Math.min(ODOO_DEFAULT_LIMIT_MEMORY_HARD_MIB, Math.floor((memoryMiB - osReserveMiB(memoryMiB)) / processes));
+
+/** limit_memory_soft at 80 % of hard: Odoo recycles the worker gracefully before the kill. */
+export const limitMemorySoftMiB = (hardMiB: number): number => Math.floor(hardMiB * 0.8);
+
+/**
+ * Default time limits. PDF reports and imports are long requests (PROXY-5), so the real-time
+ * limit is generous; the proxy's timeouts are derived from it (proxyTimeoutSeconds).
+ */
+export const DEFAULT_LIMIT_TIME_CPU = 600;
+export const DEFAULT_LIMIT_TIME_REAL = 1200;
+/** Crons: batching and no long transactions (LIMIT-4): a cron run is bounded like a request. */
+export const DEFAULT_LIMIT_TIME_REAL_CRON = 1200;
+/** Odoo's default: a worker is recycled after this many requests, bounding leaks. */
+export const DEFAULT_LIMIT_REQUEST = 65536;
+/** Conservative until measured (LIMIT-2). */
+export const DEFAULT_MAX_CRON_THREADS = 1;
+/**
+ * Odoo's per-process connection pool. A prefork worker serves one request at a time and
+ * holds at most a couple of cursors; 8 leaves room without letting one process flood
+ * PgBouncer (Odoo's default of 64 is sized for the threaded server).
+ */
+export const DEFAULT_DB_MAXCONN = 8;
+
+/**
+ * Proxy timeouts outlive Odoo's own limit so Odoo, not nginx, ends a long request and logs
+ * why (PROXY-5).
+ */
+export const proxyTimeoutSeconds = (limitTimeReal: number): number => limitTimeReal + 30;
+
+/**
+ * PgBouncer transaction pool per Odoo database: one server connection per process that can
+ * be inside a transaction at once, over every Odoo host (HTTP workers + cron threads).
+ * https://www.pgbouncer.org/config.html#default_pool_size
+ */
+export const defaultPoolSize = (workers: number, cronThreads: number, hosts: number): number =>
+  workers * hosts + cronThreads;
+
+/** Short peaks borrow up to 25 % more, at least 2 (POOL-3). */
+export const reservePoolSize = (pool: number): number => Math.max(2, Math.ceil(pool * 0.25));
+
+/**
+ * LISTEN connections: Odoo's gevent worker (bus) and each cron thread LISTEN on the
+ * `postgres` database; they need a session pool (DESIGN principle 7). +2 for restarts that
+ * overlap with the old process still connected.
+ */
+export const listenPoolSize = (cronThreads: number, hosts: number): number => hosts + cronThreads + 2;
+
+/**
+ * max_client_conn: every Odoo process may open db_maxconn connections (POOL-4), over every
+ * host, plus 25 % for peaks and restarts, plus admin/stats/monitoring clients.
+ */
+export const ADMIN_CLIENTS = 10;
+export const maxClientConn = (processesPerHost: number, hosts: number, dbMaxconn: number): number =>
+  Math.ceil(processesPerHost * hosts * dbMaxconn * 1.25) + ADMIN_CLIENTS;
+
+/**
+ * File descriptors: one per client plus one per server connection, doubled for TLS and
+ * bursts, never below 4096. https://www.pgbouncer.org/config.html#max_client_conn
+ */
+export const pgbouncerNofile = (maxClient: number, serverConnections: number): number =>
+  Math.max(4096, 2 * (maxClient + serverConnections));
+
+/** Connections PostgreSQL keeps for what does not go through the Odoo pools. */
+export const POSTGRES_RESERVED = {
+  /** PgBouncer's stats user queries through its own small pool. */
+  stats: 2,
+  /** pgBackRest: backup + archive-push + check. */
+  backup: 4,
+  /** The metrics collector on the database host. */
+  monitoring: 2,
+  /** A DBA in psql during an incident. */
+  admin: 3,
+  /** PostgreSQL's superuser_reserved_connections default. */
+  superuserReserved: 3,
+} as const;
+
+/** PostgreSQL tuning guide: shared_buffers 25 % of RAM, effective_cache_size 75 %. */
+export const sharedBuffersMiB = (memoryMiB: number): number => Math.floor(memoryMiB / 4);
+export const effectiveCacheSizeMiB = (memoryMiB: number): number => Math.floor((memoryMiB * 3) / 4);
+/** work_mem: what shared_buffers leaves, over 3 sorts per connection; at least 4 MiB. */
+export const workMemMiB = (memoryMiB: number, maxConnections: number): number =>
+  Math.max(4, Math.floor((memoryMiB - sharedBuffersMiB(memoryMiB)) / (maxConnections * 3)));
+/** maintenance_work_mem: RAM/16, capped at 2 GiB (autovacuum and index builds, PG-4). */
+export const maintenanceWorkMemMiB = (memoryMiB: number): number => Math.min(2048, Math.floor(memoryMiB / 16));
+
+/**
+ * Per-role timeouts (PG-2), set with ALTER ROLE so they survive transaction pooling.
+ * A statement over 2 minutes in Odoo is a runaway; a lock wait over 30 s is a queue forming;
+ * a transaction idle for longer than a request may live holds a pooled server connection.
+ */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 120_000;
+export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+export const idleInTransactionTimeoutMs = (limitTimeReal: number): number => limitTimeReal * 1000;
+
+/** Resolves every number; overrides win where given. Call checkSizing() on the result. */
+export function computeSizing(input: SizingInput): Sizing {
+  const o = input.odooOverrides ?? {};
+  const b = input.pgbouncerOverrides ?? {};
+  const p = input.postgresOverrides ?? {};
+  const hosts = input.odooInstances;
+
+  const maxCronThreads = o.maxCronThreads ?? DEFAULT_MAX_CRON_THREADS;
+  const memWorkers = Math.floor((input.odoo.memoryMiB - osReserveMiB(input.odoo.memoryMiB)) / HEAVY_REQUEST_MIB) - maxCronThreads - 1;
+  const workers = o.workers ?? Math.max(2, Math.min(workersFromCpu(input.odoo.vcpu), memWorkers));
+  const processesPerHost = odooProcesses(workers, maxCronThreads);
+  const hardMiB = o.limitMemoryHardMiB ?? limitMemoryHardMiB(input.odoo.memoryMiB, processesPerHost);
+  const softMiB = o.limitMemorySoftMiB ?? limitMemorySoftMiB(hardMiB);
+  const limitTimeReal = o.limitTimeReal ?? DEFAULT_LIMIT_TIME_REAL;
+  const dbMaxconn = o.dbMaxconn ?? DEFAULT_DB_MAXCONN;
+
+  const pool = b.defaultPoolSize ?? defaultPoolSize(workers, maxCronThreads, hosts);
+  const reserve = b.reservePoolSize ?? reservePoolSize(pool);
+  const maxDbConnections = b.maxDbConnections ?? pool + reserve;
+  const maxUserConnections = pool + reserve;
+  const listen = listenPoolSize(maxCronThreads, hosts);
+  const maxClient = b.maxClientConn ?? maxClientConn(processesPerHost, hosts, dbMaxconn);
+
+  const pools = maxUserConnections;
+  const r = POSTGRES_RESERVED;
+  const maxConnections =
+    p.maxConnections ?? pools + listen + r.stats + r.backup + r.monitoring + r.admin + r.superuserReserved;
+
+  return {
+    odoo: {
+      workers,
+      maxCronThreads,
+      limitMemorySoftBytes: softMiB * MiB,
+      limitMemoryHardBytes: hardMiB * MiB,
+      limitTimeCpu: o.limitTimeCpu ?? DEFAULT_LIMIT_TIME_CPU,
+      limitTimeReal,
+      limitTimeRealCron: o.limitTimeRealCron ?? DEFAULT_LIMIT_TIME_REAL_CRON,
+      limitRequest: o.limitRequest ?? DEFAULT_LIMIT_REQUEST,
+      dbMaxconn,
+      processesPerHost,
+    },
+    pgbouncer: {
+      defaultPoolSize: pool,
+      reservePoolSize: reserve,
+      reservePoolTimeoutSeconds: 3,
+      maxClientConn: maxClient,
+      maxDbConnections,
+      maxUserConnections,
+      listenPoolSize: listen,
+      limitNofile: pgbouncerNofile(maxClient, maxUserConnections + listen + r.stats),
+    },
+    postgres: {
+      maxConnections,
+      superuserReservedConnections: r.superuserReserved,
+      sharedBuffersMiB: sharedBuffersMiB(input.postgres.memoryMiB),
+      effectiveCacheSizeMiB: effectiveCacheSizeMiB(input.postgres.memoryMiB),
+      workMemMiB: workMemMiB(input.postgres.memoryMiB, maxConnections),
+      maintenanceWorkMemMiB: maintenanceWorkMemMiB(input.postgres.memoryMiB),
+      statementTimeoutMs: p.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
+      lockTimeoutMs: p.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+      idleInTransactionSessionTimeoutMs: p.idleInTransactionSessionTimeoutMs ?? idleInTransactionTimeoutMs(limitTimeReal),
+      slots: { pools, listen, ...r },
+    },
+  };
+}
+
+/** One broken invariant: the config key a user would change, the value, and the fix. */
+export interface SizingProblem {
+  readonly key: string;
+  readonly value: number;
+  readonly message: string;
+}
+
+/**
+ * The invariants every sizing must keep, overrides included. Returns every broken one; the
+ * config validator turns them into the one error message a user sees.
+ */
+export function checkSizing(s: Sizing, input: SizingInput): SizingProblem[] {
+  const problems: SizingProblem[] = [];
+  const { odoo, pgbouncer, postgres } = s;
+  const hardMiB = odoo.limitMemoryHardBytes / MiB;
+  const softMiB = odoo.limitMemorySoftBytes / MiB;
+  const usableMiB = input.odoo.memoryMiB - osReserveMiB(input.odoo.memoryMiB);
+
+  if (!(odoo.workers >= 2)) {
+    problems.push({ key: "odoo.workers", value: odoo.workers, message: "must be at least 2 (multi-process mode is what enables limits and the gevent worker, LIMIT-1); pick a larger odooInstanceType or set odoo.workers >= 2" });
+  }
+  if (odoo.workers > workersFromCpu(input.odoo.vcpu)) {
+    problems.push({ key: "odoo.workers", value: odoo.workers, message: `must not exceed (vCPU × 2) + 1 = ${workersFromCpu(input.odoo.vcpu)} for this instance type (LIMIT-1); lower it or pick a larger odooInstanceType` });
+  }
+  if (odoo.maxCronThreads < 1 || odoo.maxCronThreads > 2) {
+    problems.push({ key: "odoo.maxCronThreads", value: odoo.maxCronThreads, message: "must be 1 or 2 until cron load is measured (LIMIT-2)" });
+  }
+  if (hardMiB * odoo.processesPerHost > usableMiB) {
+    problems.push({ key: "odoo.limitMemoryHardMiB", value: hardMiB, message: `× ${odoo.processesPerHost} Odoo processes must fit the ${usableMiB} MiB left after the OS reserve (LIMIT-1, LIMIT-3); lower odoo.workers or odoo.limitMemoryHardMiB, or pick a larger odooInstanceType` });
+  }
+  if (!(softMiB < hardMiB)) {
+    problems.push({ key: "odoo.limitMemorySoftMiB", value: softMiB, message: `must be below odoo.limitMemoryHardMiB (${hardMiB}) so workers recycle before they are killed (LIMIT-3)` });
+  }
+  if (!(odoo.limitTimeCpu > 0 && odoo.limitTimeCpu <= odoo.limitTimeReal)) {
+    problems.push({ key: "odoo.limitTimeCpu", value: odoo.limitTimeCpu, message: `must be positive and at most odoo.limitTimeReal (${odoo.limitTimeReal}) (LIMIT-3)` });
+  }
+  if (odoo.dbMaxconn < 2) {
+    problems.push({ key: "odoo.dbMaxconn", value: odoo.dbMaxconn, message: "must be at least 2: a worker opens a second cursor for logging and the registry check" });
+  }
+  const busy = odoo.workers * input.odooInstances + odoo.maxCronThreads;
+  if (pgbouncer.defaultPoolSize < 1) {
+    problems.push({ key: "pgbouncer.defaultPoolSize", value: pgbouncer.defaultPoolSize, message: "must be at least 1 (POOL-2)" });
+  }
+  if (pgbouncer.reservePoolSize < 1) {
+    problems.push({ key: "pgbouncer.reservePoolSize", value: pgbouncer.reservePoolSize, message: "must be at least 1 so short peaks do not queue (POOL-3)" });
+  }
+  if (pgbouncer.defaultPoolSize > busy * 2) {
+    problems.push({ key: "pgbouncer.defaultPoolSize", value: pgbouncer.defaultPoolSize, message: `must not exceed twice the Odoo processes that can hold a transaction (${busy}): extra server connections only load PostgreSQL (POOL-2)` });
+  }
+  const clientsNeeded = odoo.processesPerHost * input.odooInstances * odoo.dbMaxconn;
+  if (pgbouncer.maxClientConn < clientsNeeded) {
+    problems.push({ key: "pgbouncer.maxClientConn", value: pgbouncer.maxClientConn, message: `must cover every Odoo process × db_maxconn = ${clientsNeeded} (POOL-4); raise it or lower odoo.dbMaxconn` });
+  }
+  if (pgbouncer.maxDbConnections < pgbouncer.defaultPoolSize) {
+    problems.push({ key: "pgbouncer.maxDbConnections", value: pgbouncer.maxDbConnections, message: `must be at least pgbouncer.defaultPoolSize (${pgbouncer.defaultPoolSize}) (POOL-5)` });
+  }
+  const serverSide = postgres.slots.pools + postgres.slots.listen + postgres.slots.stats + postgres.slots.backup + postgres.slots.monitoring + postgres.slots.admin + postgres.slots.superuserReserved;
+  if (postgres.maxConnections < serverSide) {
+    problems.push({ key: "postgres.maxConnections", value: postgres.maxConnections, message: `must cover PgBouncer's pools + reserves (${postgres.slots.pools}) + LISTEN pool (${postgres.slots.listen}) + stats, backup, monitoring, admin and superuser slots = ${serverSide} (PG-1)` });
+  }
+  if (postgres.maxConnections > 5000) {
+    problems.push({ key: "postgres.maxConnections", value: postgres.maxConnections, message: "must stay at most 5000: beyond that PostgreSQL spends its memory on backends; pool instead (PG-1)" });
+  }
+  const timeouts: [string, number][] = [
+    ["postgres.statementTimeoutMs", postgres.statementTimeoutMs],
+    ["postgres.lockTimeoutMs", postgres.lockTimeoutMs],
+    ["postgres.idleInTransactionSessionTimeoutMs", postgres.idleInTransactionSessionTimeoutMs],
+  ];
+  for (const [key, value] of timeouts) {
+    if (!(value >= 1000)) {
+      problems.push({ key, value, message: "must be at least 1000 ms; 0 disables the timeout, which PG-2 forbids" });
+    }
+  }
+  return problems;
+}
