@@ -1,6 +1,7 @@
 // The stack model: validated settings plus every name derived from them (DNS names, SSM
 // parameter paths, on-host paths). Pure: renderers, components, policies and tests all read
 // names from here, so a name is spelled once.
+import { hostAddress, parseCidr, type Cidr } from "./cidr";
 import type { StackSettings } from "./config";
 
 /** A host of the stack. Odoo hosts are numbered from 1; host 1 runs the crons. */
@@ -14,7 +15,20 @@ export interface HostId {
   readonly fqdn: string;
   /** Only odoo-1 runs crons (max_cron_threads > 0); every other Odoo host gets 0. */
   readonly runsCron: boolean;
+  /**
+   * Fixed private address, chosen here so that renderers know it before the instance exists:
+   * Odoo binds http_interface to it (NET-1), nginx and pg_hba name it.
+   */
+  readonly privateIp: string;
+  /** Index into the public (proxy) or private (others) subnet list: which AZ the host is in. */
+  readonly subnetIndex: number;
 }
+
+/**
+ * Host offsets inside a subnet. AWS reserves .0–.3 and the last address; the rest of the
+ * subnet stays free for NAT, endpoints and load balancers.
+ */
+export const HOST_OFFSETS = { proxy: 10, pgbouncer: 11, postgres: 12, odooFirst: 20 } as const;
 
 /** Database roles the stack creates on PostgreSQL. */
 export const DB_ROLES = {
@@ -90,11 +104,24 @@ export interface StackModel {
 
 export function buildModel(stack: string, settings: StackSettings, project = "odoo-stack"): StackModel {
   const zone = settings.internalZone;
-  const host = (role: HostRole, id: string, runsCron = false): HostId => ({ role, id, fqdn: `${id}.${zone}`, runsCron });
-  const odoo = Array.from({ length: settings.odooInstances }, (_, i) => host("odoo", `odoo-${i + 1}`, i === 0));
-  const proxy = host("proxy", "proxy");
-  const pgbouncer = host("pgbouncer", "pgbouncer");
-  const postgres = host("postgres", "postgres");
+  const pub = settings.publicSubnetCidrs.map((c) => parseCidr(c) as Cidr);
+  const priv = settings.privateSubnetCidrs.map((c) => parseCidr(c) as Cidr);
+  const host = (role: HostRole, id: string, subnets: Cidr[], subnetIndex: number, offset: number, runsCron = false): HostId => ({
+    role,
+    id,
+    fqdn: `${id}.${zone}`,
+    runsCron,
+    privateIp: hostAddress(subnets[subnetIndex], offset),
+    subnetIndex,
+  });
+  // Odoo hosts spread over the AZs round-robin (issue: several Odoo hosts); the database tier
+  // sits in the first AZ with PostgreSQL's data volume.
+  const odoo = Array.from({ length: settings.odooInstances }, (_, i) =>
+    host("odoo", `odoo-${i + 1}`, priv, i % priv.length, HOST_OFFSETS.odooFirst + Math.floor(i / priv.length), i === 0),
+  );
+  const proxy = host("proxy", "proxy", pub, 0, HOST_OFFSETS.proxy);
+  const pgbouncer = host("pgbouncer", "pgbouncer", priv, 0, HOST_OFFSETS.pgbouncer);
+  const postgres = host("postgres", "postgres", priv, 0, HOST_OFFSETS.postgres);
   const p = (name: string) => `/${project}/${stack}/${name}`;
   return {
     project,
