@@ -264,7 +264,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       const c = parseCidr(text);
       if (!c) add(`${key}[${i}]`, text, "must be an IPv4 CIDR with no host bits set, e.g. 10.40.16.0/20");
       else if (vpc && !contains(vpc, c)) add(`${key}[${i}]`, text, `must lie inside vpcCidr ${vpcCidrText}`);
-      else if (c.prefix > 28) add(`${key}[${i}]`, text, "must be /28 or larger (AWS subnet minimum)");
+      else if (c.prefix > 26) add(`${key}[${i}]`, text, "must be /26 or larger: hosts sit at fixed offsets (.10 to .40) so renderers know their addresses");
       else parsedSubnets.push({ key: `${key}[${i}]`, text, cidr: c });
     });
   }
