@@ -1,0 +1,331 @@
+// odoo.conf: the `[options]` section Odoo reads with RawConfigParser (odoo/tools/config.py).
+// Two layers: odooConfSettingsFor() derives plain settings from the stack model (the loopback
+// sandbox builds its own), renderOdooConf() turns settings into text. Keys are layered
+// defaults → user extra options (allowlisted) → forced keys, written last and sorted.
+import type { OdooVersion } from "../lib/config";
+import { DB_ROLES, PATHS, SECRET_REF, secretRef, type HostId, type StackModel } from "../lib/model";
+import { PORTS } from "../lib/ports";
+import { escapeOdooConf, header, lines, sortedEntries, type HostFile } from "./format";
+
+/** The Unix account Odoo's Debian package creates and runs as; it owns the log and data dirs. */
+export const ODOO_SYSTEM_USER = "odoo";
+
+export type OdooOptionValue = string | number | boolean;
+
+/** Every value odoo.conf needs for one Odoo host. */
+export interface OdooConfSettings {
+  readonly odooVersion: OdooVersion;
+  /** Address the HTTP workers and the gevent worker bind: a private address, never 0.0.0.0 (NET-1). */
+  readonly httpInterface: string;
+  readonly httpPort: number;
+  readonly geventPort: number;
+  /** PgBouncer's DNS name: verify-full checks the certificate against it (TLS-2, TLS-3). */
+  readonly dbHost: string;
+  readonly dbPort: number;
+  readonly dbUser: string;
+  /** A secretRef() placeholder, resolved on the host at apply time. */
+  readonly dbPassword: string;
+  /** The databases this deployment serves; written as db_name (comma-separated). */
+  readonly dbNames: readonly string[];
+  readonly dbfilter: string;
+  readonly dbMaxconn: number;
+  /** A secretRef() placeholder (ODOO-1). */
+  readonly adminPasswd: string;
+  readonly coreAddonsPath: string;
+  readonly customAddonsPath: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  readonly workers: number;
+  readonly maxCronThreads: number;
+  readonly limitMemorySoftBytes: number;
+  readonly limitMemoryHardBytes: number;
+  readonly limitTimeCpu: number;
+  readonly limitTimeReal: number;
+  readonly limitTimeRealCron: number;
+  readonly limitRequest: number;
+  /**
+   * The internal CA that signs PgBouncer's certificate. Not an odoo.conf key (see
+   * odooServiceEnvironment): libpq reads it from PGSSLROOTCERT.
+   */
+  readonly caCertPath: string;
+  /** Options the user may tune; checked against ODOO_USER_OPTIONS for the version. */
+  readonly extraOptions: Readonly<Record<string, OdooOptionValue>>;
+}
+
+/** A key the checklist fixes, with the value every production odoo.conf must carry. */
+export interface OdooForcedKey {
+  readonly checklist: string;
+  /** The rendered value when it is the same on every host; absent when it is per host or stack. */
+  readonly value?: string;
+  /** What must hold, for the policy pack's messages. */
+  readonly rule: string;
+}
+
+/**
+ * The checklist's odoo.conf keys. The renderer writes them last from the settings (a user
+ * option cannot reach them); the policy pack and the tests check rendered files against this.
+ */
+export const ODOO_FORCED_KEYS: Readonly<Record<string, OdooForcedKey>> = {
+  proxy_mode: { checklist: "PROXY-4", value: "True", rule: "must be True: Odoo sits behind nginx and must trust its X-Forwarded-* headers" },
+  list_db: { checklist: "ODOO-2", value: "False", rule: "must be False: no database listing or manager" },
+  dbfilter: { checklist: "ODOO-3", rule: "must be set and restrict databases (not empty, not .*)" },
+  admin_passwd: { checklist: "ODOO-1", rule: "must be a secret placeholder resolved from SSM, never a literal" },
+  addons_path: { checklist: "ODOO-4", value: `${PATHS.odooCoreAddons},${PATHS.odooCustomAddons}`, rule: "must list the core and the custom addons directories separately" },
+  logfile: { checklist: "ODOO-5", value: PATHS.odooLogFile, rule: "must be set; the file is rotated by logrotate" },
+  http_interface: { checklist: "NET-1", rule: "must be the host's private address, never empty or 0.0.0.0" },
+  http_port: { checklist: "PROXY-1", value: String(PORTS.odooHttp.port), rule: "must be the port nginx's upstream odoo targets" },
+  gevent_port: { checklist: "PROXY-2", value: String(PORTS.odooGevent.port), rule: "must be the port nginx's upstream odoochat targets" },
+  workers: { checklist: "LIMIT-1", rule: "must come from sizing (vCPU and RAM), at least 2" },
+  max_cron_threads: { checklist: "LIMIT-2", rule: "must be 1–2 on the cron host and 0 elsewhere" },
+  limit_memory_soft: { checklist: "LIMIT-3", rule: "must be set, in bytes" },
+  limit_memory_hard: { checklist: "LIMIT-3", rule: "must be set, in bytes" },
+  limit_time_cpu: { checklist: "LIMIT-3", rule: "must be set, in seconds" },
+  limit_time_real: { checklist: "LIMIT-3", rule: "must be set, in seconds" },
+  db_host: { checklist: "TLS-2", rule: "must be PgBouncer's DNS name, the name its certificate carries" },
+  db_port: { checklist: "NET-5", value: String(PORTS.pgbouncer.port), rule: "must be PgBouncer's port: Odoo never talks to PostgreSQL directly" },
+  db_sslmode: { checklist: "TLS-2", value: "verify-full", rule: "must be verify-full" },
+};
+
+/**
+ * Options a user may set per Odoo version, checked against odoo/tools/config.py of 16.0,
+ * 17.0 and 18.0. Everything else is either forced, owned by sizing (workers, limits,
+ * db_maxconn: set them as odoo.* in the stack config so the invariants are checked), or not
+ * meant for a production file.
+ */
+const USER_OPTIONS_EVERY_VERSION = [
+  "csv_internal_sep",
+  "email_from",
+  "from_filter",
+  "log_handler",
+  "log_level",
+  "osv_memory_count_limit",
+  "server_wide_modules",
+  "smtp_password",
+  "smtp_port",
+  "smtp_server",
+  "smtp_ssl",
+  "smtp_ssl_certificate_filename",
+  "smtp_ssl_private_key_filename",
+  "smtp_user",
+  "transient_age_limit",
+  "unaccent",
+  "websocket_keep_alive_timeout",
+  "websocket_rate_limit_burst",
+  "websocket_rate_limit_delay",
+] as const;
+
+export const ODOO_USER_OPTIONS: Readonly<Record<OdooVersion, readonly string[]>> = {
+  "16.0": [...USER_OPTIONS_EVERY_VERSION, "geoip_database"].sort(),
+  // 17.0 renamed geoip_database to geoip_city_db and added a country database.
+  "17.0": [...USER_OPTIONS_EVERY_VERSION, "geoip_city_db", "geoip_country_db"].sort(),
+  "18.0": [...USER_OPTIONS_EVERY_VERSION, "geoip_city_db", "geoip_country_db"].sort(),
+};
+
+/** Options whose value is a secret: a user must pass a secretRef(), never the secret. */
+const SECRET_OPTIONS = new Set(["smtp_password"]);
+
+/** Odoo's --log-level choices (odoo/tools/config.py). */
+const LOG_LEVELS = ["info", "debug_rpc", "warn", "test", "critical", "runbot", "debug_sql", "error", "debug", "debug_rpc_answer", "notset"];
+
+/** Keys sizing owns, and the stack-config key that sets each. */
+const SIZING_KEYS: Readonly<Record<string, string>> = {
+  db_maxconn: "odoo.dbMaxconn",
+  db_maxconn_gevent: "odoo.dbMaxconn",
+  limit_memory_hard: "odoo.limitMemoryHardMiB",
+  limit_memory_hard_gevent: "odoo.limitMemoryHardMiB",
+  limit_memory_soft: "odoo.limitMemorySoftMiB",
+  limit_memory_soft_gevent: "odoo.limitMemorySoftMiB",
+  limit_request: "odoo.limitRequest",
+  limit_time_cpu: "odoo.limitTimeCpu",
+  limit_time_real: "odoo.limitTimeReal",
+  limit_time_real_cron: "odoo.limitTimeRealCron",
+  max_cron_threads: "odoo.maxCronThreads",
+  workers: "odoo.workers",
+};
+
+/**
+ * Environment the Odoo systemd unit must set. odoo.conf has no CA-file key in every supported
+ * version (db_sslrootcert is in a 17.0 source we read, not in 16.0 nor in an 18.0 one), so
+ * the CA reaches libpq through PGSSLROOTCERT, read whenever a connection names no sslrootcert:
+ * https://www.postgresql.org/docs/15/libpq-envars.html. One mechanism for every version;
+ * without it verify-full looks for ~/.postgresql/root.crt and every connection fails.
+ */
+export function odooServiceEnvironment(settings: Pick<OdooConfSettings, "caCertPath">): Readonly<Record<string, string>> {
+  return { PGSSLROOTCERT: settings.caCertPath };
+}
+
+/** Settings for `host` (an Odoo host) from the stack model and its sizing. */
+export function odooConfSettingsFor(
+  model: StackModel,
+  host: HostId,
+  extraOptions: Readonly<Record<string, OdooOptionValue>> = {},
+): OdooConfSettings {
+  if (host.role !== "odoo") throw new Error(`odoo.conf is rendered for Odoo hosts only; ${host.id} is a ${host.role} host`);
+  const sizing = model.settings.sizing.odoo;
+  return {
+    odooVersion: model.settings.odooVersion,
+    httpInterface: host.privateIp,
+    httpPort: PORTS.odooHttp.port,
+    geventPort: PORTS.odooGevent.port,
+    dbHost: model.hosts.pgbouncer.fqdn,
+    dbPort: PORTS.pgbouncer.port,
+    dbUser: DB_ROLES.odoo,
+    dbPassword: secretRef(model.parameters.odooDbPassword),
+    dbNames: model.settings.databases,
+    dbfilter: model.settings.dbfilter,
+    dbMaxconn: sizing.dbMaxconn,
+    adminPasswd: secretRef(model.parameters.odooAdminPassword),
+    coreAddonsPath: PATHS.odooCoreAddons,
+    customAddonsPath: PATHS.odooCustomAddons,
+    dataDir: PATHS.odooDataDir,
+    logFile: PATHS.odooLogFile,
+    workers: sizing.workers,
+    // One host runs crons; the others must not, or every cron would run N times at once (LIMIT-2).
+    maxCronThreads: host.runsCron ? sizing.maxCronThreads : 0,
+    limitMemorySoftBytes: sizing.limitMemorySoftBytes,
+    limitMemoryHardBytes: sizing.limitMemoryHardBytes,
+    limitTimeCpu: sizing.limitTimeCpu,
+    limitTimeReal: sizing.limitTimeReal,
+    limitTimeRealCron: sizing.limitTimeRealCron,
+    limitRequest: sizing.limitRequest,
+    caCertPath: PATHS.caCert,
+    extraOptions,
+  };
+}
+
+const isSecretRef = (value: string): boolean => new RegExp(`^${SECRET_REF.source}$`).test(value);
+const isWildcardInterface = (address: string): boolean => ["", "0.0.0.0", "::", "[::]", "*"].includes(address.trim());
+
+/** Every problem with the settings, each naming the key and the fix. */
+export function checkOdooConfSettings(s: OdooConfSettings): string[] {
+  const problems: string[] = [];
+  if (isWildcardInterface(s.httpInterface)) {
+    problems.push(`http_interface = ${JSON.stringify(s.httpInterface)}: must be the host's private address so Odoo is never reachable from outside (NET-1)`);
+  }
+  if (s.dbfilter.trim() === "" || s.dbfilter === ".*" || s.dbfilter === "^.*$") {
+    problems.push(`dbfilter = ${JSON.stringify(s.dbfilter)}: must restrict the databases, e.g. ^%d$ or ^mydb$ (ODOO-3)`);
+  }
+  if (s.dbNames.length === 0) problems.push("db_name: at least one database must be served");
+  for (const [key, value] of [["admin_passwd", s.adminPasswd], ["db_password", s.dbPassword]] as const) {
+    if (!isSecretRef(value)) problems.push(`${key}: must be a secretRef() placeholder resolved from SSM on the host, never a literal (ODOO-1)`);
+  }
+  const counts: [string, number, number][] = [
+    ["http_port", s.httpPort, 1],
+    ["gevent_port", s.geventPort, 1],
+    ["db_port", s.dbPort, 1],
+    ["db_maxconn", s.dbMaxconn, 2],
+    ["workers", s.workers, 2],
+    ["max_cron_threads", s.maxCronThreads, 0],
+    ["limit_memory_soft", s.limitMemorySoftBytes, 1],
+    ["limit_memory_hard", s.limitMemoryHardBytes, 1],
+    ["limit_time_cpu", s.limitTimeCpu, 1],
+    ["limit_time_real", s.limitTimeReal, 1],
+    ["limit_time_real_cron", s.limitTimeRealCron, 1],
+    ["limit_request", s.limitRequest, 1],
+  ];
+  for (const [key, value, min] of counts) {
+    if (!Number.isInteger(value) || value < min) problems.push(`${key} = ${value}: must be a whole number ≥ ${min}`);
+  }
+  if (s.httpPort === s.geventPort) problems.push(`gevent_port = ${s.geventPort}: must differ from http_port`);
+
+  const allowed = ODOO_USER_OPTIONS[s.odooVersion];
+  const forced = forcedKeysOf(s);
+  for (const [key, value] of sortedEntries(s.extraOptions)) {
+    if (key in SIZING_KEYS) {
+      problems.push(`${key}: comes from sizing; set ${SIZING_KEYS[key]} in the stack config so its invariants are checked (LIMIT-1..3, POOL-4)`);
+    } else if (key in ODOO_FORCED_KEYS || key in forced) {
+      const item = ODOO_FORCED_KEYS[key];
+      problems.push(`${key}: is fixed by odoo-stack${item ? ` (${item.checklist}: ${item.rule})` : ""} and cannot be set as an extra option`);
+    } else if (!allowed.includes(key)) {
+      problems.push(`${key}: is not an Odoo ${s.odooVersion} option odoo-stack lets you set; allowed: ${allowed.join(", ")}`);
+    } else if (SECRET_OPTIONS.has(key) && !(typeof value === "string" && isSecretRef(value))) {
+      problems.push(`${key}: is a secret; pass a secretRef() placeholder of an SSM parameter, never the value`);
+    } else if (key === "log_level" && !LOG_LEVELS.includes(String(value))) {
+      problems.push(`log_level = ${JSON.stringify(value)}: must be one of ${LOG_LEVELS.join(", ")}`);
+    } else if (typeof value === "string" && /[\r\n\0]/.test(value)) {
+      problems.push(`${key}: must be a single line`);
+    }
+  }
+  return problems;
+}
+
+/** Defaults a user may override through extraOptions (only the allowlisted ones). */
+function defaultsOf(): Record<string, OdooOptionValue> {
+  return {
+    log_level: "info",
+    // Odoo's default; `bus` is an ordinary module in 16.0+ and needs no server-wide load.
+    server_wide_modules: "base,web",
+  };
+}
+
+/** Keys odoo-stack owns: the checklist's and everything derived from the model. */
+function forcedKeysOf(s: OdooConfSettings): Record<string, OdooOptionValue> {
+  return {
+    // --- checklist (ODOO_FORCED_KEYS) ---------------------------------------------------
+    proxy_mode: true,
+    list_db: false,
+    dbfilter: s.dbfilter,
+    admin_passwd: s.adminPasswd,
+    // Core and custom addons in separate directories, so an upgrade replaces one and keeps the other (ODOO-4).
+    addons_path: `${s.coreAddonsPath},${s.customAddonsPath}`,
+    // Odoo opens it with a WatchedFileHandler on POSIX, which reopens the file once logrotate
+    // has renamed it: rotation needs no signal and no copytruncate (ODOO-5, templates/logrotate.ts).
+    logfile: s.logFile,
+    http_interface: s.httpInterface,
+    http_port: s.httpPort,
+    // gevent_port is the name from 16.0 on (16.0 and 17.0 keep longpolling_port only as a
+    // deprecated alias; 18.0 dropped it).
+    gevent_port: s.geventPort,
+    workers: s.workers,
+    max_cron_threads: s.maxCronThreads,
+    limit_memory_soft: s.limitMemorySoftBytes,
+    limit_memory_hard: s.limitMemoryHardBytes,
+    limit_time_cpu: s.limitTimeCpu,
+    limit_time_real: s.limitTimeReal,
+    db_host: s.dbHost,
+    db_port: s.dbPort,
+    db_sslmode: "verify-full",
+    // --- derived from the model -----------------------------------------------------------
+    // Crons run for each name here instead of every database the role can see on the server
+    // (PgBouncer knows only these), and the web exposes only these; dbfilter picks among them.
+    db_name: s.dbNames.join(","),
+    db_user: s.dbUser,
+    db_password: s.dbPassword,
+    // Per process; PgBouncer's max_client_conn is sized from it (POOL-4).
+    db_maxconn: s.dbMaxconn,
+    limit_time_real_cron: s.limitTimeRealCron,
+    limit_request: s.limitRequest,
+    data_dir: s.dataDir,
+    // Demo data ships well-known logins; never on a production database.
+    without_demo: "all",
+  };
+}
+
+/**
+ * The layering in one place: defaults, then user options, then forced keys, so a forced key
+ * always has the last word even if a caller bypasses checkOdooConfSettings.
+ */
+export function odooConfOptions(s: OdooConfSettings): Record<string, OdooOptionValue> {
+  return { ...defaultsOf(), ...s.extraOptions, ...forcedKeysOf(s) };
+}
+
+/** odoo.conf text. Throws listing every problem when the settings break a rule. */
+export function renderOdooConf(s: OdooConfSettings): string {
+  const problems = checkOdooConfSettings(s);
+  if (problems.length > 0) {
+    throw new Error(`odoo.conf: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+  }
+  return lines(
+    header(";"),
+    "[options]",
+    sortedEntries(odooConfOptions(s)).map(([key, value]) => `${key} = ${escapeOdooConf(value)}`),
+  );
+}
+
+/**
+ * odoo.conf as the host receives it: after the apply script resolves the placeholders it holds
+ * the admin and database passwords, so only root and the odoo group may read it.
+ */
+export function odooConfFile(model: StackModel, host: HostId, extraOptions: Readonly<Record<string, OdooOptionValue>> = {}): HostFile {
+  return { path: PATHS.odooConf, content: renderOdooConf(odooConfSettingsFor(model, host, extraOptions)), mode: "0640", owner: "root", group: ODOO_SYSTEM_USER };
+}
