@@ -1,0 +1,344 @@
+// The building block of every tier: one EC2 host with its least-privilege role, its rendered
+// files in the config bucket, and the SSM association that applies them in place.
+//
+// Config delivery (DESIGN principle 6): each HostFile becomes an S3 object (readable in the
+// plan, checked by policies); a manifest lists them with their hashes; the association runs
+// the apply script with the manifest's hash on its command line. A changed file changes the
+// hash, AWS re-runs the association, and the script validates the new files on the host and
+// reloads the service. The instance itself is never replaced for a config change: its user
+// data only bootstraps (and is ignored after creation), its AMI is pinned at creation.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { AwsFacts } from "../lib/aws-specs";
+import { SECRET_REF, type HostId, type StackModel } from "../lib/model";
+import { renderUserData, type AcmeInput } from "../templates/cloud-init";
+import { sha256, type HostFile } from "../templates/format";
+import { applyCommandLine, configObjectKey } from "../templates/hosts";
+import { manifestObjectKey, renderManifest } from "../templates/manifest";
+import { hostTags, TAG_KEYS } from "./tags";
+import type { SecurityGroupName } from "./network";
+
+/** An IAM policy statement, as written in the policy JSON. */
+export interface PolicyStatement {
+  readonly Sid: string;
+  readonly Effect: "Allow";
+  readonly Action: readonly string[];
+  readonly Resource: string | readonly string[];
+  readonly Condition?: Readonly<Record<string, Readonly<Record<string, string | readonly string[]>>>>;
+}
+
+/** A bucket as hosts need it: its name for the apply command, its ARN for the policy. */
+export interface BucketRef {
+  readonly bucketName: pulumi.Input<string>;
+  readonly arn: pulumi.Input<string>;
+}
+
+/** What the Network gives the tiers. Structural, so tests can pass a stand-in. */
+export interface NetworkRef {
+  readonly availabilityZones: readonly string[];
+  readonly publicSubnetIds: readonly pulumi.Input<string>[];
+  readonly privateSubnetIds: readonly pulumi.Input<string>[];
+  readonly securityGroupIds: Readonly<Record<SecurityGroupName, pulumi.Input<string>>>;
+  readonly privateZoneId: pulumi.Input<string>;
+}
+
+/** Arguments every tier component (PostgresHost, PgBouncer, OdooApp, ReverseProxy) takes. */
+export interface TierArgs {
+  readonly model: StackModel;
+  readonly aws: AwsFacts;
+  readonly network: NetworkRef;
+  /** The bucket the hosts' rendered files are delivered through. */
+  readonly configBucket: BucketRef;
+  /**
+   * Every SSM parameter the stack writes, by parameter name (Secrets and InternalCa). A host's
+   * files may reference only these (or the host's externalParameterNames); its role may read
+   * only the ones its files reference, and its first apply waits until they exist.
+   */
+  readonly parameters: Readonly<Record<string, pulumi.Resource>>;
+}
+
+export interface HostArgs extends TierArgs {
+  readonly host: HostId;
+  /** Every file the host receives (templates/hosts.ts hostFiles). */
+  readonly files: readonly HostFile[];
+  readonly instanceType: string;
+  readonly subnetId: pulumi.Input<string>;
+  readonly securityGroupId: pulumi.Input<string>;
+  /**
+   * SSM parameters the stack does not create but the host must read (an imported TLS
+   * certificate). Optional. Defaults to none.
+   */
+  readonly externalParameterNames?: readonly string[];
+  /** Statements added to the host's inline policy (e.g. ACME DNS-01). Optional. Defaults to none. */
+  readonly extraPolicyStatements?: readonly PolicyStatement[];
+  /** EBS volume the host mounts for its data (PostgreSQL). Optional. Defaults to none. */
+  readonly dataVolumeId?: pulumi.Input<string>;
+  /** The public certificate to request at bootstrap (proxy, ACME mode). Optional. Defaults to none. */
+  readonly acme?: AcmeInput;
+  /** Size of the encrypted root volume in GiB. Optional. Defaults to 20. */
+  readonly rootVolumeGiB?: number;
+}
+
+export const HOST_DEFAULTS = { rootVolumeGiB: 20 } as const;
+
+/** S3 allows at most 10 tags on an object; config objects carry 5 of the stack's own. */
+export const S3_OBJECT_TAG_LIMIT = 10;
+
+/** The SSM parameter names `files` reference through secretRef(), sorted, each once. */
+export function referencedParameters(files: readonly HostFile[]): string[] {
+  const names = new Set<string>();
+  for (const file of files) for (const match of file.content.matchAll(SECRET_REF)) names.add(match[1]);
+  return [...names].sort();
+}
+
+/** The ARN of an SSM parameter; `name` is a path starting with "/". */
+export const ssmParameterArn = (facts: Pick<AwsFacts, "partition" | "region" | "accountId">, name: string): string =>
+  `arn:${facts.partition}:ssm:${facts.region}:${facts.accountId}:parameter${name}`;
+
+/**
+ * The host role's inline policy: list and read its own config objects, read exactly the
+ * parameters its files name, decrypt them through SSM/S3 only. Deterministic JSON (statements in a fixed
+ * order, resources sorted) so an unchanged host shows no diff.
+ */
+export function hostPolicyDocument(args: {
+  readonly facts: Pick<AwsFacts, "partition" | "region" | "accountId">;
+  readonly bucketArn: string;
+  readonly hostId: string;
+  readonly parameterNames: readonly string[];
+  readonly extraStatements?: readonly PolicyStatement[];
+}): string {
+  const { facts } = args;
+  const ownObjects = configObjectKey(args.hostId, "*");
+  const statements: PolicyStatement[] = [
+    {
+      Sid: "ReadOwnConfigObjects",
+      Effect: "Allow",
+      Action: ["s3:GetObject"],
+      Resource: `${args.bucketArn}/${ownObjects}`,
+    },
+    {
+      // The apply script fetches its prefix with `aws s3 cp --recursive`, which lists it first.
+      Sid: "ListOwnConfigObjects",
+      Effect: "Allow",
+      Action: ["s3:ListBucket"],
+      Resource: args.bucketArn,
+      Condition: { StringLike: { "s3:prefix": [ownObjects] } },
+    },
+  ];
+  if (args.parameterNames.length > 0) {
+    statements.push({
+      Sid: "ReadReferencedParameters",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter", "ssm:GetParameters"],
+      Resource: [...new Set(args.parameterNames)].sort().map((n) => ssmParameterArn(facts, n)),
+    });
+  }
+  statements.push({
+    Sid: "DecryptThroughSsmAndS3",
+    Effect: "Allow",
+    Action: ["kms:Decrypt"],
+    Resource: `arn:${facts.partition}:kms:${facts.region}:${facts.accountId}:key/*`,
+    // SecureStrings and SSE-KMS objects only: the role cannot use the keys directly.
+    Condition: { StringEquals: { "kms:ViaService": [`s3.${facts.region}.amazonaws.com`, `ssm.${facts.region}.amazonaws.com`] } },
+  });
+  statements.push(...(args.extraStatements ?? []));
+  return JSON.stringify({ Version: "2012-10-17", Statement: statements });
+}
+
+/** AWS managed policies every host role gets: Session Manager (no SSH, principle 9) and the CloudWatch agent. */
+export const MANAGED_POLICIES = ["AmazonSSMManagedInstanceCore", "CloudWatchAgentServerPolicy"] as const;
+
+const fileResourceSuffix = (path: string): string => path.replace(/^\/+/, "").replace(/[^A-Za-z0-9._-]/g, "-");
+
+export class Host extends pulumi.ComponentResource {
+  readonly hostId: string;
+  readonly fqdn: string;
+  readonly privateIp: string;
+  readonly instanceId: pulumi.Output<string>;
+  readonly roleName: pulumi.Output<string>;
+  readonly roleArn: pulumi.Output<string>;
+  /** SHA-256 of the manifest: changes exactly when a delivered file changes. */
+  readonly manifestSha256: string;
+
+  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("odoo-stack:host:Host", name, {}, opts);
+    const { model, host, files, aws: facts } = args;
+    const rootVolumeGiB = args.rootVolumeGiB ?? HOST_DEFAULTS.rootVolumeGiB;
+    const externalParameterNames = args.externalParameterNames ?? [];
+    const parent = { parent: this };
+    const tags = (part: string, extra: Record<string, string> = {}) => hostTags(model, host, `${name}-${part}`, extra);
+
+    // --- checks that would otherwise fail on the host, long after `pulumi up` -----------------
+    const problems: string[] = [];
+    // The manifest the apply script reads (templates/manifest.ts) checks paths, modes and owners,
+    // and that no file holding a secret is world-readable.
+    let manifest = "";
+    try {
+      manifest = renderManifest(host.id, files);
+    } catch (err) {
+      problems.push(err instanceof Error ? err.message : String(err));
+    }
+    const seenPaths = new Map<string, string>();
+    for (const file of files) {
+      const suffix = fileResourceSuffix(file.path);
+      const previous = seenPaths.get(suffix);
+      if (previous !== undefined) problems.push(`files ${previous} and ${file.path} map to the same resource name; rename one`);
+      seenPaths.set(suffix, file.path);
+    }
+    const referenced = referencedParameters(files);
+    for (const parameterName of referenced) {
+      if (!(parameterName in args.parameters) && !externalParameterNames.includes(parameterName)) {
+        const where = files.filter((f) => f.content.includes(`{{ssm:${parameterName}}}`)).map((f) => f.path);
+        problems.push(`${where.join(", ")} reference${where.length === 1 ? "s" : ""} SSM parameter ${parameterName}, which the stack does not create`);
+      }
+    }
+    const objectTagCount = Object.keys(tags("file", { [TAG_KEYS.path]: "/" })).length;
+    if (objectTagCount > S3_OBJECT_TAG_LIMIT) {
+      problems.push(`config objects would carry ${objectTagCount} tags but S3 allows ${S3_OBJECT_TAG_LIMIT}; keep the 'tags' setting to ${S3_OBJECT_TAG_LIMIT - (objectTagCount - Object.keys(model.settings.tags).length)} entries or fewer`);
+    }
+    if (problems.length > 0) {
+      throw new Error(`Host ${host.id}: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+    }
+    const readableParameters = [...new Set([...referenced, ...externalParameterNames])].sort();
+    const parametersToWaitFor = referenced.filter((n) => n in args.parameters).map((n) => args.parameters[n]);
+
+    // --- identity: a role that can read this host's files and secrets and nothing else -------
+    const role = new aws.iam.Role(`${name}-role`, {
+      description: `odoo-stack ${model.stack} ${host.id}: reads its own config objects and parameters`,
+      assumeRolePolicy: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+      }),
+      tags: tags("role"),
+    }, parent);
+    const policy = new aws.iam.RolePolicy(`${name}-policy`, {
+      role: role.id,
+      policy: pulumi.output(args.configBucket.arn).apply((bucketArn) =>
+        hostPolicyDocument({ facts, bucketArn, hostId: host.id, parameterNames: readableParameters, extraStatements: args.extraPolicyStatements }),
+      ),
+    }, parent);
+    const attachments = MANAGED_POLICIES.map((managed) =>
+      new aws.iam.RolePolicyAttachment(`${name}-${managed}`, {
+        role: role.name,
+        policyArn: `arn:${facts.partition}:iam::aws:policy/${managed}`,
+      }, parent),
+    );
+    const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, parent);
+
+    // --- files: one object per file, plus the manifest -----------------------------------------
+    const objects = files.map((file) =>
+      new aws.s3.BucketObjectv2(`${name}-file-${fileResourceSuffix(file.path)}`, {
+        bucket: args.configBucket.bucketName,
+        key: configObjectKey(host.id, file.path),
+        // The rendered text itself, so reviewers see it in the plan and policies can read it;
+        // it holds only secretRef() placeholders, never a secret (principle 5).
+        content: file.content,
+        contentType: "text/plain; charset=utf-8",
+        serverSideEncryption: "aws:kms",
+        tags: tags(`file-${fileResourceSuffix(file.path)}`, { [TAG_KEYS.path]: file.path }),
+      }, parent),
+    );
+    const manifestSha256 = sha256(manifest);
+    const manifestObject = new aws.s3.BucketObjectv2(`${name}-manifest`, {
+      bucket: args.configBucket.bucketName,
+      key: manifestObjectKey(host.id),
+      content: manifest,
+      contentType: "application/json",
+      serverSideEncryption: "aws:kms",
+      tags: tags("manifest", { [TAG_KEYS.path]: "manifest.json" }),
+    }, parent);
+    const delivered: pulumi.Resource[] = [...objects, manifestObject, ...parametersToWaitFor];
+
+    // --- the machine ---------------------------------------------------------------------------
+    const userData = pulumi
+      .all([args.configBucket.bucketName, args.dataVolumeId])
+      .apply(([bucket, dataVolumeId]) =>
+        // Names only — no file content, no hash: user data must not change when a file does.
+        renderUserData({
+          hostId: host.id,
+          role: host.role,
+          region: facts.region,
+          configBucket: bucket,
+          stack: model.stack,
+          project: model.project,
+          odooVersion: model.settings.odooVersion,
+          ...(dataVolumeId === undefined ? {} : { dataVolumeId }),
+          ...(args.acme === undefined ? {} : { acme: args.acme }),
+        }),
+      );
+    const instance = new aws.ec2.Instance(`${name}-instance`, {
+      ami: facts.amiId,
+      instanceType: args.instanceType,
+      subnetId: args.subnetId,
+      // Fixed: renderers write it into odoo.conf, nginx and pg_hba before the instance exists.
+      privateIp: host.privateIp,
+      vpcSecurityGroupIds: [args.securityGroupId],
+      // NET-1: no host has a public address; the proxy is reached through its Elastic IP.
+      associatePublicIpAddress: false,
+      iamInstanceProfile: profile.name,
+      // No keyName: no SSH anywhere; operators use Session Manager (principle 9).
+      metadataOptions: {
+        httpEndpoint: "enabled",
+        // IMDSv2 only; hop limit 1 keeps the credentials away from anything forwarding packets.
+        httpTokens: "required",
+        httpPutResponseHopLimit: 1,
+      },
+      rootBlockDevice: {
+        encrypted: true,
+        volumeType: "gp3",
+        volumeSize: rootVolumeGiB,
+        deleteOnTermination: true,
+        tags: tags("root-volume"),
+      },
+      userData,
+      userDataReplaceOnChange: false,
+      tags: hostTags(model, host, host.id),
+    }, {
+      parent: this,
+      // The files and parameters exist before first boot, so bootstrap's first apply finds them.
+      dependsOn: [policy, ...attachments, ...delivered],
+      // A newer AMI must not replace a running host; changing user data would stop and start
+      // the instance — after bootstrap, every change travels through the association instead.
+      ignoreChanges: ["ami", "userData"],
+      // The fixed private address cannot be held by two instances: delete, then create.
+      deleteBeforeReplace: true,
+    });
+
+    // --- in-place apply: re-runs whenever the manifest (any file) changes ----------------------
+    new aws.ssm.Association(`${name}-apply`, {
+      name: "AWS-RunShellScript",
+      associationName: `${model.project}-${model.stack}-${host.id}-apply`,
+      targets: [{ key: "InstanceIds", values: [instance.id] }],
+      parameters: {
+        commands: pulumi.output(args.configBucket.bucketName).apply((bucket) =>
+          applyCommandLine({ bucket, hostId: host.id, region: facts.region, manifestSha256 }),
+        ),
+      },
+      tags: tags("apply"),
+    }, { parent: this, dependsOn: delivered });
+
+    new aws.route53.Record(`${name}-dns`, {
+      zoneId: args.network.privateZoneId,
+      name: host.fqdn,
+      type: "A",
+      ttl: 300,
+      records: [host.privateIp],
+    }, parent);
+
+    this.hostId = host.id;
+    this.fqdn = host.fqdn;
+    this.privateIp = host.privateIp;
+    this.instanceId = instance.id;
+    this.roleName = role.name;
+    this.roleArn = role.arn;
+    this.manifestSha256 = manifestSha256;
+    this.registerOutputs({
+      hostId: this.hostId,
+      fqdn: this.fqdn,
+      privateIp: this.privateIp,
+      instanceId: this.instanceId,
+      roleArn: this.roleArn,
+      manifestSha256: this.manifestSha256,
+    });
+  }
+}

@@ -1,0 +1,102 @@
+// TLS inside the VPC (DESIGN principle 8): a private CA and one certificate per host whose SANs
+// are the host's private DNS name and address (TLS-3), so Odoo→PgBouncer and
+// PgBouncer→PostgreSQL can use verify-full (TLS-2). Certificates are re-issued by `pulumi up`
+// once inside their early-renewal window (TLS-4); the new files reach the hosts through the
+// config bucket and are applied with a reload.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import type { HostId, StackModel } from "../lib/model";
+import { hostTags, resourceTags } from "./tags";
+
+const HOURS_PER_DAY = 24;
+
+/** Lifetimes in hours, stated once. */
+export const CERTIFICATE_LIFETIMES = {
+  /** CA: 5 years; re-issued in its last year, which also re-issues every host certificate. */
+  caValidityHours: 5 * 365 * HOURS_PER_DAY,
+  caEarlyRenewalHours: 365 * HOURS_PER_DAY,
+  /** Hosts: 1 year; re-issued in the last 30 days, long before clients see an expired cert. */
+  hostValidityHours: 365 * HOURS_PER_DAY,
+  hostEarlyRenewalHours: 30 * HOURS_PER_DAY,
+} as const;
+
+export interface InternalCaArgs {
+  readonly model: StackModel;
+  /** Hosts to issue certificates for. Optional. Defaults to every host of the model. */
+  readonly hosts?: readonly HostId[];
+}
+
+export class InternalCa extends pulumi.ComponentResource {
+  /** The CA certificate (public). */
+  readonly caCertPem: pulumi.Output<string>;
+  /** Every parameter this component writes, by parameter name. */
+  readonly parameters: Readonly<Record<string, aws.ssm.Parameter>>;
+
+  constructor(name: string, args: InternalCaArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("odoo-stack:internal-ca:InternalCa", name, {}, opts);
+    const { model } = args;
+    const hosts = args.hosts ?? model.allHosts;
+    const parent = { parent: this };
+    const parameters: Record<string, aws.ssm.Parameter> = {};
+
+    // ECDSA P-256: supported by OpenSSL in PostgreSQL 15, PgBouncer 1.18, nginx and libpq.
+    const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+    const caCert = new tls.SelfSignedCert(`${name}-ca-cert`, {
+      privateKeyPem: caKey.privateKeyPem,
+      subject: { commonName: `${model.project} ${model.stack} internal CA`, organization: model.project },
+      isCaCertificate: true,
+      allowedUses: ["cert_signing", "crl_signing"],
+      validityPeriodHours: CERTIFICATE_LIFETIMES.caValidityHours,
+      earlyRenewalHours: CERTIFICATE_LIFETIMES.caEarlyRenewalHours,
+    }, parent);
+    parameters[model.parameters.caCert] = new aws.ssm.Parameter(`${name}-ca-cert-parameter`, {
+      name: model.parameters.caCert,
+      type: "String",
+      description: "Internal CA certificate (PEM): what every host trusts for verify-full (TLS-2)",
+      value: caCert.certPem,
+      tags: resourceTags(model, "tls", `${name}-ca-cert-parameter`),
+    }, parent);
+
+    for (const host of hosts) {
+      const part = (p: string) => `${name}-${host.id}-${p}`;
+      const key = new tls.PrivateKey(part("key"), { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+      const request = new tls.CertRequest(part("csr"), {
+        privateKeyPem: key.privateKeyPem,
+        subject: { commonName: host.fqdn, organization: model.project },
+        // TLS-3: clients verify the name they connect to (the private zone's fqdn) and, for
+        // tools that connect by address, the fixed private address.
+        dnsNames: [host.fqdn],
+        ipAddresses: [host.privateIp],
+      }, parent);
+      const cert = new tls.LocallySignedCert(part("cert"), {
+        certRequestPem: request.certRequestPem,
+        caPrivateKeyPem: caKey.privateKeyPem,
+        caCertPem: caCert.certPem,
+        validityPeriodHours: CERTIFICATE_LIFETIMES.hostValidityHours,
+        earlyRenewalHours: CERTIFICATE_LIFETIMES.hostEarlyRenewalHours,
+        allowedUses: ["digital_signature", "server_auth", "client_auth"],
+      }, parent);
+      const certName = model.parameters.hostCert(host.id);
+      const keyName = model.parameters.hostKey(host.id);
+      parameters[certName] = new aws.ssm.Parameter(part("cert-parameter"), {
+        name: certName,
+        type: "String",
+        description: `TLS certificate of ${host.fqdn} (PEM), issued by the internal CA`,
+        value: cert.certPem,
+        tags: hostTags(model, host, part("cert-parameter")),
+      }, parent);
+      parameters[keyName] = new aws.ssm.Parameter(part("key-parameter"), {
+        name: keyName,
+        type: "SecureString",
+        description: `TLS private key of ${host.fqdn} (PEM)`,
+        value: pulumi.secret(key.privateKeyPem),
+        tags: hostTags(model, host, part("key-parameter")),
+      }, parent);
+    }
+
+    this.caCertPem = caCert.certPem;
+    this.parameters = parameters;
+    this.registerOutputs({ caCertPem: this.caCertPem, parameterNames: Object.keys(parameters).sort() });
+  }
+}

@@ -1,0 +1,51 @@
+// The Odoo hosts: N identical workers behind the proxy, spread over the private subnets
+// (HostId.subnetIndex), exactly one of which runs the crons (LIMIT-2, OBS-6) so scheduled
+// jobs never run twice.
+import * as pulumi from "@pulumi/pulumi";
+import { PORTS } from "../lib/ports";
+import { hostFiles } from "../templates/hosts";
+import { Host, type TierArgs } from "./host";
+
+export type OdooAppArgs = TierArgs;
+
+export class OdooApp extends pulumi.ComponentResource {
+  /** HostId.id of every Odoo host, in model order. */
+  readonly hostIds: string[];
+  /** Private DNS names, in model order. */
+  readonly fqdns: string[];
+  readonly instanceIds: pulumi.Output<string>[];
+  /** The one host whose max_cron_threads is above zero. */
+  readonly cronHostId: string;
+  readonly httpPort: number;
+  readonly geventPort: number;
+  readonly securityGroupId: pulumi.Output<string>;
+
+  constructor(name: string, args: OdooAppArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("odoo-stack:odoo-app:OdooApp", name, {}, opts);
+    const { model } = args;
+    const hosts = model.hosts.odoo;
+    const cronHosts = hosts.filter((h) => h.runsCron);
+    if (hosts.length === 0 || cronHosts.length !== 1) {
+      throw new Error(`OdooApp ${name}: the model must have at least one Odoo host and exactly one that runs crons; it has ${hosts.length} hosts and ${cronHosts.length} cron hosts (${cronHosts.map((h) => h.id).join(", ") || "none"}).`);
+    }
+    const servers = hosts.map((host) =>
+      new Host(`${name}-${host.id}`, {
+        ...args,
+        host,
+        files: hostFiles(model, host),
+        instanceType: model.settings.instanceTypes.odoo,
+        subnetId: args.network.privateSubnetIds[host.subnetIndex],
+        securityGroupId: args.network.securityGroupIds.odoo,
+      }, { parent: this }),
+    );
+
+    this.hostIds = hosts.map((h) => h.id);
+    this.fqdns = hosts.map((h) => h.fqdn);
+    this.instanceIds = servers.map((s) => s.instanceId);
+    this.cronHostId = cronHosts[0].id;
+    this.httpPort = PORTS.odooHttp.port;
+    this.geventPort = PORTS.odooGevent.port;
+    this.securityGroupId = pulumi.output(args.network.securityGroupIds.odoo);
+    this.registerOutputs({ hostIds: this.hostIds, fqdns: this.fqdns, instanceIds: this.instanceIds, cronHostId: this.cronHostId });
+  }
+}

@@ -1,0 +1,96 @@
+// odoo-stack: read and validate the stack's config, ask AWS the few facts sizing and layout
+// need, then compose the components. Every check runs before the first resource is
+// registered, so a bad config fails `pulumi preview` with every problem listed and nothing
+// created (DESIGN principle 4). Outputs carry names and addresses, never a secret value.
+import * as pulumi from "@pulumi/pulumi";
+import { Backups } from "./components/backups";
+import { InternalCa } from "./components/internal-ca";
+import { Network } from "./components/network";
+import { OdooApp } from "./components/odoo-app";
+import { PgBouncer } from "./components/pgbouncer";
+import { PostgresHost } from "./components/postgres-host";
+import { PrivateBucket } from "./components/private-bucket";
+import { ReverseProxy } from "./components/reverse-proxy";
+import { Secrets } from "./components/secrets";
+import {
+  instanceTypeNames,
+  partitionOf,
+  resolveAccountId,
+  resolveAvailabilityZones,
+  resolveDebianAmi,
+  resolveInstanceSpecs,
+  type AwsFacts,
+} from "./lib/aws-specs";
+import { ConfigError, parseSettings, type RawConfig } from "./lib/config";
+import { buildModel } from "./lib/model";
+
+/** Every key of this project's config, without the "<project>:" namespace. */
+function projectConfig(): RawConfig {
+  const prefix = `${pulumi.getProject()}:`;
+  const raw: Record<string, string> = {};
+  for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (key.startsWith(prefix)) raw[key.slice(prefix.length)] = value;
+  }
+  return raw;
+}
+
+/** Awaits an AWS lookup; a failure says which lookup failed and what to check. */
+async function lookup<T>(what: string, pending: Promise<T>): Promise<T> {
+  try {
+    return await pending;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`odoo-stack: could not look up ${what} (check AWS credentials and aws:region): ${reason}`);
+  }
+}
+
+export = async () => {
+  const raw = projectConfig();
+  const region = new pulumi.Config("aws").get("region") ?? process.env.AWS_REGION ?? "";
+
+  const specs = await resolveInstanceSpecs(instanceTypeNames(raw));
+  // Throws ConfigError listing every problem; nothing has been registered yet.
+  const settings = parseSettings(raw, region, specs);
+  const model = buildModel(pulumi.getStack(), settings);
+
+  const [availabilityZones, amiId, accountId] = await Promise.all([
+    lookup(`the availability zones of ${region}`, resolveAvailabilityZones(settings.availabilityZoneCount, region)),
+    lookup("the Debian 12 AMI", resolveDebianAmi()),
+    lookup("the AWS account id", resolveAccountId()),
+  ]);
+  const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiId };
+
+  const network = new Network("network", { model, availabilityZones });
+  const secrets = new Secrets("secrets", { model });
+  const ca = new InternalCa("internal-ca", { model });
+  const config = new PrivateBucket("config", { model, role: "config" });
+  const backups = new Backups("backups", { model });
+
+  const tier = {
+    model,
+    aws: facts,
+    network,
+    configBucket: config,
+    parameters: { ...secrets.parameters, ...ca.parameters },
+  };
+  const postgres = new PostgresHost("postgres", { ...tier, engine: "ec2" });
+  const pgbouncer = new PgBouncer("pgbouncer", tier);
+  const odoo = new OdooApp("odoo", tier);
+  const proxy = new ReverseProxy("proxy", tier);
+
+  return {
+    url: proxy.url,
+    proxyPublicIp: proxy.publicIp,
+    natPublicIps: network.natPublicIps,
+    vpcId: network.vpcId,
+    internalNames: Object.fromEntries(model.allHosts.map((h) => [h.id, h.fqdn])),
+    cronHostId: odoo.cronHostId,
+    pgbouncerEndpoint: `${pgbouncer.endpoint}:${pgbouncer.port}`,
+    postgresEndpoint: `${postgres.endpoint}:${postgres.port}`,
+    postgresDataVolumeId: postgres.dataVolumeId,
+    configBucketName: config.bucketName,
+    backupBucketName: backups.bucketName,
+    parameterNames: Object.keys(tier.parameters).sort(),
+  };
+};

@@ -1,0 +1,200 @@
+// Host, the building block every tier uses: hardened instance (IMDSv2, encrypted root, no SSH
+// key, no public IP), a role that reads exactly what its files reference, files delivered as
+// S3 objects, and an association whose command changes when — and only when — a file changes,
+// so a config change is applied in place instead of replacing the instance (principle 6).
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { Host, hostPolicyDocument, referencedParameters, ssmParameterArn, type NetworkRef } from "../../components/host";
+import { TAG_KEYS } from "../../components/tags";
+import type { AwsFacts } from "../../lib/aws-specs";
+import { secretRef } from "../../lib/model";
+import { sha256, type HostFile } from "../../templates/format";
+import { applyCommandLine, configObjectKey } from "../../templates/hosts";
+import { manifestObjectKey, renderManifest } from "../../templates/manifest";
+import { modelWith } from "../helpers/fixtures";
+import { named, ofType, runUnderMocks, type MockRun } from "../helpers/component-mocks";
+
+const model = modelWith({ odooInstances: 2 });
+const host = model.hosts.odoo[1];
+const facts: AwsFacts = { region: "eu-west-1", partition: "aws", accountId: "123456789012", availabilityZones: ["eu-west-1a", "eu-west-1b"], amiId: "ami-0debian12" };
+const network: NetworkRef = {
+  availabilityZones: facts.availabilityZones,
+  publicSubnetIds: ["subnet-public-a", "subnet-public-b"],
+  privateSubnetIds: ["subnet-private-a", "subnet-private-b"],
+  securityGroupIds: { proxy: "sg-proxy", odoo: "sg-odoo", pgbouncer: "sg-pgbouncer", postgres: "sg-postgres", endpoints: "sg-endpoints" },
+  privateZoneId: "ZPRIVATE",
+};
+const BUCKET = "config-bucket";
+const BUCKET_ARN = `arn:aws:s3:::${BUCKET}`;
+
+const files = (dbLine = "db_password = "): HostFile[] => [
+  { path: "/etc/odoo/odoo.conf", content: `[options]\n${dbLine}${secretRef(model.parameters.odooDbPassword)}\nadmin_passwd = ${secretRef(model.parameters.odooAdminPassword)}\n`, mode: "0640", owner: "odoo", group: "odoo" },
+  { path: "/etc/odoo/tls/client.key", content: `${secretRef(model.parameters.hostKey(host.id))}\n`, mode: "0600", owner: "odoo", group: "odoo" },
+  { path: "/etc/logrotate.d/odoo", content: "/var/log/odoo/*.log {\n  daily\n}\n", mode: "0644", owner: "root", group: "root" },
+];
+const STACK_PARAMETERS = [model.parameters.odooDbPassword, model.parameters.odooAdminPassword, model.parameters.hostKey(host.id), model.parameters.monitorPassword];
+
+/** Runs one Host with stand-in parameters (real resources, so dependencies are visible). */
+async function runHost(hostFiles: HostFile[]): Promise<MockRun> {
+  return runUnderMocks(() => {
+    const parameters: Record<string, pulumi.Resource> = {};
+    for (const name of STACK_PARAMETERS) parameters[name] = new aws.ssm.Parameter(`param${name.replace(/\//g, "-")}`, { name, type: "SecureString", value: "stand-in" });
+    new Host("odoo-odoo-2", {
+      model,
+      aws: facts,
+      network,
+      configBucket: { bucketName: BUCKET, arn: BUCKET_ARN },
+      parameters,
+      host,
+      files: hostFiles,
+      instanceType: "m6i.xlarge",
+      subnetId: network.privateSubnetIds[host.subnetIndex],
+      securityGroupId: network.securityGroupIds.odoo,
+    });
+  });
+}
+
+describe("pure helpers", () => {
+  it("referencedParameters lists each SSM reference once, sorted", () => {
+    expect(referencedParameters(files())).toEqual([model.parameters.odooAdminPassword, model.parameters.odooDbPassword, model.parameters.hostKey(host.id)].sort());
+    expect(referencedParameters([])).toEqual([]);
+  });
+
+  it.each([
+    ["no parameters: no SSM statement (an empty Resource list is invalid IAM)", [] as string[], ["ReadOwnConfigObjects", "ListOwnConfigObjects", "DecryptThroughSsmAndS3"]],
+    ["two parameters", ["/b", "/a"], ["ReadOwnConfigObjects", "ListOwnConfigObjects", "ReadReferencedParameters", "DecryptThroughSsmAndS3"]],
+  ])("hostPolicyDocument, %s", (_why, parameterNames, sids) => {
+    const doc = JSON.parse(hostPolicyDocument({ facts, bucketArn: BUCKET_ARN, hostId: "odoo-2", parameterNames }));
+    expect(doc.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(sids);
+    if (parameterNames.length > 0) expect(doc.Statement[2].Resource).toEqual([ssmParameterArn(facts, "/a"), ssmParameterArn(facts, "/b")]);
+  });
+});
+
+describe("Host under mocks", () => {
+  let run: MockRun;
+  beforeAll(async () => {
+    run = await runHost(files());
+  }, 60_000);
+
+  it("delivers one encrypted object per file, keyed by configObjectKey, with the rendered text", () => {
+    const objects = ofType(run, "aws:s3/bucketObjectv2:BucketObjectv2").filter((o) => o.name !== "odoo-odoo-2-manifest");
+    expect(objects.map((o) => [o.inputs.key, o.inputs.content]).sort()).toEqual(files().map((f) => [configObjectKey(host.id, f.path), f.content]).sort());
+    for (const o of objects) {
+      expect([o.inputs.bucket, o.inputs.serverSideEncryption]).toEqual([BUCKET, "aws:kms"]);
+      expect(o.inputs.tags).toEqual(expect.objectContaining({ [TAG_KEYS.host]: host.id, [TAG_KEYS.role]: "odoo", [TAG_KEYS.path]: expect.stringMatching(/^\/etc\//) }));
+    }
+  });
+
+  it("writes the manifest and puts its hash on the association's command line", () => {
+    const manifest = named(run, "odoo-odoo-2-manifest");
+    expect([manifest.inputs.key, manifest.inputs.content]).toEqual([manifestObjectKey(host.id), renderManifest(host.id, files())]);
+    const association = named(run, "odoo-odoo-2-apply");
+    expect(association.inputs.name).toBe("AWS-RunShellScript");
+    expect(association.inputs.parameters.commands).toBe(applyCommandLine({ bucket: BUCKET, hostId: host.id, region: "eu-west-1", manifestSha256: sha256(renderManifest(host.id, files())) }));
+    expect(association.inputs.targets).toEqual([{ key: "InstanceIds", values: [named(run, "odoo-odoo-2-instance").id] }]);
+  });
+
+  it("applies only after every object and referenced parameter exists", () => {
+    const association = named(run, "odoo-odoo-2-apply");
+    const objects = ofType(run, "aws:s3/bucketObjectv2:BucketObjectv2").map((o) => o.urn);
+    const referenced = ofType(run, "aws:ssm/parameter:Parameter").filter((p) => referencedParameters(files()).includes(p.inputs.name)).map((p) => p.urn);
+    expect(association.dependencies).toEqual(expect.arrayContaining([...objects, ...referenced]));
+    const unreferenced = ofType(run, "aws:ssm/parameter:Parameter").find((p) => p.inputs.name === model.parameters.monitorPassword);
+    expect(association.dependencies).not.toContain(unreferenced?.urn);
+  });
+
+  it("lets the role list and read its own objects and read exactly the parameters its files reference", () => {
+    const policy = JSON.parse(named(run, "odoo-odoo-2-policy").inputs.policy);
+    const bySid = Object.fromEntries(policy.Statement.map((s: { Sid: string }) => [s.Sid, s]));
+    expect(bySid.ReadOwnConfigObjects).toEqual({ Sid: "ReadOwnConfigObjects", Effect: "Allow", Action: ["s3:GetObject"], Resource: `${BUCKET_ARN}/hosts/odoo-2/*` });
+    expect(bySid.ListOwnConfigObjects).toEqual({
+      Sid: "ListOwnConfigObjects",
+      Effect: "Allow",
+      Action: ["s3:ListBucket"],
+      Resource: BUCKET_ARN,
+      Condition: { StringLike: { "s3:prefix": ["hosts/odoo-2/*"] } },
+    });
+    expect(bySid.ReadReferencedParameters.Resource).toEqual(referencedParameters(files()).map((n) => `arn:aws:ssm:eu-west-1:123456789012:parameter${n}`));
+    expect(bySid.DecryptThroughSsmAndS3.Condition).toEqual({ StringEquals: { "kms:ViaService": ["s3.eu-west-1.amazonaws.com", "ssm.eu-west-1.amazonaws.com"] } });
+    expect(Object.keys(bySid)).toHaveLength(4);
+    const attachments = ofType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").map((a) => a.inputs.policyArn).sort();
+    expect(attachments).toEqual(["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore", "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"]);
+    expect(JSON.parse(named(run, "odoo-odoo-2-role").inputs.assumeRolePolicy).Statement).toEqual([
+      { Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" },
+    ]);
+  });
+
+  it("hardens the instance: IMDSv2, encrypted gp3 root, no key pair, no public IP, fixed private IP (NET-1)", () => {
+    const instance = named(run, "odoo-odoo-2-instance");
+    expect(instance.inputs).toEqual(
+      expect.objectContaining({
+        ami: "ami-0debian12",
+        instanceType: "m6i.xlarge",
+        subnetId: "subnet-private-b",
+        privateIp: host.privateIp,
+        vpcSecurityGroupIds: ["sg-odoo"],
+        associatePublicIpAddress: false,
+        userDataReplaceOnChange: false,
+        metadataOptions: expect.objectContaining({ httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 }),
+        rootBlockDevice: expect.objectContaining({ encrypted: true, volumeType: "gp3" }),
+      }),
+    );
+    expect(instance.inputs.keyName).toBeUndefined();
+    expect(instance.ignoreChanges).toEqual(expect.arrayContaining(["ami", "userData"]));
+    expect(instance.deleteBeforeReplace).toBe(true);
+    expect(instance.inputs.tags).toEqual(expect.objectContaining({ [TAG_KEYS.host]: "odoo-2", [TAG_KEYS.role]: "odoo", Name: "odoo-stack-test-odoo-2" }));
+    expect(instance.inputs.userData).not.toContain("{{ssm:");
+  });
+
+  it("registers the private DNS name the certificates carry (TLS-3)", () => {
+    const record = named(run, "odoo-odoo-2-dns");
+    expect(record.inputs).toEqual(expect.objectContaining({ zoneId: "ZPRIVATE", name: host.fqdn, type: "A", records: [host.privateIp] }));
+  });
+
+  it("parents every resource to the Host and prefixes its name", () => {
+    const component = run.resources.find((r) => r.type === "odoo-stack:host:Host");
+    for (const r of run.resources.filter((x) => x.custom && !x.name.startsWith("param"))) {
+      expect([r.name.startsWith("odoo-odoo-2-"), r.parent]).toEqual([true, component?.urn]);
+    }
+  });
+
+  it("applies a changed file in place: same instance inputs, new object content, new association command (principle 6)", async () => {
+    const changed = await runHost(files("db_password  = "));
+    const instanceInputs = (r: MockRun) => named(r, "odoo-odoo-2-instance").inputs;
+    expect(instanceInputs(changed)).toEqual(instanceInputs(run));
+    const command = (r: MockRun) => named(r, "odoo-odoo-2-apply").inputs.parameters.commands;
+    expect(command(changed)).not.toBe(command(run));
+    const conf = (r: MockRun) => ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").find((o) => o.inputs.key === configObjectKey(host.id, "/etc/odoo/odoo.conf"))?.inputs.content;
+    expect(conf(changed)).not.toBe(conf(run));
+  }, 60_000);
+
+  it.each([
+    ["a parameter the stack does not create", [{ path: "/etc/x.conf", content: "k = {{ssm:/odoo-stack/test/nope}}\n", mode: "0600", owner: "root", group: "root" }], /\/etc\/x\.conf references SSM parameter \/odoo-stack\/test\/nope, which the stack does not create/],
+    ["a relative path", [{ path: "etc/x.conf", content: "x\n", mode: "0600", owner: "root", group: "root" }], /"etc\/x\.conf" must be an absolute path/],
+    ["a secret in a world-readable file", [{ path: "/etc/x.conf", content: `k = ${secretRef(model.parameters.odooDbPassword)}\n`, mode: "0644", owner: "root", group: "root" }], /must not be readable by others/],
+  ])("refuses files with %s before creating anything", async (_why, badFiles, message) => {
+    let error: unknown;
+    const r = await runUnderMocks(() => {
+      try {
+        new Host("bad", { model, aws: facts, network, configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, parameters: {}, host, files: badFiles, instanceType: "m6i.xlarge", subnetId: "s", securityGroupId: "g" });
+      } catch (err) {
+        error = err;
+      }
+    });
+    expect(String(error)).toMatch(message);
+    expect(r.resources.filter((x) => x.custom)).toEqual([]);
+  }, 60_000);
+
+  it("refuses more user tags than an S3 object can carry", async () => {
+    const crowded = modelWith({ tags: Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`t${i}`, "v"])) });
+    let error: unknown;
+    await runUnderMocks(() => {
+      try {
+        new Host("crowded", { model: crowded, aws: facts, network, configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, parameters: {}, host: crowded.hosts.proxy, files: [], instanceType: "t3.small", subnetId: "s", securityGroupId: "g" });
+      } catch (err) {
+        error = err;
+      }
+    });
+    expect(String(error)).toMatch(/config objects would carry 11 tags but S3 allows 10; keep the 'tags' setting to 5 entries or fewer/);
+  }, 60_000);
+});

@@ -1,0 +1,372 @@
+// The whole program (index.ts) under mocks, for a 1-host and a 3-host stack: exact counts per
+// type, the edge (only the proxy is public, only 443 from the world), hardened instances and
+// volumes, a protected data volume, secrets only in SecureStrings, parents and names, tags,
+// and a bad config failing before any resource is registered.
+import { referencedParameters } from "../../components/host";
+import { importedTlsParameters } from "../../components/reverse-proxy";
+import { TAG_KEYS } from "../../components/tags";
+import { FLOWS, ROLES, WORLD_EGRESS_PORTS } from "../../lib/ports";
+import { buildModel, type StackModel } from "../../lib/model";
+import { parseSettings } from "../../lib/config";
+import { knownInstanceType } from "../../lib/instance-types";
+import { configObjectKey, hostFiles } from "../../templates/hosts";
+import { byUrn, countsByType, named, ofType, runUnderMocks, REGION, STACK, type MockRun } from "../helpers/component-mocks";
+
+// index.ts is a CommonJS `export =` module, as `pulumi up` loads it.
+const program: () => Promise<Record<string, unknown>> = require("../../index");
+
+type Config = Record<string, unknown>;
+
+const BASE: Config = {
+  domain: "erp.example.com",
+  tls: { mode: "acme", email: "ops@example.com", hostedZoneId: "Z04417412S8KXAMPLE1" },
+  databases: ["erp"],
+};
+
+const CASES: [string, Config][] = [
+  ["1 Odoo host, 2 AZs, single NAT, ACME", { ...BASE, odooInstances: 1, backupRetentionDays: 35 }],
+  [
+    "3 Odoo hosts, 3 AZs, NAT per AZ, imported certificate, bastion, internal CIDRs",
+    {
+      ...BASE,
+      odooInstances: 3,
+      availabilityZoneCount: 3,
+      natGateways: "perAz",
+      tls: { mode: "imported", certificateParameter: "/certs/erp/fullchain", privateKeyParameter: "/certs/erp/privkey" },
+      bastionSecurityGroupId: "sg-0123456789abcdef0",
+      odooInternalCidrs: ["10.8.0.0/16"],
+      tags: { owner: "platform-team" },
+    },
+  ],
+];
+
+/** Config as the CLI passes it: namespaced keys, objects and lists as JSON text. */
+const cliConfig = (config: Config): Record<string, string> =>
+  Object.fromEntries(Object.entries(config).map(([k, v]) => [`odoo-stack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
+
+const modelOf = (config: Config): StackModel => buildModel(STACK, parseSettings(config, REGION, knownInstanceType));
+
+/** Resources that carry no tags in AWS (or in the provider), so the tag check skips them. */
+const UNTAGGABLE = new Set([
+  "aws:ec2/route:Route",
+  "aws:ec2/routeTableAssociation:RouteTableAssociation",
+  "aws:ec2/eipAssociation:EipAssociation",
+  "aws:ec2/volumeAttachment:VolumeAttachment",
+  "aws:iam/rolePolicy:RolePolicy",
+  "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+  "aws:route53/record:Record",
+  "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+  "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+  "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+  "aws:s3/bucketVersioning:BucketVersioning",
+  "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+  "aws:s3/bucketPolicy:BucketPolicy",
+]);
+
+/** What the program must create for `model`, counted by hand from the design. */
+function expectedCounts(model: StackModel): Record<string, number> {
+  const s = model.settings;
+  const hosts = model.allHosts.length;
+  const azs = s.availabilityZoneCount;
+  const nats = s.natGateways === "perAz" ? azs : 1;
+  const files = model.allHosts.reduce((n, h) => n + hostFiles(model, h).length, 0);
+  const acme = s.tls.mode === "acme" ? 1 : 0;
+  const odooPorts = FLOWS.filter((f) => f.to === "odoo").length;
+  return {
+    // Network
+    "aws:ec2/vpc:Vpc": 1,
+    "aws:ec2/internetGateway:InternetGateway": 1,
+    "aws:ec2/subnet:Subnet": 2 * azs,
+    "aws:ec2/routeTable:RouteTable": 1 + azs,
+    "aws:ec2/route:Route": 1 + azs,
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": 2 * azs,
+    "aws:ec2/eip:Eip": nats + 1,
+    "aws:ec2/natGateway:NatGateway": nats,
+    "aws:ec2/securityGroup:SecurityGroup": ROLES.length + 1,
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 2 + FLOWS.length + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": FLOWS.length + ROLES.length * WORLD_EGRESS_PORTS.length,
+    "aws:ec2/vpcEndpoint:VpcEndpoint": 6,
+    "aws:route53/zone:Zone": 1,
+    // Secrets: 5 passwords, 2 SCRAM salts; 7 SecureStrings; CA + per-host certificates
+    "random:index/randomPassword:RandomPassword": 5,
+    "random:index/randomBytes:RandomBytes": 2,
+    "tls:index/privateKey:PrivateKey": 1 + hosts,
+    "tls:index/selfSignedCert:SelfSignedCert": 1,
+    "tls:index/certRequest:CertRequest": hosts,
+    "tls:index/locallySignedCert:LocallySignedCert": hosts,
+    "aws:ssm/parameter:Parameter": 7 + 1 + 2 * hosts,
+    // Config and backup buckets
+    "aws:s3/bucket:Bucket": 2,
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 2,
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 2,
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 2,
+    "aws:s3/bucketVersioning:BucketVersioning": 2,
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 2,
+    "aws:s3/bucketPolicy:BucketPolicy": 2,
+    // Hosts
+    "aws:iam/role:Role": hosts,
+    "aws:iam/rolePolicy:RolePolicy": hosts,
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 2 * hosts,
+    "aws:iam/instanceProfile:InstanceProfile": hosts,
+    "aws:ec2/instance:Instance": hosts,
+    "aws:s3/bucketObjectv2:BucketObjectv2": files + hosts,
+    "aws:ssm/association:Association": hosts,
+    "aws:route53/record:Record": hosts + acme,
+    "aws:ebs/volume:Volume": 1,
+    "aws:ec2/volumeAttachment:VolumeAttachment": 1,
+    "aws:ec2/eipAssociation:EipAssociation": 1,
+  };
+}
+
+const runs = new Map<string, MockRun>();
+async function stackRun(label: string, config: Config): Promise<MockRun> {
+  if (!runs.has(label)) runs.set(label, await runUnderMocks(program, cliConfig(config)));
+  return runs.get(label) as MockRun;
+}
+
+/** What the mocked getAvailabilityZones answers for eu-west-1, in order. */
+const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+
+const instanceOf = (r: MockRun, hostId: string) => ofType(r, "aws:ec2/instance:Instance").find((i) => i.inputs.tags[TAG_KEYS.host] === hostId);
+
+/** A whole-stack mock run takes seconds, longer on a loaded CI machine. */
+const RUN_TIMEOUT_MS = 60_000;
+
+describe.each(CASES)("%s", (label, config) => {
+  const model = modelOf(config);
+  beforeAll(() => stackRun(label, config), RUN_TIMEOUT_MS);
+  const run = () => stackRun(label, config);
+
+  it("creates exactly the expected resources per type", async () => {
+    expect(countsByType(await run())).toEqual(expectedCounts(model));
+  });
+
+  it("asks AWS only for instance types, zones, the Debian AMI and the account", async () => {
+    const tokens = new Set((await run()).invokes.map((c) => c.token));
+    expect([...tokens].sort()).toEqual([
+      "aws:ec2/getAmi:getAmi",
+      "aws:ec2/getInstanceType:getInstanceType",
+      "aws:index/getAvailabilityZones:getAvailabilityZones",
+      "aws:index/getCallerIdentity:getCallerIdentity",
+    ]);
+  });
+
+  it("gives no instance a public IP; Elastic IPs exist only for the proxy and the NATs (NET-1, NET-2)", async () => {
+    const r = await run();
+    for (const instance of ofType(r, "aws:ec2/instance:Instance")) expect(instance.inputs.associatePublicIpAddress).toBe(false);
+    const eipRoles = ofType(r, "aws:ec2/eip:Eip").map((e) => e.inputs.tags[TAG_KEYS.role]).sort();
+    expect(eipRoles).toEqual([...Array(model.settings.natGateways === "perAz" ? model.settings.availabilityZoneCount : 1).fill("nat"), "proxy"].sort());
+    const association = ofType(r, "aws:ec2/eipAssociation:EipAssociation")[0];
+    expect(association.inputs.instanceId).toBe(instanceOf(r, "proxy")?.id);
+    expect(association.inputs.allocationId).toBe(ofType(r, "aws:ec2/eip:Eip").find((e) => e.inputs.tags[TAG_KEYS.role] === "proxy")?.outputs.allocationId);
+  });
+
+  it("opens nothing to 0.0.0.0/0 or ::/0 except 443 on the proxy (NET-3)", async () => {
+    const r = await run();
+    const world = ofType(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter((rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0");
+    expect(world.map((rule) => `${rule.inputs.tags[TAG_KEYS.role]}:${rule.inputs.fromPort}-${rule.inputs.toPort}`)).toEqual(["proxy:443-443", "proxy:443-443"]);
+    expect(world.every((rule) => rule.inputs.securityGroupId === named(r, "network-proxy-sg").id)).toBe(true);
+  });
+
+  it("hardens every instance: IMDSv2 with hop limit 1, encrypted root, no key pair, right subnet and group", async () => {
+    const r = await run();
+    for (const host of model.allHosts) {
+      const instance = instanceOf(r, host.id);
+      expect(instance?.inputs).toEqual(
+        expect.objectContaining({
+          privateIp: host.privateIp,
+          instanceType: model.settings.instanceTypes[host.role],
+          metadataOptions: expect.objectContaining({ httpTokens: "required", httpPutResponseHopLimit: 1 }),
+          rootBlockDevice: expect.objectContaining({ encrypted: true }),
+          vpcSecurityGroupIds: [named(r, `network-${host.role}-sg`).id],
+        }),
+      );
+      expect(instance?.inputs.keyName).toBeUndefined();
+      const subnet = byUrn(r, r.resources.find((x) => x.id === instance?.inputs.subnetId)?.urn ?? "");
+      expect(subnet?.name).toBe(`network-${host.role === "proxy" ? "public" : "private"}-${ZONES[host.subnetIndex]}`);
+    }
+  });
+
+  it("keeps PostgreSQL's data on an encrypted gp3 volume in its AZ, protected, attached by device name", async () => {
+    const r = await run();
+    const volume = named(r, "postgres-data");
+    expect(volume.inputs).toEqual(expect.objectContaining({ encrypted: true, type: "gp3", size: model.settings.postgresDataVolumeGiB, availabilityZone: "eu-west-1a" }));
+    expect(volume.protect).toBe(true);
+    for (const v of ofType(r, "aws:ebs/volume:Volume")) expect(v.inputs.encrypted).toBe(true);
+    const attachment = named(r, "postgres-data-attachment");
+    expect(attachment.inputs).toEqual(expect.objectContaining({ volumeId: volume.id, instanceId: instanceOf(r, "postgres")?.id, deviceName: "/dev/sdf", stopInstanceBeforeDetaching: true }));
+    expect(attachment.deleteBeforeReplace).toBe(true);
+  });
+
+  it("stores every generated secret as a SecureString and every certificate as a String", async () => {
+    const r = await run();
+    const secure = [
+      model.parameters.odooAdminPassword,
+      model.parameters.odooDbPassword,
+      model.parameters.odooDbScramVerifier,
+      model.parameters.statsPassword,
+      model.parameters.statsScramVerifier,
+      model.parameters.monitorPassword,
+      model.parameters.backupCipherPass,
+      ...model.allHosts.map((h) => model.parameters.hostKey(h.id)),
+    ];
+    const plain = [model.parameters.caCert, ...model.allHosts.map((h) => model.parameters.hostCert(h.id))];
+    const types = Object.fromEntries(ofType(r, "aws:ssm/parameter:Parameter").map((p) => [p.inputs.name, p.inputs.type]));
+    expect(types).toEqual({ ...Object.fromEntries(secure.map((n) => [n, "SecureString"])), ...Object.fromEntries(plain.map((n) => [n, "String"])) });
+  });
+
+  it("never puts a generated secret into a plain input, user data or a stack output (principle 5)", async () => {
+    const r = await run();
+    expect(r.generatedSecrets.length).toBeGreaterThan(0);
+    const leaks: string[] = [];
+    for (const res of r.resources) {
+      for (const { path, value } of res.plainStrings) {
+        if (r.generatedSecrets.some((secret) => value.includes(secret))) leaks.push(`${res.name}.${path}`);
+      }
+    }
+    expect(leaks).toEqual([]);
+    const outputs = JSON.stringify(r.outputs);
+    expect(r.generatedSecrets.filter((secret) => outputs.includes(secret))).toEqual([]);
+    expect([...r.secretOutputs]).toEqual([]);
+    for (const instance of ofType(r, "aws:ec2/instance:Instance")) {
+      expect(instance.secretInputs.has("userData")).toBe(false);
+      expect(instance.inputs.userData).not.toContain("{{ssm:");
+    }
+  });
+
+  it("bootstraps each host from the config bucket; PostgreSQL mounts its data volume; the proxy requests its certificate only with ACME", async () => {
+    const r = await run();
+    const bucket = named(r, "config-bucket").outputs.bucket;
+    for (const host of model.allHosts) {
+      const userData: string = instanceOf(r, host.id)?.inputs.userData;
+      expect(userData.startsWith("#cloud-config\n")).toBe(true);
+      expect(userData).toContain(`ODOO_STACK_BUCKET=${bucket}`);
+      expect(userData).toContain(`ODOO_STACK_HOST_ID=${host.id}`);
+      expect(userData.includes(named(r, "postgres-data").id)).toBe(host.role === "postgres");
+      expect(userData.includes('"acme"')).toBe(host.role === "proxy" && model.settings.tls.mode === "acme");
+    }
+  });
+
+  it("delivers exactly hostFiles() to each host, and lets each role read exactly the parameters those files reference", async () => {
+    const r = await run();
+    for (const host of model.allHosts) {
+      const files = hostFiles(model, host);
+      const objects = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").filter((o) => o.inputs.tags[TAG_KEYS.host] === host.id && !o.name.endsWith("-manifest"));
+      expect(objects.map((o) => [o.inputs.key, o.inputs.content]).sort()).toEqual(files.map((f) => [configObjectKey(host.id, f.path), f.content]).sort());
+      const role = ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === host.id);
+      const policy = ofType(r, "aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role?.id);
+      const statements: { Sid: string; Resource: string | string[] }[] = JSON.parse(policy?.inputs.policy).Statement;
+      const readable = statements.find((s) => s.Sid === "ReadReferencedParameters")?.Resource ?? [];
+      const expected = [...new Set([...referencedParameters(files), ...(host.role === "proxy" ? importedTlsParameters(model.settings.tls) : [])])]
+        .sort()
+        .map((n) => `arn:aws:ssm:${REGION}:123456789012:parameter${n}`);
+      expect(readable).toEqual(expected);
+      expect(statements.find((s) => s.Sid === "ReadOwnConfigObjects")?.Resource).toMatch(new RegExp(`/hosts/${host.id}/\\*$`));
+    }
+  });
+
+  it("gives the proxy Route 53 rights only for the ACME challenge record, and only in ACME mode", async () => {
+    const r = await run();
+    const statements: { Sid: string; Action: string[]; Resource: string; Condition?: Record<string, Record<string, string[]>> }[] = JSON.parse(named(r, "proxy-host-policy").inputs.policy).Statement;
+    const change = statements.find((s) => s.Action.includes("route53:ChangeResourceRecordSets"));
+    if (model.settings.tls.mode === "acme") {
+      expect(change?.Resource).toBe(`arn:aws:route53:::hostedzone/${model.settings.tls.hostedZoneId}`);
+      expect(change?.Condition?.["ForAllValues:StringEquals"]).toEqual({
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["_acme-challenge.erp.example.com"],
+        "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
+        "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"],
+      });
+      expect(named(r, "proxy-public-dns").inputs).toEqual(expect.objectContaining({ zoneId: model.settings.tls.hostedZoneId, name: "erp.example.com", type: "A" }));
+    } else {
+      expect(change).toBeUndefined();
+      expect(statements.some((s) => s.Action.some((a) => a.startsWith("route53:")))).toBe(false);
+    }
+    for (const other of ofType(r, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.name !== "proxy-host-policy")) {
+      expect(other.inputs.policy).not.toContain("route53:");
+    }
+  });
+
+  it("parents every resource to a component of this stack and prefixes its name with the parent's", async () => {
+    const r = await run();
+    const stack = r.resources.find((x) => x.type === "pulumi:pulumi:Stack");
+    for (const res of r.resources.filter((x) => x !== stack)) {
+      const parent = byUrn(r, res.parent);
+      if (parent === stack) {
+        expect(res.custom).toBe(false);
+        expect(res.type).toMatch(/^odoo-stack:[a-z-]+:[A-Z][A-Za-z]+$/);
+      } else {
+        expect(parent?.type).toMatch(/^odoo-stack:/);
+        expect(res.name.startsWith(`${parent?.name}-`)).toBe(true);
+      }
+    }
+  });
+
+  it("tags every taggable resource with Name, stack and role (and host for host resources), user tags included", async () => {
+    const r = await run();
+    for (const res of r.resources.filter((x) => x.custom && x.type.startsWith("aws:") && !UNTAGGABLE.has(x.type))) {
+      expect([res.name, res.inputs.tags]).toEqual([
+        res.name,
+        expect.objectContaining({ Name: expect.stringMatching(/^odoo-stack-test-/), [TAG_KEYS.stack]: STACK, [TAG_KEYS.role]: expect.any(String), ...model.settings.tags }),
+      ]);
+    }
+    for (const type of ["aws:ec2/instance:Instance", "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile", "aws:s3/bucketObjectv2:BucketObjectv2", "aws:ssm/association:Association"]) {
+      const hostIds = ofType(r, type).map((x) => x.inputs.tags[TAG_KEYS.host]);
+      expect(hostIds.every((id) => model.allHosts.some((h) => h.id === id))).toBe(true);
+    }
+  });
+
+  it("exports names and addresses, with odoo-1 as the cron host", async () => {
+    const r = await run();
+    expect(r.outputs).toEqual(
+      expect.objectContaining({
+        url: "https://erp.example.com",
+        cronHostId: "odoo-1",
+        proxyPublicIp: ofType(r, "aws:ec2/eip:Eip").find((e) => e.inputs.tags[TAG_KEYS.role] === "proxy")?.outputs.publicIp,
+        internalNames: Object.fromEntries(model.allHosts.map((h) => [h.id, h.fqdn])),
+        pgbouncerEndpoint: "pgbouncer.odoo.internal:6432",
+        postgresEndpoint: "postgres.odoo.internal:5432",
+        parameterNames: ofType(r, "aws:ssm/parameter:Parameter").map((p) => p.inputs.name).sort(),
+      }),
+    );
+    expect(r.outputs.configBucketName).toBe(named(r, "config-bucket").outputs.bucket);
+    expect(r.outputs.backupBucketName).toBe(named(r, "backups-repository-bucket").outputs.bucket);
+  });
+});
+
+describe("private buckets", () => {
+  it.each([
+    ["config", 30],
+    ["backups-repository", 35],
+  ])("%s: private, versioned, KMS-encrypted, TLS-only, old versions expire after %i days", async (name, days) => {
+    const [label, config] = CASES[0];
+    expect(config.backupRetentionDays).toBe(35);
+    const r = await stackRun(label, config);
+    expect(named(r, `${name}-public-access-block`).inputs).toEqual(expect.objectContaining({ blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true }));
+    expect(named(r, `${name}-versioning`).inputs.versioningConfiguration.status).toBe("Enabled");
+    expect(named(r, `${name}-ownership`).inputs.rule.objectOwnership).toBe("BucketOwnerEnforced");
+    expect(named(r, `${name}-encryption`).inputs.rules).toEqual([expect.objectContaining({ applyServerSideEncryptionByDefault: expect.objectContaining({ sseAlgorithm: "aws:kms" }), bucketKeyEnabled: true })]);
+    expect(named(r, `${name}-lifecycle`).inputs.rules[0]).toEqual(expect.objectContaining({ status: "Enabled", noncurrentVersionExpiration: expect.objectContaining({ noncurrentDays: days }), abortIncompleteMultipartUpload: expect.objectContaining({ daysAfterInitiation: 7 }) }));
+    const policy = JSON.parse(named(r, `${name}-policy`).inputs.policy);
+    expect(policy.Statement).toEqual([expect.objectContaining({ Effect: "Deny", Principal: "*", Condition: { Bool: { "aws:SecureTransport": "false" } } })]);
+    expect(named(r, `${name}-bucket`).inputs.forceDestroy).toBe(false);
+  }, RUN_TIMEOUT_MS);
+});
+
+describe("bad config", () => {
+  it.each([
+    ["a missing domain and a bad CIDR", { ...BASE, domain: undefined, vpcCidr: "8.8.0.0/16" }, ["odoo-stack:domain", "odoo-stack:vpcCidr"]],
+    ["an instance type neither AWS nor the table knows", { ...BASE, odooInstanceType: "m6i.gigantic" }, ["odoo-stack:odooInstanceType = \"m6i.gigantic\""]],
+  ])("%s fails the program with every problem and registers nothing", async (_why, config, mentions) => {
+    let error: unknown;
+    const r = await runUnderMocks(async () => {
+      try {
+        await program();
+      } catch (err) {
+        error = err;
+      }
+    }, cliConfig(Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined))));
+    expect((error as Error)?.name).toBe("ConfigError");
+    for (const m of mentions) expect((error as Error).message).toContain(m);
+    expect(r.resources.filter((x) => x.type !== "pulumi:pulumi:Stack")).toEqual([]);
+  }, RUN_TIMEOUT_MS);
+});
