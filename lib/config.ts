@@ -59,6 +59,8 @@ export interface StackSettings {
     readonly postgres: PostgresSizingOverrides;
   };
   readonly tags: Readonly<Record<string, string>>;
+  /** Extra odoo.conf options (allowlisted per version by the renderer; forced keys refused). */
+  readonly odooOptions: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** Defaults, each stated once; Pulumi.yaml's schema and the README quote these. */
@@ -105,6 +107,7 @@ export const CONFIG_KEYS = [
   "pgbouncer",
   "postgres",
   "tags",
+  "odooOptions",
 ] as const;
 
 const OVERRIDE_KEYS = {
@@ -141,6 +144,7 @@ export type InstanceSpecLookup = (instanceType: string) => InstanceSpec | undefi
 const HOSTNAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
 const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const RESERVED_DB_NAMES = new Set(["postgres", "template0", "template1", "pgbouncer"]);
+const MAX_USER_TAGS = 5;
 const SG_ID = /^sg-[0-9a-f]{8,17}$/;
 const ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -381,11 +385,20 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   if (alarmEmail !== undefined && !EMAIL.test(alarmEmail)) add("alarmEmail", alarmEmail, "must be an e-mail address for the alarm topic (OBS-1)");
 
   const tagsRaw = object("tags");
+  // S3 objects carry at most 10 tags and the stack's own take 5 (components/tags.ts).
+  if (Object.keys(tagsRaw).length > MAX_USER_TAGS) add("tags", tagsRaw, `must hold at most ${MAX_USER_TAGS} tags: S3 objects allow 10 and odoo-stack uses 5`);
   const tags: Record<string, string> = {};
   for (const [k, v] of Object.entries(tagsRaw)) {
     if (typeof v !== "string") add(`tags.${k}`, v, "must be a string");
     else if (k.toLowerCase().startsWith("aws:")) add(`tags.${k}`, v, "uses the reserved aws: prefix");
     else tags[k] = v;
+  }
+
+  const odooOptionsRaw = object("odooOptions");
+  const odooOptions: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(odooOptionsRaw)) {
+    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") add(`odooOptions.${k}`, v, "must be a string, number or boolean");
+    else odooOptions[k] = v;
   }
 
   if (problems.length > 0 || !sizing || !tls || !vpc) throw new ConfigError(problems);
@@ -413,5 +426,6 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     sizing,
     overrides: { odoo: odooOverrides, pgbouncer: pgbouncerOverrides, postgres: postgresOverrides },
     tags,
+    odooOptions,
   };
 }
