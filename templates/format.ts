@@ -46,14 +46,25 @@ export function escapeOdooConf(value: string | number | boolean): string {
   return s;
 }
 
-/**
- * PgBouncer ini values: single line; a value containing spaces, ';' or '#' (comment start)
- * or quotes is written in double quotes with '"' doubled, as pgbouncer's parser expects.
- */
-export function escapePgbouncerIni(value: string | number): string {
+// PgBouncer's ini parser (libusual cfparser.c) takes a value verbatim to the end of the line,
+// trailing blanks trimmed; it has no quoting ("DISCARD ALL" in quotes is sent with the quotes,
+// and a quoted [databases] value is rejected as `unrecognized connection parameter: "host`).
+// Quoting exists one level down, in [databases] connection strings: 'value', '' for '.
+
+/** A pgbouncer.ini value: verbatim, so it must be one line without surrounding blanks. */
+export function escapePgbouncerIniValue(value: string | number): string {
   const s = String(value);
-  assertSingleLine("pgbouncer.ini", s);
-  return /^[A-Za-z0-9_.,:/*=@+-]*$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`;
+  if (/[\r\n\0]/.test(s) || s !== s.trim()) {
+    throw new Error(`pgbouncer.ini value must be one line without leading or trailing blanks: ${JSON.stringify(s)}`);
+  }
+  return s;
+}
+
+/** A value inside a [databases] connection string (loader.c cstr_get_value). */
+export function escapePgbouncerConnstrValue(value: string | number): string {
+  const s = escapePgbouncerIniValue(value);
+  if (s === "") throw new Error("pgbouncer connection string values must not be empty");
+  return /^[^\s']+$/.test(s) ? s : `'${s.replace(/'/g, "''")}'`;
 }
 
 /** PgBouncer auth_file fields: always double-quoted, '"' doubled. */

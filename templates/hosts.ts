@@ -1,17 +1,112 @@
 // Assembles what each host receives: every rendered file with its mode and owner. Pure, so
 // the components upload exactly what the tests and the offline plan see.
-import type { HostId, StackModel } from "../lib/model";
+import { ConfigError } from "../lib/config";
+import { PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
+import { acmeCertificatePaths } from "./cloud-init";
 import { shellQuote, type HostFile } from "./format";
+import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite } from "./nginx";
+import { odooConfFile, odooServiceEnvironment, odooConfSettingsFor } from "./odoo-conf";
+import { odooLogrotateFile } from "./logrotate";
+import { PGBOUNCER_DEBIAN, PGBOUNCER_TLS_FILES, pgbouncerHostFiles } from "./pgbouncer";
+import { postgresHostFiles, POSTGRES_TLS_FILES } from "./postgresql";
+import { hostScriptFiles } from "./scripts";
+import { systemdDropIn } from "./systemd";
 
-/** S3 key of a host file in the config bucket: hosts/<hostId>/<path without leading slash>. */
-export const configObjectKey = (hostId: string, path: string): string => `hosts/${hostId}/${path.replace(/^\/+/, "")}`;
+export { configObjectKey } from "./manifest";
+
+const byPath = (a: HostFile, b: HostFile): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+/** A file whose whole content is one SSM parameter (a certificate or key), resolved on the host. */
+const parameterFile = (path: string, parameter: string, mode: string, owner: string, group = owner): HostFile => ({
+  path,
+  content: `${secretRef(parameter)}\n`,
+  mode,
+  owner,
+  group,
+});
+
+/** The proxy's public certificate: certbot's files (ACME) or the operator's SSM parameters. */
+function proxyTlsPaths(model: StackModel): { certificate: string; key: string; files: HostFile[] } {
+  const tls = model.settings.tls;
+  if (tls.mode === "acme") {
+    const acme = acmeCertificatePaths(model.settings.domain);
+    return { certificate: acme.fullchain, key: acme.privkey, files: [] };
+  }
+  const certificate = `${PATHS.nginxTlsDir}/fullchain.pem`;
+  const key = `${PATHS.nginxTlsDir}/privkey.pem`;
+  return {
+    certificate,
+    key,
+    files: [
+      parameterFile(certificate, tls.certificateParameter, "0644", "root"),
+      parameterFile(key, tls.privateKeyParameter, "0600", "root"),
+    ],
+  };
+}
+
+function roleFiles(model: StackModel, host: HostId): HostFile[] {
+  switch (host.role) {
+    case "proxy": {
+      const tls = proxyTlsPaths(model);
+      const site = { ...nginxSiteSettingsFor(model), tlsCertificatePath: tls.certificate, tlsCertificateKeyPath: tls.key };
+      return [
+        { path: PATHS.nginxConf, content: renderNginxConf(nginxMainSettings()), mode: "0644", owner: "root", group: "root" },
+        { path: PATHS.nginxSite, content: renderNginxSite(site), mode: "0644", owner: "root", group: "root" },
+        ...tls.files,
+      ];
+    }
+    case "odoo":
+      return [
+        odooConfFile(model, host, model.settings.odooOptions),
+        odooLogrotateFile(),
+        // libpq finds the internal CA through PGSSLROOTCERT: odoo.conf has no CA key in every
+        // supported version, and verify-full needs it (TLS-2).
+        systemdDropIn("odoo", { Service: { Environment: odooServiceEnvironment(odooConfSettingsFor(model, host)) } }),
+      ];
+    case "pgbouncer": {
+      const user = PGBOUNCER_DEBIAN.serviceUser;
+      return [
+        ...pgbouncerHostFiles(model),
+        parameterFile(PGBOUNCER_TLS_FILES.cert, model.parameters.hostCert(host.id), "0644", user),
+        parameterFile(PGBOUNCER_TLS_FILES.key, model.parameters.hostKey(host.id), "0600", user),
+      ];
+    }
+    case "postgres":
+      return [
+        ...postgresHostFiles(model),
+        parameterFile(POSTGRES_TLS_FILES.cert, model.parameters.hostCert(host.id), "0644", "postgres"),
+        parameterFile(POSTGRES_TLS_FILES.key, model.parameters.hostKey(host.id), "0600", "postgres"),
+      ];
+  }
+}
 
 /** Every file `host` receives, sorted by path. */
 export function hostFiles(model: StackModel, host: HostId): HostFile[] {
-  const files: HostFile[] = [];
-  void model;
-  void host;
-  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return [
+    // Every host trusts the internal CA (TLS-1, TLS-2): the system store and libpq read it.
+    parameterFile(PATHS.caCert, model.parameters.caCert, "0644", "root"),
+    ...hostScriptFiles(),
+    ...roleFiles(model, host),
+  ].sort(byPath);
+}
+
+/**
+ * Renders every host's files once, before any resource exists, so that an odooOptions (or any
+ * renderer) refusal fails the preview with the config key to fix (DESIGN principle 4).
+ */
+export function renderAllHosts(model: StackModel): ReadonlyMap<string, HostFile[]> {
+  const out = new Map<string, HostFile[]>();
+  const problems: { key: string; value: unknown; fix: string }[] = [];
+  for (const host of model.allHosts) {
+    try {
+      out.set(host.id, hostFiles(model, host));
+    } catch (e) {
+      const key = host.role === "odoo" ? "odooOptions" : host.role;
+      problems.push({ key, value: host.role === "odoo" ? model.settings.odooOptions : host.id, fix: (e as Error).message });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
 }
 
 /**
@@ -20,7 +115,7 @@ export function hostFiles(model: StackModel, host: HostId): HostFile[] {
  */
 export function applyCommandLine(args: { bucket: string; hostId: string; region: string; manifestSha256: string }): string {
   return [
-    "/usr/local/sbin/odoo-stack-apply",
+    PATHS.applyScript,
     "--bucket",
     shellQuote(args.bucket),
     "--host",

@@ -1,0 +1,343 @@
+// PgBouncer 1.18 (Debian 12) on its own host: pgbouncer.ini, userlist.txt and the systemd
+// drop-in that raises its file-descriptor limit. Two layers: plain `...Settings` data in, text
+// out (what the loopback sandbox renders with its own ports and paths), and `...SettingsFor`
+// deriving those settings from the stack model and the sizing (what production renders).
+// Option names and semantics: pgbouncer.ini(5) as shipped in Debian's pgbouncer 1.18.0,
+// https://www.pgbouncer.org/config.html
+import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
+import { PORTS } from "../lib/ports";
+import { parseScramVerifier } from "../lib/scram";
+import type { PgbouncerSizing } from "../lib/sizing";
+import { renderSystemdDropIn } from "./systemd";
+import { escapePgbouncerConnstrValue, escapePgbouncerIniValue, escapeUserlist, header, lines, sortedEntries, type HostFile } from "./format";
+
+/**
+ * Debian's pgbouncer.service runs `/usr/sbin/pgbouncer /etc/pgbouncer/pgbouncer.ini` as the
+ * `postgres` user (Type=notify, no daemonising); these are the package's own runtime paths.
+ * The log file sits where postgresql-common's logrotate (copytruncate) already rotates it.
+ */
+export const PGBOUNCER_DEBIAN = {
+  serviceUser: "postgres",
+  unixSocketDir: "/var/run/postgresql",
+  pidFile: "/var/run/postgresql/pgbouncer.pid",
+  logFile: "/var/log/postgresql/pgbouncer.log",
+} as const;
+
+/** Certificate and key PgBouncer presents to Odoo (TLS-1, TLS-3); the host's cert carries its FQDN. */
+export const PGBOUNCER_TLS_FILES = {
+  cert: `${PATHS.pgbouncerTlsDir}/pgbouncer.crt`,
+  key: `${PATHS.pgbouncerTlsDir}/pgbouncer.key`,
+} as const;
+
+/** The database Odoo's bus (gevent worker) and cron threads LISTEN on (DESIGN principle 7). */
+export const LISTEN_DATABASE = "postgres";
+
+/**
+ * Keys written last in [pgbouncer], whatever the overrides say; the policy pack checks
+ * deployed files against the same table. auth_file is forced too (AUTH-2), with the path
+ * from the settings.
+ */
+export const PGBOUNCER_FORCED = {
+  /** POOL-1: Odoo web traffic pools per transaction; only `postgres` overrides it, per database. */
+  pool_mode: "transaction",
+  /** AUTH-1: verifiers only, and the prerequisite for SCRAM pass-through to PostgreSQL. */
+  auth_type: "scram-sha-256",
+  /** TLS-1: Odoo must speak TLS to PgBouncer; plain TCP clients are rejected. */
+  client_tls_sslmode: "require",
+  /** TLS-1/TLS-2: PgBouncer verifies PostgreSQL's certificate and its hostname. */
+  server_tls_sslmode: "verify-full",
+  /** OBS-3. */
+  log_connections: 1,
+  log_disconnections: 1,
+  log_pooler_errors: 1,
+} as const;
+
+/** The [pgbouncer] keys the forced layer owns (the constants above plus auth_file). */
+export const PGBOUNCER_FORCED_KEYS: readonly string[] = [...Object.keys(PGBOUNCER_FORCED), "auth_file"].sort();
+
+/**
+ * [pgbouncer] keys an override may set. Pool sizes are not here: they come from the sizing
+ * module (pgbouncer.* config keys), whose invariants keep them coherent with max_connections.
+ */
+export const PGBOUNCER_OVERRIDABLE: readonly string[] = [
+  "application_name_add_host",
+  "client_idle_timeout",
+  "client_login_timeout",
+  "client_tls_ciphers",
+  "client_tls_protocols",
+  "dns_max_ttl",
+  "idle_transaction_timeout",
+  "listen_backlog",
+  "log_stats",
+  "max_packet_size",
+  "min_pool_size",
+  "pkt_buf",
+  "query_wait_timeout",
+  "sbuf_loopcnt",
+  "server_check_delay",
+  "server_check_query",
+  "server_connect_timeout",
+  "server_idle_timeout",
+  "server_lifetime",
+  "server_login_retry",
+  "server_tls_ciphers",
+  "server_tls_protocols",
+  "stats_period",
+  "tcp_keepalive",
+  "tcp_keepcnt",
+  "tcp_keepidle",
+  "tcp_keepintvl",
+  "verbose",
+];
+
+export type PgbouncerValue = string | number;
+
+/** Everything pgbouncer.ini depends on. Flat, so the sandbox can remap ports, addresses and paths. */
+export interface PgbouncerSettings {
+  readonly listenAddresses: readonly string[];
+  readonly listenPort: number;
+  readonly unixSocketDir: string;
+  readonly pidFile: string;
+  readonly logFile: string;
+  readonly authFile: string;
+  /** PostgreSQL as PgBouncer reaches it; must match the server certificate's SAN (verify-full). */
+  readonly serverHost: string;
+  readonly serverPort: number;
+  /** CA that signed PostgreSQL's certificate (server side) and Odoo's, if ever presented. */
+  readonly caFile: string;
+  readonly clientTlsCertFile: string;
+  readonly clientTlsKeyFile: string;
+  /** Odoo databases, each pooled per transaction (POOL-1). */
+  readonly odooDatabases: readonly string[];
+  readonly statsUsers: readonly string[];
+  readonly pools: PgbouncerSizing;
+  /** [pgbouncer] keys from PGBOUNCER_OVERRIDABLE; any other key throws. */
+  readonly overrides: Readonly<Record<string, PgbouncerValue>>;
+}
+
+/**
+ * Server connections the Odoo role may hold over every database: the transaction pools with
+ * their reserves, plus the LISTEN session pool. A cap of maxUserConnections alone would let a
+ * busy transaction pool starve LISTEN (or the LISTEN sessions shrink the transaction pools).
+ * PgBouncer's max_user_connections and PostgreSQL's CONNECTION LIMIT for the role use it.
+ */
+export const odooRoleConnectionLimit = (pools: Pick<PgbouncerSizing, "maxUserConnections" | "listenPoolSize">): number =>
+  pools.maxUserConnections + pools.listenPoolSize;
+
+const INI_KEY = /^[A-Za-z0-9_.*-]+$/;
+
+function iniKey(key: string): string {
+  if (!INI_KEY.test(key)) throw new Error(`pgbouncer.ini key ${JSON.stringify(key)} may hold only letters, digits and _ . - *`);
+  return key;
+}
+
+const connstr = (params: Readonly<Record<string, string | number>>): string =>
+  sortedEntries(params)
+    .map(([k, v]) => `${iniKey(k)}=${escapePgbouncerConnstrValue(v)}`)
+    .join(" ");
+
+const iniLine = (key: string, value: PgbouncerValue): string => `${iniKey(key)} = ${escapePgbouncerIniValue(value)}`;
+
+// --- pgbouncer.ini ---------------------------------------------------------------------------
+
+function checkOverrides(overrides: Readonly<Record<string, PgbouncerValue>>): void {
+  const problems: string[] = [];
+  for (const key of Object.keys(overrides).sort()) {
+    if (PGBOUNCER_FORCED_KEYS.includes(key)) {
+      problems.push(`${key} is fixed by the checklist (POOL-1, AUTH-1, AUTH-2, TLS-1, TLS-2, OBS-3) and cannot be overridden`);
+    } else if (!PGBOUNCER_OVERRIDABLE.includes(key)) {
+      problems.push(`${key} is not an overridable PgBouncer setting; pool sizes come from the pgbouncer.* config keys; allowed: ${PGBOUNCER_OVERRIDABLE.join(", ")}`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`pgbouncer.ini overrides rejected:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+}
+
+/** pgbouncer.ini. Throws on an override of a forced or unknown key. */
+export function renderPgbouncerIni(s: PgbouncerSettings): string {
+  checkOverrides(s.overrides);
+  if (s.odooDatabases.length === 0) throw new Error("pgbouncer.ini needs at least one Odoo database");
+  if (s.odooDatabases.includes(LISTEN_DATABASE)) {
+    throw new Error(`"${LISTEN_DATABASE}" is the LISTEN session pool and cannot also be an Odoo database`);
+  }
+  const p = s.pools;
+  const server = { host: s.serverHost, port: s.serverPort };
+
+  // No "*" fallback entry: only the databases named here are reachable through PgBouncer.
+  const databases: Record<string, string> = {};
+  for (const db of s.odooDatabases) {
+    databases[db] = connstr({
+      ...server,
+      dbname: db,
+      pool_mode: "transaction", // POOL-1
+      pool_size: p.defaultPoolSize, // POOL-2
+      max_db_connections: p.maxDbConnections, // POOL-5
+    });
+  }
+  // LISTEN needs the same server session for the client's lifetime, which transaction pooling
+  // cannot give: the one, narrow exception to POOL-1. No reserve: the pool is sized for every
+  // listener (sizing.listenPoolSize) and max_connections counts exactly that many.
+  databases[LISTEN_DATABASE] = connstr({
+    ...server,
+    dbname: LISTEN_DATABASE,
+    pool_mode: "session",
+    pool_size: p.listenPoolSize,
+    reserve_pool: 0,
+    max_db_connections: p.listenPoolSize,
+  });
+
+  const defaults: Record<string, PgbouncerValue> = {
+    listen_addr: s.listenAddresses.join(","),
+    listen_port: s.listenPort,
+    unix_socket_dir: s.unixSocketDir,
+    pidfile: s.pidFile,
+    logfile: s.logFile,
+    // No admin_users: nobody logs in to the console with a password. Reloads (AUTH-4) use
+    // SIGHUP (`systemctl reload pgbouncer`) or the console as user "pgbouncer" over the Unix
+    // socket from the service's own OS user, which PgBouncer admits without a password.
+    stats_users: s.statsUsers.join(","), // OBS-1, OBS-2: SHOW POOLS / SHOW STATS only
+    default_pool_size: p.defaultPoolSize, // POOL-2
+    reserve_pool_size: p.reservePoolSize, // POOL-3
+    reserve_pool_timeout: p.reservePoolTimeoutSeconds, // POOL-3
+    max_client_conn: p.maxClientConn, // POOL-4
+    max_db_connections: p.maxDbConnections, // POOL-5
+    max_user_connections: odooRoleConnectionLimit(p), // POOL-5, PG-1
+    server_tls_ca_file: s.caFile,
+    client_tls_cert_file: s.clientTlsCertFile,
+    client_tls_key_file: s.clientTlsKeyFile,
+    client_tls_ca_file: s.caFile,
+    // "secure" = TLS 1.2 and 1.3 (the 1.18 default), written out so the file says it.
+    client_tls_protocols: "secure",
+    server_tls_protocols: "secure",
+    // Run only for session pools (the LISTEN pool): DISCARD ALL also drops LISTEN
+    // registrations, so the next client does not receive another's notifications.
+    server_reset_query: "DISCARD ALL",
+    server_reset_query_always: 0,
+    // psycopg2 sends no untracked startup parameter; JDBC and lib/pq-based exporters send
+    // extra_float_digits, which would otherwise fail their login.
+    ignore_startup_parameters: "extra_float_digits",
+    // A client queued longer than this is disconnected with an error the pooler logs
+    // (OBS-3) instead of hanging; 120 s is PgBouncer's default, stated here on purpose.
+    query_wait_timeout: 120,
+    server_idle_timeout: 600,
+    server_lifetime: 3600,
+    // Source host:port in application_name: pg_stat_activity shows which Odoo host sent a
+    // long transaction (OBS-7).
+    application_name_add_host: 1,
+    ...s.overrides,
+  };
+  const forced: Record<string, PgbouncerValue> = { ...PGBOUNCER_FORCED, auth_file: s.authFile };
+
+  return lines(
+    header(";"),
+    "; Odoo databases pool per transaction (POOL-1); `postgres` is the session pool Odoo's bus",
+    "; and crons LISTEN on (DESIGN principle 7). Reload with SIGHUP: `systemctl reload pgbouncer`.",
+    "",
+    "[databases]",
+    sortedEntries(databases).flatMap(([name, value]) => [
+      ...(name === LISTEN_DATABASE ? ["; session mode: LISTEN/NOTIFY needs one server session per listener (DESIGN principle 7)"] : []),
+      iniLine(name, value),
+    ]),
+    "",
+    "[pgbouncer]",
+    sortedEntries(defaults).map(([k, v]) => iniLine(k, v)),
+    "; checklist keys, last so that nothing above can change them",
+    sortedEntries(forced).map(([k, v]) => iniLine(k, v)),
+  );
+}
+
+export function pgbouncerSettingsFor(model: StackModel): PgbouncerSettings {
+  return {
+    // The private address for Odoo (NET-5); loopback for the metrics collector on this host.
+    listenAddresses: [model.hosts.pgbouncer.privateIp, "127.0.0.1"],
+    listenPort: PORTS.pgbouncer.port,
+    unixSocketDir: PGBOUNCER_DEBIAN.unixSocketDir,
+    pidFile: PGBOUNCER_DEBIAN.pidFile,
+    logFile: PGBOUNCER_DEBIAN.logFile,
+    authFile: PATHS.pgbouncerUserlist,
+    serverHost: model.hosts.postgres.fqdn,
+    serverPort: PORTS.postgres.port,
+    caFile: PATHS.caCert,
+    clientTlsCertFile: PGBOUNCER_TLS_FILES.cert,
+    clientTlsKeyFile: PGBOUNCER_TLS_FILES.key,
+    odooDatabases: model.settings.databases,
+    statsUsers: [DB_ROLES.stats],
+    pools: model.settings.sizing.pgbouncer,
+    overrides: {},
+  };
+}
+
+// --- userlist.txt ----------------------------------------------------------------------------
+
+export interface PgbouncerUserlistEntry {
+  readonly user: string;
+  /** A SCRAM-SHA-256 verifier, or a secretRef() to one. Nothing else (AUTH-1). */
+  readonly secret: string;
+}
+
+export interface PgbouncerUserlistSettings {
+  readonly entries: readonly PgbouncerUserlistEntry[];
+}
+
+const WHOLE_SECRET_REF = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
+
+/**
+ * userlist.txt (auth_file). PgBouncer's parser (loader.c load_auth_file) skips lines that
+ * start with ';' and stops at the first line that starts with anything but '"' — so a '#'
+ * comment would silently drop every user after it.
+ */
+export function renderPgbouncerUserlist(s: PgbouncerUserlistSettings): string {
+  const seen = new Set<string>();
+  for (const { user, secret } of s.entries) {
+    if (seen.has(user)) throw new Error(`userlist.txt lists ${user} twice`);
+    seen.add(user);
+    if (!WHOLE_SECRET_REF.test(secret) && !parseScramVerifier(secret)) {
+      throw new Error(`userlist.txt entry for ${user} must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one (AUTH-1); plaintext and md5 are refused`);
+    }
+  }
+  const sorted = [...s.entries].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+  return lines(
+    header(";"),
+    "; SCRAM verifiers identical to PostgreSQL's (same salt and iterations) for SCRAM pass-through.",
+    "; Mode 0600 (AUTH-2). After a change: `systemctl reload pgbouncer` (AUTH-4).",
+    sorted.map(({ user, secret }) => `${escapeUserlist(user)} ${escapeUserlist(secret)}`),
+  );
+}
+
+export function pgbouncerUserlistSettingsFor(model: StackModel): PgbouncerUserlistSettings {
+  return {
+    entries: [
+      { user: DB_ROLES.odoo, secret: secretRef(model.parameters.odooDbScramVerifier) },
+      { user: DB_ROLES.stats, secret: secretRef(model.parameters.statsScramVerifier) },
+    ],
+  };
+}
+
+// --- systemd drop-in -------------------------------------------------------------------------
+
+export interface PgbouncerSystemdSettings {
+  readonly limitNofile: number;
+}
+
+/** Drop-in for Debian's pgbouncer.service: the fd limit sized for clients + servers (OBS-8). */
+export function renderPgbouncerSystemdDropIn(s: PgbouncerSystemdSettings): string {
+  if (!Number.isInteger(s.limitNofile) || s.limitNofile < 1024) {
+    throw new Error(`LimitNOFILE must be a whole number of at least 1024, got ${s.limitNofile}`);
+  }
+  return renderSystemdDropIn({ Service: { LimitNOFILE: s.limitNofile } });
+}
+
+export function pgbouncerSystemdSettingsFor(model: StackModel): PgbouncerSystemdSettings {
+  return { limitNofile: model.settings.sizing.pgbouncer.limitNofile };
+}
+
+// --- files for the host ----------------------------------------------------------------------
+
+/** The PgBouncer host's files with their modes and owners (pgbouncer runs as postgres). */
+export function pgbouncerHostFiles(model: StackModel): HostFile[] {
+  const user = PGBOUNCER_DEBIAN.serviceUser;
+  return [
+    { path: PATHS.pgbouncerIni, content: renderPgbouncerIni(pgbouncerSettingsFor(model)), mode: "0640", owner: user, group: user },
+    { path: PATHS.pgbouncerUserlist, content: renderPgbouncerUserlist(pgbouncerUserlistSettingsFor(model)), mode: "0600", owner: user, group: user },
+    { path: PATHS.pgbouncerLimits, content: renderPgbouncerSystemdDropIn(pgbouncerSystemdSettingsFor(model)), mode: "0644", owner: "root", group: "root" },
+  ];
+}

@@ -1,0 +1,375 @@
+// PostgreSQL 15 (Debian 12) on its own host: the conf.d drop-in, pg_hba.conf and the
+// idempotent bootstrap SQL (roles, per-role timeouts, databases, extensions). Two layers, as
+// in pgbouncer.ts: plain `...Settings` data in, text out; `...SettingsFor(model)` derives the
+// production settings from the stack model and the sizing.
+import { parseCidr } from "../lib/cidr";
+import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
+import { PORTS } from "../lib/ports";
+import { parseScramVerifier } from "../lib/scram";
+import { POSTGRES_RESERVED, type PostgresSizing } from "../lib/sizing";
+import { escapePostgresConf, header, lines, sortedEntries, sqlIdent, sqlLiteral, type HostFile } from "./format";
+import { LISTEN_DATABASE, odooRoleConnectionLimit } from "./pgbouncer";
+
+/** Debian's cluster files belong to the postgres user. */
+const POSTGRES_USER = "postgres";
+
+/** Server certificate and key (TLS-1, TLS-3); the key must be 0600 and owned by postgres. */
+export const POSTGRES_TLS_FILES = {
+  cert: `${PATHS.postgresTlsDir}/server.crt`,
+  key: `${PATHS.postgresTlsDir}/server.key`,
+} as const;
+
+export type PostgresConfValue = string | number | boolean;
+
+/**
+ * Keys with fixed values, written last in the drop-in; the policy pack checks deployed files
+ * against the same table. The settings-derived keys in POSTGRES_FORCED_FROM_SETTINGS are
+ * written last as well.
+ */
+export const POSTGRES_FORCED = {
+  /** AUTH-1: verifiers, never md5; a pre-computed verifier is stored as given. */
+  password_encryption: "scram-sha-256",
+  /** TLS-1: PgBouncer connects with verify-full. */
+  ssl: true,
+  ssl_min_protocol_version: "TLSv1.2",
+  /** PG-3: a wait longer than deadlock_timeout is logged with the blocking pids. */
+  log_lock_waits: true,
+  /** OBS-7: top queries. */
+  shared_preload_libraries: "pg_stat_statements",
+} as const;
+
+/** Forced keys whose value comes from the settings (sizing, addresses, TLS paths). */
+export const POSTGRES_FORCED_FROM_SETTINGS: readonly string[] = [
+  "idle_in_transaction_session_timeout", // PG-2
+  "listen_addresses", // NET-6
+  "lock_timeout", // PG-2
+  "max_connections", // PG-1
+  "port",
+  "ssl_ca_file",
+  "ssl_cert_file",
+  "ssl_key_file",
+  "statement_timeout", // PG-2
+  "superuser_reserved_connections", // PG-1
+];
+
+export const POSTGRES_FORCED_KEYS: readonly string[] = [...Object.keys(POSTGRES_FORCED), ...POSTGRES_FORCED_FROM_SETTINGS].sort();
+
+/** Tuning keys a user may override; anything else throws. */
+export const POSTGRES_OVERRIDABLE: readonly string[] = [
+  "autovacuum_analyze_scale_factor",
+  "autovacuum_max_workers",
+  "autovacuum_naptime",
+  "autovacuum_vacuum_cost_limit",
+  "autovacuum_vacuum_scale_factor",
+  "checkpoint_completion_target",
+  "checkpoint_timeout",
+  "deadlock_timeout",
+  "default_statistics_target",
+  "effective_cache_size",
+  "effective_io_concurrency",
+  "jit",
+  "log_autovacuum_min_duration",
+  "log_line_prefix",
+  "log_min_duration_statement",
+  "log_temp_files",
+  "maintenance_work_mem",
+  "max_wal_size",
+  "min_wal_size",
+  "pg_stat_statements.max",
+  "pg_stat_statements.track",
+  "pg_stat_statements.track_utility",
+  "random_page_cost",
+  "shared_buffers",
+  "track_io_timing",
+  "wal_compression",
+  "work_mem",
+];
+
+/** Everything the drop-in depends on. Flat, so the sandbox can remap ports, addresses and paths. */
+export interface PostgresConfSettings {
+  readonly listenAddresses: readonly string[];
+  readonly port: number;
+  readonly sslCertFile: string;
+  readonly sslKeyFile: string;
+  readonly sslCaFile: string;
+  readonly sizing: PostgresSizing;
+  /** Tuning keys from POSTGRES_OVERRIDABLE; a forced or unknown key throws. */
+  readonly overrides: Readonly<Record<string, PostgresConfValue>>;
+  /**
+   * Keys other parts of the stack add (the backups work: archive_mode, archive_command, …).
+   * They may only add: a key the drop-in already sets, or a forced one, throws.
+   */
+  readonly extraParameters: Readonly<Record<string, PostgresConfValue>>;
+}
+
+const GUC_NAME = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
+const mb = (n: number): string => `${n}MB`;
+
+function numbered(title: string, problems: string[]): void {
+  if (problems.length > 0) throw new Error(`${title}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+}
+
+/** The conf.d drop-in (Debian's postgresql.conf ends with include_dir = 'conf.d'). */
+export function renderPostgresConf(s: PostgresConfSettings): string {
+  const z = s.sizing;
+  const defaults: Record<string, PostgresConfValue> = {
+    shared_buffers: mb(z.sharedBuffersMiB),
+    effective_cache_size: mb(z.effectiveCacheSizeMiB),
+    work_mem: mb(z.workMemMiB),
+    maintenance_work_mem: mb(z.maintenanceWorkMemMiB),
+    // log_lock_waits (PG-3) reports a wait once it passes deadlock_timeout; 1 s is the
+    // PostgreSQL default, stated because PG-3's usefulness depends on it.
+    deadlock_timeout: "1s",
+    // Slow statements with their duration; Odoo requests over 1 s are worth a look (OBS-7).
+    log_min_duration_statement: "1s",
+    // Time, pid, user, database and application (Odoo host:port via PgBouncer's
+    // application_name_add_host) on every line.
+    log_line_prefix: "%m [%p] %q%u@%d app=%a ",
+    // PG-4: every autovacuum/autoanalyze run over 1 s is logged with its counts.
+    log_autovacuum_min_duration: "1s",
+    // I/O timings in pg_stat_statements and EXPLAIN (OBS-7, OBS-8).
+    track_io_timing: true,
+    // Odoo's ORM produces many distinct statements: room for them. Only top-level statements,
+    // without utility commands (SAVEPOINT/RELEASE would crowd out the real queries).
+    "pg_stat_statements.max": 10000,
+    "pg_stat_statements.track": "top",
+    "pg_stat_statements.track_utility": false,
+  };
+  const forced: Record<string, PostgresConfValue> = {
+    ...POSTGRES_FORCED,
+    listen_addresses: s.listenAddresses.join(","),
+    port: s.port,
+    max_connections: z.maxConnections,
+    superuser_reserved_connections: z.superuserReservedConnections,
+    // Global defaults (PG-2); ALTER ROLE values in the bootstrap are the ones that count
+    // through transaction pooling, and the postgres role lifts statement_timeout.
+    statement_timeout: z.statementTimeoutMs,
+    lock_timeout: z.lockTimeoutMs,
+    idle_in_transaction_session_timeout: z.idleInTransactionSessionTimeoutMs,
+    ssl_cert_file: s.sslCertFile,
+    ssl_key_file: s.sslKeyFile,
+    ssl_ca_file: s.sslCaFile,
+  };
+
+  const problems: string[] = [];
+  for (const key of Object.keys(s.overrides).sort()) {
+    if (key in forced) problems.push(`${key} is fixed by the checklist (PG-1, PG-2, PG-3, AUTH-1, TLS-1, OBS-7) and cannot be overridden`);
+    else if (!POSTGRES_OVERRIDABLE.includes(key)) problems.push(`${key} is not an overridable PostgreSQL setting; allowed: ${POSTGRES_OVERRIDABLE.join(", ")}`);
+  }
+  for (const key of Object.keys(s.extraParameters).sort()) {
+    if (!GUC_NAME.test(key)) problems.push(`${key} is not a PostgreSQL parameter name`);
+    else if (key in forced) problems.push(`${key} is fixed by the checklist and cannot be set by another module`);
+    else if (key in defaults || key in s.overrides) problems.push(`${key} is already set by the drop-in; extra parameters may only add keys`);
+  }
+  numbered("postgresql.conf parameters rejected", problems);
+
+  const main = { ...defaults, ...s.overrides, ...s.extraParameters };
+  const line = ([k, v]: [string, PostgresConfValue]): string => `${k} = ${escapePostgresConf(v)}`;
+  return lines(
+    header("#"),
+    `# Included last by ${PATHS.postgresConfDir}/postgresql.conf (include_dir = 'conf.d'), so these win.`,
+    sortedEntries(main).map(line),
+    "# checklist keys, last so that nothing above can change them",
+    sortedEntries(forced).map(line),
+  );
+}
+
+export function postgresConfSettingsFor(model: StackModel): PostgresConfSettings {
+  return {
+    // The private address for PgBouncer and the bastion (NET-6); localhost for the collector
+    // and backups on this host.
+    listenAddresses: [model.hosts.postgres.privateIp, "localhost"],
+    port: PORTS.postgres.port,
+    sslCertFile: POSTGRES_TLS_FILES.cert,
+    sslKeyFile: POSTGRES_TLS_FILES.key,
+    sslCaFile: PATHS.caCert,
+    sizing: model.settings.sizing.postgres,
+    overrides: {},
+    extraParameters: {},
+  };
+}
+
+// --- pg_hba.conf -----------------------------------------------------------------------------
+
+export interface PgHbaSettings {
+  readonly odooDatabases: readonly string[];
+  readonly odooRole: string;
+  readonly monitorRole: string;
+  /** PgBouncer's address as a /32 (NET-6): the only TCP source for the Odoo role. */
+  readonly pgbouncerCidr: string;
+  /** The VPC CIDR when a bastion may connect (NET-6); its security group narrows it to the bastion. */
+  readonly bastionCidr?: string;
+}
+
+// pg_hba.conf has no escape function in format.ts: its tokens are written only after they
+// pass these patterns, so nothing needs quoting.
+const HBA_NAME = /^[a-z_][a-z0-9_]*$/;
+
+function hbaName(name: string): string {
+  if (!HBA_NAME.test(name)) throw new Error(`pg_hba.conf: ${JSON.stringify(name)} must be a lower-case identifier`);
+  return name;
+}
+
+function hbaCidr(cidr: string): string {
+  if (!parseCidr(cidr)) throw new Error(`pg_hba.conf: ${JSON.stringify(cidr)} must be an IPv4 CIDR with no host bits set`);
+  return cidr;
+}
+
+/**
+ * pg_hba.conf, first match wins: peer for the postgres OS user, a password for the local
+ * collector, TLS + SCRAM from PgBouncer for the Odoo role, then explicit rejects. Never
+ * trust, password or md5 on TCP.
+ */
+export function renderPgHba(s: PgHbaSettings): string {
+  const databases = [...s.odooDatabases.map(hbaName), LISTEN_DATABASE].join(",");
+  const rows: [string, string, string, string, string][] = [
+    // Maintenance, bootstrap and backups run as the postgres OS user over the Unix socket.
+    ["local", "all", "postgres", "", "peer"],
+    ["local", "replication", "postgres", "", "peer"],
+    // The metrics collector (OBS-7, PG-4) reads every database with pg_monitor rights.
+    ["local", "all", hbaName(s.monitorRole), "", "scram-sha-256"],
+    ["local", "all", "all", "", "reject"],
+    // NET-6 at the database layer: Odoo's role, over TLS, from PgBouncer only.
+    ["hostssl", databases, hbaName(s.odooRole), hbaCidr(s.pgbouncerCidr), "scram-sha-256"],
+  ];
+  if (s.bastionCidr !== undefined) rows.push(["hostssl", "all", "all", hbaCidr(s.bastionCidr), "scram-sha-256"]);
+  rows.push(["host", "all", "all", "0.0.0.0/0", "reject"], ["host", "all", "all", "::/0", "reject"]);
+
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
+  const row = (r: readonly string[]): string =>
+    r
+      .map((cell, i) => (i < 4 ? cell.padEnd(widths[i]) : cell))
+      .join("  ")
+      .replace(/ +$/, "");
+  return lines(header("#"), row(["# TYPE".padEnd(widths[0]), "DATABASE", "USER", "ADDRESS", "METHOD"]), rows.map(row));
+}
+
+export function pgHbaSettingsFor(model: StackModel): PgHbaSettings {
+  return {
+    odooDatabases: model.settings.databases,
+    odooRole: DB_ROLES.odoo,
+    monitorRole: DB_ROLES.monitor,
+    pgbouncerCidr: `${model.hosts.pgbouncer.privateIp}/32`,
+    ...(model.settings.bastionSecurityGroupId !== undefined ? { bastionCidr: model.settings.vpcCidr } : {}),
+  };
+}
+
+// --- bootstrap SQL ---------------------------------------------------------------------------
+
+export interface PostgresBootstrapSettings {
+  readonly odooRole: string;
+  /** A SCRAM-SHA-256 verifier or a secretRef() to one: no plaintext reaches the database host. */
+  readonly odooPasswordVerifier: string;
+  readonly odooConnectionLimit: number;
+  readonly odooStatementTimeoutMs: number;
+  readonly odooLockTimeoutMs: number;
+  readonly odooIdleInTransactionSessionTimeoutMs: number;
+  readonly monitorRole: string;
+  /** secretRef() to the collector's password (the collector on this host needs it anyway). */
+  readonly monitorPassword: string;
+  readonly monitorConnectionLimit: number;
+  readonly odooDatabases: readonly string[];
+}
+
+/** A `SELECT '<statement>' WHERE NOT EXISTS (...)\gexec` line: psql runs it only when needed. */
+const gexecUnless = (statement: string, existsQuery: string): string =>
+  `SELECT ${sqlLiteral(statement)} WHERE NOT EXISTS (${existsQuery})\\gexec`;
+
+const ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
+
+/**
+ * The bootstrap script, run on every apply with `psql -v ON_ERROR_STOP=1 -d postgres` as the
+ * postgres OS user; every statement is idempotent. Placeholders are resolved by the apply
+ * script before psql reads it; the stack's generated secrets are alphanumeric and SCRAM
+ * verifiers hold only base64 and `$:` characters, so a resolved value cannot end a literal.
+ */
+export function renderPostgresBootstrap(s: PostgresBootstrapSettings): string {
+  if (!/^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/.test(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
+    throw new Error("bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
+  }
+  for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`bootstrap: ${name} must be a positive whole number, got ${n}`);
+  }
+  const odoo = sqlIdent(s.odooRole);
+  const monitor = sqlIdent(s.monitorRole);
+  const roleExists = (role: string) => `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(role)}`;
+  const databases = [...s.odooDatabases].sort();
+
+  return lines(
+    header("--"),
+    "-- Run by the apply script: psql -v ON_ERROR_STOP=1 -d postgres, as the postgres OS user.",
+    "\\set ON_ERROR_STOP on",
+    "",
+    "-- Password statements stay out of the server log, even slow or failing ones.",
+    "SET log_statement = 'none';",
+    "SET log_min_duration_statement = -1;",
+    "SET log_min_error_statement = 'panic';",
+    "SET password_encryption = 'scram-sha-256';",
+    "",
+    "-- Odoo's role. CONNECTION LIMIT = PgBouncer's transaction pools + reserves + the LISTEN pool",
+    "-- (PG-1). The password is PgBouncer's verifier itself (same salt and iterations), so SCRAM",
+    "-- passes through PgBouncer and no plaintext reaches this host.",
+    gexecUnless(`CREATE ROLE ${odoo}`, roleExists(s.odooRole)),
+    `ALTER ROLE ${odoo} WITH ${ROLE_ATTRIBUTES} CONNECTION LIMIT ${s.odooConnectionLimit};`,
+    `ALTER ROLE ${odoo} WITH PASSWORD ${sqlLiteral(s.odooPasswordVerifier)};`,
+    "-- PG-2 per role: sent at every server login, so it holds through transaction pooling.",
+    `ALTER ROLE ${odoo} SET statement_timeout = ${s.odooStatementTimeoutMs};`,
+    `ALTER ROLE ${odoo} SET lock_timeout = ${s.odooLockTimeoutMs};`,
+    `ALTER ROLE ${odoo} SET idle_in_transaction_session_timeout = ${s.odooIdleInTransactionSessionTimeoutMs};`,
+    "",
+    "-- The metrics collector on this host (OBS-7, PG-4): read-only statistics.",
+    gexecUnless(`CREATE ROLE ${monitor}`, roleExists(s.monitorRole)),
+    `ALTER ROLE ${monitor} WITH ${ROLE_ATTRIBUTES} CONNECTION LIMIT ${s.monitorConnectionLimit};`,
+    `ALTER ROLE ${monitor} WITH PASSWORD ${sqlLiteral(s.monitorPassword)};`,
+    `GRANT pg_monitor TO ${monitor};`,
+    "",
+    "-- Maintenance, pg_dump and backups run as postgres and must not be cut by the global default.",
+    `ALTER ROLE ${sqlIdent(POSTGRES_USER)} SET statement_timeout = 0;`,
+    "",
+    "-- Odoo's databases, as Odoo itself creates them (UTF8, C collation, from template0).",
+    "-- CREATE DATABASE cannot run inside a transaction block (DO), hence \\gexec.",
+    databases.flatMap((db) => [
+      gexecUnless(
+        `CREATE DATABASE ${sqlIdent(db)} OWNER ${odoo} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`,
+        `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`,
+      ),
+      `ALTER DATABASE ${sqlIdent(db)} OWNER TO ${odoo};`,
+    ]),
+    "",
+    "-- OBS-7: top queries (the library is preloaded by the conf.d drop-in).",
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;",
+    "-- Trigram indexes (fields with index='trigram'); Odoo creates pg_trgm only in databases it",
+    "-- creates itself, and these it does not.",
+    databases.flatMap((db) => [`\\connect ${sqlIdent(db)}`, "CREATE EXTENSION IF NOT EXISTS pg_trgm;"]),
+  );
+}
+
+export function postgresBootstrapSettingsFor(model: StackModel): PostgresBootstrapSettings {
+  const pools = model.settings.sizing.pgbouncer;
+  const pg = model.settings.sizing.postgres;
+  return {
+    odooRole: DB_ROLES.odoo,
+    odooPasswordVerifier: secretRef(model.parameters.odooDbScramVerifier),
+    odooConnectionLimit: odooRoleConnectionLimit(pools),
+    odooStatementTimeoutMs: pg.statementTimeoutMs,
+    odooLockTimeoutMs: pg.lockTimeoutMs,
+    odooIdleInTransactionSessionTimeoutMs: pg.idleInTransactionSessionTimeoutMs,
+    monitorRole: DB_ROLES.monitor,
+    monitorPassword: secretRef(model.parameters.monitorPassword),
+    monitorConnectionLimit: POSTGRES_RESERVED.monitoring,
+    odooDatabases: model.settings.databases,
+  };
+}
+
+// --- files for the host ----------------------------------------------------------------------
+
+/** The database host's files with their modes and owners. */
+export function postgresHostFiles(model: StackModel): HostFile[] {
+  return [
+    { path: PATHS.postgresConf, content: renderPostgresConf(postgresConfSettingsFor(model)), mode: "0644", owner: POSTGRES_USER, group: POSTGRES_USER },
+    { path: PATHS.postgresHba, content: renderPgHba(pgHbaSettingsFor(model)), mode: "0640", owner: POSTGRES_USER, group: POSTGRES_USER },
+    // It names secrets by reference only, but the resolved copy on the host holds the monitor
+    // password: 0600.
+    { path: PATHS.postgresBootstrapSql, content: renderPostgresBootstrap(postgresBootstrapSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
+  ];
+}

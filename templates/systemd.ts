@@ -1,0 +1,41 @@
+// systemd drop-ins for the Debian packages' units: the stack adds settings (environment,
+// limits) without replacing the packaged unit, so package upgrades keep their fixes.
+import { header, lines, sortedEntries, type HostFile } from "./format";
+
+export type SystemdValue = string | number | Readonly<Record<string, string>>;
+export type SystemdSections = Readonly<Record<string, Readonly<Record<string, SystemdValue>>>>;
+
+/** The drop-in directory systemd reads for `unit`. */
+export const dropInPath = (unit: string): string => `/etc/systemd/system/${unit}.service.d/odoo-stack.conf`;
+
+/**
+ * systemd unit-file values: one line, and '%' doubled (specifier expansion). An environment
+ * map becomes `Environment="K=V"` lines, quoted as systemd documents.
+ */
+export function escapeSystemd(value: string | number): string {
+  const s = String(value);
+  if (/[\r\n\0]/.test(s)) throw new Error(`systemd value must be a single line: ${JSON.stringify(s)}`);
+  return s.replace(/%/g, "%%");
+}
+
+export function renderSystemdDropIn(sections: SystemdSections): string {
+  const body: string[] = [];
+  for (const [section, keys] of sortedEntries(sections)) {
+    body.push(`[${section}]`);
+    for (const [key, value] of sortedEntries(keys)) {
+      if (typeof value === "object") {
+        for (const [name, v] of sortedEntries(value)) {
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`environment variable name ${JSON.stringify(name)} is not valid`);
+          body.push(`${key}="${escapeSystemd(`${name}=${v}`).replace(/["\\]/g, (c) => `\\${c}`)}"`);
+        }
+      } else {
+        body.push(`${key}=${escapeSystemd(value)}`);
+      }
+    }
+  }
+  return lines(header("#"), body);
+}
+
+export function systemdDropIn(unit: string, sections: SystemdSections): HostFile {
+  return { path: dropInPath(unit), content: renderSystemdDropIn(sections), mode: "0644", owner: "root", group: "root" };
+}
