@@ -3,6 +3,7 @@
 // registered, so a bad config fails `pulumi preview` with every problem listed and nothing
 // created (DESIGN principle 4). Outputs carry names and addresses, never a secret value.
 import * as pulumi from "@pulumi/pulumi";
+import { BackupPlan } from "./components/backup-plan";
 import { Backups } from "./components/backups";
 import { InternalCa } from "./components/internal-ca";
 import { Network } from "./components/network";
@@ -23,6 +24,7 @@ import {
 } from "./lib/aws-specs";
 import { ConfigError, parseSettings, type RawConfig } from "./lib/config";
 import { buildModel } from "./lib/model";
+import { backupBucketNameParameter } from "./templates/backup-units";
 
 /** Every key of this project's config, without the "<project>:" namespace. */
 function projectConfig(): RawConfig {
@@ -67,17 +69,20 @@ export = async () => {
   const config = new PrivateBucket("config", { model, role: "config" });
   const backups = new Backups("backups", { model });
 
+  const backupPlan = new BackupPlan("backup-plan", { model, bucket: { bucketName: backups.bucketName, arn: backups.bucketArn } });
+
   const tier = {
     model,
     aws: facts,
     network,
     configBucket: config,
-    parameters: { ...secrets.parameters, ...ca.parameters },
+    parameters: { ...secrets.parameters, ...ca.parameters, [backupBucketNameParameter(model)]: backupPlan.bucketNameParameter },
   };
   const postgres = new PostgresHost("postgres", { ...tier, engine: "ec2" });
   const pgbouncer = new PgBouncer("pgbouncer", tier);
   const odoo = new OdooApp("odoo", tier);
   const proxy = new ReverseProxy("proxy", tier);
+  backupPlan.grantHostAccess({ postgres: postgres.roleName, odoo: odoo.roleNames });
 
   return {
     url: proxy.url,

@@ -19,6 +19,8 @@ export class OdooApp extends pulumi.ComponentResource {
   readonly httpPort: number;
   readonly geventPort: number;
   readonly securityGroupId: pulumi.Output<string>;
+  /** IAM role of each host, for grants made after the hosts exist (backups: filestore sync). */
+  readonly roleNames: pulumi.Output<string>[];
 
   constructor(name: string, args: OdooAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super("odoo-stack:odoo-app:OdooApp", name, {}, opts);
@@ -43,6 +45,7 @@ export class OdooApp extends pulumi.ComponentResource {
     this.fqdns = hosts.map((h) => h.fqdn);
     this.instanceIds = servers.map((s) => s.instanceId);
     this.cronHostId = cronHosts[0].id;
+    this.roleNames = servers.map((s) => s.roleName);
     this.httpPort = PORTS.odooHttp.port;
     this.geventPort = PORTS.odooGevent.port;
     this.securityGroupId = pulumi.output(args.network.securityGroupIds.odoo);

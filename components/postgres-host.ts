@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { PORTS } from "../lib/ports";
 import { hostFiles } from "../templates/hosts";
 import { Host, type TierArgs } from "./host";
+import { dataVolumeSnapshotTag } from "./backup-plan";
 import { hostTags } from "./tags";
 
 /**
@@ -32,6 +33,8 @@ export class PostgresHost extends pulumi.ComponentResource {
   readonly hostId: string;
   readonly instanceId: pulumi.Output<string>;
   readonly dataVolumeId: pulumi.Output<string>;
+  /** The host's IAM role, for grants made after it exists (backups: pgBackRest repository). */
+  readonly roleName: pulumi.Output<string>;
 
   constructor(name: string, args: PostgresHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("odoo-stack:postgres-host:PostgresHost", name, {}, opts);
@@ -44,13 +47,15 @@ export class PostgresHost extends pulumi.ComponentResource {
     // shrink, a destroy) stops with an error the operator must read, instead of silently
     // orphaning the data and creating an empty volume. finalSnapshot still keeps a copy if the
     // protection is lifted and the volume deleted on purpose.
+    const snapshot = dataVolumeSnapshotTag(model);
     const volume = new aws.ebs.Volume(`${name}-data`, {
       availabilityZone,
       size: model.settings.postgresDataVolumeGiB,
       type: "gp3",
       encrypted: true,
       finalSnapshot: true,
-      tags: hostTags(model, host, `${name}-data`),
+      // Data Lifecycle Manager selects the volume by this tag for daily snapshots (BACKUP-1).
+      tags: hostTags(model, host, `${name}-data`, { [snapshot.key]: snapshot.value }),
     }, { parent: this, protect: true });
 
     const server = new Host(`${name}-host`, {
@@ -82,6 +87,7 @@ export class PostgresHost extends pulumi.ComponentResource {
     this.hostId = host.id;
     this.instanceId = server.instanceId;
     this.dataVolumeId = volume.id;
+    this.roleName = server.roleName;
     this.registerOutputs({
       engine: this.engine,
       endpoint: this.endpoint,

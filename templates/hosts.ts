@@ -2,6 +2,7 @@
 // the components upload exactly what the tests and the offline plan see.
 import { ConfigError } from "../lib/config";
 import { PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
+import { backupHostFiles } from "./backup-units";
 import { acmeCertificatePaths } from "./cloud-init";
 import { shellQuote, type HostFile } from "./format";
 import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite } from "./nginx";
@@ -12,7 +13,8 @@ import { postgresHostFiles, POSTGRES_TLS_FILES } from "./postgresql";
 import { hostScriptFiles } from "./scripts";
 import { systemdDropIn } from "./systemd";
 
-export { configObjectKey } from "./manifest";
+/** S3 key of a host file in the config bucket: hosts/<hostId>/<path without leading slash>. */
+export const configObjectKey = (hostId: string, path: string): string => `hosts/${hostId}/${path.replace(/^\/+/, "")}`;
 
 const byPath = (a: HostFile, b: HostFile): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
@@ -87,6 +89,8 @@ export function hostFiles(model: StackModel, host: HostId): HostFile[] {
     parameterFile(PATHS.caCert, model.parameters.caCert, "0644", "root"),
     ...hostScriptFiles(),
     ...roleFiles(model, host),
+    // pgBackRest, timers, restore drill (postgres); filestore sync (odoo) — BACKUP-1, BACKUP-2.
+    ...backupHostFiles(model, host),
   ].sort(byPath);
 }
 

@@ -8,6 +8,7 @@ import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
 import { POSTGRES_RESERVED, type PostgresSizing } from "../lib/sizing";
 import { escapePostgresConf, header, lines, sortedEntries, sqlIdent, sqlLiteral, type HostFile } from "./format";
+import { postgresArchiveParameters } from "./backup-units";
 import { LISTEN_DATABASE, odooRoleConnectionLimit } from "./pgbouncer";
 
 /** Debian's cluster files belong to the postgres user. */
@@ -185,7 +186,8 @@ export function postgresConfSettingsFor(model: StackModel): PostgresConfSettings
     sslCaFile: PATHS.caCert,
     sizing: model.settings.sizing.postgres,
     overrides: {},
-    extraParameters: {},
+    // WAL archiving to pgBackRest (BACKUP-1): the backups module owns these keys.
+    extraParameters: postgresArchiveParameters(model),
   };
 }
 

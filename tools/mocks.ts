@@ -515,6 +515,24 @@ let running = false;
  * Rejects with every error the program raised, including failed registrations and invokes that
  * surface as unhandled rejections in the Pulumi runtime.
  */
+/**
+ * AWS-shaped ids where the program or its renderers check the shape (a user data renderer
+ * needs a real `vol-…` to find the NVMe device); a stable hash of the name keeps plans diffable.
+ */
+const AWS_ID_PREFIX: Readonly<Record<string, string>> = {
+  "aws:ebs/volume:Volume": "vol-",
+  "aws:ec2/instance:Instance": "i-",
+  "aws:ec2/securityGroup:SecurityGroup": "sg-",
+  "aws:ec2/subnet:Subnet": "subnet-",
+  "aws:ec2/vpc:Vpc": "vpc-",
+  "aws:ec2/eip:Eip": "eipalloc-",
+};
+export function mockId(type: string, name: string): string {
+  const prefix = AWS_ID_PREFIX[type];
+  if (prefix === undefined) return `${name}-id`;
+  return prefix + crypto.createHash("sha256").update(`${type}/${name}`).digest("hex").slice(0, 17);
+}
+
 export async function runProgram(opts: RunProgramOptions): Promise<ProgramRun> {
   if (running) throw new Error("runProgram: another program is running in this process; the Pulumi runtime holds one program at a time");
   running = true;
@@ -533,7 +551,7 @@ export async function runProgram(opts: RunProgramOptions): Promise<ProgramRun> {
         const ctx: StateContext = { type: args.type, name: args.name, inputs, region: config["aws:region"] ?? "" };
         const computed = { ...newResourceState(ctx, args.custom !== false), ...(opts.extraState?.(args) ?? {}) };
         // Inputs keep their secret markers, so a secret input stays a secret output, as in the engine.
-        return { id: args.custom === false ? undefined : `${args.name}-id`, state: { ...args.inputs, ...computed } };
+        return { id: args.custom === false ? undefined : mockId(args.type, args.name), state: { ...args.inputs, ...computed } };
       }),
       call: (args) => asRpcError(() => {
         const inputs = plainValue(args.inputs) as Record<string, unknown>;

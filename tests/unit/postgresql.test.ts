@@ -98,9 +98,11 @@ describe("conf.d drop-in invariants", () => {
     expect(valuesOf(pairs, "maintenance_work_mem")).toEqual([`'${pg.maintenanceWorkMemMiB}MB'`]);
   });
 
-  it("leaves archiving to the backups work: no archive key by default", () => {
+  it("archives WAL through pgBackRest, each archive key exactly once (BACKUP-1)", () => {
     const text = renderPostgresConf(postgresConfSettingsFor(model("default")));
-    expect(text).not.toMatch(/^archive_/m);
+    expect(text.match(/^archive_mode = on$/gm)).toHaveLength(1);
+    expect(text.match(/^archive_command = 'pgbackrest .*--stanza=main archive-push %p'$/gm)).toHaveLength(1);
+    expect(text.match(/^wal_level = 'replica'$/gm)).toHaveLength(1);
   });
 
   it("follows a timeout override from the sizing (PG-2)", () => {

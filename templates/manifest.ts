@@ -1,0 +1,153 @@
+// The per-host manifest the apply script reads (templates/scripts/odoo-stack-apply.sh): which
+// files the host gets, with what mode and owner, their sha256 (as uploaded, placeholders
+// unresolved), and which service validates and reloads each. Pulumi uploads it beside the files:
+//   s3://<config bucket>/hosts/<hostId>/manifest.json
+//   s3://<config bucket>/hosts/<hostId>/<absolute path without its leading slash>
+import { PATHS, SECRET_REF } from "../lib/model";
+import { sha256, type HostFile } from "./format";
+
+export const MANIFEST_FORMAT = 1;
+
+/**
+ * How the apply script validates and applies a service's files (see the script for details):
+ *   ca-certificates  openssl x509 → update-ca-certificates
+ *   postgresql       postgres --check; install; pg_file_settings/pg_hba_file_rules → reload
+ *   sql              psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded
+ *   pgbouncer        a throwaway pgbouncer on the staged files → RELOAD (SIGHUP)
+ *   odoo             ConfigParser → graceful restart (odoo.conf is read at start only)
+ *   nginx            nginx -t on a copy of /etc/nginx → reload
+ *   logrotate        logrotate --debug
+ *   cloudwatch-agent JSON check → amazon-cloudwatch-agent-ctl fetch-config
+ *   none             installed only (scripts, data)
+ */
+export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "nginx", "logrotate", "cloudwatch-agent", "none"] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+/**
+ * Apply order: the internal CA first (every TLS client verifies against it, TLS-2), PostgreSQL
+ * before its SQL, and the daemons before what only rotates logs or ships metrics.
+ */
+export const SERVICE_ORDER: readonly ServiceName[] = SERVICES;
+
+export interface ManifestFile {
+  readonly path: string;
+  readonly mode: string;
+  readonly owner: string;
+  readonly group: string;
+  /** sha256 of the uploaded content (placeholders unresolved). */
+  readonly sha256: string;
+  readonly service: ServiceName;
+}
+
+export interface Manifest {
+  readonly format: typeof MANIFEST_FORMAT;
+  readonly hostId: string;
+  /** Sorted by path. */
+  readonly files: readonly ManifestFile[];
+  /** The services present in files, in SERVICE_ORDER: validated, then applied, in this order. */
+  readonly services: readonly ServiceName[];
+}
+
+export interface ManifestActions {
+  /** Optional. Per-path service, for a file whose location serviceForPath() does not know. */
+  readonly services?: Readonly<Record<string, ServiceName>>;
+}
+
+// Longest prefix wins; a path that matches none is installed only ("none").
+const SERVICE_BY_PREFIX: readonly (readonly [string, ServiceName])[] = [
+  ["/usr/local/share/ca-certificates/", "ca-certificates"],
+  ["/etc/postgresql/", "postgresql"],
+  [PATHS.postgresBootstrapSql, "sql"],
+  ["/etc/pgbouncer/", "pgbouncer"],
+  // The systemd drop-in (LimitNOFILE, OBS-8) belongs to PgBouncer: daemon-reload, and a restart
+  // is reported as pending.
+  [PATHS.pgbouncerLimits.slice(0, PATHS.pgbouncerLimits.lastIndexOf("/") + 1), "pgbouncer"],
+  ["/etc/odoo/", "odoo"],
+  ["/etc/nginx/", "nginx"],
+  ["/etc/logrotate.d/", "logrotate"],
+  ["/opt/aws/amazon-cloudwatch-agent/etc/", "cloudwatch-agent"],
+];
+
+/** The service that validates and applies the file at `path`. */
+export function serviceForPath(path: string): ServiceName {
+  let best: readonly [string, ServiceName] | undefined;
+  for (const entry of SERVICE_BY_PREFIX) {
+    const [prefix] = entry;
+    const matches = prefix.endsWith("/") ? path.startsWith(prefix) : path === prefix;
+    if (matches && (best === undefined || prefix.length > best[0].length)) best = entry;
+  }
+  return best?.[1] ?? "none";
+}
+
+/** The S3 key of a host's manifest (files: configObjectKey in templates/hosts.ts). */
+export const manifestObjectKey = (hostId: string): string => `hosts/${hostId}/manifest.json`;
+
+// Same rules as the apply script's checks, so a bad entry fails at preview, not on the host.
+const HOST_ID = /^[a-z0-9][a-z0-9-]*$/;
+const PATH = /^(\/[A-Za-z0-9._@+-]+)+$/;
+const MODE = /^0[0-7]{3}$/;
+const ACCOUNT = /^[a-z_][a-z0-9_-]*$/;
+// Certificates and bucket names are public; every other parameter (passwords, verifiers, keys) is a secret.
+const PUBLIC_PARAMETER = /\/(ca-cert|cert|bucket-name)$/;
+
+function problemsOf(hostId: string, files: readonly HostFile[], actions: ManifestActions): string[] {
+  const problems: string[] = [];
+  if (!HOST_ID.test(hostId)) problems.push(`host id ${JSON.stringify(hostId)} must be lowercase letters, digits and '-'`);
+  const seen = new Set<string>();
+  for (const f of files) {
+    const where = JSON.stringify(f.path);
+    if (!PATH.test(f.path) || /\/\.\.?(\/|$)/.test(f.path)) problems.push(`${where} must be an absolute path without '.', '..', '//' or unusual characters`);
+    if (seen.has(f.path)) problems.push(`${where} is listed twice`);
+    seen.add(f.path);
+    if (!MODE.test(f.mode)) problems.push(`${where}: mode ${JSON.stringify(f.mode)} must be 4 octal digits, e.g. "0640"`);
+    if (!ACCOUNT.test(f.owner) || !ACCOUNT.test(f.group)) problems.push(`${where}: owner/group ${JSON.stringify(`${f.owner}:${f.group}`)} is not a valid account name`);
+    const refs = [...f.content.matchAll(SECRET_REF)];
+    if (f.content.split("{{ssm:").length - 1 !== refs.length) problems.push(`${where} has a malformed {{ssm:...}} placeholder`);
+    const secret = refs.find((m) => !PUBLIC_PARAMETER.test(m[1]));
+    if (secret && MODE.test(f.mode) && (parseInt(f.mode, 8) & 0o007) !== 0) {
+      problems.push(`${where} carries the secret ${secret[1]} and must not be readable by others (mode ${f.mode}; use 0600 or 0640)`);
+    }
+  }
+  for (const [path, service] of Object.entries(actions.services ?? {})) {
+    if (!seen.has(path)) problems.push(`actions.services names ${JSON.stringify(path)}, which is not among the files`);
+    if (!(SERVICES as readonly string[]).includes(service)) problems.push(`actions.services: unknown service ${JSON.stringify(service)}`);
+  }
+  return problems;
+}
+
+/** Builds and checks a host's manifest; throws listing every problem at once. */
+export function buildManifest(hostId: string, files: readonly HostFile[], actions: ManifestActions = {}): Manifest {
+  const problems = problemsOf(hostId, files, actions);
+  if (problems.length > 0) {
+    throw new Error(`manifest of host ${hostId}: ${problems.length} problem(s):\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+  }
+  const entries: ManifestFile[] = [...files]
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .map((f) => ({
+      path: f.path,
+      mode: f.mode,
+      owner: f.owner,
+      group: f.group,
+      sha256: sha256(f.content),
+      service: actions.services?.[f.path] ?? serviceForPath(f.path),
+    }));
+  const present = new Set(entries.map((e) => e.service));
+  return { format: MANIFEST_FORMAT, hostId, files: entries, services: SERVICE_ORDER.filter((s) => present.has(s)) };
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/** The manifest as uploaded: JSON, keys sorted, two-space indent, one trailing newline. */
+export function renderManifest(hostId: string, files: readonly HostFile[], actions: ManifestActions = {}): string {
+  return `${JSON.stringify(sortKeys(buildManifest(hostId, files, actions)), null, 2)}\n`;
+}
