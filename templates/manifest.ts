@@ -87,8 +87,10 @@ const HOST_ID = /^[a-z0-9][a-z0-9-]*$/;
 const PATH = /^(\/[A-Za-z0-9._@+-]+)+$/;
 const MODE = /^0[0-7]{3}$/;
 const ACCOUNT = /^[a-z_][a-z0-9_-]*$/;
-// Certificates and bucket names are public; every other parameter (passwords, verifiers, keys) is a secret.
-const PUBLIC_PARAMETER = /\/(ca-cert|cert|bucket-name)$/;
+// Parameters whose last segment names a secret: passwords, passphrases, private keys, SCRAM
+// verifiers, tokens. Anything else (a CA or host certificate, an imported fullchain, a bucket
+// name) is public and may sit in a world-readable file.
+const SECRET_PARAMETER = /(pass|key|secret|token|verifier|credential)[^/]*$/i;
 
 function problemsOf(hostId: string, files: readonly HostFile[], actions: ManifestActions): string[] {
   const problems: string[] = [];
@@ -103,7 +105,7 @@ function problemsOf(hostId: string, files: readonly HostFile[], actions: Manifes
     if (!ACCOUNT.test(f.owner) || !ACCOUNT.test(f.group)) problems.push(`${where}: owner/group ${JSON.stringify(`${f.owner}:${f.group}`)} is not a valid account name`);
     const refs = [...f.content.matchAll(SECRET_REF)];
     if (f.content.split("{{ssm:").length - 1 !== refs.length) problems.push(`${where} has a malformed {{ssm:...}} placeholder`);
-    const secret = refs.find((m) => !PUBLIC_PARAMETER.test(m[1]));
+    const secret = refs.find((m) => SECRET_PARAMETER.test(m[1]));
     if (secret && MODE.test(f.mode) && (parseInt(f.mode, 8) & 0o007) !== 0) {
       problems.push(`${where} carries the secret ${secret[1]} and must not be readable by others (mode ${f.mode}; use 0600 or 0640)`);
     }

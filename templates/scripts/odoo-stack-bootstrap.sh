@@ -1,0 +1,182 @@
+#!/bin/bash
+# odoo-stack-bootstrap: first-boot steps that cloud-init's runcmd calls, one subcommand each, in
+# the order templates/cloud-init.ts decides per role. Installed by odoo-stack from
+# templates/scripts/odoo-stack-bootstrap.sh; it runs on first boot only (user data bootstraps,
+# configuration changes go through odoo-stack-apply).
+#
+# Usage:
+#   odoo-stack-bootstrap install PACKAGE...             apt-get install, non-interactive
+#   odoo-stack-bootstrap aws-agents REGION              SSM agent + CloudWatch agent (.deb, regional S3)
+#   odoo-stack-bootstrap odoo-repo VERSION              Odoo's nightly apt repository for VERSION
+#   odoo-stack-bootstrap data-volume VOLUME_ID MOUNT    format (if blank), fstab (nofail), mount
+#   odoo-stack-bootstrap postgres-owner MOUNT           give MOUNT to the postgres user
+#   odoo-stack-bootstrap acme DOMAIN EMAIL [--staging]  public certificate, ACME DNS-01 on Route 53
+#   odoo-stack-bootstrap fetch-apply BUCKET HOST_ID REGION PATH   the apply script, from S3
+# Overrides for tests: ODOO_STACK_DEVICE_DIR (default /dev/disk/by-id), ODOO_STACK_FSTAB
+# (default /etc/fstab), ODOO_STACK_MOUNT (mount command), ODOO_STACK_DEVICE_WAIT (seconds,
+# default 600), ODOO_STACK_AWS (aws),
+# ODOO_STACK_FETCH_WAIT (seconds, default 900), ODOO_STACK_ROOT (prefix of PATH).
+set -Eeuo pipefail
+umask 022
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+
+readonly PROG=odoo-stack-bootstrap
+
+log() { printf '%s: %s\n' "$PROG" "$*"; }
+die() {
+  printf '%s: ERROR: %s\n' "$PROG" "$*" >&2
+  exit 1
+}
+
+# The first boot races unattended-upgrades for the dpkg lock; apt waits for it instead of failing.
+apt_install() {
+  apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold \
+    install -y --no-install-recommends "$@"
+}
+
+download() { # url dest
+  curl -fsSL --retry 5 --retry-connrefused --proto '=https' -o "$2" "$1"
+}
+
+cmd_install() {
+  (($#)) || die "install: no package given"
+  apt_install "$@"
+}
+
+# Neither agent is in Debian's archive; AWS publishes them per region and architecture.
+cmd_aws_agents() {
+  local region=${1:-} arch tmp
+  [[ $region =~ ^[a-z]{2}(-[a-z]+)+-[0-9]+$ ]] || die "aws-agents: invalid region '$region'"
+  arch=$(dpkg --print-architecture)
+  tmp=$(mktemp -d)
+  # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
+  trap "rm -rf -- '$tmp'" EXIT
+  if ! dpkg -s amazon-ssm-agent >/dev/null 2>&1; then
+    download "https://s3.$region.amazonaws.com/amazon-ssm-$region/latest/debian_$arch/amazon-ssm-agent.deb" \
+      "$tmp/amazon-ssm-agent.deb"
+    apt_install "$tmp/amazon-ssm-agent.deb"
+  fi
+  systemctl enable --now amazon-ssm-agent
+  if ! dpkg -s amazon-cloudwatch-agent >/dev/null 2>&1; then
+    download "https://s3.$region.amazonaws.com/amazoncloudwatch-agent-$region/debian/$arch/latest/amazon-cloudwatch-agent.deb" \
+      "$tmp/amazon-cloudwatch-agent.deb"
+    apt_install "$tmp/amazon-cloudwatch-agent.deb"
+  fi
+}
+
+# As https://www.odoo.com/documentation/17.0/administration/on_premise/packages.html: the key,
+# dearmored into a keyring that only this source trusts (signed-by), then the source.
+cmd_odoo_repo() {
+  local version=${1:-} keyring=/usr/share/keyrings/odoo-archive-keyring.gpg tmp
+  [[ $version =~ ^[0-9]+\.0$ ]] || die "odoo-repo: invalid version '$version'"
+  tmp=$(mktemp)
+  download https://nightly.odoo.com/odoo.key "$tmp"
+  gpg --batch --yes --dearmor -o "$keyring" "$tmp"
+  rm -f -- "$tmp"
+  chmod 0644 "$keyring"
+  printf 'deb [signed-by=%s] https://nightly.odoo.com/%s/nightly/deb/ ./\n' "$keyring" "$version" \
+    >/etc/apt/sources.list.d/odoo.list
+  apt-get -o DPkg::Lock::Timeout=600 update
+}
+
+# PostgreSQL's data volume: attached by Pulumi after the instance starts, so wait for it; its
+# NVMe device name varies, its by-id name carries the volume id. Formatted only when blank: a
+# volume that outlived a replaced instance keeps its cluster.
+cmd_data_volume() {
+  local volume_id=${1:-} mount=${2:-} dir device fstab uuid deadline mount_cmd
+  [[ $volume_id =~ ^vol-[0-9a-f]{8,17}$ ]] || die "data-volume: invalid volume id '$volume_id'"
+  [[ $mount == /* ]] || die "data-volume: invalid mount point '$mount'"
+  dir=${ODOO_STACK_DEVICE_DIR:-/dev/disk/by-id}
+  fstab=${ODOO_STACK_FSTAB:-/etc/fstab}
+  device=$dir/nvme-Amazon_Elastic_Block_Store_${volume_id/-/}
+  deadline=$((SECONDS + ${ODOO_STACK_DEVICE_WAIT:-600}))
+  until [[ -e $device ]]; do
+    ((SECONDS < deadline)) || die "data-volume: $device did not appear (is $volume_id attached?)"
+    log "waiting for $device"
+    sleep 5
+  done
+  if ! blkid -p "$device" >/dev/null 2>&1; then
+    log "formatting blank volume $volume_id"
+    mkfs.ext4 -q -L pgdata "$device"
+  fi
+  uuid=$(blkid -s UUID -o value "$device")
+  [[ -n $uuid ]] || die "data-volume: no filesystem UUID on $device"
+  # nofail: a missing volume must not drop the host into emergency mode (then SSM cannot reach it).
+  if ! grep -q "^UUID=$uuid " "$fstab"; then
+    printf 'UUID=%s %s ext4 defaults,noatime,nofail,x-systemd.device-timeout=300 0 2\n' "$uuid" "$mount" >>"$fstab"
+  fi
+  mkdir -p -- "$mount"
+  read -r -a mount_cmd <<<"${ODOO_STACK_MOUNT:-mount}"
+  if ! mountpoint -q -- "$mount"; then "${mount_cmd[@]}" -- "$mount"; fi
+}
+
+# After postgresql-common created the postgres user and before postgresql-15 creates (or, on a
+# reattached volume, adopts) the cluster: the mount root and, if the user's uid changed with the
+# new instance, the existing data must belong to postgres.
+cmd_postgres_owner() {
+  local mount=${1:-}
+  [[ -d $mount ]] || die "postgres-owner: $mount is not a directory"
+  id postgres >/dev/null 2>&1 || die "postgres-owner: no postgres user (install postgresql-common first)"
+  if [[ $(stat -c %U -- "$mount") != postgres ]]; then chown postgres:postgres -- "$mount"; fi
+  if [[ -n $(find "$mount" -mindepth 1 -maxdepth 3 ! -user postgres ! -name lost+found -print -quit) ]]; then
+    log "giving the existing data under $mount to postgres"
+    find "$mount" -mindepth 1 ! -path "$mount/lost+found*" -exec chown -h postgres:postgres {} +
+  fi
+}
+
+# DNS-01 needs no inbound port (only 443 is open, NET-3); certbot.timer renews it and the deploy
+# hook reloads nginx in place (TLS-4).
+cmd_acme() {
+  local domain=${1:-} email=${2:-} staging=()
+  [[ $domain =~ ^[a-z0-9.-]+$ && $email == *@* ]] || die "acme: invalid domain or email"
+  if [[ ${3:-} == --staging ]]; then staging=(--staging); fi
+  certbot certonly --non-interactive --agree-tos --email "$email" --dns-route53 \
+    --domain "$domain" --keep-until-expiring "${staging[@]}" \
+    --deploy-hook 'systemctl reload nginx'
+}
+
+# The apply script is a file of every host's manifest: fetched from the host's own prefix and
+# checked against the manifest's sha256. So user data stays far below EC2's 16 KB limit, and a
+# fix of the script reaches running hosts through S3 instead of replacing them.
+cmd_fetch_apply() {
+  local bucket=${1:-} host=${2:-} region=${3:-} path=${4:-} aws=${ODOO_STACK_AWS:-aws} tmp sha actual deadline
+  [[ $bucket =~ ^[a-z0-9][a-z0-9.-]+$ && $host =~ ^[a-z0-9-]+$ && $region =~ ^[a-z0-9-]+$ && $path == /* ]] ||
+    die "fetch-apply: usage: fetch-apply BUCKET HOST_ID REGION PATH"
+  tmp=$(mktemp -d)
+  deadline=$((SECONDS + ${ODOO_STACK_FETCH_WAIT:-900}))
+  # Pulumi may upload the host's files after the instance has booted.
+  until "$aws" s3 cp --only-show-errors --region "$region" "s3://$bucket/hosts/$host/manifest.json" "$tmp/manifest.json"; do
+    ((SECONDS < deadline)) || die "fetch-apply: no s3://$bucket/hosts/$host/manifest.json"
+    log "waiting for s3://$bucket/hosts/$host/manifest.json"
+    sleep 10
+  done
+  sha=$(jq -r --arg p "$path" '.files[] | select(.path == $p) | .sha256' "$tmp/manifest.json")
+  [[ $sha =~ ^[0-9a-f]{64}$ ]] || die "fetch-apply: the manifest lists no $path"
+  "$aws" s3 cp --only-show-errors --region "$region" "s3://$bucket/hosts/$host/${path#/}" "$tmp/script"
+  actual=$(sha256sum -- "$tmp/script")
+  [[ ${actual%% *} == "$sha" ]] || die "fetch-apply: $path does not match the manifest's sha256"
+  mkdir -p -- "${ODOO_STACK_ROOT:-}${path%/*}"
+  install -m 0755 -- "$tmp/script" "${ODOO_STACK_ROOT:-}$path"
+  rm -rf -- "$tmp"
+  log "installed $path"
+}
+
+main() {
+  local command=${1:-}
+  (($#)) && shift
+  case $command in
+    install) cmd_install "$@" ;;
+    aws-agents) cmd_aws_agents "$@" ;;
+    odoo-repo) cmd_odoo_repo "$@" ;;
+    data-volume) cmd_data_volume "$@" ;;
+    postgres-owner) cmd_postgres_owner "$@" ;;
+    acme) cmd_acme "$@" ;;
+    fetch-apply) cmd_fetch_apply "$@" ;;
+    *)
+      sed -n '7,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,151 @@
+#!/bin/bash
+# odoo-stack-rotate: the database password rotation of AUTH-4, one step per host, in order.
+# Installed by odoo-stack from templates/scripts/odoo-stack-rotate.sh; do not edit on the host.
+#
+# Usage: odoo-stack-rotate STEP [--role NAME] [--verifier-parameter PATH] [--dbname NAME]
+#
+# Before: put the new password and its SCRAM verifier in their SSM parameters (e.g. `pulumi up`
+# after changing the password's keeper). Then run, each step after the previous one succeeded:
+#   1. postgres   (PostgreSQL host) ALTER ROLE <role> PASSWORD '<new verifier from SSM>'.
+#                 Sessions already open stay authenticated: PostgreSQL checks a password only
+#                 at login, so PgBouncer's pooled server connections keep working.
+#   2. pgbouncer  (PgBouncer host) odoo-stack-apply: the userlist is re-rendered with the new
+#                 verifier, checked by a throwaway pgbouncer, installed atomically (0600, AUTH-2),
+#                 then RELOAD (SIGHUP): client connections stay, new logins need the new password.
+#   3. odoo       (each Odoo host, one after another) odoo-stack-apply: odoo.conf gets the new
+#                 db_password, is checked, installed, and Odoo restarts gracefully (it reads
+#                 odoo.conf at start only); with several hosts the proxy keeps serving.
+#   4. check      (an Odoo host) logs in through PgBouncer with odoo.conf's credentials.
+# Why this order: PgBouncer logs in to PostgreSQL with the keys of the verifier it holds
+# (SCRAM pass-through, byte-identical verifiers), so the server must accept the new verifier
+# before PgBouncer offers it; Odoo must present the new password only once PgBouncer checks it.
+# Between steps 1 and 3 (seconds when run back to back) only NEW connections are affected:
+# PgBouncer cannot open more server connections, and a restarted Odoo worker cannot log in with
+# the old password; every open connection keeps working. Run the steps back to back, in a quiet
+# hour; a fully seamless rotation would need two alternating login roles.
+#
+# Settings and sandbox overrides: as odoo-stack-apply (its functions are reused), plus
+#   ODOO_STACK_APPLY      the apply script (default /usr/local/sbin/odoo-stack-apply)
+#   ODOO_STACK_ODOO_CONF  odoo.conf read by `check` (default $ODOO_STACK_ROOT/etc/odoo/odoo.conf)
+set -Eeuo pipefail
+umask 077
+
+readonly APPLY=${ODOO_STACK_APPLY:-/usr/local/sbin/odoo-stack-apply}
+# shellcheck source-path=SCRIPTDIR source=odoo-stack-apply.sh
+source "$APPLY"
+PROG=odoo-stack-rotate
+
+# A SCRAM-SHA-256 verifier as PostgreSQL stores it; anything else would be taken by
+# ALTER ROLE ... PASSWORD as a plaintext password, so it is refused.
+readonly VERIFIER_RE='^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*:[A-Za-z0-9+/]+=*$'
+
+rotate_usage() {
+  sed -n '5,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+step_postgres() {
+  local role=$1 parameter=$2 verifier sql
+  [[ $role =~ ^[a-z_][a-z0-9_]*$ ]] || die "invalid role name '$role'"
+  [[ -n $parameter ]] || parameter=${PARAMETER_PREFIX}pgbouncer/odoo-scram-verifier
+  cache_parameter "$parameter"
+  verifier=${SSM_CACHE[$parameter]}
+  [[ $verifier =~ $VERIFIER_RE ]] ||
+    die "$parameter does not hold a SCRAM-SHA-256 verifier; nothing was changed"
+  # One transaction: the role keeps its old verifier unless PostgreSQL stored the new one as is.
+  sql="BEGIN;
+ALTER ROLE \"$role\" PASSWORD '$verifier';
+DO \$check\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_authid WHERE rolname = '$role' AND rolpassword = '$verifier') THEN
+    RAISE EXCEPTION 'the stored verifier of role $role differs from the parameter';
+  END IF;
+END \$check\$;
+COMMIT;"
+  # printf is a builtin: the verifier reaches psql through a pipe, never a command line.
+  printf '%s\n' "$sql" | "${PSQL[@]}" -v ON_ERROR_STOP=1 -f - >/dev/null ||
+    die "ALTER ROLE $role failed; the old password is still in force"
+  log "role $role now has the verifier from $parameter; next: odoo-stack-rotate pgbouncer"
+}
+
+# libpq connection string value and .pgpass field quoting.
+conninfo_value() {
+  local v=${1//\\/\\\\}
+  printf "'%s'" "${v//\'/\\\'}"
+}
+pgpass_field() {
+  local v=${1//\\/\\\\}
+  printf '%s' "${v//:/\\:}"
+}
+
+step_check() {
+  local dbname=$1 conf line key value in_options=0 host='' port='' user='' password='' sslmode=''
+  conf=${ODOO_STACK_ODOO_CONF:-$ROOT/etc/odoo/odoo.conf}
+  [[ -r $conf ]] || die "cannot read $conf"
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line =~ ^[[:space:]]*\[(.*)\] ]]; then
+      in_options=0
+      if [[ ${BASH_REMATCH[1]} == options ]]; then in_options=1; fi
+      continue
+    fi
+    if ((!in_options)) || [[ $line != *=* ]]; then continue; fi
+    key=${line%%=*}
+    key=${key//[[:space:]]/}
+    value=${line#*=}
+    value=${value#"${value%%[![:space:]]*}"}
+    value=${value%"${value##*[![:space:]]}"}
+    case $key in
+      db_host) host=$value ;;
+      db_port) port=$value ;;
+      db_user) user=$value ;;
+      db_password) password=$value ;;
+      db_sslmode) sslmode=$value ;;
+    esac
+  done <"$conf"
+  [[ -n $host && -n $port && -n $user && -n $password ]] ||
+    die "$conf lacks db_host, db_port, db_user or db_password"
+  make_tmp
+  printf '%s:%s:*:%s:%s\n' "$(pgpass_field "$host")" "$port" "$(pgpass_field "$user")" \
+    "$(pgpass_field "$password")" >"$TMP/pgpass"
+  if PGPASSFILE=$TMP/pgpass PGSSLROOTCERT=${PGSSLROOTCERT:-/usr/local/share/ca-certificates/odoo-stack-internal-ca.crt} \
+    psql -X -At -w -c 'SELECT 1' \
+    "host=$(conninfo_value "$host") port=$(conninfo_value "$port") dbname=$(conninfo_value "$dbname") user=$(conninfo_value "$user") sslmode=$(conninfo_value "${sslmode:-prefer}")" \
+    >/dev/null; then
+    log "login as $user through $host:$port succeeded with the password in $conf"
+  else
+    die "login as $user through $host:$port failed with the password in $conf"
+  fi
+}
+
+rotate_main() {
+  local step=${1:-} role=odoo parameter='' dbname=postgres
+  (($#)) || rotate_usage
+  shift
+  while (($#)); do
+    case $1 in
+      --role | --verifier-parameter | --dbname)
+        (($# >= 2)) || rotate_usage
+        case $1 in
+          --role) role=$2 ;;
+          --verifier-parameter) parameter=$2 ;;
+          --dbname) dbname=$2 ;;
+        esac
+        shift 2
+        ;;
+      *) rotate_usage ;;
+    esac
+  done
+  case $step in
+    postgres | check)
+      init_settings
+      load_config_file "$CONFIG_FILE"
+      init_commands
+      if [[ $step == postgres ]]; then step_postgres "$role" "$parameter"; else step_check "$dbname"; fi
+      ;;
+    # The userlist and odoo.conf are rendered with the new SSM values by the apply script,
+    # which validates them and reloads (PgBouncer) or restarts (Odoo) only what changed.
+    pgbouncer | odoo) exec "$APPLY" ;;
+    *) rotate_usage ;;
+  esac
+}
+
+rotate_main "$@"
