@@ -81,9 +81,6 @@ export interface HostArgs extends TierArgs {
 
 export const HOST_DEFAULTS = { rootVolumeGiB: 20 } as const;
 
-/** S3 allows at most 10 tags on an object; config objects carry 5 of the stack's own. */
-export const S3_OBJECT_TAG_LIMIT = 10;
-
 /** The SSM parameter names `files` reference through secretRef(), sorted, each once. */
 export function referencedParameters(files: readonly HostFile[]): string[] {
   const names = new Set<string>();
@@ -192,10 +189,6 @@ export class Host extends pulumi.ComponentResource {
         problems.push(`${where.join(", ")} reference${where.length === 1 ? "s" : ""} SSM parameter ${parameterName}, which the stack does not create`);
       }
     }
-    const objectTagCount = Object.keys(tags("file", { [TAG_KEYS.path]: "/" })).length;
-    if (objectTagCount > S3_OBJECT_TAG_LIMIT) {
-      problems.push(`config objects would carry ${objectTagCount} tags but S3 allows ${S3_OBJECT_TAG_LIMIT}; keep the 'tags' setting to ${S3_OBJECT_TAG_LIMIT - (objectTagCount - Object.keys(model.settings.tags).length)} entries or fewer`);
-    }
     if (problems.length > 0) {
       throw new Error(`Host ${host.id}: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
     }
@@ -235,6 +228,7 @@ export class Host extends pulumi.ComponentResource {
         content: file.content,
         contentType: "text/plain; charset=utf-8",
         serverSideEncryption: "aws:kms",
+        // 5 stack tags + at most 5 user tags (lib/config.ts refuses more): S3's limit is 10.
         tags: tags(`file-${fileResourceSuffix(file.path)}`, { [TAG_KEYS.path]: file.path }),
       }, parent),
     );

@@ -11,7 +11,7 @@ import { secretRef } from "../../lib/model";
 import { sha256, type HostFile } from "../../templates/format";
 import { applyCommandLine, configObjectKey } from "../../templates/hosts";
 import { manifestObjectKey, renderManifest } from "../../templates/manifest";
-import { modelWith } from "../helpers/fixtures";
+import { modelWith, settingsWith } from "../helpers/fixtures";
 import { named, ofType, runUnderMocks, type MockRun } from "../helpers/component-mocks";
 
 const model = modelWith({ odooInstances: 2 });
@@ -185,16 +185,26 @@ describe("Host under mocks", () => {
     expect(r.resources.filter((x) => x.custom)).toEqual([]);
   }, 60_000);
 
-  it("refuses more user tags than an S3 object can carry", async () => {
-    const crowded = modelWith({ tags: Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`t${i}`, "v"])) });
+  it("refuses more user tags than an S3 object can carry, at config time, naming the key and the limit", () => {
+    const userTags = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`t${i}`, "v"]));
     let error: unknown;
-    await runUnderMocks(() => {
-      try {
-        new Host("crowded", { model: crowded, aws: facts, network, configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, parameters: {}, host: crowded.hosts.proxy, files: [], instanceType: "t3.small", subnetId: "s", securityGroupId: "g" });
-      } catch (err) {
-        error = err;
-      }
+    try {
+      settingsWith({ tags: userTags(6) });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as Error)?.name).toBe("ConfigError");
+    expect((error as Error).message).toMatch(/odoo-stack:tags = .*: must hold at most 5 tags: S3 objects allow 10/);
+    expect(() => settingsWith({ tags: userTags(5) })).not.toThrow();
+  });
+
+  it("keeps config objects within S3's 10 tags with the most user tags the config allows", async () => {
+    const crowded = modelWith({ tags: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`t${i}`, "v"])) });
+    const r = await runUnderMocks(() => {
+      new Host("crowded", { model: crowded, aws: facts, network, configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, parameters: {}, host: crowded.hosts.proxy, files: files().slice(2), instanceType: "t3.small", subnetId: "s", securityGroupId: "g" });
     });
-    expect(String(error)).toMatch(/config objects would carry 11 tags but S3 allows 10; keep the 'tags' setting to 5 entries or fewer/);
+    const objects = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2");
+    expect(objects).toHaveLength(2);
+    for (const o of objects) expect([o.name, Object.keys(o.inputs.tags).length]).toEqual([o.name, 10]);
   }, 60_000);
 });

@@ -2,6 +2,7 @@
 // type, the edge (only the proxy is public, only 443 from the world), hardened instances and
 // volumes, a protected data volume, secrets only in SecureStrings, parents and names, tags,
 // and a bad config failing before any resource is registered.
+import { dataVolumeSnapshotTag } from "../../components/backup-plan";
 import { referencedParameters } from "../../components/host";
 import { importedTlsParameters } from "../../components/reverse-proxy";
 import { TAG_KEYS } from "../../components/tags";
@@ -9,7 +10,10 @@ import { FLOWS, ROLES, WORLD_EGRESS_PORTS } from "../../lib/ports";
 import { buildModel, type StackModel } from "../../lib/model";
 import { parseSettings } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
+import { odooFilestorePolicy, postgresBackupPolicy } from "../../templates/backup-iam";
+import { backupBucketNameParameter, backupBucketRef } from "../../templates/backup-units";
 import { configObjectKey, hostFiles } from "../../templates/hosts";
+import { PGBACKREST_CONF_PATH, pgbackrestRepoPrefix } from "../../templates/pgbackrest";
 import { byUrn, countsByType, named, ofType, runUnderMocks, REGION, STACK, type MockRun } from "../helpers/component-mocks";
 
 // index.ts is a CommonJS `export =` module, as `pulumi up` loads it.
@@ -72,6 +76,7 @@ function expectedCounts(model: StackModel): Record<string, number> {
   const files = model.allHosts.reduce((n, h) => n + hostFiles(model, h).length, 0);
   const acme = s.tls.mode === "acme" ? 1 : 0;
   const odooPorts = FLOWS.filter((f) => f.to === "odoo").length;
+  const odooHosts = model.hosts.odoo.length;
   return {
     // Network
     "aws:ec2/vpc:Vpc": 1,
@@ -87,14 +92,15 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": FLOWS.length + ROLES.length * WORLD_EGRESS_PORTS.length,
     "aws:ec2/vpcEndpoint:VpcEndpoint": 6,
     "aws:route53/zone:Zone": 1,
-    // Secrets: 5 passwords, 2 SCRAM salts; 7 SecureStrings; CA + per-host certificates
+    // Secrets: 5 passwords, 2 SCRAM salts; 7 SecureStrings; CA + per-host certificates and keys;
+    // the backup bucket's name (BackupPlan)
     "random:index/randomPassword:RandomPassword": 5,
     "random:index/randomBytes:RandomBytes": 2,
     "tls:index/privateKey:PrivateKey": 1 + hosts,
     "tls:index/selfSignedCert:SelfSignedCert": 1,
     "tls:index/certRequest:CertRequest": hosts,
     "tls:index/locallySignedCert:LocallySignedCert": hosts,
-    "aws:ssm/parameter:Parameter": 7 + 1 + 2 * hosts,
+    "aws:ssm/parameter:Parameter": 7 + 1 + 2 * hosts + 1,
     // Config and backup buckets
     "aws:s3/bucket:Bucket": 2,
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 2,
@@ -103,9 +109,10 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:s3/bucketVersioning:BucketVersioning": 2,
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 2,
     "aws:s3/bucketPolicy:BucketPolicy": 2,
-    // Hosts
-    "aws:iam/role:Role": hosts,
-    "aws:iam/rolePolicy:RolePolicy": hosts,
+    // Hosts (plus, in BackupPlan, DLM's role and the backup policies grantHostAccess gives the
+    // PostgreSQL host and every Odoo host)
+    "aws:iam/role:Role": hosts + 1,
+    "aws:iam/rolePolicy:RolePolicy": hosts + 1 + 1 + odooHosts,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 2 * hosts,
     "aws:iam/instanceProfile:InstanceProfile": hosts,
     "aws:ec2/instance:Instance": hosts,
@@ -115,6 +122,10 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:ebs/volume:Volume": 1,
     "aws:ec2/volumeAttachment:VolumeAttachment": 1,
     "aws:ec2/eipAssociation:EipAssociation": 1,
+    // BackupPlan (BACKUP-1, BACKUP-2): daily data-volume snapshots; alarms on drill staleness,
+    // drill RTO, backup age, and one per Odoo host on its filestore copy
+    "aws:dlm/lifecyclePolicy:LifecyclePolicy": 1,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 3 + odooHosts,
   };
 }
 
@@ -210,7 +221,8 @@ describe.each(CASES)("%s", (label, config) => {
       model.parameters.backupCipherPass,
       ...model.allHosts.map((h) => model.parameters.hostKey(h.id)),
     ];
-    const plain = [model.parameters.caCert, ...model.allHosts.map((h) => model.parameters.hostCert(h.id))];
+    // The backup bucket's name is no secret: a String, so hosts read it without kms:Decrypt.
+    const plain = [model.parameters.caCert, ...model.allHosts.map((h) => model.parameters.hostCert(h.id)), backupBucketNameParameter(model)];
     const types = Object.fromEntries(ofType(r, "aws:ssm/parameter:Parameter").map((p) => [p.inputs.name, p.inputs.type]));
     expect(types).toEqual({ ...Object.fromEntries(secure.map((n) => [n, "SecureString"])), ...Object.fromEntries(plain.map((n) => [n, "String"])) });
   });
@@ -310,9 +322,62 @@ describe.each(CASES)("%s", (label, config) => {
       ]);
     }
     for (const type of ["aws:ec2/instance:Instance", "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile", "aws:s3/bucketObjectv2:BucketObjectv2", "aws:ssm/association:Association"]) {
-      const hostIds = ofType(r, type).map((x) => x.inputs.tags[TAG_KEYS.host]);
-      expect(hostIds.every((id) => model.allHosts.some((h) => h.id === id))).toBe(true);
+      const [hostResources, shared] = [ofType(r, type).filter((x) => TAG_KEYS.host in x.inputs.tags), ofType(r, type).filter((x) => !(TAG_KEYS.host in x.inputs.tags))];
+      // Each host resource names a real host, and its role tag is that host's role.
+      for (const x of hostResources) expect([x.name, x.inputs.tags[TAG_KEYS.role]]).toEqual([x.name, model.allHosts.find((h) => h.id === x.inputs.tags[TAG_KEYS.host])?.role]);
+      // The one shared resource of these types: Data Lifecycle Manager's service role.
+      expect(shared.map((x) => [x.name, x.inputs.tags[TAG_KEYS.role]])).toEqual(type === "aws:iam/role:Role" ? [["backup-plan-dlm-role", "backups"]] : []);
     }
+  });
+
+  it("publishes the backup bucket's name as a String parameter that the PostgreSQL host's pgbackrest.conf reads (BACKUP-1)", async () => {
+    const r = await run();
+    const name = backupBucketNameParameter(model);
+    const parameter = named(r, "backup-plan-bucket-name");
+    expect(parameter.inputs).toEqual(expect.objectContaining({ name, type: "String", value: named(r, "backups-repository-bucket").outputs.bucket }));
+    const postgres = model.hosts.postgres;
+    const conf = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").find((o) => o.inputs.key === configObjectKey(postgres.id, PGBACKREST_CONF_PATH));
+    expect(conf?.inputs.content).toContain(backupBucketRef(model));
+    // The host may read it, and its first apply waits until it exists.
+    const role = ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === postgres.id);
+    const policy = ofType(r, "aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role?.id);
+    const readable = JSON.parse(policy?.inputs.policy).Statement.find((s: { Sid: string }) => s.Sid === "ReadReferencedParameters")?.Resource;
+    expect(readable).toContain(`arn:aws:ssm:${REGION}:123456789012:parameter${name}`);
+    const association = ofType(r, "aws:ssm/association:Association").find((a) => a.inputs.tags[TAG_KEYS.host] === postgres.id);
+    expect(association?.dependencies).toContain(parameter.urn);
+  });
+
+  it("gives the PostgreSQL host's role the pgBackRest policy and each Odoo host's role the filestore policy, on the backup bucket (BACKUP-1)", async () => {
+    const r = await run();
+    const bucketArn = named(r, "backups-repository-bucket").outputs.arn;
+    expect(bucketArn).toMatch(/^arn:aws:s3:::/);
+    const roleNameOf = (hostId: string) => ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === hostId)?.outputs.name;
+    const iamInput = { bucketArn, stack: STACK, region: REGION };
+
+    // Role names as the mocked provider returned them: real strings, so the equalities below bite.
+    for (const h of [model.hosts.postgres, ...model.hosts.odoo]) expect(roleNameOf(h.id)).toMatch(new RegExp(`^${h.role === "postgres" ? "postgres-host" : `odoo-${h.id}`}-role`));
+    const postgresPolicy = named(r, "backup-plan-postgres-backup-policy");
+    expect(postgresPolicy.inputs.role).toBe(roleNameOf(model.hosts.postgres.id));
+    expect(JSON.parse(postgresPolicy.inputs.policy)).toEqual(postgresBackupPolicy(iamInput));
+    expect(postgresPolicy.inputs.policy).toContain(`${bucketArn}/${pgbackrestRepoPrefix(STACK)}`);
+
+    const filestorePolicies = model.hosts.odoo.map((h, i) => named(r, `backup-plan-odoo-${i + 1}-filestore-policy`));
+    expect(filestorePolicies.map((p) => p.inputs.role)).toEqual(model.hosts.odoo.map((h) => roleNameOf(h.id)));
+    for (const p of filestorePolicies) expect(JSON.parse(p.inputs.policy)).toEqual(odooFilestorePolicy(iamInput));
+
+    // No other host role touches the backup bucket.
+    const onBucket = ofType(r, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.inputs.policy.includes(bucketArn)).map((p) => p.name).sort();
+    expect(onBucket).toEqual([postgresPolicy.name, ...filestorePolicies.map((p) => p.name)].sort());
+  });
+
+  it("tags the PostgreSQL data volume, and only it, with the tag the DLM snapshot policy targets (BACKUP-1, BACKUP-3)", async () => {
+    const r = await run();
+    const { key, value } = dataVolumeSnapshotTag(model);
+    expect(named(r, "postgres-data").inputs.tags[key]).toBe(value);
+    expect(ofType(r, "aws:ebs/volume:Volume").filter((v) => v.inputs.tags[key] === value).map((v) => v.name)).toEqual(["postgres-data"]);
+    const policy = named(r, "backup-plan-data-volume-snapshots", "aws:dlm/lifecyclePolicy:LifecyclePolicy");
+    expect(policy.inputs.policyDetails).toEqual(expect.objectContaining({ resourceTypes: ["VOLUME"], targetTags: { [key]: value } }));
+    expect(policy.inputs.state).toBe("ENABLED");
   });
 
   it("exports names and addresses, with odoo-1 as the cron host", async () => {

@@ -4,8 +4,6 @@
 // PrivateKey.privateKeyPem), so tests can hunt for those values in places they must not be.
 // runProgram answers the invokes the stack makes (region, account, AZs, Debian AMI, instance
 // types) and THROWS on any other.
-import * as pulumi from "@pulumi/pulumi";
-import { createHash } from "crypto";
 import { isSecretWire, plainValue, runProgram, type CapturedResource, type ProgramResult } from "../../tools/mocks";
 
 export interface RecordedResource {
@@ -86,42 +84,6 @@ function record(r: CapturedResource): RecordedResource {
 }
 
 /**
- * AWS's id shapes for resources whose id a renderer validates (cloud-init checks `vol-…`).
- * tools/mocks.ts answers `${name}-id` for every resource; until it returns AWS-shaped ids, such
- * an id is rewritten here (an id in any other form is left alone, so this does nothing then).
- */
-const AWS_ID_PREFIXES: Readonly<Record<string, string>> = {
-  "aws:ebs/volume:Volume": "vol-",
-  "aws:ec2/instance:Instance": "i-",
-  "aws:ec2/securityGroup:SecurityGroup": "sg-",
-  "aws:ec2/subnet:Subnet": "subnet-",
-  "aws:ec2/vpc:Vpc": "vpc-",
-};
-
-async function withAwsShapedIds<T>(run: () => Promise<T>): Promise<T> {
-  const runtime = pulumi.runtime as unknown as { setMocks: typeof pulumi.runtime.setMocks };
-  const setMocks = runtime.setMocks;
-  runtime.setMocks = (mocks, ...rest) =>
-    setMocks(
-      {
-        ...mocks,
-        newResource: async (args) => {
-          const result = await mocks.newResource(args);
-          const prefix = AWS_ID_PREFIXES[args.type];
-          if (prefix === undefined || result.id !== `${args.name}-id`) return result;
-          return { ...result, id: prefix + createHash("sha256").update(`${args.type}\0${args.name}`).digest("hex").slice(0, 17) };
-        },
-      },
-      ...rest,
-    );
-  try {
-    return await run();
-  } finally {
-    runtime.setMocks = setMocks;
-  }
-}
-
-/**
  * Runs `program` as stack "test" of project "odoo-stack" in eu-west-1 (plus `config`, keys with
  * namespace) and returns what it registered.
  */
@@ -129,7 +91,8 @@ export async function runUnderMocks(
   program: () => ProgramResult | Promise<ProgramResult>,
   config: Readonly<Record<string, string>> = {},
 ): Promise<MockRun> {
-  const run = await withAwsShapedIds(() => runProgram({ stack: STACK, project: PROJECT, config: { "aws:region": REGION, ...config }, program }));
+  // tools/mocks.ts gives AWS-shaped ids (vol-…, i-…; mockId) where a renderer validates one.
+  const run = await runProgram({ stack: STACK, project: PROJECT, config: { "aws:region": REGION, ...config }, program });
   // Generators only: aws.ssm.Parameter also lists `value` as a secret output, but a String
   // parameter's value (a certificate) is public by design.
   const generatedSecrets = run.resources
