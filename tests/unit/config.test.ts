@@ -1,0 +1,275 @@
+// parseSettings (lib/config.ts): every bad value fails with one ConfigError whose message names
+// the key (odoo-stack:<key>), shows the bad value and says the fix (DESIGN principle 4), before
+// any resource exists; the defaults Pulumi.yaml documents are the ones DEFAULTS resolves.
+import * as fs from "fs";
+import * as path from "path";
+import * as yaml from "js-yaml";
+import { ConfigError, CONFIG_KEYS, DEFAULTS, parseSettings, type RawConfig, type StackSettings } from "../../lib/config";
+import { knownInstanceType } from "../../lib/instance-types";
+import { BASE_CONFIG } from "../helpers/fixtures";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const REGION = "eu-west-1";
+const NS = "odoo-stack:";
+
+const parse = (raw: RawConfig, region = REGION): StackSettings => parseSettings(raw, region, knownInstanceType);
+
+/** The ConfigError parseSettings throws for `raw`; fails the test when it returns settings. */
+function configErrorOf(raw: RawConfig, region = REGION): ConfigError {
+  try {
+    parse(raw, region);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error(`parseSettings accepted ${JSON.stringify(raw)}`);
+}
+
+const with_ = (overrides: RawConfig): RawConfig => ({ ...BASE_CONFIG, ...overrides });
+const without = (key: string): RawConfig => Object.fromEntries(Object.entries(BASE_CONFIG).filter(([k]) => k !== key));
+
+// [case, raw config, key named, value shown, distinctive part of the fix]
+type BadCase = [string, RawConfig, string, unknown, string];
+
+const ACME = BASE_CONFIG.tls as Record<string, unknown>;
+const SIX_TAGS = { a: "1", b: "2", c: "3", d: "4", e: "5", f: "6" };
+
+const BAD_CASES: BadCase[] = [
+  // Instances and sizing.
+  ["unknown Odoo instance type", with_({ odooInstanceType: "m6i.huge" }), "odooInstanceType", "m6i.huge", "is not an EC2 instance type this region offers"],
+  ["unknown PostgreSQL instance type", with_({ postgresInstanceType: "db.r6g.large" }), "postgresInstanceType", "db.r6g.large", "is not an EC2 instance type"],
+  ["PostgreSQL instance type below 2 GiB", with_({ postgresInstanceType: "t3.micro" }), "postgresInstanceType", "t3.micro", "at least 2 GiB of memory"],
+  // Network (NET-*).
+  [
+    "overlapping subnets",
+    with_({ publicSubnetCidrs: ["10.40.0.0/20", "10.40.16.0/20"], privateSubnetCidrs: ["10.40.16.0/24", "10.40.128.0/20"] }),
+    "privateSubnetCidrs[0]",
+    "10.40.16.0/24",
+    "overlaps publicSubnetCidrs[1] (10.40.16.0/20); subnets must be disjoint",
+  ],
+  ["subnet outside the VPC", with_({ privateSubnetCidrs: ["10.41.0.0/20", "10.40.144.0/20"] }), "privateSubnetCidrs[0]", "10.41.0.0/20", "must lie inside vpcCidr 10.40.0.0/16"],
+  ["fewer subnets than AZs", with_({ publicSubnetCidrs: ["10.40.0.0/20"] }), "publicSubnetCidrs", ["10.40.0.0/20"], "exactly one CIDR per availability zone (availabilityZoneCount = 2)"],
+  [
+    "two subnets for three AZs",
+    with_({ availabilityZoneCount: 3, privateSubnetCidrs: ["10.40.128.0/20", "10.40.144.0/20"] }),
+    "privateSubnetCidrs",
+    ["10.40.128.0/20", "10.40.144.0/20"],
+    "(availabilityZoneCount = 3)",
+  ],
+  ["subnet too small (/27)", with_({ publicSubnetCidrs: ["10.40.0.0/27", "10.40.16.0/20"] }), "publicSubnetCidrs[0]", "10.40.0.0/27", "must be /26 or larger"],
+  ["malformed subnet", with_({ publicSubnetCidrs: ["10.40.0.0/20", "10.40.16/20"] }), "publicSubnetCidrs[1]", "10.40.16/20", "must be an IPv4 CIDR with no host bits set"],
+  ["public VPC CIDR", with_({ vpcCidr: "8.8.0.0/16" }), "vpcCidr", "8.8.0.0/16", "RFC 1918 range"],
+  ["VPC prefix too wide (/12)", with_({ vpcCidr: "10.0.0.0/12" }), "vpcCidr", "10.0.0.0/12", "prefix from /16 to /24"],
+  ["VPC prefix too narrow (/26)", with_({ vpcCidr: "10.40.0.0/26" }), "vpcCidr", "10.40.0.0/26", "prefix from /16 to /24"],
+  ["VPC CIDR with host bits set", with_({ vpcCidr: "10.40.0.1/16" }), "vpcCidr", "10.40.0.1/16", "no host bits set"],
+  ["malformed VPC CIDR", with_({ vpcCidr: "10.40.0.0" }), "vpcCidr", "10.40.0.0", "must be an IPv4 CIDR"],
+  ["one availability zone", with_({ availabilityZoneCount: 1 }), "availabilityZoneCount", 1, "at least 2 AZs"],
+  ["unknown NAT layout", with_({ natGateways: "none" }), "natGateways", "none", 'must be "single" or "perAz"'],
+  ["public CIDR allowed to reach 8069 (NET-4)", with_({ odooInternalCidrs: ["203.0.113.0/24"] }), "odooInternalCidrs[0]", "203.0.113.0/24", "8069/8072 accept only the proxy and the internal network (NET-4)"],
+  ["the whole internet allowed to reach 8069 (NET-4)", with_({ odooInternalCidrs: ["10.8.0.0/16", "0.0.0.0/0"] }), "odooInternalCidrs[1]", "0.0.0.0/0", "public users come through https://erp.example.com"],
+  ["bad bastion security group id (NET-6)", with_({ bastionSecurityGroupId: "sg-bastion" }), "bastionSecurityGroupId", "sg-bastion", "must be a security group id such as sg-"],
+  // Odoo.
+  ["unsupported Odoo version", with_({ odooVersion: "15.0" }), "odooVersion", "15.0", "must be one of 16.0, 17.0, 18.0"],
+  ["no Odoo instance", with_({ odooInstances: 0 }), "odooInstances", 0, "whole number from 1 to 16"],
+  ["17 Odoo instances", with_({ odooInstances: 17 }), "odooInstances", 17, "whole number from 1 to 16"],
+  ["workers over (vCPU × 2) + 1 (LIMIT-1)", with_({ odoo: { workers: 10 } }), "odoo.workers", 10, "must not exceed (vCPU × 2) + 1 = 9"],
+  ["1 worker (LIMIT-1)", with_({ odoo: { workers: 1 } }), "odoo.workers", 1, "must be at least 2 (multi-process mode"],
+  ["no cron thread (LIMIT-2)", with_({ odoo: { maxCronThreads: 0 } }), "odoo.maxCronThreads", 0, "must be 1 or 2 until cron load is measured"],
+  ["3 cron threads (LIMIT-2)", with_({ odoo: { maxCronThreads: 3 } }), "odoo.maxCronThreads", 3, "must be 1 or 2"],
+  ["hard memory limit that does not fit RAM (LIMIT-3)", with_({ odoo: { limitMemoryHardMiB: 4096 } }), "odoo.limitMemoryHardMiB", 4096, "× 11 Odoo processes must fit the 14745 MiB left after the OS reserve"],
+  ["soft memory limit not below hard (LIMIT-3)", with_({ odoo: { limitMemorySoftMiB: 1200, limitMemoryHardMiB: 1200 } }), "odoo.limitMemorySoftMiB", 1200, "must be below odoo.limitMemoryHardMiB (1200)"],
+  ["limit_time_cpu over limit_time_real", with_({ odoo: { limitTimeCpu: 1300 } }), "odoo.limitTimeCpu", 1300, "at most odoo.limitTimeReal (1200)"],
+  ["db_maxconn of 1", with_({ odoo: { dbMaxconn: 1 } }), "odoo.dbMaxconn", 1, "must be at least 2"],
+  ["database name reserved for the LISTEN pool", with_({ databases: ["postgres"] }), "databases[0]", "postgres", "is reserved"],
+  ["database name not an identifier", with_({ databases: ["erp", "Erp-Prod"] }), "databases[1]", "Erp-Prod", "lower-case PostgreSQL identifier"],
+  ["database listed twice", with_({ databases: ["erp", "erp"] }), "databases[1]", "erp", "is listed twice"],
+  ["no database", with_({ databases: [] }), "databases", [], "must name at least one Odoo database"],
+  ["dbfilter that matches every database (ODOO-3)", with_({ dbfilter: ".*" }), "dbfilter", ".*", "must restrict databases"],
+  ["dbfilter that is no regular expression (ODOO-3)", with_({ dbfilter: "^(erp$" }), "dbfilter", "^(erp$", "must be a valid regular expression"],
+  // PgBouncer and PostgreSQL (POOL-*, PG-*).
+  ["max_client_conn below processes × db_maxconn (POOL-4)", with_({ pgbouncer: { maxClientConn: 50 } }), "pgbouncer.maxClientConn", 50, "must cover every Odoo process × db_maxconn = 88 (POOL-4)"],
+  ["default_pool_size 0 (POOL-2)", with_({ pgbouncer: { defaultPoolSize: 0 } }), "pgbouncer.defaultPoolSize", 0, "must be at least 1 (POOL-2)"],
+  ["default_pool_size way too large (POOL-2)", with_({ pgbouncer: { defaultPoolSize: 500 } }), "pgbouncer.defaultPoolSize", 500, "must not exceed twice the Odoo processes that can hold a transaction (10)"],
+  ["reserve_pool_size 0 (POOL-3)", with_({ pgbouncer: { reservePoolSize: 0 } }), "pgbouncer.reservePoolSize", 0, "so short peaks do not queue (POOL-3)"],
+  ["max_db_connections below the pool (POOL-5)", with_({ pgbouncer: { maxDbConnections: 5 } }), "pgbouncer.maxDbConnections", 5, "must be at least pgbouncer.defaultPoolSize (10) (POOL-5)"],
+  ["max_connections below the pools (PG-1)", with_({ postgres: { maxConnections: 20 } }), "postgres.maxConnections", 20, "must cover PgBouncer's pools + reserves (13)"],
+  ["max_connections absurdly high (PG-1)", with_({ postgres: { maxConnections: 6000 } }), "postgres.maxConnections", 6000, "must stay at most 5000"],
+  ["statement_timeout 0 (PG-2)", with_({ postgres: { statementTimeoutMs: 0 } }), "postgres.statementTimeoutMs", 0, "0 disables the timeout, which PG-2 forbids"],
+  ["idle_in_transaction_session_timeout 0 (PG-2)", with_({ postgres: { idleInTransactionSessionTimeoutMs: 0 } }), "postgres.idleInTransactionSessionTimeoutMs", 0, "PG-2 forbids"],
+  // Names.
+  ["no domain", without("domain"), "domain", undefined, "is required: the public hostname of Odoo"],
+  ["domain with an underscore", with_({ domain: "erp_prod.example.com" }), "domain", "erp_prod.example.com", "must be a DNS hostname such as erp.example.com"],
+  ["domain with a trailing dot", with_({ domain: "erp.example.com." }), "domain", "erp.example.com.", "must be a DNS hostname"],
+  ["single-label domain", with_({ domain: "erp" }), "domain", "erp", "must be a DNS hostname"],
+  ["domain label starting with a hyphen", with_({ domain: "-erp.example.com" }), "domain", "-erp.example.com", "must be a DNS hostname"],
+  ["domain that is a URL", with_({ domain: "https://erp.example.com" }), "domain", "https://erp.example.com", "must be a DNS hostname"],
+  ["internal zone containing the public domain", with_({ internalZone: "example.com" }), "internalZone", "example.com", "must not contain the public domain erp.example.com"],
+  ["internal zone equal to the public domain", with_({ internalZone: "erp.example.com" }), "internalZone", "erp.example.com", "pick a private name such as odoo.internal"],
+  // TLS.
+  ["unknown tls mode", with_({ tls: { mode: "selfsigned" } }), "tls.mode", "selfsigned", '"acme" (Let\'s Encrypt via Route 53 DNS-01) or "imported"'],
+  ["ACME without an e-mail", with_({ tls: { mode: "acme", hostedZoneId: ACME.hostedZoneId } }), "tls.email", undefined, "is required for ACME"],
+  ["ACME without a hosted zone", with_({ tls: { mode: "acme", email: ACME.email } }), "tls.hostedZoneId", undefined, "is required for ACME DNS-01"],
+  ["ACME with a malformed hosted zone id", with_({ tls: { ...ACME, hostedZoneId: "example.com" } }), "tls.hostedZoneId", "example.com", "Route 53 public hosted zone id"],
+  ["ACME staging not a boolean", with_({ tls: { ...ACME, staging: "yes" } }), "tls.staging", "yes", "must be true or false"],
+  ["imported without the certificate parameter", with_({ tls: { mode: "imported" } }), "tls.certificateParameter", undefined, "SSM parameter holding the PEM chain"],
+  ["imported without the key parameter", with_({ tls: { mode: "imported", certificateParameter: "/certs/erp/fullchain" } }), "tls.privateKeyParameter", undefined, "SecureString SSM parameter holding the PEM key"],
+  ["ACME key under imported mode", with_({ tls: { mode: "imported", certificateParameter: "/c/f", privateKeyParameter: "/c/k", email: "ops@example.com" } }), "tls.email", "ops@example.com", 'is not a tls setting for mode "imported"'],
+  // Alarms, backups, tags.
+  ["bad alarm e-mail", with_({ alarmEmail: "ops-at-example.com" }), "alarmEmail", "ops-at-example.com", "must be an e-mail address for the alarm topic"],
+  ["backup retention of 3 days (BACKUP-1)", with_({ backupRetentionDays: 3 }), "backupRetentionDays", 3, "whole number from 7 to 3650 (BACKUP-1)"],
+  ["data volume too small", with_({ postgresDataVolumeGiB: 8 }), "postgresDataVolumeGiB", 8, "whole number from 20 to 16384"],
+  ["too many tags", with_({ tags: SIX_TAGS }), "tags", SIX_TAGS, "must hold at most 5 tags"],
+  ["aws: tag", with_({ tags: { "aws:owner": "me" } }), "tags.aws:owner", "me", "uses the reserved aws: prefix"],
+  ["tag that is not a string", with_({ tags: { cost: 12 } }), "tags.cost", 12, "must be a string"],
+  // Keys.
+  ["unknown top-level key (typo)", with_({ odooInstance: 2 }), "odooInstance", 2, "is not a setting of odoo-stack; known keys:"],
+  ["unknown override key (odoo.wokers)", with_({ odoo: { wokers: 4 } }), "odoo.wokers", 4, "is not a odoo setting; allowed:"],
+  ["unknown PgBouncer override key", with_({ pgbouncer: { poolMode: 1 } }), "pgbouncer.poolMode", 1, "allowed: defaultPoolSize, maxClientConn"],
+  ["non-integer override", with_({ odoo: { workers: 2.5 } }), "odoo.workers", 2.5, "must be a whole number ≥ 0"],
+  ["override given as text", with_({ postgres: { maxConnections: "200" } }), "postgres.maxConnections", "200", "must be a whole number"],
+  ["override map that is a list", with_({ odoo: "[4]" }), "odoo", [4], "must be a map"],
+  ["list given as invalid JSON text", with_({ databases: "[erp" }), "databases", "[erp", "is not valid JSON"],
+];
+
+describe("parseSettings: bad config (DESIGN principle 4)", () => {
+  it("has at least 35 cases", () => {
+    expect(BAD_CASES.length).toBeGreaterThanOrEqual(35);
+  });
+
+  it.each(BAD_CASES)("%s", (_name, raw, key, value, fix) => {
+    const err = configErrorOf(raw);
+    expect(err.name).toBe("ConfigError");
+    // The line names the key with its namespace, shows the value, then the fix.
+    const line = err.message.split("\n").find((l) => l.includes(`${NS}${key} = `));
+    expect(line).toBeDefined();
+    expect(line).toContain(`${NS}${key} = ${JSON.stringify(value)}: `);
+    expect(line).toContain(fix);
+    expect(err.problems.some((p) => p.key === key)).toBe(true);
+    expect(err.message).toMatch(/^odoo-stack: \d+ configuration problems?; nothing was created:\n/);
+  });
+
+  it("rejects a malformed region (aws:region)", () => {
+    const err = configErrorOf(BASE_CONFIG, "Europe");
+    expect(err.message).toContain(`${NS}aws:region = "Europe": must be an AWS region such as eu-west-1`);
+  });
+
+  it("lists several problems in ONE error, numbered", () => {
+    const err = configErrorOf(with_({ odooVersion: "15.0", odooInstances: 0, domain: "erp_prod", odooInternalCidrs: ["0.0.0.0/0"] }));
+    expect(err.problems.map((p) => p.key).sort()).toEqual(["domain", "odooInstances", "odooInternalCidrs[0]", "odooVersion"]);
+    const lines = err.message.split("\n");
+    expect(lines[0]).toBe("odoo-stack: 4 configuration problems; nothing was created:");
+    expect(lines.slice(1).map((l) => /^ {2}(\d+)\. odoo-stack:/.exec(l)?.[1])).toEqual(["1", "2", "3", "4"]);
+  });
+
+  it("says 'problem' for one and 'problems' for several", () => {
+    expect(configErrorOf(with_({ odooVersion: "15.0" })).message).toMatch(/^odoo-stack: 1 configuration problem;/);
+  });
+});
+
+describe("parseSettings: names", () => {
+  it("lowers an upper-case domain and internal zone instead of refusing them", () => {
+    const s = parse(with_({ domain: "ERP.Example.COM", internalZone: "Odoo.Internal" }));
+    expect(s.domain).toBe("erp.example.com");
+    expect(s.internalZone).toBe("odoo.internal");
+  });
+
+  it("trims surrounding blanks", () => {
+    expect(parse(with_({ domain: "  erp.example.com " })).domain).toBe("erp.example.com");
+  });
+
+  it("accepts private odooInternalCidrs from each RFC 1918 range (NET-4)", () => {
+    const cidrs = ["10.8.0.0/16", "172.16.0.0/12", "192.168.1.0/24"];
+    expect(parse(with_({ odooInternalCidrs: cidrs })).odooInternalCidrs).toEqual(cidrs);
+  });
+
+  it("takes lists and maps as JSON text, as the Pulumi CLI passes them", () => {
+    const s = parse({ ...BASE_CONFIG, databases: '["erp","erp_test"]', tls: JSON.stringify(BASE_CONFIG.tls), odooInstances: "2" });
+    expect(s.databases).toEqual(["erp", "erp_test"]);
+    expect(s.dbfilter).toBe("^%d$");
+    expect(s.odooInstances).toBe(2);
+  });
+});
+
+// Pulumi.yaml's `config:` defaults and DEFAULTS must never drift: the CLI applies the former,
+// lib/config.ts the latter when a key is absent.
+describe("defaults", () => {
+  const project = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> };
+  const declared = Object.entries(project.config).filter(([, spec]) => spec.default !== undefined);
+  const INSTANCE_KEYS: Record<string, keyof typeof DEFAULTS.instanceTypes> = {
+    proxyInstanceType: "proxy",
+    odooInstanceType: "odoo",
+    pgbouncerInstanceType: "pgbouncer",
+    postgresInstanceType: "postgres",
+  };
+  const libDefault = (key: string): unknown =>
+    key in INSTANCE_KEYS ? DEFAULTS.instanceTypes[INSTANCE_KEYS[key]] : (DEFAULTS as Record<string, unknown>)[key];
+
+  it("every key Pulumi.yaml declares is a setting lib/config.ts knows", () => {
+    for (const key of Object.keys(project.config)) expect(CONFIG_KEYS).toContain(key);
+  });
+
+  it("declares defaults at all", () => {
+    expect(declared.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it.each(declared.map(([key, spec]) => [key, spec.default]))("Pulumi.yaml default of %s equals DEFAULTS", (key, value) => {
+    expect(libDefault(key as string)).toBeDefined();
+    expect(value).toEqual(libDefault(key as string));
+  });
+
+  it("every DEFAULTS entry that is a top-level key is declared with that default in Pulumi.yaml", () => {
+    const topLevel = Object.keys(DEFAULTS).filter((k) => (CONFIG_KEYS as readonly string[]).includes(k));
+    for (const key of [...topLevel, ...Object.keys(INSTANCE_KEYS)]) {
+      expect([key, project.config[key]?.default]).toEqual([key, libDefault(key)]);
+    }
+  });
+
+  it("an absent key resolves to the documented default", () => {
+    const s = parse({ domain: "erp.example.com", tls: BASE_CONFIG.tls });
+    expect(s.internalZone).toBe(DEFAULTS.internalZone);
+    expect(s.vpcCidr).toBe(DEFAULTS.vpcCidr);
+    expect(s.availabilityZoneCount).toBe(DEFAULTS.availabilityZoneCount);
+    expect(s.natGateways).toBe(DEFAULTS.natGateways);
+    expect(s.odooVersion).toBe(DEFAULTS.odooVersion);
+    expect(s.odooInstances).toBe(DEFAULTS.odooInstances);
+    expect(s.instanceTypes).toEqual(DEFAULTS.instanceTypes);
+    expect(s.databases).toEqual(DEFAULTS.databases);
+    expect(s.postgresDataVolumeGiB).toBe(DEFAULTS.postgresDataVolumeGiB);
+    expect(s.odooInternalCidrs).toEqual(DEFAULTS.odooInternalCidrs);
+    expect(s.backupRetentionDays).toBe(DEFAULTS.backupRetentionDays);
+    expect(s.tls).toEqual({ ...ACME, mode: DEFAULTS.tlsMode, staging: DEFAULTS.acmeStaging });
+    // Derived defaults: /20 subnets carved from the VPC (public from index 0, private from 8),
+    // and a dbfilter that admits exactly the one database (ODOO-3).
+    expect(s.publicSubnetCidrs).toEqual(["10.40.0.0/20", "10.40.16.0/20"]);
+    expect(s.privateSubnetCidrs).toEqual(["10.40.128.0/20", "10.40.144.0/20"]);
+    expect(s.dbfilter).toBe("^odoo$");
+    expect(s.bastionSecurityGroupId).toBeUndefined();
+    expect(s.alarmEmail).toBeUndefined();
+    expect(s.tags).toEqual({});
+    expect(s.odooOptions).toEqual({});
+    expect(s.overrides).toEqual({ odoo: {}, pgbouncer: {}, postgres: {} });
+  });
+});
+
+describe("Pulumi.prod.yaml", () => {
+  it("parses cleanly into the production settings", () => {
+    const doc = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const raw: Record<string, unknown> = {};
+    let region = "";
+    for (const [key, value] of Object.entries(doc.config)) {
+      if (key === "aws:region") region = String(value);
+      else {
+        expect(key.startsWith(NS)).toBe(true);
+        raw[key.slice(NS.length)] = value;
+      }
+    }
+    const s = parse(raw, region);
+    expect(s.region).toBe("eu-west-1");
+    expect(s.domain).toBe("erp.example.com");
+    expect(s.odooVersion).toBe("17.0");
+    expect(s.tls.mode).toBe("acme");
+    expect(s.databases).toEqual(["erp"]);
+    // No plaintext secret in the stack file: nothing in it looks like a `secure:` value or a password key.
+    expect(JSON.stringify(doc)).not.toMatch(/secure|password|passwd|secret/i);
+  });
+});

@@ -1,0 +1,172 @@
+// templates/hosts.ts: what each host receives, for a 1-host and a 3-host stack in both TLS
+// modes. Every host trusts the internal CA (TLS-1, TLS-2); paths are absolute and unique;
+// rendered configs carry the generated header; files that reference a secret parameter are
+// not world-readable (AUTH-2); no file carries anything that looks like a secret (DESIGN
+// principle 5); a forbidden odooOptions entry fails as a ConfigError naming the key.
+import { ConfigError, type RawConfig } from "../../lib/config";
+import { PATHS, SECRET_REF, secretRef, type StackModel } from "../../lib/model";
+import { GENERATED, type HostFile } from "../../templates/format";
+import { hostFiles, renderAllHosts } from "../../templates/hosts";
+import { modelWith } from "../helpers/fixtures";
+
+const IMPORTED_TLS = { mode: "imported", certificateParameter: "/certs/erp/fullchain", privateKeyParameter: "/certs/erp/privkey" };
+const THREE_HOSTS: RawConfig = { odooInstances: 3, availabilityZoneCount: 3 };
+
+const MODELS: [string, RawConfig][] = [
+  ["default model, ACME", {}],
+  ["default model, imported certificate", { tls: IMPORTED_TLS }],
+  ["3 Odoo hosts, ACME", THREE_HOSTS],
+  ["3 Odoo hosts, imported certificate", { ...THREE_HOSTS, tls: IMPORTED_TLS }],
+];
+
+/** SSM parameters holding secrets: passwords, verifiers, the backup cipher, private keys. */
+function secretParameters(model: StackModel): Set<string> {
+  const p = model.parameters;
+  const tls = model.settings.tls;
+  return new Set([
+    p.odooAdminPassword,
+    p.odooDbPassword,
+    p.odooDbScramVerifier,
+    p.statsPassword,
+    p.statsScramVerifier,
+    p.monitorPassword,
+    p.backupCipherPass,
+    ...model.allHosts.map((h) => p.hostKey(h.id)),
+    ...(tls.mode === "imported" ? [tls.privateKeyParameter] : []),
+  ]);
+}
+
+const referenced = (f: HostFile): string[] => [...f.content.matchAll(SECRET_REF)].map((m) => m[1]);
+const isScript = (f: HostFile): boolean => f.content.startsWith("#!");
+/** A file whose whole content is one parameter (a certificate or key), resolved on the host. */
+const isParameterOnly = (f: HostFile): boolean => /^\{\{ssm:[^}]+\}\}\n$/.test(f.content);
+
+// The comment marker each format reads; "#" for everything not listed.
+const MARKER_BY_PATH: Record<string, string> = {
+  [PATHS.odooConf]: ";",
+  [PATHS.pgbouncerIni]: ";",
+  [PATHS.pgbouncerUserlist]: ";",
+  [PATHS.postgresBootstrapSql]: "--",
+};
+
+describe.each(MODELS)("%s", (_name, overrides) => {
+  const model = modelWith(overrides);
+  const all = renderAllHosts(model);
+  const files = [...all.values()].flat();
+  const secrets = secretParameters(model);
+
+  it("renders every host of the model, and hostFiles agrees with renderAllHosts", () => {
+    expect([...all.keys()]).toEqual(model.allHosts.map((h) => h.id));
+    for (const host of model.allHosts) expect(hostFiles(model, host)).toEqual(all.get(host.id));
+  });
+
+  it("gives every host the internal CA (TLS-1, TLS-2)", () => {
+    for (const [hostId, hf] of all) {
+      const ca = hf.find((f) => f.path === PATHS.caCert);
+      expect([hostId, ca?.content]).toEqual([hostId, `${secretRef(model.parameters.caCert)}\n`]);
+    }
+  });
+
+  it("gives each role its key files", () => {
+    const paths = (id: string) => (all.get(id) ?? []).map((f) => f.path);
+    expect(paths("proxy")).toEqual(expect.arrayContaining([PATHS.nginxConf, PATHS.nginxSite]));
+    for (const h of model.hosts.odoo) expect(paths(h.id)).toEqual(expect.arrayContaining([PATHS.odooConf, PATHS.odooLogrotate]));
+    expect(paths("pgbouncer")).toEqual(expect.arrayContaining([PATHS.pgbouncerIni, PATHS.pgbouncerUserlist, PATHS.pgbouncerLimits]));
+    expect(paths("postgres")).toEqual(expect.arrayContaining([PATHS.postgresConf, PATHS.postgresHba, PATHS.postgresBootstrapSql]));
+  });
+
+  it("uses absolute, normalised paths, unique per host, sorted", () => {
+    for (const [hostId, hf] of all) {
+      const paths = hf.map((f) => f.path);
+      for (const p of paths) expect(p).toMatch(/^(\/[A-Za-z0-9._@+-]+)+$/);
+      for (const p of paths) expect(p).not.toMatch(/\/\.\.?(\/|$)/);
+      expect([hostId, new Set(paths).size]).toEqual([hostId, paths.length]);
+      expect(paths).toEqual([...paths].sort());
+    }
+  });
+
+  it("starts every rendered config with the generated header in its format's comment marker", () => {
+    const configs = files.filter((f) => !isScript(f) && !isParameterOnly(f));
+    expect(configs.length).toBeGreaterThan(10);
+    for (const f of configs) {
+      const marker = MARKER_BY_PATH[f.path] ?? "#";
+      expect([f.path, f.content.split("\n")[0]]).toEqual([f.path, `${marker} ${GENERATED}`]);
+    }
+  });
+
+  it("keeps every file that references a secret parameter at 0600 or 0640 (AUTH-2)", () => {
+    const carrying = files.filter((f) => referenced(f).some((p) => secrets.has(p)));
+    // odoo.conf (admin_passwd, db_password), userlist.txt, bootstrap.sql, pgbackrest.conf, TLS keys.
+    expect(carrying.map((f) => f.path)).toEqual(
+      expect.arrayContaining([PATHS.odooConf, PATHS.pgbouncerUserlist, PATHS.postgresBootstrapSql]),
+    );
+    for (const f of carrying) expect([f.path, f.mode]).toEqual([f.path, expect.stringMatching(/^06[04]0$/)]);
+  });
+
+  it("references only parameters of this stack, or the operator's imported certificate", () => {
+    const allowed = new Set(model.settings.tls.mode === "imported" ? [model.settings.tls.certificateParameter, model.settings.tls.privateKeyParameter] : []);
+    for (const f of files) {
+      for (const p of referenced(f)) if (!allowed.has(p)) expect(p.startsWith(`/${model.project}/${model.stack}/`)).toBe(true);
+    }
+  });
+
+  it("carries no secret in plain text", () => {
+    for (const f of files) {
+      expect([f.path, f.content.includes("SCRAM-SHA-256$")]).toEqual([f.path, false]);
+      expect([f.path, /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(f.content)]).toEqual([f.path, false]);
+      // In configs (scripts only parse these keys), a password key is always a placeholder.
+      if (isScript(f)) continue;
+      for (const line of f.content.split("\n").filter((l) => /^\s*(admin_passwd|db_password)\b/.test(l))) {
+        expect(line).toMatch(/^\s*(admin_passwd|db_password)\s*=\s*\{\{ssm:\/[^}]+\}\}$/);
+      }
+    }
+    const odooConfs = files.filter((f) => f.path === PATHS.odooConf);
+    expect(odooConfs).toHaveLength(model.hosts.odoo.length);
+    for (const f of odooConfs) expect(f.content).toContain(`admin_passwd = ${secretRef(model.parameters.odooAdminPassword)}`);
+  });
+
+  it("delivers the proxy certificate according to the TLS mode", () => {
+    const proxyPaths = (all.get("proxy") ?? []).map((f) => f.path);
+    const imported = model.settings.tls.mode === "imported";
+    expect(proxyPaths.includes(`${PATHS.nginxTlsDir}/privkey.pem`)).toBe(imported);
+    expect(proxyPaths.includes(`${PATHS.nginxTlsDir}/fullchain.pem`)).toBe(imported);
+  });
+});
+
+describe("renderAllHosts: forbidden odooOptions", () => {
+  it.each([
+    ["list_db: true (ODOO-2)", { list_db: true }, "list_db"],
+    ["admin_passwd literal (ODOO-1)", { admin_passwd: "not-a-secret-just-a-test" }, "admin_passwd"],
+    ["workers, which sizing owns (LIMIT-1)", { workers: 3 }, "workers"],
+    ["an option that is not allowlisted", { bogus_option: 1 }, "bogus_option"],
+  ])("%s fails as a ConfigError naming odoo-stack:odooOptions", (_name, options, option) => {
+    const model = modelWith({ odooOptions: options });
+    let error: unknown;
+    try {
+      renderAllHosts(model);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const err = error as ConfigError;
+    expect(err.problems.map((p) => p.key)).toEqual(["odooOptions"]);
+    expect(err.message).toContain(`odoo-stack:odooOptions = ${JSON.stringify(options)}: `);
+    expect(err.message).toContain(`${option}: `);
+  });
+
+  it("fails for a 3-host stack too", () => {
+    const model = modelWith({ ...THREE_HOSTS, odooOptions: { list_db: true } });
+    expect(() => renderAllHosts(model)).toThrow(ConfigError);
+    try {
+      renderAllHosts(model);
+    } catch (e) {
+      expect((e as ConfigError).problems.every((p) => p.key === "odooOptions")).toBe(true);
+    }
+  });
+
+  it("accepts an allowlisted option", () => {
+    const model = modelWith({ odooOptions: { log_level: "warn" } });
+    const conf = renderAllHosts(model).get("odoo-1")?.find((f) => f.path === PATHS.odooConf);
+    expect(conf?.content).toMatch(/^log_level = warn$/m);
+  });
+});

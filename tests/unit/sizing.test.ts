@@ -1,0 +1,227 @@
+// lib/sizing.ts: instance shape → Odoo workers and limits → PgBouncer pools → PostgreSQL
+// max_connections. Known values for the named formulas, invariants over every plausible Odoo
+// host × hosts × databases, and overrides that break an invariant reported with their key.
+import { INSTANCE_TYPES, type InstanceSpec } from "../../lib/instance-types";
+import {
+  checkSizing,
+  computeSizing,
+  limitMemoryHardMiB,
+  maxClientConn,
+  osReserveMiB,
+  POSTGRES_RESERVED,
+  proxyTimeoutSeconds,
+  reservePoolSize,
+  workersFromCpu,
+  type SizingInput,
+} from "../../lib/sizing";
+
+const MiB = 1024 * 1024;
+const POSTGRES = INSTANCE_TYPES["r6i.large"];
+const spec = (name: string): InstanceSpec => {
+  const s = INSTANCE_TYPES[name];
+  if (!s) throw new Error(`no instance type ${name}`);
+  return s;
+};
+const input = (odooType: string, odooInstances = 1, databaseCount = 1, extra: Partial<SizingInput> = {}): SizingInput => ({
+  odoo: spec(odooType),
+  postgres: POSTGRES,
+  odooInstances,
+  databaseCount,
+  ...extra,
+});
+const reservedSlots = Object.values(POSTGRES_RESERVED).reduce((a, b) => a + b, 0);
+
+describe("named formulas", () => {
+  it("workersFromCpu: Odoo's (#CPU × 2) + 1", () => {
+    expect([1, 2, 4, 8].map(workersFromCpu)).toEqual([3, 5, 9, 17]);
+  });
+
+  it("osReserveMiB: max(1 GiB, 10 % of RAM)", () => {
+    expect(osReserveMiB(4096)).toBe(1024);
+    expect(osReserveMiB(10240)).toBe(1024);
+    expect(osReserveMiB(16384)).toBe(1639);
+  });
+
+  it("limitMemoryHardMiB: usable RAM over the processes, capped at Odoo's 2560 MiB default", () => {
+    expect(limitMemoryHardMiB(16384, 11)).toBe(Math.floor((16384 - 1639) / 11));
+    expect(limitMemoryHardMiB(32768, 11)).toBe(2560);
+  });
+
+  it("reservePoolSize: 25 %, at least 2 (POOL-3)", () => {
+    expect([1, 8, 10, 28].map(reservePoolSize)).toEqual([2, 2, 3, 7]);
+  });
+
+  it("maxClientConn: processes × hosts × db_maxconn + 25 % + admin clients (POOL-4)", () => {
+    expect(maxClientConn(11, 1, 8)).toBe(110 + 10);
+    expect(maxClientConn(11, 3, 8)).toBe(330 + 10);
+  });
+
+  it("proxyTimeoutSeconds outlives limit_time_real (PROXY-5)", () => {
+    expect(proxyTimeoutSeconds(1200)).toBe(1230);
+  });
+});
+
+describe("computeSizing: known values", () => {
+  it("m6i.xlarge (4 vCPU, 16 GiB), 1 host, r6i.large database", () => {
+    const s = computeSizing(input("m6i.xlarge"));
+    // CPU bound: 9 = 4 × 2 + 1 (memory allows floor(14745 / 1024) − 2 = 12).
+    expect(s.odoo.workers).toBe(9);
+    expect(s.odoo.maxCronThreads).toBe(1);
+    expect(s.odoo.processesPerHost).toBe(11);
+    expect(s.odoo.limitMemoryHardBytes).toBe(1340 * MiB); // floor(14745 / 11)
+    expect(s.odoo.limitMemorySoftBytes).toBe(1072 * MiB); // 80 %
+    expect([s.odoo.limitTimeCpu, s.odoo.limitTimeReal, s.odoo.limitTimeRealCron, s.odoo.limitRequest, s.odoo.dbMaxconn]).toEqual([600, 1200, 1200, 65536, 8]);
+    expect(s.pgbouncer).toEqual({
+      defaultPoolSize: 10, // 9 workers × 1 host + 1 cron
+      reservePoolSize: 3,
+      reservePoolTimeoutSeconds: 3,
+      maxClientConn: 120,
+      maxDbConnections: 13,
+      maxUserConnections: 13,
+      listenPoolSize: 4, // 1 host + 1 cron + 2
+      limitNofile: 4096,
+    });
+    expect(s.postgres.maxConnections).toBe(13 + 4 + reservedSlots);
+    expect(s.postgres.sharedBuffersMiB).toBe(4096);
+    expect(s.postgres.effectiveCacheSizeMiB).toBe(12288);
+    expect(s.postgres.maintenanceWorkMemMiB).toBe(1024);
+    expect(s.postgres.workMemMiB).toBe(Math.floor(12288 / (31 * 3)));
+    expect(s.postgres.idleInTransactionSessionTimeoutMs).toBe(1_200_000);
+    expect(checkSizing(s, input("m6i.xlarge"))).toEqual([]);
+  });
+
+  it("m6i.xlarge × 3 hosts: pools grow with the hosts, crons stay on one", () => {
+    const s = computeSizing(input("m6i.xlarge", 3));
+    expect(s.pgbouncer.defaultPoolSize).toBe(28);
+    expect(s.pgbouncer.reservePoolSize).toBe(7);
+    expect(s.pgbouncer.listenPoolSize).toBe(6);
+    expect(s.pgbouncer.maxClientConn).toBe(340);
+    expect(s.postgres.maxConnections).toBe(35 + 6 + reservedSlots);
+  });
+
+  it("c5.xlarge (4 vCPU, 8 GiB): memory bound, 5 workers of 1 GiB", () => {
+    const s = computeSizing(input("c5.xlarge"));
+    expect(s.odoo.workers).toBe(5); // floor(7168 / 1024) − 1 cron − 1 gevent
+    expect(s.odoo.limitMemoryHardBytes).toBe(1024 * MiB);
+  });
+
+  it("t3.medium (2 vCPU, 4 GiB): the floor of 2 workers", () => {
+    const s = computeSizing(input("t3.medium"));
+    expect(s.odoo.workers).toBe(2);
+    expect(s.odoo.limitMemoryHardBytes).toBe(768 * MiB);
+  });
+
+  it("m6i.2xlarge (8 vCPU, 32 GiB): 17 workers", () => {
+    expect(computeSizing(input("m6i.2xlarge")).odoo.workers).toBe(17);
+  });
+
+  it("r6i.xlarge (4 vCPU, 32 GiB): hard limit capped at Odoo's 2560 MiB", () => {
+    const s = computeSizing(input("r6i.xlarge"));
+    expect(s.odoo.workers).toBe(9);
+    expect(s.odoo.limitMemoryHardBytes).toBe(2560 * MiB);
+  });
+
+  it("overrides win where given", () => {
+    const s = computeSizing(input("m6i.xlarge", 1, 1, { odooOverrides: { workers: 6, dbMaxconn: 4 }, pgbouncerOverrides: { maxClientConn: 500 }, postgresOverrides: { lockTimeoutMs: 5000 } }));
+    expect(s.odoo.workers).toBe(6);
+    expect(s.odoo.dbMaxconn).toBe(4);
+    expect(s.pgbouncer.defaultPoolSize).toBe(7);
+    expect(s.pgbouncer.maxClientConn).toBe(500);
+    expect(s.postgres.lockTimeoutMs).toBe(5000);
+  });
+});
+
+// Every type in the table a person would run Odoo on (≥ 4 GiB) × 1..4 hosts × 1..3 databases.
+const ODOO_HOSTS = Object.entries(INSTANCE_TYPES).filter(([, s]) => s.memoryMiB >= 4096);
+
+describe("invariants over every plausible Odoo host", () => {
+  it("covers the table", () => {
+    expect(ODOO_HOSTS.length).toBeGreaterThan(50);
+  });
+
+  it.each(ODOO_HOSTS)("%s × 1..4 hosts × 1..3 databases", (name, odooSpec) => {
+    for (let hosts = 1; hosts <= 4; hosts++) {
+      for (let dbs = 1; dbs <= 3; dbs++) {
+        const i = input(name, hosts, dbs);
+        const s = computeSizing(i);
+        const where = `${name}, ${hosts} hosts, ${dbs} databases`;
+        expect([where, checkSizing(s, i)]).toEqual([where, []]);
+
+        const { odoo, pgbouncer: b, postgres: p } = s;
+        const hardMiB = odoo.limitMemoryHardBytes / MiB;
+        // LIMIT-1: never more workers than the CPU rule allows, at least 2.
+        expect(odoo.workers).toBeLessThanOrEqual(2 * odooSpec.vcpu + 1);
+        expect(odoo.workers).toBeGreaterThanOrEqual(2);
+        // LIMIT-1, LIMIT-3: every process at its hard limit still fits in RAM.
+        expect(odoo.processesPerHost).toBe(odoo.workers + odoo.maxCronThreads + 1);
+        expect(odoo.processesPerHost * hardMiB).toBeLessThanOrEqual(odooSpec.memoryMiB - osReserveMiB(odooSpec.memoryMiB));
+        expect(odoo.limitMemorySoftBytes).toBeLessThan(odoo.limitMemoryHardBytes);
+        expect(odoo.limitTimeCpu).toBeLessThanOrEqual(odoo.limitTimeReal);
+        // PG-1: the Odoo role's server connections (pools + reserves, capped per role), the
+        // LISTEN session pool and the reserved slots all fit max_connections.
+        expect(b.maxUserConnections).toBeGreaterThanOrEqual(b.defaultPoolSize + b.reservePoolSize);
+        expect(p.slots.pools).toBe(b.maxUserConnections);
+        expect(p.slots.listen).toBe(b.listenPoolSize);
+        expect(p.slots.pools + p.slots.listen + reservedSlots).toBeLessThanOrEqual(p.maxConnections);
+        // POOL-2: a transaction slot for every process that can hold one.
+        expect(b.defaultPoolSize).toBeGreaterThanOrEqual(odoo.workers * hosts + odoo.maxCronThreads);
+        // POOL-3, POOL-4, POOL-5.
+        expect(b.reservePoolSize).toBeGreaterThanOrEqual(1);
+        expect(b.maxClientConn).toBeGreaterThanOrEqual(odoo.processesPerHost * hosts * odoo.dbMaxconn);
+        expect(b.maxDbConnections).toBeGreaterThanOrEqual(b.defaultPoolSize);
+        expect(b.limitNofile).toBeGreaterThanOrEqual(b.maxClientConn + b.maxUserConnections + b.listenPoolSize);
+        // PG-2: a transaction may stay idle no longer than a request may live.
+        expect(p.idleInTransactionSessionTimeoutMs).toBe(odoo.limitTimeReal * 1000);
+        expect(p.statementTimeoutMs).toBeGreaterThanOrEqual(1000);
+        expect(p.lockTimeoutMs).toBeGreaterThanOrEqual(1000);
+        expect(p.workMemMiB).toBeGreaterThanOrEqual(4);
+        // PROXY-5: Odoo, not nginx, ends a long request.
+        expect(proxyTimeoutSeconds(odoo.limitTimeReal)).toBeGreaterThan(odoo.limitTimeReal);
+      }
+    }
+  });
+});
+
+describe("checkSizing: overrides that break an invariant", () => {
+  // On m6i.xlarge, 1 host: 9 workers, 11 processes, hard 1340 MiB, pool 10, 88 client
+  // connections needed, 31 server connections needed.
+  const CASES: [string, Partial<SizingInput>, string[]][] = [
+    ["workers 1 (LIMIT-1)", { odooOverrides: { workers: 1 } }, ["odoo.workers"]],
+    ["workers 10 > 4 × 2 + 1 (LIMIT-1)", { odooOverrides: { workers: 10 } }, ["odoo.workers"]],
+    ["no cron thread (LIMIT-2)", { odooOverrides: { maxCronThreads: 0 } }, ["odoo.maxCronThreads"]],
+    ["workers and crons both wrong", { odooOverrides: { workers: 10, maxCronThreads: 3 } }, ["odoo.maxCronThreads", "odoo.workers"]],
+    ["hard limit 4 GiB × 11 processes (LIMIT-3)", { odooOverrides: { limitMemoryHardMiB: 4096 } }, ["odoo.limitMemoryHardMiB"]],
+    ["soft limit above the computed hard limit (LIMIT-3)", { odooOverrides: { limitMemorySoftMiB: 2000 } }, ["odoo.limitMemorySoftMiB"]],
+    ["limit_time_cpu 0", { odooOverrides: { limitTimeCpu: 0 } }, ["odoo.limitTimeCpu"]],
+    ["limit_time_real below the default limit_time_cpu", { odooOverrides: { limitTimeReal: 300 } }, ["odoo.limitTimeCpu"]],
+    ["db_maxconn 1", { odooOverrides: { dbMaxconn: 1 } }, ["odoo.dbMaxconn"]],
+    ["default_pool_size 0 (POOL-2)", { pgbouncerOverrides: { defaultPoolSize: 0 } }, ["pgbouncer.defaultPoolSize"]],
+    ["default_pool_size 21 > 2 × 10 (POOL-2)", { pgbouncerOverrides: { defaultPoolSize: 21 } }, ["pgbouncer.defaultPoolSize"]],
+    ["reserve_pool_size 0 (POOL-3)", { pgbouncerOverrides: { reservePoolSize: 0 } }, ["pgbouncer.reservePoolSize"]],
+    ["max_client_conn 87 < 88 (POOL-4)", { pgbouncerOverrides: { maxClientConn: 87 } }, ["pgbouncer.maxClientConn"]],
+    ["max_db_connections 9 < pool 10 (POOL-5)", { pgbouncerOverrides: { maxDbConnections: 9 } }, ["pgbouncer.maxDbConnections"]],
+    ["max_connections 30 < 31 (PG-1)", { postgresOverrides: { maxConnections: 30 } }, ["postgres.maxConnections"]],
+    ["max_connections 5001 (PG-1)", { postgresOverrides: { maxConnections: 5001 } }, ["postgres.maxConnections"]],
+    ["statement_timeout 999 ms (PG-2)", { postgresOverrides: { statementTimeoutMs: 999 } }, ["postgres.statementTimeoutMs"]],
+    ["lock_timeout 0 (PG-2)", { postgresOverrides: { lockTimeoutMs: 0 } }, ["postgres.lockTimeoutMs"]],
+    // Boundaries that hold.
+    ["default_pool_size 20 = 2 × 10", { pgbouncerOverrides: { defaultPoolSize: 20 } }, []],
+    ["max_client_conn 88", { pgbouncerOverrides: { maxClientConn: 88 } }, []],
+    ["max_connections 31", { postgresOverrides: { maxConnections: 31 } }, []],
+    ["2 cron threads", { odooOverrides: { maxCronThreads: 2 } }, []],
+  ];
+
+  it.each(CASES)("%s", (_name, overrides, keys) => {
+    const i = input("m6i.xlarge", 1, 1, overrides);
+    const problems = checkSizing(computeSizing(i), i);
+    expect(problems.map((p) => p.key).sort()).toEqual(keys);
+    for (const p of problems) expect(p.message.length).toBeGreaterThan(10);
+  });
+
+  it("reports the offending value", () => {
+    const i = input("m6i.xlarge", 1, 1, { pgbouncerOverrides: { maxClientConn: 87 } });
+    expect(checkSizing(computeSizing(i), i)).toEqual([
+      { key: "pgbouncer.maxClientConn", value: 87, message: expect.stringContaining("= 88 (POOL-4)") },
+    ]);
+  });
+});
