@@ -1,0 +1,375 @@
+// Network and exposure: CHECKLIST §1 (NET-1 … NET-6).
+import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { FLOWS, PORTS, PUBLIC_INGRESS, type Role } from "../lib/ports";
+import { nginxServers } from "./lib/nginx";
+import { parseOdooConf, type NginxDirective } from "./lib/parse";
+import {
+  idOf,
+  referencedResources,
+  renderedFileOfKind,
+  roleOf,
+  ROLE_TAG,
+  stringList,
+  TYPES,
+  UnknownValues,
+  validateRenderedFile,
+  fileLabel,
+  type StackResourceView,
+} from "./lib/resources";
+import {
+  describePorts,
+  reachesInternet,
+  securityGroupIngressOf,
+  SECURITY_GROUP,
+  SECURITY_GROUP_INGRESS_RULE,
+  SECURITY_GROUP_RULE,
+  type IngressPermission,
+  type SecurityGroupIngress,
+} from "./lib/security-groups";
+
+const PUBLIC_PORT = PORTS[PUBLIC_INGRESS.port].port;
+
+const isPublicHttps = (p: IngressPermission): boolean =>
+  p.protocol === "tcp" && p.fromPort === PUBLIC_PORT && p.toPort === PUBLIC_PORT;
+
+/**
+ * NET-3 (and NET-2's "only public ingress"): the internet may reach tcp 443 on the reverse
+ * proxy's security group and nothing else. "The internet" is any source CIDR outside private
+ * space (see reachesInternet), not only 0.0.0.0/0 and ::/0.
+ *
+ * Which group is the proxy's is read from the `odoo-stack:role` tag, per resource, so the check
+ * runs in Analyze — before anything is created, in `pulumi up` as in `pulumi preview`. A
+ * SecurityGroupRule has no tags and cannot show whose group it opens, so it may never admit the
+ * internet: public 443 is declared inline on the proxy's SecurityGroup or as a
+ * SecurityGroupIngressRule tagged odoo-stack:role=proxy.
+ */
+export const securityGroupWorldIngressOnly443OnProxy: ResourceValidationPolicy = {
+  name: "security-group-world-ingress-only-443-on-proxy",
+  description: `Checks whether a security group or rule admits the internet anywhere but tcp ${PUBLIC_PORT} on the reverse proxy (NET-2, NET-3).`,
+  validateResource: (args, reportViolation) => {
+    const ingress = securityGroupIngressOf(args);
+    if (!ingress) return;
+    for (const p of ingress.permissions) {
+      const internet = p.cidrs.filter(reachesInternet);
+      if (internet.length === 0) continue;
+      const what = `${ingress.label} must not open ${describePorts(p)} to ${internet.join(", ")}`;
+      if (!isPublicHttps(p)) {
+        reportViolation(`${what}: nothing but tcp ${PUBLIC_PORT} on the reverse proxy may be reachable from the internet (NET-3).`);
+      } else if (!ingress.canCarryRole) {
+        reportViolation(
+          `${what}: a SecurityGroupRule cannot show which tier's group it opens; declare public tcp ${PUBLIC_PORT} inline on the ${PUBLIC_INGRESS.role}'s SecurityGroup or as a SecurityGroupIngressRule tagged ${ROLE_TAG}=${PUBLIC_INGRESS.role} (NET-3).`,
+        );
+      } else if (ingress.role !== PUBLIC_INGRESS.role) {
+        const role = ingress.role === undefined ? `has no ${ROLE_TAG} tag` : `has ${ROLE_TAG}=${ingress.role}`;
+        reportViolation(`${what}: it ${role}, and only the ${PUBLIC_INGRESS.role}'s group may accept internet traffic (NET-2, NET-3).`);
+      }
+    }
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Internal ports: 8069/8072 (NET-4), 6432 (NET-5), 5432 (NET-6)
+// ---------------------------------------------------------------------------------------------
+
+/** A port one tier serves to another, from the port catalog's FLOWS. */
+interface InternalPort {
+  readonly port: number;
+  readonly description: string;
+  readonly item: string;
+  /** Tiers listening on it. */
+  readonly servers: readonly Role[];
+  /** Tiers whose security group may reach it. */
+  readonly sources: readonly Role[];
+  /**
+   * Whether private address ranges (VPN, office) may reach it too. NET-4 says "localhost or
+   * internal network" and NET-5 "the Odoo hosts / internal network"; NET-6 names only
+   * PgBouncer and a bastion.
+   */
+  readonly internalNetwork: boolean;
+  /** Whether a bastion's security group (policy config) may reach it: NET-6 only. */
+  readonly bastion: boolean;
+}
+
+const INTERNAL_NETWORK_ITEMS = new Set(["NET-4", "NET-5"]);
+const BASTION_ITEMS = new Set(["NET-6"]);
+
+const INTERNAL_PORTS: readonly InternalPort[] = [...new Set(FLOWS.map((f) => PORTS[f.port].port))].map((port) => {
+  const flows = FLOWS.filter((f) => PORTS[f.port].port === port);
+  const item = flows[0].checklist;
+  return {
+    port,
+    description: PORTS[flows[0].port].description,
+    item,
+    servers: [...new Set(flows.map((f) => f.to))],
+    sources: [...new Set(flows.map((f) => f.from))],
+    internalNetwork: INTERNAL_NETWORK_ITEMS.has(item),
+    bastion: BASTION_ITEMS.has(item),
+  };
+});
+
+const covers = (p: IngressPermission, port: number): boolean =>
+  (p.protocol === "all" || p.protocol === "tcp") && p.fromPort <= port && port <= p.toPort;
+
+const whoMayReach = (ip: InternalPort): string =>
+  [
+    `the ${ip.sources.join(" or ")} tier's security group`,
+    ...(ip.internalNetwork ? ["private address ranges"] : []),
+    ...(ip.bastion ? ["a bastion security group listed in the policy config"] : []),
+  ].join(ip.internalNetwork && ip.bastion ? ", " : " or ");
+
+/** Settings a team may tune for the internal-port policies (policy config file). */
+interface InternalPortsConfig {
+  /** Security groups (ids) of bastions that may reach PostgreSQL (NET-6). */
+  readonly bastionSecurityGroupIds?: readonly string[];
+  /** Private CIDRs that may reach PostgreSQL directly (NET-6); none by default. */
+  readonly postgresAllowedCidrs?: readonly string[];
+}
+
+const BASTION_SETTING = {
+  type: "array" as const,
+  items: { type: "string" as const },
+  default: [],
+  description: "Security group ids of bastions allowed to reach PostgreSQL on 5432 (NET-6); list the stack's bastionSecurityGroupId here.",
+};
+const POSTGRES_CIDRS_SETTING = {
+  type: "array" as const,
+  items: { type: "string" as const },
+  default: [],
+  description: "Private CIDRs allowed to reach PostgreSQL on 5432 directly (NET-6). Empty by default: only PgBouncer's security group may.",
+};
+
+/**
+ * The checks a permission's address sources need, written once for both policies: private
+ * ranges where the port does not accept the internal network, prefix lists (their contents
+ * cannot be seen), and a group admitting itself when its tier may not reach the port. Internet
+ * ranges are left to security-group-world-ingress-only-443-on-proxy.
+ */
+function addressSourceViolations(
+  ingress: SecurityGroupIngress,
+  p: IngressPermission,
+  ip: InternalPort,
+  groupRoles: readonly string[],
+  config: InternalPortsConfig,
+): string[] {
+  const out: string[] = [];
+  const subject = `${ingress.label} must not admit`;
+  const reason = `only ${whoMayReach(ip)} may reach ${ip.description} on tcp ${ip.port} (${ip.item}).`;
+  const allowedCidrs = config.postgresAllowedCidrs ?? [];
+  for (const cidr of p.cidrs.filter((c) => !reachesInternet(c))) {
+    if (!ip.internalNetwork && !(ip.bastion && allowedCidrs.includes(cidr))) out.push(`${subject} ${cidr} to tcp ${ip.port}: ${reason}`);
+  }
+  for (const list of p.prefixLists) {
+    out.push(`${subject} prefix list ${list} to tcp ${ip.port}: a prefix list does not show which addresses it holds; ${reason}`);
+  }
+  if (p.self && groupRoles.some((r) => !(ip.sources as readonly string[]).includes(r))) {
+    out.push(`${subject} its own members (self) to tcp ${ip.port}: they are ${groupRoles.join("/")} hosts; ${reason}`);
+  }
+  return out;
+}
+
+/** The internal ports a group of `roles` serves; every one when the roles are unknown. */
+const portsServedBy = (roles: readonly string[]): InternalPort[] =>
+  roles.length === 0 ? [...INTERNAL_PORTS] : INTERNAL_PORTS.filter((ip) => ip.servers.some((s) => roles.includes(s)));
+
+/**
+ * NET-4, NET-5, NET-6 for what one resource shows: a tagged group (or ingress rule) of a tier
+ * that serves an internal port admits only what may reach that port. Which security group a
+ * source group is needs the whole stack: see security-group-internal-ports-from-allowed-groups.
+ */
+export const securityGroupInternalPortsAddressSources: ResourceValidationPolicy = {
+  name: "security-group-internal-ports-address-sources",
+  description: "Checks whether a tier's security group admits address ranges, prefix lists or itself to the ports it serves (8069/8072 NET-4, 6432 NET-5, 5432 NET-6) beyond what the checklist allows.",
+  configSchema: { properties: { postgresAllowedCidrs: POSTGRES_CIDRS_SETTING } },
+  validateResource: (args, reportViolation) => {
+    const ingress = securityGroupIngressOf(args);
+    if (!ingress || ingress.role === undefined) return;
+    const config = args.getConfig<InternalPortsConfig>();
+    for (const p of ingress.permissions) {
+      for (const ip of portsServedBy([ingress.role]).filter((ip) => covers(p, ip.port))) {
+        for (const message of addressSourceViolations(ingress, p, ip, [ingress.role], config)) reportViolation(message);
+      }
+    }
+  },
+};
+
+/** Which property of each shape names the group the rule belongs to, and its source group. */
+const GROUP_PROPERTIES: Readonly<Record<string, { readonly target?: string; readonly source: string }>> = {
+  [SECURITY_GROUP]: { source: "ingress" },
+  [SECURITY_GROUP_RULE]: { target: "securityGroupId", source: "sourceSecurityGroupId" },
+  [SECURITY_GROUP_INGRESS_RULE]: { target: "securityGroupId", source: "referencedSecurityGroupId" },
+};
+
+/**
+ * The tiers a security group serves: its role tag, or else the roles of the instances and
+ * launch templates that use it (a hand-written group without tags still shows its tier this way).
+ */
+function groupRoles(group: StackResourceView, users: readonly StackResourceView[]): string[] {
+  const tagged = roleOf(group.props);
+  if (tagged !== undefined) return [tagged];
+  const roles = new Set<string>();
+  for (const user of users) {
+    const role = roleOf(user.props);
+    if (role === undefined) continue;
+    for (const property of ["vpcSecurityGroupIds", "securityGroups"]) {
+      if (referencedResources(user, property, [group], () => stringList(user.props[property])).length > 0) roles.add(role);
+    }
+  }
+  return [...roles];
+}
+
+/**
+ * NET-4, NET-5, NET-6 across resources: every security group a rule admits to an internal port
+ * is the group of a tier FLOWS allows (or a configured bastion for 5432); rules that do not
+ * show their own tier (a SecurityGroupRule, an untagged group) get the address checks here.
+ */
+export const securityGroupInternalPortsFromAllowedGroups: StackValidationPolicy = {
+  name: "security-group-internal-ports-from-allowed-groups",
+  description: "Checks whether only the tier in front may reach each internal port, by security group: the proxy for 8069/8072 (NET-4), Odoo for 6432 (NET-5), PgBouncer or a configured bastion for 5432 (NET-6).",
+  configSchema: { properties: { bastionSecurityGroupIds: BASTION_SETTING, postgresAllowedCidrs: POSTGRES_CIDRS_SETTING } },
+  validateStack: (args, reportViolation) => {
+    const config = args.getConfig<InternalPortsConfig>();
+    const bastions = config.bastionSecurityGroupIds ?? [];
+    const resources = args.resources as unknown as StackResourceView[];
+    const groups = resources.filter((r) => r.type === SECURITY_GROUP);
+    const users = resources.filter((r) => r.type === TYPES.instance || r.type === TYPES.launchTemplate);
+    const unknown = new UnknownValues();
+
+    for (const r of resources) {
+      unknown.run(() => {
+        const ingress = securityGroupIngressOf(r);
+        const properties = GROUP_PROPERTIES[r.type];
+        if (!ingress || !properties) return;
+        const targets = properties.target === undefined ? [r] : referencedResources(r, properties.target, groups);
+        const ownTag = ingress.role !== undefined;
+        const roles = ownTag ? [ingress.role as string] : [...new Set(targets.flatMap((g) => groupRoles(g, users)))];
+
+        for (const p of ingress.permissions) {
+          for (const ip of portsServedBy(roles).filter((ip) => covers(p, ip.port))) {
+            if (!ownTag) for (const message of addressSourceViolations(ingress, p, ip, roles, config)) reportViolation(message, r.urn);
+
+            // The source groups: by the engine's dependencies (known in preview), or by id.
+            const values = p.sourceSecurityGroups.filter((id) => !(ip.bastion && bastions.includes(id)));
+            if (values.length === 0) continue;
+            const deps = r.propertyDependencies?.[properties.source] ?? [];
+            let sources = groups.filter((g) => g !== r && deps.some((d) => d.urn === g.urn));
+            if (sources.length === 0) sources = groups.filter((g) => values.includes(idOf(g) ?? "\u0000"));
+            if (sources.length === 0) {
+              reportViolation(
+                `${ingress.label} must not admit security group ${values.join(", ")} to tcp ${ip.port}: it is not a group of this stack${ip.bastion ? " nor a bastion listed in the policy config (bastionSecurityGroupIds)" : ""}; only ${whoMayReach(ip)} may reach ${ip.description} (${ip.item}).`,
+                r.urn,
+              );
+              continue;
+            }
+            for (const source of sources) {
+              const sourceRoles = groupRoles(source, users);
+              const wrong = sourceRoles.length === 0 ? ["an unknown"] : sourceRoles.filter((role) => !(ip.sources as readonly string[]).includes(role));
+              if (wrong.length === 0) continue;
+              const whose = sourceRoles.length === 0 ? `it shows no tier (no ${ROLE_TAG} tag, no tagged instance uses it)` : `it is the ${wrong.join("/")} tier's`;
+              reportViolation(
+                `${ingress.label} must not admit security group (${source.name}) to tcp ${ip.port}: ${whose}; only ${whoMayReach(ip)} may reach ${ip.description} (${ip.item}).`,
+                r.urn,
+              );
+            }
+          }
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Rendered files: where Odoo binds (NET-1), where nginx listens (NET-2)
+// ---------------------------------------------------------------------------------------------
+
+const WILDCARD_ADDRESSES = new Set(["", "0.0.0.0", "::", "[::]", "*"]);
+const PRIVATE_OR_LOOPBACK = /^(127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|::1$|\[::1\]$|localhost$)/;
+
+/**
+ * NET-1: Odoo binds its private address (or loopback), never every address and never a public
+ * one. Odoo's default for an absent or empty http_interface is every address.
+ */
+export const odooHttpInterfacePrivate: ResourceValidationPolicy = {
+  name: "odoo-http-interface-private",
+  description: "Checks whether odoo.conf binds Odoo's HTTP and gevent ports to a private or loopback address, never to every address or a public one (NET-1).",
+  validateResource: validateRenderedFile("odoo.conf", (file, report) => {
+    const value = parseOdooConf(file.content).options.get("http_interface");
+    if (value === undefined || WILDCARD_ADDRESSES.has(value.trim())) {
+      const now = value === undefined ? "absent, so Odoo listens on every address" : `${JSON.stringify(value)}, every address`;
+      report(`${fileLabel(file)} must set http_interface to the host's private address (or 127.0.0.1); it is ${now} (NET-1).`);
+    } else if (!PRIVATE_OR_LOOPBACK.test(value.trim())) {
+      report(`${fileLabel(file)} must set http_interface to a private or loopback address, not ${JSON.stringify(value)} (NET-1).`);
+    }
+  }),
+};
+
+/** `listen` directives of a server block: port, and whether they carry ssl. */
+function listens(server: readonly NginxDirective[]): { readonly port: number; readonly ssl: boolean; readonly text: string }[] {
+  const written = server.filter((d) => d.name === "listen");
+  // A server without `listen` listens on *:80 (nginx's default when run as root).
+  if (written.length === 0) return [{ port: 80, ssl: false, text: "listen 80 (nginx's default: the server has no listen)" }];
+  return written
+    .map((d) => {
+      const address = d.args[0] ?? "";
+      const m = /(?:^|:)(\d+)$/.exec(address);
+      // "listen 10.0.0.1;" or "listen unix:…" listen on 80 / a socket; only a number is a port.
+      const port = m ? Number(m[1]) : /^unix:/.test(address) ? -1 : 80;
+      return { port, ssl: d.args.slice(1).includes("ssl"), text: `listen ${d.args.join(" ")}` };
+    });
+}
+
+/** A server that only redirects to HTTPS: `return 301|302|307|308 https://…` and nothing that proxies. */
+function isRedirectOnly(server: readonly NginxDirective[]): boolean {
+  const walk = (block: readonly NginxDirective[]): NginxDirective[] => block.flatMap((d) => [d, ...walk(d.block ?? [])]);
+  const all = walk(server);
+  const returns = all.filter((d) => d.name === "return");
+  const proxies = all.some((d) => ["proxy_pass", "root", "alias", "fastcgi_pass", "uwsgi_pass", "grpc_pass"].includes(d.name));
+  return !proxies && returns.length > 0 && returns.every((d) => /^30[1278]$/.test(d.args[0] ?? "") && /^https:\/\//.test(d.args[1] ?? ""));
+}
+
+interface ProxyListenConfig {
+  /** Plain-HTTP ports a redirect-only server may listen on (e.g. [80] for an 80→443 redirect). */
+  readonly allowedRedirectPorts?: readonly number[];
+}
+
+/**
+ * NET-2, NET-3: the proxy serves Odoo on 443 with TLS and nothing else. A plain-HTTP server is
+ * allowed only when the team lists its port for a redirect-only server (policy config), and
+ * then it may do nothing but redirect to https://.
+ */
+export const nginxListensOnlyTls443: ResourceValidationPolicy = {
+  name: "nginx-listens-only-tls-443",
+  description: `Checks whether every nginx server listens on ${PUBLIC_PORT} with ssl, allowing plain HTTP only for a configured redirect-only server (NET-2, NET-3).`,
+  configSchema: {
+    properties: {
+      allowedRedirectPorts: {
+        type: "array",
+        items: { type: "integer" },
+        default: [],
+        description: "Plain-HTTP ports (e.g. 80) on which a server that only redirects to https:// may listen. Empty by default: the security group opens 443 alone.",
+      },
+    },
+  },
+  validateResource: (args, reportViolation) => {
+    const file = renderedFileOfKind(args, "nginx-site") ?? renderedFileOfKind(args, "nginx.conf");
+    if (!file) return;
+    const allowed = args.getConfig<ProxyListenConfig>().allowedRedirectPorts ?? [];
+    for (const { directive: server } of nginxServers(file.content)) {
+      const block = server.block ?? [];
+      for (const l of listens(block)) {
+        if (l.port === PUBLIC_PORT && l.ssl) continue;
+        if (!l.ssl && allowed.includes(l.port) && isRedirectOnly(block)) continue;
+        const why = l.port === PUBLIC_PORT ? `${PUBLIC_PORT} without ssl serves plain HTTP` : allowed.includes(l.port) ? `a plain-HTTP server on ${l.port} may only redirect to https://` : `only ${PUBLIC_PORT} with TLS is served`;
+        reportViolation(`${fileLabel(file)} must not \`${l.text}\` (server at line ${server.line}): ${why} (NET-2, NET-3).`);
+      }
+    }
+  },
+};
+
+export const policies: Policies = [
+  securityGroupWorldIngressOnly443OnProxy,
+  securityGroupInternalPortsAddressSources,
+  securityGroupInternalPortsFromAllowedGroups,
+  odooHttpInterfacePrivate,
+  nginxListensOnlyTls443,
+];

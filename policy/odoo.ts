@@ -1,0 +1,181 @@
+// Odoo's minimal secure configuration: CHECKLIST §3 (ODOO-1 … ODOO-5), read from the odoo.conf
+// the stack delivers to each Odoo host, and the proxy's block of the database manager (ODOO-2).
+import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { chainFor, isServingServer, nginxServers } from "./lib/nginx";
+import { odooTruthy, parseOdooConf, type OdooConf } from "./lib/parse";
+import {
+  fileKindOf,
+  fileLabel,
+  renderedFileOfKind,
+  renderedFiles,
+  UnknownValues,
+  validateRenderedFile,
+  type RenderedFile,
+  type StackResourceView,
+} from "./lib/resources";
+
+const conf = (file: RenderedFile): OdooConf => parseOdooConf(file.content);
+
+/** A `{{ssm:/path}}` placeholder and nothing else (lib/model.ts secretRef). */
+const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
+
+/**
+ * ODOO-1: admin_passwd protects the database manager (create, drop, restore, dump). It is a
+ * reference to an SSM SecureString that the apply script resolves on the host, so no literal
+ * (weak or strong) is ever in the repository, the state or the plan. Absent, Odoo's master
+ * password is "admin".
+ */
+export const odooAdminPasswdSecretReference: ResourceValidationPolicy = {
+  name: "odoo-admin-passwd-secret-reference",
+  description: "Checks whether odoo.conf's admin_passwd is an {{ssm:…}} reference resolved on the host, never a literal or Odoo's default \"admin\" (ODOO-1).",
+  validateResource: validateRenderedFile("odoo.conf", (file, report) => {
+    const value = conf(file).options.get("admin_passwd");
+    if (value === undefined || value === "") {
+      report(`${fileLabel(file)} must set admin_passwd to an {{ssm:…}} reference; without it Odoo's master password is "admin" (ODOO-1).`);
+    } else if (!SECRET_REFERENCE.test(value.trim())) {
+      report(`${fileLabel(file)} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`);
+    }
+  }),
+};
+
+/**
+ * ODOO-2: list_db = False. Odoo reads booleans from its file as strings except "True"/"False"
+ * (odoo/tools/config.py), so `list_db = 0` or an absent key (default True) leaves the
+ * database list and manager open.
+ */
+export const odooListDbDisabled: ResourceValidationPolicy = {
+  name: "odoo-list-db-disabled",
+  description: "Checks whether odoo.conf sets list_db = False, closing the database list and manager (ODOO-2).",
+  validateResource: validateRenderedFile("odoo.conf", (file, report) => {
+    const value = conf(file).options.get("list_db");
+    if (odooTruthy(value) !== false) {
+      const now = value === undefined ? "absent (Odoo's default is True)" : `${JSON.stringify(value)}, which Odoo reads as true`;
+      report(`${fileLabel(file)} must set list_db = False; it is ${now} (ODOO-2).`);
+    }
+  }),
+};
+
+/** Names no dbfilter meant for this stack should accept. */
+const UNRELATED_DATABASES = ["qx7_unrelated_db", "other-tenant", "z"];
+
+/**
+ * ODOO-3: dbfilter is set and restricts which databases a request can reach. Odoo substitutes
+ * %h (host) and %d (its first label) before matching; a filter that accepts arbitrary names
+ * (".*", "", ".+") does not restrict anything.
+ */
+export const odooDbfilterRestricts: ResourceValidationPolicy = {
+  name: "odoo-dbfilter-restricts",
+  description: "Checks whether odoo.conf sets a dbfilter that restricts the databases a request can reach (ODOO-3).",
+  validateResource: validateRenderedFile("odoo.conf", (file, report) => {
+    const value = conf(file).options.get("dbfilter");
+    if (value === undefined || value.trim() === "") {
+      report(`${fileLabel(file)} must set dbfilter, e.g. ^%d$ or ^mydb$ (ODOO-3).`);
+      return;
+    }
+    let re: RegExp;
+    try {
+      // The request's host decides %h/%d; a sample name stands in for it.
+      re = new RegExp(value.replace(/%h/g, "erp.example.com").replace(/%d/g, "erp"));
+    } catch {
+      report(`${fileLabel(file)} must set dbfilter to a valid regular expression, not ${JSON.stringify(value)} (ODOO-3).`);
+      return;
+    }
+    if (UNRELATED_DATABASES.every((db) => re.test(db))) {
+      report(`${fileLabel(file)} must set a dbfilter that restricts databases; ${JSON.stringify(value)} accepts any name (ODOO-3).`);
+    }
+  }),
+};
+
+/**
+ * ODOO-5: Odoo logs to a file (rotated by logrotate on the host, see
+ * odoo-logfile-rotated). Without `logfile` Odoo logs to stderr only.
+ */
+export const odooLogfileSet: ResourceValidationPolicy = {
+  name: "odoo-logfile-set",
+  description: "Checks whether odoo.conf sets logfile to an absolute path (ODOO-5).",
+  validateResource: validateRenderedFile("odoo.conf", (file, report) => {
+    const value = conf(file).options.get("logfile");
+    if (value === undefined || !value.trim().startsWith("/")) {
+      const now = value === undefined ? "absent" : JSON.stringify(value);
+      report(`${fileLabel(file)} must set logfile to an absolute path; it is ${now} (ODOO-5).`);
+    }
+  }),
+};
+
+/** Paths a logrotate stanza names before its `{`. */
+function rotatedPaths(text: string): string[] {
+  const paths: string[] = [];
+  const re = /([^{}]*)\{/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const head = m[1].split("\n").filter((l) => !l.trim().startsWith("#")).join(" ");
+    paths.push(...head.split(/\s+/).filter((w) => w.startsWith("/")).map((w) => w.replace(/^"|"$/g, "")));
+  }
+  return paths;
+}
+
+const globMatches = (glob: string, path: string): boolean =>
+  new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`).test(path);
+
+/**
+ * ODOO-5 ("set and rotated"): the host that writes Odoo's log file also receives a logrotate
+ * stanza for that path, or Odoo's log fills the disk.
+ */
+export const odooLogfileRotated: StackValidationPolicy = {
+  name: "odoo-logfile-rotated",
+  description: "Checks whether each Odoo host that logs to a file also receives a /etc/logrotate.d stanza for it (ODOO-5).",
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const files = renderedFiles(resources, unknown);
+    for (const file of files.filter((f) => fileKindOf(f.path) === "odoo.conf")) {
+      unknown.run(() => {
+        const logfile = conf(file).options.get("logfile")?.trim();
+        if (logfile === undefined || !logfile.startsWith("/")) return; // odoo-logfile-set reports it
+        const stanzas = files.filter((f) => f.host === file.host && f.path.startsWith("/etc/logrotate.d/"));
+        if (!stanzas.some((s) => rotatedPaths(s.content).some((glob) => globMatches(glob, logfile)))) {
+          reportViolation(`${fileLabel(file)} logs to ${logfile}, which host ${file.host} must rotate: no /etc/logrotate.d file it receives names that path (ODOO-5).`, file.resource.urn);
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+/** Paths of Odoo's database manager: create, duplicate, drop, backup, restore, change the master password. */
+const DATABASE_MANAGER_URIS = ["/web/database/manager", "/web/database/selector", "/web/database/backup", "/web/database/restore"];
+
+/**
+ * ODOO-2, defence in depth: even if list_db were flipped, the proxy answers the database
+ * manager's URLs itself (return 403/404, or deny all) instead of passing them to Odoo.
+ */
+export const nginxDatabaseManagerBlocked: ResourceValidationPolicy = {
+  name: "nginx-database-manager-blocked",
+  description: "Checks whether the reverse proxy answers Odoo's database manager URLs (/web/database/…) itself instead of proxying them to Odoo (ODOO-2).",
+  validateResource: (args, reportViolation) => {
+    const file = renderedFileOfKind(args, "nginx-site") ?? renderedFileOfKind(args, "nginx.conf");
+    if (!file) return;
+    for (const server of nginxServers(file.content).filter(isServingServer)) {
+      for (const uri of DATABASE_MANAGER_URIS) {
+        const chain = chainFor(server, uri);
+        const inner = chain[chain.length - 1] ?? [];
+        const blocked =
+          chain.length > server.outer.length + 1 &&
+          (inner.some((d) => d.name === "return" && /^(403|404|444)$/.test(d.args[0] ?? "")) || inner.some((d) => d.name === "deny" && d.args[0] === "all")) &&
+          !inner.some((d) => d.name === "proxy_pass");
+        if (!blocked) {
+          reportViolation(`${fileLabel(file)} must block ${uri} (a location returning 403/404 or deny all) in the server at line ${server.directive.line}, so the database manager is never reachable (ODOO-2).`);
+          break;
+        }
+      }
+    }
+  },
+};
+
+export const policies: Policies = [
+  odooAdminPasswdSecretReference,
+  odooListDbDisabled,
+  odooDbfilterRestricts,
+  odooLogfileSet,
+  odooLogfileRotated,
+  nginxDatabaseManagerBlocked,
+];

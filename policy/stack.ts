@@ -1,0 +1,238 @@
+// Stack-wide checks that need every resource at once (AnalyzeStack): coherence between the
+// tiers' files (PG-1, POOL-4), where Odoo's database traffic goes (NET-5, NET-6, TLS-2), and
+// that every host receives the files the other policies read — a host whose file is missing
+// would otherwise pass every file policy by saying nothing.
+import type { Policies, StackValidationPolicy } from "@pulumi/policy";
+import { DB_ROLES } from "../lib/model";
+import { PORTS } from "../lib/ports";
+import { POSTGRES_RESERVED } from "../lib/sizing";
+import { isServingServer, nginxServers } from "./lib/nginx";
+import { iniInt, odooInt, parseOdooConf, parsePgbouncerIni, parsePostgresConf } from "./lib/parse";
+import { maxServerConnections, setting } from "./lib/pgbouncer";
+import {
+  configObjectOf,
+  fileKindOf,
+  fileLabel,
+  hostByName,
+  hostViews,
+  renderedFileOf,
+  renderedFiles,
+  UnknownValues,
+  type ConfigObject,
+  type FileKind,
+  type HostView,
+  type RenderedFile,
+  type StackResourceView,
+} from "./lib/resources";
+
+/** The files each tier must receive, and the checklist items read from each. */
+const REQUIRED_FILES: Readonly<Record<string, readonly { readonly kinds: readonly FileKind[]; readonly what: string; readonly items: string }[]>> = {
+  proxy: [{ kinds: ["nginx-site", "nginx.conf"], what: "an nginx server that proxies to Odoo", items: "NET-2, PROXY-1..5" }],
+  odoo: [{ kinds: ["odoo.conf"], what: "odoo.conf", items: "NET-1, PROXY-4, ODOO-1..5, LIMIT-1..3, TLS-2" }],
+  pgbouncer: [
+    { kinds: ["pgbouncer.ini"], what: "pgbouncer.ini", items: "POOL-1..5, AUTH-1, AUTH-2, TLS-1, OBS-3" },
+    { kinds: ["userlist"], what: "its auth_file (userlist)", items: "AUTH-2" },
+  ],
+  postgres: [
+    { kinds: ["postgresql.conf"], what: "a postgresql.conf", items: "PG-1..3, TLS-1, AUTH-1" },
+    { kinds: ["pg_hba.conf"], what: "pg_hba.conf", items: "AUTH-1, TLS-1" },
+  ],
+};
+
+/** Whether `file` really is what the kind promises (an nginx file that serves, not only redirects). */
+const serves = (file: RenderedFile): boolean =>
+  !(fileKindOf(file.path) === "nginx-site" || fileKindOf(file.path) === "nginx.conf") || nginxServers(file.content).some(isServingServer);
+
+/**
+ * Every checklist item marked P for a tier: the tier's instance receives the config files the
+ * policies read, through the config bucket (components/host.ts). Without this, deleting a file
+ * (or delivering it some other way) would silence every policy about it.
+ */
+export const hostsReceiveCheckedConfigFiles: StackValidationPolicy = {
+  name: "hosts-receive-checked-config-files",
+  description: "Checks whether every proxy, Odoo, PgBouncer and PostgreSQL instance receives the config files the pack checks (nginx site, odoo.conf, pgbouncer.ini and userlist, postgresql.conf and pg_hba.conf) as readable config objects.",
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const objects = resources.map((r) => unknown.run(() => configObjectOf(r))).filter((o): o is ConfigObject => o !== undefined);
+    // Inline text the pack can read; while it is unknown (preview) the object counts as present.
+    const readable = (o: ConfigObject): boolean =>
+      unknown.run(() => {
+        const file = renderedFileOf(o.resource);
+        return file !== undefined && serves(file);
+      }) ?? true;
+    for (const host of hostViews(resources, unknown)) {
+      unknown.run(() => {
+        for (const need of REQUIRED_FILES[host.role ?? ""] ?? []) {
+          const found = objects.some((o) => o.host === host.id && need.kinds.includes(fileKindOf(o.path) as FileKind) && readable(o));
+          if (!found) {
+            reportViolation(
+              `EC2 instance (${host.instance.name}) must receive ${need.what} as a config object with inline content (key hosts/${host.id}/…): it is the ${host.role} host ${host.id}, and without the file the pack cannot check it (${need.items}).`,
+              host.instance.urn,
+            );
+          }
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+/** Odoo's default db_maxconn (odoo/tools/config.py) when odoo.conf leaves it out. */
+const ODOO_DEFAULT_DB_MAXCONN = 64;
+
+/** Connections one Odoo host may open: every process × its pool (db_maxconn; the gevent worker may have its own). */
+function odooClientConnections(options: ReadonlyMap<string, string>): { readonly total: number; readonly how: string } {
+  const maxconn = odooInt(options.get("db_maxconn")) ?? ODOO_DEFAULT_DB_MAXCONN;
+  const gevent = odooInt(options.get("db_maxconn_gevent")) || maxconn;
+  const workers = odooInt(options.get("workers")) ?? 0;
+  if (workers <= 0) return { total: maxconn, how: `1 threaded process × ${maxconn}` };
+  const cron = odooInt(options.get("max_cron_threads")) ?? 2;
+  return { total: (workers + cron) * maxconn + gevent, how: `(${workers} workers + ${cron} cron) × ${maxconn} + gevent ${gevent}` };
+}
+
+/** The PgBouncer file(s) an odoo.conf's db_host leads to; every one when names cannot be resolved. */
+function pgbouncersFor(odoo: RenderedFile, inis: readonly RenderedFile[], hosts: readonly HostView[]): RenderedFile[] {
+  const dbHost = parseOdooConf(odoo.content).options.get("db_host");
+  const target = dbHost === undefined ? undefined : hostByName(hosts, dbHost);
+  const matching = target ? inis.filter((i) => i.host === target.id) : [];
+  return matching.length > 0 ? matching : [...inis];
+}
+
+/**
+ * POOL-4 across hosts: PgBouncer's max_client_conn admits every connection every Odoo process
+ * may open — HTTP and cron workers and the gevent worker, each up to db_maxconn, on every Odoo
+ * host — or workers fail with "no more connections allowed" under load.
+ */
+export const pgbouncerMaxClientConnCoversOdoo: StackValidationPolicy = {
+  name: "pgbouncer-max-client-conn-covers-odoo",
+  description: "Checks whether PgBouncer's max_client_conn covers every Odoo process × db_maxconn over all Odoo hosts (POOL-4).",
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const files = renderedFiles(resources, unknown);
+    const hosts = hostViews(resources, unknown);
+    const inis = files.filter((f) => fileKindOf(f.path) === "pgbouncer.ini");
+    const demand = new Map<RenderedFile, { total: number; parts: string[] }>();
+    for (const odoo of files.filter((f) => fileKindOf(f.path) === "odoo.conf")) {
+      unknown.run(() => {
+        const c = odooClientConnections(parseOdooConf(odoo.content).options);
+        for (const ini of pgbouncersFor(odoo, inis, hosts)) {
+          const d = demand.get(ini) ?? { total: 0, parts: [] };
+          d.total += c.total;
+          d.parts.push(`${odoo.host}: ${c.how}`);
+          demand.set(ini, d);
+        }
+      });
+    }
+    for (const [ini, d] of demand) {
+      unknown.run(() => {
+        const maxClient = setting(parsePgbouncerIni(ini.content), "max_client_conn", 100);
+        if (maxClient !== undefined && maxClient < d.total) {
+          reportViolation(`${fileLabel(ini)} must set max_client_conn (${maxClient}) at least the ${d.total} connections Odoo may open (${d.parts.join("; ")}) (POOL-4).`, ini.resource.urn);
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+/**
+ * PG-1: PostgreSQL's max_connections covers everything PgBouncer can open (every pool with its
+ * reserve, the LISTEN pool included, within the per-database and per-user caps) plus the slots
+ * kept outside PgBouncer: backups, monitoring, an operator, and superuser_reserved_connections.
+ * Otherwise a peak ends in "too many clients" at PostgreSQL instead of queueing in PgBouncer.
+ */
+export const postgresMaxConnectionsCoverPgbouncer: StackValidationPolicy = {
+  name: "postgres-max-connections-cover-pgbouncer",
+  description: "Checks whether PostgreSQL's max_connections covers PgBouncer's pools + reserves + LISTEN pool plus backup, monitoring, admin and superuser slots (PG-1).",
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const files = renderedFiles(resources, unknown);
+    const hosts = hostViews(resources, unknown);
+    const inis = files.filter((f) => fileKindOf(f.path) === "pgbouncer.ini");
+    if (inis.length === 0) return unknown.finish();
+    const odooUser =
+      files.filter((f) => fileKindOf(f.path) === "odoo.conf").map((f) => unknown.run(() => parseOdooConf(f.content).options.get("db_user"))).find((u) => u !== undefined) ?? DB_ROLES.odoo;
+    for (const conf of files.filter((f) => fileKindOf(f.path) === "postgresql.conf")) {
+      unknown.run(() => {
+        const settings = parsePostgresConf(conf.content);
+        const maxConnections = iniInt(settings.get("max_connections"));
+        if (maxConnections === undefined) return; // postgres-max-connections-set reports it
+        // The pools that lead to this host (all of them when names cannot be resolved).
+        let pools = 0;
+        const parts: string[] = [];
+        for (const ini of inis) {
+          const parsed = parsePgbouncerIni(ini.content);
+          const here = parsed.databases.filter((d) => {
+            const target = d.params.get("host");
+            const server = target === undefined ? undefined : hostByName(hosts, target);
+            return server === undefined || server.id === conf.host;
+          });
+          const n = maxServerConnections({ ...parsed, databases: here }, odooUser);
+          pools += n;
+          parts.push(`${ini.host} pools ${n}`);
+        }
+        const superuser = iniInt(settings.get("superuser_reserved_connections")) ?? POSTGRES_RESERVED.superuserReserved;
+        const r = POSTGRES_RESERVED;
+        const needed = pools + r.backup + r.monitoring + r.admin + superuser;
+        if (maxConnections < needed) {
+          reportViolation(
+            `${fileLabel(conf)} must set max_connections (${maxConnections}) at least ${needed}: ${parts.join(", ")} + backup ${r.backup} + monitoring ${r.monitoring} + admin ${r.admin} + superuser_reserved_connections ${superuser} (PG-1).`,
+            conf.resource.urn,
+          );
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+/**
+ * NET-5, NET-6, TLS-2: Odoo talks to PgBouncer — db_host is a name of the PgBouncer host (the
+ * one its certificate carries), db_port is PgBouncer's port — and PgBouncer talks to
+ * PostgreSQL. Odoo pointed straight at PostgreSQL bypasses the pools and every limit on them.
+ */
+export const databaseTrafficThroughPgbouncer: StackValidationPolicy = {
+  name: "database-traffic-through-pgbouncer",
+  description: `Checks whether odoo.conf's db_host names the PgBouncer host with db_port ${PORTS.pgbouncer.port}, and pgbouncer.ini's databases lead to the PostgreSQL host (NET-5, NET-6, TLS-2).`,
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const hosts = hostViews(resources, unknown);
+    if (hosts.length === 0) return unknown.finish();
+    const files = renderedFiles(resources, unknown);
+    for (const odoo of files.filter((f) => fileKindOf(f.path) === "odoo.conf")) {
+      unknown.run(() => {
+        const options = parseOdooConf(odoo.content).options;
+        const dbHost = options.get("db_host");
+        const target = dbHost === undefined || dbHost === "" ? undefined : hostByName(hosts, dbHost);
+        if (target?.role !== "pgbouncer") {
+          const now = dbHost === undefined || dbHost === "" ? "absent (a local Unix socket)" : target ? `${dbHost}, the ${target.role} host ${target.id}` : `${dbHost}, no host of the stack`;
+          const pgbouncer = hosts.find((h) => h.role === "pgbouncer");
+          reportViolation(`${fileLabel(odoo)} must set db_host to the PgBouncer host's name${pgbouncer?.names[0] ? ` (${pgbouncer.names[0]})` : ""}; it is ${now} (NET-5, TLS-2).`, odoo.resource.urn);
+        }
+        const port = options.get("db_port");
+        if (odooInt(port) !== PORTS.pgbouncer.port) {
+          reportViolation(`${fileLabel(odoo)} must set db_port = ${PORTS.pgbouncer.port} (PgBouncer); it is ${port === undefined ? "absent (5432, PostgreSQL)" : JSON.stringify(port)} (NET-5).`, odoo.resource.urn);
+        }
+      });
+    }
+    for (const ini of files.filter((f) => fileKindOf(f.path) === "pgbouncer.ini")) {
+      unknown.run(() => {
+        for (const d of parsePgbouncerIni(ini.content).databases) {
+          const host = d.params.get("host");
+          if (host === undefined || host.startsWith("/")) continue;
+          const target = hostByName(hosts, host);
+          if (target !== undefined && target.role !== "postgres") {
+            reportViolation(`${fileLabel(ini)} must send database ${d.name} to the PostgreSQL host; host=${host} is the ${target.role} host ${target.id} (NET-6).`, ini.resource.urn);
+          }
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+export const policies: Policies = [hostsReceiveCheckedConfigFiles, pgbouncerMaxClientConnCoversOdoo, postgresMaxConnectionsCoverPgbouncer, databaseTrafficThroughPgbouncer];

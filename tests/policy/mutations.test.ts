@@ -1,0 +1,310 @@
+// The pack against the whole production stack, over the Analyzer gRPC protocol: index.ts runs
+// under mocks with Pulumi.prod.yaml's settings (as `npm run plan` runs it), every planned
+// resource goes to the pack started as the CLI starts it, and the unmutated stack has no
+// mandatory finding. Then each mutation breaks exactly one checklist item in the planned
+// resources and must be rejected as mandatory by the named policy, with the item's ID in the
+// message. Resource policies depend on their resource alone, so a mutation re-sends Analyze for
+// the resources it changed, and AnalyzeStack for the whole mutated stack.
+import { parseSettings, type RawConfig } from "../../lib/config";
+import { knownInstanceType } from "../../lib/instance-types";
+import { buildModel, type StackModel } from "../../lib/model";
+import { analyzerResourcesFrom, type PolicyDiagnostic } from "../../tools/analyzer-client";
+import { runProgram, type CapturedResource } from "../../tools/mocks";
+import { readStackConfig } from "../../tools/stack-config";
+import { usePolicyPack } from "../helpers/policy-server";
+
+jest.setTimeout(120_000);
+
+const ROOT = `${__dirname}/../..`;
+/**
+ * How the engine marks an unknown value in what it sends analyzers during preview
+ * (UnknownStringValue, sdk/go/common/resource/plugin/rpc.go; @pulumi/policy proxy.js).
+ */
+const UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+const STACK = "prod";
+const pack = usePolicyPack();
+
+// ---------------------------------------------------------------------------------------------
+// The planned stack
+
+/** A captured resource we may edit: inputs (what Analyze gets) and outputs (what AnalyzeStack gets). */
+type Planned = { -readonly [K in keyof CapturedResource]: CapturedResource[K] } & {
+  inputs: Record<string, any>;
+  outputs: Record<string, any>;
+  propertyDependencies: Record<string, string[]>;
+};
+
+/** The prod stack's model, from the same config the program reads. */
+function prodModel(config: Readonly<Record<string, string>>): StackModel {
+  const raw: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) if (key.startsWith("odoo-stack:")) raw[key.slice("odoo-stack:".length)] = value;
+  return buildModel(STACK, parseSettings(raw as RawConfig, config["aws:region"], knownInstanceType));
+}
+
+let planned: Planned[] = [];
+let model: StackModel;
+
+beforeAll(async () => {
+  const config = readStackConfig(ROOT, STACK);
+  model = prodModel(config.config);
+  const program = require("../../index") as () => Promise<Record<string, unknown>>;
+  const run = await runProgram({ stack: STACK, project: config.project, config: config.config, secretKeys: config.secretKeys, program });
+  planned = JSON.parse(JSON.stringify(run.resources)) as Planned[];
+}, 120_000);
+
+// ---------------------------------------------------------------------------------------------
+// Mutations
+
+/** A copy of the planned stack that a mutation edits, remembering what it touched. */
+class MutableStack {
+  readonly resources: Planned[];
+  readonly touched = new Set<string>();
+
+  constructor(base: readonly Planned[]) {
+    this.resources = JSON.parse(JSON.stringify(base)) as Planned[];
+  }
+
+  get(name: string): Planned {
+    const found = this.resources.filter((r) => r.name === name && r.custom);
+    if (found.length !== 1) throw new Error(`expected one resource named ${name}, found ${found.length}`);
+    return found[0];
+  }
+
+  /** Edits a resource's inputs and outputs alike. */
+  edit(name: string, change: (props: Record<string, any>) => void): this {
+    const r = this.get(name);
+    change(r.inputs);
+    change(r.outputs);
+    this.touched.add(r.urn);
+    return this;
+  }
+
+  /** Points a property at other resources, value and engine dependencies together. */
+  refer(name: string, property: string, targets: readonly string[], value: unknown): this {
+    const r = this.get(name);
+    r.propertyDependencies[property] = targets.map((t) => this.get(t).urn);
+    return this.edit(name, (p) => {
+      p[property] = value;
+    });
+  }
+
+  remove(name: string): this {
+    const r = this.get(name);
+    this.resources.splice(this.resources.indexOf(r), 1);
+    return this;
+  }
+
+  /** The config object carrying `path` on `hostId`. */
+  fileName(hostId: string, path: string): string {
+    const key = `hosts/${hostId}/${path.replace(/^\//, "")}`;
+    const found = this.resources.find((r) => r.inputs.key === key);
+    if (!found) throw new Error(`no config object ${key}`);
+    return found.name;
+  }
+
+  /** Edits a delivered file's text; the edit must change it. */
+  file(hostId: string, path: string, edit: (text: string) => string): this {
+    return this.edit(this.fileName(hostId, path), (p) => {
+      const next = edit(String(p.content));
+      if (next === p.content) throw new Error(`the mutation did not change ${path} on ${hostId}`);
+      p.content = next;
+    });
+  }
+
+  /** Sets (or with `undefined` removes) an ini-style `key = value` line of a delivered file. */
+  line(hostId: string, path: string, key: string, line: string | undefined): this {
+    return this.file(hostId, path, (t) => {
+      const re = new RegExp(`^${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*=.*(\\n|$)`, "m");
+      if (!re.test(t)) throw new Error(`${path} on ${hostId} has no ${key} line`);
+      return t.replace(re, line === undefined ? "" : `${line}\n`);
+    });
+  }
+}
+
+const ODOO_CONF = "/etc/odoo/odoo.conf";
+const SITE = "/etc/nginx/conf.d/odoo.conf";
+const INI = "/etc/pgbouncer/pgbouncer.ini";
+const USERLIST = "/etc/pgbouncer/userlist.txt";
+const PG_CONF = "/etc/postgresql/15/main/conf.d/90-odoo-stack.conf";
+const HBA = "/etc/postgresql/15/main/pg_hba.conf";
+const BOOTSTRAP = "/etc/odoo-stack/bootstrap.sql";
+
+/** Replaces text inside one `location <path> {…}` block of the site. */
+const inLocation = (path: string, edit: (block: string) => string) => (t: string): string => {
+  const start = t.indexOf(`    location ${path} {`);
+  const end = t.indexOf("    }\n", start);
+  if (start < 0 || end < 0) throw new Error(`the site has no location ${path}`);
+  return t.slice(0, start) + edit(t.slice(start, end)) + t.slice(end);
+};
+const dropLine = (pattern: RegExp) => (block: string): string => block.replace(new RegExp(`\\n[^\\n]*${pattern.source}[^\\n]*`), "");
+const pgbouncerEntry = (db: string, edit: (value: string) => string) => (t: string): string =>
+  t.replace(new RegExp(`^${db} = (.*)$`, "m"), (_l, v: string) => `${db} = ${edit(v)}`);
+
+/** [title, checklist item, policy that must reject it, the mutation]. */
+type Mutation = readonly [string, string, string, (s: MutableStack) => void];
+
+const NET3 = "security-group-world-ingress-only-443-on-proxy";
+const FROM_GROUPS = "security-group-internal-ports-from-allowed-groups";
+const toWorld = (field: "cidrIpv4" | "cidrIpv6", cidr: string) => (p: Record<string, any>) => {
+  delete p.referencedSecurityGroupId;
+  p[field] = cidr;
+};
+
+const MUTATIONS: readonly Mutation[] = [
+  // --- NET ---------------------------------------------------------------------------------------
+  ["open 8069 to 0.0.0.0/0", "NET-3", NET3, (s) => s.edit("network-odoo-in-8069-proxy", toWorld("cidrIpv4", "0.0.0.0/0"))],
+  ["open 8072 to ::/0", "NET-3", NET3, (s) => s.edit("network-odoo-in-8072-proxy", toWorld("cidrIpv6", "::/0"))],
+  ["open 5432 to the internet through an inline rule", "NET-3", NET3, (s) => s.edit("network-postgres-sg", (p) => (p.ingress = [{ protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["0.0.0.0/0"] }]))],
+  ["open SSH to the world on the Odoo group", "NET-3", NET3, (s) => s.edit("network-odoo-sg", (p) => (p.ingress = [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: ["0.0.0.0/0"] }]))],
+  ["tag the public 443 rule as the Odoo tier's", "NET-2", NET3, (s) => s.edit("network-proxy-in-443-world-ipv4", (p) => (p.tags["odoo-stack:role"] = "odoo"))],
+  ["let the PgBouncer group reach 8069", "NET-4", FROM_GROUPS, (s) => s.refer("network-odoo-in-8069-proxy", "referencedSecurityGroupId", ["network-pgbouncer-sg"], "sg-pgbouncer")],
+  ["let the proxy group reach PgBouncer's 6432", "NET-5", FROM_GROUPS, (s) => s.refer("network-pgbouncer-in-6432-odoo", "referencedSecurityGroupId", ["network-proxy-sg"], "sg-proxy")],
+  ["let the Odoo group reach PostgreSQL's 5432 directly", "NET-6", FROM_GROUPS, (s) => s.refer("network-postgres-in-5432-pgbouncer", "referencedSecurityGroupId", ["network-odoo-sg"], "sg-odoo")],
+  ["let an unknown security group reach 5432", "NET-6", FROM_GROUPS, (s) => s.refer("network-postgres-in-5432-pgbouncer", "referencedSecurityGroupId", [], "sg-0123456789abcdef0")],
+  ["open 5432 to the whole VPC", "NET-6", "security-group-internal-ports-address-sources", (s) => s.edit("network-postgres-in-5432-pgbouncer", toWorld("cidrIpv4", "10.40.0.0/16"))],
+  ["give the PostgreSQL host a public IP", "NET-6", "instance-no-public-ip", (s) => s.edit("postgres-host-instance", (p) => (p.associatePublicIpAddress = true))],
+  ["give the Odoo host a public IP", "NET-1", "instance-no-public-ip", (s) => s.edit("odoo-odoo-1-instance", (p) => (p.associatePublicIpAddress = true))],
+  ["attach the Elastic IP to PgBouncer", "NET-5", "private-hosts-have-no-public-address", (s) => s.refer("proxy-eip-association", "instanceId", ["pgbouncer-host-instance"], "i-pgbouncer")],
+  ["bind Odoo to 0.0.0.0", "NET-1", "odoo-http-interface-private", (s) => s.line("odoo-1", ODOO_CONF, "http_interface", "http_interface = 0.0.0.0")],
+  ["serve plain HTTP on 80", "NET-3", "nginx-listens-only-tls-443", (s) => s.file("proxy", SITE, (t) => `${t}\nserver {\n    listen 80;\n    location / { proxy_pass http://odoo; }\n}\n`)],
+  // --- PROXY ---------------------------------------------------------------------------------------
+  ["route / to the gevent port", "PROXY-1", "nginx-root-routes-to-odoo-http", (s) => s.file("proxy", SITE, inLocation("/", (b) => b.replace("proxy_pass http://odoo;", "proxy_pass http://odoochat;")))],
+  ["route /websocket to 8069", "PROXY-2", "nginx-websocket-routes-to-gevent", (s) => s.file("proxy", SITE, inLocation("/websocket", (b) => b.replace("proxy_pass http://odoochat;", "proxy_pass http://odoo;")))],
+  ["drop the Upgrade header", "PROXY-2", "nginx-websocket-routes-to-gevent", (s) => s.file("proxy", SITE, inLocation("/websocket", dropLine(/Upgrade \$http_upgrade/)))],
+  ["drop proxy_http_version 1.1", "PROXY-2", "nginx-websocket-routes-to-gevent", (s) => s.file("proxy", SITE, inLocation("/websocket", dropLine(/proxy_http_version/)))],
+  ["drop X-Forwarded-Proto", "PROXY-3", "nginx-forwarded-headers", (s) => s.file("proxy", SITE, inLocation("/", dropLine(/X-Forwarded-Proto/)))],
+  ["drop X-Forwarded-For on /websocket", "PROXY-3", "nginx-forwarded-headers", (s) => s.file("proxy", SITE, inLocation("/websocket", dropLine(/X-Forwarded-For/)))],
+  ["cut proxy_read_timeout to 5 s", "PROXY-5", "nginx-proxy-timeouts", (s) => s.file("proxy", SITE, inLocation("/", (b) => b.replace(/proxy_read_timeout \d+s;/, "proxy_read_timeout 5s;")))],
+  ["proxy_mode = False", "PROXY-4", "odoo-proxy-mode-enabled", (s) => s.line("odoo-1", ODOO_CONF, "proxy_mode", "proxy_mode = False")],
+  // --- ODOO ---------------------------------------------------------------------------------------
+  ["admin_passwd as a literal", "ODOO-1", "odoo-admin-passwd-secret-reference", (s) => s.line("odoo-1", ODOO_CONF, "admin_passwd", "admin_passwd = admin123")],
+  ["list_db = True", "ODOO-2", "odoo-list-db-disabled", (s) => s.line("odoo-1", ODOO_CONF, "list_db", "list_db = True")],
+  ["open the database manager on the proxy", "ODOO-2", "nginx-database-manager-blocked", (s) => s.file("proxy", SITE, (t) => t.replace(/\n\s*location ~ \^\/web\/database \{\n\s*return 404;\n\s*\}/, ""))],
+  ["dbfilter = .*", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "dbfilter", "dbfilter = .*")],
+  ["no logfile", "ODOO-5", "odoo-logfile-set", (s) => s.line("odoo-1", ODOO_CONF, "logfile", undefined)],
+  ["log to a path logrotate does not rotate", "ODOO-5", "odoo-logfile-rotated", (s) => s.line("odoo-1", ODOO_CONF, "logfile", "logfile = /srv/odoo.log")],
+  // --- LIMIT ---------------------------------------------------------------------------------------
+  ["workers = 0 (threaded mode)", "LIMIT-1", "odoo-workers-multiprocess", (s) => s.line("odoo-1", ODOO_CONF, "workers", "workers = 0")],
+  ["workers = 40 on an m6i.xlarge", "LIMIT-1", "odoo-workers-fit-instance", (s) => s.line("odoo-1", ODOO_CONF, "workers", "workers = 40")],
+  ["max_cron_threads = 4", "LIMIT-2", "odoo-max-cron-threads-conservative", (s) => s.line("odoo-1", ODOO_CONF, "max_cron_threads", "max_cron_threads = 4")],
+  ["no cron host at all", "LIMIT-2", "odoo-exactly-one-cron-host", (s) => s.line("odoo-1", ODOO_CONF, "max_cron_threads", "max_cron_threads = 0")],
+  ["no limit_time_real", "LIMIT-3", "odoo-limits-set", (s) => s.line("odoo-1", ODOO_CONF, "limit_time_real", undefined)],
+  ["limit_memory_soft above limit_memory_hard", "LIMIT-3", "odoo-limits-set", (s) => s.line("odoo-1", ODOO_CONF, "limit_memory_soft", "limit_memory_soft = 99999999999")],
+  // --- POOL ---------------------------------------------------------------------------------------
+  ["pool_mode = session for the Odoo database", "POOL-1", "pgbouncer-transaction-pooling", (s) => s.file("pgbouncer", INI, pgbouncerEntry("erp", (v) => v.replace("pool_mode=transaction", "pool_mode=session")))],
+  ["global pool_mode = session inherited by the Odoo database", "POOL-1", "pgbouncer-transaction-pooling", (s) =>
+    s.file("pgbouncer", INI, (t) => pgbouncerEntry("erp", (v) => v.replace(" pool_mode=transaction", ""))(t).replace(/^pool_mode = transaction$/m, "pool_mode = session"))],
+  ["no default_pool_size", "POOL-2", "pgbouncer-default-pool-size-set", (s) => s.line("pgbouncer", INI, "default_pool_size", undefined)],
+  ["reserve_pool_size = 0", "POOL-3", "pgbouncer-reserve-pool-set", (s) => s.line("pgbouncer", INI, "reserve_pool_size", "reserve_pool_size = 0")],
+  ["max_client_conn below Odoo's processes × db_maxconn", "POOL-4", "pgbouncer-max-client-conn-covers-odoo", (s) => s.line("pgbouncer", INI, "max_client_conn", "max_client_conn = 20")],
+  ["db_maxconn raised in odoo.conf only", "POOL-4", "pgbouncer-max-client-conn-covers-odoo", (s) => s.line("odoo-1", ODOO_CONF, "db_maxconn", "db_maxconn = 64")],
+  ["no max_db_connections anywhere", "POOL-5", "pgbouncer-max-db-connections-set", (s) =>
+    s.file("pgbouncer", INI, (t) => pgbouncerEntry("erp", (v) => v.replace(/ max_db_connections=\d+/, ""))(t).replace(/^max_db_connections = \d+\n/m, ""))],
+  // --- AUTH ---------------------------------------------------------------------------------------
+  ["auth_type = md5", "AUTH-1", "pgbouncer-auth-scram", (s) => s.line("pgbouncer", INI, "auth_type", "auth_type = md5")],
+  ["md5 in pg_hba.conf", "AUTH-1", "pg-hba-no-weak-methods", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo\s+\S+\s+)scram-sha-256/, "$1md5"))],
+  ["password_encryption = md5", "AUTH-1", "postgres-password-encryption-scram", (s) => s.line("postgres", PG_CONF, "password_encryption", "password_encryption = 'md5'")],
+  ["no auth_file", "AUTH-2", "pgbouncer-auth-file-set", (s) => s.line("pgbouncer", INI, "auth_file", undefined)],
+  ["userlist installed 0644", "AUTH-2", "pgbouncer-auth-file-protected", (s) =>
+    s.file("pgbouncer", "manifest.json", (t) => {
+      const doc = JSON.parse(t) as { files: { path: string; mode: string }[] };
+      for (const f of doc.files) if (f.path === USERLIST) f.mode = "0644";
+      return `${JSON.stringify(doc, null, 2)}\n`;
+    })],
+  ["a plaintext password in the userlist", "AUTH-2", "pgbouncer-auth-file-protected", (s) => s.file("pgbouncer", USERLIST, (t) => t.replace(/^"odoo" .*$/m, '"odoo" "hunter2hunter2"'))],
+  // --- TLS ---------------------------------------------------------------------------------------
+  ["db_sslmode = disable", "TLS-2", "odoo-db-sslmode-verified", (s) => s.line("odoo-1", ODOO_CONF, "db_sslmode", "db_sslmode = disable")],
+  ["PgBouncer accepts plain clients", "TLS-1", "pgbouncer-client-tls-required", (s) => s.line("pgbouncer", INI, "client_tls_sslmode", "client_tls_sslmode = disable")],
+  ["PgBouncer does not verify PostgreSQL", "TLS-1", "pgbouncer-server-tls-verified", (s) => s.line("pgbouncer", INI, "server_tls_sslmode", "server_tls_sslmode = require")],
+  ["ssl = off", "TLS-1", "postgres-ssl-on", (s) => s.line("postgres", PG_CONF, "ssl", "ssl = off")],
+  ["a plain host record in pg_hba.conf", "TLS-1", "pg-hba-hostssl-only", (s) => s.file("postgres", HBA, (t) => t.replace(/^hostssl(\s+\S+\s+odoo)/m, "host   $1"))],
+  ["PgBouncer's certificate without the name Odoo dials", "TLS-3", "certificate-sans-match-clients", (s) => s.edit("internal-ca-pgbouncer-csr", (p) => (p.dnsNames = ["bouncer.odoo.internal"]))],
+  // --- PG ---------------------------------------------------------------------------------------
+  ["max_connections below the pools", "PG-1", "postgres-max-connections-cover-pgbouncer", (s) => s.line("postgres", PG_CONF, "max_connections", "max_connections = 20")],
+  ["no statement_timeout, per role or server-wide", "PG-2", "postgres-timeouts-set", (s) =>
+    s.line("postgres", PG_CONF, "statement_timeout", undefined).file("postgres", BOOTSTRAP, (t) => t.replace(/^ALTER ROLE "odoo" SET statement_timeout = \d+;\n/m, ""))],
+  ["lock_timeout = 0 for Odoo's role", "PG-2", "postgres-timeouts-set", (s) => s.file("postgres", BOOTSTRAP, (t) => t.replace(/^(ALTER ROLE "odoo" SET lock_timeout = )\d+;/m, "$10;"))],
+  ["log_lock_waits = off", "PG-3", "postgres-log-lock-waits", (s) => s.line("postgres", PG_CONF, "log_lock_waits", "log_lock_waits = off")],
+  // --- OBS ---------------------------------------------------------------------------------------
+  ["log_pooler_errors = 0", "OBS-3", "pgbouncer-logging-enabled", (s) => s.line("pgbouncer", INI, "log_pooler_errors", "log_pooler_errors = 0")],
+  // --- where the traffic goes, and what the hosts receive ----------------------------------------------
+  ["Odoo pointed at PostgreSQL, not PgBouncer", "NET-5", "database-traffic-through-pgbouncer", (s) => s.line("odoo-1", ODOO_CONF, "db_host", `db_host = ${model.hosts.postgres.fqdn}`)],
+  ["pgbouncer.ini not delivered", "POOL-1", "hosts-receive-checked-config-files", (s) => s.remove(s.fileName("pgbouncer", INI))],
+  // --- the host itself ------------------------------------------------------------------------------
+  ["IMDSv1 allowed", "AUTH-2", "instance-imdsv2-required", (s) => s.edit("postgres-host-instance", (p) => (p.metadataOptions.httpTokens = "optional"))],
+  ["unencrypted PostgreSQL data volume", "BACKUP-1", "ebs-volume-encrypted", (s) => s.edit("postgres-data", (p) => (p.encrypted = false))],
+  ["unencrypted root volume", "ODOO-1", "instance-volumes-encrypted", (s) => s.edit("odoo-odoo-1-instance", (p) => (p.rootBlockDevice.encrypted = false))],
+  ["admin_passwd in user data", "ODOO-1", "instance-user-data-no-secrets", (s) => s.edit("odoo-odoo-1-instance", (p) => (p.userData = `${p.userData}# admin_passwd = s3cret\n`))],
+  ["backup bucket versioning suspended", "BACKUP-1", "bucket-private-encrypted-versioned", (s) => s.edit("backups-repository-versioning", (p) => (p.versioningConfiguration.status = "Suspended"))],
+  ["backup bucket without its public access block", "BACKUP-1", "bucket-private-encrypted-versioned", (s) => s.remove("backups-repository-public-access-block")],
+];
+
+/**
+ * Every diagnostic of a (mutated) stack: Analyze for `urns` (all when undefined), then
+ * AnalyzeStack for the whole stack unless `withStack` is false (a resource policy's finding
+ * needs only its resource).
+ */
+async function analyze(resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> {
+  const { client } = pack();
+  const { analyze: perResource, stack } = analyzerResourcesFrom(resources);
+  const chosen = urns === undefined ? perResource : perResource.filter((r) => urns.has(r.urn));
+  const found = (await Promise.all(chosen.map((r) => client.analyze(r)))).flat();
+  return withStack ? [...found, ...(await client.analyzeStack(stack))] : found;
+}
+
+const mandatory = (diagnostics: readonly PolicyDiagnostic[]) => diagnostics.filter((d) => d.enforcementLevel === "mandatory");
+
+describe("the production stack through the policy pack (gRPC)", () => {
+  it("plans the whole prod stack, every host receiving its config files", () => {
+    expect(planned.length).toBeGreaterThan(100);
+    for (const host of model.allHosts) {
+      const keys = planned.map((r) => String(r.inputs.key ?? "")).filter((k) => k.startsWith(`hosts/${host.id}/`));
+      expect([host.id, keys.includes(`hosts/${host.id}/manifest.json`), keys.length > 1]).toEqual([host.id, true, true]);
+    }
+  });
+
+  it("has no mandatory finding unmutated", async () => {
+    const diagnostics = await analyze(planned);
+    expect(mandatory(diagnostics).map((d) => `${d.policyName}: ${d.message}`)).toEqual([]);
+  });
+
+  it(`covers at least 40 mutations and every checklist item marked P`, () => {
+    expect(MUTATIONS.length).toBeGreaterThanOrEqual(40);
+    const items = new Set(MUTATIONS.map((m) => m[1]));
+    for (const id of ["NET-1", "NET-2", "NET-3", "NET-4", "NET-5", "NET-6", "PROXY-1", "PROXY-2", "PROXY-3", "PROXY-4", "PROXY-5", "ODOO-1", "ODOO-2", "ODOO-3", "ODOO-5",
+      "LIMIT-1", "LIMIT-2", "LIMIT-3", "POOL-1", "POOL-2", "POOL-3", "POOL-4", "POOL-5", "AUTH-1", "AUTH-2", "TLS-1", "TLS-2", "TLS-3", "PG-1", "PG-2", "PG-3", "OBS-3"]) {
+      expect([id, items.has(id)]).toEqual([id, true]);
+    }
+  });
+
+  it("during preview, unknown values give advisories, never a crash or a mandatory finding", async () => {
+    // What a first `pulumi preview` sends: ids and everything computed from them unknown.
+    const preview = new MutableStack(planned);
+    const conf = preview.fileName("odoo-1", ODOO_CONF);
+    preview.edit(conf, (p) => (p.content = UNKNOWN_VALUE));
+    for (const r of preview.resources.filter((x) => x.custom)) {
+      preview.edit(r.name, (p) => {
+        for (const key of ["securityGroupId", "referencedSecurityGroupId", "bucket", "userData", "instanceId", "subnetId", "vpcId"]) if (key in p) p[key] = UNKNOWN_VALUE;
+      });
+    }
+    const diagnostics = await analyze(preview.resources);
+    expect(mandatory(diagnostics).map((d) => `${d.policyName}: ${d.message}`)).toEqual([]);
+    const advisories = diagnostics.filter((d) => d.enforcementLevel === "advisory").map((d) => d.policyName);
+    // odoo.conf's own policies could not run, and said so.
+    for (const policy of ["odoo-list-db-disabled", "odoo-proxy-mode-enabled", "odoo-exactly-one-cron-host", "instance-user-data-no-secrets"]) {
+      expect([policy, advisories.includes(policy)]).toEqual([policy, true]);
+    }
+    expect(diagnostics.find((d) => d.policyName === "odoo-list-db-disabled")?.message).toMatch(/can't run policy 'odoo-list-db-disabled' .* during preview/);
+  });
+
+  it.each(MUTATIONS)("%s (%s) is rejected by %s", async (_title, item, policy, mutate) => {
+    const stack = new MutableStack(planned);
+    mutate(stack);
+    const type = pack().info.policies.find((p) => p.name === policy)?.type;
+    expect([policy, type]).toEqual([policy, expect.stringMatching(/^(resource|stack)$/)]);
+    const findings = mandatory(await analyze(stack.resources, stack.touched, type === "stack")).filter((d) => d.policyName === policy);
+    expect(findings.length).toBeGreaterThan(0);
+    // The message names the checklist item (the SDK prefixes the policy's description).
+    expect(findings.map((d) => d.message.split("\n").slice(1).join("\n")).join("\n")).toMatch(new RegExp(`\\b${item}\\b`));
+  });
+});

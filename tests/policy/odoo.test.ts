@@ -1,0 +1,112 @@
+// Odoo's secure configuration (ODOO-1 … ODOO-5), read from the rendered odoo.conf, and the
+// proxy's block of the database manager (ODOO-2).
+import {
+  nginxDatabaseManagerBlocked,
+  odooAdminPasswdSecretReference,
+  odooDbfilterRestricts,
+  odooListDbDisabled,
+  odooLogfileRotated,
+  odooLogfileSet,
+} from "../../policy/odoo";
+import { setLine, validateResource, validateStack, withContent } from "./fakes";
+import { replaced, stackFixture } from "./stack-fixture";
+
+const fixture = stackFixture();
+const conf = fixture.file("odoo-1", "/etc/odoo/odoo.conf");
+const label = `odoo.conf of odoo-1 (${conf.name})`;
+const edited = (key: string, line: string | undefined) => withContent(conf, setLine(key, line));
+
+describe("odoo-admin-passwd-secret-reference (ODOO-1)", () => {
+  const policy = odooAdminPasswdSecretReference;
+
+  it("passes the rendered {{ssm:…}} reference", async () => {
+    expect(await validateResource(policy, conf)).toEqual([]);
+  });
+
+  it.each([
+    ["admin_passwd = admin", `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`],
+    ["admin_passwd = {{ssm:/odoo-stack/test/odoo/admin-passwd}}x", `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`],
+    [undefined, `${label} must set admin_passwd to an {{ssm:…}} reference; without it Odoo's master password is "admin" (ODOO-1).`],
+  ])("rejects %s", async (line, message) => {
+    expect(await validateResource(policy, edited("admin_passwd", line))).toEqual([message]);
+  });
+
+  it("ignores files that are not odoo.conf", async () => {
+    expect(await validateResource(policy, fixture.file("proxy", "/etc/nginx/nginx.conf"))).toEqual([]);
+  });
+});
+
+describe("odoo-list-db-disabled (ODOO-2)", () => {
+  const policy = odooListDbDisabled;
+
+  it("passes list_db = False", async () => {
+    expect(await validateResource(policy, conf)).toEqual([]);
+  });
+
+  it.each([
+    ["list_db = True", `"True", which Odoo reads as true`],
+    ["list_db = 0", `"0", which Odoo reads as true`],
+    [undefined, "absent (Odoo's default is True)"],
+  ])("rejects %s", async (line, now) => {
+    expect(await validateResource(policy, edited("list_db", line))).toEqual([`${label} must set list_db = False; it is ${now} (ODOO-2).`]);
+  });
+});
+
+describe("odoo-dbfilter-restricts (ODOO-3)", () => {
+  const policy = odooDbfilterRestricts;
+
+  it.each(["dbfilter = ^erp$", "dbfilter = ^%d$", "dbfilter = ^%h$"])("passes %s", async (line) => {
+    const file = line === "dbfilter = ^erp$" ? conf : edited("dbfilter", line);
+    expect(await validateResource(policy, file)).toEqual([]);
+  });
+
+  it.each([
+    ["dbfilter = .*", `${label} must set a dbfilter that restricts databases; ".*" accepts any name (ODOO-3).`],
+    ["dbfilter = ^(erp", `${label} must set dbfilter to a valid regular expression, not "^(erp" (ODOO-3).`],
+    ["dbfilter =", `${label} must set dbfilter, e.g. ^%d$ or ^mydb$ (ODOO-3).`],
+    [undefined, `${label} must set dbfilter, e.g. ^%d$ or ^mydb$ (ODOO-3).`],
+  ])("rejects %s", async (line, message) => {
+    expect(await validateResource(policy, edited("dbfilter", line))).toEqual([message]);
+  });
+});
+
+describe("odoo-logfile-set and odoo-logfile-rotated (ODOO-5)", () => {
+  it("passes the rendered file and its logrotate stanza", async () => {
+    expect(await validateResource(odooLogfileSet, conf)).toEqual([]);
+    expect(await validateStack(odooLogfileRotated, fixture.resources)).toEqual([]);
+  });
+
+  it("rejects a missing or relative logfile", async () => {
+    expect(await validateResource(odooLogfileSet, edited("logfile", undefined))).toEqual([`${label} must set logfile to an absolute path; it is absent (ODOO-5).`]);
+    expect(await validateResource(odooLogfileSet, edited("logfile", "logfile = odoo.log"))).toEqual([`${label} must set logfile to an absolute path; it is "odoo.log" (ODOO-5).`]);
+  });
+
+  it("rejects a log file no logrotate stanza on the host names", async () => {
+    const moved = edited("logfile", "logfile = /srv/odoo/odoo.log");
+    expect(await validateStack(odooLogfileRotated, replaced(fixture.resources, moved))).toEqual([
+      {
+        message: `${label} logs to /srv/odoo/odoo.log, which host odoo-1 must rotate: no /etc/logrotate.d file it receives names that path (ODOO-5).`,
+        urn: expect.stringContaining(conf.name),
+      },
+    ]);
+  });
+});
+
+describe("nginx-database-manager-blocked (ODOO-2)", () => {
+  const policy = nginxDatabaseManagerBlocked;
+  const site = fixture.file("proxy", "/etc/nginx/conf.d/odoo.conf");
+
+  it("passes the rendered site", async () => {
+    expect(await validateResource(policy, site)).toEqual([]);
+  });
+
+  it("rejects a site whose database-manager location proxies to Odoo, or that has none", async () => {
+    const proxied = withContent(site, (t) => t.replace(/location ~ \^\/web\/database \{\n\s+return 404;/, "location ~ ^/web/database {\n        proxy_pass http://odoo;"));
+    const removed = withContent(site, (t) => t.replace(/\s+location ~ \^\/web\/database \{\n\s+return 404;\n\s+\}/, ""));
+    for (const r of [proxied, removed]) {
+      expect(await validateResource(policy, r)).toEqual([
+        expect.stringMatching(/^odoo\.conf of proxy \(.*\) must block \/web\/database\/manager \(a location returning 403\/404 or deny all\) in the server at line \d+, so the database manager is never reachable \(ODOO-2\)\.$/),
+      ]);
+    }
+  });
+});
