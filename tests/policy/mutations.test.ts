@@ -41,15 +41,23 @@ function prodModel(config: Readonly<Record<string, string>>): StackModel {
   return buildModel(STACK, parseSettings(raw as RawConfig, config["aws:region"], knownInstanceType));
 }
 
+/** Plans the prod stack: index.ts under mocks with Pulumi.yaml + Pulumi.prod.yaml, as `npm run plan` does. */
+async function planProd(): Promise<{ readonly resources: Planned[]; readonly model: StackModel }> {
+  const config = readStackConfig(ROOT, STACK);
+  const program = require("../../index") as () => Promise<Record<string, unknown>>;
+  const run = await runProgram({ stack: STACK, project: config.project, config: config.config, secretKeys: config.secretKeys, program });
+  return { resources: JSON.parse(JSON.stringify(run.resources)) as Planned[], model: prodModel(config.config) };
+}
+
+// Started at load, so the program runs while the pack process type-checks itself; awaited below.
+const planning = planProd();
+planning.catch(() => undefined); // reported by beforeAll, not as an unhandled rejection
+
 let planned: Planned[] = [];
 let model: StackModel;
 
 beforeAll(async () => {
-  const config = readStackConfig(ROOT, STACK);
-  model = prodModel(config.config);
-  const program = require("../../index") as () => Promise<Record<string, unknown>>;
-  const run = await runProgram({ stack: STACK, project: config.project, config: config.config, secretKeys: config.secretKeys, program });
-  planned = JSON.parse(JSON.stringify(run.resources)) as Planned[];
+  ({ resources: planned, model } = await planning);
 }, 120_000);
 
 // ---------------------------------------------------------------------------------------------
