@@ -4,6 +4,8 @@
 // a resource input (an alarm's description, a runbook object). The lists grow as policies,
 // renderers and components land; a gap is printed as a gap.
 import * as path from "path";
+import { PATHS } from "../lib/model";
+import { ODOO_FORCED_KEYS } from "../templates/odoo-conf";
 import type { AnalyzerInfo, PolicyDiagnostic } from "./analyzer-client";
 
 /** The checklist beside the clone (CI checks it out as ../shared), the spec every ID comes from. */
@@ -67,6 +69,62 @@ export interface Evidence {
   readonly resources: readonly string[];
 }
 
+/**
+ * Evidence by construction: the rendered line that carries a checklist key. A file need not
+ * cite an ID in a comment (pgbouncer.ini and odoo.conf values cannot carry one); the key on
+ * its line is the proof, and this table says which key proves which item.
+ */
+export interface ConstructionKey {
+  readonly path: string;
+  readonly line: RegExp;
+  readonly ids: readonly string[];
+}
+
+const iniKey = (key: string): RegExp => new RegExp(`^${key.replace(/\./g, "\\.")}\\s*=`);
+const keys = (file: string, table: Readonly<Record<string, readonly string[]>>): ConstructionKey[] =>
+  Object.entries(table).map(([key, ids]) => ({ path: file, line: iniKey(key), ids }));
+
+export const CONSTRUCTION_KEYS: readonly ConstructionKey[] = [
+  ...Object.entries(ODOO_FORCED_KEYS).map(([key, k]) => ({ path: PATHS.odooConf, line: iniKey(key), ids: [k.checklist] })),
+  ...keys(PATHS.pgbouncerIni, {
+    pool_mode: ["POOL-1"],
+    default_pool_size: ["POOL-2"],
+    reserve_pool_size: ["POOL-3"],
+    max_client_conn: ["POOL-4"],
+    max_db_connections: ["POOL-5"],
+    max_user_connections: ["POOL-5"],
+    auth_type: ["AUTH-1"],
+    auth_file: ["AUTH-2"],
+    client_tls_sslmode: ["TLS-1"],
+    server_tls_sslmode: ["TLS-1", "TLS-2"],
+    log_connections: ["OBS-3"],
+    log_disconnections: ["OBS-3"],
+    log_pooler_errors: ["OBS-3"],
+    stats_users: ["OBS-1", "OBS-2"],
+  }),
+  ...keys(PATHS.postgresConf, {
+    max_connections: ["PG-1"],
+    statement_timeout: ["PG-2"],
+    lock_timeout: ["PG-2"],
+    idle_in_transaction_session_timeout: ["PG-2"],
+    log_lock_waits: ["PG-3"],
+    log_autovacuum_min_duration: ["PG-4"],
+    shared_preload_libraries: ["OBS-7"],
+    password_encryption: ["AUTH-1"],
+    ssl: ["TLS-1"],
+    archive_command: ["BACKUP-1"],
+  }),
+  { path: PATHS.postgresHba, line: /^hostssl\s.*scram-sha-256/, ids: ["AUTH-1", "TLS-1", "NET-6"] },
+  { path: PATHS.postgresBootstrapSql, line: /ALTER ROLE .* SET (statement_timeout|lock_timeout|idle_in_transaction_session_timeout)/, ids: ["PG-2"] },
+  { path: PATHS.pgbouncerUserlist, line: /^"[^"]+" "/, ids: ["AUTH-2"] },
+  { path: PATHS.nginxSite, line: /^\s*listen\s+(\S+:)?443\s+ssl/, ids: ["NET-2", "NET-3"] },
+  { path: PATHS.nginxSite, line: /^\s*location \/ \{/, ids: ["PROXY-1"] },
+  { path: PATHS.nginxSite, line: /^\s*location (= )?\/websocket \{/, ids: ["PROXY-2"] },
+  { path: PATHS.nginxSite, line: /^\s*proxy_set_header X-Forwarded-(For|Proto|Host) /, ids: ["PROXY-3"] },
+  { path: PATHS.nginxSite, line: /^\s*proxy_(read|send)_timeout /, ids: ["PROXY-5"] },
+  { path: PATHS.odooLogrotate, line: /^\s*rotate \d+/, ids: ["ODOO-5"] },
+];
+
 export function collectEvidence(
   items: readonly ChecklistItem[],
   info: AnalyzerInfo | undefined,
@@ -83,8 +141,11 @@ export function collectEvidence(
     for (const id of citedIds(d.message, ids)) evidence.get(id)?.violations.push(d);
   }
   for (const f of files) {
+    const construction = CONSTRUCTION_KEYS.filter((k) => k.path === f.path);
     f.content.split("\n").forEach((line, i) => {
-      for (const id of citedIds(line, ids)) evidence.get(id)?.fileLines.push(`${f.host}:${f.path}:${i + 1}`);
+      const cited = new Set(citedIds(line, ids));
+      for (const k of construction) if (k.line.test(line)) k.ids.forEach((id) => cited.add(id));
+      for (const id of cited) if (ids.has(id)) evidence.get(id)?.fileLines.push(`${f.host}:${f.path}:${i + 1}`);
     });
   }
   for (const r of resources) {
