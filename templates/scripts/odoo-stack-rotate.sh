@@ -5,24 +5,30 @@
 # Usage: odoo-stack-rotate STEP [--role NAME] [--verifier-parameter PATH] [--dbname NAME]
 #
 # Before: put the new password and its SCRAM verifier in their SSM parameters (e.g. `pulumi up`
-# after changing the password's keeper). Then run, each step after the previous one succeeded:
-#   1. postgres   (PostgreSQL host) ALTER ROLE <role> PASSWORD '<new verifier from SSM>'.
-#                 Sessions already open stay authenticated: PostgreSQL checks a password only
-#                 at login, so PgBouncer's pooled server connections keep working.
-#   2. pgbouncer  (PgBouncer host) odoo-stack-apply: the userlist is re-rendered with the new
+# after changing the password's keeper). Then run, back to back, each step after the previous
+# one succeeded:
+#   1. pgbouncer  (PgBouncer host) odoo-stack-apply: the userlist is re-rendered with the new
 #                 verifier, checked by a throwaway pgbouncer, installed atomically (0600, AUTH-2),
 #                 then RELOAD (SIGHUP): client connections stay, new logins need the new password.
+#   2. postgres   (PostgreSQL host) ALTER ROLE <role> PASSWORD '<new verifier from SSM>'.
+#                 Sessions already open stay authenticated: PostgreSQL checks a password only
+#                 at login, so PgBouncer's pooled server connections keep working.
 #   3. odoo       (each Odoo host, one after another) odoo-stack-apply: odoo.conf gets the new
 #                 db_password, is checked, installed, and Odoo restarts gracefully (it reads
 #                 odoo.conf at start only); with several hosts the proxy keeps serving.
 #   4. check      (an Odoo host) logs in through PgBouncer with odoo.conf's credentials.
-# Why this order: PgBouncer logs in to PostgreSQL with the keys of the verifier it holds
-# (SCRAM pass-through, byte-identical verifiers), so the server must accept the new verifier
-# before PgBouncer offers it; Odoo must present the new password only once PgBouncer checks it.
-# Between steps 1 and 3 (seconds when run back to back) only NEW connections are affected:
-# PgBouncer cannot open more server connections, and a restarted Odoo worker cannot log in with
-# the old password; every open connection keeps working. Run the steps back to back, in a quiet
-# hour; a fully seamless rotation would need two alternating login roles.
+# Why this order (measured on PgBouncer 1.18 under 24 clients, tests/integration/rotation.test.ts):
+# PgBouncer logs in to PostgreSQL with SCRAM keys it saved from its clients' logins (SCRAM
+# pass-through), and every RELOAD closes the pool's server connections. If PostgreSQL had the new
+# verifier first, the RELOAD would make PgBouncer log in again with keys of the OLD password:
+# every server login fails and the pool stalls for server_login_retry (15 s, clients dropped).
+# Reloading PgBouncer first re-opens server connections while PostgreSQL still accepts the old
+# keys; the ALTER ROLE then leaves those connections open, and the first login with the new
+# password (step 3 or 4) gives PgBouncer the new keys. Remaining window, seconds when the steps
+# run back to back: a NEW Odoo connection with the old password is refused from step 1, and if
+# the pool must open a server connection between steps 2 and 3 it fails until a client logs in
+# with the new password. Run the steps back to back, in a quiet hour; a fully seamless
+# rotation would need two alternating login roles.
 #
 # Settings and sandbox overrides: as odoo-stack-apply (its functions are reused), plus
 #   ODOO_STACK_APPLY      the apply script (default /usr/local/sbin/odoo-stack-apply)
@@ -40,7 +46,7 @@ PROG=odoo-stack-rotate
 readonly VERIFIER_RE='^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*:[A-Za-z0-9+/]+=*$'
 
 rotate_usage() {
-  sed -n '5,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
