@@ -3,6 +3,7 @@
 // transaction is counted; every failure is kept with its time and message, so a test can say
 // "N transactions, 0 failed" and show the failures when there are any.
 import type { Client } from "pg";
+import { settlesWithin } from "./sandbox";
 
 export interface LoadFailure {
   readonly client: number;
@@ -25,6 +26,8 @@ export interface LoadReport {
   readonly longestStallMs: number;
   /** When that stall began, in ms since the load started. */
   readonly longestStallStartMs: number;
+  /** Clients still waiting for an answer when the load was stopped (after the grace period). */
+  readonly stuckClients: number;
 }
 
 /** One transaction; returns the PostgreSQL backend pid it ran on. */
@@ -64,6 +67,8 @@ export class TransactionLoad {
   private readonly backendsPerClient: Set<number>[];
   private dropped = 0;
   private lastCommitAt = 0;
+  private readonly inTransaction: boolean[];
+  private report: LoadReport | undefined;
   private longestStall = { ms: 0, startMs: 0 };
   private loops: Promise<void>[] = [];
   private startedAt = 0;
@@ -73,6 +78,7 @@ export class TransactionLoad {
     private readonly transaction: Transaction,
   ) {
     this.backendsPerClient = clients.map(() => new Set<number>());
+    this.inTransaction = clients.map(() => false);
   }
 
   start(): this {
@@ -85,12 +91,15 @@ export class TransactionLoad {
   private async loop(client: Client, index: number): Promise<void> {
     while (!this.stopping) {
       try {
+        this.inTransaction[index] = true;
         const pid = await this.transaction(client, index);
+        this.inTransaction[index] = false;
         this.noteCommit();
         this.committed++;
         this.backends.add(pid);
         this.backendsPerClient[index].add(pid);
       } catch (err) {
+        this.inTransaction[index] = false;
         this.failures.push({ client: index, atMs: Date.now() - this.startedAt, message: (err as Error).message });
         // Give the socket's close a moment to arrive, then decide whether the client is gone.
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -130,12 +139,17 @@ export class TransactionLoad {
     }
   }
 
-  /** Lets every in-flight transaction finish, then reports. */
-  async stop(): Promise<LoadReport> {
+  /**
+   * Lets in-flight transactions finish for up to `graceMs`, then reports; clients still waiting
+   * then are counted as stuck (a pooler holding them in a queue is an outage too). Later calls
+   * return the same report.
+   */
+  async stop(graceMs = 5_000): Promise<LoadReport> {
+    if (this.report) return this.report;
     this.stopping = true;
-    await Promise.all(this.loops);
+    await settlesWithin(Promise.all(this.loops), graceMs);
     this.noteCommit(); // a stall that lasted until the end counts too
-    return {
+    this.report = {
       clients: this.clients.length,
       committed: this.committed,
       failures: [...this.failures],
@@ -145,6 +159,8 @@ export class TransactionLoad {
       droppedClients: this.dropped,
       longestStallMs: this.longestStall.ms,
       longestStallStartMs: this.longestStall.startMs,
+      stuckClients: this.inTransaction.filter(Boolean).length,
     };
+    return this.report;
   }
 }

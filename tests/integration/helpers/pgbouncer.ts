@@ -5,7 +5,7 @@
 // postgres.<zone> to 127.0.0.1. Nothing outside that one process sees the change.
 import * as fs from "fs";
 import { Client } from "pg";
-import { BIN, sleep, waitForPort, type ManagedProcess, type Sandbox, type SystemUser } from "./sandbox";
+import { BIN, sleep, waitForOwnPort, type ManagedProcess, type Sandbox, type SystemUser } from "./sandbox";
 
 let namespaceSupport: boolean | undefined;
 
@@ -68,8 +68,11 @@ export interface PgbouncerInstance {
 export async function startPgbouncer(
   sandbox: Sandbox,
   user: SystemUser,
-  opts: { iniPath: string; port: number; socketDir: string; logFile: string; hostsFile?: string },
+  opts: { iniPath: string; port: number; socketDir: string; logFile: string; hostsFile?: string; pidFile?: string },
 ): Promise<PgbouncerInstance> {
+  // A previous attempt that lost its port (withFreshPort) leaves its pidfile, which would make
+  // this one refuse to start ("pidfile exists, another instance running?").
+  if (opts.pidFile) fs.rmSync(opts.pidFile, { force: true });
   const spawnSpec = opts.hostsFile
     ? withPrivateHosts(opts.hostsFile, user, BIN.pgbouncer, [opts.iniPath])
     : { command: BIN.pgbouncer, args: [opts.iniPath] };
@@ -81,7 +84,12 @@ export async function startPgbouncer(
     // PgBouncer 1.18: SIGTERM is the immediate SHUTDOWN; SIGINT would wait for every client.
     stopSignal: "SIGTERM",
   });
-  await waitForPort(opts.port, { process, timeoutMs: 15_000 });
+  try {
+    await waitForOwnPort(process, opts.port);
+  } catch (err) {
+    await process.stop(5_000);
+    throw err;
+  }
   const readLog = () => {
     try {
       return fs.readFileSync(opts.logFile, "utf8");

@@ -72,7 +72,8 @@ export async function startPostgres(
     fs.chmodSync(dir, mode);
     fs.chownSync(dir, user.uid, user.gid);
   }
-  await sandbox.runOk(
+  // A retry with another port (withFreshPort) reuses the cluster initdb already made.
+  if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) await sandbox.runOk(
     BIN.initdb,
     ["-D", dataDir, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256", "--no-instructions"],
     { user, timeoutMs: 120_000 },
@@ -108,7 +109,9 @@ export async function startPostgres(
     if (r.code === 0) break;
     if (!process.running || Date.now() > deadline) {
       const logs = collectServerLogs(dataDir);
-      throw new Error(`PostgreSQL did not start (${process.running ? "timeout" : "exited"}):\n${process.output()}\n${logs}\nlast psql: ${r.stderr}`);
+      const reason = process.running ? "timeout after 30 s" : process.exitStatus;
+      if (process.running) await process.stop(5_000);
+      throw new Error(`PostgreSQL did not start (${reason}):\n${await process.finalOutput()}\n${logs}\nlast psql: ${r.stderr}`);
     }
     await sleep(100);
   }

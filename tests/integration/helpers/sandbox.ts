@@ -61,6 +61,8 @@ export class ManagedProcess {
   private captured = "";
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when the process's stdout and stderr are closed (its last words are captured). */
+  private readonly outputClosed: Promise<void>;
 
   constructor(
     readonly spec: ProcessSpec,
@@ -72,6 +74,7 @@ export class ManagedProcess {
     };
     child.stdout?.on("data", append);
     child.stderr?.on("data", append);
+    this.outputClosed = new Promise((resolve) => child.on("close", () => resolve()));
     this.exited = new Promise((resolve) => {
       child.on("exit", (code, signal) => {
         this.exitInfo = { code, signal };
@@ -98,8 +101,23 @@ export class ManagedProcess {
     return this.exitInfo === undefined;
   }
 
+  /** How the process ended ("exit code 1", "signal SIGKILL"), or "running". */
+  get exitStatus(): string {
+    if (!this.exitInfo) return "running";
+    return this.exitInfo.signal ? `signal ${this.exitInfo.signal}` : `exit code ${this.exitInfo.code}`;
+  }
+
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string {
+    return this.captured;
+  }
+
+  /**
+   * The output, once the process has ended and its pipes are drained ('exit' can arrive
+   * before the last lines): for failure messages.
+   */
+  async finalOutput(): Promise<string> {
+    if (!this.running) await settlesWithin(this.outputClosed, 1_000);
     return this.captured;
   }
 
@@ -114,7 +132,7 @@ export class ManagedProcess {
     for (;;) {
       const match = this.captured.slice(from).match(pattern);
       if (match) return match[0];
-      if (!this.running) throw new Error(`${this.name} exited (${JSON.stringify(this.exitInfo)}) before printing ${pattern}:\n${this.captured}`);
+      if (!this.running) throw new Error(`${this.name} ended (${this.exitStatus}) before printing ${pattern}:\n${this.captured}`);
       if (Date.now() > deadline) throw new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms:\n${this.captured}`);
       await sleep(50);
     }
@@ -283,6 +301,8 @@ export class Sandbox {
         clearTimeout(timer);
         resolve({ code, signal, stdout, stderr });
       });
+      // A command may exit without reading its stdin; that EPIPE is not the command's result.
+      child.stdin.on("error", () => undefined);
       child.stdin.end(options.input ?? "");
     });
   }
@@ -341,6 +361,26 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The sandbox's ports are probed free, but the range 55000–59000 lies inside Linux's ephemeral
+ * range (32768–60999): an outgoing connection may take a probed port before the daemon binds
+ * it. Daemon starts therefore retry with a fresh port when the bind fails.
+ */
+export const ADDRESS_IN_USE = /Address already in use|EADDRINUSE/;
+
+/** Runs `start(port)` with a free port, retrying with another one when the bind lost a race. */
+export async function withFreshPort<T>(sandbox: Sandbox, start: (port: number) => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await sandbox.freePort();
+    try {
+      return await start(port);
+    } catch (err) {
+      if (attempt >= attempts || !ADDRESS_IN_USE.test(String((err as Error).message))) throw err;
+      console.warn(`[sandbox] port ${port} was taken before the daemon bound it; retrying with another (${attempt}/${attempts})`);
+    }
+  }
+}
+
 /** Resolves once a TCP connect to host:port succeeds; rejects after timeoutMs. */
 export async function waitForPort(port: number, options: { host?: string; timeoutMs?: number; process?: ManagedProcess } = {}): Promise<void> {
   const host = options.host ?? "127.0.0.1";
@@ -348,11 +388,27 @@ export async function waitForPort(port: number, options: { host?: string; timeou
   for (;;) {
     if (await canConnect(host, port)) return;
     if (options.process && !options.process.running) {
-      throw new Error(`${options.process.name} exited before listening on ${host}:${port}:\n${options.process.output()}`);
+      throw new Error(`${options.process.name} ended (${options.process.exitStatus}) before listening on ${host}:${port}:\n${await options.process.finalOutput()}`);
     }
     if (Date.now() > deadline) {
       throw new Error(`nothing listens on ${host}:${port} after ${options.timeoutMs ?? 15_000} ms${options.process ? `:\n${options.process.output()}` : ""}`);
     }
+    await sleep(50);
+  }
+}
+
+/**
+ * Resolves once `process` (or a process of its group) itself listens on `port`: a connect
+ * alone could reach another program that won the port race, while the daemon already died.
+ */
+export async function waitForOwnPort(process: ManagedProcess, port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!process.running) {
+      throw new Error(`${process.name} ended (${process.exitStatus}) before listening on ${port}:\n${await process.finalOutput()}`);
+    }
+    if (listeningPorts(processGroupPids(process.pid)).includes(port)) return;
+    if (Date.now() > deadline) throw new Error(`${process.name} does not listen on ${port} after ${timeoutMs} ms:\n${process.output()}`);
     await sleep(50);
   }
 }

@@ -32,7 +32,7 @@ import { startPgbouncer, privateHostsSupported, type PgbouncerInstance } from ".
 import { startPostgres, type PostgresCluster } from "./postgres";
 import { remapForSandbox } from "./remap";
 import { generateSecrets, resolveSecretRefs, type SandboxSecrets } from "./secrets";
-import { systemUser, type Sandbox, type SystemUser } from "./sandbox";
+import { systemUser, withFreshPort, type Sandbox, type SystemUser } from "./sandbox";
 import { createCertificateAuthority, installPem, issueHostCertificate, type CertificateAuthority } from "./tls";
 
 /** The PgBouncer keys the sandbox remaps: where it listens, its files, PostgreSQL's port. */
@@ -103,32 +103,33 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
   const issued = sandbox.mkdir("issued");
   const pgCert = await issueHostCertificate(sandbox, ca, issued, [pgHost.fqdn], undefined, byName ? [] : ["127.0.0.1"]);
   const bouncerCert = await issueHostCertificate(sandbox, ca, issued, [bouncerHost.fqdn]);
-  const [pgPort, bouncerPort] = [await sandbox.freePort(), await sandbox.freePort()];
 
   // --- PostgreSQL ------------------------------------------------------------------------
   const pgProduction = postgresConfSettingsFor(model);
-  const pgSettings = remapForSandbox(pgProduction, POSTGRES_REMAPPED, {
-    listenAddresses: ["127.0.0.1"],
-    port: pgPort,
+  const pgTls = {
     sslCertFile: installPem(pgCert.certPath, under(roots.postgres, POSTGRES_TLS_FILES.cert), postgresUser, 0o644),
     sslKeyFile: installPem(pgCert.keyPath, under(roots.postgres, POSTGRES_TLS_FILES.key), postgresUser, 0o600),
     sslCaFile: installPem(ca.certPath, under(roots.postgres, PATHS.caCert), postgresUser, 0o644),
-  });
+  };
   // Every client of the sandbox comes from 127.0.0.1: PgBouncer's /32 becomes loopback's.
   const hbaSettings = remapForSandbox(pgHbaSettingsFor(model), PG_HBA_REMAPPED, { pgbouncerCidr: "127.0.0.1/32" });
-  const dropIn = renderPostgresConf(pgSettings);
   const pgHba = renderPgHba(hbaSettings);
-  const pg = await startPostgres(
-    sandbox,
-    postgresUser,
-    { dropIn: { fileName: path.basename(PATHS.postgresConf), content: dropIn }, pgHba },
-    {
-      port: pgPort,
-      confDir: under(roots.postgres, PATHS.postgresConfDir),
-      dataDir: under(roots.postgres, "/var/lib/postgresql/15/main"),
-      socketDir: under(roots.postgres, PGBOUNCER_DEBIAN.unixSocketDir),
-    },
-  );
+  let dropIn = "";
+  const pg = await withFreshPort(sandbox, (pgPort) => {
+    dropIn = renderPostgresConf(remapForSandbox(pgProduction, POSTGRES_REMAPPED, { listenAddresses: ["127.0.0.1"], port: pgPort, ...pgTls }));
+    return startPostgres(
+      sandbox,
+      postgresUser,
+      { dropIn: { fileName: path.basename(PATHS.postgresConf), content: dropIn }, pgHba },
+      {
+        port: pgPort,
+        confDir: under(roots.postgres, PATHS.postgresConfDir),
+        dataDir: under(roots.postgres, "/var/lib/postgresql/15/main"),
+        socketDir: under(roots.postgres, PGBOUNCER_DEBIAN.unixSocketDir),
+      },
+    );
+  });
+  const pgPort = pg.port;
   // Bootstrap exactly as the apply script runs it: psql -v ON_ERROR_STOP=1 -d postgres, stdin.
   const bootstrap = resolveSecretRefs(renderPostgresBootstrap(postgresBootstrapSettingsFor(model)), secrets.byParameter);
   const boot = await pg.runScript(bootstrap);
@@ -146,6 +147,7 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
     clientTlsCertFile: installPem(bouncerCert.certPath, under(roots.pgbouncer, PGBOUNCER_TLS_FILES.cert), postgresUser, 0o644),
     clientTlsKeyFile: installPem(bouncerCert.keyPath, under(roots.pgbouncer, PGBOUNCER_TLS_FILES.key), postgresUser, 0o600),
   };
+  let bouncerPort = 0; // chosen below; every later rendering uses the port PgBouncer got
   const bouncerSettingsFor = (m: StackModel): PgbouncerSettings => {
     const production = pgbouncerSettingsFor(m);
     return remapForSandbox(production, [...PGBOUNCER_REMAPPED, "serverHost"], {
@@ -164,18 +166,23 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
   };
   const pgbouncerIniFor = (m: StackModel) => renderPgbouncerIni(bouncerSettingsFor(m));
   const userlistFor = (m: StackModel) => renderPgbouncerUserlist(pgbouncerUserlistSettingsFor(m));
-  const bouncerSettings = bouncerSettingsFor(model);
-  const ini = pgbouncerIniFor(model);
   const userlist = resolveSecretRefs(userlistFor(model), secrets.byParameter);
-  const iniPath = sandbox.writeFile(under(roots.pgbouncer, PATHS.pgbouncerIni), ini, { owner: postgresUser, mode: 0o640 });
-  sandbox.writeFile(bouncerSettings.authFile, userlist, { owner: postgresUser, mode: 0o600 });
   const hostsFile = sandbox.writeFile(under(roots.pgbouncer, "/etc/hosts"), `127.0.0.1\tlocalhost\n127.0.0.1\t${pgHost.fqdn}\n`);
-  const pgbouncer = await startPgbouncer(sandbox, postgresUser, {
-    iniPath,
-    port: bouncerPort,
-    socketDir: bouncerSettings.unixSocketDir,
-    logFile: bouncerSettings.logFile,
-    hostsFile: byName ? hostsFile : undefined,
+  let ini = "";
+  const pgbouncer = await withFreshPort(sandbox, (port) => {
+    bouncerPort = port;
+    const settings = bouncerSettingsFor(model);
+    ini = pgbouncerIniFor(model);
+    const iniPath = sandbox.writeFile(under(roots.pgbouncer, PATHS.pgbouncerIni), ini, { owner: postgresUser, mode: 0o640 });
+    sandbox.writeFile(settings.authFile, userlist, { owner: postgresUser, mode: 0o600 });
+    return startPgbouncer(sandbox, postgresUser, {
+      iniPath,
+      port,
+      socketDir: settings.unixSocketDir,
+      logFile: settings.logFile,
+      pidFile: settings.pidFile,
+      hostsFile: byName ? hostsFile : undefined,
+    });
   });
 
   const odooLogin = (database = model.settings.databases[0], password = secrets.odooDbPassword): Login => ({ user: DB_ROLES.odoo, password, database });
