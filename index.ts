@@ -3,9 +3,10 @@
 // registered, so a bad config fails `pulumi preview` with every problem listed and nothing
 // created (DESIGN principle 4). Outputs carry names and addresses, never a secret value.
 import * as pulumi from "@pulumi/pulumi";
-import { BackupPlan } from "./components/backup-plan";
+import { BackupPlan, BACKUP_PLAN_DEFAULTS } from "./components/backup-plan";
 import { Backups } from "./components/backups";
 import { InternalCa } from "./components/internal-ca";
+import { Monitoring } from "./components/monitoring";
 import { Network } from "./components/network";
 import { OdooApp } from "./components/odoo-app";
 import { PgBouncer } from "./components/pgbouncer";
@@ -25,6 +26,7 @@ import {
 import { ConfigError, parseSettings, type RawConfig } from "./lib/config";
 import { buildModel } from "./lib/model";
 import { backupBucketNameParameter } from "./templates/backup-units";
+import { renderRunbooks } from "./templates/runbooks";
 
 /** Every key of this project's config, without the "<project>:" namespace. */
 function projectConfig(): RawConfig {
@@ -69,7 +71,13 @@ export = async () => {
   const config = new PrivateBucket("config", { model, role: "config" });
   const backups = new Backups("backups", { model });
 
-  const backupPlan = new BackupPlan("backup-plan", { model, bucket: { bucketName: backups.bucketName, arn: backups.bucketArn } });
+  // Every alarm of the stack, the backup plan's included, notifies one topic (§9, BACKUP-1/2).
+  const monitoring = new Monitoring("monitoring", { model });
+  const backupPlan = new BackupPlan("backup-plan", {
+    model,
+    bucket: { bucketName: backups.bucketName, arn: backups.bucketArn },
+    alarmActions: [monitoring.topicArn],
+  });
 
   const tier = {
     model,
@@ -78,8 +86,9 @@ export = async () => {
     configBucket: config,
     parameters: { ...secrets.parameters, ...ca.parameters, [backupBucketNameParameter(model)]: backupPlan.bucketNameParameter },
   };
-  const postgres = new PostgresHost("postgres", { ...tier, engine: "ec2" });
-  const pgbouncer = new PgBouncer("pgbouncer", tier);
+  const postgres = new PostgresHost("postgres", { ...tier, engine: settings.postgresEngine });
+  // With RDS, PgBouncer's files name the endpoint and master-password parameters PostgresHost writes.
+  const pgbouncer = new PgBouncer("pgbouncer", { ...tier, parameters: { ...tier.parameters, ...postgres.parameters } });
   const odoo = new OdooApp("odoo", tier);
   const proxy = new ReverseProxy("proxy", tier);
   backupPlan.grantHostAccess({ postgres: postgres.roleName, odoo: odoo.roleNames });
@@ -92,10 +101,23 @@ export = async () => {
     internalNames: Object.fromEntries(model.allHosts.map((h) => [h.id, h.fqdn])),
     cronHostId: odoo.cronHostId,
     pgbouncerEndpoint: `${pgbouncer.endpoint}:${pgbouncer.port}`,
-    postgresEndpoint: `${postgres.endpoint}:${postgres.port}`,
-    postgresDataVolumeId: postgres.dataVolumeId,
+    postgresEngine: postgres.engine,
+    postgresEndpoint: pulumi.interpolate`${postgres.endpoint}:${postgres.port}`,
+    // ec2 only: RDS owns its storage.
+    ...(postgres.dataVolumeId === undefined ? {} : { postgresDataVolumeId: postgres.dataVolumeId }),
     configBucketName: config.bucketName,
     backupBucketName: backups.bucketName,
-    parameterNames: Object.keys(tier.parameters).sort(),
+    alarmTopicArn: monitoring.topicArn,
+    dashboardName: monitoring.dashboardName,
+    // Operator docs with this stack's names (BACKUP-3, BACKUP-4); `npm run plan` writes them to
+    // out/<stack>/runbooks/. The backup runbook needs the bucket's name, and a PostgreSQL host.
+    runbooks: backups.bucketName.apply((bucket) =>
+      renderRunbooks(model, {
+        alarms: monitoring.alarms,
+        backup: model.allHosts.includes(model.hosts.postgres) ? { bucket, ...BACKUP_PLAN_DEFAULTS } : undefined,
+      }),
+    ),
+    ...(odoo.filestoreFileSystemId === undefined ? {} : { filestoreFileSystemId: odoo.filestoreFileSystemId }),
+    parameterNames: Object.keys({ ...tier.parameters, ...postgres.parameters }).sort(),
   };
 };

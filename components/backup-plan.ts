@@ -48,7 +48,7 @@ export interface BackupPlanArgs {
    * host's. Optional. Defaults to none: call grantHostAccess() once the hosts exist (they need
    * bucketNameParameter before they are built), or attach the templates/backup-iam.ts documents.
    */
-  readonly hostRoles?: { readonly postgres: pulumi.Input<string>; readonly odoo: readonly pulumi.Input<string>[] };
+  readonly hostRoles?: { readonly postgres?: pulumi.Input<string>; readonly odoo: readonly pulumi.Input<string>[] };
   /** Customer-managed KMS key of the bucket, if any. Optional. Defaults to none (aws/s3 key). */
   readonly bucketKmsKeyArn?: string;
   /** SNS topics every alarm notifies (alarm and recovery). Optional. Defaults to none. */
@@ -77,7 +77,8 @@ export function checkBackupPlanArgs(args: Pick<BackupPlanArgs, "rtoTargetSeconds
 export class BackupPlan extends pulumi.ComponentResource {
   /** The SSM parameter holding the bucket name; hosts' files reference it (pass it in TierArgs.parameters). */
   readonly bucketNameParameter: aws.ssm.Parameter;
-  readonly snapshotPolicyArn: pulumi.Output<string>;
+  /** The DLM policy of the data volume; undefined with RDS (its automated backups replace it). */
+  readonly snapshotPolicyArn: pulumi.Output<string> | undefined;
   /** Alarm names by purpose. */
   readonly alarmNames: Readonly<Record<string, pulumi.Output<string>>>;
   private readonly name: string;
@@ -95,7 +96,6 @@ export class BackupPlan extends pulumi.ComponentResource {
     const rtoTargetSeconds = args.rtoTargetSeconds ?? BACKUP_PLAN_DEFAULTS.rtoTargetSeconds;
     const snapshotRetainCount = args.snapshotRetainCount ?? BACKUP_PLAN_DEFAULTS.snapshotRetainCount;
     const snapshotTime = args.snapshotTime ?? BACKUP_PLAN_DEFAULTS.snapshotTime;
-    const region = model.settings.region;
     const parent = { parent: this };
     const tags = (resource: string) => resourceTags(model, "backups", `${name}-${resource}`);
 
@@ -108,7 +108,60 @@ export class BackupPlan extends pulumi.ComponentResource {
       tags: tags("bucket-name"),
     }, parent);
 
+    // With RDS (issue 8) there is no data volume and no pgBackRest: RDS's automated backups with
+    // PITR for backupRetentionDays (BACKUP-1) replace the snapshots, the repository and the
+    // drill's database part; the filestore copy below stays.
+    const ec2 = model.settings.postgresEngine === "ec2";
+
     // --- EBS snapshots of the data volume -----------------------------------------------------
+    this.snapshotPolicyArn = ec2 ? this.snapshotPolicy(name, model, snapshotRetainCount, snapshotTime) : undefined;
+
+    // --- least privilege for the hosts ---------------------------------------------------------
+    this.name = name;
+    this.args = args;
+    if (args.hostRoles) this.grantHostAccess(args.hostRoles);
+
+    // --- alarms: verified, not just present ------------------------------------------------------
+    const actions = args.alarmActions ? [...args.alarmActions] : [];
+    const stackDimension = { [METRIC_DIMENSIONS.stack]: model.stack };
+    const alarm = (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags">) =>
+      new aws.cloudwatch.MetricAlarm(`${name}-${id}`, {
+        namespace: BACKUP_METRIC_NAMESPACE,
+        alarmActions: actions,
+        okActions: actions,
+        tags: tags(id),
+        ...a,
+      }, parent);
+
+    const alarms: Record<string, aws.cloudwatch.MetricAlarm> = ec2 ? this.databaseAlarms(alarm, model, rtoTargetSeconds) : {};
+    for (const host of model.hosts.odoo) {
+      alarms[`filestoreSync-${host.id}`] = alarm(`filestore-sync-${host.id}`, {
+        alarmDescription: `BACKUP-1: the hourly filestore copy of ${host.id} (${model.stack}) has not succeeded for 3 hours.`,
+        metricName: BACKUP_METRICS.filestoreSyncSuccess,
+        dimensions: { ...stackDimension, [METRIC_DIMENSIONS.host]: host.id },
+        statistic: "Sum",
+        period: 3600,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        threshold: 1,
+        comparisonOperator: "LessThanThreshold",
+        treatMissingData: "breaching",
+      });
+    }
+    this.alarmNames = Object.fromEntries(Object.entries(alarms).map(([k, a]) => [k, a.name]));
+
+    this.registerOutputs({
+      bucketNameParameter: this.bucketNameParameter.name,
+      snapshotPolicyArn: this.snapshotPolicyArn,
+      drillSchedule: BACKUP_SCHEDULES.drill.onCalendar,
+    });
+  }
+
+  /** Daily DLM snapshots of the PostgreSQL data volume (ec2 only). */
+  private snapshotPolicy(name: string, model: StackModel, snapshotRetainCount: number, snapshotTime: string): pulumi.Output<string> {
+    const region = model.settings.region;
+    const parent = { parent: this };
+    const tags = (resource: string) => resourceTags(model, "backups", `${name}-${resource}`);
     const dlmRole = new aws.iam.Role(`${name}-dlm-role`, {
       assumeRolePolicy: JSON.stringify(dlmAssumeRolePolicy()),
       tags: tags("dlm-role"),
@@ -137,26 +190,17 @@ export class BackupPlan extends pulumi.ComponentResource {
       },
       tags: tags("data-volume-snapshots"),
     }, { parent: this, dependsOn: [dlmPolicy] });
-    this.snapshotPolicyArn = snapshots.arn;
+    return snapshots.arn;
+  }
 
-    // --- least privilege for the hosts ---------------------------------------------------------
-    this.name = name;
-    this.args = args;
-    if (args.hostRoles) this.grantHostAccess(args.hostRoles);
-
-    // --- alarms: verified, not just present ------------------------------------------------------
-    const actions = args.alarmActions ? [...args.alarmActions] : [];
+  /** The drill and backup-age alarms of pgBackRest on the PostgreSQL host (ec2 only). */
+  private databaseAlarms(
+    alarm: (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags">) => aws.cloudwatch.MetricAlarm,
+    model: StackModel,
+    rtoTargetSeconds: number,
+  ): Record<string, aws.cloudwatch.MetricAlarm> {
     const stackDimension = { [METRIC_DIMENSIONS.stack]: model.stack };
-    const alarm = (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags">) =>
-      new aws.cloudwatch.MetricAlarm(`${name}-${id}`, {
-        namespace: BACKUP_METRIC_NAMESPACE,
-        alarmActions: actions,
-        okActions: actions,
-        tags: tags(id),
-        ...a,
-      }, parent);
-
-    const alarms: Record<string, aws.cloudwatch.MetricAlarm> = {
+    return {
       // The host republishes RestoreDrillSuccess hourly: 1 only while the last drill succeeded
       // within its stale window (a week and a day). Three empty or zero hours: the drill failed,
       // went stale, or the reporter itself is dead — all mean "restores are not proven" (BACKUP-2).
@@ -197,27 +241,6 @@ export class BackupPlan extends pulumi.ComponentResource {
         treatMissingData: "breaching",
       }),
     };
-    for (const host of model.hosts.odoo) {
-      alarms[`filestoreSync-${host.id}`] = alarm(`filestore-sync-${host.id}`, {
-        alarmDescription: `BACKUP-1: the hourly filestore copy of ${host.id} (${model.stack}) has not succeeded for 3 hours.`,
-        metricName: BACKUP_METRICS.filestoreSyncSuccess,
-        dimensions: { ...stackDimension, [METRIC_DIMENSIONS.host]: host.id },
-        statistic: "Sum",
-        period: 3600,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 3,
-        threshold: 1,
-        comparisonOperator: "LessThanThreshold",
-        treatMissingData: "breaching",
-      });
-    }
-    this.alarmNames = Object.fromEntries(Object.entries(alarms).map(([k, a]) => [k, a.name]));
-
-    this.registerOutputs({
-      bucketNameParameter: this.bucketNameParameter.name,
-      snapshotPolicyArn: this.snapshotPolicyArn,
-      drillSchedule: BACKUP_SCHEDULES.drill.onCalendar,
-    });
   }
 
   /**
@@ -231,11 +254,12 @@ export class BackupPlan extends pulumi.ComponentResource {
     const { model, bucket, bucketKmsKeyArn } = this.args;
     const iamInput = (bucketArn: string) => ({ bucketArn, stack: model.stack, kmsKeyArn: bucketKmsKeyArn, region: model.settings.region });
     const parent = { parent: this };
+    const postgresRole = hostRoles.postgres;
     return [
-      new aws.iam.RolePolicy(`${this.name}-postgres-backup-policy`, {
-        role: hostRoles.postgres,
+      ...(postgresRole === undefined ? [] : [new aws.iam.RolePolicy(`${this.name}-postgres-backup-policy`, {
+        role: postgresRole,
         policy: pulumi.output(bucket.arn).apply((arn) => JSON.stringify(postgresBackupPolicy(iamInput(arn)))),
-      }, parent),
+      }, parent)]),
       ...hostRoles.odoo.map((role, i) =>
         new aws.iam.RolePolicy(`${this.name}-odoo-${i + 1}-filestore-policy`, {
           role,

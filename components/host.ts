@@ -16,7 +16,7 @@ import { sha256, type HostFile } from "../templates/format";
 import { applyCommandLine, configObjectKey } from "../templates/hosts";
 import { manifestObjectKey, renderManifest } from "../templates/manifest";
 import { hostTags, TAG_KEYS } from "./tags";
-import type { SecurityGroupName } from "./network";
+import type { SecurityGroupIds } from "./network";
 
 /** An IAM policy statement, as written in the policy JSON. */
 export interface PolicyStatement {
@@ -38,7 +38,7 @@ export interface NetworkRef {
   readonly availabilityZones: readonly string[];
   readonly publicSubnetIds: readonly pulumi.Input<string>[];
   readonly privateSubnetIds: readonly pulumi.Input<string>[];
-  readonly securityGroupIds: Readonly<Record<SecurityGroupName, pulumi.Input<string>>>;
+  readonly securityGroupIds: SecurityGroupIds<pulumi.Input<string>>;
   readonly privateZoneId: pulumi.Input<string>;
 }
 
@@ -73,8 +73,14 @@ export interface HostArgs extends TierArgs {
   readonly extraPolicyStatements?: readonly PolicyStatement[];
   /** EBS volume the host mounts for its data (PostgreSQL). Optional. Defaults to none. */
   readonly dataVolumeId?: pulumi.Input<string>;
+  /** EFS file system mounted over TLS at Odoo's data_dir (shared filestore). Optional. Defaults to none. */
+  readonly efsFileSystemId?: pulumi.Input<string>;
+  /** Fetch RDS's CA bundle at bootstrap (PgBouncer in front of RDS). Optional. Defaults to false. */
+  readonly rdsCaBundle?: boolean;
   /** The public certificate to request at bootstrap (proxy, ACME mode). Optional. Defaults to none. */
   readonly acme?: AcmeInput;
+  /** Resources that must exist before first boot (EFS mount targets). Optional. Defaults to none. */
+  readonly bootDependencies?: readonly pulumi.Resource[];
   /** Size of the encrypted root volume in GiB. Optional. Defaults to 20. */
   readonly rootVolumeGiB?: number;
 }
@@ -245,8 +251,8 @@ export class Host extends pulumi.ComponentResource {
 
     // --- the machine ---------------------------------------------------------------------------
     const userData = pulumi
-      .all([args.configBucket.bucketName, args.dataVolumeId])
-      .apply(([bucket, dataVolumeId]) =>
+      .all([args.configBucket.bucketName, args.dataVolumeId, args.efsFileSystemId])
+      .apply(([bucket, dataVolumeId, efsFileSystemId]) =>
         // Names only — no file content, no hash: user data must not change when a file does.
         renderUserData({
           hostId: host.id,
@@ -257,6 +263,8 @@ export class Host extends pulumi.ComponentResource {
           project: model.project,
           odooVersion: model.settings.odooVersion,
           ...(dataVolumeId === undefined ? {} : { dataVolumeId }),
+          ...(efsFileSystemId === undefined ? {} : { efsFileSystemId }),
+          ...(args.rdsCaBundle === true ? { rdsCaBundle: true } : {}),
           ...(args.acme === undefined ? {} : { acme: args.acme }),
         }),
       );
@@ -289,8 +297,9 @@ export class Host extends pulumi.ComponentResource {
       tags: hostTags(model, host, host.id),
     }, {
       parent: this,
-      // The files and parameters exist before first boot, so bootstrap's first apply finds them.
-      dependsOn: [policy, ...attachments, ...delivered],
+      // The files and parameters exist before first boot, so bootstrap's first apply finds them;
+      // so do the resources the host's bootstrap needs (EFS mount targets).
+      dependsOn: [policy, ...attachments, ...delivered, ...(args.bootDependencies ?? [])],
       // A newer AMI must not replace a running host; changing user data would stop and start
       // the instance — after bootstrap, every change travels through the association instead.
       ignoreChanges: ["ami", "userData"],

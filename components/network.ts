@@ -5,12 +5,15 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
-import { FLOWS, PORTS, PUBLIC_INGRESS, ROLES, WORLD_EGRESS_PORTS, type Role } from "../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, ROLES, SERVICE_PEERS, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
 import { resourceTags, TAG_KEYS, type TagRole } from "./tags";
 
-/** One security group per host role, plus the interface endpoints' group. */
-export type SecurityGroupName = Role | "endpoints";
-export const SECURITY_GROUP_NAMES: readonly SecurityGroupName[] = [...ROLES, "endpoints"];
+/** One security group per host role, plus the interface endpoints' group and the EFS mount targets' (shared filestore only). */
+export type SecurityGroupName = Role | "endpoints" | ServicePeer;
+export const SECURITY_GROUP_NAMES: readonly SecurityGroupName[] = [...ROLES, "endpoints", ...SERVICE_PEERS];
+
+/** Security group ids by name; the service peers' groups exist only when the stack uses them. */
+export type SecurityGroupIds<T> = Readonly<Record<Role | "endpoints", T>> & { readonly [P in ServicePeer]?: T };
 
 /** Who is on the other side of a rule. */
 export type RulePeer =
@@ -37,6 +40,8 @@ export interface SecurityGroupRuleInput {
   readonly odooInternalCidrs: readonly string[];
   /** A bastion's security group that may reach PostgreSQL besides PgBouncer (NET-6). */
   readonly bastionSecurityGroupId?: string;
+  /** The service peers the stack has (EFS with a shared filestore). Optional. Defaults to none. */
+  readonly servicePeers?: readonly ServicePeer[];
 }
 
 export const WORLD_IPV4 = "0.0.0.0/0";
@@ -78,7 +83,9 @@ export function securityGroupRules(input: SecurityGroupRuleInput): SecurityGroup
 
   // NET-4, NET-5, NET-6: each tier accepts only the tier in front of it, by security group
   // (not by address), and the tier in front may open connections only to it.
+  const peers = input.servicePeers ?? [];
   for (const flow of FLOWS) {
+    if ((SERVICE_PEERS as readonly string[]).includes(flow.to) && !peers.includes(flow.to as ServicePeer)) continue;
     const port = PORTS[flow.port];
     rules.push({
       group: flow.to,
@@ -185,7 +192,7 @@ export class Network extends pulumi.ComponentResource {
   readonly publicSubnetIds: pulumi.Output<string>[];
   readonly privateSubnetIds: pulumi.Output<string>[];
   readonly privateRouteTableIds: pulumi.Output<string>[];
-  readonly securityGroupIds: Readonly<Record<SecurityGroupName, pulumi.Output<string>>>;
+  readonly securityGroupIds: SecurityGroupIds<pulumi.Output<string>>;
   /** Private hosted zone of settings.internalZone, attached to the VPC. */
   readonly privateZoneId: pulumi.Output<string>;
   /** Egress-only addresses of the NAT gateways (for allow-lists of outside services). */
@@ -264,13 +271,15 @@ export class Network extends pulumi.ComponentResource {
       return table;
     });
 
+    const servicePeers: ServicePeer[] = settings.sharedFilestore ? ["efs"] : [];
+    const groupNames = SECURITY_GROUP_NAMES.filter((g) => !(SERVICE_PEERS as readonly string[]).includes(g) || servicePeers.includes(g as ServicePeer));
     const groups = {} as Record<SecurityGroupName, aws.ec2.SecurityGroup>;
-    for (const group of SECURITY_GROUP_NAMES) {
+    for (const group of groupNames) {
       // No inline rules: the provider then removes AWS's default allow-all egress, and every
       // rule below is a separate resource a policy can inspect.
       groups[group] = new aws.ec2.SecurityGroup(`${name}-${group}-sg`, {
         vpcId: vpc.id,
-        description: group === "endpoints" ? "odoo-stack VPC interface endpoints" : `odoo-stack ${group} hosts`,
+        description: group === "endpoints" ? "odoo-stack VPC interface endpoints" : group === "efs" ? "odoo-stack EFS mount targets (shared filestore)" : `odoo-stack ${group} hosts`,
         tags: tags(group, `${group}-sg`),
       }, parent);
     }
@@ -279,6 +288,7 @@ export class Network extends pulumi.ComponentResource {
       vpcCidr: settings.vpcCidr,
       odooInternalCidrs: settings.odooInternalCidrs,
       bastionSecurityGroupId: settings.bastionSecurityGroupId,
+      servicePeers,
     })) {
       const peer =
         rule.peer.kind === "group"
@@ -335,7 +345,7 @@ export class Network extends pulumi.ComponentResource {
     this.publicSubnetIds = publicSubnets.map((s) => s.id);
     this.privateSubnetIds = privateSubnets.map((s) => s.id);
     this.privateRouteTableIds = privateRouteTables.map((t) => t.id);
-    this.securityGroupIds = Object.fromEntries(SECURITY_GROUP_NAMES.map((g) => [g, groups[g].id])) as Record<SecurityGroupName, pulumi.Output<string>>;
+    this.securityGroupIds = Object.fromEntries(groupNames.map((g) => [g, groups[g].id])) as SecurityGroupIds<pulumi.Output<string>>;
     this.privateZoneId = zone.zoneId;
     this.natPublicIps = nats.map((n) => n.eip.publicIp);
     this.registerOutputs({

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { PORTS } from "../lib/ports";
 import { hostFiles } from "../templates/hosts";
 import { Host, type TierArgs } from "./host";
+import { SharedFilestore } from "./shared-filestore";
 
 export type OdooAppArgs = TierArgs;
 
@@ -21,6 +22,8 @@ export class OdooApp extends pulumi.ComponentResource {
   readonly securityGroupId: pulumi.Output<string>;
   /** IAM role of each host, for grants made after the hosts exist (backups: filestore sync). */
   readonly roleNames: pulumi.Output<string>[];
+  /** The EFS file system every host mounts at data_dir; undefined without a shared filestore. */
+  readonly filestoreFileSystemId: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: OdooAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super("odoo-stack:odoo-app:OdooApp", name, {}, opts);
@@ -30,6 +33,9 @@ export class OdooApp extends pulumi.ComponentResource {
     if (hosts.length === 0 || cronHosts.length !== 1) {
       throw new Error(`OdooApp ${name}: the model must have at least one Odoo host and exactly one that runs crons; it has ${hosts.length} hosts and ${cronHosts.length} cron hosts (${cronHosts.map((h) => h.id).join(", ") || "none"}).`);
     }
+    // Several hosts share data_dir (filestore and sessions) on EFS, or an attachment uploaded
+    // through one host is missing on the others (issue 8; lib/config.ts sharedFilestore).
+    const filestore = model.settings.sharedFilestore ? new SharedFilestore(`${name}-filestore`, { model, network: args.network }, { parent: this }) : undefined;
     const servers = hosts.map((host) =>
       new Host(`${name}-${host.id}`, {
         ...args,
@@ -38,6 +44,7 @@ export class OdooApp extends pulumi.ComponentResource {
         instanceType: model.settings.instanceTypes.odoo,
         subnetId: args.network.privateSubnetIds[host.subnetIndex],
         securityGroupId: args.network.securityGroupIds.odoo,
+        ...(filestore ? { efsFileSystemId: filestore.fileSystemId, bootDependencies: filestore.mountTargets } : {}),
       }, { parent: this }),
     );
 
@@ -46,6 +53,7 @@ export class OdooApp extends pulumi.ComponentResource {
     this.instanceIds = servers.map((s) => s.instanceId);
     this.cronHostId = cronHosts[0].id;
     this.roleNames = servers.map((s) => s.roleName);
+    this.filestoreFileSystemId = filestore?.fileSystemId;
     this.httpPort = PORTS.odooHttp.port;
     this.geventPort = PORTS.odooGevent.port;
     this.securityGroupId = pulumi.output(args.network.securityGroupIds.odoo);

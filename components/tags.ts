@@ -20,7 +20,7 @@ export const TAG_KEYS = {
  * belongs to a host tier; the rest mark shared infrastructure. "nat" is egress-only: its
  * Elastic IPs never accept inbound connections.
  */
-export type TagRole = HostRole | "network" | "nat" | "endpoints" | "secrets" | "tls" | "config" | "backups";
+export type TagRole = HostRole | "network" | "nat" | "endpoints" | "secrets" | "tls" | "config" | "backups" | "efs";
 
 /**
  * The tags of one resource: the user's `tags` setting first, then the stack's own keys, which

@@ -21,6 +21,28 @@ export type TlsSettings =
   | { readonly mode: "acme"; readonly email: string; readonly hostedZoneId: string; readonly staging: boolean }
   | { readonly mode: "imported"; readonly certificateParameter: string; readonly privateKeyParameter: string };
 
+/** Where PostgreSQL runs: an EC2 host the stack configures, or Amazon RDS (issue 8). */
+export const POSTGRES_ENGINES = ["ec2", "rds"] as const;
+export type PostgresEngine = (typeof POSTGRES_ENGINES)[number];
+
+/**
+ * RDS instance classes (db.<type>) offered for PostgreSQL 15 that postgresInstanceType may name;
+ * the class's vCPU and memory are the EC2 type's, so sizing reads the same spec table.
+ * https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Concepts.DBInstanceClass.Support.html
+ */
+export const RDS_POSTGRES_INSTANCE_TYPES: readonly string[] = [
+  "m5.large", "m5.xlarge", "m5.2xlarge", "m5.4xlarge", "m5.8xlarge",
+  "m6i.large", "m6i.xlarge", "m6i.2xlarge", "m6i.4xlarge", "m6i.8xlarge",
+  "m7i.large", "m7i.xlarge", "m7i.2xlarge", "m7i.4xlarge", "m7i.8xlarge",
+  "r5.large", "r5.xlarge", "r5.2xlarge", "r5.4xlarge", "r5.8xlarge",
+  "r6i.large", "r6i.xlarge", "r6i.2xlarge", "r6i.4xlarge", "r6i.8xlarge",
+  "r7i.large", "r7i.xlarge", "r7i.2xlarge", "r7i.4xlarge", "r7i.8xlarge",
+  "t3.medium", "t3.large", "t3.xlarge", "t3.2xlarge",
+];
+
+/** RDS keeps automated backups (and so PITR) for at most 35 days. */
+export const RDS_MAX_BACKUP_RETENTION_DAYS = 35;
+
 export interface InstanceTypes {
   readonly proxy: string;
   readonly odoo: string;
@@ -42,6 +64,16 @@ export interface StackSettings {
   readonly natGateways: "single" | "perAz";
   readonly odooVersion: OdooVersion;
   readonly odooInstances: number;
+  /**
+   * Odoo's data_dir (filestore and sessions) on an encrypted EFS file system mounted over TLS on
+   * every Odoo host. Required (and the default) with several Odoo hosts: a file uploaded through
+   * one host must be readable through every other.
+   */
+  readonly sharedFilestore: boolean;
+  /** "ec2" (PostgreSQL on its own host) or "rds" (Amazon RDS, Multi-AZ). */
+  readonly postgresEngine: PostgresEngine;
+  /** RDS only: a standby in a second AZ. Defaults to true. */
+  readonly rdsMultiAz: boolean;
   readonly instanceTypes: InstanceTypes;
   readonly databases: readonly string[];
   readonly dbfilter: string;
@@ -71,6 +103,8 @@ export const DEFAULTS = {
   natGateways: "single",
   odooVersion: "17.0",
   odooInstances: 1,
+  postgresEngine: "ec2",
+  rdsMultiAz: true,
   instanceTypes: { proxy: "t3.small", odoo: "m6i.xlarge", pgbouncer: "t3.small", postgres: "r6i.large" },
   databases: ["odoo"],
   postgresDataVolumeGiB: 100,
@@ -91,6 +125,9 @@ export const CONFIG_KEYS = [
   "natGateways",
   "odooVersion",
   "odooInstances",
+  "sharedFilestore",
+  "postgresEngine",
+  "rdsMultiAz",
   "proxyInstanceType",
   "odooInstanceType",
   "pgbouncerInstanceType",
@@ -299,6 +336,26 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     add("odooVersion", odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}`);
   }
   const odooInstances = int("odooInstances", DEFAULTS.odooInstances, 1, 16);
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = value(key);
+    if (v === undefined) return fallback;
+    if (v === true || v === "true") return true;
+    if (v === false || v === "false") return false;
+    add(key, v, "must be true or false");
+    return fallback;
+  };
+  // Default: shared as soon as there is a second host; one host keeps its data_dir on its root
+  // volume unless asked (EFS costs more and adds a network hop to every attachment read).
+  const sharedFilestore = bool("sharedFilestore", odooInstances > 1);
+  if (!sharedFilestore && odooInstances > 1) {
+    add("sharedFilestore", false, `must be true with odooInstances = ${odooInstances}: each Odoo host would keep its own filestore and sessions, so attachments uploaded through one host 404 on the others and users are logged out when the proxy picks another host`);
+  }
+  const postgresEngine = str("postgresEngine", DEFAULTS.postgresEngine) ?? DEFAULTS.postgresEngine;
+  if (!(POSTGRES_ENGINES as readonly string[]).includes(postgresEngine)) {
+    add("postgresEngine", postgresEngine, 'must be "ec2" (PostgreSQL on its own EC2 host) or "rds" (Amazon RDS for PostgreSQL, Multi-AZ)');
+  }
+  const rdsMultiAz = bool("rdsMultiAz", DEFAULTS.rdsMultiAz);
+  // Read, and ignored, with the ec2 engine: the CLI fills Pulumi.yaml's default into every stack.
 
   const databases = list("databases", DEFAULTS.databases);
   if (databases.length === 0) add("databases", databases, "must name at least one Odoo database");
@@ -331,12 +388,18 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     if (!spec) add(`${role}InstanceType`, instanceTypes[role], "is not an EC2 instance type this region offers; use e.g. m6i.xlarge (Odoo), r6i.large (PostgreSQL), t3.small (proxy, PgBouncer)");
     else resolved[role] = spec;
   }
+  if (postgresEngine === "rds" && !RDS_POSTGRES_INSTANCE_TYPES.includes(instanceTypes.postgres)) {
+    add("postgresInstanceType", instanceTypes.postgres, `is not an RDS for PostgreSQL 15 class odoo-stack knows (used as db.${instanceTypes.postgres}); pick one of ${RDS_POSTGRES_INSTANCE_TYPES.join(", ")}`);
+  }
   if (resolved.postgres && resolved.postgres.memoryMiB < 2048) {
     add("postgresInstanceType", instanceTypes.postgres, "must have at least 2 GiB of memory for PostgreSQL; use e.g. r6i.large");
   }
 
   const postgresDataVolumeGiB = int("postgresDataVolumeGiB", DEFAULTS.postgresDataVolumeGiB, 20, 16384);
   const backupRetentionDays = int("backupRetentionDays", DEFAULTS.backupRetentionDays, 7, 3650, " (BACKUP-1)");
+  if (postgresEngine === "rds" && backupRetentionDays > RDS_MAX_BACKUP_RETENTION_DAYS) {
+    add("backupRetentionDays", backupRetentionDays, `must be at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine = "rds": RDS keeps automated backups (PITR) for at most ${RDS_MAX_BACKUP_RETENTION_DAYS} days (BACKUP-1)`);
+  }
 
   const odooOverrides = overrides("odoo", OVERRIDE_KEYS.odoo);
   const pgbouncerOverrides = overrides("pgbouncer", OVERRIDE_KEYS.pgbouncer);
@@ -414,6 +477,9 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     natGateways: natGateways as "single" | "perAz",
     odooVersion: odooVersion as OdooVersion,
     odooInstances,
+    sharedFilestore,
+    postgresEngine: postgresEngine as PostgresEngine,
+    rdsMultiAz,
     instanceTypes,
     databases,
     dbfilter,

@@ -38,6 +38,8 @@ export const DB_ROLES = {
   stats: "pgbouncer_stats",
   /** The metrics collector on the database host (OBS-7): pg_monitor. */
   monitor: "odoo_stack_monitor",
+  /** RDS only: the master user (rds_superuser) that creates the roles above; never used by Odoo. */
+  rdsMaster: "odoo_stack_admin",
 } as const;
 
 /** On-host paths (Debian 12 packages' layout), shared by renderers, cloud-init and tests. */
@@ -46,6 +48,12 @@ export const PATHS = {
   odooLogDir: "/var/log/odoo",
   odooLogFile: "/var/log/odoo/odoo-server.log",
   odooDataDir: "/var/lib/odoo",
+  /** stunnel's client config for the EFS mount (Debian's stunnel@.service reads /etc/stunnel/<name>.conf). */
+  efsStunnelConf: "/etc/stunnel/odoo-stack-efs.conf",
+  /** The RDS CA bundle PgBouncer verifies the RDS endpoint with (TLS-1, verify-full). */
+  rdsCaBundle: "/etc/pgbouncer/tls/rds-ca-bundle.pem",
+  /** libpq service file of the RDS master connection the bootstrap SQL runs through (RDS only). */
+  rdsAdminServiceFile: "/etc/odoo-stack/rds-admin.pg_service.conf",
   odooCoreAddons: "/usr/lib/python3/dist-packages/odoo/addons",
   odooCustomAddons: "/opt/odoo/custom-addons",
   odooLogrotate: "/etc/logrotate.d/odoo",
@@ -94,12 +102,18 @@ export interface StackModel {
     readonly statsScramVerifier: string;
     readonly monitorPassword: string;
     readonly backupCipherPass: string;
+    /** RDS only: the master user's password (SecureString). */
+    readonly rdsMasterPassword: string;
+    /** RDS only: the instance's endpoint address (String), known once RDS created it. */
+    readonly rdsEndpoint: string;
     readonly caCert: string;
     readonly hostCert: (hostId: string) => string;
     readonly hostKey: (hostId: string) => string;
   };
-  /** Every host, in a stable order. */
+  /** Every host, in a stable order. With postgresEngine "rds" there is no PostgreSQL host. */
   readonly allHosts: readonly HostId[];
+  /** The host whose Odoo runs the crons (LIMIT-2): the stack exports it as cronHostId. */
+  readonly cronHost: HostId;
 }
 
 export function buildModel(stack: string, settings: StackSettings, project = "odoo-stack"): StackModel {
@@ -136,10 +150,15 @@ export function buildModel(stack: string, settings: StackSettings, project = "od
       statsScramVerifier: p("pgbouncer/stats-scram-verifier"),
       monitorPassword: p("postgres/monitor-password"),
       backupCipherPass: p("backup/cipher-pass"),
+      rdsMasterPassword: p("rds/master-password"),
+      rdsEndpoint: p("rds/endpoint"),
       caCert: p("tls/ca-cert"),
       hostCert: (id) => p(`tls/${id}/cert`),
       hostKey: (id) => p(`tls/${id}/key`),
     },
-    allHosts: [proxy, ...odoo, pgbouncer, postgres],
+    // hosts.postgres stays: its id and name label the database tier either way; with RDS no
+    // instance, certificate or file exists for it.
+    allHosts: settings.postgresEngine === "rds" ? [proxy, ...odoo, pgbouncer] : [proxy, ...odoo, pgbouncer, postgres],
+    cronHost: odoo.filter((h) => h.runsCron)[0],
   };
 }

@@ -13,6 +13,7 @@ export const PORTS = {
   odooGevent: { port: 8072, protocol: "tcp", description: "Odoo gevent / websocket" },
   pgbouncer: { port: 6432, protocol: "tcp", description: "PgBouncer" },
   postgres: { port: 5432, protocol: "tcp", description: "PostgreSQL" },
+  efs: { port: 2049, protocol: "tcp", description: "NFS to EFS (TLS via stunnel)" },
 } as const satisfies Record<string, PortSpec>;
 
 export type PortName = keyof typeof PORTS;
@@ -22,13 +23,20 @@ export const ROLES = ["proxy", "odoo", "pgbouncer", "postgres"] as const;
 export type Role = (typeof ROLES)[number];
 
 /**
+ * Peers that are not hosts but still sit behind a security group of the stack: the EFS mount
+ * targets of the shared filestore (issue 8). They accept FLOWS and open nothing themselves.
+ */
+export const SERVICE_PEERS = ["efs"] as const;
+export type ServicePeer = (typeof SERVICE_PEERS)[number];
+
+/**
  * Who may talk to whom, and on which port. Security-group ingress and egress rules are
  * generated from this table and nothing else; the policy pack checks deployed rules
  * against the same table.
  */
 export interface Flow {
   readonly from: Role;
-  readonly to: Role;
+  readonly to: Role | ServicePeer;
   readonly port: PortName;
   readonly checklist: string;
 }
@@ -38,6 +46,8 @@ export const FLOWS: readonly Flow[] = [
   { from: "proxy", to: "odoo", port: "odooGevent", checklist: "NET-4" },
   { from: "odoo", to: "pgbouncer", port: "pgbouncer", checklist: "NET-5" },
   { from: "pgbouncer", to: "postgres", port: "postgres", checklist: "NET-6" },
+  // The shared filestore: only the Odoo hosts mount it (NET-1: nothing else reaches the data).
+  { from: "odoo", to: "efs", port: "efs", checklist: "NET-1" },
 ];
 
 /** The only port the world may reach, and only on the proxy (NET-2, NET-3). */
@@ -50,6 +60,6 @@ export const PUBLIC_INGRESS: { readonly role: Role; readonly port: PortName } = 
 export const WORLD_EGRESS_PORTS: readonly number[] = [80, 443];
 
 /** Which roles may reach `port` on `role`, per FLOWS. */
-export function allowedSources(role: Role, port: number): Role[] {
+export function allowedSources(role: Role | ServicePeer, port: number): Role[] {
   return FLOWS.filter((f) => f.to === role && PORTS[f.port].port === port).map((f) => f.from);
 }

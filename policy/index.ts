@@ -3,6 +3,7 @@
 import { PolicyPack } from "@pulumi/policy";
 import { policies as auth } from "./auth";
 import { policies as compute } from "./compute";
+import { policies as efs } from "./efs";
 import { policies as limits } from "./limits";
 import { policies as network } from "./network";
 import { policies as observability } from "./observability";
@@ -10,6 +11,7 @@ import { policies as odoo } from "./odoo";
 import { policies as pool } from "./pool";
 import { policies as postgres } from "./postgres";
 import { policies as proxy } from "./proxy";
+import { policies as rds } from "./rds";
 import { policies as stack } from "./stack";
 import { policies as storage } from "./storage";
 import { policies as tls } from "./tls";
@@ -27,6 +29,8 @@ new PolicyPack("odoo-stack", {
     ...observability,
     ...compute,
     ...storage,
+    ...rds,
+    ...efs,
     ...stack,
   ],
   enforcementLevel: "mandatory",

@@ -1,6 +1,6 @@
 // Network and exposure: CHECKLIST §1 (NET-1 … NET-6).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { FLOWS, PORTS, PUBLIC_INGRESS, type Role } from "../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, type Role, type ServicePeer } from "../lib/ports";
 import { nginxServers } from "./lib/nginx";
 import { parseOdooConf, type NginxDirective } from "./lib/parse";
 import {
@@ -76,8 +76,8 @@ interface InternalPort {
   readonly port: number;
   readonly description: string;
   readonly item: string;
-  /** Tiers listening on it. */
-  readonly servers: readonly Role[];
+  /** Tiers listening on it (EFS mount targets are a tier here: they serve 2049). */
+  readonly servers: readonly (Role | ServicePeer)[];
   /** Tiers whose security group may reach it. */
   readonly sources: readonly Role[];
   /**

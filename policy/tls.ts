@@ -9,6 +9,7 @@ import {
   fileLabel,
   hostByName,
   hostViews,
+  rdsInstanceByReference,
   renderedFiles,
   sanCovers,
   sansOf,
@@ -151,6 +152,9 @@ export const certificateSansMatchClients: StackValidationPolicy = {
       unknown.run(() => {
         const subject = `${fileLabel(dial.client)} dials ${dial.name} (${dial.setting}), which`;
         const server = hostByName(hosts, dial.name);
+        // PostgreSQL on RDS: its endpoint, named through the parameter that holds its address,
+        // carries RDS's certificate for exactly that address (issue 8).
+        if (!server && rdsInstanceByReference(resources, dial.name) !== undefined) return;
         if (!server) {
           reportViolation(`${subject} must be a name of a host of the stack (a Route 53 record of its address) so its certificate can be checked (TLS-3).`, dial.client.resource.urn);
           return;

@@ -51,6 +51,13 @@ export interface UserDataInput {
   readonly dataVolumeId?: string;
   /** Proxy only, optional: issue the public certificate with ACME DNS-01 on Route 53. */
   readonly acme?: AcmeInput;
+  /**
+   * Odoo only, optional: the EFS file system (fs-…) holding the shared filestore, mounted over
+   * TLS at Odoo's data_dir before the odoo package is installed (issue 8).
+   */
+  readonly efsFileSystemId?: string;
+  /** PgBouncer only, optional: PostgreSQL is RDS; fetch its regional CA bundle for verify-full. */
+  readonly rdsCaBundle?: boolean;
 }
 
 /** What only the deployment knows: the bucket's name and, for PostgreSQL, the volume id. */
@@ -58,6 +65,7 @@ export interface Delivery {
   readonly configBucket: string;
   readonly region: string;
   readonly dataVolumeId?: string;
+  readonly efsFileSystemId?: string;
 }
 
 /** The user data input of `host`, from the stack model (the components' entry point). */
@@ -72,6 +80,8 @@ export function userDataInputFor(model: StackModel, host: HostId, delivery: Deli
     project: model.project,
     odooVersion,
     ...(delivery.dataVolumeId === undefined ? {} : { dataVolumeId: delivery.dataVolumeId }),
+    ...(delivery.efsFileSystemId === undefined ? {} : { efsFileSystemId: delivery.efsFileSystemId }),
+    ...(host.role === "pgbouncer" && model.settings.postgresEngine === "rds" ? { rdsCaBundle: true } : {}),
     ...(host.role === "proxy" && tls.mode === "acme" ? { acme: { domain, email: tls.email, staging: tls.staging } } : {}),
   };
 }
@@ -92,6 +102,9 @@ export const ROLE_PACKAGES: Readonly<Record<HostRole, readonly string[]>> = {
   pgbouncer: ["pgbouncer", "postgresql-client"],
   postgres: [],
 };
+
+/** The EFS mount over TLS (issue 8): the NFS client and the TLS tunnel, both from Debian 12. */
+export const EFS_PACKAGES: readonly string[] = ["nfs-common", "stunnel4"];
 
 /** Installed by runcmd, after the step that must precede them. */
 export const RUNCMD_PACKAGES: Readonly<Record<HostRole, readonly string[]>> = {
@@ -133,6 +146,7 @@ const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const NAME = /^[A-Za-z0-9_.-]+$/;
 const PACKAGE = /^[a-z0-9][a-z0-9+.-]+$/;
 const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
+const FILE_SYSTEM_ID = /^fs-[0-9a-f]{8,17}$/;
 const DOMAIN = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$/;
 const EMAIL = /^[^\s@"'\\]+@[^\s@"'\\]+$/;
 
@@ -151,6 +165,11 @@ function checkInput(input: UserDataInput): void {
   } else if (input.dataVolumeId !== undefined) {
     bad("dataVolumeId", input.dataVolumeId, "only the postgres role has a data volume");
   }
+  if (input.efsFileSystemId !== undefined) {
+    if (input.role !== "odoo") bad("efsFileSystemId", input.efsFileSystemId, "only Odoo hosts mount the shared filestore");
+    else if (!FILE_SYSTEM_ID.test(input.efsFileSystemId)) bad("efsFileSystemId", input.efsFileSystemId, "an EFS file system id such as fs-0123456789abcdef0");
+  }
+  if (input.rdsCaBundle === true && input.role !== "pgbouncer") bad("rdsCaBundle", true, "only PgBouncer connects to RDS");
   if (input.acme !== undefined) {
     if (input.role !== "proxy") bad("acme", input.acme, "only the proxy requests the public certificate");
     if (!DOMAIN.test(input.acme.domain)) bad("acme.domain", input.acme.domain, "a DNS name");
@@ -175,11 +194,14 @@ function roleSteps(input: UserDataInput): Command[] {
         : [[bootstrap, "acme", input.acme.domain, input.acme.email, ...(input.acme.staging ? ["--staging"] : [])]];
     case "odoo":
       return [
+        // Before the odoo package: its postinst then finds data_dir mounted and the odoo user
+        // with the uid every host shares.
+        ...(input.efsFileSystemId === undefined ? [] : [[bootstrap, "efs-mount", input.efsFileSystemId, input.region, PATHS.odooDataDir]]),
         [bootstrap, "odoo-repo", input.odooVersion],
         [bootstrap, "install", ...RUNCMD_PACKAGES.odoo],
       ];
     case "pgbouncer":
-      return [];
+      return input.rdsCaBundle === true ? [[bootstrap, "rds-ca-bundle", input.region, PATHS.rdsCaBundle]] : [];
     case "postgres":
       return [
         [bootstrap, "data-volume", input.dataVolumeId as string, PATHS.postgresDataMount],
@@ -229,7 +251,7 @@ export function buildUserData(input: UserDataInput): CloudConfig {
     package_update: true,
     // Security updates before the host serves anything.
     package_upgrade: true,
-    packages: packagesFor(input.role, input.packages),
+    packages: packagesFor(input.role, [...(input.packages ?? []), ...(input.efsFileSystemId === undefined ? [] : EFS_PACKAGES)]),
     runcmd: [
       // runcmd runs as one /bin/sh script: stop at the first failed step, so a half-installed
       // host never runs the apply step (cloud-init then reports the failure).

@@ -3,13 +3,16 @@
 import { ConfigError } from "../lib/config";
 import { PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
 import { backupHostFiles } from "./backup-units";
+import { cloudWatchAgentHostFile } from "./cloudwatch-agent";
 import { acmeCertificatePaths } from "./cloud-init";
 import { shellQuote, type HostFile } from "./format";
 import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite } from "./nginx";
 import { odooConfFile, odooServiceEnvironment, odooConfSettingsFor } from "./odoo-conf";
 import { odooLogrotateFile } from "./logrotate";
+import { metricsHostFiles } from "./metrics";
 import { PGBOUNCER_DEBIAN, PGBOUNCER_TLS_FILES, pgbouncerHostFiles } from "./pgbouncer";
 import { postgresHostFiles, POSTGRES_TLS_FILES } from "./postgresql";
+import { rdsPgbouncerHostFiles } from "./rds";
 import { hostScriptFiles } from "./scripts";
 import { systemdDropIn } from "./systemd";
 
@@ -69,6 +72,8 @@ function roleFiles(model: StackModel, host: HostId): HostFile[] {
       const user = PGBOUNCER_DEBIAN.serviceUser;
       return [
         ...pgbouncerHostFiles(model),
+        // RDS: the bootstrap SQL runs from here against the endpoint (issue 8).
+        ...rdsPgbouncerHostFiles(model),
         parameterFile(PGBOUNCER_TLS_FILES.cert, model.parameters.hostCert(host.id), "0644", user),
         parameterFile(PGBOUNCER_TLS_FILES.key, model.parameters.hostKey(host.id), "0600", user),
       ];
@@ -91,6 +96,9 @@ export function hostFiles(model: StackModel, host: HostId): HostFile[] {
     ...roleFiles(model, host),
     // pgBackRest, timers, restore drill (postgres); filestore sync (odoo) — BACKUP-1, BACKUP-2.
     ...backupHostFiles(model, host),
+    // Host metrics and shipped logs (CloudWatch agent), the stack's own metrics collector (§9).
+    cloudWatchAgentHostFile(model, host),
+    ...metricsHostFiles(model, host),
   ].sort(byPath);
 }
 

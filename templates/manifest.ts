@@ -18,9 +18,11 @@ export const MANIFEST_FORMAT = 1;
  *   nginx            nginx -t on a copy of /etc/nginx → reload
  *   logrotate        logrotate --debug
  *   cloudwatch-agent JSON check → amazon-cloudwatch-agent-ctl fetch-config
+ *   systemd          units and timers (backups, restore drill, metrics): systemd-analyze verify
+ *                    → daemon-reload → enable --now every delivered timer
  *   none             installed only (scripts, data)
  */
-export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "nginx", "logrotate", "cloudwatch-agent", "none"] as const;
+export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /**
@@ -66,6 +68,11 @@ const SERVICE_BY_PREFIX: readonly (readonly [string, ServiceName])[] = [
   ["/etc/nginx/", "nginx"],
   ["/etc/logrotate.d/", "logrotate"],
   ["/opt/aws/amazon-cloudwatch-agent/etc/", "cloudwatch-agent"],
+  // Units and timers of the stack's jobs; a timer that is only installed never runs, so the
+  // apply step enables it (BACKUP-1, BACKUP-2, OBS-*).
+  ["/etc/systemd/system/", "systemd"],
+  // Odoo's drop-in (PGSSLROOTCERT, TLS-2) belongs to Odoo: daemon-reload, then its restart.
+  ["/etc/systemd/system/odoo.service.d/", "odoo"],
 ];
 
 /** The service that validates and applies the file at `path`. */

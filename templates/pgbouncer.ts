@@ -105,6 +105,8 @@ export interface PgbouncerSettings {
   readonly serverPort: number;
   /** CA that signed PostgreSQL's certificate (server side) and Odoo's, if ever presented. */
   readonly caFile: string;
+  /** CA of PostgreSQL's certificate when another than caFile signs it (RDS). Optional. Defaults to caFile. */
+  readonly serverCaFile?: string;
   readonly clientTlsCertFile: string;
   readonly clientTlsKeyFile: string;
   /** Odoo databases, each pooled per transaction (POOL-1). */
@@ -201,7 +203,7 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
     max_client_conn: p.maxClientConn, // POOL-4
     max_db_connections: p.maxDbConnections, // POOL-5
     max_user_connections: odooRoleConnectionLimit(p), // POOL-5, PG-1
-    server_tls_ca_file: s.caFile,
+    server_tls_ca_file: s.serverCaFile ?? s.caFile,
     client_tls_cert_file: s.clientTlsCertFile,
     client_tls_key_file: s.clientTlsKeyFile,
     client_tls_ca_file: s.caFile,
@@ -246,6 +248,7 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
 }
 
 export function pgbouncerSettingsFor(model: StackModel): PgbouncerSettings {
+  const rds = model.settings.postgresEngine === "rds";
   return {
     // The private address for Odoo (NET-5); loopback for the metrics collector on this host.
     listenAddresses: [model.hosts.pgbouncer.privateIp, "127.0.0.1"],
@@ -254,9 +257,13 @@ export function pgbouncerSettingsFor(model: StackModel): PgbouncerSettings {
     pidFile: PGBOUNCER_DEBIAN.pidFile,
     logFile: PGBOUNCER_DEBIAN.logFile,
     authFile: PATHS.pgbouncerUserlist,
-    serverHost: model.hosts.postgres.fqdn,
+    // RDS (issue 8): the endpoint address exists only once RDS created the instance, so the file
+    // names the SSM parameter holding it, resolved on the host like a secret; verify-full then
+    // checks the endpoint's certificate against RDS's regional CA bundle (TLS-1).
+    serverHost: rds ? secretRef(model.parameters.rdsEndpoint) : model.hosts.postgres.fqdn,
     serverPort: PORTS.postgres.port,
     caFile: PATHS.caCert,
+    ...(rds ? { serverCaFile: PATHS.rdsCaBundle } : {}),
     clientTlsCertFile: PGBOUNCER_TLS_FILES.cert,
     clientTlsKeyFile: PGBOUNCER_TLS_FILES.key,
     odooDatabases: model.settings.databases,

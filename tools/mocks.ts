@@ -188,6 +188,8 @@ const AUTONAMED = new Set([
   "aws:iam/policy:Policy",
   "aws:sns/topic:Topic",
   "aws:ec2/launchTemplate:LaunchTemplate",
+  "aws:rds/parameterGroup:ParameterGroup",
+  "aws:rds/subnetGroup:SubnetGroup",
 ]);
 
 /** "arn:aws:<service>:<region>:<account>:<type>/<name>", with the services whose ARNs differ spelled out. */
@@ -264,6 +266,15 @@ function computedState(c: StateContext): Record<string, unknown> {
       return { keyId: `${id(8)}-${id(4)}-${id(4)}-${id(4)}-${id(12)}` };
     case "aws:ssm/parameter:Parameter":
       return { version: 1 };
+    case "aws:efs/fileSystem:FileSystem": {
+      const fsId = mockId(type, name);
+      return { dnsName: `${fsId}.efs.${region}.amazonaws.com`, numberOfMountTargets: 0, ownerId: MOCK_ACCOUNT_ID };
+    }
+    case "aws:rds/instance:Instance": {
+      const identifier = typeof inputs.identifier === "string" ? inputs.identifier : `${name}-${id(7)}`;
+      const address = `${identifier}.c${id(12)}.${region}.rds.amazonaws.com`;
+      return { identifier, address, endpoint: `${address}:${String(inputs.port ?? 5432)}`, port: Number(inputs.port ?? 5432), resourceId: `db-${id(26).toUpperCase()}` };
+    }
     case "tls:index/privateKey:PrivateKey": {
       const algorithm = String(inputs.algorithm ?? "RSA");
       return {
@@ -526,6 +537,8 @@ const AWS_ID_PREFIX: Readonly<Record<string, string>> = {
   "aws:ec2/subnet:Subnet": "subnet-",
   "aws:ec2/vpc:Vpc": "vpc-",
   "aws:ec2/eip:Eip": "eipalloc-",
+  // Odoo's user data mounts the shared filestore by its id (issue 8).
+  "aws:efs/fileSystem:FileSystem": "fs-",
 };
 export function mockId(type: string, name: string): string {
   const prefix = AWS_ID_PREFIX[type];

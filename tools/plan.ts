@@ -7,6 +7,7 @@
 //                                and each instance's user data at /var/lib/cloud/instance/user-data.txt
 //   out/<stack>/policy.json      every diagnostic of Analyze and AnalyzeStack
 //   out/<stack>/checklist.md     per checklist ID, the policies, files and resources that cite it
+//   out/<stack>/runbooks/*.md    the operator runbooks (the program's `runbooks` output, templates/runbooks.ts)
 // Exit codes: 0 clean (advisories allowed), 1 mandatory violations, 2 the plan itself failed.
 import * as fs from "fs";
 import * as path from "path";
@@ -22,7 +23,7 @@ import {
   type StackContext,
 } from "./analyzer-client";
 import { CHECKLIST_FILE, collectEvidence, itemsWithGaps, parseChecklist, renderChecklist, type HostFileText } from "./checklist";
-import { isSecretWire, plainValue, redactSecrets, RESOURCE_SIG, runProgram, SIG_KEY, type CapturedResource, type ProgramResult } from "./mocks";
+import { isSecretWire, plainValue, redactSecrets, RESOURCE_SIG, runProgram, SIG_KEY, type CapturedResource, type ProgramResult, type WireValue } from "./mocks";
 import { readStackConfig } from "./stack-config";
 
 export const ROOT = path.resolve(__dirname, "..");
@@ -125,6 +126,26 @@ function writeHostFiles(stackDir: string, files: readonly HostFileWritten[]): vo
   }
 }
 
+/** The stack output holding the runbooks: { "<file>.md": markdown }. */
+export const RUNBOOKS_OUTPUT = "runbooks";
+
+/**
+ * The runbook files of a program's outputs (its `runbooks` output), checked: plain markdown file
+ * names only, so nothing is written outside runbooks/. Empty when the program has no runbooks.
+ */
+export function runbookFiles(outputs: Readonly<Record<string, WireValue>>): { readonly name: string; readonly content: string }[] {
+  const value = outputs[RUNBOOKS_OUTPUT] === undefined ? undefined : plainValue(outputs[RUNBOOKS_OUTPUT]);
+  if (value === undefined || value === null) return [];
+  if (typeof value !== "object" || Array.isArray(value)) throw new Error(`the '${RUNBOOKS_OUTPUT}' output must map file names to markdown`);
+  return Object.entries(value as Record<string, unknown>)
+    .map(([name, content]) => {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*\.md$/.test(name)) throw new Error(`runbook file name ${JSON.stringify(name)} must be a plain *.md name`);
+      if (typeof content !== "string") throw new Error(`runbook ${name} must be markdown text`);
+      return { name, content };
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 function resourceStrings(r: CapturedResource): string[] {
   const out: string[] = [];
   const walk = (v: unknown): void => {
@@ -183,11 +204,15 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
         dependencies: r.dependencies,
         inputs: readable(r.inputs),
       })),
-      outputs: readable(run.outputs),
+      // The runbooks are written as files below, not repeated here.
+      outputs: readable(Object.fromEntries(Object.entries(run.outputs).filter(([k]) => k !== RUNBOOKS_OUTPUT))),
     };
     fs.writeFileSync(path.join(stackDir, "resources.json"), `${JSON.stringify(resourcesJson, null, 2)}\n`);
     const files = hostFilesOf(run.resources, warnings);
     writeHostFiles(stackDir, files);
+    const runbooks = runbookFiles(run.outputs);
+    if (runbooks.length > 0) fs.mkdirSync(path.join(stackDir, "runbooks"), { recursive: true });
+    for (const r of runbooks) fs.writeFileSync(path.join(stackDir, "runbooks", r.name), r.content);
     for (const f of files.filter((x) => x.secretMarked)) {
       warnings.push(`${f.host}:${f.path} arrived marked secret; rendered files should carry secretRef placeholders, not secrets`);
     }
@@ -221,7 +246,11 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
     let checklist: PlanResult["checklist"];
     if (fs.existsSync(CHECKLIST_FILE)) {
       const items = parseChecklist(fs.readFileSync(CHECKLIST_FILE, "utf8"));
-      const resourceTexts = run.resources.map((r) => ({ name: r.name, type: r.type, strings: resourceStrings(r) }));
+      const resourceTexts = [
+        ...run.resources.map((r) => ({ name: r.name, type: r.type, strings: resourceStrings(r) })),
+        // The runbooks are the evidence of the "R" items (BACKUP-3, BACKUP-4, AUTH-4).
+        ...runbooks.map((r) => ({ name: `runbooks/${r.name}`, type: "runbook", strings: [r.content] })),
+      ];
       const evidence = collectEvidence(items, info, diagnostics, files, resourceTexts);
       fs.writeFileSync(path.join(stackDir, "checklist.md"), renderChecklist(settings.stack, items, evidence));
       checklist = { items: items.length, withGaps: itemsWithGaps(items, evidence).length };

@@ -42,6 +42,11 @@ export const TYPES = {
   bucketObjects: ["aws:s3/bucketObjectv2:BucketObjectv2", "aws:s3/bucketObject:BucketObject"],
   route53Record: "aws:route53/record:Record",
   ssmParameter: "aws:ssm/parameter:Parameter",
+  rdsInstance: "aws:rds/instance:Instance",
+  rdsParameterGroup: "aws:rds/parameterGroup:ParameterGroup",
+  efsFileSystem: "aws:efs/fileSystem:FileSystem",
+  efsMountTarget: "aws:efs/mountTarget:MountTarget",
+  securityGroup: "aws:ec2/securityGroup:SecurityGroup",
   certRequest: "tls:index/certRequest:CertRequest",
   locallySignedCert: "tls:index/locallySignedCert:LocallySignedCert",
 } as const;
@@ -357,4 +362,28 @@ export function certRequestsOf(resources: readonly StackResourceView[], host: Ho
     for (const r of requests) if (stringList(r.props.ipAddresses).includes(host.privateIp)) found.add(r);
   }
   return [...found];
+}
+
+// ---------------------------------------------------------------------------------------------
+// RDS endpoints (issue 8): a name a file carries as an {{ssm:…}} placeholder
+// ---------------------------------------------------------------------------------------------
+
+const WHOLE_SSM_REFERENCE = /^\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}$/;
+
+/**
+ * The RDS instance a name leads to when the name is an {{ssm:/path}} placeholder and the
+ * stack's String parameter at that path holds the instance's address (by the engine's property
+ * dependencies, or by value). RDS presents a certificate of its own CA for that address, so a
+ * client dialling it with verify-full against RDS's bundle checks the name (TLS-3).
+ */
+export function rdsInstanceByReference(resources: readonly StackResourceView[], name: string): StackResourceView | undefined {
+  const m = WHOLE_SSM_REFERENCE.exec(name.trim());
+  if (!m) return undefined;
+  const instances = resources.filter((r) => r.type === TYPES.rdsInstance);
+  const parameter = resources.find((r) => r.type === TYPES.ssmParameter && r.props.name === m[1]);
+  if (!parameter || instances.length === 0) return undefined;
+  const viaDependencies = referencedResources(parameter, "value", instances, () => undefined);
+  if (viaDependencies.length > 0) return viaDependencies[0];
+  const value = parameter.props.value;
+  return instances.find((i) => typeof value === "string" && value !== "" && i.props.address === value);
 }

@@ -49,7 +49,7 @@ shopt -u patsub_replacement 2>/dev/null || true
 
 PROG=odoo-stack-apply
 readonly MANIFEST_FORMAT=1
-readonly SERVICES_KNOWN=" ca-certificates postgresql sql pgbouncer odoo nginx logrotate cloudwatch-agent none "
+readonly SERVICES_KNOWN=" ca-certificates postgresql sql pgbouncer odoo nginx logrotate cloudwatch-agent systemd none "
 readonly PATH_RE='^(/[A-Za-z0-9._@+-]+)+$'
 # Matches SECRET_REF in lib/model.ts.
 readonly PLACEHOLDER_RE='[{][{]ssm:(/[A-Za-z0-9_./-]+)[}][}]'
@@ -102,6 +102,7 @@ init_commands() {
   HOOK_RESTART_ODOO=${ODOO_STACK_RESTART_ODOO:-systemctl restart odoo}
   HOOK_UPDATE_CA=${ODOO_STACK_UPDATE_CA:-update-ca-certificates}
   HOOK_DAEMON_RELOAD=${ODOO_STACK_DAEMON_RELOAD:-systemctl daemon-reload}
+  HOOK_ENABLE_TIMER=${ODOO_STACK_ENABLE_TIMER:-systemctl enable --now \"\$1\"}
   HOOK_APPLY_CLOUDWATCH=${ODOO_STACK_APPLY_CLOUDWATCH:-/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c \"file:\$1\"}
 }
 
@@ -551,7 +552,7 @@ validate_service() {
     logrotate) validate_logrotate ;;
     ca-certificates) validate_ca_certificates ;;
     cloudwatch-agent) validate_cloudwatch_agent ;;
-    sql | none) ;;
+    sql | systemd | none) ;;
   esac
 }
 
@@ -684,14 +685,25 @@ apply_postgresql() {
   fi
 }
 
+# RDS has no database host: the PgBouncer host runs the bootstrap SQL against the RDS endpoint as
+# the master user, through this libpq service file (verify-full, password resolved from SSM).
+# psql reads the staged copy (resolved, 0600 root), so the SQL does not wait for the file's own
+# installation, which comes later ("none" is the last service).
+readonly RDS_ADMIN_SERVICE_FILE=/etc/odoo-stack/rds-admin.pg_service.conf
+readonly RDS_ADMIN_SERVICE=odoo-stack-rds-admin
+
 apply_sql() {
   local i
+  local -a psql=("${PSQL[@]}")
+  if [[ -f $TMP/staged$RDS_ADMIN_SERVICE_FILE ]]; then
+    psql=(env "PGSERVICEFILE=$TMP/staged$RDS_ADMIN_SERVICE_FILE" "PGSERVICE=$RDS_ADMIN_SERVICE" psql -X -q)
+  fi
   for i in "${!F_PATH[@]}"; do
     [[ ${F_SERVICE[i]} == sql ]] || continue
     ((BOOTSTRAP || F_CONTENT_CHANGED[i] || F_META_CHANGED[i])) || continue
     log "running ${F_PATH[i]}"
     # From stdin: the resolved SQL (it may carry verifiers) never is a file the server user reads.
-    "${PSQL[@]}" -v ON_ERROR_STOP=1 -f - <"$TMP/staged${F_PATH[i]}" >/dev/null ||
+    "${psql[@]}" -v ON_ERROR_STOP=1 -f - <"$TMP/staged${F_PATH[i]}" >/dev/null ||
       die "sql: ${F_PATH[i]} failed (not recorded as applied; the next run retries it)"
     install_file "$i"
   done
@@ -723,6 +735,17 @@ apply_cloudwatch_agent() {
   done
 }
 
+# The stack's jobs (backups, restore drill, metrics): load the units, then enable and start
+# every delivered timer — a timer that is only installed never fires.
+apply_systemd() {
+  local i
+  run_hook "systemd daemon-reload" "$HOOK_DAEMON_RELOAD"
+  for i in "${!F_PATH[@]}"; do
+    [[ ${F_SERVICE[i]} == systemd && ${F_PATH[i]} == *.timer ]] || continue
+    run_hook "enable ${F_PATH[i]##*/}" "$HOOK_ENABLE_TIMER" "${F_PATH[i]##*/}"
+  done
+}
+
 apply_service() {
   local service=$1
   case $service in
@@ -737,9 +760,14 @@ apply_service() {
     postgresql) apply_postgresql ;;
     pgbouncer) apply_pgbouncer ;;
     # Odoo reads odoo.conf only at start; systemd stops it gracefully (workers finish).
-    odoo) run_hook "odoo restart" "$HOOK_RESTART_ODOO" ;;
+    odoo)
+      if service_file_changed odoo '/etc/systemd/*'; then run_hook "systemd daemon-reload" "$HOOK_DAEMON_RELOAD"; fi
+      run_hook "odoo restart" "$HOOK_RESTART_ODOO"
+      ;;
     nginx) run_hook "nginx reload" "$HOOK_RELOAD_NGINX" ;;
+    # Odoo's drop-in must be loaded before the restart reads it.
     cloudwatch-agent) apply_cloudwatch_agent ;;
+    systemd) apply_systemd ;;
     logrotate | none) ;;
   esac
 }

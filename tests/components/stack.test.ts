@@ -3,6 +3,7 @@
 // volumes, a protected data volume, secrets only in SecureStrings, parents and names, tags,
 // and a bad config failing before any resource is registered.
 import { dataVolumeSnapshotTag } from "../../components/backup-plan";
+import { LOG_METRIC_FILTERS } from "../../components/monitoring";
 import { referencedParameters } from "../../components/host";
 import { importedTlsParameters } from "../../components/reverse-proxy";
 import { TAG_KEYS } from "../../components/tags";
@@ -11,7 +12,9 @@ import { buildModel, type StackModel } from "../../lib/model";
 import { parseSettings } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { odooFilestorePolicy, postgresBackupPolicy } from "../../templates/backup-iam";
+import { monitoringAlarms } from "../../templates/alarms";
 import { backupBucketNameParameter, backupBucketRef } from "../../templates/backup-units";
+import { LOG_SOURCE_NAMES } from "../../templates/cloudwatch-agent";
 import { configObjectKey, hostFiles } from "../../templates/hosts";
 import { PGBACKREST_CONF_PATH, pgbackrestRepoPrefix } from "../../templates/pgbackrest";
 import { byUrn, countsByType, named, ofType, runUnderMocks, REGION, STACK, type MockRun } from "../helpers/component-mocks";
@@ -65,6 +68,13 @@ const UNTAGGABLE = new Set([
   "aws:s3/bucketVersioning:BucketVersioning",
   "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
   "aws:s3/bucketPolicy:BucketPolicy",
+  "aws:efs/backupPolicy:BackupPolicy",
+  "aws:efs/fileSystemPolicy:FileSystemPolicy",
+  "aws:efs/mountTarget:MountTarget",
+  // CloudWatch dashboards and metric filters take no tags; SNS subscriptions neither.
+  "aws:cloudwatch/dashboard:Dashboard",
+  "aws:cloudwatch/logMetricFilter:LogMetricFilter",
+  "aws:sns/topicSubscription:TopicSubscription",
 ]);
 
 /** What the program must create for `model`, counted by hand from the design. */
@@ -77,6 +87,9 @@ function expectedCounts(model: StackModel): Record<string, number> {
   const acme = s.tls.mode === "acme" ? 1 : 0;
   const odooPorts = FLOWS.filter((f) => f.to === "odoo").length;
   const odooHosts = model.hosts.odoo.length;
+  // The EFS flow (odoo → efs) exists only with a shared filestore (issue 8).
+  const efs = s.sharedFilestore ? 1 : 0;
+  const flows = FLOWS.length - (efs ? 0 : FLOWS.filter((f) => f.to === "efs").length);
   return {
     // Network
     "aws:ec2/vpc:Vpc": 1,
@@ -87,9 +100,12 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:ec2/routeTableAssociation:RouteTableAssociation": 2 * azs,
     "aws:ec2/eip:Eip": nats + 1,
     "aws:ec2/natGateway:NatGateway": nats,
-    "aws:ec2/securityGroup:SecurityGroup": ROLES.length + 1,
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 2 + FLOWS.length + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": FLOWS.length + ROLES.length * WORLD_EGRESS_PORTS.length,
+    "aws:ec2/securityGroup:SecurityGroup": ROLES.length + 1 + efs,
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 2 + flows + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": flows + ROLES.length * WORLD_EGRESS_PORTS.length,
+    // The shared filestore (several Odoo hosts): file system, AWS Backup policy, TLS-only
+    // file system policy, a mount target per private subnet
+    ...(efs ? { "aws:efs/fileSystem:FileSystem": 1, "aws:efs/backupPolicy:BackupPolicy": 1, "aws:efs/fileSystemPolicy:FileSystemPolicy": 1, "aws:efs/mountTarget:MountTarget": azs } : {}),
     "aws:ec2/vpcEndpoint:VpcEndpoint": 6,
     "aws:route53/zone:Zone": 1,
     // Secrets: 5 passwords, 2 SCRAM salts; 7 SecureStrings; CA + per-host certificates and keys;
@@ -125,7 +141,14 @@ function expectedCounts(model: StackModel): Record<string, number> {
     // BackupPlan (BACKUP-1, BACKUP-2): daily data-volume snapshots; alarms on drill staleness,
     // drill RTO, backup age, and one per Odoo host on its filestore copy
     "aws:dlm/lifecyclePolicy:LifecyclePolicy": 1,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": 3 + odooHosts,
+    // Monitoring (§9): the alarm topic (e-mail subscription when alarmEmail is set), a log group
+    // per shipped log, the metric filters, every alarm of templates/alarms.ts, the dashboard
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 3 + odooHosts + monitoringAlarms(model).length,
+    "aws:sns/topic:Topic": 1,
+    ...(s.alarmEmail !== undefined ? { "aws:sns/topicSubscription:TopicSubscription": 1 } : {}),
+    "aws:cloudwatch/logGroup:LogGroup": LOG_SOURCE_NAMES.length,
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": LOG_METRIC_FILTERS.length,
+    "aws:cloudwatch/dashboard:Dashboard": 1,
   };
 }
 

@@ -319,6 +319,23 @@ describe("apply: secrets from SSM placeholders", () => {
     expect((await sandbox.run("bash", [APPLY], { env: env() })).code).toBe(0);
     expect(fs.readFileSync(restarts, "utf8")).toBe("restart\nrestart\n");
   });
+
+  it("loads delivered units and enables every delivered timer, so the stack's jobs run (BACKUP-1, OBS-1)", async () => {
+    const jobs = new HostSandbox(sandbox, "odoo-3");
+    const log = jobs.at("/systemd.log");
+    const jobEnv = jobs.env({
+      ODOO_STACK_DAEMON_RELOAD: `echo daemon-reload >> ${log}`,
+      ODOO_STACK_ENABLE_TIMER: `echo "enable $1" >> ${log}`,
+    });
+    jobs.publish([
+      file("/etc/systemd/system/odoo-stack-job.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n"),
+      file("/etc/systemd/system/odoo-stack-job.timer", "[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\n"),
+    ]);
+    const run = await sandbox.run("bash", [APPLY], { env: jobEnv });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(fs.readFileSync(log, "utf8")).toBe("daemon-reload\nenable odoo-stack-job.timer\n");
+    expect(fs.existsSync(jobs.at("/etc/systemd/system/odoo-stack-job.timer"))).toBe(true);
+  });
 });
 
 describe("apply: the CA certificate and logrotate files are checked before they are installed", () => {
@@ -581,22 +598,22 @@ describe("AUTH-4: password rotation in order, an open session survives every ste
     expect((await held.query("SELECT 1 AS ok")).rows[0].ok).toBe(1);
   });
 
-  it("rotates: postgres, then pgbouncer (RELOAD, same pid), then odoo (restart), then check", async () => {
+  it("rotates in the documented order: pgbouncer (RELOAD, same pid), then postgres, then odoo (restart), then check", async () => {
     const pidBefore = masterPid(bouncerPid);
     setSecret(newPassword, freshVerifier(newPassword));
 
-    const step1 = await sandbox.run("bash", [ROTATE, "postgres"], { env: { ...pgEnv, ODOO_STACK_APPLY: APPLY } });
+    const step1 = await sandbox.run("bash", [ROTATE, "pgbouncer"], { env: { ...bouncerEnv, ODOO_STACK_APPLY: APPLY } });
     expect(step1.stderr).toBe("");
     expect(step1.code).toBe(0);
-    expect((await held.query("SELECT 1 AS ok")).rows[0].ok).toBe(1);
-
-    const step2 = await sandbox.run("bash", [ROTATE, "pgbouncer"], { env: { ...bouncerEnv, ODOO_STACK_APPLY: APPLY } });
-    expect(step2.stderr).toBe("");
-    expect(step2.code).toBe(0);
-    expect(step2.stdout).toContain(`installed ${userlistPath}`);
-    expect(step2.stdout).toContain("pgbouncer reload");
+    expect(step1.stdout).toContain(`installed ${userlistPath}`);
+    expect(step1.stdout).toContain("pgbouncer reload");
     expect(masterPid(bouncerPid)).toBe(pidBefore);
     expect(fs.statSync(bouncer.at(userlistPath)).mode & 0o777).toBe(0o600);
+    expect((await held.query("SELECT 1 AS ok")).rows[0].ok).toBe(1);
+
+    const step2 = await sandbox.run("bash", [ROTATE, "postgres"], { env: { ...pgEnv, ODOO_STACK_APPLY: APPLY } });
+    expect(step2.stderr).toBe("");
+    expect(step2.code).toBe(0);
     expect((await held.query("SELECT 1 AS ok")).rows[0].ok).toBe(1);
 
     const step3 = await sandbox.run("bash", [ROTATE, "odoo"], { env: { ...odooEnv, ODOO_STACK_APPLY: APPLY } });

@@ -2,6 +2,7 @@
 // register (names, types, tags, the inputs policies read, the engine's property dependencies),
 // with every config file rendered by the real renderers. Unit tests take one resource (or the
 // whole list) from here and change exactly one thing.
+import { efsFileSystemPolicy, EFS_DEFAULTS } from "../../components/shared-filestore";
 import type { HostId, StackModel } from "../../lib/model";
 import { FLOWS, PORTS, PUBLIC_INGRESS, ROLES } from "../../lib/ports";
 import type { HostFile } from "../../templates/format";
@@ -11,6 +12,7 @@ import { nginxFiles } from "../../templates/nginx";
 import { odooConfFile } from "../../templates/odoo-conf";
 import { pgbouncerHostFiles } from "../../templates/pgbouncer";
 import { postgresHostFiles } from "../../templates/postgresql";
+import { RDS_POSTGRES, rdsParameters, rdsPgbouncerHostFiles } from "../../templates/rds";
 import { modelWith } from "../helpers/fixtures";
 import { configObject, hostComponentName, hostTags, type FakeResource } from "./fakes";
 
@@ -32,6 +34,13 @@ export const T = {
   certRequest: "tls:index/certRequest:CertRequest",
   cert: "tls:index/locallySignedCert:LocallySignedCert",
   parameter: "aws:ssm/parameter:Parameter",
+  rdsInstance: "aws:rds/instance:Instance",
+  rdsParameterGroup: "aws:rds/parameterGroup:ParameterGroup",
+  rdsSubnetGroup: "aws:rds/subnetGroup:SubnetGroup",
+  efsFileSystem: "aws:efs/fileSystem:FileSystem",
+  efsFileSystemPolicy: "aws:efs/fileSystemPolicy:FileSystemPolicy",
+  efsBackupPolicy: "aws:efs/backupPolicy:BackupPolicy",
+  efsMountTarget: "aws:efs/mountTarget:MountTarget",
 } as const;
 
 const stackTags = (role: string, name: string): Record<string, string> => ({
@@ -51,7 +60,7 @@ export function filesOf(model: StackModel, host: HostId): HostFile[] {
     case "proxy":
       return nginxFiles(model);
     case "pgbouncer":
-      return pgbouncerHostFiles(model);
+      return [...pgbouncerHostFiles(model), ...rdsPgbouncerHostFiles(model)];
     case "postgres":
       return postgresHostFiles(model);
   }
@@ -80,7 +89,8 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
   };
 
   // --- network: one group per role, rules from the port catalog (components/network.ts) ----------
-  for (const group of [...ROLES, "endpoints"]) {
+  const shared = model.settings.sharedFilestore;
+  for (const group of [...ROLES, "endpoints", ...(shared ? ["efs"] : [])]) {
     add({ type: T.sg, name: sgName(group), props: { vpcId: "network-vpc-id", description: `odoo-stack ${group} hosts`, tags: stackTags(group, `network-${group}-sg`) } });
   }
   const rule = (group: string, key: string, port: number, peer: Record<string, string>, checklist: string, deps: Record<string, string[]> = {}) =>
@@ -93,7 +103,7 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
   const https = PORTS[PUBLIC_INGRESS.port].port;
   rule(PUBLIC_INGRESS.role, `proxy-in-${https}-world-ipv4`, https, { cidrIpv4: "0.0.0.0/0" }, "NET-2 NET-3");
   rule(PUBLIC_INGRESS.role, `proxy-in-${https}-world-ipv6`, https, { cidrIpv6: "::/0" }, "NET-2 NET-3");
-  for (const flow of FLOWS) {
+  for (const flow of FLOWS.filter((f) => shared || f.to !== "efs")) {
     const port = PORTS[flow.port].port;
     rule(flow.to, `${flow.to}-in-${port}-${flow.from}`, port, { referencedSecurityGroupId: `${sgName(flow.from)}-id` }, flow.checklist, { referencedSecurityGroupId: [sgName(flow.from)] });
   }
@@ -160,7 +170,9 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
     add({ type: T.record, name: `${component}-dns`, props: { zoneId: "network-internal-zone-zone", name: host.fqdn, type: "A", ttl: 300, records: [host.privateIp] } });
   }
   const postgres = model.hosts.postgres;
-  add({ type: T.volume, name: "postgres-data", props: { availabilityZone: "eu-west-1a", size: model.settings.postgresDataVolumeGiB, type: "gp3", encrypted: true, finalSnapshot: true, tags: hostTags("postgres", postgres.id) } });
+  if (shared) addSharedFilestore(model, add);
+  if (model.settings.postgresEngine === "rds") addRds(model, add);
+  else add({ type: T.volume, name: "postgres-data", props: { availabilityZone: "eu-west-1a", size: model.settings.postgresDataVolumeGiB, type: "gp3", encrypted: true, finalSnapshot: true, tags: hostTags("postgres", postgres.id) } });
   add({ type: T.eip, name: "proxy-eip", props: { domain: "vpc", tags: hostTags("proxy", "proxy") } });
   add({ type: T.eipAssociation, name: "proxy-eip-association", props: { allocationId: "eipalloc-1", instanceId: `${instanceName(model.hosts.proxy)}-id` }, propertyDependencies: { instanceId: [instanceName(model.hosts.proxy)] } });
 
@@ -179,6 +191,59 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
       return found;
     },
   };
+}
+
+/** components/shared-filestore.ts: the file system, its TLS-only policy, backups, a mount target per private subnet. */
+function addSharedFilestore(model: StackModel, add: (r: FakeResource) => FakeResource): void {
+  const fsArn = "arn:aws:elasticfilesystem:eu-west-1:123456789012:file-system/fs-0123456789abcdef0";
+  add({ type: T.efsFileSystem, name: "odoo-filestore-fs", props: { encrypted: true, performanceMode: EFS_DEFAULTS.performanceMode, throughputMode: EFS_DEFAULTS.throughputMode, tags: stackTags("efs", "odoo-filestore-fs") } });
+  add({ type: T.efsBackupPolicy, name: "odoo-filestore-backup-policy", props: { fileSystemId: "fs-0123456789abcdef0", backupPolicy: { status: "ENABLED" } }, propertyDependencies: { fileSystemId: ["odoo-filestore-fs"] } });
+  add({ type: T.efsFileSystemPolicy, name: "odoo-filestore-policy", props: { fileSystemId: "fs-0123456789abcdef0", policy: efsFileSystemPolicy(fsArn) }, propertyDependencies: { fileSystemId: ["odoo-filestore-fs"] } });
+  model.settings.privateSubnetCidrs.forEach((_cidr, i) =>
+    add({
+      type: T.efsMountTarget,
+      name: `odoo-filestore-mount-${i}`,
+      props: { fileSystemId: "fs-0123456789abcdef0", subnetId: `network-private-${i}-id`, securityGroups: [`${sgName("efs")}-id`] },
+      propertyDependencies: { fileSystemId: ["odoo-filestore-fs"], subnetId: [`network-private-${i}`], securityGroups: [sgName("efs")] },
+    }),
+  );
+}
+
+/** components/postgres-host.ts with engine "rds": parameter group, subnet group, instance, its two parameters. */
+function addRds(model: StackModel, add: (r: FakeResource) => FakeResource): void {
+  const s = model.settings;
+  add({
+    type: T.rdsParameterGroup,
+    name: "postgres-parameters",
+    props: { name: "postgres-parameters-1a2b3c4", family: RDS_POSTGRES.parameterGroupFamily, parameters: rdsParameters(model).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })), tags: stackTags("postgres", "postgres-parameters") },
+  });
+  add({ type: T.rdsSubnetGroup, name: "postgres-subnets", props: { name: "postgres-subnets-1a2b3c4", subnetIds: s.privateSubnetCidrs.map((_c, i) => `network-private-${i}-id`), tags: stackTags("postgres", "postgres-subnets") } });
+  const address = "postgres-rds-1a2b3c4.cabcdefghijk.eu-west-1.rds.amazonaws.com";
+  add({
+    type: T.rdsInstance,
+    name: "postgres-rds",
+    props: {
+      engine: RDS_POSTGRES.engine,
+      engineVersion: RDS_POSTGRES.engineVersion,
+      instanceClass: `db.${s.instanceTypes.postgres}`,
+      allocatedStorage: s.postgresDataVolumeGiB,
+      storageType: "gp3",
+      storageEncrypted: true,
+      multiAz: s.rdsMultiAz,
+      publiclyAccessible: false,
+      dbSubnetGroupName: "postgres-subnets-1a2b3c4",
+      vpcSecurityGroupIds: [`${sgName("postgres")}-id`],
+      parameterGroupName: "postgres-parameters-1a2b3c4",
+      deletionProtection: true,
+      backupRetentionPeriod: s.backupRetentionDays,
+      performanceInsightsEnabled: true,
+      address,
+      tags: stackTags("postgres", "postgres-rds"),
+    },
+    propertyDependencies: { parameterGroupName: ["postgres-parameters"], dbSubnetGroupName: ["postgres-subnets"], vpcSecurityGroupIds: [sgName("postgres")] },
+  });
+  add({ type: T.parameter, name: "postgres-endpoint-parameter", props: { name: model.parameters.rdsEndpoint, type: "String", value: address, tags: stackTags("postgres", "postgres-endpoint-parameter") }, propertyDependencies: { value: ["postgres-rds"] } });
+  add({ type: T.parameter, name: "postgres-master-password-parameter", props: { name: model.parameters.rdsMasterPassword, type: "SecureString", value: "[secret]", tags: stackTags("postgres", "postgres-master-password-parameter") } });
 }
 
 /** The fixture's resources with `replacement` in place of the resource of the same name. */

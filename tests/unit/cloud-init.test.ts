@@ -184,6 +184,9 @@ describe("manifest", () => {
     [PATHS.nginxSite, "nginx"],
     [PATHS.odooLogrotate, "logrotate"],
     ["/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json", "cloudwatch-agent"],
+    ["/etc/systemd/system/odoo-stack-backup-full.timer", "systemd"],
+    ["/etc/systemd/system/odoo-stack-metrics.service", "systemd"],
+    ["/etc/systemd/system/odoo.service.d/odoo-stack.conf", "odoo"],
     [PATHS.applyScript, "none"],
     ["/etc/odoo-stack/other.sql", "none"],
   ])("%s is applied by %s", (path, service) => {

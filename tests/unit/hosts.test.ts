@@ -5,8 +5,10 @@
 // principle 5); a forbidden odooOptions entry fails as a ConfigError naming the key.
 import { ConfigError, type RawConfig } from "../../lib/config";
 import { PATHS, SECRET_REF, secretRef, type StackModel } from "../../lib/model";
+import { CLOUDWATCH_AGENT_CONFIG_PATH } from "../../templates/cloudwatch-agent";
 import { GENERATED, type HostFile } from "../../templates/format";
 import { hostFiles, renderAllHosts } from "../../templates/hosts";
+import { METRICS_CONFIG_PATH } from "../../templates/metrics";
 import { modelWith } from "../helpers/fixtures";
 
 const IMPORTED_TLS = { mode: "imported", certificateParameter: "/certs/erp/fullchain", privateKeyParameter: "/certs/erp/privkey" };
@@ -40,6 +42,8 @@ const referenced = (f: HostFile): string[] => [...f.content.matchAll(SECRET_REF)
 const isScript = (f: HostFile): boolean => f.content.startsWith("#!");
 /** A file whose whole content is one parameter (a certificate or key), resolved on the host. */
 const isParameterOnly = (f: HostFile): boolean => /^\{\{ssm:[^}]+\}\}\n$/.test(f.content);
+/** JSON has no comments: the collector's config carries the header as a key; the CloudWatch agent's schema allows none. */
+const isJson = (f: HostFile): boolean => f.path.endsWith(".json");
 
 // The comment marker each format reads; "#" for everything not listed.
 const MARKER_BY_PATH: Record<string, string> = {
@@ -75,6 +79,14 @@ describe.each(MODELS)("%s", (_name, overrides) => {
     expect(paths("postgres")).toEqual(expect.arrayContaining([PATHS.postgresConf, PATHS.postgresHba, PATHS.postgresBootstrapSql]));
   });
 
+  it("renders JSON configs as parseable JSON; the collector's config marked generated (§9)", () => {
+    const json = files.filter(isJson);
+    expect(json.length).toBe(2 * model.allHosts.length);
+    for (const f of json) expect(() => JSON.parse(f.content)).not.toThrow();
+    for (const f of json.filter((x) => x.path === METRICS_CONFIG_PATH)) expect(JSON.parse(f.content).generated).toBe(GENERATED);
+    for (const f of json.filter((x) => x.path !== METRICS_CONFIG_PATH)) expect(f.path).toBe(CLOUDWATCH_AGENT_CONFIG_PATH);
+  });
+
   it("uses absolute, normalised paths, unique per host, sorted", () => {
     for (const [hostId, hf] of all) {
       const paths = hf.map((f) => f.path);
@@ -86,7 +98,7 @@ describe.each(MODELS)("%s", (_name, overrides) => {
   });
 
   it("starts every rendered config with the generated header in its format's comment marker", () => {
-    const configs = files.filter((f) => !isScript(f) && !isParameterOnly(f));
+    const configs = files.filter((f) => !isScript(f) && !isParameterOnly(f) && !isJson(f));
     expect(configs.length).toBeGreaterThan(10);
     for (const f of configs) {
       const marker = MARKER_BY_PATH[f.path] ?? "#";

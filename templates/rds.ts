@@ -1,0 +1,219 @@
+// Amazon RDS for PostgreSQL as the database engine (issue 8, postgresEngine = "rds"). Pure: the
+// parameter group's settings, the bootstrap SQL the PgBouncer host runs against the RDS
+// endpoint, and the libpq service file it connects through. Every checklist value comes from
+// the same tables the EC2 renderer writes (POSTGRES_FORCED, the sizing), so the two engines
+// cannot drift apart.
+import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
+import { PORTS } from "../lib/ports";
+import { parseScramVerifier } from "../lib/scram";
+import { header, lines, sqlIdent, sqlLiteral, type HostFile } from "./format";
+import { odooRoleConnectionLimit } from "./pgbouncer";
+import { POSTGRES_FORCED } from "./postgresql";
+
+/**
+ * The RDS engine, pinned: a minor upgrade is a reviewed change of this constant (with
+ * autoMinorVersionUpgrade off), never a surprise in a maintenance window that the plan does not
+ * show. https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html
+ */
+export const RDS_POSTGRES = {
+  engine: "postgres",
+  engineVersion: "15.12",
+  parameterGroupFamily: "postgres15",
+  storageType: "gp3",
+  /** The CA RDS signs the endpoint's certificate with; the regional bundle contains it. */
+  caCertIdentifier: "rds-ca-rsa2048-g1",
+  /** Performance Insights' free tier (OBS-7). */
+  performanceInsightsRetentionDays: 7,
+  /** UTC; after the nightly filestore copies, before business hours in Europe. */
+  backupWindow: "01:00-02:00",
+  maintenanceWindow: "sun:03:00-sun:04:00",
+} as const;
+
+/** libpq service name of the master connection (PATHS.rdsAdminServiceFile). */
+export const RDS_ADMIN_SERVICE = "odoo-stack-rds-admin";
+
+export type RdsApplyMethod = "immediate" | "pending-reboot";
+
+export interface RdsParameter {
+  readonly name: string;
+  readonly value: string;
+  /** Static parameters (max_connections, shared_preload_libraries) apply at the next reboot only. */
+  readonly applyMethod: RdsApplyMethod;
+  /** Checklist IDs the value implements. */
+  readonly checklist: readonly string[];
+}
+
+/** Static in PostgreSQL (context "postmaster"): RDS refuses "immediate" for them. */
+const STATIC_PARAMETERS = new Set(["max_connections", "shared_preload_libraries"]);
+
+const rdsValue = (v: string | number | boolean): string => (typeof v === "boolean" ? (v ? "1" : "0") : String(v));
+
+/**
+ * The parameter group's settings, sorted by name. The EC2 drop-in's forced keys become RDS
+ * parameters, except what RDS owns: `ssl` (RDS always offers TLS; rds.force_ssl refuses plain
+ * connections, TLS-1) and the file and address keys.
+ */
+export function rdsParameters(model: StackModel): RdsParameter[] {
+  const pg = model.settings.sizing.postgres;
+  const values: Record<string, { value: string | number | boolean; checklist: string[] }> = {
+    password_encryption: { value: POSTGRES_FORCED.password_encryption, checklist: ["AUTH-1"] },
+    ssl_min_protocol_version: { value: POSTGRES_FORCED.ssl_min_protocol_version, checklist: ["TLS-1"] },
+    log_lock_waits: { value: POSTGRES_FORCED.log_lock_waits, checklist: ["PG-3"] },
+    shared_preload_libraries: { value: POSTGRES_FORCED.shared_preload_libraries, checklist: ["OBS-7"] },
+    "rds.force_ssl": { value: POSTGRES_FORCED.ssl, checklist: ["TLS-1"] },
+    max_connections: { value: pg.maxConnections, checklist: ["PG-1"] },
+    statement_timeout: { value: pg.statementTimeoutMs, checklist: ["PG-2"] },
+    lock_timeout: { value: pg.lockTimeoutMs, checklist: ["PG-2"] },
+    idle_in_transaction_session_timeout: { value: pg.idleInTransactionSessionTimeoutMs, checklist: ["PG-2"] },
+  };
+  return Object.keys(values)
+    .sort()
+    .map((name) => ({
+      name,
+      value: rdsValue(values[name].value),
+      applyMethod: STATIC_PARAMETERS.has(name) ? "pending-reboot" : "immediate",
+      checklist: values[name].checklist,
+    }));
+}
+
+// --- bootstrap SQL ----------------------------------------------------------------------------
+
+export interface RdsBootstrapSettings {
+  readonly masterRole: string;
+  readonly odooRole: string;
+  /** A SCRAM-SHA-256 verifier or a secretRef() to one: no plaintext leaves SSM. */
+  readonly odooPasswordVerifier: string;
+  readonly odooConnectionLimit: number;
+  readonly odooStatementTimeoutMs: number;
+  readonly odooLockTimeoutMs: number;
+  readonly odooIdleInTransactionSessionTimeoutMs: number;
+  readonly odooDatabases: readonly string[];
+}
+
+const SECRET_REF_ONLY = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
+
+/**
+ * The RDS variant of the bootstrap (templates/postgresql.ts renderPostgresBootstrap), run by
+ * the PgBouncer host's apply script as the master user: RDS's master is rds_superuser, not a
+ * superuser, so it cannot state NOSUPERUSER/NOREPLICATION/NOBYPASSRLS (new roles have none of
+ * them anyway) nor SET the superuser-only logging parameters; it must be a member of the Odoo
+ * role to create databases owned by it. No monitor role: there is no database host to run a
+ * collector on (Performance Insights and RDS's metrics replace it).
+ */
+export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
+  if (!SECRET_REF_ONLY.test(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
+    throw new Error("RDS bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
+  }
+  if (!Number.isInteger(s.odooConnectionLimit) || s.odooConnectionLimit < 1) {
+    throw new Error(`RDS bootstrap: odooConnectionLimit must be a positive whole number, got ${s.odooConnectionLimit}`);
+  }
+  const odoo = sqlIdent(s.odooRole);
+  const master = sqlIdent(s.masterRole);
+  const databases = [...s.odooDatabases].sort();
+  const gexecUnless = (statement: string, existsQuery: string): string => `SELECT ${sqlLiteral(statement)} WHERE NOT EXISTS (${existsQuery})\\gexec`;
+  return lines(
+    header("--"),
+    `-- Run by the PgBouncer host's apply script against the RDS endpoint as ${s.masterRole}`,
+    `-- (libpq service ${RDS_ADMIN_SERVICE}, verify-full with the RDS CA bundle).`,
+    "\\set ON_ERROR_STOP on",
+    "SET password_encryption = 'scram-sha-256';",
+    "",
+    "-- Odoo's role: CONNECTION LIMIT = PgBouncer's pools + reserves + LISTEN pool (PG-1); the",
+    "-- password is PgBouncer's verifier itself, so SCRAM passes through PgBouncer (AUTH-1).",
+    gexecUnless(`CREATE ROLE ${odoo}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.odooRole)}`),
+    `ALTER ROLE ${odoo} WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT ${s.odooConnectionLimit};`,
+    `ALTER ROLE ${odoo} WITH PASSWORD ${sqlLiteral(s.odooPasswordVerifier)};`,
+    "-- PG-2 per role: sent at every server login, so it holds through transaction pooling.",
+    `ALTER ROLE ${odoo} SET statement_timeout = ${s.odooStatementTimeoutMs};`,
+    `ALTER ROLE ${odoo} SET lock_timeout = ${s.odooLockTimeoutMs};`,
+    `ALTER ROLE ${odoo} SET idle_in_transaction_session_timeout = ${s.odooIdleInTransactionSessionTimeoutMs};`,
+    "",
+    "-- Maintenance and pg_dump run as the master user and must not be cut by the global default.",
+    `ALTER ROLE ${master} SET statement_timeout = 0;`,
+    "-- CREATE DATABASE … OWNER and ALTER DATABASE … OWNER TO need membership in the owner role.",
+    `GRANT ${odoo} TO ${master};`,
+    "",
+    databases.flatMap((db) => [
+      gexecUnless(
+        `CREATE DATABASE ${sqlIdent(db)} OWNER ${odoo} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`,
+        `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`,
+      ),
+      `ALTER DATABASE ${sqlIdent(db)} OWNER TO ${odoo};`,
+    ]),
+    "",
+    "-- OBS-7: top queries (shared_preload_libraries in the parameter group).",
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;",
+    databases.flatMap((db) => [`\\connect ${sqlIdent(db)}`, "CREATE EXTENSION IF NOT EXISTS pg_trgm;"]),
+  );
+}
+
+export function rdsBootstrapSettingsFor(model: StackModel): RdsBootstrapSettings {
+  const pg = model.settings.sizing.postgres;
+  return {
+    masterRole: DB_ROLES.rdsMaster,
+    odooRole: DB_ROLES.odoo,
+    odooPasswordVerifier: secretRef(model.parameters.odooDbScramVerifier),
+    odooConnectionLimit: odooRoleConnectionLimit(model.settings.sizing.pgbouncer),
+    odooStatementTimeoutMs: pg.statementTimeoutMs,
+    odooLockTimeoutMs: pg.lockTimeoutMs,
+    odooIdleInTransactionSessionTimeoutMs: pg.idleInTransactionSessionTimeoutMs,
+    odooDatabases: model.settings.databases,
+  };
+}
+
+// --- libpq service file ------------------------------------------------------------------------
+
+export interface RdsAdminServiceSettings {
+  /** The endpoint address, or a secretRef() to the parameter holding it (an Output at plan time). */
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** A secretRef() to the master password: never a literal. */
+  readonly password: string;
+  readonly sslRootCert: string;
+}
+
+// libpq service files have no escape function in format.ts: values are written only after they
+// pass these patterns, so nothing needs quoting.
+const SERVICE_VALUE = /^([A-Za-z0-9_.\-/]+|\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\})$/;
+
+/**
+ * The libpq service file (https://www.postgresql.org/docs/15/libpq-pgservice.html) the apply
+ * script's psql connects through: verify-full against the RDS CA bundle (TLS-1), the master
+ * password resolved from SSM on the host, the file 0600 root.
+ */
+export function renderRdsAdminService(s: RdsAdminServiceSettings): string {
+  if (!SECRET_REF_ONLY.test(s.password)) throw new Error("RDS service file: the master password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
+  const entries: [string, string | number][] = [
+    ["host", s.host],
+    ["port", s.port],
+    ["dbname", "postgres"],
+    ["user", s.user],
+    ["password", s.password],
+    ["sslmode", "verify-full"],
+    ["sslrootcert", s.sslRootCert],
+  ];
+  for (const [k, v] of entries) {
+    if (!SERVICE_VALUE.test(String(v))) throw new Error(`RDS service file: ${k} = ${JSON.stringify(v)} may hold only letters, digits and _ . - / (or be one {{ssm:...}} reference)`);
+  }
+  return lines(header("#"), `[${RDS_ADMIN_SERVICE}]`, entries.map(([k, v]) => `${k}=${v}`));
+}
+
+export function rdsAdminServiceSettingsFor(model: StackModel): RdsAdminServiceSettings {
+  return {
+    host: secretRef(model.parameters.rdsEndpoint),
+    port: PORTS.postgres.port,
+    user: DB_ROLES.rdsMaster,
+    password: secretRef(model.parameters.rdsMasterPassword),
+    sslRootCert: PATHS.rdsCaBundle,
+  };
+}
+
+/** What the PgBouncer host receives besides its own files when PostgreSQL is RDS. */
+export function rdsPgbouncerHostFiles(model: StackModel): HostFile[] {
+  if (model.settings.postgresEngine !== "rds") return [];
+  return [
+    { path: PATHS.postgresBootstrapSql, content: renderRdsBootstrap(rdsBootstrapSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
+    { path: PATHS.rdsAdminServiceFile, content: renderRdsAdminService(rdsAdminServiceSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
+  ];
+}

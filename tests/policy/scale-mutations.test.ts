@@ -1,0 +1,137 @@
+// The scale-out example (Pulumi.scale.yaml: 3 Odoo hosts on a shared EFS filestore, RDS
+// Multi-AZ) through the policy pack over the Analyzer gRPC protocol, as `npm run plan -- --stack
+// scale` runs it: unmutated it has no mandatory finding; each mutation specific to issue 8 breaks
+// one checklist item in the planned resources and must be rejected as mandatory by the named
+// policy, with the item's ID in the message.
+import { analyzerResourcesFrom, type PolicyDiagnostic } from "../../tools/analyzer-client";
+import { runProgram, type CapturedResource } from "../../tools/mocks";
+import { readStackConfig } from "../../tools/stack-config";
+import { usePolicyPack } from "../helpers/policy-server";
+
+jest.setTimeout(120_000);
+
+const ROOT = `${__dirname}/../..`;
+const STACK = "scale";
+const pack = usePolicyPack();
+
+type Planned = CapturedResource & { inputs: Record<string, any>; outputs: Record<string, any>; propertyDependencies: Record<string, string[]> };
+
+async function planScale(): Promise<Planned[]> {
+  const config = readStackConfig(ROOT, STACK);
+  const program = require("../../index") as () => Promise<Record<string, unknown>>;
+  const run = await runProgram({ stack: STACK, project: config.project, config: config.config, secretKeys: config.secretKeys, program });
+  return JSON.parse(JSON.stringify(run.resources)) as Planned[];
+}
+
+// Started at load, so the program runs while the pack process starts; awaited below.
+const planning = planScale();
+planning.catch(() => undefined);
+let planned: Planned[] = [];
+beforeAll(async () => {
+  planned = await planning;
+}, 120_000);
+
+/** A copy of the plan that a mutation edits, remembering what it touched. */
+class MutableStack {
+  readonly resources: Planned[];
+  readonly touched = new Set<string>();
+
+  constructor(base: readonly Planned[]) {
+    this.resources = JSON.parse(JSON.stringify(base)) as Planned[];
+  }
+
+  edit(name: string, change: (props: Record<string, any>) => void): this {
+    const found = this.resources.filter((r) => r.name === name && r.custom);
+    if (found.length !== 1) throw new Error(`expected one resource named ${name}, found ${found.length}`);
+    change(found[0].inputs);
+    change(found[0].outputs);
+    this.touched.add(found[0].urn);
+    return this;
+  }
+
+  /** Sets a `key = value` line of a delivered file; the line must exist and change. */
+  line(hostId: string, path: string, key: string, line: string): this {
+    const object = this.resources.find((r) => r.inputs.key === `hosts/${hostId}/${path.replace(/^\//, "")}`);
+    if (!object) throw new Error(`no config object ${path} on ${hostId}`);
+    return this.edit(object.name, (p) => {
+      const re = new RegExp(`^${key}\\s*=.*$`, "m");
+      if (!re.test(String(p.content))) throw new Error(`${path} on ${hostId} has no ${key} line`);
+      const next = String(p.content).replace(re, line);
+      if (next === p.content) throw new Error(`the mutation did not change ${path} on ${hostId}`);
+      p.content = next;
+    });
+  }
+}
+
+const withoutParameter = (name: string) => (p: Record<string, any>) => {
+  const before = p.parameters.length;
+  p.parameters = p.parameters.filter((x: { name: string }) => x.name !== name);
+  if (p.parameters.length === before) throw new Error(`the parameter group has no ${name}`);
+};
+const setParameter = (name: string, value: string) => (p: Record<string, any>) => {
+  const found = p.parameters.find((x: { name: string }) => x.name === name);
+  if (!found) throw new Error(`the parameter group has no ${name}`);
+  found.value = value;
+};
+
+/** [title, checklist item, policy that must reject it, the mutation]. */
+type Mutation = readonly [string, string, string, (s: MutableStack) => void];
+
+const MUTATIONS: readonly Mutation[] = [
+  // The four the issue names.
+  ["two cron hosts", "LIMIT-2", "odoo-exactly-one-cron-host", (s) => s.line("odoo-2", "/etc/odoo/odoo.conf", "max_cron_threads", "max_cron_threads = 1")],
+  ["EFS unencrypted", "BACKUP-1", "efs-file-system-encrypted", (s) => s.edit("odoo-filestore-fs", (p) => (p.encrypted = false))],
+  ["RDS publicly accessible", "NET-6", "rds-instance-not-public", (s) => s.edit("postgres-rds", (p) => (p.publiclyAccessible = true))],
+  ["parameter group without statement_timeout", "PG-2", "rds-parameter-group-checklist", (s) => s.edit("postgres-parameters", withoutParameter("statement_timeout"))],
+  // The rest of issue 8's guarantees.
+  ["RDS storage unencrypted", "BACKUP-1", "rds-instance-storage-encrypted", (s) => s.edit("postgres-rds", (p) => (p.storageEncrypted = false))],
+  ["RDS without deletion protection", "BACKUP-1", "rds-instance-deletion-protection", (s) => s.edit("postgres-rds", (p) => (p.deletionProtection = false))],
+  ["RDS backups kept 1 day", "BACKUP-1", "rds-instance-backup-retention", (s) => s.edit("postgres-rds", (p) => (p.backupRetentionPeriod = 1))],
+  ["RDS single-AZ in production", "BACKUP-1", "rds-instance-multi-az", (s) => s.edit("postgres-rds", (p) => (p.multiAz = false))],
+  ["rds.force_ssl = 0", "TLS-1", "rds-parameter-group-checklist", (s) => s.edit("postgres-parameters", setParameter("rds.force_ssl", "0"))],
+  ["log_lock_waits = 0", "PG-3", "rds-parameter-group-checklist", (s) => s.edit("postgres-parameters", setParameter("log_lock_waits", "0"))],
+  ["max_connections below PgBouncer's pools", "PG-1", "rds-max-connections-cover-pgbouncer", (s) => s.edit("postgres-parameters", setParameter("max_connections", "20"))],
+  ["EFS mount targets open to the whole VPC", "NET-1", "efs-mount-targets-only-from-odoo", (s) =>
+    s.edit("network-efs-in-2049-odoo", (p) => {
+      delete p.referencedSecurityGroupId;
+      p.cidrIpv4 = "10.42.0.0/16";
+    })],
+  ["EFS accepts plain NFS", "NET-1", "efs-file-system-requires-tls", (s) =>
+    s.edit("odoo-filestore-policy", (p) => {
+      const doc = JSON.parse(p.policy);
+      p.policy = JSON.stringify({ ...doc, Statement: doc.Statement.filter((x: { Effect: string }) => x.Effect !== "Deny") });
+    })],
+];
+
+async function analyze(resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> {
+  const { client } = pack();
+  const { analyze: perResource, stack } = analyzerResourcesFrom(resources);
+  const chosen = urns === undefined ? perResource : perResource.filter((r) => urns.has(r.urn));
+  const found = (await Promise.all(chosen.map((r) => client.analyze(r)))).flat();
+  return withStack ? [...found, ...(await client.analyzeStack(stack))] : found;
+}
+
+const mandatory = (diagnostics: readonly PolicyDiagnostic[]) => diagnostics.filter((d) => d.enforcementLevel === "mandatory");
+
+describe("the scale stack (3 Odoo hosts, EFS, RDS) through the policy pack (gRPC)", () => {
+  it("plans 3 Odoo instances on one encrypted EFS, an RDS instance and no PostgreSQL host", () => {
+    const count = (type: string) => planned.filter((r) => r.type === type).length;
+    const instances = planned.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => r.inputs.tags["odoo-stack:host"]).sort();
+    expect(instances).toEqual(["odoo-1", "odoo-2", "odoo-3", "pgbouncer", "proxy"]);
+    expect([count("aws:efs/fileSystem:FileSystem"), count("aws:efs/mountTarget:MountTarget"), count("aws:rds/instance:Instance"), count("aws:ebs/volume:Volume")]).toEqual([1, 3, 1, 0]);
+  });
+
+  it("has no mandatory finding unmutated", async () => {
+    expect(mandatory(await analyze(planned)).map((d) => `${d.policyName}: ${d.message}`)).toEqual([]);
+  });
+
+  it.each(MUTATIONS)("%s (%s) is rejected by %s", async (_title, item, policy, mutate) => {
+    const stack = new MutableStack(planned);
+    mutate(stack);
+    const type = pack().info.policies.find((p) => p.name === policy)?.type;
+    expect([policy, type]).toEqual([policy, expect.stringMatching(/^(resource|stack)$/)]);
+    const findings = mandatory(await analyze(stack.resources, stack.touched, type === "stack")).filter((d) => d.policyName === policy);
+    expect(findings.length).toBeGreaterThan(0);
+    expect(findings.map((d) => d.message.split("\n").slice(1).join("\n")).join("\n")).toMatch(new RegExp(`\\b${item}\\b`));
+  });
+});
