@@ -8,8 +8,8 @@
 // path (odoo-stack.json) says where it comes from.
 // Reference: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html
 import { PATHS, type HostId, type HostRole, type StackModel } from "../lib/model";
-import type { HostFile } from "./format";
-import { DIMENSIONS, METRIC_NAMESPACES, METRICS_INTERVAL_SECONDS, renderSortedJson, TOP_QUERIES_LOG, WATCHED_PROCESSES } from "./metrics";
+import { renderSortedJson, type HostFile } from "./format";
+import { DIMENSIONS, METRIC_NAMESPACES, METRICS_INTERVAL_SECONDS, TOP_QUERIES_LOG, WATCHED_PROCESSES } from "./metrics";
 import { nginxMainSettings } from "./nginx";
 import { PGBOUNCER_DEBIAN } from "./pgbouncer";
 

@@ -109,5 +109,20 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/** JSON files (manifests, agent and collector configs): keys sorted at every depth, 2-space indent, one newline. */
+export const renderSortedJson = (value: unknown): string => `${JSON.stringify(sortKeys(value), null, 2)}\n`;
+
 /** YAML scalar for cloud-init: JSON strings are valid YAML double-quoted scalars. */
 export const yamlString = (value: string): string => JSON.stringify(value);

@@ -4,7 +4,7 @@
 //   s3://<config bucket>/hosts/<hostId>/manifest.json
 //   s3://<config bucket>/hosts/<hostId>/<absolute path without its leading slash>
 import { PATHS, SECRET_REF } from "../lib/model";
-import { sha256, type HostFile } from "./format";
+import { renderSortedJson, sha256, type HostFile } from "./format";
 
 export const MANIFEST_FORMAT = 1;
 
@@ -144,19 +144,7 @@ export function buildManifest(hostId: string, files: readonly HostFile[], action
   return { format: MANIFEST_FORMAT, hostId, files: entries, services: SERVICE_ORDER.filter((s) => present.has(s)) };
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
-}
-
 /** The manifest as uploaded: JSON, keys sorted, two-space indent, one trailing newline. */
 export function renderManifest(hostId: string, files: readonly HostFile[], actions: ManifestActions = {}): string {
-  return `${JSON.stringify(sortKeys(buildManifest(hostId, files, actions)), null, 2)}\n`;
+  return renderSortedJson(buildManifest(hostId, files, actions));
 }

@@ -17,7 +17,7 @@ import { DB_ROLES, PATHS, secretRef, type HostId, type HostRole, type StackModel
 import { PORTS } from "../lib/ports";
 import { escapeSystemdWord } from "./backup-units";
 import { acmeCertificatePaths } from "./cloud-init";
-import { header, lines, type HostFile } from "./format";
+import { header, lines, renderSortedJson, type HostFile } from "./format";
 import { nginxMainSettings } from "./nginx";
 import { LISTEN_DATABASE, PGBOUNCER_DEBIAN, PGBOUNCER_TLS_FILES } from "./pgbouncer";
 import { POSTGRES_TLS_FILES } from "./postgresql";
@@ -322,20 +322,7 @@ export function metricsCollectorSettingsFor(model: StackModel, host: HostId): Me
   }
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
-}
-
 /** Deterministic JSON: keys sorted, two-space indent, one trailing newline. */
-export const renderSortedJson = (value: unknown): string => `${JSON.stringify(sortKeys(value), null, 2)}\n`;
 
 /** The collector's config: the settings plus every name and rule it applies, spelled here once. */
 export function renderMetricsConfig(s: MetricsCollectorSettings): string {
