@@ -274,8 +274,34 @@ export interface PostgresBootstrapSettings {
 }
 
 /** A `SELECT '<statement>' WHERE NOT EXISTS (...)\gexec` line: psql runs it only when needed. */
-const gexecUnless = (statement: string, existsQuery: string): string =>
+export const gexecUnless = (statement: string, existsQuery: string): string =>
   `SELECT ${sqlLiteral(statement)} WHERE NOT EXISTS (${existsQuery})\\gexec`;
+
+/**
+ * Odoo's databases as Odoo itself creates them (UTF8, C collation, from template0), owned by
+ * its role, then pg_stat_statements (OBS-7) and pg_trgm in each (Odoo creates pg_trgm only in
+ * databases it creates itself). Shared by the EC2 and RDS bootstraps.
+ */
+export function odooDatabasesSql(databases: readonly string[], odooRole: string): string[] {
+  const odoo = sqlIdent(odooRole);
+  return [
+    "-- Odoo's databases, as Odoo itself creates them (UTF8, C collation, from template0).",
+    "-- CREATE DATABASE cannot run inside a transaction block (DO), hence \\gexec.",
+    ...databases.flatMap((db) => [
+      gexecUnless(
+        `CREATE DATABASE ${sqlIdent(db)} OWNER ${odoo} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`,
+        `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`,
+      ),
+      `ALTER DATABASE ${sqlIdent(db)} OWNER TO ${odoo};`,
+    ]),
+    "",
+    "-- OBS-7: top queries (the library is preloaded by the server's configuration).",
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;",
+    "-- Trigram indexes (fields with index='trigram'); Odoo creates pg_trgm only in databases it",
+    "-- creates itself, and these it does not.",
+    ...databases.flatMap((db) => [`\\connect ${sqlIdent(db)}`, "CREATE EXTENSION IF NOT EXISTS pg_trgm;"]),
+  ];
+}
 
 const ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
 
@@ -328,21 +354,7 @@ export function renderPostgresBootstrap(s: PostgresBootstrapSettings): string {
     "-- Maintenance, pg_dump and backups run as postgres and must not be cut by the global default.",
     `ALTER ROLE ${sqlIdent(POSTGRES_USER)} SET statement_timeout = 0;`,
     "",
-    "-- Odoo's databases, as Odoo itself creates them (UTF8, C collation, from template0).",
-    "-- CREATE DATABASE cannot run inside a transaction block (DO), hence \\gexec.",
-    databases.flatMap((db) => [
-      gexecUnless(
-        `CREATE DATABASE ${sqlIdent(db)} OWNER ${odoo} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`,
-        `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`,
-      ),
-      `ALTER DATABASE ${sqlIdent(db)} OWNER TO ${odoo};`,
-    ]),
-    "",
-    "-- OBS-7: top queries (the library is preloaded by the conf.d drop-in).",
-    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;",
-    "-- Trigram indexes (fields with index='trigram'); Odoo creates pg_trgm only in databases it",
-    "-- creates itself, and these it does not.",
-    databases.flatMap((db) => [`\\connect ${sqlIdent(db)}`, "CREATE EXTENSION IF NOT EXISTS pg_trgm;"]),
+    odooDatabasesSql(databases, s.odooRole),
   );
 }
 

@@ -8,7 +8,7 @@ import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
 import { header, lines, sqlIdent, sqlLiteral, type HostFile } from "./format";
 import { odooRoleConnectionLimit } from "./pgbouncer";
-import { POSTGRES_FORCED } from "./postgresql";
+import { gexecUnless, odooDatabasesSql, POSTGRES_FORCED } from "./postgresql";
 
 /**
  * The RDS engine, pinned: a minor upgrade is a reviewed change of this constant (with
@@ -110,7 +110,6 @@ export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
   const odoo = sqlIdent(s.odooRole);
   const master = sqlIdent(s.masterRole);
   const databases = [...s.odooDatabases].sort();
-  const gexecUnless = (statement: string, existsQuery: string): string => `SELECT ${sqlLiteral(statement)} WHERE NOT EXISTS (${existsQuery})\\gexec`;
   return lines(
     header("--"),
     `-- Run by the PgBouncer host's apply script against the RDS endpoint as ${s.masterRole}`,
@@ -133,17 +132,7 @@ export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
     "-- CREATE DATABASE … OWNER and ALTER DATABASE … OWNER TO need membership in the owner role.",
     `GRANT ${odoo} TO ${master};`,
     "",
-    databases.flatMap((db) => [
-      gexecUnless(
-        `CREATE DATABASE ${sqlIdent(db)} OWNER ${odoo} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`,
-        `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`,
-      ),
-      `ALTER DATABASE ${sqlIdent(db)} OWNER TO ${odoo};`,
-    ]),
-    "",
-    "-- OBS-7: top queries (shared_preload_libraries in the parameter group).",
-    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;",
-    databases.flatMap((db) => [`\\connect ${sqlIdent(db)}`, "CREATE EXTENSION IF NOT EXISTS pg_trgm;"]),
+    odooDatabasesSql(databases, s.odooRole),
   );
 }
 

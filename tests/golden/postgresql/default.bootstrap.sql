@@ -34,7 +34,7 @@ ALTER ROLE "postgres" SET statement_timeout = 0;
 SELECT 'CREATE DATABASE "erp" OWNER "odoo" ENCODING ''UTF8'' LC_COLLATE ''C'' TEMPLATE template0' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = 'erp')\gexec
 ALTER DATABASE "erp" OWNER TO "odoo";
 
--- OBS-7: top queries (the library is preloaded by the conf.d drop-in).
+-- OBS-7: top queries (the library is preloaded by the server's configuration).
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 -- Trigram indexes (fields with index='trigram'); Odoo creates pg_trgm only in databases it
 -- creates itself, and these it does not.

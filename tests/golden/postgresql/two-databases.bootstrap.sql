@@ -36,7 +36,7 @@ ALTER DATABASE "erp" OWNER TO "odoo";
 SELECT 'CREATE DATABASE "erp_staging" OWNER "odoo" ENCODING ''UTF8'' LC_COLLATE ''C'' TEMPLATE template0' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = 'erp_staging')\gexec
 ALTER DATABASE "erp_staging" OWNER TO "odoo";
 
--- OBS-7: top queries (the library is preloaded by the conf.d drop-in).
+-- OBS-7: top queries (the library is preloaded by the server's configuration).
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 -- Trigram indexes (fields with index='trigram'); Odoo creates pg_trgm only in databases it
 -- creates itself, and these it does not.
