@@ -1,5 +1,7 @@
 // Auth (AUTH-1, AUTH-2): pgbouncer.ini, the userlist with its manifest entry, pg_hba.conf and
 // postgresql.conf as rendered.
+import { randomBytes } from "crypto";
+import { scramSha256Verifier } from "../../lib/scram";
 import {
   pgbouncerAuthFileProtected,
   pgbouncerAuthFileSet,
@@ -81,7 +83,7 @@ describe("pgbouncer-auth-file-protected (AUTH-2)", () => {
   });
 
   it("accepts a literal SCRAM verifier", async () => {
-    const verifier = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmE=:YmF6YmF6YmF6YmF6YmF6YmF6YmF6YmF6YmF6YmE=";
+    const verifier = scramSha256Verifier(randomBytes(18).toString("base64url"), randomBytes(16));
     const r = withContent(userlist, (t) => t.replace(/^"odoo" .*$/m, `"odoo" "${verifier}"`));
     expect(await messages(replaced(fixture.resources, r))).toEqual([]);
   });

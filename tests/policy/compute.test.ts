@@ -1,6 +1,8 @@
 // Compute policies (NET-1, NET-2, NET-5, NET-6; ODOO-1, AUTH-2 for the secrets on the host):
 // a valid instance from the stack fixture passes; each case changes one field.
+import { generateKeyPairSync, randomBytes } from "crypto";
 import { gzipSync } from "zlib";
+import { scramSha256Verifier } from "../../lib/scram";
 import {
   instanceImdsv2Required,
   instanceNoPublicIp,
@@ -87,10 +89,13 @@ describe("instance-user-data-no-secrets (ODOO-1)", () => {
     expect(await validateResource(policy, withProp(odoo, "userData", "#cloud-config\n# admin_passwd = {{ssm:/odoo-stack/test/odoo/admin-passwd}}\n"))).toEqual([]);
   });
 
+  // Generated per run: no secret-shaped literal lives in the repository.
+  const password = randomBytes(18).toString("base64url");
+  const privateKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString();
   it.each([
-    ["admin_passwd = s3cr3t-from-a-wiki", "a literal admin_passwd"],
-    ["-----BEGIN EC PRIVATE KEY-----", "a private key"],
-    ['"odoo" "SCRAM-SHA-256$4096:c2FsdA==$a:b"', "a SCRAM verifier"],
+    [`admin_passwd = ${password}`, "a literal admin_passwd"],
+    [privateKey, "a private key"],
+    [`"odoo" "${scramSha256Verifier(password, randomBytes(16))}"`, "a SCRAM verifier"],
   ])("rejects user data carrying %s", async (secret, what) => {
     const r = withProp(odoo, "userData", `#cloud-config\nwrite_files:\n- content: ${JSON.stringify(secret)}\n`);
     expect(await validateResource(policy, r)).toEqual([
@@ -99,7 +104,7 @@ describe("instance-user-data-no-secrets (ODOO-1)", () => {
   });
 
   it("finds a secret hidden in a gz+b64 write_files entry", async () => {
-    const blob = gzipSync(Buffer.from("[options]\nadmin_passwd = hunter2hunter2\n")).toString("base64");
+    const blob = gzipSync(Buffer.from(`[options]\nadmin_passwd = ${password}\n`)).toString("base64");
     const r = withProp(odoo, "userData", `#cloud-config\nwrite_files:\n- encoding: "gz+b64"\n  content: "${blob}"\n`);
     expect(await validateResource(policy, r)).toEqual([expect.stringContaining("must not carry a literal admin_passwd in its user data")]);
   });

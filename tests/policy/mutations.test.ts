@@ -5,6 +5,7 @@
 // resources and must be rejected as mandatory by the named policy, with the item's ID in the
 // message. Resource policies depend on their resource alone, so a mutation re-sends Analyze for
 // the resources it changed, and AnalyzeStack for the whole mutated stack.
+import { randomBytes } from "crypto";
 import { parseSettings, type RawConfig } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { buildModel, type StackModel } from "../../lib/model";
@@ -219,7 +220,7 @@ const MUTATIONS: readonly Mutation[] = [
       for (const f of doc.files) if (f.path === USERLIST) f.mode = "0644";
       return `${JSON.stringify(doc, null, 2)}\n`;
     })],
-  ["a plaintext password in the userlist", "AUTH-2", "pgbouncer-auth-file-protected", (s) => s.file("pgbouncer", USERLIST, (t) => t.replace(/^"odoo" .*$/m, '"odoo" "hunter2hunter2"'))],
+  ["a plaintext password in the userlist", "AUTH-2", "pgbouncer-auth-file-protected", (s) => s.file("pgbouncer", USERLIST, (t) => t.replace(/^"odoo" .*$/m, `"odoo" "${randomBytes(12).toString("hex")}"`))],
   // --- TLS ---------------------------------------------------------------------------------------
   ["db_sslmode = disable", "TLS-2", "odoo-db-sslmode-verified", (s) => s.line("odoo-1", ODOO_CONF, "db_sslmode", "db_sslmode = disable")],
   ["PgBouncer accepts plain clients", "TLS-1", "pgbouncer-client-tls-required", (s) => s.line("pgbouncer", INI, "client_tls_sslmode", "client_tls_sslmode = disable")],
@@ -242,7 +243,7 @@ const MUTATIONS: readonly Mutation[] = [
   ["IMDSv1 allowed", "AUTH-2", "instance-imdsv2-required", (s) => s.edit("postgres-host-instance", (p) => (p.metadataOptions.httpTokens = "optional"))],
   ["unencrypted PostgreSQL data volume", "BACKUP-1", "ebs-volume-encrypted", (s) => s.edit("postgres-data", (p) => (p.encrypted = false))],
   ["unencrypted root volume", "ODOO-1", "instance-volumes-encrypted", (s) => s.edit("odoo-odoo-1-instance", (p) => (p.rootBlockDevice.encrypted = false))],
-  ["admin_passwd in user data", "ODOO-1", "instance-user-data-no-secrets", (s) => s.edit("odoo-odoo-1-instance", (p) => (p.userData = `${p.userData}# admin_passwd = s3cret\n`))],
+  ["admin_passwd in user data", "ODOO-1", "instance-user-data-no-secrets", (s) => s.edit("odoo-odoo-1-instance", (p) => (p.userData = `${p.userData}# admin_passwd = ${randomBytes(12).toString("hex")}\n`))],
   ["backup bucket versioning suspended", "BACKUP-1", "bucket-private-encrypted-versioned", (s) => s.edit("backups-repository-versioning", (p) => (p.versioningConfiguration.status = "Suspended"))],
   ["backup bucket without its public access block", "BACKUP-1", "bucket-private-encrypted-versioned", (s) => s.remove("backups-repository-public-access-block")],
 ];

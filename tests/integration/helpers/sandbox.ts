@@ -303,6 +303,8 @@ export class Sandbox {
       });
       // A command may exit without reading its stdin; that EPIPE is not the command's result.
       child.stdin.on("error", () => undefined);
+      // psql may exit before it reads its input; the EPIPE then must not crash the test process.
+      child.stdin.on("error", () => undefined);
       child.stdin.end(options.input ?? "");
     });
   }

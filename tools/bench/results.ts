@@ -1,0 +1,158 @@
+// The shape of out/bench/results.json (issue 7): every scenario's absolute numbers, and the
+// ratios computed from them, so REPORT.md can put each ratio next to the run it came from.
+import type { LatencySummary, LinearFit } from "./stats";
+
+/** The four database configurations of scenario 1. */
+export type PoolConfig = "stock-postgres" | "stock-pgbouncer" | "rendered" | "ceiling";
+
+export interface CpuUse {
+  /** CPU seconds per wall second the load generator (this Node process) used: 1 = one core. */
+  readonly generatorCores: number;
+  /** The same for the daemons under test (PostgreSQL, PgBouncer, nginx process groups). */
+  readonly serverCores: number;
+  /** The whole machine, from /proc/stat: includes whatever else runs on it. */
+  readonly machineBusyCores: number;
+}
+
+export interface PgPoint {
+  readonly config: PoolConfig;
+  readonly clients: number;
+  readonly connected: number;
+  readonly failedConnections: number;
+  readonly failedTransactions: number;
+  /** Clients that connected but committed nothing while measuring (queued behind a session pool). */
+  readonly starvedClients: number;
+  /** Error message → count, connection and transaction errors apart. */
+  readonly connectionErrors: Readonly<Record<string, number>>;
+  readonly transactionErrors: Readonly<Record<string, number>>;
+  readonly committed: number;
+  readonly measuredMs: number;
+  readonly tps: number;
+  readonly latencyMs: LatencySummary;
+  /** Per transaction kind of the mix (read, write, report). */
+  readonly byKind: Readonly<Record<string, LatencySummary>>;
+  /** PgBouncer's SHOW POOLS maxwait, the largest sample during the measured window; absent without PgBouncer. */
+  readonly pgbouncerMaxWaitMs?: number;
+  readonly cpu: CpuUse;
+}
+
+/** One run of the attribution series: the same client count through progressively more of (c)'s path. */
+export interface AttributionRun {
+  readonly label: string;
+  readonly clients: number;
+  readonly tps: number;
+  readonly latencyMs: LatencySummary;
+  readonly failures: number;
+  readonly cpu: CpuUse;
+}
+
+export interface PoolScenario {
+  readonly warmupMs: number;
+  readonly measureMs: number;
+  readonly clientCounts: readonly number[];
+  readonly ceilingClientCounts: readonly number[];
+  readonly mix: readonly { readonly kind: string; readonly weight: number; readonly sql: readonly string[] }[];
+  readonly dataset: string;
+  /** What each configuration is, in a sentence (settings that matter, TLS or not). */
+  readonly configs: Readonly<Record<PoolConfig, string>>;
+  readonly points: readonly PgPoint[];
+  /** The best of the sweep (d), measured again after (c) at the largest count; tps is the higher. */
+  readonly ceiling: { readonly clients: number; readonly tps: number; readonly sweepTps: number; readonly remeasuredTps: number };
+  /** Where (c)'s cost goes: TLS to PostgreSQL, then the PgBouncer hop, each ÷ the first run. */
+  readonly attribution: readonly AttributionRun[];
+  readonly target: {
+    readonly clients: number;
+    readonly renderedTps: number;
+    readonly ceilingTps: number;
+    readonly ratio: number;
+    readonly required: number;
+    readonly failures: number;
+    readonly met: boolean;
+  };
+}
+
+export interface HttpRun {
+  readonly label: string;
+  readonly connections: number;
+  readonly measuredMs: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly rps: number;
+  readonly latencyMs: LatencySummary;
+  readonly cpu: CpuUse;
+}
+
+export interface WebSocketHold {
+  readonly label: string;
+  readonly workerProcesses: number;
+  readonly workerConnections: number;
+  /** The descriptor limit the configuration asks for (worker_rlimit_nofile, or the service's limit). */
+  readonly nofile: number;
+  /** The soft limit nginx's workers actually run with (/proc/<pid>/limits). */
+  readonly workerNofile: number;
+  readonly attempted: number;
+  /** Open, greeted by the 8072 stub, and still open after the settle time. */
+  readonly held: number;
+  readonly failed: number;
+  readonly errors: Readonly<Record<string, number>>;
+  readonly openMs: number;
+  /** nginx's error log lines about connection limits (e.g. "worker_connections are not enough"). */
+  readonly nginxComplaints: readonly string[];
+}
+
+export interface ProxyScenario {
+  readonly direct: HttpRun;
+  readonly viaNginx: HttpRun;
+  readonly throughputRatio: number;
+  readonly addedP99Ms: number;
+  readonly websockets: { readonly target: number; readonly rendered: WebSocketHold; readonly stock: WebSocketHold };
+}
+
+export interface PolicySize {
+  readonly resources: number;
+  readonly analyzeMs: number;
+  readonly analyzeStackMs: number;
+  readonly totalMs: number;
+  readonly perResourceMs: number;
+  readonly diagnostics: number;
+}
+
+export interface ToolScenario {
+  readonly planInProcess: {
+    readonly totalMs: number;
+    readonly programMs: number;
+    readonly packStartupMs: number;
+    readonly analysisMs: number;
+    readonly resources: number;
+    readonly mandatory: number;
+  };
+  readonly planSubprocess: { readonly wallMs: number; readonly exitCode: number | null };
+  readonly policy: {
+    readonly packStartupMs: number;
+    readonly template: string;
+    readonly sizes: readonly PolicySize[];
+    readonly fit: LinearFit;
+    /** log(t_last / t_first) / log(n_last / n_first): below 1 when a fixed cost dominates small sizes. */
+    readonly exponent: number;
+    readonly perResourceRatio: number;
+    /** ms per added resource between consecutive sizes. */
+    readonly marginalMsPerResource: readonly number[];
+    /** The last marginal cost over the first: ≈ 1 when growth is linear. */
+    readonly marginalRatio: number;
+    readonly linear: boolean;
+  };
+}
+
+export interface BenchResults {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly quick: boolean;
+  readonly machine: { readonly cpus: number; readonly cpuModel: string; readonly memoryMiB: number; readonly node: string; readonly loadAverageAtStart: readonly number[] };
+  readonly pool?: PoolScenario;
+  readonly proxy?: ProxyScenario;
+  readonly tool?: ToolScenario;
+  /** Scenario → start of the earlier run its results come from, when this run did not measure it. */
+  readonly carriedOver?: Readonly<Record<string, string>>;
+  /** Scenario → what went wrong, when a scenario could not finish. */
+  readonly errors: Readonly<Record<string, string>>;
+}
