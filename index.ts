@@ -25,6 +25,7 @@ import {
 } from "./lib/aws-specs";
 import { ConfigError, parseSettings, type RawConfig } from "./lib/config";
 import { buildModel } from "./lib/model";
+import { renderAllHosts } from "./templates/hosts";
 import { backupBucketNameParameter } from "./templates/backup-units";
 import { renderRunbooks } from "./templates/runbooks";
 
@@ -57,6 +58,9 @@ export = async () => {
   // Throws ConfigError listing every problem; nothing has been registered yet.
   const settings = parseSettings(raw, region, specs);
   const model = buildModel(pulumi.getStack(), settings);
+  // Renders every host's files once, before any resource: a renderer's refusal (an odooOptions
+  // key the checklist forces, say) fails the preview with the key to fix, and nothing is created.
+  renderAllHosts(model);
 
   const [availabilityZones, amiId, accountId] = await Promise.all([
     lookup(`the availability zones of ${region}`, resolveAvailabilityZones(settings.availabilityZoneCount, region)),

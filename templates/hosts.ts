@@ -108,16 +108,18 @@ export function hostFiles(model: StackModel, host: HostId): HostFile[] {
  */
 export function renderAllHosts(model: StackModel): ReadonlyMap<string, HostFile[]> {
   const out = new Map<string, HostFile[]>();
-  const problems: { key: string; value: unknown; fix: string }[] = [];
+  const problems = new Map<string, { key: string; value: unknown; fix: string }>();
   for (const host of model.allHosts) {
     try {
       out.set(host.id, hostFiles(model, host));
     } catch (e) {
       const key = host.role === "odoo" ? "odooOptions" : host.role;
-      problems.push({ key, value: host.role === "odoo" ? model.settings.odooOptions : host.id, fix: (e as Error).message });
+      const fix = (e as Error).message;
+      // Every Odoo host renders the same options: report a refusal once, not once per host.
+      problems.set(`${key}\0${fix}`, { key, value: host.role === "odoo" ? model.settings.odooOptions : host.id, fix });
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.size > 0) throw new ConfigError([...problems.values()]);
   return out;
 }
 

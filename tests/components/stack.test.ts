@@ -444,6 +444,7 @@ describe("bad config", () => {
   it.each([
     ["a missing domain and a bad CIDR", { ...BASE, domain: undefined, vpcCidr: "8.8.0.0/16" }, ["odoo-stack:domain", "odoo-stack:vpcCidr"]],
     ["an instance type neither AWS nor the table knows", { ...BASE, odooInstanceType: "m6i.gigantic" }, ["odoo-stack:odooInstanceType = \"m6i.gigantic\""]],
+    ["an odoo.conf option the checklist forces (ODOO-2), on 2 Odoo hosts", { ...BASE, odooInstances: 2, odooOptions: { list_db: true } }, ["1 configuration problem;", "odoo-stack:odooOptions", "list_db"]],
   ])("%s fails the program with every problem and registers nothing", async (_why, config, mentions) => {
     let error: unknown;
     const r = await runUnderMocks(async () => {
