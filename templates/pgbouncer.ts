@@ -243,6 +243,8 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
     "[pgbouncer]",
     sortedEntries(defaults).map(([k, v]) => iniLine(k, v)),
     "; checklist keys, last so that nothing above can change them",
+    "; AUTH-3: no auth_user/auth_query: the auth_file holds SCRAM verifiers byte-identical to",
+    "; PostgreSQL's, so no lookup role or function exists to be abused (AUTH-1, AUTH-2).",
     sortedEntries(forced).map(([k, v]) => iniLine(k, v)),
   );
 }
