@@ -186,7 +186,7 @@ const MUTATIONS: readonly Mutation[] = [
   ["cut proxy_read_timeout to 5 s", "PROXY-5", "nginx-proxy-timeouts", (s) => s.file("proxy", SITE, inLocation("/", (b) => b.replace(/proxy_read_timeout \d+s;/, "proxy_read_timeout 5s;")))],
   ["proxy_mode = False", "PROXY-4", "odoo-proxy-mode-enabled", (s) => s.line("odoo-1", ODOO_CONF, "proxy_mode", "proxy_mode = False")],
   // --- ODOO ---------------------------------------------------------------------------------------
-  ["admin_passwd as a literal", "ODOO-1", "odoo-admin-passwd-secret-reference", (s) => s.line("odoo-1", ODOO_CONF, "admin_passwd", "admin_passwd = admin123")],
+  ["admin_passwd as a literal", "ODOO-1", "odoo-admin-passwd-secret-reference", (s) => s.line("odoo-1", ODOO_CONF, "admin_passwd", `admin_passwd = ${randomBytes(12).toString("hex")}`)],
   ["list_db = True", "ODOO-2", "odoo-list-db-disabled", (s) => s.line("odoo-1", ODOO_CONF, "list_db", "list_db = True")],
   ["open the database manager on the proxy", "ODOO-2", "nginx-database-manager-blocked", (s) => s.file("proxy", SITE, (t) => t.replace(/\n\s*location ~ \^\/web\/database \{\n\s*return 404;\n\s*\}/, ""))],
   ["dbfilter = .*", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "dbfilter", "dbfilter = .*")],

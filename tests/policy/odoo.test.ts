@@ -1,5 +1,6 @@
 // Odoo's secure configuration (ODOO-1 … ODOO-5), read from the rendered odoo.conf, and the
 // proxy's block of the database manager (ODOO-2).
+import { randomBytes } from "crypto";
 import {
   nginxDatabaseManagerBlocked,
   odooAdminPasswdSecretReference,
@@ -24,7 +25,8 @@ describe("odoo-admin-passwd-secret-reference (ODOO-1)", () => {
   });
 
   it.each([
-    ["admin_passwd = admin", `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`],
+    // A literal, generated per run: the value does not matter, that it is not a reference does.
+    [`admin_passwd = ${randomBytes(12).toString("hex")}`, `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`],
     ["admin_passwd = {{ssm:/odoo-stack/test/odoo/admin-passwd}}x", `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`],
     [undefined, `${label} must set admin_passwd to an {{ssm:…}} reference; without it Odoo's master password is "admin" (ODOO-1).`],
   ])("rejects %s", async (line, message) => {

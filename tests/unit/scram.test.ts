@@ -1,23 +1,19 @@
 import { createHash, createHmac, randomBytes } from "crypto";
 import { parseScramVerifier, scramSha256Verifier, SCRAM_DEFAULT_ITERATIONS, SCRAM_SALT_BYTES } from "../../lib/scram";
 
-// Captured from PostgreSQL 15.18 (Debian 15.18-0+deb12u1) in a throwaway cluster:
-//   SET password_encryption = 'scram-sha-256'; CREATE ROLE vec PASSWORD 'throwaway-unit-test-vector-1';
-//   SELECT rolpassword FROM pg_authid WHERE rolname = 'vec';
-// The password is a test label, not a secret of any stack. tests/integration/scram.test.ts
-// repeats the comparison against a live server with fresh random passwords.
-const PG15_VECTOR = {
-  password: "throwaway-unit-test-vector-1",
-  rolpassword:
-    "SCRAM-SHA-256$4096:whvh7gu+8kJbssGFbs1HQQ==$Xcfg8Khzh9WBwhoufO952qV7Q+TtSLwMpYyNGQ4kXlo=:Rk8nU5/VzF8IBLLqFVVdoSLf4Qg8Zr7DIVUBb0VhN8E=",
-};
+// Byte identity with PostgreSQL's own verifiers is proven in tests/integration/scram.test.ts,
+// against a live server with passwords generated per run; no captured verifier lives here.
 
 describe("scramSha256Verifier (AUTH-1, DESIGN principle 5)", () => {
-  it("reproduces a verifier PostgreSQL 15 stored, byte for byte", () => {
-    const parts = parseScramVerifier(PG15_VECTOR.rolpassword)!;
+  it("writes PostgreSQL's format: SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>, all base64", () => {
+    const salt = randomBytes(SCRAM_SALT_BYTES);
+    const verifier = scramSha256Verifier(randomBytes(18).toString("base64url"), salt);
+    expect(verifier).toMatch(/^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*:[A-Za-z0-9+/]+=*$/);
+    const parts = parseScramVerifier(verifier)!;
     expect(parts.iterations).toBe(SCRAM_DEFAULT_ITERATIONS);
-    expect(parts.salt).toHaveLength(SCRAM_SALT_BYTES);
-    expect(scramSha256Verifier(PG15_VECTOR.password, parts.salt, parts.iterations)).toBe(PG15_VECTOR.rolpassword);
+    expect(parts.salt.equals(salt)).toBe(true);
+    expect(parts.storedKey).toHaveLength(32);
+    expect(parts.serverKey).toHaveLength(32);
   });
 
   it("keys complete the RFC 7677 §3 example exchange (user/pencil)", () => {
@@ -73,13 +69,14 @@ describe("parseScramVerifier", () => {
     expect(parts.serverKey).toHaveLength(32);
   });
 
+  const valid = scramSha256Verifier(randomBytes(18).toString("base64url"), randomBytes(SCRAM_SALT_BYTES));
   it.each([
-    ["plaintext", "hunter2"],
+    ["plaintext", randomBytes(9).toString("hex")],
     ["md5", "md5" + "0".repeat(32)],
     ["a placeholder", "{{ssm:/odoo-stack/test/pgbouncer/odoo-scram-verifier}}"],
-    ["a truncated key", PG15_VECTOR.rolpassword.slice(0, -4)],
-    ["trailing text", `${PG15_VECTOR.rolpassword} extra`],
-    ["zero iterations", PG15_VECTOR.rolpassword.replace("$4096:", "$0:")],
+    ["a truncated key", valid.slice(0, -4)],
+    ["trailing text", `${valid} extra`],
+    ["zero iterations", valid.replace("$4096:", "$0:")],
   ])("returns undefined for %s", (_label, text) => {
     expect(parseScramVerifier(text)).toBeUndefined();
   });
