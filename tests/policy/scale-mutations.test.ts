@@ -4,7 +4,8 @@
 // one checklist item in the planned resources and must be rejected as mandatory by the named
 // policy, with the item's ID in the message.
 import { analyzerResourcesFrom, type PolicyDiagnostic } from "../../tools/analyzer-client";
-import { runProgram, type CapturedResource } from "../../tools/mocks";
+import { runProgram } from "../../tools/mocks";
+import { MutableStack, type Planned } from "./mutable-stack";
 import { readStackConfig } from "../../tools/stack-config";
 import { usePolicyPack } from "../helpers/policy-server";
 
@@ -13,8 +14,6 @@ jest.setTimeout(120_000);
 const ROOT = `${__dirname}/../..`;
 const STACK = "scale";
 const pack = usePolicyPack();
-
-type Planned = CapturedResource & { inputs: Record<string, any>; outputs: Record<string, any>; propertyDependencies: Record<string, string[]> };
 
 async function planScale(): Promise<Planned[]> {
   const config = readStackConfig(ROOT, STACK);
@@ -31,37 +30,6 @@ beforeAll(async () => {
   planned = await planning;
 }, 120_000);
 
-/** A copy of the plan that a mutation edits, remembering what it touched. */
-class MutableStack {
-  readonly resources: Planned[];
-  readonly touched = new Set<string>();
-
-  constructor(base: readonly Planned[]) {
-    this.resources = JSON.parse(JSON.stringify(base)) as Planned[];
-  }
-
-  edit(name: string, change: (props: Record<string, any>) => void): this {
-    const found = this.resources.filter((r) => r.name === name && r.custom);
-    if (found.length !== 1) throw new Error(`expected one resource named ${name}, found ${found.length}`);
-    change(found[0].inputs);
-    change(found[0].outputs);
-    this.touched.add(found[0].urn);
-    return this;
-  }
-
-  /** Sets a `key = value` line of a delivered file; the line must exist and change. */
-  line(hostId: string, path: string, key: string, line: string): this {
-    const object = this.resources.find((r) => r.inputs.key === `hosts/${hostId}/${path.replace(/^\//, "")}`);
-    if (!object) throw new Error(`no config object ${path} on ${hostId}`);
-    return this.edit(object.name, (p) => {
-      const re = new RegExp(`^${key}\\s*=.*$`, "m");
-      if (!re.test(String(p.content))) throw new Error(`${path} on ${hostId} has no ${key} line`);
-      const next = String(p.content).replace(re, line);
-      if (next === p.content) throw new Error(`the mutation did not change ${path} on ${hostId}`);
-      p.content = next;
-    });
-  }
-}
 
 const withoutParameter = (name: string) => (p: Record<string, any>) => {
   const before = p.parameters.length;
