@@ -9,13 +9,14 @@
 //     class → the collector's p95/p99 match the distribution, and equal the TypeScript
 //     classifier's on the very lines nginx wrote (OBS-4, OBS-5)
 // The collector runs with ODOO_STACK_METRICS_OUTPUT (JSON lines instead of the AWS CLI).
+import { sandboxNginxMain } from "./helpers/nginx";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import { type Client } from "pg";
 import { DB_ROLES, PATHS } from "../../lib/model";
 import { METRICS, metricsCollectorSettingsFor, pgpassLine, renderMetricsConfig, summarizeAccessLog, type MetricsCollectorSettings, type RouteClass } from "../../templates/metrics";
-import { nginxMainSettings, renderNginxConf, type NginxMainSettings } from "../../templates/nginx";
+import { nginxMainSettings, renderNginxConf } from "../../templates/nginx";
 import { PGBOUNCER_TLS_FILES } from "../../templates/pgbouncer";
 import { POSTGRES_TLS_FILES } from "../../templates/postgresql";
 import { modelWith } from "../helpers/fixtures";
@@ -273,17 +274,7 @@ describe("nginx with the rendered log_format → the collector's p95/p99 per rou
 
   it("measures what the requests took: p95/p99 from the collector match the distribution and the TypeScript classifier exactly", async () => {
     const www = systemUser("www-data");
-    const logs = sandbox.mkdir("nginx-log", www, 0o755);
-    const run = sandbox.mkdir("nginx-run", www, 0o755);
-    const temp = sandbox.mkdir("nginx-temp", www, 0o700);
-    const etc = sandbox.mkdir("nginx-etc", undefined, 0o755);
-    const main: NginxMainSettings = remapForSandbox(nginxMainSettings(), ["pidFile", "errorLogPath", "accessLogPath", "siteIncludeGlob", "tempDir"], {
-      pidFile: `${run}/nginx.pid`,
-      errorLogPath: `${logs}/error.log`,
-      accessLogPath: `${logs}/access.log`,
-      siteIncludeGlob: `${etc}/conf.d/*.conf`,
-      tempDir: temp,
-    });
+    const { main, etc } = sandboxNginxMain(sandbox, "nginx");
     // An upstream standing in for Odoo: answers after ?ms= milliseconds with ?status=.
     const upstreamPort = await sandbox.freePort();
     const upstream = http.createServer((req, res) => {

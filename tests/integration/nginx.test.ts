@@ -1,11 +1,12 @@
 // issue 4, check 4: the rendered nginx.conf and Odoo site on Debian's nginx, unprivileged, on
 // 127.0.0.1, in front of stub upstreams standing for Odoo's 8069 and 8072. Only the listen
 // address/port, the upstream addresses and the file paths are remapped (remapForSandbox).
+import { sandboxNginxMain } from "./helpers/nginx";
 import * as fs from "fs";
 import { randomBytes } from "crypto";
 import { PORTS } from "../../lib/ports";
 import { proxyTimeoutSeconds } from "../../lib/sizing";
-import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite, type NginxMainSettings, type NginxSiteSettings } from "../../templates/nginx";
+import { nginxSiteSettingsFor, renderNginxConf, renderNginxSite, type NginxSiteSettings } from "../../templates/nginx";
 import { modelWith } from "../helpers/fixtures";
 import {
   httpsGet,
@@ -47,20 +48,8 @@ beforeAll(async () => {
   odooGevent = await withFreshPort(sandbox, (port) => startWebSocketStub(String(PORTS.odooGevent.port), port));
   sandbox.onCleanup(() => odooGevent.close());
 
-  const etc = sandbox.mkdir("etc-nginx", undefined, 0o755);
-  const tlsDir = sandbox.mkdir("etc-nginx/tls", www, 0o700);
-  const run = sandbox.mkdir("run", www, 0o755);
-  const logs = sandbox.mkdir("log", www, 0o755);
-  const temp = sandbox.mkdir("lib-nginx", www, 0o700);
-
-  const main: NginxMainSettings = remapForSandbox(nginxMainSettings(), ["pidFile", "errorLogPath", "accessLogPath", "siteIncludeGlob", "tempDir"], {
-    pidFile: `${run}/nginx.pid`,
-    errorLogPath: `${logs}/error.log`,
-    accessLogPath: `${logs}/access.log`,
-    siteIncludeGlob: `${etc}/conf.d/*.conf`,
-    // nginx runs as www-data here, so it cannot create the compiled-in /var/lib/nginx/*.
-    tempDir: temp,
-  });
+  const { main, etc } = sandboxNginxMain(sandbox, "nginx");
+  const tlsDir = sandbox.mkdir("nginx-etc/tls", www, 0o700);
   productionSite = nginxSiteSettingsFor(model);
   const tls = {
     tlsCertificatePath: installPem(cert.certPath, `${tlsDir}/fullchain.pem`, www, 0o644),
@@ -221,7 +210,7 @@ describe("nginx from the rendered nginx.conf and Odoo site (issue 4 check 4)", (
 
   it("runs without configuration errors: the error log has no [emerg], [crit] or [error] line", () => {
     requireNginx();
-    const errorLog = fs.readFileSync(sandbox.path("log", "error.log"), "utf8") + nginx.output();
+    const errorLog = fs.readFileSync(sandbox.path("nginx-log", "error.log"), "utf8") + nginx.output();
     // A bind that lost the port race (withFreshPort retried) is the sandbox's, not the config's.
     const serious = errorLog.split("\n").filter((l) => /\[(emerg|crit|error)\]/.test(l) && !ADDRESS_IN_USE.test(l));
     expect(serious).toEqual([]);
@@ -231,7 +220,7 @@ describe("nginx from the rendered nginx.conf and Odoo site (issue 4 check 4)", (
 
   it("logs each request as one JSON line (OBS-4) to the rendered access log", () => {
     requireNginx();
-    const log = fs.readFileSync(sandbox.path("log", "access.log"), "utf8").trim().split("\n");
+    const log = fs.readFileSync(sandbox.path("nginx-log", "access.log"), "utf8").trim().split("\n");
     const entries = log.map((line) => JSON.parse(line) as Record<string, string>);
     expect(entries.some((e) => e.uri === "/websocket" && e.status === "101")).toBe(true);
     expect(entries.some((e) => e.uri === "/web/database/manager" && e.status === "404")).toBe(true);
