@@ -5,13 +5,14 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { carryOver, parseBenchArgs, plannedSizes } from "../../tools/bench";
+import { cpuPlacement } from "../../tools/bench/cpu-placement";
 import { buildChartSvg, escapeXml, linearTicks, logTicks, poolChartPanels } from "../../tools/bench/chart";
 import { errorKey } from "../../tools/bench/pg-load";
 import { stockPgbouncerIni, TARGET_SHARE_OF_CEILING } from "../../tools/bench/pool";
 import { DEBIAN_STOCK_NGINX, stockNginxConf } from "../../tools/bench/proxy";
 import { fmt, fmtRatio, markdownTable, renderReport } from "../../tools/bench/report";
-import type { BenchResults, PgPoint, PoolConfig, PoolScenario, ProxyScenario, ToolScenario } from "../../tools/bench/results";
-import { growthExponent, linearFit, marginalCosts, percentile, pickWeighted, ratio, seededRandom, summarizeLatencies, type LatencySummary } from "../../tools/bench/stats";
+import type { BenchResults, LadderStep, PgPoint, PoolConfig, PoolScenario, ProxyScenario, ToolScenario } from "../../tools/bench/results";
+import { growthExponent, linearFit, marginalCosts, median, percentile, pickWeighted, ratio, seededRandom, summarizeLatencies, type LatencySummary } from "../../tools/bench/stats";
 import { syntheticStack } from "../../tools/bench/tool";
 import { expectGolden } from "../helpers/golden";
 
@@ -174,6 +175,11 @@ function pgPoint(config: PoolConfig, clients: number, tps: number, p95: number, 
   };
 }
 
+/** A ladder rung whose runs' TPS are `tps` (one per round); its TPS is their median. */
+function ladderStep(label: string, clients: number, tps: readonly number[]): LadderStep {
+  return { label, clients, runs: tps.map((t, round) => ({ round, tps: t, latencyMs: lat(clients / t * 500, clients / t * 1500, clients / t * 2000), failures: 0, cpu })), tps: median(tps) };
+}
+
 const POOL: PoolScenario = {
   warmupMs: 5_000,
   measureMs: 15_000,
@@ -201,13 +207,14 @@ const POOL: PoolScenario = {
     pgPoint("rendered", 200, 1480, 180, { pgbouncerMaxWaitMs: 120 }),
     pgPoint("rendered", 500, 1460, 420, { pgbouncerMaxWaitMs: 380 }),
   ],
-  ceiling: { clients: 8, tps: 1600, sweepTps: 1600, remeasuredTps: 1550 },
-  attribution: [
-    { label: "stock PostgreSQL, plain TCP", clients: 16, tps: 1600, latencyMs: lat(4, 12, 18), failures: 0, cpu },
-    { label: "rendered PostgreSQL, TLS", clients: 16, tps: 1400, latencyMs: lat(5, 14, 21), failures: 0, cpu },
-    { label: "rendered PostgreSQL through PgBouncer", clients: 16, tps: 1200, latencyMs: lat(7, 20, 30), failures: 0, cpu },
+  placement: { database: "0", others: "1" },
+  ceiling: { clients: 8, tps: 1600, sweepTps: 1650, roundTps: [1600, 1550, 1700] },
+  ladder: [
+    ladderStep("ceiling: stock PostgreSQL direct", 8, [1600, 1550, 1700]),
+    ladderStep("the rendered PostgreSQL direct", 8, [1450, 1400, 1500]),
+    ladderStep("(c) as rendered", 500, [1460, 1380, 1530]),
   ],
-  target: { clients: 500, renderedTps: 1460, ceilingTps: 1600, ratio: 1460 / 1600, required: TARGET_SHARE_OF_CEILING, failures: 0, met: true },
+  target: { clients: 500, renderedTps: 1460, ceilingTps: 1600, ratio: 1460 / 1600, roundRatios: [1460 / 1600, 1380 / 1550, 1530 / 1700], required: TARGET_SHARE_OF_CEILING, failures: 0, met: true },
 };
 
 const http = (label: string, rps: number, p99: number) => ({ label, connections: 16, measuredMs: 10_000, requests: rps * 10, errors: 0, rps, latencyMs: lat(p99 / 4, p99 / 2, p99), cpu });
@@ -274,6 +281,22 @@ const RESULTS: BenchResults = {
   errors: {},
 };
 
+describe("bench statistics and CPU placement", () => {
+  it("takes the median of an odd count, the mean of the middle two of an even count, NaN of nothing", () => {
+    expect(median([1700, 1550, 1600])).toBe(1600);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([7])).toBe(7);
+    expect(median([])).toBeNaN();
+  });
+
+  it("gives PostgreSQL the first half of the CPUs and everything else the rest; nothing to split on one CPU", () => {
+    expect(cpuPlacement(1)).toBeUndefined();
+    expect(cpuPlacement(2)).toEqual({ database: "0", others: "1", all: "0-1" });
+    expect(cpuPlacement(3)).toEqual({ database: "0", others: "1-2", all: "0-2" });
+    expect(cpuPlacement(8)).toEqual({ database: "0-3", others: "4-7", all: "0-7" });
+  });
+});
+
 describe("bench report and chart (golden for a fixed run)", () => {
   it("renders REPORT.md with each ratio beside its run's absolute numbers", () => {
     const report = renderReport(RESULTS);
@@ -282,6 +305,16 @@ describe("bench report and chart (golden for a fixed run)", () => {
     expect(report).toContain("**HTTP through the rendered nginx (TLS) ÷ straight to the stub: 0.50× throughput** (2,000 vs 4,000 requests/s), **added p99 12.00 ms** (20.00 vs 8.00 ms)");
     expect(report).toContain("rendered 5000, stock 729");
     expect(report).toContain("grows linearly: the cost of each added resource was 10.00 ms (100 → 1000), then 10.25 ms (1000 → 5000): last ÷ first 1.02×");
+  });
+
+  it("states how the ceiling and (c) were measured: medians of interleaved rounds, PostgreSQL on its own CPUs", () => {
+    const report = renderReport(RESULTS);
+    expect(report).toContain("Both TPS are medians of 3 interleaved rounds (the ladder below); (c) ÷ ceiling within each round: 0.91×, 0.89×, 0.90×.");
+    expect(report).toContain("PostgreSQL runs on CPUs 0 in every configuration, PgBouncer and the load generator on CPUs 1 (taskset)");
+    expect(report).toContain("| the rendered PostgreSQL direct | 8 | 1,450 | 0.91× | 0.91× | 1,450, 1,400, 1,500 |");
+    expect(report).toContain("| (c) as rendered | 500 | 1,460 | 0.91× | 1.01× | 1,460, 1,380, 1,530 |");
+    const unpinned = renderReport({ ...RESULTS, pool: { ...POOL, placement: undefined } });
+    expect(unpinned).toContain("One CPU: PostgreSQL, PgBouncer and the load generator share it");
   });
 
   it("says NOT met when (c) falls short or anything failed, and names failures", () => {
@@ -342,6 +375,9 @@ describe("npm run bench arguments", () => {
     const full = plannedSizes(false);
     expect(full.pool.clientCounts).toEqual([50, 200, 500]);
     expect(full.pool.ceilingClientCounts.length).toBeGreaterThanOrEqual(4);
+    // An odd count of rounds, at least 3: the median is then a measured run.
+    expect(full.pool.rounds % 2).toBe(1);
+    expect(full.pool.rounds).toBeGreaterThanOrEqual(3);
     expect(full.proxy.websockets).toBe(5000);
     expect(full.policySizes).toEqual([100, 1000, 5000]);
     expect(plannedSizes(true).pool.measureMs).toBeLessThan(full.pool.measureMs);

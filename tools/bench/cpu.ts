@@ -34,10 +34,11 @@ function statFields(pid: string): string[] | undefined {
 }
 
 /**
- * CPU ticks of `roots` and every descendant. By parent, not by process group: PostgreSQL's
- * backends call setsid() (InitPostmasterChild), so they leave the postmaster's group.
+ * `roots`, their process groups and every descendant, each with its CPU ticks. By parent, not
+ * by process group: PostgreSQL's backends call setsid() (InitPostmasterChild), so they leave
+ * the postmaster's group.
  */
-function treeTicks(roots: readonly number[]): number {
+export function processTree(roots: readonly number[]): Map<number, number> {
   const children = new Map<number, number[]>();
   const ticks = new Map<number, number>();
   for (const entry of fs.readdirSync("/proc")) {
@@ -49,18 +50,18 @@ function treeTicks(roots: readonly number[]): number {
     const ppid = Number(f[1]);
     children.set(ppid, [...(children.get(ppid) ?? []), pid]);
   }
-  const seen = new Set<number>();
+  const tree = new Map<number, number>();
   const queue = roots.flatMap((r) => [r, ...processGroupPids(r)]);
-  let total = 0;
   while (queue.length > 0) {
     const pid = queue.pop() as number;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    total += ticks.get(pid) ?? 0;
+    if (tree.has(pid) || !ticks.has(pid)) continue;
+    tree.set(pid, ticks.get(pid) as number);
     queue.push(...(children.get(pid) ?? []));
   }
-  return total;
+  return tree;
 }
+
+const treeTicks = (roots: readonly number[]): number => [...processTree(roots).values()].reduce((s, t) => s + t, 0);
 
 /** CPU counters now; `pgids` are the daemons' main pids (their process trees are counted). */
 export function cpuSnapshot(pgids: readonly number[]): CpuSnapshot {

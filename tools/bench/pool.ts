@@ -3,6 +3,7 @@
 // integration sandbox (only ports, addresses and paths remapped), (d) PostgreSQL direct at its
 // best client count: the ceiling (c) is measured against.
 import * as fs from "fs";
+import * as os from "os";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import type { ClientConfig } from "pg";
@@ -15,16 +16,19 @@ import { startPostgres, type PostgresCluster } from "../../tests/integration/hel
 import { Sandbox, systemUser, type SystemUser } from "../../tests/integration/helpers/sandbox";
 import { randomPassword } from "../../tests/integration/helpers/secrets";
 import { startDatabaseTier } from "../../tests/integration/helpers/stack";
+import { bindProcessTree, bindThisProcess, cpuPlacement } from "./cpu-placement";
 import { consoleShow, maxWaitOf } from "./pgbouncer-console";
 import { DATASET_DESCRIPTION, datasetSql, ODOO_MIX, runPgLoad } from "./pg-load";
-import type { AttributionRun, PgPoint, PoolConfig, PoolScenario } from "./results";
-import { ratio } from "./stats";
+import type { LadderRun, LadderStep, PgPoint, PoolConfig, PoolScenario } from "./results";
+import { median, ratio } from "./stats";
 
 export interface PoolOptions {
   readonly clientCounts: readonly number[];
   readonly ceilingClientCounts: readonly number[];
   readonly warmupMs: number;
   readonly measureMs: number;
+  /** Interleaved rounds of the ladder (ceiling … (c)); the target compares medians over them. */
+  readonly rounds: number;
   readonly log: (line: string) => void;
 }
 
@@ -125,8 +129,19 @@ async function startStockPostgres(sandbox: Sandbox, user: SystemUser): Promise<P
   );
 }
 
+/** One rung of the ladder: a connection, a client count and, through PgBouncer, the ini it runs with. */
+interface LadderRung {
+  readonly label: string;
+  readonly clients: number;
+  readonly connection: ClientConfig;
+  readonly pgids: () => number[];
+  readonly pgbouncerIni?: string;
+}
+
 export async function runPoolScenario(root: string, opts: PoolOptions): Promise<PoolScenario> {
   const model = benchModel(root);
+  const placement = cpuPlacement(os.cpus().length);
+  if (placement) bindThisProcess(placement.others);
   const postgresUser = systemUser("postgres");
   const sandbox = Sandbox.create("bench-pool");
   const points: PgPoint[] = [];
@@ -183,7 +198,9 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
         stockPgbouncerIni({ listenPort, serverPort: stock.port, database: login.database, ...files }),
         { owner: postgresUser, mode: 0o640 },
       );
-      return startPgbouncer(sandbox, postgresUser, { iniPath, port: listenPort, socketDir: files.socketDir, logFile: files.logFile });
+      const bouncer = await startPgbouncer(sandbox, postgresUser, { iniPath, port: listenPort, socketDir: files.socketDir, logFile: files.logFile });
+      if (placement) bindProcessTree([bouncer.process.pid], placement.others);
+      return bouncer;
     };
 
     // --- (c): the rendered tier -----------------------------------------------------------------
@@ -193,6 +210,12 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
     const renderedLoad = await tier.pg.runScript(datasetSql(DB_ROLES.odoo), database);
     if (renderedLoad.code !== 0) throw new Error(`loading the dataset into the rendered cluster failed:\n${renderedLoad.stderr}`);
     const rendered = { ...clientConfig(tier.pgbouncerEndpoint, tier.odooLogin(database)), application_name: "odoo-stack-bench" };
+    const renderedDirect = { ...clientConfig(tier.postgresEndpoint, tier.odooLogin(database)), application_name: "odoo-stack-bench" };
+    if (placement) {
+      bindProcessTree([stock.process.pid, tier.pg.process.pid], placement.database);
+      bindProcessTree([tier.pgbouncer.process.pid], placement.others);
+      opts.log(`pool: PostgreSQL on CPUs ${placement.database}; PgBouncer and the load generator on CPUs ${placement.others}`);
+    }
 
     for (const clients of opts.ceilingClientCounts) await point("ceiling", clients, direct, [stock.process.pid]);
     for (const clients of opts.clientCounts) {
@@ -205,37 +228,73 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
       }
       await point("rendered", clients, rendered, [tier.pg.process.pid, tier.pgbouncer.process.pid], tier.pgbouncer);
     }
+    const pools = model.settings.sizing.pgbouncer;
+    const pg = model.settings.sizing.postgres;
     const largest = Math.max(...opts.clientCounts);
     const renderedLargest = points.find((p) => p.config === "rendered" && p.clients === largest) as PgPoint;
     const sweepBest = points.filter((p) => p.config === "ceiling").reduce((a, b) => (b.tps > a.tps ? b : a));
-    // The ceiling once more, right after (c) at the largest count: the higher of the two
-    // counts, so a quiet moment for (c) cannot make the target easier.
-    opts.log(`pool: ceiling again at ${sweepBest.clients} clients, next to (c) × ${largest} …`);
-    await freeStockSlots();
-    const again = await runPgLoad({ connection: direct, clients: sweepBest.clients, warmupMs: opts.warmupMs, measureMs: opts.measureMs, pgids: [stock.process.pid] });
-    const best = { clients: sweepBest.clients, tps: Math.max(sweepBest.tps, again.tps), sweepTps: sweepBest.tps, remeasuredTps: again.tps };
-    opts.log(`pool: ceiling ${best.tps.toFixed(0)} TPS (sweep ${sweepBest.tps.toFixed(0)}, again ${again.tps.toFixed(0)})`);
-    // Where (c)'s gap to the ceiling comes from, at one moderate client count, back to back:
-    // the stock cluster in plain TCP, the rendered cluster over TLS without PgBouncer (its
-    // pg_hba admits the Odoo role from 127.0.0.1 over hostssl), and the rendered cluster through
-    // the rendered PgBouncer.
-    const attributionClients = Math.min(16, Math.min(...opts.clientCounts));
-    const attribution: AttributionRun[] = [];
-    for (const [label, connection, pgids] of [
-      ["stock PostgreSQL, plain TCP", direct, [stock.process.pid]],
-      ["rendered PostgreSQL, TLS + SCRAM, no PgBouncer", { ...clientConfig(tier.postgresEndpoint, tier.odooLogin(database)), application_name: "odoo-stack-bench" }, [tier.pg.process.pid]],
-      ["rendered PostgreSQL through the rendered PgBouncer (TLS on both hops)", rendered, [tier.pg.process.pid, tier.pgbouncer.process.pid]],
-    ] as const) {
-      opts.log(`pool: attribution, ${label} × ${attributionClients} …`);
-      await freeStockSlots();
-      const r = await runPgLoad({ connection, clients: attributionClients, warmupMs: opts.warmupMs, measureMs: opts.measureMs, pgids: [...pgids] });
-      attribution.push({ label, clients: attributionClients, tps: r.tps, latencyMs: r.latencyMs, failures: r.failedConnections + r.failedTransactions, cpu: r.cpu });
-      opts.log(`pool: attribution, ${label}: ${r.tps.toFixed(0)} TPS, p50 ${r.latencyMs.p50.toFixed(2)} ms`);
+
+    // The ladder: from the ceiling to (c), one difference per rung, each rung measured once per
+    // round with the rounds' order alternating, so that the machine's drift falls on every rung
+    // alike. The target compares the medians of its first and last rungs.
+    const best = sweepBest.clients;
+    const poolForBest = benchModel(root, { ...BENCH_STACK_OVERRIDES, pgbouncer: { defaultPoolSize: best } });
+    const poolForBestSizes = poolForBest.settings.sizing.pgbouncer;
+    const rungs: readonly LadderRung[] = [
+      { label: `ceiling: stock PostgreSQL direct, plain TCP, ${best} clients`, clients: best, connection: direct, pgids: () => [stock.process.pid] },
+      {
+        label: `the rendered PostgreSQL direct: TLS, SCRAM and the checklist's settings (PG-2 timeouts, pg_stat_statements), ${best} clients`,
+        clients: best,
+        connection: renderedDirect,
+        pgids: () => [tier.pg.process.pid],
+      },
+      {
+        label: `(c) with application_name_add_host = 0 and the pool the ceiling sweep favours (${poolForBestSizes.defaultPoolSize} + reserve ${poolForBestSizes.reservePoolSize})`,
+        clients: largest,
+        connection: rendered,
+        pgids: () => [tier.pg.process.pid, tier.pgbouncer.process.pid],
+        pgbouncerIni: tier.pgbouncerIniFor(poolForBest, { application_name_add_host: 0 }),
+      },
+      {
+        label:
+          "(c) with application_name_add_host = 0: every client here sends the same application_name, so PgBouncer sends no SET when it hands a client a server connection",
+        clients: largest,
+        connection: rendered,
+        pgids: () => [tier.pg.process.pid, tier.pgbouncer.process.pid],
+        pgbouncerIni: tier.pgbouncerIniFor(model, { application_name_add_host: 0 }),
+      },
+      {
+        label: `(c) as rendered: pool ${pools.defaultPoolSize} + reserve ${pools.reservePoolSize}, TLS on both hops, application_name_add_host = 1`,
+        clients: largest,
+        connection: rendered,
+        pgids: () => [tier.pg.process.pid, tier.pgbouncer.process.pid],
+        pgbouncerIni: tier.pgbouncerIniFor(model),
+      },
+    ];
+    const runs: LadderRun[][] = rungs.map(() => []);
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = rungs.map((_, i) => i);
+      if (round % 2 === 1) order.reverse();
+      for (const i of order) {
+        const rung = rungs[i];
+        opts.log(`pool: round ${round + 1}/${opts.rounds}, ${rung.label} …`);
+        if (rung.pgbouncerIni !== undefined) {
+          // A fresh PgBouncer per run: nothing of the previous run's clients or servers remains.
+          const bouncer = await tier.restartPgbouncer(rung.pgbouncerIni);
+          if (placement) bindProcessTree([bouncer.process.pid], placement.others);
+        } else await freeStockSlots();
+        const r = await runPgLoad({ connection: rung.connection, clients: rung.clients, warmupMs: opts.warmupMs, measureMs: opts.measureMs, pgids: rung.pgids() });
+        runs[i].push({ round, tps: r.tps, latencyMs: r.latencyMs, failures: r.failedConnections + r.failedTransactions + r.starvedClients, cpu: r.cpu });
+        opts.log(`pool: round ${round + 1}: ${r.tps.toFixed(0)} TPS, p50 ${r.latencyMs.p50.toFixed(1)} ms`);
+      }
     }
-    const failures = renderedLargest.failedConnections + renderedLargest.failedTransactions + renderedLargest.starvedClients;
-    const share = ratio(renderedLargest.tps, best.tps);
-    const pools = model.settings.sizing.pgbouncer;
-    const pg = model.settings.sizing.postgres;
+    const ladder: LadderStep[] = rungs.map((rung, i) => ({ label: rung.label, clients: rung.clients, runs: runs[i], tps: median(runs[i].map((r) => r.tps)) }));
+    const ceilingRuns = runs[0];
+    const renderedRuns = runs[runs.length - 1];
+    const failures = renderedLargest.failedConnections + renderedLargest.failedTransactions + renderedLargest.starvedClients + renderedRuns.reduce((sum, r) => sum + r.failures, 0);
+    const ceilingTps = ladder[0].tps;
+    const renderedTps = ladder[ladder.length - 1].tps;
+    const share = ratio(renderedTps, ceilingTps);
     return {
       warmupMs: opts.warmupMs,
       measureMs: opts.measureMs,
@@ -251,22 +310,27 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
           `the rendered pgbouncer.ini and PostgreSQL drop-in for the prod stack file with ${model.settings.odooInstances} Odoo hosts (BENCH_STACK_OVERRIDES in tools/bench/pool.ts): ` +
           `pool_mode transaction, default_pool_size ${pools.defaultPoolSize} + reserve ${pools.reservePoolSize}, max_client_conn ${pools.maxClientConn}, max_connections ${pg.maxConnections}, ` +
           `shared_buffers ${pg.sharedBuffersMiB}MB; TLS with verify-full on both hops (client→PgBouncer, PgBouncer→PostgreSQL) and SCRAM — the others run without TLS, so (c) pays for it alone.`,
-        ceiling: `(a)'s server with ${opts.ceilingClientCounts.join(", ")} clients; the best TPS is the ceiling.`,
+        ceiling:
+          `(a)'s server with ${opts.ceilingClientCounts.join(", ")} clients; the best count is the ceiling's, and its TPS is the median of ${opts.rounds} ` +
+          "runs at that count interleaved with (c)'s (the ladder below).",
       },
       points,
-      ceiling: best,
-      attribution,
+      ...(placement ? { placement: { database: placement.database, others: placement.others } } : {}),
+      ceiling: { clients: best, tps: ceilingTps, sweepTps: sweepBest.tps, roundTps: ceilingRuns.map((r) => r.tps) },
+      ladder,
       target: {
         clients: largest,
-        renderedTps: renderedLargest.tps,
-        ceilingTps: best.tps,
+        renderedTps,
+        ceilingTps,
         ratio: share,
+        roundRatios: ceilingRuns.map((c, i) => ratio(renderedRuns[i].tps, c.tps)),
         required: TARGET_SHARE_OF_CEILING,
         failures,
         met: share >= TARGET_SHARE_OF_CEILING && failures === 0,
       },
     };
   } finally {
+    if (placement) bindThisProcess(placement.all);
     await sandbox.cleanup();
   }
 }

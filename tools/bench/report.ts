@@ -80,7 +80,13 @@ function poolSection(pool: PoolScenario, cpus: number): string[] {
     `**Target: (c) at ${t.clients} clients ≥ ${t.required} × the ceiling's TPS with zero failures — ${t.met ? "met" : "NOT met"}.** ` +
       `(c) ${fmt(t.renderedTps, 0)} TPS / ceiling ${fmt(t.ceilingTps, 0)} TPS (PostgreSQL direct at ${pool.ceiling.clients} clients) = **${fmtRatio(t.ratio)}**, ` +
       `${t.failures} failures (failed connections + failed transactions + starved clients)${rendered500 ? `, p99 ${fmt(rendered500.latencyMs.p99, 1)} ms` : ""}. ` +
-      `Ceiling: the best of the sweep (${fmt(pool.ceiling.sweepTps, 0)} TPS at ${pool.ceiling.clients} clients), measured again right after (c) × ${t.clients} (${fmt(pool.ceiling.remeasuredTps, 0)} TPS); the higher counts.`,
+      `Both TPS are medians of ${t.roundRatios.length} interleaved rounds (the ladder below); (c) ÷ ceiling within each round: ${t.roundRatios.map(fmtRatio).join(", ")}. ` +
+      `The sweep found the ceiling's client count (${fmt(pool.ceiling.sweepTps, 0)} TPS at ${pool.ceiling.clients} clients there).`,
+    "",
+    pool.placement
+      ? `PostgreSQL runs on CPUs ${pool.placement.database} in every configuration, PgBouncer and the load generator on CPUs ${pool.placement.others} (taskset): ` +
+        "in production the database has a host of its own and PgBouncer another, so the database's CPU is what the configurations compete for."
+      : "One CPU: PostgreSQL, PgBouncer and the load generator share it (in production they run on separate hosts).",
     "",
     `Each point: ${fmt(pool.warmupMs / 1000, 0)} s warm-up, then ${fmt(pool.measureMs / 1000, 0)} s measured; every client holds its own connection, opened all at once (the storm).`,
     `Mix: ${pool.mix.map((m) => `${m.kind} ${m.weight} %`).join(", ")}. Dataset: ${pool.dataset}.`,
@@ -96,14 +102,30 @@ function poolSection(pool: PoolScenario, cpus: number): string[] {
     "",
     ...confounders,
     "",
-    ...(pool.attribution.length > 0
+    ...(pool.ladder.length > 0
       ? [
-          `Where (c)'s cost goes, ${pool.attribution[0].clients} clients each, back to back (÷ the first row):`,
+          "From the ceiling to (c), one difference per row; each row's TPS is the median of its rounds (÷ ceiling: over the first row's median):",
           "",
           markdownTable(
-            ["path", "TPS", "÷ first", "p50 ms", "p99 ms", "failures", "CPU cores: generator / daemons / machine"],
-            pool.attribution.map((a) => [a.label, fmt(a.tps, 0), fmtRatio(a.tps / pool.attribution[0].tps), fmt(a.latencyMs.p50, 2), fmt(a.latencyMs.p99, 2), String(a.failures), cpu(a.cpu)]),
+            ["path", "clients", "TPS (median)", "÷ ceiling", "÷ row above", "TPS of each round", "p50 ms", "p99 ms", "failures", "CPU cores: generator / daemons / machine"],
+            pool.ladder.map((step, i) => {
+              const middle = [...step.runs].sort((a, b) => a.tps - b.tps)[Math.floor(step.runs.length / 2)];
+              return [
+                step.label,
+                String(step.clients),
+                fmt(step.tps, 0),
+                fmtRatio(step.tps / pool.ladder[0].tps),
+                i === 0 ? "–" : fmtRatio(step.tps / pool.ladder[i - 1].tps),
+                step.runs.map((r) => fmt(r.tps, 0)).join(", "),
+                middle ? fmt(middle.latencyMs.p50, 2) : "–",
+                middle ? fmt(middle.latencyMs.p99, 2) : "–",
+                String(step.runs.reduce((sum, r) => sum + r.failures, 0)),
+                middle ? cpu(middle.cpu) : "–",
+              ];
+            }),
           ),
+          "",
+          "Latency and CPU columns are those of each row's median run.",
           "",
         ]
       : []),

@@ -36,14 +36,25 @@ export interface PgPoint {
   readonly cpu: CpuUse;
 }
 
-/** One run of the attribution series: the same client count through progressively more of (c)'s path. */
-export interface AttributionRun {
-  readonly label: string;
-  readonly clients: number;
+/** One measured run of a ladder step. */
+export interface LadderRun {
+  readonly round: number;
   readonly tps: number;
   readonly latencyMs: LatencySummary;
   readonly failures: number;
   readonly cpu: CpuUse;
+}
+
+/**
+ * One rung of the ladder from the ceiling to (c): the same database CPU, one difference more
+ * than the rung before, measured once per round (rounds interleaved, so drift falls on all).
+ */
+export interface LadderStep {
+  readonly label: string;
+  readonly clients: number;
+  readonly runs: readonly LadderRun[];
+  /** The median TPS of the runs. */
+  readonly tps: number;
 }
 
 export interface PoolScenario {
@@ -53,19 +64,28 @@ export interface PoolScenario {
   readonly ceilingClientCounts: readonly number[];
   readonly mix: readonly { readonly kind: string; readonly weight: number; readonly sql: readonly string[] }[];
   readonly dataset: string;
+  /** CPU lists (taskset) for PostgreSQL and for everything else; absent on a one-CPU machine. */
+  readonly placement?: { readonly database: string; readonly others: string };
   /** What each configuration is, in a sentence (settings that matter, TLS or not). */
   readonly configs: Readonly<Record<PoolConfig, string>>;
   readonly points: readonly PgPoint[];
-  /** The best of the sweep (d), measured again after (c) at the largest count; tps is the higher. */
-  readonly ceiling: { readonly clients: number; readonly tps: number; readonly sweepTps: number; readonly remeasuredTps: number };
-  /** Where (c)'s cost goes: TLS to PostgreSQL, then the PgBouncer hop, each ÷ the first run. */
-  readonly attribution: readonly AttributionRun[];
+  /**
+   * The sweep's best client count, and the ceiling's TPS there: the median of the ladder's
+   * first rung (measured once per round, interleaved with (c)).
+   */
+  readonly ceiling: { readonly clients: number; readonly tps: number; readonly sweepTps: number; readonly roundTps: readonly number[] };
+  /** From the ceiling to (c), one difference per rung; the first rung is the ceiling, the last is (c). */
+  readonly ladder: readonly LadderStep[];
   readonly target: {
     readonly clients: number;
+    /** The median of (c)'s runs in the ladder. */
     readonly renderedTps: number;
     readonly ceilingTps: number;
     readonly ratio: number;
+    /** (c) ÷ ceiling within each round. */
+    readonly roundRatios: readonly number[];
     readonly required: number;
+    /** Failed connections, failed transactions and starved clients of (c) at this count, over every run. */
     readonly failures: number;
     readonly met: boolean;
   };

@@ -35,6 +35,18 @@ export function summarizeLatencies(values: ArrayLike<number>): LatencySummary {
   return { count: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: sorted[sorted.length - 1], mean: sum / sorted.length };
 }
 
+/**
+ * The median (the mean of the middle two for an even count); NaN for an empty input. The
+ * benchmark's ratios are medians over interleaved rounds: one slow or fast round on a shared
+ * machine moves a maximum or a single run, not the median.
+ */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** a / b, or NaN when b is 0 or either is not finite (a ratio against nothing is not 0 or ∞). */
 export function ratio(a: number, b: number): number {
   return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : NaN;

@@ -15,6 +15,7 @@ import {
   renderPgbouncerIni,
   renderPgbouncerUserlist,
   type PgbouncerSettings,
+  type PgbouncerValue,
 } from "../../../templates/pgbouncer";
 import {
   pgHbaSettingsFor,
@@ -58,6 +59,7 @@ export interface DatabaseTier {
   readonly ca: CertificateAuthority;
   readonly postgresUser: SystemUser;
   readonly pg: PostgresCluster;
+  /** The running PgBouncer (a new instance after restartPgbouncer). */
   readonly pgbouncer: PgbouncerInstance;
   /** Root directories standing for the two hosts' file systems. */
   readonly roots: { readonly postgres: string; readonly pgbouncer: string };
@@ -79,8 +81,13 @@ export interface DatabaseTier {
    * sandbox falls back to an IP SAN and says so.
    */
   readonly verifiesPostgresByName: boolean;
-  /** Renders pgbouncer.ini for `model` with the sandbox's remapping (placeholders stay). */
-  pgbouncerIniFor(model: StackModel): string;
+  /**
+   * Renders pgbouncer.ini for `model` with the sandbox's remapping (placeholders stay);
+   * `overrides` are layered as a user's would be (the forced keys still win).
+   */
+  pgbouncerIniFor(model: StackModel, overrides?: Readonly<Record<string, PgbouncerValue>>): string;
+  /** Stops PgBouncer and starts it again on the same port and files with `ini` (the benchmark's variants). */
+  restartPgbouncer(ini: string): Promise<PgbouncerInstance>;
   /** Renders userlist.txt for `model` (placeholders unresolved, as uploaded). */
   userlistFor(model: StackModel): string;
   odooLogin(database?: string, password?: string): Login;
@@ -164,16 +171,15 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
       ...tlsFiles,
     });
   };
-  const pgbouncerIniFor = (m: StackModel) => renderPgbouncerIni(bouncerSettingsFor(m));
+  const pgbouncerIniFor = (m: StackModel, overrides: Readonly<Record<string, PgbouncerValue>> = {}) =>
+    renderPgbouncerIni({ ...bouncerSettingsFor(m), overrides });
   const userlistFor = (m: StackModel) => renderPgbouncerUserlist(pgbouncerUserlistSettingsFor(m));
   const userlist = resolveSecretRefs(userlistFor(model), secrets.byParameter);
   const hostsFile = sandbox.writeFile(under(roots.pgbouncer, "/etc/hosts"), `127.0.0.1\tlocalhost\n127.0.0.1\t${pgHost.fqdn}\n`);
   let ini = "";
-  const pgbouncer = await withFreshPort(sandbox, (port) => {
-    bouncerPort = port;
+  const startBouncer = (port: number, text: string) => {
     const settings = bouncerSettingsFor(model);
-    ini = pgbouncerIniFor(model);
-    const iniPath = sandbox.writeFile(under(roots.pgbouncer, PATHS.pgbouncerIni), ini, { owner: postgresUser, mode: 0o640 });
+    const iniPath = sandbox.writeFile(under(roots.pgbouncer, PATHS.pgbouncerIni), text, { owner: postgresUser, mode: 0o640 });
     sandbox.writeFile(settings.authFile, userlist, { owner: postgresUser, mode: 0o600 });
     return startPgbouncer(sandbox, postgresUser, {
       iniPath,
@@ -183,7 +189,17 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
       pidFile: settings.pidFile,
       hostsFile: byName ? hostsFile : undefined,
     });
+  };
+  let pgbouncer = await withFreshPort(sandbox, (port) => {
+    bouncerPort = port;
+    ini = pgbouncerIniFor(model);
+    return startBouncer(port, ini);
   });
+  const restartPgbouncer = async (text: string): Promise<PgbouncerInstance> => {
+    await pgbouncer.process.stop();
+    pgbouncer = await startBouncer(bouncerPort, text);
+    return pgbouncer;
+  };
 
   const odooLogin = (database = model.settings.databases[0], password = secrets.odooDbPassword): Login => ({ user: DB_ROLES.odoo, password, database });
   return {
@@ -192,7 +208,9 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
     ca,
     postgresUser,
     pg,
-    pgbouncer,
+    get pgbouncer() {
+      return pgbouncer;
+    },
     roots,
     postgresEndpoint: { serverName: pgHost.fqdn, port: pgPort, caPem: ca.certPem },
     pgbouncerEndpoint: { serverName: bouncerHost.fqdn, port: bouncerPort, caPem: ca.certPem },
@@ -200,6 +218,7 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
     productionSettings: { postgres: pgProduction, pgbouncer: pgbouncerSettingsFor(model) },
     verifiesPostgresByName: byName,
     pgbouncerIniFor,
+    restartPgbouncer,
     userlistFor,
     odooLogin,
     statsLogin: () => ({ user: DB_ROLES.stats, password: secrets.statsPassword, database: "pgbouncer" }),
