@@ -223,7 +223,11 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
     server_idle_timeout: 600,
     server_lifetime: 3600,
     // Source host:port in application_name: pg_stat_activity shows which Odoo host sent a
-    // long transaction (OBS-7).
+    // long transaction (OBS-7). Its price: in transaction pooling PgBouncer sends
+    // SET application_name whenever a server connection goes to a client with another name,
+    // which Odoo's processes (odoo-<pid>) already have, so the SET is paid whatever this says:
+    // one per Odoo transaction, i.e. per HTTP request. The bench's ladder measures it on
+    // one-statement transactions, where it shows most (tools/bench/pool.ts).
     application_name_add_host: 1,
     ...s.overrides,
   };

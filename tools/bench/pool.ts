@@ -305,7 +305,8 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
       configs: {
         "stock-postgres": "initdb defaults (max_connections 100, shared_buffers 128MB), Debian's pg_hba (scram-sha-256 from 127.0.0.1), plain TCP; each client connects straight to it.",
         "stock-pgbouncer":
-          "Debian's pgbouncer.ini with only the database entry added: pool_mode session, default_pool_size 20, max_client_conn 100 (PgBouncer 1.18 defaults), auth_type md5, plain TCP; in front of (a), started afresh for each point.",
+          "Debian's pgbouncer.ini with only the database entry added: pool_mode session, default_pool_size 20, max_client_conn 100 (PgBouncer 1.18 defaults), auth_type md5, plain TCP; in front of (a), started afresh for each point. " +
+          "PgBouncer counts every accepted socket against max_client_conn when it reads a startup packet (client.c), so when a storm's sockets are all accepted first, it can refuse every one of them.",
         rendered:
           `the rendered pgbouncer.ini and PostgreSQL drop-in for the prod stack file with ${model.settings.odooInstances} Odoo hosts (BENCH_STACK_OVERRIDES in tools/bench/pool.ts): ` +
           `pool_mode transaction, default_pool_size ${pools.defaultPoolSize} + reserve ${pools.reservePoolSize}, max_client_conn ${pools.maxClientConn}, max_connections ${pg.maxConnections}, ` +
