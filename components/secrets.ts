@@ -68,7 +68,7 @@ export class Secrets extends pulumi.ComponentResource {
     store("stats-password-parameter", paths.statsPassword, "pgbouncer", `Password of PgBouncer stats user ${DB_ROLES.stats}`, stats.result);
     store("stats-scram-verifier-parameter", paths.statsScramVerifier, "pgbouncer", `SCRAM-SHA-256 verifier of PgBouncer stats user ${DB_ROLES.stats}`, verifier(stats, statsSalt));
 
-    // The metrics collector's pg_monitor role on the database host (OBS-7).
+    // The metrics collector's pg_monitor role: on the database host, or for RDS on the PgBouncer host (OBS-7).
     const monitor = password("monitor-password");
     store("monitor-password-parameter", paths.monitorPassword, "postgres", `Password of database role ${DB_ROLES.monitor}`, monitor.result);
 

@@ -54,6 +54,8 @@ export const PATHS = {
   rdsCaBundle: "/etc/pgbouncer/tls/rds-ca-bundle.pem",
   /** libpq service file of the RDS master connection the bootstrap SQL runs through (RDS only). */
   rdsAdminServiceFile: "/etc/odoo-stack/rds-admin.pg_service.conf",
+  /** libpq service file of the metrics collector's read-only connection to RDS (OBS-7; RDS only). */
+  rdsMonitorServiceFile: "/etc/odoo-stack/rds-monitor.pg_service.conf",
   odooCoreAddons: "/usr/lib/python3/dist-packages/odoo/addons",
   odooCustomAddons: "/opt/odoo/custom-addons",
   odooLogrotate: "/etc/logrotate.d/odoo",

@@ -195,9 +195,8 @@ export function monitoringAlarms(model: StackModel, overrides: MonitoringThresho
   }
 
   // --- 8. PostgreSQL (OBS-7, PG-1, PG-4) -----------------------------------------------------------
-  // The collector reads PostgreSQL on its own host; with postgresEngine "rds" there is none (and
-  // these alarms would watch metrics nobody publishes).
-  if (model.allHosts.includes(model.hosts.postgres)) postgresAlarms(model, t, add);
+  // The collector publishes these from the database host, or for RDS from the PgBouncer host.
+  postgresAlarms(model, t, add);
 
   // --- 9. Odoo: latency and errors (OBS-4, OBS-5) ---------------------------------------------------
   for (const c of ROUTE_CLASSES) {

@@ -36,6 +36,14 @@ export const LOG_SOURCES = {
 export type LogSource = keyof typeof LOG_SOURCES;
 export const LOG_SOURCE_NAMES = Object.keys(LOG_SOURCES).sort() as LogSource[];
 
+/**
+ * The role whose hosts ship `source`: as LOG_SOURCES says, except that with RDS the collector
+ * (and so its top-queries log) runs on the PgBouncer host, there being no database host.
+ */
+export function logSourceRole(model: StackModel, source: LogSource): HostRole {
+  return source === "top-queries" && model.settings.postgresEngine === "rds" ? "pgbouncer" : LOG_SOURCES[source].role;
+}
+
 /** The log group of a source: one per stack and source, created (with retention) by Monitoring. */
 export const logGroupName = (model: StackModel, source: LogSource): string => `/${model.project}/${model.stack}/${source}`;
 
@@ -73,7 +81,7 @@ export function cloudWatchAgentConfig(model: StackModel, host: HostId): Record<s
     append_dimensions: append,
     ...extra,
   });
-  const logs = LOG_SOURCE_NAMES.filter((source) => LOG_SOURCES[source].role === host.role).map((source) => ({
+  const logs = LOG_SOURCE_NAMES.filter((source) => logSourceRole(model, source) === host.role).map((source) => ({
     file_path: LOG_SOURCES[source].file,
     log_group_name: logGroupName(model, source),
     log_stream_name: host.id,

@@ -21,6 +21,7 @@ import { header, lines, renderSortedJson, type HostFile } from "./format";
 import { nginxMainSettings } from "./nginx";
 import { LISTEN_DATABASE, PGBOUNCER_DEBIAN, PGBOUNCER_TLS_FILES } from "./pgbouncer";
 import { POSTGRES_TLS_FILES } from "./postgresql";
+import { RDS_MONITOR_SERVICE } from "./rds";
 import { SCRIPTS_DIR } from "./scripts";
 
 /** CloudWatch namespaces, one per area ("OdooStack/<area>"); the alarms and dashboard use them. */
@@ -257,6 +258,22 @@ export const WATCHED_PROCESSES: Readonly<Record<HostRole, readonly WatchedProces
   postgres: [{ name: "postgres", comm: "postgres" }],
 };
 
+/** How the collector reads PostgreSQL (OBS-7, PG-4): where, and what. */
+export type PostgresReader = {
+  /**
+   * Where the cluster-wide views are read: the bootstrap SQL creates pg_stat_statements in the
+   * maintenance database "postgres" (templates/postgresql.ts, templates/rds.ts).
+   */
+  readonly maintenanceDatabase: string;
+  /** Databases whose tables are checked for autovacuum health. */
+  readonly databases: readonly string[];
+  readonly topQueries: number;
+  readonly topQueriesLog: string;
+} & (
+  | /** On the database host: its Unix socket, the password from PGPASSFILE. */ { readonly socketDir: string; readonly port: number; readonly user: string }
+  | /** RDS, from the PgBouncer host: a libpq service (TLS verify-full, the monitor role). */ { readonly service: string; readonly serviceFile: string }
+);
+
 export interface MetricsCollectorSettings {
   readonly stack: string;
   readonly hostId: string;
@@ -265,23 +282,18 @@ export interface MetricsCollectorSettings {
   /** Certificate files whose expiry is published (TLS-4), by a short name. */
   readonly certificates: readonly { readonly name: string; readonly path: string }[];
   readonly pgbouncer?: { readonly socketDir: string; readonly port: number; readonly user: string };
-  readonly postgres?: {
-    readonly socketDir: string;
-    readonly port: number;
-    readonly user: string;
-    /**
-     * Where the cluster-wide views are read: the bootstrap SQL creates pg_stat_statements in the
-     * maintenance database "postgres" (templates/postgresql.ts).
-     */
-    readonly maintenanceDatabase: string;
-    /** Databases whose tables are checked for autovacuum health. */
-    readonly databases: readonly string[];
-    readonly topQueries: number;
-    readonly topQueriesLog: string;
-  };
+  readonly postgres?: PostgresReader;
   readonly accessLog?: { readonly path: string };
   readonly odooLog?: { readonly path: string; readonly cronMaxSeconds: number };
 }
+
+/** What the collector reads of PostgreSQL, wherever it reads it from. */
+const postgresReadings = (model: StackModel) => ({
+  maintenanceDatabase: "postgres",
+  databases: [...model.settings.databases, LISTEN_DATABASE],
+  topQueries: 10,
+  topQueriesLog: TOP_QUERIES_LOG,
+});
 
 /** The stack's collector settings for `host`: production paths, ports and roles. */
 export function metricsCollectorSettingsFor(model: StackModel, host: HostId): MetricsCollectorSettings {
@@ -304,20 +316,16 @@ export function metricsCollectorSettingsFor(model: StackModel, host: HostId): Me
         ...base,
         certificates: [ca, { name: "pgbouncer", path: PGBOUNCER_TLS_FILES.cert }],
         pgbouncer: { socketDir: PGBOUNCER_DEBIAN.unixSocketDir, port: PORTS.pgbouncer.port, user: DB_ROLES.stats },
+        // RDS has no host of its own to run the collector on: the PgBouncer host reads it.
+        ...(model.settings.postgresEngine === "rds"
+          ? { postgres: { ...postgresReadings(model), service: RDS_MONITOR_SERVICE, serviceFile: PATHS.rdsMonitorServiceFile } }
+          : {}),
       };
     case "postgres":
       return {
         ...base,
         certificates: [ca, { name: "postgres", path: POSTGRES_TLS_FILES.cert }],
-        postgres: {
-          socketDir: PGBOUNCER_DEBIAN.unixSocketDir,
-          port: PORTS.postgres.port,
-          user: DB_ROLES.monitor,
-          maintenanceDatabase: "postgres",
-          databases: [...model.settings.databases, LISTEN_DATABASE],
-          topQueries: 10,
-          topQueriesLog: TOP_QUERIES_LOG,
-        },
+        postgres: { ...postgresReadings(model), socketDir: PGBOUNCER_DEBIAN.unixSocketDir, port: PORTS.postgres.port, user: DB_ROLES.monitor },
       };
   }
 }
@@ -328,7 +336,9 @@ export function metricsCollectorSettingsFor(model: StackModel, host: HostId): Me
 export function renderMetricsConfig(s: MetricsCollectorSettings): string {
   const problems: string[] = [];
   if (s.pgbouncer && s.role !== "pgbouncer") problems.push("'pgbouncer' is only for the pgbouncer role");
-  if (s.postgres && s.role !== "postgres") problems.push("'postgres' is only for the postgres role");
+  if (s.postgres && s.role !== "postgres" && !("service" in s.postgres && s.role === "pgbouncer")) {
+    problems.push("'postgres' is only for the postgres role, or the pgbouncer role through a libpq service (RDS)");
+  }
   if (s.postgres && s.postgres.databases.length === 0) problems.push("'postgres.databases' must name at least one database");
   if (s.odooLog && !(s.odooLog.cronMaxSeconds > 0)) problems.push("'odooLog.cronMaxSeconds' must be positive");
   for (const c of s.certificates) if (!/^[a-z0-9-]+$/.test(c.name)) problems.push(`certificate name ${JSON.stringify(c.name)} must be lowercase letters, digits and '-'`);
@@ -371,7 +381,7 @@ export function pgpassLine(fields: { readonly port: number; readonly database: s
   return `*:${fields.port}:${esc(fields.database)}:${esc(fields.user)}:${fields.password}`;
 }
 
-function collectorService(model: StackModel, host: HostId, databaseReader: boolean): string {
+function collectorService(model: StackModel, host: HostId, databaseReader: boolean, writesTopQueries: boolean): string {
   return lines(
     header("#").trimEnd(),
     "[Unit]",
@@ -394,7 +404,7 @@ function collectorService(model: StackModel, host: HostId, databaseReader: boole
     "ProtectSystem=strict",
     "ProtectHome=yes",
     "PrivateTmp=yes",
-    ...(host.role === "postgres" ? [`LogsDirectory=${path.basename(path.dirname(TOP_QUERIES_LOG))}`] : []),
+    ...(writesTopQueries ? [`LogsDirectory=${path.basename(path.dirname(TOP_QUERIES_LOG))}`] : []),
     "Nice=5",
     // A run must finish well inside its minute; a stuck psql must not pile up runs.
     "TimeoutStartSec=50s",
@@ -423,18 +433,22 @@ const unitFile = (name: string, content: string): HostFile => ({ path: `/etc/sys
 /** The collector, its config, its password file (database hosts) and its units for `host`, sorted by path. */
 export function metricsHostFiles(model: StackModel, host: HostId): HostFile[] {
   const settings = metricsCollectorSettingsFor(model, host);
-  const reader =
-    settings.pgbouncer !== undefined
+  // RDS's monitor password is in its service file (templates/rds.ts), not here.
+  const postgresOverSocket = settings.postgres !== undefined && "socketDir" in settings.postgres ? settings.postgres : undefined;
+  const reader = [
+    ...(settings.pgbouncer !== undefined
       ? [pgpassLine({ port: settings.pgbouncer.port, database: "pgbouncer", user: settings.pgbouncer.user, password: secretRef(model.parameters.statsPassword) })]
-      : settings.postgres !== undefined
-        ? // The monitor role reads every database (pg_monitor): '*' for the database.
-          [pgpassLine({ port: settings.postgres.port, database: "*", user: settings.postgres.user, password: secretRef(model.parameters.monitorPassword) })]
-        : [];
+      : []),
+    // The monitor role reads every database (pg_monitor): '*' for the database.
+    ...(postgresOverSocket !== undefined
+      ? [pgpassLine({ port: postgresOverSocket.port, database: "*", user: postgresOverSocket.user, password: secretRef(model.parameters.monitorPassword) })]
+      : []),
+  ];
   const files: HostFile[] = [
     { path: METRICS_COLLECTOR_PATH, content: metricsCollectorScript(), mode: "0755", owner: "root", group: "root" },
     { path: METRICS_CONFIG_PATH, content: renderMetricsConfig(settings), mode: "0644", owner: "root", group: "root" },
     ...(reader.length > 0 ? [{ path: METRICS_PGPASS_PATH, content: lines(header("#").trimEnd(), reader), mode: "0600", owner: "root", group: "root" }] : []),
-    unitFile(METRICS_UNITS.service, collectorService(model, host, reader.length > 0)),
+    unitFile(METRICS_UNITS.service, collectorService(model, host, reader.length > 0, settings.postgres !== undefined)),
     unitFile(METRICS_UNITS.timer, collectorTimer()),
   ];
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

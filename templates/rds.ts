@@ -6,6 +6,7 @@
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
+import { POSTGRES_RESERVED } from "../lib/sizing";
 import { header, lines, sqlIdent, sqlLiteral, type HostFile } from "./format";
 import { odooRoleConnectionLimit } from "./pgbouncer";
 import { gexecUnless, odooDatabasesSql, POSTGRES_FORCED } from "./postgresql";
@@ -31,6 +32,8 @@ export const RDS_POSTGRES = {
 
 /** libpq service name of the master connection (PATHS.rdsAdminServiceFile). */
 export const RDS_ADMIN_SERVICE = "odoo-stack-rds-admin";
+/** libpq service name of the metrics collector's connection (PATHS.rdsMonitorServiceFile). */
+export const RDS_MONITOR_SERVICE = "odoo-stack-rds-monitor";
 
 export type RdsApplyMethod = "immediate" | "pending-reboot";
 
@@ -88,6 +91,10 @@ export interface RdsBootstrapSettings {
   readonly odooLockTimeoutMs: number;
   readonly odooIdleInTransactionSessionTimeoutMs: number;
   readonly odooDatabases: readonly string[];
+  readonly monitorRole: string;
+  /** The collector's password, an {{ssm:...}} reference resolved by the apply script. */
+  readonly monitorPassword: string;
+  readonly monitorConnectionLimit: number;
 }
 
 const SECRET_REF_ONLY = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
@@ -97,17 +104,21 @@ const SECRET_REF_ONLY = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
  * the PgBouncer host's apply script as the master user: RDS's master is rds_superuser, not a
  * superuser, so it cannot state NOSUPERUSER/NOREPLICATION/NOBYPASSRLS (new roles have none of
  * them anyway) nor SET the superuser-only logging parameters; it must be a member of the Odoo
- * role to create databases owned by it. No monitor role: there is no database host to run a
- * collector on (Performance Insights and RDS's metrics replace it).
+ * role to create databases owned by it. The monitor role is the metrics collector's, which runs
+ * on the PgBouncer host for RDS (there is no database host): pg_monitor, as on EC2 (OBS-7, PG-4).
  */
 export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
   if (!SECRET_REF_ONLY.test(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
     throw new Error("RDS bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
   }
-  if (!Number.isInteger(s.odooConnectionLimit) || s.odooConnectionLimit < 1) {
-    throw new Error(`RDS bootstrap: odooConnectionLimit must be a positive whole number, got ${s.odooConnectionLimit}`);
+  if (!SECRET_REF_ONLY.test(s.monitorPassword)) {
+    throw new Error("RDS bootstrap: the monitor role's password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
+  }
+  for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`RDS bootstrap: ${name} must be a positive whole number, got ${n}`);
   }
   const odoo = sqlIdent(s.odooRole);
+  const monitor = sqlIdent(s.monitorRole);
   const master = sqlIdent(s.masterRole);
   const databases = [...s.odooDatabases].sort();
   return lines(
@@ -126,6 +137,12 @@ export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
     `ALTER ROLE ${odoo} SET statement_timeout = ${s.odooStatementTimeoutMs};`,
     `ALTER ROLE ${odoo} SET lock_timeout = ${s.odooLockTimeoutMs};`,
     `ALTER ROLE ${odoo} SET idle_in_transaction_session_timeout = ${s.odooIdleInTransactionSessionTimeoutMs};`,
+    "",
+    "-- The metrics collector on the PgBouncer host (OBS-7, PG-4): read-only statistics.",
+    gexecUnless(`CREATE ROLE ${monitor}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.monitorRole)}`),
+    `ALTER ROLE ${monitor} WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT ${s.monitorConnectionLimit};`,
+    `ALTER ROLE ${monitor} WITH PASSWORD ${sqlLiteral(s.monitorPassword)};`,
+    `GRANT pg_monitor TO ${monitor};`,
     "",
     "-- Maintenance and pg_dump run as the master user and must not be cut by the global default.",
     `ALTER ROLE ${master} SET statement_timeout = 0;`,
@@ -147,17 +164,22 @@ export function rdsBootstrapSettingsFor(model: StackModel): RdsBootstrapSettings
     odooLockTimeoutMs: pg.lockTimeoutMs,
     odooIdleInTransactionSessionTimeoutMs: pg.idleInTransactionSessionTimeoutMs,
     odooDatabases: model.settings.databases,
+    monitorRole: DB_ROLES.monitor,
+    monitorPassword: secretRef(model.parameters.monitorPassword),
+    monitorConnectionLimit: POSTGRES_RESERVED.monitoring,
   };
 }
 
 // --- libpq service file ------------------------------------------------------------------------
 
-export interface RdsAdminServiceSettings {
+export interface RdsServiceSettings {
+  /** The libpq service name: RDS_ADMIN_SERVICE or RDS_MONITOR_SERVICE. */
+  readonly service: string;
   /** The endpoint address, or a secretRef() to the parameter holding it (an Output at plan time). */
   readonly host: string;
   readonly port: number;
   readonly user: string;
-  /** A secretRef() to the master password: never a literal. */
+  /** A secretRef() to the role's password: never a literal. */
   readonly password: string;
   readonly sslRootCert: string;
 }
@@ -167,12 +189,13 @@ export interface RdsAdminServiceSettings {
 const SERVICE_VALUE = /^([A-Za-z0-9_.\-/]+|\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\})$/;
 
 /**
- * The libpq service file (https://www.postgresql.org/docs/15/libpq-pgservice.html) the apply
- * script's psql connects through: verify-full against the RDS CA bundle (TLS-1), the master
- * password resolved from SSM on the host, the file 0600 root.
+ * A libpq service file (https://www.postgresql.org/docs/15/libpq-pgservice.html): the apply
+ * script's psql connects through the master's, the metrics collector through the monitor's;
+ * verify-full against the RDS CA bundle (TLS-1), the password resolved from SSM on the host,
+ * the file 0600 root.
  */
-export function renderRdsAdminService(s: RdsAdminServiceSettings): string {
-  if (!SECRET_REF_ONLY.test(s.password)) throw new Error("RDS service file: the master password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
+export function renderRdsService(s: RdsServiceSettings): string {
+  if (!SECRET_REF_ONLY.test(s.password)) throw new Error("RDS service file: the password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
   const entries: [string, string | number][] = [
     ["host", s.host],
     ["port", s.port],
@@ -185,11 +208,13 @@ export function renderRdsAdminService(s: RdsAdminServiceSettings): string {
   for (const [k, v] of entries) {
     if (!SERVICE_VALUE.test(String(v))) throw new Error(`RDS service file: ${k} = ${JSON.stringify(v)} may hold only letters, digits and _ . - / (or be one {{ssm:...}} reference)`);
   }
-  return lines(header("#"), `[${RDS_ADMIN_SERVICE}]`, entries.map(([k, v]) => `${k}=${v}`));
+  if (!SERVICE_VALUE.test(s.service) || s.service.includes("{{")) throw new Error(`RDS service file: service name ${JSON.stringify(s.service)} may hold only letters, digits and _ . - /`);
+  return lines(header("#"), `[${s.service}]`, entries.map(([k, v]) => `${k}=${v}`));
 }
 
-export function rdsAdminServiceSettingsFor(model: StackModel): RdsAdminServiceSettings {
+export function rdsAdminServiceSettingsFor(model: StackModel): RdsServiceSettings {
   return {
+    service: RDS_ADMIN_SERVICE,
     host: secretRef(model.parameters.rdsEndpoint),
     port: PORTS.postgres.port,
     user: DB_ROLES.rdsMaster,
@@ -198,11 +223,17 @@ export function rdsAdminServiceSettingsFor(model: StackModel): RdsAdminServiceSe
   };
 }
 
+/** The collector's read-only connection: the monitor role, never the master. */
+export function rdsMonitorServiceSettingsFor(model: StackModel): RdsServiceSettings {
+  return { ...rdsAdminServiceSettingsFor(model), service: RDS_MONITOR_SERVICE, user: DB_ROLES.monitor, password: secretRef(model.parameters.monitorPassword) };
+}
+
 /** What the PgBouncer host receives besides its own files when PostgreSQL is RDS. */
 export function rdsPgbouncerHostFiles(model: StackModel): HostFile[] {
   if (model.settings.postgresEngine !== "rds") return [];
   return [
     { path: PATHS.postgresBootstrapSql, content: renderRdsBootstrap(rdsBootstrapSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
-    { path: PATHS.rdsAdminServiceFile, content: renderRdsAdminService(rdsAdminServiceSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
+    { path: PATHS.rdsAdminServiceFile, content: renderRdsService(rdsAdminServiceSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
+    { path: PATHS.rdsMonitorServiceFile, content: renderRdsService(rdsMonitorServiceSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
   ];
 }

@@ -9,7 +9,9 @@
 #               Columns are read BY NAME from psql's CSV header: PgBouncer adds and removes
 #               columns between releases (1.18 has cl_active_cancel_req, not cl_cancel_req),
 #               which is exactly what breaks exporters that index columns by position.
-#   postgres    pg_stat_activity, pg_stat_user_tables, pg_database, pg_stat_statements (OBS-7, PG-4)
+#   postgres    pg_stat_activity, pg_stat_user_tables, pg_database, pg_stat_statements (OBS-7, PG-4):
+#               on the database host through its Unix socket; for RDS from the PgBouncer host
+#               through a libpq service file (verify-full, the monitor role)
 #   accessLog   nginx's JSON access log: p95/p99 per route class, 5xx %, 504s (OBS-4, OBS-5)
 #   odooLog     Odoo's log: worker kills, pool full, deadlocks, cron duration/overlap (OBS-5, OBS-6)
 #   always      certificate days to expiry (TLS-4), fd use vs limit, TCP retransmits (OBS-8)
@@ -110,23 +112,28 @@ class Collector:
             self.errors += 1
             log(f"{name}: {e}")
 
-    def psql_rows(self, socket_dir, port, user, database, sql):
+    def psql_rows(self, c, database, sql):
+        """Rows of `sql` in `database`, connected as `c` says: a Unix socket (password from
+        PGPASSFILE) or a libpq service (RDS: host, TLS and password in the service file)."""
         psql = os.environ.get("ODOO_STACK_PSQL", "/usr/bin/psql")
-        r = subprocess.run(
-            [psql, "-X", "-w", "--csv", "-h", socket_dir, "-p", str(port), "-U", user, "-d", database, "-c", sql],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            env={**os.environ, "PGCONNECT_TIMEOUT": "5", "PGAPPNAME": PROG},
-        )
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "5", "PGAPPNAME": PROG}
+        if "service" in c:
+            # Database names are validated identifiers: nothing in them needs conninfo quoting.
+            target = ["-d", f"service={c['service']} dbname={database}"]
+            env["PGSERVICEFILE"] = c["serviceFile"]
+            who = f"service {c['service']}"
+        else:
+            target = ["-h", c["socketDir"], "-p", str(c["port"]), "-U", c["user"], "-d", database]
+            who = f"-U {c['user']}"
+        r = subprocess.run([psql, "-X", "-w", "--csv", *target, "-c", sql], capture_output=True, text=True, timeout=15, env=env)
         if r.returncode != 0:
-            raise RuntimeError(f"psql -U {user} -d {database}: {r.stderr.strip()}")
+            raise RuntimeError(f"psql {who} -d {database}: {r.stderr.strip()}")
         # By name, from the header: never by position.
         return list(csv.DictReader(io.StringIO(r.stdout)))
 
     def pgbouncer(self):
         c = self.config["pgbouncer"]
-        q = lambda sql: self.psql_rows(c["socketDir"], c["port"], c["user"], c["database"], sql)
+        q = lambda sql: self.psql_rows(c, c["database"], sql)
         pools = {}
         for row in q("SHOW POOLS"):
             db = row["database"]
@@ -167,7 +174,7 @@ class Collector:
 
     def postgres(self):
         c = self.config["postgres"]
-        q = lambda db, sql: self.psql_rows(c["socketDir"], c["port"], c["user"], db, sql)
+        q = lambda db, sql: self.psql_rows(c, db, sql)
         cluster = c["maintenanceDatabase"]
         # Client backends only: autovacuum and walsender are not Odoo's transactions.
         activity = q(cluster, """

@@ -5,7 +5,9 @@
 import { checkMonitoringArgs, LOG_METRIC_FILTERS, metricFilterNamespace, Monitoring, monitoringDashboard } from "../../components/monitoring";
 import { DASHBOARD_SECTIONS, MONITORING_DEFAULTS, monitoringAlarms, resolveThresholds, type AlarmSpec } from "../../templates/alarms";
 import { LOG_SOURCE_NAMES, logGroupName } from "../../templates/cloudwatch-agent";
-import { METRIC_NAMESPACES, METRICS, ROUTE_CLASSES } from "../../templates/metrics";
+import { METRIC_NAMESPACES, metricsCollectorSettingsFor, METRICS, ROUTE_CLASSES, TOP_QUERIES_LOG } from "../../templates/metrics";
+import { RDS_MONITOR_SERVICE } from "../../templates/rds";
+import { PATHS } from "../../lib/model";
 import { modelWith } from "../helpers/fixtures";
 import { countsByType, named, ofType, runUnderMocks, STACK, type MockRun, type RecordedResource } from "../helpers/component-mocks";
 
@@ -190,10 +192,22 @@ describe("checkMonitoringArgs", () => {
     expect(run.resources.filter((r) => r.custom)).toEqual([]);
   });
 
-  it("drops the PostgreSQL alarms when there is no PostgreSQL host (RDS)", () => {
-    const rds = { ...model, allHosts: model.allHosts.filter((h) => h.role !== "postgres") };
-    const ids = monitoringAlarms(rds).map((a) => a.id);
-    expect(ids.filter((id) => id.startsWith("postgres-"))).toEqual([]);
-    expect(ids).toContain("pgbouncer-clients-waiting-erp");
+  it("keeps the PostgreSQL alarms with RDS: the PgBouncer host's collector publishes them (OBS-7, PG-4)", () => {
+    const rds = modelWith({ odooInstances: 2, databases: ["erp", "erp_test"], alarmEmail: "ops@example.com", postgresEngine: "rds" }, STACK);
+    expect(rds.allHosts.map((h) => h.role)).not.toContain("postgres");
+    const postgresIds = (m: typeof model) => monitoringAlarms(m).map((a) => a.id).filter((id) => id.startsWith("postgres-"));
+    expect(postgresIds(rds)).toEqual(postgresIds(model));
+    expect(postgresIds(rds)).toContain("postgres-long-transaction");
+    const pgbouncer = metricsCollectorSettingsFor(rds, rds.hosts.pgbouncer);
+    expect(pgbouncer.postgres).toEqual({
+      maintenanceDatabase: "postgres",
+      databases: ["erp", "erp_test", "postgres"],
+      topQueries: 10,
+      topQueriesLog: TOP_QUERIES_LOG,
+      service: RDS_MONITOR_SERVICE,
+      serviceFile: PATHS.rdsMonitorServiceFile,
+    });
+    // The EC2 stack's PgBouncer host reads PgBouncer only; its database host reads PostgreSQL.
+    expect(metricsCollectorSettingsFor(model, model.hosts.pgbouncer).postgres).toBeUndefined();
   });
 });

@@ -5,6 +5,8 @@
 //     MaxWaitSeconds (OBS-1); SHOW STATS deltas → TransactionsPerSecond (OBS-2)
 //   - PostgreSQL 15: a transaction left idle → OldestTransactionSeconds grows; a row lock held
 //     and a second UPDATE on the row → SessionsWaitingOnLocks ≥ 1 (OBS-7), as the monitor role
+//   - RDS: the PgBouncer host's collector reads PostgreSQL through the monitor role's libpq
+//     service file (templates/rds.ts) over TLS verify-full; a certificate for another name fails
 //   - nginx with the rendered log_format: requests with a known latency distribution per route
 //     class → the collector's p95/p99 match the distribution, and equal the TypeScript
 //     classifier's on the very lines nginx wrote (OBS-4, OBS-5)
@@ -19,9 +21,11 @@ import { METRICS, metricsCollectorSettingsFor, pgpassLine, renderMetricsConfig, 
 import { nginxMainSettings, renderNginxConf } from "../../templates/nginx";
 import { PGBOUNCER_TLS_FILES } from "../../templates/pgbouncer";
 import { POSTGRES_TLS_FILES } from "../../templates/postgresql";
+import { rdsMonitorServiceSettingsFor, renderRdsService } from "../../templates/rds";
 import { modelWith } from "../helpers/fixtures";
 import { clientConfig, connect, endAll } from "./helpers/clients";
 import { remapForSandbox } from "./helpers/remap";
+import { resolveSecretRefs } from "./helpers/secrets";
 import { BIN, Sandbox, sleep, systemUser, waitForPort } from "./helpers/sandbox";
 import { startDatabaseTier, under, type DatabaseTier } from "./helpers/stack";
 
@@ -259,6 +263,76 @@ describe("PostgreSQL 15 as the monitor role (OBS-7, PG-1, PG-4)", () => {
     expect(top.length).toBeGreaterThan(0);
     expect(top[0]).toEqual(expect.objectContaining({ rank: 1, calls: expect.any(String), query: expect.any(String) }));
     summary.push(`connections ${used.toFixed(1)} % of max_connections; ${top.length} top-query lines`);
+  });
+});
+
+describe("RDS: the PgBouncer host's collector reads PostgreSQL through the monitor's libpq service (OBS-7, TLS-1)", () => {
+  // The same stack with postgresEngine "rds": same stack name, so the same SSM parameter names.
+  const rds = modelWith({ pgbouncer: { defaultPoolSize: 2, reservePoolSize: 1 }, postgresEngine: "rds" });
+  const pgFqdn = model.hosts.postgres.fqdn;
+
+  /** The monitor's service file as rendered, pointed at the sandbox cluster, its password resolved. */
+  function serviceFile(label: string, serverName: string, dialLoopback: boolean): string {
+    const rendered = renderRdsService({
+      ...rdsMonitorServiceSettingsFor(rds),
+      host: serverName,
+      port: tier.pg.port,
+      sslRootCert: under(tier.roots.postgres, PATHS.caCert),
+    });
+    // RDS's endpoint resolves through DNS; here the name is kept for verify-full and dialled at 127.0.0.1.
+    const dialled = dialLoopback ? `${rendered}hostaddr=127.0.0.1\n` : rendered;
+    return sandbox.writeFile(sandbox.path(`rds-monitor-${label}.pg_service.conf`), resolveSecretRefs(dialled, tier.secrets.byParameter), { mode: 0o600 });
+  }
+
+  function rdsCollector(label: string, file: string) {
+    const settings = metricsCollectorSettingsFor(rds, rds.hosts.pgbouncer);
+    const postgres = settings.postgres as NonNullable<MetricsCollectorSettings["postgres"]>;
+    return collector(
+      `rds-${label}`,
+      remapForSandbox(settings, ["pgbouncer", "postgres", "certificates"], {
+        pgbouncer: { ...(settings.pgbouncer as NonNullable<MetricsCollectorSettings["pgbouncer"]>), socketDir: tier.pgbouncer.socketDir, port: tier.pgbouncer.port },
+        postgres: { ...postgres, serviceFile: file, topQueriesLog: sandbox.path(`top-queries-rds-${label}.log`) },
+        certificates: [],
+      }),
+      pgpassLine({ port: tier.pgbouncer.port, database: "pgbouncer", user: DB_ROLES.stats, password: tier.secrets.statsPassword }),
+    );
+  }
+
+  beforeAll(async () => {
+    // RDS admits TLS logins from the VPC itself (rds.force_ssl); the sandbox cluster's rendered
+    // pg_hba.conf admits the monitor over its socket only, so one hostssl line stands in.
+    const hba = path.join(tier.pg.confDir, "pg_hba.conf");
+    fs.writeFileSync(hba, `hostssl all ${DB_ROLES.monitor} 127.0.0.1/32 scram-sha-256\n${fs.readFileSync(hba, "utf8")}`);
+    await tier.pg.psql("SELECT pg_reload_conf()");
+  });
+
+  it("publishes PgBouncer's pools and PostgreSQL's activity, locks, autovacuum and top queries in one run, with no error", async () => {
+    const collect = rdsCollector("verified", serviceFile("verified", tier.verifiesPostgresByName ? pgFqdn : "127.0.0.1", tier.verifiesPostgresByName));
+    const idle = await odooClient();
+    try {
+      await idle.query("BEGIN");
+      await idle.query("SELECT txid_current()");
+      await sleep(1_500);
+      const run = await collect();
+      expect(run.stderr).toBe("");
+      expect(run.value(METRICS.collectorErrors, { Host: "pgbouncer" })).toBe(0);
+      expect(run.value(METRICS.oldestTransactionSeconds) as number).toBeGreaterThan(1);
+      expect(run.value(METRICS.sessionsWaitingOnLocks)).toBe(0);
+      expect(run.value(METRICS.connectionsUsedPercent) as number).toBeGreaterThan(0);
+      expect(run.value(METRICS.transactionIdAge, { Database: database }) as number).toBeGreaterThan(0);
+      expect(run.value(METRICS.clientsWaiting, { Database: database })).toBe(0);
+      const top = fs.readFileSync(sandbox.path("top-queries-rds-verified.log"), "utf8").trim().split("\n");
+      expect(top.length).toBeGreaterThan(0);
+      summary.push(`RDS path: oldest xact ${(run.value(METRICS.oldestTransactionSeconds) as number).toFixed(2)} s over verify-full, ${top.length} top-query lines`);
+    } finally {
+      await idle.query("COMMIT").catch(() => undefined);
+      await idle.end().catch(() => undefined);
+    }
+  });
+
+  it("refuses a server certificate for another host name (verify-full): the run fails and says why", async () => {
+    const collect = rdsCollector("wrong-name", serviceFile("wrong-name", "elsewhere.odoo.internal", true));
+    await expect(collect()).rejects.toThrow(/postgres: psql service odoo-stack-rds-monitor -d postgres: .*(does not match host name|no matching|certificate)/);
   });
 });
 

@@ -10,12 +10,13 @@ import {
   LOG_SOURCES,
   LOG_SOURCE_NAMES,
   logGroupName,
+  logSourceRole,
   renderCloudWatchAgentConfig,
   watchedMounts,
   WATCHED_FSTYPE,
 } from "../../templates/cloudwatch-agent";
 import { serviceForPath } from "../../templates/manifest";
-import { METRIC_NAMESPACES, WATCHED_PROCESSES } from "../../templates/metrics";
+import { METRIC_NAMESPACES, TOP_QUERIES_LOG, WATCHED_PROCESSES } from "../../templates/metrics";
 import { nginxMainSettings } from "../../templates/nginx";
 import { modelWith } from "../helpers/fixtures";
 import { expectGolden } from "../helpers/golden";
@@ -40,6 +41,19 @@ describe("CloudWatch agent config", () => {
     keys(JSON.parse(text));
   });
 
+  it("ships the top-queries log from the PgBouncer host when PostgreSQL is RDS: the collector runs there (OBS-7)", () => {
+    const rds = modelWith({ odooInstances: 2, postgresEngine: "rds" }, "prod");
+    const text = renderCloudWatchAgentConfig(rds, rds.hosts.pgbouncer);
+    expectGolden("observability/cloudwatch-agent-pgbouncer-rds.json", text);
+    const files = (JSON.parse(text) as Json).logs.logs_collected.files.collect_list as Json[];
+    expect(files.map((l) => [l.log_group_name, l.file_path])).toEqual([
+      ["/odoo-stack/prod/pgbouncer", "/var/log/postgresql/pgbouncer.log"],
+      ["/odoo-stack/prod/top-queries", TOP_QUERIES_LOG],
+    ]);
+    expect(logSourceRole(rds, "top-queries")).toBe("pgbouncer");
+    expect(logSourceRole(model, "top-queries")).toBe("postgres");
+  });
+
   it("is applied by the cloudwatch-agent service of the apply script, root-owned 0644", () => {
     const file = cloudWatchAgentHostFile(model, model.hosts.proxy);
     expect(file).toMatchObject({ path: CLOUDWATCH_AGENT_CONFIG_PATH, mode: "0644", owner: "root", group: "root" });
@@ -49,7 +63,7 @@ describe("CloudWatch agent config", () => {
   it("ships each host's own logs, and only those, to /<project>/<stack>/<source> with the host as stream (ODOO-5, OBS-3..OBS-7)", () => {
     for (const host of model.allHosts) {
       const list = (cloudWatchAgentConfig(model, host) as Json).logs.logs_collected.files.collect_list as Json[];
-      const expected = LOG_SOURCE_NAMES.filter((s) => LOG_SOURCES[s].role === host.role);
+      const expected = LOG_SOURCE_NAMES.filter((s) => logSourceRole(model, s) === host.role);
       expect(list.map((l) => l.log_group_name)).toEqual(expected.map((s) => logGroupName(model, s)));
       for (const l of list) expect(l.log_stream_name).toBe(host.id);
     }

@@ -7,7 +7,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DB_ROLES, SECRET_REF } from "../../lib/model";
+import { DB_ROLES, PATHS, SECRET_REF } from "../../lib/model";
 import type { HostFile } from "../../templates/format";
 import { serviceForPath } from "../../templates/manifest";
 import {
@@ -30,6 +30,7 @@ import {
   summarizeAccessLog,
   type RouteClass,
 } from "../../templates/metrics";
+import { RDS_MONITOR_SERVICE } from "../../templates/rds";
 import { accessLogLine, knownDistribution } from "../helpers/access-log";
 import { modelWith } from "../helpers/fixtures";
 import { expectGolden } from "../helpers/golden";
@@ -148,6 +149,27 @@ describe("collector config and files per role", () => {
     const pg = JSON.parse(renderMetricsConfig(metricsCollectorSettingsFor(model, host("pgbouncer"))));
     expect(pg.pgbouncer).toEqual({ socketDir: "/var/run/postgresql", port: 6432, user: DB_ROLES.stats, database: "pgbouncer" });
     expect(JSON.parse(renderMetricsConfig(metricsCollectorSettingsFor(model, host("postgres")))).postgres.user).toBe(DB_ROLES.monitor);
+  });
+
+  it("reads RDS from the PgBouncer host through the monitor's libpq service, and keeps its log directory (OBS-7, PG-4)", () => {
+    const rds = modelWith({ odooInstances: 2, postgresEngine: "rds" }, "prod");
+    const settings = metricsCollectorSettingsFor(rds, rds.hosts.pgbouncer);
+    const text = renderMetricsConfig(settings);
+    expectGolden("observability/metrics-pgbouncer-rds.json", text);
+    const config = JSON.parse(text);
+    expect(Object.keys(config).filter((k) => ["pgbouncer", "postgres", "accessLog", "odooLog"].includes(k))).toEqual(["pgbouncer", "postgres"]);
+    expect(config.postgres).toMatchObject({ service: RDS_MONITOR_SERVICE, serviceFile: PATHS.rdsMonitorServiceFile });
+    expect(config.postgres.socketDir).toBeUndefined();
+    const files = metricsHostFiles(rds, rds.hosts.pgbouncer);
+    // The monitor's password lives in its service file (templates/rds.ts); the password file keeps the stats user only.
+    const pgpass = files.find((f) => f.path === METRICS_PGPASS_PATH);
+    expect([...(pgpass?.content ?? "").matchAll(SECRET_REF)].map((m) => m[1])).toEqual([rds.parameters.statsPassword]);
+    const service = files.find((f) => f.path.endsWith(METRICS_UNITS.service))?.content ?? "";
+    expect(service).toMatch(/^LogsDirectory=odoo-stack$/m);
+    expect(filesOf("pgbouncer").find((f) => f.path.endsWith(METRICS_UNITS.service))?.content).not.toMatch(/^LogsDirectory=/m);
+    // A libpq service is how the PgBouncer role may read PostgreSQL; a socket is the database host's alone.
+    const { service: _s, serviceFile: _f, ...readings } = config.postgres;
+    expect(() => renderMetricsConfig({ ...settings, postgres: { ...readings, socketDir: "/x", port: 5432, user: "u" } })).toThrow(/only for the postgres role, or the pgbouncer role through a libpq service/);
   });
 
   it("hands the collector the very route rules and metric names the TypeScript side uses", () => {

@@ -8,12 +8,13 @@ import * as path from "path";
 import { ConfigError, RDS_POSTGRES_INSTANCE_TYPES } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { PATHS, secretRef } from "../../lib/model";
+import { POSTGRES_RESERVED } from "../../lib/sizing";
 import { buildUserData, EFS_PACKAGES } from "../../templates/cloud-init";
 import { renderNginxSite, nginxSiteSettingsFor } from "../../templates/nginx";
 import { odooConfSettingsFor } from "../../templates/odoo-conf";
 import { odooRoleConnectionLimit, pgbouncerSettingsFor, renderPgbouncerIni } from "../../templates/pgbouncer";
 import { POSTGRES_FORCED, postgresConfSettingsFor } from "../../templates/postgresql";
-import { rdsAdminServiceSettingsFor, rdsBootstrapSettingsFor, rdsParameters, rdsPgbouncerHostFiles, renderRdsAdminService, renderRdsBootstrap } from "../../templates/rds";
+import { rdsAdminServiceSettingsFor, rdsBootstrapSettingsFor, rdsMonitorServiceSettingsFor, rdsParameters, rdsPgbouncerHostFiles, renderRdsBootstrap, renderRdsService } from "../../templates/rds";
 import { hostFiles } from "../../templates/hosts";
 import { modelWith, settingsWith } from "../helpers/fixtures";
 
@@ -155,12 +156,13 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
     expect(ec2).toMatch(new RegExp(`^server_tls_ca_file = ${PATHS.caCert}$`, "m"));
   });
 
-  it("gives the PgBouncer host the RDS bootstrap and the master's service file, 0600 root, and no host any PostgreSQL file", () => {
+  it("gives the PgBouncer host the RDS bootstrap and the master's and the collector's service files, 0600 root, and no host any PostgreSQL file", () => {
     const files = hostFiles(model, model.hosts.pgbouncer);
-    const extra = files.filter((f) => f.path === PATHS.postgresBootstrapSql || f.path === PATHS.rdsAdminServiceFile);
+    const extra = files.filter((f) => ([PATHS.postgresBootstrapSql, PATHS.rdsAdminServiceFile, PATHS.rdsMonitorServiceFile] as string[]).includes(f.path));
     expect(extra.map((f) => [f.path, f.mode, f.owner])).toEqual([
       [PATHS.postgresBootstrapSql, "0600", "root"],
       [PATHS.rdsAdminServiceFile, "0600", "root"],
+      [PATHS.rdsMonitorServiceFile, "0600", "root"],
     ]);
     expect(model.allHosts.map((h) => h.id)).not.toContain("postgres");
     for (const host of model.allHosts) {
@@ -181,15 +183,42 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
     expect(() => renderRdsBootstrap({ ...rdsBootstrapSettingsFor(model), odooPasswordVerifier: "hunter2" })).toThrow(/never plaintext/);
   });
 
+  it("creates the collector's monitor role with pg_monitor only, its password a reference (OBS-7, PG-4)", () => {
+    const sql = renderRdsBootstrap(rdsBootstrapSettingsFor(model));
+    for (const line of [
+      `ALTER ROLE "odoo_stack_monitor" WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT ${POSTGRES_RESERVED.monitoring};`,
+      `ALTER ROLE "odoo_stack_monitor" WITH PASSWORD '${secretRef(model.parameters.monitorPassword)}';`,
+      'GRANT pg_monitor TO "odoo_stack_monitor";',
+    ]) {
+      expect(sql.split("\n").filter((l) => l === line)).toHaveLength(1);
+    }
+    // CREATE ROLE, two ALTER ROLEs and the GRANT: no other privilege, no other role change.
+    expect(sql.match(/"odoo_stack_monitor"/g)).toHaveLength(4);
+    expect(() => renderRdsBootstrap({ ...rdsBootstrapSettingsFor(model), monitorPassword: "hunter2" })).toThrow(/never a literal/);
+    expect(() => renderRdsBootstrap({ ...rdsBootstrapSettingsFor(model), monitorConnectionLimit: 0 })).toThrow(/monitorConnectionLimit must be a positive whole number/);
+  });
+
+  it("connects the collector as the monitor role, never the master, with the same verify-full", () => {
+    const text = renderRdsService(rdsMonitorServiceSettingsFor(model));
+    const admin = renderRdsService(rdsAdminServiceSettingsFor(model));
+    expect(text).toContain("[odoo-stack-rds-monitor]\n");
+    expect(text).toContain("\nuser=odoo_stack_monitor\n");
+    expect(text).toContain(`\npassword=${secretRef(model.parameters.monitorPassword)}\n`);
+    expect(text).not.toContain(secretRef(model.parameters.rdsMasterPassword));
+    // Everything else (endpoint, port, TLS) is the master's.
+    const rest = (t: string) => t.split("\n").filter((l) => !/^(\[|user=|password=)/.test(l));
+    expect(rest(text)).toEqual(rest(admin));
+  });
+
   it("connects the bootstrap as the master with verify-full, the password only as a reference", () => {
-    const text = renderRdsAdminService(rdsAdminServiceSettingsFor(model));
+    const text = renderRdsService(rdsAdminServiceSettingsFor(model));
     expect(text).toContain("[odoo-stack-rds-admin]\n");
     expect(text).toContain(`\nhost=${secretRef(model.parameters.rdsEndpoint)}\n`);
     expect(text).toContain(`\npassword=${secretRef(model.parameters.rdsMasterPassword)}\n`);
     expect(text).toContain("\nsslmode=verify-full\n");
     expect(text).toContain(`\nsslrootcert=${PATHS.rdsCaBundle}\n`);
-    expect(() => renderRdsAdminService({ ...rdsAdminServiceSettingsFor(model), password: "s3cret" })).toThrow(/never a literal/);
-    expect(() => renderRdsAdminService({ ...rdsAdminServiceSettingsFor(model), host: "evil host\nuser=postgres" })).toThrow(/may hold only/);
+    expect(() => renderRdsService({ ...rdsAdminServiceSettingsFor(model), password: "s3cret" })).toThrow(/never a literal/);
+    expect(() => renderRdsService({ ...rdsAdminServiceSettingsFor(model), host: "evil host\nuser=postgres" })).toThrow(/may hold only/);
   });
 
   it("names the same service file and service in the apply script", () => {
