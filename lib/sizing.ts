@@ -178,6 +178,15 @@ export const reservePoolSize = (pool: number): number => Math.max(2, Math.ceil(p
 export const listenPoolSize = (cronThreads: number, hosts: number): number => hosts + cronThreads + 2;
 
 /**
+ * Server connections the Odoo role may hold over every database: the transaction pools with
+ * their reserves, plus the LISTEN session pool. A cap of maxUserConnections alone would let a
+ * busy transaction pool starve LISTEN (or the LISTEN sessions shrink the transaction pools).
+ * PgBouncer's max_user_connections and PostgreSQL's CONNECTION LIMIT for the role use it.
+ */
+export const odooRoleConnectionLimit = (pools: Pick<PgbouncerSizing, "maxUserConnections" | "listenPoolSize">): number =>
+  pools.maxUserConnections + pools.listenPoolSize;
+
+/**
  * max_client_conn: every Odoo process may open db_maxconn connections (POOL-4), over every
  * host, plus 25 % for peaks and restarts, plus admin/stats/monitoring clients.
  */

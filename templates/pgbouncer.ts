@@ -7,7 +7,7 @@
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
-import type { PgbouncerSizing } from "../lib/sizing";
+import { odooRoleConnectionLimit, type PgbouncerSizing } from "../lib/sizing";
 import { renderSystemdDropIn } from "./systemd";
 import { escapePgbouncerConnstrValue, escapePgbouncerIniValue, escapeUserlist, header, lines, sortedEntries, type HostFile } from "./format";
 
@@ -116,15 +116,6 @@ export interface PgbouncerSettings {
   /** [pgbouncer] keys from PGBOUNCER_OVERRIDABLE; any other key throws. */
   readonly overrides: Readonly<Record<string, PgbouncerValue>>;
 }
-
-/**
- * Server connections the Odoo role may hold over every database: the transaction pools with
- * their reserves, plus the LISTEN session pool. A cap of maxUserConnections alone would let a
- * busy transaction pool starve LISTEN (or the LISTEN sessions shrink the transaction pools).
- * PgBouncer's max_user_connections and PostgreSQL's CONNECTION LIMIT for the role use it.
- */
-export const odooRoleConnectionLimit = (pools: Pick<PgbouncerSizing, "maxUserConnections" | "listenPoolSize">): number =>
-  pools.maxUserConnections + pools.listenPoolSize;
 
 const INI_KEY = /^[A-Za-z0-9_.*-]+$/;
 

@@ -6,10 +6,10 @@ import { parseCidr } from "../lib/cidr";
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
-import { POSTGRES_RESERVED, type PostgresSizing } from "../lib/sizing";
+import { odooRoleConnectionLimit, POSTGRES_RESERVED, type PostgresSizing } from "../lib/sizing";
 import { escapePostgresConf, header, lines, sortedEntries, sqlIdent, sqlLiteral, type HostFile } from "./format";
 import { postgresArchiveParameters } from "./backup-units";
-import { LISTEN_DATABASE, odooRoleConnectionLimit } from "./pgbouncer";
+import { LISTEN_DATABASE } from "./pgbouncer";
 
 /** Debian's cluster files belong to the postgres user. */
 const POSTGRES_USER = "postgres";

@@ -6,9 +6,8 @@
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
-import { POSTGRES_RESERVED } from "../lib/sizing";
+import { odooRoleConnectionLimit, POSTGRES_RESERVED } from "../lib/sizing";
 import { header, lines, sqlIdent, sqlLiteral, type HostFile } from "./format";
-import { odooRoleConnectionLimit } from "./pgbouncer";
 import { gexecUnless, odooDatabasesSql, POSTGRES_FORCED } from "./postgresql";
 
 /**

@@ -5,7 +5,7 @@
 import * as path from "path";
 import { Client } from "pg";
 import { DB_ROLES, PATHS } from "../../lib/model";
-import { odooRoleConnectionLimit } from "../../templates/pgbouncer";
+import { odooRoleConnectionLimit } from "../../lib/sizing";
 import { postgresBootstrapSettingsFor, POSTGRES_FORCED, renderPostgresBootstrap } from "../../templates/postgresql";
 import { modelWith } from "../helpers/fixtures";
 import { clientConfig, connectObserved, refusal, withClient } from "./helpers/clients";

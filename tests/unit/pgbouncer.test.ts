@@ -1,11 +1,11 @@
 import { randomBytes } from "crypto";
 import { SECRET_REF, type StackModel } from "../../lib/model";
 import { scramSha256Verifier } from "../../lib/scram";
+import { odooRoleConnectionLimit } from "../../lib/sizing";
 import type { RawConfig } from "../../lib/config";
 import { escapePgbouncerConnstrValue, escapePgbouncerIniValue } from "../../templates/format";
 import {
   LISTEN_DATABASE,
-  odooRoleConnectionLimit,
   PGBOUNCER_FORCED,
   PGBOUNCER_FORCED_KEYS,
   PGBOUNCER_OVERRIDABLE,

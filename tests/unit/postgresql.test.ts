@@ -2,8 +2,9 @@ import { randomBytes } from "crypto";
 import type { RawConfig } from "../../lib/config";
 import { SECRET_REF, type StackModel } from "../../lib/model";
 import { scramSha256Verifier } from "../../lib/scram";
+import { odooRoleConnectionLimit } from "../../lib/sizing";
 import { GENERATED } from "../../templates/format";
-import { odooRoleConnectionLimit, pgbouncerSettingsFor, renderPgbouncerIni } from "../../templates/pgbouncer";
+import { pgbouncerSettingsFor, renderPgbouncerIni } from "../../templates/pgbouncer";
 import {
   pgHbaSettingsFor,
   POSTGRES_FORCED,
