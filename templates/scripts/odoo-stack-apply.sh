@@ -450,6 +450,9 @@ validate_pgbouncer() {
   done <"$ini" >"$TREE/check.ini"
   if is_root; then chown "$PGBOUNCER_USER:" "$TREE/check.ini"; fi
   out=$TREE/pgbouncer-check.out
+  # Created before the background start: its redirection happens after the fork, and the first
+  # grep below may run before it.
+  : >"$out"
   run_as_prefix "$PGBOUNCER_USER"
   "${RUN_AS[@]}" "$PGBOUNCER" "$TREE/check.ini" >"$out" 2>&1 9>&- &
   CHECK_PID=$!
