@@ -90,7 +90,7 @@ export = async () => {
     configBucket: config,
     parameters: { ...secrets.parameters, ...ca.parameters, [backupBucketNameParameter(model)]: backupPlan.bucketNameParameter },
   };
-  const postgres = new PostgresHost("postgres", { ...tier, engine: settings.postgresEngine });
+  const postgres = new PostgresHost("postgres", { ...tier, engine: settings.postgresEngine, rdsLogGroup: monitoring.postgresqlLogGroup });
   // With RDS, PgBouncer's files name the endpoint and master-password parameters PostgresHost writes.
   const pgbouncer = new PgBouncer("pgbouncer", { ...tier, parameters: { ...tier.parameters, ...postgres.parameters } });
   const odoo = new OdooApp("odoo", tier);

@@ -221,6 +221,8 @@ export class Monitoring extends pulumi.ComponentResource {
   /** Alarm names by alarm id (templates/alarms.ts). */
   readonly alarmNames: Readonly<Record<string, pulumi.Output<string>>>;
   readonly logGroupNames: Readonly<Record<LogSource, pulumi.Output<string>>>;
+  /** PostgreSQL's log group: with RDS the one RDS exports to, which must exist before the instance. */
+  readonly postgresqlLogGroup: aws.cloudwatch.LogGroup;
   readonly dashboardName: pulumi.Output<string>;
   /** The alarm table the component built: the runbooks are rendered from it. */
   readonly alarms: readonly AlarmSpec[];
@@ -258,6 +260,7 @@ export class Monitoring extends pulumi.ComponentResource {
       }, parent);
     }
     this.logGroupNames = Object.fromEntries(LOG_SOURCE_NAMES.map((s) => [s, groups[s].name])) as Record<LogSource, pulumi.Output<string>>;
+    this.postgresqlLogGroup = groups.postgresql;
 
     for (const f of LOG_METRIC_FILTERS) {
       new aws.cloudwatch.LogMetricFilter(`${name}-${f.id}`, {

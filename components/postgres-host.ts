@@ -10,7 +10,7 @@ import type { PostgresEngine } from "../lib/config";
 import { DB_ROLES } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { hostFiles } from "../templates/hosts";
-import { RDS_POSTGRES, rdsParameters } from "../templates/rds";
+import { RDS_POSTGRES, rdsInstanceIdentifier, rdsParameters } from "../templates/rds";
 import { Host, type TierArgs } from "./host";
 import { dataVolumeSnapshotTag } from "./backup-plan";
 import { hostTags, resourceTags } from "./tags";
@@ -27,6 +27,11 @@ export const rdsInstanceClass = (instanceType: string): string => `db.${instance
 export interface PostgresHostArgs extends TierArgs {
   /** Optional. Defaults to the settings' postgresEngine. */
   readonly engine?: PostgresEngine;
+  /**
+   * rds: the log group RDS exports PostgreSQL's log to (Monitoring's, named by
+   * rdsPostgresqlLogGroupName). Optional. Without it RDS creates the group itself, kept forever.
+   */
+  readonly rdsLogGroup?: pulumi.Resource;
 }
 
 /** Device name the data volume is attached as; Nitro instances expose it as an NVMe device. */
@@ -163,6 +168,8 @@ export class PostgresHost extends pulumi.ComponentResource {
     }, parent);
 
     const instance = new aws.rds.Instance(`${name}-rds`, {
+      // Fixed, so the log group below it is named before it exists (templates/rds.ts).
+      identifier: rdsInstanceIdentifier(model),
       engine: RDS_POSTGRES.engine,
       engineVersion: RDS_POSTGRES.engineVersion,
       autoMinorVersionUpgrade: false,
@@ -186,7 +193,7 @@ export class PostgresHost extends pulumi.ComponentResource {
       copyTagsToSnapshot: true,
       deletionProtection: true,
       skipFinalSnapshot: false,
-      finalSnapshotIdentifier: `${model.project}-${model.stack}-postgres-final`,
+      finalSnapshotIdentifier: rdsInstanceIdentifier(model, "postgres-final"),
       performanceInsightsEnabled: true,
       performanceInsightsRetentionPeriod: RDS_POSTGRES.performanceInsightsRetentionDays,
       enabledCloudwatchLogsExports: ["postgresql"],
@@ -194,7 +201,7 @@ export class PostgresHost extends pulumi.ComponentResource {
       // applies them: a plan never restarts the database by itself.
       applyImmediately: false,
       tags: tags("rds"),
-    }, { parent: this, protect: true });
+    }, { parent: this, protect: true, dependsOn: args.rdsLogGroup ? [args.rdsLogGroup] : [] });
 
     // The endpoint exists only once RDS made it: PgBouncer's files name this parameter instead.
     const endpointParameter = new aws.ssm.Parameter(`${name}-endpoint-parameter`, {

@@ -12,6 +12,7 @@ import { renderSortedJson, type HostFile } from "./format";
 import { DIMENSIONS, METRIC_NAMESPACES, METRICS_INTERVAL_SECONDS, TOP_QUERIES_LOG, WATCHED_PROCESSES } from "./metrics";
 import { nginxMainSettings } from "./nginx";
 import { PGBOUNCER_DEBIAN } from "./pgbouncer";
+import { rdsPostgresqlLogGroupName } from "./rds";
 
 export const CLOUDWATCH_AGENT_CONFIG_PATH = "/opt/aws/amazon-cloudwatch-agent/etc/odoo-stack.json";
 
@@ -44,8 +45,12 @@ export function logSourceRole(model: StackModel, source: LogSource): HostRole {
   return source === "top-queries" && model.settings.postgresEngine === "rds" ? "pgbouncer" : LOG_SOURCES[source].role;
 }
 
-/** The log group of a source: one per stack and source, created (with retention) by Monitoring. */
-export const logGroupName = (model: StackModel, source: LogSource): string => `/${model.project}/${model.stack}/${source}`;
+/**
+ * The log group of a source: one per stack and source, created (with retention) by Monitoring.
+ * With RDS, PostgreSQL's log is the group RDS exports to, so the log metric filters see it.
+ */
+export const logGroupName = (model: StackModel, source: LogSource): string =>
+  source === "postgresql" && model.settings.postgresEngine === "rds" ? rdsPostgresqlLogGroupName(model) : `/${model.project}/${model.stack}/${source}`;
 
 /** The file systems whose space and inodes are watched per role; alarms name the same paths. */
 export function watchedMounts(role: HostRole): readonly string[] {

@@ -29,6 +29,23 @@ export const RDS_POSTGRES = {
   maintenanceWindow: "sun:03:00-sun:04:00",
 } as const;
 
+/**
+ * The RDS instance's identifier: fixed, so the log group RDS exports to has a name before the
+ * instance exists (Monitoring creates it first, with the stack's retention; RDS would create it
+ * itself, kept forever). RDS identifiers are lower-case letters, digits and single hyphens, at
+ * most 63 characters; Pulumi stack names may also hold '_' and '.'.
+ */
+export function rdsInstanceIdentifier(model: StackModel, suffix = "postgres"): string {
+  const clean = (s: string) => s.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-{2,}/g, "-").replace(/^-+|-+$/g, "");
+  const tail = clean(suffix);
+  // A long stack name is cut, never the suffix that tells the instance from its final snapshot.
+  const base = clean(`${model.project}-${model.stack}`).slice(0, 63 - tail.length - 1).replace(/-+$/, "");
+  return `${base}-${tail}`;
+}
+
+/** Where RDS exports PostgreSQL's log (enabledCloudwatchLogsExports: ["postgresql"]). */
+export const rdsPostgresqlLogGroupName = (model: StackModel): string => `/aws/rds/instance/${rdsInstanceIdentifier(model)}/postgresql`;
+
 /** libpq service name of the master connection (PATHS.rdsAdminServiceFile). */
 export const RDS_ADMIN_SERVICE = "odoo-stack-rds-admin";
 /** libpq service name of the metrics collector's connection (PATHS.rdsMonitorServiceFile). */

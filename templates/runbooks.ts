@@ -164,7 +164,10 @@ function postgresRunbook(model: StackModel): string {
     "",
     heading("locks"),
     "",
-    `Who waits on whom (OBS-7, BACKUP-4). ${code("log_lock_waits")} (PG-3) also logs every wait longer than ${code("deadlock_timeout")} to ${code(POSTGRES_LOG_FILE)} (log group ${code(logGroupName(model, "postgresql"))}).`,
+    `Who waits on whom (OBS-7, BACKUP-4). ${code("log_lock_waits")} (PG-3) also logs every wait longer than ${code("deadlock_timeout")} to ` +
+      (model.settings.postgresEngine === "rds"
+        ? `PostgreSQL's log, which RDS exports to the log group ${code(logGroupName(model, "postgresql"))}.`
+        : `${code(POSTGRES_LOG_FILE)} (log group ${code(logGroupName(model, "postgresql"))}).`),
     "",
     sql(
       "SELECT w.pid AS waiting_pid, now() - w.query_start AS waiting_for, left(w.query, 120) AS waiting_query,",

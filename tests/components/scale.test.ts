@@ -143,6 +143,17 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
   });
 
   if (rds) {
+    it("exports PostgreSQL's log to a log group the stack created first, with its retention, where the log metric filters look", () => {
+      const db = ofType(run, "aws:rds/instance:Instance")[0];
+      expect(db.inputs.identifier).toBe(`odoo-stack-${STACK}-postgres`.toLowerCase());
+      expect(db.inputs.enabledCloudwatchLogsExports).toEqual(["postgresql"]);
+      const group = named(run, "monitoring-postgresql-logs");
+      expect(group.inputs).toEqual(expect.objectContaining({ name: `/aws/rds/instance/${db.inputs.identifier}/postgresql`, retentionInDays: 30 }));
+      expect(db.dependencies).toContain(group.urn);
+      const filters = ofType(run, "aws:cloudwatch/logMetricFilter:LogMetricFilter").filter((f) => f.inputs.logGroupName === group.outputs.name);
+      expect(filters.map((f) => f.inputs.metricTransformation.name).sort()).toEqual(["DeadlocksLogged", "IdleInTransactionTimeouts", "LockWaitsLogged", "StatementTimeouts"]);
+    });
+
     it("names the endpoint and the master password in SSM, lets PgBouncer read them, and never puts the password in plain text", () => {
       const db = ofType(run, "aws:rds/instance:Instance")[0];
       const endpoint = named(run, "postgres-endpoint-parameter");

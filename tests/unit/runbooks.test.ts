@@ -25,6 +25,14 @@ describe("renderRunbooks", () => {
     expect(Object.keys(renderRunbooks(model))).not.toContain(RUNBOOK_FILES.backup);
   });
 
+  it("sends lock waits to RDS's exported log on RDS stacks, and to the Debian log file otherwise (PG-3)", () => {
+    const rds = modelWith({ databases: ["erp"], postgresEngine: "rds" }, "prod");
+    const text = renderRunbooks(rds)[RUNBOOK_FILES.postgresql];
+    expect(text).toContain("to PostgreSQL's log, which RDS exports to the log group `/aws/rds/instance/odoo-stack-prod-postgres/postgresql`.");
+    expect(text).not.toContain("/var/log/postgresql/");
+    expect(docs[RUNBOOK_FILES.postgresql]).toContain("to `/var/log/postgresql/postgresql-15-main.log` (log group `/odoo-stack/prod/postgresql`).");
+  });
+
   it("has an entry, with its metric, threshold and response, for every alarm Monitoring creates", () => {
     const alarms = monitoringAlarms(model);
     const text = docs[RUNBOOK_FILES.alarms];

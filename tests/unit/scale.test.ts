@@ -14,7 +14,17 @@ import { renderNginxSite, nginxSiteSettingsFor } from "../../templates/nginx";
 import { odooConfSettingsFor } from "../../templates/odoo-conf";
 import { pgbouncerSettingsFor, renderPgbouncerIni } from "../../templates/pgbouncer";
 import { POSTGRES_FORCED, postgresConfSettingsFor } from "../../templates/postgresql";
-import { rdsAdminServiceSettingsFor, rdsBootstrapSettingsFor, rdsMonitorServiceSettingsFor, rdsParameters, rdsPgbouncerHostFiles, renderRdsBootstrap, renderRdsService } from "../../templates/rds";
+import { logGroupName } from "../../templates/cloudwatch-agent";
+import {
+  rdsAdminServiceSettingsFor,
+  rdsBootstrapSettingsFor,
+  rdsInstanceIdentifier,
+  rdsMonitorServiceSettingsFor,
+  rdsParameters,
+  rdsPgbouncerHostFiles,
+  renderRdsBootstrap,
+  renderRdsService,
+} from "../../templates/rds";
 import { hostFiles } from "../../templates/hosts";
 import { modelWith, settingsWith } from "../helpers/fixtures";
 
@@ -219,6 +229,21 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
     expect(text).toContain(`\nsslrootcert=${PATHS.rdsCaBundle}\n`);
     expect(() => renderRdsService({ ...rdsAdminServiceSettingsFor(model), password: "s3cret" })).toThrow(/never a literal/);
     expect(() => renderRdsService({ ...rdsAdminServiceSettingsFor(model), host: "evil host\nuser=postgres" })).toThrow(/may hold only/);
+  });
+
+  it("names the RDS instance from the project and stack as RDS allows (lower-case, single hyphens, ≤ 63), and its log group after it", () => {
+    expect(rdsInstanceIdentifier(modelWith({ postgresEngine: "rds" }, "prod"))).toBe("odoo-stack-prod-postgres");
+    expect(rdsInstanceIdentifier(modelWith({ postgresEngine: "rds" }, "Prod_EU.2"))).toBe("odoo-stack-prod-eu-2-postgres");
+    expect(rdsInstanceIdentifier(modelWith({ postgresEngine: "rds" }, "a--b"), "postgres-final")).toBe("odoo-stack-a-b-postgres-final");
+    const long = rdsInstanceIdentifier(modelWith({ postgresEngine: "rds" }, `${"x".repeat(44)}-yy`));
+    // The stack part is cut to fit 63 characters; the suffix stays whole.
+    expect(long).toBe(`odoo-stack-${"x".repeat(43)}-postgres`);
+    expect(long).toHaveLength(63);
+    expect(long).toMatch(/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/);
+    const rds = modelWith({ postgresEngine: "rds" }, "prod");
+    expect(logGroupName(rds, "postgresql")).toBe("/aws/rds/instance/odoo-stack-prod-postgres/postgresql");
+    expect(logGroupName(modelWith({}, "prod"), "postgresql")).toBe("/odoo-stack/prod/postgresql");
+    expect(logGroupName(rds, "pgbouncer")).toBe("/odoo-stack/prod/pgbouncer");
   });
 
   it("names the same service file and service in the apply script", () => {
