@@ -240,6 +240,14 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
     const best = sweepBest.clients;
     const poolForBest = benchModel(root, { ...BENCH_STACK_OVERRIDES, pgbouncer: { defaultPoolSize: best } });
     const poolForBestSizes = poolForBest.settings.sizing.pgbouncer;
+    const viaPgbouncer = (label: string, pgbouncerIni: string): LadderRung => ({
+      label,
+      clients: largest,
+      connection: rendered,
+      // The PgBouncer of the moment: each run starts its own.
+      pgids: () => [tier.pg.process.pid, tier.pgbouncer.process.pid],
+      pgbouncerIni,
+    });
     const rungs: readonly LadderRung[] = [
       { label: `ceiling: stock PostgreSQL direct, plain TCP, ${best} clients`, clients: best, connection: direct, pgids: () => [stock.process.pid] },
       {
@@ -248,28 +256,18 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
         connection: renderedDirect,
         pgids: () => [tier.pg.process.pid],
       },
-      {
-        label: `(c) with application_name_add_host = 0 and the pool the ceiling sweep favours (${poolForBestSizes.defaultPoolSize} + reserve ${poolForBestSizes.reservePoolSize})`,
-        clients: largest,
-        connection: rendered,
-        pgids: () => [tier.pg.process.pid, tier.pgbouncer.process.pid],
-        pgbouncerIni: tier.pgbouncerIniFor(poolForBest, { application_name_add_host: 0 }),
-      },
-      {
-        label:
-          "(c) with application_name_add_host = 0: every client here sends the same application_name, so PgBouncer sends no SET when it hands a client a server connection",
-        clients: largest,
-        connection: rendered,
-        pgids: () => [tier.pg.process.pid, tier.pgbouncer.process.pid],
-        pgbouncerIni: tier.pgbouncerIniFor(model, { application_name_add_host: 0 }),
-      },
-      {
-        label: `(c) as rendered: pool ${pools.defaultPoolSize} + reserve ${pools.reservePoolSize}, TLS on both hops, application_name_add_host = 1`,
-        clients: largest,
-        connection: rendered,
-        pgids: () => [tier.pg.process.pid, tier.pgbouncer.process.pid],
-        pgbouncerIni: tier.pgbouncerIniFor(model),
-      },
+      viaPgbouncer(
+        `(c) with application_name_add_host = 0 and the pool the ceiling sweep favours (${poolForBestSizes.defaultPoolSize} + reserve ${poolForBestSizes.reservePoolSize})`,
+        tier.pgbouncerIniFor(poolForBest, { application_name_add_host: 0 }),
+      ),
+      viaPgbouncer(
+        "(c) with application_name_add_host = 0: every client here sends the same application_name, so PgBouncer sends no SET when it hands a client a server connection",
+        tier.pgbouncerIniFor(model, { application_name_add_host: 0 }),
+      ),
+      viaPgbouncer(
+        `(c) as rendered: pool ${pools.defaultPoolSize} + reserve ${pools.reservePoolSize}, TLS on both hops, application_name_add_host = 1`,
+        tier.pgbouncerIniFor(model),
+      ),
     ];
     const runs: LadderRun[][] = rungs.map(() => []);
     for (let round = 0; round < opts.rounds; round++) {
