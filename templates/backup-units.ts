@@ -19,6 +19,7 @@ import {
   type PgbackrestSettings,
 } from "./pgbackrest";
 import { SCRIPTS_DIR } from "./scripts";
+import { escapeSystemdWord, oneshotService, systemdEnvironment as env, unitFile } from "./systemd";
 
 /** CloudWatch namespace of every backup metric; the IAM condition and the alarms use it. */
 export const BACKUP_METRIC_NAMESPACE = "OdooStack/Backups";
@@ -85,31 +86,6 @@ export const BACKUP_TIMERS = {
   odoo: ["odoo-stack-filestore-sync.timer"],
 } as const;
 
-const UNIT_DIR = "/etc/systemd/system";
-
-/**
- * A word in a systemd unit line (ExecStart argument, Environment value): no whitespace,
- * quotes, backslashes or '%' (specifier expansion), so it needs no quoting at all.
- * (Belongs in templates/format.ts beside the other escape functions.)
- */
-export function escapeSystemdWord(value: string | number): string {
-  const s = String(value);
-  if (!/^[A-Za-z0-9_.,:/@+={}-]+$/.test(s)) {
-    throw new Error(`systemd unit word must be letters, digits and _.,:/@+={}- only: ${JSON.stringify(s)}`);
-  }
-  return s;
-}
-
-const env = (key: string, value: string | number): string => `Environment=${key}=${escapeSystemdWord(value)}`;
-
-const unitFile = (name: string, content: string): HostFile => ({
-  path: `${UNIT_DIR}/${name}`,
-  content,
-  mode: "0644",
-  owner: "root",
-  group: "root",
-});
-
 interface TimerSpec {
   readonly description: string;
   readonly onCalendar: string;
@@ -137,33 +113,32 @@ function timerUnit(t: TimerSpec): string {
 /** Hardening shared by every backup service: they read data and talk to AWS, nothing else. */
 const HARDENING = ["NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes"];
 
+/** Debian's PostgreSQL 15 cluster unit: backups and the drill start after it. */
+const POSTGRES_SERVICE = "postgresql@15-main.service";
+
 function pgbackrestBackupService(s: PgbackrestSettings, type: "full" | "diff"): string {
   const pgbackrest = `/usr/bin/${pgbackrestCommand(s)}`;
-  return lines(
-    header("#").trimEnd(),
-    "[Unit]",
-    `Description=odoo-stack: pgBackRest ${type === "full" ? "full" : "differential"} backup of stanza ${s.stanza} (BACKUP-1)`,
-    "Documentation=https://pgbackrest.org/command.html#command-backup",
-    "After=postgresql@15-main.service network-online.target",
-    "Wants=network-online.target",
-    "",
-    "[Service]",
-    "Type=oneshot",
-    "User=postgres",
-    "Group=postgres",
-    // Idempotent: a new host or a new bucket gets its stanza before the first backup.
-    `ExecStartPre=${pgbackrest} stanza-create`,
-    // A differential with no full before it is promoted to a full by pgBackRest itself.
-    `ExecStart=${pgbackrest} --type=${type} backup`,
-    // Proves archive_command end to end: switches WAL and waits for it in the repository.
-    `ExecStartPost=${pgbackrest} check`,
-    // Backups yield to Odoo's queries.
-    "Nice=10",
-    "IOSchedulingClass=best-effort",
-    "IOSchedulingPriority=7",
-    `TimeoutStartSec=${type === "full" ? "12h" : "6h"}`,
-    ...HARDENING,
-  );
+  return oneshotService({
+    description: `odoo-stack: pgBackRest ${type === "full" ? "full" : "differential"} backup of stanza ${s.stanza} (BACKUP-1)`,
+    documentation: "https://pgbackrest.org/command.html#command-backup",
+    after: [POSTGRES_SERVICE],
+    service: [
+      "User=postgres",
+      "Group=postgres",
+      // Idempotent: a new host or a new bucket gets its stanza before the first backup.
+      `ExecStartPre=${pgbackrest} stanza-create`,
+      // A differential with no full before it is promoted to a full by pgBackRest itself.
+      `ExecStart=${pgbackrest} --type=${type} backup`,
+      // Proves archive_command end to end: switches WAL and waits for it in the repository.
+      `ExecStartPost=${pgbackrest} check`,
+      // Backups yield to Odoo's queries.
+      "Nice=10",
+      "IOSchedulingClass=best-effort",
+      "IOSchedulingPriority=7",
+      `TimeoutStartSec=${type === "full" ? "12h" : "6h"}`,
+      ...HARDENING,
+    ],
+  });
 }
 
 interface DrillEnvironment {
@@ -188,46 +163,37 @@ function drillEnvironment(d: DrillEnvironment): string[] {
 }
 
 function drillService(d: DrillEnvironment): string {
-  return lines(
-    header("#").trimEnd(),
-    "[Unit]",
-    "Description=odoo-stack: restore drill — restore the latest backup into a scratch cluster, check it, measure the RTO (BACKUP-2)",
-    "After=postgresql@15-main.service network-online.target",
-    "Wants=network-online.target",
-    "",
-    "[Service]",
-    "Type=oneshot",
-    "User=postgres",
-    "Group=postgres",
-    ...drillEnvironment(d),
-    `StateDirectory=${RESTORE_DRILL_STATE_DIRECTORY}`,
-    `ExecStart=${RESTORE_DRILL_PATH}`,
-    // The drill runs beside production: lowest CPU and I/O priority.
-    "Nice=15",
-    "IOSchedulingClass=idle",
-    "TimeoutStartSec=8h",
-    ...HARDENING,
-  );
+  return oneshotService({
+    description: "odoo-stack: restore drill — restore the latest backup into a scratch cluster, check it, measure the RTO (BACKUP-2)",
+    after: [POSTGRES_SERVICE],
+    service: [
+      "User=postgres",
+      "Group=postgres",
+      ...drillEnvironment(d),
+      `StateDirectory=${RESTORE_DRILL_STATE_DIRECTORY}`,
+      `ExecStart=${RESTORE_DRILL_PATH}`,
+      // The drill runs beside production: lowest CPU and I/O priority.
+      "Nice=15",
+      "IOSchedulingClass=idle",
+      "TimeoutStartSec=8h",
+      ...HARDENING,
+    ],
+  });
 }
 
 function reportService(d: DrillEnvironment): string {
-  return lines(
-    header("#").trimEnd(),
-    "[Unit]",
-    "Description=odoo-stack: publish the newest backup's age and the restore drill's freshness (BACKUP-1, BACKUP-2)",
-    "After=network-online.target",
-    "Wants=network-online.target",
-    "",
-    "[Service]",
-    "Type=oneshot",
-    "User=postgres",
-    "Group=postgres",
-    ...drillEnvironment(d),
-    `StateDirectory=${RESTORE_DRILL_STATE_DIRECTORY}`,
-    `ExecStart=${RESTORE_DRILL_PATH} --report`,
-    "TimeoutStartSec=10min",
-    ...HARDENING,
-  );
+  return oneshotService({
+    description: "odoo-stack: publish the newest backup's age and the restore drill's freshness (BACKUP-1, BACKUP-2)",
+    service: [
+      "User=postgres",
+      "Group=postgres",
+      ...drillEnvironment(d),
+      `StateDirectory=${RESTORE_DRILL_STATE_DIRECTORY}`,
+      `ExecStart=${RESTORE_DRILL_PATH} --report`,
+      "TimeoutStartSec=10min",
+      ...HARDENING,
+    ],
+  });
 }
 
 /**
@@ -242,32 +208,27 @@ function reportService(d: DrillEnvironment): string {
 function filestoreSyncService(model: StackModel, host: HostId, bucket: string): string {
   const aws = "/usr/bin/aws";
   const dimensions = `${METRIC_DIMENSIONS.stack}=${model.stack},${METRIC_DIMENSIONS.host}=${host.id}`;
-  return lines(
-    header("#").trimEnd(),
-    "[Unit]",
-    `Description=odoo-stack: copy the Odoo filestore of ${host.id} to the backup bucket (BACKUP-1)`,
-    "After=network-online.target",
-    "Wants=network-online.target",
-    "",
-    "[Service]",
-    "Type=oneshot",
-    "User=odoo",
-    "Group=odoo",
-    env("AWS_DEFAULT_REGION", model.settings.region),
-    // Odoo creates the filestore with its first attachment; until then an empty copy is still
-    // a successful copy. As odoo, and a no-op once it exists ('+': outside the read-only
-    // sandbox below).
-    `ExecStartPre=+/usr/sbin/runuser -u odoo -- /usr/bin/mkdir -p ${escapeSystemdWord(ODOO_FILESTORE_DIR)}`,
-    `ExecStart=${aws} s3 sync ${escapeSystemdWord(ODOO_FILESTORE_DIR)} ${escapeSystemdWord(`s3://${bucket}/${filestorePrefix(model.stack)}`)} --only-show-errors --no-progress`,
-    // A datum per success: the alarm fires when successes stop (missing data breaches).
-    `ExecStartPost=${aws} cloudwatch put-metric-data --namespace ${BACKUP_METRIC_NAMESPACE} --metric-name ${BACKUP_METRICS.filestoreSyncSuccess} --value 1 --unit Count --dimensions ${escapeSystemdWord(dimensions)}`,
-    // The copy can never change the live filestore.
-    `ReadOnlyPaths=${PATHS.odooDataDir}`,
-    "Nice=10",
-    "IOSchedulingClass=idle",
-    "TimeoutStartSec=55min",
-    ...HARDENING,
-  );
+  return oneshotService({
+    description: `odoo-stack: copy the Odoo filestore of ${host.id} to the backup bucket (BACKUP-1)`,
+    service: [
+      "User=odoo",
+      "Group=odoo",
+      env("AWS_DEFAULT_REGION", model.settings.region),
+      // Odoo creates the filestore with its first attachment; until then an empty copy is still
+      // a successful copy. As odoo, and a no-op once it exists ('+': outside the read-only
+      // sandbox below).
+      `ExecStartPre=+/usr/sbin/runuser -u odoo -- /usr/bin/mkdir -p ${escapeSystemdWord(ODOO_FILESTORE_DIR)}`,
+      `ExecStart=${aws} s3 sync ${escapeSystemdWord(ODOO_FILESTORE_DIR)} ${escapeSystemdWord(`s3://${bucket}/${filestorePrefix(model.stack)}`)} --only-show-errors --no-progress`,
+      // A datum per success: the alarm fires when successes stop (missing data breaches).
+      `ExecStartPost=${aws} cloudwatch put-metric-data --namespace ${BACKUP_METRIC_NAMESPACE} --metric-name ${BACKUP_METRICS.filestoreSyncSuccess} --value 1 --unit Count --dimensions ${escapeSystemdWord(dimensions)}`,
+      // The copy can never change the live filestore.
+      `ReadOnlyPaths=${PATHS.odooDataDir}`,
+      "Nice=10",
+      "IOSchedulingClass=idle",
+      "TimeoutStartSec=55min",
+      ...HARDENING,
+    ],
+  });
 }
 
 /** The drill script as deployed: the file shellcheck and the integration test run. */

@@ -15,7 +15,6 @@ import * as fs from "fs";
 import * as path from "path";
 import { DB_ROLES, PATHS, secretRef, type HostId, type HostRole, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
-import { escapeSystemdWord } from "./backup-units";
 import { acmeCertificatePaths } from "./cloud-init";
 import { header, lines, renderSortedJson, type HostFile } from "./format";
 import { nginxMainSettings } from "./nginx";
@@ -23,6 +22,7 @@ import { LISTEN_DATABASE, PGBOUNCER_DEBIAN, PGBOUNCER_TLS_FILES } from "./pgboun
 import { POSTGRES_TLS_FILES } from "./postgresql";
 import { RDS_MONITOR_SERVICE } from "./rds";
 import { SCRIPTS_DIR } from "./scripts";
+import { oneshotService, systemdEnvironment, unitFile } from "./systemd";
 
 /** CloudWatch namespaces, one per area ("OdooStack/<area>"); the alarms and dashboard use them. */
 export const METRIC_NAMESPACES = {
@@ -382,33 +382,28 @@ export function pgpassLine(fields: { readonly port: number; readonly database: s
 }
 
 function collectorService(model: StackModel, host: HostId, databaseReader: boolean, writesTopQueries: boolean): string {
-  return lines(
-    header("#").trimEnd(),
-    "[Unit]",
-    `Description=odoo-stack: publish ${host.role} metrics of ${host.id} to CloudWatch (OBS-1..OBS-8, PG-4, TLS-4)`,
-    "After=network-online.target",
-    "Wants=network-online.target",
-    "",
-    "[Service]",
-    "Type=oneshot",
-    `Environment=AWS_DEFAULT_REGION=${escapeSystemdWord(model.settings.region)}`,
-    `Environment=ODOO_STACK_METRICS_CONFIG=${escapeSystemdWord(METRICS_CONFIG_PATH)}`,
-    ...(databaseReader ? [`Environment=PGPASSFILE=${escapeSystemdWord(METRICS_PGPASS_PATH)}`] : []),
-    `StateDirectory=${METRICS_STATE_DIRECTORY}`,
-    `ExecStart=/usr/bin/python3 ${METRICS_COLLECTOR_PATH}`,
-    // Root without root's powers: it reads logs, /proc/<pid>/fd of other users' daemons and
-    // 0600 certificates (CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE for /proc), and writes only its
-    // state and the top-queries log.
-    "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE",
-    "NoNewPrivileges=yes",
-    "ProtectSystem=strict",
-    "ProtectHome=yes",
-    "PrivateTmp=yes",
-    ...(writesTopQueries ? [`LogsDirectory=${path.basename(path.dirname(TOP_QUERIES_LOG))}`] : []),
-    "Nice=5",
-    // A run must finish well inside its minute; a stuck psql must not pile up runs.
-    "TimeoutStartSec=50s",
-  );
+  return oneshotService({
+    description: `odoo-stack: publish ${host.role} metrics of ${host.id} to CloudWatch (OBS-1..OBS-8, PG-4, TLS-4)`,
+    service: [
+      systemdEnvironment("AWS_DEFAULT_REGION", model.settings.region),
+      systemdEnvironment("ODOO_STACK_METRICS_CONFIG", METRICS_CONFIG_PATH),
+      ...(databaseReader ? [systemdEnvironment("PGPASSFILE", METRICS_PGPASS_PATH)] : []),
+      `StateDirectory=${METRICS_STATE_DIRECTORY}`,
+      `ExecStart=/usr/bin/python3 ${METRICS_COLLECTOR_PATH}`,
+      // Root without root's powers: it reads logs, /proc/<pid>/fd of other users' daemons and
+      // 0600 certificates (CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE for /proc), and writes only its
+      // state and the top-queries log.
+      "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE",
+      "NoNewPrivileges=yes",
+      "ProtectSystem=strict",
+      "ProtectHome=yes",
+      "PrivateTmp=yes",
+      ...(writesTopQueries ? [`LogsDirectory=${path.basename(path.dirname(TOP_QUERIES_LOG))}`] : []),
+      "Nice=5",
+      // A run must finish well inside its minute; a stuck psql must not pile up runs.
+      "TimeoutStartSec=50s",
+    ],
+  });
 }
 
 function collectorTimer(): string {
@@ -427,8 +422,6 @@ function collectorTimer(): string {
     "WantedBy=timers.target",
   );
 }
-
-const unitFile = (name: string, content: string): HostFile => ({ path: `/etc/systemd/system/${name}`, content, mode: "0644", owner: "root", group: "root" });
 
 /** The collector, its config, its password file (database hosts) and its units for `host`, sorted by path. */
 export function metricsHostFiles(model: StackModel, host: HostId): HostFile[] {

@@ -39,3 +39,40 @@ export function renderSystemdDropIn(sections: SystemdSections): string {
 export function systemdDropIn(unit: string, sections: SystemdSections): HostFile {
   return { path: dropInPath(unit), content: renderSystemdDropIn(sections), mode: "0644", owner: "root", group: "root" };
 }
+
+/**
+ * A word in a systemd unit line (ExecStart argument, Environment value): no whitespace,
+ * quotes, backslashes or '%' (specifier expansion), so it needs no quoting at all.
+ */
+export function escapeSystemdWord(value: string | number): string {
+  const s = String(value);
+  if (!/^[A-Za-z0-9_.,:/@+={}-]+$/.test(s)) {
+    throw new Error(`systemd unit word must be letters, digits and _.,:/@+={}- only: ${JSON.stringify(s)}`);
+  }
+  return s;
+}
+
+/** `Environment=KEY=value` with the value as one unquoted word. */
+export const systemdEnvironment = (key: string, value: string | number): string => `Environment=${key}=${escapeSystemdWord(value)}`;
+
+/** A unit of the stack's own (not a drop-in): /etc/systemd/system/<name>, root 0644. */
+export const unitFile = (name: string, content: string): HostFile => ({ path: `/etc/systemd/system/${name}`, content, mode: "0644", owner: "root", group: "root" });
+
+/**
+ * What every odoo-stack oneshot service (backups, drill, metrics) starts with: the header, a
+ * [Unit] ordered after the network (and `after`), then [Service] Type=oneshot and `service`.
+ */
+export function oneshotService(u: { readonly description: string; readonly documentation?: string; readonly after?: readonly string[]; readonly service: readonly string[] }): string {
+  return lines(
+    header("#").trimEnd(),
+    "[Unit]",
+    `Description=${u.description}`,
+    ...(u.documentation === undefined ? [] : [`Documentation=${u.documentation}`]),
+    `After=${[...(u.after ?? []), "network-online.target"].join(" ")}`,
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    ...u.service,
+  );
+}

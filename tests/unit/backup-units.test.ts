@@ -13,7 +13,6 @@ import {
   BACKUP_TIMERS,
   backupBucketNameParameter,
   backupHostFiles,
-  escapeSystemdWord,
   odooBackupHostFiles,
   postgresArchiveParameters,
   postgresBackupHostFiles,
@@ -23,6 +22,7 @@ import {
 import type { HostFile } from "../../templates/format";
 import { PGBACKREST_CONF_PATH } from "../../templates/pgbackrest";
 import { postgresConfSettingsFor, renderPostgresConf } from "../../templates/postgresql";
+import { escapeSystemdWord } from "../../templates/systemd";
 import { expectGolden } from "../helpers/golden";
 import { modelWith } from "../helpers/fixtures";
 
