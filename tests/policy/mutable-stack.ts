@@ -1,5 +1,6 @@
 // A copy of a planned stack that a mutation edits, shared by the prod and scale mutation suites:
 // each mutation breaks one checklist item and goes through the pack over gRPC.
+import { analyzerResourcesFrom, type PolicyDiagnostic, type PolicyPackClient } from "../../tools/analyzer-client";
 import type { CapturedResource } from "../../tools/mocks";
 
 export type Planned = { -readonly [K in keyof CapturedResource]: CapturedResource[K] } & {
@@ -73,3 +74,17 @@ export class MutableStack {
     });
   }
 }
+
+/**
+ * Every diagnostic of a (mutated) stack: Analyze for `urns` (all when undefined), then
+ * AnalyzeStack for the whole stack unless `withStack` is false (a resource policy's finding
+ * needs only its resource).
+ */
+export async function analyzeStack(client: PolicyPackClient, resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> {
+  const { analyze: perResource, stack } = analyzerResourcesFrom(resources);
+  const chosen = urns === undefined ? perResource : perResource.filter((r) => urns.has(r.urn));
+  const found = (await Promise.all(chosen.map((r) => client.analyze(r)))).flat();
+  return withStack ? [...found, ...(await client.analyzeStack(stack))] : found;
+}
+
+export const mandatory = (diagnostics: readonly PolicyDiagnostic[]): PolicyDiagnostic[] => diagnostics.filter((d) => d.enforcementLevel === "mandatory");

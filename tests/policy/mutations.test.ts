@@ -9,9 +9,9 @@ import { randomBytes } from "crypto";
 import { parseSettings, type RawConfig } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { buildModel, type StackModel } from "../../lib/model";
-import { analyzerResourcesFrom, type PolicyDiagnostic } from "../../tools/analyzer-client";
+import type { PolicyDiagnostic } from "../../tools/analyzer-client";
 import { runProgram } from "../../tools/mocks";
-import { MutableStack, type Planned } from "./mutable-stack";
+import { analyzeStack, mandatory, MutableStack, type Planned } from "./mutable-stack";
 import { readStackConfig } from "../../tools/stack-config";
 import { usePolicyPack } from "../helpers/policy-server";
 
@@ -179,20 +179,8 @@ const MUTATIONS: readonly Mutation[] = [
   ["backup bucket without its public access block", "BACKUP-1", "bucket-private-encrypted-versioned", (s) => s.remove("backups-repository-public-access-block")],
 ];
 
-/**
- * Every diagnostic of a (mutated) stack: Analyze for `urns` (all when undefined), then
- * AnalyzeStack for the whole stack unless `withStack` is false (a resource policy's finding
- * needs only its resource).
- */
-async function analyze(resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> {
-  const { client } = pack();
-  const { analyze: perResource, stack } = analyzerResourcesFrom(resources);
-  const chosen = urns === undefined ? perResource : perResource.filter((r) => urns.has(r.urn));
-  const found = (await Promise.all(chosen.map((r) => client.analyze(r)))).flat();
-  return withStack ? [...found, ...(await client.analyzeStack(stack))] : found;
-}
-
-const mandatory = (diagnostics: readonly PolicyDiagnostic[]) => diagnostics.filter((d) => d.enforcementLevel === "mandatory");
+const analyze = (resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> =>
+  analyzeStack(pack().client, resources, urns, withStack);
 
 describe("the production stack through the policy pack (gRPC)", () => {
   it("plans the whole prod stack, every host receiving its config files", () => {

@@ -3,9 +3,9 @@
 // scale` runs it: unmutated it has no mandatory finding; each mutation specific to issue 8 breaks
 // one checklist item in the planned resources and must be rejected as mandatory by the named
 // policy, with the item's ID in the message.
-import { analyzerResourcesFrom, type PolicyDiagnostic } from "../../tools/analyzer-client";
+import type { PolicyDiagnostic } from "../../tools/analyzer-client";
 import { runProgram } from "../../tools/mocks";
-import { MutableStack, type Planned } from "./mutable-stack";
+import { analyzeStack, mandatory, MutableStack, type Planned } from "./mutable-stack";
 import { readStackConfig } from "../../tools/stack-config";
 import { usePolicyPack } from "../helpers/policy-server";
 
@@ -71,15 +71,8 @@ const MUTATIONS: readonly Mutation[] = [
     })],
 ];
 
-async function analyze(resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> {
-  const { client } = pack();
-  const { analyze: perResource, stack } = analyzerResourcesFrom(resources);
-  const chosen = urns === undefined ? perResource : perResource.filter((r) => urns.has(r.urn));
-  const found = (await Promise.all(chosen.map((r) => client.analyze(r)))).flat();
-  return withStack ? [...found, ...(await client.analyzeStack(stack))] : found;
-}
-
-const mandatory = (diagnostics: readonly PolicyDiagnostic[]) => diagnostics.filter((d) => d.enforcementLevel === "mandatory");
+const analyze = (resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> =>
+  analyzeStack(pack().client, resources, urns, withStack);
 
 describe("the scale stack (3 Odoo hosts, EFS, RDS) through the policy pack (gRPC)", () => {
   it("plans 3 Odoo instances on one encrypted EFS, an RDS instance and no PostgreSQL host", () => {
