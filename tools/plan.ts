@@ -39,6 +39,11 @@ export interface PlanOptions {
   readonly policyConfig?: string;
   /** Optional. Defaults to out/ at the repository root. */
   readonly outDir?: string;
+  /**
+   * The directory holding Pulumi.yaml and Pulumi.<stack>.yaml. Optional. Defaults to the
+   * repository root; the fleet suite plans a changed copy of a stack file from a scratch directory.
+   */
+  readonly projectDir?: string;
 }
 
 export interface HostFileWritten extends HostFileText {
@@ -160,7 +165,7 @@ function resourceStrings(r: CapturedResource): string[] {
 export async function plan(opts: PlanOptions): Promise<PlanResult> {
   const started = Date.now();
   const warnings: string[] = [];
-  const settings = readStackConfig(ROOT, opts.stack);
+  const settings = readStackConfig(opts.projectDir ?? ROOT, opts.stack);
   warnings.push(...settings.warnings);
   const programFile = path.resolve(opts.program ?? path.join(ROOT, "index.ts"));
   if (!fs.existsSync(programFile)) throw new Error(`program ${programFile} does not exist`);

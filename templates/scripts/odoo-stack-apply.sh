@@ -503,7 +503,8 @@ validate_postgresql() {
 validate_odoo() {
   local i
   for i in "${!F_PATH[@]}"; do
-    [[ ${F_SERVICE[i]} == odoo && ${F_PATH[i]} == *.conf ]] || continue
+    # odoo.conf only: the systemd drop-in of the odoo service is a .conf file too.
+    [[ ${F_SERVICE[i]} == odoo && ${F_PATH[i]} == /etc/odoo/*.conf ]] || continue
     # Odoo reads odoo.conf with ConfigParser: a duplicate key or a line outside a section is
     # fatal at start, so it is caught here, before the restart.
     "$PYTHON" - "$TMP/staged${F_PATH[i]}" <<'PY' || die "odoo: ${F_PATH[i]} is invalid (nothing was installed or restarted)"
