@@ -5,6 +5,16 @@
 import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet, type Cidr } from "./cidr";
 import type { InstanceSpec } from "./instance-types";
 import {
+  isOptionalWithoutDefault,
+  RDS_MAX_BACKUP_RETENTION_DAYS,
+  SETTING_KEYS,
+  SETTINGS,
+  specOf,
+  STATIC_DEFAULTS,
+  TLS_FIELD_DEFAULTS,
+  type SettingKey,
+} from "./settings";
+import {
   checkSizing,
   computeSizing,
   type OdooSizingOverrides,
@@ -14,7 +24,8 @@ import {
 } from "./sizing";
 
 export const PROJECT = "odoo-stack";
-export const SUPPORTED_ODOO_VERSIONS = ["16.0", "17.0", "18.0"] as const;
+export { RDS_MAX_BACKUP_RETENTION_DAYS, SETTINGS, type SettingKey };
+export const SUPPORTED_ODOO_VERSIONS = SETTINGS.odooVersion.range.oneOf;
 export type OdooVersion = (typeof SUPPORTED_ODOO_VERSIONS)[number];
 
 export type TlsSettings =
@@ -22,7 +33,7 @@ export type TlsSettings =
   | { readonly mode: "imported"; readonly certificateParameter: string; readonly privateKeyParameter: string };
 
 /** Where PostgreSQL runs: an EC2 host the stack configures, or Amazon RDS (issue 8). */
-export const POSTGRES_ENGINES = ["ec2", "rds"] as const;
+export const POSTGRES_ENGINES = SETTINGS.postgresEngine.range.oneOf;
 export type PostgresEngine = (typeof POSTGRES_ENGINES)[number];
 
 /**
@@ -40,9 +51,6 @@ export const RDS_POSTGRES_INSTANCE_TYPES: readonly string[] = [
   "t3.medium", "t3.large", "t3.xlarge", "t3.2xlarge",
 ];
 
-/** RDS keeps automated backups (and so PITR) for at most 35 days. */
-export const RDS_MAX_BACKUP_RETENTION_DAYS = 35;
-
 export interface InstanceTypes {
   readonly proxy: string;
   readonly odoo: string;
@@ -50,107 +58,88 @@ export interface InstanceTypes {
   readonly postgres: string;
 }
 
-/** Validated settings of one stack, every default resolved. */
-export interface StackSettings {
-  readonly region: string;
-  /** Public hostname users open, e.g. erp.example.com. */
-  readonly domain: string;
-  /** Private Route 53 zone for the internal names (TLS SANs, TLS-3). */
-  readonly internalZone: string;
-  readonly vpcCidr: string;
-  readonly publicSubnetCidrs: readonly string[];
-  readonly privateSubnetCidrs: readonly string[];
-  readonly availabilityZoneCount: number;
-  readonly natGateways: "single" | "perAz";
-  readonly odooVersion: OdooVersion;
-  readonly odooInstances: number;
-  /**
-   * Odoo's data_dir (filestore and sessions) on an encrypted EFS file system mounted over TLS on
-   * every Odoo host. Required (and the default) with several Odoo hosts: a file uploaded through
-   * one host must be readable through every other.
-   */
-  readonly sharedFilestore: boolean;
-  /** "ec2" (PostgreSQL on its own host) or "rds" (Amazon RDS, Multi-AZ). */
-  readonly postgresEngine: PostgresEngine;
-  /** RDS only: a standby in a second AZ. Defaults to true. */
-  readonly rdsMultiAz: boolean;
-  readonly instanceTypes: InstanceTypes;
-  readonly databases: readonly string[];
-  readonly dbfilter: string;
-  readonly postgresDataVolumeGiB: number;
-  readonly bastionSecurityGroupId?: string;
-  /** Private CIDRs (VPN, office) that may reach 8069/8072 besides the proxy (NET-4). */
-  readonly odooInternalCidrs: readonly string[];
+/** The config key naming each role's instance type. */
+export const INSTANCE_TYPE_KEYS = {
+  proxy: "proxyInstanceType",
+  odoo: "odooInstanceType",
+  pgbouncer: "pgbouncerInstanceType",
+  postgres: "postgresInstanceType",
+} as const satisfies Record<keyof InstanceTypes, SettingKey>;
+
+/** The sizing override maps and the lib/sizing.ts interface each is typed from. */
+interface OverrideShapes {
+  readonly odoo: OdooSizingOverrides;
+  readonly pgbouncer: PgbouncerSizingOverrides;
+  readonly postgres: PostgresSizingOverrides;
+}
+type OverrideKey = keyof OverrideShapes;
+
+/**
+ * The TypeScript type of each "object" setting: the table states the kind, TypeScript needs the
+ * shape. A new object key needs its entry here (the check below fails the build otherwise).
+ */
+interface ObjectShapes extends OverrideShapes {
   readonly tls: TlsSettings;
-  readonly alarmEmail?: string;
-  readonly backupRetentionDays: number;
-  readonly sizing: Sizing;
-  readonly overrides: {
-    readonly odoo: OdooSizingOverrides;
-    readonly pgbouncer: PgbouncerSizingOverrides;
-    readonly postgres: PostgresSizingOverrides;
-  };
   readonly tags: Readonly<Record<string, string>>;
-  /** Extra odoo.conf options (allowlisted per version by the renderer; forced keys refused). */
   readonly odooOptions: Readonly<Record<string, string | number | boolean>>;
 }
+type ObjectKey = { [K in SettingKey]: (typeof SETTINGS)[K]["kind"] extends "object" ? K : never }[SettingKey];
+// Compile-time: ObjectShapes names exactly the object-kind keys of the table.
+const objectShapesComplete: [ObjectKey, keyof ObjectShapes] extends [keyof ObjectShapes, ObjectKey] ? true : never = true;
+void objectShapesComplete;
 
-/** Defaults, each stated once; Pulumi.yaml's schema and the README quote these. */
+/** The resolved value of a key, from its kind (and its `oneOf` range, for strings). */
+type ValueOf<K extends SettingKey> = K extends keyof ObjectShapes
+  ? ObjectShapes[K]
+  : (typeof SETTINGS)[K] extends { readonly range: { readonly oneOf: readonly (infer V)[] } }
+    ? V
+    : { string: string; integer: number; boolean: boolean; stringList: readonly string[]; object: never }[(typeof SETTINGS)[K]["kind"]];
+
+/** Keys that stay absent from the settings when unset (no default, nothing derived). */
+type AbsentKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly unset: string } ? K : never }[SettingKey];
+
+/** Keys the settings group rather than carry as they are: instance types and sizing overrides. */
+type GroupedKey = (typeof INSTANCE_TYPE_KEYS)[keyof InstanceTypes] | OverrideKey;
+
+/**
+ * Validated settings of one stack, every default resolved. Each key of lib/settings.ts SETTINGS
+ * appears as itself (typed from its kind; absent when its `unset` applies), except the instance
+ * types (grouped in `instanceTypes`) and the sizing overrides (in `overrides`).
+ */
+export type StackSettings = {
+  readonly [K in Exclude<SettingKey, GroupedKey | AbsentKey>]: ValueOf<K>;
+} & {
+  readonly [K in Exclude<AbsentKey, GroupedKey>]?: ValueOf<K>;
+} & {
+  readonly region: string;
+  readonly instanceTypes: InstanceTypes;
+  readonly sizing: Sizing;
+  readonly overrides: { readonly [K in OverrideKey]: ValueOf<K> };
+};
+
+/**
+ * Defaults, each stated once in lib/settings.ts: every key's static default, plus the instance
+ * types grouped by role and the defaults inside `tls`.
+ */
 export const DEFAULTS = {
-  internalZone: "odoo.internal",
-  vpcCidr: "10.40.0.0/16",
-  availabilityZoneCount: 2,
-  natGateways: "single",
-  odooVersion: "17.0",
-  odooInstances: 1,
-  postgresEngine: "ec2",
-  rdsMultiAz: true,
-  instanceTypes: { proxy: "t3.small", odoo: "m6i.xlarge", pgbouncer: "t3.small", postgres: "r6i.large" },
-  databases: ["odoo"],
-  postgresDataVolumeGiB: 100,
-  odooInternalCidrs: [] as string[],
-  backupRetentionDays: 30,
-  tlsMode: "acme",
-  acmeStaging: false,
+  ...STATIC_DEFAULTS,
+  instanceTypes: {
+    proxy: STATIC_DEFAULTS.proxyInstanceType,
+    odoo: STATIC_DEFAULTS.odooInstanceType,
+    pgbouncer: STATIC_DEFAULTS.pgbouncerInstanceType,
+    postgres: STATIC_DEFAULTS.postgresInstanceType,
+  },
+  tlsMode: TLS_FIELD_DEFAULTS.mode,
+  acmeStaging: TLS_FIELD_DEFAULTS.staging,
 } as const;
 
 /** Every key the config may hold (without the "odoo-stack:" namespace). */
-export const CONFIG_KEYS = [
-  "domain",
-  "internalZone",
-  "vpcCidr",
-  "publicSubnetCidrs",
-  "privateSubnetCidrs",
-  "availabilityZoneCount",
-  "natGateways",
-  "odooVersion",
-  "odooInstances",
-  "sharedFilestore",
-  "postgresEngine",
-  "rdsMultiAz",
-  "proxyInstanceType",
-  "odooInstanceType",
-  "pgbouncerInstanceType",
-  "postgresInstanceType",
-  "databases",
-  "dbfilter",
-  "postgresDataVolumeGiB",
-  "bastionSecurityGroupId",
-  "odooInternalCidrs",
-  "tls",
-  "alarmEmail",
-  "backupRetentionDays",
-  "odoo",
-  "pgbouncer",
-  "postgres",
-  "tags",
-  "odooOptions",
-] as const;
+export const CONFIG_KEYS: readonly SettingKey[] = SETTING_KEYS;
 
 const OVERRIDE_KEYS = {
-  odoo: ["workers", "maxCronThreads", "limitMemorySoftMiB", "limitMemoryHardMiB", "limitTimeCpu", "limitTimeReal", "limitTimeRealCron", "limitRequest", "dbMaxconn"],
-  pgbouncer: ["defaultPoolSize", "reservePoolSize", "maxClientConn", "maxDbConnections"],
-  postgres: ["maxConnections", "statementTimeoutMs", "lockTimeoutMs", "idleInTransactionSessionTimeoutMs"],
+  odoo: SETTINGS.odoo.range.fields,
+  pgbouncer: SETTINGS.pgbouncer.range.fields,
+  postgres: SETTINGS.postgres.range.fields,
 } as const;
 
 export interface ConfigProblem {
@@ -181,7 +170,18 @@ export type InstanceSpecLookup = (instanceType: string) => InstanceSpec | undefi
 const HOSTNAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
 const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const RESERVED_DB_NAMES = new Set(["postgres", "template0", "template1", "pgbouncer"]);
-const MAX_USER_TAGS = 5;
+const MAX_USER_TAGS = SETTINGS.tags.range.maxEntries;
+const VPC_PREFIX = SETTINGS.vpcCidr.range.prefix;
+
+/** Keys holding a whole number with a range and a default. */
+type IntegerKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly kind: "integer"; readonly default: number; readonly range: { readonly min: number } } ? K : never }[SettingKey];
+/** Keys holding one of a list of strings. */
+type OneOfKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly range: { readonly oneOf: readonly string[] } } ? K : never }[SettingKey];
+const oneOf = (key: OneOfKey, v: unknown): boolean => (SETTINGS[key].range.oneOf as readonly unknown[]).includes(v);
+
+/** "", [] and {}: what Pulumi.yaml declares as the default of a key that has none of its own. */
+export const isEmptyValue = (v: unknown): boolean =>
+  v === "" || (Array.isArray(v) && v.length === 0) || (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
 const SG_ID = /^sg-[0-9a-f]{8,17}$/;
 const ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -203,7 +203,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   }
   if (!REGION.test(region)) add("aws:region", region, "must be an AWS region such as eu-west-1 (set aws:region)");
 
-  const value = (key: string): unknown => {
+  const parsed = (key: SettingKey): unknown => {
     const v = raw[key];
     if (typeof v !== "string") return v;
     const t = v.trim();
@@ -217,7 +217,13 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return v;
   };
-  const str = (key: string, fallback?: string): string | undefined => {
+  // A key without a default of its own is declared in Pulumi.yaml with the empty value of its
+  // kind as default (so the CLI does not require it): that value means unset.
+  const value = (key: SettingKey): unknown => {
+    const v = parsed(key);
+    return isOptionalWithoutDefault(specOf(key)) && isEmptyValue(v) ? undefined : v;
+  };
+  const str = (key: SettingKey, fallback?: string): string | undefined => {
     const v = value(key);
     if (v === undefined) return fallback;
     if (typeof v !== "string" || v.trim() === "") {
@@ -226,7 +232,10 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return v.trim();
   };
-  const int = (key: string, fallback: number, min: number, max: number, why = ""): number => {
+  // The default and the range come from the settings table, so what Pulumi.yaml and the README
+  // state is what is validated.
+  const int = (key: IntegerKey, why = ""): number => {
+    const { default: fallback, range: { min, max } } = SETTINGS[key];
     const v = value(key);
     if (v === undefined) return fallback;
     const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : NaN;
@@ -236,7 +245,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return n;
   };
-  const list = (key: string, fallback: readonly string[]): string[] => {
+  const list = (key: SettingKey, fallback: readonly string[]): string[] => {
     const v = value(key);
     if (v === undefined) return [...fallback];
     if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
@@ -245,7 +254,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return v as string[];
   };
-  const object = (key: string): Record<string, unknown> => {
+  const object = (key: SettingKey): Record<string, unknown> => {
     const v = value(key);
     if (v === undefined) return {};
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
@@ -254,7 +263,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return v as Record<string, unknown>;
   };
-  const overrides = <K extends string>(key: string, allowed: readonly K[], min = 0): Partial<Record<K, number>> => {
+  const overrides = <K extends string>(key: SettingKey, allowed: readonly K[], min = 0): Partial<Record<K, number>> => {
     const o = object(key);
     const out: Partial<Record<K, number>> = {};
     for (const [k, v] of Object.entries(o)) {
@@ -286,11 +295,13 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const vpc = parseCidr(vpcCidrText);
   if (!vpc) add("vpcCidr", vpcCidrText, "must be an IPv4 CIDR with no host bits set, e.g. 10.40.0.0/16");
   else if (!isPrivate(vpc)) add("vpcCidr", vpcCidrText, "must be inside an RFC 1918 range (10/8, 172.16/12, 192.168/16)");
-  else if (vpc.prefix < 16 || vpc.prefix > 24) add("vpcCidr", vpcCidrText, "must have a prefix from /16 to /24 (AWS VPC limits, room for subnets)");
+  else if (vpc.prefix < VPC_PREFIX.min || vpc.prefix > VPC_PREFIX.max) {
+    add("vpcCidr", vpcCidrText, `must have a prefix from /${VPC_PREFIX.min} to /${VPC_PREFIX.max} (AWS VPC limits, room for subnets)`);
+  }
 
-  const azCount = int("availabilityZoneCount", DEFAULTS.availabilityZoneCount, 2, 6, " (at least 2 AZs for the subnets; at most the region's)");
+  const azCount = int("availabilityZoneCount", " (at least 2 AZs for the subnets; at most the region's)");
   const natGateways = str("natGateways", DEFAULTS.natGateways);
-  if (natGateways !== "single" && natGateways !== "perAz") add("natGateways", natGateways, 'must be "single" or "perAz"');
+  if (!oneOf("natGateways", natGateways)) add("natGateways", natGateways, `must be ${SETTINGS.natGateways.range.oneOf.map((x) => JSON.stringify(x)).join(" or ")}`);
 
   const defaultSubnets = (offset: number): string[] =>
     vpc && vpc.prefix <= 22 ? Array.from({ length: azCount }, (_, i) => formatCidr(subnet(vpc, vpc.prefix + 4, offset + i))) : [];
@@ -305,7 +316,9 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       const c = parseCidr(text);
       if (!c) add(`${key}[${i}]`, text, "must be an IPv4 CIDR with no host bits set, e.g. 10.40.16.0/20");
       else if (vpc && !contains(vpc, c)) add(`${key}[${i}]`, text, `must lie inside vpcCidr ${vpcCidrText}`);
-      else if (c.prefix > 26) add(`${key}[${i}]`, text, "must be /26 or larger: hosts sit at fixed offsets (.10 to .40) so renderers know their addresses");
+      else if (c.prefix > SETTINGS[key].range.prefix.max) {
+        add(`${key}[${i}]`, text, `must be /${SETTINGS[key].range.prefix.max} or larger: hosts sit at fixed offsets (.10 to .40) so renderers know their addresses`);
+      }
       else parsedSubnets.push({ key: `${key}[${i}]`, text, cidr: c });
     });
   }
@@ -332,11 +345,11 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
 
   // --- Odoo --------------------------------------------------------------------------------
   const odooVersion = str("odooVersion", DEFAULTS.odooVersion) ?? DEFAULTS.odooVersion;
-  if (!(SUPPORTED_ODOO_VERSIONS as readonly string[]).includes(odooVersion)) {
+  if (!oneOf("odooVersion", odooVersion)) {
     add("odooVersion", odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}`);
   }
-  const odooInstances = int("odooInstances", DEFAULTS.odooInstances, 1, 16);
-  const bool = (key: string, fallback: boolean): boolean => {
+  const odooInstances = int("odooInstances");
+  const bool = (key: SettingKey, fallback: boolean): boolean => {
     const v = value(key);
     if (v === undefined) return fallback;
     if (v === true || v === "true") return true;
@@ -351,7 +364,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     add("sharedFilestore", false, `must be true with odooInstances = ${odooInstances}: each Odoo host would keep its own filestore and sessions, so attachments uploaded through one host 404 on the others and users are logged out when the proxy picks another host`);
   }
   const postgresEngine = str("postgresEngine", DEFAULTS.postgresEngine) ?? DEFAULTS.postgresEngine;
-  if (!(POSTGRES_ENGINES as readonly string[]).includes(postgresEngine)) {
+  if (!oneOf("postgresEngine", postgresEngine)) {
     add("postgresEngine", postgresEngine, 'must be "ec2" (PostgreSQL on its own EC2 host) or "rds" (Amazon RDS for PostgreSQL, Multi-AZ)');
   }
   const rdsMultiAz = bool("rdsMultiAz", DEFAULTS.rdsMultiAz);
@@ -395,8 +408,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     add("postgresInstanceType", instanceTypes.postgres, "must have at least 2 GiB of memory for PostgreSQL; use e.g. r6i.large");
   }
 
-  const postgresDataVolumeGiB = int("postgresDataVolumeGiB", DEFAULTS.postgresDataVolumeGiB, 20, 16384);
-  const backupRetentionDays = int("backupRetentionDays", DEFAULTS.backupRetentionDays, 7, 3650, " (BACKUP-1)");
+  const postgresDataVolumeGiB = int("postgresDataVolumeGiB");
+  const backupRetentionDays = int("backupRetentionDays", " (BACKUP-1)");
   if (postgresEngine === "rds" && backupRetentionDays > RDS_MAX_BACKUP_RETENTION_DAYS) {
     add("backupRetentionDays", backupRetentionDays, `must be at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine = "rds": RDS keeps automated backups (PITR) for at most ${RDS_MAX_BACKUP_RETENTION_DAYS} days (BACKUP-1)`);
   }
