@@ -143,7 +143,7 @@ export const SETTINGS = {
     kind: "string",
     default: "ec2",
     range: { oneOf: ["ec2", "rds"] },
-    description: `ec2: PostgreSQL 15 on its own host, pgBackRest. rds: Amazon RDS for PostgreSQL 15, Multi-AZ, automated backups with PITR; postgresInstanceType becomes db.<type>, backupRetentionDays at most ${RDS_MAX_BACKUP_RETENTION_DAYS}; the PgBouncer host collects PostgreSQL's metrics as a pg_monitor role over verify-full, so the same alarms apply.`,
+    description: `ec2: PostgreSQL 15 on its own host, pgBackRest. rds: Amazon RDS for PostgreSQL 15, Multi-AZ, automated backups with PITR; postgresInstanceType becomes \`db.<type>\`, backupRetentionDays at most ${RDS_MAX_BACKUP_RETENTION_DAYS}; the PgBouncer host collects PostgreSQL's metrics as a pg_monitor role over verify-full, so the same alarms apply.`,
   },
   rdsMultiAz: {
     kind: "boolean",
@@ -168,7 +168,7 @@ export const SETTINGS = {
   postgresInstanceType: {
     kind: "string",
     default: "r6i.large",
-    description: 'Instance type of the PostgreSQL host; shared_buffers and work_mem are sized from it. With postgresEngine "rds", the RDS class db.<type> (one of lib/config.ts RDS_POSTGRES_INSTANCE_TYPES).',
+    description: 'Instance type of the PostgreSQL host; shared_buffers and work_mem are sized from it. With postgresEngine "rds", the RDS class `db.<type>` (one of lib/config.ts RDS_POSTGRES_INSTANCE_TYPES).',
   },
   databases: {
     kind: "stringList",
@@ -177,7 +177,7 @@ export const SETTINGS = {
   },
   dbfilter: {
     kind: "string",
-    derived: "^<db>$ for one database, ^%d$ for several",
+    derived: "`^<db>$` for one database, `^%d$` for several",
     description: "Odoo dbfilter (ODOO-3): a regular expression that restricts the databases served.",
   },
   postgresDataVolumeGiB: {
@@ -234,7 +234,7 @@ export const SETTINGS = {
   odooOptions: {
     kind: "object",
     default: {},
-    description: "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; smtp_password must be an {{ssm:/path}} reference.",
+    description: "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; smtp_password must be an `{{ssm:/path}}` reference.",
   },
 } as const satisfies Readonly<Record<string, SettingSpec>>;
 

@@ -4,7 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { ConfigError, CONFIG_KEYS, DEFAULTS, parseSettings, type RawConfig, type StackSettings } from "../../lib/config";
+import { ConfigError, DEFAULTS, parseSettings, type RawConfig, type StackSettings } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { BASE_CONFIG } from "../helpers/fixtures";
 
@@ -190,40 +190,9 @@ describe("parseSettings: names", () => {
   });
 });
 
-// Pulumi.yaml's `config:` defaults and DEFAULTS must never drift: the CLI applies the former,
-// lib/config.ts the latter when a key is absent.
+// Pulumi.yaml's `config:` block and DEFAULTS both come from lib/settings.ts; tests/unit/settings.test.ts
+// proves the block is generated from it and resolves, through the CLI's rules, to these defaults.
 describe("defaults", () => {
-  const project = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> };
-  const declared = Object.entries(project.config).filter(([, spec]) => spec.default !== undefined);
-  const INSTANCE_KEYS: Record<string, keyof typeof DEFAULTS.instanceTypes> = {
-    proxyInstanceType: "proxy",
-    odooInstanceType: "odoo",
-    pgbouncerInstanceType: "pgbouncer",
-    postgresInstanceType: "postgres",
-  };
-  const libDefault = (key: string): unknown =>
-    key in INSTANCE_KEYS ? DEFAULTS.instanceTypes[INSTANCE_KEYS[key]] : (DEFAULTS as Record<string, unknown>)[key];
-
-  it("every key Pulumi.yaml declares is a setting lib/config.ts knows", () => {
-    for (const key of Object.keys(project.config)) expect(CONFIG_KEYS).toContain(key);
-  });
-
-  it("declares defaults at all", () => {
-    expect(declared.length).toBeGreaterThanOrEqual(10);
-  });
-
-  it.each(declared.map(([key, spec]) => [key, spec.default]))("Pulumi.yaml default of %s equals DEFAULTS", (key, value) => {
-    expect(libDefault(key as string)).toBeDefined();
-    expect(value).toEqual(libDefault(key as string));
-  });
-
-  it("every DEFAULTS entry that is a top-level key is declared with that default in Pulumi.yaml", () => {
-    const topLevel = Object.keys(DEFAULTS).filter((k) => (CONFIG_KEYS as readonly string[]).includes(k));
-    for (const key of [...topLevel, ...Object.keys(INSTANCE_KEYS)]) {
-      expect([key, project.config[key]?.default]).toEqual([key, libDefault(key)]);
-    }
-  });
-
   it("an absent key resolves to the documented default", () => {
     const s = parse({ domain: "erp.example.com", tls: BASE_CONFIG.tls });
     expect(s.internalZone).toBe(DEFAULTS.internalZone);
