@@ -184,6 +184,9 @@ export const isEmptyValue = (v: unknown): boolean =>
   v === "" || (Array.isArray(v) && v.length === 0) || (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
 const SG_ID = /^sg-[0-9a-f]{8,17}$/;
 const ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
+/** The ids the fix messages show as examples; placeholders, like the documentation names below. */
+const EXAMPLE_SG_ID = "sg-0123456789abcdef0";
+const EXAMPLE_ZONE_ID = "Z0123456789ABCDEFGHIJ";
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const SSM_NAME = /^\/[A-Za-z0-9_.\-/]+$/;
 const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
@@ -192,7 +195,66 @@ const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
  * Validates the raw config and resolves defaults. `specs` resolves instance types (AWS's
  * answer, or the static table). Throws ConfigError with every problem found.
  */
-export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpecLookup): StackSettings {
+export interface ParseOptions {
+  /**
+   * What to do with placeholder values (placeholderProblems): "refuse" them, as index.ts does
+   * when the program runs under the real engine (lib/run-mode.ts), or "accept" them, as under
+   * the offline plan's mocks, where nothing is deployed and the plan warns instead. Optional.
+   * Defaults to "accept".
+   */
+  readonly placeholders?: "refuse" | "accept";
+}
+
+// Names reserved for documentation and tests (RFC 2606, RFC 6761): nothing real answers there.
+// Let's Encrypt refuses them as contact e-mails too ("contact email has forbidden domain").
+const RESERVED_DOMAINS = ["example.com", "example.net", "example.org"];
+const RESERVED_TLDS = ["example", "test", "invalid", "localhost"];
+const isReservedName = (host: string): boolean => {
+  const h = host.trim().toLowerCase().replace(/\.$/, "");
+  return RESERVED_DOMAINS.some((d) => h === d || h.endsWith(`.${d}`)) || RESERVED_TLDS.some((t) => h === t || h.endsWith(`.${t}`));
+};
+
+/**
+ * Values that stand in for real ones — documentation domains (example.com, .test, …), e-mail
+ * addresses there, hosted zone ids in AWS's documentation style (…EXAMPLE…), the ids the fix
+ * messages show as examples — each with the fix. Pure, on the raw config: the offline plan
+ * reports them as warnings, parseSettings refuses them when asked to (a real engine run).
+ */
+export function placeholderProblems(raw: RawConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const why = "is a placeholder: nothing real answers there";
+  const text = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+  let tls: unknown = raw.tls;
+  if (typeof tls === "string") {
+    try {
+      tls = JSON.parse(tls);
+    } catch {
+      tls = undefined;
+    }
+  }
+  const tlsMap = typeof tls === "object" && tls !== null ? (tls as Record<string, unknown>) : {};
+  const domain = text(raw.domain);
+  if (domain !== undefined && isReservedName(domain)) problems.push({ key: "domain", value: domain, fix: `${why} (a documentation domain, RFC 2606); set the public hostname users will open, in a zone you own` });
+  const emails = [
+    ["tls.email", tlsMap.email, "Let's Encrypt refuses such a contact"],
+    ["alarmEmail", raw.alarmEmail, "the alarm topic's subscription confirmation would go nowhere"],
+  ] as const;
+  for (const [key, value, consequence] of emails) {
+    const address = text(value);
+    if (address !== undefined && address.includes("@") && isReservedName(address.slice(address.lastIndexOf("@") + 1))) {
+      problems.push({ key, value: address, fix: `${why} (a documentation domain; ${consequence}); set an address that reads mail` });
+    }
+  }
+  const zone = text(tlsMap.hostedZoneId);
+  if (zone !== undefined && (/EXAMPLE/i.test(zone) || zone === EXAMPLE_ZONE_ID)) {
+    problems.push({ key: "tls.hostedZoneId", value: zone, fix: `${why} (an example id); set the id of the domain's public hosted zone: aws route53 list-hosted-zones-by-name --dns-name <domain>` });
+  }
+  const sg = text(raw.bastionSecurityGroupId);
+  if (sg === EXAMPLE_SG_ID) problems.push({ key: "bastionSecurityGroupId", value: sg, fix: `${why} (the example id); set your bastion's security group id, or leave the key unset` });
+  return problems;
+}
+
+export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpecLookup, options: ParseOptions = {}): StackSettings {
   const problems: ConfigProblem[] = [];
   const add = (key: string, value: unknown, fix: string) => problems.push({ key, value, fix });
 
@@ -341,12 +403,16 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   });
 
   const bastion = str("bastionSecurityGroupId");
-  if (bastion !== undefined && !SG_ID.test(bastion)) add("bastionSecurityGroupId", bastion, "must be a security group id such as sg-0123456789abcdef0 (NET-6)");
+  if (bastion !== undefined && !SG_ID.test(bastion)) add("bastionSecurityGroupId", bastion, `must be a security group id such as ${EXAMPLE_SG_ID} (NET-6)`);
 
   // --- Odoo --------------------------------------------------------------------------------
-  const odooVersion = str("odooVersion", DEFAULTS.odooVersion) ?? DEFAULTS.odooVersion;
+  // An unquoted 17.0 is a YAML number: the CLI hands the program "17" (its JSON form).
+  const odooVersionValue = value("odooVersion");
+  const odooVersion = typeof odooVersionValue === "number" ? String(odooVersionValue) : (str("odooVersion", DEFAULTS.odooVersion) ?? DEFAULTS.odooVersion);
   if (!oneOf("odooVersion", odooVersion)) {
-    add("odooVersion", odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}`);
+    const meant = /^\d+(\.\d+)?$/.test(odooVersion) ? SUPPORTED_ODOO_VERSIONS.find((v) => Number(v) === Number(odooVersion)) : undefined;
+    const hint = meant === undefined ? "" : `; YAML reads an unquoted ${meant} as the number ${Number(meant)}: quote it in the stack file, odooVersion: "${meant}"`;
+    add("odooVersion", odooVersionValue ?? odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}${hint}`);
   }
   const odooInstances = int("odooInstances");
   const bool = (key: SettingKey, fallback: boolean): boolean => {
@@ -443,7 +509,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     const email = tlsRaw.email;
     const zone = tlsRaw.hostedZoneId;
     if (typeof email !== "string" || !EMAIL.test(email)) add("tls.email", email, "is required for ACME: the address Let's Encrypt writes to about expiry");
-    if (typeof zone !== "string" || !ZONE_ID.test(zone)) add("tls.hostedZoneId", zone, "is required for ACME DNS-01: the Route 53 public hosted zone id of the domain, e.g. Z0123456789ABCDEFGHIJ");
+    if (typeof zone !== "string" || !ZONE_ID.test(zone)) add("tls.hostedZoneId", zone, `is required for ACME DNS-01: the Route 53 public hosted zone id of the domain, e.g. ${EXAMPLE_ZONE_ID}`);
     const staging = tlsRaw.staging ?? DEFAULTS.acmeStaging;
     if (typeof staging !== "boolean") add("tls.staging", staging, "must be true or false");
     tls = { mode: "acme", email: String(email), hostedZoneId: String(zone), staging: staging === true };
@@ -475,6 +541,10 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   for (const [k, v] of Object.entries(odooOptionsRaw)) {
     if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") add(`odooOptions.${k}`, v, "must be a string, number or boolean");
     else odooOptions[k] = v;
+  }
+
+  if ((options.placeholders ?? "accept") === "refuse") {
+    for (const p of placeholderProblems(raw)) add(p.key, p.value, `${p.fix} (a real pulumi preview or up refuses placeholders; the offline plan only warns)`);
   }
 
   if (problems.length > 0 || !sizing || !tls || !vpc) throw new ConfigError(problems);

@@ -531,3 +531,56 @@ export function readStackConfig(rootDir: string, stack: string): StackConfig {
   const { problems: _problems, ...config } = applied;
   return config;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A stack file copied from another one
+
+/** What identifies a deployment; two stacks sharing the domain or the environment tag are suspect. */
+const STACK_FACTS = [
+  { name: "domain", decisive: true, of: (c: Readonly<Record<string, unknown>>) => c.domain },
+  { name: "tags.environment", decisive: true, of: (c: Readonly<Record<string, unknown>>) => (isRecord(c.tags) ? c.tags.environment : undefined) },
+  { name: "tls.hostedZoneId", decisive: false, of: (c: Readonly<Record<string, unknown>>) => (isRecord(c.tls) ? c.tls.hostedZoneId : undefined) },
+  { name: "vpcCidr", decisive: false, of: (c: Readonly<Record<string, unknown>>) => c.vpcCidr },
+] as const;
+
+/** The project's keys of an applied config, objects parsed. */
+function projectValues(applied: StackConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(applied.config)) {
+    if (!k.startsWith(`${applied.project}:`)) continue;
+    let value: unknown = v;
+    try {
+      value = /^\s*[[{]/.test(v) ? JSON.parse(v) : v;
+    } catch {
+      // kept as text
+    }
+    out[k.slice(applied.project.length + 1)] = typeof value === "string" ? value.trim().toLowerCase() : value;
+  }
+  return out;
+}
+
+/**
+ * Warnings for a stack file that looks copied from another stack of the project: it shares the
+ * domain or the `environment` tag with it (two stacks with one domain overwrite each other's DNS
+ * record and certificate; one environment tag mislabels costs and alarms). The hosted zone and
+ * the VPC range are named too when shared, but alone they are normal (stacks share a zone; VPCs
+ * that never peer may share a range). The CLI does not check this; the offline plan does.
+ */
+export function copiedStackWarnings(rootDir: string, stack: string): string[] {
+  const { projectDoc, stackFile } = stackFiles(rootDir, stack);
+  const dir = path.dirname(stackFile);
+  const factsOf = (name: string, file: string) => projectValues(applyProjectConfig(projectDoc, readYamlFile(file), name, path.basename(file)));
+  const mine = factsOf(stack, stackFile);
+  const warnings: string[] = [];
+  for (const other of stackNames(dir).filter((s) => s !== stack)) {
+    const otherFile = [".yaml", ".yml"].map((ext) => path.join(dir, `Pulumi.${other}${ext}`)).find((f) => fs.existsSync(f))!;
+    const theirs = factsOf(other, otherFile);
+    const shared = STACK_FACTS.filter((f) => f.of(mine) !== undefined && f.of(mine) !== "" && JSON.stringify(f.of(mine)) === JSON.stringify(f.of(theirs)));
+    if (!shared.some((f) => f.decisive)) continue;
+    const list = shared.map((f) => `${f.name} ${JSON.stringify(f.of(mine))}`);
+    warnings.push(
+      `${path.basename(stackFile)} shares ${list.join(", ")} with ${path.basename(otherFile)}: copied from it? Two stacks with one domain overwrite each other's DNS record and certificate, and one environment tag mislabels costs and alarms; give stack ${stack} its own ${shared.filter((f) => f.decisive).map((f) => f.name).join(" and ")}`,
+    );
+  }
+  return warnings;
+}

@@ -7,7 +7,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { readStackConfig, StackConfigError, type StackConfig } from "../../tools/stack-config";
+import { copiedStackWarnings, readStackConfig, StackConfigError, type StackConfig } from "../../tools/stack-config";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 let dir: string;
@@ -211,5 +211,37 @@ describe("this project", () => {
     const c = readStackConfig(ROOT, stack);
     expect(c.config["odoo-stack:domain"]).toBeDefined();
     expect(c.warnings).toEqual([]);
+  });
+});
+
+describe("a stack file copied from another (copiedStackWarnings)", () => {
+  const PROJECT = "name: proj\nruntime: nodejs\nconfig:\n  vpcCidr:\n    type: string\n    default: 10.40.0.0/16\n";
+  const stackYaml = (domain: string, env: string, zone = "Z1", cidr?: string) =>
+    `config:\n  proj:domain: ${domain}\n  proj:tls: {hostedZoneId: ${zone}}\n  proj:tags: {environment: ${env}}\n${cidr ? `  proj:vpcCidr: ${cidr}\n` : ""}`;
+  const write = (stacks: Record<string, string>) => {
+    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), PROJECT);
+    for (const [name, text] of Object.entries(stacks)) fs.writeFileSync(path.join(dir, `Pulumi.${name}.yaml`), text);
+  };
+
+  it("warns when the domain and environment tag are another stack's, naming every shared fact", () => {
+    write({ prod: stackYaml("erp.acme.eu", "production"), staging: stackYaml("ERP.acme.eu", "production") });
+    expect(copiedStackWarnings(dir, "staging")).toEqual([
+      'Pulumi.staging.yaml shares domain "erp.acme.eu", tags.environment "production", tls.hostedZoneId "Z1", vpcCidr "10.40.0.0/16" with Pulumi.prod.yaml: copied from it? Two stacks with one domain overwrite each other\'s DNS record and certificate, and one environment tag mislabels costs and alarms; give stack staging its own domain and tags.environment',
+    ]);
+  });
+
+  it("warns on the environment tag alone", () => {
+    write({ prod: stackYaml("erp.acme.eu", "production"), staging: stackYaml("staging.acme.eu", "production", "Z2", "10.41.0.0/16") });
+    expect(copiedStackWarnings(dir, "staging")).toEqual([expect.stringContaining('shares tags.environment "production" with Pulumi.prod.yaml')]);
+  });
+
+  it("stays quiet when only the hosted zone and the VPC range are shared (normal for two stacks)", () => {
+    write({ prod: stackYaml("erp.acme.eu", "production"), staging: stackYaml("staging.acme.eu", "staging") });
+    expect(copiedStackWarnings(dir, "staging")).toEqual([]);
+  });
+
+  it("is quiet for this project's two example stacks", () => {
+    expect(copiedStackWarnings(ROOT, "prod")).toEqual([]);
+    expect(copiedStackWarnings(ROOT, "scale")).toEqual([]);
   });
 });
