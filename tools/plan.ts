@@ -8,6 +8,10 @@
 //   out/<stack>/policy.json      every diagnostic of Analyze and AnalyzeStack
 //   out/<stack>/checklist.md     per checklist ID, the policies, files and resources that cite it
 //   out/<stack>/runbooks/*.md    the operator runbooks (the program's `runbooks` output, templates/runbooks.ts)
+// Before the program runs, tools/stack-config.ts applies the Pulumi CLI's config rules and fails
+// the plan with everything the CLI would refuse. Warnings: what the CLI warns about, a stack file
+// that shares its domain or environment tag with another, and placeholder values (example.com,
+// …EXAMPLE zone ids), which the program accepts under these mocks and refuses under the real engine.
 // Exit codes: 0 clean (advisories allowed), 1 mandatory violations, 2 the plan itself failed.
 import * as fs from "fs";
 import * as path from "path";
