@@ -4,7 +4,7 @@
 import { Fleet } from "./lib/fleet";
 
 async function main(): Promise<void> {
-  const fleet = await Fleet.up({ log: (l) => console.log(l), odooDeb: process.env.ODOO_STACK_FLEET_ODOO_DEB });
+  const fleet = await Fleet.up({ log: (l) => console.log(`fleet: ${l}`), odooDeb: process.env.ODOO_STACK_FLEET_ODOO_DEB });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

@@ -41,17 +41,12 @@ export const IMAGE_PACKAGES: readonly string[] = [
 const ROLES: readonly HostRole[] = ["proxy", "odoo", "pgbouncer", "postgres"];
 
 /**
- * What the hosts install at first boot, as separate apt transactions the way the bootstrap runs
- * them (each with --no-install-recommends): a role's `packages` step, then its later installs
- * (Odoo's dependencies, PostgreSQL's server). The mirror carries the closure of each, so a host
- * installs from it whatever its order.
+ * What the hosts install from Debian at first boot, as separate apt transactions the way the
+ * bootstrap runs them (each with --no-install-recommends): a role's `packages` step, then its
+ * later installs (PostgreSQL's server). Odoo's package is resolved by apt itself from the .deb
+ * (image.ts), alternatives included. The mirror carries the closure of each transaction, so a
+ * host installs from it whatever its order.
  */
-export function firstBootTransactions(odooDepends: readonly string[]): string[][] {
-  const first = (alternatives: string) => alternatives.split("|")[0].trim();
-  return [
-    ...ROLES.map((role) => packagesFor(role, role === "odoo" ? EFS_PACKAGES : [])),
-    ["postgresql-common"],
-    [...RUNCMD_PACKAGES.postgres],
-    [...new Set(odooDepends.map(first))].sort(),
-  ];
+export function firstBootTransactions(): string[][] {
+  return [...ROLES.map((role) => packagesFor(role, role === "odoo" ? EFS_PACKAGES : [])), ["postgresql-common"], [...RUNCMD_PACKAGES.postgres]];
 }

@@ -3,10 +3,9 @@
 // Odoo's archives and Let's Encrypt, all inside one network namespace. `Fleet.up` returns when
 // every host has finished first boot (or throws with each host's evidence); `destroy` removes
 // every container, mount, loop device, process and the namespace, also after a failure.
-import { execFileSync, spawn, type ChildProcess } from "child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
-import * as os from "os";
 import * as path from "path";
 import * as ts from "typescript";
 import { parseSettings } from "../../../lib/config";
@@ -21,9 +20,10 @@ import { ensureImage } from "./image";
 import { Machine } from "./machine";
 import { CLIENT_IP, createNetwork, EDGE_IP, IMDS_IP, type FleetNetwork } from "./network";
 import { buildOdooRepo } from "./odoo-repo";
+import { sleep, within } from "./timing";
 import { createCa, issue, type Ca } from "./pki";
 import { deliveredFiles, readPlanFacts, type PlanFacts } from "./plan-facts";
-import { buildCloudwatchAgentStandin, buildOdooStandin, buildSsmAgentStandin, debDepends, ODOO_STANDIN_DEPENDS } from "./standins";
+import { buildCloudwatchAgentStandin, buildOdooStandin, buildSsmAgentStandin } from "./standins";
 
 export interface FleetOptions {
   readonly stack?: string;
@@ -42,7 +42,6 @@ export interface BootReport {
   readonly failedUnits: readonly string[];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The edge runs as plain JavaScript: under tsx's require hook, s3rver's koa gets an ES module
@@ -124,8 +123,20 @@ export class Fleet {
 
   static async up(options: FleetOptions = {}): Promise<Fleet> {
     if (process.env.ODOO_STACK_FLEET_ATTACH) return Fleet.attach(process.env.ODOO_STACK_FLEET_ATTACH, options);
-    const runDir = fs.mkdtempSync(path.join(process.env.ODOO_STACK_FLEET_RUN_DIR ?? "/var/tmp", "odoo-stack-fleet-"));
+    sweepStaleFleets(options.log ?? (() => undefined));
+    const runDir = fs.mkdtempSync(path.join(RUN_BASE, RUN_PREFIX));
+    fs.writeFileSync(path.join(runDir, "owner.pid"), String(process.pid));
     const fleet = new Fleet(runDir, options);
+    // A run interrupted (Ctrl-C, CI's timeout) still removes what it made.
+    const onSignal = (signal: NodeJS.Signals) => {
+      void fleet.destroy().finally(() => process.kill(process.pid, signal));
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    fleet.signalHandlers = () => {
+      process.removeListener("SIGINT", onSignal);
+      process.removeListener("SIGTERM", onSignal);
+    };
     try {
       await fleet.start();
       return fleet;
@@ -135,6 +146,8 @@ export class Fleet {
       throw new Error(`${e instanceof Error ? e.message : String(e)}\n${evidence}`);
     }
   }
+
+  private signalHandlers: () => void = () => undefined;
 
   /** Plans the stack into the run directory (as `npm run plan` writes out/<stack>/). */
   async planStack(projectDir?: string): Promise<PlanFacts> {
@@ -156,16 +169,16 @@ export class Fleet {
 
   private async start(): Promise<void> {
     const stack = this.options.stack ?? "prod";
-    this.log(`fleet: planning stack ${stack}`);
+    this.log(`planning stack ${stack}`);
     this.facts = await this.planStack();
     this.model = this.modelOf(stack);
 
     const debDir = path.join(this.runDir, "debs");
     fs.mkdirSync(debDir);
     const odooDeb = this.options.odooDeb ?? buildOdooStandin(debDir);
-    const image = ensureImage(this.options.odooDeb ? debDepends(this.options.odooDeb) : ODOO_STANDIN_DEPENDS, undefined, this.log);
+    const image = ensureImage(odooDeb, undefined, this.log);
     this.imageBuildSeconds = image.buildSeconds;
-    this.log(`fleet: image ${image.key}${image.buildSeconds ? ` built in ${image.buildSeconds} s` : " from the cache"}`);
+    this.log(`image ${image.key}${image.buildSeconds ? ` built in ${image.buildSeconds} s` : " from the cache"}`);
 
     this.publicCa = createCa(path.join(this.runDir, "pki", "public"), "odoo-stack fleet test CA (stands in for public CAs)");
     this.internalCa = createCa(path.join(this.runDir, "pki", "internal"), "odoo-stack prod internal CA (fleet)");
@@ -230,6 +243,7 @@ export class Fleet {
     };
 
     const subnets = [...this.model.settings.publicSubnetCidrs, ...this.model.settings.privateSubnetCidrs];
+    // Named after the owner process, so that an interrupted run's namespace is found again.
     const nsName = `odoo-fleet-${process.pid}`;
     this.network = createNetwork(nsName, { vpcCidr: this.model.settings.vpcCidr, subnets, eip: this.facts.proxyEip });
     const configFile = path.join(this.runDir, "edge.json");
@@ -246,7 +260,7 @@ export class Fleet {
       this.machines.set(h.id, m);
       m.prepare();
     }
-    this.log(`fleet: booting ${[...this.machines.keys()].join(", ")}`);
+    this.log(`booting ${[...this.machines.keys()].join(", ")}`);
     await Promise.all([...this.machines.values()].map((m) => m.boot()));
     fs.writeFileSync(
       path.join(this.runDir, "state.json"),
@@ -291,7 +305,7 @@ export class Fleet {
       child.stderr?.on("data", onData);
       child.on("exit", (code) => reject(new Error(`the edge exited (${code}) before it was ready:\n${this.edgeLog}`)));
     });
-    await Promise.race([ready, sleep(60_000).then(() => Promise.reject(new Error(`the edge did not start within 60 s:\n${this.edgeLog}`)))]);
+    if ((await within(ready, 60_000)) === "timeout") throw new Error(`the edge did not start within 60 s:\n${this.edgeLog}`);
   }
 
   /** A request to the edge's control socket. */
@@ -370,7 +384,7 @@ export class Fleet {
             const state = m.sh("systemctl is-system-running").stdout.trim();
             const failed = m.sh("systemctl list-units --failed --plain --no-legend | awk '{print $1}'").stdout.split("\n").filter(Boolean);
             const report = { host: m.spec.host, seconds: Math.round((Date.now() - started) / 1000), cloudInit: status, systemState: state, failedUnits: failed };
-            this.log(`fleet: ${m.spec.host} first boot: cloud-init ${status}, system ${state}${failed.length ? ` (failed: ${failed.join(", ")})` : ""}, ${report.seconds} s`);
+            this.log(`${m.spec.host} first boot: cloud-init ${status}, system ${state}${failed.length ? ` (failed: ${failed.join(", ")})` : ""}, ${report.seconds} s`);
             return report;
           }
           if (Date.now() - started > timeout) throw new Error(`${m.spec.host}: first boot did not finish within ${timeout / 1000} s (cloud-init: ${status || "?"})`);
@@ -406,6 +420,7 @@ export class Fleet {
 
   async destroy(): Promise<void> {
     if (this.attached) return;
+    this.signalHandlers();
     await Promise.all([...this.machines.values()].map((m) => m.destroy().catch(() => undefined)));
     if (this.edgeProcess && this.edgeProcess.exitCode === null) {
       this.edgeProcess.kill("SIGTERM");
@@ -417,4 +432,42 @@ export class Fleet {
   }
 }
 
-export const tmpBase = os.tmpdir();
+const RUN_BASE = process.env.ODOO_STACK_FLEET_RUN_DIR ?? "/var/tmp";
+const RUN_PREFIX = "odoo-stack-fleet-";
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Removes what an earlier run left behind when its process was killed before its cleanup:
+ * containers, overlays, loop devices, cgroups, namespaces and run directories of runs whose
+ * owner process is gone. A run of a live process is never touched.
+ */
+export function sweepStaleFleets(log: (line: string) => void): void {
+  for (const entry of fs.existsSync(RUN_BASE) ? fs.readdirSync(RUN_BASE) : []) {
+    if (!entry.startsWith(RUN_PREFIX)) continue;
+    const runDir = path.join(RUN_BASE, entry);
+    const ownerFile = path.join(runDir, "owner.pid");
+    const owner = fs.existsSync(ownerFile) ? Number(fs.readFileSync(ownerFile, "utf8")) : NaN;
+    if (Number.isFinite(owner) && alive(owner)) continue;
+    log(`removing the leftovers of an interrupted run: ${runDir}`);
+    const ns = `odoo-fleet-${owner}`;
+    const sh = (script: string) => spawnSync("sh", ["-c", script], { stdio: "ignore", timeout: 60_000 });
+    // Every process in the run's namespace (containers, edge), then their mounts and devices.
+    sh(`for p in $(ip netns pids ${ns} 2>/dev/null); do kill -TERM $p; done; sleep 5; for p in $(ip netns pids ${ns} 2>/dev/null); do kill -KILL $p; done`);
+    sh(`for m in $(awk '$2 ~ "^${runDir}/" {print $2}' /proc/mounts | sort -r); do umount -l "$m"; done`);
+    sh(`losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^${runDir}/" {print $1}' | xargs -r -n1 losetup -d`);
+    sh(`ip netns del ${ns} 2>/dev/null; true`);
+    for (const root of ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]) {
+      const dir = path.join(root, "odoo-stack-fleet", entry);
+      if (fs.existsSync(dir)) sh(`find ${JSON.stringify(dir)} -depth -type d -exec rmdir {} + 2>/dev/null; rmdir ${JSON.stringify(path.dirname(dir))} 2>/dev/null; true`);
+    }
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+}

@@ -27,14 +27,15 @@ export interface FleetImage {
 export const DEFAULT_CACHE_DIR = "/var/cache/odoo-stack-fleet";
 const GENERATOR = path.resolve(__dirname, "../standins/image/odoo-stack-fleet-blockdev-generator");
 
-/** The image's cache key: everything the build reads. `odooDepends`: the Odoo package's Depends. */
-export function imageKey(odooDepends: readonly string[]): string {
+/** The image's cache key: everything the build reads. `odooDepends`: the Odoo package's Depends field. */
+export function imageKey(odooDepends: string): string {
   const recipe = {
     version: RECIPE_VERSION,
     suite: SUITE,
     sources: APT_SOURCES,
     image: IMAGE_PACKAGES,
-    mirror: firstBootTransactions(odooDepends),
+    mirror: firstBootTransactions(),
+    odooDepends,
     generator: fs.readFileSync(GENERATOR, "utf8"),
     // The archive's security and updates suites carry Valid-Until: a mirror older than a week is
     // refused by apt, so the cache lasts one ISO week.
@@ -55,7 +56,12 @@ function isoWeek(d: Date): string {
  * Returns the cached image for `extraPackages`, building it first when absent. Concurrent
  * callers wait on one lock, so two runs never build the same entry twice.
  */
-export function ensureImage(odooDepends: readonly string[], cacheDir = process.env.ODOO_STACK_FLEET_CACHE ?? DEFAULT_CACHE_DIR, log: (line: string) => void = () => undefined): FleetImage {
+/**
+ * `odooDeb`: the Odoo package the fleet installs (the stand-in or a real one); apt resolves its
+ * dependencies, so the mirror has what that very package needs.
+ */
+export function ensureImage(odooDeb: string, cacheDir = process.env.ODOO_STACK_FLEET_CACHE ?? DEFAULT_CACHE_DIR, log: (line: string) => void = () => undefined): FleetImage {
+  const odooDepends = execFileSync("dpkg-deb", ["-f", odooDeb, "Depends"], { encoding: "utf8" }).trim();
   const key = imageKey(odooDepends);
   const dir = path.join(cacheDir, `image-${key}`);
   const image = (buildSeconds: number): FleetImage => ({
@@ -68,7 +74,7 @@ export function ensureImage(odooDepends: readonly string[], cacheDir = process.e
   if (fs.existsSync(path.join(dir, "READY"))) return image(0);
   fs.mkdirSync(cacheDir, { recursive: true });
   const started = Date.now();
-  const script = buildScript(dir, odooDepends);
+  const script = buildScript(dir, odooDeb);
   log(`building the fleet image ${key} with mmdebstrap (cached in ${dir})`);
   const run = spawnSync("flock", [path.join(cacheDir, ".lock"), "bash", "-c", script], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (run.status !== 0) {
@@ -82,7 +88,7 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-function buildScript(dir: string, odooDepends: readonly string[]): string {
+function buildScript(dir: string, odooDeb: string): string {
   const tmp = `${dir}.tmp`;
   const mirror = `${tmp}/mirror`;
   const cloudCfg = [
@@ -91,7 +97,9 @@ function buildScript(dir: string, odooDepends: readonly string[]): string {
   ].join("\n");
   const hooks = [
     // Everything a host may install at first boot, with its dependencies, into apt's cache.
-    ...firstBootTransactions(odooDepends).map((t) => `chroot "$1" apt-get install --download-only -y --no-install-recommends ${t.join(" ")}`),
+    ...firstBootTransactions().map((t) => `chroot "$1" apt-get install --download-only -y --no-install-recommends ${t.join(" ")}`),
+    // Odoo's dependencies as apt resolves them from the package itself (alternatives included).
+    `cp ${shellQuote(odooDeb)} "$1"/tmp/odoo.deb && chroot "$1" apt-get install --download-only -y --no-install-recommends /tmp/odoo.deb && rm -f "$1"/tmp/odoo.deb`,
     `mkdir -p ${shellQuote(mirror)}/debs ${shellQuote(mirror)}/lists`,
     `cp -a "$1"/var/cache/apt/archives/*.deb ${shellQuote(mirror)}/debs/`,
     `cp -a "$1"/var/lib/apt/lists/*_InRelease "$1"/var/lib/apt/lists/*_Packages ${shellQuote(mirror)}/lists/`,

@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import type { FleetNetwork } from "./network";
 import { BRIDGE } from "./network";
+import { sleep, within } from "./timing";
 
 export interface MachineSpec {
   readonly host: string;
@@ -27,7 +28,6 @@ export interface ExecResult {
   readonly stderr: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ENV = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root"];
 
 export class Machine {
@@ -89,8 +89,22 @@ export class Machine {
     }
   }
 
+  /**
+   * A cgroup of its own in each hierarchy systemd uses (the named v1 "systemd" one and the v2 one):
+   * without a host systemd, nspawn puts the container's tree under the caller's cgroup, and four
+   * containers started from one process would share /payload — one's systemd then removes the
+   * cgroup another just made (seen: systemd-sysusers "Failed at step CGROUP").
+   */
+  private cgroupDirs(): string[] {
+    const roots = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"].filter((d) => fs.existsSync(path.join(d, "cgroup.procs")));
+    const all = roots.length > 0 ? roots : ["/sys/fs/cgroup"];
+    return all.map((root) => path.join(root, "odoo-stack-fleet", path.basename(path.dirname(this.dir)), this.spec.host));
+  }
+
   /** Boots the container; resolves once systemd runs as its PID 1. */
   async boot(): Promise<void> {
+    const cgroups = this.cgroupDirs();
+    for (const d of cgroups) fs.mkdirSync(d, { recursive: true });
     const args = [
       `--net=${this.network.path}`,
       "systemd-nspawn",
@@ -107,7 +121,8 @@ export class Machine {
       ...this.loops.flatMap((l) => [`--bind=${l.device}:/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${l.id.replace("-", "")}`, `--bind=${l.device}`]),
     ];
     const log = fs.openSync(this.consoleLog, "a");
-    const child = spawn("nsenter", args, { stdio: ["ignore", log, log] });
+    const enter = cgroups.map((d) => `echo $$ > ${path.join(d, "cgroup.procs")}`).join(" && ");
+    const child = spawn("sh", ["-c", `${enter} && exec nsenter "$@"`, "sh", ...args], { stdio: ["ignore", log, log] });
     fs.closeSync(log);
     this.child = child;
     this.exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
@@ -133,7 +148,7 @@ export class Machine {
     const nspawn = this.child?.pid ?? this.attachedNspawnPid;
     if (nspawn === undefined) return undefined;
     const out = spawnSync("pgrep", ["-P", String(nspawn)], { encoding: "utf8" }).stdout.trim();
-    // nsenter execs nspawn in place, so the container's init is nspawn's child.
+    // sh and nsenter exec nspawn in place, so the container's init is nspawn's child.
     for (const pid of out.split("\n").filter(Boolean)) {
       try {
         if (fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "systemd") return Number(pid);
@@ -172,7 +187,7 @@ export class Machine {
   async reboot(): Promise<void> {
     if (this.attachedNspawnPid !== undefined) throw new Error("an attached fleet cannot reboot its hosts");
     this.sh("systemctl reboot", { timeoutMs: 10_000 });
-    const code = await Promise.race([this.exited, sleep(120_000).then(() => "timeout" as const)]);
+    const code = await within(this.exited as Promise<number | null>, 120_000);
     if (code === "timeout") throw new Error(`${this.spec.host}: did not shut down for the reboot within 120 s`);
     await this.boot();
   }
@@ -183,16 +198,21 @@ export class Machine {
     const child = this.child;
     if (child && child.exitCode === null) {
       child.kill("SIGTERM"); // nspawn turns SIGTERM into a clean guest poweroff
-      const done = await Promise.race([this.exited, sleep(30_000).then(() => "timeout" as const)]);
+      const done = await within(this.exited as Promise<number | null>, 30_000);
       if (done === "timeout") {
         const leader = this.leader();
         if (leader) spawnSync("kill", ["-KILL", String(leader)]);
         child.kill("SIGKILL");
-        await Promise.race([this.exited, sleep(10_000)]);
+        await within(this.exited as Promise<number | null>, 10_000);
       }
     }
     spawnSync("umount", ["-R", this.root]);
     for (const l of this.loops) spawnSync("losetup", ["-d", l.device]);
     this.loops = [];
+    // This container's emptied cgroups, deepest first (the kernel removes only empty ones), then
+    // the run's and the suite's directories once no other container is left in them.
+    for (const d of this.cgroupDirs()) {
+      spawnSync("sh", ["-c", `find ${JSON.stringify(d)} -depth -type d -exec rmdir {} + 2>/dev/null; rmdir ${JSON.stringify(path.dirname(d))} ${JSON.stringify(path.dirname(path.dirname(d)))} 2>/dev/null; true`]);
+    }
   }
 }

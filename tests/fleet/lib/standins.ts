@@ -34,7 +34,8 @@ export const ODOO_STANDIN_DEPENDS: readonly string[] = [
   "python3-pil",
   "python3-jinja2",
   "python3-libsass",
-  "python3-lxml",
+  // After lxml 5.2, lxml-html-clean is a separate package (not in Debian 12: apt takes python3-lxml).
+  "python3-lxml-html-clean | python3-lxml",
   "python3-markupsafe",
   "python3-num2words",
   "python3-ofxparse",
