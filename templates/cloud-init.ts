@@ -30,6 +30,8 @@ export const APPLY_ENV_PATH = "/etc/odoo-stack/apply.env";
 
 /** Debian's createcluster.conf includes this directory (postgresql-common 248). */
 export const CREATECLUSTER_CONF_PATH = "/etc/postgresql-common/createcluster.d/odoo-stack.conf";
+/** initdb's options for the cluster postgresql-15's postinst creates on the data volume. */
+export const CREATECLUSTER_INITDB_OPTIONS = "initdb_options = '--data-checksums --encoding=UTF8 --locale=C.UTF-8'";
 
 /** Amazon Time Sync Service: link-local, so no NTP egress is needed (WORLD_EGRESS_PORTS). */
 export const AWS_TIME_SERVER = "169.254.169.123";
@@ -231,6 +233,8 @@ function roleSteps(input: UserDataInput): Command[] {
 /** The first-boot steps of a host, in order: what odoo-stack-firstboot.service runs. */
 export function firstBootSteps(input: UserDataInput): Command[] {
   return [
+    // The proxy's Elastic IP is associated after launch: every step below needs the internet.
+    ...(input.role === "proxy" ? [["public-ip"]] : []),
     ["packages", ...packagesFor(input.role, [...(input.packages ?? []), ...(input.efsFileSystemId === undefined ? [] : EFS_PACKAGES)])],
     ["aws-agents", input.region],
     ...roleSteps(input),
@@ -308,9 +312,11 @@ export function buildUserData(input: UserDataInput): CloudConfig {
   ];
   if (input.role === "postgres") {
     // Page checksums: storage corruption is detected on read and by pgBackRest (BACKUP-1).
+    // UTF8 with the C.UTF-8 locale whatever the bootstrap's environment (it runs with LC_ALL=C,
+    // which would make the cluster SQL_ASCII): Odoo needs UTF8 databases (issue 12).
     writeFiles.push({
       path: CREATECLUSTER_CONF_PATH,
-      content: `# ${GENERATED}\ninitdb_options = '--data-checksums'\n`,
+      content: `# ${GENERATED}\n${CREATECLUSTER_INITDB_OPTIONS}\n`,
       owner: "root:root",
       permissions: "0644",
     });

@@ -9,6 +9,7 @@
 #
 # Usage:
 #   odoo-stack-bootstrap firstboot [STEPS_FILE]           run the steps not done yet (the service)
+#   odoo-stack-bootstrap public-ip                        wait until IMDS shows the Elastic IP (the proxy)
 #   odoo-stack-bootstrap packages PACKAGE...              apt-get update (every index), upgrade, install
 #   odoo-stack-bootstrap install PACKAGE...               apt-get install, non-interactive
 #   odoo-stack-bootstrap aws-agents REGION                SSM agent + CloudWatch agent (.deb, regional S3)
@@ -25,7 +26,8 @@
 # Overrides for tests: ODOO_STACK_DEVICE_DIR (default /dev/disk/by-id), ODOO_STACK_FSTAB
 # (default /etc/fstab), ODOO_STACK_MOUNT (mount command), ODOO_STACK_DEVICE_WAIT (seconds,
 # default 600), ODOO_STACK_AWS (aws), ODOO_STACK_FETCH_WAIT (seconds, default 900),
-# ODOO_STACK_ROOT (prefix of PATH), ODOO_STACK_STATE_DIR (default /var/lib/odoo-stack).
+# ODOO_STACK_ROOT (prefix of PATH), ODOO_STACK_STATE_DIR (default /var/lib/odoo-stack),
+# ODOO_STACK_PUBLIC_IP_WAIT (seconds, default 600), ODOO_STACK_IMDS (default http://169.254.169.254).
 set -Eeuo pipefail
 umask 022
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
@@ -51,6 +53,26 @@ download() { # url dest
 cmd_install() {
   (($#)) || die "install: no package given"
   apt_install "$@"
+}
+
+# The proxy sits in a public subnet without an address of its own at launch: its Elastic IP is
+# associated after the instance exists, and until then nothing outside the VPC answers. Waiting
+# for the address in the instance metadata (IMDSv2) puts every step that needs the internet after
+# it, instead of failing and retrying them. python3 is on the image; curl is not yet.
+cmd_public_ip() {
+  local deadline=$((SECONDS + ${ODOO_STACK_PUBLIC_IP_WAIT:-600})) started=$SECONDS address
+  until address=$(python3 - "${ODOO_STACK_IMDS:-http://169.254.169.254}" <<'PY'
+import sys, urllib.request
+base = sys.argv[1]
+token = urllib.request.urlopen(urllib.request.Request(base + "/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}), timeout=5).read().decode()
+print(urllib.request.urlopen(urllib.request.Request(base + "/latest/meta-data/public-ipv4", headers={"X-aws-ec2-metadata-token": token}), timeout=5).read().decode())
+PY
+  ) && [[ $address =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; do
+    ((SECONDS < deadline)) || die "public-ip: no public IPv4 address in the instance metadata after $((SECONDS - started)) s (is the Elastic IP associated?)"
+    log "waiting for the Elastic IP"
+    sleep 5
+  done
+  log "public address $address after $((SECONDS - started)) s"
 }
 
 # What cloud-init's package_update / package_upgrade / packages did, but failing on any index
@@ -310,6 +332,7 @@ main() {
   case $command in
     firstboot) cmd_firstboot "$@" ;;
     packages) cmd_packages "$@" ;;
+    public-ip) cmd_public_ip "$@" ;;
     install) cmd_install "$@" ;;
     apply) cmd_apply "$@" ;;
     pgbackrest-stanza) cmd_pgbackrest_stanza "$@" ;;

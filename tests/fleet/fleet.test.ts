@@ -10,7 +10,7 @@ import { FIRSTBOOT_COMPLETE_MARKER, FIRSTBOOT_UNIT } from "../../templates/cloud
 import { applyCommandLine } from "../../templates/hosts";
 import { PGBACKREST_STANZA } from "../../templates/pgbackrest";
 import { ROOT } from "../../tools/plan";
-import { Fleet, type BootReport } from "./lib/fleet";
+import { EIP_ASSOCIATION_DELAY_SECONDS, Fleet, type BootReport } from "./lib/fleet";
 import { fleetPrerequisites } from "./lib/image";
 import { CLIENT_IP } from "./lib/network";
 
@@ -66,6 +66,17 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
       expect({ host: b.host, cloudInit: b.cloudInit, system: b.systemState, failed: b.failedUnits }).toEqual({ host: b.host, cloudInit: "done", system: "running", failed: [] });
       expect(fleet.machine(b.host).sh(`test -f ${FIRSTBOOT_COMPLETE_MARKER}`).code).toBe(0);
     }
+  });
+
+  it("the proxy's first boot waits for its Elastic IP before anything that needs the internet", () => {
+    const journal = fleet.machine("proxy").shOk(`journalctl -u ${FIRSTBOOT_UNIT} --no-pager -o cat | grep -E 'step |Elastic IP|public address'`);
+    const lines = journal.trim().split("\n");
+    const address = lines.findIndex((l) => l.includes(`public address ${publicIp} after`));
+    const packages = lines.findIndex((l) => /step \d+-packages: packages/.test(l));
+    expect(lines.some((l) => l.includes("waiting for the Elastic IP"))).toBe(true);
+    expect(address).toBeGreaterThan(-1);
+    expect(address).toBeLessThan(packages);
+    measured(`proxy: ${lines[address].replace(/^.*odoo-stack-bootstrap: /, "")} (associated ${EIP_ASSOCIATION_DELAY_SECONDS} s after boot), before any package download`);
   });
 
   it("the apply association's first run, before first boot installed the apply script, is a clean no-op", () => {
@@ -144,6 +155,9 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
       .trim()
       .split("\n");
     expect(sessions.length).toBeGreaterThanOrEqual(3);
+    // The cluster postgresql-15's postinst created on the data volume: UTF8, checksums on.
+    const cluster = fleet.machine("postgres").shOk(`runuser -u postgres -- psql -X -At -F ' ' -c "SELECT current_setting('server_encoding'), current_setting('data_checksums'), datcollate FROM pg_database WHERE datname = 'template1'"`).trim();
+    expect(cluster).toBe("UTF8 on C.UTF-8");
     for (const s of sessions) expect(s).toMatch(new RegExp(`^(${db}|postgres) odoo ${fleet.model.hosts.pgbouncer.privateIp.replace(/\./g, "\\.")} t$`));
     measured(`pg_stat_activity: ${sessions.length} Odoo sessions, all from PgBouncer (${fleet.model.hosts.pgbouncer.privateIp}) over SSL`);
   });

@@ -38,7 +38,7 @@ const commandsOf = (role: HostRole): string[][] => {
   return file.content.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(" "));
 };
 const indexOf = (commands: string[][], ...words: string[]) => commands.findIndex((c) => words.every((w, i) => c[i] === w));
-const packagesOf = (role: HostRole) => commandsOf(role)[0].slice(1);
+const packagesOf = (role: HostRole) => commandsOf(role).find((c) => c[0] === "packages")!.slice(1);
 
 describe("renderUserData: goldens", () => {
   // The embedded bootstrap script is compared decoded (below); the golden shows a marker instead
@@ -102,10 +102,13 @@ describe("renderUserData: invariants", () => {
 
   it.each(ROLES)("%s: first boot installs, fetches the apply script, then runs it with --bootstrap", (role) => {
     const commands = commandsOf(role);
-    expect(commands[0][0]).toBe("packages");
-    expect(commands[1]).toEqual(["aws-agents", REGION]);
+    // The proxy first waits for its Elastic IP: every later step needs the internet.
+    const first = role === "proxy" ? 1 : 0;
+    if (role === "proxy") expect(commands[0]).toEqual(["public-ip"]);
+    expect(commands[first][0]).toBe("packages");
+    expect(commands[first + 1]).toEqual(["aws-agents", REGION]);
     const fetch = indexOf(commands, "fetch-apply", BUCKET, hostOf(role).id, REGION, PATHS.applyScript);
-    expect(fetch).toBeGreaterThan(1);
+    expect(fetch).toBeGreaterThan(first + 1);
     expect(commands[fetch + 1]).toEqual(["apply"]);
     expect(commands).toEqual(firstBootSteps(inputFor(role)));
   });
@@ -166,7 +169,7 @@ describe("renderUserData: invariants", () => {
     expect(owner).toBeLessThan(server);
     expect(server).toBeLessThan(apply);
     const checksums = buildUserData(inputFor("postgres")).write_files.find((f) => f.path.startsWith("/etc/postgresql-common/"));
-    expect(checksums?.content).toContain("initdb_options = '--data-checksums'");
+    expect(checksums?.content).toContain("initdb_options = '--data-checksums --encoding=UTF8 --locale=C.UTF-8'");
   });
 
   it("odoo: Odoo's repository for the stack's version is added before odoo is installed", () => {

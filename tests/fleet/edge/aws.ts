@@ -34,6 +34,8 @@ export interface InstanceIdentity {
   readonly instanceId: string;
   readonly privateIp: string;
   readonly publicIp?: string;
+  /** Seconds after the instance's first metadata request before its public address shows (an EIP associated after launch). */
+  readonly publicIpAfterSeconds?: number;
   readonly availabilityZone: string;
   readonly region: string;
   readonly accountId: string;
@@ -191,8 +193,10 @@ export function route53Handler(zones: readonly HostedZone[], txt: Map<string, st
  */
 export function imdsHandler(byAddress: ReadonlyMap<string, InstanceIdentity>, credentials: { accessKeyId: string; secretAccessKey: string }, record: (c: Omit<Call, "at">) => void) {
   const tokens = new Set<string>();
+  const firstSeen = new Map<string, number>();
   return async (req: IncomingMessage, res: ServerResponse, source: string) => {
     const id = byAddress.get(source);
+    if (id && !firstSeen.has(id.host)) firstSeen.set(id.host, Date.now());
     // A directory answers with or without its trailing slash (pgBackRest asks without).
     const raw = (req.url ?? "/").split("?")[0];
     const path = raw === "/latest/meta-data/iam/security-credentials" ? `${raw}/` : raw;
@@ -235,7 +239,7 @@ export function imdsHandler(byAddress: ReadonlyMap<string, InstanceIdentity>, cr
         region: id.region,
         version: "2017-09-30",
       }),
-      ...(id.publicIp ? { "/latest/meta-data/public-ipv4": id.publicIp } : {}),
+      ...(id.publicIp && Date.now() - (firstSeen.get(id.host) as number) >= (id.publicIpAfterSeconds ?? 0) * 1000 ? { "/latest/meta-data/public-ipv4": id.publicIp } : {}),
     };
     const value = meta[path];
     record({ service: "imds", action: "GET", host: id.host, detail: { path } });

@@ -225,7 +225,8 @@ export class Fleet {
         host: h.id,
         instanceId: h.instanceId,
         privateIp: h.privateIp,
-        ...(h.role === "proxy" && this.facts.proxyEip ? { publicIp: this.facts.proxyEip.publicIp } : {}),
+        // The proxy's Elastic IP shows some seconds after boot, as when AWS associates it after launch.
+        ...(h.role === "proxy" && this.facts.proxyEip ? { publicIp: this.facts.proxyEip.publicIp, publicIpAfterSeconds: EIP_ASSOCIATION_DELAY_SECONDS } : {}),
         availabilityZone: h.availabilityZone,
         region,
         accountId: "123456789012",
@@ -431,6 +432,9 @@ export class Fleet {
     if (!process.env.ODOO_STACK_FLEET_KEEP) fs.rmSync(this.runDir, { recursive: true, force: true });
   }
 }
+
+/** How long after the proxy boots its Elastic IP shows in the instance metadata. */
+export const EIP_ASSOCIATION_DELAY_SECONDS = 15;
 
 const RUN_BASE = process.env.ODOO_STACK_FLEET_RUN_DIR ?? "/var/tmp";
 const RUN_PREFIX = "odoo-stack-fleet-";
