@@ -13,7 +13,7 @@ import type { AwsFacts } from "../lib/aws-specs";
 import { SECRET_REF, type HostId, type StackModel } from "../lib/model";
 import { renderUserData, userDataInputFor } from "../templates/cloud-init";
 import { sha256, type HostFile } from "../templates/format";
-import { applyCommandLine, configObjectKey } from "../templates/hosts";
+import { applyCommandLine, configObjectKey, parametersFingerprint } from "../templates/hosts";
 import { manifestObjectKey, renderManifest } from "../templates/manifest";
 import { hostTags, TAG_KEYS } from "./tags";
 import type { SecurityGroupIds } from "./network";
@@ -298,14 +298,21 @@ export class Host extends pulumi.ComponentResource {
       deleteBeforeReplace: true,
     });
 
-    // --- in-place apply: re-runs whenever the manifest (any file) changes ----------------------
+    // --- in-place apply: re-runs whenever the manifest (any file) or a parameter's value changes
+    // The manifest hashes the files with their placeholders, not the values: a rotated password,
+    // a re-issued certificate or a new RDS endpoint changes only the parameter's version, which
+    // the command carries, so AWS runs the association again (issue 12).
+    const versioned = referenced.filter((n) => n in args.parameters);
+    const parametersSha256 = pulumi
+      .all(versioned.map((n) => pulumi.output((args.parameters[n] as Partial<aws.ssm.Parameter>).version ?? 0)))
+      .apply((versions) => parametersFingerprint(versioned.map((n, i) => [n, versions[i]] as const)));
     new aws.ssm.Association(`${name}-apply`, {
       name: "AWS-RunShellScript",
       associationName: `${model.project}-${model.stack}-${host.id}-apply`,
       targets: [{ key: "InstanceIds", values: [instance.id] }],
       parameters: {
-        commands: pulumi.output(args.configBucket.bucketName).apply((bucket) =>
-          applyCommandLine({ bucket, hostId: host.id, region: facts.region, manifestSha256 }),
+        commands: pulumi.all([args.configBucket.bucketName, parametersSha256]).apply(([bucket, parameters]) =>
+          applyCommandLine({ bucket, hostId: host.id, region: facts.region, manifestSha256, parametersSha256: parameters }),
         ),
       },
       tags: tags("apply"),

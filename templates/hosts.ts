@@ -5,7 +5,7 @@ import { PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
 import { backupHostFiles } from "./backup-units";
 import { cloudWatchAgentHostFile } from "./cloudwatch-agent";
 import { acmeCertificatePaths } from "./cloud-init";
-import { GENERATED, shellQuote, type HostFile } from "./format";
+import { GENERATED, sha256, shellQuote, type HostFile } from "./format";
 import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite } from "./nginx";
 import { odooConfFile, odooServiceEnvironment, odooConfSettingsFor } from "./odoo-conf";
 import { odooLogrotateFile } from "./logrotate";
@@ -154,7 +154,13 @@ export function renderAllHosts(model: StackModel): ReadonlyMap<string, HostFile[
  * The command the SSM association runs on the host to apply its files in place. It carries
  * the manifest's hash, so a changed file changes the association and AWS runs it again.
  */
-export function applyCommandLine(args: { bucket: string; hostId: string; region: string; manifestSha256: string }): string {
+/** SHA-256 of the parameters a host reads and their versions: changes when any value changes. */
+export function parametersFingerprint(entries: readonly (readonly [string, number | string])[]): string {
+  const lines = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, version]) => `${name}=${version}\n`);
+  return sha256(lines.join(""));
+}
+
+export function applyCommandLine(args: { bucket: string; hostId: string; region: string; manifestSha256: string; parametersSha256?: string }): string {
   // State Manager runs the association as soon as the SSM agent registers, which first boot
   // installs before the apply script: that run is a clean no-op (first boot applies the files).
   const firstBoot = `if [ ! -x ${PATHS.applyScript} ]; then echo 'odoo-stack: first boot in progress; odoo-stack-firstboot.service applies this configuration'; exit 0; fi;`;
@@ -168,5 +174,6 @@ export function applyCommandLine(args: { bucket: string; hostId: string; region:
     shellQuote(args.region),
     "--manifest-sha256",
     shellQuote(args.manifestSha256),
+    ...(args.parametersSha256 === undefined ? [] : ["--parameters-sha256", shellQuote(args.parametersSha256)]),
   ].join(" ");
 }

@@ -2,7 +2,7 @@
 // system containers, first boot exactly as on EC2, AWS and the public archives at the edges only,
 // then the running system checked from the outside. Each check prints a measured line.
 // Runs as root (`npm run test:fleet`); see tests/fleet/README.md for what stands in for what.
-import { spawn } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { PATHS } from "../../lib/model";
@@ -13,6 +13,7 @@ import { ROOT } from "../../tools/plan";
 import { EIP_ASSOCIATION_DELAY_SECONDS, Fleet, type BootReport } from "./lib/fleet";
 import { fleetPrerequisites } from "./lib/image";
 import { CLIENT_IP } from "./lib/network";
+import { issue } from "./lib/pki";
 
 const missing = fleetPrerequisites();
 const describeFleet = missing.length === 0 ? describe : describe.skip;
@@ -206,6 +207,30 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     expect(unmatched).toEqual([]);
     measured(`${alarms.length} PgBouncer/PostgreSQL/collector alarms each see a published metric with their dimensions (${metrics.length} data points so far)`);
   }, 5 * MINUTE);
+
+  it("a re-issued certificate reaches its host when the association runs again: PgBouncer serves it after a reload, same pid", async () => {
+    const pgb = fleet.machine("pgbouncer");
+    const fqdn = fleet.model.hosts.pgbouncer.fqdn;
+    const served = () =>
+      pgb.shOk(`openssl s_client -starttls postgres -connect ${fqdn}:6432 -servername ${fqdn} -CAfile ${PATHS.caCert} -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial`).trim();
+    const pid = () => pgb.shOk("systemctl show -p MainPID --value pgbouncer").trim();
+    const before = { serial: served(), pid: pid() };
+    // What `pulumi up` does when the certificate is re-issued: new parameter values (new versions,
+    // so a new --parameters-sha256 on the association's command, which AWS then runs).
+    const names = fleet.facts.certificateNames.pgbouncer;
+    const cert = issue(fleet.internalCa, path.join(fleet.runDir, "pki", "reissued"), "pgbouncer", names.dnsNames, names.ipAddresses);
+    const p = fleet.model.parameters;
+    await fleet.setParameter(p.hostCert("pgbouncer"), cert.certPem);
+    await fleet.setParameter(p.hostKey("pgbouncer"), cert.keyPem);
+    const host = fleet.facts.hosts.find((h) => h.id === "pgbouncer")!;
+    const r = pgb.sh(host.associationCommand, { timeoutMs: 5 * MINUTE });
+    expect(r.code).toBe(0);
+    const after = { serial: served(), pid: pid() };
+    expect(after.pid).toBe(before.pid);
+    expect(after.serial).not.toBe(before.serial);
+    expect(after.serial).toBe(execFileSync("openssl", ["x509", "-noout", "-serial", "-in", cert.certFile], { encoding: "utf8" }).trim());
+    measured(`re-issued PgBouncer certificate served after the association's run: ${before.serial} → ${after.serial}, pid ${after.pid} unchanged`);
+  }, 10 * MINUTE);
 
   it("a config change goes the way of production: re-plan, upload, the association reloads PgBouncer in place; a broken file is refused", async () => {
     // The user edits a sizing key in the stack file and runs `pulumi up`.
