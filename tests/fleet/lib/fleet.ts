@@ -382,7 +382,8 @@ export class Fleet {
           const status = m.sh("cloud-init status 2>/dev/null | sed -n 's/^status: //p'").stdout.trim();
           const complete = m.sh(`test -f ${FIRSTBOOT_COMPLETE_MARKER}`).code === 0;
           if (finished && (complete || status !== "done")) {
-            const state = m.sh("systemctl is-system-running").stdout.trim();
+            // Jobs first boot queued (a restart, a timer's first run) may still be finishing.
+            const state = m.sh("timeout 120 systemctl is-system-running --wait", { timeoutMs: 130_000 }).stdout.trim();
             const failed = m.sh("systemctl list-units --failed --plain --no-legend | awk '{print $1}'").stdout.split("\n").filter(Boolean);
             const report = { host: m.spec.host, seconds: Math.round((Date.now() - started) / 1000), cloudInit: status, systemState: state, failedUnits: failed };
             this.log(`${m.spec.host} first boot: cloud-init ${status}, system ${state}${failed.length ? ` (failed: ${failed.join(", ")})` : ""}, ${report.seconds} s`);
