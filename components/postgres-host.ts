@@ -172,7 +172,7 @@ export class PostgresHost extends pulumi.ComponentResource {
       identifier: rdsInstanceIdentifier(model),
       engine: RDS_POSTGRES.engine,
       engineVersion: RDS_POSTGRES.engineVersion,
-      autoMinorVersionUpgrade: false,
+      autoMinorVersionUpgrade: RDS_POSTGRES.autoMinorVersionUpgrade,
       instanceClass: rdsInstanceClass(settings.instanceTypes.postgres),
       allocatedStorage: settings.postgresDataVolumeGiB,
       storageType: RDS_POSTGRES.storageType,
