@@ -7,6 +7,8 @@ import type { InstanceSpec } from "./instance-types";
 import {
   checkSizing,
   computeSizing,
+  DEFAULT_MAX_CRON_THREADS,
+  odooHostTooSmall,
   type OdooSizingOverrides,
   type PgbouncerSizingOverrides,
   type PostgresSizingOverrides,
@@ -404,6 +406,11 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const odooOverrides = overrides("odoo", OVERRIDE_KEYS.odoo);
   const pgbouncerOverrides = overrides("pgbouncer", OVERRIDE_KEYS.pgbouncer);
   const postgresOverrides = overrides("postgres", OVERRIDE_KEYS.postgres);
+
+  // Odoo's memory limits bound address space, not RAM shares: a host too small for one worker
+  // plus the cron and gevent workers is refused by name (lib/sizing.ts odooHostTooSmall).
+  const odooTooSmall = resolved.odoo && odooHostTooSmall(resolved.odoo, odooOverrides.maxCronThreads ?? DEFAULT_MAX_CRON_THREADS);
+  if (odooTooSmall) add("odooInstanceType", instanceTypes.odoo, odooTooSmall);
 
   let sizing: Sizing | undefined;
   if (resolved.odoo && resolved.postgres) {

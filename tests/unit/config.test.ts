@@ -76,7 +76,10 @@ const BAD_CASES: BadCase[] = [
   ["1 worker (LIMIT-1)", with_({ odoo: { workers: 1 } }), "odoo.workers", 1, "must be at least 2 (multi-process mode"],
   ["no cron thread (LIMIT-2)", with_({ odoo: { maxCronThreads: 0 } }), "odoo.maxCronThreads", 0, "must be 1 or 2 until cron load is measured"],
   ["3 cron threads (LIMIT-2)", with_({ odoo: { maxCronThreads: 3 } }), "odoo.maxCronThreads", 3, "must be 1 or 2"],
-  ["hard memory limit that does not fit RAM (LIMIT-3)", with_({ odoo: { limitMemoryHardMiB: 4096 } }), "odoo.limitMemoryHardMiB", 4096, "× 11 Odoo processes must fit the 14745 MiB left after the OS reserve"],
+  ["hard memory limit that does not fit RAM (LIMIT-3)", with_({ odoo: { limitMemoryHardMiB: 14000 } }), "odoo.limitMemoryHardMiB", 14000, "must be at most 13405 MiB: one process at its limit plus the other 10 at rest"],
+  ["hard memory limit below what a worker maps (LIMIT-3)", with_({ odoo: { limitMemoryHardMiB: 1000 } }), "odoo.limitMemoryHardMiB", 1000, "must be at least 1264 MiB: it limits each process's address space (RLIMIT_AS)"],
+  // Issue 12 item 10: t3.small used to get limit_memory_hard = 256 MiB, below a worker at rest.
+  ["Odoo on t3.small (LIMIT-1, LIMIT-3)", with_({ odooInstanceType: "t3.small" }), "odooInstanceType", "t3.small", "has 2048 MiB of memory, too little for Odoo: after the OS reserve (1024 MiB) 1024 MiB remain, and one HTTP worker, 1 cron worker and the gevent worker need 1532 MiB"],
   ["soft memory limit not below hard (LIMIT-3)", with_({ odoo: { limitMemorySoftMiB: 1200, limitMemoryHardMiB: 1200 } }), "odoo.limitMemorySoftMiB", 1200, "must be below odoo.limitMemoryHardMiB (1200)"],
   ["limit_time_cpu over limit_time_real", with_({ odoo: { limitTimeCpu: 1300 } }), "odoo.limitTimeCpu", 1300, "at most odoo.limitTimeReal (1200)"],
   ["db_maxconn of 1", with_({ odoo: { dbMaxconn: 1 } }), "odoo.dbMaxconn", 1, "must be at least 2"],
