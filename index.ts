@@ -19,7 +19,7 @@ import {
   partitionOf,
   resolveAccountId,
   resolveAvailabilityZones,
-  resolveDebianAmi,
+  resolveDebianAmis,
   resolveInstanceSpecs,
   type AwsFacts,
 } from "./lib/aws-specs";
@@ -62,12 +62,15 @@ export = async () => {
   // key the checklist forces, say) fails the preview with the key to fix, and nothing is created.
   renderAllHosts(model);
 
-  const [availabilityZones, amiId, accountId] = await Promise.all([
+  // The EC2 hosts' instance types (RDS runs no AMI); each boots Debian for its architecture.
+  const types = settings.instanceTypes;
+  const ec2Types = [types.proxy, types.odoo, types.pgbouncer, ...(settings.postgresEngine === "ec2" ? [types.postgres] : [])];
+  const [availabilityZones, amiIds, accountId] = await Promise.all([
     lookup(`the availability zones of ${region}`, resolveAvailabilityZones(settings.availabilityZoneCount, region)),
-    lookup("the Debian 12 AMI", resolveDebianAmi()),
+    lookup("the Debian 12 AMIs", resolveDebianAmis(ec2Types, specs)),
     lookup("the AWS account id", resolveAccountId()),
   ]);
-  const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiId };
+  const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiIds };
 
   const network = new Network("network", { model, availabilityZones });
   const secrets = new Secrets("secrets", { model });

@@ -268,8 +268,13 @@ export class Host extends pulumi.ComponentResource {
           ...(args.acme === undefined ? {} : { acme: args.acme }),
         }),
       );
+    const ami = facts.amiIds[args.instanceType];
+    if (ami === undefined) {
+      throw new Error(`Host ${host.id}: no AMI was resolved for instance type ${args.instanceType} (AwsFacts.amiIds has ${Object.keys(facts.amiIds).join(", ") || "none"})`);
+    }
     const instance = new aws.ec2.Instance(`${name}-instance`, {
-      ami: facts.amiId,
+      // Debian 12 for the type's architecture: amd64, or arm64 on Graviton (issue 12 item 11).
+      ami,
       instanceType: args.instanceType,
       subnetId: args.subnetId,
       // Fixed: renderers write it into odoo.conf, nginx and pg_hba before the instance exists.

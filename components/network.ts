@@ -5,7 +5,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
-import { FLOWS, PORTS, PUBLIC_INGRESS, ROLES, SERVICE_PEERS, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, ROLES, SERVICE_PEERS, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
 import { resourceTags, TAG_KEYS, type TagRole } from "./tags";
 
 /** One security group per host role, plus the interface endpoints' group and the EFS mount targets' (shared filestore only). */
@@ -42,6 +42,8 @@ export interface SecurityGroupRuleInput {
   readonly bastionSecurityGroupId?: string;
   /** The service peers the stack has (EFS with a shared filestore). Optional. Defaults to none. */
   readonly servicePeers?: readonly ServicePeer[];
+  /** Open port 80 on the proxy for nginx's redirect-only server (NET-3). Optional. Defaults to false. */
+  readonly httpRedirect?: boolean;
 }
 
 export const WORLD_IPV4 = "0.0.0.0/0";
@@ -79,6 +81,21 @@ export function securityGroupRules(input: SecurityGroupRuleInput): SecurityGroup
       checklist: ["NET-2", "NET-3"],
       description: `${https.description} from the internet`,
     });
+  }
+
+  // NET-3's exception: port 80 on the proxy, where nginx answers only a redirect to https://.
+  if (input.httpRedirect === true) {
+    const http = PORTS[PUBLIC_REDIRECT.port];
+    for (const cidr of [WORLD_IPV4, WORLD_IPV6]) {
+      rules.push({
+        group: PUBLIC_REDIRECT.role,
+        direction: "ingress",
+        port: http.port,
+        peer: { kind: "cidr", cidr },
+        checklist: ["NET-3"],
+        description: `${http.description} from the internet`,
+      });
+    }
   }
 
   // NET-4, NET-5, NET-6: each tier accepts only the tier in front of it, by security group
@@ -289,6 +306,7 @@ export class Network extends pulumi.ComponentResource {
       odooInternalCidrs: settings.odooInternalCidrs,
       bastionSecurityGroupId: settings.bastionSecurityGroupId,
       servicePeers,
+      httpRedirect: settings.httpRedirect,
     })) {
       const peer =
         rule.peer.kind === "group"

@@ -4,7 +4,7 @@
 // in index.ts, so a bad answer fails `pulumi preview` before anything is created.
 import * as aws from "@pulumi/aws";
 import { ConfigError, DEFAULTS, type InstanceSpecLookup, type InstanceTypes, type RawConfig } from "./config";
-import { knownInstanceType, type InstanceSpec } from "./instance-types";
+import { architectureOf, knownInstanceType, type Architecture, type InstanceSpec } from "./instance-types";
 
 /** Everything components need from AWS, resolved once. */
 export interface AwsFacts {
@@ -14,8 +14,11 @@ export interface AwsFacts {
   readonly accountId: string;
   /** Exactly availabilityZoneCount names, sorted: subnet i sits in zone i. */
   readonly availabilityZones: readonly string[];
-  /** Debian 12 AMI the hosts boot from. */
-  readonly amiId: string;
+  /**
+   * The Debian 12 AMI each instance type of the stack boots, by instance type name: amd64 for
+   * x86_64 types, arm64 for Graviton ones (resolveDebianAmis).
+   */
+  readonly amiIds: Readonly<Record<string, string>>;
 }
 
 /** The config key naming each role's instance type (see lib/config.ts CONFIG_KEYS). */
@@ -42,9 +45,17 @@ export function instanceTypeNames(raw: RawConfig): string[] {
 /** Asks AWS for one instance type's shape; rejects when AWS cannot answer. */
 export type InstanceTypeFetcher = (instanceType: string) => Promise<InstanceSpec>;
 
+/**
+ * The architecture a type boots from EC2's supportedArchitectures: arm64 for Graviton, x86_64
+ * otherwise ("i386" and "x86_64_mac" types are not offered to odoo-stack's hosts).
+ */
+export const architectureFromAws = (supported: readonly string[]): Architecture =>
+  supported.includes("arm64") && !supported.includes("x86_64") ? "arm64" : "x86_64";
+
 export const fetchInstanceTypeFromAws: InstanceTypeFetcher = async (instanceType) => {
   const answer = await aws.ec2.getInstanceType({ instanceType });
-  return { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize };
+  const architecture = architectureFromAws(answer.supportedArchitectures ?? []);
+  return architecture === "x86_64" ? { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize } : { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize, architecture };
 };
 
 const isUsable = (spec: InstanceSpec | undefined): spec is InstanceSpec =>
@@ -104,21 +115,44 @@ export async function resolveAvailabilityZones(count: number, region: string): P
 
 /** Debian's official AWS account (https://wiki.debian.org/Cloud/AmazonEC2Image). */
 export const DEBIAN_AMI_OWNER = "136693071363";
-/** Debian 12 (bookworm), x86_64: the packages the integration tests prove the configs on. */
-export const DEBIAN_AMI_NAME = "debian-12-amd64-*";
+/**
+ * Debian 12 (bookworm): the packages the integration tests prove the configs on, built by Debian
+ * for both architectures (amd64, arm64) from the same sources; the bootstrap script fetches the
+ * AWS agents for `dpkg --print-architecture`, and Odoo's package is architecture-independent.
+ */
+export const debianAmiName = (architecture: Architecture): string => `debian-12-${architecture === "arm64" ? "arm64" : "amd64"}-*`;
 
-export async function resolveDebianAmi(): Promise<string> {
+export async function resolveDebianAmi(architecture: Architecture): Promise<string> {
   const ami = await aws.ec2.getAmi({
     mostRecent: true,
     owners: [DEBIAN_AMI_OWNER],
     filters: [
-      { name: "name", values: [DEBIAN_AMI_NAME] },
-      { name: "architecture", values: ["x86_64"] },
+      { name: "name", values: [debianAmiName(architecture)] },
+      { name: "architecture", values: [architecture] },
       { name: "virtualization-type", values: ["hvm"] },
       { name: "root-device-type", values: ["ebs"] },
     ],
   });
   return ami.id;
+}
+
+/**
+ * The AMI of each instance type, one lookup per architecture the types use (an x86_64-only stack
+ * asks once, as before). `specs` must resolve every name (parseSettings has checked them).
+ */
+export async function resolveDebianAmis(
+  instanceTypes: readonly string[],
+  specs: InstanceSpecLookup,
+  resolve: (architecture: Architecture) => Promise<string> = resolveDebianAmi,
+): Promise<Record<string, string>> {
+  const archOf = (name: string): Architecture => {
+    const spec = specs(name);
+    if (!spec) throw new Error(`instance type ${name} has no spec; parseSettings should have refused it`);
+    return architectureOf(spec);
+  };
+  const architectures = [...new Set(instanceTypes.map(archOf))].sort();
+  const amis = new Map(await Promise.all(architectures.map(async (a) => [a, await resolve(a)] as const)));
+  return Object.fromEntries([...new Set(instanceTypes)].sort().map((name) => [name, amis.get(archOf(name)) as string]));
 }
 
 /** The ARN partition of a region. */

@@ -95,6 +95,11 @@ export interface StackSettings {
   readonly tags: Readonly<Record<string, string>>;
   /** Extra odoo.conf options (allowlisted per version by the renderer; forced keys refused). */
   readonly odooOptions: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * Port 80 on the proxy, open to the world and answered only with a redirect to
+   * https://<domain> (NET-3's exception). Defaults to true.
+   */
+  readonly httpRedirect: boolean;
 }
 
 /** Defaults, each stated once; Pulumi.yaml's schema and the README quote these. */
@@ -114,6 +119,7 @@ export const DEFAULTS = {
   backupRetentionDays: 30,
   tlsMode: "acme",
   acmeStaging: false,
+  httpRedirect: true,
 } as const;
 
 /** Every key the config may hold (without the "odoo-stack:" namespace). */
@@ -147,6 +153,7 @@ export const CONFIG_KEYS = [
   "postgres",
   "tags",
   "odooOptions",
+  "httpRedirect",
 ] as const;
 
 const OVERRIDE_KEYS = {
@@ -471,6 +478,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     else odooOptions[k] = v;
   }
 
+  const httpRedirect = bool("httpRedirect", DEFAULTS.httpRedirect);
+
   if (problems.length > 0 || !sizing || !tls || !vpc) throw new ConfigError(problems);
 
   return {
@@ -500,5 +509,6 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     overrides: { odoo: odooOverrides, pgbouncer: pgbouncerOverrides, postgres: postgresOverrides },
     tags,
     odooOptions,
+    httpRedirect,
   };
 }

@@ -9,6 +9,7 @@ export interface PortSpec {
 
 export const PORTS = {
   https: { port: 443, protocol: "tcp", description: "HTTPS (reverse proxy, public)" },
+  http: { port: 80, protocol: "tcp", description: "HTTP redirect to HTTPS (reverse proxy, public)" },
   odooHttp: { port: 8069, protocol: "tcp", description: "Odoo HTTP (workers)" },
   odooGevent: { port: 8072, protocol: "tcp", description: "Odoo gevent / websocket" },
   pgbouncer: { port: 6432, protocol: "tcp", description: "PgBouncer" },
@@ -50,8 +51,14 @@ export const FLOWS: readonly Flow[] = [
   { from: "odoo", to: "efs", port: "efs", checklist: "NET-1" },
 ];
 
-/** The only port the world may reach, and only on the proxy (NET-2, NET-3). */
+/** The only port the world may reach with content, and only on the proxy (NET-2, NET-3). */
 export const PUBLIC_INGRESS: { readonly role: Role; readonly port: PortName } = { role: "proxy", port: "https" };
+
+/**
+ * NET-3's one exception: plain HTTP on the proxy, open only while nginx answers it with nothing
+ * but a redirect to https:// (settings.httpRedirect; templates/nginx.ts renders that server).
+ */
+export const PUBLIC_REDIRECT: { readonly role: Role; readonly port: PortName } = { role: "proxy", port: "http" };
 
 /**
  * Ports each role may reach outside the VPC: package mirrors (80), and AWS APIs / SSM / S3 /

@@ -1,12 +1,13 @@
 // Network and exposure: CHECKLIST §1 (NET-1 … NET-6).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { FLOWS, PORTS, PUBLIC_INGRESS, type Role, type ServicePeer } from "../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, type Role, type ServicePeer } from "../lib/ports";
 import { nginxServers } from "./lib/nginx";
 import { parseOdooConf, type NginxDirective } from "./lib/parse";
 import {
   idOf,
   referencedResources,
   renderedFileOfKind,
+  renderedFiles,
   roleOf,
   ROLE_TAG,
   stringList,
@@ -28,9 +29,23 @@ import {
 } from "./lib/security-groups";
 
 const PUBLIC_PORT = PORTS[PUBLIC_INGRESS.port].port;
+/** NET-3's exception: plain HTTP on the proxy, answered by a redirect-only server. */
+const REDIRECT_PORT = PORTS[PUBLIC_REDIRECT.port].port;
 
-const isPublicHttps = (p: IngressPermission): boolean =>
-  p.protocol === "tcp" && p.fromPort === PUBLIC_PORT && p.toPort === PUBLIC_PORT;
+const isSinglePort = (p: IngressPermission, port: number): boolean => p.protocol === "tcp" && p.fromPort === port && p.toPort === port;
+
+/** Settings shared by the policies that allow NET-3's redirect exception. */
+interface RedirectPortsConfig {
+  /** Plain-HTTP ports (e.g. [80]) on which a server that only redirects to https:// may listen. */
+  readonly allowedRedirectPorts?: readonly number[];
+}
+
+const REDIRECT_PORTS_SETTING = {
+  type: "array" as const,
+  items: { type: "integer" as const },
+  default: [REDIRECT_PORT],
+  description: `Plain-HTTP ports on which the proxy may answer with nothing but a redirect to https:// (NET-3's exception). Defaults to [${REDIRECT_PORT}]; [] allows ${PUBLIC_PORT} alone.`,
+};
 
 /**
  * NET-3 (and NET-2's "only public ingress"): the internet may reach tcp 443 on the reverse
@@ -45,19 +60,24 @@ const isPublicHttps = (p: IngressPermission): boolean =>
  */
 export const securityGroupWorldIngressOnly443OnProxy: ResourceValidationPolicy = {
   name: "security-group-world-ingress-only-443-on-proxy",
-  description: `Checks whether a security group or rule admits the internet anywhere but tcp ${PUBLIC_PORT} on the reverse proxy (NET-2, NET-3).`,
+  description: `Checks whether a security group or rule admits the internet anywhere but tcp ${PUBLIC_PORT} on the reverse proxy (and the configured redirect-only plain-HTTP port, ${REDIRECT_PORT} by default) (NET-2, NET-3).`,
+  configSchema: { properties: { allowedRedirectPorts: REDIRECT_PORTS_SETTING } },
   validateResource: (args, reportViolation) => {
     const ingress = securityGroupIngressOf(args);
     if (!ingress) return;
+    const redirectPorts = args.getConfig<RedirectPortsConfig>().allowedRedirectPorts ?? [];
+    const publicPorts = [PUBLIC_PORT, ...redirectPorts];
     for (const p of ingress.permissions) {
       const internet = p.cidrs.filter(reachesInternet);
       if (internet.length === 0) continue;
       const what = `${ingress.label} must not open ${describePorts(p)} to ${internet.join(", ")}`;
-      if (!isPublicHttps(p)) {
-        reportViolation(`${what}: nothing but tcp ${PUBLIC_PORT} on the reverse proxy may be reachable from the internet (NET-3).`);
+      const port = publicPorts.find((x) => isSinglePort(p, x));
+      if (port === undefined) {
+        const also = redirectPorts.length > 0 ? ` (and ${redirectPorts.join(", ")} for a redirect to https://)` : "";
+        reportViolation(`${what}: nothing but tcp ${PUBLIC_PORT}${also} on the reverse proxy may be reachable from the internet (NET-3).`);
       } else if (!ingress.canCarryRole) {
         reportViolation(
-          `${what}: a SecurityGroupRule cannot show which tier's group it opens; declare public tcp ${PUBLIC_PORT} inline on the ${PUBLIC_INGRESS.role}'s SecurityGroup or as a SecurityGroupIngressRule tagged ${ROLE_TAG}=${PUBLIC_INGRESS.role} (NET-3).`,
+          `${what}: a SecurityGroupRule cannot show which tier's group it opens; declare public tcp ${port} inline on the ${PUBLIC_INGRESS.role}'s SecurityGroup or as a SecurityGroupIngressRule tagged ${ROLE_TAG}=${PUBLIC_INGRESS.role} (NET-3).`,
         );
       } else if (ingress.role !== PUBLIC_INGRESS.role) {
         const role = ingress.role === undefined ? `has no ${ROLE_TAG} tag` : `has ${ROLE_TAG}=${ingress.role}`;
@@ -327,33 +347,19 @@ function isRedirectOnly(server: readonly NginxDirective[]): boolean {
   return !proxies && returns.length > 0 && returns.every((d) => /^30[1278]$/.test(d.args[0] ?? "") && /^https:\/\//.test(d.args[1] ?? ""));
 }
 
-interface ProxyListenConfig {
-  /** Plain-HTTP ports a redirect-only server may listen on (e.g. [80] for an 80→443 redirect). */
-  readonly allowedRedirectPorts?: readonly number[];
-}
-
 /**
  * NET-2, NET-3: the proxy serves Odoo on 443 with TLS and nothing else. A plain-HTTP server is
- * allowed only when the team lists its port for a redirect-only server (policy config), and
- * then it may do nothing but redirect to https://.
+ * allowed only on a redirect port of the policy config ([80] by default, NET-3's exception),
+ * and then it may do nothing but redirect to https://.
  */
 export const nginxListensOnlyTls443: ResourceValidationPolicy = {
   name: "nginx-listens-only-tls-443",
-  description: `Checks whether every nginx server listens on ${PUBLIC_PORT} with ssl, allowing plain HTTP only for a configured redirect-only server (NET-2, NET-3).`,
-  configSchema: {
-    properties: {
-      allowedRedirectPorts: {
-        type: "array",
-        items: { type: "integer" },
-        default: [],
-        description: "Plain-HTTP ports (e.g. 80) on which a server that only redirects to https:// may listen. Empty by default: the security group opens 443 alone.",
-      },
-    },
-  },
+  description: `Checks whether every nginx server listens on ${PUBLIC_PORT} with ssl, allowing plain HTTP only for a redirect-only server on a configured port (${REDIRECT_PORT} by default) (NET-2, NET-3).`,
+  configSchema: { properties: { allowedRedirectPorts: REDIRECT_PORTS_SETTING } },
   validateResource: (args, reportViolation) => {
     const file = renderedFileOfKind(args, "nginx-site") ?? renderedFileOfKind(args, "nginx.conf");
     if (!file) return;
-    const allowed = args.getConfig<ProxyListenConfig>().allowedRedirectPorts ?? [];
+    const allowed = args.getConfig<RedirectPortsConfig>().allowedRedirectPorts ?? [];
     for (const { directive: server } of nginxServers(file.content)) {
       const block = server.block ?? [];
       for (const l of listens(block)) {
@@ -366,8 +372,53 @@ export const nginxListensOnlyTls443: ResourceValidationPolicy = {
   },
 };
 
+/**
+ * NET-3's exception, across resources: the internet may reach a plain-HTTP port of the proxy only
+ * while the proxy's nginx answers that port with a redirect-only server. nginx-listens-only-tls-443
+ * keeps every server on the port redirect-only; this keeps the port closed when none exists (an
+ * open port nothing is meant to answer is a hole waiting for a server).
+ */
+export const proxyPlainHttpOnlyRedirects: StackValidationPolicy = {
+  name: "proxy-plain-http-only-redirects",
+  description: "Checks whether every internet-facing plain-HTTP port of the proxy's security group is answered by an nginx server that only redirects to https:// (NET-3).",
+  configSchema: { properties: { allowedRedirectPorts: REDIRECT_PORTS_SETTING } },
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const redirectPorts = args.getConfig<RedirectPortsConfig>().allowedRedirectPorts ?? [];
+    const unknown = new UnknownValues();
+    const sites = renderedFiles(resources, unknown).filter((f) => f.path.startsWith("/etc/nginx/"));
+    const redirecting = new Set<number>();
+    for (const site of sites) {
+      unknown.run(() => {
+        for (const { directive: server } of nginxServers(site.content)) {
+          const block = server.block ?? [];
+          if (!isRedirectOnly(block)) continue;
+          for (const l of listens(block)) if (!l.ssl) redirecting.add(l.port);
+        }
+      });
+    }
+    for (const r of resources) {
+      unknown.run(() => {
+        const ingress = securityGroupIngressOf(r);
+        if (!ingress || ingress.role !== PUBLIC_REDIRECT.role) return;
+        for (const p of ingress.permissions) {
+          const internet = p.cidrs.filter(reachesInternet);
+          const port = redirectPorts.find((x) => isSinglePort(p, x));
+          if (internet.length === 0 || port === undefined || redirecting.has(port)) continue;
+          reportViolation(
+            `${ingress.label} must not open tcp ${port} to ${internet.join(", ")}: no nginx server of the ${PUBLIC_REDIRECT.role} answers ${port} with only a redirect to https://, and the internet may reach plain HTTP for nothing else (NET-3).`,
+            r.urn,
+          );
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
 export const policies: Policies = [
   securityGroupWorldIngressOnly443OnProxy,
+  proxyPlainHttpOnlyRedirects,
   securityGroupInternalPortsAddressSources,
   securityGroupInternalPortsFromAllowedGroups,
   odooHttpInterfacePrivate,

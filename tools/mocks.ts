@@ -430,7 +430,7 @@ function builtInCall(token: string, inputs: Record<string, unknown>, config: Rea
         instanceType: name,
         defaultVcpus: spec.vcpu,
         memorySize: spec.memoryMiB,
-        supportedArchitectures: ["x86_64"],
+        supportedArchitectures: [spec.architecture ?? "x86_64"],
         currentGeneration: true,
       };
     }

@@ -1,7 +1,7 @@
 // lib/aws-specs.ts: what the program asks AWS before registering anything, and what it does
 // when AWS cannot answer.
 import { ConfigError, DEFAULTS } from "../../lib/config";
-import { instanceTypeNames, partitionOf, pickAvailabilityZones, resolveInstanceSpecs, type InstanceTypeFetcher } from "../../lib/aws-specs";
+import { architectureFromAws, instanceTypeNames, partitionOf, pickAvailabilityZones, resolveDebianAmis, resolveInstanceSpecs, type InstanceTypeFetcher } from "../../lib/aws-specs";
 import { knownInstanceType, type InstanceSpec } from "../../lib/instance-types";
 
 const failing: InstanceTypeFetcher = async (name) => {
@@ -74,5 +74,31 @@ describe("partitionOf", () => {
     ["us-gov-west-1", "aws-us-gov"],
   ])("%s → %s", (region, partition) => {
     expect(partitionOf(region)).toBe(partition);
+  });
+});
+
+describe("architectures (Graviton)", () => {
+  it.each([
+    [["x86_64"], "x86_64"],
+    [["i386", "x86_64"], "x86_64"],
+    [["arm64"], "arm64"],
+  ])("EC2's supportedArchitectures %j boot %s", (supported, expected) => {
+    expect(architectureFromAws(supported)).toBe(expected);
+  });
+
+  it("knows the Graviton families as arm64 and the others as x86_64", () => {
+    expect(knownInstanceType("m7g.xlarge")).toEqual({ vcpu: 4, memoryMiB: 16384, architecture: "arm64" });
+    expect(knownInstanceType("t4g.small")?.architecture).toBe("arm64");
+    expect(knownInstanceType("m6i.xlarge")?.architecture).toBeUndefined();
+  });
+
+  it("looks the AMI up once per architecture and maps every instance type to its own", async () => {
+    const asked: string[] = [];
+    const amis = await resolveDebianAmis(["m6i.xlarge", "t4g.small", "m7g.xlarge", "t3.small", "t3.small"], knownInstanceType, async (a) => {
+      asked.push(a);
+      return `ami-${a}`;
+    });
+    expect(asked.sort()).toEqual(["arm64", "x86_64"]);
+    expect(amis).toEqual({ "m6i.xlarge": "ami-x86_64", "m7g.xlarge": "ami-arm64", "t3.small": "ami-x86_64", "t4g.small": "ami-arm64" });
   });
 });

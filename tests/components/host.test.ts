@@ -16,7 +16,7 @@ import { named, ofType, runUnderMocks, type MockRun } from "../helpers/component
 
 const model = modelWith({ odooInstances: 2 });
 const host = model.hosts.odoo[1];
-const facts: AwsFacts = { region: "eu-west-1", partition: "aws", accountId: "123456789012", availabilityZones: ["eu-west-1a", "eu-west-1b"], amiId: "ami-0debian12" };
+const facts: AwsFacts = { region: "eu-west-1", partition: "aws", accountId: "123456789012", availabilityZones: ["eu-west-1a", "eu-west-1b"], amiIds: { "m6i.xlarge": "ami-0debian12", "t3.small": "ami-0debian12" } };
 const network: NetworkRef = {
   availabilityZones: facts.availabilityZones,
   publicSubnetIds: ["subnet-public-a", "subnet-public-b"],

@@ -101,7 +101,8 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:ec2/eip:Eip": nats + 1,
     "aws:ec2/natGateway:NatGateway": nats,
     "aws:ec2/securityGroup:SecurityGroup": ROLES.length + 1 + efs,
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 2 + flows + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
+    // world 443 ×2 and, for the redirect-only server, world 80 ×2 (NET-3)
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 2 + (s.httpRedirect ? 2 : 0) + flows + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": flows + ROLES.length * WORLD_EGRESS_PORTS.length,
     // The shared filestore (several Odoo hosts): file system, AWS Backup policy, TLS-only
     // file system policy, a mount target per private subnet
@@ -195,10 +196,10 @@ describe.each(CASES)("%s", (label, config) => {
     expect(association.inputs.allocationId).toBe(ofType(r, "aws:ec2/eip:Eip").find((e) => e.inputs.tags[TAG_KEYS.role] === "proxy")?.outputs.allocationId);
   });
 
-  it("opens nothing to 0.0.0.0/0 or ::/0 except 443 on the proxy (NET-3)", async () => {
+  it("opens nothing to 0.0.0.0/0 or ::/0 except 443 on the proxy, and 80 there for the redirect (NET-3)", async () => {
     const r = await run();
     const world = ofType(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter((rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0");
-    expect(world.map((rule) => `${rule.inputs.tags[TAG_KEYS.role]}:${rule.inputs.fromPort}-${rule.inputs.toPort}`)).toEqual(["proxy:443-443", "proxy:443-443"]);
+    expect(world.map((rule) => `${rule.inputs.tags[TAG_KEYS.role]}:${rule.inputs.fromPort}-${rule.inputs.toPort}`).sort()).toEqual(["proxy:443-443", "proxy:443-443", "proxy:80-80", "proxy:80-80"]);
     expect(world.every((rule) => rule.inputs.securityGroupId === named(r, "network-proxy-sg").id)).toBe(true);
   });
 
@@ -418,6 +419,30 @@ describe.each(CASES)("%s", (label, config) => {
     );
     expect(r.outputs.configBucketName).toBe(named(r, "config-bucket").outputs.bucket);
     expect(r.outputs.backupBucketName).toBe(named(r, "backups-repository-bucket").outputs.bucket);
+  });
+});
+
+// Issue 12 item 11: a Graviton type boots Debian's arm64 AMI, the others keep amd64; the AMI is
+// looked up once per architecture the stack uses.
+describe("Graviton (arm64) instance types", () => {
+  const config: Config = { ...BASE, odooInstanceType: "m7g.xlarge", pgbouncerInstanceType: "t4g.small" };
+  const run = () => stackRun("graviton", config);
+  beforeAll(() => run(), RUN_TIMEOUT_MS);
+
+  it("boots each host from the Debian 12 AMI of its instance type's architecture", async () => {
+    const r = await run();
+    const amiLookups = r.invokes.filter((c) => c.token === "aws:ec2/getAmi:getAmi");
+    const filter = (c: (typeof amiLookups)[number], name: string) =>
+      (c.inputs.filters as { name: string; values: string[] }[]).find((f) => f.name === name)?.values;
+    expect(amiLookups.map((c) => [filter(c, "architecture"), filter(c, "name")]).sort()).toEqual([
+      [["arm64"], ["debian-12-arm64-*"]],
+      [["x86_64"], ["debian-12-amd64-*"]],
+    ]);
+    const amis = Object.fromEntries(ofType(r, "aws:ec2/instance:Instance").map((i) => [i.inputs.tags[TAG_KEYS.host], [i.inputs.instanceType, i.inputs.ami]]));
+    const arm = amis["odoo-1"][1];
+    const amd = amis.proxy[1];
+    expect(arm).not.toBe(amd);
+    expect(amis).toEqual({ proxy: ["t3.small", amd], "odoo-1": ["m7g.xlarge", arm], pgbouncer: ["t4g.small", arm], postgres: ["r6i.large", amd] });
   });
 });
 

@@ -4,7 +4,7 @@
 // whole list) from here and change exactly one thing.
 import { efsFileSystemPolicy, EFS_DEFAULTS } from "../../components/shared-filestore";
 import type { HostId, StackModel } from "../../lib/model";
-import { FLOWS, PORTS, PUBLIC_INGRESS, ROLES } from "../../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, ROLES } from "../../lib/ports";
 import type { HostFile } from "../../templates/format";
 import { odooLogrotateFile } from "../../templates/logrotate";
 import { renderManifest } from "../../templates/manifest";
@@ -103,6 +103,11 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
   const https = PORTS[PUBLIC_INGRESS.port].port;
   rule(PUBLIC_INGRESS.role, `proxy-in-${https}-world-ipv4`, https, { cidrIpv4: "0.0.0.0/0" }, "NET-2 NET-3");
   rule(PUBLIC_INGRESS.role, `proxy-in-${https}-world-ipv6`, https, { cidrIpv6: "::/0" }, "NET-2 NET-3");
+  if (model.settings.httpRedirect) {
+    const http = PORTS[PUBLIC_REDIRECT.port].port;
+    rule(PUBLIC_REDIRECT.role, `proxy-in-${http}-world-ipv4`, http, { cidrIpv4: "0.0.0.0/0" }, "NET-3");
+    rule(PUBLIC_REDIRECT.role, `proxy-in-${http}-world-ipv6`, http, { cidrIpv6: "::/0" }, "NET-3");
+  }
   for (const flow of FLOWS.filter((f) => shared || f.to !== "efs")) {
     const port = PORTS[flow.port].port;
     rule(flow.to, `${flow.to}-in-${port}-${flow.from}`, port, { referencedSecurityGroupId: `${sgName(flow.from)}-id` }, flow.checklist, { referencedSecurityGroupId: [sgName(flow.from)] });
