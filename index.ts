@@ -14,6 +14,7 @@ import { PostgresHost } from "./components/postgres-host";
 import { PrivateBucket } from "./components/private-bucket";
 import { ReverseProxy } from "./components/reverse-proxy";
 import { Secrets } from "./components/secrets";
+import { StackKey } from "./components/stack-key";
 import {
   instanceTypeNames,
   partitionOf,
@@ -73,8 +74,10 @@ export = async () => {
   const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiIds };
 
   const network = new Network("network", { model, availabilityZones });
-  const secrets = new Secrets("secrets", { model });
-  const ca = new InternalCa("internal-ca", { model });
+  // Every SecureString of the stack is encrypted with the stack's own key (issue 12 item 8).
+  const stackKey = new StackKey("stack-key", { model, aws: facts });
+  const secrets = new Secrets("secrets", { model, kmsKeyArn: stackKey.keyArn });
+  const ca = new InternalCa("internal-ca", { model, kmsKeyArn: stackKey.keyArn });
   const config = new PrivateBucket("config", { model, role: "config" });
   const backups = new Backups("backups", { model });
 
@@ -91,6 +94,7 @@ export = async () => {
     aws: facts,
     network,
     configBucket: config,
+    stackKeyArn: stackKey.keyArn,
     parameters: { ...secrets.parameters, ...ca.parameters, [backupBucketNameParameter(model)]: backupPlan.bucketNameParameter },
   };
   const postgres = new PostgresHost("postgres", { ...tier, engine: settings.postgresEngine, rdsLogGroup: monitoring.postgresqlLogGroup });

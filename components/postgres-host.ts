@@ -162,6 +162,7 @@ export class PostgresHost extends pulumi.ComponentResource {
     const passwordParameter = new aws.ssm.Parameter(`${name}-master-password-parameter`, {
       name: model.parameters.rdsMasterPassword,
       type: "SecureString",
+      keyId: args.stackKeyArn,
       value: masterPassword.result,
       description: `Password of the RDS master user ${DB_ROLES.rdsMaster} (bootstrap only; Odoo never uses it)`,
       tags: tags("master-password-parameter"),

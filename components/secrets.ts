@@ -19,6 +19,8 @@ export const PASSWORD_LENGTH = 40;
 
 export interface SecretsArgs {
   readonly model: StackModel;
+  /** The stack's KMS key (StackKey): every SecureString here is encrypted with it, never aws/ssm. */
+  readonly kmsKeyArn: pulumi.Input<string>;
 }
 
 export class Secrets extends pulumi.ComponentResource {
@@ -38,6 +40,8 @@ export class Secrets extends pulumi.ComponentResource {
       parameters[parameterName] = new aws.ssm.Parameter(`${name}-${part}`, {
         name: parameterName,
         type: "SecureString",
+        // The stack key: only the roles whose files name this parameter may decrypt it (issue 12 item 8).
+        keyId: args.kmsKeyArn,
         description,
         // pulumi.secret: the value is encrypted in the state and masked in every diff.
         value: pulumi.secret(value),

@@ -75,6 +75,7 @@ const UNTAGGABLE = new Set([
   "aws:cloudwatch/dashboard:Dashboard",
   "aws:cloudwatch/logMetricFilter:LogMetricFilter",
   "aws:sns/topicSubscription:TopicSubscription",
+  "aws:kms/alias:Alias",
 ]);
 
 /** What the program must create for `model`, counted by hand from the design. */
@@ -118,6 +119,9 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "tls:index/certRequest:CertRequest": hosts,
     "tls:index/locallySignedCert:LocallySignedCert": hosts,
     "aws:ssm/parameter:Parameter": 7 + 1 + 2 * hosts + 1,
+    // The stack key every SecureString is encrypted with, and its alias (issue 12 item 8)
+    "aws:kms/key:Key": 1,
+    "aws:kms/alias:Alias": 1,
     // Config and backup buckets
     "aws:s3/bucket:Bucket": 2,
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 2,
@@ -130,7 +134,8 @@ function expectedCounts(model: StackModel): Record<string, number> {
     // PostgreSQL host and every Odoo host)
     "aws:iam/role:Role": hosts + 1,
     "aws:iam/rolePolicy:RolePolicy": hosts + 1 + 1 + odooHosts,
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 2 * hosts,
+    // CloudWatchAgentServerPolicy only: AmazonSSMManagedInstanceCore reads every parameter
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": hosts,
     "aws:iam/instanceProfile:InstanceProfile": hosts,
     "aws:ec2/instance:Instance": hosts,
     "aws:s3/bucketObjectv2:BucketObjectv2": files + hosts,
@@ -298,7 +303,29 @@ describe.each(CASES)("%s", (label, config) => {
         .map((n) => `arn:aws:ssm:${REGION}:123456789012:parameter${n}`);
       expect(readable).toEqual(expected);
       expect(statements.find((s) => s.Sid === "ReadOwnConfigObjects")?.Resource).toMatch(new RegExp(`/hosts/${host.id}/\\*$`));
+      // Issue 12 item 8: the role decrypts with the stack key, through SSM, exactly these parameters.
+      expect(statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")).toEqual({
+        Sid: "DecryptReferencedParametersWithStackKey",
+        Effect: "Allow",
+        Action: ["kms:Decrypt"],
+        Resource: named(r, "stack-key-key").outputs.arn,
+        Condition: { StringEquals: { "kms:ViaService": `ssm.${REGION}.amazonaws.com`, "kms:EncryptionContext:PARAMETER_ARN": expected } },
+      });
     }
+  });
+
+  it("encrypts every SecureString with the stack's own rotating key, and attaches no policy that reads every parameter (issue 12 item 8)", async () => {
+    const r = await run();
+    const key = named(r, "stack-key-key");
+    expect(key.inputs).toEqual(expect.objectContaining({ enableKeyRotation: true, deletionWindowInDays: 30, keyUsage: "ENCRYPT_DECRYPT" }));
+    expect(JSON.parse(key.inputs.policy).Statement).toEqual([
+      { Sid: "EnableIamPolicies", Effect: "Allow", Principal: { AWS: "arn:aws:iam::123456789012:root" }, Action: "kms:*", Resource: "*" },
+    ]);
+    expect(named(r, "stack-key-alias").inputs).toEqual(expect.objectContaining({ name: `alias/odoo-stack-${STACK}`, targetKeyId: key.outputs.keyId }));
+    const secure = ofType(r, "aws:ssm/parameter:Parameter").filter((p) => p.inputs.type === "SecureString");
+    expect(secure.length).toBeGreaterThanOrEqual(6 + model.allHosts.length);
+    for (const p of secure) expect([p.inputs.name, p.inputs.keyId]).toEqual([p.inputs.name, key.outputs.arn]);
+    for (const a of ofType(r, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")) expect(a.inputs.policyArn).not.toMatch(/AmazonSSM/);
   });
 
   it("gives the proxy Route 53 rights only for the ACME challenge record, and only in ACME mode", async () => {
