@@ -16,6 +16,8 @@ import { ReverseProxy } from "./components/reverse-proxy";
 import { Secrets } from "./components/secrets";
 import { StackKey } from "./components/stack-key";
 import {
+  checkExternalParameters,
+  externalParameters,
   instanceTypeNames,
   partitionOf,
   resolveAccountId,
@@ -72,6 +74,10 @@ export = async () => {
     lookup("the AWS account id", resolveAccountId()),
   ]);
   const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiIds };
+  // Parameters the operator created (odooOptions' {{ssm:…}}, mail.passwordParameter, an imported
+  // certificate): a missing one is a config problem with the command that creates it, before any
+  // resource exists.
+  await checkExternalParameters(externalParameters(settings), { project: model.project, stack: model.stack, region });
 
   const network = new Network("network", { model, availabilityZones });
   // Every SecureString of the stack is encrypted with the stack's own key (issue 12 item 8).

@@ -5,7 +5,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
-import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, ROLES, SERVICE_PEERS, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, ROLES, SERVICE_PEERS, SMTP_EGRESS_PORTS, SMTP_EGRESS_ROLE, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
 import { resourceTags, TAG_KEYS, type TagRole } from "./tags";
 
 /** One security group per host role, plus the interface endpoints' group and the EFS mount targets' (shared filestore only). */
@@ -44,6 +44,8 @@ export interface SecurityGroupRuleInput {
   readonly servicePeers?: readonly ServicePeer[];
   /** Open port 80 on the proxy for nginx's redirect-only server (NET-3). Optional. Defaults to false. */
   readonly httpRedirect?: boolean;
+  /** Outbound mail: the SMTP port the Odoo hosts reach (settings.mail.port). Optional. Defaults to none. */
+  readonly mailPort?: number;
 }
 
 export const WORLD_IPV4 = "0.0.0.0/0";
@@ -164,6 +166,19 @@ export function securityGroupRules(input: SecurityGroupRuleInput): SecurityGroup
         description: port === 80 ? "HTTP to package mirrors" : "HTTPS to AWS APIs, S3 and ACME",
       });
     }
+  }
+
+  // Outbound mail (issue 12 item 5): exactly the configured SMTP port, from the Odoo hosts only.
+  if (input.mailPort !== undefined) {
+    if (!SMTP_EGRESS_PORTS.includes(input.mailPort)) throw new Error(`mail port ${input.mailPort} is not one of ${SMTP_EGRESS_PORTS.join(", ")}`);
+    rules.push({
+      group: SMTP_EGRESS_ROLE,
+      direction: "egress",
+      port: input.mailPort,
+      peer: { kind: "cidr", cidr: WORLD_IPV4 },
+      checklist: [],
+      description: "SMTP (STARTTLS) to the mail relay",
+    });
   }
 
   // The interface endpoints (SSM, logs, metrics) answer HTTPS from inside the VPC only.
@@ -307,6 +322,7 @@ export class Network extends pulumi.ComponentResource {
       bastionSecurityGroupId: settings.bastionSecurityGroupId,
       servicePeers,
       httpRedirect: settings.httpRedirect,
+      ...(settings.mail === undefined ? {} : { mailPort: settings.mail.port }),
     })) {
       const peer =
         rule.peer.kind === "group"

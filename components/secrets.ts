@@ -80,6 +80,21 @@ export class Secrets extends pulumi.ComponentResource {
     const cipher = password("backup-cipher-pass");
     store("backup-cipher-pass-parameter", paths.backupCipherPass, "backups", "pgBackRest repo1-cipher-pass", cipher.result);
 
+    // Outbound mail without an operator-made password parameter: the stack generates the password
+    // (for a relay the operator configures with it). ignoreChanges: an operator may overwrite it
+    // with the provider's credential (aws ssm put-parameter --overwrite) and `pulumi up` keeps it.
+    if (model.settings.mail !== undefined && model.settings.mail.passwordParameter === undefined) {
+      const mail = password("mail-password");
+      parameters[paths.mailPassword] = new aws.ssm.Parameter(`${name}-mail-password-parameter`, {
+        name: paths.mailPassword,
+        type: "SecureString",
+        keyId: args.kmsKeyArn,
+        description: `SMTP password of ${model.settings.mail.user}@${model.settings.mail.host} (odoo.conf smtp_password)`,
+        value: pulumi.secret(mail.result),
+        tags: resourceTags(model, "odoo", `${name}-mail-password-parameter`),
+      }, { parent: this, ignoreChanges: ["value"] });
+    }
+
     this.parameters = parameters;
     this.registerOutputs({ parameterNames: Object.keys(parameters).sort() });
   }

@@ -3,7 +3,7 @@
 // the account id and partition (IAM policies name exact ARNs). Each is a plain value, awaited
 // in index.ts, so a bad answer fails `pulumi preview` before anything is created.
 import * as aws from "@pulumi/aws";
-import { ConfigError, DEFAULTS, type InstanceSpecLookup, type InstanceTypes, type RawConfig } from "./config";
+import { ConfigError, DEFAULTS, type InstanceSpecLookup, type InstanceTypes, type RawConfig, type StackSettings } from "./config";
 import { architectureOf, knownInstanceType, type Architecture, type InstanceSpec } from "./instance-types";
 
 /** Everything components need from AWS, resolved once. */
@@ -153,6 +153,63 @@ export async function resolveDebianAmis(
   const architectures = [...new Set(instanceTypes.map(archOf))].sort();
   const amis = new Map(await Promise.all(architectures.map(async (a) => [a, await resolve(a)] as const)));
   return Object.fromEntries([...new Set(instanceTypes)].sort().map((name) => [name, amis.get(archOf(name)) as string]));
+}
+
+/** An SSM parameter the operator created and a config key names (odooOptions, mail, tls). */
+export interface ExternalParameter {
+  /** The config key that names it, e.g. "odooOptions.smtp_password". */
+  readonly key: string;
+  readonly name: string;
+}
+
+/** The parameters the operator must have created for `settings`, each with the key naming it. */
+export function externalParameters(settings: StackSettings): ExternalParameter[] {
+  const out: ExternalParameter[] = [];
+  for (const [k, v] of Object.entries(settings.odooOptions)) {
+    if (typeof v !== "string") continue;
+    for (const m of v.matchAll(/\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g)) out.push({ key: `odooOptions.${k}`, name: m[1] });
+  }
+  if (settings.mail?.passwordParameter !== undefined) out.push({ key: "mail.passwordParameter", name: settings.mail.passwordParameter });
+  if (settings.tls.mode === "imported") {
+    out.push({ key: "tls.certificateParameter", name: settings.tls.certificateParameter }, { key: "tls.privateKeyParameter", name: settings.tls.privateKeyParameter });
+  }
+  return out;
+}
+
+/** Whether a parameter exists: true, false (AWS answered ParameterNotFound), or a rejection for any other failure. */
+export type ParameterProbe = (name: string) => Promise<boolean>;
+
+export const probeParameterInAws: ParameterProbe = async (name) => {
+  try {
+    // Metadata only: the value (a secret) is not fetched.
+    await aws.ssm.getParameter({ name, withDecryption: false });
+    return true;
+  } catch (err) {
+    if (/ParameterNotFound/.test(String((err as Error).message ?? err))) return false;
+    throw err;
+  }
+};
+
+/**
+ * Checks before any resource that every parameter the operator must create exists, and throws a
+ * ConfigError naming each missing one, the key that names it and the command that creates it
+ * (issue 12 item 5: a missing one used to fail the plan with a stack trace).
+ */
+export async function checkExternalParameters(
+  parameters: readonly ExternalParameter[],
+  stack: { readonly project: string; readonly stack: string; readonly region: string },
+  probe: ParameterProbe = probeParameterInAws,
+): Promise<void> {
+  const answers = await Promise.all(parameters.map(async (p) => ({ ...p, exists: await probe(p.name) })));
+  const missing = answers.filter((a) => !a.exists);
+  if (missing.length === 0) return;
+  throw new ConfigError(
+    missing.map((m) => ({
+      key: m.key,
+      value: `{{ssm:${m.name}}}`,
+      fix: `names SSM parameter ${m.name}, which does not exist in ${stack.region}; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region ${stack.region} --name ${m.name} --type SecureString --key-id alias/${stack.project}-${stack.stack} --value '<value>' (or --type String for a certificate)`,
+    })),
+  );
 }
 
 /** The ARN partition of a region. */

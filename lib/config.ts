@@ -4,6 +4,7 @@
 // (DESIGN principle 4) — before index.ts registers a single resource.
 import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet, type Cidr } from "./cidr";
 import type { InstanceSpec } from "./instance-types";
+import { SMTP_EGRESS_PORTS } from "./ports";
 import {
   checkSizing,
   computeSizing,
@@ -41,6 +42,31 @@ export const RDS_POSTGRES_INSTANCE_TYPES: readonly string[] = [
   "r7i.large", "r7i.xlarge", "r7i.2xlarge", "r7i.4xlarge", "r7i.8xlarge",
   "t3.medium", "t3.large", "t3.xlarge", "t3.2xlarge",
 ];
+
+/**
+ * Outbound mail (issue 12 item 5): Odoo's SMTP settings in odoo.conf, and exactly that egress
+ * in the Odoo hosts' security group.
+ */
+export interface MailSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /**
+   * The SSM parameter holding the SMTP password: one the operator created, or (absent from the
+   * config) one the stack generates at model.parameters.mailPassword.
+   */
+  readonly passwordParameter?: string;
+  /** Optional. Odoo's email_from default. */
+  readonly from?: string;
+}
+
+/**
+ * SMTP ports odoo.conf can use. Odoo 17 speaks STARTTLS only from odoo.conf
+ * (odoo/addons/base/models/ir_mail_server.py: smtp_ssl => 'starttls'), so 465 (implicit TLS)
+ * needs a mail server record in the database instead.
+ */
+export const MAIL_PORTS: readonly number[] = SMTP_EGRESS_PORTS;
+export const MAIL_DEFAULT_PORT = 587;
 
 /** RDS keeps automated backups (and so PITR) for at most 35 days. */
 export const RDS_MAX_BACKUP_RETENTION_DAYS = 35;
@@ -100,6 +126,13 @@ export interface StackSettings {
    * https://<domain> (NET-3's exception). Defaults to true.
    */
   readonly httpRedirect: boolean;
+  /** Outbound mail; absent: Odoo sends no mail (and no SMTP egress is open). */
+  readonly mail?: MailSettings;
+  /**
+   * SSM parameters the operator created that odooOptions reference ({{ssm:/path}}); the Odoo
+   * hosts may read them, and the program checks at preview that each exists.
+   */
+  readonly odooOptionParameters: readonly string[];
 }
 
 /** Defaults, each stated once; Pulumi.yaml's schema and the README quote these. */
@@ -154,6 +187,7 @@ export const CONFIG_KEYS = [
   "tags",
   "odooOptions",
   "httpRedirect",
+  "mail",
 ] as const;
 
 const OVERRIDE_KEYS = {
@@ -175,8 +209,27 @@ export class ConfigError extends Error {
   }
 }
 
+/** Keys whose value is a secret: a rejected value under such a key is never echoed back. */
+const SECRET_KEY = /(pass(word|wd)?|secret|token|credential|private[_-]?key|api[_-]?key)$/i;
+const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
+
+/**
+ * The value as a problem line shows it: a value under a secret-looking key (smtp_password,
+ * mail.password …), at any depth, becomes "[redacted]" unless it is an {{ssm:…}} reference,
+ * so a secret typed into the stack file by mistake never reaches a terminal or CI log.
+ */
+export function displayValue(key: string, value: unknown): unknown {
+  const leaf = key.split(/[.[\]]/).filter(Boolean).pop() ?? key;
+  if (SECRET_KEY.test(leaf) && value !== undefined && !(typeof value === "string" && SECRET_REFERENCE.test(value))) return "[redacted]";
+  if (Array.isArray(value)) return value.map((v, i) => displayValue(`${key}[${i}]`, v));
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, displayValue(`${key}.${k}`, v)]));
+  }
+  return value;
+}
+
 export function formatProblems(problems: readonly ConfigProblem[]): string {
-  const lines = problems.map((p, i) => `  ${i + 1}. ${PROJECT}:${p.key} = ${JSON.stringify(p.value)}: ${p.fix}`);
+  const lines = problems.map((p, i) => `  ${i + 1}. ${PROJECT}:${p.key} = ${JSON.stringify(displayValue(p.key, p.value))}: ${p.fix}`);
   return `odoo-stack: ${problems.length} configuration problem${problems.length === 1 ? "" : "s"}; nothing was created:\n${lines.join("\n")}`;
 }
 
@@ -480,6 +533,48 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
 
   const httpRedirect = bool("httpRedirect", DEFAULTS.httpRedirect);
 
+  // Outbound mail: host, port, user, and the password as an SSM parameter (never its value).
+  const mailRaw = value("mail");
+  let mail: MailSettings | undefined;
+  if (mailRaw !== undefined) {
+    const m = object("mail");
+    const known = ["host", "port", "user", "passwordParameter", "from"];
+    for (const k of Object.keys(m)) {
+      if (!known.includes(k)) {
+        add(`mail.${k}`, m[k], SECRET_KEY.test(k) ? "the SMTP password never goes in the stack file: name the SSM SecureString parameter that holds it as mail.passwordParameter, or leave it out and the stack generates one" : `is not a mail setting; allowed: ${known.join(", ")}`);
+      }
+    }
+    const host = typeof m.host === "string" ? m.host.trim().toLowerCase() : "";
+    if (!HOSTNAME.test(host)) add("mail.host", m.host, "must be the SMTP server's DNS name, e.g. email-smtp.eu-west-1.amazonaws.com");
+    const port = m.port === undefined ? MAIL_DEFAULT_PORT : m.port;
+    if (!(MAIL_PORTS as readonly unknown[]).includes(port)) {
+      add("mail.port", port, `must be one of ${MAIL_PORTS.join(", ")} (STARTTLS): Odoo's odoo.conf SMTP settings speak STARTTLS only (odoo/addons/base/models/ir_mail_server.py), so 465 (implicit TLS) needs an outgoing mail server record in Odoo instead`);
+    }
+    if (typeof m.user !== "string" || m.user.trim() === "" || /[\r\n]/.test(m.user)) add("mail.user", m.user, "must be the SMTP user name (one line)");
+    if (m.passwordParameter !== undefined && (typeof m.passwordParameter !== "string" || !SSM_NAME.test(m.passwordParameter))) {
+      add("mail.passwordParameter", m.passwordParameter, "must name an SSM SecureString parameter, e.g. /mail/smtp-password (create it with aws ssm put-parameter --type SecureString)");
+    }
+    if (m.from !== undefined && (typeof m.from !== "string" || !EMAIL.test(m.from))) add("mail.from", m.from, "must be an e-mail address (Odoo's email_from)");
+    mail = {
+      host,
+      port: Number(port),
+      user: typeof m.user === "string" ? m.user.trim() : "",
+      ...(typeof m.passwordParameter === "string" ? { passwordParameter: m.passwordParameter } : {}),
+      ...(typeof m.from === "string" ? { from: m.from } : {}),
+    };
+    const smtpOptions = Object.keys(odooOptions).filter((k) => k.startsWith("smtp_") || k === "email_from");
+    for (const k of smtpOptions) add(`odooOptions.${k}`, odooOptions[k], "is set by the mail setting; set it there (mail.host, mail.port, mail.user, mail.passwordParameter, mail.from)");
+  }
+
+  // {{ssm:/…}} references in odooOptions name parameters the operator created.
+  const odooOptionParameters = [
+    ...new Set(
+      Object.values(odooOptions)
+        .filter((v): v is string => typeof v === "string")
+        .flatMap((v) => [...v.matchAll(/\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g)].map((m) => m[1])),
+    ),
+  ].sort();
+
   if (problems.length > 0 || !sizing || !tls || !vpc) throw new ConfigError(problems);
 
   return {
@@ -510,5 +605,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     tags,
     odooOptions,
     httpRedirect,
+    ...(mail === undefined ? {} : { mail }),
+    odooOptionParameters,
   };
 }

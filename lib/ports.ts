@@ -66,6 +66,15 @@ export const PUBLIC_REDIRECT: { readonly role: Role; readonly port: PortName } =
  */
 export const WORLD_EGRESS_PORTS: readonly number[] = [80, 443];
 
+/**
+ * SMTP ports the Odoo hosts may reach outside the VPC, one of them, only when the stack sets
+ * outbound mail (settings.mail.port): submission (587), relay (25), and 2525, which relays such
+ * as SES also offer. All STARTTLS: Odoo 17's odoo.conf SMTP speaks nothing else
+ * (odoo/addons/base/models/ir_mail_server.py), so 465 is not among them.
+ */
+export const SMTP_EGRESS_PORTS: readonly number[] = [587, 25, 2525];
+export const SMTP_EGRESS_ROLE: Role = "odoo";
+
 /** Which roles may reach `port` on `role`, per FLOWS. */
 export function allowedSources(role: Role | ServicePeer, port: number): Role[] {
   return FLOWS.filter((f) => f.to === role && PORTS[f.port].port === port).map((f) => f.from);

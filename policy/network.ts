@@ -1,6 +1,6 @@
 // Network and exposure: CHECKLIST §1 (NET-1 … NET-6).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, type Role, type ServicePeer } from "../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, SMTP_EGRESS_PORTS, SMTP_EGRESS_ROLE, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
 import { nginxServers } from "./lib/nginx";
 import { parseOdooConf, type NginxDirective } from "./lib/parse";
 import {
@@ -19,9 +19,11 @@ import {
 } from "./lib/resources";
 import {
   describePorts,
+  normaliseProtocol,
   reachesInternet,
   securityGroupIngressOf,
   SECURITY_GROUP,
+  SECURITY_GROUP_EGRESS_RULE,
   SECURITY_GROUP_INGRESS_RULE,
   SECURITY_GROUP_RULE,
   type IngressPermission,
@@ -416,8 +418,65 @@ export const proxyPlainHttpOnlyRedirects: StackValidationPolicy = {
   },
 };
 
+/** One internet-bound egress permission, from any of the three security-group shapes. */
+interface WorldEgress {
+  readonly label: string;
+  readonly role: string | undefined;
+  readonly protocol: string;
+  readonly fromPort: number;
+  readonly toPort: number;
+  readonly cidrs: readonly string[];
+}
+
+function worldEgressOf(r: { readonly type: string; readonly name: string; readonly props: Readonly<Record<string, unknown>> }): WorldEgress[] {
+  const { type, name, props } = r;
+  const n = (v: unknown, d: number) => (typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : d);
+  const proto = (v: unknown) => normaliseProtocol(v);
+  const role = roleOf(props);
+  if (type === SECURITY_GROUP_EGRESS_RULE) {
+    const cidrs = [props.cidrIpv4, props.cidrIpv6].filter((c): c is string => typeof c === "string");
+    return [{ label: `Security group egress rule (${name})`, role, protocol: proto(props.ipProtocol), fromPort: n(props.fromPort, 0), toPort: n(props.toPort, 65535), cidrs }];
+  }
+  if (type === SECURITY_GROUP_RULE && props.type === "egress") {
+    return [{ label: `Security group rule (${name})`, role: undefined, protocol: proto(props.protocol), fromPort: n(props.fromPort, 0), toPort: n(props.toPort, 65535), cidrs: [...stringList(props.cidrBlocks), ...stringList(props.ipv6CidrBlocks)] }];
+  }
+  if (type === SECURITY_GROUP && Array.isArray(props.egress)) {
+    return props.egress
+      .filter((b): b is Record<string, unknown> => typeof b === "object" && b !== null)
+      .map((b) => ({ label: `Security group (${name})`, role, protocol: proto(b.protocol), fromPort: n(b.fromPort, 0), toPort: n(b.toPort, 65535), cidrs: [...stringList(b.cidrBlocks), ...stringList(b.ipv6CidrBlocks)] }));
+  }
+  return [];
+}
+
+/**
+ * Outbound to the internet, the mirror of NET-3: package mirrors (80) and AWS APIs, S3 and ACME
+ * (443) for every tier, and one SMTP port (587, 25 or 2525, STARTTLS) for the Odoo hosts when the
+ * stack sends mail (issue 12 item 5). A compromised host cannot open anything else outward, and
+ * the internal tiers' ports stay between the stack's own groups.
+ */
+export const securityGroupWorldEgressKnownPorts: ResourceValidationPolicy = {
+  name: "security-group-world-egress-known-ports",
+  description: `Checks whether a security group lets a tier reach the internet on anything but tcp ${WORLD_EGRESS_PORTS.join("/")} (mirrors, AWS APIs), or, for the ${SMTP_EGRESS_ROLE} hosts, one SMTP port (${SMTP_EGRESS_PORTS.join("/")}) (NET-3).`,
+  validateResource: (args, reportViolation) => {
+    for (const e of worldEgressOf(args)) {
+      const internet = e.cidrs.filter(reachesInternet);
+      if (internet.length === 0) continue;
+      const single = e.protocol === "tcp" && e.fromPort === e.toPort ? e.fromPort : undefined;
+      if (single !== undefined && WORLD_EGRESS_PORTS.includes(single)) continue;
+      if (single !== undefined && SMTP_EGRESS_PORTS.includes(single) && e.role === SMTP_EGRESS_ROLE) continue;
+      const what = e.protocol === "all" || e.protocol === "-1" ? "all traffic" : e.fromPort === e.toPort ? `${e.protocol} ${e.fromPort}` : `${e.protocol} ${e.fromPort}-${e.toPort}`;
+      const why =
+        single !== undefined && SMTP_EGRESS_PORTS.includes(single)
+          ? `SMTP leaves the stack from the ${SMTP_EGRESS_ROLE} hosts only${e.role === undefined ? ` (tag the rule ${ROLE_TAG}=${SMTP_EGRESS_ROLE})` : `, and this is the ${e.role} tier's`}`
+          : `the internet is reached on tcp ${WORLD_EGRESS_PORTS.join("/")} only, plus one SMTP port (${SMTP_EGRESS_PORTS.join("/")}) from the ${SMTP_EGRESS_ROLE} hosts`;
+      reportViolation(`${e.label} must not open ${what} to ${internet.join(", ")}: ${why} (NET-3).`);
+    }
+  },
+};
+
 export const policies: Policies = [
   securityGroupWorldIngressOnly443OnProxy,
+  securityGroupWorldEgressKnownPorts,
   proxyPlainHttpOnlyRedirects,
   securityGroupInternalPortsAddressSources,
   securityGroupInternalPortsFromAllowedGroups,

@@ -1,7 +1,7 @@
 // lib/aws-specs.ts: what the program asks AWS before registering anything, and what it does
 // when AWS cannot answer.
 import { ConfigError, DEFAULTS } from "../../lib/config";
-import { architectureFromAws, instanceTypeNames, partitionOf, pickAvailabilityZones, resolveDebianAmis, resolveInstanceSpecs, type InstanceTypeFetcher } from "../../lib/aws-specs";
+import { architectureFromAws, checkExternalParameters, instanceTypeNames, partitionOf, pickAvailabilityZones, resolveDebianAmis, resolveInstanceSpecs, type InstanceTypeFetcher } from "../../lib/aws-specs";
 import { knownInstanceType, type InstanceSpec } from "../../lib/instance-types";
 
 const failing: InstanceTypeFetcher = async (name) => {
@@ -100,5 +100,36 @@ describe("architectures (Graviton)", () => {
     });
     expect(asked.sort()).toEqual(["arm64", "x86_64"]);
     expect(amis).toEqual({ "m6i.xlarge": "ami-x86_64", "m7g.xlarge": "ami-arm64", "t3.small": "ami-x86_64", "t4g.small": "ami-arm64" });
+  });
+});
+
+// Issue 12 item 5: a parameter the operator must create is checked before any resource.
+describe("checkExternalParameters", () => {
+  const stack = { project: "odoo-stack", stack: "prod", region: "eu-west-1" };
+
+  it("passes when every parameter exists, and names each missing one with its key and the command that creates it", async () => {
+    const params = [
+      { key: "odooOptions.smtp_password", name: "/mail/smtp" },
+      { key: "tls.privateKeyParameter", name: "/certs/key" },
+    ];
+    await expect(checkExternalParameters(params, stack, async () => true)).resolves.toBeUndefined();
+    let error: unknown;
+    try {
+      await checkExternalParameters(params, stack, async (name) => name !== "/mail/smtp");
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      {
+        key: "odooOptions.smtp_password",
+        value: "{{ssm:/mail/smtp}}",
+        fix: "names SSM parameter /mail/smtp, which does not exist in eu-west-1; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region eu-west-1 --name /mail/smtp --type SecureString --key-id alias/odoo-stack-prod --value '<value>' (or --type String for a certificate)",
+      },
+    ]);
+  });
+
+  it("lets other AWS failures through (credentials, throttling) instead of calling the parameter missing", async () => {
+    await expect(checkExternalParameters([{ key: "mail.passwordParameter", name: "/x" }], stack, async () => Promise.reject(new Error("ExpiredToken")))).rejects.toThrow("ExpiredToken");
   });
 });

@@ -473,6 +473,42 @@ describe("Graviton (arm64) instance types", () => {
   });
 });
 
+// Issue 12 item 5: outbound mail, and odooOptions naming a parameter the operator created. The
+// reference used to fail the program in Host ("which the stack does not create") with a stack trace.
+describe("outbound mail and operator-made parameters", () => {
+  const config: Config = {
+    ...BASE,
+    mail: { host: "email-smtp.eu-west-1.amazonaws.com", user: "AKIAEXAMPLE", from: "erp@example.com" },
+    odooOptions: { geoip_city_db: "{{ssm:/odoo/geoip-path}}" },
+  };
+  const run = () => stackRun("mail", config);
+  beforeAll(() => run(), RUN_TIMEOUT_MS);
+
+  it("checks the operator's parameter at preview, lets the Odoo role read and decrypt it, and generates the SMTP password under the stack key", async () => {
+    const r = await run();
+    expect(r.invokes.filter((c) => c.token === "aws:ssm/getParameter:getParameter").map((c) => [c.inputs.name, c.inputs.withDecryption])).toEqual([["/odoo/geoip-path", false]]);
+    const statements: { Sid: string; Resource: unknown; Condition?: Record<string, Record<string, unknown>> }[] = JSON.parse(named(r, "odoo-odoo-1-policy").inputs.policy).Statement;
+    const arn = (n: string) => `arn:aws:ssm:${REGION}:123456789012:parameter${n}`;
+    const read = statements.find((s) => s.Sid === "ReadReferencedParameters")?.Resource as string[];
+    expect(read).toEqual(expect.arrayContaining([arn("/odoo/geoip-path"), arn(`/odoo-stack/${STACK}/mail/smtp-password`)]));
+    expect(statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")?.Condition?.StringEquals["kms:EncryptionContext:PARAMETER_ARN"]).toEqual(read);
+    // The proxy reads neither.
+    expect(named(r, "proxy-host-policy").inputs.policy).not.toContain("mail/smtp-password");
+    const generated = ofType(r, "aws:ssm/parameter:Parameter").find((p) => p.inputs.name === `/odoo-stack/${STACK}/mail/smtp-password`);
+    expect(generated?.inputs).toEqual(expect.objectContaining({ type: "SecureString", keyId: named(r, "stack-key-key").outputs.arn }));
+    expect(generated?.secretInputs.has("value")).toBe(true);
+    expect(generated?.ignoreChanges).toEqual(["value"]);
+  });
+
+  it("opens exactly the SMTP port outward, from the Odoo hosts only", async () => {
+    const r = await run();
+    const smtp = ofType(r, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").filter((e) => ![80, 443].includes(e.inputs.fromPort) && e.inputs.cidrIpv4 === "0.0.0.0/0");
+    expect(smtp.map((e) => [e.inputs.fromPort, e.inputs.toPort, e.inputs.tags[TAG_KEYS.role], e.inputs.securityGroupId])).toEqual([[587, 587, "odoo", named(r, "network-odoo-sg").id]]);
+    const conf = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").find((o) => o.inputs.key === "hosts/odoo-1/etc/odoo/odoo.conf");
+    expect(conf?.inputs.content).toContain("smtp_server = email-smtp.eu-west-1.amazonaws.com\nsmtp_ssl = True\nsmtp_user = AKIAEXAMPLE");
+  });
+});
+
 describe("private buckets", () => {
   it.each([
     ["config", 30],

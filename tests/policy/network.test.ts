@@ -6,6 +6,7 @@ import {
   proxyPlainHttpOnlyRedirects,
   securityGroupInternalPortsAddressSources,
   securityGroupInternalPortsFromAllowedGroups,
+  securityGroupWorldEgressKnownPorts,
   securityGroupWorldIngressOnly443OnProxy,
 } from "../../policy/network";
 import { setLine, validateResource, validateStack, withContent, withProp, type FakeResource } from "./fakes";
@@ -239,5 +240,31 @@ describe("proxy-plain-http-only-redirects (NET-3)", () => {
       "Security group ingress rule (network-proxy-in-80-world-ipv4) must not open tcp 80 to 0.0.0.0/0: no nginx server of the proxy answers 80 with only a redirect to https://, and the internet may reach plain HTTP for nothing else (NET-3).",
       "Security group ingress rule (network-proxy-in-80-world-ipv6) must not open tcp 80 to ::/0: no nginx server of the proxy answers 80 with only a redirect to https://, and the internet may reach plain HTTP for nothing else (NET-3).",
     ]);
+  });
+});
+
+// Issue 12 item 5: the egress the stack opens (80/443 everywhere, one SMTP port from Odoo) and nothing else.
+describe("security-group-world-egress-known-ports (NET-3)", () => {
+  const policy = securityGroupWorldEgressKnownPorts;
+  const egress = (role: string, port: number, extra: Record<string, unknown> = {}): FakeResource => ({
+    type: "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    name: `network-${role}-out-${port}-world-ipv4`,
+    props: { securityGroupId: `${sgName(role)}-id`, ipProtocol: "tcp", fromPort: port, toPort: port, cidrIpv4: "0.0.0.0/0", tags: { "odoo-stack:role": role }, ...extra },
+  });
+
+  it("passes 80 and 443 from every tier and the SMTP port from the Odoo hosts", async () => {
+    for (const r of [egress("proxy", 443), egress("pgbouncer", 80), egress("odoo", 587), egress("odoo", 25), egress("odoo", 2525)]) expect(await validateResource(policy, r)).toEqual([]);
+  });
+
+  it.each([
+    ["SMTP from the proxy", egress("proxy", 587), "Security group egress rule (network-proxy-out-587-world-ipv4) must not open tcp 587 to 0.0.0.0/0: SMTP leaves the stack from the odoo hosts only, and this is the proxy tier's (NET-3)."],
+    ["465 from Odoo", egress("odoo", 465), "Security group egress rule (network-odoo-out-465-world-ipv4) must not open tcp 465 to 0.0.0.0/0: the internet is reached on tcp 80/443 only, plus one SMTP port (587/25/2525) from the odoo hosts (NET-3)."],
+    ["all traffic from PgBouncer", egress("pgbouncer", 0, { ipProtocol: "-1", toPort: 0 }), "Security group egress rule (network-pgbouncer-out-0-world-ipv4) must not open all traffic to 0.0.0.0/0: the internet is reached on tcp 80/443 only, plus one SMTP port (587/25/2525) from the odoo hosts (NET-3)."],
+  ])("rejects %s", async (_why, r, message) => {
+    expect(await validateResource(policy, r)).toEqual([message]);
+  });
+
+  it("ignores egress inside the VPC", async () => {
+    expect(await validateResource(policy, egress("odoo", 6432, { cidrIpv4: "10.40.0.0/16" }))).toEqual([]);
   });
 });

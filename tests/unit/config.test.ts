@@ -7,6 +7,8 @@ import * as yaml from "js-yaml";
 import { ConfigError, CONFIG_KEYS, DEFAULTS, parseSettings, type RawConfig, type StackSettings } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { BASE_CONFIG } from "../helpers/fixtures";
+import { buildModel } from "../../lib/model";
+import { renderAllHosts } from "../../templates/hosts";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const REGION = "eu-west-1";
@@ -274,5 +276,64 @@ describe("Pulumi.prod.yaml", () => {
     expect(s.databases).toEqual(["erp"]);
     // No plaintext secret in the stack file: nothing in it looks like a `secure:` value or a password key.
     expect(JSON.stringify(doc)).not.toMatch(/secure|password|passwd|secret/i);
+  });
+});
+
+// Issue 12 item 5: outbound mail as a setting, and secrets never echoed back.
+describe("mail and secrets in problem messages", () => {
+  const errorOf = (raw: RawConfig): ConfigError => {
+    try {
+      parseSettings(raw, "eu-west-1", knownInstanceType);
+    } catch (err) {
+      return err as ConfigError;
+    }
+    throw new Error("expected a ConfigError");
+  };
+  const MAIL = { host: "email-smtp.eu-west-1.amazonaws.com", user: "AKIAEXAMPLE" };
+
+  it("resolves mail with the default STARTTLS port and no password parameter (the stack generates one)", () => {
+    const s = parseSettings(with_({ mail: MAIL }), "eu-west-1", knownInstanceType);
+    expect(s.mail).toEqual({ host: MAIL.host, port: 587, user: MAIL.user });
+    expect(parseSettings(with_({}), "eu-west-1", knownInstanceType).mail).toBeUndefined();
+  });
+
+  it("refuses 465 with the reason: odoo.conf's SMTP speaks STARTTLS only", () => {
+    const err = errorOf(with_({ mail: { ...MAIL, port: 465 } }));
+    expect(err.problems).toEqual([expect.objectContaining({ key: "mail.port", value: 465, fix: expect.stringContaining("STARTTLS only (odoo/addons/base/models/ir_mail_server.py)") })]);
+  });
+
+  it("refuses a password typed into the mail setting without echoing it", () => {
+    const secret = `pw-${Date.now().toString(36)}-not-echoed`;
+    const err = errorOf(with_({ mail: { ...MAIL, password: secret } }));
+    expect(err.problems.map((p) => p.key)).toEqual(["mail.password"]);
+    expect(err.message).toContain("mail.password = \"[redacted]\": the SMTP password never goes in the stack file");
+    expect(err.message).not.toContain(secret);
+  });
+
+  it("never echoes a secret-looking odooOptions value, at any depth, and keeps {{ssm:…}} references readable", () => {
+    const secret = `pw-${Date.now().toString(36)}-plain`;
+    // The renderer refuses a literal smtp_password; its problem used to carry the whole odooOptions map.
+    const model = buildModel("test", parseSettings(with_({ odooOptions: { smtp_password: secret } }), "eu-west-1", knownInstanceType));
+    let err: unknown;
+    try {
+      renderAllHosts(model);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain("smtp_password: is a secret");
+    expect((err as ConfigError).message).not.toContain(secret);
+    const shown = new ConfigError([{ key: "odooOptions", value: { smtp_password: secret, smtp_user: "u", token: "{{ssm:/a/b}}" }, fix: "x" }]).message;
+    expect(shown).toContain('{"smtp_password":"[redacted]","smtp_user":"u","token":"{{ssm:/a/b}}"}');
+  });
+
+  it("keeps odoo.conf's SMTP keys to the mail setting when it is set", () => {
+    const err = errorOf(with_({ mail: MAIL, odooOptions: { smtp_server: "other.example.com" } }));
+    expect(err.problems).toEqual([expect.objectContaining({ key: "odooOptions.smtp_server", fix: expect.stringContaining("is set by the mail setting") })]);
+  });
+
+  it("lists the parameters odooOptions reference, for the hosts to read and the preview to check", () => {
+    const s = parseSettings(with_({ odooOptions: { smtp_password: "{{ssm:/mail/smtp}}", smtp_server: "smtp.example.com" } }), "eu-west-1", knownInstanceType);
+    expect(s.odooOptionParameters).toEqual(["/mail/smtp"]);
   });
 });
