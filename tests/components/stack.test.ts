@@ -181,13 +181,15 @@ describe.each(CASES)("%s", (label, config) => {
     expect(countsByType(await run())).toEqual(expectedCounts(model));
   });
 
-  it("asks AWS only for instance types, zones, the Debian AMI and the account", async () => {
+  it("asks AWS only for instance types, zones, the Debian AMI, the account, and whether the operator's parameters exist", async () => {
     const tokens = new Set((await run()).invokes.map((c) => c.token));
     expect([...tokens].sort()).toEqual([
       "aws:ec2/getAmi:getAmi",
       "aws:ec2/getInstanceType:getInstanceType",
       "aws:index/getAvailabilityZones:getAvailabilityZones",
       "aws:index/getCallerIdentity:getCallerIdentity",
+      // An imported certificate lives in parameters the operator created: checked at preview.
+      ...(model.settings.tls.mode === "imported" ? ["aws:ssm/getParameter:getParameter"] : []),
     ]);
   });
 
