@@ -207,7 +207,7 @@ export async function checkExternalParameters(
     missing.map((m) => ({
       key: m.key,
       value: `{{ssm:${m.name}}}`,
-      fix: `names SSM parameter ${m.name}, which does not exist in ${stack.region}; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region ${stack.region} --name ${m.name} --type SecureString --key-id alias/${stack.project}-${stack.stack} --value '<value>' (or --type String for a certificate)`,
+      fix: `names SSM parameter ${m.name}, which does not exist in ${stack.region}; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region ${stack.region} --name ${m.name} --type SecureString --value '<value>' (--type String for a certificate; once the stack exists, add --key-id alias/${stack.project}-${stack.stack} --overwrite so only the roles the stack grants can decrypt it)`,
     })),
   );
 }

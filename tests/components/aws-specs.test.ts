@@ -124,7 +124,7 @@ describe("checkExternalParameters", () => {
       {
         key: "odooOptions.smtp_password",
         value: "{{ssm:/mail/smtp}}",
-        fix: "names SSM parameter /mail/smtp, which does not exist in eu-west-1; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region eu-west-1 --name /mail/smtp --type SecureString --key-id alias/odoo-stack-prod --value '<value>' (or --type String for a certificate)",
+        fix: "names SSM parameter /mail/smtp, which does not exist in eu-west-1; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region eu-west-1 --name /mail/smtp --type SecureString --value '<value>' (--type String for a certificate; once the stack exists, add --key-id alias/odoo-stack-prod --overwrite so only the roles the stack grants can decrypt it)",
       },
     ]);
   });

@@ -34,6 +34,15 @@ describe("toolchain", () => {
     expect(ci.indexOf("export PATH=")).toBeLessThan(ci.indexOf("npm ci --no-audit"));
   });
 
+  it("the README names the same CLI release, the Node pin and every secret and variable the workflow reads", () => {
+    const readme = read("README.md");
+    expect(readme).toContain(`**The Pulumi CLI ${workflow.env.PULUMI_VERSION}**`);
+    expect(readme).toContain("(`.node-version`;");
+    const names = new Set([...read(".github/workflows/pulumi.yml").matchAll(/\$\{\{ (?:secrets|vars)\.([A-Z_]+) \}\}/g)].map((m) => m[1]));
+    expect(names.size).toBeGreaterThanOrEqual(5);
+    for (const name of names) expect([name, readme.includes(`| \`${name}\` |`)]).toEqual([name, true]);
+  });
+
   it("the workflow uses the same Node, the SDK's own CLI version, one queue per stack, and tests before preview and up", () => {
     expect(workflow.env.PULUMI_VERSION).toBe(pkg.dependencies["@pulumi/pulumi"]);
     expect(workflow.concurrency).toEqual({ group: "pulumi-${{ vars.PULUMI_STACK }}", "cancel-in-progress": false });
