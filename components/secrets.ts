@@ -19,6 +19,8 @@ export const PASSWORD_LENGTH = 40;
 
 export interface SecretsArgs {
   readonly model: StackModel;
+  /** The stack's KMS key (StackKey): every SecureString here is encrypted with it, never aws/ssm. */
+  readonly kmsKeyArn: pulumi.Input<string>;
 }
 
 export class Secrets extends pulumi.ComponentResource {
@@ -38,6 +40,8 @@ export class Secrets extends pulumi.ComponentResource {
       parameters[parameterName] = new aws.ssm.Parameter(`${name}-${part}`, {
         name: parameterName,
         type: "SecureString",
+        // The stack key: only the roles whose files name this parameter may decrypt it (issue 12 item 8).
+        keyId: args.kmsKeyArn,
         description,
         // pulumi.secret: the value is encrypted in the state and masked in every diff.
         value: pulumi.secret(value),
@@ -79,6 +83,21 @@ export class Secrets extends pulumi.ComponentResource {
     // pgBackRest's repository encryption passphrase (BACKUP-1).
     const cipher = password("backup-cipher-pass");
     store("backup-cipher-pass-parameter", paths.backupCipherPass, "backups", "pgBackRest repo1-cipher-pass", cipher.result);
+
+    // Outbound mail without an operator-made password parameter: the stack generates the password
+    // (for a relay the operator configures with it). ignoreChanges: an operator may overwrite it
+    // with the provider's credential (aws ssm put-parameter --overwrite) and `pulumi up` keeps it.
+    if (model.settings.mail !== undefined && model.settings.mail.passwordParameter === undefined) {
+      const mail = password("mail-password");
+      parameters[paths.mailPassword] = new aws.ssm.Parameter(`${name}-mail-password-parameter`, {
+        name: paths.mailPassword,
+        type: "SecureString",
+        keyId: args.kmsKeyArn,
+        description: `SMTP password of ${model.settings.mail.user}@${model.settings.mail.host} (odoo.conf smtp_password)`,
+        value: pulumi.secret(mail.result),
+        tags: resourceTags(model, "odoo", `${name}-mail-password-parameter`),
+      }, { parent: this, ignoreChanges: ["value"] });
+    }
 
     this.parameters = parameters;
     this.registerOutputs({ parameterNames: Object.keys(parameters).sort() });

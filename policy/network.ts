@@ -1,12 +1,13 @@
 // Network and exposure: CHECKLIST §1 (NET-1 … NET-6).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { FLOWS, PORTS, PUBLIC_INGRESS, type Role, type ServicePeer } from "../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, SMTP_EGRESS_PORTS, SMTP_EGRESS_ROLE, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
 import { nginxServers } from "./lib/nginx";
 import { parseOdooConf, type NginxDirective } from "./lib/parse";
 import {
   idOf,
   referencedResources,
   renderedFileOfKind,
+  renderedFiles,
   roleOf,
   ROLE_TAG,
   stringList,
@@ -18,9 +19,11 @@ import {
 } from "./lib/resources";
 import {
   describePorts,
+  normaliseProtocol,
   reachesInternet,
   securityGroupIngressOf,
   SECURITY_GROUP,
+  SECURITY_GROUP_EGRESS_RULE,
   SECURITY_GROUP_INGRESS_RULE,
   SECURITY_GROUP_RULE,
   type IngressPermission,
@@ -28,9 +31,23 @@ import {
 } from "./lib/security-groups";
 
 const PUBLIC_PORT = PORTS[PUBLIC_INGRESS.port].port;
+/** NET-3's exception: plain HTTP on the proxy, answered by a redirect-only server. */
+const REDIRECT_PORT = PORTS[PUBLIC_REDIRECT.port].port;
 
-const isPublicHttps = (p: IngressPermission): boolean =>
-  p.protocol === "tcp" && p.fromPort === PUBLIC_PORT && p.toPort === PUBLIC_PORT;
+const isSinglePort = (p: IngressPermission, port: number): boolean => p.protocol === "tcp" && p.fromPort === port && p.toPort === port;
+
+/** Settings shared by the policies that allow NET-3's redirect exception. */
+interface RedirectPortsConfig {
+  /** Plain-HTTP ports (e.g. [80]) on which a server that only redirects to https:// may listen. */
+  readonly allowedRedirectPorts?: readonly number[];
+}
+
+const REDIRECT_PORTS_SETTING = {
+  type: "array" as const,
+  items: { type: "integer" as const },
+  default: [REDIRECT_PORT],
+  description: `Plain-HTTP ports on which the proxy may answer with nothing but a redirect to https:// (NET-3's exception). Defaults to [${REDIRECT_PORT}]; [] allows ${PUBLIC_PORT} alone.`,
+};
 
 /**
  * NET-3 (and NET-2's "only public ingress"): the internet may reach tcp 443 on the reverse
@@ -45,19 +62,24 @@ const isPublicHttps = (p: IngressPermission): boolean =>
  */
 export const securityGroupWorldIngressOnly443OnProxy: ResourceValidationPolicy = {
   name: "security-group-world-ingress-only-443-on-proxy",
-  description: `Checks whether a security group or rule admits the internet anywhere but tcp ${PUBLIC_PORT} on the reverse proxy (NET-2, NET-3).`,
+  description: `Checks whether a security group or rule admits the internet anywhere but tcp ${PUBLIC_PORT} on the reverse proxy (and the configured redirect-only plain-HTTP port, ${REDIRECT_PORT} by default) (NET-2, NET-3).`,
+  configSchema: { properties: { allowedRedirectPorts: REDIRECT_PORTS_SETTING } },
   validateResource: (args, reportViolation) => {
     const ingress = securityGroupIngressOf(args);
     if (!ingress) return;
+    const redirectPorts = args.getConfig<RedirectPortsConfig>().allowedRedirectPorts ?? [];
+    const publicPorts = [PUBLIC_PORT, ...redirectPorts];
     for (const p of ingress.permissions) {
       const internet = p.cidrs.filter(reachesInternet);
       if (internet.length === 0) continue;
       const what = `${ingress.label} must not open ${describePorts(p)} to ${internet.join(", ")}`;
-      if (!isPublicHttps(p)) {
-        reportViolation(`${what}: nothing but tcp ${PUBLIC_PORT} on the reverse proxy may be reachable from the internet (NET-3).`);
+      const port = publicPorts.find((x) => isSinglePort(p, x));
+      if (port === undefined) {
+        const also = redirectPorts.length > 0 ? ` (and ${redirectPorts.join(", ")} for a redirect to https://)` : "";
+        reportViolation(`${what}: nothing but tcp ${PUBLIC_PORT}${also} on the reverse proxy may be reachable from the internet (NET-3).`);
       } else if (!ingress.canCarryRole) {
         reportViolation(
-          `${what}: a SecurityGroupRule cannot show which tier's group it opens; declare public tcp ${PUBLIC_PORT} inline on the ${PUBLIC_INGRESS.role}'s SecurityGroup or as a SecurityGroupIngressRule tagged ${ROLE_TAG}=${PUBLIC_INGRESS.role} (NET-3).`,
+          `${what}: a SecurityGroupRule cannot show which tier's group it opens; declare public tcp ${port} inline on the ${PUBLIC_INGRESS.role}'s SecurityGroup or as a SecurityGroupIngressRule tagged ${ROLE_TAG}=${PUBLIC_INGRESS.role} (NET-3).`,
         );
       } else if (ingress.role !== PUBLIC_INGRESS.role) {
         const role = ingress.role === undefined ? `has no ${ROLE_TAG} tag` : `has ${ROLE_TAG}=${ingress.role}`;
@@ -327,33 +349,19 @@ function isRedirectOnly(server: readonly NginxDirective[]): boolean {
   return !proxies && returns.length > 0 && returns.every((d) => /^30[1278]$/.test(d.args[0] ?? "") && /^https:\/\//.test(d.args[1] ?? ""));
 }
 
-interface ProxyListenConfig {
-  /** Plain-HTTP ports a redirect-only server may listen on (e.g. [80] for an 80→443 redirect). */
-  readonly allowedRedirectPorts?: readonly number[];
-}
-
 /**
  * NET-2, NET-3: the proxy serves Odoo on 443 with TLS and nothing else. A plain-HTTP server is
- * allowed only when the team lists its port for a redirect-only server (policy config), and
- * then it may do nothing but redirect to https://.
+ * allowed only on a redirect port of the policy config ([80] by default, NET-3's exception),
+ * and then it may do nothing but redirect to https://.
  */
 export const nginxListensOnlyTls443: ResourceValidationPolicy = {
   name: "nginx-listens-only-tls-443",
-  description: `Checks whether every nginx server listens on ${PUBLIC_PORT} with ssl, allowing plain HTTP only for a configured redirect-only server (NET-2, NET-3).`,
-  configSchema: {
-    properties: {
-      allowedRedirectPorts: {
-        type: "array",
-        items: { type: "integer" },
-        default: [],
-        description: "Plain-HTTP ports (e.g. 80) on which a server that only redirects to https:// may listen. Empty by default: the security group opens 443 alone.",
-      },
-    },
-  },
+  description: `Checks whether every nginx server listens on ${PUBLIC_PORT} with ssl, allowing plain HTTP only for a redirect-only server on a configured port (${REDIRECT_PORT} by default) (NET-2, NET-3).`,
+  configSchema: { properties: { allowedRedirectPorts: REDIRECT_PORTS_SETTING } },
   validateResource: (args, reportViolation) => {
     const file = renderedFileOfKind(args, "nginx-site") ?? renderedFileOfKind(args, "nginx.conf");
     if (!file) return;
-    const allowed = args.getConfig<ProxyListenConfig>().allowedRedirectPorts ?? [];
+    const allowed = args.getConfig<RedirectPortsConfig>().allowedRedirectPorts ?? [];
     for (const { directive: server } of nginxServers(file.content)) {
       const block = server.block ?? [];
       for (const l of listens(block)) {
@@ -366,8 +374,110 @@ export const nginxListensOnlyTls443: ResourceValidationPolicy = {
   },
 };
 
+/**
+ * NET-3's exception, across resources: the internet may reach a plain-HTTP port of the proxy only
+ * while the proxy's nginx answers that port with a redirect-only server. nginx-listens-only-tls-443
+ * keeps every server on the port redirect-only; this keeps the port closed when none exists (an
+ * open port nothing is meant to answer is a hole waiting for a server).
+ */
+export const proxyPlainHttpOnlyRedirects: StackValidationPolicy = {
+  name: "proxy-plain-http-only-redirects",
+  description: "Checks whether every internet-facing plain-HTTP port of the proxy's security group is answered by an nginx server that only redirects to https:// (NET-3).",
+  configSchema: { properties: { allowedRedirectPorts: REDIRECT_PORTS_SETTING } },
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const redirectPorts = args.getConfig<RedirectPortsConfig>().allowedRedirectPorts ?? [];
+    const unknown = new UnknownValues();
+    const sites = renderedFiles(resources, unknown).filter((f) => f.path.startsWith("/etc/nginx/"));
+    const redirecting = new Set<number>();
+    for (const site of sites) {
+      unknown.run(() => {
+        for (const { directive: server } of nginxServers(site.content)) {
+          const block = server.block ?? [];
+          if (!isRedirectOnly(block)) continue;
+          for (const l of listens(block)) if (!l.ssl) redirecting.add(l.port);
+        }
+      });
+    }
+    for (const r of resources) {
+      unknown.run(() => {
+        const ingress = securityGroupIngressOf(r);
+        if (!ingress || ingress.role !== PUBLIC_REDIRECT.role) return;
+        for (const p of ingress.permissions) {
+          const internet = p.cidrs.filter(reachesInternet);
+          const port = redirectPorts.find((x) => isSinglePort(p, x));
+          if (internet.length === 0 || port === undefined || redirecting.has(port)) continue;
+          reportViolation(
+            `${ingress.label} must not open tcp ${port} to ${internet.join(", ")}: no nginx server of the ${PUBLIC_REDIRECT.role} answers ${port} with only a redirect to https://, and the internet may reach plain HTTP for nothing else (NET-3).`,
+            r.urn,
+          );
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+/** One internet-bound egress permission, from any of the three security-group shapes. */
+interface WorldEgress {
+  readonly label: string;
+  readonly role: string | undefined;
+  readonly protocol: string;
+  readonly fromPort: number;
+  readonly toPort: number;
+  readonly cidrs: readonly string[];
+}
+
+function worldEgressOf(r: { readonly type: string; readonly name: string; readonly props: Readonly<Record<string, unknown>> }): WorldEgress[] {
+  const { type, name, props } = r;
+  const n = (v: unknown, d: number) => (typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : d);
+  const proto = (v: unknown) => normaliseProtocol(v);
+  const role = roleOf(props);
+  if (type === SECURITY_GROUP_EGRESS_RULE) {
+    const cidrs = [props.cidrIpv4, props.cidrIpv6].filter((c): c is string => typeof c === "string");
+    return [{ label: `Security group egress rule (${name})`, role, protocol: proto(props.ipProtocol), fromPort: n(props.fromPort, 0), toPort: n(props.toPort, 65535), cidrs }];
+  }
+  if (type === SECURITY_GROUP_RULE && props.type === "egress") {
+    return [{ label: `Security group rule (${name})`, role: undefined, protocol: proto(props.protocol), fromPort: n(props.fromPort, 0), toPort: n(props.toPort, 65535), cidrs: [...stringList(props.cidrBlocks), ...stringList(props.ipv6CidrBlocks)] }];
+  }
+  if (type === SECURITY_GROUP && Array.isArray(props.egress)) {
+    return props.egress
+      .filter((b): b is Record<string, unknown> => typeof b === "object" && b !== null)
+      .map((b) => ({ label: `Security group (${name})`, role, protocol: proto(b.protocol), fromPort: n(b.fromPort, 0), toPort: n(b.toPort, 65535), cidrs: [...stringList(b.cidrBlocks), ...stringList(b.ipv6CidrBlocks)] }));
+  }
+  return [];
+}
+
+/**
+ * Outbound to the internet, the mirror of NET-3: package mirrors (80) and AWS APIs, S3 and ACME
+ * (443) for every tier, and one SMTP port (587, 25 or 2525, STARTTLS) for the Odoo hosts when the
+ * stack sends mail (issue 12 item 5). A compromised host cannot open anything else outward, and
+ * the internal tiers' ports stay between the stack's own groups.
+ */
+export const securityGroupWorldEgressKnownPorts: ResourceValidationPolicy = {
+  name: "security-group-world-egress-known-ports",
+  description: `Checks whether a security group lets a tier reach the internet on anything but tcp ${WORLD_EGRESS_PORTS.join("/")} (mirrors, AWS APIs), or, for the ${SMTP_EGRESS_ROLE} hosts, one SMTP port (${SMTP_EGRESS_PORTS.join("/")}) (NET-3).`,
+  validateResource: (args, reportViolation) => {
+    for (const e of worldEgressOf(args)) {
+      const internet = e.cidrs.filter(reachesInternet);
+      if (internet.length === 0) continue;
+      const single = e.protocol === "tcp" && e.fromPort === e.toPort ? e.fromPort : undefined;
+      if (single !== undefined && WORLD_EGRESS_PORTS.includes(single)) continue;
+      if (single !== undefined && SMTP_EGRESS_PORTS.includes(single) && e.role === SMTP_EGRESS_ROLE) continue;
+      const what = e.protocol === "all" || e.protocol === "-1" ? "all traffic" : e.fromPort === e.toPort ? `${e.protocol} ${e.fromPort}` : `${e.protocol} ${e.fromPort}-${e.toPort}`;
+      const why =
+        single !== undefined && SMTP_EGRESS_PORTS.includes(single)
+          ? `SMTP leaves the stack from the ${SMTP_EGRESS_ROLE} hosts only${e.role === undefined ? ` (tag the rule ${ROLE_TAG}=${SMTP_EGRESS_ROLE})` : `, and this is the ${e.role} tier's`}`
+          : `the internet is reached on tcp ${WORLD_EGRESS_PORTS.join("/")} only, plus one SMTP port (${SMTP_EGRESS_PORTS.join("/")}) from the ${SMTP_EGRESS_ROLE} hosts`;
+      reportViolation(`${e.label} must not open ${what} to ${internet.join(", ")}: ${why} (NET-3).`);
+    }
+  },
+};
+
 export const policies: Policies = [
   securityGroupWorldIngressOnly443OnProxy,
+  securityGroupWorldEgressKnownPorts,
+  proxyPlainHttpOnlyRedirects,
   securityGroupInternalPortsAddressSources,
   securityGroupInternalPortsFromAllowedGroups,
   odooHttpInterfacePrivate,

@@ -451,7 +451,7 @@ function hostAlarms(model: StackModel, host: HostId, t: MonitoringThresholds, ad
     ...fiveMinutes,
     threshold: t.memoryUsedPercent,
     comparisonOperator: "GreaterThanThreshold",
-    response: "Next stop is the OOM killer. On Odoo hosts check workers × limit_memory_hard against RAM (LIMIT-1, LIMIT-3).",
+    response: "Next stop is the OOM killer. On Odoo hosts look for workers far above the ~134 MiB an idle one holds (ps -o rss,vsz -C odoo): limit_memory_hard caps one process's address space, not the sum; lower odoo.workers or pick a larger odooInstanceType (LIMIT-1, LIMIT-3).",
     procedures: ["host-resources"],
   });
   add({

@@ -284,7 +284,7 @@ function hostsRunbook(model: StackModel): string {
       "journalctl -k --since -1h | grep -i -E 'oom|killed process'",
     ),
     "",
-    `On the PostgreSQL host the data volume (${code(PATHS.postgresDataMount)}) holds the database and WAL: grow the EBS volume (${code("postgresDataVolumeGiB")} in the stack config, ${code("pulumi up")}, then ${code("sudo resize2fs")} on its device) before it fills; a full volume stops PostgreSQL. On Odoo hosts memory pressure means workers × ${code("limit_memory_hard")} no longer fits (LIMIT-1).`,
+    `On the PostgreSQL host the data volume (${code(PATHS.postgresDataMount)}) holds the database and WAL: grow the EBS volume (${code("postgresDataVolumeGiB")} in the stack config, ${code("pulumi up")}, then ${code("sudo resize2fs")} on its device) before it fills; a full volume stops PostgreSQL. On Odoo hosts ${code("limit_memory_hard")} caps each process's address space (RLIMIT_AS), not their sum: memory pressure means the workers' resident memory (${code("ps -o rss,vsz -C odoo")}) outgrew the RAM; lower ${code("odoo.workers")} or pick a larger ${code("odooInstanceType")} (LIMIT-1).`,
     "",
     heading("file-descriptors"),
     "",

@@ -8,6 +8,7 @@
 //   out/<stack>/policy.json      every diagnostic of Analyze and AnalyzeStack
 //   out/<stack>/checklist.md     per checklist ID, the policies, files and resources that cite it
 //   out/<stack>/runbooks/*.md    the operator runbooks (the program's `runbooks` output, templates/runbooks.ts)
+//   out/<stack>/cost.md          the monthly cost estimate of the planned resources (tools/cost.ts)
 // Before the program runs, tools/stack-config.ts applies the Pulumi CLI's config rules and fails
 // the plan with everything the CLI would refuse. Warnings: what the CLI warns about, a stack file
 // that shares its domain or environment tag with another, and placeholder values (example.com,
@@ -27,6 +28,7 @@ import {
   type PolicyPackClient,
   type StackContext,
 } from "./analyzer-client";
+import { estimateMonthlyCost, readPriceTable, renderCostMarkdown } from "./cost";
 import { CHECKLIST_FILE, collectEvidence, itemsWithGaps, parseChecklist, renderChecklist, type HostFileText } from "./checklist";
 import { isSecretWire, plainValue, redactSecrets, RESOURCE_SIG, runProgram, SIG_KEY, type CapturedResource, type ProgramResult, type WireValue } from "./mocks";
 import { copiedStackWarnings, readStackConfig, type StackConfig } from "./stack-config";
@@ -64,6 +66,8 @@ export interface PlanResult {
   readonly diagnostics: readonly PolicyDiagnostic[];
   readonly warnings: readonly string[];
   readonly checklist: { readonly items: number; readonly withGaps: number } | undefined;
+  /** The monthly total of out/<stack>/cost.md; undefined without a price table for the region. */
+  readonly monthlyCost: { readonly total: number; readonly currency: string } | undefined;
   readonly timings: { readonly programMs: number; readonly packStartupMs: number; readonly analysisMs: number; readonly totalMs: number };
 }
 
@@ -229,6 +233,12 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
       outputs: readable(Object.fromEntries(Object.entries(run.outputs).filter(([k]) => k !== RUNBOOKS_OUTPUT))),
     };
     fs.writeFileSync(path.join(stackDir, "resources.json"), `${JSON.stringify(resourcesJson, null, 2)}\n`);
+    // The monthly cost of what would be deployed, from the committed price table of the region.
+    const region = settings.config["aws:region"] ?? "";
+    const prices = readPriceTable(region);
+    const estimate = prices ? estimateMonthlyCost(run.resources.filter((r) => r.custom).map((r) => ({ type: r.type, name: r.name, inputs: plainValue(r.inputs) as Record<string, unknown> })), prices) : undefined;
+    fs.writeFileSync(path.join(stackDir, "cost.md"), renderCostMarkdown(settings.stack, region, prices, estimate));
+    if (estimate && estimate.unpriced.length > 0) warnings.push(`cost.md leaves out what the price table has no price for: ${estimate.unpriced.join(", ")}`);
     const files = hostFilesOf(run.resources, warnings);
     writeHostFiles(stackDir, files);
     const runbooks = runbookFiles(run.outputs);
@@ -287,6 +297,7 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
       diagnostics,
       warnings,
       checklist,
+      monthlyCost: estimate && prices ? { total: estimate.total, currency: prices.currency } : undefined,
       timings: { programMs, packStartupMs: pack.startupMs, analysisMs, totalMs: Date.now() - started },
     };
   } finally {
@@ -319,6 +330,9 @@ export function summary(result: PlanResult, stack: string): string {
     result.checklist
       ? `  checklist: ${result.checklist.items} items, ${result.checklist.withGaps} with gaps → ${rel(path.join(result.stackDir, "checklist.md"))}`
       : "  checklist: not written",
+    result.monthlyCost
+      ? `  cost: ${result.monthlyCost.total.toFixed(2)} ${result.monthlyCost.currency} per month (On-Demand list prices, usage extra) → ${rel(path.join(result.stackDir, "cost.md"))}`
+      : `  cost: no price table for the region → ${rel(path.join(result.stackDir, "cost.md"))}`,
     ...result.warnings.map((w) => `  warning: ${w}`),
     `  time: ${t.totalMs} ms (program ${t.programMs} ms; pack startup ${t.packStartupMs} ms, alongside the program; analysis ${t.analysisMs} ms)`,
   ];

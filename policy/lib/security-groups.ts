@@ -11,6 +11,7 @@ import { isRecord, numberOf, roleOf, stringList, type ResourceView } from "./res
 export const SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup";
 export const SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule";
 export const SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
+export const SECURITY_GROUP_EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
 
 /** "tcp", "udp", "icmp", "icmpv6", "all", or the protocol number AWS was given. */
 export type Protocol = string;

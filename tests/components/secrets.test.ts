@@ -11,12 +11,13 @@ import { countsByType, named, ofType, runUnderMocks, type MockRun } from "../hel
 
 const PARAMETER = "aws:ssm/parameter:Parameter";
 const model = modelWith({ odooInstances: 2 });
+const KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 let run: MockRun;
 beforeAll(async () => {
   run = await runUnderMocks(() => {
-    const secrets = new Secrets("secrets", { model });
-    const ca = new InternalCa("internal-ca", { model });
+    const secrets = new Secrets("secrets", { model, kmsKeyArn: KEY_ARN });
+    const ca = new InternalCa("internal-ca", { model, kmsKeyArn: KEY_ARN });
     return { parameterNames: [...Object.keys(secrets.parameters), ...Object.keys(ca.parameters)].sort(), caCertPem: ca.caCertPem };
   });
 }, 60_000);
@@ -39,6 +40,8 @@ describe("Secrets", () => {
   ])("%s is a SecureString at %s whose value is a Pulumi secret (principle 5)", (_key, path) => {
     const p = parameter(path);
     expect(p.inputs.type).toBe("SecureString");
+    // Issue 12 item 8: the stack key, never the account's aws/ssm key.
+    expect(p.inputs.keyId).toBe(KEY_ARN);
     expect(p.secretInputs.has("value")).toBe(true);
     expect(p.inputs.tags).toEqual(expect.objectContaining({ [TAG_KEYS.stack]: "test", [TAG_KEYS.role]: expect.any(String) }));
   });
@@ -117,6 +120,7 @@ describe("InternalCa", () => {
     const keyParameter = parameter(model.parameters.hostKey(host.id));
     expect([certParameter.inputs.type, keyParameter.inputs.type]).toEqual(["String", "SecureString"]);
     expect(keyParameter.secretInputs.has("value")).toBe(true);
+    expect(keyParameter.inputs.keyId).toBe(KEY_ARN);
     expect(keyParameter.inputs.tags[TAG_KEYS.host]).toBe(host.id);
   });
 });

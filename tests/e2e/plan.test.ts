@@ -115,6 +115,15 @@ describe(`npm run plan, stack ${STACK}`, () => {
     expect(result.checklist?.items).toBeGreaterThan(0);
   });
 
+  it("writes cost.md: the monthly estimate of exactly the planned instances, from the committed price table", () => {
+    const md = fs.readFileSync(path.join(stackDir(), "cost.md"), "utf8");
+    expect(result.monthlyCost?.currency).toBe("USD");
+    expect(md).toContain(`**${result.monthlyCost?.total.toFixed(2)} USD per month**`);
+    const instances = result.resources.filter((r) => r.type === "aws:ec2/instance:Instance");
+    const rows = [...md.matchAll(/^\| ([a-z0-9]+\.[a-z0-9]+) \| (\d+) \| instance-hour/gm)].map((m) => [m[1], Number(m[2])]);
+    expect(rows.reduce((n, [, c]) => n + (c as number), 0)).toBe(instances.length);
+  });
+
   it("writes every role's key files where they land on the host", () => {
     const has = (host: string, p: string) => fs.existsSync(path.join(stackDir(), "hosts", host, p));
     const expected: Record<string, string[]> = {
