@@ -4,6 +4,7 @@
 // (DESIGN principle 4) — before index.ts registers a single resource.
 import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet, type Cidr } from "./cidr";
 import type { InstanceSpec } from "./instance-types";
+import { checkPasswordRotation, PASSWORD_ROTATION_KEY, type PasswordRotation } from "./rotation";
 import {
   checkSizing,
   computeSizing,
@@ -93,6 +94,8 @@ export interface StackSettings {
   readonly tags: Readonly<Record<string, string>>;
   /** Extra odoo.conf options (allowlisted per version by the renderer; forced keys refused). */
   readonly odooOptions: Readonly<Record<string, string | number | boolean>>;
+  /** Keepers of the generated passwords (lib/rotation.ts, AUTH-4). Defaults to {}: none rotated. */
+  readonly passwordRotation: PasswordRotation;
 }
 
 /** Defaults, each stated once; Pulumi.yaml's schema and the README quote these. */
@@ -145,6 +148,7 @@ export const CONFIG_KEYS = [
   "postgres",
   "tags",
   "odooOptions",
+  PASSWORD_ROTATION_KEY,
 ] as const;
 
 const OVERRIDE_KEYS = {
@@ -464,6 +468,9 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     else odooOptions[k] = v;
   }
 
+  const rotation = checkPasswordRotation(value(PASSWORD_ROTATION_KEY));
+  problems.push(...rotation.problems);
+
   if (problems.length > 0 || !sizing || !tls || !vpc) throw new ConfigError(problems);
 
   return {
@@ -493,5 +500,6 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     overrides: { odoo: odooOverrides, pgbouncer: pgbouncerOverrides, postgres: postgresOverrides },
     tags,
     odooOptions,
+    passwordRotation: rotation.rotation,
   };
 }

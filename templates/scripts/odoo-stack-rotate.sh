@@ -29,6 +29,9 @@
 # the pool must open a server connection between steps 2 and 3 it fails until a client logs in
 # with the new password. Run the steps back to back, in a quiet hour; a fully seamless
 # rotation would need two alternating login roles.
+# With RDS there is no PostgreSQL host: step 1's apply run re-runs bootstrap.sql against RDS
+# AFTER the RELOAD (the manifest applies pgbouncer before sql), which is step 2 in the same order.
+# From a laptop, `odoo-stack rotate odoo` (tools/odoo-stack.ts) runs every step through SSM.
 #
 # Settings and sandbox overrides: as odoo-stack-apply (its functions are reused), plus
 #   ODOO_STACK_APPLY      the apply script (default /usr/local/sbin/odoo-stack-apply)
@@ -48,6 +51,28 @@ readonly VERIFIER_RE='^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*:
 rotate_usage() {
   sed -n '5,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
+}
+
+# The steps in their proven order: templates/procedures.ts ODOO_ROTATION_ORDER, which renders
+# the runbook and drives `odoo-stack rotate`; tests/unit/procedures.test.ts holds this array, the
+# header above and the hints below to it.
+readonly ROTATE_STEPS=(pgbouncer postgres odoo check)
+
+# "next: odoo-stack-rotate <step>" after STEP, from ROTATE_STEPS.
+rotate_next() {
+  local i
+  for i in "${!ROTATE_STEPS[@]}"; do
+    if [[ ${ROTATE_STEPS[i]} == "$1" ]]; then
+      if ((i + 1 < ${#ROTATE_STEPS[@]})); then
+        printf 'next: odoo-stack-rotate %s' "${ROTATE_STEPS[i + 1]}"
+        if [[ ${ROTATE_STEPS[i + 1]} == odoo ]]; then printf ' (on every Odoo host)'; fi
+      else
+        printf 'rotation complete'
+      fi
+      return 0
+    fi
+  done
+  return 1
 }
 
 step_postgres() {
@@ -70,7 +95,7 @@ COMMIT;"
   # printf is a builtin: the verifier reaches psql through a pipe, never a command line.
   printf '%s\n' "$sql" | "${PSQL[@]}" -v ON_ERROR_STOP=1 -f - >/dev/null ||
     die "ALTER ROLE $role failed; the old password is still in force"
-  log "role $role now has the verifier from $parameter; next: odoo-stack-rotate pgbouncer"
+  log "role $role now has the verifier from $parameter; $(rotate_next postgres)"
 }
 
 # libpq connection string value and .pgpass field quoting.
@@ -116,7 +141,7 @@ step_check() {
     psql -X -At -w -c 'SELECT 1' \
     "host=$(conninfo_value "$host") port=$(conninfo_value "$port") dbname=$(conninfo_value "$dbname") user=$(conninfo_value "$user") sslmode=$(conninfo_value "${sslmode:-prefer}")" \
     >/dev/null; then
-    log "login as $user through $host:$port succeeded with the password in $conf"
+    log "login as $user through $host:$port succeeded with the password in $conf; $(rotate_next check)"
   else
     die "login as $user through $host:$port failed with the password in $conf"
   fi
@@ -149,9 +174,14 @@ rotate_main() {
       ;;
     # The userlist and odoo.conf are rendered with the new SSM values by the apply script,
     # which validates them and reloads (PgBouncer) or restarts (Odoo) only what changed.
-    pgbouncer | odoo) exec "$APPLY" ;;
+    pgbouncer | odoo)
+      "$APPLY"
+      log "$(rotate_next "$step")"
+      ;;
     *) rotate_usage ;;
   esac
 }
 
-rotate_main "$@"
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  rotate_main "$@"
+fi
