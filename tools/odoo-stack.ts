@@ -17,12 +17,10 @@
 import * as path from "path";
 import { DescribeInstanceInformationCommand, GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { TAG_KEYS } from "../components/tags";
-import { parseSettings } from "../lib/config";
-import { knownInstanceType } from "../lib/instance-types";
-import { buildModel, type StackModel } from "../lib/model";
+import type { StackModel } from "../lib/model";
 import { ROTATABLE_PASSWORD_NAMES, type RotatablePassword } from "../lib/rotation";
 import { rotationProcedure, stepHosts, type ProcedureStep } from "../templates/procedures";
-import { readStackConfig } from "./stack-config";
+import { readStackConfig, stackModelOf } from "./stack-config";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -157,11 +155,7 @@ export async function rotate(opts: RotateOptions, ssm: SsmCalls): Promise<void> 
 
 /** The stack's model from Pulumi.<stack>.yaml, as the program builds it (static instance specs). */
 export function modelOfStack(stack: string, region?: string, root = ROOT): StackModel {
-  const config = readStackConfig(root, stack);
-  const prefix = `${config.project}:`;
-  const raw = Object.fromEntries(Object.entries(config.config).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  const settings = parseSettings(raw, region ?? config.config["aws:region"] ?? "", knownInstanceType);
-  return buildModel(stack, settings, config.project);
+  return stackModelOf(readStackConfig(root, stack), region);
 }
 
 const USAGE = `usage: npx tsx tools/odoo-stack.ts rotate <${ROTATABLE_PASSWORD_NAMES.join("|")}> [--stack NAME] [--region REGION] [--from STEP[@HOST]] [--dry-run]`;

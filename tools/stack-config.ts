@@ -5,6 +5,9 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import { parseSettings } from "../lib/config";
+import { knownInstanceType } from "../lib/instance-types";
+import { buildModel, type StackModel } from "../lib/model";
 
 // js-yaml is @pulumi/pulumi's own YAML reader (a dependency of the SDK); no type package is installed.
 const yaml = require("js-yaml") as { load(text: string, options?: { filename?: string }): unknown };
@@ -128,4 +131,15 @@ export function readStackConfig(rootDir: string, stack: string): StackConfig {
   }
   const config = Object.fromEntries([...values].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, configString(v)]));
   return { project: projectName, stack, config, secretKeys: [...secretKeys].sort(), warnings };
+}
+
+/**
+ * The stack's model as the program builds it from this config (instance specs from the static
+ * table, as under the plan's mocks): for the tools that need the stack's names without running
+ * the program (the checklist's procedures, `odoo-stack rotate`).
+ */
+export function stackModelOf(config: StackConfig, region?: string): StackModel {
+  const prefix = `${config.project}:`;
+  const raw = Object.fromEntries(Object.entries(config.config).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  return buildModel(config.stack, parseSettings(raw, region ?? config.config["aws:region"] ?? "", knownInstanceType), config.project);
 }
