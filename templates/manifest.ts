@@ -22,15 +22,12 @@ export const MANIFEST_FORMAT = 1;
  *                    → daemon-reload → enable --now every delivered timer
  *   none             installed only (scripts, data)
  */
-export const SERVICES = ["ca-certificates", "postgresql", "pgbouncer", "sql", "odoo", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
+export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /**
  * Apply order: the internal CA first (every TLS client verifies against it, TLS-2), PostgreSQL
- * before its SQL, and the daemons before what only rotates logs or ships metrics. PgBouncer
- * before the SQL: with RDS the PgBouncer host runs both, and its bootstrap SQL sets the odoo
- * role's verifier, which must reach the database AFTER PgBouncer's RELOAD — the rotation order
- * AUTH-4 proved (templates/procedures.ts ODOO_ROTATION_ORDER, tests/integration/rotation.test.ts).
+ * before its SQL, and the daemons before what only rotates logs or ships metrics.
  */
 export const SERVICE_ORDER: readonly ServiceName[] = SERVICES;
 

@@ -143,25 +143,24 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
         {
           id: "pgbouncer",
           where: "pgbouncer",
-          title: rds
-            ? "PgBouncer: userlist.txt with the new verifier, RELOAD; then ALTER ROLE odoo on RDS (bootstrap.sql, applied after PgBouncer)"
-            : "PgBouncer: userlist.txt with the new verifier, checked, RELOAD",
+          title: "PgBouncer: userlist.txt with the new verifier, checked, RELOAD",
           commands: [`sudo ${rotate} pgbouncer`],
           checks:
-            "The apply script re-rendered userlist.txt with the new verifier, a throwaway PgBouncer accepted it, it is installed 0600 (AUTH-2) and PgBouncer RELOADed: clients stay connected, new logins need the new password." +
-            (rds ? " On RDS the same run then re-runs bootstrap.sql against RDS, which sets the new verifier on the odoo role: the manifest applies pgbouncer before sql, so the order holds inside the run." : ""),
-          expect: [applied(PATHS.pgbouncerUserlist), /pgbouncer reload/, ...(rds ? [ranSql] : [])],
+            "The apply script re-rendered userlist.txt with the new verifier, a throwaway PgBouncer accepted it, it is installed 0600 (AUTH-2) and PgBouncer RELOADed: clients stay connected, new logins need the new password.",
+          expect: [applied(PATHS.pgbouncerUserlist), /pgbouncer reload/],
         },
-        ...(rds
-          ? []
-          : [{
-              id: "postgres",
-              where: "postgres" as const,
-              title: `PostgreSQL: ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM`,
-              commands: [`sudo ${rotate} postgres --role ${DB_ROLES.odoo}`],
-              checks: "One transaction: ALTER ROLE, then the stored verifier must equal the SSM parameter's; sessions already open stay authenticated.",
-              expect: [new RegExp(`role ${DB_ROLES.odoo} now has the verifier`)],
-            }]),
+        {
+          id: "postgres",
+          where: databaseAdminRole(model),
+          title: rds
+            ? `PostgreSQL (RDS, from the PgBouncer host as ${DB_ROLES.rdsMaster}): ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM, once PgBouncer re-opened its server connections`
+            : `PostgreSQL: ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM`,
+          commands: [`sudo ${rotate} postgres --role ${DB_ROLES.odoo}`],
+          checks: rds
+            ? "It waits until PgBouncer has re-opened every server connection the RELOAD closed (SHOW SERVERS, close_needed), then runs ALTER ROLE through the master's libpq service; RDS does not let the master read pg_authid, so the check step's login proves the verifier."
+            : "One transaction: ALTER ROLE, then the stored verifier must equal the SSM parameter's; sessions already open stay authenticated.",
+          expect: [new RegExp(`role ${DB_ROLES.odoo} now has the verifier`)],
+        },
         {
           id: "odoo",
           where: "odoo",
@@ -183,7 +182,7 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
       return {
         ...base,
         notes: [
-          `The password of ${ROTATABLE_PASSWORDS.odoo.what}. Order: ${rds ? "pgbouncer (its RELOAD, then the ALTER ROLE on RDS in the same apply run)" : "pgbouncer, then postgres"}, then odoo on every Odoo host, then check. PgBouncer first: on PgBouncer 1.18 a RELOAD re-opens server connections with the SCRAM keys of the clients already logged in, which PostgreSQL must still accept; the other order stalled the pool for server_login_retry (15 s, clients dropped) under load (tests/integration/rotation.test.ts).`,
+          `The password of ${ROTATABLE_PASSWORDS.odoo.what}. Order: pgbouncer, then postgres${rds ? " (run on the PgBouncer host: RDS has no host of its own)" : ""}, then odoo on every Odoo host, then check. PgBouncer first: on PgBouncer 1.18 a RELOAD re-opens server connections with the SCRAM keys of the clients already logged in, which PostgreSQL must still accept; the other order stalled the pool for server_login_retry (15 s, clients dropped) under load (tests/integration/rotation.test.ts). PostgreSQL second, but not at once: the RELOAD closes PgBouncer's server connections and the new ones log in with the old keys, so the ALTER ROLE must come after they are open (14–58 ms under 24 clients here) — SSM's seconds between steps do that on EC2, and the step waits for it explicitly where it runs beside PgBouncer (RDS).`,
           "Single login role: from the PgBouncer step until each Odoo host's step, a NEW login with the old password is refused. Odoo keeps its pooled connections, but every connection to database `postgres` (bus notifications, cron triggers, LISTEN after a restart) is a new login: run the steps back to back (`odoo-stack rotate odoo` does), in a quiet hour. A fully seamless rotation needs two alternating login roles, which this stack does not have.",
         ],
         steps,

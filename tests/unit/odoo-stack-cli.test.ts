@@ -23,7 +23,7 @@ interface Outcome {
 function realisticOutput(commands: readonly string[]): string {
   const c = commands.join("\n");
   if (/odoo-stack-rotate pgbouncer/.test(c)) {
-    return "odoo-stack-apply: installed /etc/pgbouncer/userlist.txt\nodoo-stack-apply: pgbouncer reload: systemctl reload pgbouncer\nodoo-stack-apply: running /etc/odoo-stack/bootstrap.sql\nodoo-stack-rotate: next: odoo-stack-rotate postgres\n";
+    return "odoo-stack-apply: installed /etc/pgbouncer/userlist.txt\nodoo-stack-apply: pgbouncer reload: systemctl reload pgbouncer\nodoo-stack-rotate: next: odoo-stack-rotate postgres\n";
   }
   if (/odoo-stack-rotate postgres/.test(c)) return "odoo-stack-rotate: role odoo now has the verifier from /odoo-stack/prod/pgbouncer/odoo-scram-verifier; next: odoo-stack-rotate odoo (on every Odoo host)\n";
   if (/odoo-stack-rotate odoo/.test(c)) return "odoo-stack-apply: installed /etc/odoo/odoo.conf\nodoo-stack-apply: odoo restart: systemctl restart odoo\n";
@@ -201,7 +201,7 @@ describe("odoo-stack rotate odoo through a stand-in SSM (AUTH-4)", () => {
     expect(error?.message).toBe("host odoo-2 of stack prod: no instance online in SSM; nothing was sent. Check the instance and its SSM agent (aws ssm describe-instance-information).");
   });
 
-  it("on RDS runs no PostgreSQL step: PgBouncer's apply run re-runs bootstrap.sql after its RELOAD, and that is checked", async () => {
+  it("on RDS runs the PostgreSQL step on the PgBouncer host (there is no PostgreSQL host)", async () => {
     const rds = modelWith({ odooInstances: 2, postgresEngine: "rds" }, "scale");
     const { postgres: _none, ...withoutPostgres } = INSTANCES;
     ssm = new StandInSsm(withoutPostgres);
@@ -213,23 +213,11 @@ describe("odoo-stack rotate odoo through a stand-in SSM (AUTH-4)", () => {
       "Describe odoo-1",
       "Describe odoo-2",
       "Send pgbouncer: sudo /usr/local/sbin/odoo-stack-rotate pgbouncer",
+      "Send pgbouncer: sudo /usr/local/sbin/odoo-stack-rotate postgres --role odoo",
       "Send odoo-1: sudo /usr/local/sbin/odoo-stack-rotate odoo",
       "Send odoo-2: sudo /usr/local/sbin/odoo-stack-rotate odoo",
       "Send odoo-1: sudo /usr/local/sbin/odoo-stack-rotate check --dbname erp",
     ]);
-  });
-
-  it("on RDS stops when PgBouncer's apply run did not re-run bootstrap.sql (the odoo role on RDS kept its old verifier)", async () => {
-    const rds = modelWith({ odooInstances: 2, postgresEngine: "rds" }, "scale");
-    ssm = new StandInSsm(INSTANCES, (host, commands) =>
-      host === "pgbouncer"
-        ? { status: "Success", code: 0, stdout: "odoo-stack-apply: installed /etc/pgbouncer/userlist.txt\nodoo-stack-apply: pgbouncer reload: systemctl reload pgbouncer\n" }
-        : { status: "Success", code: 0, stdout: realisticOutput(commands) },
-    );
-    await ssm.start();
-    const { error } = await run(rds, ssm);
-    expect(error?.message).toContain("its output lacks /running \\/etc\\/odoo-stack\\/bootstrap\\.sql/");
-    expect(ssm.trace().filter((t) => t.startsWith("Send"))).toHaveLength(1);
   });
 
   it("resumes at one host of a step with --from STEP@HOST", async () => {
@@ -252,7 +240,7 @@ describe("odoo-stack CLI arguments and plan", () => {
   it("plans the repository's stacks from their stack files: prod (EC2) and scale (RDS, 3 Odoo hosts)", () => {
     const ids = (stack: string) => rotationPlan(modelOfStack(stack), "odoo").steps.map((p) => `${p.step.id}@${p.hostId}`);
     expect(ids("prod")).toEqual(["pgbouncer@pgbouncer", "postgres@postgres", "odoo@odoo-1", "check@odoo-1"]);
-    expect(ids("scale")).toEqual(["pgbouncer@pgbouncer", "odoo@odoo-1", "odoo@odoo-2", "odoo@odoo-3", "check@odoo-1"]);
+    expect(ids("scale")).toEqual(["pgbouncer@pgbouncer", "postgres@pgbouncer", "odoo@odoo-1", "odoo@odoo-2", "odoo@odoo-3", "check@odoo-1"]);
     expect(() => rotationPlan(ec2, "odoo", "reload")).toThrow(/--from reload: the odoo rotation has no such step; its steps are pgbouncer@pgbouncer, postgres@postgres, odoo@odoo-1, odoo@odoo-2, check@odoo-1/);
   });
 });

@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as path from "path";
 import type { StackModel } from "../../lib/model";
 import { ROTATABLE_PASSWORD_NAMES } from "../../lib/rotation";
-import { SERVICE_ORDER } from "../../templates/manifest";
+import { LISTEN_DATABASE } from "../../templates/pgbouncer";
 import { renderAllHosts } from "../../templates/hosts";
 import { ODOO_ROTATION_ORDER, operationalProcedures, POSTGRESQL_RESTART_UNIT, rotationProcedure, stepHosts } from "../../templates/procedures";
 import { extractShellBlocks, type ShellBlock } from "../../templates/runbook-blocks";
@@ -82,11 +82,15 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
     expect(mentioned.filter((s, i) => mentioned.indexOf(s) === i)).toEqual([...ODOO_ROTATION_ORDER]);
   });
 
-  it("the apply script reloads PgBouncer before it runs the SQL: with RDS one run does both, in the table's order", () => {
-    expect(SERVICE_ORDER.indexOf("pgbouncer")).toBeLessThan(SERVICE_ORDER.indexOf("sql"));
-    const rds = rotationProcedure(STACKS[1][1], "odoo");
-    expect(rds.steps.map((s) => s.id)).toEqual(["keeper", "pgbouncer", "odoo", "check"]);
-    expect(rds.steps[1].expect?.map(String)).toEqual(["/installed \\/etc\\/pgbouncer\\/userlist\\.txt/", "/pgbouncer reload/", "/running \\/etc\\/odoo-stack\\/bootstrap\\.sql/"]);
+  it("with RDS the postgres step runs on the PgBouncer host, and bootstrap.sql never changes the odoo role's password after creating it", () => {
+    const [, rdsModel] = STACKS[1];
+    const rds = rotationProcedure(rdsModel, "odoo");
+    expect(rds.steps.map((s) => `${s.id}@${s.where}`)).toEqual(["keeper@laptop", "pgbouncer@pgbouncer", "postgres@pgbouncer", "odoo@odoo", "check@odoo"]);
+    const bootstrap = renderAllHosts(rdsModel).get("pgbouncer")!.find((f) => f.path === "/etc/odoo-stack/bootstrap.sql")!.content;
+    expect(bootstrap).toContain('CREATE ROLE "odoo" PASSWORD');
+    expect(bootstrap).not.toMatch(/ALTER ROLE "odoo" WITH PASSWORD/);
+    // The wait's LISTEN pool is the stack's.
+    expect(scriptText("rotate")).toContain(`readonly LISTEN_DATABASE=${LISTEN_DATABASE}\n`);
   });
 
   it("every rotatable password has a procedure whose host steps change only hosts the stack has", () => {
