@@ -128,14 +128,10 @@ export = async () => {
     backupBucketName: backups.bucketName,
     alarmTopicArn: monitoring.topicArn,
     dashboardName: monitoring.dashboardName,
-    // Operator docs with this stack's names (BACKUP-3, BACKUP-4); `npm run plan` writes them to
-    // out/<stack>/runbooks/. The backup runbook needs the bucket's name, and a PostgreSQL host.
-    runbooks: backups.bucketName.apply((bucket) =>
-      renderRunbooks(model, {
-        alarms: monitoring.alarms,
-        backup: model.allHosts.includes(model.hosts.postgres) ? { bucket, ...BACKUP_PLAN_DEFAULTS } : undefined,
-      }),
-    ),
+    // Operator docs with this stack's names (BACKUP-3, BACKUP-4): `pulumi stack output runbooks`;
+    // `npm run plan` writes them to out/<stack>/runbooks/ (with the plan's stand-in names). The
+    // backup runbook needs the bucket's name; it is pgBackRest's (ec2) or RDS's (rds).
+    runbooks: backups.bucketName.apply((bucket) => renderRunbooks(model, { alarms: monitoring.alarms, backup: { bucket, ...BACKUP_PLAN_DEFAULTS } })),
     ...(odoo.filestoreFileSystemId === undefined ? {} : { filestoreFileSystemId: odoo.filestoreFileSystemId }),
     parameterNames: Object.keys({ ...tier.parameters, ...postgres.parameters }).sort(),
   };

@@ -7,6 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DB_ROLES, type StackModel } from "../lib/model";
+import { ROTATABLE_PASSWORD_NAMES, ROTATABLE_PASSWORDS } from "../lib/rotation";
 import { SCRAM_SALT_BYTES, scramSha256Verifier } from "../lib/scram";
 import { resourceTags, type TagRole } from "./tags";
 
@@ -33,9 +34,17 @@ export class Secrets extends pulumi.ComponentResource {
     const paths = model.parameters;
     const parameters: Record<string, aws.ssm.Parameter> = {};
 
+    // AUTH-4: a password (and its SCRAM salt) gets a keeper only once the stack sets
+    // passwordRotation.<name>: a keeper appearing on an existing resource replaces it, so a stack
+    // that never rotated keeps its passwords, and a new date is a new password at `pulumi up`.
+    const keepers = (part: string): { keepers?: Record<string, string> } => {
+      const rotated = ROTATABLE_PASSWORD_NAMES.find((n) => ROTATABLE_PASSWORDS[n].secret === part || ROTATABLE_PASSWORDS[n].salt === part);
+      const date = rotated === undefined ? undefined : model.settings.passwordRotation[rotated];
+      return date === undefined ? {} : { keepers: { rotation: date } };
+    };
     const password = (part: string) =>
-      new random.RandomPassword(`${name}-${part}`, { length: PASSWORD_LENGTH, special: false }, { parent: this });
-    const salt = (part: string) => new random.RandomBytes(`${name}-${part}`, { length: SCRAM_SALT_BYTES }, { parent: this });
+      new random.RandomPassword(`${name}-${part}`, { length: PASSWORD_LENGTH, special: false, ...keepers(part) }, { parent: this });
+    const salt = (part: string) => new random.RandomBytes(`${name}-${part}`, { length: SCRAM_SALT_BYTES, ...keepers(part) }, { parent: this });
     const store = (part: string, parameterName: string, role: TagRole, description: string, value: pulumi.Input<string>) => {
       parameters[parameterName] = new aws.ssm.Parameter(`${name}-${part}`, {
         name: parameterName,

@@ -5,6 +5,7 @@
 import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet, type Cidr } from "./cidr";
 import type { InstanceSpec } from "./instance-types";
 import { SMTP_EGRESS_PORTS } from "./ports";
+import { checkPasswordRotation, PASSWORD_ROTATION_KEY, type PasswordRotation } from "./rotation";
 import {
   isOptionalWithoutDefault,
   MAIL_FIELD_DEFAULTS,
@@ -112,6 +113,7 @@ interface ObjectShapes extends OverrideShapes {
   readonly tags: Readonly<Record<string, string>>;
   readonly odooOptions: Readonly<Record<string, string | number | boolean>>;
   readonly mail: MailSettings;
+  readonly passwordRotation: PasswordRotation;
 }
 type ObjectKey = { [K in SettingKey]: (typeof SETTINGS)[K]["kind"] extends "object" ? K : never }[SettingKey];
 // Compile-time: ObjectShapes names exactly the object-kind keys of the table.
@@ -647,6 +649,9 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     ),
   ].sort();
 
+  const rotation = checkPasswordRotation(value(PASSWORD_ROTATION_KEY));
+  problems.push(...rotation.problems);
+
   if ((options.placeholders ?? "accept") === "refuse") {
     for (const p of placeholderProblems(raw)) add(p.key, p.value, `${p.fix} (a real pulumi preview or up refuses placeholders; the offline plan only warns)`);
   }
@@ -683,5 +688,6 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     httpRedirect,
     ...(mail === undefined ? {} : { mail }),
     odooOptionParameters,
+    passwordRotation: rotation.rotation,
   };
 }

@@ -9,6 +9,7 @@
 // derived / unset), its parsing in lib/config.ts parseSettings (read it with the helpers there,
 // which take the range and default from this table), then `npm run settings`.
 import { SMTP_EGRESS_PORTS } from "./ports";
+import { ROTATABLE_PASSWORD_NAMES } from "./rotation";
 import type { OdooSizingOverrides, PgbouncerSizingOverrides, PostgresSizingOverrides } from "./sizing";
 
 /** The config value's kind; Pulumi.yaml's `type` (stringList is `array` of `string`). */
@@ -252,6 +253,12 @@ export const SETTINGS = {
     kind: "object",
     default: {},
     description: "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; a secret is an `{{ssm:/path}}` reference to a parameter you created, checked at preview. With mail set, the smtp_* keys come from it.",
+  },
+  passwordRotation: {
+    kind: "object",
+    default: {},
+    range: { fields: ROTATABLE_PASSWORD_NAMES },
+    description: `Keepers of the generated passwords (AUTH-4): {${ROTATABLE_PASSWORD_NAMES.join(", ")}} each a date YYYY-MM-DD. A new date generates that password anew at the next pulumi up; then run \`odoo-stack rotate <name>\` (tools/odoo-stack.ts), which applies it on the hosts in the proven order. The backup cipher pass is never rotated.`,
   },
 } as const satisfies Readonly<Record<string, SettingSpec>>;
 

@@ -148,3 +148,42 @@ describe("Secrets and InternalCa together", () => {
     }
   });
 });
+
+// AUTH-4: a rotation is `passwordRotation.<name>: <date>` + `pulumi up`. The keeper is on exactly
+// the named password (and its SCRAM salt), so that password alone is regenerated; without the
+// setting no resource has keepers, so a stack that never rotated keeps every password.
+describe("password keepers from passwordRotation (AUTH-4)", () => {
+  let rotated: MockRun;
+  beforeAll(async () => {
+    const m = modelWith({ passwordRotation: { odoo: "2026-12-01", admin: "2027-01-15" } });
+    rotated = await runUnderMocks(() => {
+      new Secrets("secrets", { model: m, kmsKeyArn: KEY_ARN });
+      return {};
+    });
+  }, 60_000);
+
+  const keepersByName = (r: MockRun) =>
+    Object.fromEntries(
+      [...ofType(r, "random:index/randomPassword:RandomPassword"), ...ofType(r, "random:index/randomBytes:RandomBytes")]
+        .map((x) => [x.name, x.inputs.keepers ?? null])
+        .sort(([a], [b]) => String(a).localeCompare(String(b))),
+    );
+
+  it("puts the date on the rotated passwords and the odoo role's salt, and on nothing else", () => {
+    expect(keepersByName(rotated)).toEqual({
+      "secrets-backup-cipher-pass": null,
+      "secrets-monitor-password": null,
+      "secrets-odoo-admin-password": { rotation: "2027-01-15" },
+      // Odoo's admin user: set once by the databases' first install, not a rotatable password.
+      "secrets-odoo-admin-user-password": null,
+      "secrets-odoo-db-password": { rotation: "2026-12-01" },
+      "secrets-odoo-db-scram-salt": { rotation: "2026-12-01" },
+      "secrets-stats-password": null,
+      "secrets-stats-scram-salt": null,
+    });
+  });
+
+  it("gives no resource a keeper when the stack sets no rotation", () => {
+    expect(Object.values(keepersByName(run)).every((k) => k === null)).toBe(true);
+  });
+});

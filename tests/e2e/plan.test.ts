@@ -7,7 +7,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { isSecretWire, plainValue, type CapturedResource } from "../../tools/mocks";
-import { plan, type PlanResult } from "../../tools/plan";
+import { plan, standInNotice, type PlanResult } from "../../tools/plan";
+import { runbookProblems } from "../helpers/runbook-walk";
 
 jest.setTimeout(120_000);
 
@@ -212,5 +213,28 @@ describe(`npm run plan, stack ${STACK}`, () => {
         expect([file, /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)]).toEqual([file, false]);
       }
     });
+  });
+});
+
+// Issue 13: the runbooks the plan wrote, walked against the plan itself; and marked as stand-ins.
+describe(`runbooks of stack ${STACK}`, () => {
+  const runbooks = () =>
+    Object.fromEntries(fs.readdirSync(path.join(stackDir(), "runbooks")).map((f) => [f, fs.readFileSync(path.join(stackDir(), "runbooks", f), "utf8")]));
+
+  it("link only to anchors that exist, and name only hosts, outputs, alarms, URNs and parameters the plan has", () => {
+    const outputs = JSON.parse(fs.readFileSync(path.join(stackDir(), "resources.json"), "utf8")).outputs as Record<string, unknown>;
+    const { problems, checked } = runbookProblems(runbooks(), { resources: result.resources, outputs: { ...outputs, runbooks: "" } });
+    expect(problems).toEqual([]);
+    expect(checked.links).toBeGreaterThan(50);
+    expect(checked.hosts).toBeGreaterThan(30);
+    expect(checked.alarms).toBeGreaterThan(40);
+    expect(checked.urns).toBe(1);
+  });
+
+  it("say that their names are the plan's stand-ins, and where the deployed stack's runbooks are", () => {
+    for (const [file, text] of Object.entries(runbooks())) {
+      expect(text.split("\n").slice(0, 5).join("\n")).toContain(standInNotice(file));
+      expect(standInNotice(file)).toContain(`pulumi stack output runbooks --json | jq -r '.["${file}"]'`);
+    }
   });
 });

@@ -4,7 +4,8 @@
 // one checklist item in the planned resources and must be rejected as mandatory by the named
 // policy, with the item's ID in the message.
 import type { PolicyDiagnostic } from "../../tools/analyzer-client";
-import { runProgram } from "../../tools/mocks";
+import { plainValue, runProgram, type ProgramRun } from "../../tools/mocks";
+import { runbookProblems } from "../helpers/runbook-walk";
 import { analyzeStack, mandatory, MutableStack, type Planned } from "./mutable-stack";
 import { readStackConfig } from "../../tools/stack-config";
 import { usePolicyPack } from "../helpers/policy-server";
@@ -15,20 +16,37 @@ const ROOT = `${__dirname}/../..`;
 const STACK = "scale";
 const pack = usePolicyPack();
 
-async function planScale(): Promise<Planned[]> {
+async function planScale(): Promise<{ planned: Planned[]; run: ProgramRun }> {
   const config = readStackConfig(ROOT, STACK);
   const program = require("../../index") as () => Promise<Record<string, unknown>>;
   const run = await runProgram({ stack: STACK, project: config.project, config: config.config, secretKeys: config.secretKeys, program });
-  return JSON.parse(JSON.stringify(run.resources)) as Planned[];
+  return { planned: JSON.parse(JSON.stringify(run.resources)) as Planned[], run };
 }
 
 // Started at load, so the program runs while the pack process starts; awaited below.
 const planning = planScale();
 planning.catch(() => undefined);
 let planned: Planned[] = [];
+let program: ProgramRun;
 beforeAll(async () => {
-  planned = await planning;
+  ({ planned, run: program } = await planning);
 }, 120_000);
+
+// Issue 13: an RDS stack's runbooks name only what exists — no PostgreSQL host, no unwritten
+// backup.md, no pgBackRest output — and list exactly the alarms it creates, by their names.
+describe("the scale stack's runbooks (RDS)", () => {
+  it("link only to anchors that exist, and name only hosts, outputs, alarms, URNs and parameters the program plans", () => {
+    const runbooks = plainValue(program.outputs.runbooks) as Record<string, string>;
+    const { problems, checked } = runbookProblems(runbooks, program);
+    expect(problems).toEqual([]);
+    expect(checked.links).toBeGreaterThan(50);
+    expect(checked.hosts).toBeGreaterThan(30);
+    expect(checked.alarms).toBeGreaterThan(40);
+    expect(checked.parameters).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(runbooks)).toContain("backup.md");
+    expect(program.resources.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => (plainValue(r.inputs) as any).tags["odoo-stack:host"])).not.toContain("postgres");
+  });
+});
 
 
 const withoutParameter = (name: string) => (p: Record<string, any>) => {

@@ -137,6 +137,12 @@ const BAD_CASES: BadCase[] = [
   ["override given as text", with_({ postgres: { maxConnections: "200" } }), "postgres.maxConnections", "200", "must be a whole number"],
   ["override map that is a list", with_({ odoo: "[4]" }), "odoo", [4], "must be a map"],
   ["list given as invalid JSON text", with_({ databases: "[erp" }), "databases", "[erp", "is not valid JSON"],
+  // Password rotation keepers (AUTH-4, lib/rotation.ts).
+  ["rotation date that is not a date", with_({ passwordRotation: { odoo: "next week" } }), "passwordRotation.odoo", "next week", "must be a date YYYY-MM-DD"],
+  ["rotation date that does not exist", with_({ passwordRotation: { odoo: "2026-02-30" } }), "passwordRotation.odoo", "2026-02-30", "must be a date YYYY-MM-DD"],
+  ["rotation of the backup cipher pass", with_({ passwordRotation: { backup: "2026-12-01" } }), "passwordRotation.backup", "2026-12-01", "existing backups could no longer be read"],
+  ["rotation of an unknown password", with_({ passwordRotation: { root: "2026-12-01" } }), "passwordRotation.root", "2026-12-01", "use odoo, stats, monitor, admin"],
+  ["rotation setting that is a list", with_({ passwordRotation: "[1]" }), "passwordRotation", [1], "must be a map of password to date"],
 ];
 
 describe("parseSettings: bad config (DESIGN principle 4)", () => {
@@ -176,6 +182,13 @@ describe("parseSettings: bad config (DESIGN principle 4)", () => {
 
   it("says 'problem' for one and 'problems' for several", () => {
     expect(configErrorOf(with_({ odooVersion: "15.0" })).message).toMatch(/^odoo-stack: 1 configuration problem;/);
+  });
+});
+
+describe("parseSettings: passwordRotation (AUTH-4)", () => {
+  it("keeps the dates of the named passwords, as the CLI hands them (JSON text) or parsed", () => {
+    expect(parse(with_({ passwordRotation: { odoo: "2026-12-01", stats: "2027-01-02" } })).passwordRotation).toEqual({ odoo: "2026-12-01", stats: "2027-01-02" });
+    expect(parse(with_({ passwordRotation: '{"monitor":"2026-03-31"}' })).passwordRotation).toEqual({ monitor: "2026-03-31" });
   });
 });
 
@@ -230,6 +243,7 @@ describe("defaults", () => {
     expect(s.tags).toEqual({});
     expect(s.odooOptions).toEqual({});
     expect(s.overrides).toEqual({ odoo: {}, pgbouncer: {}, postgres: {} });
+    expect(s.passwordRotation).toEqual({});
   });
 });
 
