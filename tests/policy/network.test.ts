@@ -28,21 +28,21 @@ describe("security-group-world-ingress-only-443-on-proxy (NET-2, NET-3)", () => 
   ])("rejects 8069 opened to %s", async (cidr, field) => {
     const open = withProp(withProp(rule("odoo-in-8069-proxy"), "referencedSecurityGroupId", undefined), field, cidr);
     expect(await validateResource(policy, open)).toEqual([
-      `Security group ingress rule (network-odoo-in-8069-proxy) must not open tcp 8069 to ${cidr}: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-3).`,
+      `Security group ingress rule (network-odoo-in-8069-proxy) must not open tcp 8069 to ${cidr}: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-1, NET-3).`,
     ]);
   });
 
   it("rejects 443 from the world on another tier's group", async () => {
     const r = withProp(rule("proxy-in-443-world-ipv4"), "tags.odoo-stack:role", "odoo");
     expect(await validateResource(policy, r)).toEqual([
-      "Security group ingress rule (network-proxy-in-443-world-ipv4) must not open tcp 443 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-2, NET-3).",
+      "Security group ingress rule (network-proxy-in-443-world-ipv4) must not open tcp 443 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-1, NET-2, NET-3).",
     ]);
   });
 
   it("rejects inline ingress on a SecurityGroup and a SecurityGroupRule open to the world", async () => {
     const inline = withProp(fixture.get(sgName("postgres")), "ingress", [{ protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["0.0.0.0/0"] }]);
     expect(await validateResource(policy, inline)).toEqual([
-      "Security group (network-postgres-sg) must not open tcp 5432 to 0.0.0.0/0: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-3).",
+      "Security group (network-postgres-sg) must not open tcp 5432 to 0.0.0.0/0: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-3, NET-6).",
     ]);
     const standalone: FakeResource = { type: T.sgRule, name: "hand-rule", props: { type: "ingress", protocol: "-1", fromPort: 0, toPort: 0, ipv6CidrBlocks: ["::/0"], securityGroupId: "sg-1" } };
     expect(await validateResource(policy, standalone)).toEqual([
