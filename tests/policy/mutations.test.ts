@@ -13,6 +13,7 @@ import { buildModel, type StackModel } from "../../lib/model";
 import type { PolicyDiagnostic } from "../../tools/analyzer-client";
 import { runProgram } from "../../tools/mocks";
 import { PROD_MUTATIONS } from "./mutation-catalog";
+import { AWSGUARD_EXCEPTIONS, AWSGUARD_OTHER_TYPES, awsguardFindings } from "./awsguard";
 import { analyzeStack, mandatory, MutableStack, onlyPolicy, type Planned } from "./mutable-stack";
 import { readStackConfig } from "../../tools/stack-config";
 import { usePolicyPack } from "../helpers/policy-server";
@@ -104,6 +105,13 @@ describe("the production stack through the policy pack (gRPC)", () => {
       expect([policy, advisories.includes(policy)]).toEqual([policy, true]);
     }
     expect(diagnostics.find((d) => d.policyName === "odoo-list-db-disabled")?.message).toMatch(/can't run policy 'odoo-list-db-disabled' .* during preview/);
+  });
+
+  it("leaves Pulumi's awsguard (0.3.1, every rule mandatory; reproduced in awsguard.ts) only its documented exceptions: detailed monitoring is on", () => {
+    const findings = awsguardFindings(planned.filter((r) => r.custom).map((r) => ({ type: r.type, name: r.name, props: r.inputs })));
+    expect([...new Set(findings.map((f) => f.policy))].sort()).toEqual(["ec2-volume-inuse", "s3-bucket-logging-enabled"]);
+    expect(findings.filter((f) => !(f.policy in AWSGUARD_EXCEPTIONS))).toEqual([]);
+    expect(planned.filter((r) => AWSGUARD_OTHER_TYPES.includes(r.type)).map((r) => r.name)).toEqual([]);
   });
 
   const only = onlyPolicy(pack);

@@ -10,6 +10,7 @@ import { parseSettings, type RawConfig } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { buildModel, type StackModel } from "../../lib/model";
 import { SCALE_MUTATIONS } from "./mutation-catalog";
+import { AWSGUARD_EXCEPTIONS, AWSGUARD_OTHER_TYPES, awsguardFindings } from "./awsguard";
 import { analyzeStack, mandatory, MutableStack, onlyPolicy, type Planned } from "./mutable-stack";
 import { readStackConfig } from "../../tools/stack-config";
 import { usePolicyPack } from "../helpers/policy-server";
@@ -53,6 +54,13 @@ describe("the scale stack (3 Odoo hosts, EFS, RDS) through the policy pack (gRPC
 
   it("has no finding unmutated (mandatory or advisory)", async () => {
     expect((await analyze(planned)).map((d) => `${d.enforcementLevel} ${d.policyName}: ${d.message}`)).toEqual([]);
+  });
+
+  it("leaves Pulumi's awsguard (0.3.1, every rule mandatory; reproduced in awsguard.ts) only its documented exceptions: detailed monitoring is on", () => {
+    const findings = awsguardFindings(planned.filter((r) => r.custom).map((r) => ({ type: r.type, name: r.name, props: r.inputs })));
+    expect([...new Set(findings.map((f) => f.policy))].sort()).toEqual(["ec2-volume-inuse", "efs-encrypted", "s3-bucket-logging-enabled"]);
+    expect(findings.filter((f) => !(f.policy in AWSGUARD_EXCEPTIONS))).toEqual([]);
+    expect(planned.filter((r) => AWSGUARD_OTHER_TYPES.includes(r.type)).map((r) => r.name)).toEqual([]);
   });
 
   const only = onlyPolicy(pack);
