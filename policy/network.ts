@@ -487,10 +487,15 @@ const LOOPBACK = new Set(["127.0.0.1", "127.0.0.1/32", "::1", "::1/128", "localh
  */
 export const pgHbaAdmitsOnlyPgbouncer: StackValidationPolicy = {
   name: "pg-hba-admits-only-pgbouncer",
-  description: "Checks whether pg_hba.conf accepts network logins only from the PgBouncer hosts (by address or name), loopback, or the CIDRs listed in postgresAllowedCidrs (NET-6).",
-  configSchema: { properties: { postgresAllowedCidrs: POSTGRES_CIDRS_SETTING } },
+  description: "Checks whether pg_hba.conf accepts network logins only from the PgBouncer hosts (by address or name), loopback, the CIDRs listed in postgresAllowedCidrs, or — with a bastion configured — private ranges its security group narrows (NET-6).",
+  configSchema: { properties: { bastionSecurityGroupIds: BASTION_SETTING, postgresAllowedCidrs: POSTGRES_CIDRS_SETTING } },
   validateStack: (args, reportViolation) => {
-    const allowedCidrs = args.getConfig<InternalPortsConfig>().postgresAllowedCidrs ?? [];
+    const config = args.getConfig<InternalPortsConfig>();
+    const allowedCidrs = config.postgresAllowedCidrs ?? [];
+    // A bastion's address is not in the plan: with one configured, the stack admits its private
+    // range here (templates/postgresql.ts) and the security group narrows it to PgBouncer and
+    // the bastion (security-group-internal-ports-*).
+    const bastion = (config.bastionSecurityGroupIds ?? []).length > 0;
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
     const hosts = hostViews(resources, unknown);
@@ -498,7 +503,13 @@ export const pgHbaAdmitsOnlyPgbouncer: StackValidationPolicy = {
     const admitted = (address: string): boolean => {
       const a = address.trim().toLowerCase();
       const bare = a.replace(/\/(32|128)$/, "");
-      return LOOPBACK.has(a) || allowedCidrs.includes(address) || pgbouncers.some((h) => h.privateIp === bare) || hostByName(hosts, bare)?.role === "pgbouncer";
+      return (
+        LOOPBACK.has(a) ||
+        allowedCidrs.includes(address) ||
+        pgbouncers.some((h) => h.privateIp === bare) ||
+        hostByName(hosts, bare)?.role === "pgbouncer" ||
+        (bastion && /^[0-9a-f.:]+\/\d+$/.test(a) && !reachesInternet(a))
+      );
     };
     for (const file of renderedFiles(resources, unknown).filter((f) => fileKindOf(f.path) === "pg_hba.conf")) {
       unknown.run(() => {

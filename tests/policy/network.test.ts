@@ -3,6 +3,7 @@
 import {
   nginxListensOnlyTls443,
   odooHttpInterfacePrivate,
+  pgHbaAdmitsOnlyPgbouncer,
   securityGroupInternalPortsAddressSources,
   securityGroupInternalPortsFromAllowedGroups,
   securityGroupWorldIngressOnly443OnProxy,
@@ -199,5 +200,29 @@ describe("nginx-listens-only-tls-443 (NET-2, NET-3)", () => {
     expect(await validateResource(policy, serving, { allowedRedirectPorts: [80] })).toEqual([
       `${label} must not \`listen 80\` (server at line ${line}): a plain-HTTP server on 80 may only redirect to https:// (NET-2, NET-3).`,
     ]);
+  });
+});
+
+describe("pg-hba-admits-only-pgbouncer (NET-6)", () => {
+  const policy = pgHbaAdmitsOnlyPgbouncer;
+  const hba = fixture.file("postgres", "/etc/postgresql/15/main/pg_hba.conf");
+  const wide = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo\s+)\S+/m, "$110.40.0.0/16"));
+
+  it("passes the rendered pg_hba.conf: PgBouncer's address, local records, rejects", async () => {
+    expect(await validateStack(policy, fixture.resources)).toEqual([]);
+  });
+
+  it("rejects a record for the VPC, unless a bastion is configured (its group narrows the range) or the range is allowed", async () => {
+    const violations = await validateStack(policy, replaced(fixture.resources, wide));
+    expect(violations.map((v) => v.message)).toEqual([expect.stringMatching(/^pg_hba\.conf of postgres .* must not accept `hostssl .* odoo 10\.40\.0\.0\/16` with scram-sha-256 on line \d+: only the PgBouncer host \(.*\), loopback or postgresAllowedCidrs may log in over the network \(NET-6\)\.$/)]);
+    expect(await validateStack(policy, replaced(fixture.resources, wide), { bastionSecurityGroupIds: ["sg-bastion"] })).toEqual([]);
+    expect(await validateStack(policy, replaced(fixture.resources, wide), { postgresAllowedCidrs: ["10.40.0.0/16"] })).toEqual([]);
+  });
+
+  it("rejects samenet and all even with a bastion", async () => {
+    for (const address of ["samenet", "all", "0.0.0.0/0"]) {
+      const r = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo\s+)\S+/m, `$1${address}`));
+      expect([address, (await validateStack(policy, replaced(fixture.resources, r), { bastionSecurityGroupIds: ["sg-bastion"] })).length]).toEqual([address, 1]);
+    }
   });
 });
