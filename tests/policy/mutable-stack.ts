@@ -10,19 +10,29 @@ export type Planned = { -readonly [K in keyof CapturedResource]: CapturedResourc
   propertyDependencies: Record<string, string[]>;
 };
 
-/** A copy of the planned stack that a mutation edits, remembering what it touched. */
+/**
+ * A copy of the planned stack that a mutation edits, remembering what it touched. Copied on
+ * write: a resource is cloned the first time a mutation reaches it, so the plan itself is never
+ * edited and the hundreds of mutations do not each copy the whole stack.
+ */
 export class MutableStack {
   readonly resources: Planned[];
   readonly touched = new Set<string>();
+  private readonly own = new Set<Planned>();
 
   constructor(base: readonly Planned[]) {
-    this.resources = JSON.parse(JSON.stringify(base)) as Planned[];
+    this.resources = [...base];
   }
 
+  /** The resource named `name`, as this stack's own copy (safe to edit). */
   get(name: string): Planned {
     const found = this.resources.filter((r) => r.name === name && r.custom);
     if (found.length !== 1) throw new Error(`expected one resource named ${name}, found ${found.length}`);
-    return found[0];
+    if (this.own.has(found[0])) return found[0];
+    const copy = JSON.parse(JSON.stringify(found[0])) as Planned;
+    this.resources[this.resources.indexOf(found[0])] = copy;
+    this.own.add(copy);
+    return copy;
   }
 
   /** Edits a resource's inputs and outputs alike. */
@@ -55,7 +65,7 @@ export class MutableStack {
     const [prefix, project] = stack.urn.split("::");
     const propertyDependencies = Object.fromEntries(Object.entries(refer).map(([k, names]) => [k, names.map((n) => this.get(n).urn)]));
     const urn = `${prefix}::${project}::${type}::${name}`;
-    this.resources.push({
+    const added: Planned = {
       urn,
       type,
       name,
@@ -74,7 +84,9 @@ export class MutableStack {
       customTimeouts: undefined,
       inputs: JSON.parse(JSON.stringify(props)),
       outputs: JSON.parse(JSON.stringify(props)),
-    });
+    };
+    this.resources.push(added);
+    this.own.add(added);
     this.touched.add(urn);
     return this;
   }
