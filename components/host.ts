@@ -340,6 +340,10 @@ export class Host extends pulumi.ComponentResource {
       // NET-1: no host has a public address; the proxy is reached through its Elastic IP.
       associatePublicIpAddress: false,
       iamInstanceProfile: profile.name,
+      // OBS-8: detailed monitoring publishes EC2's own metrics (CPU, CPU credits of the t3 hosts,
+      // network, status checks) every minute instead of every five, the period of the stack's
+      // host alarms and dashboard; the pack requires it (instance-detailed-monitoring).
+      monitoring: true,
       // No keyName: no SSH anywhere; operators use Session Manager (principle 9).
       metadataOptions: {
         httpEndpoint: "enabled",

@@ -33,13 +33,13 @@ const ODOO_DEFAULT_WORKERS = 0;
  */
 export const odooWorkersMultiprocess: ResourceValidationPolicy = {
   name: "odoo-workers-multiprocess",
-  description: "Checks whether odoo.conf runs Odoo in multi-process mode (workers ≥ 2), where limits apply and the gevent worker serves WebSockets (LIMIT-1).",
+  description: "Checks whether odoo.conf runs Odoo in multi-process mode (workers ≥ 2), where limits apply and the gevent worker serves WebSockets (LIMIT-1, PROXY-2).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const raw = parseOdooConf(file.content).options.get("workers");
     const workers = raw === undefined ? ODOO_DEFAULT_WORKERS : odooInt(raw);
     if (workers === undefined || workers < 2) {
       const now = raw === undefined ? "absent (Odoo's default 0: threaded mode)" : JSON.stringify(raw);
-      report(`${fileLabel(file)} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is ${now} (LIMIT-1).`);
+      report(`${fileLabel(file)} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is ${now}, and without workers no gevent worker serves /websocket (LIMIT-1, PROXY-2).`);
     }
   }),
 };
@@ -98,6 +98,12 @@ export const odooLimitsSet: ResourceValidationPolicy = {
     }
     if (cpu !== undefined && real !== undefined && cpu > real) {
       report(`${fileLabel(file)} must set limit_time_cpu (${cpu}) at most limit_time_real (${real}) (LIMIT-3).`);
+    }
+    // Odoo 17: limit_time_real_cron -1 (default) means limit_time_real; 0 means no limit for crons.
+    const cron = options.get("limit_time_real_cron");
+    const cronSeconds = odooInt(cron);
+    if (cron !== undefined && (cronSeconds === undefined || (cronSeconds <= 0 && cronSeconds !== -1))) {
+      report(`${fileLabel(file)} must set limit_time_real_cron to a positive number of seconds (or -1: limit_time_real); it is ${JSON.stringify(cron)}, which lifts the real-time limit for cron jobs (LIMIT-3).`);
     }
   }),
 };

@@ -2,12 +2,18 @@
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, SMTP_EGRESS_PORTS, SMTP_EGRESS_ROLE, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
 import { nginxServers } from "./lib/nginx";
-import { parseOdooConf, type NginxDirective } from "./lib/parse";
+import { parseNginx, parseOdooConf, parsePgHba, type NginxDirective } from "./lib/parse";
 import {
+  booleanOf,
+  isRecord,
+  hostViews,
+  hostByName,
   idOf,
+  PRIVATE_TIER_ITEMS,
   referencedResources,
   renderedFileOfKind,
   renderedFiles,
+  fileKindOf,
   roleOf,
   ROLE_TAG,
   stringList,
@@ -18,6 +24,7 @@ import {
   type StackResourceView,
 } from "./lib/resources";
 import {
+  DEFAULT_SECURITY_GROUP,
   describePorts,
   normaliseProtocol,
   reachesInternet,
@@ -62,28 +69,42 @@ const REDIRECT_PORTS_SETTING = {
  */
 export const securityGroupWorldIngressOnly443OnProxy: ResourceValidationPolicy = {
   name: "security-group-world-ingress-only-443-on-proxy",
-  description: `Checks whether a security group or rule admits the internet anywhere but tcp ${PUBLIC_PORT} on the reverse proxy (and the configured redirect-only plain-HTTP port, ${REDIRECT_PORT} by default) (NET-2, NET-3).`,
+  description: `Checks whether a security group or rule admits the internet (or a prefix list, which may hold internet ranges) anywhere but tcp ${PUBLIC_PORT} on the reverse proxy (and the configured redirect-only plain-HTTP port, ${REDIRECT_PORT} by default) (NET-1, NET-2, NET-3, NET-5, NET-6).`,
   configSchema: { properties: { allowedRedirectPorts: REDIRECT_PORTS_SETTING } },
   validateResource: (args, reportViolation) => {
     const ingress = securityGroupIngressOf(args);
     if (!ingress) return;
     const redirectPorts = args.getConfig<RedirectPortsConfig>().allowedRedirectPorts ?? [];
     const publicPorts = [PUBLIC_PORT, ...redirectPorts];
+    const publicPortOf = (p: IngressPermission): number | undefined => publicPorts.find((x) => isSinglePort(p, x));
+    const also = redirectPorts.length > 0 ? ` (and ${redirectPorts.join(", ")} for a redirect to https://)` : "";
+    // A private tier's group open to the internet breaks that tier's own item too.
+    const tierItem = ingress.role === undefined ? undefined : PRIVATE_TIER_ITEMS[ingress.role];
+    const cite = (...ids: string[]) => [...new Set([...(tierItem ? [tierItem] : []), ...ids])].sort().join(", ");
+    const items = cite("NET-3");
+    const onProxy = (p: IngressPermission) => publicPortOf(p) !== undefined && ingress.canCarryRole && ingress.role === PUBLIC_INGRESS.role;
     for (const p of ingress.permissions) {
       const internet = p.cidrs.filter(reachesInternet);
-      if (internet.length === 0) continue;
-      const what = `${ingress.label} must not open ${describePorts(p)} to ${internet.join(", ")}`;
-      const port = publicPorts.find((x) => isSinglePort(p, x));
-      if (port === undefined) {
-        const also = redirectPorts.length > 0 ? ` (and ${redirectPorts.join(", ")} for a redirect to https://)` : "";
-        reportViolation(`${what}: nothing but tcp ${PUBLIC_PORT}${also} on the reverse proxy may be reachable from the internet (NET-3).`);
-      } else if (!ingress.canCarryRole) {
+      if (internet.length > 0) {
+        const what = `${ingress.label} must not open ${describePorts(p)} to ${internet.join(", ")}`;
+        const port = publicPortOf(p);
+        if (port === undefined) {
+          reportViolation(`${what}: nothing but tcp ${PUBLIC_PORT}${also} on the reverse proxy may be reachable from the internet (${items}).`);
+        } else if (!ingress.canCarryRole) {
+          reportViolation(
+            `${what}: a SecurityGroupRule cannot show which tier's group it opens; declare public tcp ${port} inline on the ${PUBLIC_INGRESS.role}'s SecurityGroup or as a SecurityGroupIngressRule tagged ${ROLE_TAG}=${PUBLIC_INGRESS.role} (NET-3).`,
+          );
+        } else if (ingress.role !== PUBLIC_INGRESS.role) {
+          const role = ingress.role === undefined ? `has no ${ROLE_TAG} tag` : `has ${ROLE_TAG}=${ingress.role}`;
+          reportViolation(`${what}: it ${role}, and only the ${PUBLIC_INGRESS.role}'s group may accept internet traffic (${cite("NET-2", "NET-3")}).`);
+        }
+      }
+      // A prefix list's entries are not in the plan: an AWS-managed list (CloudFront's origin
+      // ranges, say) is internet addresses under another name.
+      if (p.prefixLists.length > 0 && !onProxy(p)) {
         reportViolation(
-          `${what}: a SecurityGroupRule cannot show which tier's group it opens; declare public tcp ${port} inline on the ${PUBLIC_INGRESS.role}'s SecurityGroup or as a SecurityGroupIngressRule tagged ${ROLE_TAG}=${PUBLIC_INGRESS.role} (NET-3).`,
+          `${ingress.label} must not admit prefix list ${p.prefixLists.join(", ")} to ${describePorts(p)}: its addresses are not in the plan and may be internet ranges; nothing but tcp ${PUBLIC_PORT}${also} on the reverse proxy may be reachable from the internet (${items}).`,
         );
-      } else if (ingress.role !== PUBLIC_INGRESS.role) {
-        const role = ingress.role === undefined ? `has no ${ROLE_TAG} tag` : `has ${ROLE_TAG}=${ingress.role}`;
-        reportViolation(`${what}: it ${role}, and only the ${PUBLIC_INGRESS.role}'s group may accept internet traffic (NET-2, NET-3).`);
       }
     }
   },
@@ -217,6 +238,7 @@ export const securityGroupInternalPortsAddressSources: ResourceValidationPolicy 
 /** Which property of each shape names the group the rule belongs to, and its source group. */
 const GROUP_PROPERTIES: Readonly<Record<string, { readonly target?: string; readonly source: string }>> = {
   [SECURITY_GROUP]: { source: "ingress" },
+  [DEFAULT_SECURITY_GROUP]: { source: "ingress" },
   [SECURITY_GROUP_RULE]: { target: "securityGroupId", source: "sourceSecurityGroupId" },
   [SECURITY_GROUP_INGRESS_RULE]: { target: "securityGroupId", source: "referencedSecurityGroupId" },
 };
@@ -252,7 +274,7 @@ export const securityGroupInternalPortsFromAllowedGroups: StackValidationPolicy 
     const config = args.getConfig<InternalPortsConfig>();
     const bastions = config.bastionSecurityGroupIds ?? [];
     const resources = args.resources as unknown as StackResourceView[];
-    const groups = resources.filter((r) => r.type === SECURITY_GROUP);
+    const groups = resources.filter((r) => r.type === SECURITY_GROUP || r.type === DEFAULT_SECURITY_GROUP);
     const users = resources.filter((r) => r.type === TYPES.instance || r.type === TYPES.launchTemplate);
     const unknown = new UnknownValues();
 
@@ -371,6 +393,174 @@ export const nginxListensOnlyTls443: ResourceValidationPolicy = {
         reportViolation(`${fileLabel(file)} must not \`${l.text}\` (server at line ${server.line}): ${why} (NET-2, NET-3).`);
       }
     }
+    for (const problem of listenersOutsideHttp(parseNginx(file.content))) reportViolation(`${fileLabel(file)} must not ${problem} (NET-2, NET-3).`);
+  },
+};
+
+/**
+ * Files nginx may include where servers are declared (main, http, server): Debian's MIME table
+ * and module loaders, and conf.d — where the stack delivers its site. Anything else (Debian's
+ * sites-enabled/default listens on 80 and serves files) is text the plan does not show.
+ */
+const ALLOWED_NGINX_INCLUDES = new Set(["mime.types", "/etc/nginx/mime.types", "/etc/nginx/conf.d/*.conf", "/etc/nginx/modules-enabled/*.conf"]);
+
+/** What listens outside the http servers the policy reads: stream/mail blocks, includes of unseen files. */
+function listenersOutsideHttp(top: readonly NginxDirective[]): string[] {
+  const out: string[] = [];
+  const visit = (block: readonly NginxDirective[]) => {
+    for (const d of block) {
+      if (d.name === "stream" || d.name === "mail") out.push(`declare a ${d.name} block (line ${d.line}): its servers listen on ports of their own beside the https server`);
+      else if (d.name === "include" && !ALLOWED_NGINX_INCLUDES.has(d.args[0] ?? "")) out.push(`include ${d.args[0] ?? ""} (line ${d.line}): a file the stack does not deliver may declare servers and listen where the plan cannot see`);
+      else if ((d.name === "http" || d.name === "server") && d.block) visit(d.block);
+    }
+  };
+  visit(top);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which security groups a tier runs in; who PostgreSQL itself admits; second public entries
+// ---------------------------------------------------------------------------------------------
+
+/** Properties that put a resource in security groups, per type (ids, or deps to the groups). */
+const GROUP_USERS: Readonly<Record<string, readonly string[]>> = {
+  [TYPES.instance]: ["vpcSecurityGroupIds", "securityGroups"],
+  [TYPES.launchTemplate]: ["vpcSecurityGroupIds", "securityGroupNames", "networkInterfaces"],
+  [TYPES.rdsInstance]: ["vpcSecurityGroupIds"],
+};
+
+/** Group ids a property holds; launch templates nest them in networkInterfaces[].securityGroups. */
+function groupIdsOf(props: Readonly<Record<string, unknown>>, property: string): string[] {
+  if (property === "networkInterfaces") return (Array.isArray(props.networkInterfaces) ? props.networkInterfaces : []).filter(isRecord).flatMap((n) => stringList(n.securityGroups));
+  return stringList(props[property]);
+}
+
+const describeResource = (r: StackResourceView): string =>
+  r.type === TYPES.rdsInstance ? `RDS instance (${r.name})` : r.type === TYPES.launchTemplate ? `Launch template (${r.name})` : `EC2 instance (${r.name})`;
+
+/**
+ * NET-1, NET-5, NET-6 (and NET-2 for the proxy): a host runs in its own tier's security group
+ * only. Another tier's group brings that tier's openings with it — the proxy's group would open
+ * 443 to the internet on Odoo, the Odoo group would let the proxy reach PostgreSQL — and a group
+ * outside the stack (or none, which means the VPC's default group) opens what the plan cannot show.
+ */
+export const instanceSecurityGroupsOfOwnTier: StackValidationPolicy = {
+  name: "instance-security-groups-of-own-tier",
+  description: "Checks whether every tagged EC2 instance, launch template and RDS instance runs only in its own tier's security group (NET-1, NET-2, NET-5, NET-6).",
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const groups = resources.filter((r) => r.type === SECURITY_GROUP || r.type === DEFAULT_SECURITY_GROUP);
+    const unknown = new UnknownValues();
+    for (const r of resources.filter((x) => GROUP_USERS[x.type] !== undefined)) {
+      unknown.run(() => {
+        const role = roleOf(r.props);
+        if (role === undefined) return;
+        const item = PRIVATE_TIER_ITEMS[role] ?? "NET-2";
+        const used = new Set<StackResourceView>();
+        const strangers: string[] = [];
+        for (const property of GROUP_USERS[r.type]) {
+          const ids = groupIdsOf(r.props, property);
+          const found = referencedResources(r, property, groups, () => ids);
+          for (const g of found) used.add(g);
+          if ((r.propertyDependencies?.[property] ?? []).length === 0) {
+            strangers.push(...ids.filter((id) => !groups.some((g) => idOf(g) === id || g.props.name === id)));
+          }
+        }
+        const subject = `${describeResource(r)} of the ${role} tier`;
+        if (used.size === 0 && strangers.length === 0) {
+          reportViolation(`${subject} must run in the ${role} tier's security group; it names none, so AWS puts it in the VPC's default group (${item}).`, r.urn);
+        }
+        for (const id of strangers) {
+          reportViolation(`${subject} must not run in security group ${id}: it is not a group of this stack, so the plan cannot show what it opens (${item}).`, r.urn);
+        }
+        for (const g of used) {
+          const groupRole = roleOf(g.props);
+          if (groupRole === role) continue;
+          const whose = groupRole === undefined ? `shows no tier (no ${ROLE_TAG} tag)` : `is the ${groupRole} tier's, and brings that tier's openings with it`;
+          reportViolation(`${subject} must not run in security group (${g.name}): it ${whose} (${item}).`, r.urn);
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+/** Addresses pg_hba.conf may admit besides PgBouncer: the server itself over loopback. */
+const LOOPBACK = new Set(["127.0.0.1", "127.0.0.1/32", "::1", "::1/128", "localhost", "samehost"]);
+
+/**
+ * NET-6 inside PostgreSQL: the security group decides which packets arrive, pg_hba.conf which
+ * logins PostgreSQL accepts. A record for the VPC (or 0.0.0.0/0, or samenet) lets any host the
+ * group admits — a bastion, an Odoo host if the group widens — log in without PgBouncer.
+ */
+export const pgHbaAdmitsOnlyPgbouncer: StackValidationPolicy = {
+  name: "pg-hba-admits-only-pgbouncer",
+  description: "Checks whether pg_hba.conf accepts network logins only from the PgBouncer hosts (by address or name), loopback, the CIDRs listed in postgresAllowedCidrs, or — with a bastion configured — private ranges its security group narrows (NET-6).",
+  configSchema: { properties: { bastionSecurityGroupIds: BASTION_SETTING, postgresAllowedCidrs: POSTGRES_CIDRS_SETTING } },
+  validateStack: (args, reportViolation) => {
+    const config = args.getConfig<InternalPortsConfig>();
+    const allowedCidrs = config.postgresAllowedCidrs ?? [];
+    // A bastion's address is not in the plan: with one configured, the stack admits its private
+    // range here (templates/postgresql.ts) and the security group narrows it to PgBouncer and
+    // the bastion (security-group-internal-ports-*).
+    const bastion = (config.bastionSecurityGroupIds ?? []).length > 0;
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const hosts = hostViews(resources, unknown);
+    const pgbouncers = hosts.filter((h) => h.role === "pgbouncer");
+    const admitted = (address: string): boolean => {
+      const a = address.trim().toLowerCase();
+      const bare = a.replace(/\/(32|128)$/, "");
+      return (
+        LOOPBACK.has(a) ||
+        allowedCidrs.includes(address) ||
+        pgbouncers.some((h) => h.privateIp === bare) ||
+        hostByName(hosts, bare)?.role === "pgbouncer" ||
+        (bastion && /^[0-9a-f.:]+\/\d+$/.test(a) && !reachesInternet(a))
+      );
+    };
+    for (const file of renderedFiles(resources, unknown).filter((f) => fileKindOf(f.path) === "pg_hba.conf")) {
+      unknown.run(() => {
+        for (const r of parsePgHba(file.content)) {
+          if (r.type === "local" || r.method === "reject" || admitted(r.address ?? "")) continue;
+          const who = pgbouncers.map((h) => h.privateIp ?? h.id).join(", ") || "none in this stack";
+          reportViolation(
+            `${fileLabel(file)} must not accept \`${r.type} ${r.database} ${r.user} ${r.address ?? ""}\` with ${r.method} on line ${r.line}: only the PgBouncer host (${who}), loopback or postgresAllowedCidrs may log in over the network (NET-6).`,
+            file.resource.urn,
+          );
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+const LOAD_BALANCERS = ["aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer", "aws:elb/loadBalancer:LoadBalancer"];
+const LISTENERS = ["aws:lb/listener:Listener", "aws:alb/listener:Listener"];
+const ENCRYPTED_LISTENER_PROTOCOLS = new Set(["HTTPS", "TLS"]);
+
+/**
+ * NET-2, NET-3 beyond the instances: the stack has no load balancer, and one added in front of
+ * Odoo would be a second public entry beside the proxy (with its own listeners on 80 or 8069).
+ * A load balancer must be internal; a listener serves TLS or only redirects to https.
+ */
+export const loadBalancerNoPublicEntry: ResourceValidationPolicy = {
+  name: "load-balancer-no-public-entry",
+  description: "Checks whether every load balancer is internal and every listener serves TLS or only redirects to HTTPS, so the reverse proxy stays the only public entry (NET-2, NET-3).",
+  validateResource: (args, reportViolation) => {
+    if (LOAD_BALANCERS.includes(args.type)) {
+      if (booleanOf(args.props.internal) !== true) {
+        reportViolation(`Load balancer (${args.name}) must be internal (internal = true): only the reverse proxy may accept traffic from the internet (NET-2).`);
+      }
+    } else if (LISTENERS.includes(args.type)) {
+      const protocol = String(args.props.protocol ?? "HTTP").toUpperCase();
+      if (ENCRYPTED_LISTENER_PROTOCOLS.has(protocol)) return;
+      const actions = (Array.isArray(args.props.defaultActions) ? args.props.defaultActions : []).filter(isRecord);
+      const redirectsToHttps = actions.length > 0 && actions.every((a) => a.type === "redirect" && isRecord(a.redirect) && String(a.redirect.protocol).toUpperCase() === "HTTPS");
+      if (!redirectsToHttps) {
+        reportViolation(`Load balancer listener (${args.name}) must not serve ${protocol} on port ${String(args.props.port ?? "?")} except as a redirect to HTTPS: plain traffic may not reach Odoo (NET-3).`);
+      }
+    }
   },
 };
 
@@ -482,4 +672,7 @@ export const policies: Policies = [
   securityGroupInternalPortsFromAllowedGroups,
   odooHttpInterfacePrivate,
   nginxListensOnlyTls443,
+  instanceSecurityGroupsOfOwnTier,
+  pgHbaAdmitsOnlyPgbouncer,
+  loadBalancerNoPublicEntry,
 ];

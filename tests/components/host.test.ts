@@ -144,7 +144,7 @@ describe("Host under mocks", () => {
     ]);
   });
 
-  it("hardens the instance: IMDSv2, encrypted gp3 root, no key pair, no public IP, fixed private IP (NET-1)", () => {
+  it("hardens the instance: IMDSv2, encrypted gp3 root, no key pair, no public IP, fixed private IP (NET-1), one-minute EC2 metrics (OBS-8)", () => {
     const instance = named(run, "odoo-odoo-2-instance");
     expect(instance.inputs).toEqual(
       expect.objectContaining({
@@ -154,6 +154,7 @@ describe("Host under mocks", () => {
         privateIp: host.privateIp,
         vpcSecurityGroupIds: ["sg-odoo"],
         associatePublicIpAddress: false,
+        monitoring: true,
         userDataReplaceOnChange: false,
         metadataOptions: expect.objectContaining({ httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 }),
         rootBlockDevice: expect.objectContaining({ encrypted: true, volumeType: "gp3" }),

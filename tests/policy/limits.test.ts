@@ -20,10 +20,10 @@ describe("odoo-workers-multiprocess (LIMIT-1)", () => {
   it("passes the sized workers and rejects threaded mode", async () => {
     expect(await validateResource(odooWorkersMultiprocess, conf)).toEqual([]);
     expect(await validateResource(odooWorkersMultiprocess, edited("workers", "workers = 0"))).toEqual([
-      `${label} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is "0" (LIMIT-1).`,
+      `${label} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is "0", and without workers no gevent worker serves /websocket (LIMIT-1, PROXY-2).`,
     ]);
     expect(await validateResource(odooWorkersMultiprocess, edited("workers", undefined))).toEqual([
-      `${label} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is absent (Odoo's default 0: threaded mode) (LIMIT-1).`,
+      `${label} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is absent (Odoo's default 0: threaded mode), and without workers no gevent worker serves /websocket (LIMIT-1, PROXY-2).`,
     ]);
   });
 });

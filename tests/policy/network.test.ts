@@ -3,6 +3,7 @@
 import {
   nginxListensOnlyTls443,
   odooHttpInterfacePrivate,
+  pgHbaAdmitsOnlyPgbouncer,
   proxyPlainHttpOnlyRedirects,
   securityGroupInternalPortsAddressSources,
   securityGroupInternalPortsFromAllowedGroups,
@@ -30,7 +31,7 @@ describe("security-group-world-ingress-only-443-on-proxy (NET-2, NET-3)", () => 
   ])("rejects 8069 opened to %s", async (cidr, field) => {
     const open = withProp(withProp(rule("odoo-in-8069-proxy"), "referencedSecurityGroupId", undefined), field, cidr);
     expect(await validateResource(policy, open)).toEqual([
-      `Security group ingress rule (network-odoo-in-8069-proxy) must not open tcp 8069 to ${cidr}: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-3).`,
+      `Security group ingress rule (network-odoo-in-8069-proxy) must not open tcp 8069 to ${cidr}: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-1, NET-3).`,
     ]);
   });
 
@@ -42,21 +43,21 @@ describe("security-group-world-ingress-only-443-on-proxy (NET-2, NET-3)", () => 
       "Security group ingress rule (network-proxy-in-80-world-ipv4) must not open tcp 80 to 0.0.0.0/0: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-3).",
     ]);
     expect(await validateResource(policy, withProp(http, "tags.odoo-stack:role", "odoo"))).toEqual([
-      "Security group ingress rule (network-proxy-in-80-world-ipv4) must not open tcp 80 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-2, NET-3).",
+      "Security group ingress rule (network-proxy-in-80-world-ipv4) must not open tcp 80 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-1, NET-2, NET-3).",
     ]);
   });
 
   it("rejects 443 from the world on another tier's group", async () => {
     const r = withProp(rule("proxy-in-443-world-ipv4"), "tags.odoo-stack:role", "odoo");
     expect(await validateResource(policy, r)).toEqual([
-      "Security group ingress rule (network-proxy-in-443-world-ipv4) must not open tcp 443 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-2, NET-3).",
+      "Security group ingress rule (network-proxy-in-443-world-ipv4) must not open tcp 443 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-1, NET-2, NET-3).",
     ]);
   });
 
   it("rejects inline ingress on a SecurityGroup and a SecurityGroupRule open to the world", async () => {
     const inline = withProp(fixture.get(sgName("postgres")), "ingress", [{ protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["0.0.0.0/0"] }]);
     expect(await validateResource(policy, inline)).toEqual([
-      "Security group (network-postgres-sg) must not open tcp 5432 to 0.0.0.0/0: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-3).",
+      "Security group (network-postgres-sg) must not open tcp 5432 to 0.0.0.0/0: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-3, NET-6).",
     ]);
     const standalone: FakeResource = { type: T.sgRule, name: "hand-rule", props: { type: "ingress", protocol: "-1", fromPort: 0, toPort: 0, ipv6CidrBlocks: ["::/0"], securityGroupId: "sg-1" } };
     expect(await validateResource(policy, standalone)).toEqual([
@@ -266,5 +267,29 @@ describe("security-group-world-egress-known-ports (NET-3)", () => {
 
   it("ignores egress inside the VPC", async () => {
     expect(await validateResource(policy, egress("odoo", 6432, { cidrIpv4: "10.40.0.0/16" }))).toEqual([]);
+  });
+});
+
+describe("pg-hba-admits-only-pgbouncer (NET-6)", () => {
+  const policy = pgHbaAdmitsOnlyPgbouncer;
+  const hba = fixture.file("postgres", "/etc/postgresql/15/main/pg_hba.conf");
+  const wide = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo\s+)\S+/m, "$110.40.0.0/16"));
+
+  it("passes the rendered pg_hba.conf: PgBouncer's address, local records, rejects", async () => {
+    expect(await validateStack(policy, fixture.resources)).toEqual([]);
+  });
+
+  it("rejects a record for the VPC, unless a bastion is configured (its group narrows the range) or the range is allowed", async () => {
+    const violations = await validateStack(policy, replaced(fixture.resources, wide));
+    expect(violations.map((v) => v.message)).toEqual([expect.stringMatching(/^pg_hba\.conf of postgres .* must not accept `hostssl .* odoo 10\.40\.0\.0\/16` with scram-sha-256 on line \d+: only the PgBouncer host \(.*\), loopback or postgresAllowedCidrs may log in over the network \(NET-6\)\.$/)]);
+    expect(await validateStack(policy, replaced(fixture.resources, wide), { bastionSecurityGroupIds: ["sg-bastion"] })).toEqual([]);
+    expect(await validateStack(policy, replaced(fixture.resources, wide), { postgresAllowedCidrs: ["10.40.0.0/16"] })).toEqual([]);
+  });
+
+  it("rejects samenet and all even with a bastion", async () => {
+    for (const address of ["samenet", "all", "0.0.0.0/0"]) {
+      const r = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo\s+)\S+/m, `$1${address}`));
+      expect([address, (await validateStack(policy, replaced(fixture.resources, r), { bastionSecurityGroupIds: ["sg-bastion"] })).length]).toEqual([address, 1]);
+    }
   });
 });

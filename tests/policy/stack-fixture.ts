@@ -170,6 +170,7 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
         privateIp: host.privateIp,
         vpcSecurityGroupIds: [`${sgName(host.role)}-id`],
         associatePublicIpAddress: false,
+        monitoring: true,
         iamInstanceProfile: `${component}-profile`,
         metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
         rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 20, deleteOnTermination: true },
