@@ -14,12 +14,15 @@ import { PostgresHost } from "./components/postgres-host";
 import { PrivateBucket } from "./components/private-bucket";
 import { ReverseProxy } from "./components/reverse-proxy";
 import { Secrets } from "./components/secrets";
+import { StackKey } from "./components/stack-key";
 import {
+  checkExternalParameters,
+  externalParameters,
   instanceTypeNames,
   partitionOf,
   resolveAccountId,
   resolveAvailabilityZones,
-  resolveDebianAmi,
+  resolveDebianAmis,
   resolveInstanceSpecs,
   type AwsFacts,
 } from "./lib/aws-specs";
@@ -64,16 +67,25 @@ export = async () => {
   // key the checklist forces, say) fails the preview with the key to fix, and nothing is created.
   renderAllHosts(model);
 
-  const [availabilityZones, amiId, accountId] = await Promise.all([
+  // The EC2 hosts' instance types (RDS runs no AMI); each boots Debian for its architecture.
+  const types = settings.instanceTypes;
+  const ec2Types = [types.proxy, types.odoo, types.pgbouncer, ...(settings.postgresEngine === "ec2" ? [types.postgres] : [])];
+  const [availabilityZones, amiIds, accountId] = await Promise.all([
     lookup(`the availability zones of ${region}`, resolveAvailabilityZones(settings.availabilityZoneCount, region)),
-    lookup("the Debian 12 AMI", resolveDebianAmi()),
+    lookup("the Debian 12 AMIs", resolveDebianAmis(ec2Types, specs)),
     lookup("the AWS account id", resolveAccountId()),
   ]);
-  const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiId };
+  const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiIds };
+  // Parameters the operator created (odooOptions' {{ssm:…}}, mail.passwordParameter, an imported
+  // certificate): a missing one is a config problem with the command that creates it, before any
+  // resource exists.
+  await checkExternalParameters(externalParameters(settings), { project: model.project, stack: model.stack, region });
 
   const network = new Network("network", { model, availabilityZones });
-  const secrets = new Secrets("secrets", { model });
-  const ca = new InternalCa("internal-ca", { model });
+  // Every SecureString of the stack is encrypted with the stack's own key (issue 12 item 8).
+  const stackKey = new StackKey("stack-key", { model, aws: facts });
+  const secrets = new Secrets("secrets", { model, kmsKeyArn: stackKey.keyArn });
+  const ca = new InternalCa("internal-ca", { model, kmsKeyArn: stackKey.keyArn });
   const config = new PrivateBucket("config", { model, role: "config" });
   const backups = new Backups("backups", { model });
 
@@ -90,6 +102,7 @@ export = async () => {
     aws: facts,
     network,
     configBucket: config,
+    stackKeyArn: stackKey.keyArn,
     parameters: { ...secrets.parameters, ...ca.parameters, [backupBucketNameParameter(model)]: backupPlan.bucketNameParameter },
   };
   const postgres = new PostgresHost("postgres", { ...tier, engine: settings.postgresEngine, rdsLogGroup: monitoring.postgresqlLogGroup });
@@ -115,14 +128,10 @@ export = async () => {
     backupBucketName: backups.bucketName,
     alarmTopicArn: monitoring.topicArn,
     dashboardName: monitoring.dashboardName,
-    // Operator docs with this stack's names (BACKUP-3, BACKUP-4); `npm run plan` writes them to
-    // out/<stack>/runbooks/. The backup runbook needs the bucket's name, and a PostgreSQL host.
-    runbooks: backups.bucketName.apply((bucket) =>
-      renderRunbooks(model, {
-        alarms: monitoring.alarms,
-        backup: model.allHosts.includes(model.hosts.postgres) ? { bucket, ...BACKUP_PLAN_DEFAULTS } : undefined,
-      }),
-    ),
+    // Operator docs with this stack's names (BACKUP-3, BACKUP-4): `pulumi stack output runbooks`;
+    // `npm run plan` writes them to out/<stack>/runbooks/ (with the plan's stand-in names). The
+    // backup runbook needs the bucket's name; it is pgBackRest's (ec2) or RDS's (rds).
+    runbooks: backups.bucketName.apply((bucket) => renderRunbooks(model, { alarms: monitoring.alarms, backup: { bucket, ...BACKUP_PLAN_DEFAULTS } })),
     ...(odoo.filestoreFileSystemId === undefined ? {} : { filestoreFileSystemId: odoo.filestoreFileSystemId }),
     parameterNames: Object.keys({ ...tier.parameters, ...postgres.parameters }).sort(),
   };

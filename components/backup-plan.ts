@@ -11,6 +11,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
+import { backupAlarmEntries } from "../templates/alarms";
 import { dlmAssumeRolePolicy, dlmServicePolicy, odooFilestorePolicy, postgresBackupPolicy } from "../templates/backup-iam";
 import {
   BACKUP_METRIC_NAMESPACE,
@@ -124,8 +125,12 @@ export class BackupPlan extends pulumi.ComponentResource {
     // --- alarms: verified, not just present ------------------------------------------------------
     const actions = args.alarmActions ? [...args.alarmActions] : [];
     const stackDimension = { [METRIC_DIMENSIONS.stack]: model.stack };
-    const alarm = (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags">) =>
+    // Named from the runbook's list (templates/alarms.ts backupAlarmEntries), like Monitoring's
+    // alarms: the name in the SNS mail is the runbook's heading. An id missing there is an error.
+    const entries = new Map(backupAlarmEntries(model).map((e) => [e.id, e]));
+    const alarm = (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags" | "name">) =>
       new aws.cloudwatch.MetricAlarm(`${name}-${id}`, {
+        name: (entries.get(id) ?? (() => { throw new Error(`BackupPlan ${name}: alarm ${id} has no runbook entry (templates/alarms.ts backupAlarmEntries)`); })()).name,
         namespace: BACKUP_METRIC_NAMESPACE,
         alarmActions: actions,
         okActions: actions,
@@ -195,7 +200,7 @@ export class BackupPlan extends pulumi.ComponentResource {
 
   /** The drill and backup-age alarms of pgBackRest on the PostgreSQL host (ec2 only). */
   private databaseAlarms(
-    alarm: (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags">) => aws.cloudwatch.MetricAlarm,
+    alarm: (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags" | "name">) => aws.cloudwatch.MetricAlarm,
     model: StackModel,
     rtoTargetSeconds: number,
   ): Record<string, aws.cloudwatch.MetricAlarm> {

@@ -49,6 +49,8 @@ export interface TierArgs {
   readonly network: NetworkRef;
   /** The bucket the hosts' rendered files are delivered through. */
   readonly configBucket: BucketRef;
+  /** The stack's KMS key (StackKey): it encrypts the SecureStrings a host role may decrypt. */
+  readonly stackKeyArn: pulumi.Input<string>;
   /**
    * Every SSM parameter the stack writes, by parameter name (Secrets and InternalCa). A host's
    * files may reference only these (or the host's externalParameterNames); its role may read
@@ -95,15 +97,62 @@ export const ssmParameterArn = (facts: Pick<AwsFacts, "partition" | "region" | "
   `arn:${facts.partition}:ssm:${facts.region}:${facts.accountId}:parameter${name}`;
 
 /**
- * The host role's inline policy: list and read its own config objects, read exactly the
- * parameters its files name, decrypt them through SSM/S3 only. Deterministic JSON (statements in a fixed
- * order, resources sorted) so an unchanged host shows no diff.
+ * What AWS's AmazonSSMManagedInstanceCore grants, less ssm:GetParameter and ssm:GetParameters on
+ * every parameter (issue 12 item 8: with them any host read any parameter). Session Manager (no
+ * SSH, principle 9) and the SSM association (Run Command) need only these.
+ * https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html
+ */
+export const SSM_AGENT_STATEMENTS: readonly PolicyStatement[] = [
+  {
+    Sid: "SsmAgentCore",
+    Effect: "Allow",
+    Action: [
+      "ssm:DescribeAssociation",
+      "ssm:DescribeDocument",
+      "ssm:GetDeployablePatchSnapshotForInstance",
+      "ssm:GetDocument",
+      "ssm:GetManifest",
+      "ssm:ListAssociations",
+      "ssm:ListInstanceAssociations",
+      "ssm:PutComplianceItems",
+      "ssm:PutConfigurePackageResult",
+      "ssm:PutInventory",
+      "ssm:UpdateAssociationStatus",
+      "ssm:UpdateInstanceAssociationStatus",
+      "ssm:UpdateInstanceInformation",
+    ],
+    Resource: "*",
+  },
+  {
+    Sid: "SessionManagerChannels",
+    Effect: "Allow",
+    Action: ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
+    Resource: "*",
+  },
+  {
+    Sid: "RunCommandMessages",
+    Effect: "Allow",
+    Action: ["ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply"],
+    Resource: "*",
+  },
+];
+
+/**
+ * The host role's inline policy: the SSM agent's actions (SSM_AGENT_STATEMENTS), list and read
+ * its own config objects, read exactly the parameters its files name, and decrypt with the
+ * stack key only through SSM and only those parameters (SSM encrypts a SecureString with the
+ * encryption context PARAMETER_ARN = the parameter's ARN). Config objects are SSE-KMS with
+ * S3's own key, decrypted through S3. Deterministic JSON (statements in a fixed order,
+ * resources sorted) so an unchanged host shows no diff.
+ * https://docs.aws.amazon.com/kms/latest/developerguide/services-parameter-store.html
  */
 export function hostPolicyDocument(args: {
   readonly facts: Pick<AwsFacts, "partition" | "region" | "accountId">;
   readonly bucketArn: string;
   readonly hostId: string;
   readonly parameterNames: readonly string[];
+  /** The stack key's ARN (StackKey). */
+  readonly stackKeyArn: string;
   readonly extraStatements?: readonly PolicyStatement[];
 }): string {
   const { facts } = args;
@@ -124,28 +173,45 @@ export function hostPolicyDocument(args: {
       Condition: { StringLike: { "s3:prefix": [ownObjects] } },
     },
   ];
-  if (args.parameterNames.length > 0) {
+  const parameterArns = [...new Set(args.parameterNames)].sort().map((n) => ssmParameterArn(facts, n));
+  if (parameterArns.length > 0) {
     statements.push({
       Sid: "ReadReferencedParameters",
       Effect: "Allow",
       Action: ["ssm:GetParameter", "ssm:GetParameters"],
-      Resource: [...new Set(args.parameterNames)].sort().map((n) => ssmParameterArn(facts, n)),
+      Resource: parameterArns,
+    });
+    statements.push({
+      Sid: "DecryptReferencedParametersWithStackKey",
+      Effect: "Allow",
+      Action: ["kms:Decrypt"],
+      Resource: args.stackKeyArn,
+      Condition: {
+        StringEquals: {
+          "kms:ViaService": `ssm.${facts.region}.amazonaws.com`,
+          "kms:EncryptionContext:PARAMETER_ARN": parameterArns,
+        },
+      },
     });
   }
   statements.push({
-    Sid: "DecryptThroughSsmAndS3",
+    Sid: "DecryptConfigObjectsThroughS3",
     Effect: "Allow",
     Action: ["kms:Decrypt"],
     Resource: `arn:${facts.partition}:kms:${facts.region}:${facts.accountId}:key/*`,
-    // SecureStrings and SSE-KMS objects only: the role cannot use the keys directly.
-    Condition: { StringEquals: { "kms:ViaService": [`s3.${facts.region}.amazonaws.com`, `ssm.${facts.region}.amazonaws.com`] } },
+    // SSE-KMS objects only: the role cannot use a key directly, nor through SSM.
+    Condition: { StringEquals: { "kms:ViaService": `s3.${facts.region}.amazonaws.com` } },
   });
-  statements.push(...(args.extraStatements ?? []));
+  statements.push(...SSM_AGENT_STATEMENTS, ...(args.extraStatements ?? []));
   return JSON.stringify({ Version: "2012-10-17", Statement: statements });
 }
 
-/** AWS managed policies every host role gets: Session Manager (no SSH, principle 9) and the CloudWatch agent. */
-export const MANAGED_POLICIES = ["AmazonSSMManagedInstanceCore", "CloudWatchAgentServerPolicy"] as const;
+/**
+ * AWS managed policies every host role gets: the CloudWatch agent's (its ssm:GetParameter is
+ * limited to parameter/AmazonCloudWatch-*). Not AmazonSSMManagedInstanceCore: its ssm:GetParameter
+ * on every parameter is what SSM_AGENT_STATEMENTS leaves out.
+ */
+export const MANAGED_POLICIES = ["CloudWatchAgentServerPolicy"] as const;
 
 const fileResourceSuffix = (path: string): string => path.replace(/^\/+/, "").replace(/[^A-Za-z0-9._-]/g, "-");
 
@@ -208,8 +274,8 @@ export class Host extends pulumi.ComponentResource {
     }, parent);
     const policy = new aws.iam.RolePolicy(`${name}-policy`, {
       role: role.id,
-      policy: pulumi.output(args.configBucket.arn).apply((bucketArn) =>
-        hostPolicyDocument({ facts, bucketArn, hostId: host.id, parameterNames: readableParameters, extraStatements: args.extraPolicyStatements }),
+      policy: pulumi.all([args.configBucket.arn, args.stackKeyArn]).apply(([bucketArn, stackKeyArn]) =>
+        hostPolicyDocument({ facts, bucketArn, hostId: host.id, parameterNames: readableParameters, stackKeyArn, extraStatements: args.extraPolicyStatements }),
       ),
     }, parent);
     const attachments = MANAGED_POLICIES.map((managed) =>
@@ -259,8 +325,13 @@ export class Host extends pulumi.ComponentResource {
           }),
         ),
       );
+    const ami = facts.amiIds[args.instanceType];
+    if (ami === undefined) {
+      throw new Error(`Host ${host.id}: no AMI was resolved for instance type ${args.instanceType} (AwsFacts.amiIds has ${Object.keys(facts.amiIds).join(", ") || "none"})`);
+    }
     const instance = new aws.ec2.Instance(`${name}-instance`, {
-      ami: facts.amiId,
+      // Debian 12 for the type's architecture: amd64, or arm64 on Graviton (issue 12 item 11).
+      ami,
       instanceType: args.instanceType,
       subnetId: args.subnetId,
       // Fixed: renderers write it into odoo.conf, nginx and pg_hba before the instance exists.
@@ -269,6 +340,10 @@ export class Host extends pulumi.ComponentResource {
       // NET-1: no host has a public address; the proxy is reached through its Elastic IP.
       associatePublicIpAddress: false,
       iamInstanceProfile: profile.name,
+      // OBS-8: detailed monitoring publishes EC2's own metrics (CPU, CPU credits of the t3 hosts,
+      // network, status checks) every minute instead of every five, the period of the stack's
+      // host alarms and dashboard; the pack requires it (instance-detailed-monitoring).
+      monitoring: true,
       // No keyName: no SSH anywhere; operators use Session Manager (principle 9).
       metadataOptions: {
         httpEndpoint: "enabled",

@@ -23,6 +23,8 @@ export const CERTIFICATE_LIFETIMES = {
 
 export interface InternalCaArgs {
   readonly model: StackModel;
+  /** The stack's KMS key (StackKey), for the private keys' SecureStrings. */
+  readonly kmsKeyArn: pulumi.Input<string>;
   /** Hosts to issue certificates for. Optional. Defaults to every host of the model. */
   readonly hosts?: readonly HostId[];
 }
@@ -89,6 +91,7 @@ export class InternalCa extends pulumi.ComponentResource {
       parameters[keyName] = new aws.ssm.Parameter(part("key-parameter"), {
         name: keyName,
         type: "SecureString",
+        keyId: args.kmsKeyArn,
         description: `TLS private key of ${host.fqdn} (PEM)`,
         value: pulumi.secret(key.privateKeyPem),
         tags: hostTags(model, host, part("key-parameter")),

@@ -5,7 +5,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
-import { FLOWS, PORTS, PUBLIC_INGRESS, ROLES, SERVICE_PEERS, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, ROLES, SERVICE_PEERS, SMTP_EGRESS_PORTS, SMTP_EGRESS_ROLE, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
 import { resourceTags, TAG_KEYS, type TagRole } from "./tags";
 
 /** One security group per host role, plus the interface endpoints' group and the EFS mount targets' (shared filestore only). */
@@ -42,6 +42,10 @@ export interface SecurityGroupRuleInput {
   readonly bastionSecurityGroupId?: string;
   /** The service peers the stack has (EFS with a shared filestore). Optional. Defaults to none. */
   readonly servicePeers?: readonly ServicePeer[];
+  /** Open port 80 on the proxy for nginx's redirect-only server (NET-3). Optional. Defaults to false. */
+  readonly httpRedirect?: boolean;
+  /** Outbound mail: the SMTP port the Odoo hosts reach (settings.mail.port). Optional. Defaults to none. */
+  readonly mailPort?: number;
 }
 
 export const WORLD_IPV4 = "0.0.0.0/0";
@@ -79,6 +83,21 @@ export function securityGroupRules(input: SecurityGroupRuleInput): SecurityGroup
       checklist: ["NET-2", "NET-3"],
       description: `${https.description} from the internet`,
     });
+  }
+
+  // NET-3's exception: port 80 on the proxy, where nginx answers only a redirect to https://.
+  if (input.httpRedirect === true) {
+    const http = PORTS[PUBLIC_REDIRECT.port];
+    for (const cidr of [WORLD_IPV4, WORLD_IPV6]) {
+      rules.push({
+        group: PUBLIC_REDIRECT.role,
+        direction: "ingress",
+        port: http.port,
+        peer: { kind: "cidr", cidr },
+        checklist: ["NET-3"],
+        description: `${http.description} from the internet`,
+      });
+    }
   }
 
   // NET-4, NET-5, NET-6: each tier accepts only the tier in front of it, by security group
@@ -147,6 +166,19 @@ export function securityGroupRules(input: SecurityGroupRuleInput): SecurityGroup
         description: port === 80 ? "HTTP to package mirrors" : "HTTPS to AWS APIs, S3 and ACME",
       });
     }
+  }
+
+  // Outbound mail (issue 12 item 5): exactly the configured SMTP port, from the Odoo hosts only.
+  if (input.mailPort !== undefined) {
+    if (!SMTP_EGRESS_PORTS.includes(input.mailPort)) throw new Error(`mail port ${input.mailPort} is not one of ${SMTP_EGRESS_PORTS.join(", ")}`);
+    rules.push({
+      group: SMTP_EGRESS_ROLE,
+      direction: "egress",
+      port: input.mailPort,
+      peer: { kind: "cidr", cidr: WORLD_IPV4 },
+      checklist: [],
+      description: "SMTP (STARTTLS) to the mail relay",
+    });
   }
 
   // The interface endpoints (SSM, logs, metrics) answer HTTPS from inside the VPC only.
@@ -289,6 +321,8 @@ export class Network extends pulumi.ComponentResource {
       odooInternalCidrs: settings.odooInternalCidrs,
       bastionSecurityGroupId: settings.bastionSecurityGroupId,
       servicePeers,
+      httpRedirect: settings.httpRedirect,
+      ...(settings.mail === undefined ? {} : { mailPort: settings.mail.port }),
     })) {
       const peer =
         rule.peer.kind === "group"

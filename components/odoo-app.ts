@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PORTS } from "../lib/ports";
 import { hostFiles } from "../templates/hosts";
+import { mailPasswordParameter } from "../templates/odoo-conf";
 import { Host, type TierArgs } from "./host";
 import { SharedFilestore } from "./shared-filestore";
 
@@ -36,6 +37,13 @@ export class OdooApp extends pulumi.ComponentResource {
     // Several hosts share data_dir (filestore and sessions) on EFS, or an attachment uploaded
     // through one host is missing on the others (issue 8; lib/config.ts sharedFilestore).
     const filestore = model.settings.sharedFilestore ? new SharedFilestore(`${name}-filestore`, { model, network: args.network }, { parent: this }) : undefined;
+    // Parameters the operator created: odooOptions' {{ssm:…}} references and the SMTP password
+    // (index.ts checks at preview that each exists). The hosts may read them; the stack does not own them.
+    const mailParameter = mailPasswordParameter(model);
+    const externalParameterNames = [
+      ...model.settings.odooOptionParameters,
+      ...(mailParameter !== undefined && model.settings.mail?.passwordParameter !== undefined ? [mailParameter] : []),
+    ];
     const servers = hosts.map((host) =>
       new Host(`${name}-${host.id}`, {
         ...args,
@@ -44,6 +52,7 @@ export class OdooApp extends pulumi.ComponentResource {
         instanceType: model.settings.instanceTypes.odoo,
         subnetId: args.network.privateSubnetIds[host.subnetIndex],
         securityGroupId: args.network.securityGroupIds.odoo,
+        externalParameterNames,
         ...(filestore ? { efsFileSystemId: filestore.fileSystemId, bootDependencies: filestore.mountTargets } : {}),
       }, { parent: this }),
     );

@@ -162,6 +162,7 @@ export class PostgresHost extends pulumi.ComponentResource {
     const passwordParameter = new aws.ssm.Parameter(`${name}-master-password-parameter`, {
       name: model.parameters.rdsMasterPassword,
       type: "SecureString",
+      keyId: args.stackKeyArn,
       value: masterPassword.result,
       description: `Password of the RDS master user ${DB_ROLES.rdsMaster} (bootstrap only; Odoo never uses it)`,
       tags: tags("master-password-parameter"),
@@ -172,7 +173,7 @@ export class PostgresHost extends pulumi.ComponentResource {
       identifier: rdsInstanceIdentifier(model),
       engine: RDS_POSTGRES.engine,
       engineVersion: RDS_POSTGRES.engineVersion,
-      autoMinorVersionUpgrade: false,
+      autoMinorVersionUpgrade: RDS_POSTGRES.autoMinorVersionUpgrade,
       instanceClass: rdsInstanceClass(settings.instanceTypes.postgres),
       allocatedStorage: settings.postgresDataVolumeGiB,
       storageType: RDS_POSTGRES.storageType,

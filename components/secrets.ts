@@ -7,6 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DB_ROLES, type StackModel } from "../lib/model";
+import { ROTATABLE_PASSWORD_NAMES, ROTATABLE_PASSWORDS } from "../lib/rotation";
 import { SCRAM_SALT_BYTES, scramSha256Verifier } from "../lib/scram";
 import { resourceTags, type TagRole } from "./tags";
 
@@ -19,6 +20,8 @@ export const PASSWORD_LENGTH = 40;
 
 export interface SecretsArgs {
   readonly model: StackModel;
+  /** The stack's KMS key (StackKey): every SecureString here is encrypted with it, never aws/ssm. */
+  readonly kmsKeyArn: pulumi.Input<string>;
 }
 
 export class Secrets extends pulumi.ComponentResource {
@@ -31,13 +34,23 @@ export class Secrets extends pulumi.ComponentResource {
     const paths = model.parameters;
     const parameters: Record<string, aws.ssm.Parameter> = {};
 
+    // AUTH-4: a password (and its SCRAM salt) gets a keeper only once the stack sets
+    // passwordRotation.<name>: a keeper appearing on an existing resource replaces it, so a stack
+    // that never rotated keeps its passwords, and a new date is a new password at `pulumi up`.
+    const keepers = (part: string): { keepers?: Record<string, string> } => {
+      const rotated = ROTATABLE_PASSWORD_NAMES.find((n) => ROTATABLE_PASSWORDS[n].secret === part || ROTATABLE_PASSWORDS[n].salt === part);
+      const date = rotated === undefined ? undefined : model.settings.passwordRotation[rotated];
+      return date === undefined ? {} : { keepers: { rotation: date } };
+    };
     const password = (part: string) =>
-      new random.RandomPassword(`${name}-${part}`, { length: PASSWORD_LENGTH, special: false }, { parent: this });
-    const salt = (part: string) => new random.RandomBytes(`${name}-${part}`, { length: SCRAM_SALT_BYTES }, { parent: this });
+      new random.RandomPassword(`${name}-${part}`, { length: PASSWORD_LENGTH, special: false, ...keepers(part) }, { parent: this });
+    const salt = (part: string) => new random.RandomBytes(`${name}-${part}`, { length: SCRAM_SALT_BYTES, ...keepers(part) }, { parent: this });
     const store = (part: string, parameterName: string, role: TagRole, description: string, value: pulumi.Input<string>) => {
       parameters[parameterName] = new aws.ssm.Parameter(`${name}-${part}`, {
         name: parameterName,
         type: "SecureString",
+        // The stack key: only the roles whose files name this parameter may decrypt it (issue 12 item 8).
+        keyId: args.kmsKeyArn,
         description,
         // pulumi.secret: the value is encrypted in the state and masked in every diff.
         value: pulumi.secret(value),
@@ -79,6 +92,21 @@ export class Secrets extends pulumi.ComponentResource {
     // pgBackRest's repository encryption passphrase (BACKUP-1).
     const cipher = password("backup-cipher-pass");
     store("backup-cipher-pass-parameter", paths.backupCipherPass, "backups", "pgBackRest repo1-cipher-pass", cipher.result);
+
+    // Outbound mail without an operator-made password parameter: the stack generates the password
+    // (for a relay the operator configures with it). ignoreChanges: an operator may overwrite it
+    // with the provider's credential (aws ssm put-parameter --overwrite) and `pulumi up` keeps it.
+    if (model.settings.mail !== undefined && model.settings.mail.passwordParameter === undefined) {
+      const mail = password("mail-password");
+      parameters[paths.mailPassword] = new aws.ssm.Parameter(`${name}-mail-password-parameter`, {
+        name: paths.mailPassword,
+        type: "SecureString",
+        keyId: args.kmsKeyArn,
+        description: `SMTP password of ${model.settings.mail.user}@${model.settings.mail.host} (odoo.conf smtp_password)`,
+        value: pulumi.secret(mail.result),
+        tags: resourceTags(model, "odoo", `${name}-mail-password-parameter`),
+      }, { parent: this, ignoreChanges: ["value"] });
+    }
 
     this.parameters = parameters;
     this.registerOutputs({ parameterNames: Object.keys(parameters).sort() });

@@ -3,8 +3,8 @@
 // the account id and partition (IAM policies name exact ARNs). Each is a plain value, awaited
 // in index.ts, so a bad answer fails `pulumi preview` before anything is created.
 import * as aws from "@pulumi/aws";
-import { ConfigError, DEFAULTS, INSTANCE_TYPE_KEYS, type InstanceSpecLookup, type InstanceTypes, type RawConfig } from "./config";
-import { knownInstanceType, type InstanceSpec } from "./instance-types";
+import { ConfigError, DEFAULTS, INSTANCE_TYPE_KEYS, type InstanceSpecLookup, type InstanceTypes, type RawConfig, type StackSettings } from "./config";
+import { architectureOf, knownInstanceType, type Architecture, type InstanceSpec } from "./instance-types";
 
 /** Everything components need from AWS, resolved once. */
 export interface AwsFacts {
@@ -14,8 +14,11 @@ export interface AwsFacts {
   readonly accountId: string;
   /** Exactly availabilityZoneCount names, sorted: subnet i sits in zone i. */
   readonly availabilityZones: readonly string[];
-  /** Debian 12 AMI the hosts boot from. */
-  readonly amiId: string;
+  /**
+   * The Debian 12 AMI each instance type of the stack boots, by instance type name: amd64 for
+   * x86_64 types, arm64 for Graviton ones (resolveDebianAmis).
+   */
+  readonly amiIds: Readonly<Record<string, string>>;
 }
 
 /**
@@ -34,9 +37,17 @@ export function instanceTypeNames(raw: RawConfig): string[] {
 /** Asks AWS for one instance type's shape; rejects when AWS cannot answer. */
 export type InstanceTypeFetcher = (instanceType: string) => Promise<InstanceSpec>;
 
+/**
+ * The architecture a type boots from EC2's supportedArchitectures: arm64 for Graviton, x86_64
+ * otherwise ("i386" and "x86_64_mac" types are not offered to odoo-stack's hosts).
+ */
+export const architectureFromAws = (supported: readonly string[]): Architecture =>
+  supported.includes("arm64") && !supported.includes("x86_64") ? "arm64" : "x86_64";
+
 export const fetchInstanceTypeFromAws: InstanceTypeFetcher = async (instanceType) => {
   const answer = await aws.ec2.getInstanceType({ instanceType });
-  return { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize };
+  const architecture = architectureFromAws(answer.supportedArchitectures ?? []);
+  return architecture === "x86_64" ? { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize } : { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize, architecture };
 };
 
 const isUsable = (spec: InstanceSpec | undefined): spec is InstanceSpec =>
@@ -96,21 +107,101 @@ export async function resolveAvailabilityZones(count: number, region: string): P
 
 /** Debian's official AWS account (https://wiki.debian.org/Cloud/AmazonEC2Image). */
 export const DEBIAN_AMI_OWNER = "136693071363";
-/** Debian 12 (bookworm), x86_64: the packages the integration tests prove the configs on. */
-export const DEBIAN_AMI_NAME = "debian-12-amd64-*";
+/**
+ * Debian 12 (bookworm): the packages the integration tests prove the configs on, built by Debian
+ * for both architectures (amd64, arm64) from the same sources; the bootstrap script fetches the
+ * AWS agents for `dpkg --print-architecture`, and Odoo's package is architecture-independent.
+ */
+export const debianAmiName = (architecture: Architecture): string => `debian-12-${architecture === "arm64" ? "arm64" : "amd64"}-*`;
 
-export async function resolveDebianAmi(): Promise<string> {
+export async function resolveDebianAmi(architecture: Architecture): Promise<string> {
   const ami = await aws.ec2.getAmi({
     mostRecent: true,
     owners: [DEBIAN_AMI_OWNER],
     filters: [
-      { name: "name", values: [DEBIAN_AMI_NAME] },
-      { name: "architecture", values: ["x86_64"] },
+      { name: "name", values: [debianAmiName(architecture)] },
+      { name: "architecture", values: [architecture] },
       { name: "virtualization-type", values: ["hvm"] },
       { name: "root-device-type", values: ["ebs"] },
     ],
   });
   return ami.id;
+}
+
+/**
+ * The AMI of each instance type, one lookup per architecture the types use (an x86_64-only stack
+ * asks once, as before). `specs` must resolve every name (parseSettings has checked them).
+ */
+export async function resolveDebianAmis(
+  instanceTypes: readonly string[],
+  specs: InstanceSpecLookup,
+  resolve: (architecture: Architecture) => Promise<string> = resolveDebianAmi,
+): Promise<Record<string, string>> {
+  const archOf = (name: string): Architecture => {
+    const spec = specs(name);
+    if (!spec) throw new Error(`instance type ${name} has no spec; parseSettings should have refused it`);
+    return architectureOf(spec);
+  };
+  const architectures = [...new Set(instanceTypes.map(archOf))].sort();
+  const amis = new Map(await Promise.all(architectures.map(async (a) => [a, await resolve(a)] as const)));
+  return Object.fromEntries([...new Set(instanceTypes)].sort().map((name) => [name, amis.get(archOf(name)) as string]));
+}
+
+/** An SSM parameter the operator created and a config key names (odooOptions, mail, tls). */
+export interface ExternalParameter {
+  /** The config key that names it, e.g. "odooOptions.smtp_password". */
+  readonly key: string;
+  readonly name: string;
+}
+
+/** The parameters the operator must have created for `settings`, each with the key naming it. */
+export function externalParameters(settings: StackSettings): ExternalParameter[] {
+  const out: ExternalParameter[] = [];
+  for (const [k, v] of Object.entries(settings.odooOptions)) {
+    if (typeof v !== "string") continue;
+    for (const m of v.matchAll(/\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g)) out.push({ key: `odooOptions.${k}`, name: m[1] });
+  }
+  if (settings.mail?.passwordParameter !== undefined) out.push({ key: "mail.passwordParameter", name: settings.mail.passwordParameter });
+  if (settings.tls.mode === "imported") {
+    out.push({ key: "tls.certificateParameter", name: settings.tls.certificateParameter }, { key: "tls.privateKeyParameter", name: settings.tls.privateKeyParameter });
+  }
+  return out;
+}
+
+/** Whether a parameter exists: true, false (AWS answered ParameterNotFound), or a rejection for any other failure. */
+export type ParameterProbe = (name: string) => Promise<boolean>;
+
+export const probeParameterInAws: ParameterProbe = async (name) => {
+  try {
+    // Metadata only: the value (a secret) is not fetched.
+    await aws.ssm.getParameter({ name, withDecryption: false });
+    return true;
+  } catch (err) {
+    if (/ParameterNotFound/.test(String((err as Error).message ?? err))) return false;
+    throw err;
+  }
+};
+
+/**
+ * Checks before any resource that every parameter the operator must create exists, and throws a
+ * ConfigError naming each missing one, the key that names it and the command that creates it
+ * (issue 12 item 5: a missing one used to fail the plan with a stack trace).
+ */
+export async function checkExternalParameters(
+  parameters: readonly ExternalParameter[],
+  stack: { readonly project: string; readonly stack: string; readonly region: string },
+  probe: ParameterProbe = probeParameterInAws,
+): Promise<void> {
+  const answers = await Promise.all(parameters.map(async (p) => ({ ...p, exists: await probe(p.name) })));
+  const missing = answers.filter((a) => !a.exists);
+  if (missing.length === 0) return;
+  throw new ConfigError(
+    missing.map((m) => ({
+      key: m.key,
+      value: `{{ssm:${m.name}}}`,
+      fix: `names SSM parameter ${m.name}, which does not exist in ${stack.region}; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region ${stack.region} --name ${m.name} --type SecureString --value '<value>' (--type String for a certificate; once the stack exists, add --key-id alias/${stack.project}-${stack.stack} --overwrite so only the roles the stack grants can decrypt it)`,
+    })),
+  );
 }
 
 /** The ARN partition of a region. */

@@ -4,8 +4,11 @@
 // (DESIGN principle 4) — before index.ts registers a single resource.
 import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet, type Cidr } from "./cidr";
 import type { InstanceSpec } from "./instance-types";
+import { SMTP_EGRESS_PORTS } from "./ports";
+import { checkPasswordRotation, PASSWORD_ROTATION_KEY, type PasswordRotation } from "./rotation";
 import {
   isOptionalWithoutDefault,
+  MAIL_FIELD_DEFAULTS,
   RDS_MAX_BACKUP_RETENTION_DAYS,
   SETTING_KEYS,
   SETTINGS,
@@ -17,6 +20,8 @@ import {
 import {
   checkSizing,
   computeSizing,
+  DEFAULT_MAX_CRON_THREADS,
+  odooHostTooSmall,
   type OdooSizingOverrides,
   type PgbouncerSizingOverrides,
   type PostgresSizingOverrides,
@@ -51,6 +56,31 @@ export const RDS_POSTGRES_INSTANCE_TYPES: readonly string[] = [
   "t3.medium", "t3.large", "t3.xlarge", "t3.2xlarge",
 ];
 
+/**
+ * Outbound mail (issue 12 item 5): Odoo's SMTP settings in odoo.conf, and exactly that egress
+ * in the Odoo hosts' security group.
+ */
+export interface MailSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /**
+   * The SSM parameter holding the SMTP password: one the operator created, or (absent from the
+   * config) one the stack generates at model.parameters.mailPassword.
+   */
+  readonly passwordParameter?: string;
+  /** Optional. Odoo's email_from default. */
+  readonly from?: string;
+}
+
+/**
+ * SMTP ports odoo.conf can use. Odoo 17 speaks STARTTLS only from odoo.conf
+ * (odoo/addons/base/models/ir_mail_server.py: smtp_ssl => 'starttls'), so 465 (implicit TLS)
+ * needs a mail server record in the database instead.
+ */
+export const MAIL_PORTS: readonly number[] = SMTP_EGRESS_PORTS;
+export const MAIL_DEFAULT_PORT: number = MAIL_FIELD_DEFAULTS.port;
+
 export interface InstanceTypes {
   readonly proxy: string;
   readonly odoo: string;
@@ -82,6 +112,8 @@ interface ObjectShapes extends OverrideShapes {
   readonly tls: TlsSettings;
   readonly tags: Readonly<Record<string, string>>;
   readonly odooOptions: Readonly<Record<string, string | number | boolean>>;
+  readonly mail: MailSettings;
+  readonly passwordRotation: PasswordRotation;
 }
 type ObjectKey = { [K in SettingKey]: (typeof SETTINGS)[K]["kind"] extends "object" ? K : never }[SettingKey];
 // Compile-time: ObjectShapes names exactly the object-kind keys of the table.
@@ -115,6 +147,12 @@ export type StackSettings = {
   readonly instanceTypes: InstanceTypes;
   readonly sizing: Sizing;
   readonly overrides: { readonly [K in OverrideKey]: ValueOf<K> };
+  /**
+   * Derived from odooOptions, not a config key: the SSM parameters the operator created that
+   * odooOptions reference ({{ssm:/path}}), sorted; the Odoo hosts may read them, and the program
+   * checks at preview that each exists.
+   */
+  readonly odooOptionParameters: readonly string[];
 };
 
 /**
@@ -155,8 +193,27 @@ export class ConfigError extends Error {
   }
 }
 
+/** Keys whose value is a secret: a rejected value under such a key is never echoed back. */
+const SECRET_KEY = /(pass(word|wd)?|secret|token|credential|private[_-]?key|api[_-]?key)$/i;
+const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
+
+/**
+ * The value as a problem line shows it: a value under a secret-looking key (smtp_password,
+ * mail.password …), at any depth, becomes "[redacted]" unless it is an {{ssm:…}} reference,
+ * so a secret typed into the stack file by mistake never reaches a terminal or CI log.
+ */
+export function displayValue(key: string, value: unknown): unknown {
+  const leaf = key.split(/[.[\]]/).filter(Boolean).pop() ?? key;
+  if (SECRET_KEY.test(leaf) && value !== undefined && !(typeof value === "string" && SECRET_REFERENCE.test(value))) return "[redacted]";
+  if (Array.isArray(value)) return value.map((v, i) => displayValue(`${key}[${i}]`, v));
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, displayValue(`${key}.${k}`, v)]));
+  }
+  return value;
+}
+
 export function formatProblems(problems: readonly ConfigProblem[]): string {
-  const lines = problems.map((p, i) => `  ${i + 1}. ${PROJECT}:${p.key} = ${JSON.stringify(p.value)}: ${p.fix}`);
+  const lines = problems.map((p, i) => `  ${i + 1}. ${PROJECT}:${p.key} = ${JSON.stringify(displayValue(p.key, p.value))}: ${p.fix}`);
   return `odoo-stack: ${problems.length} configuration problem${problems.length === 1 ? "" : "s"}; nothing was created:\n${lines.join("\n")}`;
 }
 
@@ -484,6 +541,11 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const pgbouncerOverrides = overrides("pgbouncer", OVERRIDE_KEYS.pgbouncer);
   const postgresOverrides = overrides("postgres", OVERRIDE_KEYS.postgres);
 
+  // Odoo's memory limits bound address space, not RAM shares: a host too small for one worker
+  // plus the cron and gevent workers is refused by name (lib/sizing.ts odooHostTooSmall).
+  const odooTooSmall = resolved.odoo && odooHostTooSmall(resolved.odoo, odooOverrides.maxCronThreads ?? DEFAULT_MAX_CRON_THREADS);
+  if (odooTooSmall) add("odooInstanceType", instanceTypes.odoo, odooTooSmall);
+
   let sizing: Sizing | undefined;
   if (resolved.odoo && resolved.postgres) {
     const input = {
@@ -543,6 +605,53 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     else odooOptions[k] = v;
   }
 
+  const httpRedirect = bool("httpRedirect", DEFAULTS.httpRedirect);
+
+  // Outbound mail: host, port, user, and the password as an SSM parameter (never its value).
+  const mailRaw = value("mail");
+  let mail: MailSettings | undefined;
+  if (mailRaw !== undefined) {
+    const m = object("mail");
+    const known = SETTINGS.mail.range.fields;
+    for (const k of Object.keys(m)) {
+      if (!known.includes(k)) {
+        add(`mail.${k}`, m[k], SECRET_KEY.test(k) ? "the SMTP password never goes in the stack file: name the SSM SecureString parameter that holds it as mail.passwordParameter, or leave it out and the stack generates one" : `is not a mail setting; allowed: ${known.join(", ")}`);
+      }
+    }
+    const host = typeof m.host === "string" ? m.host.trim().toLowerCase() : "";
+    if (!HOSTNAME.test(host)) add("mail.host", m.host, "must be the SMTP server's DNS name, e.g. email-smtp.eu-west-1.amazonaws.com");
+    const port = m.port === undefined ? MAIL_DEFAULT_PORT : m.port;
+    if (!(MAIL_PORTS as readonly unknown[]).includes(port)) {
+      add("mail.port", port, `must be one of ${MAIL_PORTS.join(", ")} (STARTTLS): Odoo's odoo.conf SMTP settings speak STARTTLS only (odoo/addons/base/models/ir_mail_server.py), so 465 (implicit TLS) needs an outgoing mail server record in Odoo instead`);
+    }
+    if (typeof m.user !== "string" || m.user.trim() === "" || /[\r\n]/.test(m.user)) add("mail.user", m.user, "must be the SMTP user name (one line)");
+    if (m.passwordParameter !== undefined && (typeof m.passwordParameter !== "string" || !SSM_NAME.test(m.passwordParameter))) {
+      add("mail.passwordParameter", m.passwordParameter, "must name an SSM SecureString parameter, e.g. /mail/smtp-password (create it with aws ssm put-parameter --type SecureString)");
+    }
+    if (m.from !== undefined && (typeof m.from !== "string" || !EMAIL.test(m.from))) add("mail.from", m.from, "must be an e-mail address (Odoo's email_from)");
+    mail = {
+      host,
+      port: Number(port),
+      user: typeof m.user === "string" ? m.user.trim() : "",
+      ...(typeof m.passwordParameter === "string" ? { passwordParameter: m.passwordParameter } : {}),
+      ...(typeof m.from === "string" ? { from: m.from } : {}),
+    };
+    const smtpOptions = Object.keys(odooOptions).filter((k) => k.startsWith("smtp_") || k === "email_from");
+    for (const k of smtpOptions) add(`odooOptions.${k}`, odooOptions[k], "is set by the mail setting; set it there (mail.host, mail.port, mail.user, mail.passwordParameter, mail.from)");
+  }
+
+  // {{ssm:/…}} references in odooOptions name parameters the operator created.
+  const odooOptionParameters = [
+    ...new Set(
+      Object.values(odooOptions)
+        .filter((v): v is string => typeof v === "string")
+        .flatMap((v) => [...v.matchAll(/\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g)].map((m) => m[1])),
+    ),
+  ].sort();
+
+  const rotation = checkPasswordRotation(value(PASSWORD_ROTATION_KEY));
+  problems.push(...rotation.problems);
+
   if ((options.placeholders ?? "accept") === "refuse") {
     for (const p of placeholderProblems(raw)) add(p.key, p.value, `${p.fix} (a real pulumi preview or up refuses placeholders; the offline plan only warns)`);
   }
@@ -576,5 +685,9 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     overrides: { odoo: odooOverrides, pgbouncer: pgbouncerOverrides, postgres: postgresOverrides },
     tags,
     odooOptions,
+    httpRedirect,
+    ...(mail === undefined ? {} : { mail }),
+    odooOptionParameters,
+    passwordRotation: rotation.rotation,
   };
 }

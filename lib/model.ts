@@ -108,6 +108,8 @@ export interface StackModel {
     readonly statsScramVerifier: string;
     readonly monitorPassword: string;
     readonly backupCipherPass: string;
+    /** The SMTP password the stack generates when mail names no passwordParameter (SecureString). */
+    readonly mailPassword: string;
     /** RDS only: the master user's password (SecureString). */
     readonly rdsMasterPassword: string;
     /** RDS only: the instance's endpoint address (String), known once RDS created it. */
@@ -157,6 +159,7 @@ export function buildModel(stack: string, settings: StackSettings, project = "od
       statsScramVerifier: p("pgbouncer/stats-scram-verifier"),
       monitorPassword: p("postgres/monitor-password"),
       backupCipherPass: p("backup/cipher-pass"),
+      mailPassword: p("mail/smtp-password"),
       rdsMasterPassword: p("rds/master-password"),
       rdsEndpoint: p("rds/endpoint"),
       caCert: p("tls/ca-cert"),

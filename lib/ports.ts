@@ -9,6 +9,7 @@ export interface PortSpec {
 
 export const PORTS = {
   https: { port: 443, protocol: "tcp", description: "HTTPS (reverse proxy, public)" },
+  http: { port: 80, protocol: "tcp", description: "HTTP redirect to HTTPS (reverse proxy, public)" },
   odooHttp: { port: 8069, protocol: "tcp", description: "Odoo HTTP (workers)" },
   odooGevent: { port: 8072, protocol: "tcp", description: "Odoo gevent / websocket" },
   pgbouncer: { port: 6432, protocol: "tcp", description: "PgBouncer" },
@@ -50,14 +51,29 @@ export const FLOWS: readonly Flow[] = [
   { from: "odoo", to: "efs", port: "efs", checklist: "NET-1" },
 ];
 
-/** The only port the world may reach, and only on the proxy (NET-2, NET-3). */
+/** The only port the world may reach with content, and only on the proxy (NET-2, NET-3). */
 export const PUBLIC_INGRESS: { readonly role: Role; readonly port: PortName } = { role: "proxy", port: "https" };
+
+/**
+ * NET-3's one exception: plain HTTP on the proxy, open only while nginx answers it with nothing
+ * but a redirect to https:// (settings.httpRedirect; templates/nginx.ts renders that server).
+ */
+export const PUBLIC_REDIRECT: { readonly role: Role; readonly port: PortName } = { role: "proxy", port: "http" };
 
 /**
  * Ports each role may reach outside the VPC: package mirrors (80), and AWS APIs / SSM / S3 /
  * ACME (443). Inbound is governed by FLOWS alone.
  */
 export const WORLD_EGRESS_PORTS: readonly number[] = [80, 443];
+
+/**
+ * SMTP ports the Odoo hosts may reach outside the VPC, one of them, only when the stack sets
+ * outbound mail (settings.mail.port): submission (587), relay (25), and 2525, which relays such
+ * as SES also offer. All STARTTLS: Odoo 17's odoo.conf SMTP speaks nothing else
+ * (odoo/addons/base/models/ir_mail_server.py), so 465 is not among them.
+ */
+export const SMTP_EGRESS_PORTS: readonly number[] = [587, 25, 2525];
+export const SMTP_EGRESS_ROLE: Role = "odoo";
 
 /** Which roles may reach `port` on `role`, per FLOWS. */
 export function allowedSources(role: Role | ServicePeer, port: number): Role[] {

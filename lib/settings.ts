@@ -8,6 +8,8 @@
 // Adding a key: one entry below (kind, description, and exactly one of required / default /
 // derived / unset), its parsing in lib/config.ts parseSettings (read it with the helpers there,
 // which take the range and default from this table), then `npm run settings`.
+import { SMTP_EGRESS_PORTS } from "./ports";
+import { ROTATABLE_PASSWORD_NAMES } from "./rotation";
 import type { OdooSizingOverrides, PgbouncerSizingOverrides, PostgresSizingOverrides } from "./sizing";
 
 /** The config value's kind; Pulumi.yaml's `type` (stringList is `array` of `string`). */
@@ -76,6 +78,11 @@ export const RDS_MAX_BACKUP_RETENTION_DAYS = 35;
 /** Defaults inside the `tls` map. */
 export const TLS_FIELD_DEFAULTS = { mode: "acme", staging: false } as const;
 
+/** Keys of the `mail` map (issue 12 item 5). */
+export const MAIL_FIELDS: readonly string[] = ["host", "port", "user", "passwordParameter", "from"];
+/** Defaults inside the `mail` map: submission with STARTTLS. */
+export const MAIL_FIELD_DEFAULTS = { port: 587 } as const;
+
 export const SETTINGS = {
   domain: {
     kind: "string",
@@ -143,7 +150,7 @@ export const SETTINGS = {
     kind: "string",
     default: "ec2",
     range: { oneOf: ["ec2", "rds"] },
-    description: `ec2: PostgreSQL 15 on its own host, pgBackRest. rds: Amazon RDS for PostgreSQL 15, Multi-AZ, automated backups with PITR; postgresInstanceType becomes \`db.<type>\`, backupRetentionDays at most ${RDS_MAX_BACKUP_RETENTION_DAYS}; the PgBouncer host collects PostgreSQL's metrics as a pg_monitor role over verify-full, so the same alarms apply.`,
+    description: `ec2: PostgreSQL 15 on its own host, pgBackRest. rds: Amazon RDS for PostgreSQL 15 with automatic minor upgrades, Multi-AZ, automated backups with PITR; postgresInstanceType becomes \`db.<type>\`, backupRetentionDays at most ${RDS_MAX_BACKUP_RETENTION_DAYS}; the PgBouncer host collects PostgreSQL's metrics as a pg_monitor role over verify-full, so the same alarms apply.`,
   },
   rdsMultiAz: {
     kind: "boolean",
@@ -158,7 +165,7 @@ export const SETTINGS = {
   odooInstanceType: {
     kind: "string",
     default: "m6i.xlarge",
-    description: "Instance type of each Odoo host; workers and memory limits are sized from it (LIMIT-1).",
+    description: "Instance type of each Odoo host; workers and memory limits are sized from it (LIMIT-1). Odoo's limits are address-space limits, so a type needs RAM for one worker, the cron and the gevent worker (at least 4 GiB; t3.small is refused). Graviton types (m7g, t4g, …) boot Debian's arm64 AMI.",
   },
   pgbouncerInstanceType: {
     kind: "string",
@@ -231,10 +238,27 @@ export const SETTINGS = {
     range: { maxEntries: 5 },
     description: "Tags added to every resource (S3 objects carry 10 tags and the stack uses 5); no aws: prefix.",
   },
+  httpRedirect: {
+    kind: "boolean",
+    default: true,
+    description: "Port 80 on the proxy answers only a permanent redirect to https://<domain> (it proxies nothing, NET-3); false closes port 80.",
+  },
+  mail: {
+    kind: "object",
+    unset: "Odoo sends no mail and no SMTP egress is open",
+    range: { fields: MAIL_FIELDS },
+    description: `Outbound mail: {host, port, user, passwordParameter, from}. port is ${MAIL_FIELD_DEFAULTS.port} (default), ${SMTP_EGRESS_PORTS.filter((p) => p !== MAIL_FIELD_DEFAULTS.port).join(" or ")} (STARTTLS; Odoo's odoo.conf SMTP has no implicit TLS, so not 465). passwordParameter names an SSM SecureString you created; without it the stack generates one at /odoo-stack/<stack>/mail/smtp-password. The Odoo hosts may then reach exactly that port outside the VPC.`,
+  },
   odooOptions: {
     kind: "object",
     default: {},
-    description: "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; smtp_password must be an `{{ssm:/path}}` reference.",
+    description: "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; a secret is an `{{ssm:/path}}` reference to a parameter you created, checked at preview. With mail set, the smtp_* keys come from it.",
+  },
+  passwordRotation: {
+    kind: "object",
+    default: {},
+    range: { fields: ROTATABLE_PASSWORD_NAMES },
+    description: `Keepers of the generated passwords (AUTH-4): {${ROTATABLE_PASSWORD_NAMES.join(", ")}} each a date YYYY-MM-DD. A new date generates that password anew at the next pulumi up; then run \`odoo-stack rotate <name>\` (tools/odoo-stack.ts), which applies it on the hosts in the proven order. The backup cipher pass is never rotated.`,
   },
 } as const satisfies Readonly<Record<string, SettingSpec>>;
 

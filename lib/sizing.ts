@@ -107,32 +107,113 @@ const MiB = 1024 * 1024;
 export const workersFromCpu = (vcpu: number): number => vcpu * 2 + 1;
 
 /**
- * Memory the OS, the page cache floor and the gevent worker keep: max(1 GiB, 10 % of RAM).
+ * Memory the OS and the page cache floor keep (the SSM and CloudWatch agents, the metrics
+ * collector, journald): max(1 GiB, 10 % of RAM). Every Odoo process is counted on its own below.
  */
 export const osReserveMiB = (memoryMiB: number): number => Math.max(1024, Math.ceil(memoryMiB * 0.1));
 
+// --- Odoo's memory limits are limits on virtual memory ------------------------------------------
+// Odoo 17's odoo/service/server.py (read in the 17.0 source):
+//  - set_limit_memory_hard() calls resource.setrlimit(RLIMIT_AS, (limit_memory_hard, hard)) on
+//    Linux: an address-space limit, applied in every prefork worker (Worker.check_limits, the
+//    cron worker included) and in the gevent worker (GeventServer.start). An allocation past it
+//    fails (MemoryError), whatever the host's free RAM.
+//  - memory_info() returns pmem.vms (virtual size) on Linux, and Worker.check_limits recycles a
+//    worker after its request when that exceeds limit_memory_soft (GeventServer.process_limits
+//    kills the gevent worker the same way).
+// So the limits cannot be a share of physical RAM: a worker maps ~240 MiB at rest while only
+// 100–134 MiB of it is resident (ODOO-FACTS.md, measured on Odoo 17), and a "fair share" of a
+// 2 GiB host (256 MiB, what this module used to give t3.small) stops a worker before it serves a
+// request. The limits are sized per process instead, and RAM is checked with resident figures.
+
+/** One Odoo process at rest, measured on Odoo 17 (ODOO-FACTS.md, "Memory at this size"). */
+export const ODOO_PROCESS_AT_REST = { virtualMiB: 240, residentMiB: 134 } as const;
+
 /**
- * Odoo's guide, "Memory size calculation": 20 % of requests are heavy (~1 GiB) and 80 % light
- * (~150 MiB). A worker must be able to serve a heavy request, so we budget 1 GiB per process
- * when deciding how many fit.
+ * Odoo's deployment guide, "Memory size calculation": 80 % of requests are light (~150 MiB),
+ * 20 % heavy (~1 GiB).
+ * https://www.odoo.com/documentation/17.0/administration/on_premise/deploy.html#memory-size-calculation
  */
+export const LIGHT_REQUEST_MIB = 150;
 export const HEAVY_REQUEST_MIB = 1024;
 
-/** Odoo's own default hard limit (odoo/tools/config.py: limit_memory_hard = 2560 MiB). */
+/** The guide's expected memory of one process under load: 0.8 × 150 + 0.2 × 1024 MiB. */
+export const EXPECTED_PROCESS_MIB = Math.ceil(0.8 * LIGHT_REQUEST_MIB + 0.2 * HEAVY_REQUEST_MIB);
+
+/** Odoo's own defaults (odoo/tools/config.py 17.0: limit_memory_soft 2048 MiB, limit_memory_hard 2560 MiB). */
 export const ODOO_DEFAULT_LIMIT_MEMORY_HARD_MIB = 2560;
+export const ODOO_DEFAULT_LIMIT_MEMORY_SOFT_MIB = 2048;
+
+/**
+ * The least limit_memory_hard Odoo runs under: the address space of a process at rest plus one
+ * heavy request (a PDF report, an import), so that request is not cut by a failing allocation.
+ */
+export const LIMIT_MEMORY_HARD_FLOOR_MIB = ODOO_PROCESS_AT_REST.virtualMiB + HEAVY_REQUEST_MIB;
+
+/** The least limit_memory_soft: below it a worker at rest is recycled after every light request. */
+export const LIMIT_MEMORY_SOFT_FLOOR_MIB = ODOO_PROCESS_AT_REST.virtualMiB + LIGHT_REQUEST_MIB;
 
 /** Every process that can connect: HTTP workers, cron workers and the one gevent worker. */
 export const odooProcesses = (workers: number, cronThreads: number): number => workers + cronThreads + 1;
 
+/** What the Odoo processes of one host may use, by the two rules that bound them. */
+export interface OdooMemoryBudget {
+  /** RAM left after the OS reserve. */
+  readonly usableMiB: number;
+  /**
+   * The largest limit_memory_hard that keeps one runaway process from starving the host: at its
+   * limit it holds at most that much (resident ≤ virtual), while every other process is at rest.
+   */
+  readonly maxLimitMemoryHardMiB: number;
+  /** Odoo's guide: every process at the expected light/heavy mix. Must fit usableMiB. */
+  readonly expectedMiB: number;
+}
+
+export function odooMemoryBudget(memoryMiB: number, processes: number): OdooMemoryBudget {
+  const usableMiB = memoryMiB - osReserveMiB(memoryMiB);
+  return {
+    usableMiB,
+    maxLimitMemoryHardMiB: usableMiB - (processes - 1) * ODOO_PROCESS_AT_REST.residentMiB,
+    expectedMiB: processes * EXPECTED_PROCESS_MIB,
+  };
+}
+
 /**
- * limit_memory_hard: the usable RAM split over every Odoo process, capped at Odoo's default,
- * so that all processes at their hard limit still fit in RAM (DESIGN principle 2).
+ * limit_memory_hard: Odoo's default, lowered only as far as the host needs so that one process
+ * at its limit cannot starve the others (OdooMemoryBudget.maxLimitMemoryHardMiB). checkSizing
+ * reports a result below LIMIT_MEMORY_HARD_FLOOR_MIB.
  */
 export const limitMemoryHardMiB = (memoryMiB: number, processes: number): number =>
-  Math.min(ODOO_DEFAULT_LIMIT_MEMORY_HARD_MIB, Math.floor((memoryMiB - osReserveMiB(memoryMiB)) / processes));
+  Math.min(ODOO_DEFAULT_LIMIT_MEMORY_HARD_MIB, odooMemoryBudget(memoryMiB, processes).maxLimitMemoryHardMiB);
 
-/** limit_memory_soft at 80 % of hard: Odoo recycles the worker gracefully before the kill. */
+/** limit_memory_soft at 80 % of hard (Odoo's defaults keep that ratio): recycled gracefully before the kill. */
 export const limitMemorySoftMiB = (hardMiB: number): number => Math.floor(hardMiB * 0.8);
+
+/**
+ * The smallest Odoo host: one HTTP worker, the cron workers and the gevent worker, one of them
+ * able to reach the hard-limit floor while the others are at rest, all of them at the guide's
+ * expected mix.
+ */
+export const minimumOdooUsableMiB = (cronThreads: number): number => {
+  const processes = odooProcesses(1, cronThreads);
+  return Math.max(LIMIT_MEMORY_HARD_FLOOR_MIB + (processes - 1) * ODOO_PROCESS_AT_REST.residentMiB, processes * EXPECTED_PROCESS_MIB);
+};
+
+/**
+ * Why an instance shape cannot run Odoo at all (too little RAM for one worker plus the cron and
+ * gevent workers), or undefined when it can. lib/config.ts reports it against odooInstanceType.
+ */
+export function odooHostTooSmall(spec: InstanceSpec, cronThreads: number): string | undefined {
+  const usable = spec.memoryMiB - osReserveMiB(spec.memoryMiB);
+  const needed = minimumOdooUsableMiB(cronThreads);
+  if (usable >= needed) return undefined;
+  return (
+    `has ${spec.memoryMiB} MiB of memory, too little for Odoo: after the OS reserve (${osReserveMiB(spec.memoryMiB)} MiB) ${usable} MiB remain, ` +
+    `and one HTTP worker, ${cronThreads} cron worker${cronThreads === 1 ? "" : "s"} and the gevent worker need ${needed} MiB ` +
+    `(limit_memory_hard is an address-space limit, RLIMIT_AS in odoo/service/server.py: a worker maps ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest and needs ~${HEAVY_REQUEST_MIB} MiB more for a heavy request, so it cannot go below ${LIMIT_MEMORY_HARD_FLOOR_MIB} MiB) (LIMIT-1, LIMIT-3); ` +
+    `pick an instance type with at least ${Math.ceil((needed + 1024) / 1024)} GiB, e.g. t3.medium or m6i.large`
+  );
+}
 
 /**
  * Default time limits. PDF reports and imports are long requests (PROXY-5), so the real-time
@@ -241,6 +322,8 @@ export function computeSizing(input: SizingInput): Sizing {
   const hosts = input.odooInstances;
 
   const maxCronThreads = o.maxCronThreads ?? DEFAULT_MAX_CRON_THREADS;
+  // The default worker count leaves resident room for every process serving a heavy request at
+  // once (conservative next to the guide's expected mix, which checkSizing enforces).
   const memWorkers = Math.floor((input.odoo.memoryMiB - osReserveMiB(input.odoo.memoryMiB)) / HEAVY_REQUEST_MIB) - maxCronThreads - 1;
   const workers = o.workers ?? Math.max(2, Math.min(workersFromCpu(input.odoo.vcpu), memWorkers));
   const processesPerHost = odooProcesses(workers, maxCronThreads);
@@ -315,7 +398,7 @@ export function checkSizing(s: Sizing, input: SizingInput): SizingProblem[] {
   const { odoo, pgbouncer, postgres } = s;
   const hardMiB = odoo.limitMemoryHardBytes / MiB;
   const softMiB = odoo.limitMemorySoftBytes / MiB;
-  const usableMiB = input.odoo.memoryMiB - osReserveMiB(input.odoo.memoryMiB);
+  const budget = odooMemoryBudget(input.odoo.memoryMiB, odoo.processesPerHost);
 
   if (!(odoo.workers >= 2)) {
     problems.push({ key: "odoo.workers", value: odoo.workers, message: "must be at least 2 (multi-process mode is what enables limits and the gevent worker, LIMIT-1); pick a larger odooInstanceType or set odoo.workers >= 2" });
@@ -326,8 +409,19 @@ export function checkSizing(s: Sizing, input: SizingInput): SizingProblem[] {
   if (odoo.maxCronThreads < 1 || odoo.maxCronThreads > 2) {
     problems.push({ key: "odoo.maxCronThreads", value: odoo.maxCronThreads, message: "must be 1 or 2 until cron load is measured (LIMIT-2)" });
   }
-  if (hardMiB * odoo.processesPerHost > usableMiB) {
-    problems.push({ key: "odoo.limitMemoryHardMiB", value: hardMiB, message: `× ${odoo.processesPerHost} Odoo processes must fit the ${usableMiB} MiB left after the OS reserve (LIMIT-1, LIMIT-3); lower odoo.workers or odoo.limitMemoryHardMiB, or pick a larger odooInstanceType` });
+  // A host too small for Odoo at all is reported once, against odooInstanceType (odooHostTooSmall).
+  const tooSmall = odooHostTooSmall(input.odoo, odoo.maxCronThreads) !== undefined;
+  if (!tooSmall && budget.expectedMiB > budget.usableMiB) {
+    problems.push({ key: "odoo.workers", value: odoo.workers, message: `gives ${odoo.processesPerHost} Odoo processes, which at Odoo's expected ${EXPECTED_PROCESS_MIB} MiB each (80 % light requests of ${LIGHT_REQUEST_MIB} MiB, 20 % heavy of ${HEAVY_REQUEST_MIB} MiB) need ${budget.expectedMiB} MiB, more than the ${budget.usableMiB} MiB left after the OS reserve (LIMIT-1); lower odoo.workers or pick a larger odooInstanceType` });
+  }
+  if (!tooSmall && hardMiB < LIMIT_MEMORY_HARD_FLOOR_MIB) {
+    problems.push({ key: "odoo.limitMemoryHardMiB", value: hardMiB, message: `must be at least ${LIMIT_MEMORY_HARD_FLOOR_MIB} MiB: it limits each process's address space (RLIMIT_AS), and a worker maps ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest plus ~${HEAVY_REQUEST_MIB} MiB for a heavy request (LIMIT-3); raise it, lower odoo.workers, or pick a larger odooInstanceType` });
+  }
+  if (!tooSmall && hardMiB > budget.maxLimitMemoryHardMiB) {
+    problems.push({ key: "odoo.limitMemoryHardMiB", value: hardMiB, message: `must be at most ${budget.maxLimitMemoryHardMiB} MiB: one process at its limit plus the other ${odoo.processesPerHost - 1} at rest (${ODOO_PROCESS_AT_REST.residentMiB} MiB resident each) must fit the ${budget.usableMiB} MiB left after the OS reserve, or a runaway request starves the host (LIMIT-1, LIMIT-3); lower it or odoo.workers, or pick a larger odooInstanceType` });
+  }
+  if (softMiB < LIMIT_MEMORY_SOFT_FLOOR_MIB) {
+    problems.push({ key: "odoo.limitMemorySoftMiB", value: softMiB, message: `must be at least ${LIMIT_MEMORY_SOFT_FLOOR_MIB} MiB: Odoo compares it with each worker's virtual size after every request, and a worker maps ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, so below that every worker is recycled after each light request (LIMIT-3)` });
   }
   if (!(softMiB < hardMiB)) {
     problems.push({ key: "odoo.limitMemorySoftMiB", value: softMiB, message: `must be below odoo.limitMemoryHardMiB (${hardMiB}) so workers recycle before they are killed (LIMIT-3)` });

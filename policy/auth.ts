@@ -1,14 +1,17 @@
 // Auth: CHECKLIST §6 (AUTH-1, AUTH-2): how PgBouncer and PostgreSQL authenticate, read from
 // pgbouncer.ini, the userlist and its manifest entry, postgresql.conf and pg_hba.conf.
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { parsePgbouncerIni, parsePgHba, parsePostgresConf } from "./lib/parse";
+import { parseOdooConf, parsePgbouncerIni, parsePgHba, parsePostgresConf } from "./lib/parse";
 import {
   fileKindOf,
   fileLabel,
   manifestEntries,
+  numberOf,
   renderedFiles,
+  TYPES,
   UnknownValues,
   validateRenderedFile,
+  type RenderedFile,
   type StackResourceView,
 } from "./lib/resources";
 
@@ -123,4 +126,90 @@ export const postgresPasswordEncryptionScram: ResourceValidationPolicy = {
   }),
 };
 
-export const policies: Policies = [pgbouncerAuthScram, pgbouncerAuthFileSet, pgbouncerAuthFileProtected, pgHbaNoWeakMethods, postgresPasswordEncryptionScram];
+/** A secret a rendered file names by {{ssm:…}} reference, and the item its secrecy serves. */
+interface SecretReference {
+  readonly parameter: string;
+  readonly what: string;
+  readonly item: string;
+}
+
+const REFERENCE = /\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/;
+
+/** The secrets a file names, by where they stand in it (a host name in {{ssm:…}} is no secret). */
+function secretReferences(file: RenderedFile): SecretReference[] {
+  const out: SecretReference[] = [];
+  const add = (text: string | undefined, what: string, item: string) => {
+    const m = text === undefined ? null : REFERENCE.exec(text);
+    if (m) out.push({ parameter: m[1], what, item });
+  };
+  const kind = fileKindOf(file.path);
+  if (kind === "odoo.conf") {
+    const options = parseOdooConf(file.content).options;
+    add(options.get("admin_passwd"), "Odoo's admin_passwd", "ODOO-1");
+    add(options.get("db_password"), "Odoo's database password", "AUTH-2");
+  } else if (kind === "userlist") {
+    for (const line of file.content.split(/\r?\n/)) add(USERLIST_LINE.exec(line.trim())?.[2], "a userlist secret", "AUTH-2");
+  } else {
+    for (const m of file.content.matchAll(/PASSWORD\s+'(\{\{ssm:[^']+\}\})'/gi)) add(m[1], "a role's password verifier", "AUTH-2");
+    for (const m of file.content.matchAll(/^\s*password\s*=\s*(\{\{ssm:\S+\}\})\s*$/gim)) add(m[1], "a database password", "AUTH-2");
+    if (file.path.endsWith(".pgpass")) for (const line of file.content.split(/\r?\n/)) add(line.split(":").pop(), "a database password", "AUTH-2");
+    if (file.path.endsWith(".key")) add(file.content.trim(), "a TLS private key", "TLS-1");
+  }
+  return out;
+}
+
+/** Odoo's master password must come from a generator of at least this many characters (ODOO-1 "strong"). */
+const MINIMUM_ADMIN_PASSWORD_LENGTH = 32;
+const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";
+
+/**
+ * ODOO-1, AUTH-2 (and TLS-1 for private keys) past the rendered file: a secret a file names lives
+ * in an SSM SecureString (KMS-encrypted; a String is plain text to anyone who can read
+ * parameters), Odoo's master password is generated (a random password of at least 32
+ * characters; a value written in the program is in the repository), and a file that carries
+ * secrets once resolved is installed with no permission for other users.
+ */
+export const secretReferencesProtected: StackValidationPolicy = {
+  name: "secret-references-protected",
+  description: `Checks whether every secret a rendered file references is an SSM SecureString, Odoo's admin password is generated with at least ${MINIMUM_ADMIN_PASSWORD_LENGTH} characters, and files carrying secrets are not readable by others (ODOO-1, AUTH-2, TLS-1).`,
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const files = renderedFiles(resources, unknown);
+    const parameters = resources.filter((r) => r.type === TYPES.ssmParameter);
+    const checked = new Set<string>();
+    for (const file of files) {
+      unknown.run(() => {
+        const refs = secretReferences(file);
+        if (refs.length === 0) return;
+        const entry = files.filter((f) => f.host === file.host && fileKindOf(f.path) === "manifest").flatMap(manifestEntries).find((e) => e.path === file.path);
+        if (entry && /^0?[0-7]{3,4}$/.test(entry.mode) && (parseInt(entry.mode, 8) & 0o007) !== 0) {
+          reportViolation(`${fileLabel(file)} carries ${refs[0].what} once resolved and must be installed without permissions for others; host ${file.host}'s manifest gives it ${entry.mode} (${refs[0].item}).`, file.resource.urn);
+        }
+        for (const ref of refs) {
+          const parameter = parameters.find((p) => p.props.name === ref.parameter);
+          if (!parameter || checked.has(`${parameter.urn} ${ref.item}`)) continue;
+          checked.add(`${parameter.urn} ${ref.item}`);
+          if (parameter.props.type !== "SecureString") {
+            reportViolation(`SSM parameter (${parameter.name}) holds ${ref.what} for ${fileLabel(file)} and must be a SecureString; it is ${JSON.stringify(parameter.props.type)}, plain text to anyone who may read parameters (${ref.item}).`, parameter.urn);
+          }
+          if (ref.item === "ODOO-1") {
+            const generators = (parameter.propertyDependencies?.value ?? []).filter((d) => d.type === RANDOM_PASSWORD);
+            if (generators.length === 0) {
+              reportViolation(`SSM parameter (${parameter.name}) holds ${ref.what} and must take its value from a random password the stack generates: a value written in the program is in the repository (ODOO-1).`, parameter.urn);
+            }
+            for (const g of generators) {
+              const length = numberOf(g.props.length);
+              if (length === undefined || length < MINIMUM_ADMIN_PASSWORD_LENGTH) {
+                reportViolation(`Random password (${g.name}) generates ${ref.what} and must be at least ${MINIMUM_ADMIN_PASSWORD_LENGTH} characters long; it is ${length ?? "unknown"} (ODOO-1).`, g.urn);
+              }
+            }
+          }
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+export const policies: Policies = [secretReferencesProtected, pgbouncerAuthScram, pgbouncerAuthFileSet, pgbouncerAuthFileProtected, pgHbaNoWeakMethods, postgresPasswordEncryptionScram];

@@ -7,7 +7,11 @@ import { gunzipSync } from "zlib";
 import { PUBLIC_INGRESS } from "../lib/ports";
 import {
   booleanOf,
+  idOf,
   isRecord,
+  numberOf,
+  stringList,
+  PRIVATE_TIER_ITEMS,
   referencedResources,
   roleOf,
   TYPES,
@@ -16,9 +20,7 @@ import {
   type StackResourceView,
 } from "./lib/resources";
 
-/** The checklist item that keeps each private tier off the internet. */
-const PRIVATE_TIER_ITEM: Readonly<Record<string, string>> = { odoo: "NET-1", pgbouncer: "NET-5", postgres: "NET-6" };
-const itemFor = (role: string | undefined): string => (role !== undefined && PRIVATE_TIER_ITEM[role]) || "NET-2";
+const itemFor = (role: string | undefined): string => (role !== undefined && PRIVATE_TIER_ITEMS[role]) || "NET-2";
 const describeRole = (role: string | undefined): string => (role === undefined ? "an untagged host" : `a ${role} host`);
 
 const label = (r: Pick<ResourceView, "type" | "name">): string =>
@@ -34,7 +36,7 @@ const templateInterfaces = (props: Readonly<Record<string, unknown>>): Record<st
  */
 export const instanceNoPublicIp: ResourceValidationPolicy = {
   name: "instance-no-public-ip",
-  description: `Checks whether an EC2 instance or launch template outside the ${PUBLIC_INGRESS.role} tier asks for a public IP address (NET-1, NET-2, NET-5, NET-6).`,
+  description: `Checks whether an EC2 instance or launch template outside the ${PUBLIC_INGRESS.role} tier asks for a public IPv4 address or any IPv6 address (NET-1, NET-2, NET-5, NET-6).`,
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.instance && args.type !== TYPES.launchTemplate) return;
     const role = roleOf(args.props);
@@ -48,6 +50,15 @@ export const instanceNoPublicIp: ResourceValidationPolicy = {
         `${label(args)} must not have a public IP address: it is ${describeRole(role)}, and only the ${PUBLIC_INGRESS.role} is reachable from the internet (${itemFor(role)}).`,
       );
     }
+    // IPv6 addresses from a VPC's Amazon-provided block are global unicast: public by nature.
+    const ipv6 = [args.props, ...templateInterfaces(args.props)].some(
+      (n) => (numberOf(n.ipv6AddressCount) ?? 0) > 0 || stringList(n.ipv6Addresses).length > 0 || (Array.isArray(n.ipv6Addresses) && n.ipv6Addresses.length > 0),
+    );
+    if (ipv6) {
+      reportViolation(
+        `${label(args)} must not have an IPv6 address (ipv6AddressCount / ipv6Addresses): a VPC's IPv6 addresses are globally routable, and it is ${describeRole(role)} (${itemFor(role)}).`,
+      );
+    }
   },
 };
 
@@ -58,7 +69,7 @@ export const instanceNoPublicIp: ResourceValidationPolicy = {
  */
 export const instanceImdsv2Required: ResourceValidationPolicy = {
   name: "instance-imdsv2-required",
-  description: "Checks whether an EC2 instance or launch template requires IMDSv2 session tokens (httpTokens = required), protecting the role that reads the stack's secrets (ODOO-1, AUTH-2).",
+  description: "Checks whether an EC2 instance or launch template requires IMDSv2 session tokens (httpTokens = required) with a hop limit of 1, protecting the role that reads the stack's secrets (ODOO-1, AUTH-2).",
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.instance && args.type !== TYPES.launchTemplate) return;
     const options = isRecord(args.props.metadataOptions) ? args.props.metadataOptions : {};
@@ -66,6 +77,12 @@ export const instanceImdsv2Required: ResourceValidationPolicy = {
     if (options.httpTokens !== "required") {
       const now = options.httpTokens === undefined ? "not set (AWS then also accepts IMDSv1)" : JSON.stringify(options.httpTokens);
       reportViolation(`${label(args)} must set metadataOptions.httpTokens = "required" (IMDSv2); it is ${now} (ODOO-1, AUTH-2).`);
+    }
+    // A token answer crosses one hop only: a container or anything forwarding packets on the
+    // host cannot fetch the role's credentials.
+    const hops = numberOf(options.httpPutResponseHopLimit);
+    if (hops !== undefined && hops > 1) {
+      reportViolation(`${label(args)} must keep metadataOptions.httpPutResponseHopLimit at 1; it is ${hops}, so forwarded traffic can fetch the role that reads the stack's secrets (ODOO-1, AUTH-2).`);
     }
   },
 };
@@ -151,13 +168,53 @@ export const instanceUserDataNoSecrets: ResourceValidationPolicy = {
   },
 };
 
+/** Route tables a subnet uses, through its RouteTableAssociation resources. */
+function routeTablesOf(subnet: StackResourceView, resources: readonly StackResourceView[]): StackResourceView[] {
+  const tables = resources.filter((r) => r.type === ROUTE_TABLE);
+  return resources
+    .filter((r) => r.type === ROUTE_TABLE_ASSOCIATION && referencedResources(r, "subnetId", [subnet]).length > 0)
+    .flatMap((a) => referencedResources(a, "routeTableId", tables));
+}
+
+/** The internet gateway a route table sends traffic to, by a Route resource or an inline route; undefined when none. */
+function internetGatewayRoute(table: StackResourceView, resources: readonly StackResourceView[]): string | undefined {
+  const gateways = resources.filter((r) => r.type === INTERNET_GATEWAY);
+  const isIgw = (holder: StackResourceView, value: unknown, property: string): boolean =>
+    (typeof value === "string" && value.startsWith("igw-")) ||
+    referencedResources(holder, property, gateways, () => value).length > 0;
+  for (const route of resources.filter((r) => r.type === ROUTE && referencedResources(r, "routeTableId", [table]).length > 0)) {
+    if (isIgw(route, route.props.gatewayId, "gatewayId")) return `route (${route.name})`;
+  }
+  const inline = (Array.isArray(table.props.routes) ? table.props.routes : []).filter(isRecord);
+  if (inline.some((r) => typeof r.gatewayId === "string" && (r.gatewayId.startsWith("igw-") || gateways.some((g) => idOf(g) === r.gatewayId)))) return "an inline route";
+  return undefined;
+}
+
+/** The instances a property of an Elastic IP (association) reaches: by instance or by network interface. */
+function attachedInstances(r: StackResourceView, properties: readonly string[], instances: readonly StackResourceView[]): StackResourceView[] {
+  const out = new Set<StackResourceView>();
+  for (const property of properties) {
+    for (const i of referencedResources(r, property, instances)) out.add(i);
+    const value = r.props[property];
+    if (typeof value === "string" && value !== "") for (const i of instances.filter((x) => x.props.primaryNetworkInterfaceId === value)) out.add(i);
+  }
+  return [...out];
+}
+
+const ROUTE = "aws:ec2/route:Route";
+const ROUTE_TABLE = "aws:ec2/routeTable:RouteTable";
+const ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation";
+const INTERNET_GATEWAY = "aws:ec2/internetGateway:InternetGateway";
+
 /**
- * What a single instance cannot show: a subnet that hands out public addresses by default, or
- * an Elastic IP attached to a private tier (NET-1, NET-2, NET-5, NET-6).
+ * What a single instance cannot show: a subnet that hands out public addresses by default or
+ * routes to the internet gateway (a public subnet), an Elastic IP attached to a private tier
+ * (by instance or by its network interface), or a public address the engine reports anyway
+ * (NET-1, NET-2, NET-5, NET-6).
  */
 export const privateHostsHaveNoPublicAddress: StackValidationPolicy = {
   name: "private-hosts-have-no-public-address",
-  description: `Checks whether an instance outside the ${PUBLIC_INGRESS.role} tier gets a public address from its subnet (mapPublicIpOnLaunch) or from an Elastic IP (NET-1, NET-2, NET-5, NET-6).`,
+  description: `Checks whether an instance outside the ${PUBLIC_INGRESS.role} tier runs in a public subnet (mapPublicIpOnLaunch, a route to the internet gateway), gets an Elastic IP, or shows a public IP (NET-1, NET-2, NET-5, NET-6).`,
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const instances = resources.filter((r) => r.type === TYPES.instance);
@@ -167,24 +224,37 @@ export const privateHostsHaveNoPublicAddress: StackValidationPolicy = {
       unknown.run(() => {
         const role = roleOf(instance.props);
         if (role === PUBLIC_INGRESS.role) return;
-        if (booleanOf(instance.props.associatePublicIpAddress) !== undefined) return; // stated: instance-no-public-ip decides
+        const subject = `EC2 instance (${instance.name})`;
+        const publicIp = instance.props.publicIp;
+        if (typeof publicIp === "string" && publicIp !== "") {
+          reportViolation(`${subject} must have no public IP; the engine reports ${publicIp}, and it is ${describeRole(role)} (${itemFor(role)}).`, instance.urn);
+        }
         for (const subnet of referencedResources(instance, "subnetId", subnets)) {
-          if (booleanOf(subnet.props.mapPublicIpOnLaunch) === true) {
+          if (booleanOf(instance.props.associatePublicIpAddress) === undefined && booleanOf(subnet.props.mapPublicIpOnLaunch) === true) {
             reportViolation(
-              `EC2 instance (${instance.name}) must set associatePublicIpAddress = false: its subnet (${subnet.name}) maps public IPs on launch, and it is ${describeRole(role)} (${itemFor(role)}).`,
+              `${subject} must set associatePublicIpAddress = false: its subnet (${subnet.name}) maps public IPs on launch, and it is ${describeRole(role)} (${itemFor(role)}).`,
               instance.urn,
             );
+          }
+          for (const table of routeTablesOf(subnet, resources)) {
+            const via = internetGatewayRoute(table, resources);
+            if (via !== undefined) {
+              reportViolation(
+                `${subject} must run in a private subnet: its subnet (${subnet.name}) routes to the internet gateway through route table (${table.name}), ${via}; it is ${describeRole(role)} (${itemFor(role)}).`,
+                instance.urn,
+              );
+            }
           }
         }
       });
     }
-    const attachments: { readonly r: StackResourceView; readonly property: string }[] = [
-      ...resources.filter((r) => r.type === TYPES.eip).map((r) => ({ r, property: "instance" })),
-      ...resources.filter((r) => r.type === TYPES.eipAssociation).map((r) => ({ r, property: "instanceId" })),
+    const attachments: { readonly r: StackResourceView; readonly properties: readonly string[] }[] = [
+      ...resources.filter((r) => r.type === TYPES.eip).map((r) => ({ r, properties: ["instance", "networkInterface"] })),
+      ...resources.filter((r) => r.type === TYPES.eipAssociation).map((r) => ({ r, properties: ["instanceId", "networkInterfaceId"] })),
     ];
-    for (const { r, property } of attachments) {
+    for (const { r, properties } of attachments) {
       unknown.run(() => {
-        for (const instance of referencedResources(r, property, instances)) {
+        for (const instance of attachedInstances(r, properties, instances)) {
           const role = roleOf(instance.props);
           if (role === PUBLIC_INGRESS.role) continue;
           const what = r.type === TYPES.eip ? "Elastic IP" : "Elastic IP association";

@@ -12,6 +12,7 @@ import { policies as pool } from "./pool";
 import { policies as postgres } from "./postgres";
 import { policies as proxy } from "./proxy";
 import { policies as rds } from "./rds";
+import { policies as secrets } from "./secrets";
 import { policies as stack } from "./stack";
 import { policies as storage } from "./storage";
 import { policies as tls } from "./tls";
@@ -28,6 +29,7 @@ new PolicyPack("odoo-stack", {
     ...postgres,
     ...observability,
     ...compute,
+    ...secrets,
     ...storage,
     ...rds,
     ...efs,

@@ -2,7 +2,15 @@
 // odoo.conf and, for sizing, joined with the instance that runs it (odoo-stack:host tag).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { knownInstanceType } from "../lib/instance-types";
-import { odooProcesses, osReserveMiB, workersFromCpu } from "../lib/sizing";
+import {
+  EXPECTED_PROCESS_MIB,
+  LIMIT_MEMORY_HARD_FLOOR_MIB,
+  LIMIT_MEMORY_SOFT_FLOOR_MIB,
+  ODOO_PROCESS_AT_REST,
+  odooMemoryBudget,
+  odooProcesses,
+  workersFromCpu,
+} from "../lib/sizing";
 import { odooInt, parseOdooConf } from "./lib/parse";
 import {
   fileKindOf,
@@ -25,13 +33,13 @@ const ODOO_DEFAULT_WORKERS = 0;
  */
 export const odooWorkersMultiprocess: ResourceValidationPolicy = {
   name: "odoo-workers-multiprocess",
-  description: "Checks whether odoo.conf runs Odoo in multi-process mode (workers ≥ 2), where limits apply and the gevent worker serves WebSockets (LIMIT-1).",
+  description: "Checks whether odoo.conf runs Odoo in multi-process mode (workers ≥ 2), where limits apply and the gevent worker serves WebSockets (LIMIT-1, PROXY-2).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const raw = parseOdooConf(file.content).options.get("workers");
     const workers = raw === undefined ? ODOO_DEFAULT_WORKERS : odooInt(raw);
     if (workers === undefined || workers < 2) {
       const now = raw === undefined ? "absent (Odoo's default 0: threaded mode)" : JSON.stringify(raw);
-      report(`${fileLabel(file)} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is ${now} (LIMIT-1).`);
+      report(`${fileLabel(file)} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is ${now}, and without workers no gevent worker serves /websocket (LIMIT-1, PROXY-2).`);
     }
   }),
 };
@@ -55,10 +63,13 @@ export const odooMaxCronThreadsConservative: ResourceValidationPolicy = {
 
 const LIMIT_KEYS = ["limit_time_cpu", "limit_time_real", "limit_memory_soft", "limit_memory_hard"] as const;
 
+const MiB = 1024 * 1024;
+
 /**
  * LIMIT-3: all four limits set to positive integers, and coherent: the soft memory limit below
  * the hard one (a worker is recycled gracefully before it is killed), the CPU limit within the
- * real-time one.
+ * real-time one; and both memory limits above what an Odoo process maps at rest, since Odoo
+ * applies them to virtual memory (lib/sizing.ts: RLIMIT_AS and pmem.vms in odoo/service/server.py).
  */
 export const odooLimitsSet: ResourceValidationPolicy = {
   name: "odoo-limits-set",
@@ -76,19 +87,33 @@ export const odooLimitsSet: ResourceValidationPolicy = {
       }
     }
     const { limit_memory_soft: soft, limit_memory_hard: hard, limit_time_cpu: cpu, limit_time_real: real } = values;
+    if (hard !== undefined && hard < LIMIT_MEMORY_HARD_FLOOR_MIB * MiB) {
+      report(`${fileLabel(file)} must set limit_memory_hard (${hard}) to at least ${LIMIT_MEMORY_HARD_FLOOR_MIB} MiB (${LIMIT_MEMORY_HARD_FLOOR_MIB * MiB}): it caps each process's address space (RLIMIT_AS), which is ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, before a heavy request (LIMIT-3).`);
+    }
+    if (soft !== undefined && soft < LIMIT_MEMORY_SOFT_FLOOR_MIB * MiB) {
+      report(`${fileLabel(file)} must set limit_memory_soft (${soft}) to at least ${LIMIT_MEMORY_SOFT_FLOOR_MIB} MiB (${LIMIT_MEMORY_SOFT_FLOOR_MIB * MiB}): Odoo compares it with each worker's virtual size, ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, and would recycle workers after every request (LIMIT-3).`);
+    }
     if (soft !== undefined && hard !== undefined && soft >= hard) {
       report(`${fileLabel(file)} must set limit_memory_soft (${soft}) below limit_memory_hard (${hard}), so workers recycle before they are killed (LIMIT-3).`);
     }
     if (cpu !== undefined && real !== undefined && cpu > real) {
       report(`${fileLabel(file)} must set limit_time_cpu (${cpu}) at most limit_time_real (${real}) (LIMIT-3).`);
     }
+    // Odoo 17: limit_time_real_cron -1 (default) means limit_time_real; 0 means no limit for crons.
+    const cron = options.get("limit_time_real_cron");
+    const cronSeconds = odooInt(cron);
+    if (cron !== undefined && (cronSeconds === undefined || (cronSeconds <= 0 && cronSeconds !== -1))) {
+      report(`${fileLabel(file)} must set limit_time_real_cron to a positive number of seconds (or -1: limit_time_real); it is ${JSON.stringify(cron)}, which lifts the real-time limit for cron jobs (LIMIT-3).`);
+    }
   }),
 };
 
 /**
- * LIMIT-1 against the machine: workers ≤ (vCPU × 2) + 1 (Odoo's deployment guide), and every
- * process (workers + cron threads + the gevent worker) at limit_memory_hard fits the RAM left
- * after the OS reserve (lib/sizing.ts). Joins each odoo.conf with the instance of its host.
+ * LIMIT-1 against the machine: workers ≤ (vCPU × 2) + 1 (Odoo's deployment guide); every process
+ * (workers + cron threads + the gevent worker) at the guide's expected memory fits the RAM left
+ * after the OS reserve; and one process at limit_memory_hard, the others at rest, fits it too
+ * (lib/sizing.ts odooMemoryBudget, the same rule the program sizes with). Joins each odoo.conf
+ * with the instance of its host.
  */
 export const odooWorkersFitInstance: StackValidationPolicy = {
   name: "odoo-workers-fit-instance",
@@ -112,13 +137,18 @@ export const odooWorkersFitInstance: StackValidationPolicy = {
         if (workers !== undefined && workers > workersFromCpu(spec.vcpu)) {
           reportViolation(`${subject} must set workers (${workers}) at most (vCPU × 2) + 1 = ${workersFromCpu(spec.vcpu)} (LIMIT-1).`, file.resource.urn);
         }
-        if (workers !== undefined && hard !== undefined && workers >= 0 && cron >= 0) {
+        if (workers !== undefined && workers >= 0 && cron >= 0) {
           const processes = odooProcesses(workers, cron);
-          const usableMiB = spec.memoryMiB - osReserveMiB(spec.memoryMiB);
-          const neededMiB = Math.ceil((processes * hard) / (1024 * 1024));
-          if (neededMiB > usableMiB) {
+          const budget = odooMemoryBudget(spec.memoryMiB, processes);
+          if (budget.expectedMiB > budget.usableMiB) {
             reportViolation(
-              `${subject} must fit ${processes} processes (workers + max_cron_threads + gevent) × limit_memory_hard = ${neededMiB} MiB in the ${usableMiB} MiB left after the OS reserve (LIMIT-1).`,
+              `${subject} must fit ${processes} processes (workers + max_cron_threads + gevent) × ${EXPECTED_PROCESS_MIB} MiB (Odoo's expected memory per process) = ${budget.expectedMiB} MiB in the ${budget.usableMiB} MiB left after the OS reserve (LIMIT-1).`,
+              file.resource.urn,
+            );
+          }
+          if (hard !== undefined && Math.ceil(hard / MiB) > budget.maxLimitMemoryHardMiB) {
+            reportViolation(
+              `${subject} must set limit_memory_hard (${Math.ceil(hard / MiB)} MiB) at most ${budget.maxLimitMemoryHardMiB} MiB: one process at its limit and the other ${processes - 1} at rest (${ODOO_PROCESS_AT_REST.residentMiB} MiB each) must fit the ${budget.usableMiB} MiB left after the OS reserve (LIMIT-1).`,
               file.resource.urn,
             );
           }

@@ -2,7 +2,8 @@
 // the stack delivers to each Odoo host, and the proxy's block of the database manager (ODOO-2).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { chainFor, isServingServer, nginxServers } from "./lib/nginx";
-import { odooTruthy, parseOdooConf, type OdooConf } from "./lib/parse";
+import { ODOO_OPTION_ITEMS } from "./lib/checklist-keys";
+import { ODOO_OPTION_ALIASES, odooTruthy, parseOdooConf, parseIni, type OdooConf } from "./lib/parse";
 import {
   fileKindOf,
   fileLabel,
@@ -171,7 +172,36 @@ export const nginxDatabaseManagerBlocked: ResourceValidationPolicy = {
   },
 };
 
+/**
+ * Every checklist item odoo.conf carries: each checklist option is written once, under one
+ * name. Odoo's ConfigParser refuses a file with an option written twice (the server does not
+ * start, while a reader that keeps the last line would pass it), and an option written under its
+ * current and its old name (http_interface and xmlrpc_interface) takes whichever comes last.
+ */
+export const odooConfKeysOnce: ResourceValidationPolicy = {
+  name: "odoo-conf-keys-once",
+  description: "Checks whether odoo.conf writes each checklist option once, under one name (no duplicate, no old alias beside the current name) (NET-1, PROXY-1, PROXY-2, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, POOL-4, NET-5, TLS-2).",
+  validateResource: validateRenderedFile("odoo.conf", (file, report) => {
+    const parsed = conf(file);
+    for (const key of parsed.duplicates) {
+      const item = ODOO_OPTION_ITEMS[ODOO_OPTION_ALIASES[key] ?? key];
+      if (item) report(`${fileLabel(file)} must write ${key} once: Odoo's ConfigParser refuses a repeated option and the server does not start (${item}).`);
+    }
+    const written = new Map<string, Set<string>>();
+    for (const e of parseIni(file.content).entries.filter((x) => x.section === "options" || x.section === "DEFAULT")) {
+      const key = e.key.toLowerCase();
+      const canonical = ODOO_OPTION_ALIASES[key] ?? key;
+      written.set(canonical, (written.get(canonical) ?? new Set()).add(key));
+    }
+    for (const [canonical, names] of written) {
+      const item = ODOO_OPTION_ITEMS[canonical];
+      if (item && names.size > 1) report(`${fileLabel(file)} must write ${canonical} under one name, not ${[...names].sort().join(" and ")}: Odoo takes whichever line comes last (${item}).`);
+    }
+  }),
+};
+
 export const policies: Policies = [
+  odooConfKeysOnce,
   odooAdminPasswdSecretReference,
   odooListDbDisabled,
   odooDbfilterRestricts,

@@ -2,6 +2,7 @@
 // delivers to the PgBouncer host. How many clients Odoo brings (POOL-4 across hosts) and how
 // many connections PostgreSQL accepts (PG-1) are joins: see stack.ts.
 import type { Policies, ResourceValidationPolicy } from "@pulumi/policy";
+import { PGBOUNCER_INI_ITEMS } from "./lib/checklist-keys";
 import { iniInt, parsePgbouncerIni, type PgbouncerIni } from "./lib/parse";
 import { databasePoolMode, LISTEN_DATABASE, listenDatabase, odooDatabases, serverDatabase, setting, userPoolModes } from "./lib/pgbouncer";
 import { fileLabel, validateRenderedFile, type RenderedFile } from "./lib/resources";
@@ -17,7 +18,7 @@ const ini = (file: RenderedFile): PgbouncerIni => parsePgbouncerIni(file.content
  */
 export const pgbouncerTransactionPooling: ResourceValidationPolicy = {
   name: "pgbouncer-transaction-pooling",
-  description: `Checks whether every Odoo database in pgbouncer.ini pools per transaction, session mode being allowed only for the ${LISTEN_DATABASE} LISTEN pool (POOL-1).`,
+  description: `Checks whether every Odoo database in pgbouncer.ini pools per transaction and the ${LISTEN_DATABASE} LISTEN pool exists in session mode, with no [users] pool_mode overriding either (POOL-1).`,
   validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
     const parsed = ini(file);
     for (const d of odooDatabases(parsed)) {
@@ -31,8 +32,23 @@ export const pgbouncerTransactionPooling: ResourceValidationPolicy = {
     if (listen && serverDatabase(listen) !== LISTEN_DATABASE) {
       report(`${fileLabel(file)} must point its ${LISTEN_DATABASE} entry at dbname=${LISTEN_DATABASE}: the session-mode exception is for Odoo's LISTEN connections only, not for ${serverDatabase(listen)} (POOL-1).`);
     }
+    // The other half of DESIGN principle 7: Odoo's bus and cron workers LISTEN on `postgres`,
+    // which only a session pool can serve. Without the entry PgBouncer refuses the database (or
+    // a `*` fallback pools it per transaction); in transaction mode LISTEN silently loses its
+    // notifications when the server connection changes hands.
+    if (!listen) {
+      report(`${fileLabel(file)} must have a [databases] entry ${LISTEN_DATABASE} = dbname=${LISTEN_DATABASE} … pool_mode=session: Odoo's bus and cron workers LISTEN there (POOL-1).`);
+    } else {
+      const mode = databasePoolMode(parsed, listen);
+      if (mode !== "session") {
+        const why = listen.params.has("pool_mode") ? "its own pool_mode" : parsed.settings.has("pool_mode") ? "[pgbouncer] pool_mode, inherited" : "PgBouncer's default";
+        report(`${fileLabel(file)} must pool database ${LISTEN_DATABASE} with pool_mode=session; it is ${mode} (${why}), and LISTEN cannot work per transaction (POOL-1).`);
+      }
+    }
+    // A [users] pool_mode beats every [databases] one for that user's clients: session breaks
+    // POOL-1 for the Odoo databases, transaction breaks the LISTEN pool.
     for (const { user, mode } of userPoolModes(parsed)) {
-      if (mode !== "transaction") report(`${fileLabel(file)} must not set pool_mode=${mode} for user ${user} in [users]: it overrides every database of that user (POOL-1).`);
+      report(`${fileLabel(file)} must not set pool_mode=${mode} for user ${user} in [users]: it overrides every database of that user, the ${mode === "session" ? "Odoo databases' transaction" : `${LISTEN_DATABASE} session`} pool included (POOL-1).`);
     }
   }),
 };
@@ -67,6 +83,11 @@ export const pgbouncerReservePoolSet: ResourceValidationPolicy = {
     const parsed = ini(file);
     const reserve = positive(parsed, "reserve_pool_size");
     if (reserve.value === undefined) report(`${fileLabel(file)} must set reserve_pool_size to a positive number (0 disables the reserve); it is ${reserve.now} (POOL-3).`);
+    // A database's own reserve_pool beats reserve_pool_size (the LISTEN pool has none by design).
+    for (const d of odooDatabases(parsed).filter((x) => x.params.has("reserve_pool"))) {
+      const own = iniInt(d.params.get("reserve_pool"));
+      if (own === undefined || own <= 0) report(`${fileLabel(file)} must not give database ${d.name} reserve_pool=${d.params.get("reserve_pool")}: it overrides reserve_pool_size and leaves the Odoo database without a reserve (POOL-3).`);
+    }
     const timeout = parsed.settings.get("reserve_pool_timeout");
     if (timeout !== undefined && !(Number(timeout) > 0)) {
       report(`${fileLabel(file)} must keep reserve_pool_timeout above 0 (0 disables the reserve); it is ${JSON.stringify(timeout)} (POOL-3).`);
@@ -119,7 +140,23 @@ export const pgbouncerMaxDbConnectionsSet: ResourceValidationPolicy = {
   }),
 };
 
+/**
+ * Every item pgbouncer.ini carries: the file is read whole by the pack, so it must be whole.
+ * `%include` makes PgBouncer read another file in place, whose settings (pool_mode, auth_type,
+ * client_tls_sslmode, …) override what came before and which the plan does not show.
+ */
+export const pgbouncerIniSelfContained: ResourceValidationPolicy = {
+  name: "pgbouncer-ini-self-contained",
+  description: `Checks whether pgbouncer.ini includes no other file (%include), so every setting the pack checks is the one PgBouncer uses (${PGBOUNCER_INI_ITEMS.join(", ")}).`,
+  validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
+    for (const included of ini(file).includes) {
+      report(`${fileLabel(file)} must not %include ${included}: its settings would override the checked ones unseen (${PGBOUNCER_INI_ITEMS.join(", ")}).`);
+    }
+  }),
+};
+
 export const policies: Policies = [
+  pgbouncerIniSelfContained,
   pgbouncerTransactionPooling,
   pgbouncerDefaultPoolSizeSet,
   pgbouncerReservePoolSet,

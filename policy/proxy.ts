@@ -4,12 +4,14 @@
 // ports its proxy_pass ends up on.
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { PORTS } from "../lib/ports";
-import { chainFor, effectiveValue, isServingServer, nginxServers, nginxUpstreams, proxyHeaders, proxyTarget, type NginxChain, type NginxServer } from "./lib/nginx";
+import { chainFor, effectiveValue, isServingServer, nginxServers, nginxUpstreams, proxiedLocations, proxyHeaders, proxyHosts, proxyTarget, type NginxChain, type NginxServer } from "./lib/nginx";
 import type { NginxDirective } from "./lib/parse";
 import { odooInt, odooTruthy, parseNginx, parseNginxSeconds, parseOdooConf } from "./lib/parse";
 import {
   fileKindOf,
   fileLabel,
+  hostByName,
+  hostViews,
   renderedFileOfKind,
   renderedFiles,
   UnknownValues,
@@ -125,23 +127,47 @@ const FORWARDED_HEADERS: readonly { readonly name: string; readonly values: read
  */
 export const nginxForwardedHeaders: ResourceValidationPolicy = {
   name: "nginx-forwarded-headers",
-  description: `Checks whether every proxied location sends ${FORWARDED_HEADERS.map((h) => h.name).join(", ")} with the client's values, honouring nginx's proxy_set_header inheritance (PROXY-3).`,
+  description: `Checks whether Odoo's routes and every other proxied location send ${FORWARDED_HEADERS.map((h) => h.name).join(", ")} with the client's values, honouring nginx's proxy_set_header inheritance (PROXY-3).`,
   validateResource: (args, reportViolation) =>
     forEachServingServer(args, (file, server, where) => {
-      for (const uri of [...HTTP_URIS, WEBSOCKET_URI]) {
-        const chain = chainFor(server, uri);
-        if (proxyTarget(chain, nginxUpstreams(file.content)).kind === "none") continue;
+      for (const { chain, name } of proxiedRoutes(file, server)) {
         const headers = proxyHeaders(chain);
         for (const h of FORWARDED_HEADERS) {
           const value = headers.get(h.name.toLowerCase());
           if (value === undefined || !h.values.includes(value)) {
             const now = value === undefined ? "it sends none" : `it sends ${JSON.stringify(value)}`;
-            reportViolation(`${fileLabel(file)} must send \`proxy_set_header ${h.name} ${h.values[0]}\` for ${uri} in ${where}; ${now} (PROXY-3).`);
+            reportViolation(`${fileLabel(file)} must send \`proxy_set_header ${h.name} ${h.values[0]}\` for ${name} in ${where}; ${now} (PROXY-3).`);
           }
         }
       }
     }),
 };
+
+/**
+ * What a server proxies, each once: the chains of Odoo's known routes (/, /web, /web/login,
+ * /websocket) and of every other location that proxies (a /report/ or /web/content location
+ * added later has its own timeouts and headers). A location reached by a known route is named
+ * by that route.
+ */
+function proxiedRoutes(file: RenderedFile, server: NginxServer): { readonly chain: NginxChain; readonly name: string }[] {
+  const upstreams = nginxUpstreams(file.content);
+  const out: { chain: NginxChain; name: string }[] = [];
+  const seen = new Set<readonly NginxDirective[]>();
+  for (const uri of [...HTTP_URIS, WEBSOCKET_URI]) {
+    const chain = chainFor(server, uri);
+    const inner = chain[chain.length - 1];
+    if (proxyTarget(chain, upstreams).kind === "none" || seen.has(inner)) continue;
+    seen.add(inner);
+    out.push({ chain, name: uri });
+  }
+  for (const location of proxiedLocations(server)) {
+    const inner = location.chain[location.chain.length - 1];
+    if (seen.has(inner)) continue;
+    seen.add(inner);
+    out.push(location);
+  }
+  return out;
+}
 
 interface TimeoutConfig {
   readonly minimumTimeoutSeconds?: number;
@@ -156,7 +182,7 @@ const NGINX_DEFAULT_PROXY_TIMEOUT_SECONDS = 60;
  */
 export const nginxProxyTimeouts: ResourceValidationPolicy = {
   name: "nginx-proxy-timeouts",
-  description: "Checks whether proxy_read_timeout and proxy_send_timeout on every proxied location are at least the configured minimum, so long reports are not cut (PROXY-5).",
+  description: "Checks whether proxy_read_timeout and proxy_send_timeout on Odoo's routes and every other proxied location are at least the configured minimum, so long reports are not cut (PROXY-5).",
   configSchema: {
     properties: {
       minimumTimeoutSeconds: {
@@ -170,15 +196,13 @@ export const nginxProxyTimeouts: ResourceValidationPolicy = {
   validateResource: (args, reportViolation) => {
     const minimum = args.getConfig<TimeoutConfig>().minimumTimeoutSeconds ?? DEFAULT_MINIMUM_PROXY_TIMEOUT_SECONDS;
     forEachServingServer(args, (file, server, where) => {
-      for (const uri of [...HTTP_URIS, WEBSOCKET_URI]) {
-        const chain = chainFor(server, uri);
-        if (proxyTarget(chain, nginxUpstreams(file.content)).kind === "none") continue;
+      for (const { chain, name } of proxiedRoutes(file, server)) {
         for (const directive of ["proxy_read_timeout", "proxy_send_timeout"]) {
           const written = effectiveValue(chain, directive)?.join(" ");
           const seconds = written === undefined ? NGINX_DEFAULT_PROXY_TIMEOUT_SECONDS : parseNginxSeconds(written);
           if (seconds === undefined || seconds < minimum) {
             const now = written === undefined ? `nginx's default ${NGINX_DEFAULT_PROXY_TIMEOUT_SECONDS}s` : written;
-            reportViolation(`${fileLabel(file)} must set ${directive} to at least ${minimum}s for ${uri} in ${where}; it is ${now} (PROXY-5).`);
+            reportViolation(`${fileLabel(file)} must set ${directive} to at least ${minimum}s for ${name} in ${where}; it is ${now} (PROXY-5).`);
           }
         }
       }
@@ -236,6 +260,66 @@ export const nginxTimeoutsCoverOdooLimits: StackValidationPolicy = {
   },
 };
 
+/**
+ * PROXY-1, PROXY-2 on Odoo's side: Odoo serves HTTP where the proxy sends / (http_port, or its
+ * old name xmlrpc_port) and WebSockets where it sends /websocket (gevent_port, or the deprecated
+ * longpolling_port, which Odoo 17 copies over it); http_enable (or xmlrpc) off serves nothing.
+ */
+export const odooListensOnCatalogPorts: ResourceValidationPolicy = {
+  name: "odoo-listens-on-catalog-ports",
+  description: `Checks whether odoo.conf keeps Odoo's HTTP server on, at http_port ${HTTP_PORT}, and its gevent worker at gevent_port ${GEVENT_PORT}: where the proxy routes / and ${WEBSOCKET_URI} (PROXY-1, PROXY-2).`,
+  validateResource: validateRenderedFile("odoo.conf", (file, report) => {
+    const options = parseOdooConf(file.content).options;
+    const enabled = options.get("http_enable");
+    if (odooTruthy(enabled) === false) report(`${fileLabel(file)} must keep Odoo's HTTP server on; http_enable is ${JSON.stringify(enabled)}, so nothing answers the proxy on ${HTTP_PORT} (PROXY-1).`);
+    const ports: readonly [string, number, string, string][] = [
+      ["http_port", HTTP_PORT, "/", "PROXY-1"],
+      ["gevent_port", GEVENT_PORT, WEBSOCKET_URI, "PROXY-2"],
+    ];
+    for (const [key, port, uri, item] of ports) {
+      const raw = options.get(key);
+      if (raw !== undefined && odooInt(raw) !== port) {
+        report(`${fileLabel(file)} must set ${key} = ${port} (Odoo's default), where the proxy sends ${uri}; it is ${JSON.stringify(raw)} (${item}).`);
+      }
+    }
+  }),
+};
+
+/**
+ * PROXY-1, PROXY-2 across tiers: the servers the proxy sends Odoo's routes to are Odoo hosts of
+ * the stack (their fixed addresses or private names). An upstream pointing at another tier or at
+ * an address outside the stack routes users somewhere that is not Odoo — or out of the VPC.
+ */
+export const nginxUpstreamsAreOdooHosts: StackValidationPolicy = {
+  name: "nginx-upstreams-are-odoo-hosts",
+  description: `Checks whether every server the proxy passes / and ${WEBSOCKET_URI} to is an Odoo host of the stack, by address or name (PROXY-1, PROXY-2).`,
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const hosts = hostViews(resources, unknown);
+    if (hosts.length === 0) return unknown.finish();
+    for (const file of renderedFiles(resources, unknown).filter((f) => fileKindOf(f.path) === "nginx-site" || fileKindOf(f.path) === "nginx.conf")) {
+      unknown.run(() => {
+        const upstreams = nginxUpstreams(file.content);
+        const reported = new Set<string>();
+        for (const server of nginxServers(file.content).filter(isServingServer)) {
+          for (const uri of [...HTTP_URIS, WEBSOCKET_URI]) {
+            const item = uri === WEBSOCKET_URI ? "PROXY-2" : "PROXY-1";
+            for (const address of proxyHosts(chainFor(server, uri), upstreams) ?? []) {
+              const host = hostByName(hosts, address);
+              if (host?.role === "odoo" || reported.has(`${address} ${item}`)) continue;
+              reported.add(`${address} ${item}`);
+              const now = host ? `the ${host.role} host ${host.id}` : "no host of the stack";
+              reportViolation(`${fileLabel(file)} must send ${uri} to Odoo hosts; it sends it to ${address}, ${now} (${item}).`, file.resource.urn);
+            }
+          }
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
 export const policies: Policies = [
   nginxRootRoutesToOdooHttp,
   nginxWebsocketRoutesToGevent,
@@ -243,4 +327,6 @@ export const policies: Policies = [
   nginxProxyTimeouts,
   odooProxyModeEnabled,
   nginxTimeoutsCoverOdooLimits,
+  odooListensOnCatalogPorts,
+  nginxUpstreamsAreOdooHosts,
 ];

@@ -151,7 +151,7 @@ export const rdsParameterGroupChecklist: ResourceValidationPolicy = {
 };
 
 /** The parameter group a PostgreSQL RDS instance uses, if it is one of this stack's. */
-function parameterGroupOf(instance: StackResourceView, groups: readonly StackResourceView[]): StackResourceView | undefined {
+export function parameterGroupOf(instance: StackResourceView, groups: readonly StackResourceView[]): StackResourceView | undefined {
   const byDependency = referencedResources(instance, "parameterGroupName", groups, () => undefined);
   if (byDependency.length > 0) return byDependency[0];
   const name = instance.props.parameterGroupName;

@@ -2,12 +2,13 @@
 // tiers' files (PG-1, POOL-4), where Odoo's database traffic goes (NET-5, NET-6, TLS-2), and
 // that every host receives the files the other policies read — a host whose file is missing
 // would otherwise pass every file policy by saying nothing.
-import type { Policies, StackValidationPolicy } from "@pulumi/policy";
-import { DB_ROLES } from "../lib/model";
+import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { ODOO_CLI_OPTIONS, ODOO_CONF_ITEMS, ODOO_OPTION_ITEMS, PGBOUNCER_INI_ITEMS, POSTGRES_CONF_ITEMS } from "./lib/checklist-keys";
+import { DB_ROLES, PATHS } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { POSTGRES_RESERVED } from "../lib/sizing";
 import { isServingServer, nginxServers } from "./lib/nginx";
-import { iniInt, odooInt, parseOdooConf, parsePgbouncerIni, parsePostgresConf } from "./lib/parse";
+import { iniInt, odooInt, parseOdooConf, parsePgbouncerIni, parsePostgresConf, parseSystemdUnit } from "./lib/parse";
 import { maxServerConnections, setting } from "./lib/pgbouncer";
 import {
   configObjectOf,
@@ -18,6 +19,7 @@ import {
   renderedFileOf,
   renderedFiles,
   UnknownValues,
+  validateRenderedFile,
   type ConfigObject,
   type FileKind,
   type HostView,
@@ -25,17 +27,24 @@ import {
   type StackResourceView,
 } from "./lib/resources";
 
-/** The files each tier must receive, and the checklist items read from each. */
-const REQUIRED_FILES: Readonly<Record<string, readonly { readonly kinds: readonly FileKind[]; readonly what: string; readonly items: string }[]>> = {
-  proxy: [{ kinds: ["nginx-site", "nginx.conf"], what: "an nginx server that proxies to Odoo", items: "NET-2, PROXY-1..5" }],
-  odoo: [{ kinds: ["odoo.conf"], what: "odoo.conf", items: "NET-1, PROXY-4, ODOO-1..5, LIMIT-1..3, TLS-2" }],
+/** The configuration directory of the PostgreSQL cluster the hosts run (Debian: /etc/postgresql/<major>/main). */
+const PG_CONF_DIR = PATHS.postgresConfDir;
+
+/**
+ * The files each tier must receive, where the daemon reads them, and the checklist items read
+ * from each. A file of the right kind at another path (odoo.conf beside the one Odoo is started
+ * with, a PostgreSQL drop-in outside conf.d) is checked by the pack and ignored by the daemon.
+ */
+const REQUIRED_FILES: Readonly<Record<string, readonly { readonly kinds: readonly FileKind[]; readonly read: (path: string) => boolean; readonly what: string; readonly items: string }[]>> = {
+  proxy: [{ kinds: ["nginx-site", "nginx.conf"], read: (p) => p === PATHS.nginxConf || /^\/etc\/nginx\/conf\.d\/[^/]+\.conf$/.test(p), what: "an nginx server that proxies to Odoo (nginx.conf or /etc/nginx/conf.d/*.conf)", items: "NET-2, PROXY-1, PROXY-2, PROXY-3, PROXY-5" }],
+  odoo: [{ kinds: ["odoo.conf"], read: (p) => p === PATHS.odooConf, what: `odoo.conf at ${PATHS.odooConf}`, items: "NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2" }],
   pgbouncer: [
-    { kinds: ["pgbouncer.ini"], what: "pgbouncer.ini", items: "POOL-1..5, AUTH-1, AUTH-2, TLS-1, OBS-3" },
-    { kinds: ["userlist"], what: "its auth_file (userlist)", items: "AUTH-2" },
+    { kinds: ["pgbouncer.ini"], read: (p) => p === PATHS.pgbouncerIni, what: `pgbouncer.ini at ${PATHS.pgbouncerIni}`, items: "POOL-1, POOL-2, POOL-3, POOL-4, POOL-5, AUTH-1, AUTH-2, TLS-1, OBS-3" },
+    { kinds: ["userlist"], read: () => true, what: "its auth_file (userlist)", items: "AUTH-2" },
   ],
   postgres: [
-    { kinds: ["postgresql.conf"], what: "a postgresql.conf", items: "PG-1..3, TLS-1, AUTH-1" },
-    { kinds: ["pg_hba.conf"], what: "pg_hba.conf", items: "AUTH-1, TLS-1" },
+    { kinds: ["postgresql.conf"], read: (p) => p === `${PG_CONF_DIR}/postgresql.conf` || new RegExp(`^${PG_CONF_DIR.replace(/[.]/g, "\\.")}/conf\\.d/[^/]+\\.conf$`).test(p), what: `a postgresql.conf (${PG_CONF_DIR}/conf.d/*.conf)`, items: "PG-1, PG-2, PG-3, TLS-1, AUTH-1" },
+    { kinds: ["pg_hba.conf"], read: (p) => p === PATHS.postgresHba, what: `pg_hba.conf at ${PATHS.postgresHba}`, items: "AUTH-1, TLS-1, NET-6" },
   ],
 };
 
@@ -50,7 +59,7 @@ const serves = (file: RenderedFile): boolean =>
  */
 export const hostsReceiveCheckedConfigFiles: StackValidationPolicy = {
   name: "hosts-receive-checked-config-files",
-  description: "Checks whether every proxy, Odoo, PgBouncer and PostgreSQL instance receives the config files the pack checks (nginx site, odoo.conf, pgbouncer.ini and userlist, postgresql.conf and pg_hba.conf) as readable config objects.",
+  description: "Checks whether every proxy, Odoo, PgBouncer and PostgreSQL instance receives the config files the pack checks (nginx site, odoo.conf, pgbouncer.ini and userlist, postgresql.conf and pg_hba.conf) as readable config objects, at the paths the daemons read.",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -64,7 +73,7 @@ export const hostsReceiveCheckedConfigFiles: StackValidationPolicy = {
     for (const host of hostViews(resources, unknown)) {
       unknown.run(() => {
         for (const need of REQUIRED_FILES[host.role ?? ""] ?? []) {
-          const found = objects.some((o) => o.host === host.id && need.kinds.includes(fileKindOf(o.path) as FileKind) && readable(o));
+          const found = objects.some((o) => o.host === host.id && need.kinds.includes(fileKindOf(o.path) as FileKind) && need.read(o.path) && readable(o));
           if (!found) {
             reportViolation(
               `EC2 instance (${host.instance.name}) must receive ${need.what} as a config object with inline content (key hosts/${host.id}/…): it is the ${host.role} host ${host.id}, and without the file the pack cannot check it (${need.items}).`,
@@ -235,4 +244,55 @@ export const databaseTrafficThroughPgbouncer: StackValidationPolicy = {
   },
 };
 
-export const policies: Policies = [hostsReceiveCheckedConfigFiles, pgbouncerMaxClientConnCoversOdoo, postgresMaxConnectionsCoverPgbouncer, databaseTrafficThroughPgbouncer];
+/** The service each delivered unit or drop-in configures: /etc/systemd/system/<unit> or <unit>.d/*.conf. */
+const unitOf = (path: string): string => (/\/([^/]+)\.d\/[^/]+\.conf$/.exec(path) ?? /\/([^/]+)$/.exec(path) ?? ["", ""])[1];
+
+/** The daemons whose checked config a unit could swap, and the items each config carries. */
+const CHECKED_SERVICES: readonly { readonly unit: RegExp; readonly daemon: string; readonly items: readonly string[]; readonly env: readonly string[] }[] = [
+  // Odoo reads the file named by -c, else $ODOO_RC / $OPENERP_SERVER (odoo/tools/config.py).
+  { unit: /^odoo\.service$/, daemon: "Odoo", items: ODOO_CONF_ITEMS, env: ["ODOO_RC", "OPENERP_SERVER"] },
+  { unit: /^pgbouncer\.service$/, daemon: "PgBouncer", items: PGBOUNCER_INI_ITEMS, env: [] },
+  // Debian's postgresql@<version>-<cluster>.service; PGOPTIONS reaches client sessions started by the unit, PGDATA the cluster.
+  { unit: /^postgresql(@.*)?\.service$/, daemon: "PostgreSQL", items: POSTGRES_CONF_ITEMS, env: ["PGDATA", "PGOPTIONS"] },
+];
+
+/** The items an Odoo command line overrides: by option, or all of odoo.conf's for -c or an unknown option. */
+function odooCommandLineItems(command: string): string[] {
+  const items = new Set<string>();
+  for (const word of command.split(/\s+/)) {
+    const option = word.split("=")[0];
+    if (option === "-c" || option === "--config") for (const i of ODOO_CONF_ITEMS) items.add(i);
+    const key = ODOO_CLI_OPTIONS[option];
+    if (key) items.add(ODOO_OPTION_ITEMS[key]);
+  }
+  return [...items];
+}
+
+/**
+ * Every item a checked config file carries: the daemon runs with that file. A unit file or
+ * drop-in the stack delivers for Odoo, PgBouncer or PostgreSQL must not redefine ExecStart (a
+ * command line can name another file or override any option: Odoo's `--http-interface`,
+ * `--db-filter`, `--workers` beat odoo.conf) nor point the daemon elsewhere through its
+ * environment (ODOO_RC, PGDATA).
+ */
+export const serviceUnitsKeepCheckedConfig: ResourceValidationPolicy = {
+  name: "service-units-keep-checked-config",
+  description: "Checks whether no delivered systemd unit or drop-in for Odoo, PgBouncer or PostgreSQL redefines ExecStart or points the daemon at another config through its environment, so the daemon runs with the file the pack checks (NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2, POOL-1, AUTH-1, TLS-1, PG-1, PG-2, PG-3).",
+  validateResource: validateRenderedFile("systemd-unit", (file, report) => {
+    const service = CHECKED_SERVICES.find((s) => s.unit.test(unitOf(file.path)));
+    if (!service) return;
+    for (const line of parseSystemdUnit(file.content).filter((l) => l.section === "Service")) {
+      if (line.key === "ExecStart" && line.value !== "") {
+        const items = service.daemon === "Odoo" ? odooCommandLineItems(line.value) : [];
+        report(`${fileLabel(file)} must not redefine ExecStart (line ${line.line}: ${line.value}): a command line overrides or replaces the config file the pack checks (${(items.length > 0 ? items : service.items).join(", ")}).`);
+      } else if (line.key === "Environment" || line.key === "EnvironmentFile") {
+        const names = line.key === "EnvironmentFile" ? ["EnvironmentFile"] : service.env.filter((v) => new RegExp(`(^|[\\s"])${v}=`).test(line.value));
+        if (line.key === "EnvironmentFile" || names.length > 0) {
+          report(`${fileLabel(file)} must not set ${names.join(", ")} for ${service.daemon} (line ${line.line}): it can point the daemon at a config the pack does not check (${service.items.join(", ")}).`);
+        }
+      }
+    }
+  }),
+};
+
+export const policies: Policies = [hostsReceiveCheckedConfigFiles, serviceUnitsKeepCheckedConfig, pgbouncerMaxClientConnCoversOdoo, postgresMaxConnectionsCoverPgbouncer, databaseTrafficThroughPgbouncer];

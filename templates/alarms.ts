@@ -34,6 +34,7 @@ export const PROCEDURES = [
   "certificates",
   "collector",
   "backups",
+  "restart-pending",
 ] as const;
 export type Procedure = (typeof PROCEDURES)[number];
 
@@ -379,6 +380,29 @@ function postgresAlarms(model: StackModel, t: MonitoringThresholds, add: (a: Omi
     response: "PgBouncer's pools are sized to fit max_connections (PG-1); connections beyond them come from outside the pools (a bastion session, a script). Find them by application_name and client address.",
     procedures: ["long-transactions", "pgbouncer-queue"],
   });
+  // PG-1: a max_connections raised for a bigger Odoo host is installed and reloaded, but takes
+  // effect only at a restart the operator schedules; until then PgBouncer's pools may exceed it.
+  // The collector publishes it on the database host only (RDS: its parameter group's status).
+  if (model.settings.postgresEngine === "ec2") {
+    add({
+      id: "postgres-restart-pending",
+      section: "postgres",
+      checklist: ["PG-1"],
+      summary: "A setting PostgreSQL applies only at restart (pg_settings.pending_restart) has waited for a restart for an hour.",
+      namespace: METRIC_NAMESPACES.postgres,
+      metricName: METRICS.pendingRestartSettings,
+      dimensions: stack,
+      statistic: "Minimum",
+      period: 3600,
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      threshold: 0,
+      comparisonOperator: "GreaterThanThreshold",
+      treatMissingData: "notBreaching",
+      response: "A changed setting (max_connections, shared_buffers) is installed but not in force: the apply script never restarts PostgreSQL by itself. Schedule the restart for a quiet time, or restart now.",
+      procedures: ["restart-pending"],
+    });
+  }
   for (const db of model.settings.databases) {
     add({
       id: `postgres-dead-tuples-${db}`,
@@ -451,7 +475,7 @@ function hostAlarms(model: StackModel, host: HostId, t: MonitoringThresholds, ad
     ...fiveMinutes,
     threshold: t.memoryUsedPercent,
     comparisonOperator: "GreaterThanThreshold",
-    response: "Next stop is the OOM killer. On Odoo hosts check workers × limit_memory_hard against RAM (LIMIT-1, LIMIT-3).",
+    response: "Next stop is the OOM killer. On Odoo hosts look for workers far above the ~134 MiB an idle one holds (ps -o rss,vsz -C odoo): limit_memory_hard caps one process's address space, not the sum; lower odoo.workers or pick a larger odooInstanceType (LIMIT-1, LIMIT-3).",
     procedures: ["host-resources"],
   });
   add({
@@ -548,14 +572,29 @@ function hostAlarms(model: StackModel, host: HostId, t: MonitoringThresholds, ad
 }
 
 /**
- * The alarms BackupPlan creates (components/backup-plan.ts), for the runbook: their responses
- * are in the backup runbook. Ids are BackupPlan's resource suffixes.
+ * The alarms BackupPlan creates (components/backup-plan.ts), named from this list, for the
+ * runbook: their responses are in the backup runbook. Ids are BackupPlan's resource suffixes.
  */
-export function backupAlarmEntries(model: StackModel): readonly { readonly id: string; readonly summary: string }[] {
+export function backupAlarmEntries(model: StackModel): readonly BackupAlarmEntry[] {
+  const entry = (id: string, checklist: string, summary: string): BackupAlarmEntry => ({ id, name: alarmName(model, id), checklist: [checklist], summary });
   return [
-    { id: "restore-drill-stale", summary: "No successful restore drill within the window, or the hourly report stopped (BACKUP-2)." },
-    { id: "restore-drill-rto", summary: "The last restore drill took longer than the RTO target (BACKUP-2)." },
-    { id: "backup-age", summary: "The newest pgBackRest backup is older than 26 h, or the hourly report stopped (BACKUP-1)." },
-    ...model.hosts.odoo.map((h) => ({ id: `filestore-sync-${h.id}`, summary: `The hourly filestore copy of ${h.id} has not succeeded for 3 hours (BACKUP-1).` })),
+    // pgBackRest and its drill live on the PostgreSQL host: RDS stacks have neither.
+    ...(model.settings.postgresEngine === "ec2"
+      ? [
+          entry("restore-drill-stale", "BACKUP-2", "No successful restore drill within the window, or the hourly report stopped."),
+          entry("restore-drill-rto", "BACKUP-2", "The last restore drill took longer than the RTO target."),
+          entry("backup-age", "BACKUP-1", "The newest pgBackRest backup is older than 26 h, or the hourly report stopped."),
+        ]
+      : []),
+    ...model.hosts.odoo.map((h) => entry(`filestore-sync-${h.id}`, "BACKUP-1", `The hourly filestore copy of ${h.id} has not succeeded for 3 hours.`)),
   ];
+}
+
+export interface BackupAlarmEntry {
+  /** BackupPlan's resource suffix. */
+  readonly id: string;
+  /** `<project>-<stack>-<id>`, the name BackupPlan gives the alarm: what the console and SNS show. */
+  readonly name: string;
+  readonly checklist: readonly string[];
+  readonly summary: string;
 }

@@ -69,6 +69,12 @@ export const METRICS = {
   /** {Stack, State}: active, idle, idle in transaction, … */
   connectionsByState: "ConnectionsByState",
   connectionsUsedPercent: "ConnectionsUsedPercent",
+  /**
+   * Settings PostgreSQL applies only at restart that differ from the running ones
+   * (pg_settings.pending_restart): the apply script reloads but never restarts by itself (PG-1).
+   * On the database host only: RDS keeps such changes in its parameter group (pending-reboot).
+   */
+  pendingRestartSettings: "PendingRestartSettings",
   // Autovacuum health (PG-4) — {Stack, Database}
   deadTuples: "DeadTuples",
   deadTuplesPercent: "DeadTuplesPercent",

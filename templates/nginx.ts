@@ -37,6 +37,11 @@ export interface NginxSiteSettings {
   /** Address to listen on; absent means every address of the host. */
   readonly listenAddress?: string;
   readonly listenPort: number;
+  /**
+   * Plain-HTTP port of a server that answers every request with a 301 to https://serverName and
+   * proxies nothing (NET-3's exception). Optional. Defaults to none: no plain-HTTP listener.
+   */
+  readonly redirectListenPort?: number;
   readonly tlsCertificatePath: string;
   readonly tlsCertificateKeyPath: string;
   /** Odoo HTTP workers, one per Odoo host (PROXY-1). */
@@ -126,6 +131,7 @@ export function nginxSiteSettingsFor(model: StackModel): NginxSiteSettings {
   return {
     serverName: model.settings.domain,
     listenPort: PORTS.https.port,
+    ...(model.settings.httpRedirect ? { redirectListenPort: PORTS.http.port } : {}),
     tlsCertificatePath: `${PATHS.nginxTlsDir}/fullchain.pem`,
     tlsCertificateKeyPath: `${PATHS.nginxTlsDir}/privkey.pem`,
     odooHttpServers: model.hosts.odoo.map((h) => ({ address: h.privateIp, port: PORTS.odooHttp.port })),
@@ -225,6 +231,7 @@ const isWildcardAddress = (address: string): boolean => ["", "0.0.0.0", "::", "[
 export function checkNginxSiteSettings(s: NginxSiteSettings): string[] {
   const problems = positiveIntegers([
     ["listen port", s.listenPort],
+    ...(s.redirectListenPort === undefined ? [] : ([["redirect listen port", s.redirectListenPort]] as [string, number][])),
     ["proxy_connect_timeout", s.proxyConnectTimeoutSeconds],
     ["proxy_read_timeout", s.proxyReadTimeoutSeconds],
     ["proxy_send_timeout", s.proxySendTimeoutSeconds],
@@ -232,6 +239,9 @@ export function checkNginxSiteSettings(s: NginxSiteSettings): string[] {
     ["HSTS max-age", s.hstsMaxAgeSeconds],
   ]);
   if (s.odooHttpServers.length === 0) problems.push("upstream odoo: needs at least one Odoo host (PROXY-1)");
+  if (s.redirectListenPort !== undefined && s.redirectListenPort === s.listenPort) {
+    problems.push(`redirect listen port ${s.redirectListenPort}: must differ from the TLS listen port`);
+  }
   const addresses = (servers: readonly UpstreamServer[]) => servers.map((u) => u.address).join(",");
   if (addresses(s.odooHttpServers) !== addresses(s.odooGeventServers)) {
     problems.push("upstream odoochat: must list the same Odoo hosts in the same order as upstream odoo, so a client's HTTP requests and its WebSocket reach the same host (PROXY-2)");
@@ -270,7 +280,22 @@ function proxyToOdoo(s: NginxSiteSettings, upstreamName: string, extraHeaders: R
 
 export function renderNginxSite(s: NginxSiteSettings): string {
   fail("nginx site", checkNginxSiteSettings(s));
-  const listen = `listen ${escapeNginx(s.listenAddress === undefined ? String(s.listenPort) : `${s.listenAddress}:${s.listenPort}`)} ssl http2`;
+  const address = (port: number) => escapeNginx(s.listenAddress === undefined ? String(port) : `${s.listenAddress}:${port}`);
+  const listen = `listen ${address(s.listenPort)} ssl http2`;
+  // NET-3's exception: plain HTTP gets one answer, a permanent redirect to the site's own name
+  // (never $host: a forged Host header must not turn it into an open redirect). No location, no
+  // proxy_pass, no root: it serves nothing and reaches no Odoo host.
+  const redirect =
+    s.redirectListenPort === undefined
+      ? []
+      : [
+          "",
+          "# Plain HTTP answers only a redirect to https://; nothing is proxied or served here (NET-3).",
+          "server {",
+          `    listen ${address(s.redirectListenPort)} default_server;`,
+          `    return 301 https://${escapeNginx(s.serverName)}$request_uri;`,
+          "}",
+        ];
   return lines(
     header("#"),
     // No upstream keepalive: with proxy_next_upstream off, a reused connection the worker has
@@ -291,8 +316,9 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     `    ${listen} default_server;`,
     "    ssl_reject_handshake on;",
     "}",
+    ...redirect,
     "",
-    "# The only server Odoo is reachable through: HTTPS on 443, no plain HTTP anywhere (NET-2, NET-3).",
+    "# The only server Odoo is reachable through: HTTPS on 443 (NET-2, NET-3).",
     "server {",
     `    ${listen};`,
     `    server_name ${escapeNginx(s.serverName)};`,

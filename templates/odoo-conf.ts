@@ -50,7 +50,23 @@ export interface OdooConfSettings {
   readonly caCertPath: string;
   /** Options the user may tune; checked against ODOO_USER_OPTIONS for the version. */
   readonly extraOptions: Readonly<Record<string, OdooOptionValue>>;
+  /**
+   * Outbound mail (settings.mail): written as odoo.conf's smtp_* keys, STARTTLS forced.
+   * Optional. Defaults to none: Odoo's own defaults (localhost:25), which the egress rules block.
+   */
+  readonly mail?: {
+    readonly server: string;
+    readonly port: number;
+    readonly user: string;
+    /** A secretRef() placeholder, resolved on the host at apply time. */
+    readonly password: string;
+    readonly from?: string;
+  };
 }
+
+/** The SSM parameter holding the SMTP password: the operator's, or the one the stack generates. */
+export const mailPasswordParameter = (model: StackModel): string | undefined =>
+  model.settings.mail === undefined ? undefined : (model.settings.mail.passwordParameter ?? model.parameters.mailPassword);
 
 /** A key the checklist fixes, with the value every production odoo.conf must carry. */
 export interface OdooForcedKey {
@@ -190,6 +206,17 @@ export function odooConfSettingsFor(
     limitRequest: sizing.limitRequest,
     caCertPath: PATHS.caCert,
     extraOptions,
+    ...(model.settings.mail === undefined
+      ? {}
+      : {
+          mail: {
+            server: model.settings.mail.host,
+            port: model.settings.mail.port,
+            user: model.settings.mail.user,
+            password: secretRef(mailPasswordParameter(model) as string),
+            ...(model.settings.mail.from === undefined ? {} : { from: model.settings.mail.from }),
+          },
+        }),
   };
 }
 
@@ -206,7 +233,8 @@ export function checkOdooConfSettings(s: OdooConfSettings): string[] {
     problems.push(`dbfilter = ${JSON.stringify(s.dbfilter)}: must restrict the databases, e.g. ^%d$ or ^mydb$ (ODOO-3)`);
   }
   if (s.dbNames.length === 0) problems.push("db_name: at least one database must be served");
-  for (const [key, value] of [["admin_passwd", s.adminPasswd], ["db_password", s.dbPassword]] as const) {
+  const secrets: [string, string][] = [["admin_passwd", s.adminPasswd], ["db_password", s.dbPassword], ...(s.mail ? ([["smtp_password", s.mail.password]] as [string, string][]) : [])];
+  for (const [key, value] of secrets) {
     if (!isSecretRef(value)) problems.push(`${key}: must be a secretRef() placeholder resolved from SSM on the host, never a literal (ODOO-1)`);
   }
   const counts: [string, number, number][] = [
@@ -233,6 +261,8 @@ export function checkOdooConfSettings(s: OdooConfSettings): string[] {
   for (const [key, value] of sortedEntries(s.extraOptions)) {
     if (key in SIZING_KEYS) {
       problems.push(`${key}: comes from sizing; set ${SIZING_KEYS[key]} in the stack config so its invariants are checked (LIMIT-1..3, POOL-4)`);
+    } else if (s.mail !== undefined && (key.startsWith("smtp_") || key === "email_from")) {
+      problems.push(`${key}: is set by the stack's mail setting (mail.host, mail.port, mail.user, mail.passwordParameter, mail.from); set it there`);
     } else if (key in ODOO_FORCED_KEYS || key in forced) {
       const item = ODOO_FORCED_KEYS[key];
       problems.push(`${key}: is fixed by odoo-stack${item ? ` (${item.checklist}: ${item.rule})` : ""} and cannot be set as an extra option`);
@@ -298,6 +328,18 @@ function forcedKeysOf(s: OdooConfSettings): Record<string, OdooOptionValue> {
     data_dir: s.dataDir,
     // Demo data ships well-known logins; never on a production database.
     without_demo: "all",
+    // Outbound mail (issue 12 item 5): STARTTLS always (Odoo's smtp_ssl means STARTTLS), so the
+    // credentials never cross the network in clear.
+    ...(s.mail === undefined
+      ? {}
+      : {
+          smtp_server: s.mail.server,
+          smtp_port: s.mail.port,
+          smtp_user: s.mail.user,
+          smtp_password: s.mail.password,
+          smtp_ssl: true,
+          ...(s.mail.from === undefined ? {} : { email_from: s.mail.from }),
+        }),
   };
 }
 

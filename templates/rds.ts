@@ -11,13 +11,21 @@ import { header, lines, sqlIdent, sqlLiteral, type HostFile } from "./format";
 import { gexecUnless, odooDatabasesSql, POSTGRES_FORCED } from "./postgresql";
 
 /**
- * The RDS engine, pinned: a minor upgrade is a reviewed change of this constant (with
- * autoMinorVersionUpgrade off), never a surprise in a maintenance window that the plan does not
- * show. https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html
+ * The RDS engine: the major version only, with automatic minor upgrades on
+ * (RDS_POSTGRES.autoMinorVersionUpgrade). AWS retires old minors and force-upgrades instances
+ * running them; a pinned minor (it was 15.12) would then make every `pulumi up` plan a
+ * downgrade RDS refuses. With minor upgrades on, the AWS provider accepts a version prefix
+ * ("15" for 15.x) and reports the running minor in `engineVersionActual`, so AWS's upgrades in
+ * the maintenance window never show as drift. A major upgrade (16) stays a reviewed change of
+ * this constant and of parameterGroupFamily together (BACKUP-3).
+ * https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/#engineversion_nodejs
+ * https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Upgrading.html
  */
 export const RDS_POSTGRES = {
   engine: "postgres",
-  engineVersion: "15.12",
+  engineVersion: "15",
+  /** Must stay true while engineVersion is a prefix: RDS applies the minors in the maintenance window. */
+  autoMinorVersionUpgrade: true,
   parameterGroupFamily: "postgres15",
   storageType: "gp3",
   /** The CA RDS signs the endpoint's certificate with; the regional bundle contains it. */
@@ -145,10 +153,12 @@ export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
     "SET password_encryption = 'scram-sha-256';",
     "",
     "-- Odoo's role: CONNECTION LIMIT = PgBouncer's pools + reserves + LISTEN pool (PG-1); the",
-    "-- password is PgBouncer's verifier itself, so SCRAM passes through PgBouncer (AUTH-1).",
-    gexecUnless(`CREATE ROLE ${odoo}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.odooRole)}`),
+    "-- password is PgBouncer's verifier itself, so SCRAM passes through PgBouncer (AUTH-1). Set",
+    "-- when the role is created only: this file runs on the PgBouncer host in the same apply run",
+    "-- that RELOADs PgBouncer, milliseconds later, and a new verifier must reach the database only",
+    "-- once PgBouncer re-opened its server connections (AUTH-4: odoo-stack-rotate postgres waits).",
+    gexecUnless(`CREATE ROLE ${odoo} PASSWORD ${sqlLiteral(s.odooPasswordVerifier)}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.odooRole)}`),
     `ALTER ROLE ${odoo} WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT ${s.odooConnectionLimit};`,
-    `ALTER ROLE ${odoo} WITH PASSWORD ${sqlLiteral(s.odooPasswordVerifier)};`,
     "-- PG-2 per role: sent at every server login, so it holds through transaction pooling.",
     `ALTER ROLE ${odoo} SET statement_timeout = ${s.odooStatementTimeoutMs};`,
     `ALTER ROLE ${odoo} SET lock_timeout = ${s.odooLockTimeoutMs};`,

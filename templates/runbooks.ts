@@ -1,18 +1,28 @@
-// The stack's operator runbooks (BACKUP-3, BACKUP-4, AUTH-4: R), generated with the stack's real
+// The stack's operator runbooks (BACKUP-3, BACKUP-4, AUTH-4: R), generated with the stack's
 // names — hosts, databases, roles, sockets, paths, log groups, alarm names — and commands run
-// through SSM Session Manager (no SSH, DESIGN principle 9). The alarm responses are rendered
-// from the alarm table the Monitoring component creates its alarms from (templates/alarms.ts),
-// so every alarm has an entry. Pure: markdown out; `npm run plan` writes out/<stack>/runbooks/.
-import { TAG_KEYS } from "../components/tags";
+// through SSM Session Manager (no SSH, DESIGN principle 9). Two tables drive them:
+//   - the alarm table Monitoring creates its alarms from (templates/alarms.ts): every alarm has
+//     an entry, and every entry an alarm;
+//   - the procedure table (templates/procedures.ts): every operational procedure's steps, hosts,
+//     commands and checks, which the host scripts and `odoo-stack rotate` follow too.
+// Every shell block says where it runs (templates/runbook-blocks.ts): `sh laptop` or
+// `sh host=<id>`, never both, so the fleet-boot suite can run the host blocks as written.
+// Engine-aware: an RDS stack names no PostgreSQL host. Pure: markdown out; `npm run plan`
+// writes out/<stack>/runbooks/, the deployed stack exports them (`pulumi stack output runbooks`).
 import { DB_ROLES, PATHS, type HostId, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { ROTATABLE_PASSWORD_NAMES } from "../lib/rotation";
 import { backupAlarmEntries, monitoringAlarms, PROCEDURES, type AlarmSpec, type Procedure } from "./alarms";
 import { LOG_SOURCE_NAMES, logGroupName, POSTGRES_LOG_FILE } from "./cloudwatch-agent";
-import { GENERATED } from "./format";
 import { METRICS_COLLECTOR_PATH, METRICS_CONFIG_PATH, METRICS_PGPASS_PATH, METRICS_UNITS, TOP_QUERIES_LOG } from "./metrics";
-import { LISTEN_DATABASE, PGBOUNCER_DEBIAN } from "./pgbouncer";
+import { LISTEN_DATABASE } from "./pgbouncer";
+import { adminPsql, databaseAdminRole, operationalProcedures, procedureById, stepHosts, type OperationalProcedure } from "./procedures";
+import { RDS_POSTGRES, rdsInstanceIdentifier } from "./rds";
 import { renderBackupRunbook, type BackupRunbookInput } from "./runbook-backup";
-import { SCRIPT_PATHS } from "./scripts";
+import { hostBlock, laptopBlock } from "./runbook-blocks";
+import { code, onHost, preamble, procedureSection, rotateCommand, sessionCommand, shellAnchor } from "./runbook-format";
+
+export { sessionCommand } from "./runbook-format";
 
 export interface RunbooksInput {
   /** The alarms Monitoring created. Optional. Defaults to monitoringAlarms(model) (default thresholds). */
@@ -25,6 +35,7 @@ export interface RunbooksInput {
 export const RUNBOOK_FILES = {
   index: "README.md",
   pgbouncer: "pgbouncer.md",
+  rotation: "rotation.md",
   postgresql: "postgresql.md",
   odoo: "odoo.md",
   hosts: "hosts.md",
@@ -33,7 +44,7 @@ export const RUNBOOK_FILES = {
   backup: "backup.md",
 } as const;
 
-/** Where each procedure lives: its file and anchor (an explicit <a id>, stable across edits of the heading). */
+/** Where each alarm procedure lives: its file and anchor (an explicit <a id>, stable across edits of the heading). */
 export const PROCEDURE_LOCATION: Readonly<Record<Procedure, { readonly file: string; readonly title: string }>> = {
   "pgbouncer-queue": { file: RUNBOOK_FILES.pgbouncer, title: "See the PgBouncer queue (SHOW POOLS)" },
   "long-transactions": { file: RUNBOOK_FILES.postgresql, title: "Long transactions" },
@@ -47,190 +58,179 @@ export const PROCEDURE_LOCATION: Readonly<Record<Procedure, { readonly file: str
   certificates: { file: RUNBOOK_FILES.hosts, title: "Certificates about to expire" },
   collector: { file: RUNBOOK_FILES.hosts, title: "The metrics collector" },
   backups: { file: RUNBOOK_FILES.backup, title: "Backups and restores" },
+  "restart-pending": { file: RUNBOOK_FILES.postgresql, title: "A setting waits for a PostgreSQL restart" },
 };
 
-/** A markdown code span; names here never contain a backtick, and a newline would break the line. */
-function code(value: string | number): string {
-  const s = String(value);
-  if (/[`\r\n]/.test(s)) throw new Error(`runbook value must not contain a backtick or a newline: ${JSON.stringify(s)}`);
-  return `\`${s}\``;
+/** Where each operational procedure (templates/procedures.ts) is rendered. */
+export function operationalProcedureFile(id: string): string {
+  if (id.startsWith("rotate-") && id !== "rotate-internal-ca") return RUNBOOK_FILES.rotation;
+  if (id.startsWith("upgrade-")) return RUNBOOK_FILES.upgrades;
+  const files: Record<string, string> = {
+    "reload-auth-file": RUNBOOK_FILES.pgbouncer,
+    "pgbouncer-queue": RUNBOOK_FILES.pgbouncer,
+    "long-transactions": RUNBOOK_FILES.postgresql,
+    "restart-pending": RUNBOOK_FILES.postgresql,
+    "rotate-internal-ca": RUNBOOK_FILES.hosts,
+    restore: RUNBOOK_FILES.backup,
+  };
+  const file = files[id];
+  if (!file) throw new Error(`runbooks: procedure ${id} has no runbook file`);
+  return file;
 }
 
-const shell = (...commands: string[]): string => ["```sh", ...commands, "```"].join("\n");
-const sql = (...statements: string[]): string => ["```sql", ...statements, "```"].join("\n");
 const anchor = (p: Procedure): string => `<a id="${p}"></a>`;
 const link = (p: Procedure, from: string): string => {
   const loc = PROCEDURE_LOCATION[p];
   return `[${loc.title}](${loc.file === from ? "" : loc.file}#${p})`;
 };
 const heading = (p: Procedure): string => `${anchor(p)}\n## ${PROCEDURE_LOCATION[p].title}`;
+const procedureLink = (p: OperationalProcedure, from: string): string => {
+  const file = operationalProcedureFile(p.id);
+  return `[${p.title}](${file === from ? "" : file}#${p.id})`;
+};
 
-/** Shell on a host of the stack through Session Manager, found by its odoo-stack:host tag. */
-export function sessionCommand(model: StackModel, host: HostId): string {
-  const lookup = `aws ec2 describe-instances --region ${model.settings.region} --filters Name=tag:${TAG_KEYS.stack},Values=${model.stack} Name=tag:${TAG_KEYS.host},Values=${host.id} Name=instance-state-name,Values=running --query 'Reservations[].Instances[].InstanceId' --output text`;
-  return `aws ssm start-session --region ${model.settings.region} --target "$(${lookup})"`;
+/** SQL through the administrator's psql on databaseAdminRole's host, as a here-document. */
+const sqlHeredoc = (model: StackModel, database: string, statements: readonly string[]): string[] => [`${adminPsql(model, database)} <<'SQL'`, ...statements, "SQL"];
+
+/** The host where SQL as the administrator runs: the PostgreSQL host, or with RDS the PgBouncer host. */
+const adminHost = (model: StackModel): HostId => stepHosts(model, { where: databaseAdminRole(model) })[0];
+
+function databaseIntro(model: StackModel, from: string): string {
+  const host = adminHost(model);
+  return model.settings.postgresEngine === "rds"
+    ? `PostgreSQL 15 runs on Amazon RDS: instance ${code(rdsInstanceIdentifier(model))}${model.settings.rdsMultiAz ? " (Multi-AZ)" : ""}; databases ${model.settings.databases.map(code).join(", ")}. There is no PostgreSQL host: SQL runs on ${onHost(host, from)} as the master user ${code(DB_ROLES.rdsMaster)} (rds_superuser, not a superuser) through its libpq service file ${code(PATHS.rdsAdminServiceFile)} (verify-full, root only).`
+    : `PostgreSQL 15 runs on ${onHost(host, from)} (${code(host.fqdn)}); databases ${model.settings.databases.map(code).join(", ")}. SQL runs there as the superuser over the Unix socket (peer authentication).`;
 }
-
-function preamble(model: StackModel, title: string): string[] {
-  return [`<!-- ${GENERATED} -->`, `# ${title} — stack ${code(model.stack)}`, ""];
-}
-
-/** The admin console over PgBouncer's Unix socket, as the service's OS user (no password: AUTH-4). */
-const pgbouncerConsole = (command: string): string =>
-  `sudo -u ${PGBOUNCER_DEBIAN.serviceUser} psql -X -h ${PGBOUNCER_DEBIAN.unixSocketDir} -p ${PORTS.pgbouncer.port} -U pgbouncer pgbouncer -c '${command}'`;
-const postgresSql = (database: string): string => `sudo -u postgres psql -X -d ${database}`;
 
 function pgbouncerRunbook(model: StackModel): string {
   const f = RUNBOOK_FILES.pgbouncer;
-  const rotate = SCRIPT_PATHS.rotate;
-  const dbs = model.settings.databases;
+  const sizing = model.settings.sizing.pgbouncer;
   return [
     ...preamble(model, "PgBouncer"),
-    `PgBouncer runs on ${code(model.hosts.pgbouncer.fqdn)} (port ${PORTS.pgbouncer.port}, transaction pooling; ${code(LISTEN_DATABASE)} in session pooling for Odoo's LISTEN). Open a shell there:`,
+    `PgBouncer runs on ${onHost(model.hosts.pgbouncer, f)} (${code(model.hosts.pgbouncer.fqdn)}, port ${PORTS.pgbouncer.port}, transaction pooling; ${code(LISTEN_DATABASE)} in session pooling for Odoo's LISTEN).`,
     "",
-    shell(sessionCommand(model, model.hosts.pgbouncer)),
-    "",
-    heading("pgbouncer-queue"),
-    "",
-    "How to see the queue (BACKUP-4): the admin console over the Unix socket, as the OS user PgBouncer runs as (no password needed, nothing exposed on the network):",
-    "",
-    shell(pgbouncerConsole("SHOW POOLS"), pgbouncerConsole("SHOW STATS"), pgbouncerConsole("SHOW CLIENTS"), pgbouncerConsole("SHOW SERVERS")),
-    "",
+    ...procedureSection(model, procedureById(model, "pgbouncer-queue"), f),
     `- ${code("cl_waiting")} > 0: clients wait for a server connection; ${code("maxwait")} + ${code("maxwait_us")} is how long the oldest has waited (OBS-1).`,
-    `- ${code("sv_active")} equal to the pool size (${code("default_pool_size")} ${model.settings.sizing.pgbouncer.defaultPoolSize}, + ${model.settings.sizing.pgbouncer.reservePoolSize} reserve after ${model.settings.sizing.pgbouncer.reservePoolTimeoutSeconds} s) means every server connection is busy. ${code("SHOW SERVERS")} lists them; match their ${code("remote_pid")} to ${code("pg_stat_activity.pid")} on PostgreSQL to see what they run (${link("long-transactions", f)}, ${link("locks", f)}).`,
+    `- ${code("sv_active")} equal to the pool size (${code("default_pool_size")} ${sizing.defaultPoolSize}, + ${sizing.reservePoolSize} reserve after ${sizing.reservePoolTimeoutSeconds} s) means every server connection is busy. ${code("SHOW SERVERS")} lists them; match their ${code("remote_pid")} to ${code("pg_stat_activity.pid")} to see what they run (${link("long-transactions", f)}, ${link("locks", f)}).`,
     `- Grow the pool only once no long transaction or lock explains the queue: set ${code("pgbouncer.defaultPoolSize")} in the stack config (its invariants keep PostgreSQL's ${code("max_connections")} coherent, PG-1), ${code("pulumi up")}; the change is applied by RELOAD without dropping clients.`,
     "",
     `The same figures are in CloudWatch (namespace ${code("OdooStack/PgBouncer")}, dimensions ${code(`Stack=${model.stack}`)} and ${code("Database")}) and on the dashboard ${code(`${model.project}-${model.stack}`)}.`,
     "",
-    "## Reload the auth_file (userlist.txt) and PgBouncer's settings (BACKUP-4)",
-    "",
-    `${code(PATHS.pgbouncerUserlist)} (mode 0600, AUTH-2) holds SCRAM verifiers only. It is rendered from SSM and installed by the apply script, which validates it with a throwaway PgBouncer and then reloads. To reload by hand (no client is disconnected):`,
-    "",
-    shell("sudo systemctl reload pgbouncer", pgbouncerConsole("RELOAD"), `sudo tail -n 20 ${PGBOUNCER_DEBIAN.logFile}`),
-    "",
-    "## Rotate a database password (AUTH-4)",
-    "",
-    `Order matters (the rotation script documents why): PostgreSQL first, then PgBouncer, then every Odoo host. First put the new password and its SCRAM verifier in SSM (${code(model.parameters.odooDbPassword)}, ${code(model.parameters.odooDbScramVerifier)}): change the password's keeper and run ${code("pulumi up")}. Then, back to back, in a quiet hour:`,
-    "",
-    shell(
-      `# 1. PostgreSQL host (${model.hosts.postgres.id}): ALTER ROLE ${DB_ROLES.odoo} with the new verifier`,
-      sessionCommand(model, model.hosts.postgres),
-      `sudo ${rotate} postgres --role ${DB_ROLES.odoo}`,
-      `# 2. PgBouncer host: re-render userlist.txt, check, RELOAD`,
-      sessionCommand(model, model.hosts.pgbouncer),
-      `sudo ${rotate} pgbouncer`,
-      ...model.hosts.odoo.flatMap((h, i) => [
-        `# ${3 + i}. ${h.id}: new db_password in odoo.conf, graceful restart`,
-        sessionCommand(model, h),
-        `sudo ${rotate} odoo`,
-      ]),
-      `# ${3 + model.hosts.odoo.length}. any Odoo host: log in through PgBouncer with odoo.conf's credentials`,
-      `sudo ${rotate} check --dbname ${dbs[0]}`,
-    ),
-    "",
-    `Between steps 1 and 3 only new connections are affected; open ones keep working. The stats user (${code(DB_ROLES.stats)}) rotates the same way with ${code(`--role ${DB_ROLES.stats} --verifier-parameter ${model.parameters.statsScramVerifier}`)}.`,
+    ...procedureSection(model, procedureById(model, "reload-auth-file"), f),
+    `Passwords and their verifiers are rotated by the procedures in ${RUNBOOK_FILES.rotation}: ${ROTATABLE_PASSWORD_NAMES.map((n) => procedureLink(procedureById(model, `rotate-${n}`), f)).join(", ")}.`,
     "",
   ].join("\n");
 }
 
+function rotationRunbook(model: StackModel): string {
+  const f = RUNBOOK_FILES.rotation;
+  return [
+    ...preamble(model, "Password rotation (AUTH-4)"),
+    `Every generated password has a keeper: the stack setting ${code("passwordRotation")} (a date per password). A new date makes ${code("pulumi up")} generate that password anew and store it (and its SCRAM verifier) in SSM; the hosts keep the old one until their steps run, in the order below. From a checkout of the stack's repository, one command runs every host step through SSM Run Command, waits for each, checks its output and stops at the first failure:`,
+    "",
+    laptopBlock(ROTATABLE_PASSWORD_NAMES.map((n) => rotateCommand(model, n)), { procedure: "rotate" }),
+    "",
+    "By hand, the same steps:",
+    "",
+    ...ROTATABLE_PASSWORD_NAMES.flatMap((n) => procedureSection(model, procedureById(model, `rotate-${n}`), f)),
+  ].join("\n");
+}
+
 function postgresRunbook(model: StackModel): string {
+  const f = RUNBOOK_FILES.postgresql;
   const db = model.settings.databases[0];
   const sizing = model.settings.sizing.postgres;
+  const host = adminHost(model);
+  const rds = model.settings.postgresEngine === "rds";
   return [
     ...preamble(model, "PostgreSQL: locks, long transactions, autovacuum"),
-    `PostgreSQL 15 runs on ${code(model.hosts.postgres.fqdn)}; databases ${model.settings.databases.map(code).join(", ")}. Open a shell there, then psql as the superuser over the socket (peer authentication):`,
+    databaseIntro(model, f),
     "",
-    shell(sessionCommand(model, model.hosts.postgres), postgresSql(db)),
-    "",
-    heading("long-transactions"),
-    "",
-    `Oldest transactions first (OBS-7, BACKUP-4). Through PgBouncer, ${code("application_name")} carries the Odoo host and port (${code("application_name_add_host")}); ${code("state = 'idle in transaction'")} is a transaction waiting for its client.`,
-    "",
-    sql(
-      "SELECT pid, datname, usename, application_name, client_addr, state,",
-      "       now() - xact_start AS xact_age, now() - state_change AS in_state_for,",
-      "       wait_event_type, wait_event, left(query, 200) AS query",
-      "FROM pg_stat_activity",
-      "WHERE xact_start IS NOT NULL AND backend_type = 'client backend'",
-      "ORDER BY xact_start",
-      "LIMIT 20;",
-    ),
-    "",
-    `Guards already in place (PG-2, per role): ${code("statement_timeout")} ${sizing.statementTimeoutMs} ms, ${code("lock_timeout")} ${sizing.lockTimeoutMs} ms, ${code("idle_in_transaction_session_timeout")} ${sizing.idleInTransactionSessionTimeoutMs} ms. A transaction older than these is a cron or a session outside Odoo's role. End it — cancel first (the transaction rolls back, the session stays), terminate if that does not help:`,
-    "",
-    sql("SELECT pg_cancel_backend(<pid>);", "SELECT pg_terminate_backend(<pid>);"),
-    "",
-    `Through PgBouncer's transaction pooling a terminated server connection is replaced by PgBouncer; the Odoo worker whose transaction it was gets an error and retries or shows it. A cron that keeps showing up here needs batching with intermediate commits (LIMIT-4, ${link("cron", RUNBOOK_FILES.postgresql)}).`,
+    ...procedureSection(model, procedureById(model, "long-transactions"), f),
+    `Through PgBouncer, ${code("application_name")} carries the Odoo host and port (${code("application_name_add_host")}); ${code("state = 'idle in transaction'")} is a transaction waiting for its client. Guards already in place (PG-2, per role): ${code("statement_timeout")} ${sizing.statementTimeoutMs} ms, ${code("lock_timeout")} ${sizing.lockTimeoutMs} ms, ${code("idle_in_transaction_session_timeout")} ${sizing.idleInTransactionSessionTimeoutMs} ms; a transaction older than these is a cron or a session outside Odoo's role. A cron that keeps showing up here needs batching with intermediate commits (LIMIT-4, ${link("cron", f)}).${rds ? " On RDS the master user may end the sessions of non-superuser roles (odoo's), which is all Odoo opens." : ""}`,
     "",
     heading("locks"),
     "",
     `Who waits on whom (OBS-7, BACKUP-4). ${code("log_lock_waits")} (PG-3) also logs every wait longer than ${code("deadlock_timeout")} to ` +
-      (model.settings.postgresEngine === "rds"
+      (rds
         ? `PostgreSQL's log, which RDS exports to the log group ${code(logGroupName(model, "postgresql"))}.`
         : `${code(POSTGRES_LOG_FILE)} (log group ${code(logGroupName(model, "postgresql"))}).`),
     "",
-    sql(
-      "SELECT w.pid AS waiting_pid, now() - w.query_start AS waiting_for, left(w.query, 120) AS waiting_query,",
-      "       b.pid AS blocking_pid, b.state AS blocking_state, now() - b.xact_start AS blocking_xact_age,",
-      "       b.application_name AS blocking_app, left(b.query, 120) AS blocking_last_query",
-      "FROM pg_stat_activity w",
-      "JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocker(pid) ON true",
-      "JOIN pg_stat_activity b ON b.pid = blocker.pid",
-      "ORDER BY waiting_for DESC;",
+    hostBlock(
+      host.id,
+      sqlHeredoc(model, db, [
+        "SELECT w.pid AS waiting_pid, now() - w.query_start AS waiting_for, left(w.query, 120) AS waiting_query,",
+        "       b.pid AS blocking_pid, b.state AS blocking_state, now() - b.xact_start AS blocking_xact_age,",
+        "       b.application_name AS blocking_app, left(b.query, 120) AS blocking_last_query",
+        "FROM pg_stat_activity w",
+        "JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocker(pid) ON true",
+        "JOIN pg_stat_activity b ON b.pid = blocker.pid",
+        "ORDER BY waiting_for DESC;",
+      ]),
+      { procedure: "locks", step: "list" },
     ),
     "",
-    `The root blocker is the ${code("blocking_pid")} that is not itself waiting. If it is ${code("idle in transaction")} or has run far longer than a request may (its client is gone or stuck), cancel it, then terminate it: ${code("SELECT pg_cancel_backend(<pid>);")} / ${code("SELECT pg_terminate_backend(<pid>);")}. Deadlocks resolve themselves (one transaction is aborted, logged as ${code("deadlock detected")}); repeated ones point at two code paths updating the same rows in different orders.`,
+    `The root blocker is the ${code("blocking_pid")} that is not itself waiting. If it is ${code("idle in transaction")} or has run far longer than a request may, end it with the cancel, then terminate steps of ${procedureLink(procedureById(model, "long-transactions"), f)}. Deadlocks resolve themselves (one transaction is aborted, logged as ${code("deadlock detected")}); repeated ones point at two code paths updating the same rows in different orders.`,
     "",
     heading("autovacuum"),
     "",
-    sql(
-      "-- tables with the most dead rows, and when autovacuum last got to them (PG-4)",
-      "SELECT relname, n_live_tup, n_dead_tup, last_autovacuum, last_vacuum, autovacuum_count",
-      "FROM pg_stat_user_tables ORDER BY n_dead_tup DESC LIMIT 15;",
-      "-- autovacuum workers now",
-      "SELECT pid, now() - xact_start AS running_for, query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker';",
-      "-- transaction-ID age per database and the oldest tables",
-      "SELECT datname, age(datfrozenxid) FROM pg_database ORDER BY 2 DESC;",
-      "SELECT c.oid::regclass, age(c.relfrozenxid) FROM pg_class c WHERE c.relkind IN ('r', 't', 'm') ORDER BY 2 DESC LIMIT 10;",
+    hostBlock(
+      host.id,
+      sqlHeredoc(model, db, [
+        "-- tables with the most dead rows, and when autovacuum last got to them (PG-4)",
+        "SELECT relname, n_live_tup, n_dead_tup, last_autovacuum, last_vacuum, autovacuum_count",
+        "FROM pg_stat_user_tables ORDER BY n_dead_tup DESC LIMIT 15;",
+        "-- autovacuum workers now",
+        "SELECT pid, now() - xact_start AS running_for, query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker';",
+        "-- transaction-ID age per database and the oldest tables",
+        "SELECT datname, age(datfrozenxid) FROM pg_database ORDER BY 2 DESC;",
+        "SELECT c.oid::regclass, age(c.relfrozenxid) FROM pg_class c WHERE c.relkind IN ('r', 't', 'm') ORDER BY 2 DESC LIMIT 10;",
+      ]),
+      { procedure: "autovacuum", step: "list" },
     ),
     "",
     `A long transaction (above) stops vacuum from removing anything newer than it: end it first. Then vacuum the worst table by hand (it does not block reads or writes): ${code("VACUUM (VERBOSE, ANALYZE) <table>;")}. Autovacuum runs over 1 s are in the PostgreSQL log (${code("log_autovacuum_min_duration")}).`,
     "",
     "## Top queries (OBS-7)",
     "",
-    `Every minute the collector appends the ten statements with the most total execution time to ${code(TOP_QUERIES_LOG)} (log group ${code(logGroupName(model, "top-queries"))}). Live:`,
+    `Every minute the collector on ${code(host.id)} appends the ten statements with the most total execution time to ${code(TOP_QUERIES_LOG)} (log group ${code(logGroupName(model, "top-queries"))}). Live:`,
     "",
-    sql(
-      "SELECT d.datname, s.calls, round(s.total_exec_time) AS total_ms, round(s.mean_exec_time::numeric, 1) AS mean_ms,",
-      "       s.rows, left(s.query, 200) AS query",
-      "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid",
-      "ORDER BY s.total_exec_time DESC LIMIT 20;",
-      "-- after a fix, start measuring afresh:",
-      "SELECT pg_stat_statements_reset();",
+    hostBlock(
+      host.id,
+      sqlHeredoc(model, "postgres", [
+        "SELECT d.datname, s.calls, round(s.total_exec_time) AS total_ms, round(s.mean_exec_time::numeric, 1) AS mean_ms,",
+        "       s.rows, left(s.query, 200) AS query",
+        "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid",
+        "ORDER BY s.total_exec_time DESC LIMIT 20;",
+      ]),
+      { procedure: "top-queries", step: "list" },
     ),
     "",
+    `After a fix, start measuring afresh: ${code("SELECT pg_stat_statements_reset();")}.`,
+    "",
+    ...procedureSection(model, procedureById(model, "restart-pending"), f),
   ].join("\n");
 }
 
 function odooRunbook(model: StackModel): string {
   const f = RUNBOOK_FILES.odoo;
-  const cronHost = model.hosts.odoo.find((h) => h.runsCron) as HostId;
+  const cronHost = model.cronHost;
+  const odooIds = model.hosts.odoo.map((h) => h.id);
   const insights = (group: string, query: string) =>
     `aws logs start-query --region ${model.settings.region} --log-group-name ${group} --start-time $(date -d '-1 hour' +%s) --end-time $(date +%s) --query-string '${query}'`;
   return [
     ...preamble(model, "Odoo: errors, crons, latency"),
-    `Odoo hosts: ${model.hosts.odoo.map((h) => code(h.id)).join(", ")} (crons run on ${code(cronHost.id)} only). Log: ${code(PATHS.odooLogFile)} on each host, shipped to ${code(logGroupName(model, "odoo"))} (one stream per host). Shell on a host:`,
-    "",
-    shell(sessionCommand(model, model.hosts.odoo[0])),
+    `Odoo hosts: ${model.hosts.odoo.map((h) => onHost(h, f)).join(", ")} (crons run on ${code(cronHost.id)} only). Log: ${code(PATHS.odooLogFile)} on each host, shipped to ${code(logGroupName(model, "odoo"))} (one stream per host).`,
     "",
     heading("odoo-errors"),
     "",
-    "The collector counts these lines every minute (OBS-5); find the requests and tracebacks around them:",
+    "The collector counts these lines every minute (OBS-5); find the requests and tracebacks around them, on any Odoo host:",
     "",
-    shell(
-      `sudo grep -nE 'virtual real time limit|CPU time limit|timeout after|virtual memory limit|PoolError|Connection Pool Is Full|deadlock detected' ${PATHS.odooLogFile} | tail -n 50`,
-      insights(logGroupName(model, "odoo"), "fields @timestamp, @logStream, @message | filter @message like /PoolError|deadlock detected|time limit|memory limit|Traceback/ | sort @timestamp desc | limit 50"),
-    ),
+    hostBlock(odooIds, [`sudo grep -nE 'virtual real time limit|CPU time limit|timeout after|virtual memory limit|PoolError|Connection Pool Is Full|deadlock detected' ${PATHS.odooLogFile} | tail -n 50`], { procedure: "odoo-errors", step: "log" }),
+    "",
+    "or across every host, from your laptop (CloudWatch Logs Insights):",
+    "",
+    laptopBlock([insights(logGroupName(model, "odoo"), "fields @timestamp, @logStream, @message | filter @message like /PoolError|deadlock detected|time limit|memory limit|Traceback/ | sort @timestamp desc | limit 50")], { procedure: "odoo-errors", step: "insights" }),
     "",
     `- **Worker killed by limit_time_real/limit_time_cpu** (LIMIT-3): a request ran longer than ${model.settings.sizing.odoo.limitTimeReal} s real time. The line before it names the worker's last request; long reports belong in a queue job or need the limit raised deliberately (${code("odoo.limitTimeReal")} in the stack config).`,
     "- **Worker recycled by limit_memory_soft**: normal now and then; frequent recycling means requests that load too much (large exports): batch them.",
@@ -241,24 +241,26 @@ function odooRunbook(model: StackModel): string {
     heading("cron"),
     "",
     "Odoo logs `` Starting job `<name>`. `` and `` Job `<name>` done. `` per run; " +
-      `the collector turns them into durations, overlaps and the age of the job still running (OBS-6). On ${code(cronHost.id)}:`,
+      `the collector turns them into durations, overlaps and the age of the job still running (OBS-6). On ${onHost(cronHost, f)}:`,
     "",
-    shell(`sudo grep -E "ir_cron: (Starting job|Job .* done)" ${PATHS.odooLogFile} | tail -n 40`),
+    hostBlock(cronHost.id, [`sudo grep -E "ir_cron: (Starting job|Job .* done)" ${PATHS.odooLogFile} | tail -n 40`], { procedure: "cron", step: "log" }),
     "",
-    sql(
-      `-- ${postgresSql(model.settings.databases[0])} on the PostgreSQL host`,
-      "SELECT id, cron_name, interval_number, interval_type, nextcall, lastcall, active FROM ir_cron WHERE active ORDER BY nextcall;",
-    ),
+    `The jobs and their next run, on ${onHost(adminHost(model), f)}:`,
+    "",
+    hostBlock(adminHost(model).id, sqlHeredoc(model, model.settings.databases[0], ["SELECT id, cron_name, interval_number, interval_type, nextcall, lastcall, active FROM ir_cron WHERE active ORDER BY nextcall;"]), { procedure: "cron", step: "jobs" }),
     "",
     `A job that overlaps itself or runs long holds one transaction for its whole run (locks, vacuum, ${link("long-transactions", f)}). Fix: process records in batches and commit between them, or trigger it less often (LIMIT-4). Do not raise ${code("max_cron_threads")} before measuring (LIMIT-2).`,
     "",
     heading("latency"),
     "",
-    `The proxy's JSON access log (${code(logGroupName(model, "nginx-access"))}) has ${code("request_time")}, ${code("upstream_response_time")}, ${code("status")} and ${code("uri")} per request; the collector classifies ${code("uri")} into login, list, write and report (OBS-4). The slowest routes of the last hour:`,
+    `The proxy's JSON access log (${code(logGroupName(model, "nginx-access"))}) has ${code("request_time")}, ${code("upstream_response_time")}, ${code("status")} and ${code("uri")} per request; the collector classifies ${code("uri")} into login, list, write and report (OBS-4). The slowest routes of the last hour, from your laptop (the second command takes the query id the first printed):`,
     "",
-    shell(
-      insights(logGroupName(model, "nginx-access"), "fields uri, request_time, upstream_response_time, status | filter request_time > 1 | stats count(*) as n, max(request_time) as worst, avg(request_time) as mean by uri | sort n desc | limit 20"),
-      `aws logs get-query-results --region ${model.settings.region} --query-id <id printed above>`,
+    laptopBlock(
+      [
+        insights(logGroupName(model, "nginx-access"), "fields uri, request_time, upstream_response_time, status | filter request_time > 1 | stats count(*) as n, max(request_time) as worst, avg(request_time) as mean by uri | sort n desc | limit 20"),
+        `aws logs get-query-results --region ${model.settings.region} --query-id "$QUERY_ID"`,
+      ],
+      { procedure: "latency", step: "insights", params: ["QUERY_ID"] },
     ),
     "",
     `${code("upstream_response_time")} close to ${code("request_time")}: Odoo is slow — check the PgBouncer queue (${link("pgbouncer-queue", f)}), locks, then the top queries. A gap between them: the client or the network.`,
@@ -268,62 +270,71 @@ function odooRunbook(model: StackModel): string {
 
 function hostsRunbook(model: StackModel): string {
   const f = RUNBOOK_FILES.hosts;
+  const all = model.allHosts.map((h) => h.id);
+  const rds = model.settings.postgresEngine === "rds";
   return [
-    ...preamble(model, "Hosts: resources, file descriptors, certificates, collector"),
-    "Shell on any host:",
+    ...preamble(model, "Hosts: shells, resources, file descriptors, certificates, collector"),
+    "## Shells (Session Manager)",
     "",
-    shell(...model.allHosts.map((h) => `${sessionCommand(model, h)}   # ${h.id}`)),
+    "No host accepts SSH (DESIGN principle 9). A shell on a host, from your laptop (the AWS CLI and its Session Manager plugin):",
+    "",
+    ...model.allHosts.flatMap((h) => [`<a id="${shellAnchor(h)}"></a>`, `### ${h.id} (${code(h.fqdn)})`, "", laptopBlock([sessionCommand(model, h)]), ""]),
+    rds ? `There is no PostgreSQL host: PostgreSQL is the RDS instance ${code(rdsInstanceIdentifier(model))}, reached from ${code(model.hosts.pgbouncer.id)}.` : "",
     "",
     heading("host-resources"),
     "",
-    shell(
+    `On any host (${all.map(code).join(", ")}):`,
+    "",
+    hostBlock(all, [
       "df -h / /var/lib/postgresql 2>/dev/null; df -i /",
       "sudo du -xh --max-depth=2 /var/log /var/lib 2>/dev/null | sort -h | tail -n 15",
       "free -m; swapon --show",
       "ps -eo pid,user,rss,vsz,comm --sort=-rss | head -n 15",
-      "journalctl -k --since -1h | grep -i -E 'oom|killed process'",
-    ),
+      "journalctl -k --since -1h | grep -i -E 'oom|killed process' || true",
+    ], { procedure: "host-resources", step: "show" }),
     "",
-    `On the PostgreSQL host the data volume (${code(PATHS.postgresDataMount)}) holds the database and WAL: grow the EBS volume (${code("postgresDataVolumeGiB")} in the stack config, ${code("pulumi up")}, then ${code("sudo resize2fs")} on its device) before it fills; a full volume stops PostgreSQL. On Odoo hosts memory pressure means workers × ${code("limit_memory_hard")} no longer fits (LIMIT-1).`,
+    rds
+      ? `PostgreSQL's storage is RDS's (${code("postgresDataVolumeGiB")} GiB allocated): its ${code("FreeStorageSpace")} metric is in the RDS console; grow it with ${code("postgresDataVolumeGiB")} in the stack config and ${code("pulumi up")}. On Odoo hosts ${code("limit_memory_hard")} caps each process's address space (RLIMIT_AS), not their sum: memory pressure means the workers' resident memory (${code("ps -o rss,vsz -C odoo")}) outgrew the RAM; lower ${code("odoo.workers")} or pick a larger ${code("odooInstanceType")} (LIMIT-1).`
+      : `On the PostgreSQL host the data volume (${code(PATHS.postgresDataMount)}) holds the database and WAL: grow the EBS volume (${code("postgresDataVolumeGiB")} in the stack config, ${code("pulumi up")}, then ${code("sudo resize2fs")} on its device) before it fills; a full volume stops PostgreSQL. On Odoo hosts ${code("limit_memory_hard")} caps each process's address space (RLIMIT_AS), not their sum: memory pressure means the workers' resident memory (${code("ps -o rss,vsz -C odoo")}) outgrew the RAM; lower ${code("odoo.workers")} or pick a larger ${code("odooInstanceType")} (LIMIT-1).`,
     "",
     heading("file-descriptors"),
     "",
-    shell(
+    hostBlock(all, [
       "for p in pgbouncer postgres nginx odoo; do for pid in $(pgrep -x \"$p\"); do",
       "  printf '%s %s: %s open / %s\\n' \"$p\" \"$pid\" \"$(sudo ls /proc/\"$pid\"/fd | wc -l)\" \"$(awk '/Max open files/ {print $4}' /proc/\"$pid\"/limits)\"",
       "done; done",
-    ),
+    ], { procedure: "file-descriptors", step: "show" }),
     "",
     `PgBouncer needs one fd per client and per server connection; its limit (${code("LimitNOFILE")} ${model.settings.sizing.pgbouncer.limitNofile}) is set by ${code(PATHS.pgbouncerLimits)} from the sizing. Near the limit: too many clients (a leak in a client, or ${code("max_client_conn")} too high for the limit) — ${code("SHOW CLIENTS")} (${link("pgbouncer-queue", f)}) shows where they come from.`,
     "",
     heading("certificates"),
     "",
-    shell(
-      `sudo openssl x509 -noout -subject -enddate -in ${PATHS.caCert}`,
-      "sudo openssl x509 -noout -subject -enddate -in <the certificate named by the alarm>",
-      "systemctl list-timers certbot.timer; sudo certbot renew --dry-run        # proxy, ACME",
-    ),
+    hostBlock(all, [`sudo openssl x509 -noout -subject -enddate -in ${PATHS.caCert}`], { procedure: "certificates", step: "internal-ca" }),
     "",
-    `- The public certificate on the proxy renews by certbot (DNS-01 on Route 53) twice a day once within 30 days of expiry; a failing renewal shows in ${code("journalctl -u certbot")}. An imported certificate must be replaced in its SSM parameters, then the host's files re-applied.`,
-    `- Internal certificates (CA, PgBouncer, PostgreSQL) are re-issued by ${code("pulumi up")} before expiry (early renewal, TLS-4); then re-run each host's apply association (${code(`aws ssm list-associations --region ${model.settings.region}`)}, ${code("aws ssm start-associations-once --association-ids <id>")}) so the new files are installed and the daemons reloaded.`,
+    `The public certificate on ${onHost(model.hosts.proxy, f)}:`,
     "",
+    hostBlock(model.hosts.proxy.id, ["systemctl list-timers certbot.timer", "sudo certbot renew --dry-run"], { procedure: "certificates", step: "public" }),
+    "",
+    `- The public certificate renews by certbot (DNS-01 on Route 53) twice a day once within 30 days of expiry; a failing renewal shows in ${code("journalctl -u certbot")}. An imported certificate must be replaced in its SSM parameters, then the proxy's files re-applied (${code("sudo /usr/local/sbin/odoo-stack-apply")} there).`,
+    `- Internal host certificates are re-issued by ${code("pulumi up")} before expiry (early renewal, TLS-4); then run ${code("sudo /usr/local/sbin/odoo-stack-apply")} on each host it names (or re-run its association: ${code(`aws ssm start-associations-once --region ${model.settings.region} --association-ids <id>`)}), so the new files are installed and the daemons reloaded. The CA itself: below.`,
+    "",
+    ...procedureSection(model, procedureById(model, "rotate-internal-ca"), f),
     heading("collector"),
     "",
-    `Every host runs ${code(METRICS_UNITS.timer)} every minute; ${code(METRICS_UNITS.service)} runs ${code(METRICS_COLLECTOR_PATH)} with ${code(METRICS_CONFIG_PATH)} (and ${code(METRICS_PGPASS_PATH)} on the database hosts).`,
+    `Every host runs ${code(METRICS_UNITS.timer)} every minute; ${code(METRICS_UNITS.service)} runs ${code(METRICS_COLLECTOR_PATH)} with ${code(METRICS_CONFIG_PATH)} (and ${code(METRICS_PGPASS_PATH)} where it reads a database). On the host the alarm names:`,
     "",
-    shell(
-      `systemctl list-timers ${METRICS_UNITS.timer}; systemctl status ${METRICS_UNITS.service}`,
-      `journalctl -u ${METRICS_UNITS.service} -n 30            # the failing source and its error`,
-      `# one run printing what it would publish, with a throwaway state:`,
-      `sudo env ODOO_STACK_METRICS_OUTPUT=- ODOO_STACK_METRICS_STATE=$(mktemp -d) PGPASSFILE=${METRICS_PGPASS_PATH} python3 ${METRICS_COLLECTOR_PATH}`,
-    ),
+    hostBlock(all, [
+      `systemctl list-timers ${METRICS_UNITS.timer}; systemctl status ${METRICS_UNITS.service} --no-pager || true`,
+      `journalctl -u ${METRICS_UNITS.service} -n 30 --no-pager`,
+      `sudo env ODOO_STACK_METRICS_OUTPUT=- ODOO_STACK_METRICS_STATE="$(mktemp -d)" PGPASSFILE=${METRICS_PGPASS_PATH} python3 ${METRICS_COLLECTOR_PATH}`,
+    ], { procedure: "collector", step: "show" }),
     "",
-    `A psql login failure on the PgBouncer or PostgreSQL host after a password rotation: the password file is rendered from SSM by the apply script; re-run the host's apply association. The CloudWatch agent (host metrics and logs): ${code("sudo /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a status")}.`,
+    `The last command is one run printing what it would publish, with a throwaway state. A psql login failure after a password rotation: the password file is rendered from SSM by the apply script; run it on that host. The CloudWatch agent (host metrics and logs): ${code("sudo /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a status")}.`,
     "",
   ].join("\n");
 }
 
-function alarmsRunbook(model: StackModel, alarms: readonly AlarmSpec[]): string {
+function alarmsRunbook(model: StackModel, alarms: readonly AlarmSpec[], hasBackupRunbook: boolean): string {
   const f = RUNBOOK_FILES.alarms;
   const cmp: Record<AlarmSpec["comparisonOperator"], string> = {
     GreaterThanThreshold: ">",
@@ -343,6 +354,7 @@ function alarmsRunbook(model: StackModel, alarms: readonly AlarmSpec[]): string 
     `- Procedures: ${a.procedures.map((p) => link(p, f)).join(", ")}`,
     "",
   ]);
+  const backups = backupAlarmEntries(model);
   return [
     ...preamble(model, "Alarms: what each one means and what to do"),
     `Every alarm notifies the SNS topic ${code(`${model.project}-${model.stack}-alarms`)}${model.settings.alarmEmail ? ` (e-mail to ${code(model.settings.alarmEmail)})` : " (no e-mail configured: set alarmEmail in the stack config)"}, when it fires and when it recovers. The dashboard ${code(`${model.project}-${model.stack}`)} shows them by checklist section.`,
@@ -350,88 +362,54 @@ function alarmsRunbook(model: StackModel, alarms: readonly AlarmSpec[]): string 
     "| Alarm | Checklist | Section |",
     "| --- | --- | --- |",
     ...alarms.map((a) => `| [${a.name}](#${a.name}) | ${a.checklist.join(", ")} | ${a.section} |`),
+    ...backups.map((b) => `| [${b.name}](#${b.name}) | ${b.checklist.join(", ")} | backups |`),
     "",
     "## Alarm by alarm",
     "",
     ...entries,
     "## Backup alarms (BackupPlan)",
     "",
-    `Named ${code("backup-plan-<id>-<suffix>")} in CloudWatch; responses in ${link("backups", f)}.`,
+    hasBackupRunbook ? `Their metrics and responses: ${link("backups", f)}.` : "",
     "",
-    ...backupAlarmEntries(model).map((b) => `- ${code(b.id)} — ${b.summary}`),
-    "",
+    ...backups.flatMap((b) => [`<a id="${b.name}"></a>`, `### ${b.name}`, "", `${b.summary} (${b.checklist.join(", ")})`, ""]),
   ].join("\n");
 }
 
 function upgradesRunbook(model: StackModel): string {
-  const db = model.settings.databases[0];
+  const f = RUNBOOK_FILES.upgrades;
+  const rds = model.settings.postgresEngine === "rds";
   return [
     ...preamble(model, "Upgrades: Odoo, PostgreSQL, PgBouncer (BACKUP-3)"),
-    `Before any upgrade: a fresh backup and a snapshot, so that rolling back is a restore, not a repair. On the PostgreSQL host (${code(model.hosts.postgres.id)}):`,
+    "Every upgrade starts with a fresh backup, so that rolling back is a restore, not a repair. Rehearse on a restored copy first: " +
+      (rds
+        ? `a point-in-time copy (${link("backups", f)}, its restore step only) takes the upgrade without touching production.`
+        : `the restore drill can keep its scratch cluster (${code("--keep")}, ${link("backups", f)}), and an Odoo upgrade can be run against it.`),
     "",
-    shell(
-      sessionCommand(model, model.hosts.postgres),
-      "sudo systemctl start odoo-stack-pgbackrest-diff && sudo -u postgres pgbackrest --stanza=main info",
-      `aws ec2 create-snapshot --region ${model.settings.region} --volume-id "$(pulumi stack output postgresDataVolumeId)" --description "before upgrade"`,
-    ),
-    "",
-    "Rehearse on a restored copy first: the restore drill can keep its scratch cluster (backup runbook, \"Get back one record\"), and an Odoo upgrade can be run against it.",
-    "",
-    "## Odoo",
-    "",
-    `Minor updates (same series, ${code(model.settings.odooVersion)}): one Odoo host at a time, so the proxy keeps serving from the others${model.hosts.odoo.length === 1 ? " (with one host: a short outage, in a quiet hour)" : ""}.`,
-    "",
-    shell(
-      ...model.hosts.odoo.flatMap((h) => [
-        `# ${h.id}`,
-        sessionCommand(model, h),
-        "sudo apt-get update && sudo apt-get install --only-upgrade odoo",
-        "sudo systemctl restart odoo && sudo systemctl status odoo --no-pager",
-      ]),
-      `# then, once, the module data (from ${model.hosts.odoo[0].id}, with Odoo stopped on every host):`,
-      ...model.settings.databases.map((d) => `sudo -u odoo odoo -c ${PATHS.odooConf} -d ${d} -u all --stop-after-init --no-http`),
-    ),
-    "",
-    `Major versions (e.g. 16.0 → 17.0) need a database migration (Odoo's upgrade service or OpenUpgrade) on a restored copy, tested, then: set ${code("odooVersion")} in the stack config, ${code("pulumi up")} (the renderers apply the new version's options), restore the migrated database. Keep the pre-upgrade backup until the new version has run a full business cycle.`,
-    "",
-    "## PostgreSQL",
-    "",
-    `Minor releases (15.x) are security and bug fixes: apply them. PgBouncer keeps clients connected while PostgreSQL restarts; transactions in flight fail and Odoo retries or reports them.`,
-    "",
-    shell(
-      sessionCommand(model, model.hosts.postgres),
-      "sudo apt-get update && sudo apt-get install --only-upgrade postgresql-15 postgresql-client-15",
-      "sudo systemctl restart postgresql@15-main",
-      `sudo -u postgres psql -X -d ${db} -c 'SELECT version()'`,
-    ),
-    "",
-    `A major version (16, 17) changes the data directory layout (${code("pg_upgradecluster")}) and this stack's rendered paths (${code(PATHS.postgresConfDir)}): it is a change to the stack (templates), rehearsed on a restored copy, not an operator step.`,
-    "",
-    "## PgBouncer",
-    "",
-    shell(
-      sessionCommand(model, model.hosts.pgbouncer),
-      "sudo apt-get update && sudo apt-get install --only-upgrade pgbouncer",
-      "sudo systemctl restart pgbouncer      # clients reconnect; do it in a quiet minute",
-      pgbouncerConsole("SHOW VERSION"),
-      pgbouncerConsole("SHOW POOLS"),
-    ),
-    "",
-    `The metrics collector reads ${code("SHOW POOLS")} / ${code("SHOW STATS")} columns by name, so a release that adds or removes columns keeps working (Debian's packaged PgBouncer exporter does not: it assumes the columns of the release it was built for). After the upgrade check that ${code("ClientsWaiting")} still arrives on the dashboard and that the apply script's validation of ${code(PATHS.pgbouncerIni)} passes (${code("systemctl reload pgbouncer")}, then the log).`,
+    ...procedureSection(model, procedureById(model, "upgrade-odoo"), f),
+    ...procedureSection(model, procedureById(model, "upgrade-postgresql"), f),
+    ...procedureSection(model, procedureById(model, "upgrade-pgbouncer"), f),
+    rds ? `RDS's engine and its maintenance window (${code(RDS_POSTGRES.maintenanceWindow)}) are the stack's: see templates/rds.ts.` : "",
     "",
   ].join("\n");
 }
 
-function indexRunbook(model: StackModel, files: readonly string[]): string {
+function indexRunbook(model: StackModel, files: readonly string[], procedures: readonly OperationalProcedure[]): string {
+  const rds = model.settings.postgresEngine === "rds";
   return [
     ...preamble(model, "Runbooks"),
-    `Generated from the stack's model; every name and command is this stack's. Hosts: ${model.allHosts.map((h) => `${code(h.id)} (${code(h.fqdn)})`).join(", ")}. Log groups: ${LOG_SOURCE_NAMES.map((s) => code(logGroupName(model, s))).join(", ")}.`,
+    `Generated from the stack's model. Hosts: ${model.allHosts.map((h) => `${onHost(h, RUNBOOK_FILES.index)} (${code(h.fqdn)})`).join(", ")}${rds ? `; PostgreSQL is the RDS instance ${code(rdsInstanceIdentifier(model))}` : ""}. Log groups: ${LOG_SOURCE_NAMES.map((s) => code(logGroupName(model, s))).join(", ")}.`,
+    "",
+    "Every shell block says where it runs: ```` ```sh laptop ```` on your machine (AWS CLI, Pulumi CLI), ```` ```sh host=<id> ```` on that host (a shell through Session Manager, see hosts.md), with the procedure and step it belongs to.",
     "",
     ...files.filter((f) => f !== RUNBOOK_FILES.index).map((f) => `- [${f}](${f})`),
     "",
-    "Procedures:",
+    "Operational procedures:",
     "",
-    ...PROCEDURES.filter((p) => files.includes(PROCEDURE_LOCATION[p].file)).map((p) => `- [${PROCEDURE_LOCATION[p].title}](${PROCEDURE_LOCATION[p].file}#${p})`),
+    ...procedures.map((p) => `- ${procedureLink(p, RUNBOOK_FILES.index)} (${p.checklist.join(", ")})`),
+    "",
+    "What to do when an alarm fires:",
+    "",
+    ...PROCEDURES.filter((p) => files.includes(PROCEDURE_LOCATION[p].file) && !procedures.some((o) => o.id === p)).map((p) => `- [${PROCEDURE_LOCATION[p].title}](${PROCEDURE_LOCATION[p].file}#${p})`),
     "",
   ].join("\n");
 }
@@ -441,16 +419,15 @@ export function renderRunbooks(model: StackModel, input: RunbooksInput = {}): Re
   const alarms = input.alarms ?? monitoringAlarms(model);
   const docs: Record<string, string> = {
     [RUNBOOK_FILES.pgbouncer]: pgbouncerRunbook(model),
+    [RUNBOOK_FILES.rotation]: rotationRunbook(model),
     [RUNBOOK_FILES.postgresql]: postgresRunbook(model),
     [RUNBOOK_FILES.odoo]: odooRunbook(model),
     [RUNBOOK_FILES.hosts]: hostsRunbook(model),
-    [RUNBOOK_FILES.alarms]: alarmsRunbook(model, alarms),
+    [RUNBOOK_FILES.alarms]: alarmsRunbook(model, alarms, input.backup !== undefined),
     [RUNBOOK_FILES.upgrades]: upgradesRunbook(model),
   };
-  if (input.backup) {
-    const backup = renderBackupRunbook(model, input.backup);
-    docs[RUNBOOK_FILES.backup] = backup.replace(/\n## /, `\n${anchor("backups")}\n## `);
-  }
-  docs[RUNBOOK_FILES.index] = indexRunbook(model, Object.keys(docs).concat(RUNBOOK_FILES.index).sort());
+  if (input.backup) docs[RUNBOOK_FILES.backup] = renderBackupRunbook(model, input.backup).replace(/\n## /, `\n${anchor("backups")}\n## `);
+  const procedures = operationalProcedures(model).filter((p) => operationalProcedureFile(p.id) in docs);
+  docs[RUNBOOK_FILES.index] = indexRunbook(model, Object.keys(docs).concat(RUNBOOK_FILES.index).sort(), procedures);
   return Object.fromEntries(Object.keys(docs).sort().map((k) => [k, docs[k]]));
 }

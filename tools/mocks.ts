@@ -420,6 +420,12 @@ function builtInCall(token: string, inputs: Record<string, unknown>, config: Rea
     }
     case "aws:ec2/getAmi:getAmi":
       return debian12Ami(inputs, region(config, inputs));
+    case "aws:ssm/getParameter:getParameter": {
+      // The offline plan cannot see the account's parameters: every one the program asks about
+      // exists (metadata only; a test simulates a missing one with extraCall).
+      const name = String(inputs.name);
+      return { id: name, name, type: "SecureString", value: "[mock]", insecureValue: "[mock]", version: 1, arn: `arn:aws:ssm:${region(config, inputs)}:${MOCK_ACCOUNT_ID}:parameter${name}`, withDecryption: false };
+    }
     case "aws:ec2/getInstanceType:getInstanceType": {
       const name = String(inputs.instanceType);
       const spec = knownInstanceType(name);
@@ -430,7 +436,7 @@ function builtInCall(token: string, inputs: Record<string, unknown>, config: Rea
         instanceType: name,
         defaultVcpus: spec.vcpu,
         memorySize: spec.memoryMiB,
-        supportedArchitectures: ["x86_64"],
+        supportedArchitectures: [spec.architecture ?? "x86_64"],
         currentGeneration: true,
       };
     }

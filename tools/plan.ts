@@ -7,7 +7,9 @@
 //                                and each instance's user data at /var/lib/cloud/instance/user-data.txt
 //   out/<stack>/policy.json      every diagnostic of Analyze and AnalyzeStack
 //   out/<stack>/checklist.md     per checklist ID, the policies, files and resources that cite it
-//   out/<stack>/runbooks/*.md    the operator runbooks (the program's `runbooks` output, templates/runbooks.ts)
+//   out/<stack>/runbooks/*.md    the operator runbooks (the program's `runbooks` output, templates/runbooks.ts),
+//                                each marked as carrying the plan's stand-in names
+//   out/<stack>/cost.md          the monthly cost estimate of the planned resources (tools/cost.ts)
 // Before the program runs, tools/stack-config.ts applies the Pulumi CLI's config rules and fails
 // the plan with everything the CLI would refuse. Warnings: what the CLI warns about, a stack file
 // that shares its domain or environment tag with another, and placeholder values (example.com,
@@ -27,9 +29,13 @@ import {
   type PolicyPackClient,
   type StackContext,
 } from "./analyzer-client";
-import { CHECKLIST_FILE, collectEvidence, itemsWithGaps, parseChecklist, renderChecklist, type HostFileText } from "./checklist";
-import { isSecretWire, plainValue, redactSecrets, RESOURCE_SIG, runProgram, SIG_KEY, type CapturedResource, type ProgramResult, type WireValue } from "./mocks";
-import { copiedStackWarnings, readStackConfig, type StackConfig } from "./stack-config";
+import type { StackModel } from "../lib/model";
+import { operationalProcedures, type OperationalProcedure } from "../templates/procedures";
+import { extractShellBlocks } from "../templates/runbook-blocks";
+import { estimateMonthlyCost, readPriceTable, renderCostMarkdown } from "./cost";
+import { CHECKLIST_FILE, collectEvidence, itemsWithGaps, parseChecklist, renderChecklist, uncitedMandatory, type HostFileText, type RenderedProcedure } from "./checklist";
+import { isSecretWire, MOCK_ACCOUNT_ID, plainValue, redactSecrets, RESOURCE_SIG, runProgram, SIG_KEY, type CapturedResource, type ProgramResult, type WireValue } from "./mocks";
+import { copiedStackWarnings, readStackConfig, stackModelOf, type StackConfig } from "./stack-config";
 
 export const ROOT = path.resolve(__dirname, "..");
 export const POLICY_DIR = path.join(ROOT, "policy");
@@ -63,7 +69,9 @@ export interface PlanResult {
   readonly info: AnalyzerInfo;
   readonly diagnostics: readonly PolicyDiagnostic[];
   readonly warnings: readonly string[];
-  readonly checklist: { readonly items: number; readonly withGaps: number } | undefined;
+  readonly checklist: { readonly items: number; readonly withGaps: number; readonly uncitedMandatory: number } | undefined;
+  /** The monthly total of out/<stack>/cost.md; undefined without a price table for the region. */
+  readonly monthlyCost: { readonly total: number; readonly currency: string } | undefined;
   readonly timings: { readonly programMs: number; readonly packStartupMs: number; readonly analysisMs: number; readonly totalMs: number };
 }
 
@@ -156,14 +164,34 @@ export function runbookFiles(outputs: Readonly<Record<string, WireValue>>): { re
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-function resourceStrings(r: CapturedResource): string[] {
-  const out: string[] = [];
-  const walk = (v: unknown): void => {
-    if (typeof v === "string") out.push(v);
-    else if (Array.isArray(v)) v.forEach(walk);
-    else if (typeof v === "object" && v !== null) Object.values(v).forEach(walk);
-  };
-  walk(redactSecrets(r.inputs));
+/**
+ * The line the plan puts under every runbook's title: the names in it are the mocks' (issue 13).
+ * The program's `runbooks` output of a deployed stack carries the real ones; `pulumi stack output`
+ * prints them.
+ */
+export function standInNotice(file: string): string {
+  return (
+    `> **Offline plan: the names here are stand-ins.** \`npm run plan\` runs the program under mocks, so generated names (buckets such as \`…-5041f2c\`), ids and the account (\`${MOCK_ACCOUNT_ID}\`) are the plan's, not your stack's. ` +
+    `The deployed stack's runbooks carry its real names: \`pulumi stack output ${RUNBOOKS_OUTPUT} --json | jq -r '.["${file}"]'\`.`
+  );
+}
+
+/** A runbook as the plan writes it: the stand-in notice under its title (the first "# " line). */
+export function withStandInNotice(file: string, markdown: string): string {
+  const lines = markdown.split("\n");
+  const title = lines.findIndex((l) => l.startsWith("# "));
+  if (title < 0) throw new Error(`runbook ${file} has no title line`);
+  return [...lines.slice(0, title + 1), "", standInNotice(file), ...lines.slice(title + 1)].join("\n");
+}
+
+/** The procedure table's procedures the runbooks render as marked blocks, with the items each declares. */
+export function renderedProcedures(model: StackModel, runbooks: readonly { readonly name: string; readonly content: string }[]): RenderedProcedure[] {
+  const table = new Map(operationalProcedures(model).map((p) => [p.id, p]));
+  const out: RenderedProcedure[] = [];
+  for (const r of runbooks) {
+    const ids = new Set(extractShellBlocks(r.content).map((b) => b.procedure).filter((p): p is string => p !== undefined && table.has(p)));
+    for (const id of [...ids].sort()) out.push({ where: `runbooks/${r.name}#${id}`, checklist: (table.get(id) as OperationalProcedure).checklist });
+  }
   return out;
 }
 
@@ -229,11 +257,17 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
       outputs: readable(Object.fromEntries(Object.entries(run.outputs).filter(([k]) => k !== RUNBOOKS_OUTPUT))),
     };
     fs.writeFileSync(path.join(stackDir, "resources.json"), `${JSON.stringify(resourcesJson, null, 2)}\n`);
+    // The monthly cost of what would be deployed, from the committed price table of the region.
+    const region = settings.config["aws:region"] ?? "";
+    const prices = readPriceTable(region);
+    const estimate = prices ? estimateMonthlyCost(run.resources.filter((r) => r.custom).map((r) => ({ type: r.type, name: r.name, inputs: plainValue(r.inputs) as Record<string, unknown> })), prices) : undefined;
+    fs.writeFileSync(path.join(stackDir, "cost.md"), renderCostMarkdown(settings.stack, region, prices, estimate));
+    if (estimate && estimate.unpriced.length > 0) warnings.push(`cost.md leaves out what the price table has no price for: ${estimate.unpriced.join(", ")}`);
     const files = hostFilesOf(run.resources, warnings);
     writeHostFiles(stackDir, files);
     const runbooks = runbookFiles(run.outputs);
     if (runbooks.length > 0) fs.mkdirSync(path.join(stackDir, "runbooks"), { recursive: true });
-    for (const r of runbooks) fs.writeFileSync(path.join(stackDir, "runbooks", r.name), r.content);
+    for (const r of runbooks) fs.writeFileSync(path.join(stackDir, "runbooks", r.name), withStandInNotice(r.name, r.content));
     for (const f of files.filter((x) => x.secretMarked)) {
       warnings.push(`${f.host}:${f.path} arrived marked secret; rendered files should carry secretRef placeholders, not secrets`);
     }
@@ -267,14 +301,19 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
     let checklist: PlanResult["checklist"];
     if (fs.existsSync(CHECKLIST_FILE)) {
       const items = parseChecklist(fs.readFileSync(CHECKLIST_FILE, "utf8"));
-      const resourceTexts = [
-        ...run.resources.map((r) => ({ name: r.name, type: r.type, strings: resourceStrings(r) })),
-        // The runbooks are the evidence of the "R" items (BACKUP-3, BACKUP-4, AUTH-4).
-        ...runbooks.map((r) => ({ name: `runbooks/${r.name}`, type: "runbook", strings: [r.content] })),
-      ];
-      const evidence = collectEvidence(items, info, diagnostics, files, resourceTexts);
-      fs.writeFileSync(path.join(stackDir, "checklist.md"), renderChecklist(settings.stack, items, evidence));
-      checklist = { items: items.length, withGaps: itemsWithGaps(items, evidence).length };
+      const model = stackModelOf(settings);
+      const evidence = collectEvidence(items, {
+        info,
+        diagnostics,
+        files,
+        resources: run.resources.map((r) => ({ name: r.name, type: r.type, inputs: readable(r.inputs) as Record<string, unknown> })),
+        // The "R" items' evidence (BACKUP-3, BACKUP-4, AUTH-4): procedures of the table the
+        // program's runbooks render as runnable blocks, not text that names an ID.
+        procedures: renderedProcedures(model, runbooks),
+        engine: model.settings.postgresEngine,
+      });
+      fs.writeFileSync(path.join(stackDir, "checklist.md"), renderChecklist(settings.stack, items, evidence, model.settings.postgresEngine));
+      checklist = { items: items.length, withGaps: itemsWithGaps(items, evidence).length, uncitedMandatory: uncitedMandatory(items, diagnostics).length };
     } else {
       warnings.push(`${CHECKLIST_FILE} not found (CI checks out shared/ beside the repository); checklist.md was not written`);
     }
@@ -287,6 +326,7 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
       diagnostics,
       warnings,
       checklist,
+      monthlyCost: estimate && prices ? { total: estimate.total, currency: prices.currency } : undefined,
       timings: { programMs, packStartupMs: pack.startupMs, analysisMs, totalMs: Date.now() - started },
     };
   } finally {
@@ -317,8 +357,11 @@ export function summary(result: PlanResult, stack: string): string {
     `  policy pack ${result.info.name} ${result.info.version}: ${result.info.policies.length} policies; ${mandatory.length} mandatory, ${advisory.length} advisory violation${advisory.length === 1 ? "" : "s"} → ${rel(path.join(result.stackDir, "policy.json"))}`,
     ...[...mandatory, ...advisory].map((d) => `    [${d.enforcementLevel}] ${d.policyName} on ${nameOf(d.urn)}: ${violationText(d)}`),
     result.checklist
-      ? `  checklist: ${result.checklist.items} items, ${result.checklist.withGaps} with gaps → ${rel(path.join(result.stackDir, "checklist.md"))}`
+      ? `  checklist: ${result.checklist.items} items, ${result.checklist.withGaps} with gaps${result.checklist.uncitedMandatory > 0 ? `, and ${result.checklist.uncitedMandatory} mandatory violation(s) naming no item` : ""} → ${rel(path.join(result.stackDir, "checklist.md"))}`
       : "  checklist: not written",
+    result.monthlyCost
+      ? `  cost: ${result.monthlyCost.total.toFixed(2)} ${result.monthlyCost.currency} per month (On-Demand list prices, usage extra) → ${rel(path.join(result.stackDir, "cost.md"))}`
+      : `  cost: no price table for the region → ${rel(path.join(result.stackDir, "cost.md"))}`,
     ...result.warnings.map((w) => `  warning: ${w}`),
     `  time: ${t.totalMs} ms (program ${t.programMs} ms; pack startup ${t.packStartupMs} ms, alongside the program; analysis ${t.analysisMs} ms)`,
   ];

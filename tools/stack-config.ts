@@ -21,6 +21,9 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as jsyaml from "js-yaml";
+import { parseSettings } from "../lib/config";
+import { knownInstanceType } from "../lib/instance-types";
+import { buildModel, type StackModel } from "../lib/model";
 
 export interface StackConfig {
   readonly project: string;
@@ -583,4 +586,15 @@ export function copiedStackWarnings(rootDir: string, stack: string): string[] {
     );
   }
   return warnings;
+}
+
+/**
+ * The stack's model as the program builds it from this config (instance specs from the static
+ * table, as under the plan's mocks): for the tools that need the stack's names without running
+ * the program (the checklist's procedures, `odoo-stack rotate`).
+ */
+export function stackModelOf(config: StackConfig, region?: string): StackModel {
+  const prefix = `${config.project}:`;
+  const raw = Object.fromEntries(Object.entries(config.config).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  return buildModel(config.stack, parseSettings(raw, region ?? config.config["aws:region"] ?? "", knownInstanceType), config.project);
 }

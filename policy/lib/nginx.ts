@@ -118,6 +118,24 @@ export function chainFor(server: NginxServer, uri: string): NginxChain {
   return [...server.outer, block, ...selectLocation(block, uri)];
 }
 
+/**
+ * Every location of a server that proxies (proxy_pass directly inside it), nested ones included,
+ * with the chain of levels above it and how messages name it ("location /report/"): the
+ * requests a fixed list of URIs does not reach still get the same checks.
+ */
+export function proxiedLocations(server: NginxServer): { readonly chain: NginxChain; readonly name: string }[] {
+  const out: { chain: NginxChain; name: string }[] = [];
+  const visit = (block: readonly NginxDirective[], chain: NginxChain) => {
+    for (const d of block.filter((x) => x.name === "location" && x.block)) {
+      const inner = [...chain, d.block as readonly NginxDirective[]];
+      if ((d.block ?? []).some((x) => x.name === "proxy_pass")) out.push({ chain: inner, name: `location ${d.args.join(" ")}` });
+      visit(d.block ?? [], inner);
+    }
+  };
+  visit(server.directive.block ?? [], [...server.outer, server.directive.block ?? []]);
+  return out;
+}
+
 /** True when `uri` reaches a location at all (a server without a matching location serves files). */
 export const hasLocation = (server: NginxServer, uri: string): boolean =>
   selectLocation(server.directive.block ?? [], uri).length > 0;
@@ -177,6 +195,23 @@ export function proxyTarget(chain: NginxChain, upstreams: ReadonlyMap<string, re
     return ports.length > 0 ? { kind: "ports", target, ports } : { kind: "unresolved", target };
   }
   return { kind: "ports", target, ports: [portOf(hostPort, scheme === "https" ? 443 : 80)] };
+}
+
+/**
+ * The hosts (addresses or names, without ports) a request handled by `chain` is proxied to:
+ * the upstream's servers or the proxy_pass host itself; undefined when nothing is proxied or the
+ * target cannot be read (a variable).
+ */
+export function proxyHosts(chain: NginxChain, upstreams: ReadonlyMap<string, readonly NginxDirective[]>): string[] | undefined {
+  const inner = chain[chain.length - 1] ?? [];
+  const pass = inner.filter((d) => d.name === "proxy_pass").pop();
+  const target = pass?.args[0];
+  if (target === undefined) return undefined;
+  const m = /^(https?):\/\/([^/]+)(\/.*)?$/.exec(target);
+  if (!m || target.includes("$")) return undefined;
+  const upstream = upstreams.get(m[2]);
+  const addresses = upstream ? upstream.filter((d) => d.name === "server" && d.args[0]).map((d) => d.args[0]) : [m[2]];
+  return addresses.map((a) => (a.startsWith("[") ? a.slice(1, a.indexOf("]")) : a.replace(/:\d+$/, "")));
 }
 
 /** "10.0.0.1:8069" → 8069, "[::1]:8072" → 8072, "host" → the scheme's default. */

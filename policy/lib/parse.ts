@@ -79,13 +79,51 @@ export const iniHasSection = (doc: IniDocument, section: string): boolean =>
 
 /** The [options] of an odoo.conf, keys lower-cased as ConfigParser does. */
 export interface OdooConf {
+  /** The options Odoo ends up with, under their current names (aliases resolved). */
   readonly options: ReadonlyMap<string, string>;
+  /**
+   * Options written twice in one section (names as written, lower-cased): ConfigParser's strict
+   * mode raises DuplicateOptionError, which Odoo does not catch, so the server does not start.
+   */
+  readonly duplicates: readonly string[];
 }
 
+/**
+ * Option names Odoo 17 still reads under an old name (odoo/tools/config.py, load():
+ * outdated_options_map). The alias is applied in file order, so whichever line comes last wins.
+ */
+export const ODOO_OPTION_ALIASES: Readonly<Record<string, string>> = {
+  xmlrpc_port: "http_port",
+  xmlrpc_interface: "http_interface",
+  xmlrpc: "http_enable",
+};
+
+/**
+ * odoo.conf as Odoo 17 reads it (odoo/tools/config.py load(), RawConfigParser): only the section
+ * named exactly `options` (section names are case-sensitive; without it Odoo keeps every
+ * default), `[DEFAULT]` keys feeding it (dict update order: DEFAULT first, options override in
+ * place), option names lower-cased, old names mapped in order, and `longpolling_port` copied over
+ * `gevent_port` when set (_warn_deprecated_options).
+ */
 export function parseOdooConf(text: string): OdooConf {
+  const doc = parseIni(text);
+  const ordered = new Map<string, string>();
+  const duplicates = new Set<string>();
+  for (const section of ["DEFAULT", "options"]) {
+    const seen = new Set<string>();
+    for (const e of doc.entries.filter((x) => x.section === section)) {
+      const key = e.key.toLowerCase();
+      if (seen.has(key)) duplicates.add(key);
+      seen.add(key);
+      ordered.set(key, e.value);
+    }
+  }
+  if (!doc.entries.some((e) => e.section === "options")) ordered.clear();
   const options = new Map<string, string>();
-  for (const e of iniSection(parseIni(text), "options")) options.set(e.key.toLowerCase(), e.value);
-  return { options };
+  for (const [key, value] of ordered) options.set(ODOO_OPTION_ALIASES[key] ?? key, value);
+  const longpolling = options.get("longpolling_port");
+  if (longpolling !== undefined && longpolling.trim() !== "" && longpolling.trim() !== "0") options.set("gevent_port", longpolling);
+  return { options, duplicates: [...duplicates] };
 }
 
 /**
@@ -118,6 +156,11 @@ export interface PgbouncerIni {
   readonly databases: readonly PgbouncerDatabase[];
   /** [users] entries: user name → parameters (pool_mode, max_user_connections). */
   readonly users: readonly PgbouncerDatabase[];
+  /**
+   * Files named by `%include` lines (libusual cfparser.c): PgBouncer reads them in place, so
+   * anything they set overrides what came before them.
+   */
+  readonly includes: readonly string[];
 }
 
 export interface PgbouncerDatabase {
@@ -137,7 +180,11 @@ export function parsePgbouncerIni(text: string): PgbouncerIni {
     for (const e of iniSection(doc, section)) byName.set(e.key, { name: e.key, params: parseConnString(e.value) });
     return [...byName.values()];
   };
-  return { settings, databases: entries("databases"), users: entries("users") };
+  const includes = text.split(/\r?\n/).flatMap((l) => {
+    const m = /^\s*%include\s+(.*?)\s*$/.exec(l);
+    return m ? [m[1]] : [];
+  });
+  return { settings, databases: entries("databases"), users: entries("users"), includes };
 }
 
 /**
@@ -417,9 +464,12 @@ export function parseNginxSeconds(value: string | undefined): number | undefined
 // ---------------------------------------------------------------------------------------------
 
 export interface SqlSetting {
-  readonly scope: "role" | "database";
-  /** Role or database name, unquoted. */
+  /** `ALTER SYSTEM` writes postgresql.auto.conf, read after every other file (server-wide). */
+  readonly scope: "role" | "database" | "system";
+  /** Role or database name, unquoted ("" for ALTER SYSTEM). */
   readonly name: string;
+  /** `ALTER ROLE ALL …`: every role (PostgreSQL applies a specific role's setting first). */
+  readonly allRoles?: boolean;
   /** `ALTER ROLE r IN DATABASE d SET …`: the database, if any. */
   readonly inDatabase?: string;
   readonly parameter: string;
@@ -429,33 +479,67 @@ export interface SqlSetting {
 
 const SQL_IDENT = `("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
 const unquoteIdent = (s: string): string => (s.startsWith('"') ? s.slice(1, -1).replace(/""/g, '"') : s.toLowerCase());
+const sqlValue = (raw: string | undefined): string | undefined =>
+  raw === undefined || raw.toUpperCase() === "DEFAULT" ? undefined : raw.startsWith("'") ? raw.slice(1, -1).replace(/''/g, "'") : raw;
 
 /**
  * Settings a SQL script attaches to roles and databases, which PostgreSQL applies at session
- * start and which therefore survive transaction pooling (DESIGN principle 7). Comments and
- * string contents are read loosely; statements the reader does not know are skipped.
+ * start and which therefore survive transaction pooling (DESIGN principle 7), and the
+ * server-wide ones `ALTER SYSTEM` writes. Comments and string contents are read loosely;
+ * statements the reader does not know are skipped.
  */
 export function parseSqlSettings(text: string): SqlSetting[] {
   const noComments = text.replace(/--[^\n]*/g, "");
-  const out: SqlSetting[] = [];
+  const found: { readonly at: number; readonly setting: SqlSetting }[] = [];
   const re = new RegExp(
     `ALTER\\s+(ROLE|USER|DATABASE)\\s+${SQL_IDENT}(?:\\s+IN\\s+DATABASE\\s+${SQL_IDENT})?\\s+(SET\\s+([A-Za-z_][A-Za-z0-9_.]*)\\s*(?:=|\\s+TO\\s+)\\s*('(?:[^']|'')*'|[^;\\s]+)|RESET\\s+([A-Za-z_][A-Za-z0-9_.]*))`,
     "gi",
   );
   for (let m = re.exec(noComments); m; m = re.exec(noComments)) {
     const [, kind, name, inDb, , setParam, rawValue, resetParam] = m;
-    const parameter = (setParam ?? resetParam).toLowerCase();
-    let value: string | undefined;
-    if (rawValue !== undefined && rawValue.toUpperCase() !== "DEFAULT") {
-      value = rawValue.startsWith("'") ? rawValue.slice(1, -1).replace(/''/g, "'") : rawValue;
-    }
-    out.push({
-      scope: kind.toUpperCase() === "DATABASE" ? "database" : "role",
-      name: unquoteIdent(name),
-      ...(inDb !== undefined ? { inDatabase: unquoteIdent(inDb) } : {}),
-      parameter,
-      value,
+    const scope = kind.toUpperCase() === "DATABASE" ? "database" : "role";
+    found.push({
+      at: m.index,
+      setting: {
+        scope,
+        name: unquoteIdent(name),
+        ...(scope === "role" && name.toUpperCase() === "ALL" ? { allRoles: true } : {}),
+        ...(inDb !== undefined ? { inDatabase: unquoteIdent(inDb) } : {}),
+        parameter: (setParam ?? resetParam).toLowerCase(),
+        value: sqlValue(rawValue),
+      },
     });
+  }
+  const system = /ALTER\s+SYSTEM\s+(?:SET\s+([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=|\s+TO\s+)\s*('(?:[^']|'')*'|[^;\s]+)|RESET\s+([A-Za-z_][A-Za-z0-9_.]*))/gi;
+  for (let m = system.exec(noComments); m; m = system.exec(noComments)) {
+    found.push({ at: m.index, setting: { scope: "system", name: "", parameter: (m[1] ?? m[3]).toLowerCase(), value: sqlValue(m[2]) } });
+  }
+  return found.sort((a, b) => a.at - b.at).map((f) => f.setting);
+}
+
+// ---------------------------------------------------------------------------------------------
+// systemd unit files and drop-ins
+// ---------------------------------------------------------------------------------------------
+
+/** `Key=Value` lines of a unit file, per section, in order (systemd.syntax(7)); `#`/`;` comments. */
+export function parseSystemdUnit(text: string): { readonly section: string; readonly key: string; readonly value: string; readonly line: number }[] {
+  const out: { section: string; key: string; value: string; line: number }[] = [];
+  let section = "";
+  const physical = text.split(/\r?\n/);
+  for (let i = 0; i < physical.length; i++) {
+    const line = i + 1;
+    let logical = physical[i];
+    // A trailing backslash joins the next line.
+    while (/\\$/.test(logical) && i + 1 < physical.length) logical = `${logical.slice(0, -1)} ${physical[++i]}`;
+    const t = logical.trim();
+    if (t === "" || t.startsWith("#") || t.startsWith(";")) continue;
+    const header = /^\[(.+)\]$/.exec(t);
+    if (header) {
+      section = header[1];
+      continue;
+    }
+    const eq = t.indexOf("=");
+    if (eq > 0) out.push({ section, key: t.slice(0, eq).trim(), value: t.slice(eq + 1).trim(), line });
   }
   return out;
 }

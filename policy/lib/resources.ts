@@ -69,6 +69,12 @@ export function tagOf(props: Readonly<Record<string, unknown>>, key: string): st
   return undefined;
 }
 
+/**
+ * The checklist item that keeps each private tier off the internet: Odoo (NET-1), PgBouncer
+ * (NET-5), PostgreSQL (NET-6), and the EFS mount targets that hold Odoo's files (NET-1).
+ */
+export const PRIVATE_TIER_ITEMS: Readonly<Record<string, string>> = { odoo: "NET-1", efs: "NET-1", pgbouncer: "NET-5", postgres: "NET-6" };
+
 export const roleOf = (props: Readonly<Record<string, unknown>>): string | undefined => tagOf(props, ROLE_TAG);
 export const hostOf = (props: Readonly<Record<string, unknown>>): string | undefined => tagOf(props, HOST_TAG);
 
@@ -227,19 +233,40 @@ export const renderedFiles = (resources: readonly ResourceView[], unknown?: Unkn
     .filter((f): f is RenderedFile => f !== undefined);
 
 /** Which file a path is, by its place on a Debian host: what the policies dispatch on. */
-export type FileKind = "odoo.conf" | "nginx-site" | "nginx.conf" | "pgbouncer.ini" | "userlist" | "postgresql.conf" | "pg_hba.conf" | "sql" | "manifest";
+export type FileKind =
+  | "odoo.conf"
+  | "nginx-site"
+  | "nginx.conf"
+  | "pgbouncer.ini"
+  | "userlist"
+  | "postgresql.conf"
+  | "postgresql.auto.conf"
+  | "pg_ctl.conf"
+  | "pg_hba.conf"
+  | "sql"
+  | "systemd-unit"
+  | "metrics"
+  | "manifest";
 
 export function fileKindOf(path: string): FileKind | undefined {
   if (path === "manifest.json" || path.endsWith("/odoo-stack/manifest.json")) return "manifest";
   const base = path.slice(path.lastIndexOf("/") + 1);
+  // The metrics collector's config: what each host publishes to CloudWatch (templates/metrics.ts).
+  if (path === "/etc/odoo-stack/metrics.json") return "metrics";
+  // A unit or a drop-in for one: /etc/systemd/system/<unit> or /etc/systemd/system/<unit>.d/*.conf.
+  if (/^\/(etc|run|usr\/lib|lib)\/systemd\/system\/[^/]+(\.d\/[^/]+\.conf)?$/.test(path) && !/\.(timer|socket|path|target)$/.test(path)) return "systemd-unit";
   if (/^\/etc\/odoo\//.test(path) && base.endsWith(".conf")) return "odoo.conf";
   if (path === "/etc/nginx/nginx.conf") return "nginx.conf";
   if (/^\/etc\/nginx\/(conf\.d|sites-enabled|sites-available)\//.test(path)) return "nginx-site";
   if (/^\/etc\/pgbouncer\//.test(path) && base.endsWith(".ini")) return "pgbouncer.ini";
   if (/^\/etc\/pgbouncer\//.test(path) && base.endsWith(".txt")) return "userlist";
   if (base.endsWith(".sql")) return "sql";
+  // What ALTER SYSTEM writes, in the data directory: read after every file in /etc (PostgreSQL docs 20.1.2).
+  if (base === "postgresql.auto.conf") return "postgresql.auto.conf";
   if (/^\/etc\/postgresql\//.test(path) && base === "pg_hba.conf") return "pg_hba.conf";
-  if (/^\/etc\/postgresql\//.test(path) && base.endsWith(".conf") && base !== "pg_ident.conf") return "postgresql.conf";
+  // Debian's pg_ctlcluster passes pg_ctl_options to the server: `-o '-c key=value'` beats every file.
+  if (/^\/etc\/postgresql\//.test(path) && base === "pg_ctl.conf") return "pg_ctl.conf";
+  if (/^\/etc\/postgresql\//.test(path) && base.endsWith(".conf") && base !== "pg_ident.conf" && base !== "start.conf") return "postgresql.conf";
   return undefined;
 }
 

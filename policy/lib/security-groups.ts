@@ -1,6 +1,7 @@
 // One normalised view of the three ways AWS lets a program open a port, so each network
 // policy is written once (STYLE: pulumi-policy-aws copies its check per type alias; we don't):
 //   aws:ec2/securityGroup:SecurityGroup                       inline `ingress` blocks, tags
+//     (and aws:ec2/defaultSecurityGroup:DefaultSecurityGroup, the VPC's default group, alike)
 //   aws:ec2/securityGroupRule:SecurityGroupRule               type = ingress | egress, no tags
 //   aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule one source per rule, tags
 // Docs: https://www.pulumi.com/registry/packages/aws/api-docs/ec2/securitygroup/ (and the
@@ -9,8 +10,11 @@ import { isPrivate, type Cidr } from "../../lib/cidr";
 import { isRecord, numberOf, roleOf, stringList, type ResourceView } from "./resources";
 
 export const SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup";
+/** Adopts the VPC's default group: same inline shape as SecurityGroup, usually without tags. */
+export const DEFAULT_SECURITY_GROUP = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup";
 export const SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule";
 export const SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
+export const SECURITY_GROUP_EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
 
 /** "tcp", "udp", "icmp", "icmpv6", "all", or the protocol number AWS was given. */
 export type Protocol = string;
@@ -69,10 +73,11 @@ function permission(protocol: unknown, from: unknown, to: unknown, sources: Omit
 export function securityGroupIngressOf(resource: Pick<ResourceView, "type" | "name" | "props">): SecurityGroupIngress | undefined {
   const { type, name, props } = resource;
   switch (type) {
-    case SECURITY_GROUP: {
+    case SECURITY_GROUP:
+    case DEFAULT_SECURITY_GROUP: {
       const blocks = Array.isArray(props.ingress) ? props.ingress.filter(isRecord) : [];
       return {
-        label: `Security group (${name})`,
+        label: type === DEFAULT_SECURITY_GROUP ? `Default security group (${name})` : `Security group (${name})`,
         role: roleOf(props),
         canCarryRole: true,
         permissions: blocks.map((b) =>

@@ -9,7 +9,8 @@
 #               Columns are read BY NAME from psql's CSV header: PgBouncer adds and removes
 #               columns between releases (1.18 has cl_active_cancel_req, not cl_cancel_req),
 #               which is exactly what breaks exporters that index columns by position.
-#   postgres    pg_stat_activity, pg_stat_user_tables, pg_database, pg_stat_statements (OBS-7, PG-4):
+#   postgres    pg_stat_activity, pg_stat_user_tables, pg_database, pg_stat_statements (OBS-7, PG-4),
+#               pg_settings.pending_restart (PG-1, database host only):
 #               on the database host through its Unix socket; for RDS from the PgBouncer host
 #               through a libpq service file (verify-full, the monitor role)
 #   accessLog   nginx's JSON access log: p95/p99 per route class, 5xx %, 504s (OBS-4, OBS-5)
@@ -201,6 +202,12 @@ class Collector:
         self.put("postgres", "connectionsUsedPercent", 100.0 * (len(activity) + 1) / max_connections, "Percent")
         for state in ("active", "idle", "idle in transaction", "idle in transaction (aborted)"):
             self.put("postgres", "connectionsByState", states.get(state, 0), "Count", state=state)
+        if "socketDir" in c:
+            # On the database host: a changed postmaster-context setting the apply script installed
+            # and reloaded waits for a restart the operator schedules (PG-1). RDS does not report
+            # its pending-reboot parameters here, so there it is not published.
+            pending = q(cluster, "SELECT count(*) AS pending FROM pg_settings WHERE pending_restart")[0]["pending"]
+            self.put("postgres", "pendingRestartSettings", int(pending), "Count")
 
         for row in q(cluster, "SELECT datname, age(datfrozenxid) AS xid_age FROM pg_database WHERE datallowconn"):
             if row["datname"] in c["databases"]:

@@ -10,7 +10,7 @@
 #   1. pgbouncer  (PgBouncer host) odoo-stack-apply: the userlist is re-rendered with the new
 #                 verifier, checked by a throwaway pgbouncer, installed atomically (0600, AUTH-2),
 #                 then RELOAD (SIGHUP): client connections stay, new logins need the new password.
-#   2. postgres   (PostgreSQL host) ALTER ROLE <role> PASSWORD '<new verifier from SSM>'.
+#   2. postgres   (PostgreSQL host; RDS: PgBouncer host) ALTER ROLE <role> PASSWORD '<verifier>'.
 #                 Sessions already open stay authenticated: PostgreSQL checks a password only
 #                 at login, so PgBouncer's pooled server connections keep working.
 #   3. odoo       (each Odoo host, one after another) odoo-stack-apply: odoo.conf gets the new
@@ -29,10 +29,15 @@
 # the pool must open a server connection between steps 2 and 3 it fails until a client logs in
 # with the new password. Run the steps back to back, in a quiet hour; a fully seamless
 # rotation would need two alternating login roles.
+# With RDS there is no PostgreSQL host: step 2 runs on the PgBouncer host through the master's
+# libpq service, and first waits until PgBouncer re-opened the server connections step 1 closed.
+# From a laptop, `odoo-stack rotate odoo` (tools/odoo-stack.ts) runs every step through SSM.
 #
 # Settings and sandbox overrides: as odoo-stack-apply (its functions are reused), plus
 #   ODOO_STACK_APPLY      the apply script (default /usr/local/sbin/odoo-stack-apply)
 #   ODOO_STACK_ODOO_CONF  odoo.conf read by `check` (default $ODOO_STACK_ROOT/etc/odoo/odoo.conf)
+#   ODOO_STACK_PGBOUNCER_CONSOLE  psql command prefix of PgBouncer's admin console (postgres step)
+#   ODOO_STACK_ROTATE_WAIT  seconds the postgres step waits for PgBouncer's server connections (60)
 set -Eeuo pipefail
 umask 077
 
@@ -50,27 +55,92 @@ rotate_usage() {
   exit 2
 }
 
+# The steps in their proven order: templates/procedures.ts ODOO_ROTATION_ORDER, which renders
+# the runbook and drives `odoo-stack rotate`; tests/unit/procedures.test.ts holds this array, the
+# header above and the hints below to it.
+readonly ROTATE_STEPS=(pgbouncer postgres odoo check)
+
+# "next: odoo-stack-rotate <step>" after STEP, from ROTATE_STEPS.
+rotate_next() {
+  local i
+  for i in "${!ROTATE_STEPS[@]}"; do
+    if [[ ${ROTATE_STEPS[i]} == "$1" ]]; then
+      if ((i + 1 < ${#ROTATE_STEPS[@]})); then
+        printf 'next: odoo-stack-rotate %s' "${ROTATE_STEPS[i + 1]}"
+        if [[ ${ROTATE_STEPS[i + 1]} == odoo ]]; then printf ' (on every Odoo host)'; fi
+      else
+        printf 'rotation complete'
+      fi
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The LISTEN session pool (templates/pgbouncer.ts LISTEN_DATABASE): its server connections stay
+# with their clients until Odoo restarts, so the wait below does not wait for them.
+readonly LISTEN_DATABASE=postgres
+readonly PGBOUNCER_CONSOLE_DEFAULT="runuser -u postgres -- psql -X -q -h /var/run/postgresql -p 6432 -U pgbouncer pgbouncer"
+
+# When this host runs PgBouncer (RDS: the postgres step runs beside it): wait until PgBouncer has
+# re-opened the server connections its RELOAD closed (SHOW SERVERS close_needed). They log in with
+# the SCRAM keys of the clients already connected, i.e. of the OLD password: the new verifier must
+# reach PostgreSQL only after them (AUTH-4; 14-58 ms under 24 clients in
+# tests/integration/rotation.test.ts). Columns are read by name; the ones up to close_needed hold
+# no comma in PgBouncer 1.18.
+wait_pgbouncer_reopened() {
+  local rows pending limit=${ODOO_STACK_ROTATE_WAIT:-60} start=$SECONDS started=${EPOCHREALTIME/./}
+  local -a console
+  read -r -a console <<<"${ODOO_STACK_PGBOUNCER_CONSOLE:-$PGBOUNCER_CONSOLE_DEFAULT}"
+  while :; do
+    rows=$("${console[@]}" --csv -c 'SHOW SERVERS') || die "cannot read PgBouncer's SHOW SERVERS; nothing was changed"
+    pending=$(printf '%s\n' "$rows" | awk -F, -v listen="$LISTEN_DATABASE" '
+      NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+      $col["database"] != listen && $col["close_needed"] == "1" { n++ }
+      END { print n + 0 }')
+    if ((pending == 0)); then
+      log "PgBouncer has re-opened its server connections ($(((${EPOCHREALTIME/./} - started) / 1000)) ms)"
+      return 0
+    fi
+    ((SECONDS - start < limit)) ||
+      die "PgBouncer still has $pending server connection(s) to re-open after $limit s; the role was not changed (run this step again)"
+    sleep 0.2
+  done
+}
+
 step_postgres() {
-  local role=$1 parameter=$2 verifier sql
+  local role=$1 parameter=$2 verifier sql rds=0 check
   [[ $role =~ ^[a-z_][a-z0-9_]*$ ]] || die "invalid role name '$role'"
   [[ -n $parameter ]] || parameter=${PARAMETER_PREFIX}pgbouncer/odoo-scram-verifier
   cache_parameter "$parameter"
   verifier=${SSM_CACHE[$parameter]}
   [[ $verifier =~ $VERIFIER_RE ]] ||
     die "$parameter does not hold a SCRAM-SHA-256 verifier; nothing was changed"
+  # RDS has no database host: this step runs on the PgBouncer host, as the master user through
+  # its libpq service (verify-full; the file holds the password, root only).
+  if [[ -f $ROOT$RDS_ADMIN_SERVICE_FILE ]]; then
+    rds=1
+    if [[ -z ${ODOO_STACK_PSQL:-} ]]; then
+      PSQL=(env "PGSERVICEFILE=$ROOT$RDS_ADMIN_SERVICE_FILE" "PGSERVICE=$RDS_ADMIN_SERVICE" psql -X -q)
+    fi
+  fi
+  if [[ -f $ROOT/etc/pgbouncer/pgbouncer.ini ]]; then wait_pgbouncer_reopened; fi
   # One transaction: the role keeps its old verifier unless PostgreSQL stored the new one as is.
-  sql="BEGIN;
-ALTER ROLE \"$role\" PASSWORD '$verifier';
-DO \$check\$ BEGIN
+  # RDS's master may not read pg_authid: there the check step's login proves the verifier.
+  check="DO \$check\$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_authid WHERE rolname = '$role' AND rolpassword = '$verifier') THEN
     RAISE EXCEPTION 'the stored verifier of role $role differs from the parameter';
   END IF;
-END \$check\$;
+END \$check\$;"
+  if ((rds)); then check=''; fi
+  sql="BEGIN;
+ALTER ROLE \"$role\" PASSWORD '$verifier';
+$check
 COMMIT;"
   # printf is a builtin: the verifier reaches psql through a pipe, never a command line.
   printf '%s\n' "$sql" | "${PSQL[@]}" -v ON_ERROR_STOP=1 -f - >/dev/null ||
     die "ALTER ROLE $role failed; the old password is still in force"
-  log "role $role now has the verifier from $parameter; next: odoo-stack-rotate pgbouncer"
+  log "role $role now has the verifier from $parameter; $(rotate_next postgres)"
 }
 
 # libpq connection string value and .pgpass field quoting.
@@ -116,7 +186,7 @@ step_check() {
     psql -X -At -w -c 'SELECT 1' \
     "host=$(conninfo_value "$host") port=$(conninfo_value "$port") dbname=$(conninfo_value "$dbname") user=$(conninfo_value "$user") sslmode=$(conninfo_value "${sslmode:-prefer}")" \
     >/dev/null; then
-    log "login as $user through $host:$port succeeded with the password in $conf"
+    log "login as $user through $host:$port succeeded with the password in $conf; $(rotate_next check)"
   else
     die "login as $user through $host:$port failed with the password in $conf"
   fi
@@ -149,9 +219,14 @@ rotate_main() {
       ;;
     # The userlist and odoo.conf are rendered with the new SSM values by the apply script,
     # which validates them and reloads (PgBouncer) or restarts (Odoo) only what changed.
-    pgbouncer | odoo) exec "$APPLY" ;;
+    pgbouncer | odoo)
+      "$APPLY"
+      log "$(rotate_next "$step")"
+      ;;
     *) rotate_usage ;;
   esac
 }
 
-rotate_main "$@"
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  rotate_main "$@"
+fi

@@ -1,7 +1,7 @@
 // lib/aws-specs.ts: what the program asks AWS before registering anything, and what it does
 // when AWS cannot answer.
 import { ConfigError, DEFAULTS } from "../../lib/config";
-import { instanceTypeNames, partitionOf, pickAvailabilityZones, resolveInstanceSpecs, type InstanceTypeFetcher } from "../../lib/aws-specs";
+import { architectureFromAws, checkExternalParameters, instanceTypeNames, partitionOf, pickAvailabilityZones, resolveDebianAmis, resolveInstanceSpecs, type InstanceTypeFetcher } from "../../lib/aws-specs";
 import { knownInstanceType, type InstanceSpec } from "../../lib/instance-types";
 
 const failing: InstanceTypeFetcher = async (name) => {
@@ -74,5 +74,62 @@ describe("partitionOf", () => {
     ["us-gov-west-1", "aws-us-gov"],
   ])("%s → %s", (region, partition) => {
     expect(partitionOf(region)).toBe(partition);
+  });
+});
+
+describe("architectures (Graviton)", () => {
+  it.each([
+    [["x86_64"], "x86_64"],
+    [["i386", "x86_64"], "x86_64"],
+    [["arm64"], "arm64"],
+  ])("EC2's supportedArchitectures %j boot %s", (supported, expected) => {
+    expect(architectureFromAws(supported)).toBe(expected);
+  });
+
+  it("knows the Graviton families as arm64 and the others as x86_64", () => {
+    expect(knownInstanceType("m7g.xlarge")).toEqual({ vcpu: 4, memoryMiB: 16384, architecture: "arm64" });
+    expect(knownInstanceType("t4g.small")?.architecture).toBe("arm64");
+    expect(knownInstanceType("m6i.xlarge")?.architecture).toBeUndefined();
+  });
+
+  it("looks the AMI up once per architecture and maps every instance type to its own", async () => {
+    const asked: string[] = [];
+    const amis = await resolveDebianAmis(["m6i.xlarge", "t4g.small", "m7g.xlarge", "t3.small", "t3.small"], knownInstanceType, async (a) => {
+      asked.push(a);
+      return `ami-${a}`;
+    });
+    expect(asked.sort()).toEqual(["arm64", "x86_64"]);
+    expect(amis).toEqual({ "m6i.xlarge": "ami-x86_64", "m7g.xlarge": "ami-arm64", "t3.small": "ami-x86_64", "t4g.small": "ami-arm64" });
+  });
+});
+
+// Issue 12 item 5: a parameter the operator must create is checked before any resource.
+describe("checkExternalParameters", () => {
+  const stack = { project: "odoo-stack", stack: "prod", region: "eu-west-1" };
+
+  it("passes when every parameter exists, and names each missing one with its key and the command that creates it", async () => {
+    const params = [
+      { key: "odooOptions.smtp_password", name: "/mail/smtp" },
+      { key: "tls.privateKeyParameter", name: "/certs/key" },
+    ];
+    await expect(checkExternalParameters(params, stack, async () => true)).resolves.toBeUndefined();
+    let error: unknown;
+    try {
+      await checkExternalParameters(params, stack, async (name) => name !== "/mail/smtp");
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      {
+        key: "odooOptions.smtp_password",
+        value: "{{ssm:/mail/smtp}}",
+        fix: "names SSM parameter /mail/smtp, which does not exist in eu-west-1; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region eu-west-1 --name /mail/smtp --type SecureString --value '<value>' (--type String for a certificate; once the stack exists, add --key-id alias/odoo-stack-prod --overwrite so only the roles the stack grants can decrypt it)",
+      },
+    ]);
+  });
+
+  it("lets other AWS failures through (credentials, throttling) instead of calling the parameter missing", async () => {
+    await expect(checkExternalParameters([{ key: "mail.passwordParameter", name: "/x" }], stack, async () => Promise.reject(new Error("ExpiredToken")))).rejects.toThrow("ExpiredToken");
   });
 });

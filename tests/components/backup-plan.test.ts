@@ -5,6 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { BACKUP_AGE_LIMIT_SECONDS, BackupPlan, BACKUP_PLAN_DEFAULTS, checkBackupPlanArgs, dataVolumeSnapshotTag } from "../../components/backup-plan";
 import { TAG_KEYS } from "../../components/tags";
+import { backupAlarmEntries } from "../../templates/alarms";
 import { odooFilestorePolicy, postgresBackupPolicy } from "../../templates/backup-iam";
 import { BACKUP_METRIC_NAMESPACE, BACKUP_METRICS, backupBucketNameParameter, backupBucketRef, postgresBackupHostFiles } from "../../templates/backup-units";
 import { modelWith } from "../helpers/fixtures";
@@ -102,6 +103,12 @@ describe("BackupPlan under mocks", () => {
       alarmActions: [TOPIC],
       okActions: [TOPIC],
     });
+  });
+
+  it("names every alarm as the runbook's list does, and creates exactly the listed ones (alarms.md, BACKUP-1, BACKUP-2)", () => {
+    const created = ofType(run, "aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => a.inputs.name).sort();
+    expect(created).toEqual(backupAlarmEntries(model).map((e) => e.name).sort());
+    expect(created).toContain(`odoo-stack-${STACK}-restore-drill-stale`);
   });
 
   it("keeps every alarm's evaluation range within CloudWatch's seven days", () => {

@@ -16,7 +16,7 @@ import { named, ofType, runUnderMocks, type MockRun } from "../helpers/component
 
 const model = modelWith({ odooInstances: 2 });
 const host = model.hosts.odoo[1];
-const facts: AwsFacts = { region: "eu-west-1", partition: "aws", accountId: "123456789012", availabilityZones: ["eu-west-1a", "eu-west-1b"], amiId: "ami-0debian12" };
+const facts: AwsFacts = { region: "eu-west-1", partition: "aws", accountId: "123456789012", availabilityZones: ["eu-west-1a", "eu-west-1b"], amiIds: { "m6i.xlarge": "ami-0debian12", "t3.small": "ami-0debian12" } };
 const network: NetworkRef = {
   availabilityZones: facts.availabilityZones,
   publicSubnetIds: ["subnet-public-a", "subnet-public-b"],
@@ -26,6 +26,7 @@ const network: NetworkRef = {
 };
 const BUCKET = "config-bucket";
 const BUCKET_ARN = `arn:aws:s3:::${BUCKET}`;
+const KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 const files = (dbLine = "db_password = "): HostFile[] => [
   { path: "/etc/odoo/odoo.conf", content: `[options]\n${dbLine}${secretRef(model.parameters.odooDbPassword)}\nadmin_passwd = ${secretRef(model.parameters.odooAdminPassword)}\n`, mode: "0640", owner: "odoo", group: "odoo" },
@@ -43,7 +44,7 @@ async function runHost(hostFiles: HostFile[]): Promise<MockRun> {
       model,
       aws: facts,
       network,
-      configBucket: { bucketName: BUCKET, arn: BUCKET_ARN },
+      configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, stackKeyArn: KEY_ARN,
       parameters,
       host,
       files: hostFiles,
@@ -61,10 +62,10 @@ describe("pure helpers", () => {
   });
 
   it.each([
-    ["no parameters: no SSM statement (an empty Resource list is invalid IAM)", [] as string[], ["ReadOwnConfigObjects", "ListOwnConfigObjects", "DecryptThroughSsmAndS3"]],
-    ["two parameters", ["/b", "/a"], ["ReadOwnConfigObjects", "ListOwnConfigObjects", "ReadReferencedParameters", "DecryptThroughSsmAndS3"]],
+    ["no parameters: no SSM statement (an empty Resource list is invalid IAM)", [] as string[], ["ReadOwnConfigObjects", "ListOwnConfigObjects", "DecryptConfigObjectsThroughS3", "SsmAgentCore", "SessionManagerChannels", "RunCommandMessages"]],
+    ["two parameters", ["/b", "/a"], ["ReadOwnConfigObjects", "ListOwnConfigObjects", "ReadReferencedParameters", "DecryptReferencedParametersWithStackKey", "DecryptConfigObjectsThroughS3", "SsmAgentCore", "SessionManagerChannels", "RunCommandMessages"]],
   ])("hostPolicyDocument, %s", (_why, parameterNames, sids) => {
-    const doc = JSON.parse(hostPolicyDocument({ facts, bucketArn: BUCKET_ARN, hostId: "odoo-2", parameterNames }));
+    const doc = JSON.parse(hostPolicyDocument({ facts, bucketArn: BUCKET_ARN, hostId: "odoo-2", parameterNames, stackKeyArn: KEY_ARN }));
     expect(doc.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(sids);
     if (parameterNames.length > 0) expect(doc.Statement[2].Resource).toEqual([ssmParameterArn(facts, "/a"), ssmParameterArn(facts, "/b")]);
   });
@@ -118,17 +119,36 @@ describe("Host under mocks", () => {
       Resource: BUCKET_ARN,
       Condition: { StringLike: { "s3:prefix": ["hosts/odoo-2/*"] } },
     });
-    expect(bySid.ReadReferencedParameters.Resource).toEqual(referencedParameters(files()).map((n) => `arn:aws:ssm:eu-west-1:123456789012:parameter${n}`));
-    expect(bySid.DecryptThroughSsmAndS3.Condition).toEqual({ StringEquals: { "kms:ViaService": ["s3.eu-west-1.amazonaws.com", "ssm.eu-west-1.amazonaws.com"] } });
-    expect(Object.keys(bySid)).toHaveLength(4);
+    const arns = referencedParameters(files()).map((n) => `arn:aws:ssm:eu-west-1:123456789012:parameter${n}`);
+    expect(bySid.ReadReferencedParameters).toEqual({ Sid: "ReadReferencedParameters", Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: arns });
+    // Issue 12 item 8: decrypt with the stack key only, only through SSM, only these parameters.
+    expect(bySid.DecryptReferencedParametersWithStackKey).toEqual({
+      Sid: "DecryptReferencedParametersWithStackKey",
+      Effect: "Allow",
+      Action: ["kms:Decrypt"],
+      Resource: KEY_ARN,
+      Condition: { StringEquals: { "kms:ViaService": "ssm.eu-west-1.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": arns } },
+    });
+    expect(bySid.DecryptConfigObjectsThroughS3).toEqual({
+      Sid: "DecryptConfigObjectsThroughS3",
+      Effect: "Allow",
+      Action: ["kms:Decrypt"],
+      Resource: "arn:aws:kms:eu-west-1:123456789012:key/*",
+      Condition: { StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com" } },
+    });
+    // No statement grants ssm:GetParameter* beyond the referenced ARNs, nor kms:Decrypt through SSM beyond them.
+    const ssmReads = policy.Statement.filter((s: { Action: string[] }) => s.Action.some((a) => /^ssm:(GetParameter|\*|Get\*)/.test(a)));
+    expect(ssmReads.map((s: { Sid: string }) => s.Sid)).toEqual(["ReadReferencedParameters"]);
+    expect(Object.keys(bySid)).toEqual(["ReadOwnConfigObjects", "ListOwnConfigObjects", "ReadReferencedParameters", "DecryptReferencedParametersWithStackKey", "DecryptConfigObjectsThroughS3", "SsmAgentCore", "SessionManagerChannels", "RunCommandMessages"]);
+    // AmazonSSMManagedInstanceCore grants ssm:GetParameter on every parameter: not attached.
     const attachments = ofType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").map((a) => a.inputs.policyArn).sort();
-    expect(attachments).toEqual(["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore", "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"]);
+    expect(attachments).toEqual(["arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"]);
     expect(JSON.parse(named(run, "odoo-odoo-2-role").inputs.assumeRolePolicy).Statement).toEqual([
       { Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" },
     ]);
   });
 
-  it("hardens the instance: IMDSv2, encrypted gp3 root, no key pair, no public IP, fixed private IP (NET-1)", () => {
+  it("hardens the instance: IMDSv2, encrypted gp3 root, no key pair, no public IP, fixed private IP (NET-1), one-minute EC2 metrics (OBS-8)", () => {
     const instance = named(run, "odoo-odoo-2-instance");
     expect(instance.inputs).toEqual(
       expect.objectContaining({
@@ -138,6 +158,7 @@ describe("Host under mocks", () => {
         privateIp: host.privateIp,
         vpcSecurityGroupIds: ["sg-odoo"],
         associatePublicIpAddress: false,
+        monitoring: true,
         userDataReplaceOnChange: false,
         metadataOptions: expect.objectContaining({ httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 }),
         rootBlockDevice: expect.objectContaining({ encrypted: true, volumeType: "gp3" }),
@@ -180,7 +201,7 @@ describe("Host under mocks", () => {
     let error: unknown;
     const r = await runUnderMocks(() => {
       try {
-        new Host("bad", { model, aws: facts, network, configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, parameters: {}, host, files: badFiles, instanceType: "m6i.xlarge", subnetId: "s", securityGroupId: "g" });
+        new Host("bad", { model, aws: facts, network, configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, stackKeyArn: KEY_ARN, parameters: {}, host, files: badFiles, instanceType: "m6i.xlarge", subnetId: "s", securityGroupId: "g" });
       } catch (err) {
         error = err;
       }
@@ -205,7 +226,7 @@ describe("Host under mocks", () => {
   it("keeps config objects within S3's 10 tags with the most user tags the config allows", async () => {
     const crowded = modelWith({ tags: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`t${i}`, "v"])) });
     const r = await runUnderMocks(() => {
-      new Host("crowded", { model: crowded, aws: facts, network, configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, parameters: {}, host: crowded.hosts.proxy, files: files().slice(2), instanceType: "t3.small", subnetId: "s", securityGroupId: "g" });
+      new Host("crowded", { model: crowded, aws: facts, network, configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, stackKeyArn: KEY_ARN, parameters: {}, host: crowded.hosts.proxy, files: files().slice(2), instanceType: "t3.small", subnetId: "s", securityGroupId: "g" });
     });
     const objects = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2");
     expect(objects).toHaveLength(2);

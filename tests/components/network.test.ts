@@ -98,8 +98,8 @@ describe("Network under mocks", () => {
       "aws:ec2/eip:Eip": nats,
       "aws:ec2/natGateway:NatGateway": nats,
       [SG]: 5,
-      // world 443 ×2, FLOWS ×4, internal CIDRs × 2 Odoo ports, bastion, endpoints
-      [INGRESS]: 2 + 4 + 2 * internal + bastion + 1,
+      // world 443 ×2, world 80 ×2 (redirect only), FLOWS ×4, internal CIDRs × 2 Odoo ports, bastion, endpoints
+      [INGRESS]: 2 + 2 + 4 + 2 * internal + bastion + 1,
       // FLOWS ×4, 4 roles × (80, 443)
       [EGRESS]: 4 + 8,
       "aws:ec2/vpcEndpoint:VpcEndpoint": 6,
@@ -122,15 +122,23 @@ describe("Network under mocks", () => {
     for (const eip of ofType(r, "aws:ec2/eip:Eip")) expect(eip.inputs.tags[TAG_KEYS.role]).toBe("nat");
   });
 
-  it.each(CASES)("%s: only the proxy's group admits the world, and only on 443 (NET-2, NET-3)", async (label, overrides) => {
+  it.each(CASES)("%s: only the proxy's group admits the world, on 443 and on 80 for nginx's redirect (NET-2, NET-3)", async (label, overrides) => {
     const r = await run(label, overrides);
     const proxySg = named(r, "network-proxy-sg").id;
     const world = ofType(r, INGRESS).filter((rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0");
-    expect(world).toHaveLength(2);
-    for (const rule of world) {
-      expect([rule.inputs.fromPort, rule.inputs.toPort, rule.inputs.ipProtocol, rule.inputs.tags[TAG_KEYS.role]]).toEqual([443, 443, "tcp", "proxy"]);
-      expect(rule.inputs.securityGroupId).toBe(proxySg);
-    }
+    expect(world.map((rule) => [rule.inputs.fromPort, rule.inputs.toPort, rule.inputs.ipProtocol, rule.inputs.tags[TAG_KEYS.role], rule.inputs.cidrIpv4 ?? rule.inputs.cidrIpv6, rule.inputs.tags[TAG_KEYS.checklist]]).sort()).toEqual([
+      [443, 443, "tcp", "proxy", "0.0.0.0/0", "NET-2 NET-3"],
+      [443, 443, "tcp", "proxy", "::/0", "NET-2 NET-3"],
+      [80, 80, "tcp", "proxy", "0.0.0.0/0", "NET-3"],
+      [80, 80, "tcp", "proxy", "::/0", "NET-3"],
+    ]);
+    for (const rule of world) expect(rule.inputs.securityGroupId).toBe(proxySg);
+  });
+
+  it("opens no port 80 with httpRedirect = false", async () => {
+    const r = await run("no redirect", { httpRedirect: false });
+    const world = ofType(r, INGRESS).filter((rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0");
+    expect(world.map((rule) => rule.inputs.fromPort)).toEqual([443, 443]);
   });
 
   it.each(CASES)("%s: each tier admits only the tier in front of it, by security group (NET-4, NET-5, NET-6)", async (label, overrides) => {

@@ -118,8 +118,10 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
     expect(db.inputs).toEqual(
       expect.objectContaining({
         engine: "postgres",
-        engineVersion: RDS_POSTGRES.engineVersion,
-        autoMinorVersionUpgrade: false,
+        // Issue 12 item 2: the major only, minors applied by AWS, so a forced minor upgrade
+        // never turns the next `pulumi up` into a downgrade.
+        engineVersion: "15",
+        autoMinorVersionUpgrade: true,
         instanceClass: `db.${model.settings.instanceTypes.postgres}`,
         storageType: "gp3",
         storageEncrypted: true,
@@ -139,6 +141,8 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
     expect(db.secretInputs.has("password")).toBe(true);
     const group = named(run, "postgres-parameters");
     expect(group.inputs.family).toBe(RDS_POSTGRES.parameterGroupFamily);
+    // The parameter group's family is the same major the instance runs.
+    expect(group.inputs.family).toBe(`postgres${db.inputs.engineVersion}`);
     expect(group.inputs.parameters).toEqual(rdsParameters(model).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })));
     expect(named(run, "postgres-subnets").inputs.subnetIds.sort()).toEqual(ofType(run, "aws:ec2/subnet:Subnet").filter((s) => s.name.startsWith("network-private-")).map((s) => s.id).sort());
   });

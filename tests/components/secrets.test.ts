@@ -11,12 +11,13 @@ import { countsByType, named, ofType, runUnderMocks, type MockRun } from "../hel
 
 const PARAMETER = "aws:ssm/parameter:Parameter";
 const model = modelWith({ odooInstances: 2 });
+const KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 let run: MockRun;
 beforeAll(async () => {
   run = await runUnderMocks(() => {
-    const secrets = new Secrets("secrets", { model });
-    const ca = new InternalCa("internal-ca", { model });
+    const secrets = new Secrets("secrets", { model, kmsKeyArn: KEY_ARN });
+    const ca = new InternalCa("internal-ca", { model, kmsKeyArn: KEY_ARN });
     return { parameterNames: [...Object.keys(secrets.parameters), ...Object.keys(ca.parameters)].sort(), caCertPem: ca.caCertPem };
   });
 }, 60_000);
@@ -39,6 +40,8 @@ describe("Secrets", () => {
   ])("%s is a SecureString at %s whose value is a Pulumi secret (principle 5)", (_key, path) => {
     const p = parameter(path);
     expect(p.inputs.type).toBe("SecureString");
+    // Issue 12 item 8: the stack key, never the account's aws/ssm key.
+    expect(p.inputs.keyId).toBe(KEY_ARN);
     expect(p.secretInputs.has("value")).toBe(true);
     expect(p.inputs.tags).toEqual(expect.objectContaining({ [TAG_KEYS.stack]: "test", [TAG_KEYS.role]: expect.any(String) }));
   });
@@ -117,6 +120,7 @@ describe("InternalCa", () => {
     const keyParameter = parameter(model.parameters.hostKey(host.id));
     expect([certParameter.inputs.type, keyParameter.inputs.type]).toEqual(["String", "SecureString"]);
     expect(keyParameter.secretInputs.has("value")).toBe(true);
+    expect(keyParameter.inputs.keyId).toBe(KEY_ARN);
     expect(keyParameter.inputs.tags[TAG_KEYS.host]).toBe(host.id);
   });
 });
@@ -142,5 +146,44 @@ describe("Secrets and InternalCa together", () => {
       expect(parentName).toBeDefined();
       expect(r.name.startsWith(`${parentName}-`)).toBe(true);
     }
+  });
+});
+
+// AUTH-4: a rotation is `passwordRotation.<name>: <date>` + `pulumi up`. The keeper is on exactly
+// the named password (and its SCRAM salt), so that password alone is regenerated; without the
+// setting no resource has keepers, so a stack that never rotated keeps every password.
+describe("password keepers from passwordRotation (AUTH-4)", () => {
+  let rotated: MockRun;
+  beforeAll(async () => {
+    const m = modelWith({ passwordRotation: { odoo: "2026-12-01", admin: "2027-01-15" } });
+    rotated = await runUnderMocks(() => {
+      new Secrets("secrets", { model: m, kmsKeyArn: KEY_ARN });
+      return {};
+    });
+  }, 60_000);
+
+  const keepersByName = (r: MockRun) =>
+    Object.fromEntries(
+      [...ofType(r, "random:index/randomPassword:RandomPassword"), ...ofType(r, "random:index/randomBytes:RandomBytes")]
+        .map((x) => [x.name, x.inputs.keepers ?? null])
+        .sort(([a], [b]) => String(a).localeCompare(String(b))),
+    );
+
+  it("puts the date on the rotated passwords and the odoo role's salt, and on nothing else", () => {
+    expect(keepersByName(rotated)).toEqual({
+      "secrets-backup-cipher-pass": null,
+      "secrets-monitor-password": null,
+      "secrets-odoo-admin-password": { rotation: "2027-01-15" },
+      // Odoo's admin user: set once by the databases' first install, not a rotatable password.
+      "secrets-odoo-admin-user-password": null,
+      "secrets-odoo-db-password": { rotation: "2026-12-01" },
+      "secrets-odoo-db-scram-salt": { rotation: "2026-12-01" },
+      "secrets-stats-password": null,
+      "secrets-stats-scram-salt": null,
+    });
+  });
+
+  it("gives no resource a keeper when the stack sets no rotation", () => {
+    expect(Object.values(keepersByName(run)).every((k) => k === null)).toBe(true);
   });
 });

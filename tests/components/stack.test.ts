@@ -75,6 +75,7 @@ const UNTAGGABLE = new Set([
   "aws:cloudwatch/dashboard:Dashboard",
   "aws:cloudwatch/logMetricFilter:LogMetricFilter",
   "aws:sns/topicSubscription:TopicSubscription",
+  "aws:kms/alias:Alias",
 ]);
 
 /** What the program must create for `model`, counted by hand from the design. */
@@ -101,7 +102,8 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:ec2/eip:Eip": nats + 1,
     "aws:ec2/natGateway:NatGateway": nats,
     "aws:ec2/securityGroup:SecurityGroup": ROLES.length + 1 + efs,
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 2 + flows + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
+    // world 443 ×2 and, for the redirect-only server, world 80 ×2 (NET-3)
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 2 + (s.httpRedirect ? 2 : 0) + flows + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": flows + ROLES.length * WORLD_EGRESS_PORTS.length,
     // The shared filestore (several Odoo hosts): file system, AWS Backup policy, TLS-only
     // file system policy, a mount target per private subnet
@@ -117,6 +119,9 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "tls:index/certRequest:CertRequest": hosts,
     "tls:index/locallySignedCert:LocallySignedCert": hosts,
     "aws:ssm/parameter:Parameter": 8 + 1 + 2 * hosts + 1,
+    // The stack key every SecureString is encrypted with, and its alias (issue 12 item 8)
+    "aws:kms/key:Key": 1,
+    "aws:kms/alias:Alias": 1,
     // Config and backup buckets
     "aws:s3/bucket:Bucket": 2,
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 2,
@@ -129,7 +134,8 @@ function expectedCounts(model: StackModel): Record<string, number> {
     // PostgreSQL host and every Odoo host)
     "aws:iam/role:Role": hosts + 1,
     "aws:iam/rolePolicy:RolePolicy": hosts + 1 + 1 + odooHosts,
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 2 * hosts,
+    // CloudWatchAgentServerPolicy only: AmazonSSMManagedInstanceCore reads every parameter
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": hosts,
     "aws:iam/instanceProfile:InstanceProfile": hosts,
     "aws:ec2/instance:Instance": hosts,
     "aws:s3/bucketObjectv2:BucketObjectv2": files + hosts,
@@ -175,13 +181,15 @@ describe.each(CASES)("%s", (label, config) => {
     expect(countsByType(await run())).toEqual(expectedCounts(model));
   });
 
-  it("asks AWS only for instance types, zones, the Debian AMI and the account", async () => {
+  it("asks AWS only for instance types, zones, the Debian AMI, the account, and whether the operator's parameters exist", async () => {
     const tokens = new Set((await run()).invokes.map((c) => c.token));
     expect([...tokens].sort()).toEqual([
       "aws:ec2/getAmi:getAmi",
       "aws:ec2/getInstanceType:getInstanceType",
       "aws:index/getAvailabilityZones:getAvailabilityZones",
       "aws:index/getCallerIdentity:getCallerIdentity",
+      // An imported certificate lives in parameters the operator created: checked at preview.
+      ...(model.settings.tls.mode === "imported" ? ["aws:ssm/getParameter:getParameter"] : []),
     ]);
   });
 
@@ -195,10 +203,10 @@ describe.each(CASES)("%s", (label, config) => {
     expect(association.inputs.allocationId).toBe(ofType(r, "aws:ec2/eip:Eip").find((e) => e.inputs.tags[TAG_KEYS.role] === "proxy")?.outputs.allocationId);
   });
 
-  it("opens nothing to 0.0.0.0/0 or ::/0 except 443 on the proxy (NET-3)", async () => {
+  it("opens nothing to 0.0.0.0/0 or ::/0 except 443 on the proxy, and 80 there for the redirect (NET-3)", async () => {
     const r = await run();
     const world = ofType(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter((rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0");
-    expect(world.map((rule) => `${rule.inputs.tags[TAG_KEYS.role]}:${rule.inputs.fromPort}-${rule.inputs.toPort}`)).toEqual(["proxy:443-443", "proxy:443-443"]);
+    expect(world.map((rule) => `${rule.inputs.tags[TAG_KEYS.role]}:${rule.inputs.fromPort}-${rule.inputs.toPort}`).sort()).toEqual(["proxy:443-443", "proxy:443-443", "proxy:80-80", "proxy:80-80"]);
     expect(world.every((rule) => rule.inputs.securityGroupId === named(r, "network-proxy-sg").id)).toBe(true);
   });
 
@@ -299,7 +307,48 @@ describe.each(CASES)("%s", (label, config) => {
         .map((n) => `arn:aws:ssm:${REGION}:123456789012:parameter${n}`);
       expect(readable).toEqual(expected);
       expect(statements.find((s) => s.Sid === "ReadOwnConfigObjects")?.Resource).toMatch(new RegExp(`/hosts/${host.id}/\\*$`));
+      // Issue 12 item 8: the role decrypts with the stack key, through SSM, exactly these parameters.
+      expect(statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")).toEqual({
+        Sid: "DecryptReferencedParametersWithStackKey",
+        Effect: "Allow",
+        Action: ["kms:Decrypt"],
+        Resource: named(r, "stack-key-key").outputs.arn,
+        Condition: { StringEquals: { "kms:ViaService": `ssm.${REGION}.amazonaws.com`, "kms:EncryptionContext:PARAMETER_ARN": expected } },
+      });
     }
+  });
+
+  it("encrypts every SecureString with the stack's own rotating key, and attaches no policy that reads every parameter (issue 12 item 8)", async () => {
+    const r = await run();
+    const key = named(r, "stack-key-key");
+    expect(key.inputs).toEqual(expect.objectContaining({ enableKeyRotation: true, deletionWindowInDays: 30, keyUsage: "ENCRYPT_DECRYPT" }));
+    expect(JSON.parse(key.inputs.policy).Statement).toEqual([
+      { Sid: "EnableIamPolicies", Effect: "Allow", Principal: { AWS: "arn:aws:iam::123456789012:root" }, Action: "kms:*", Resource: "*" },
+    ]);
+    expect(named(r, "stack-key-alias").inputs).toEqual(expect.objectContaining({ name: `alias/odoo-stack-${STACK}`, targetKeyId: key.outputs.keyId }));
+    const secure = ofType(r, "aws:ssm/parameter:Parameter").filter((p) => p.inputs.type === "SecureString");
+    expect(secure.length).toBeGreaterThanOrEqual(6 + model.allHosts.length);
+    for (const p of secure) expect([p.inputs.name, p.inputs.keyId]).toEqual([p.inputs.name, key.outputs.arn]);
+    for (const a of ofType(r, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")) expect(a.inputs.policyArn).not.toMatch(/AmazonSSM/);
+  });
+
+  it("lets the cron host alone read and decrypt the admin user's password, which the first install reads through odoo-init.env", async () => {
+    const r = await run();
+    const name = model.parameters.odooAdminUserPassword;
+    expect(ofType(r, "aws:ssm/parameter:Parameter").find((p) => p.inputs.name === name)?.inputs).toEqual(
+      expect.objectContaining({ type: "SecureString", keyId: named(r, "stack-key-key").outputs.arn }),
+    );
+    const arn = `arn:aws:ssm:${REGION}:123456789012:parameter${name}`;
+    const readers = model.allHosts.filter((host) => {
+      const role = ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === host.id);
+      const statements: { Sid: string; Resource: unknown; Condition?: Record<string, Record<string, unknown>> }[] = JSON.parse(ofType(r, "aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role?.id)?.inputs.policy).Statement;
+      const read = (statements.find((s) => s.Sid === "ReadReferencedParameters")?.Resource ?? []) as string[];
+      const decrypt = (statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")?.Condition?.StringEquals["kms:EncryptionContext:PARAMETER_ARN"] ?? []) as string[];
+      expect([host.id, read.includes(arn)]).toEqual([host.id, decrypt.includes(arn)]);
+      return read.includes(arn);
+    });
+    expect(readers.map((h) => h.id)).toEqual(model.hosts.odoo.filter((h) => h.runsCron).map((h) => h.id));
+    expect(readers).toHaveLength(1);
   });
 
   it("gives the proxy Route 53 rights only for the ACME challenge record, and only in ACME mode", async () => {
@@ -420,6 +469,66 @@ describe.each(CASES)("%s", (label, config) => {
     );
     expect(r.outputs.configBucketName).toBe(named(r, "config-bucket").outputs.bucket);
     expect(r.outputs.backupBucketName).toBe(named(r, "backups-repository-bucket").outputs.bucket);
+  });
+});
+
+// Issue 12 item 11: a Graviton type boots Debian's arm64 AMI, the others keep amd64; the AMI is
+// looked up once per architecture the stack uses.
+describe("Graviton (arm64) instance types", () => {
+  const config: Config = { ...BASE, odooInstanceType: "m7g.xlarge", pgbouncerInstanceType: "t4g.small" };
+  const run = () => stackRun("graviton", config);
+  beforeAll(() => run(), RUN_TIMEOUT_MS);
+
+  it("boots each host from the Debian 12 AMI of its instance type's architecture", async () => {
+    const r = await run();
+    const amiLookups = r.invokes.filter((c) => c.token === "aws:ec2/getAmi:getAmi");
+    const filter = (c: (typeof amiLookups)[number], name: string) =>
+      (c.inputs.filters as { name: string; values: string[] }[]).find((f) => f.name === name)?.values;
+    expect(amiLookups.map((c) => [filter(c, "architecture"), filter(c, "name")]).sort()).toEqual([
+      [["arm64"], ["debian-12-arm64-*"]],
+      [["x86_64"], ["debian-12-amd64-*"]],
+    ]);
+    const amis = Object.fromEntries(ofType(r, "aws:ec2/instance:Instance").map((i) => [i.inputs.tags[TAG_KEYS.host], [i.inputs.instanceType, i.inputs.ami]]));
+    const arm = amis["odoo-1"][1];
+    const amd = amis.proxy[1];
+    expect(arm).not.toBe(amd);
+    expect(amis).toEqual({ proxy: ["t3.small", amd], "odoo-1": ["m7g.xlarge", arm], pgbouncer: ["t4g.small", arm], postgres: ["r6i.large", amd] });
+  });
+});
+
+// Issue 12 item 5: outbound mail, and odooOptions naming a parameter the operator created. The
+// reference used to fail the program in Host ("which the stack does not create") with a stack trace.
+describe("outbound mail and operator-made parameters", () => {
+  const config: Config = {
+    ...BASE,
+    mail: { host: "email-smtp.eu-west-1.amazonaws.com", user: "AKIAEXAMPLE", from: "erp@example.com" },
+    odooOptions: { geoip_city_db: "{{ssm:/odoo/geoip-path}}" },
+  };
+  const run = () => stackRun("mail", config);
+  beforeAll(() => run(), RUN_TIMEOUT_MS);
+
+  it("checks the operator's parameter at preview, lets the Odoo role read and decrypt it, and generates the SMTP password under the stack key", async () => {
+    const r = await run();
+    expect(r.invokes.filter((c) => c.token === "aws:ssm/getParameter:getParameter").map((c) => [c.inputs.name, c.inputs.withDecryption])).toEqual([["/odoo/geoip-path", false]]);
+    const statements: { Sid: string; Resource: unknown; Condition?: Record<string, Record<string, unknown>> }[] = JSON.parse(named(r, "odoo-odoo-1-policy").inputs.policy).Statement;
+    const arn = (n: string) => `arn:aws:ssm:${REGION}:123456789012:parameter${n}`;
+    const read = statements.find((s) => s.Sid === "ReadReferencedParameters")?.Resource as string[];
+    expect(read).toEqual(expect.arrayContaining([arn("/odoo/geoip-path"), arn(`/odoo-stack/${STACK}/mail/smtp-password`)]));
+    expect(statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")?.Condition?.StringEquals["kms:EncryptionContext:PARAMETER_ARN"]).toEqual(read);
+    // The proxy reads neither.
+    expect(named(r, "proxy-host-policy").inputs.policy).not.toContain("mail/smtp-password");
+    const generated = ofType(r, "aws:ssm/parameter:Parameter").find((p) => p.inputs.name === `/odoo-stack/${STACK}/mail/smtp-password`);
+    expect(generated?.inputs).toEqual(expect.objectContaining({ type: "SecureString", keyId: named(r, "stack-key-key").outputs.arn }));
+    expect(generated?.secretInputs.has("value")).toBe(true);
+    expect(generated?.ignoreChanges).toEqual(["value"]);
+  });
+
+  it("opens exactly the SMTP port outward, from the Odoo hosts only", async () => {
+    const r = await run();
+    const smtp = ofType(r, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").filter((e) => ![80, 443].includes(e.inputs.fromPort) && e.inputs.cidrIpv4 === "0.0.0.0/0");
+    expect(smtp.map((e) => [e.inputs.fromPort, e.inputs.toPort, e.inputs.tags[TAG_KEYS.role], e.inputs.securityGroupId])).toEqual([[587, 587, "odoo", named(r, "network-odoo-sg").id]]);
+    const conf = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").find((o) => o.inputs.key === "hosts/odoo-1/etc/odoo/odoo.conf");
+    expect(conf?.inputs.content).toContain("smtp_server = email-smtp.eu-west-1.amazonaws.com\nsmtp_ssl = True\nsmtp_user = AKIAEXAMPLE");
   });
 });
 

@@ -7,7 +7,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { isSecretWire, plainValue, type CapturedResource } from "../../tools/mocks";
-import { plan, type PlanResult } from "../../tools/plan";
+import { plan, standInNotice, type PlanResult } from "../../tools/plan";
+import { runbookProblems } from "../helpers/runbook-walk";
 
 jest.setTimeout(120_000);
 
@@ -115,6 +116,15 @@ describe(`npm run plan, stack ${STACK}`, () => {
     expect(result.checklist?.items).toBeGreaterThan(0);
   });
 
+  it("writes cost.md: the monthly estimate of exactly the planned instances, from the committed price table", () => {
+    const md = fs.readFileSync(path.join(stackDir(), "cost.md"), "utf8");
+    expect(result.monthlyCost?.currency).toBe("USD");
+    expect(md).toContain(`**${result.monthlyCost?.total.toFixed(2)} USD per month**`);
+    const instances = result.resources.filter((r) => r.type === "aws:ec2/instance:Instance");
+    const rows = [...md.matchAll(/^\| ([a-z0-9]+\.[a-z0-9]+) \| (\d+) \| instance-hour/gm)].map((m) => [m[1], Number(m[2])]);
+    expect(rows.reduce((n, [, c]) => n + (c as number), 0)).toBe(instances.length);
+  });
+
   it("writes every role's key files where they land on the host", () => {
     const has = (host: string, p: string) => fs.existsSync(path.join(stackDir(), "hosts", host, p));
     const expected: Record<string, string[]> = {
@@ -203,5 +213,28 @@ describe(`npm run plan, stack ${STACK}`, () => {
         expect([file, /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)]).toEqual([file, false]);
       }
     });
+  });
+});
+
+// Issue 13: the runbooks the plan wrote, walked against the plan itself; and marked as stand-ins.
+describe(`runbooks of stack ${STACK}`, () => {
+  const runbooks = () =>
+    Object.fromEntries(fs.readdirSync(path.join(stackDir(), "runbooks")).map((f) => [f, fs.readFileSync(path.join(stackDir(), "runbooks", f), "utf8")]));
+
+  it("link only to anchors that exist, and name only hosts, outputs, alarms, URNs and parameters the plan has", () => {
+    const outputs = JSON.parse(fs.readFileSync(path.join(stackDir(), "resources.json"), "utf8")).outputs as Record<string, unknown>;
+    const { problems, checked } = runbookProblems(runbooks(), { resources: result.resources, outputs: { ...outputs, runbooks: "" } });
+    expect(problems).toEqual([]);
+    expect(checked.links).toBeGreaterThan(50);
+    expect(checked.hosts).toBeGreaterThan(30);
+    expect(checked.alarms).toBeGreaterThan(40);
+    expect(checked.urns).toBe(1);
+  });
+
+  it("say that their names are the plan's stand-ins, and where the deployed stack's runbooks are", () => {
+    for (const [file, text] of Object.entries(runbooks())) {
+      expect(text.split("\n").slice(0, 5).join("\n")).toContain(standInNotice(file));
+      expect(standInNotice(file)).toContain(`pulumi stack output runbooks --json | jq -r '.["${file}"]'`);
+    }
   });
 });

@@ -264,6 +264,34 @@ describe("PostgreSQL 15 as the monitor role (OBS-7, PG-1, PG-4)", () => {
     expect(top[0]).toEqual(expect.objectContaining({ rank: 1, calls: expect.any(String), query: expect.any(String) }));
     summary.push(`connections ${used.toFixed(1)} % of max_connections; ${top.length} top-query lines`);
   });
+
+  it("publishes the settings that wait for a restart: 0, then 1 after a reloaded max_connections change, 0 once undone (PG-1)", async () => {
+    const pendingNow = async () => tier.pg.psql("SELECT count(*) FROM pg_settings WHERE pending_restart");
+    const settle = async (want: string) => {
+      // pg_reload_conf() only signals the postmaster: wait until a new session sees the result.
+      for (const deadline = Date.now() + 10_000; (await pendingNow()) !== want; await sleep(100)) {
+        if (Date.now() > deadline) throw new Error(`pg_settings never showed ${want} pending setting(s)`);
+      }
+    };
+    const before = await collectPostgres();
+    expect(before.value(METRICS.pendingRestartSettings)).toBe(0);
+    const current = Number(await tier.pg.psql("SHOW max_connections"));
+    await tier.pg.psql(`ALTER SYSTEM SET max_connections = ${current + 10}`);
+    let during: CollectorRun | undefined;
+    try {
+      await tier.pg.psql("SELECT pg_reload_conf()");
+      await settle("1");
+      during = await collectPostgres();
+    } finally {
+      await tier.pg.psql("ALTER SYSTEM RESET max_connections");
+      await tier.pg.psql("SELECT pg_reload_conf()");
+    }
+    expect(during.value(METRICS.pendingRestartSettings)).toBe(1);
+    await settle("0");
+    const after = await collectPostgres();
+    expect(after.value(METRICS.pendingRestartSettings)).toBe(0);
+    summary.push(`pending restart: ${before.value(METRICS.pendingRestartSettings)} → ${during.value(METRICS.pendingRestartSettings)} (max_connections ${current} → ${current + 10} reloaded) → ${after.value(METRICS.pendingRestartSettings)}`);
+  });
 });
 
 describe("RDS: the PgBouncer host's collector reads PostgreSQL through the monitor's libpq service (OBS-7, TLS-1)", () => {
@@ -321,6 +349,8 @@ describe("RDS: the PgBouncer host's collector reads PostgreSQL through the monit
       expect(run.value(METRICS.connectionsUsedPercent) as number).toBeGreaterThan(0);
       expect(run.value(METRICS.transactionIdAge, { Database: database }) as number).toBeGreaterThan(0);
       expect(run.value(METRICS.clientsWaiting, { Database: database })).toBe(0);
+      // RDS keeps pending-reboot parameters in its parameter group: nothing is published for it here.
+      expect(run.value(METRICS.pendingRestartSettings)).toBeUndefined();
       const top = fs.readFileSync(sandbox.path("top-queries-rds-verified.log"), "utf8").trim().split("\n");
       expect(top.length).toBeGreaterThan(0);
       summary.push(`RDS path: oldest xact ${(run.value(METRICS.oldestTransactionSeconds) as number).toFixed(2)} s over verify-full, ${top.length} top-query lines`);

@@ -3,6 +3,7 @@
 // address/port, the upstream addresses and the file paths are remapped (remapForSandbox).
 import { sandboxNginxMain } from "./helpers/nginx";
 import * as fs from "fs";
+import * as http from "http";
 import { randomBytes } from "crypto";
 import { PORTS } from "../../lib/ports";
 import { proxyTimeoutSeconds } from "../../lib/sizing";
@@ -31,6 +32,8 @@ const www = systemUser("www-data");
 const sandbox = Sandbox.create("nginx");
 let nginx: ManagedProcess;
 let target: TlsTarget;
+/** The sandbox's stand-in for port 80: the rendered redirect-only server (NET-3's exception). */
+let redirectPort: number;
 let odooHttp: StubUpstream;
 let odooGevent: Awaited<ReturnType<typeof startWebSocketStub>>;
 let productionSite: NginxSiteSettings;
@@ -58,12 +61,14 @@ beforeAll(async () => {
   const confPath = sandbox.writeFile(`${etc}/nginx.conf`, renderNginxConf(main));
 
   const started = await withFreshPort(sandbox, async (tlsPort) => {
+    const httpPort = await sandbox.freePort();
     const site = remapForSandbox(
       productionSite,
-      ["listenAddress", "listenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"],
+      ["listenAddress", "listenPort", "redirectListenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"],
       {
         listenAddress: "127.0.0.1",
         listenPort: tlsPort,
+        redirectListenPort: httpPort,
         ...tls,
         odooHttpServers: [{ address: "127.0.0.1", port: odooHttp.port }],
         odooGeventServers: [{ address: "127.0.0.1", port: odooGevent.port }],
@@ -75,10 +80,12 @@ beforeAll(async () => {
     if (test.code !== 0) return undefined; // the `nginx -t` test reports the daemon's error
     const daemon = sandbox.start({ name: "nginx", command: BIN.nginx, args: ["-c", confPath, "-g", "daemon off;"], user: www, stopSignal: "SIGTERM" });
     await waitForOwnPort(daemon, tlsPort);
-    return { daemon, tlsPort };
+    await waitForOwnPort(daemon, httpPort);
+    return { daemon, tlsPort, httpPort };
   });
   if (!started) return;
   nginx = started.daemon;
+  redirectPort = started.httpPort;
   target = { port: started.tlsPort, serverName, caPem: ca.certPem };
   // Started now, awaited by the last test: the minute it takes overlaps the other checks.
   slowRequest = httpsGet(target, `${SLOW_PATH}?id=${randomBytes(4).toString("hex")}`, { timeoutMs: SLOW_RESPONSE_MS + 30_000 }).catch((err: Error) => err);
@@ -171,20 +178,49 @@ describe("nginx from the rendered nginx.conf and Odoo site (issue 4 check 4)", (
     },
   );
 
-  it("serves no plain HTTP: it listens only on the TLS port, and a plain request there gets 400 without reaching Odoo (NET-2, NET-3)", async () => {
+  it("serves no plain HTTP: the TLS port answers a plain request with 400, and the only other port is the redirect (NET-2, NET-3)", async () => {
     requireNginx();
-    // "Not served" means: every port nginx listens on answers a plain-text request with
-    // nginx's own 400 and forwards nothing upstream; there is no plain listener (no :80).
+    // Exactly two listeners: the TLS site and the rendered redirect-only server (port 80 in
+    // production). A plain-text request to the TLS port gets nginx's own 400.
     const ports = listeningPorts(processGroupPids(nginx.pid));
-    expect(ports).toEqual([target.port]);
+    expect(ports).toEqual([target.port, redirectPort].sort((a, b) => a - b));
     const before = odooHttp.seen.length + odooGevent.seen.length;
-    for (const port of ports) {
-      const answer = await plainHttpGet(port, "/web/login", target.serverName);
-      expect(answer.status).toBe(400);
-      expect(answer.body).toMatch(/The plain HTTP request was sent to HTTPS port/);
-    }
+    const answer = await plainHttpGet(target.port, "/web/login", target.serverName);
+    expect(answer.status).toBe(400);
+    expect(answer.body).toMatch(/The plain HTTP request was sent to HTTPS port/);
     expect(odooHttp.seen.length + odooGevent.seen.length).toBe(before);
-    summary.push(`listening ports [${ports.join(",")}] (TLS only); plain HTTP -> 400 "plain HTTP request was sent to HTTPS port", upstream saw 0`);
+    summary.push(`listening ports [${ports.join(",")}]; plain HTTP on the TLS port -> 400, upstream saw 0`);
+  });
+
+  // Issue 12 item 11: port 80 answers 301 to https://<domain> and proxies nothing, whatever the
+  // method, the Host header or an Upgrade request.
+  it.each([
+    ["GET with a query", "GET", "/web/login?redirect=%2Fodoo", {}],
+    ["POST with a body", "POST", "/web/session/authenticate", { "content-type": "application/json" }],
+    ["a forged Host header", "GET", "/web", { host: "evil.example.org" }],
+    ["a WebSocket upgrade", "GET", "/websocket", { connection: "Upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" }],
+  ] as const)("answers plain HTTP (%s) with 301 to https://<domain> and forwards nothing (NET-3)", async (_label, method, path, headers) => {
+    requireNginx();
+    const before = odooHttp.seen.length + odooGevent.seen.length;
+    const answer = await new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
+      const req = http.request(
+        { host: "127.0.0.1", port: redirectPort, path, method, headers: { host: target.serverName, ...headers }, agent: false, timeout: 10_000 },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
+        },
+      );
+      req.on("upgrade", (res, socket) => {
+        socket.destroy();
+        resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+      });
+      req.on("timeout", () => req.destroy(new Error("no answer within 10000 ms")));
+      req.on("error", reject);
+      req.end(method === "POST" ? JSON.stringify({ params: { login: "admin", password: "x" } }) : undefined);
+    });
+    expect(answer).toEqual({ status: 301, location: `https://${model.settings.domain}${path}` });
+    expect(odooHttp.seen.length + odooGevent.seen.length).toBe(before);
+    if (method === "POST") summary.push(`port 80 (sandbox ${redirectPort}): GET/POST/forged Host/Upgrade -> 301 https://${model.settings.domain}…, upstream saw 0`);
   });
 
   it("refuses a TLS handshake without the site's name (scan by IP) and serves the site's certificate only for its name", async () => {

@@ -3,8 +3,11 @@
 import {
   nginxListensOnlyTls443,
   odooHttpInterfacePrivate,
+  pgHbaAdmitsOnlyPgbouncer,
+  proxyPlainHttpOnlyRedirects,
   securityGroupInternalPortsAddressSources,
   securityGroupInternalPortsFromAllowedGroups,
+  securityGroupWorldEgressKnownPorts,
   securityGroupWorldIngressOnly443OnProxy,
 } from "../../policy/network";
 import { setLine, validateResource, validateStack, withContent, withProp, type FakeResource } from "./fakes";
@@ -28,25 +31,37 @@ describe("security-group-world-ingress-only-443-on-proxy (NET-2, NET-3)", () => 
   ])("rejects 8069 opened to %s", async (cidr, field) => {
     const open = withProp(withProp(rule("odoo-in-8069-proxy"), "referencedSecurityGroupId", undefined), field, cidr);
     expect(await validateResource(policy, open)).toEqual([
-      `Security group ingress rule (network-odoo-in-8069-proxy) must not open tcp 8069 to ${cidr}: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-3).`,
+      `Security group ingress rule (network-odoo-in-8069-proxy) must not open tcp 8069 to ${cidr}: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-1, NET-3).`,
+    ]);
+  });
+
+  // Issue 12 item 11: NET-3's exception, port 80 on the proxy, and nowhere else.
+  it("passes 80 from the world on the proxy's group only, and refuses it when the policy config allows no redirect port", async () => {
+    const http = rule("proxy-in-80-world-ipv4");
+    expect(await validateResource(policy, http)).toEqual([]);
+    expect(await validateResource(policy, http, { allowedRedirectPorts: [] })).toEqual([
+      "Security group ingress rule (network-proxy-in-80-world-ipv4) must not open tcp 80 to 0.0.0.0/0: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-3).",
+    ]);
+    expect(await validateResource(policy, withProp(http, "tags.odoo-stack:role", "odoo"))).toEqual([
+      "Security group ingress rule (network-proxy-in-80-world-ipv4) must not open tcp 80 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-1, NET-2, NET-3).",
     ]);
   });
 
   it("rejects 443 from the world on another tier's group", async () => {
     const r = withProp(rule("proxy-in-443-world-ipv4"), "tags.odoo-stack:role", "odoo");
     expect(await validateResource(policy, r)).toEqual([
-      "Security group ingress rule (network-proxy-in-443-world-ipv4) must not open tcp 443 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-2, NET-3).",
+      "Security group ingress rule (network-proxy-in-443-world-ipv4) must not open tcp 443 to 0.0.0.0/0: it has odoo-stack:role=odoo, and only the proxy's group may accept internet traffic (NET-1, NET-2, NET-3).",
     ]);
   });
 
   it("rejects inline ingress on a SecurityGroup and a SecurityGroupRule open to the world", async () => {
     const inline = withProp(fixture.get(sgName("postgres")), "ingress", [{ protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["0.0.0.0/0"] }]);
     expect(await validateResource(policy, inline)).toEqual([
-      "Security group (network-postgres-sg) must not open tcp 5432 to 0.0.0.0/0: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-3).",
+      "Security group (network-postgres-sg) must not open tcp 5432 to 0.0.0.0/0: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-3, NET-6).",
     ]);
     const standalone: FakeResource = { type: T.sgRule, name: "hand-rule", props: { type: "ingress", protocol: "-1", fromPort: 0, toPort: 0, ipv6CidrBlocks: ["::/0"], securityGroupId: "sg-1" } };
     expect(await validateResource(policy, standalone)).toEqual([
-      "Security group rule (hand-rule) must not open all traffic to ::/0: nothing but tcp 443 on the reverse proxy may be reachable from the internet (NET-3).",
+      "Security group rule (hand-rule) must not open all traffic to ::/0: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-3).",
     ]);
   });
 });
@@ -190,14 +205,91 @@ describe("nginx-listens-only-tls-443 (NET-2, NET-3)", () => {
     expect(await validateResource(policy, plain)).toEqual([`${label} must not \`listen 443\` (server at line ${serverLine(plain, "listen 443;")}): 443 without ssl serves plain HTTP (NET-2, NET-3).`]);
   });
 
-  it("rejects a redirect server on 80 unless the policy config allows the port, and then only a redirect", async () => {
+  it("allows a redirect server on 80 by default (NET-3's exception), refuses it when the config allows no port, and then only a redirect", async () => {
     const withRedirect = withContent(site, redirect);
     const line = serverLine(withRedirect, "listen 80;");
-    expect(await validateResource(policy, withRedirect)).toEqual([`${label} must not \`listen 80\` (server at line ${line}): only 443 with TLS is served (NET-2, NET-3).`]);
-    expect(await validateResource(policy, withRedirect, { allowedRedirectPorts: [80] })).toEqual([]);
+    expect(await validateResource(policy, withRedirect)).toEqual([]);
+    const rendered = serverLine(site, "listen 80 default_server;");
+    expect(await validateResource(policy, withRedirect, { allowedRedirectPorts: [] })).toEqual([
+      `${label} must not \`listen 80 default_server\` (server at line ${rendered}): only 443 with TLS is served (NET-2, NET-3).`,
+      `${label} must not \`listen 80\` (server at line ${line}): only 443 with TLS is served (NET-2, NET-3).`,
+    ]);
     const serving = withContent(site, (t) => `${t}\nserver {\n    listen 80;\n    location / { proxy_pass http://odoo; }\n}\n`);
-    expect(await validateResource(policy, serving, { allowedRedirectPorts: [80] })).toEqual([
+    expect(await validateResource(policy, serving)).toEqual([
       `${label} must not \`listen 80\` (server at line ${line}): a plain-HTTP server on 80 may only redirect to https:// (NET-2, NET-3).`,
     ]);
+    // The rendered redirect server itself, edited to proxy as well.
+    const proxying = withContent(site, (t) => t.replace("    return 301 https://erp.example.com$request_uri;\n", "    return 301 https://erp.example.com$request_uri;\n    location /web { proxy_pass http://odoo; }\n"));
+    expect(await validateResource(policy, proxying)).toEqual([
+      `${label} must not \`listen 80 default_server\` (server at line ${rendered}): a plain-HTTP server on 80 may only redirect to https:// (NET-2, NET-3).`,
+    ]);
+  });
+});
+
+describe("proxy-plain-http-only-redirects (NET-3)", () => {
+  const policy = proxyPlainHttpOnlyRedirects;
+  const site = fixture.file("proxy", "/etc/nginx/conf.d/odoo.conf");
+
+  it("passes port 80 open while the proxy's nginx answers it with a redirect only", async () => {
+    expect(await validateStack(policy, fixture.resources)).toEqual([]);
+  });
+
+  it("rejects port 80 open to the world when no nginx server of the proxy only redirects there", async () => {
+    const noRedirect = withContent(site, (t) => t.replace(/# Plain HTTP answers only[^\n]*\nserver \{\n[^}]*\}\n\n/, ""));
+    expect(String(noRedirect.props.content)).not.toContain("listen 80");
+    expect((await validateStack(policy, replaced(fixture.resources, noRedirect))).map((v) => v.message)).toEqual([
+      "Security group ingress rule (network-proxy-in-80-world-ipv4) must not open tcp 80 to 0.0.0.0/0: no nginx server of the proxy answers 80 with only a redirect to https://, and the internet may reach plain HTTP for nothing else (NET-3).",
+      "Security group ingress rule (network-proxy-in-80-world-ipv6) must not open tcp 80 to ::/0: no nginx server of the proxy answers 80 with only a redirect to https://, and the internet may reach plain HTTP for nothing else (NET-3).",
+    ]);
+  });
+});
+
+// Issue 12 item 5: the egress the stack opens (80/443 everywhere, one SMTP port from Odoo) and nothing else.
+describe("security-group-world-egress-known-ports (NET-3)", () => {
+  const policy = securityGroupWorldEgressKnownPorts;
+  const egress = (role: string, port: number, extra: Record<string, unknown> = {}): FakeResource => ({
+    type: "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    name: `network-${role}-out-${port}-world-ipv4`,
+    props: { securityGroupId: `${sgName(role)}-id`, ipProtocol: "tcp", fromPort: port, toPort: port, cidrIpv4: "0.0.0.0/0", tags: { "odoo-stack:role": role }, ...extra },
+  });
+
+  it("passes 80 and 443 from every tier and the SMTP port from the Odoo hosts", async () => {
+    for (const r of [egress("proxy", 443), egress("pgbouncer", 80), egress("odoo", 587), egress("odoo", 25), egress("odoo", 2525)]) expect(await validateResource(policy, r)).toEqual([]);
+  });
+
+  it.each([
+    ["SMTP from the proxy", egress("proxy", 587), "Security group egress rule (network-proxy-out-587-world-ipv4) must not open tcp 587 to 0.0.0.0/0: SMTP leaves the stack from the odoo hosts only, and this is the proxy tier's (NET-3)."],
+    ["465 from Odoo", egress("odoo", 465), "Security group egress rule (network-odoo-out-465-world-ipv4) must not open tcp 465 to 0.0.0.0/0: the internet is reached on tcp 80/443 only, plus one SMTP port (587/25/2525) from the odoo hosts (NET-3)."],
+    ["all traffic from PgBouncer", egress("pgbouncer", 0, { ipProtocol: "-1", toPort: 0 }), "Security group egress rule (network-pgbouncer-out-0-world-ipv4) must not open all traffic to 0.0.0.0/0: the internet is reached on tcp 80/443 only, plus one SMTP port (587/25/2525) from the odoo hosts (NET-3)."],
+  ])("rejects %s", async (_why, r, message) => {
+    expect(await validateResource(policy, r)).toEqual([message]);
+  });
+
+  it("ignores egress inside the VPC", async () => {
+    expect(await validateResource(policy, egress("odoo", 6432, { cidrIpv4: "10.40.0.0/16" }))).toEqual([]);
+  });
+});
+
+describe("pg-hba-admits-only-pgbouncer (NET-6)", () => {
+  const policy = pgHbaAdmitsOnlyPgbouncer;
+  const hba = fixture.file("postgres", "/etc/postgresql/15/main/pg_hba.conf");
+  const wide = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo\s+)\S+/m, "$110.40.0.0/16"));
+
+  it("passes the rendered pg_hba.conf: PgBouncer's address, local records, rejects", async () => {
+    expect(await validateStack(policy, fixture.resources)).toEqual([]);
+  });
+
+  it("rejects a record for the VPC, unless a bastion is configured (its group narrows the range) or the range is allowed", async () => {
+    const violations = await validateStack(policy, replaced(fixture.resources, wide));
+    expect(violations.map((v) => v.message)).toEqual([expect.stringMatching(/^pg_hba\.conf of postgres .* must not accept `hostssl .* odoo 10\.40\.0\.0\/16` with scram-sha-256 on line \d+: only the PgBouncer host \(.*\), loopback or postgresAllowedCidrs may log in over the network \(NET-6\)\.$/)]);
+    expect(await validateStack(policy, replaced(fixture.resources, wide), { bastionSecurityGroupIds: ["sg-bastion"] })).toEqual([]);
+    expect(await validateStack(policy, replaced(fixture.resources, wide), { postgresAllowedCidrs: ["10.40.0.0/16"] })).toEqual([]);
+  });
+
+  it("rejects samenet and all even with a bastion", async () => {
+    for (const address of ["samenet", "all", "0.0.0.0/0"]) {
+      const r = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo\s+)\S+/m, `$1${address}`));
+      expect([address, (await validateStack(policy, replaced(fixture.resources, r), { bastionSecurityGroupIds: ["sg-bastion"] })).length]).toEqual([address, 1]);
+    }
   });
 });

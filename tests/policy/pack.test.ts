@@ -13,6 +13,7 @@ import { policies as odoo } from "../../policy/odoo";
 import { policies as pool } from "../../policy/pool";
 import { policies as postgres } from "../../policy/postgres";
 import { policies as proxy } from "../../policy/proxy";
+import { policies as secrets } from "../../policy/secrets";
 import { policies as stack } from "../../policy/stack";
 import { policies as storage } from "../../policy/storage";
 import { policies as tls } from "../../policy/tls";
@@ -20,7 +21,7 @@ import { modelWith } from "../helpers/fixtures";
 import { validateResource, validateStack } from "./fakes";
 import { stackFixture } from "./stack-fixture";
 
-const AREAS: Readonly<Record<string, Policies>> = { network, proxy, odoo, limits, pool, auth, tls, postgres, observability, compute, storage, stack };
+const AREAS: Readonly<Record<string, Policies>> = { network, proxy, odoo, limits, pool, auth, tls, postgres, observability, compute, secrets, storage, stack };
 const ALL = Object.values(AREAS).flat();
 const isStack = (p: ResourceValidationPolicy | StackValidationPolicy): p is StackValidationPolicy => "validateStack" in p;
 

@@ -14,6 +14,8 @@ import {
   parsePgHba,
   parsePgbouncerIni,
   parsePostgresConf,
+  parseSqlSettings,
+  parseSystemdUnit,
 } from "../../policy/lib/parse";
 import { chainFor, nginxServers, nginxUpstreams, proxyHeaders, proxyTarget } from "../../policy/lib/nginx";
 
@@ -63,6 +65,26 @@ describe("odoo.conf", () => {
     const conf = parseOdooConf("[options]\nProxy_Mode = True\n[misc]\nlist_db = True\n");
     expect(conf.options.get("proxy_mode")).toBe("True");
     expect(conf.options.has("list_db")).toBe(false);
+  });
+
+  // odoo/tools/config.py (17.0) load(): RawConfigParser, outdated_options_map in file order,
+  // [DEFAULT] merged under [options]; _warn_deprecated_options copies longpolling_port.
+  it("reads Odoo's old option names in file order, so the later line wins", () => {
+    expect(parseOdooConf("[options]\nhttp_interface = 10.0.0.5\nxmlrpc_interface = 0.0.0.0\n").options.get("http_interface")).toBe("0.0.0.0");
+    expect(parseOdooConf("[options]\nxmlrpc_interface = 0.0.0.0\nhttp_interface = 10.0.0.5\n").options.get("http_interface")).toBe("10.0.0.5");
+    expect(parseOdooConf("[options]\nxmlrpc = False\nxmlrpc_port = 8080\n").options).toEqual(new Map([["http_enable", "False"], ["http_port", "8080"]]));
+    expect(parseOdooConf("[options]\ngevent_port = 8072\nlongpolling_port = 8073\n").options.get("gevent_port")).toBe("8073");
+  });
+
+  it("feeds [DEFAULT] into [options], which overrides it; reads nothing without a section named exactly options", () => {
+    const conf = parseOdooConf("[DEFAULT]\nlist_db = True\nlimit_time_real_cron = 0\n[options]\nlist_db = False\n");
+    expect([conf.options.get("list_db"), conf.options.get("limit_time_real_cron")]).toEqual(["False", "0"]);
+    expect(parseOdooConf("[Options]\nlist_db = False\n").options.size).toBe(0);
+  });
+
+  it("lists options written twice in a section (ConfigParser's DuplicateOptionError)", () => {
+    expect(parseOdooConf("[options]\nList_Db = False\nproxy_mode = True\nlist_db = True\n").duplicates).toEqual(["list_db"]);
+    expect(parseOdooConf("[DEFAULT]\nlist_db = True\n[options]\nlist_db = False\n").duplicates).toEqual([]);
   });
 
   it("reads integers and refuses the rest", () => {
@@ -259,5 +281,28 @@ describe("nginx location selection (policy/lib/nginx.ts)", () => {
     const [s] = nginxServers(text);
     expect(proxyTarget(chainFor(s, "/"), nginxUpstreams(text))).toEqual({ kind: "ports", target: "http://odoo", ports: [8069, 8069] });
     expect(proxyTarget(chainFor(s, "/x"), nginxUpstreams(text))).toEqual({ kind: "ports", target: "http://10.0.0.3", ports: [80] });
+  });
+});
+
+describe("includes, ALTER SYSTEM, ALTER ROLE ALL and systemd units", () => {
+  it("lists pgbouncer.ini's %include lines", () => {
+    expect(parsePgbouncerIni("[pgbouncer]\npool_mode = transaction\n%include /etc/pgbouncer/local.ini\n").includes).toEqual(["/etc/pgbouncer/local.ini"]);
+  });
+
+  it("reads ALTER SYSTEM (server-wide) and ALTER ROLE ALL apart from a role's own settings, in statement order", () => {
+    expect(parseSqlSettings(`ALTER SYSTEM SET ssl = off;\nALTER ROLE ALL SET statement_timeout = 0;\nALTER ROLE "all" IN DATABASE "erp" SET lock_timeout TO '5s';\nALTER SYSTEM RESET log_lock_waits;`)).toEqual([
+      { scope: "system", name: "", parameter: "ssl", value: "off" },
+      { scope: "role", name: "all", allRoles: true, parameter: "statement_timeout", value: "0" },
+      { scope: "role", name: "all", inDatabase: "erp", parameter: "lock_timeout", value: "5s" },
+      { scope: "system", name: "", parameter: "log_lock_waits", value: undefined },
+    ]);
+  });
+
+  it("reads a unit's Key=Value lines by section, joining continued lines", () => {
+    expect(parseSystemdUnit("# c\n[Service]\nExecStart=\nExecStart=/usr/bin/odoo \\\n  --workers=4\nEnvironment=\"ODOO_RC=/x\"\n")).toEqual([
+      { section: "Service", key: "ExecStart", value: "", line: 3 },
+      { section: "Service", key: "ExecStart", value: "/usr/bin/odoo    --workers=4", line: 4 },
+      { section: "Service", key: "Environment", value: '"ODOO_RC=/x"', line: 6 },
+    ]);
   });
 });

@@ -48,7 +48,7 @@ describe("pgbouncer-transaction-pooling (POOL-1)", () => {
 
   it("rejects a [users] override that forces session mode", async () => {
     const r = withContent(ini, (t) => `${t}\n[users]\nodoo = pool_mode=session\n`);
-    expect(await validateResource(policy, r)).toEqual([`${label} must not set pool_mode=session for user odoo in [users]: it overrides every database of that user (POOL-1).`]);
+    expect(await validateResource(policy, r)).toEqual([`${label} must not set pool_mode=session for user odoo in [users]: it overrides every database of that user, the Odoo databases' transaction pool included (POOL-1).`]);
   });
 });
 

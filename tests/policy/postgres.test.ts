@@ -8,6 +8,7 @@ const fixture = stackFixture();
 const conf = fixture.file("postgres", "/etc/postgresql/15/main/conf.d/90-odoo-stack.conf");
 const sql = fixture.file("postgres", "/etc/odoo-stack/bootstrap.sql");
 const label = `90-odoo-stack.conf of postgres (${conf.name})`;
+const fileLabelOf = (r: { readonly name: string }) => `bootstrap.sql of postgres (${r.name})`;
 
 describe("postgres-max-connections-set (PG-1) and postgres-log-lock-waits (PG-3)", () => {
   it("pass the rendered drop-in", async () => {
@@ -50,7 +51,7 @@ describe("postgres-timeouts-set (PG-2)", () => {
     const resources = withBoth(setLine("statement_timeout", undefined), (t) => t.replace(/^ALTER ROLE "odoo" SET statement_timeout = \d+;\n/m, ""));
     expect(await validateStack(policy, resources)).toEqual([
       {
-        message: `${label} must put a non-zero statement_timeout in force for role odoo (ALTER ROLE … SET, or here); it is not set anywhere (0: disabled) (PG-2).`,
+        message: `${label} must put a non-zero statement_timeout in force for role odoo in database erp (ALTER ROLE … SET, or server-wide); it is not set anywhere (0: disabled) (PG-2).`,
         urn: expect.stringContaining(conf.name),
       },
     ]);
@@ -59,7 +60,7 @@ describe("postgres-timeouts-set (PG-2)", () => {
   it("follows PostgreSQL's precedence: the role's 0 disables the timeout despite the server-wide value", async () => {
     const zero = withContent(sql, (t) => t.replace(/SET lock_timeout = \d+;/, "SET lock_timeout = 0;"));
     expect((await validateStack(policy, replaced(fixture.resources, zero))).map((v) => v.message)).toEqual([
-      `${label} must put a non-zero lock_timeout in force for role odoo (ALTER ROLE … SET, or here); it is "0" (ALTER ROLE odoo) (PG-2).`,
+      `${label} must put a non-zero lock_timeout in force for role odoo in database erp (ALTER ROLE … SET, or server-wide); it is "0" (ALTER ROLE odoo in ${fileLabelOf(sql)}) (PG-2).`,
     ]);
   });
 
@@ -68,7 +69,7 @@ describe("postgres-timeouts-set (PG-2)", () => {
     expect(await validateStack(policy, replaced(fixture.resources, roleless))).toEqual([]);
     const resources = replaced(replaced(fixture.resources, roleless), withContent(conf, setLine("idle_in_transaction_session_timeout", "idle_in_transaction_session_timeout = 0")));
     expect((await validateStack(policy, resources)).map((v) => v.message)).toEqual([
-      `${label} must put a non-zero idle_in_transaction_session_timeout in force for role odoo (ALTER ROLE … SET, or here); it is "0" (postgresql.conf) (PG-2).`,
+      `${label} must put a non-zero idle_in_transaction_session_timeout in force for role odoo in database erp (ALTER ROLE … SET, or server-wide); it is "0" (${label}) (PG-2).`,
     ]);
   });
 });

@@ -4,7 +4,7 @@
 // whole list) from here and change exactly one thing.
 import { efsFileSystemPolicy, EFS_DEFAULTS } from "../../components/shared-filestore";
 import type { HostId, StackModel } from "../../lib/model";
-import { FLOWS, PORTS, PUBLIC_INGRESS, ROLES } from "../../lib/ports";
+import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, ROLES } from "../../lib/ports";
 import type { HostFile } from "../../templates/format";
 import { odooLogrotateFile } from "../../templates/logrotate";
 import { renderManifest } from "../../templates/manifest";
@@ -68,6 +68,9 @@ export function filesOf(model: StackModel, host: HostId): HostFile[] {
 
 const hostComponent = (host: HostId): string => hostComponentName(host.id);
 
+/** The stack key's ARN as the engine would report it. */
+export const STACK_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
 export const sgName = (group: string): string => `network-${group}-sg`;
 export const instanceName = (host: HostId): string => `${hostComponent(host)}-instance`;
 
@@ -88,6 +91,9 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
     return r;
   };
 
+  // --- the stack key every SecureString is encrypted with (components/stack-key.ts) -------------
+  add({ type: "aws:kms/key:Key", name: "stack-key-key", props: { enableKeyRotation: true, deletionWindowInDays: 30, keyUsage: "ENCRYPT_DECRYPT", customerMasterKeySpec: "SYMMETRIC_DEFAULT", arn: STACK_KEY_ARN, tags: stackTags("secrets", "stack-key-key") } });
+
   // --- network: one group per role, rules from the port catalog (components/network.ts) ----------
   const shared = model.settings.sharedFilestore;
   for (const group of [...ROLES, "endpoints", ...(shared ? ["efs"] : [])]) {
@@ -103,6 +109,11 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
   const https = PORTS[PUBLIC_INGRESS.port].port;
   rule(PUBLIC_INGRESS.role, `proxy-in-${https}-world-ipv4`, https, { cidrIpv4: "0.0.0.0/0" }, "NET-2 NET-3");
   rule(PUBLIC_INGRESS.role, `proxy-in-${https}-world-ipv6`, https, { cidrIpv6: "::/0" }, "NET-2 NET-3");
+  if (model.settings.httpRedirect) {
+    const http = PORTS[PUBLIC_REDIRECT.port].port;
+    rule(PUBLIC_REDIRECT.role, `proxy-in-${http}-world-ipv4`, http, { cidrIpv4: "0.0.0.0/0" }, "NET-3");
+    rule(PUBLIC_REDIRECT.role, `proxy-in-${http}-world-ipv6`, http, { cidrIpv6: "::/0" }, "NET-3");
+  }
   for (const flow of FLOWS.filter((f) => shared || f.to !== "efs")) {
     const port = PORTS[flow.port].port;
     rule(flow.to, `${flow.to}-in-${port}-${flow.from}`, port, { referencedSecurityGroupId: `${sgName(flow.from)}-id` }, flow.checklist, { referencedSecurityGroupId: [sgName(flow.from)] });
@@ -159,6 +170,7 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
         privateIp: host.privateIp,
         vpcSecurityGroupIds: [`${sgName(host.role)}-id`],
         associatePublicIpAddress: false,
+        monitoring: true,
         iamInstanceProfile: `${component}-profile`,
         metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
         rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 20, deleteOnTermination: true },
@@ -243,7 +255,7 @@ function addRds(model: StackModel, add: (r: FakeResource) => FakeResource): void
     propertyDependencies: { parameterGroupName: ["postgres-parameters"], dbSubnetGroupName: ["postgres-subnets"], vpcSecurityGroupIds: [sgName("postgres")] },
   });
   add({ type: T.parameter, name: "postgres-endpoint-parameter", props: { name: model.parameters.rdsEndpoint, type: "String", value: address, tags: stackTags("postgres", "postgres-endpoint-parameter") }, propertyDependencies: { value: ["postgres-rds"] } });
-  add({ type: T.parameter, name: "postgres-master-password-parameter", props: { name: model.parameters.rdsMasterPassword, type: "SecureString", value: "[secret]", tags: stackTags("postgres", "postgres-master-password-parameter") } });
+  add({ type: T.parameter, name: "postgres-master-password-parameter", props: { name: model.parameters.rdsMasterPassword, type: "SecureString", keyId: STACK_KEY_ARN, value: "[secret]", tags: stackTags("postgres", "postgres-master-password-parameter") }, propertyDependencies: { keyId: ["stack-key-key"] } });
 }
 
 /** The fixture's resources with `replacement` in place of the resource of the same name. */

@@ -26,10 +26,10 @@ describe("hosts-receive-checked-config-files", () => {
   });
 
   it.each([
-    ["odoo-1", "/etc/odoo/odoo.conf", "odoo-odoo-1-instance", "odoo", "odoo.conf", "NET-1, PROXY-4, ODOO-1..5, LIMIT-1..3, TLS-2"],
+    ["odoo-1", "/etc/odoo/odoo.conf", "odoo-odoo-1-instance", "odoo", "odoo.conf at /etc/odoo/odoo.conf", "NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2"],
     ["pgbouncer", "/etc/pgbouncer/userlist.txt", "pgbouncer-host-instance", "pgbouncer", "its auth_file (userlist)", "AUTH-2"],
-    ["postgres", "/etc/postgresql/15/main/pg_hba.conf", "postgres-host-instance", "postgres", "pg_hba.conf", "AUTH-1, TLS-1"],
-    ["proxy", "/etc/nginx/conf.d/odoo.conf", "proxy-host-instance", "proxy", "an nginx server that proxies to Odoo", "NET-2, PROXY-1..5"],
+    ["postgres", "/etc/postgresql/15/main/pg_hba.conf", "postgres-host-instance", "postgres", "pg_hba.conf at /etc/postgresql/15/main/pg_hba.conf", "AUTH-1, TLS-1, NET-6"],
+    ["proxy", "/etc/nginx/conf.d/odoo.conf", "proxy-host-instance", "proxy", "an nginx server that proxies to Odoo (nginx.conf or /etc/nginx/conf.d/*.conf)", "NET-2, PROXY-1, PROXY-2, PROXY-3, PROXY-5"],
   ])("rejects %s without %s", async (hostId, path, instance, role, file, items) => {
     const without = fixture.resources.filter((r) => r !== fixture.file(hostId, path));
     expect(await messages(policy, without)).toEqual([

@@ -7,6 +7,8 @@ import * as yaml from "js-yaml";
 import { ConfigError, DEFAULTS, parseSettings, placeholderProblems, type RawConfig, type StackSettings } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { BASE_CONFIG } from "../helpers/fixtures";
+import { buildModel } from "../../lib/model";
+import { renderAllHosts } from "../../templates/hosts";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const REGION = "eu-west-1";
@@ -79,7 +81,10 @@ const BAD_CASES: BadCase[] = [
   ["1 worker (LIMIT-1)", with_({ odoo: { workers: 1 } }), "odoo.workers", 1, "must be at least 2 (multi-process mode"],
   ["no cron thread (LIMIT-2)", with_({ odoo: { maxCronThreads: 0 } }), "odoo.maxCronThreads", 0, "must be 1 or 2 until cron load is measured"],
   ["3 cron threads (LIMIT-2)", with_({ odoo: { maxCronThreads: 3 } }), "odoo.maxCronThreads", 3, "must be 1 or 2"],
-  ["hard memory limit that does not fit RAM (LIMIT-3)", with_({ odoo: { limitMemoryHardMiB: 4096 } }), "odoo.limitMemoryHardMiB", 4096, "× 11 Odoo processes must fit the 14745 MiB left after the OS reserve"],
+  ["hard memory limit that does not fit RAM (LIMIT-3)", with_({ odoo: { limitMemoryHardMiB: 14000 } }), "odoo.limitMemoryHardMiB", 14000, "must be at most 13405 MiB: one process at its limit plus the other 10 at rest"],
+  ["hard memory limit below what a worker maps (LIMIT-3)", with_({ odoo: { limitMemoryHardMiB: 1000 } }), "odoo.limitMemoryHardMiB", 1000, "must be at least 1264 MiB: it limits each process's address space (RLIMIT_AS)"],
+  // Issue 12 item 10: t3.small used to get limit_memory_hard = 256 MiB, below a worker at rest.
+  ["Odoo on t3.small (LIMIT-1, LIMIT-3)", with_({ odooInstanceType: "t3.small" }), "odooInstanceType", "t3.small", "has 2048 MiB of memory, too little for Odoo: after the OS reserve (1024 MiB) 1024 MiB remain, and one HTTP worker, 1 cron worker and the gevent worker need 1532 MiB"],
   ["soft memory limit not below hard (LIMIT-3)", with_({ odoo: { limitMemorySoftMiB: 1200, limitMemoryHardMiB: 1200 } }), "odoo.limitMemorySoftMiB", 1200, "must be below odoo.limitMemoryHardMiB (1200)"],
   ["limit_time_cpu over limit_time_real", with_({ odoo: { limitTimeCpu: 1300 } }), "odoo.limitTimeCpu", 1300, "at most odoo.limitTimeReal (1200)"],
   ["db_maxconn of 1", with_({ odoo: { dbMaxconn: 1 } }), "odoo.dbMaxconn", 1, "must be at least 2"],
@@ -132,6 +137,12 @@ const BAD_CASES: BadCase[] = [
   ["override given as text", with_({ postgres: { maxConnections: "200" } }), "postgres.maxConnections", "200", "must be a whole number"],
   ["override map that is a list", with_({ odoo: "[4]" }), "odoo", [4], "must be a map"],
   ["list given as invalid JSON text", with_({ databases: "[erp" }), "databases", "[erp", "is not valid JSON"],
+  // Password rotation keepers (AUTH-4, lib/rotation.ts).
+  ["rotation date that is not a date", with_({ passwordRotation: { odoo: "next week" } }), "passwordRotation.odoo", "next week", "must be a date YYYY-MM-DD"],
+  ["rotation date that does not exist", with_({ passwordRotation: { odoo: "2026-02-30" } }), "passwordRotation.odoo", "2026-02-30", "must be a date YYYY-MM-DD"],
+  ["rotation of the backup cipher pass", with_({ passwordRotation: { backup: "2026-12-01" } }), "passwordRotation.backup", "2026-12-01", "existing backups could no longer be read"],
+  ["rotation of an unknown password", with_({ passwordRotation: { root: "2026-12-01" } }), "passwordRotation.root", "2026-12-01", "use odoo, stats, monitor, admin"],
+  ["rotation setting that is a list", with_({ passwordRotation: "[1]" }), "passwordRotation", [1], "must be a map of password to date"],
 ];
 
 describe("parseSettings: bad config (DESIGN principle 4)", () => {
@@ -171,6 +182,13 @@ describe("parseSettings: bad config (DESIGN principle 4)", () => {
 
   it("says 'problem' for one and 'problems' for several", () => {
     expect(configErrorOf(with_({ odooVersion: "15.0" })).message).toMatch(/^odoo-stack: 1 configuration problem;/);
+  });
+});
+
+describe("parseSettings: passwordRotation (AUTH-4)", () => {
+  it("keeps the dates of the named passwords, as the CLI hands them (JSON text) or parsed", () => {
+    expect(parse(with_({ passwordRotation: { odoo: "2026-12-01", stats: "2027-01-02" } })).passwordRotation).toEqual({ odoo: "2026-12-01", stats: "2027-01-02" });
+    expect(parse(with_({ passwordRotation: '{"monitor":"2026-03-31"}' })).passwordRotation).toEqual({ monitor: "2026-03-31" });
   });
 });
 
@@ -225,6 +243,7 @@ describe("defaults", () => {
     expect(s.tags).toEqual({});
     expect(s.odooOptions).toEqual({});
     expect(s.overrides).toEqual({ odoo: {}, pgbouncer: {}, postgres: {} });
+    expect(s.passwordRotation).toEqual({});
   });
 });
 
@@ -296,5 +315,64 @@ describe("placeholders", () => {
 
   it("reads tls given as JSON text, as the CLI passes it", () => {
     expect(placeholderProblems({ ...REAL, tls: JSON.stringify({ mode: "acme", email: "x@example.com", hostedZoneId: "ZEXAMPLE" }) }).map((p) => p.key)).toEqual(["tls.email", "tls.hostedZoneId"]);
+  });
+});
+
+// Issue 12 item 5: outbound mail as a setting, and secrets never echoed back.
+describe("mail and secrets in problem messages", () => {
+  const errorOf = (raw: RawConfig): ConfigError => {
+    try {
+      parseSettings(raw, "eu-west-1", knownInstanceType);
+    } catch (err) {
+      return err as ConfigError;
+    }
+    throw new Error("expected a ConfigError");
+  };
+  const MAIL = { host: "email-smtp.eu-west-1.amazonaws.com", user: "AKIAEXAMPLE" };
+
+  it("resolves mail with the default STARTTLS port and no password parameter (the stack generates one)", () => {
+    const s = parseSettings(with_({ mail: MAIL }), "eu-west-1", knownInstanceType);
+    expect(s.mail).toEqual({ host: MAIL.host, port: 587, user: MAIL.user });
+    expect(parseSettings(with_({}), "eu-west-1", knownInstanceType).mail).toBeUndefined();
+  });
+
+  it("refuses 465 with the reason: odoo.conf's SMTP speaks STARTTLS only", () => {
+    const err = errorOf(with_({ mail: { ...MAIL, port: 465 } }));
+    expect(err.problems).toEqual([expect.objectContaining({ key: "mail.port", value: 465, fix: expect.stringContaining("STARTTLS only (odoo/addons/base/models/ir_mail_server.py)") })]);
+  });
+
+  it("refuses a password typed into the mail setting without echoing it", () => {
+    const secret = `pw-${Date.now().toString(36)}-not-echoed`;
+    const err = errorOf(with_({ mail: { ...MAIL, password: secret } }));
+    expect(err.problems.map((p) => p.key)).toEqual(["mail.password"]);
+    expect(err.message).toContain("mail.password = \"[redacted]\": the SMTP password never goes in the stack file");
+    expect(err.message).not.toContain(secret);
+  });
+
+  it("never echoes a secret-looking odooOptions value, at any depth, and keeps {{ssm:…}} references readable", () => {
+    const secret = `pw-${Date.now().toString(36)}-plain`;
+    // The renderer refuses a literal smtp_password; its problem used to carry the whole odooOptions map.
+    const model = buildModel("test", parseSettings(with_({ odooOptions: { smtp_password: secret } }), "eu-west-1", knownInstanceType));
+    let err: unknown;
+    try {
+      renderAllHosts(model);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain("smtp_password: is a secret");
+    expect((err as ConfigError).message).not.toContain(secret);
+    const shown = new ConfigError([{ key: "odooOptions", value: { smtp_password: secret, smtp_user: "u", token: "{{ssm:/a/b}}" }, fix: "x" }]).message;
+    expect(shown).toContain('{"smtp_password":"[redacted]","smtp_user":"u","token":"{{ssm:/a/b}}"}');
+  });
+
+  it("keeps odoo.conf's SMTP keys to the mail setting when it is set", () => {
+    const err = errorOf(with_({ mail: MAIL, odooOptions: { smtp_server: "other.example.com" } }));
+    expect(err.problems).toEqual([expect.objectContaining({ key: "odooOptions.smtp_server", fix: expect.stringContaining("is set by the mail setting") })]);
+  });
+
+  it("lists the parameters odooOptions reference, for the hosts to read and the preview to check", () => {
+    const s = parseSettings(with_({ odooOptions: { smtp_password: "{{ssm:/mail/smtp}}", smtp_server: "smtp.example.com" } }), "eu-west-1", knownInstanceType);
+    expect(s.odooOptionParameters).toEqual(["/mail/smtp"]);
   });
 });

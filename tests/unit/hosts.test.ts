@@ -162,7 +162,10 @@ describe("renderAllHosts: forbidden odooOptions", () => {
     expect(error).toBeInstanceOf(ConfigError);
     const err = error as ConfigError;
     expect(err.problems.map((p) => p.key)).toEqual(["odooOptions"]);
-    expect(err.message).toContain(`odoo-stack:odooOptions = ${JSON.stringify(options)}: `);
+    // A secret-looking value is never echoed back (issue 12 item 5); the others are.
+    const shown = option === "admin_passwd" ? { admin_passwd: "[redacted]" } : options;
+    expect(err.message).toContain(`odoo-stack:odooOptions = ${JSON.stringify(shown)}: `);
+    expect(err.message).not.toContain("not-a-secret-just-a-test");
     expect(err.message).toContain(`${option}: `);
   });
 

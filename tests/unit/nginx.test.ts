@@ -171,15 +171,30 @@ describe("nginx.conf invariants", () => {
 });
 
 describe("nginx site invariants", () => {
-  it.each(MODELS)("%s: listens on 443 with TLS only, never on port 80 (NET-2, NET-3)", (_n, model) => {
-    const text = renderNginxSite(nginxSiteSettingsFor(model));
-    const listens = findAll(parseNginx(text), "listen");
-    expect(listens.length).toBeGreaterThan(0);
-    for (const l of listens) {
-      expect(l.args[0]).toBe(String(PORTS.https.port));
-      expect(l.args).toContain("ssl");
+  it.each(MODELS)("%s: listens on 443 with TLS, and on 80 only in a server that answers a redirect to https://<domain> (NET-2, NET-3)", (_n, model) => {
+    const tree = site(model);
+    const servers = tree.filter((d) => d.name === "server" && d.block?.some((x) => x.name === "listen"));
+    const plain = servers.filter((d) => only(d.block ?? [], "listen").args[0] === String(PORTS.http.port));
+    for (const server of servers.filter((d) => !plain.includes(d))) {
+      for (const l of (server.block ?? []).filter((d) => d.name === "listen")) {
+        expect(l.args[0]).toBe(String(PORTS.https.port));
+        expect(l.args).toContain("ssl");
+      }
     }
+    // Issue 12 item 11: port 80 on by default, and nothing in that server but the redirect.
+    expect(model.settings.httpRedirect).toBe(true);
+    expect(plain).toHaveLength(1);
+    expect(plain[0].block?.map((d) => [d.name, ...d.args])).toEqual([
+      ["listen", "80", "default_server"],
+      ["return", "301", `https://${model.settings.domain}$request_uri`],
+    ]);
+  });
+
+  it("renders no plain-HTTP server at all with httpRedirect = false", () => {
+    const model = modelWith({ httpRedirect: false });
+    const text = renderNginxSite(nginxSiteSettingsFor(model));
     expect(text).not.toMatch(/listen\s+(\S+:)?80\b/);
+    for (const l of findAll(parseNginx(text), "listen")) expect(l.args).toContain("ssl");
   });
 
   it.each(MODELS)("%s: refuses TLS handshakes for names other than the domain", (_n, model) => {
@@ -270,6 +285,7 @@ describe("nginx site invariants", () => {
       ...nginxSiteSettingsFor(modelWith()),
       listenAddress: "127.0.0.1",
       listenPort: 18443,
+      redirectListenPort: 18080,
       tlsCertificatePath: "/tmp/sb/cert.pem",
       tlsCertificateKeyPath: "/tmp/sb/key.pem",
       odooHttpServers: [{ address: "127.0.0.1", port: 18069 }],
@@ -277,7 +293,7 @@ describe("nginx site invariants", () => {
       clientMaxBodyMiB: 250,
     };
     const tree = parseNginx(renderNginxSite(settings));
-    expect(findAll(tree, "listen").map((d) => d.args)).toEqual([["127.0.0.1:18443", "ssl", "http2", "default_server"], ["127.0.0.1:18443", "ssl", "http2"]]);
+    expect(findAll(tree, "listen").map((d) => d.args)).toEqual([["127.0.0.1:18443", "ssl", "http2", "default_server"], ["127.0.0.1:18080", "default_server"], ["127.0.0.1:18443", "ssl", "http2"]]);
     expect(findAll(tree, "server").filter((d) => d.args.length > 0).map((d) => d.args[0])).toEqual(["127.0.0.1:18069", "127.0.0.1:18072"]);
     expect(only(odooServer(tree).block ?? [], "client_max_body_size").args).toEqual(["250m"]);
   });

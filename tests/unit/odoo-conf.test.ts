@@ -276,3 +276,21 @@ describe("odoo.conf host delivery", () => {
     expect(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0]))).not.toContain("sslrootcert");
   });
 });
+
+// Issue 12 item 5: outbound mail from the stack's mail setting, STARTTLS forced, password from SSM.
+describe("odoo.conf outbound mail", () => {
+  it("renders smtp_* from the mail setting, the password as the stack's parameter reference", () => {
+    const model = modelWith({ mail: { host: "smtp.example.com", user: "odoo@example.com", from: "erp@example.com" } });
+    const text = renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0], model.settings.odooOptions));
+    for (const line of ["smtp_server = smtp.example.com", "smtp_port = 587", "smtp_user = odoo@example.com", `smtp_password = {{ssm:${model.parameters.mailPassword}}}`, "smtp_ssl = True", "email_from = erp@example.com"]) {
+      expect(text.split("\n")).toContain(line);
+    }
+  });
+
+  it("names the operator's parameter when mail.passwordParameter is set, and refuses smtp_* in the options then", () => {
+    const model = modelWith({ mail: { host: "smtp.example.com", user: "u", passwordParameter: "/mail/relay" } });
+    const settings = odooConfSettingsFor(model, model.hosts.odoo[0]);
+    expect(renderOdooConf(settings).split("\n")).toContain("smtp_password = {{ssm:/mail/relay}}");
+    expect(() => renderOdooConf({ ...settings, extraOptions: { smtp_port: 25 } })).toThrow(/smtp_port: is set by the stack's mail setting/);
+  });
+});

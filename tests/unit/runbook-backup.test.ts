@@ -38,7 +38,7 @@ describe("renderBackupRunbook", () => {
       expect(runbook).toContain(heading);
     }
     expect(runbook).toContain("sudo -u postgres pgbackrest --stanza=main info");
-    expect(runbook).toMatch(/--type=time --target='[^']+' --target-action=promote restore/);
+    expect(runbook).toContain('--type=time --target="$TARGET_TIME" --target-action=promote restore');
     expect(runbook).toContain("pg_wal_replay_resume()");
   });
 

@@ -189,7 +189,11 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
       expect(sql.split("\n").filter((l) => l === line)).toHaveLength(1);
     }
     expect(sql).not.toMatch(/NOSUPERUSER|NOREPLICATION|NOBYPASSRLS|SET log_statement/);
-    expect(sql).toContain(`'${secretRef(model.parameters.odooDbScramVerifier)}'`);
+    // The verifier only when the role is created: a rotation's new verifier reaches RDS through
+    // odoo-stack-rotate postgres once PgBouncer re-opened its connections, never in the apply run
+    // that RELOADs PgBouncer (AUTH-4, templates/procedures.ts).
+    expect(sql).toContain(`SELECT 'CREATE ROLE "odoo" PASSWORD ''${secretRef(model.parameters.odooDbScramVerifier)}''' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'odoo')\\gexec`);
+    expect(sql).not.toMatch(/ALTER ROLE "odoo" WITH PASSWORD/);
     expect(() => renderRdsBootstrap({ ...rdsBootstrapSettingsFor(model), odooPasswordVerifier: "hunter2" })).toThrow(/never plaintext/);
   });
 

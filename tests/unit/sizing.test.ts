@@ -5,7 +5,13 @@ import { INSTANCE_TYPES, type InstanceSpec } from "../../lib/instance-types";
 import {
   checkSizing,
   computeSizing,
+  EXPECTED_PROCESS_MIB,
+  LIMIT_MEMORY_HARD_FLOOR_MIB,
+  LIMIT_MEMORY_SOFT_FLOOR_MIB,
   limitMemoryHardMiB,
+  minimumOdooUsableMiB,
+  ODOO_PROCESS_AT_REST,
+  odooHostTooSmall,
   maxClientConn,
   osReserveMiB,
   POSTGRES_RESERVED,
@@ -42,9 +48,40 @@ describe("named formulas", () => {
     expect(osReserveMiB(16384)).toBe(1639);
   });
 
-  it("limitMemoryHardMiB: usable RAM over the processes, capped at Odoo's 2560 MiB default", () => {
-    expect(limitMemoryHardMiB(16384, 11)).toBe(Math.floor((16384 - 1639) / 11));
+  // Issue 12 item 10: Odoo applies limit_memory_hard as RLIMIT_AS and compares limit_memory_soft
+  // with the virtual size (odoo/service/server.py 17.0 set_limit_memory_hard, memory_info); the
+  // old formula divided physical RAM and gave t3.small 256 MiB, below a worker at rest (~240 MiB).
+  it("limitMemoryHardMiB: Odoo's 2560 MiB default, lowered only so that one process at it and the others at rest fit", () => {
+    expect(limitMemoryHardMiB(16384, 11)).toBe(2560);
     expect(limitMemoryHardMiB(32768, 11)).toBe(2560);
+    // 4 GiB, 2 workers + cron + gevent: 3072 usable − 3 × 134 at rest = 2670 > 2560.
+    expect(limitMemoryHardMiB(4096, 4)).toBe(2560);
+    // 4 GiB with 7 processes: 3072 − 6 × 134 = 2268.
+    expect(limitMemoryHardMiB(4096, 7)).toBe(2268);
+  });
+
+  it("the floors come from what an Odoo process maps at rest plus a request (ODOO-FACTS, Odoo's deploy guide)", () => {
+    expect(ODOO_PROCESS_AT_REST).toEqual({ virtualMiB: 240, residentMiB: 134 });
+    expect(LIMIT_MEMORY_HARD_FLOOR_MIB).toBe(240 + 1024);
+    expect(LIMIT_MEMORY_SOFT_FLOOR_MIB).toBe(240 + 150);
+    expect(EXPECTED_PROCESS_MIB).toBe(325); // ⌈0.8 × 150 + 0.2 × 1024⌉
+    // One worker + 1 cron + gevent: one at the hard floor, two at rest.
+    expect(minimumOdooUsableMiB(1)).toBe(1264 + 2 * 134);
+    expect(minimumOdooUsableMiB(2)).toBe(1264 + 3 * 134);
+  });
+
+  it.each(["t3.micro", "t3.small", "t3a.small"])("odooHostTooSmall rejects %s (RAM for one worker + cron + gevent) with the reason", (name) => {
+    const why = odooHostTooSmall(spec(name), 1);
+    expect(why).toMatch(/too little for Odoo/);
+    expect(why).toContain("RLIMIT_AS");
+    expect(why).toContain(`need ${minimumOdooUsableMiB(1)} MiB`);
+    expect(why).toMatch(/t3\.medium/);
+  });
+
+  it("odooHostTooSmall accepts every type with 4 GiB or more", () => {
+    for (const [name, s] of Object.entries(INSTANCE_TYPES).filter(([, x]) => x.memoryMiB >= 4096)) {
+      expect([name, odooHostTooSmall(s, 2)]).toEqual([name, undefined]);
+    }
   });
 
   it("reservePoolSize: 25 %, at least 2 (POOL-3)", () => {
@@ -68,8 +105,9 @@ describe("computeSizing: known values", () => {
     expect(s.odoo.workers).toBe(9);
     expect(s.odoo.maxCronThreads).toBe(1);
     expect(s.odoo.processesPerHost).toBe(11);
-    expect(s.odoo.limitMemoryHardBytes).toBe(1340 * MiB); // floor(14745 / 11)
-    expect(s.odoo.limitMemorySoftBytes).toBe(1072 * MiB); // 80 %
+    // Odoo's own defaults: the host has room for one process at 2560 MiB and ten at rest.
+    expect(s.odoo.limitMemoryHardBytes).toBe(2560 * MiB);
+    expect(s.odoo.limitMemorySoftBytes).toBe(2048 * MiB); // 80 %
     expect([s.odoo.limitTimeCpu, s.odoo.limitTimeReal, s.odoo.limitTimeRealCron, s.odoo.limitRequest, s.odoo.dbMaxconn]).toEqual([600, 1200, 1200, 65536, 8]);
     expect(s.pgbouncer).toEqual({
       defaultPoolSize: 10, // 9 workers × 1 host + 1 cron
@@ -102,13 +140,22 @@ describe("computeSizing: known values", () => {
   it("c5.xlarge (4 vCPU, 8 GiB): memory bound, 5 workers of 1 GiB", () => {
     const s = computeSizing(input("c5.xlarge"));
     expect(s.odoo.workers).toBe(5); // floor(7168 / 1024) − 1 cron − 1 gevent
-    expect(s.odoo.limitMemoryHardBytes).toBe(1024 * MiB);
+    expect(s.odoo.limitMemoryHardBytes).toBe(2560 * MiB);
   });
 
-  it("t3.medium (2 vCPU, 4 GiB): the floor of 2 workers", () => {
+  it("t3.medium (2 vCPU, 4 GiB): the floor of 2 workers, each allowed a heavy request", () => {
     const s = computeSizing(input("t3.medium"));
     expect(s.odoo.workers).toBe(2);
-    expect(s.odoo.limitMemoryHardBytes).toBe(768 * MiB);
+    expect(s.odoo.limitMemoryHardBytes).toBe(2560 * MiB);
+    expect(checkSizing(s, input("t3.medium"))).toEqual([]);
+  });
+
+  it("t3.small (2 GiB) is no longer sized to 256 MiB limits: the memory checks give way to the one too-small reason", () => {
+    const i = input("t3.small");
+    const s = computeSizing(i);
+    expect(s.odoo.limitMemoryHardBytes / MiB).toBeLessThan(LIMIT_MEMORY_HARD_FLOOR_MIB);
+    expect(odooHostTooSmall(i.odoo, s.odoo.maxCronThreads)).toBeDefined();
+    expect(checkSizing(s, i).filter((p) => p.key.startsWith("odoo.limitMemoryHard"))).toEqual([]);
   });
 
   it("m6i.2xlarge (8 vCPU, 32 GiB): 17 workers", () => {
@@ -152,9 +199,15 @@ describe("invariants over every plausible Odoo host", () => {
         // LIMIT-1: never more workers than the CPU rule allows, at least 2.
         expect(odoo.workers).toBeLessThanOrEqual(2 * odooSpec.vcpu + 1);
         expect(odoo.workers).toBeGreaterThanOrEqual(2);
-        // LIMIT-1, LIMIT-3: every process at its hard limit still fits in RAM.
+        // LIMIT-1, LIMIT-3: the limits are virtual (RLIMIT_AS, vms): a process at rest plus a
+        // heavy request fits under hard, a process at rest stays under soft; in RAM, one process
+        // at its hard limit with the others at rest fits, and so do all at Odoo's expected mix.
+        const usable = odooSpec.memoryMiB - osReserveMiB(odooSpec.memoryMiB);
         expect(odoo.processesPerHost).toBe(odoo.workers + odoo.maxCronThreads + 1);
-        expect(odoo.processesPerHost * hardMiB).toBeLessThanOrEqual(odooSpec.memoryMiB - osReserveMiB(odooSpec.memoryMiB));
+        expect(hardMiB).toBeGreaterThanOrEqual(ODOO_PROCESS_AT_REST.virtualMiB + 1024);
+        expect(odoo.limitMemorySoftBytes / MiB).toBeGreaterThanOrEqual(ODOO_PROCESS_AT_REST.virtualMiB + 150);
+        expect(hardMiB + (odoo.processesPerHost - 1) * ODOO_PROCESS_AT_REST.residentMiB).toBeLessThanOrEqual(usable);
+        expect(odoo.processesPerHost * EXPECTED_PROCESS_MIB).toBeLessThanOrEqual(usable);
         expect(odoo.limitMemorySoftBytes).toBeLessThan(odoo.limitMemoryHardBytes);
         expect(odoo.limitTimeCpu).toBeLessThanOrEqual(odoo.limitTimeReal);
         // PG-1: the Odoo role's server connections (pools + reserves, capped per role), the
@@ -183,15 +236,18 @@ describe("invariants over every plausible Odoo host", () => {
 });
 
 describe("checkSizing: overrides that break an invariant", () => {
-  // On m6i.xlarge, 1 host: 9 workers, 11 processes, hard 1340 MiB, pool 10, 88 client
+  // On m6i.xlarge, 1 host: 9 workers, 11 processes, hard 2560 MiB, pool 10, 88 client
   // connections needed, 31 server connections needed.
   const CASES: [string, Partial<SizingInput>, string[]][] = [
     ["workers 1 (LIMIT-1)", { odooOverrides: { workers: 1 } }, ["odoo.workers"]],
     ["workers 10 > 4 × 2 + 1 (LIMIT-1)", { odooOverrides: { workers: 10 } }, ["odoo.workers"]],
     ["no cron thread (LIMIT-2)", { odooOverrides: { maxCronThreads: 0 } }, ["odoo.maxCronThreads"]],
     ["workers and crons both wrong", { odooOverrides: { workers: 10, maxCronThreads: 3 } }, ["odoo.maxCronThreads", "odoo.workers"]],
-    ["hard limit 4 GiB × 11 processes (LIMIT-3)", { odooOverrides: { limitMemoryHardMiB: 4096 } }, ["odoo.limitMemoryHardMiB"]],
-    ["soft limit above the computed hard limit (LIMIT-3)", { odooOverrides: { limitMemorySoftMiB: 2000 } }, ["odoo.limitMemorySoftMiB"]],
+    ["hard limit past one runaway + 10 at rest: 14745 − 1340 = 13405 MiB (LIMIT-3)", { odooOverrides: { limitMemoryHardMiB: 13406 } }, ["odoo.limitMemoryHardMiB"]],
+    ["hard limit below a process at rest + a heavy request (LIMIT-3)", { odooOverrides: { limitMemoryHardMiB: 1263 } }, ["odoo.limitMemoryHardMiB"]],
+    ["the old 256 MiB hard limit (LIMIT-3)", { odooOverrides: { limitMemoryHardMiB: 256, limitMemorySoftMiB: 200 } }, ["odoo.limitMemoryHardMiB", "odoo.limitMemorySoftMiB"]],
+    ["soft limit below a worker at rest + a light request (LIMIT-3)", { odooOverrides: { limitMemorySoftMiB: 389 } }, ["odoo.limitMemorySoftMiB"]],
+    ["soft limit above the computed hard limit (LIMIT-3)", { odooOverrides: { limitMemorySoftMiB: 3000 } }, ["odoo.limitMemorySoftMiB"]],
     ["limit_time_cpu 0", { odooOverrides: { limitTimeCpu: 0 } }, ["odoo.limitTimeCpu"]],
     ["limit_time_real below the default limit_time_cpu", { odooOverrides: { limitTimeReal: 300 } }, ["odoo.limitTimeCpu"]],
     ["db_maxconn 1", { odooOverrides: { dbMaxconn: 1 } }, ["odoo.dbMaxconn"]],
@@ -205,6 +261,8 @@ describe("checkSizing: overrides that break an invariant", () => {
     ["statement_timeout 999 ms (PG-2)", { postgresOverrides: { statementTimeoutMs: 999 } }, ["postgres.statementTimeoutMs"]],
     ["lock_timeout 0 (PG-2)", { postgresOverrides: { lockTimeoutMs: 0 } }, ["postgres.lockTimeoutMs"]],
     // Boundaries that hold.
+    ["hard limit 13405 MiB: one runaway + 10 at rest fill the usable RAM exactly", { odooOverrides: { limitMemoryHardMiB: 13405 } }, []],
+    ["hard limit at the floor, soft at its floor", { odooOverrides: { limitMemoryHardMiB: 1264, limitMemorySoftMiB: 390 } }, []],
     ["default_pool_size 20 = 2 × 10", { pgbouncerOverrides: { defaultPoolSize: 20 } }, []],
     ["max_client_conn 88", { pgbouncerOverrides: { maxClientConn: 88 } }, []],
     ["max_connections 31", { postgresOverrides: { maxConnections: 31 } }, []],

@@ -285,10 +285,12 @@ export async function runProxyScenario(opts: ProxyOptions, root = path.resolve(_
     const temp = sandbox.mkdir("lib-nginx", www, 0o700);
     const site = remapForSandbox(
       nginxSiteSettingsFor(model),
-      ["listenAddress", "listenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"],
+      ["listenAddress", "listenPort", "redirectListenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"],
       {
         listenAddress: "127.0.0.1",
         listenPort: renderedPort,
+        // The port-80 redirect serves no benchmarked request, and www-data cannot bind 80.
+        redirectListenPort: undefined,
         tlsCertificatePath: installPem(cert.certPath, `${tlsDir}/fullchain.pem`, www, 0o644),
         tlsCertificateKeyPath: installPem(cert.keyPath, `${tlsDir}/privkey.pem`, www, 0o600),
         odooHttpServers: [{ address: "127.0.0.1", port: httpStubPort }],

@@ -1,0 +1,702 @@
+// Every operational procedure of the stack, defined once as data (BACKUP-3, BACKUP-4, AUTH-4,
+// BACKUP-2): its steps in order, where each runs (the operator's laptop or a host of a role),
+// the exact commands, and what each step checks. Three readers, one table:
+//   - the runbook renderer (templates/runbooks.ts, runbook-backup.ts) prints the steps as marked
+//     shell blocks (templates/runbook-blocks.ts), so the fleet-boot suite runs them as written;
+//   - `odoo-stack rotate <password>` (tools/odoo-stack.ts) sends the host steps through SSM Run
+//     Command in this order and checks each result against `expect`;
+//   - tests hold the host scripts to it: odoo-stack-rotate.sh's step order and "next:" hints, the
+//     flags the commands pass, the units they name (tests/unit/procedures.test.ts).
+// So the runbook cannot state an order, a flag or a unit the scripts do not have. Engine-aware:
+// with RDS there is no PostgreSQL host; database work runs on the PgBouncer host through the
+// master's libpq service. Pure: no Pulumi import.
+import { DB_ROLES, PATHS, type HostId, type HostRole, type StackModel } from "../lib/model";
+import { PORTS } from "../lib/ports";
+import { ROTATABLE_PASSWORDS, PASSWORD_ROTATION_KEY, type RotatablePassword } from "../lib/rotation";
+import { backupBucketNameParameter, filestorePrefix, ODOO_FILESTORE_DIR } from "./backup-units";
+import { METRICS_UNITS } from "./metrics";
+import { PGBOUNCER_DEBIAN } from "./pgbouncer";
+import { PG_DATA_PATH, PGBACKREST_STANZA } from "./pgbackrest";
+import { RDS_ADMIN_SERVICE, RDS_POSTGRES, rdsInstanceIdentifier } from "./rds";
+import { SCRIPT_PATHS } from "./scripts";
+
+/** Where a step runs: the operator's machine (AWS CLI, Pulumi CLI) or a host of a role. */
+export type StepWhere = "laptop" | HostRole;
+
+export interface ProcedureStep {
+  /** Unique in its procedure, kebab-case; the runbook block's `step=`. */
+  readonly id: string;
+  readonly where: StepWhere;
+  /** Every host of the role, one after another (Odoo hosts). Optional. Defaults to false: one host. */
+  readonly eachHost?: boolean;
+  /** What the step does, one line. */
+  readonly title: string;
+  /** The exact commands, in order; a host step's run as root by SSM or after `sudo` by the operator. */
+  readonly commands: readonly string[];
+  /** What the step checks: when it has succeeded. */
+  readonly checks: string;
+  /**
+   * What the step's output must show (besides exit status 0), checked by `odoo-stack rotate`:
+   * e.g. the apply script's "installed /etc/pgbouncer/userlist.txt" proves a new verifier arrived.
+   */
+  readonly expect?: readonly RegExp[];
+  /** Shell variables the operator sets first (a pid, a point in time), used as "$NAME". */
+  readonly params?: readonly string[];
+}
+
+export interface OperationalProcedure {
+  /** kebab-case; the runbook's anchor and its blocks' `procedure=`. */
+  readonly id: string;
+  readonly title: string;
+  readonly checklist: readonly string[];
+  /** Why the steps are in this order, and what is (not) proven; rendered above the steps. */
+  readonly notes: readonly string[];
+  readonly steps: readonly ProcedureStep[];
+}
+
+const rotate = SCRIPT_PATHS.rotate;
+const apply = SCRIPT_PATHS.apply;
+
+/**
+ * The proven order of the odoo role's rotation, the steps of odoo-stack-rotate: PgBouncer first
+ * (measured, tests/integration/rotation.test.ts: the other order stalled the pool for
+ * server_login_retry, 15 s, on PgBouncer 1.18), then PostgreSQL, every Odoo host, the check.
+ * The script's ROTATE_STEPS array must equal this (tests/unit/procedures.test.ts).
+ */
+export const ODOO_ROTATION_ORDER = ["pgbouncer", "postgres", "odoo", "check"] as const;
+
+/** The hosts a step runs on, in order: none for the laptop, every Odoo host for eachHost steps. */
+export function stepHosts(model: StackModel, step: Pick<ProcedureStep, "where" | "eachHost">): readonly HostId[] {
+  switch (step.where) {
+    case "laptop":
+      return [];
+    case "odoo":
+      return step.eachHost ? model.hosts.odoo : [model.cronHost];
+    case "postgres":
+      if (!model.allHosts.includes(model.hosts.postgres)) throw new Error("procedures: a step on the PostgreSQL host in a stack without one (postgresEngine rds)");
+      return [model.hosts.postgres];
+    case "pgbouncer":
+      return [model.hosts.pgbouncer];
+    case "proxy":
+      return [model.hosts.proxy];
+  }
+}
+
+/** Where SQL as the database's administrator runs: the PostgreSQL host, or for RDS the PgBouncer host. */
+export const databaseAdminRole = (model: StackModel): HostRole => (model.settings.postgresEngine === "rds" ? "pgbouncer" : "postgres");
+
+/**
+ * psql as the database's administrator, on databaseAdminRole's host: the superuser over the
+ * Unix socket (peer), or for RDS the master user through its libpq service (verify-full; the
+ * file holds the password, root only). `host` points the RDS connection at another endpoint
+ * (a point-in-time copy) with the same credentials.
+ */
+export function adminPsql(model: StackModel, database: string, host?: string): string {
+  if (model.settings.postgresEngine === "rds") {
+    return `sudo env PGSERVICEFILE=${PATHS.rdsAdminServiceFile} psql -X "service=${RDS_ADMIN_SERVICE} dbname=${database}${host ? ` host=${host}` : ""}"`;
+  }
+  if (host) throw new Error("adminPsql: another host is an RDS copy's endpoint");
+  return `sudo -u postgres psql -X -d ${database}`;
+}
+
+/** A SQL statement through adminPsql, as one shell line (statements here hold no single quote). */
+export const adminSql = (model: StackModel, database: string, sql: string): string => {
+  if (sql.includes("'")) throw new Error(`adminSql: quote-free SQL only: ${sql}`);
+  return `${adminPsql(model, database)} -c '${sql}'`;
+};
+
+/** The admin console over PgBouncer's Unix socket, as the service's OS user: no password (BACKUP-4). */
+export const pgbouncerConsole = (command: string): string =>
+  `sudo -u ${PGBOUNCER_DEBIAN.serviceUser} psql -X -h ${PGBOUNCER_DEBIAN.unixSocketDir} -p ${PORTS.pgbouncer.port} -U pgbouncer pgbouncer -c '${command}'`;
+
+/** Output lines of the apply script (templates/scripts/odoo-stack-apply.sh `log`). */
+const applied = (path: string): RegExp => new RegExp(`installed ${path.replace(/[.]/g, "\\.")}`);
+const ranSql = new RegExp(`running ${PATHS.postgresBootstrapSql.replace(/[.]/g, "\\.")}`);
+
+function keeperStep(name: RotatablePassword): ProcedureStep {
+  return {
+    id: "keeper",
+    where: "laptop",
+    title: `New ${name} password in SSM: the keeper ${PASSWORD_ROTATION_KEY}.${name}, then pulumi up`,
+    commands: [`pulumi config set --path '${PASSWORD_ROTATION_KEY}.${name}' "$(date -u +%F)"`, "pulumi up"],
+    checks:
+      "pulumi up replaced exactly this password (and its salt) and its SSM parameters, and changed nothing else: another change would re-run every host's apply association at once, in no order, and apply the new password out of turn.",
+  };
+}
+
+/** The rotation of one generated password: the keeper, then the host steps in their proven order (AUTH-4). */
+export function rotationProcedure(model: StackModel, name: RotatablePassword): OperationalProcedure {
+  const rds = model.settings.postgresEngine === "rds";
+  const db = model.settings.databases[0];
+  const collectorCheck = (where: StepWhere): ProcedureStep => ({
+    id: "check",
+    where,
+    title: "The metrics collector logs in with the new password",
+    commands: [`sudo systemctl start ${METRICS_UNITS.service}`],
+    checks: "The collector's run exits 0 only when every source answered, the database logins included (a failing source makes it exit 1).",
+  });
+  const base = { id: `rotate-${name}`, title: `Rotate the ${name} password`, checklist: ["AUTH-4"] };
+  switch (name) {
+    case "odoo": {
+      const steps: ProcedureStep[] = [
+        keeperStep(name),
+        {
+          id: "pgbouncer",
+          where: "pgbouncer",
+          title: "PgBouncer: userlist.txt with the new verifier, checked, RELOAD",
+          commands: [`sudo ${rotate} pgbouncer`],
+          checks:
+            "The apply script re-rendered userlist.txt with the new verifier, a throwaway PgBouncer accepted it, it is installed 0600 (AUTH-2) and PgBouncer RELOADed: clients stay connected, new logins need the new password.",
+          expect: [applied(PATHS.pgbouncerUserlist), /pgbouncer reload/],
+        },
+        {
+          id: "postgres",
+          where: databaseAdminRole(model),
+          title: rds
+            ? `PostgreSQL (RDS, from the PgBouncer host as ${DB_ROLES.rdsMaster}): ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM, once PgBouncer re-opened its server connections`
+            : `PostgreSQL: ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM`,
+          commands: [`sudo ${rotate} postgres --role ${DB_ROLES.odoo}`],
+          checks: rds
+            ? "It waits until PgBouncer has re-opened every server connection the RELOAD closed (SHOW SERVERS, close_needed), then runs ALTER ROLE through the master's libpq service; RDS does not let the master read pg_authid, so the check step's login proves the verifier."
+            : "One transaction: ALTER ROLE, then the stored verifier must equal the SSM parameter's; sessions already open stay authenticated.",
+          expect: [new RegExp(`role ${DB_ROLES.odoo} now has the verifier`)],
+        },
+        {
+          id: "odoo",
+          where: "odoo",
+          eachHost: true,
+          title: "Odoo: odoo.conf with the new db_password, graceful restart",
+          commands: [`sudo ${rotate} odoo`],
+          checks: "odoo.conf is re-rendered, checked and installed; Odoo restarts (it reads odoo.conf at start only); with several hosts the proxy keeps serving from the others.",
+          expect: [applied(PATHS.odooConf), /odoo restart/],
+        },
+        {
+          id: "check",
+          where: "odoo",
+          title: "Log in through PgBouncer with odoo.conf's credentials",
+          commands: [`sudo ${rotate} check --dbname ${db}`],
+          checks: "A new login as odoo through PgBouncer (verify-full) with the password odoo.conf now holds succeeds.",
+          expect: [/succeeded with the password in/],
+        },
+      ];
+      return {
+        ...base,
+        notes: [
+          `The password of ${ROTATABLE_PASSWORDS.odoo.what}. Order: pgbouncer, then postgres${rds ? " (run on the PgBouncer host: RDS has no host of its own)" : ""}, then odoo on every Odoo host, then check. PgBouncer first: on PgBouncer 1.18 a RELOAD re-opens server connections with the SCRAM keys of the clients already logged in, which PostgreSQL must still accept; the other order stalled the pool for server_login_retry (15 s, clients dropped) under load (tests/integration/rotation.test.ts). PostgreSQL second, but not at once: the RELOAD closes PgBouncer's server connections and the new ones log in with the old keys, so the ALTER ROLE must come after they are open (14–58 ms under 24 clients here) — SSM's seconds between steps do that on EC2, and the step waits for it explicitly where it runs beside PgBouncer (RDS).`,
+          "Single login role: from the PgBouncer step until each Odoo host's step, a NEW login with the old password is refused. Odoo keeps its pooled connections, but every connection to database `postgres` (bus notifications, cron triggers, LISTEN after a restart) is a new login: run the steps back to back (`odoo-stack rotate odoo` does), in a quiet hour. A fully seamless rotation needs two alternating login roles, which this stack does not have.",
+          "Measured on PgBouncer 1.18 under 24 clients: the first rotation after PgBouncer started failed no transaction; a second rotation in the same PgBouncer process dropped 2–4 clients (a 9–10 s stall, server_login_retry) in 4 of 7 runs. Before rotating again, restart PgBouncer in a quiet minute (`sudo systemctl restart pgbouncer` on its host: clients reconnect once).",
+        ],
+        steps,
+      };
+    }
+    case "stats":
+      return {
+        ...base,
+        notes: [`The password of ${ROTATABLE_PASSWORDS.stats.what}. ${DB_ROLES.stats} exists in PgBouncer only (userlist.txt, the admin console's stats_users), not in PostgreSQL: one host, one step.`],
+        steps: [
+          keeperStep(name),
+          {
+            id: "pgbouncer",
+            where: "pgbouncer",
+            title: "PgBouncer: userlist.txt and the collector's password file with the new stats password, RELOAD",
+            commands: [`sudo ${apply}`],
+            checks: "The apply script installed the new userlist.txt (checked by a throwaway PgBouncer) and the collector's password file, then RELOADed PgBouncer.",
+            expect: [applied(PATHS.pgbouncerUserlist)],
+          },
+          collectorCheck("pgbouncer"),
+        ],
+      };
+    case "monitor": {
+      const where = databaseAdminRole(model);
+      return {
+        ...base,
+        notes: [`The password of ${ROTATABLE_PASSWORDS.monitor.what}. It is set by bootstrap.sql and read from the collector's ${rds ? "libpq service file" : "password file"}, both on the ${where === "postgres" ? "PostgreSQL" : "PgBouncer"} host: one apply run changes both.`],
+        steps: [
+          keeperStep(name),
+          {
+            id: "apply",
+            where,
+            title: `${where === "postgres" ? "PostgreSQL host" : "PgBouncer host"}: bootstrap.sql (ALTER ROLE ${DB_ROLES.monitor}) and the collector's credentials`,
+            commands: [`sudo ${apply}`],
+            checks: "The apply script re-ran bootstrap.sql with the new password (recorded only once it succeeded) and installed the collector's credentials.",
+            expect: [ranSql],
+          },
+          collectorCheck(where),
+        ],
+      };
+    }
+    case "admin":
+      return {
+        ...base,
+        notes: [`The password of ${ROTATABLE_PASSWORDS.admin.what} (ODOO-1). Odoo reads it from odoo.conf at start: each Odoo host's apply installs it and restarts Odoo.`],
+        steps: [
+          keeperStep(name),
+          {
+            id: "odoo",
+            where: "odoo",
+            eachHost: true,
+            title: "Odoo: odoo.conf with the new admin_passwd, graceful restart",
+            commands: [`sudo ${apply}`, "systemctl is-active odoo"],
+            checks: "odoo.conf is re-rendered, checked, installed, and Odoo runs again.",
+            expect: [applied(PATHS.odooConf)],
+          },
+        ],
+      };
+  }
+}
+
+/** The procedures the runbooks render and the fleet suite runs, by id. */
+export function operationalProcedures(model: StackModel): readonly OperationalProcedure[] {
+  return [
+    ...(Object.keys(ROTATABLE_PASSWORDS) as RotatablePassword[]).map((n) => rotationProcedure(model, n)),
+    reloadAuthFile(),
+    pgbouncerQueue(),
+    longTransactions(model),
+    restartPostgresql(model),
+    model.settings.postgresEngine === "rds" ? restoreRds(model) : restoreEc2(model),
+    upgradeOdoo(model),
+    upgradePostgresql(model),
+    upgradePgbouncer(),
+    rotateInternalCa(model),
+  ];
+}
+
+export function procedureById(model: StackModel, id: string): OperationalProcedure {
+  const p = operationalProcedures(model).find((x) => x.id === id);
+  if (!p) throw new Error(`no procedure ${id}; known: ${operationalProcedures(model).map((x) => x.id).join(", ")}`);
+  return p;
+}
+
+function reloadAuthFile(): OperationalProcedure {
+  return {
+    id: "reload-auth-file",
+    title: "Reload the auth_file (userlist.txt) and PgBouncer's settings",
+    checklist: ["BACKUP-4", "AUTH-4"],
+    notes: [
+      `${PATHS.pgbouncerUserlist} (mode 0600, AUTH-2) holds SCRAM verifiers only. It is rendered from SSM and installed by the apply script, which validates it with a throwaway PgBouncer and then reloads; by hand, RELOAD (SIGHUP) re-reads both files and disconnects no client.`,
+    ],
+    steps: [
+      {
+        id: "reload",
+        where: "pgbouncer",
+        title: "RELOAD through systemd (SIGHUP)",
+        commands: ["sudo systemctl reload pgbouncer", pgbouncerConsole("SHOW CONFIG") + " | grep -E 'auth_file|auth_type'"],
+        checks: "systemctl exits 0 and the console still answers: the files were re-read and the daemon kept running.",
+      },
+      {
+        id: "log",
+        where: "pgbouncer",
+        title: "The reload in PgBouncer's log",
+        commands: [`sudo tail -n 20 ${PGBOUNCER_DEBIAN.logFile}`],
+        checks: "\"got SIGHUP, re-reading config\" and no error after it.",
+      },
+    ],
+  };
+}
+
+function pgbouncerQueue(): OperationalProcedure {
+  return {
+    id: "pgbouncer-queue",
+    title: "See the PgBouncer queue (SHOW POOLS)",
+    checklist: ["BACKUP-4", "OBS-1"],
+    notes: ["The admin console over the Unix socket, as the OS user PgBouncer runs as: no password, nothing exposed on the network."],
+    steps: [
+      {
+        id: "show",
+        where: "pgbouncer",
+        title: "Pools, statistics, clients, servers",
+        commands: ["SHOW POOLS", "SHOW STATS", "SHOW CLIENTS", "SHOW SERVERS"].map(pgbouncerConsole),
+        checks: "cl_waiting and maxwait per pool; who the clients are; which server connection runs what.",
+      },
+    ],
+  };
+}
+
+function longTransactions(model: StackModel): OperationalProcedure {
+  const db = model.settings.databases[0];
+  const where = databaseAdminRole(model);
+  return {
+    id: "long-transactions",
+    title: "Long transactions",
+    checklist: ["BACKUP-4", "OBS-7", "LIMIT-4"],
+    notes: ["Oldest transactions first; cancel first (the transaction rolls back, the session stays), terminate if that does not help."],
+    steps: [
+      {
+        id: "list",
+        where,
+        title: "The oldest open transactions",
+        commands: [
+          `${adminPsql(model, db)} <<'SQL'`,
+          "SELECT pid, datname, usename, application_name, client_addr, state,",
+          "       now() - xact_start AS xact_age, now() - state_change AS in_state_for,",
+          "       wait_event_type, wait_event, left(query, 200) AS query",
+          "FROM pg_stat_activity",
+          "WHERE xact_start IS NOT NULL AND backend_type = 'client backend'",
+          "ORDER BY xact_start",
+          "LIMIT 20;",
+          "SQL",
+        ],
+        checks: "The pid of the transaction to end: the oldest, or the root blocker of the lock query.",
+      },
+      {
+        id: "cancel",
+        where,
+        title: "Cancel it (its transaction rolls back, the session stays)",
+        params: ["PID"],
+        commands: [`${adminPsql(model, db)} -At -c "SELECT pg_cancel_backend($PID)"`],
+        checks: "Prints t: the signal was sent. List again: the pid's xact_age starts over or it is gone.",
+      },
+      {
+        id: "terminate",
+        where,
+        title: "Terminate it if cancelling did not help",
+        params: ["PID"],
+        commands: [`${adminPsql(model, db)} -At -c "SELECT pg_terminate_backend($PID)"`],
+        checks: "Prints t; the pid is gone from pg_stat_activity. Through PgBouncer the server connection is replaced; the Odoo worker whose transaction it was gets an error.",
+      },
+    ],
+  };
+}
+
+/** The transient timer a scheduled PostgreSQL restart runs as (systemd-run --on-calendar). */
+export const POSTGRESQL_RESTART_UNIT = "odoo-stack-postgresql-restart";
+
+function restartPostgresql(model: StackModel): OperationalProcedure {
+  const base = { id: "restart-pending", title: "A setting waits for a PostgreSQL restart", checklist: ["PG-1"] };
+  if (model.settings.postgresEngine === "rds") {
+    const id = rdsInstanceIdentifier(model);
+    const region = model.settings.region;
+    return {
+      ...base,
+      notes: [
+        "RDS applies a static parameter (max_connections, shared_preload_libraries) at the next reboot only: its parameter group then shows `pending-reboot`. The stack sets applyImmediately false, so nothing restarts by itself. This stack publishes no metric for it on RDS (the collector reads pg_settings, which RDS does not use for this): check after every `pulumi up` that changed the parameter group.",
+      ],
+      steps: [
+        {
+          id: "check",
+          where: "laptop",
+          title: "Is a reboot pending?",
+          commands: [`aws rds describe-db-instances --region ${region} --db-instance-identifier ${id} --query 'DBInstances[0].DBParameterGroups[].ParameterApplyStatus' --output text`],
+          checks: "`pending-reboot`: a reboot applies the change; `in-sync`: nothing waits.",
+        },
+        {
+          id: "reboot",
+          where: "laptop",
+          title: "Reboot in a quiet minute (Multi-AZ: a failover keeps the outage to about a minute)",
+          commands: [
+            `aws rds reboot-db-instance --region ${region} --db-instance-identifier ${id}${model.settings.rdsMultiAz ? " --force-failover" : ""}`,
+            `aws rds wait db-instance-available --region ${region} --db-instance-identifier ${id}`,
+          ],
+          checks: "The instance is available again and the apply status reads in-sync.",
+        },
+      ],
+    };
+  }
+  const pending = "SELECT count(*) FROM pg_settings WHERE pending_restart";
+  return {
+    ...base,
+    notes: [
+      "A setting PostgreSQL applies only at start (max_connections after a bigger Odoo host, shared_buffers) is installed and reloaded by the apply script but not restarted: the restart drops every server connection, so it is yours to schedule. The collector publishes the count of such settings every minute (alarm postgres-restart-pending). Restart now, or schedule it: PgBouncer keeps its clients, transactions in flight fail and Odoo retries or reports them.",
+    ],
+    steps: [
+      {
+        id: "check",
+        where: "postgres",
+        title: "Which settings wait for a restart",
+        commands: [`${adminPsql(model, "postgres")} -c 'SELECT name, setting, pending_restart FROM pg_settings WHERE pending_restart'`],
+        checks: "The names; none listed means nothing waits.",
+      },
+      {
+        id: "now",
+        where: "postgres",
+        title: "Restart now",
+        commands: ["sudo pg_ctlcluster 15 main restart", `${adminPsql(model, "postgres")} -At -c '${pending}'`],
+        checks: "The restart succeeds and the count is 0.",
+      },
+      {
+        id: "schedule",
+        where: "postgres",
+        title: "Or schedule it: a one-off timer (survives until it fires or the host reboots)",
+        params: ["AT"],
+        commands: [
+          `sudo systemd-run --unit=${POSTGRESQL_RESTART_UNIT} --on-calendar="$AT" --timer-property=AccuracySec=1s /usr/bin/pg_ctlcluster 15 main restart`,
+          `systemctl list-timers ${POSTGRESQL_RESTART_UNIT}.timer`,
+        ],
+        checks: `The timer lists the next run at AT (e.g. AT='2026-05-03 03:00:00 UTC'); cancel with \`sudo systemctl stop ${POSTGRESQL_RESTART_UNIT}.timer\`. Afterwards the alarm clears within the hour.`,
+      },
+    ],
+  };
+}
+
+function restoreEc2(model: StackModel): OperationalProcedure {
+  const pgb = `sudo -u postgres pgbackrest --stanza=${PGBACKREST_STANZA}`;
+  const db = model.settings.databases[0];
+  return {
+    id: "restore",
+    title: "Full restore (host or data volume lost)",
+    checklist: ["BACKUP-2"],
+    notes: [
+      "`pulumi up` recreates a lost host; its bootstrap installs pgBackRest and this configuration. Nothing may write during the restore: Odoo and PgBouncer stop first and start last. The weekly restore drill measures this path's RTO (restore drill alarms).",
+    ],
+    steps: [
+      { id: "stop-odoo", where: "odoo", eachHost: true, title: "Stop Odoo", commands: ["sudo systemctl stop odoo"], checks: "`systemctl is-active odoo` says inactive." },
+      { id: "stop-pgbouncer", where: "pgbouncer", title: "Stop PgBouncer", commands: ["sudo systemctl stop pgbouncer"], checks: "No client reaches PostgreSQL any more." },
+      {
+        id: "restore",
+        where: "postgres",
+        title: "Restore the newest backup and all archived WAL, then promote",
+        commands: [
+          "sudo systemctl stop postgresql@15-main",
+          `${pgb} --delta restore`,
+          "sudo systemctl start postgresql@15-main",
+          `until sudo -u postgres psql -XAtc 'SELECT NOT pg_is_in_recovery()' | grep -qx t; do sleep 5; done`,
+          `sudo -u postgres psql -X -d ${db} -Atc 'SELECT count(*) FROM res_users'`,
+          `${pgb} check`,
+          "sudo systemctl start odoo-stack-pgbackrest-full",
+        ],
+        checks: `--delta reuses files whose checksum matches (a surviving volume); an empty ${PG_DATA_PATH} works too. The server replays the WAL and promotes by itself; the database answers; archiving works on the new timeline; a fresh full backup starts.`,
+      },
+      { id: "start-pgbouncer", where: "pgbouncer", title: "Start PgBouncer", commands: ["sudo systemctl start pgbouncer", pgbouncerConsole("SHOW DATABASES")], checks: "PgBouncer answers and lists the databases." },
+      {
+        id: "filestore",
+        where: "odoo",
+        eachHost: !model.settings.sharedFilestore,
+        title: model.settings.sharedFilestore ? "Copy the filestore back (shared: from one host)" : "Copy the filestore back",
+        commands: [
+          `BUCKET=$(aws ssm get-parameter --region ${model.settings.region} --name ${backupBucketNameParameter(model)} --query Parameter.Value --output text)`,
+          `sudo -u odoo aws s3 sync "s3://$BUCKET/${filestorePrefix(model.stack)}" ${ODOO_FILESTORE_DIR}/ --only-show-errors`,
+        ],
+        checks: "A database without its attachments is not restored: every file the restored database references is back.",
+      },
+      { id: "start-odoo", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "Odoo runs and serves the login page through the proxy." },
+    ],
+  };
+}
+
+function restoreRds(model: StackModel): OperationalProcedure {
+  const region = model.settings.region;
+  const source = rdsInstanceIdentifier(model);
+  const target = rdsInstanceIdentifier(model, "postgres-pitr");
+  const db = model.settings.databases[0];
+  const rds = (rest: string) => `aws rds ${rest} --region ${region}`;
+  return {
+    id: "restore",
+    title: "Point-in-time restore into a new RDS instance, cut over through PgBouncer",
+    checklist: ["BACKUP-2"],
+    notes: [
+      `RDS keeps automated backups with point-in-time recovery for ${model.settings.backupRetentionDays} days (BACKUP-1). A restore is a NEW instance (${target}); the running one stays untouched until the cut-over, which is PgBouncer's host setting: the SSM parameter ${model.parameters.rdsEndpoint} that pgbouncer.ini and the libpq service files resolve, then an apply run on the PgBouncer host (validated, RELOAD).`,
+      "RTO: untested. This stack has no restore drill on RDS (it needs AWS); the time RDS takes to restore grows with the database and the WAL to replay. Rehearse it, measure it, and record the figure next to your RPO.",
+      `Afterwards the stack still describes ${source}: a later \`pulumi up\` writes its endpoint back into the parameter. Before any \`pulumi up\`, either cut back, or make the copy the stack's instance (rename ${source} away and ${target} to ${source} with \`aws rds modify-db-instance --new-db-instance-identifier … --apply-immediately\`, then put the original endpoint back in the parameter and \`pulumi refresh\`).`,
+    ],
+    steps: [
+      {
+        id: "restore",
+        where: "laptop",
+        title: "Restore the instance to RESTORE_TIME into a new instance in the same subnets, security group and parameter group",
+        params: ["RESTORE_TIME"],
+        commands: [
+          `read -r SUBNETS PARAMS SG <<<"$(${rds(`describe-db-instances --db-instance-identifier ${source}`)} --query 'DBInstances[0].[DBSubnetGroup.DBSubnetGroupName,DBParameterGroups[0].DBParameterGroupName,VpcSecurityGroups[0].VpcSecurityGroupId]' --output text)"`,
+          `${rds(`restore-db-instance-to-point-in-time --source-db-instance-identifier ${source} --target-db-instance-identifier ${target}`)} --restore-time "$RESTORE_TIME" --db-subnet-group-name "$SUBNETS" --db-parameter-group-name "$PARAMS" --vpc-security-group-ids "$SG" --no-publicly-accessible --copy-tags-to-snapshot --deletion-protection --ca-certificate-identifier ${RDS_POSTGRES.caCertIdentifier} --enable-cloudwatch-logs-exports postgresql${model.settings.rdsMultiAz ? " --multi-az" : ""}`,
+          `${rds(`wait db-instance-available --db-instance-identifier ${target}`)}`,
+          `${rds(`describe-db-instances --db-instance-identifier ${target}`)} --query 'DBInstances[0].Endpoint.Address' --output text`,
+        ],
+        checks: "The new instance is available; its endpoint address (printed last) is NEW_ENDPOINT below. RESTORE_TIME is UTC, e.g. 2026-05-01T09:59:00Z, within the retention window.",
+      },
+      {
+        id: "inspect",
+        where: "pgbouncer",
+        title: "Look at the restored data before cutting over",
+        params: ["NEW_ENDPOINT"],
+        commands: [`${adminPsql(model, db, "$NEW_ENDPOINT")} -Atc 'SELECT count(*) FROM res_users'`],
+        checks: "The master user reaches the copy over verify-full (the RDS CA bundle covers it) and the data is what you expect at RESTORE_TIME.",
+      },
+      {
+        id: "cut-over",
+        where: "laptop",
+        title: "Point PgBouncer's host setting at the copy",
+        params: ["NEW_ENDPOINT"],
+        commands: [`aws ssm put-parameter --region ${region} --name ${model.parameters.rdsEndpoint} --type String --value "$NEW_ENDPOINT" --overwrite`],
+        checks: "The parameter holds the new address (keep the old one to cut back).",
+      },
+      {
+        id: "apply",
+        where: "pgbouncer",
+        title: "Apply on the PgBouncer host: pgbouncer.ini with the new host, validated, RELOAD",
+        commands: [`sudo ${apply}`, pgbouncerConsole("SHOW DATABASES")],
+        checks: "pgbouncer.ini and the service files are re-rendered with the new endpoint and installed; RELOAD sends new server connections to the copy; SHOW DATABASES shows its address.",
+        expect: [applied(PATHS.pgbouncerIni)],
+      },
+      {
+        id: "check",
+        where: "odoo",
+        title: "Odoo logs in through PgBouncer",
+        commands: [`sudo ${rotate} check --dbname ${db}`],
+        checks: "A new login through PgBouncer reaches the restored database.",
+      },
+    ],
+  };
+}
+
+function backupBeforeUpgrade(model: StackModel): ProcedureStep {
+  if (model.settings.postgresEngine === "rds") {
+    return {
+      id: "backup",
+      where: "laptop",
+      title: "A manual snapshot first, so rolling back is a restore, not a repair",
+      commands: [
+        `aws rds create-db-snapshot --region ${model.settings.region} --db-instance-identifier ${rdsInstanceIdentifier(model)} --db-snapshot-identifier ${rdsInstanceIdentifier(model, "before-upgrade")}-$(date -u +%Y%m%d%H%M)`,
+        `aws rds wait db-snapshot-available --region ${model.settings.region} --db-instance-identifier ${rdsInstanceIdentifier(model)}`,
+      ],
+      checks: "The snapshot is available.",
+    };
+  }
+  return {
+    id: "backup",
+    where: "postgres",
+    title: "A fresh backup first, so rolling back is a restore, not a repair",
+    commands: ["sudo systemctl start odoo-stack-pgbackrest-diff", `sudo -u postgres pgbackrest --stanza=${PGBACKREST_STANZA} info`],
+    checks: "The new differential backup is listed, status ok.",
+  };
+}
+
+function upgradeOdoo(model: StackModel): OperationalProcedure {
+  return {
+    id: "upgrade-odoo",
+    title: "Upgrade Odoo (minor update, same series)",
+    checklist: ["BACKUP-3"],
+    notes: [
+      `Same series (${model.settings.odooVersion}): new packages on every host, then the module data once, with Odoo stopped everywhere (a short outage, in a quiet hour). Major versions need a database migration on a restored copy (Odoo's upgrade service or OpenUpgrade), then \`odooVersion\` in the stack config and \`pulumi up\`.`,
+      "The odoo role's statement_timeout and lock_timeout apply to `-u` too (ODOO-FACTS.md): a module update that needs longer fails, and is retried with a larger timeout set deliberately.",
+    ],
+    steps: [
+      backupBeforeUpgrade(model),
+      { id: "package", where: "odoo", eachHost: true, title: "New Odoo package", commands: ["sudo apt-get update", "sudo apt-get install -y --only-upgrade odoo"], checks: "apt reports the new version (`dpkg -l odoo`)." },
+      { id: "stop", where: "odoo", eachHost: true, title: "Stop Odoo", commands: ["sudo systemctl stop odoo"], checks: "inactive on every host before the module update." },
+      {
+        id: "modules",
+        where: "odoo",
+        title: "Update the module data, once per database",
+        // libpq 15 ignores the system CA store: verify-full needs PGSSLROOTCERT in the CLI too (ODOO-FACTS.md).
+        commands: model.settings.databases.map((d) => `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} odoo -c ${PATHS.odooConf} -d ${d} -u all --stop-after-init --no-http`),
+        checks: "Each run exits 0 and its log ends without a traceback.",
+      },
+      { id: "start", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "active on every host; the login page answers through the proxy." },
+    ],
+  };
+}
+
+function upgradePostgresql(model: StackModel): OperationalProcedure {
+  const base = { id: "upgrade-postgresql", title: "Upgrade PostgreSQL (minor release)", checklist: ["BACKUP-3"] };
+  if (model.settings.postgresEngine === "rds") {
+    return {
+      ...base,
+      notes: [
+        `The RDS engine version is pinned in the stack (RDS_POSTGRES.engineVersion in templates/rds.ts, now ${RDS_POSTGRES.engineVersion}; autoMinorVersionUpgrade off): a minor upgrade is a reviewed change of that constant and \`pulumi up\`. With applyImmediately off, RDS applies it in the maintenance window (${RDS_POSTGRES.maintenanceWindow} UTC); Multi-AZ keeps the outage to a failover. A major version is a migration rehearsed on a restored copy.`,
+      ],
+      steps: [
+        backupBeforeUpgrade(model),
+        { id: "stack", where: "laptop", title: "The new version through the stack", commands: ["pulumi preview --diff", "pulumi up"], checks: "The preview shows engineVersion changing on the RDS instance and nothing replaced." },
+        {
+          id: "version",
+          where: "pgbouncer",
+          title: "After the window: the version RDS runs",
+          commands: [`${adminPsql(model, model.settings.databases[0])} -Atc 'SELECT version()'`],
+          checks: "The new version; PgBouncer reconnected by itself.",
+        },
+      ],
+    };
+  }
+  return {
+    ...base,
+    notes: [
+      "Minor releases (15.x) are security and bug fixes: apply them. PgBouncer keeps clients connected while PostgreSQL restarts; transactions in flight fail and Odoo retries or reports them. A major version (16, 17) changes the data directory layout and this stack's rendered paths: a change to the stack, rehearsed on a restored copy, not an operator step.",
+    ],
+    steps: [
+      backupBeforeUpgrade(model),
+      {
+        id: "package",
+        where: "postgres",
+        title: "New packages, restart, version",
+        commands: [
+          "sudo apt-get update",
+          "sudo apt-get install -y --only-upgrade postgresql-15 postgresql-client-15",
+          "sudo systemctl restart postgresql@15-main",
+          `sudo -u postgres psql -X -d ${model.settings.databases[0]} -Atc 'SELECT version()'`,
+        ],
+        checks: "The new minor version answers.",
+      },
+    ],
+  };
+}
+
+function upgradePgbouncer(): OperationalProcedure {
+  return {
+    id: "upgrade-pgbouncer",
+    title: "Upgrade PgBouncer",
+    checklist: ["BACKUP-3"],
+    notes: [
+      "A restart drops every client connection (Odoo reconnects): do it in a quiet minute. The metrics collector reads SHOW POOLS / SHOW STATS columns by name, so a release that adds or removes columns keeps working; after the upgrade check that ClientsWaiting still arrives on the dashboard.",
+    ],
+    steps: [
+      {
+        id: "package",
+        where: "pgbouncer",
+        title: "New package, restart, version and pools",
+        commands: ["sudo apt-get update", "sudo apt-get install -y --only-upgrade pgbouncer", "sudo systemctl restart pgbouncer", pgbouncerConsole("SHOW VERSION"), pgbouncerConsole("SHOW POOLS")],
+        checks: "SHOW VERSION names the new release; the pools are back.",
+      },
+      {
+        id: "validate",
+        where: "pgbouncer",
+        title: "The apply script's validation of the new release",
+        commands: [`sudo ${apply}`],
+        checks: "`nothing changed` (or installed and reloaded): the rendered files still pass the new release's checks.",
+      },
+    ],
+  };
+}
+
+/** The internal CA's private key: replacing it re-issues the CA and every host certificate. */
+export const internalCaKeyUrn = (model: StackModel): string =>
+  `urn:pulumi:${model.stack}::${model.project}::odoo-stack:internal-ca:InternalCa$tls:index/privateKey:PrivateKey::internal-ca-ca-key`;
+
+function rotateInternalCa(model: StackModel): OperationalProcedure {
+  const ec2 = model.settings.postgresEngine === "ec2";
+  const applyOn = (where: StepWhere, eachHost = false): ProcedureStep => ({
+    id: where,
+    where,
+    eachHost,
+    title: `Apply on ${where === "odoo" ? "every Odoo host" : `the ${where} host`}: the new CA and certificate`,
+    commands: [`sudo ${apply}`],
+    checks: "The new CA certificate is installed (update-ca-certificates) with the host's new certificate, and the daemon reloaded (Odoo restarted).",
+    expect: [applied(PATHS.caCert)],
+  });
+  return {
+    id: "rotate-internal-ca",
+    title: "Rotate the internal CA",
+    checklist: ["TLS-4"],
+    notes: [
+      "Host certificates renew by themselves (`pulumi up` in their early-renewal window, TLS-4). Rotating the CA re-issues it and every host certificate at once; the hosts trust one CA at a time, so between two hosts' steps a NEW TLS connection across them fails verification (open connections stay). Run the steps back to back, servers before their clients, in a quiet hour. Untested on the booted fleet.",
+    ],
+    steps: [
+      {
+        id: "replace",
+        where: "laptop",
+        title: "Re-issue the CA and every host certificate",
+        commands: [`pulumi up --replace '${internalCaKeyUrn(model)}'`],
+        checks: "The preview replaces the CA key and certificate and every host certificate, and changes nothing else.",
+      },
+      ...(ec2 ? [applyOn("postgres")] : []),
+      applyOn("pgbouncer"),
+      applyOn("odoo", true),
+      applyOn("proxy"),
+      {
+        id: "check",
+        where: "odoo",
+        title: "Verify-full logins through PgBouncer",
+        commands: [`sudo ${rotate} check --dbname ${model.settings.databases[0]}`],
+        checks: "Odoo → PgBouncer → PostgreSQL verify the new chain end to end.",
+      },
+    ],
+  };
+}
