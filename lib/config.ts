@@ -532,6 +532,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   }
 
   const postgresDataVolumeGiB = int("postgresDataVolumeGiB");
+  const odooDataVolumeGiB = int("odooDataVolumeGiB");
   const backupRetentionDays = int("backupRetentionDays", " (BACKUP-1)");
   if (postgresEngine === "rds" && backupRetentionDays > RDS_MAX_BACKUP_RETENTION_DAYS) {
     add("backupRetentionDays", backupRetentionDays, `must be at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine = "rds": RDS keeps automated backups (PITR) for at most ${RDS_MAX_BACKUP_RETENTION_DAYS} days (BACKUP-1)`);
@@ -676,6 +677,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     databases,
     dbfilter,
     postgresDataVolumeGiB,
+    odooDataVolumeGiB,
     bastionSecurityGroupId: bastion,
     odooInternalCidrs,
     tls,

@@ -193,6 +193,12 @@ export const SETTINGS = {
     range: { min: 20, max: 16384 },
     description: "Size of PostgreSQL's encrypted gp3 data volume, which outlives the instance (RDS: allocated storage).",
   },
+  odooDataVolumeGiB: {
+    kind: "integer",
+    default: 50,
+    range: { min: 10, max: 16384 },
+    description: "Size of the encrypted gp3 volume holding Odoo's data_dir (filestore, sessions) on a stack with one Odoo host; it outlives the instance. Ignored with sharedFilestore (EFS).",
+  },
   bastionSecurityGroupId: {
     kind: "string",
     unset: "no bastion",

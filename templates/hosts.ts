@@ -88,8 +88,13 @@ function roleFiles(model: StackModel, host: HostId): HostFile[] {
         odooConfFile(model, host, model.settings.odooOptions),
         odooLogrotateFile(),
         // libpq finds the internal CA through PGSSLROOTCERT: odoo.conf has no CA key in every
-        // supported version, and verify-full needs it (TLS-2).
-        systemdDropIn("odoo", { Service: { Environment: odooServiceEnvironment(odooConfSettingsFor(model, host)) } }),
+        // supported version, and verify-full needs it (TLS-2). data_dir is a mount (its own
+        // volume, or EFS), `nofail` so a missing one cannot stop the boot: Odoo then must not
+        // start and write attachments to the empty mount point on the root disk.
+        systemdDropIn("odoo", {
+          Unit: { RequiresMountsFor: PATHS.odooDataDir },
+          Service: { Environment: odooServiceEnvironment(odooConfSettingsFor(model, host)) },
+        }),
       ];
     case "pgbouncer": {
       const user = PGBOUNCER_DEBIAN.serviceUser;

@@ -93,6 +93,9 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     expect(httpStatus("/web/login")).toBe("200");
     measured(`GET https://${domain}/web/login → 200 in ${Date.now() - started} ms`);
     for (const p of ["/web/database/manager", "/web/database/selector", "/web/database/list"]) expect(httpStatus(p)).toBe("404");
+    // Port 80 only redirects to https (NET-3's exception), whatever the path.
+    const redirect = fleet.client("curl", ["-sS", "--max-time", "10", "--interface", CLIENT_IP, "--resolve", `${domain}:80:${publicIp}`, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", `http://${domain}/web/login?x=1`]);
+    expect(redirect).toBe(`301 https://${domain}/web/login?x=1`);
     const log = fleet.machine(fleet.model.cronHost.id).shOk(`grep -F 'GET /web/login' ${PATHS.odooLogFile} | tail -n 1`);
     // proxy_mode: Odoo logs the client's address from X-Forwarded-For, not the proxy's.
     expect(log).toContain(`${CLIENT_IP} - - `);
@@ -285,17 +288,23 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
       // First boot is not run again.
       expect(m.sh(`systemctl show -p ConditionResult --value ${FIRSTBOOT_UNIT}`).stdout.trim()).toBe("no");
     }
-    const pg = fleet.machine("postgres");
-    const mountAt = Number(pg.shOk("systemctl show -p ActiveEnterTimestampMonotonic --value var-lib-postgresql.mount").trim());
-    const pgAt = Number(pg.shOk("systemctl show -p ExecMainStartTimestampMonotonic --value postgresql@15-main.service").trim());
-    expect(mountAt).toBeGreaterThan(0);
-    expect(pgAt).toBeGreaterThan(mountAt);
+    const startedAfterMount = (host: string, mountUnit: string, service: string) => {
+      const m = fleet.machine(host);
+      const mountAt = Number(m.shOk(`systemctl show -p ActiveEnterTimestampMonotonic --value ${mountUnit}`).trim());
+      const serviceAt = Number(m.shOk(`systemctl show -p ExecMainStartTimestampMonotonic --value ${service}`).trim());
+      expect({ host, mounted: mountAt > 0 }).toEqual({ host, mounted: true });
+      expect(serviceAt).toBeGreaterThan(mountAt);
+      return (serviceAt - mountAt) / 1e6;
+    };
+    const pgAfter = startedAfterMount("postgres", "var-lib-postgresql.mount", "postgresql@15-main.service");
+    // One Odoo host: data_dir (the filestore) is its own volume, mounted before Odoo starts.
+    const odooAfter = startedAfterMount(fleet.model.cronHost.id, "var-lib-odoo.mount", "odoo.service");
     let status = "";
     for (let i = 0; i < 30 && status !== "200"; i++) {
       status = httpStatus("/web/login");
       if (status !== "200") await sleep(2000);
     }
     expect(status).toBe("200");
-    measured(`all ${fleet.machines.size} hosts rebooted and served /web/login again in ${Math.round((Date.now() - started) / 1000)} s; PostgreSQL started ${((pgAt - mountAt) / 1e6).toFixed(2)} s after its data volume was mounted`);
+    measured(`all ${fleet.machines.size} hosts rebooted and served /web/login again in ${Math.round((Date.now() - started) / 1000)} s; PostgreSQL started ${pgAfter.toFixed(2)} s and Odoo ${odooAfter.toFixed(2)} s after their data volumes were mounted`);
   }, 10 * MINUTE);
 });

@@ -73,7 +73,12 @@ const PROXIED = [
   "        proxy_read_timeout 1230s;",
   "        proxy_send_timeout 1230s;",
 ].join("\n");
-const odooStart = (options: string) => append(`ExecStart=\nExecStart=/usr/bin/odoo --config /etc/odoo/odoo.conf ${options}`);
+/** Lines added to the drop-in's [Service] section (a key elsewhere is not the service's). */
+const inService = (text: string) => (t: string): string => {
+  if (!/^\[Service\]$/m.test(t)) return `${append("[Service]")(t)}${text}\n`;
+  return t.replace(/^\[Service\]$/m, `[Service]\n${text}`);
+};
+const odooStart = (options: string) => inService(`ExecStart=\nExecStart=/usr/bin/odoo --config /etc/odoo/odoo.conf ${options}`);
 const setMode = (path: string, mode: string) => (t: string): string => {
   const doc = JSON.parse(t) as { files: { path: string; mode: string }[] };
   const entry = doc.files.find((f) => f.path === path);
@@ -236,7 +241,7 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
   m("proxy4-proxy-mode-false", "proxy_mode = False", "PROXY-4", "odoo-proxy-mode-enabled", (s) => s.line("odoo-1", ODOO_CONF, "proxy_mode", "proxy_mode = False")),
   m("proxy4-proxy-mode-absent", "no proxy_mode", "PROXY-4", "odoo-proxy-mode-enabled", (s) => s.line("odoo-1", ODOO_CONF, "proxy_mode", undefined)),
   m("proxy4-proxy-mode-twice", "proxy_mode written twice (Odoo does not start)", "PROXY-4", "odoo-conf-keys-once", (s) => s.file("odoo-1", ODOO_CONF, append("proxy_mode = True"))),
-  m("proxy4-odoo-rc", "odoo.service drop-in sets ODOO_RC", "PROXY-4", UNITS, (s) => s.file("odoo-1", ODOO_UNIT, append('Environment="ODOO_RC=/etc/odoo/odoo-local.conf"'))),
+  m("proxy4-odoo-rc", "odoo.service drop-in sets ODOO_RC", "PROXY-4", UNITS, (s) => s.file("odoo-1", ODOO_UNIT, inService('Environment="ODOO_RC=/etc/odoo/odoo-local.conf"'))),
   // --- PROXY-5 ----------------------------------------------------------------------------------
   m("proxy5-read-timeout-5s", "cut proxy_read_timeout to 5 s", "PROXY-5", "nginx-proxy-timeouts", (s) => s.file("proxy", SITE, inLocation("/", (b) => b.replace(/proxy_read_timeout \d+s;/, "proxy_read_timeout 5s;")))),
   m("proxy5-no-send-timeout", "no proxy_send_timeout (nginx's 60 s)", "PROXY-5", "nginx-proxy-timeouts", (s) => s.file("proxy", SITE, inLocation("/", dropLine(/proxy_send_timeout/)))),
