@@ -282,6 +282,10 @@ export const gexecUnless = (statement: string, existsQuery: string): string =>
  * its role, then pg_stat_statements (OBS-7) and pg_trgm in each (Odoo creates pg_trgm only in
  * databases it creates itself). Shared by the EC2 and RDS bootstraps.
  */
+/** CREATE DATABASE as Odoo creates its databases: UTF8, C collation, from template0, owned by Odoo's role. */
+export const createOdooDatabase = (databaseIdent: string, odooRoleIdent: string): string =>
+  `CREATE DATABASE ${databaseIdent} OWNER ${odooRoleIdent} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`;
+
 export function odooDatabasesSql(databases: readonly string[], odooRole: string): string[] {
   const odoo = sqlIdent(odooRole);
   return [
@@ -289,7 +293,7 @@ export function odooDatabasesSql(databases: readonly string[], odooRole: string)
     "-- CREATE DATABASE cannot run inside a transaction block (DO), hence \\gexec.",
     ...databases.flatMap((db) => [
       gexecUnless(
-        `CREATE DATABASE ${sqlIdent(db)} OWNER ${odoo} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`,
+        createOdooDatabase(sqlIdent(db), odoo),
         `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`,
       ),
       `ALTER DATABASE ${sqlIdent(db)} OWNER TO ${odoo};`,
