@@ -5,7 +5,7 @@
 import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { PATHS } from "../../lib/model";
+import { DB_ROLES, PATHS } from "../../lib/model";
 import { FIRSTBOOT_COMPLETE_MARKER, FIRSTBOOT_UNIT } from "../../templates/cloud-init";
 import { applyCommandLine } from "../../templates/hosts";
 import { PGBACKREST_STANZA } from "../../templates/pgbackrest";
@@ -14,6 +14,9 @@ import { EIP_ASSOCIATION_DELAY_SECONDS, Fleet, type BootReport } from "./lib/fle
 import { fleetPrerequisites } from "./lib/image";
 import { CLIENT_IP } from "./lib/network";
 import { issue } from "./lib/pki";
+import { describeOutcomes, runProcedure } from "./lib/runbooks";
+import { freshVerifier, randomPassword } from "../integration/helpers/secrets";
+import { backupBucketNameParameter, importPrefix, ODOO_FILESTORE_DIR } from "../../templates/backup-units";
 
 const missing = fleetPrerequisites();
 const describeFleet = missing.length === 0 ? describe : describe.skip;
@@ -274,6 +277,104 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     // Put the good files back for what follows.
     await fleet.deliver(replanned, ["pgbouncer"]);
   }, 10 * MINUTE);
+
+  // --- day 2: the procedures of the runbooks, run as written (issue 13) ------------------------
+  const db = () => fleet.model.settings.databases[0];
+  const pgSql = (sql: string, database = db()) => fleet.machine("postgres").shOk(`runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d ${database} -c "${sql}"`).trim();
+  const loginServed = async () => {
+    let status = "";
+    for (let i = 0; i < 30 && status !== "200"; i++) {
+      status = httpStatus("/web/login");
+      if (status !== "200") await sleep(2000);
+    }
+    return status;
+  };
+
+  it("runbook: PgBouncer's queue and the auth file's reload run as written", async () => {
+    const queue = await runProcedure(fleet, "pgbouncer-queue");
+    expect(queue.map((o) => o.output).join("\n")).toMatch(/cl_waiting/);
+    const reload = await runProcedure(fleet, "reload-auth-file");
+    measured(`pgbouncer-queue: ${describeOutcomes(queue)}; reload-auth-file: ${describeOutcomes(reload)}`);
+  }, 5 * MINUTE);
+
+  it("runbook: rotating the odoo password as written, under Odoo's pooled traffic: 0 failed transactions", async () => {
+    const odoo = fleet.machine(fleet.model.cronHost.id);
+    odoo.shOk("cat > /var/tmp/fleet-db-load.py", { input: fs.readFileSync(path.join(__dirname, "clients", "db-load.py"), "utf8") });
+    // As Odoo's processes connect: the internal CA through PGSSLROOTCERT (its systemd drop-in).
+    const load = odoo.spawn(["env", `PGSSLROOTCERT=${PATHS.caCert}`, "python3", "/var/tmp/fleet-db-load.py", "8", db()]);
+    let out = "";
+    load.stdout?.on("data", (d: Buffer) => (out += d.toString("utf8")));
+    for (let i = 0; i < 100 && !out.includes("started"); i++) await sleep(100);
+    await sleep(3000);
+    const password = randomPassword(40);
+    const p = fleet.model.parameters;
+    // The keeper step: `pulumi up` replaces the password and its verifier in SSM, nothing else.
+    const outcomes = await runProcedure(fleet, "rotate-odoo", {
+      laptop: {
+        keeper: async () => {
+          await fleet.setParameter(p.odooDbPassword, password);
+          await fleet.setParameter(p.odooDbScramVerifier, freshVerifier(password));
+        },
+      },
+    });
+    await sleep(3000);
+    load.stdin?.end();
+    await new Promise((r) => load.on("exit", r));
+    const stats = JSON.parse(out.trim().split("\n").pop() as string) as { transactions: number; failed: number; longestGapMs: number; errors: string[] };
+    expect({ failed: stats.failed, errors: stats.errors }).toEqual({ failed: 0, errors: [] });
+    expect(stats.transactions).toBeGreaterThan(100);
+    // The new password is the one in use: a new login with odoo.conf's credentials works.
+    expect(odoo.shOk(`grep -c '^db_password = ${password}$' ${PATHS.odooConf}`).trim()).toBe("1");
+    measured(`rotate-odoo as written (${describeOutcomes(outcomes)}): ${stats.transactions} transactions on 8 pooled connections, ${stats.failed} failed, longest gap ${stats.longestGapMs} ms`);
+  }, 10 * MINUTE);
+
+  it("runbook: importing an existing database and filestore, as written", async () => {
+    const region = fleet.facts.region;
+    const bucket = fleet.parameterValues.get(backupBucketNameParameter(fleet.model)) as string;
+    // A source database: this one with a marker, dumped, then the marker dropped here.
+    pgSql("CREATE TABLE fleet_import_marker (n int); INSERT INTO fleet_import_marker VALUES (42)");
+    const dump = Buffer.from(fleet.machine("postgres").shOk(`runuser -u postgres -- pg_dump -Fc ${db()} | base64 -w0`), "base64");
+    pgSql("DROP TABLE fleet_import_marker");
+    const odoo = fleet.machine(fleet.model.cronHost.id);
+    const filestore = Buffer.from(odoo.shOk("d=$(mktemp -d) && mkdir -p $d/ab && echo imported > $d/ab/abcdef0123 && tar -czf - -C $d . | base64 -w0"), "base64");
+    const outcomes = await runProcedure(fleet, "import-database", {
+      params: { DB: db() },
+      laptop: {
+        upload: async () => {
+          await fleet.putObject(bucket, `${importPrefix(fleet.model.stack)}${db()}.dump`, dump);
+          await fleet.putObject(bucket, `${importPrefix(fleet.model.stack)}${db()}-filestore.tar.gz`, filestore);
+        },
+      },
+    });
+    expect(pgSql("SELECT n FROM fleet_import_marker")).toBe("42");
+    expect(pgSql(`SELECT tableowner FROM pg_tables WHERE tablename = 'fleet_import_marker'`)).toBe(DB_ROLES.odoo);
+    expect(odoo.shOk(`cat ${ODOO_FILESTORE_DIR}/${db()}/ab/abcdef0123`).trim()).toBe("imported");
+    expect(await loginServed()).toBe("200");
+    measured(`import-database as written (region ${region}): ${describeOutcomes(outcomes)}; the dump's rows and the filestore are back, owned by ${DB_ROLES.odoo}, login page served`);
+  }, 10 * MINUTE);
+
+  it("runbook: a PostgreSQL minor update and an Odoo module update, as written", async () => {
+    const pg = await runProcedure(fleet, "upgrade-postgresql");
+    expect(pg.map((o) => o.output).join("\n")).toMatch(/PostgreSQL 15\./);
+    const odoo = await runProcedure(fleet, "upgrade-odoo");
+    expect(await loginServed()).toBe("200");
+    measured(`upgrade-postgresql: ${describeOutcomes(pg)}; upgrade-odoo: ${describeOutcomes(odoo)}; login page served after`);
+  }, 15 * MINUTE);
+
+  it("runbook: the full restore as written brings back every committed transaction; RTO measured", async () => {
+    pgSql("CREATE TABLE fleet_restore_marker (t timestamptz); INSERT INTO fleet_restore_marker VALUES (now())");
+    // Committed after the last backup: only WAL archiving carries it.
+    const before = Number(pgSql("SELECT archived_count FROM pg_stat_archiver", "postgres"));
+    pgSql("SELECT pg_switch_wal()", "postgres");
+    for (let i = 0; i < 60 && Number(pgSql("SELECT archived_count FROM pg_stat_archiver", "postgres")) <= before; i++) await sleep(1000);
+    const started = Date.now();
+    const outcomes = await runProcedure(fleet, "restore");
+    const status = await loginServed();
+    const rto = (Date.now() - started) / 1000;
+    expect(status).toBe("200");
+    expect(pgSql("SELECT count(*) FROM fleet_restore_marker")).toBe("1");
+    measured(`restore as written: RTO ${rto.toFixed(1)} s from the first step to the login page (${describeOutcomes(outcomes)}); the transaction committed after the last backup is back`);
+  }, 20 * MINUTE);
 
   it("every host comes back after a reboot without a hand: mounts before services, Odoo's login page served again", async () => {
     const started = Date.now();
