@@ -120,7 +120,8 @@ const MUTATIONS: readonly Mutation[] = [
   ["admin_passwd as a literal", "ODOO-1", "odoo-admin-passwd-secret-reference", (s) => s.line("odoo-1", ODOO_CONF, "admin_passwd", `admin_passwd = ${randomBytes(12).toString("hex")}`)],
   ["list_db = True", "ODOO-2", "odoo-list-db-disabled", (s) => s.line("odoo-1", ODOO_CONF, "list_db", "list_db = True")],
   ["open the database manager on the proxy", "ODOO-2", "nginx-database-manager-blocked", (s) => s.file("proxy", SITE, (t) => t.replace(/\n\s*location ~ \^\/web\/database \{\n\s*return 404;\n\s*\}/, ""))],
-  ["dbfilter = .*", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "dbfilter", "dbfilter = .*")],
+  ["dbfilter = .*", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.file("odoo-1", ODOO_CONF, (t) => t.replace("[options]\n", "[options]\ndbfilter = .*\n"))],
+  ["neither db_name nor dbfilter", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "db_name", undefined)],
   ["no logfile", "ODOO-5", "odoo-logfile-set", (s) => s.line("odoo-1", ODOO_CONF, "logfile", undefined)],
   ["log to a path logrotate does not rotate", "ODOO-5", "odoo-logfile-rotated", (s) => s.line("odoo-1", ODOO_CONF, "logfile", "logfile = /srv/odoo.log")],
   // --- LIMIT ---------------------------------------------------------------------------------------
@@ -136,13 +137,16 @@ const MUTATIONS: readonly Mutation[] = [
     s.file("pgbouncer", INI, (t) => pgbouncerEntry("erp", (v) => v.replace(" pool_mode=transaction", ""))(t).replace(/^pool_mode = transaction$/m, "pool_mode = session"))],
   ["no default_pool_size", "POOL-2", "pgbouncer-default-pool-size-set", (s) => s.line("pgbouncer", INI, "default_pool_size", undefined)],
   ["reserve_pool_size = 0", "POOL-3", "pgbouncer-reserve-pool-set", (s) => s.line("pgbouncer", INI, "reserve_pool_size", "reserve_pool_size = 0")],
+  ["the postgres session pool sized for LISTEN alone", "POOL-2", "pgbouncer-postgres-pool-covers-odoo", (s) =>
+    s.file("pgbouncer", INI, pgbouncerEntry("postgres", (v) => v.replace(/pool_size=\d+/, "pool_size=4").replace(/reserve_pool=\d+/, "reserve_pool=0")))],
+  ["TCP keepalive left to the kernel (two hours)", "POOL-3", "pgbouncer-dead-peers-freed", (s) => s.line("pgbouncer", INI, "tcp_keepidle", undefined)],
   ["max_client_conn below Odoo's processes × db_maxconn", "POOL-4", "pgbouncer-max-client-conn-covers-odoo", (s) => s.line("pgbouncer", INI, "max_client_conn", "max_client_conn = 20")],
   ["db_maxconn raised in odoo.conf only", "POOL-4", "pgbouncer-max-client-conn-covers-odoo", (s) => s.line("odoo-1", ODOO_CONF, "db_maxconn", "db_maxconn = 64")],
   ["no max_db_connections anywhere", "POOL-5", "pgbouncer-max-db-connections-set", (s) =>
     s.file("pgbouncer", INI, (t) => pgbouncerEntry("erp", (v) => v.replace(/ max_db_connections=\d+/, ""))(t).replace(/^max_db_connections = \d+\n/m, ""))],
   // --- AUTH ---------------------------------------------------------------------------------------
   ["auth_type = md5", "AUTH-1", "pgbouncer-auth-scram", (s) => s.line("pgbouncer", INI, "auth_type", "auth_type = md5")],
-  ["md5 in pg_hba.conf", "AUTH-1", "pg-hba-no-weak-methods", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo\s+\S+\s+)scram-sha-256/, "$1md5"))],
+  ["md5 in pg_hba.conf", "AUTH-1", "pg-hba-no-weak-methods", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo,odoo_migrate\s+\S+\s+)scram-sha-256/, "$1md5"))],
   ["password_encryption = md5", "AUTH-1", "postgres-password-encryption-scram", (s) => s.line("postgres", PG_CONF, "password_encryption", "password_encryption = 'md5'")],
   ["no auth_file", "AUTH-2", "pgbouncer-auth-file-set", (s) => s.line("pgbouncer", INI, "auth_file", undefined)],
   ["userlist installed 0644", "AUTH-2", "pgbouncer-auth-file-protected", (s) =>
