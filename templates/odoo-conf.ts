@@ -163,6 +163,18 @@ export function odooServiceEnvironment(settings: Pick<OdooConfSettings, "caCertP
   return { PGSSLROOTCERT: settings.caCertPath };
 }
 
+/**
+ * The module update (`odoo -u`) of one database, run on an Odoo host with Odoo stopped, as the
+ * migration role (DB_ROLES.migrate): it logs in with odoo.conf's password and gets the
+ * migration timeouts from its role (lib/sizing.ts migrationTimeouts, templates/postgresql.ts
+ * migrationRoleSql), which PgBouncer and Odoo's own DISCARD ALL leave in force. The service's
+ * environment (PGSSLROOTCERT) is not a sudo shell's, so it is given here too.
+ */
+export function odooMigrationCommand(model: StackModel, host: HostId, database: string, modules = "all"): string {
+  const env = Object.entries(odooServiceEnvironment(odooConfSettingsFor(model, host))).map(([k, v]) => `${k}=${v}`);
+  return [`sudo -u ${ODOO_SYSTEM_USER} env`, ...env, `odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${database} -u ${modules} --stop-after-init --no-http`].join(" ");
+}
+
 /** Settings for `host` (an Odoo host) from the stack model and its sizing. */
 export function odooConfSettingsFor(
   model: StackModel,

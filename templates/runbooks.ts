@@ -10,6 +10,7 @@ import { backupAlarmEntries, monitoringAlarms, PROCEDURES, type AlarmSpec, type 
 import { LOG_SOURCE_NAMES, logGroupName, POSTGRES_LOG_FILE } from "./cloudwatch-agent";
 import { GENERATED } from "./format";
 import { METRICS_COLLECTOR_PATH, METRICS_CONFIG_PATH, METRICS_PGPASS_PATH, METRICS_UNITS, TOP_QUERIES_LOG } from "./metrics";
+import { odooMigrationCommand } from "./odoo-conf";
 import { LISTEN_DATABASE, PGBOUNCER_DEBIAN } from "./pgbouncer";
 import { renderBackupRunbook, type BackupRunbookInput } from "./runbook-backup";
 import { SCRIPT_PATHS } from "./scripts";
@@ -116,6 +117,7 @@ function pgbouncerRunbook(model: StackModel): string {
       `# 1. PostgreSQL host (${model.hosts.postgres.id}): ALTER ROLE ${DB_ROLES.odoo} with the new verifier`,
       sessionCommand(model, model.hosts.postgres),
       `sudo ${rotate} postgres --role ${DB_ROLES.odoo}`,
+      `sudo ${rotate} postgres --role ${DB_ROLES.migrate}   # the migration role shares the password`,
       `# 2. PgBouncer host: re-render userlist.txt, check, RELOAD`,
       sessionCommand(model, model.hosts.pgbouncer),
       `sudo ${rotate} pgbouncer`,
@@ -388,8 +390,9 @@ function upgradesRunbook(model: StackModel): string {
         "sudo apt-get update && sudo apt-get install --only-upgrade odoo",
         "sudo systemctl restart odoo && sudo systemctl status odoo --no-pager",
       ]),
-      `# then, once, the module data (from ${model.hosts.odoo[0].id}, with Odoo stopped on every host):`,
-      ...model.settings.databases.map((d) => `sudo -u odoo odoo -c ${PATHS.odooConf} -d ${d} -u all --stop-after-init --no-http`),
+      `# then, once, the module data (from ${model.hosts.odoo[0].id}, with Odoo stopped on every host), as ${DB_ROLES.migrate}:`,
+      `# no statement_timeout for the long rewrites of big tables, the same lock_timeout`,
+      ...model.settings.databases.map((d) => odooMigrationCommand(model, model.hosts.odoo[0], d)),
     ),
     "",
     `Major versions (e.g. 16.0 → 17.0) need a database migration (Odoo's upgrade service or OpenUpgrade) on a restored copy, tested, then: set ${code("odooVersion")} in the stack config, ${code("pulumi up")} (the renderers apply the new version's options), restore the migrated database. Keep the pre-upgrade backup until the new version has run a full business cycle.`,

@@ -8,6 +8,7 @@ import { DB_ROLES, PATHS } from "../../lib/model";
 import { monitoringAlarms, PROCEDURES } from "../../templates/alarms";
 import { LOG_SOURCE_NAMES, logGroupName } from "../../templates/cloudwatch-agent";
 import { GENERATED } from "../../templates/format";
+import { odooMigrationCommand } from "../../templates/odoo-conf";
 import { PGBOUNCER_DEBIAN } from "../../templates/pgbouncer";
 import { PROCEDURE_LOCATION, renderRunbooks, RUNBOOK_FILES, sessionCommand } from "../../templates/runbooks";
 import { SCRIPT_PATHS } from "../../templates/scripts";
@@ -72,8 +73,10 @@ describe("renderRunbooks", () => {
   it("rotates a password in the rotation script's order: postgres, pgbouncer, every Odoo host, check (AUTH-4)", () => {
     const text = docs[RUNBOOK_FILES.pgbouncer];
     const steps = [...text.matchAll(new RegExp(`sudo ${SCRIPT_PATHS.rotate} (\\w+)`, "g"))].map((m) => m[1]);
-    expect(steps).toEqual(["postgres", "pgbouncer", "odoo", "odoo", "check"]);
+    // The migration role shares the Odoo role's verifier, so step 1 sets it on both.
+    expect(steps).toEqual(["postgres", "postgres", "pgbouncer", "odoo", "odoo", "check"]);
     expect(text).toContain(`--role ${DB_ROLES.odoo}`);
+    expect(text).toContain(`--role ${DB_ROLES.migrate}`);
     expect(text).toContain(model.parameters.odooDbScramVerifier);
     // Each Odoo host's step runs after a session on that very host.
     for (const h of model.hosts.odoo) expect(text).toContain(`${sessionCommand(model, h)}\nsudo ${SCRIPT_PATHS.rotate} odoo`);
@@ -91,7 +94,13 @@ describe("renderRunbooks", () => {
   it("covers upgrades of Odoo (host by host), PostgreSQL and PgBouncer, backup first (BACKUP-3)", () => {
     const text = docs[RUNBOOK_FILES.upgrades];
     for (const s of ["## Odoo", "## PostgreSQL", "## PgBouncer", "apt-get install --only-upgrade odoo", "postgresql-15", "pgbouncer", "SHOW VERSION", "create-snapshot"]) expect(text).toContain(s);
-    for (const db of model.settings.databases) expect(text).toContain(`-d ${db} -u all --stop-after-init`);
+    for (const db of model.settings.databases) {
+      // The module update runs as the migration role, with the service's CA for verify-full (one source: odooMigrationCommand).
+      expect(text).toContain(odooMigrationCommand(model, model.hosts.odoo[0], db));
+      expect(odooMigrationCommand(model, model.hosts.odoo[0], db)).toBe(
+        `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`,
+      );
+    }
     expect(text.indexOf("pgbackrest-diff")).toBeLessThan(text.indexOf("## Odoo"));
     for (const h of model.hosts.odoo) expect(text).toContain(`# ${h.id}\n${sessionCommand(model, h)}`);
   });
