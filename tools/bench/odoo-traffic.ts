@@ -216,6 +216,11 @@ export class OdooCursor {
     this.inTransaction = false;
   }
 
+  async rollback(): Promise<void> {
+    if (this.inTransaction) await this.slot.client.query("ROLLBACK");
+    this.inTransaction = false;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -514,24 +519,39 @@ export async function serveRequest(process: OdooProcess, options: OdooDbOptions,
       "SELECT base_registry_signaling.last_value, base_cache_signaling_default.last_value, base_cache_signaling_assets.last_value, base_cache_signaling_templates.last_value, base_cache_signaling_routing.last_value FROM base_registry_signaling, base_cache_signaling_default, base_cache_signaling_assets, base_cache_signaling_templates, base_cache_signaling_routing",
     );
   });
-  const notifications: string[] = [];
+  let notifications: string[] = [];
   let cronTrigger: string | undefined;
+  const statements = r.kind.statements(r.random);
   await withCursor(process.pool, r.database, async (cr) => {
-    for (const sql of r.kind.statements(r.random)) {
-      await cr.execute(sql);
-      if (r.pythonMsPerStatement > 0) await sleep(r.pythonMsPerStatement);
+    // service/model.py retrying (L137-192): a serialization failure, deadlock or lock timeout
+    // rolls back and replays the request up to 5 times, after uniform(0, 2^try) s.
+    for (let tryno = 1; ; tryno++) {
+      notifications = [];
+      cronTrigger = undefined;
+      try {
+        for (const sql of statements) {
+          await cr.execute(sql);
+          if (r.pythonMsPerStatement > 0) await sleep(r.pythonMsPerStatement);
+        }
+        for (let i = 0; i < r.kind.busMessages; i++) {
+          const id = `${process.pid}-${Date.now()}-${Math.floor(r.random() * 1e9)}`;
+          const channel = JSON.stringify([r.database, "res.partner", id]);
+          await cr.execute(`INSERT INTO bus_bus (channel, message) VALUES (${escapeLiteral(channel)}, ${escapeLiteral(JSON.stringify({ type: "model", payload: id }))})`);
+          notifications.push(JSON.stringify([[r.database, "res.partner", id]]));
+        }
+        if (r.kind.triggersCron || r.triggerCron) {
+          await cr.execute("INSERT INTO ir_cron_trigger (cron_id, call_at) VALUES (1, now() at time zone 'UTC')");
+          cronTrigger = `${process.pid}-${Date.now()}-${Math.floor(r.random() * 1e9)}`;
+        }
+        await cr.commit();
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (!(code !== undefined && PG_CONCURRENCY_ERRORS_TO_RETRY.includes(code)) || tryno >= MAX_TRIES_ON_CONCURRENCY_FAILURE) throw err;
+        await cr.rollback();
+        await sleep(r.random() * 2 ** tryno * 1000);
+      }
     }
-    for (let i = 0; i < r.kind.busMessages; i++) {
-      const id = `${process.pid}-${Date.now()}-${Math.floor(r.random() * 1e9)}`;
-      const channel = JSON.stringify([r.database, "res.partner", id]);
-      await cr.execute(`INSERT INTO bus_bus (channel, message) VALUES (${escapeLiteral(channel)}, ${escapeLiteral(JSON.stringify({ type: "model", payload: id }))})`);
-      notifications.push(JSON.stringify([[r.database, "res.partner", id]]));
-    }
-    if (r.kind.triggersCron || r.triggerCron) {
-      await cr.execute("INSERT INTO ir_cron_trigger (cron_id, call_at) VALUES (1, now() at time zone 'UTC')");
-      cronTrigger = `${process.pid}-${Date.now()}-${Math.floor(r.random() * 1e9)}`;
-    }
-    await cr.commit();
   });
   // Post-commit hooks: a failure is logged by Odoo and the notification is lost.
   for (const payload of notifications) {
@@ -553,6 +573,10 @@ export async function serveRequest(process: OdooProcess, options: OdooDbOptions,
   }
   return { database: r.database };
 }
+
+/** service/model.py L23-24: lock_not_available, serialization_failure, deadlock_detected; 5 tries. */
+const PG_CONCURRENCY_ERRORS_TO_RETRY: readonly string[] = ["55P03", "40001", "40P01"];
+const MAX_TRIES_ON_CONCURRENCY_FAILURE = 5;
 
 /** A LISTEN session on `postgres`, held for the process's life, and what it received. */
 export class PostgresListener {
