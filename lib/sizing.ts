@@ -170,7 +170,7 @@ export const DEFAULT_MAX_CRON_THREADS = 1;
 export const DEFAULT_DB_MAXCONN = 8;
 
 /**
- * The gevent worker's own pool (db_maxconn_gevent; Odoo 17.0 odoo/sql_db.py L818-821: the
+ * The gevent worker's own pool (db_maxconn_gevent; Odoo 17.0 odoo/sql_db.py L819-821: the
  * evented process sizes its ConnectionPool from it, else from db_maxconn). Every WebSocket
  * message and bus dispatch borrows a cursor there (addons/bus/websocket.py L609, L631, L758),
  * in as many greenlets as sockets are busy, and a borrow that finds the pool full for ~1 s of
@@ -234,7 +234,7 @@ export const postgresListeners = (cronThreads: number, hosts: number): number =>
  * triggered a cron (odoo/addons/base/models/ir_cron.py _notifydb L533-540), the database list
  * when a dbfilter applies (odoo/service/db.py list_dbs L441-444, called by odoo/http.py L1608
  * for every request whose session names no database), and the existence check of every server
- * start (odoo/cli/server.py main L148 → db.py _create_empty_database L124-130). A prefork
+ * start (odoo/cli/server.py main L149 → db.py _create_empty_database L124-130). A prefork
  * process is single-threaded and holds at most one at a time: per host the HTTP workers and the
  * gevent worker, plus the cron workers of the cron host.
  */
@@ -311,7 +311,7 @@ export const maintenanceWorkMemMiB = (memoryMiB: number): number => Math.min(204
 
 /**
  * Per-role timeouts (PG-2), set with ALTER ROLE so they survive transaction pooling: Odoo resets
- * every pooled connection it reuses (odoo/sql_db.py ConnectionPool.borrow L667 calls psycopg2's
+ * every pooled connection it reuses (odoo/sql_db.py ConnectionPool.borrow L675 calls psycopg2's
  * reset(), which sends DISCARD ALL), and only per-role and per-database values come back after
  * that. Web requests and crons share the role (odoo.conf has one db_user) and the pool:
  * - a statement over 2 minutes is a runaway in a request, and in a cron too: crons batch their

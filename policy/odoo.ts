@@ -61,7 +61,7 @@ const UNRELATED_DATABASES = ["qx7_unrelated_db", "other-tenant", "z"];
 /**
  * ODOO-3: Odoo serves exactly the stack's databases. With one, db_name alone restricts it: with
  * no dbfilter, Odoo 17's list_dbs answers db_name without connecting (odoo/service/db.py
- * L432-437) and db_filter keeps only db_name's databases (odoo/http.py L376-380), so that file
+ * L432-437) and db_filter keeps only db_name's databases (odoo/http.py L375-379), so that file
  * has no dbfilter and one db_name. With several, a dbfilter picks one per request: it must be
  * a valid expression that restricts (Odoo substitutes %h, the host, and %d, its first label);
  * ".*", "" or ".+" restrict nothing. Without either key Odoo serves every database its role sees.

@@ -292,7 +292,7 @@ function forcedKeysOf(s: OdooConfSettings): Record<string, OdooOptionValue> {
     list_db: false,
     // ODOO-3. With one database there is none: Odoo 17 then answers list_dbs with db_name and
     // never connects (odoo/service/db.py list_dbs L432-437), and db_filter serves only db_name's
-    // databases (odoo/http.py db_filter L376-380). With a filter, every request whose session
+    // databases (odoo/http.py db_filter L375-379). With a filter, every request whose session
     // names no database (first visits, health checks) opens a new connection to database
     // `postgres` (db.py L441, http.py L1608): measured, 1,347 for 1,366 cookieless requests, and
     // 63 instead of 142 requests/s.
@@ -326,7 +326,7 @@ function forcedKeysOf(s: OdooConfSettings): Record<string, OdooOptionValue> {
     // Per process; PgBouncer's max_client_conn is sized from it (POOL-4).
     db_maxconn: s.dbMaxconn,
     // The gevent worker serves every WebSocket of the host; without its own value it inherits
-    // db_maxconn (odoo/sql_db.py L818-821) and fails WebSocket messages with "The Connection Pool
+    // db_maxconn (odoo/sql_db.py L819-821) and fails WebSocket messages with "The Connection Pool
     // Is Full" under reconnect storms. Odoo 16.0 has no such option (its gevent worker uses db_maxconn).
     ...(s.odooVersion === "16.0" ? {} : { db_maxconn_gevent: s.dbMaxconnGevent }),
     limit_time_real_cron: s.limitTimeRealCron,

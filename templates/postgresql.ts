@@ -316,7 +316,7 @@ const ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION
  * The migration role (DB_ROLES.migrate), shared by the EC2 and RDS bootstraps: `odoo -u` logs in
  * as it and gets the migration timeouts (sizing.ts migrationTimeouts) from the role itself, so
  * they hold through PgBouncer and through the DISCARD ALL Odoo sends whenever it reuses a
- * connection (odoo/sql_db.py ConnectionPool.borrow L667; psycopg2 connection.reset()). A session
+ * connection (odoo/sql_db.py ConnectionPool.borrow L675; psycopg2 connection.reset()). A session
  * SET would be gone after the first reuse, and PgBouncer 1.18 refuses the `options` startup
  * parameter PGOPTIONS would send. `SET role` makes it act as the Odoo role, so the tables and
  * columns a migration creates belong to Odoo's role like the rest. Same verifier as the Odoo

@@ -630,7 +630,7 @@ export class PostgresListener {
 /**
  * addons/bus/websocket.py acquire_cursor (L37-48): up to 10 tries to get a cursor, sleeping
  * uniform(0.03, 0.03 × try) s after each PoolError, then PoolError "Failed to acquire cursor
- * after 10 retries" (the WebSocket is closed with TRY_LATER, L913-914).
+ * after 10 retries" (the WebSocket is closed with TRY_LATER, L916-917).
  */
 export async function acquireCursor(process: OdooProcess, database: string, random: () => number): Promise<OdooCursor> {
   const MAX_TRY_ON_POOL_ERROR = 10;
