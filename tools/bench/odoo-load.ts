@@ -108,10 +108,9 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
     while (!stopping) {
       const kind = pickWeighted(kinds, random());
       const started = performance.now();
-      const sentBefore = recorder.busSent.size;
-      const failedBefore = recorder.busFailed.length;
+      let served: Awaited<ReturnType<typeof serveRequest>>;
       try {
-        await serveRequest(p, o.options, {
+        served = await serveRequest(p, o.options, {
           database: o.database,
           kind,
           random,
@@ -131,8 +130,8 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
         latencies.push(finished - started);
         byKind.get(kind.kind)?.push(finished - started);
         committedInWindow[index]++;
-        if (recorder.busSent.size > sentBefore) for (const s of [...recorder.busSent].slice(sentBefore)) busSentInWindow.add(s);
-        busFailedInWindow += recorder.busFailed.length - failedBefore;
+        for (const payload of served.notified) busSentInWindow.add(payload);
+        busFailedInWindow += served.notifyFailed;
       }
     }
   });

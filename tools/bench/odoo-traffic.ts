@@ -508,11 +508,19 @@ export interface RequestOptions {
  * (bus.py _sendmany L75-88: INSERT INTO bus_bus, NOTIFY imbus on a new `postgres` connection)
  * and the cron trigger (ir_cron.py _trigger_list L521-530, _notifydb L533-540).
  */
-export async function serveRequest(process: OdooProcess, options: OdooDbOptions, r: RequestOptions): Promise<{ readonly database: string | undefined }> {
+export interface ServedRequest {
+  /** The database that served it; undefined when no database was chosen (the selector, _serve_nodb). */
+  readonly database: string | undefined;
+  /** Bus notifications this request's post-commit hook sent (payloads), and those it could not send. */
+  readonly notified: readonly string[];
+  readonly notifyFailed: number;
+}
+
+export async function serveRequest(process: OdooProcess, options: OdooDbOptions, r: RequestOptions): Promise<ServedRequest> {
   if (r.cookieless) {
     const dbs = await process.dbList(options, r.host);
-    if (dbs.length !== 1) return { database: undefined }; // the database selector (404 at nginx): _serve_nodb
-    if (dbs[0] !== r.database) return { database: undefined };
+    // The database selector (404 at nginx): _serve_nodb.
+    if (dbs.length !== 1 || dbs[0] !== r.database) return { database: undefined, notified: [], notifyFailed: 0 };
   }
   await withCursor(process.pool, r.database, async (cr) => {
     await cr.execute(
@@ -554,12 +562,16 @@ export async function serveRequest(process: OdooProcess, options: OdooDbOptions,
     }
   });
   // Post-commit hooks: a failure is logged by Odoo and the notification is lost.
+  const notified: string[] = [];
+  let notifyFailed = 0;
   for (const payload of notifications) {
     try {
       await process.onPostgres("notify_bus", [`NOTIFY imbus, ${escapeLiteral(payload)}`]);
       process.recorder.busSent.add(payload);
+      notified.push(payload);
     } catch (err) {
       process.recorder.busFailed.push((err as Error).message);
+      notifyFailed++;
     }
   }
   if (cronTrigger !== undefined) {
@@ -571,7 +583,7 @@ export async function serveRequest(process: OdooProcess, options: OdooDbOptions,
       process.recorder.cronTriggersFailed.push((err as Error).message);
     }
   }
-  return { database: r.database };
+  return { database: r.database, notified, notifyFailed };
 }
 
 /** service/model.py L23-24: lock_not_available, serialization_failure, deadlock_detected; 5 tries. */
