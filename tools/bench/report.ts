@@ -2,6 +2,7 @@
 // came from (absolute numbers on a shared 2-core machine are noisy; the ratios are the claim).
 import { CONFIG_STYLE } from "./chart";
 import type { BenchResults, CpuUse, PgPoint, PoolScenario, ProxyScenario, ToolScenario, WebSocketHold } from "./results";
+import { STORM_SETTLE_MS } from "./odoo-load";
 import { LINEAR_MARGINAL_RATIO_LIMIT, marginalCosts, ratio } from "./stats";
 
 /** A number for a table: "–" for NaN, thousands separated, `digits` decimals. */
@@ -92,7 +93,7 @@ function poolSection(pool: PoolScenario, cpus: number): string[] {
         "in production the database has a host of its own and PgBouncer another, so the database's CPU is what the configurations compete for."
       : "One CPU: PostgreSQL, PgBouncer and the load generator share it (in production they run on separate hosts).",
     "",
-    `Each point: ${fmt(pool.warmupMs / 1000, 0)} s warm-up, then ${fmt(pool.measureMs / 1000, 0)} s measured; every simulated Odoo process (tools/bench/odoo-traffic.ts) opens its pooled connection at once (the storm), then serves requests back to back, each as Odoo 17 does: a DISCARD ALL at every cursor, the registry check, the request's transaction, and after a commit that sent a bus message a NOTIFY on a new connection to \`postgres\`.`,
+    `Each point: a warm-up of ${fmt(pool.warmupMs / 1000, 0)} s and until every process has completed a request (at most ${fmt(STORM_SETTLE_MS / 1000, 0)} s more), then ${fmt(pool.measureMs / 1000, 0)} s measured, counting the requests that complete in it; every simulated Odoo process (tools/bench/odoo-traffic.ts) opens its pooled connection at once (the storm), then serves requests back to back, each as Odoo 17 does: a DISCARD ALL at every cursor, the registry check, the request's transaction, and after a commit that sent a bus message a NOTIFY on a new connection to \`postgres\`.`,
     `Requests: ${pool.mix.map((m) => `${m.kind} ${m.weight} %`).join(", ")}. Data: ${pool.dataset}.`,
     "",
     ...pool.mix.map((m) => `- ${m.kind}: ${m.sql.join(" → ")}`),
