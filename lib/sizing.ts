@@ -92,7 +92,7 @@ export interface PostgresSizing {
   readonly statementTimeoutMs: number;
   readonly lockTimeoutMs: number;
   readonly idleInTransactionSessionTimeoutMs: number;
-  /** The migration role's timeouts (`odoo -u`): see MIGRATION_TIMEOUTS. */
+  /** The migration role's timeouts (`odoo -u`): see migrationTimeouts. */
   readonly migration: MigrationTimeouts;
   /** Slots kept outside PgBouncer's pools: the breakdown behind max_connections. */
   readonly slots: {
@@ -319,7 +319,7 @@ export const maintenanceWorkMemMiB = (memoryMiB: number): number => Math.min(204
  * - a lock wait over 30 s is a queue forming;
  * - a transaction idle (Python running between two statements) longer than Odoo lets a request
  *   or a cron live holds a pooled server connection for nothing.
- * Migrations (`odoo -u`) connect as their own role with MIGRATION_TIMEOUTS.
+ * Migrations (`odoo -u`) connect as their own role with migrationTimeouts.
  */
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 120_000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
