@@ -25,6 +25,7 @@ import {
 } from "./lib/aws-specs";
 import { ConfigError, parseSettings, type RawConfig } from "./lib/config";
 import { buildModel } from "./lib/model";
+import { runsUnderMocks } from "./lib/run-mode";
 import { renderAllHosts } from "./templates/hosts";
 import { backupBucketNameParameter } from "./templates/backup-units";
 import { renderRunbooks } from "./templates/runbooks";
@@ -55,8 +56,9 @@ export = async () => {
   const region = new pulumi.Config("aws").get("region") ?? process.env.AWS_REGION ?? "";
 
   const specs = await resolveInstanceSpecs(instanceTypeNames(raw));
-  // Throws ConfigError listing every problem; nothing has been registered yet.
-  const settings = parseSettings(raw, region, specs);
+  // Throws ConfigError listing every problem; nothing has been registered yet. Placeholder
+  // values (example.com, …EXAMPLE zone ids) are refused unless nothing can be deployed (mocks).
+  const settings = parseSettings(raw, region, specs, { placeholders: runsUnderMocks() ? "accept" : "refuse" });
   const model = buildModel(pulumi.getStack(), settings);
   // Renders every host's files once, before any resource: a renderer's refusal (an odooOptions
   // key the checklist forces, say) fails the preview with the key to fix, and nothing is created.

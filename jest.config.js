@@ -1,5 +1,6 @@
 // Two projects: `unit` (pure functions, goldens, mocks, policy over gRPC) runs in `npm test`;
-// `integration` (real Debian daemons on 127.0.0.1) runs in `npm run test:integration`.
+// `integration` (real Debian daemons on 127.0.0.1) runs in `npm run test:integration`; `fleet`
+// (the whole stack booted as four Debian 12 system containers) in `npm run test:fleet`.
 const transform = { "^.+\\.ts$": ["@swc/jest", { jsc: { target: "es2020" } }] };
 module.exports = {
   // Jest's default is cores − 1, a single worker on the 2-core machines this runs on; the unit
@@ -17,6 +18,12 @@ module.exports = {
       testEnvironment: "node",
       transform,
       testMatch: ["<rootDir>/tests/integration/**/*.test.ts"],
+    },
+    {
+      displayName: "fleet",
+      testEnvironment: "node",
+      transform,
+      testMatch: ["<rootDir>/tests/fleet/**/*.test.ts"],
     },
   ],
 };

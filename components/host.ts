@@ -11,9 +11,9 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { AwsFacts } from "../lib/aws-specs";
 import { SECRET_REF, type HostId, type StackModel } from "../lib/model";
-import { renderUserData, type AcmeInput } from "../templates/cloud-init";
+import { renderUserData, userDataInputFor } from "../templates/cloud-init";
 import { sha256, type HostFile } from "../templates/format";
-import { applyCommandLine, configObjectKey } from "../templates/hosts";
+import { applyCommandLine, configObjectKey, parametersFingerprint } from "../templates/hosts";
 import { manifestObjectKey, renderManifest } from "../templates/manifest";
 import { hostTags, TAG_KEYS } from "./tags";
 import type { SecurityGroupIds } from "./network";
@@ -75,10 +75,6 @@ export interface HostArgs extends TierArgs {
   readonly dataVolumeId?: pulumi.Input<string>;
   /** EFS file system mounted over TLS at Odoo's data_dir (shared filestore). Optional. Defaults to none. */
   readonly efsFileSystemId?: pulumi.Input<string>;
-  /** Fetch RDS's CA bundle at bootstrap (PgBouncer in front of RDS). Optional. Defaults to false. */
-  readonly rdsCaBundle?: boolean;
-  /** The public certificate to request at bootstrap (proxy, ACME mode). Optional. Defaults to none. */
-  readonly acme?: AcmeInput;
   /** Resources that must exist before first boot (EFS mount targets). Optional. Defaults to none. */
   readonly bootDependencies?: readonly pulumi.Resource[];
   /** Size of the encrypted root volume in GiB. Optional. Defaults to 20. */
@@ -254,19 +250,14 @@ export class Host extends pulumi.ComponentResource {
       .all([args.configBucket.bucketName, args.dataVolumeId, args.efsFileSystemId])
       .apply(([bucket, dataVolumeId, efsFileSystemId]) =>
         // Names only — no file content, no hash: user data must not change when a file does.
-        renderUserData({
-          hostId: host.id,
-          role: host.role,
-          region: facts.region,
-          configBucket: bucket,
-          stack: model.stack,
-          project: model.project,
-          odooVersion: model.settings.odooVersion,
-          ...(dataVolumeId === undefined ? {} : { dataVolumeId }),
-          ...(efsFileSystemId === undefined ? {} : { efsFileSystemId }),
-          ...(args.rdsCaBundle === true ? { rdsCaBundle: true } : {}),
-          ...(args.acme === undefined ? {} : { acme: args.acme }),
-        }),
+        renderUserData(
+          userDataInputFor(model, host, {
+            configBucket: bucket,
+            region: facts.region,
+            ...(dataVolumeId === undefined ? {} : { dataVolumeId }),
+            ...(efsFileSystemId === undefined ? {} : { efsFileSystemId }),
+          }),
+        ),
       );
     const instance = new aws.ec2.Instance(`${name}-instance`, {
       ami: facts.amiId,
@@ -307,14 +298,21 @@ export class Host extends pulumi.ComponentResource {
       deleteBeforeReplace: true,
     });
 
-    // --- in-place apply: re-runs whenever the manifest (any file) changes ----------------------
+    // --- in-place apply: re-runs whenever the manifest (any file) or a parameter's value changes
+    // The manifest hashes the files with their placeholders, not the values: a rotated password,
+    // a re-issued certificate or a new RDS endpoint changes only the parameter's version, which
+    // the command carries, so AWS runs the association again (issue 12).
+    const versioned = referenced.filter((n) => n in args.parameters);
+    const parametersSha256 = pulumi
+      .all(versioned.map((n) => pulumi.output((args.parameters[n] as Partial<aws.ssm.Parameter>).version ?? 0)))
+      .apply((versions) => parametersFingerprint(versioned.map((n, i) => [n, versions[i]] as const)));
     new aws.ssm.Association(`${name}-apply`, {
       name: "AWS-RunShellScript",
       associationName: `${model.project}-${model.stack}-${host.id}-apply`,
       targets: [{ key: "InstanceIds", values: [instance.id] }],
       parameters: {
-        commands: pulumi.output(args.configBucket.bucketName).apply((bucket) =>
-          applyCommandLine({ bucket, hostId: host.id, region: facts.region, manifestSha256 }),
+        commands: pulumi.all([args.configBucket.bucketName, parametersSha256]).apply(([bucket, parameters]) =>
+          applyCommandLine({ bucket, hostId: host.id, region: facts.region, manifestSha256, parametersSha256: parameters }),
         ),
       },
       tags: tags("apply"),

@@ -28,7 +28,6 @@ export class PgBouncer extends pulumi.ComponentResource {
       subnetId: args.network.privateSubnetIds[host.subnetIndex],
       securityGroupId: args.network.securityGroupIds.pgbouncer,
       // RDS: verify-full needs RDS's regional CA bundle on the host (issue 8).
-      rdsCaBundle: model.settings.postgresEngine === "rds",
     }, { parent: this });
 
     this.endpoint = host.fqdn;

@@ -70,7 +70,6 @@ export class ReverseProxy extends pulumi.ComponentResource {
       securityGroupId: args.network.securityGroupIds.proxy,
       externalParameterNames: importedTlsParameters(tls),
       extraPolicyStatements: tls.mode === "acme" ? acmeDnsStatements(facts.partition, tls.hostedZoneId, settings.domain) : [],
-      ...(tls.mode === "acme" ? { acme: { domain: settings.domain, email: tls.email, staging: tls.staging } } : {}),
     }, { parent: this });
 
     const eip = new aws.ec2.Eip(`${name}-eip`, { domain: "vpc", tags: hostTags(model, host, `${name}-eip`) }, { parent: this });

@@ -55,6 +55,10 @@ export class Secrets extends pulumi.ComponentResource {
     const odooAdmin = password("odoo-admin-password");
     store("odoo-admin-password-parameter", paths.odooAdminPassword, "odoo", "Odoo admin_passwd (database manager master password)", odooAdmin.result);
 
+    // The `admin` user of each Odoo database, set by the first install on the cron host.
+    const odooAdminUser = password("odoo-admin-user-password");
+    store("odoo-admin-user-password-parameter", paths.odooAdminUserPassword, "odoo", "Password of Odoo's admin user, set by the databases' first install", odooAdminUser.result);
+
     // Odoo's database role: the password for Odoo's db_password, its verifier for PostgreSQL
     // (CREATE ROLE ... PASSWORD '<verifier>') and PgBouncer's auth_file (AUTH-2).
     const odooDb = password("odoo-db-password");

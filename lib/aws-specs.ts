@@ -3,7 +3,7 @@
 // the account id and partition (IAM policies name exact ARNs). Each is a plain value, awaited
 // in index.ts, so a bad answer fails `pulumi preview` before anything is created.
 import * as aws from "@pulumi/aws";
-import { ConfigError, DEFAULTS, type InstanceSpecLookup, type InstanceTypes, type RawConfig } from "./config";
+import { ConfigError, DEFAULTS, INSTANCE_TYPE_KEYS, type InstanceSpecLookup, type InstanceTypes, type RawConfig } from "./config";
 import { knownInstanceType, type InstanceSpec } from "./instance-types";
 
 /** Everything components need from AWS, resolved once. */
@@ -17,14 +17,6 @@ export interface AwsFacts {
   /** Debian 12 AMI the hosts boot from. */
   readonly amiId: string;
 }
-
-/** The config key naming each role's instance type (see lib/config.ts CONFIG_KEYS). */
-export const INSTANCE_TYPE_KEYS: Readonly<Record<keyof InstanceTypes, string>> = {
-  proxy: "proxyInstanceType",
-  odoo: "odooInstanceType",
-  pgbouncer: "pgbouncerInstanceType",
-  postgres: "postgresInstanceType",
-};
 
 /**
  * The distinct instance types a raw config names, defaults filled in. Values that are not

@@ -5,6 +5,16 @@
 import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet, type Cidr } from "./cidr";
 import type { InstanceSpec } from "./instance-types";
 import {
+  isOptionalWithoutDefault,
+  RDS_MAX_BACKUP_RETENTION_DAYS,
+  SETTING_KEYS,
+  SETTINGS,
+  specOf,
+  STATIC_DEFAULTS,
+  TLS_FIELD_DEFAULTS,
+  type SettingKey,
+} from "./settings";
+import {
   checkSizing,
   computeSizing,
   type OdooSizingOverrides,
@@ -14,7 +24,8 @@ import {
 } from "./sizing";
 
 export const PROJECT = "odoo-stack";
-export const SUPPORTED_ODOO_VERSIONS = ["16.0", "17.0", "18.0"] as const;
+export { RDS_MAX_BACKUP_RETENTION_DAYS, SETTINGS, type SettingKey };
+export const SUPPORTED_ODOO_VERSIONS = SETTINGS.odooVersion.range.oneOf;
 export type OdooVersion = (typeof SUPPORTED_ODOO_VERSIONS)[number];
 
 export type TlsSettings =
@@ -22,7 +33,7 @@ export type TlsSettings =
   | { readonly mode: "imported"; readonly certificateParameter: string; readonly privateKeyParameter: string };
 
 /** Where PostgreSQL runs: an EC2 host the stack configures, or Amazon RDS (issue 8). */
-export const POSTGRES_ENGINES = ["ec2", "rds"] as const;
+export const POSTGRES_ENGINES = SETTINGS.postgresEngine.range.oneOf;
 export type PostgresEngine = (typeof POSTGRES_ENGINES)[number];
 
 /**
@@ -40,9 +51,6 @@ export const RDS_POSTGRES_INSTANCE_TYPES: readonly string[] = [
   "t3.medium", "t3.large", "t3.xlarge", "t3.2xlarge",
 ];
 
-/** RDS keeps automated backups (and so PITR) for at most 35 days. */
-export const RDS_MAX_BACKUP_RETENTION_DAYS = 35;
-
 export interface InstanceTypes {
   readonly proxy: string;
   readonly odoo: string;
@@ -50,108 +58,88 @@ export interface InstanceTypes {
   readonly postgres: string;
 }
 
-/** Validated settings of one stack, every default resolved. */
-export interface StackSettings {
-  readonly region: string;
-  /** Public hostname users open, e.g. erp.example.com. */
-  readonly domain: string;
-  /** Private Route 53 zone for the internal names (TLS SANs, TLS-3). */
-  readonly internalZone: string;
-  readonly vpcCidr: string;
-  readonly publicSubnetCidrs: readonly string[];
-  readonly privateSubnetCidrs: readonly string[];
-  readonly availabilityZoneCount: number;
-  readonly natGateways: "single" | "perAz";
-  readonly odooVersion: OdooVersion;
-  readonly odooInstances: number;
-  /**
-   * Odoo's data_dir (filestore and sessions) on an encrypted EFS file system mounted over TLS on
-   * every Odoo host. Required (and the default) with several Odoo hosts: a file uploaded through
-   * one host must be readable through every other.
-   */
-  readonly sharedFilestore: boolean;
-  /** "ec2" (PostgreSQL on its own host) or "rds" (Amazon RDS, Multi-AZ). */
-  readonly postgresEngine: PostgresEngine;
-  /** RDS only: a standby in a second AZ. Defaults to true. */
-  readonly rdsMultiAz: boolean;
-  readonly instanceTypes: InstanceTypes;
-  readonly databases: readonly string[];
-  /** ODOO-3: absent with one database (db_name alone restricts Odoo to it), required with several. */
-  readonly dbfilter?: string;
-  readonly postgresDataVolumeGiB: number;
-  readonly bastionSecurityGroupId?: string;
-  /** Private CIDRs (VPN, office) that may reach 8069/8072 besides the proxy (NET-4). */
-  readonly odooInternalCidrs: readonly string[];
+/** The config key naming each role's instance type. */
+export const INSTANCE_TYPE_KEYS = {
+  proxy: "proxyInstanceType",
+  odoo: "odooInstanceType",
+  pgbouncer: "pgbouncerInstanceType",
+  postgres: "postgresInstanceType",
+} as const satisfies Record<keyof InstanceTypes, SettingKey>;
+
+/** The sizing override maps and the lib/sizing.ts interface each is typed from. */
+interface OverrideShapes {
+  readonly odoo: OdooSizingOverrides;
+  readonly pgbouncer: PgbouncerSizingOverrides;
+  readonly postgres: PostgresSizingOverrides;
+}
+type OverrideKey = keyof OverrideShapes;
+
+/**
+ * The TypeScript type of each "object" setting: the table states the kind, TypeScript needs the
+ * shape. A new object key needs its entry here (the check below fails the build otherwise).
+ */
+interface ObjectShapes extends OverrideShapes {
   readonly tls: TlsSettings;
-  readonly alarmEmail?: string;
-  readonly backupRetentionDays: number;
-  readonly sizing: Sizing;
-  readonly overrides: {
-    readonly odoo: OdooSizingOverrides;
-    readonly pgbouncer: PgbouncerSizingOverrides;
-    readonly postgres: PostgresSizingOverrides;
-  };
   readonly tags: Readonly<Record<string, string>>;
-  /** Extra odoo.conf options (allowlisted per version by the renderer; forced keys refused). */
   readonly odooOptions: Readonly<Record<string, string | number | boolean>>;
 }
+type ObjectKey = { [K in SettingKey]: (typeof SETTINGS)[K]["kind"] extends "object" ? K : never }[SettingKey];
+// Compile-time: ObjectShapes names exactly the object-kind keys of the table.
+const objectShapesComplete: [ObjectKey, keyof ObjectShapes] extends [keyof ObjectShapes, ObjectKey] ? true : never = true;
+void objectShapesComplete;
 
-/** Defaults, each stated once; Pulumi.yaml's schema and the README quote these. */
+/** The resolved value of a key, from its kind (and its `oneOf` range, for strings). */
+type ValueOf<K extends SettingKey> = K extends keyof ObjectShapes
+  ? ObjectShapes[K]
+  : (typeof SETTINGS)[K] extends { readonly range: { readonly oneOf: readonly (infer V)[] } }
+    ? V
+    : { string: string; integer: number; boolean: boolean; stringList: readonly string[]; object: never }[(typeof SETTINGS)[K]["kind"]];
+
+/** Keys that stay absent from the settings when unset (no default, nothing derived). */
+type AbsentKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly unset: string } ? K : never }[SettingKey];
+
+/** Keys the settings group rather than carry as they are: instance types and sizing overrides. */
+type GroupedKey = (typeof INSTANCE_TYPE_KEYS)[keyof InstanceTypes] | OverrideKey;
+
+/**
+ * Validated settings of one stack, every default resolved. Each key of lib/settings.ts SETTINGS
+ * appears as itself (typed from its kind; absent when its `unset` applies), except the instance
+ * types (grouped in `instanceTypes`) and the sizing overrides (in `overrides`).
+ */
+export type StackSettings = {
+  readonly [K in Exclude<SettingKey, GroupedKey | AbsentKey>]: ValueOf<K>;
+} & {
+  readonly [K in Exclude<AbsentKey, GroupedKey>]?: ValueOf<K>;
+} & {
+  readonly region: string;
+  readonly instanceTypes: InstanceTypes;
+  readonly sizing: Sizing;
+  readonly overrides: { readonly [K in OverrideKey]: ValueOf<K> };
+};
+
+/**
+ * Defaults, each stated once in lib/settings.ts: every key's static default, plus the instance
+ * types grouped by role and the defaults inside `tls`.
+ */
 export const DEFAULTS = {
-  internalZone: "odoo.internal",
-  vpcCidr: "10.40.0.0/16",
-  availabilityZoneCount: 2,
-  natGateways: "single",
-  odooVersion: "17.0",
-  odooInstances: 1,
-  postgresEngine: "ec2",
-  rdsMultiAz: true,
-  instanceTypes: { proxy: "t3.small", odoo: "m6i.xlarge", pgbouncer: "t3.small", postgres: "r6i.large" },
-  databases: ["odoo"],
-  postgresDataVolumeGiB: 100,
-  odooInternalCidrs: [] as string[],
-  backupRetentionDays: 30,
-  tlsMode: "acme",
-  acmeStaging: false,
+  ...STATIC_DEFAULTS,
+  instanceTypes: {
+    proxy: STATIC_DEFAULTS.proxyInstanceType,
+    odoo: STATIC_DEFAULTS.odooInstanceType,
+    pgbouncer: STATIC_DEFAULTS.pgbouncerInstanceType,
+    postgres: STATIC_DEFAULTS.postgresInstanceType,
+  },
+  tlsMode: TLS_FIELD_DEFAULTS.mode,
+  acmeStaging: TLS_FIELD_DEFAULTS.staging,
 } as const;
 
 /** Every key the config may hold (without the "odoo-stack:" namespace). */
-export const CONFIG_KEYS = [
-  "domain",
-  "internalZone",
-  "vpcCidr",
-  "publicSubnetCidrs",
-  "privateSubnetCidrs",
-  "availabilityZoneCount",
-  "natGateways",
-  "odooVersion",
-  "odooInstances",
-  "sharedFilestore",
-  "postgresEngine",
-  "rdsMultiAz",
-  "proxyInstanceType",
-  "odooInstanceType",
-  "pgbouncerInstanceType",
-  "postgresInstanceType",
-  "databases",
-  "dbfilter",
-  "postgresDataVolumeGiB",
-  "bastionSecurityGroupId",
-  "odooInternalCidrs",
-  "tls",
-  "alarmEmail",
-  "backupRetentionDays",
-  "odoo",
-  "pgbouncer",
-  "postgres",
-  "tags",
-  "odooOptions",
-] as const;
+export const CONFIG_KEYS: readonly SettingKey[] = SETTING_KEYS;
 
 const OVERRIDE_KEYS = {
-  odoo: ["workers", "maxCronThreads", "limitMemorySoftMiB", "limitMemoryHardMiB", "limitTimeCpu", "limitTimeReal", "limitTimeRealCron", "limitRequest", "dbMaxconn", "dbMaxconnGevent"],
-  pgbouncer: ["defaultPoolSize", "reservePoolSize", "maxClientConn", "maxDbConnections"],
-  postgres: ["maxConnections", "statementTimeoutMs", "lockTimeoutMs", "idleInTransactionSessionTimeoutMs"],
+  odoo: SETTINGS.odoo.range.fields,
+  pgbouncer: SETTINGS.pgbouncer.range.fields,
+  postgres: SETTINGS.postgres.range.fields,
 } as const;
 
 export interface ConfigProblem {
@@ -182,9 +170,23 @@ export type InstanceSpecLookup = (instanceType: string) => InstanceSpec | undefi
 const HOSTNAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
 const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const RESERVED_DB_NAMES = new Set(["postgres", "template0", "template1", "pgbouncer"]);
-const MAX_USER_TAGS = 5;
+const MAX_USER_TAGS = SETTINGS.tags.range.maxEntries;
+const VPC_PREFIX = SETTINGS.vpcCidr.range.prefix;
+
+/** Keys holding a whole number with a range and a default. */
+type IntegerKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly kind: "integer"; readonly default: number; readonly range: { readonly min: number } } ? K : never }[SettingKey];
+/** Keys holding one of a list of strings. */
+type OneOfKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly range: { readonly oneOf: readonly string[] } } ? K : never }[SettingKey];
+const oneOf = (key: OneOfKey, v: unknown): boolean => (SETTINGS[key].range.oneOf as readonly unknown[]).includes(v);
+
+/** "", [] and {}: what Pulumi.yaml declares as the default of a key that has none of its own. */
+export const isEmptyValue = (v: unknown): boolean =>
+  v === "" || (Array.isArray(v) && v.length === 0) || (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
 const SG_ID = /^sg-[0-9a-f]{8,17}$/;
 const ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
+/** The ids the fix messages show as examples; placeholders, like the documentation names below. */
+const EXAMPLE_SG_ID = "sg-0123456789abcdef0";
+const EXAMPLE_ZONE_ID = "Z0123456789ABCDEFGHIJ";
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const SSM_NAME = /^\/[A-Za-z0-9_.\-/]+$/;
 const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
@@ -193,7 +195,66 @@ const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
  * Validates the raw config and resolves defaults. `specs` resolves instance types (AWS's
  * answer, or the static table). Throws ConfigError with every problem found.
  */
-export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpecLookup): StackSettings {
+export interface ParseOptions {
+  /**
+   * What to do with placeholder values (placeholderProblems): "refuse" them, as index.ts does
+   * when the program runs under the real engine (lib/run-mode.ts), or "accept" them, as under
+   * the offline plan's mocks, where nothing is deployed and the plan warns instead. Optional.
+   * Defaults to "accept".
+   */
+  readonly placeholders?: "refuse" | "accept";
+}
+
+// Names reserved for documentation and tests (RFC 2606, RFC 6761): nothing real answers there.
+// Let's Encrypt refuses them as contact e-mails too ("contact email has forbidden domain").
+const RESERVED_DOMAINS = ["example.com", "example.net", "example.org"];
+const RESERVED_TLDS = ["example", "test", "invalid", "localhost"];
+const isReservedName = (host: string): boolean => {
+  const h = host.trim().toLowerCase().replace(/\.$/, "");
+  return RESERVED_DOMAINS.some((d) => h === d || h.endsWith(`.${d}`)) || RESERVED_TLDS.some((t) => h === t || h.endsWith(`.${t}`));
+};
+
+/**
+ * Values that stand in for real ones — documentation domains (example.com, .test, …), e-mail
+ * addresses there, hosted zone ids in AWS's documentation style (…EXAMPLE…), the ids the fix
+ * messages show as examples — each with the fix. Pure, on the raw config: the offline plan
+ * reports them as warnings, parseSettings refuses them when asked to (a real engine run).
+ */
+export function placeholderProblems(raw: RawConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const why = "is a placeholder: nothing real answers there";
+  const text = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+  let tls: unknown = raw.tls;
+  if (typeof tls === "string") {
+    try {
+      tls = JSON.parse(tls);
+    } catch {
+      tls = undefined;
+    }
+  }
+  const tlsMap = typeof tls === "object" && tls !== null ? (tls as Record<string, unknown>) : {};
+  const domain = text(raw.domain);
+  if (domain !== undefined && isReservedName(domain)) problems.push({ key: "domain", value: domain, fix: `${why} (a documentation domain, RFC 2606); set the public hostname users will open, in a zone you own` });
+  const emails = [
+    ["tls.email", tlsMap.email, "Let's Encrypt refuses such a contact"],
+    ["alarmEmail", raw.alarmEmail, "the alarm topic's subscription confirmation would go nowhere"],
+  ] as const;
+  for (const [key, value, consequence] of emails) {
+    const address = text(value);
+    if (address !== undefined && address.includes("@") && isReservedName(address.slice(address.lastIndexOf("@") + 1))) {
+      problems.push({ key, value: address, fix: `${why} (a documentation domain; ${consequence}); set an address that reads mail` });
+    }
+  }
+  const zone = text(tlsMap.hostedZoneId);
+  if (zone !== undefined && (/EXAMPLE/i.test(zone) || zone === EXAMPLE_ZONE_ID)) {
+    problems.push({ key: "tls.hostedZoneId", value: zone, fix: `${why} (an example id); set the id of the domain's public hosted zone: aws route53 list-hosted-zones-by-name --dns-name <domain>` });
+  }
+  const sg = text(raw.bastionSecurityGroupId);
+  if (sg === EXAMPLE_SG_ID) problems.push({ key: "bastionSecurityGroupId", value: sg, fix: `${why} (the example id); set your bastion's security group id, or leave the key unset` });
+  return problems;
+}
+
+export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpecLookup, options: ParseOptions = {}): StackSettings {
   const problems: ConfigProblem[] = [];
   const add = (key: string, value: unknown, fix: string) => problems.push({ key, value, fix });
 
@@ -204,7 +265,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   }
   if (!REGION.test(region)) add("aws:region", region, "must be an AWS region such as eu-west-1 (set aws:region)");
 
-  const value = (key: string): unknown => {
+  const parsed = (key: SettingKey): unknown => {
     const v = raw[key];
     if (typeof v !== "string") return v;
     const t = v.trim();
@@ -218,7 +279,13 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return v;
   };
-  const str = (key: string, fallback?: string): string | undefined => {
+  // A key without a default of its own is declared in Pulumi.yaml with the empty value of its
+  // kind as default (so the CLI does not require it): that value means unset.
+  const value = (key: SettingKey): unknown => {
+    const v = parsed(key);
+    return isOptionalWithoutDefault(specOf(key)) && isEmptyValue(v) ? undefined : v;
+  };
+  const str = (key: SettingKey, fallback?: string): string | undefined => {
     const v = value(key);
     if (v === undefined) return fallback;
     if (typeof v !== "string" || v.trim() === "") {
@@ -227,7 +294,10 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return v.trim();
   };
-  const int = (key: string, fallback: number, min: number, max: number, why = ""): number => {
+  // The default and the range come from the settings table, so what Pulumi.yaml and the README
+  // state is what is validated.
+  const int = (key: IntegerKey, why = ""): number => {
+    const { default: fallback, range: { min, max } } = SETTINGS[key];
     const v = value(key);
     if (v === undefined) return fallback;
     const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : NaN;
@@ -237,7 +307,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return n;
   };
-  const list = (key: string, fallback: readonly string[]): string[] => {
+  const list = (key: SettingKey, fallback: readonly string[]): string[] => {
     const v = value(key);
     if (v === undefined) return [...fallback];
     if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
@@ -246,7 +316,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return v as string[];
   };
-  const object = (key: string): Record<string, unknown> => {
+  const object = (key: SettingKey): Record<string, unknown> => {
     const v = value(key);
     if (v === undefined) return {};
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
@@ -255,7 +325,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     }
     return v as Record<string, unknown>;
   };
-  const overrides = <K extends string>(key: string, allowed: readonly K[], min = 0): Partial<Record<K, number>> => {
+  const overrides = <K extends string>(key: SettingKey, allowed: readonly K[], min = 0): Partial<Record<K, number>> => {
     const o = object(key);
     const out: Partial<Record<K, number>> = {};
     for (const [k, v] of Object.entries(o)) {
@@ -287,11 +357,13 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const vpc = parseCidr(vpcCidrText);
   if (!vpc) add("vpcCidr", vpcCidrText, "must be an IPv4 CIDR with no host bits set, e.g. 10.40.0.0/16");
   else if (!isPrivate(vpc)) add("vpcCidr", vpcCidrText, "must be inside an RFC 1918 range (10/8, 172.16/12, 192.168/16)");
-  else if (vpc.prefix < 16 || vpc.prefix > 24) add("vpcCidr", vpcCidrText, "must have a prefix from /16 to /24 (AWS VPC limits, room for subnets)");
+  else if (vpc.prefix < VPC_PREFIX.min || vpc.prefix > VPC_PREFIX.max) {
+    add("vpcCidr", vpcCidrText, `must have a prefix from /${VPC_PREFIX.min} to /${VPC_PREFIX.max} (AWS VPC limits, room for subnets)`);
+  }
 
-  const azCount = int("availabilityZoneCount", DEFAULTS.availabilityZoneCount, 2, 6, " (at least 2 AZs for the subnets; at most the region's)");
+  const azCount = int("availabilityZoneCount", " (at least 2 AZs for the subnets; at most the region's)");
   const natGateways = str("natGateways", DEFAULTS.natGateways);
-  if (natGateways !== "single" && natGateways !== "perAz") add("natGateways", natGateways, 'must be "single" or "perAz"');
+  if (!oneOf("natGateways", natGateways)) add("natGateways", natGateways, `must be ${SETTINGS.natGateways.range.oneOf.map((x) => JSON.stringify(x)).join(" or ")}`);
 
   const defaultSubnets = (offset: number): string[] =>
     vpc && vpc.prefix <= 22 ? Array.from({ length: azCount }, (_, i) => formatCidr(subnet(vpc, vpc.prefix + 4, offset + i))) : [];
@@ -306,7 +378,9 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       const c = parseCidr(text);
       if (!c) add(`${key}[${i}]`, text, "must be an IPv4 CIDR with no host bits set, e.g. 10.40.16.0/20");
       else if (vpc && !contains(vpc, c)) add(`${key}[${i}]`, text, `must lie inside vpcCidr ${vpcCidrText}`);
-      else if (c.prefix > 26) add(`${key}[${i}]`, text, "must be /26 or larger: hosts sit at fixed offsets (.10 to .40) so renderers know their addresses");
+      else if (c.prefix > SETTINGS[key].range.prefix.max) {
+        add(`${key}[${i}]`, text, `must be /${SETTINGS[key].range.prefix.max} or larger: hosts sit at fixed offsets (.10 to .40) so renderers know their addresses`);
+      }
       else parsedSubnets.push({ key: `${key}[${i}]`, text, cidr: c });
     });
   }
@@ -329,15 +403,19 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   });
 
   const bastion = str("bastionSecurityGroupId");
-  if (bastion !== undefined && !SG_ID.test(bastion)) add("bastionSecurityGroupId", bastion, "must be a security group id such as sg-0123456789abcdef0 (NET-6)");
+  if (bastion !== undefined && !SG_ID.test(bastion)) add("bastionSecurityGroupId", bastion, `must be a security group id such as ${EXAMPLE_SG_ID} (NET-6)`);
 
   // --- Odoo --------------------------------------------------------------------------------
-  const odooVersion = str("odooVersion", DEFAULTS.odooVersion) ?? DEFAULTS.odooVersion;
-  if (!(SUPPORTED_ODOO_VERSIONS as readonly string[]).includes(odooVersion)) {
-    add("odooVersion", odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}`);
+  // An unquoted 17.0 is a YAML number: the CLI hands the program "17" (its JSON form).
+  const odooVersionValue = value("odooVersion");
+  const odooVersion = typeof odooVersionValue === "number" ? String(odooVersionValue) : (str("odooVersion", DEFAULTS.odooVersion) ?? DEFAULTS.odooVersion);
+  if (!oneOf("odooVersion", odooVersion)) {
+    const meant = /^\d+(\.\d+)?$/.test(odooVersion) ? SUPPORTED_ODOO_VERSIONS.find((v) => Number(v) === Number(odooVersion)) : undefined;
+    const hint = meant === undefined ? "" : `; YAML reads an unquoted ${meant} as the number ${Number(meant)}: quote it in the stack file, odooVersion: "${meant}"`;
+    add("odooVersion", odooVersionValue ?? odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}${hint}`);
   }
-  const odooInstances = int("odooInstances", DEFAULTS.odooInstances, 1, 16);
-  const bool = (key: string, fallback: boolean): boolean => {
+  const odooInstances = int("odooInstances");
+  const bool = (key: SettingKey, fallback: boolean): boolean => {
     const v = value(key);
     if (v === undefined) return fallback;
     if (v === true || v === "true") return true;
@@ -352,7 +430,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     add("sharedFilestore", false, `must be true with odooInstances = ${odooInstances}: each Odoo host would keep its own filestore and sessions, so attachments uploaded through one host 404 on the others and users are logged out when the proxy picks another host`);
   }
   const postgresEngine = str("postgresEngine", DEFAULTS.postgresEngine) ?? DEFAULTS.postgresEngine;
-  if (!(POSTGRES_ENGINES as readonly string[]).includes(postgresEngine)) {
+  if (!oneOf("postgresEngine", postgresEngine)) {
     add("postgresEngine", postgresEngine, 'must be "ec2" (PostgreSQL on its own EC2 host) or "rds" (Amazon RDS for PostgreSQL, Multi-AZ)');
   }
   const rdsMultiAz = bool("rdsMultiAz", DEFAULTS.rdsMultiAz);
@@ -404,8 +482,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     add("postgresInstanceType", instanceTypes.postgres, "must have at least 2 GiB of memory for PostgreSQL; use e.g. r6i.large");
   }
 
-  const postgresDataVolumeGiB = int("postgresDataVolumeGiB", DEFAULTS.postgresDataVolumeGiB, 20, 16384);
-  const backupRetentionDays = int("backupRetentionDays", DEFAULTS.backupRetentionDays, 7, 3650, " (BACKUP-1)");
+  const postgresDataVolumeGiB = int("postgresDataVolumeGiB");
+  const backupRetentionDays = int("backupRetentionDays", " (BACKUP-1)");
   if (postgresEngine === "rds" && backupRetentionDays > RDS_MAX_BACKUP_RETENTION_DAYS) {
     add("backupRetentionDays", backupRetentionDays, `must be at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine = "rds": RDS keeps automated backups (PITR) for at most ${RDS_MAX_BACKUP_RETENTION_DAYS} days (BACKUP-1)`);
   }
@@ -439,7 +517,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     const email = tlsRaw.email;
     const zone = tlsRaw.hostedZoneId;
     if (typeof email !== "string" || !EMAIL.test(email)) add("tls.email", email, "is required for ACME: the address Let's Encrypt writes to about expiry");
-    if (typeof zone !== "string" || !ZONE_ID.test(zone)) add("tls.hostedZoneId", zone, "is required for ACME DNS-01: the Route 53 public hosted zone id of the domain, e.g. Z0123456789ABCDEFGHIJ");
+    if (typeof zone !== "string" || !ZONE_ID.test(zone)) add("tls.hostedZoneId", zone, `is required for ACME DNS-01: the Route 53 public hosted zone id of the domain, e.g. ${EXAMPLE_ZONE_ID}`);
     const staging = tlsRaw.staging ?? DEFAULTS.acmeStaging;
     if (typeof staging !== "boolean") add("tls.staging", staging, "must be true or false");
     tls = { mode: "acme", email: String(email), hostedZoneId: String(zone), staging: staging === true };
@@ -471,6 +549,10 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   for (const [k, v] of Object.entries(odooOptionsRaw)) {
     if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") add(`odooOptions.${k}`, v, "must be a string, number or boolean");
     else odooOptions[k] = v;
+  }
+
+  if ((options.placeholders ?? "accept") === "refuse") {
+    for (const p of placeholderProblems(raw)) add(p.key, p.value, `${p.fix} (a real pulumi preview or up refuses placeholders; the offline plan only warns)`);
   }
 
   if (problems.length > 0 || !sizing || !tls || !vpc) throw new ConfigError(problems);

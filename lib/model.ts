@@ -65,6 +65,8 @@ export const PATHS = {
   rdsMonitorServiceFile: "/etc/odoo-stack/rds-monitor.pg_service.conf",
   odooCoreAddons: "/usr/lib/python3/dist-packages/odoo/addons",
   odooCustomAddons: "/opt/odoo/custom-addons",
+  /** Settings of the Odoo databases' first install (cron host; holds the admin user's password). */
+  odooInitEnv: "/etc/odoo-stack/odoo-init.env",
   odooLogrotate: "/etc/logrotate.d/odoo",
   nginxConf: "/etc/nginx/nginx.conf",
   nginxSite: "/etc/nginx/conf.d/odoo.conf",
@@ -105,6 +107,8 @@ export interface StackModel {
   /** SSM parameter paths; SecureString for secrets, String for certificates. */
   readonly parameters: {
     readonly odooAdminPassword: string;
+    /** The password of Odoo's `admin` user, set by the databases' first install (never admin/admin). */
+    readonly odooAdminUserPassword: string;
     readonly odooDbPassword: string;
     readonly odooDbScramVerifier: string;
     readonly statsPassword: string;
@@ -153,6 +157,7 @@ export function buildModel(stack: string, settings: StackSettings, project = "od
     hosts: { proxy, odoo, pgbouncer, postgres },
     parameters: {
       odooAdminPassword: p("odoo/admin-passwd"),
+      odooAdminUserPassword: p("odoo/admin-user-password"),
       odooDbPassword: p("odoo/db-password"),
       odooDbScramVerifier: p("pgbouncer/odoo-scram-verifier"),
       statsPassword: p("pgbouncer/stats-password"),

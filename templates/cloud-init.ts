@@ -2,18 +2,24 @@
 // stops or replaces the instance, so it holds no configuration, only names — the host id, the
 // region, the config bucket, the stack's SSM prefix — and no secret (DESIGN principle 5).
 // Everything a host runs with comes from s3://<bucket>/hosts/<hostId>/ through the apply script
-// (templates/scripts/odoo-stack-apply.sh), first from runcmd with --bootstrap, later from an SSM
+// (templates/scripts/odoo-stack-apply.sh), first at first boot with --bootstrap, later from an SSM
 // association that re-runs `odoo-stack-apply` (no argument) when the configuration changes.
 //
-// Boot order (cloud-init 22.4 on Debian 12): write_files (init stage) → ntp, apt → packages
-// (final stage) → runcmd (final stage, after packages). What must happen before a package
-// installs is therefore not in `packages` but in runcmd, in order: PostgreSQL's data volume is
-// mounted at PATHS.postgresDataMount BEFORE postgresql-15's postinst creates (or, on a volume that
-// outlived an instance, adopts) the cluster there; Odoo comes from Odoo's repository, added first.
+// First boot is retried until it completes (issue 12): cloud-init writes the bootstrap script,
+// the host's step list and odoo-stack-firstboot.service, and starts that service; nothing that
+// needs the network runs inside cloud-init, whose modules run once and are never retried. The
+// service runs each step of the list not yet done (odoo-stack-bootstrap firstboot) and systemd
+// starts it again after a failure (an apt mirror, Odoo's repository, ACME rate limits, the RDS CA
+// download, a database not up yet), until every step is done. Step order per role: packages
+// (apt update + upgrade + the role's packages), the AWS agents, the role's steps — PostgreSQL's
+// data volume is mounted BEFORE postgresql-15's postinst creates (or, on a volume that outlived an
+// instance, adopts) the cluster there; Odoo comes from Odoo's repository, added first — then the
+// apply script, its --bootstrap run, and on the cron host the Odoo database's first install.
 import { gzipSync } from "zlib";
 import { PROJECT, type OdooVersion } from "../lib/config";
 import { PATHS, type HostId, type HostRole, type StackModel } from "../lib/model";
 import { GENERATED, yamlString } from "./format";
+import { PGBACKREST_CONF_PATH, PGBACKREST_STANZA } from "./pgbackrest";
 import { SCRIPT_PATHS, scriptText } from "./scripts";
 
 /** EC2 rejects user data above 16 KB (before base64). */
@@ -24,9 +30,22 @@ export const APPLY_ENV_PATH = "/etc/odoo-stack/apply.env";
 
 /** Debian's createcluster.conf includes this directory (postgresql-common 248). */
 export const CREATECLUSTER_CONF_PATH = "/etc/postgresql-common/createcluster.d/odoo-stack.conf";
+/** initdb's options for the cluster postgresql-15's postinst creates on the data volume. */
+export const CREATECLUSTER_INITDB_OPTIONS = "initdb_options = '--data-checksums --encoding=UTF8 --locale=C.UTF-8'";
 
 /** Amazon Time Sync Service: link-local, so no NTP egress is needed (WORLD_EGRESS_PORTS). */
 export const AWS_TIME_SERVER = "169.254.169.123";
+
+/** The step list odoo-stack-firstboot.service runs (one bootstrap subcommand per line). */
+export const FIRSTBOOT_STEPS_PATH = "/etc/odoo-stack/firstboot.steps";
+export const FIRSTBOOT_UNIT = "odoo-stack-firstboot.service";
+export const FIRSTBOOT_UNIT_PATH = `/etc/systemd/system/${FIRSTBOOT_UNIT}`;
+/** Written when every step is done; later boots skip the service (ConditionPathExists). */
+export const FIRSTBOOT_COMPLETE_MARKER = "/var/lib/odoo-stack/firstboot/complete";
+/** chrony reads *.sources there (Debian 12's chrony.conf: sourcedir /etc/chrony/sources.d). */
+export const CHRONY_SOURCES_PATH = "/etc/chrony/sources.d/odoo-stack-aws.sources";
+/** Seconds between two attempts of the first boot. */
+export const FIRSTBOOT_RETRY_SECONDS = 30;
 
 export interface AcmeInput {
   /** The public name the certificate is for (settings.domain). */
@@ -58,6 +77,8 @@ export interface UserDataInput {
   readonly efsFileSystemId?: string;
   /** PgBouncer only, optional: PostgreSQL is RDS; fetch its regional CA bundle for verify-full. */
   readonly rdsCaBundle?: boolean;
+  /** Odoo only, optional: this host initializes the Odoo databases once (the cron host). */
+  readonly odooInit?: boolean;
 }
 
 /** What only the deployment knows: the bucket's name and, for PostgreSQL, the volume id. */
@@ -83,6 +104,7 @@ export function userDataInputFor(model: StackModel, host: HostId, delivery: Deli
     ...(delivery.efsFileSystemId === undefined ? {} : { efsFileSystemId: delivery.efsFileSystemId }),
     ...(host.role === "pgbouncer" && model.settings.postgresEngine === "rds" ? { rdsCaBundle: true } : {}),
     ...(host.role === "proxy" && tls.mode === "acme" ? { acme: { domain, email: tls.email, staging: tls.staging } } : {}),
+    ...(host.role === "odoo" && host.runsCron ? { odooInit: true } : {}),
   };
 }
 
@@ -90,8 +112,8 @@ export function userDataInputFor(model: StackModel, host: HostId, delivery: Deli
 export const BASE_PACKAGES: readonly string[] = ["awscli", "ca-certificates", "chrony", "curl", "gnupg", "jq", "logrotate"];
 
 /**
- * Packages installed by cloud-init's `packages` module, per role. PostgreSQL's server and Odoo
- * are installed by runcmd instead (see the order above).
+ * Packages of the first step (`packages`), per role, with BASE_PACKAGES. PostgreSQL's server and
+ * Odoo are installed by later steps (see the order above).
  */
 export const ROLE_PACKAGES: Readonly<Record<HostRole, readonly string[]>> = {
   // nginx-light has what the proxy uses (ssl, http2, proxy, map, realip); certbot's Route 53
@@ -106,7 +128,7 @@ export const ROLE_PACKAGES: Readonly<Record<HostRole, readonly string[]>> = {
 /** The EFS mount over TLS (issue 8): the NFS client and the TLS tunnel, both from Debian 12. */
 export const EFS_PACKAGES: readonly string[] = ["nfs-common", "stunnel4"];
 
-/** Installed by runcmd, after the step that must precede them. */
+/** Installed by a later first-boot step, after the step that must precede them. */
 export const RUNCMD_PACKAGES: Readonly<Record<HostRole, readonly string[]>> = {
   proxy: [],
   // --no-install-recommends: the odoo package recommends a local PostgreSQL server.
@@ -132,10 +154,6 @@ interface WriteFile {
 
 /** The cloud-config document, before it is written as YAML. */
 export interface CloudConfig {
-  readonly ntp: { readonly enabled: boolean; readonly ntp_client: string; readonly servers: readonly string[] };
-  readonly package_update: boolean;
-  readonly package_upgrade: boolean;
-  readonly packages: readonly string[];
   readonly runcmd: readonly (string | Command)[];
   readonly write_files: readonly WriteFile[];
 }
@@ -170,6 +188,7 @@ function checkInput(input: UserDataInput): void {
     else if (!FILE_SYSTEM_ID.test(input.efsFileSystemId)) bad("efsFileSystemId", input.efsFileSystemId, "an EFS file system id such as fs-0123456789abcdef0");
   }
   if (input.rdsCaBundle === true && input.role !== "pgbouncer") bad("rdsCaBundle", true, "only PgBouncer connects to RDS");
+  if (input.odooInit === true && input.role !== "odoo") bad("odooInit", true, "only an Odoo host initializes the Odoo databases");
   if (input.acme !== undefined) {
     if (input.role !== "proxy") bad("acme", input.acme, "only the proxy requests the public certificate");
     if (!DOMAIN.test(input.acme.domain)) bad("acme.domain", input.acme.domain, "a DNS name");
@@ -186,32 +205,77 @@ export function packagesFor(role: HostRole, extra: readonly string[] = []): stri
 }
 
 function roleSteps(input: UserDataInput): Command[] {
-  const bootstrap = SCRIPT_PATHS.bootstrap;
   switch (input.role) {
     case "proxy":
-      return input.acme === undefined
-        ? []
-        : [[bootstrap, "acme", input.acme.domain, input.acme.email, ...(input.acme.staging ? ["--staging"] : [])]];
+      return input.acme === undefined ? [] : [["acme", input.acme.domain, input.acme.email, ...(input.acme.staging ? ["--staging"] : [])]];
     case "odoo":
       return [
         // Before the odoo package: its postinst then finds data_dir mounted and the odoo user
         // with the uid every host shares.
-        ...(input.efsFileSystemId === undefined ? [] : [[bootstrap, "efs-mount", input.efsFileSystemId, input.region, PATHS.odooDataDir]]),
-        [bootstrap, "odoo-repo", input.odooVersion],
-        [bootstrap, "install", ...RUNCMD_PACKAGES.odoo],
+        ...(input.efsFileSystemId === undefined ? [] : [["efs-mount", input.efsFileSystemId, input.region, PATHS.odooDataDir]]),
+        ["odoo-repo", input.odooVersion],
+        ["install", ...RUNCMD_PACKAGES.odoo],
       ];
     case "pgbouncer":
-      return input.rdsCaBundle === true ? [[bootstrap, "rds-ca-bundle", input.region, PATHS.rdsCaBundle]] : [];
+      return input.rdsCaBundle === true ? [["rds-ca-bundle", input.region, PATHS.rdsCaBundle]] : [];
     case "postgres":
       return [
-        [bootstrap, "data-volume", input.dataVolumeId as string, PATHS.postgresDataMount],
+        ["data-volume", input.dataVolumeId as string, PATHS.postgresDataMount],
         // The postgres user exists once postgresql-common is in; the mount is then given to it,
         // and only then does postgresql-15 create the cluster on the data volume.
-        [bootstrap, "install", "postgresql-common"],
-        [bootstrap, "postgres-owner", PATHS.postgresDataMount],
-        [bootstrap, "install", ...RUNCMD_PACKAGES.postgres],
+        ["install", "postgresql-common"],
+        ["postgres-owner", PATHS.postgresDataMount],
+        ["install", ...RUNCMD_PACKAGES.postgres],
       ];
   }
+}
+
+/** The first-boot steps of a host, in order: what odoo-stack-firstboot.service runs. */
+export function firstBootSteps(input: UserDataInput): Command[] {
+  return [
+    // The proxy's Elastic IP is associated after launch: every step below needs the internet.
+    ...(input.role === "proxy" ? [["public-ip"]] : []),
+    ["packages", ...packagesFor(input.role, [...(input.packages ?? []), ...(input.efsFileSystemId === undefined ? [] : EFS_PACKAGES)])],
+    ["aws-agents", input.region],
+    ...roleSteps(input),
+    ["fetch-apply", input.configBucket, input.hostId, input.region, SCRIPT_PATHS.apply],
+    ["apply"],
+    // PostgreSQL runs with archive_mode on from the apply step: the stanza, at once (BACKUP-1).
+    ...(input.role === "postgres" ? [["pgbackrest-stanza", PGBACKREST_CONF_PATH, PGBACKREST_STANZA]] : []),
+    // After the apply step installed odoo.conf and the script: the databases' first install
+    // (idempotent; it waits for nothing and fails until PgBouncer and PostgreSQL answer, so the
+    // service retries it).
+    ...(input.odooInit === true ? [["run", SCRIPT_PATHS.odooInit]] : []),
+  ];
+}
+
+/** odoo-stack-firstboot.service: the steps, started again after a failure until all are done. */
+export function firstBootUnit(): string {
+  return [
+    `# ${GENERATED}`,
+    "[Unit]",
+    "Description=odoo-stack first boot: packages, agents, role steps, configuration (retried until done)",
+    `Documentation=file:${FIRSTBOOT_STEPS_PATH}`,
+    "Wants=network-online.target",
+    // cloud-init has finished: this service is the rest of first boot, not a part of cloud-init.
+    "After=network-online.target cloud-final.service",
+    `ConditionPathExists=!${FIRSTBOOT_COMPLETE_MARKER}`,
+    // Retried without limit: a step that cannot succeed shows in `systemctl status` and the log.
+    "StartLimitIntervalSec=0",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=${SCRIPT_PATHS.bootstrap} firstboot ${FIRSTBOOT_STEPS_PATH}`,
+    `ExecStartPost=/usr/bin/touch ${FIRSTBOOT_COMPLETE_MARKER}`,
+    "Restart=on-failure",
+    `RestartSec=${FIRSTBOOT_RETRY_SECONDS}`,
+    "TimeoutStartSec=3600",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
 }
 
 const gzBase64 = (text: string): string => gzipSync(Buffer.from(text, "utf8"), { level: 9 }).toString("base64");
@@ -226,6 +290,7 @@ export function buildUserData(input: UserDataInput): CloudConfig {
     `ODOO_STACK_BUCKET=${input.configBucket}`,
     `ODOO_STACK_PARAMETER_PREFIX=${prefix}`,
   ].join("\n");
+  const steps = firstBootSteps(input).map((words) => words.join(" "));
   const writeFiles: WriteFile[] = [
     { path: APPLY_ENV_PATH, content: `# ${GENERATED}\n${applyEnv}\n`, owner: "root:root", permissions: "0644" },
     {
@@ -235,31 +300,32 @@ export function buildUserData(input: UserDataInput): CloudConfig {
       owner: "root:root",
       permissions: "0755",
     },
+    {
+      path: FIRSTBOOT_STEPS_PATH,
+      content: `# ${GENERATED}\n# odoo-stack-bootstrap subcommands, in order (odoo-stack-firstboot.service)\n${steps.join("\n")}\n`,
+      owner: "root:root",
+      permissions: "0644",
+    },
+    { path: FIRSTBOOT_UNIT_PATH, content: firstBootUnit(), owner: "root:root", permissions: "0644" },
+    // The Amazon Time Sync Service, read by chrony once the packages step installed it.
+    { path: CHRONY_SOURCES_PATH, content: `# ${GENERATED}\nserver ${AWS_TIME_SERVER} prefer iburst minpoll 4 maxpoll 4\n`, owner: "root:root", permissions: "0644" },
   ];
   if (input.role === "postgres") {
     // Page checksums: storage corruption is detected on read and by pgBackRest (BACKUP-1).
+    // UTF8 with the C.UTF-8 locale whatever the bootstrap's environment (it runs with LC_ALL=C,
+    // which would make the cluster SQL_ASCII): Odoo needs UTF8 databases (issue 12).
     writeFiles.push({
       path: CREATECLUSTER_CONF_PATH,
-      content: `# ${GENERATED}\ninitdb_options = '--data-checksums'\n`,
+      content: `# ${GENERATED}\n${CREATECLUSTER_INITDB_OPTIONS}\n`,
       owner: "root:root",
       permissions: "0644",
     });
   }
-  const bootstrap = SCRIPT_PATHS.bootstrap;
   return {
-    ntp: { enabled: true, ntp_client: "chrony", servers: [AWS_TIME_SERVER] },
-    package_update: true,
-    // Security updates before the host serves anything.
-    package_upgrade: true,
-    packages: packagesFor(input.role, [...(input.packages ?? []), ...(input.efsFileSystemId === undefined ? [] : EFS_PACKAGES)]),
     runcmd: [
-      // runcmd runs as one /bin/sh script: stop at the first failed step, so a half-installed
-      // host never runs the apply step (cloud-init then reports the failure).
-      "set -e",
-      [bootstrap, "aws-agents", input.region],
-      ...roleSteps(input),
-      [bootstrap, "fetch-apply", input.configBucket, input.hostId, input.region, SCRIPT_PATHS.apply],
-      [SCRIPT_PATHS.apply, "--bootstrap"],
+      // Queued behind cloud-final (After=): cloud-init ends, then first boot runs and retries.
+      ["systemctl", "daemon-reload"],
+      ["systemctl", "enable", "--now", "--no-block", FIRSTBOOT_UNIT],
     ],
     write_files: writeFiles,
   };

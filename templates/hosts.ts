@@ -5,7 +5,7 @@ import { PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
 import { backupHostFiles } from "./backup-units";
 import { cloudWatchAgentHostFile } from "./cloudwatch-agent";
 import { acmeCertificatePaths } from "./cloud-init";
-import { shellQuote, type HostFile } from "./format";
+import { GENERATED, sha256, shellQuote, type HostFile } from "./format";
 import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite } from "./nginx";
 import { odooConfFile, odooServiceEnvironment, odooConfSettingsFor } from "./odoo-conf";
 import { odooLogrotateFile } from "./logrotate";
@@ -13,7 +13,7 @@ import { metricsHostFiles } from "./metrics";
 import { PGBOUNCER_DEBIAN, PGBOUNCER_TLS_FILES, pgbouncerHostFiles } from "./pgbouncer";
 import { postgresHostFiles, POSTGRES_TLS_FILES } from "./postgresql";
 import { rdsPgbouncerHostFiles } from "./rds";
-import { hostScriptFiles } from "./scripts";
+import { hostScriptFiles, SCRIPT_PATHS, scriptText } from "./scripts";
 import { systemdDropIn } from "./systemd";
 
 /** S3 key of a host file in the config bucket: hosts/<hostId>/<path without leading slash>. */
@@ -49,6 +49,28 @@ function proxyTlsPaths(model: StackModel): { certificate: string; key: string; f
   };
 }
 
+/** Modules the databases' first install installs (`odoo -i`); Odoo adds what they depend on. */
+export const ODOO_INIT_MODULES: readonly string[] = ["base", "web"];
+
+/**
+ * The cron host initializes the stack's databases once (templates/scripts/odoo-stack-odoo-init.sh,
+ * run by first boot): the script and its settings, the admin user's password as a placeholder.
+ */
+function odooInitFiles(model: StackModel): HostFile[] {
+  const env = [
+    `# ${GENERATED}`,
+    `ODOO_STACK_DATABASES=${model.settings.databases.join(",")}`,
+    `ODOO_STACK_ODOO_MODULES=${ODOO_INIT_MODULES.join(",")}`,
+    `ODOO_STACK_ADMIN_PASSWORD=${secretRef(model.parameters.odooAdminUserPassword)}`,
+    `ODOO_STACK_CA=${PATHS.caCert}`,
+    "",
+  ].join("\n");
+  return [
+    { path: SCRIPT_PATHS.odooInit, content: scriptText("odooInit"), mode: "0755", owner: "root", group: "root" },
+    { path: PATHS.odooInitEnv, content: env, mode: "0600", owner: "root", group: "root" },
+  ];
+}
+
 function roleFiles(model: StackModel, host: HostId): HostFile[] {
   switch (host.role) {
     case "proxy": {
@@ -62,6 +84,7 @@ function roleFiles(model: StackModel, host: HostId): HostFile[] {
     }
     case "odoo":
       return [
+        ...(host.runsCron ? odooInitFiles(model) : []),
         odooConfFile(model, host, model.settings.odooOptions),
         odooLogrotateFile(),
         // libpq finds the internal CA through PGSSLROOTCERT: odoo.conf has no CA key in every
@@ -81,6 +104,10 @@ function roleFiles(model: StackModel, host: HostId): HostFile[] {
     case "postgres":
       return [
         ...postgresHostFiles(model),
+        // The cluster lives on the data volume, mounted `nofail` so a missing volume cannot drop
+        // the host into emergency mode; PostgreSQL then must not start on the empty mount point
+        // of the root disk. RequiresMountsFor orders the start after the mount and skips it without.
+        systemdDropIn("postgresql@", { Unit: { RequiresMountsFor: PATHS.postgresDataMount } }),
         parameterFile(POSTGRES_TLS_FILES.cert, model.parameters.hostCert(host.id), "0644", "postgres"),
         parameterFile(POSTGRES_TLS_FILES.key, model.parameters.hostKey(host.id), "0600", "postgres"),
       ];
@@ -127,8 +154,17 @@ export function renderAllHosts(model: StackModel): ReadonlyMap<string, HostFile[
  * The command the SSM association runs on the host to apply its files in place. It carries
  * the manifest's hash, so a changed file changes the association and AWS runs it again.
  */
-export function applyCommandLine(args: { bucket: string; hostId: string; region: string; manifestSha256: string }): string {
-  return [
+/** SHA-256 of the parameters a host reads and their versions: changes when any value changes. */
+export function parametersFingerprint(entries: readonly (readonly [string, number | string])[]): string {
+  const lines = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, version]) => `${name}=${version}\n`);
+  return sha256(lines.join(""));
+}
+
+export function applyCommandLine(args: { bucket: string; hostId: string; region: string; manifestSha256: string; parametersSha256?: string }): string {
+  // State Manager runs the association as soon as the SSM agent registers, which first boot
+  // installs before the apply script: that run is a clean no-op (first boot applies the files).
+  const firstBoot = `if [ ! -x ${PATHS.applyScript} ]; then echo 'odoo-stack: first boot in progress; odoo-stack-firstboot.service applies this configuration'; exit 0; fi;`;
+  return firstBoot + " " + [
     PATHS.applyScript,
     "--bucket",
     shellQuote(args.bucket),
@@ -138,5 +174,6 @@ export function applyCommandLine(args: { bucket: string; hostId: string; region:
     shellQuote(args.region),
     "--manifest-sha256",
     shellQuote(args.manifestSha256),
+    ...(args.parametersSha256 === undefined ? [] : ["--parameters-sha256", shellQuote(args.parametersSha256)]),
   ].join(" ");
 }

@@ -11,6 +11,7 @@ export const SCRIPTS = {
   apply: "odoo-stack-apply.sh",
   rotate: "odoo-stack-rotate.sh",
   bootstrap: "odoo-stack-bootstrap.sh",
+  odooInit: "odoo-stack-odoo-init.sh",
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
@@ -19,6 +20,7 @@ export const SCRIPT_PATHS: Readonly<Record<ScriptName, string>> = {
   apply: PATHS.applyScript,
   rotate: "/usr/local/sbin/odoo-stack-rotate",
   bootstrap: "/usr/local/sbin/odoo-stack-bootstrap",
+  odooInit: "/usr/local/sbin/odoo-stack-odoo-init",
 };
 
 export const SCRIPTS_DIR = path.join(__dirname, "scripts");

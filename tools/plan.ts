@@ -8,9 +8,14 @@
 //   out/<stack>/policy.json      every diagnostic of Analyze and AnalyzeStack
 //   out/<stack>/checklist.md     per checklist ID, the policies, files and resources that cite it
 //   out/<stack>/runbooks/*.md    the operator runbooks (the program's `runbooks` output, templates/runbooks.ts)
+// Before the program runs, tools/stack-config.ts applies the Pulumi CLI's config rules and fails
+// the plan with everything the CLI would refuse. Warnings: what the CLI warns about, a stack file
+// that shares its domain or environment tag with another, and placeholder values (example.com,
+// …EXAMPLE zone ids), which the program accepts under these mocks and refuses under the real engine.
 // Exit codes: 0 clean (advisories allowed), 1 mandatory violations, 2 the plan itself failed.
 import * as fs from "fs";
 import * as path from "path";
+import { placeholderProblems } from "../lib/config";
 import { hostOf, renderedFiles, TYPES } from "../policy/lib/resources";
 import {
   analyzerResourcesFrom,
@@ -24,7 +29,7 @@ import {
 } from "./analyzer-client";
 import { CHECKLIST_FILE, collectEvidence, itemsWithGaps, parseChecklist, renderChecklist, type HostFileText } from "./checklist";
 import { isSecretWire, plainValue, redactSecrets, RESOURCE_SIG, runProgram, SIG_KEY, type CapturedResource, type ProgramResult, type WireValue } from "./mocks";
-import { readStackConfig } from "./stack-config";
+import { copiedStackWarnings, readStackConfig, type StackConfig } from "./stack-config";
 
 export const ROOT = path.resolve(__dirname, "..");
 export const POLICY_DIR = path.join(ROOT, "policy");
@@ -39,6 +44,11 @@ export interface PlanOptions {
   readonly policyConfig?: string;
   /** Optional. Defaults to out/ at the repository root. */
   readonly outDir?: string;
+  /**
+   * The directory holding Pulumi.yaml and Pulumi.<stack>.yaml. Optional. Defaults to the
+   * repository root; the fleet suite plans a changed copy of a stack file from a scratch directory.
+   */
+  readonly projectDir?: string;
 }
 
 export interface HostFileWritten extends HostFileText {
@@ -157,11 +167,22 @@ function resourceStrings(r: CapturedResource): string[] {
   return out;
 }
 
+/**
+ * The stack's placeholder values (lib/config.ts placeholderProblems): the program accepts them
+ * under the plan's mocks, where nothing is deployed, and refuses them under the real engine.
+ */
+export function placeholderWarnings(settings: StackConfig): string[] {
+  const prefix = `${settings.project}:`;
+  const raw = Object.fromEntries(Object.entries(settings.config).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  return placeholderProblems(raw).map((p) => `${prefix}${p.key} = ${JSON.stringify(p.value)} ${p.fix}; accepted by this offline plan, refused by a real pulumi preview or up`);
+}
+
 export async function plan(opts: PlanOptions): Promise<PlanResult> {
   const started = Date.now();
   const warnings: string[] = [];
-  const settings = readStackConfig(ROOT, opts.stack);
-  warnings.push(...settings.warnings);
+  const projectDir = opts.projectDir ?? ROOT;
+  const settings = readStackConfig(projectDir, opts.stack);
+  warnings.push(...settings.warnings, ...copiedStackWarnings(projectDir, opts.stack), ...placeholderWarnings(settings));
   const programFile = path.resolve(opts.program ?? path.join(ROOT, "index.ts"));
   if (!fs.existsSync(programFile)) throw new Error(`program ${programFile} does not exist`);
   const policyConfig = opts.policyConfig ? readPolicyConfigFile(path.resolve(opts.policyConfig)) : {};

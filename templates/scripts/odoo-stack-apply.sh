@@ -5,12 +5,15 @@
 #
 # Usage: odoo-stack-apply [--bootstrap] [--allow-restart] [--config FILE] [--bucket NAME]
 #                         [--host HOST_ID] [--region REGION] [--manifest-sha256 HEX]
-#   --bootstrap      first boot (cloud-init): wait for the manifest, treat every file as changed,
+#                         [--parameters-sha256 HEX]
+#   --bootstrap      first boot (odoo-stack-firstboot.service): wait for the manifest, treat every file as changed,
 #                    restart services instead of reloading them, run the bootstrap SQL.
 #   --allow-restart  restart a service when a changed setting needs it (PostgreSQL
 #                    pending_restart, PgBouncer's systemd limits). Without it, only reported.
 #   --manifest-sha256  the manifest Pulumi uploaded (the SSM association passes it, so a changed
 #                    file re-runs the association); a different manifest in S3 is refused.
+#   --parameters-sha256  the versions of the parameters this host reads (the association passes
+#                    it, so a rotated secret or a re-issued certificate re-runs it); only logged.
 #   --bucket, --host, --region  override the settings file.
 # Exit status: 0 applied or nothing to do; 1 failed (see the ERROR line); 2 usage.
 #
@@ -503,7 +506,8 @@ validate_postgresql() {
 validate_odoo() {
   local i
   for i in "${!F_PATH[@]}"; do
-    [[ ${F_SERVICE[i]} == odoo && ${F_PATH[i]} == *.conf ]] || continue
+    # odoo.conf only: the systemd drop-in of the odoo service is a .conf file too.
+    [[ ${F_SERVICE[i]} == odoo && ${F_PATH[i]} == /etc/odoo/*.conf ]] || continue
     # Odoo reads odoo.conf with ConfigParser: a duplicate key or a line outside a section is
     # fatal at start, so it is caught here, before the restart.
     "$PYTHON" - "$TMP/staged${F_PATH[i]}" <<'PY' || die "odoo: ${F_PATH[i]} is invalid (nothing was installed or restarted)"
@@ -785,7 +789,7 @@ record_manifest() {
 }
 
 usage() {
-  sed -n '6,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '/^# Usage:/,/^# Exit status/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -796,7 +800,7 @@ main() {
     case $1 in
       --bootstrap) BOOTSTRAP=1 ;;
       --allow-restart) ALLOW_RESTART=1 ;;
-      --config | --bucket | --host | --region | --manifest-sha256)
+      --config | --bucket | --host | --region | --manifest-sha256 | --parameters-sha256)
         (($# >= 2)) || usage
         case $1 in
           --config) ODOO_STACK_CONFIG=$2 ;;
@@ -804,6 +808,10 @@ main() {
           --host) ODOO_STACK_HOST_ID=$2 ;;
           --region) ODOO_STACK_REGION=$2 ;;
           --manifest-sha256) EXPECTED_MANIFEST_SHA256=$2 ;;
+          --parameters-sha256)
+            [[ $2 =~ ^[0-9a-f]{64}$ ]] || die "--parameters-sha256 must be 64 hex digits"
+            log "parameters version $2"
+            ;;
         esac
         shift
         ;;

@@ -1,23 +1,33 @@
 #!/bin/bash
-# odoo-stack-bootstrap: first-boot steps that cloud-init's runcmd calls, one subcommand each, in
-# the order templates/cloud-init.ts decides per role. Installed by odoo-stack from
-# templates/scripts/odoo-stack-bootstrap.sh; it runs on first boot only (user data bootstraps,
-# configuration changes go through odoo-stack-apply).
+# odoo-stack-bootstrap: first boot of a host, one subcommand per step. cloud-init only installs
+# this script, the step list (/etc/odoo-stack/firstboot.steps, one step per line, rendered per
+# role by templates/cloud-init.ts) and odoo-stack-firstboot.service, which runs `firstboot`: every
+# step not yet done, in order, recording each one done. A step that fails (an apt mirror, the Odoo
+# repository, ACME, a database not up yet) fails the service, which systemd starts again until
+# every step is done — first boot is retried and re-runnable to completion (issue 12). Every step
+# is idempotent, so a step interrupted half-way (power loss) is simply run again.
 #
 # Usage:
-#   odoo-stack-bootstrap install PACKAGE...             apt-get install, non-interactive
-#   odoo-stack-bootstrap aws-agents REGION              SSM agent + CloudWatch agent (.deb, regional S3)
-#   odoo-stack-bootstrap odoo-repo VERSION              Odoo's nightly apt repository for VERSION
-#   odoo-stack-bootstrap data-volume VOLUME_ID MOUNT    format (if blank), fstab (nofail), mount
-#   odoo-stack-bootstrap postgres-owner MOUNT           give MOUNT to the postgres user
-#   odoo-stack-bootstrap efs-mount FS_ID REGION MOUNT   shared filestore: EFS over TLS (stunnel), fstab
-#   odoo-stack-bootstrap rds-ca-bundle REGION PATH      RDS's regional CA bundle for verify-full
-#   odoo-stack-bootstrap acme DOMAIN EMAIL [--staging]  public certificate, ACME DNS-01 on Route 53
+#   odoo-stack-bootstrap firstboot [STEPS_FILE]           run the steps not done yet (the service)
+#   odoo-stack-bootstrap public-ip                        wait until IMDS shows the Elastic IP (the proxy)
+#   odoo-stack-bootstrap packages PACKAGE...              apt-get update (every index), upgrade, install
+#   odoo-stack-bootstrap install PACKAGE...               apt-get install, non-interactive
+#   odoo-stack-bootstrap aws-agents REGION                SSM agent + CloudWatch agent (.deb, regional S3)
+#   odoo-stack-bootstrap odoo-repo VERSION                Odoo's nightly apt repository for VERSION
+#   odoo-stack-bootstrap data-volume VOLUME_ID MOUNT      format (if blank), fstab (nofail), mount
+#   odoo-stack-bootstrap postgres-owner MOUNT             give MOUNT to the postgres user
+#   odoo-stack-bootstrap efs-mount FS_ID REGION MOUNT     shared filestore: EFS over TLS (stunnel), fstab
+#   odoo-stack-bootstrap rds-ca-bundle REGION PATH        RDS's regional CA bundle for verify-full
+#   odoo-stack-bootstrap acme DOMAIN EMAIL [--staging]    public certificate, ACME DNS-01 on Route 53
 #   odoo-stack-bootstrap fetch-apply BUCKET HOST_ID REGION PATH   the apply script, from S3
+#   odoo-stack-bootstrap apply                            odoo-stack-apply --bootstrap
+#   odoo-stack-bootstrap pgbackrest-stanza CONFIG STANZA  create the stanza, check WAL archiving works
+#   odoo-stack-bootstrap run PATH [ARG...]                a delivered script (e.g. the Odoo database init)
 # Overrides for tests: ODOO_STACK_DEVICE_DIR (default /dev/disk/by-id), ODOO_STACK_FSTAB
 # (default /etc/fstab), ODOO_STACK_MOUNT (mount command), ODOO_STACK_DEVICE_WAIT (seconds,
-# default 600), ODOO_STACK_AWS (aws),
-# ODOO_STACK_FETCH_WAIT (seconds, default 900), ODOO_STACK_ROOT (prefix of PATH).
+# default 600), ODOO_STACK_AWS (aws), ODOO_STACK_FETCH_WAIT (seconds, default 900),
+# ODOO_STACK_ROOT (prefix of PATH), ODOO_STACK_STATE_DIR (default /var/lib/odoo-stack),
+# ODOO_STACK_PUBLIC_IP_WAIT (seconds, default 600), ODOO_STACK_IMDS (default http://169.254.169.254).
 set -Eeuo pipefail
 umask 022
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
@@ -42,6 +52,36 @@ download() { # url dest
 
 cmd_install() {
   (($#)) || die "install: no package given"
+  apt_install "$@"
+}
+
+# The proxy sits in a public subnet without an address of its own at launch: its Elastic IP is
+# associated after the instance exists, and until then nothing outside the VPC answers. Waiting
+# for the address in the instance metadata (IMDSv2) puts every step that needs the internet after
+# it, instead of failing and retrying them. python3 is on the image; curl is not yet.
+cmd_public_ip() {
+  local deadline=$((SECONDS + ${ODOO_STACK_PUBLIC_IP_WAIT:-600})) started=$SECONDS address
+  until address=$(python3 - "${ODOO_STACK_IMDS:-http://169.254.169.254}" <<'PY'
+import sys, urllib.request
+base = sys.argv[1]
+token = urllib.request.urlopen(urllib.request.Request(base + "/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}), timeout=5).read().decode()
+print(urllib.request.urlopen(urllib.request.Request(base + "/latest/meta-data/public-ipv4", headers={"X-aws-ec2-metadata-token": token}), timeout=5).read().decode())
+PY
+  ) && [[ $address =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; do
+    ((SECONDS < deadline)) || die "public-ip: no public IPv4 address in the instance metadata after $((SECONDS - started)) s (is the Elastic IP associated?)"
+    log "waiting for the Elastic IP"
+    sleep 5
+  done
+  log "public address $address after $((SECONDS - started)) s"
+}
+
+# What cloud-init's package_update / package_upgrade / packages did, but failing on any index
+# that could not be fetched (apt-get update alone exits 0 with stale or missing lists), so the
+# service retries instead of installing from nothing.
+cmd_packages() {
+  (($#)) || die "packages: no package given"
+  apt-get -o DPkg::Lock::Timeout=600 --error-on=any update
+  apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold -y upgrade
   apt_install "$@"
 }
 
@@ -231,11 +271,72 @@ cmd_fetch_apply() {
   log "installed $path"
 }
 
+# The first boot: each line of the steps file is one subcommand of this script with its words.
+# A step done is recorded under the state directory and not run again; the first failing step
+# stops the run (the service fails and systemd starts it again).
+readonly STEPS_FILE_DEFAULT=/etc/odoo-stack/firstboot.steps
+cmd_firstboot() {
+  local steps=${1:-$STEPS_FILE_DEFAULT} state line n=0 name started
+  local -a words
+  state=${ODOO_STACK_STATE_DIR:-/var/lib/odoo-stack}/firstboot
+  [[ -f $steps ]] || die "firstboot: no steps file $steps"
+  mkdir -p -- "$state"
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ -z $line || $line == \#* ]] && continue
+    n=$((n + 1))
+    read -r -a words <<<"$line"
+    name=$(printf '%02d-%s' "$n" "${words[0]}")
+    if [[ -f $state/$name.done ]]; then
+      log "step $name: done before"
+      continue
+    fi
+    [[ ${words[0]} != firstboot ]] || die "firstboot: a step cannot be firstboot"
+    log "step $name: ${words[*]}"
+    started=$SECONDS
+    # A process of its own: `set -e` holds inside the step (it would not in a subshell that is
+    # an `if` condition), and a step's `exit` fails the step, not this loop.
+    if ! "${BASH_SOURCE[0]}" "${words[@]}"; then
+      die "step $name failed after $((SECONDS - started)) s; odoo-stack-firstboot.service retries it"
+    fi
+    printf '%s\n' "$((SECONDS - started))" >"$state/$name.done"
+    log "step $name: done in $((SECONDS - started)) s"
+  done <"$steps"
+  log "first boot complete: $n steps"
+}
+
+cmd_apply() {
+  "${ODOO_STACK_ROOT:-}/usr/local/sbin/odoo-stack-apply" --bootstrap
+}
+
+# Right after the apply step started PostgreSQL with archive_mode on: the stanza must exist for
+# the first WAL segment to be archived (not only once the first backup timer fires), and `check`
+# proves a segment reaches the repository. Both are idempotent.
+cmd_pgbackrest_stanza() {
+  local config=${1:-} stanza=${2:-}
+  [[ $config == /* && $stanza =~ ^[A-Za-z0-9_-]+$ ]] || die "pgbackrest-stanza: usage: pgbackrest-stanza CONFIG STANZA"
+  runuser -u postgres -- pgbackrest "--config=$config" "--stanza=$stanza" --log-level-console=info stanza-create
+  runuser -u postgres -- pgbackrest "--config=$config" "--stanza=$stanza" --log-level-console=info check
+}
+
+# A script the host received through its manifest, e.g. the Odoo database's first install.
+cmd_run() {
+  local path=${1:-}
+  [[ $path == /usr/local/sbin/odoo-stack-* && -x ${ODOO_STACK_ROOT:-}$path ]] || die "run: not a delivered odoo-stack script: '$path'"
+  shift
+  "${ODOO_STACK_ROOT:-}$path" "$@"
+}
+
 main() {
   local command=${1:-}
   (($#)) && shift
   case $command in
+    firstboot) cmd_firstboot "$@" ;;
+    packages) cmd_packages "$@" ;;
+    public-ip) cmd_public_ip "$@" ;;
     install) cmd_install "$@" ;;
+    apply) cmd_apply "$@" ;;
+    pgbackrest-stanza) cmd_pgbackrest_stanza "$@" ;;
+    run) cmd_run "$@" ;;
     aws-agents) cmd_aws_agents "$@" ;;
     odoo-repo) cmd_odoo_repo "$@" ;;
     data-volume) cmd_data_volume "$@" ;;
@@ -245,7 +346,7 @@ main() {
     acme) cmd_acme "$@" ;;
     fetch-apply) cmd_fetch_apply "$@" ;;
     *)
-      sed -n '7,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '/^# Usage:/,/^# Overrides/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac

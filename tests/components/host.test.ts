@@ -9,7 +9,7 @@ import { TAG_KEYS } from "../../components/tags";
 import type { AwsFacts } from "../../lib/aws-specs";
 import { secretRef } from "../../lib/model";
 import { sha256, type HostFile } from "../../templates/format";
-import { applyCommandLine, configObjectKey } from "../../templates/hosts";
+import { applyCommandLine, configObjectKey, parametersFingerprint } from "../../templates/hosts";
 import { manifestObjectKey, renderManifest } from "../../templates/manifest";
 import { modelWith, settingsWith } from "../helpers/fixtures";
 import { named, ofType, runUnderMocks, type MockRun } from "../helpers/component-mocks";
@@ -90,7 +90,11 @@ describe("Host under mocks", () => {
     expect([manifest.inputs.key, manifest.inputs.content]).toEqual([manifestObjectKey(host.id), renderManifest(host.id, files())]);
     const association = named(run, "odoo-odoo-2-apply");
     expect(association.inputs.name).toBe("AWS-RunShellScript");
-    expect(association.inputs.parameters.commands).toBe(applyCommandLine({ bucket: BUCKET, hostId: host.id, region: "eu-west-1", manifestSha256: sha256(renderManifest(host.id, files())) }));
+    // Every parameter the files reference, at the version AWS reports (1 for a new parameter).
+    const parametersSha256 = parametersFingerprint(referencedParameters(files()).map((n) => [n, 1] as const));
+    expect(association.inputs.parameters.commands).toBe(
+      applyCommandLine({ bucket: BUCKET, hostId: host.id, region: "eu-west-1", manifestSha256: sha256(renderManifest(host.id, files())), parametersSha256 }),
+    );
     expect(association.inputs.targets).toEqual([{ key: "InstanceIds", values: [named(run, "odoo-odoo-2-instance").id] }]);
   });
 

@@ -98,8 +98,9 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
       for (const host of model.hosts.odoo) {
         const i = instance(host.id);
         const userData = String(i?.inputs.userData);
-        expect(userData).toContain(`["/usr/local/sbin/odoo-stack-bootstrap", "efs-mount", "${fs.id}", "${REGION}", "${PATHS.odooDataDir}"]`);
-        expect(userData.indexOf("efs-mount")).toBeLessThan(userData.indexOf('"install", "odoo"'));
+        // The first-boot steps file, as the user data's write_files carries it (one step per line).
+        expect(userData).toContain(`\\nefs-mount ${fs.id} ${REGION} ${PATHS.odooDataDir}\\n`);
+        expect(userData.indexOf("efs-mount")).toBeLessThan(userData.indexOf("\\ninstall odoo\\n"));
         for (const t of targets) expect(i?.dependencies).toContain(t);
       }
       expect(run.outputs.filestoreFileSystemId).toBe(fs.id);
@@ -168,7 +169,7 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
       expect(run.generatedSecrets.length).toBeGreaterThan(0);
       expect(run.generatedSecrets.filter((secret) => plain.includes(secret))).toEqual([]);
       expect(fileOf("pgbouncer", PATHS.pgbouncerIni)).toContain(`host=${secretRef(model.parameters.rdsEndpoint)}`);
-      expect(String(instance("pgbouncer")?.inputs.userData)).toContain(`"rds-ca-bundle", "${REGION}", "${PATHS.rdsCaBundle}"`);
+      expect(String(instance("pgbouncer")?.inputs.userData)).toContain(`\\nrds-ca-bundle ${REGION} ${PATHS.rdsCaBundle}\\n`);
       expect(instance("pgbouncer")?.dependencies).toContain(endpoint.urn);
       expect(run.outputs.postgresEndpoint).toBe(`${db.outputs.address}:5432`);
     });

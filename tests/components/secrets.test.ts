@@ -45,7 +45,7 @@ describe("Secrets", () => {
 
   it("generates long alphanumeric passwords: nothing to escape in ini, SQL or userlist (ODOO-1)", () => {
     const passwords = ofType(run, "random:index/randomPassword:RandomPassword");
-    expect(passwords).toHaveLength(5);
+    expect(passwords).toHaveLength(6);
     for (const p of passwords) {
       expect(p.inputs).toEqual(expect.objectContaining({ length: PASSWORD_LENGTH, special: false }));
       expect(PASSWORD_LENGTH).toBeGreaterThanOrEqual(32);
@@ -66,7 +66,7 @@ describe("Secrets", () => {
   });
 
   it("gives each secret its own value", () => {
-    const secretPaths = [model.parameters.odooAdminPassword, model.parameters.odooDbPassword, model.parameters.statsPassword, model.parameters.monitorPassword, model.parameters.backupCipherPass];
+    const secretPaths = [model.parameters.odooAdminPassword, model.parameters.odooAdminUserPassword, model.parameters.odooDbPassword, model.parameters.statsPassword, model.parameters.monitorPassword, model.parameters.backupCipherPass];
     expect(new Set(secretPaths.map((p) => parameter(p).inputs.value)).size).toBe(secretPaths.length);
   });
 });
@@ -82,7 +82,7 @@ describe("InternalCa", () => {
       counts["tls:index/certRequest:CertRequest"],
       counts["tls:index/locallySignedCert:LocallySignedCert"],
       counts[PARAMETER],
-    ]).toEqual([hosts.length + 1, 1, hosts.length, hosts.length, 7 + 1 + 2 * hosts.length]);
+    ]).toEqual([hosts.length + 1, 1, hosts.length, hosts.length, 8 + 1 + 2 * hosts.length]);
   });
 
   it("makes a CA that can sign and nothing else, renewed a year early", () => {

@@ -110,13 +110,13 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:route53/zone:Zone": 1,
     // Secrets: 5 passwords, 2 SCRAM salts; 7 SecureStrings; CA + per-host certificates and keys;
     // the backup bucket's name (BackupPlan)
-    "random:index/randomPassword:RandomPassword": 5,
+    "random:index/randomPassword:RandomPassword": 6,
     "random:index/randomBytes:RandomBytes": 2,
     "tls:index/privateKey:PrivateKey": 1 + hosts,
     "tls:index/selfSignedCert:SelfSignedCert": 1,
     "tls:index/certRequest:CertRequest": hosts,
     "tls:index/locallySignedCert:LocallySignedCert": hosts,
-    "aws:ssm/parameter:Parameter": 7 + 1 + 2 * hosts + 1,
+    "aws:ssm/parameter:Parameter": 8 + 1 + 2 * hosts + 1,
     // Config and backup buckets
     "aws:s3/bucket:Bucket": 2,
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 2,
@@ -238,6 +238,7 @@ describe.each(CASES)("%s", (label, config) => {
       model.parameters.odooAdminPassword,
       model.parameters.odooDbPassword,
       model.parameters.odooDbScramVerifier,
+      model.parameters.odooAdminUserPassword,
       model.parameters.statsPassword,
       model.parameters.statsScramVerifier,
       model.parameters.monitorPassword,
@@ -278,7 +279,8 @@ describe.each(CASES)("%s", (label, config) => {
       expect(userData).toContain(`ODOO_STACK_BUCKET=${bucket}`);
       expect(userData).toContain(`ODOO_STACK_HOST_ID=${host.id}`);
       expect(userData.includes(named(r, "postgres-data").id)).toBe(host.role === "postgres");
-      expect(userData.includes('"acme"')).toBe(host.role === "proxy" && model.settings.tls.mode === "acme");
+      // The first-boot steps file inside the user data: one step per line ("\n" escaped in YAML).
+      expect(userData.includes("\\nacme ")).toBe(host.role === "proxy" && model.settings.tls.mode === "acme");
     }
   });
 

@@ -131,6 +131,16 @@ describe(`npm run plan, stack ${STACK}`, () => {
     expect(fs.readdirSync(path.join(stackDir(), "hosts")).sort()).toEqual(["odoo-1", "pgbouncer", "postgres", "proxy"]);
   });
 
+  it("accepts the example stack's placeholders with one warning each, and warns about nothing else", () => {
+    expect(result.warnings.map((w) => w.slice(0, w.indexOf(" is a placeholder")))).toEqual([
+      'odoo-stack:domain = "erp.example.com"',
+      'odoo-stack:tls.email = "ops@example.com"',
+      'odoo-stack:alarmEmail = "ops@example.com"',
+      'odoo-stack:tls.hostedZoneId = "Z04417412EXAMPLE"',
+    ]);
+    for (const w of result.warnings) expect(w).toMatch(/; accepted by this offline plan, refused by a real pulumi preview or up$/);
+  });
+
   it("delivers no file marked secret: rendered files carry placeholders only", () => {
     expect(result.files.filter((f) => f.secretMarked).map((f) => `${f.host}:${f.path}`)).toEqual([]);
     expect(result.warnings.filter((w) => w.includes("marked secret"))).toEqual([]);

@@ -75,10 +75,10 @@ describe("user data: cloud-init 22.4's schema checker and YAML parser", () => {
 
   it("the schema checker does fail on a broken document (the check above can fail)", () => {
     const file = path.join(tmp, "broken.yaml");
-    fs.writeFileSync(file, renderUserData(inputs[0][1]).replace(/^packages:\n(- .*\n)+/m, "packages: 5\n"));
+    fs.writeFileSync(file, renderUserData(inputs[0][1]).replace(/^runcmd:\n(- .*\n)+/m, "runcmd: 5\n"));
     const result = run("cloud-init", ["schema", "--config-file", file]);
     expect(result.status).not.toBe(0);
-    expect(result.stdout + result.stderr).toMatch(/packages: 5 is not of type 'array'/);
+    expect(result.stdout + result.stderr).toMatch(/runcmd: 5 is not of type 'array'/);
   });
 });
 

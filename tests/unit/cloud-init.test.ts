@@ -6,6 +6,12 @@ import {
   APPLY_ENV_PATH,
   BASE_PACKAGES,
   buildUserData,
+  CHRONY_SOURCES_PATH,
+  FIRSTBOOT_COMPLETE_MARKER,
+  FIRSTBOOT_STEPS_PATH,
+  FIRSTBOOT_UNIT,
+  FIRSTBOOT_UNIT_PATH,
+  firstBootSteps,
   renderUserData,
   USER_DATA_LIMIT_BYTES,
   userDataInputFor,
@@ -26,8 +32,13 @@ const hostOf = (role: HostRole) => model.allHosts.find((h) => h.role === role)!;
 const inputFor = (role: HostRole): UserDataInput =>
   userDataInputFor(model, hostOf(role), { configBucket: BUCKET, region: REGION, ...(role === "postgres" ? { dataVolumeId: VOLUME } : {}) });
 const ROLES: readonly HostRole[] = ["proxy", "odoo", "pgbouncer", "postgres"];
-const commandsOf = (role: HostRole): string[][] => buildUserData(inputFor(role)).runcmd.filter((c): c is string[] => Array.isArray(c));
-const indexOf = (commands: string[][], ...words: string[]) => commands.findIndex((c) => words.every((w, i) => c[i + 1] === w));
+/** The first-boot steps as the steps file lists them: one bootstrap subcommand per line. */
+const commandsOf = (role: HostRole): string[][] => {
+  const file = buildUserData(inputFor(role)).write_files.find((f) => f.path === FIRSTBOOT_STEPS_PATH)!;
+  return file.content.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(" "));
+};
+const indexOf = (commands: string[][], ...words: string[]) => commands.findIndex((c) => words.every((w, i) => c[i] === w));
+const packagesOf = (role: HostRole) => commandsOf(role).find((c) => c[0] === "packages")!.slice(1);
 
 describe("renderUserData: goldens", () => {
   // The embedded bootstrap script is compared decoded (below); the golden shows a marker instead
@@ -61,18 +72,61 @@ describe("renderUserData: invariants", () => {
     expect(text).not.toMatch(/passw(or)?d|secret/i);
   });
 
-  it.each(ROLES)("%s: fits EC2's 16 KB user data limit with room to spare", (role) => {
-    expect(Buffer.byteLength(renderUserData(inputFor(role)))).toBeLessThan(USER_DATA_LIMIT_BYTES / 2);
+  it.each(ROLES)("%s: fits EC2's 16 KB user data limit with a quarter to spare", (role) => {
+    expect(Buffer.byteLength(renderUserData(inputFor(role)))).toBeLessThan((USER_DATA_LIMIT_BYTES * 3) / 4);
   });
 
-  it.each(ROLES)("%s: runcmd stops at the first failure, fetches the apply script, then runs it with --bootstrap", (role) => {
-    const { runcmd } = buildUserData(inputFor(role));
-    expect(runcmd[0]).toBe("set -e");
-    expect(runcmd.slice(-2)).toEqual([
-      [SCRIPT_PATHS.bootstrap, "fetch-apply", BUCKET, hostOf(role).id, REGION, PATHS.applyScript],
-      [PATHS.applyScript, "--bootstrap"],
+  it.each(ROLES)("%s: cloud-init only starts the first-boot service, queued after cloud-init's own end (issue 12)", (role) => {
+    const doc = buildUserData(inputFor(role));
+    // Nothing that needs the network runs inside cloud-init: its modules run once, never retried.
+    expect(Object.keys(doc).sort()).toEqual(["runcmd", "write_files"]);
+    expect(doc.runcmd).toEqual([
+      ["systemctl", "daemon-reload"],
+      ["systemctl", "enable", "--now", "--no-block", FIRSTBOOT_UNIT],
     ]);
-    expect(runcmd[1]).toEqual([SCRIPT_PATHS.bootstrap, "aws-agents", REGION]);
+    const unit = doc.write_files.find((f) => f.path === FIRSTBOOT_UNIT_PATH)!.content;
+    for (const line of [
+      "After=network-online.target cloud-final.service",
+      `ConditionPathExists=!${FIRSTBOOT_COMPLETE_MARKER}`,
+      "StartLimitIntervalSec=0",
+      "Type=oneshot",
+      `ExecStart=${SCRIPT_PATHS.bootstrap} firstboot ${FIRSTBOOT_STEPS_PATH}`,
+      `ExecStartPost=/usr/bin/touch ${FIRSTBOOT_COMPLETE_MARKER}`,
+      "Restart=on-failure",
+      "RestartSec=30",
+      "WantedBy=multi-user.target",
+    ]) {
+      expect(unit.split("\n")).toContain(line);
+    }
+  });
+
+  it.each(ROLES)("%s: first boot installs, fetches the apply script, then runs it with --bootstrap", (role) => {
+    const commands = commandsOf(role);
+    // The proxy first waits for its Elastic IP: every later step needs the internet.
+    const first = role === "proxy" ? 1 : 0;
+    if (role === "proxy") expect(commands[0]).toEqual(["public-ip"]);
+    expect(commands[first][0]).toBe("packages");
+    expect(commands[first + 1]).toEqual(["aws-agents", REGION]);
+    const fetch = indexOf(commands, "fetch-apply", BUCKET, hostOf(role).id, REGION, PATHS.applyScript);
+    expect(fetch).toBeGreaterThan(first + 1);
+    expect(commands[fetch + 1]).toEqual(["apply"]);
+    expect(commands).toEqual(firstBootSteps(inputFor(role)));
+  });
+
+  it("odoo: the cron host initializes the Odoo databases after the apply step; no other host does", () => {
+    const commands = commandsOf("odoo");
+    expect(commands[commands.length - 1]).toEqual(["run", SCRIPT_PATHS.odooInit]);
+    expect(indexOf(commands, "apply")).toBeLessThan(commands.length - 1);
+    const second = modelWith({ odooInstances: 2, sharedFilestore: true });
+    const odoo2 = userDataInputFor(second, second.hosts.odoo[1], { configBucket: BUCKET, region: REGION, efsFileSystemId: "fs-0123456789abcdef0" });
+    expect(firstBootSteps(odoo2).map((c) => c[0])).not.toContain("run");
+    for (const role of ["proxy", "pgbouncer", "postgres"] as const) expect(commandsOf(role).map((c) => c[0])).not.toContain("run");
+  });
+
+  it("postgres: the pgBackRest stanza is created right after the apply step started PostgreSQL with archiving on", () => {
+    const commands = commandsOf("postgres");
+    const apply = indexOf(commands, "apply");
+    expect(commands[apply + 1]).toEqual(["pgbackrest-stanza", "/etc/pgbackrest/pgbackrest.conf", "main"]);
   });
 
   it.each(ROLES)("%s: writes the bootstrap script (0755) and the apply settings (names only)", (role) => {
@@ -91,12 +145,12 @@ describe("renderUserData: invariants", () => {
   });
 
   it("packages per role: the base on every host, the role's own, none installed too early", () => {
-    const packages = (role: HostRole) => buildUserData(inputFor(role)).packages;
+    const packages = packagesOf;
     for (const role of ROLES) expect(packages(role)).toEqual(expect.arrayContaining([...BASE_PACKAGES]));
     expect(packages("proxy")).toEqual(expect.arrayContaining(["nginx-light", "certbot", "python3-certbot-dns-route53"]));
     expect(packages("pgbouncer")).toEqual(expect.arrayContaining(["pgbouncer", "postgresql-client"]));
     expect(packages("odoo")).toEqual(expect.arrayContaining(["wkhtmltopdf"]));
-    // Installed by runcmd, after the step they depend on (see the next tests).
+    // Installed by a later step, after the step they depend on (see the next tests).
     expect(packages("odoo")).not.toContain("odoo");
     expect(packages("postgres")).not.toContain("postgresql-15");
     for (const role of ROLES) expect([...packages(role)].sort()).toEqual(packages(role));
@@ -108,14 +162,14 @@ describe("renderUserData: invariants", () => {
     const common = indexOf(commands, "install", "postgresql-common");
     const owner = indexOf(commands, "postgres-owner", PATHS.postgresDataMount);
     const server = indexOf(commands, "install", "postgresql-15", "pgbackrest");
-    const apply = commands.findIndex((c) => c[0] === PATHS.applyScript);
+    const apply = indexOf(commands, "apply");
     expect([mount, common, owner, server, apply].every((i) => i > 0)).toBe(true);
     expect(mount).toBeLessThan(common);
     expect(common).toBeLessThan(owner);
     expect(owner).toBeLessThan(server);
     expect(server).toBeLessThan(apply);
     const checksums = buildUserData(inputFor("postgres")).write_files.find((f) => f.path.startsWith("/etc/postgresql-common/"));
-    expect(checksums?.content).toContain("initdb_options = '--data-checksums'");
+    expect(checksums?.content).toContain("initdb_options = '--data-checksums --encoding=UTF8 --locale=C.UTF-8'");
   });
 
   it("odoo: Odoo's repository for the stack's version is added before odoo is installed", () => {
@@ -124,28 +178,30 @@ describe("renderUserData: invariants", () => {
     const install = indexOf(commands, "install", "odoo");
     expect(repo).toBeGreaterThan(0);
     expect(repo).toBeLessThan(install);
-    const v18 = buildUserData({ ...inputFor("odoo"), odooVersion: "18.0" }).runcmd;
-    expect(v18).toContainEqual([SCRIPT_PATHS.bootstrap, "odoo-repo", "18.0"]);
+    expect(firstBootSteps({ ...inputFor("odoo"), odooVersion: "18.0" })).toContainEqual(["odoo-repo", "18.0"]);
   });
 
   it("proxy: ACME DNS-01 runs before the first apply (nginx -t needs the certificate)", () => {
     const commands = commandsOf("proxy");
     const acme = indexOf(commands, "acme", "erp.example.com", "ops@example.com");
     expect(acme).toBeGreaterThan(0);
-    expect(acme).toBeLessThan(commands.findIndex((c) => c[0] === PATHS.applyScript));
+    expect(acme).toBeLessThan(indexOf(commands, "apply"));
     expect(commands[acme]).not.toContain("--staging");
     const staging = modelWith({ tls: { mode: "acme", email: "ops@example.com", hostedZoneId: "Z04417412S8KXAMPLE1", staging: true } });
     const stagingInput = userDataInputFor(staging, staging.hosts.proxy, { configBucket: BUCKET, region: REGION });
-    expect(buildUserData(stagingInput).runcmd).toContainEqual([SCRIPT_PATHS.bootstrap, "acme", "erp.example.com", "ops@example.com", "--staging"]);
+    expect(firstBootSteps(stagingInput)).toContainEqual(["acme", "erp.example.com", "ops@example.com", "--staging"]);
   });
 
-  it("time comes from the Amazon Time Sync Service (no NTP egress)", () => {
-    expect(buildUserData(inputFor("odoo")).ntp).toEqual({ enabled: true, ntp_client: "chrony", servers: ["169.254.169.123"] });
+  it("time comes from the Amazon Time Sync Service (no NTP egress), through chrony's sources directory", () => {
+    const sources = buildUserData(inputFor("odoo")).write_files.find((f) => f.path === CHRONY_SOURCES_PATH)!;
+    expect(sources.content.split("\n")).toContain("server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4");
+    expect(packagesOf("odoo")).toContain("chrony");
   });
 
   it("extra packages are added once, sorted", () => {
-    expect(buildUserData({ ...inputFor("odoo"), packages: ["htop", "jq"] }).packages.filter((p) => p === "jq")).toHaveLength(1);
-    expect(buildUserData({ ...inputFor("odoo"), packages: ["htop"] }).packages).toContain("htop");
+    const packages = (extra: string[]) => firstBootSteps({ ...inputFor("odoo"), packages: extra })[0].slice(1);
+    expect(packages(["htop", "jq"]).filter((p) => p === "jq")).toHaveLength(1);
+    expect(packages(["htop"])).toContain("htop");
   });
 
   it("rejects bad input, every problem at once", () => {

@@ -4,7 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { ConfigError, CONFIG_KEYS, DEFAULTS, parseSettings, type RawConfig, type StackSettings } from "../../lib/config";
+import { ConfigError, DEFAULTS, parseSettings, placeholderProblems, type RawConfig, type StackSettings } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { BASE_CONFIG } from "../helpers/fixtures";
 
@@ -70,6 +70,9 @@ const BAD_CASES: BadCase[] = [
   ["bad bastion security group id (NET-6)", with_({ bastionSecurityGroupId: "sg-bastion" }), "bastionSecurityGroupId", "sg-bastion", "must be a security group id such as sg-"],
   // Odoo.
   ["unsupported Odoo version", with_({ odooVersion: "15.0" }), "odooVersion", "15.0", "must be one of 16.0, 17.0, 18.0"],
+  // An unquoted 17.0 in the stack file is a YAML number; the CLI hands the program "17".
+  ["odooVersion: 17.0 unquoted, as the CLI passes it", with_({ odooVersion: "17" }), "odooVersion", "17", 'must be one of 16.0, 17.0, 18.0; YAML reads an unquoted 17.0 as the number 17: quote it in the stack file, odooVersion: "17.0"'],
+  ["odooVersion: 16.0 unquoted, as YAML parses it", with_({ odooVersion: 16 }), "odooVersion", 16, 'quote it in the stack file, odooVersion: "16.0"'],
   ["no Odoo instance", with_({ odooInstances: 0 }), "odooInstances", 0, "whole number from 1 to 16"],
   ["17 Odoo instances", with_({ odooInstances: 17 }), "odooInstances", 17, "whole number from 1 to 16"],
   ["workers over (vCPU × 2) + 1 (LIMIT-1)", with_({ odoo: { workers: 10 } }), "odoo.workers", 10, "must not exceed (vCPU × 2) + 1 = 9"],
@@ -162,6 +165,11 @@ describe("parseSettings: bad config (DESIGN principle 4)", () => {
     expect(lines.slice(1).map((l) => /^ {2}(\d+)\. odoo-stack:/.exec(l)?.[1])).toEqual(["1", "2", "3", "4"]);
   });
 
+  it("gives no quoting hint for a version that is no number of a supported one", () => {
+    expect(configErrorOf(with_({ odooVersion: "15.0" })).message).not.toContain("quote it");
+    expect(configErrorOf(with_({ odooVersion: 15 })).message).not.toContain("quote it");
+  });
+
   it("says 'problem' for one and 'problems' for several", () => {
     expect(configErrorOf(with_({ odooVersion: "15.0" })).message).toMatch(/^odoo-stack: 1 configuration problem;/);
   });
@@ -191,40 +199,9 @@ describe("parseSettings: names", () => {
   });
 });
 
-// Pulumi.yaml's `config:` defaults and DEFAULTS must never drift: the CLI applies the former,
-// lib/config.ts the latter when a key is absent.
+// Pulumi.yaml's `config:` block and DEFAULTS both come from lib/settings.ts; tests/unit/settings.test.ts
+// proves the block is generated from it and resolves, through the CLI's rules, to these defaults.
 describe("defaults", () => {
-  const project = yaml.load(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> };
-  const declared = Object.entries(project.config).filter(([, spec]) => spec.default !== undefined);
-  const INSTANCE_KEYS: Record<string, keyof typeof DEFAULTS.instanceTypes> = {
-    proxyInstanceType: "proxy",
-    odooInstanceType: "odoo",
-    pgbouncerInstanceType: "pgbouncer",
-    postgresInstanceType: "postgres",
-  };
-  const libDefault = (key: string): unknown =>
-    key in INSTANCE_KEYS ? DEFAULTS.instanceTypes[INSTANCE_KEYS[key]] : (DEFAULTS as Record<string, unknown>)[key];
-
-  it("every key Pulumi.yaml declares is a setting lib/config.ts knows", () => {
-    for (const key of Object.keys(project.config)) expect(CONFIG_KEYS).toContain(key);
-  });
-
-  it("declares defaults at all", () => {
-    expect(declared.length).toBeGreaterThanOrEqual(10);
-  });
-
-  it.each(declared.map(([key, spec]) => [key, spec.default]))("Pulumi.yaml default of %s equals DEFAULTS", (key, value) => {
-    expect(libDefault(key as string)).toBeDefined();
-    expect(value).toEqual(libDefault(key as string));
-  });
-
-  it("every DEFAULTS entry that is a top-level key is declared with that default in Pulumi.yaml", () => {
-    const topLevel = Object.keys(DEFAULTS).filter((k) => (CONFIG_KEYS as readonly string[]).includes(k));
-    for (const key of [...topLevel, ...Object.keys(INSTANCE_KEYS)]) {
-      expect([key, project.config[key]?.default]).toEqual([key, libDefault(key)]);
-    }
-  });
-
   it("an absent key resolves to the documented default", () => {
     const s = parse({ domain: "erp.example.com", tls: BASE_CONFIG.tls });
     expect(s.internalZone).toBe(DEFAULTS.internalZone);
@@ -272,5 +249,53 @@ describe("Pulumi.prod.yaml", () => {
     expect(s.databases).toEqual(["erp"]);
     // No plaintext secret in the stack file: nothing in it looks like a `secure:` value or a password key.
     expect(JSON.stringify(doc)).not.toMatch(/secure|password|passwd|secret/i);
+  });
+});
+
+// Placeholders: refused when the program runs under the real engine (index.ts asks for
+// "refuse"), accepted otherwise; the offline plan prints placeholderProblems as warnings.
+describe("placeholders", () => {
+  const REAL: RawConfig = {
+    domain: "erp.acme-corp.eu",
+    tls: { mode: "acme", email: "ops@acme-corp.eu", hostedZoneId: "Z04417412S8KQ3PL1" },
+    alarmEmail: "alarms@acme-corp.eu",
+    bastionSecurityGroupId: "sg-0a1b2c3d4e5f60718",
+  };
+  const refuse = (raw: RawConfig) => parseSettings(raw, REGION, knownInstanceType, { placeholders: "refuse" });
+
+  it("accepts real-looking values when refusing placeholders", () => {
+    expect(refuse(REAL).domain).toBe("erp.acme-corp.eu");
+    expect(placeholderProblems(REAL)).toEqual([]);
+  });
+
+  it.each([
+    ["a documentation domain", { domain: "erp.example.com" }, "domain", "erp.example.com", "(a documentation domain, RFC 2606)"],
+    ["example.org itself", { domain: "example.org" }, "domain", "example.org", "RFC 2606"],
+    ["a .test name", { domain: "erp.acme.test" }, "domain", "erp.acme.test", "RFC 2606"],
+    ["an ACME contact at example.net", { tls: { ...(REAL.tls as object), email: "ops@example.net" } }, "tls.email", "ops@example.net", "Let's Encrypt refuses such a contact"],
+    ["an alarm address at example.com", { alarmEmail: "a@sub.example.com" }, "alarmEmail", "a@sub.example.com", "subscription confirmation would go nowhere"],
+    ["an AWS-documentation zone id", { tls: { ...(REAL.tls as object), hostedZoneId: "Z3M3LMPEXAMPLE" } }, "tls.hostedZoneId", "Z3M3LMPEXAMPLE", "(an example id)"],
+    ["the zone id the fix message shows", { tls: { ...(REAL.tls as object), hostedZoneId: "Z0123456789ABCDEFGHIJ" } }, "tls.hostedZoneId", "Z0123456789ABCDEFGHIJ", "(an example id)"],
+    ["the security group id the fix message shows", { bastionSecurityGroupId: "sg-0123456789abcdef0" }, "bastionSecurityGroupId", "sg-0123456789abcdef0", "or leave the key unset"],
+  ] as [string, RawConfig, string, string, string][])("refuses %s under the real engine, accepts it otherwise", (_name, override, key, value, fix) => {
+    const raw = { ...REAL, ...override };
+    expect(() => parse(raw)).not.toThrow();
+    const err = (() => {
+      try {
+        refuse(raw);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error("accepted");
+    })();
+    expect(err.problems.map((p) => p.key)).toEqual([key]);
+    expect(err.message).toContain(`${NS}${key} = ${JSON.stringify(value)}: is a placeholder: nothing real answers there`);
+    expect(err.message).toContain(fix);
+    expect(err.message).toContain("(a real pulumi preview or up refuses placeholders; the offline plan only warns)");
+    expect(placeholderProblems(raw).map((p) => p.key)).toEqual([key]);
+  });
+
+  it("reads tls given as JSON text, as the CLI passes it", () => {
+    expect(placeholderProblems({ ...REAL, tls: JSON.stringify({ mode: "acme", email: "x@example.com", hostedZoneId: "ZEXAMPLE" }) }).map((p) => p.key)).toEqual(["tls.email", "tls.hostedZoneId"]);
   });
 });

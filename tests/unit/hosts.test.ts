@@ -7,7 +7,7 @@ import { ConfigError, type RawConfig } from "../../lib/config";
 import { PATHS, SECRET_REF, secretRef, type StackModel } from "../../lib/model";
 import { CLOUDWATCH_AGENT_CONFIG_PATH } from "../../templates/cloudwatch-agent";
 import { GENERATED, type HostFile } from "../../templates/format";
-import { hostFiles, renderAllHosts } from "../../templates/hosts";
+import { hostFiles, parametersFingerprint, renderAllHosts } from "../../templates/hosts";
 import { METRICS_CONFIG_PATH } from "../../templates/metrics";
 import { modelWith } from "../helpers/fixtures";
 
@@ -180,5 +180,15 @@ describe("renderAllHosts: forbidden odooOptions", () => {
     const model = modelWith({ odooOptions: { log_level: "warn" } });
     const conf = renderAllHosts(model).get("odoo-1")?.find((f) => f.path === PATHS.odooConf);
     expect(conf?.content).toMatch(/^log_level = warn$/m);
+  });
+});
+
+describe("parametersFingerprint: the association's re-run trigger for changed values (issue 12)", () => {
+  it("changes with any parameter's version, not with the order of the list", () => {
+    const base = parametersFingerprint([["/odoo-stack/t/a", 1], ["/odoo-stack/t/b", 3]]);
+    expect(parametersFingerprint([["/odoo-stack/t/b", 3], ["/odoo-stack/t/a", 1]])).toBe(base);
+    expect(parametersFingerprint([["/odoo-stack/t/a", 2], ["/odoo-stack/t/b", 3]])).not.toBe(base);
+    expect(parametersFingerprint([["/odoo-stack/t/a", 1]])).not.toBe(base);
+    expect(base).toMatch(/^[0-9a-f]{64}$/);
   });
 });

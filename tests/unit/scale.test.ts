@@ -9,7 +9,7 @@ import { ConfigError, RDS_POSTGRES_INSTANCE_TYPES } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { PATHS, secretRef } from "../../lib/model";
 import { odooRoleConnectionLimit, POSTGRES_RESERVED } from "../../lib/sizing";
-import { buildUserData, EFS_PACKAGES } from "../../templates/cloud-init";
+import { buildUserData, EFS_PACKAGES, firstBootSteps } from "../../templates/cloud-init";
 import { renderNginxSite, nginxSiteSettingsFor } from "../../templates/nginx";
 import { odooConfSettingsFor } from "../../templates/odoo-conf";
 import { pgbouncerSettingsFor, renderPgbouncerIni } from "../../templates/pgbouncer";
@@ -261,21 +261,20 @@ describe("user data of the shared filestore and of PgBouncer on RDS", () => {
   const base = { region: "eu-west-1", configBucket: "config-bucket-1234567", stack: "test", odooVersion: "17.0" as const };
 
   it("mounts EFS over TLS at data_dir before the odoo package, with the NFS client and stunnel installed", () => {
-    const doc = buildUserData({ ...base, hostId: "odoo-2", role: "odoo", efsFileSystemId: "fs-0123456789abcdef0" });
-    const steps = doc.runcmd.map((c) => (typeof c === "string" ? c : c.join(" ")));
-    const mount = steps.indexOf(`/usr/local/sbin/odoo-stack-bootstrap efs-mount fs-0123456789abcdef0 eu-west-1 ${PATHS.odooDataDir}`);
-    const install = steps.findIndex((step) => step.endsWith("install odoo"));
+    const doc = firstBootSteps({ ...base, hostId: "odoo-2", role: "odoo", efsFileSystemId: "fs-0123456789abcdef0" });
+    const steps = doc.map((c) => c.join(" "));
+    const mount = steps.indexOf(`efs-mount fs-0123456789abcdef0 eu-west-1 ${PATHS.odooDataDir}`);
+    const install = steps.findIndex((step) => step === "install odoo");
     expect(mount).toBeGreaterThan(0);
     expect(mount).toBeLessThan(install);
-    for (const p of EFS_PACKAGES) expect(doc.packages).toContain(p);
-    const single = buildUserData({ ...base, hostId: "odoo-1", role: "odoo" });
-    expect(single.runcmd.some((c) => Array.isArray(c) && c.includes("efs-mount"))).toBe(false);
-    expect(single.packages).not.toContain("stunnel4");
+    for (const p of EFS_PACKAGES) expect(doc.find((c) => c[0] === "packages")).toContain(p);
+    const single = firstBootSteps({ ...base, hostId: "odoo-1", role: "odoo" });
+    expect(single.some((c) => c.includes("efs-mount"))).toBe(false);
+    expect(single.find((c) => c[0] === "packages")).not.toContain("stunnel4");
   });
 
   it("fetches the RDS CA bundle on the PgBouncer host only", () => {
-    const doc = buildUserData({ ...base, hostId: "pgbouncer", role: "pgbouncer", rdsCaBundle: true });
-    expect(doc.runcmd).toContainEqual(["/usr/local/sbin/odoo-stack-bootstrap", "rds-ca-bundle", "eu-west-1", PATHS.rdsCaBundle]);
+    expect(firstBootSteps({ ...base, hostId: "pgbouncer", role: "pgbouncer", rdsCaBundle: true })).toContainEqual(["rds-ca-bundle", "eu-west-1", PATHS.rdsCaBundle]);
     expect(() => buildUserData({ ...base, hostId: "odoo-1", role: "odoo", rdsCaBundle: true })).toThrow(/only PgBouncer connects to RDS/);
     expect(() => buildUserData({ ...base, hostId: "pgbouncer", role: "pgbouncer", efsFileSystemId: "fs-0123456789abcdef0" })).toThrow(/only Odoo hosts mount the shared filestore/);
     expect(() => buildUserData({ ...base, hostId: "odoo-1", role: "odoo", efsFileSystemId: "fs-1; rm -rf /" })).toThrow(/an EFS file system id/);

@@ -1,0 +1,277 @@
+// The settings table: every stack config key once, with its kind, default, range, meaning and
+// whether it is required or secret (issue 17 item 1). Everything else derives from it:
+// lib/config.ts's CONFIG_KEYS, DEFAULTS, StackSettings and the ranges parseSettings validates;
+// Pulumi.yaml's `config:` block and the README's configuration reference, both written by
+// `npm run settings` (tools/settings-docs.ts) and compared with the committed files by
+// tests/unit/settings.test.ts. Pure data: no Pulumi, no I/O.
+//
+// Adding a key: one entry below (kind, description, and exactly one of required / default /
+// derived / unset), its parsing in lib/config.ts parseSettings (read it with the helpers there,
+// which take the range and default from this table), then `npm run settings`.
+import type { OdooSizingOverrides, PgbouncerSizingOverrides, PostgresSizingOverrides } from "./sizing";
+
+/** The config value's kind; Pulumi.yaml's `type` (stringList is `array` of `string`). */
+export type SettingKind = "string" | "integer" | "boolean" | "stringList" | "object";
+
+/** What parseSettings enforces beyond the kind; Pulumi.yaml and the README state the same. */
+export type SettingRange =
+  /** A whole number from min to max, inclusive. */
+  | { readonly min: number; readonly max: number }
+  /** Exactly one of these strings. */
+  | { readonly oneOf: readonly string[] }
+  /** IPv4 CIDR(s) whose prefix length is within [min, max] (each, for a list). */
+  | { readonly prefix: { readonly min?: number; readonly max: number } }
+  /** A map with at most this many entries. */
+  | { readonly maxEntries: number }
+  /** A map whose keys are these (the sizing override maps, typed from lib/sizing.ts). */
+  | { readonly fields: readonly string[] };
+
+export interface SettingSpec {
+  readonly kind: SettingKind;
+  /** Pulumi.yaml's description and the README's meaning column. */
+  readonly description: string;
+  /** The CLI refuses a stack that does not set it (Pulumi.yaml declares it without a default). */
+  readonly required?: true;
+  /** The value when the key is unset; Pulumi.yaml declares it. */
+  readonly default?: string | number | boolean | readonly string[] | Readonly<Record<string, never>>;
+  /** The key is unset by default and its value is computed from other keys, as said here. */
+  readonly derived?: string;
+  /** The key is unset by default and then absent from the settings, meaning what is said here. */
+  readonly unset?: string;
+  readonly range?: SettingRange;
+  /** The stack file must hold it encrypted (`pulumi config set --secret`). */
+  readonly secret?: true;
+}
+
+/** Keys of each sizing override map: exactly the fields of lib/sizing.ts's interface (the build fails otherwise). */
+const fieldsOf = <T>(fields: { readonly [K in keyof Required<T>]: true }): readonly string[] => Object.keys(fields);
+
+export const ODOO_OVERRIDE_FIELDS = fieldsOf<OdooSizingOverrides>({
+  workers: true,
+  maxCronThreads: true,
+  limitMemorySoftMiB: true,
+  limitMemoryHardMiB: true,
+  limitTimeCpu: true,
+  limitTimeReal: true,
+  limitTimeRealCron: true,
+  limitRequest: true,
+  dbMaxconn: true,
+  dbMaxconnGevent: true,
+});
+export const PGBOUNCER_OVERRIDE_FIELDS = fieldsOf<PgbouncerSizingOverrides>({
+  defaultPoolSize: true,
+  reservePoolSize: true,
+  maxClientConn: true,
+  maxDbConnections: true,
+});
+export const POSTGRES_OVERRIDE_FIELDS = fieldsOf<PostgresSizingOverrides>({
+  maxConnections: true,
+  statementTimeoutMs: true,
+  lockTimeoutMs: true,
+  idleInTransactionSessionTimeoutMs: true,
+});
+
+/** RDS keeps automated backups (and so PITR) for at most 35 days. */
+export const RDS_MAX_BACKUP_RETENTION_DAYS = 35;
+
+/** Defaults inside the `tls` map. */
+export const TLS_FIELD_DEFAULTS = { mode: "acme", staging: false } as const;
+
+export const SETTINGS = {
+  domain: {
+    kind: "string",
+    required: true,
+    description: "Public hostname users open, e.g. erp.example.com.",
+  },
+  tls: {
+    kind: "object",
+    required: true,
+    description: `Public TLS on the proxy: {mode: acme, email, hostedZoneId, staging} (Let's Encrypt via Route 53 DNS-01; mode defaults to ${TLS_FIELD_DEFAULTS.mode}, staging to ${TLS_FIELD_DEFAULTS.staging}) or {mode: imported, certificateParameter, privateKeyParameter} (SSM parameter names).`,
+  },
+  internalZone: {
+    kind: "string",
+    default: "odoo.internal",
+    description: "Private Route 53 zone for internal names; TLS certificates carry these SANs (TLS-3).",
+  },
+  vpcCidr: {
+    kind: "string",
+    default: "10.40.0.0/16",
+    range: { prefix: { min: 16, max: 24 } },
+    description: "VPC range, inside RFC 1918.",
+  },
+  availabilityZoneCount: {
+    kind: "integer",
+    default: 2,
+    range: { min: 2, max: 6 },
+    description: "Availability zones to spread subnets over.",
+  },
+  publicSubnetCidrs: {
+    kind: "stringList",
+    derived: "/20s carved from vpcCidr (index 0..)",
+    range: { prefix: { max: 26 } },
+    description: "One CIDR per AZ for public subnets (proxy, NAT), inside vpcCidr, disjoint.",
+  },
+  privateSubnetCidrs: {
+    kind: "stringList",
+    derived: "/20s carved from vpcCidr (index 8..)",
+    range: { prefix: { max: 26 } },
+    description: "One CIDR per AZ for private subnets (Odoo, PgBouncer, PostgreSQL), inside vpcCidr, disjoint.",
+  },
+  natGateways: {
+    kind: "string",
+    default: "single",
+    range: { oneOf: ["single", "perAz"] },
+    description: "single: one NAT gateway (cheaper); perAz: one per AZ (no cross-AZ dependency).",
+  },
+  odooVersion: {
+    kind: "string",
+    default: "17.0",
+    range: { oneOf: ["16.0", "17.0", "18.0"] },
+    description: 'Odoo series. Quote it in the stack file ("17.0"): unquoted, YAML reads the number 17.',
+  },
+  odooInstances: {
+    kind: "integer",
+    default: 1,
+    range: { min: 1, max: 16 },
+    description: "Number of Odoo hosts; host odoo-1 runs the crons.",
+  },
+  sharedFilestore: {
+    kind: "boolean",
+    derived: "true with several Odoo hosts (where false is an error), false with one",
+    description: "Odoo's data_dir (filestore and sessions) on encrypted EFS, mounted over TLS (stunnel) on every Odoo host.",
+  },
+  postgresEngine: {
+    kind: "string",
+    default: "ec2",
+    range: { oneOf: ["ec2", "rds"] },
+    description: `ec2: PostgreSQL 15 on its own host, pgBackRest. rds: Amazon RDS for PostgreSQL 15, Multi-AZ, automated backups with PITR; postgresInstanceType becomes \`db.<type>\`, backupRetentionDays at most ${RDS_MAX_BACKUP_RETENTION_DAYS}; the PgBouncer host collects PostgreSQL's metrics as a pg_monitor role over verify-full, so the same alarms apply.`,
+  },
+  rdsMultiAz: {
+    kind: "boolean",
+    default: true,
+    description: 'With postgresEngine "rds", a standby in a second AZ (ignored with "ec2"). The policy pack requires it unless its config sets requireMultiAz to false.',
+  },
+  proxyInstanceType: {
+    kind: "string",
+    default: "t3.small",
+    description: "Instance type of the nginx reverse proxy.",
+  },
+  odooInstanceType: {
+    kind: "string",
+    default: "m6i.xlarge",
+    description: "Instance type of each Odoo host; workers and memory limits are sized from it (LIMIT-1).",
+  },
+  pgbouncerInstanceType: {
+    kind: "string",
+    default: "t3.small",
+    description: "Instance type of the PgBouncer host.",
+  },
+  postgresInstanceType: {
+    kind: "string",
+    default: "r6i.large",
+    description: 'Instance type of the PostgreSQL host; shared_buffers and work_mem are sized from it. With postgresEngine "rds", the RDS class `db.<type>` (one of lib/config.ts RDS_POSTGRES_INSTANCE_TYPES).',
+  },
+  databases: {
+    kind: "stringList",
+    default: ["odoo"],
+    description: 'Odoo databases served in transaction pooling (POOL-1): lower-case PostgreSQL identifiers. "postgres" is reserved for Odoo\'s LISTEN session pool.',
+  },
+  dbfilter: {
+    kind: "string",
+    unset: "with one database, db_name alone restricts Odoo to it, without a connection to database postgres per request (a filter is refused); with several, `^%d$`",
+    description: "Odoo dbfilter (ODOO-3), for several databases: a regular expression that restricts the databases served.",
+  },
+  postgresDataVolumeGiB: {
+    kind: "integer",
+    default: 100,
+    range: { min: 20, max: 16384 },
+    description: "Size of PostgreSQL's encrypted gp3 data volume, which outlives the instance (RDS: allocated storage).",
+  },
+  bastionSecurityGroupId: {
+    kind: "string",
+    unset: "no bastion",
+    description: "Security group allowed to reach PostgreSQL on 5432 besides PgBouncer (NET-6).",
+  },
+  odooInternalCidrs: {
+    kind: "stringList",
+    default: [],
+    description: "Private CIDRs (VPN, office) allowed to reach 8069/8072 besides the proxy (NET-4). Public ranges are refused.",
+  },
+  alarmEmail: {
+    kind: "string",
+    unset: "no e-mail subscription",
+    description: "E-mail address subscribed to the alarm topic.",
+  },
+  backupRetentionDays: {
+    kind: "integer",
+    default: 30,
+    range: { min: 7, max: 3650 },
+    description: `Days of backups kept (BACKUP-1); at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine "rds".`,
+  },
+  odoo: {
+    kind: "object",
+    default: {},
+    range: { fields: ODOO_OVERRIDE_FIELDS },
+    description: "Overrides of the Odoo sizing computed from odooInstanceType (lib/sizing.ts); an override that breaks an invariant is an error.",
+  },
+  pgbouncer: {
+    kind: "object",
+    default: {},
+    range: { fields: PGBOUNCER_OVERRIDE_FIELDS },
+    description: "Overrides of the PgBouncer sizing (lib/sizing.ts); an override that breaks an invariant is an error.",
+  },
+  postgres: {
+    kind: "object",
+    default: {},
+    range: { fields: POSTGRES_OVERRIDE_FIELDS },
+    description: "Overrides of the PostgreSQL limits and timeouts (lib/sizing.ts); an override that breaks an invariant is an error.",
+  },
+  tags: {
+    kind: "object",
+    default: {},
+    range: { maxEntries: 5 },
+    description: "Tags added to every resource (S3 objects carry 10 tags and the stack uses 5); no aws: prefix.",
+  },
+  odooOptions: {
+    kind: "object",
+    default: {},
+    description: "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; smtp_password must be an `{{ssm:/path}}` reference.",
+  },
+} as const satisfies Readonly<Record<string, SettingSpec>>;
+
+export type SettingKey = keyof typeof SETTINGS;
+export const SETTING_KEYS = Object.keys(SETTINGS) as SettingKey[];
+
+/** The spec of `key`, widened to SettingSpec for code that reads any key. */
+export const specOf = (key: SettingKey): SettingSpec => SETTINGS[key];
+
+/** Keys with a default value (what Pulumi.yaml declares as `default`). */
+type StaticDefaultKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly default: unknown } ? K : never }[SettingKey];
+export type StaticDefaults = { readonly [K in StaticDefaultKey]: (typeof SETTINGS)[K]["default"] };
+
+export const STATIC_DEFAULTS = Object.fromEntries(
+  SETTING_KEYS.filter((k) => specOf(k).default !== undefined).map((k) => [k, specOf(k).default]),
+) as StaticDefaults;
+
+/**
+ * True when the key has no value of its own by default (derived or unset): for such a key the
+ * empty value of its kind ("", [], {}) means "unset", which is what Pulumi.yaml declares as its
+ * default so the CLI does not require it (see tools/settings-docs.ts).
+ */
+export const isOptionalWithoutDefault = (spec: SettingSpec): boolean =>
+  spec.required !== true && spec.default === undefined;
+
+/** The range as text: "2 to 6", "single or perAz", "/16 to /24", … (markdown when `md`). */
+export function rangeText(range: SettingRange | undefined, md = false): string {
+  if (range === undefined) return "";
+  const code = (s: string) => (md ? `\`${s}\`` : s);
+  const list = (xs: readonly string[], last: string) =>
+    xs.length === 1 ? xs[0] : `${xs.slice(0, -1).join(", ")} ${last} ${xs[xs.length - 1]}`;
+  if ("min" in range) return `${range.min} to ${range.max}`;
+  if ("oneOf" in range) return list(range.oneOf.map(code), "or");
+  if ("prefix" in range) {
+    return range.prefix.min === undefined ? `/${range.prefix.max} or larger` : `/${range.prefix.min} to /${range.prefix.max}`;
+  }
+  if ("maxEntries" in range) return `at most ${range.maxEntries} entries`;
+  return `keys ${list(range.fields.map(code), "and")}`;
+}

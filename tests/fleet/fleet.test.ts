@@ -1,0 +1,301 @@
+// The whole stack booted from its own user data (issue 18): the prod plan's four hosts as Debian 12
+// system containers, first boot exactly as on EC2, AWS and the public archives at the edges only,
+// then the running system checked from the outside. Each check prints a measured line.
+// Runs as root (`npm run test:fleet`); see tests/fleet/README.md for what stands in for what.
+import { execFileSync, spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { PATHS } from "../../lib/model";
+import { FIRSTBOOT_COMPLETE_MARKER, FIRSTBOOT_UNIT } from "../../templates/cloud-init";
+import { applyCommandLine } from "../../templates/hosts";
+import { PGBACKREST_STANZA } from "../../templates/pgbackrest";
+import { ROOT } from "../../tools/plan";
+import { EIP_ASSOCIATION_DELAY_SECONDS, Fleet, type BootReport } from "./lib/fleet";
+import { fleetPrerequisites } from "./lib/image";
+import { CLIENT_IP } from "./lib/network";
+import { issue } from "./lib/pki";
+
+const missing = fleetPrerequisites();
+const describeFleet = missing.length === 0 ? describe : describe.skip;
+if (missing.length > 0) process.stderr.write(`fleet: skipped, this machine lacks: ${missing.join(", ")}\n`);
+
+/** A measured line, printed as it happens (jest buffers console.log until the file ends). */
+const measured = (line: string) => process.stderr.write(`fleet: ${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MINUTE = 60_000;
+
+describeFleet("the prod stack booted from its user data (issue 18)", () => {
+  let fleet: Fleet;
+  let boots: BootReport[] = [];
+  let domain: string;
+  let publicIp: string;
+
+  beforeAll(async () => {
+    const started = Date.now();
+    fleet = await Fleet.up({ log: measured, odooDeb: process.env.ODOO_STACK_FLEET_ODOO_DEB });
+    domain = fleet.model.settings.domain;
+    publicIp = fleet.facts.proxyEip?.publicIp as string;
+    try {
+      boots = await fleet.waitForFirstBoot();
+    } catch (e) {
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${fleet.evidence()}`);
+    }
+    measured(`fleet up in ${Math.round((Date.now() - started) / 1000)} s (image ${fleet.imageBuildSeconds ? `built in ${fleet.imageBuildSeconds} s` : "cached"})`);
+  }, 25 * MINUTE);
+
+  afterAll(async () => {
+    await fleet?.destroy();
+  }, 5 * MINUTE);
+
+  /** curl from "the internet": the suite's client address, the domain on the proxy's public address. */
+  const curl = (urlPath: string, extra: readonly string[] = []) =>
+    fleet.client("curl", [
+      "-sS", "--max-time", "30", "--interface", CLIENT_IP, "--cacert", fleet.publicCa.certFile,
+      "--resolve", `${domain}:443:${publicIp}`, "-o", "/dev/stderr", "-w", "%{http_code}", ...extra, `https://${domain}${urlPath}`,
+    ]);
+  const httpStatus = (urlPath: string) => {
+    try {
+      return curl(urlPath);
+    } catch (e) {
+      return String((e as { stdout?: string }).stdout ?? e);
+    }
+  };
+
+  it("every host finishes first boot: cloud-init done without error, systemd running, first boot complete", () => {
+    for (const b of boots) measured(`${b.host}: first boot ${b.seconds} s, cloud-init ${b.cloudInit}, system ${b.systemState}`);
+    for (const b of boots) {
+      expect({ host: b.host, cloudInit: b.cloudInit, system: b.systemState, failed: b.failedUnits }).toEqual({ host: b.host, cloudInit: "done", system: "running", failed: [] });
+      expect(fleet.machine(b.host).sh(`test -f ${FIRSTBOOT_COMPLETE_MARKER}`).code).toBe(0);
+    }
+  });
+
+  it("the proxy's first boot waits for its Elastic IP before anything that needs the internet", () => {
+    const journal = fleet.machine("proxy").shOk(`journalctl -u ${FIRSTBOOT_UNIT} --no-pager -o cat | grep -E 'step |Elastic IP|public address'`);
+    const lines = journal.trim().split("\n");
+    const address = lines.findIndex((l) => l.includes(`public address ${publicIp} after`));
+    const packages = lines.findIndex((l) => /step \d+-packages: packages/.test(l));
+    expect(lines.some((l) => l.includes("waiting for the Elastic IP"))).toBe(true);
+    expect(address).toBeGreaterThan(-1);
+    expect(address).toBeLessThan(packages);
+    measured(`proxy: ${lines[address].replace(/^.*odoo-stack-bootstrap: /, "")} (associated ${EIP_ASSOCIATION_DELAY_SECONDS} s after boot), before any package download`);
+  });
+
+  it("the apply association's first run, before first boot installed the apply script, is a clean no-op", () => {
+    const host = fleet.facts.hosts[0];
+    // The script hidden by an empty tmpfs in a mount namespace of its own: the host as it is when
+    // the SSM agent registers, before the fetch-apply step.
+    const r = fleet.machine(host.id).sh(`unshare -m sh -c 'mount -t tmpfs none ${path.dirname(PATHS.applyScript)} && ${host.associationCommand.replace(/'/g, `'\\''`)}'`);
+    expect({ code: r.code, out: r.stdout.trim() }).toEqual({ code: 0, out: "odoo-stack: first boot in progress; odoo-stack-firstboot.service applies this configuration" });
+  });
+
+  it("serves Odoo's login page through the proxy's public address over TLS, and refuses the database manager", () => {
+    const started = Date.now();
+    expect(httpStatus("/web/login")).toBe("200");
+    measured(`GET https://${domain}/web/login → 200 in ${Date.now() - started} ms`);
+    for (const p of ["/web/database/manager", "/web/database/selector", "/web/database/list"]) expect(httpStatus(p)).toBe("404");
+    const log = fleet.machine(fleet.model.cronHost.id).shOk(`grep -F 'GET /web/login' ${PATHS.odooLogFile} | tail -n 1`);
+    // proxy_mode: Odoo logs the client's address from X-Forwarded-For, not the proxy's.
+    expect(log).toContain(`${CLIENT_IP} - - `);
+    measured(`Odoo logged the client address ${CLIENT_IP} (X-Forwarded-For): ${log.trim().slice(0, 120)}`);
+  });
+
+  it("a WebSocket on /websocket upgrades (101) and receives a bus notification sent on the server side", async () => {
+    const channel = `fleet-${Date.now()}`;
+    const child = spawn(
+      "nsenter",
+      [`--net=${fleet.network?.path}`, process.execPath, path.join(__dirname, "clients", "websocket-client.js"), `wss://${domain}/websocket`, fleet.publicCa.certFile, publicIp, CLIENT_IP, channel, "60"],
+      { env: { ...process.env, NODE_PATH: path.join(ROOT, "node_modules") }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const events: { event: string; at: number; status?: number; data?: unknown }[] = [];
+    let buffer = "";
+    child.stdout.on("data", (d: Buffer) => {
+      buffer += d.toString("utf8");
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        events.push(JSON.parse(buffer.slice(0, nl)));
+        buffer = buffer.slice(nl + 1);
+      }
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    for (let i = 0; i < 100 && !events.some((e) => e.event === "subscribed"); i++) await sleep(100);
+    // Give the gevent worker's bus its LISTEN (it starts with the first subscription).
+    await sleep(2000);
+    const db = fleet.model.settings.databases[0];
+    // What addons/bus/models/bus.py _sendmany does: a bus_bus row, then NOTIFY imbus on `postgres`.
+    const sentAt = Date.now();
+    fleet.machine("postgres").shOk(
+      `runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d ${db} -c "INSERT INTO bus_bus (channel, message, create_date) VALUES ('[\\"${db}\\",\\"${channel}\\"]', '{\\"type\\":\\"fleet.ping\\",\\"payload\\":{\\"n\\":1}}', now() at time zone 'utc')" && ` +
+        `runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "NOTIFY imbus, '[[\\"${db}\\",\\"${channel}\\"]]'"`,
+    );
+    const code = await exited;
+    const upgrade = events.find((e) => e.event === "upgrade");
+    const message = events.find((e) => e.event === "message");
+    expect({ code, upgrade: upgrade?.status }).toEqual({ code: 0, upgrade: 101 });
+    expect(message?.data).toEqual([expect.objectContaining({ message: { type: "fleet.ping", payload: { n: 1 } } })]);
+    measured(`WebSocket 101 through the proxy; bus notification arrived ${(message?.at ?? 0) - sentAt} ms after NOTIFY`);
+  }, 2 * MINUTE);
+
+  it("PgBouncer pools the Odoo database in transaction mode and the LISTEN sessions in the postgres session pool", () => {
+    const pools = fleet
+      .machine("pgbouncer")
+      .shOk(
+        `PGPASSFILE=/etc/odoo-stack/metrics.pgpass psql -X -At -F ' ' "host=${fleet.model.hosts.pgbouncer.fqdn} port=6432 dbname=pgbouncer user=pgbouncer_stats sslmode=verify-full sslrootcert=${PATHS.caCert}" -c "SHOW POOLS" | awk '{print $1, $2, $3, $NF}'`,
+      )
+      .trim()
+      .split("\n");
+    const row = (db: string) => pools.find((l) => l.startsWith(`${db} `))?.split(" ");
+    const db = fleet.model.settings.databases[0];
+    expect(row(db)?.[3]).toBe("transaction");
+    expect(row("postgres")?.[3]).toBe("session");
+    // The cron worker's LISTEN cron_trigger and the bus's LISTEN imbus (gevent worker).
+    expect(Number(row("postgres")?.[2])).toBeGreaterThanOrEqual(2);
+    measured(`SHOW POOLS: ${pools.join(" | ")}`);
+    const sessions = fleet
+      .machine("postgres")
+      .shOk(`runuser -u postgres -- psql -X -At -F ' ' -c "SELECT datname, usename, host(client_addr), ssl FROM pg_stat_activity JOIN pg_stat_ssl USING (pid) WHERE usename = 'odoo'"`)
+      .trim()
+      .split("\n");
+    expect(sessions.length).toBeGreaterThanOrEqual(3);
+    // The cluster postgresql-15's postinst created on the data volume: UTF8, checksums on.
+    const cluster = fleet.machine("postgres").shOk(`runuser -u postgres -- psql -X -At -F ' ' -c "SELECT current_setting('server_encoding'), current_setting('data_checksums'), datcollate FROM pg_database WHERE datname = 'template1'"`).trim();
+    expect(cluster).toBe("UTF8 on C.UTF-8");
+    for (const s of sessions) expect(s).toMatch(new RegExp(`^(${db}|postgres) odoo ${fleet.model.hosts.pgbouncer.privateIp.replace(/\./g, "\\.")} t$`));
+    measured(`pg_stat_activity: ${sessions.length} Odoo sessions, all from PgBouncer (${fleet.model.hosts.pgbouncer.privateIp}) over SSL`);
+  });
+
+  it("backups: the stanza exists and WAL is archived from first boot; a full backup and the restore drill run by their units and publish their metrics", async () => {
+    const pg = fleet.machine("postgres");
+    const info = JSON.parse(pg.shOk(`runuser -u postgres -- pgbackrest --stanza=${PGBACKREST_STANZA} --output=json info`)) as { status: { code: number } }[];
+    expect(info[0].status.code).toBe(info[0].status.code === 2 ? 2 : 0); // 2 = no backup yet, 0 = ok
+    const archiver = pg.shOk(`runuser -u postgres -- psql -X -At -F ' ' -c "SELECT archived_count, failed_count FROM pg_stat_archiver"`).trim().split(" ").map(Number);
+    expect(archiver[0]).toBeGreaterThan(0);
+    expect(archiver[1]).toBe(0);
+    measured(`pgBackRest stanza ${PGBACKREST_STANZA} created at first boot; ${archiver[0]} WAL segments archived, ${archiver[1]} failed`);
+    for (const unit of ["odoo-stack-pgbackrest-full.service", "odoo-stack-restore-drill.service", "odoo-stack-backup-report.service"]) {
+      const started = Date.now();
+      const r = pg.sh(`systemctl start ${unit}; systemctl show -p Result --value ${unit}`, { timeoutMs: 10 * MINUTE });
+      expect({ unit, result: r.stdout.trim() }).toEqual({ unit, result: "success" });
+      measured(`${unit}: success in ${Math.round((Date.now() - started) / 1000)} s`);
+    }
+    const metrics = (await fleet.metrics()).filter((m) => m.namespace === "OdooStack/Backups");
+    const names = new Set(metrics.map((m) => m.name));
+    for (const name of ["RestoreDrillRtoSeconds", "RestoreDrillSuccess", "LastBackupAgeSeconds"]) expect(names).toContain(name);
+    const rto = metrics.filter((m) => m.name === "RestoreDrillRtoSeconds").pop();
+    measured(`restore drill published RTO ${rto?.value} s to CloudWatch (stand-in)`);
+  }, 20 * MINUTE);
+
+  it("the metrics collector publishes PgBouncer and PostgreSQL metrics with exactly the dimensions the alarms use", async () => {
+    type Resource = { type: string; name: string; inputs: Record<string, unknown> };
+    const doc = JSON.parse(fs.readFileSync(path.join(fleet.facts.stackDir, "resources.json"), "utf8")) as Resource[] | { resources: Resource[] };
+    const resources = Array.isArray(doc) ? doc : doc.resources;
+    const alarms = resources
+      .filter((r) => r.type === "aws:cloudwatch/metricAlarm:MetricAlarm")
+      .map((r) => ({ name: r.name, namespace: String(r.inputs.namespace), metric: String(r.inputs.metricName), dimensions: (r.inputs.dimensions ?? {}) as Record<string, string> }))
+      .filter((a) => ["OdooStack/PgBouncer", "OdooStack/PostgreSQL", "OdooStack/Collector"].includes(a.namespace));
+    expect(alarms.length).toBeGreaterThan(10);
+    const key = (ns: string, name: string, dims: Record<string, string>) => `${ns} ${name} ${JSON.stringify(Object.entries(dims).sort())}`;
+    // The collector's timer fires every minute and has been running since first boot; a metric
+    // published only at some rounds gets up to three more.
+    let metrics = await fleet.metrics();
+    let unmatched: string[] = [];
+    for (const deadline = Date.now() + 3 * MINUTE; ; await sleep(10_000)) {
+      metrics = await fleet.metrics();
+      const published = new Set(metrics.map((m) => key(m.namespace, m.name, m.dimensions)));
+      unmatched = alarms.filter((a) => !published.has(key(a.namespace, a.metric, a.dimensions))).map((a) => a.name);
+      if (unmatched.length === 0 || Date.now() > deadline) break;
+    }
+    expect(unmatched).toEqual([]);
+    measured(`${alarms.length} PgBouncer/PostgreSQL/collector alarms each see a published metric with their dimensions (${metrics.length} data points so far)`);
+  }, 5 * MINUTE);
+
+  it("a re-issued certificate reaches its host when the association runs again: PgBouncer serves it after a reload, same pid", async () => {
+    const pgb = fleet.machine("pgbouncer");
+    const fqdn = fleet.model.hosts.pgbouncer.fqdn;
+    const served = () =>
+      pgb.shOk(`openssl s_client -starttls postgres -connect ${fqdn}:6432 -servername ${fqdn} -CAfile ${PATHS.caCert} -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial`).trim();
+    const pid = () => pgb.shOk("systemctl show -p MainPID --value pgbouncer").trim();
+    const before = { serial: served(), pid: pid() };
+    // What `pulumi up` does when the certificate is re-issued: new parameter values (new versions,
+    // so a new --parameters-sha256 on the association's command, which AWS then runs).
+    const names = fleet.facts.certificateNames.pgbouncer;
+    const cert = issue(fleet.internalCa, path.join(fleet.runDir, "pki", "reissued"), "pgbouncer", names.dnsNames, names.ipAddresses);
+    const p = fleet.model.parameters;
+    await fleet.setParameter(p.hostCert("pgbouncer"), cert.certPem);
+    await fleet.setParameter(p.hostKey("pgbouncer"), cert.keyPem);
+    const host = fleet.facts.hosts.find((h) => h.id === "pgbouncer")!;
+    const r = pgb.sh(host.associationCommand, { timeoutMs: 5 * MINUTE });
+    expect(r.code).toBe(0);
+    const after = { serial: served(), pid: pid() };
+    expect(after.pid).toBe(before.pid);
+    expect(after.serial).not.toBe(before.serial);
+    expect(after.serial).toBe(execFileSync("openssl", ["x509", "-noout", "-serial", "-in", cert.certFile], { encoding: "utf8" }).trim());
+    measured(`re-issued PgBouncer certificate served after the association's run: ${before.serial} → ${after.serial}, pid ${after.pid} unchanged`);
+  }, 10 * MINUTE);
+
+  it("a config change goes the way of production: re-plan, upload, the association reloads PgBouncer in place; a broken file is refused", async () => {
+    // The user edits a sizing key in the stack file and runs `pulumi up`.
+    const projectDir = fs.mkdtempSync(path.join(fleet.runDir, "project-"));
+    fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(projectDir, "Pulumi.yaml"));
+    const stackFile = fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8");
+    fs.writeFileSync(path.join(projectDir, "Pulumi.prod.yaml"), `${stackFile.trimEnd()}\n  odoo-stack:pgbouncer:\n    defaultPoolSize: 7\n`);
+    const replanned = await fleet.planStack(projectDir);
+    const commands = await fleet.deliver(replanned, ["pgbouncer"]);
+    const pgb = fleet.machine("pgbouncer");
+    const pid = () => pgb.shOk("systemctl show -p MainPID --value pgbouncer").trim();
+    const poolSize = () =>
+      pgb.shOk(`PGPASSFILE=/etc/odoo-stack/metrics.pgpass psql -X -At "host=${fleet.model.hosts.pgbouncer.fqdn} port=6432 dbname=pgbouncer user=pgbouncer_stats sslmode=verify-full sslrootcert=${PATHS.caCert}" -c "SHOW CONFIG" | awk -F'|' '$1 == "default_pool_size" {print $2}'`).trim();
+    const before = { pid: pid(), poolSize: poolSize() };
+    const started = Date.now();
+    const r = pgb.sh(commands.get("pgbouncer") as string, { timeoutMs: 5 * MINUTE });
+    expect(r.code).toBe(0);
+    const after = { pid: pid(), poolSize: poolSize() };
+    expect(after).toEqual({ pid: before.pid, poolSize: "7" });
+    measured(`default_pool_size ${before.poolSize} → ${after.poolSize} by the association's command in ${Date.now() - started} ms, PgBouncer pid ${after.pid} unchanged`);
+
+    // A broken pgbouncer.ini, delivered with a manifest that matches it: refused, the old one serves.
+    const manifestKey = `hosts/pgbouncer/manifest.json`;
+    const manifest = JSON.parse(fs.readFileSync(path.join(replanned.stackDir, "hosts/pgbouncer/manifest.json"), "utf8")) as { files: { path: string; sha256: string }[] };
+    const broken = `${fs.readFileSync(path.join(replanned.stackDir, "hosts/pgbouncer", PATHS.pgbouncerIni), "utf8")}\n[pgbouncer]\npool_mode = not-a-mode\n`;
+    const { createHash } = await import("crypto");
+    for (const f of manifest.files) if (f.path === PATHS.pgbouncerIni) f.sha256 = createHash("sha256").update(broken).digest("hex");
+    const manifestText = `${JSON.stringify(manifest, null, 2)}\n`;
+    await fleet.putObject(replanned.configBucket, `hosts/pgbouncer${PATHS.pgbouncerIni}`, broken);
+    await fleet.putObject(replanned.configBucket, manifestKey, manifestText);
+    const installed = pgb.shOk(`sha256sum ${PATHS.pgbouncerIni}`);
+    const refused = pgb.sh(applyCommandLine({ bucket: replanned.configBucket, hostId: "pgbouncer", region: replanned.region, manifestSha256: createHash("sha256").update(manifestText).digest("hex") }), { timeoutMs: 5 * MINUTE });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("pgbouncer: the new configuration is invalid (nothing was installed or reloaded)");
+    expect(pgb.shOk(`sha256sum ${PATHS.pgbouncerIni}`)).toBe(installed);
+    expect({ pid: pid(), poolSize: poolSize() }).toEqual({ pid: before.pid, poolSize: "7" });
+    measured("a broken pgbouncer.ini was refused by the apply step; the running PgBouncer kept its file, its pid and its settings");
+    // Put the good files back for what follows.
+    await fleet.deliver(replanned, ["pgbouncer"]);
+  }, 10 * MINUTE);
+
+  it("every host comes back after a reboot without a hand: mounts before services, Odoo's login page served again", async () => {
+    const started = Date.now();
+    await Promise.all([...fleet.machines.values()].map((m) => m.reboot()));
+    for (const m of fleet.machines.values()) {
+      let state = "";
+      for (let i = 0; i < 60 && !["running", "degraded"].includes(state); i++) {
+        state = m.sh("systemctl is-system-running").stdout.trim();
+        if (!["running", "degraded"].includes(state)) await sleep(2000);
+      }
+      expect({ host: m.spec.host, state, failed: m.sh("systemctl list-units --failed --plain --no-legend").stdout.trim() }).toEqual({ host: m.spec.host, state: "running", failed: "" });
+      // First boot is not run again.
+      expect(m.sh(`systemctl show -p ConditionResult --value ${FIRSTBOOT_UNIT}`).stdout.trim()).toBe("no");
+    }
+    const pg = fleet.machine("postgres");
+    const mountAt = Number(pg.shOk("systemctl show -p ActiveEnterTimestampMonotonic --value var-lib-postgresql.mount").trim());
+    const pgAt = Number(pg.shOk("systemctl show -p ExecMainStartTimestampMonotonic --value postgresql@15-main.service").trim());
+    expect(mountAt).toBeGreaterThan(0);
+    expect(pgAt).toBeGreaterThan(mountAt);
+    let status = "";
+    for (let i = 0; i < 30 && status !== "200"; i++) {
+      status = httpStatus("/web/login");
+      if (status !== "200") await sleep(2000);
+    }
+    expect(status).toBe("200");
+    measured(`all ${fleet.machines.size} hosts rebooted and served /web/login again in ${Math.round((Date.now() - started) / 1000)} s; PostgreSQL started ${((pgAt - mountAt) / 1e6).toFixed(2)} s after its data volume was mounted`);
+  }, 10 * MINUTE);
+});
