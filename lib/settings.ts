@@ -58,6 +58,7 @@ export const ODOO_OVERRIDE_FIELDS = fieldsOf<OdooSizingOverrides>({
   limitTimeRealCron: true,
   limitRequest: true,
   dbMaxconn: true,
+  dbMaxconnGevent: true,
 });
 export const PGBOUNCER_OVERRIDE_FIELDS = fieldsOf<PgbouncerSizingOverrides>({
   defaultPoolSize: true,
@@ -184,8 +185,8 @@ export const SETTINGS = {
   },
   dbfilter: {
     kind: "string",
-    derived: "`^<db>$` for one database, `^%d$` for several",
-    description: "Odoo dbfilter (ODOO-3): a regular expression that restricts the databases served.",
+    unset: "with one database, db_name alone restricts Odoo to it, without a connection to database postgres per request (a filter is refused); with several, `^%d$`",
+    description: "Odoo dbfilter (ODOO-3), for several databases: a regular expression that restricts the databases served.",
   },
   postgresDataVolumeGiB: {
     kind: "integer",

@@ -16,6 +16,7 @@ import { ROTATABLE_PASSWORDS, PASSWORD_ROTATION_KEY, type RotatablePassword } fr
 import { backupBucketNameParameter, filestorePrefix, importPrefix, ODOO_FILESTORE_DIR } from "./backup-units";
 import { METRICS_UNITS } from "./metrics";
 import { ODOO_INIT_MODULES } from "./hosts";
+import { odooMigrationCommand } from "./odoo-conf";
 import { PGBOUNCER_DEBIAN } from "./pgbouncer";
 import { createOdooDatabase } from "./postgresql";
 import { PG_DATA_PATH, PGBACKREST_STANZA } from "./pgbackrest";
@@ -155,13 +156,14 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
           id: "postgres",
           where: databaseAdminRole(model),
           title: rds
-            ? `PostgreSQL (RDS, from the PgBouncer host as ${DB_ROLES.rdsMaster}): ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM, once PgBouncer re-opened its server connections`
-            : `PostgreSQL: ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM`,
-          commands: [`sudo ${rotate} postgres --role ${DB_ROLES.odoo}`],
+            ? `PostgreSQL (RDS, from the PgBouncer host as ${DB_ROLES.rdsMaster}): ALTER ROLE ${DB_ROLES.odoo} and ${DB_ROLES.migrate} with the verifier from SSM, once PgBouncer re-opened its server connections`
+            : `PostgreSQL: ALTER ROLE ${DB_ROLES.odoo} and ${DB_ROLES.migrate} with the verifier from SSM`,
+          // The migration role (`odoo -u`, `odoo -i`) logs in with odoo.conf's password: same verifier (lib/model.ts DB_ROLES.migrate).
+          commands: [`sudo ${rotate} postgres --role ${DB_ROLES.odoo} --role ${DB_ROLES.migrate}`],
           checks: rds
-            ? "It waits until PgBouncer has re-opened every server connection the RELOAD closed (SHOW SERVERS, close_needed), then runs ALTER ROLE through the master's libpq service; RDS does not let the master read pg_authid, so the check step's login proves the verifier."
-            : "One transaction: ALTER ROLE, then the stored verifier must equal the SSM parameter's; sessions already open stay authenticated.",
-          expect: [new RegExp(`role ${DB_ROLES.odoo} now has the verifier`)],
+            ? "It waits until PgBouncer has re-opened every server connection the RELOAD closed (SHOW SERVERS, close_needed), then runs ALTER ROLE for both roles in one transaction through the master's libpq service; RDS does not let the master read pg_authid, so the check step's login proves the verifier."
+            : "One transaction: ALTER ROLE for both roles, then each stored verifier must equal the SSM parameter's; sessions already open stay authenticated.",
+          expect: [new RegExp(`role ${DB_ROLES.odoo} now has the verifier`), new RegExp(`role ${DB_ROLES.migrate} now has the verifier`)],
         },
         {
           id: "odoo",
@@ -661,13 +663,15 @@ const code2 = (s: string): string => `\`${s}\``;
 const inDoubleQuotes = (sql: string): string => `"${sql.replace(/"/g, '\\"')}"`;
 
 function upgradeOdoo(model: StackModel): OperationalProcedure {
+  const m = model.settings.sizing.postgres.migration;
+  const lifted = (key: string, ms: number) => (ms === 0 ? `no ${key}` : `${key} ${ms} ms`);
   return {
     id: "upgrade-odoo",
     title: "Upgrade Odoo (minor update, same series)",
     checklist: ["BACKUP-3"],
     notes: [
       `Same series (${model.settings.odooVersion}): new packages on every host, then the module data once, with Odoo stopped everywhere (a short outage, in a quiet hour). Major versions need a database migration on a restored copy (Odoo's upgrade service or OpenUpgrade), then \`odooVersion\` in the stack config and \`pulumi up\`.`,
-      "The odoo role's statement_timeout and lock_timeout apply to `-u` too (ODOO-FACTS.md): a module update that needs longer fails, and is retried with a larger timeout set deliberately.",
+      `The module update logs in as ${DB_ROLES.migrate}, a role that acts as ${DB_ROLES.odoo} (what it creates belongs to Odoo's role) with ${lifted("statement_timeout", m.statementTimeoutMs)} and ${lifted("idle_in_transaction_session_timeout", m.idleInTransactionSessionTimeoutMs)}, for the long rewrites of big tables, and lock_timeout ${m.lockTimeoutMs} ms (PG-2); web requests and crons keep the ${DB_ROLES.odoo} role's bounds. Per role, so they hold through PgBouncer and the DISCARD ALL Odoo sends at every cursor; PgBouncer 1.18 refuses the \`options\` that PGOPTIONS would send.`,
     ],
     steps: [
       backupBeforeUpgrade(model),
@@ -677,8 +681,8 @@ function upgradeOdoo(model: StackModel): OperationalProcedure {
         id: "modules",
         where: "odoo",
         title: "Update the module data, once per database",
-        // libpq 15 ignores the system CA store: verify-full needs PGSSLROOTCERT in the CLI too (ODOO-FACTS.md).
-        commands: model.settings.databases.map((d) => `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} odoo -c ${PATHS.odooConf} -d ${d} -u all --stop-after-init --no-http`),
+        // As the migration role, with PGSSLROOTCERT (libpq 15 ignores the system CA store): templates/odoo-conf.ts.
+        commands: model.settings.databases.map((d) => odooMigrationCommand(model, model.cronHost, d)),
         checks: "Each run exits 0 and its log ends without a traceback.",
       },
       { id: "start", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "active on every host; the login page answers through the proxy." },

@@ -8,7 +8,7 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import type { StackModel } from "../../lib/model";
+import { DB_ROLES, type StackModel } from "../../lib/model";
 import { ROTATABLE_PASSWORD_NAMES } from "../../lib/rotation";
 import { LISTEN_DATABASE } from "../../templates/pgbouncer";
 import { renderAllHosts } from "../../templates/hosts";
@@ -83,13 +83,17 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
     expect(mentioned.filter((s, i) => mentioned.indexOf(s) === i)).toEqual([...ODOO_ROTATION_ORDER]);
   });
 
-  it("with RDS the postgres step runs on the PgBouncer host, and bootstrap.sql never changes the odoo role's password after creating it", () => {
+  it("with RDS the postgres step runs on the PgBouncer host, and bootstrap.sql never changes the odoo or migration role's password after creating it", () => {
     const [, rdsModel] = STACKS[1];
     const rds = rotationProcedure(rdsModel, "odoo");
     expect(rds.steps.map((s) => `${s.id}@${s.where}`)).toEqual(["keeper@laptop", "pgbouncer@pgbouncer", "postgres@pgbouncer", "odoo@odoo", "check@odoo"]);
     const bootstrap = renderAllHosts(rdsModel).get("pgbouncer")!.find((f) => f.path === "/etc/odoo-stack/bootstrap.sql")!.content;
     expect(bootstrap).toContain('CREATE ROLE "odoo" PASSWORD');
     expect(bootstrap).not.toMatch(/ALTER ROLE "odoo" WITH PASSWORD/);
+    // The migration role shares the verifier and the rotation's postgres step (one transaction).
+    expect(bootstrap).toContain(`CREATE ROLE "${DB_ROLES.migrate}" PASSWORD`);
+    expect(bootstrap).not.toMatch(new RegExp(`ALTER ROLE "${DB_ROLES.migrate}" WITH PASSWORD`));
+    expect(rds.steps.find((s) => s.id === "postgres")?.commands).toEqual([`sudo ${SCRIPT_PATHS.rotate} postgres --role ${DB_ROLES.odoo} --role ${DB_ROLES.migrate}`]);
     // The wait's LISTEN pool is the stack's.
     expect(scriptText("rotate")).toContain(`readonly LISTEN_DATABASE=${LISTEN_DATABASE}\n`);
   });
