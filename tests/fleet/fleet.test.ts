@@ -19,6 +19,8 @@ import { freshVerifier, randomPassword } from "../integration/helpers/secrets";
 import { backupBucketNameParameter, importPrefix, ODOO_FILESTORE_DIR } from "../../templates/backup-units";
 
 const missing = fleetPrerequisites();
+// CI sets ODOO_STACK_FLEET_REQUIRED: there a machine that cannot boot the fleet is a failure.
+if (missing.length > 0 && process.env.ODOO_STACK_FLEET_REQUIRED) throw new Error(`fleet: required, and this machine lacks: ${missing.join(", ")}`);
 const describeFleet = missing.length === 0 ? describe : describe.skip;
 if (missing.length > 0) process.stderr.write(`fleet: skipped, this machine lacks: ${missing.join(", ")}\n`);
 
@@ -360,6 +362,55 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     expect(await loginServed()).toBe("200");
     measured(`upgrade-postgresql: ${describeOutcomes(pg)}; upgrade-odoo: ${describeOutcomes(odoo)}; login page served after`);
   }, 15 * MINUTE);
+
+  it("runbook: long transactions as written: cancel ends a running statement, terminate an idle-in-transaction session", async () => {
+    const pg = fleet.machine("postgres");
+    const open = (name: string, sql: string) => {
+      const child = pg.spawn(["runuser", "-u", "postgres", "--", "env", `PGAPPNAME=${name}`, "psql", "-X", "-d", db()]);
+      let output = "";
+      child.stdout?.on("data", (d: Buffer) => (output += d.toString("utf8")));
+      child.stderr?.on("data", (d: Buffer) => (output += d.toString("utf8")));
+      child.stdin?.write(sql);
+      return { child, output: () => output, exited: new Promise<number | null>((r) => child.on("exit", r)) };
+    };
+    const pidOf = async (name: string) => {
+      for (let i = 0; i < 50; i++) {
+        const pid = pgSql(`SELECT pid FROM pg_stat_activity WHERE application_name = '${name}' AND xact_start IS NOT NULL`);
+        if (pid) return pid;
+        await sleep(100);
+      }
+      throw new Error(`no open transaction of ${name}`);
+    };
+    // A statement that runs for 10 minutes: cancelling it rolls its transaction back.
+    const running = open("fleet-long-running", "BEGIN; SELECT pg_sleep(600);\n");
+    const runningPid = await pidOf("fleet-long-running");
+    const cancelled = await runProcedure(fleet, "long-transactions", { params: { PID: runningPid }, skip: ["terminate"] });
+    expect(cancelled.find((o) => o.step === "list")?.output).toContain(runningPid);
+    expect(cancelled.find((o) => o.step === "cancel")?.output.trim()).toBe("t");
+    for (let i = 0; i < 50 && !running.output().includes("canceling statement"); i++) await sleep(100);
+    expect(running.output()).toContain("canceling statement due to user request");
+    running.child.stdin?.end();
+    await running.exited;
+    // Idle in transaction: nothing to cancel, so the runbook's terminate step ends it.
+    const idle = open("fleet-idle-in-transaction", "BEGIN; SELECT 1;\n");
+    const idlePid = await pidOf("fleet-idle-in-transaction");
+    const terminated = await runProcedure(fleet, "long-transactions", { params: { PID: idlePid } });
+    expect(terminated.find((o) => o.step === "terminate")?.output.trim()).toBe("t");
+    expect(pgSql(`SELECT count(*) FROM pg_stat_activity WHERE pid = ${idlePid}`)).toBe("0");
+    idle.child.stdin?.end();
+    await idle.exited;
+    measured(`long-transactions: running statement cancelled (${describeOutcomes(cancelled)}); idle-in-transaction session terminated (${describeOutcomes(terminated)})`);
+  }, 5 * MINUTE);
+
+  it("runbook: a PgBouncer upgrade as written: restart, version, pools, the apply script's validation", async () => {
+    const before = fleet.machine("pgbouncer").shOk("systemctl show -p MainPID --value pgbouncer").trim();
+    const outcomes = await runProcedure(fleet, "upgrade-pgbouncer");
+    const after = fleet.machine("pgbouncer").shOk("systemctl show -p MainPID --value pgbouncer").trim();
+    expect(after).not.toBe(before);
+    expect(outcomes.find((o) => o.step === "package")?.output).toMatch(/PgBouncer 1\.\d+/);
+    expect(await loginServed()).toBe("200");
+    measured(`upgrade-pgbouncer: ${describeOutcomes(outcomes)}; PgBouncer pid ${before} → ${after}; login page served after`);
+  }, 10 * MINUTE);
 
   it("runbook: the full restore as written brings back every committed transaction; RTO measured", async () => {
     pgSql("CREATE TABLE fleet_restore_marker (t timestamptz); INSERT INTO fleet_restore_marker VALUES (now())");

@@ -16,7 +16,7 @@ import { ODOO_ROTATION_ORDER, operationalProcedures, POSTGRESQL_RESTART_UNIT, ro
 import { extractShellBlocks, type ShellBlock } from "../../templates/runbook-blocks";
 import { operationalProcedureFile, renderRunbooks, RUNBOOK_FILES } from "../../templates/runbooks";
 import { SCRIPT_PATHS, SCRIPTS_DIR, scriptText } from "../../templates/scripts";
-import { RESTORE_DRILL_PATH, RESTORE_DRILL_SCRIPT } from "../../templates/backup-units";
+import { importPrefix, RESTORE_DRILL_PATH, RESTORE_DRILL_SCRIPT } from "../../templates/backup-units";
 import { FIRSTBOOT_UNIT } from "../../templates/cloud-init";
 import { modelWith } from "../helpers/fixtures";
 
@@ -81,6 +81,19 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
     for (const m of readme.matchAll(/\b(PostgreSQL|PgBouncer|Odoo) first\b/g)) expect(m[1]).toBe("PgBouncer");
     const mentioned = [...readme.matchAll(/odoo-stack-rotate (\w+)/g)].map((m) => m[1]);
     expect(mentioned.filter((s, i) => mentioned.indexOf(s) === i)).toEqual([...ODOO_ROTATION_ORDER]);
+  });
+
+  it("every procedure the README names exists and is in the runbook the README says; the import prefix is the code's", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const [, model] = STACKS[0];
+    const ids = new Set(operationalProcedures(model).map((p) => p.id));
+    const named = [...readme.matchAll(/procedure\s+`([a-z-]+)`(?:\s+of\s+`out\/<stack>\/runbooks\/([a-z-]+\.md)`)?/g)];
+    expect(named.map((m) => m[1])).toEqual(expect.arrayContaining(["first-install", "import-database"]));
+    for (const [, id, file] of named) {
+      expect(ids.has(id)).toBe(true);
+      if (file) expect(operationalProcedureFile(id)).toBe(file);
+    }
+    expect(readme).toContain(`under \`${importPrefix("<stack>")}\``);
   });
 
   it("with RDS the postgres step runs on the PgBouncer host, and bootstrap.sql never changes the odoo or migration role's password after creating it", () => {
