@@ -124,6 +124,8 @@ export = async () => {
     postgresEndpoint: pulumi.interpolate`${postgres.endpoint}:${postgres.port}`,
     // ec2 only: RDS owns its storage.
     ...(postgres.dataVolumeId === undefined ? {} : { postgresDataVolumeId: postgres.dataVolumeId }),
+    // One Odoo host without EFS: the volume holding data_dir (the filestore).
+    ...(odoo.dataVolumeId === undefined ? {} : { odooDataVolumeId: odoo.dataVolumeId }),
     configBucketName: config.bucketName,
     backupBucketName: backups.bucketName,
     alarmTopicArn: monitoring.topicArn,

@@ -1,12 +1,17 @@
 // The Odoo hosts: N identical workers behind the proxy, spread over the private subnets
 // (HostId.subnetIndex), exactly one of which runs the crons (LIMIT-2, OBS-6) so scheduled
 // jobs never run twice.
+import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { PORTS } from "../lib/ports";
 import { hostFiles } from "../templates/hosts";
 import { mailPasswordParameter } from "../templates/odoo-conf";
 import { Host, type TierArgs } from "./host";
 import { SharedFilestore } from "./shared-filestore";
+import { hostTags } from "./tags";
+
+/** Device name of the Odoo data volume; Nitro instances expose it as an NVMe device. */
+export const ODOO_DATA_DEVICE = "/dev/sdf";
 
 export type OdooAppArgs = TierArgs;
 
@@ -25,6 +30,8 @@ export class OdooApp extends pulumi.ComponentResource {
   readonly roleNames: pulumi.Output<string>[];
   /** The EFS file system every host mounts at data_dir; undefined without a shared filestore. */
   readonly filestoreFileSystemId: pulumi.Output<string> | undefined;
+  /** The volume holding data_dir of a single Odoo host; undefined with a shared filestore. */
+  readonly dataVolumeId: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: OdooAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super("odoo-stack:odoo-app:OdooApp", name, {}, opts);
@@ -44,6 +51,23 @@ export class OdooApp extends pulumi.ComponentResource {
       ...model.settings.odooOptionParameters,
       ...(mailParameter !== undefined && model.settings.mail?.passwordParameter !== undefined ? [mailParameter] : []),
     ];
+    // Without EFS, data_dir (the filestore: every attachment) lives on a volume of its own that
+    // outlives the instance, as PostgreSQL's data does: protected, encrypted, a final snapshot if
+    // it is ever deleted on purpose (issue 12). sharedFilestore is required with several hosts,
+    // so this is the one-host case. The hourly copy to the backup bucket still applies (BACKUP-1).
+    const volumes = new Map<string, aws.ebs.Volume>();
+    if (!filestore) {
+      for (const host of hosts) {
+        volumes.set(host.id, new aws.ebs.Volume(`${name}-${host.id}-data`, {
+          availabilityZone: args.network.availabilityZones[host.subnetIndex],
+          size: model.settings.odooDataVolumeGiB,
+          type: "gp3",
+          encrypted: true,
+          finalSnapshot: true,
+          tags: hostTags(model, host, `${name}-${host.id}-data`),
+        }, { parent: this, protect: true }));
+      }
+    }
     const servers = hosts.map((host) =>
       new Host(`${name}-${host.id}`, {
         ...args,
@@ -54,8 +78,20 @@ export class OdooApp extends pulumi.ComponentResource {
         securityGroupId: args.network.securityGroupIds.odoo,
         externalParameterNames,
         ...(filestore ? { efsFileSystemId: filestore.fileSystemId, bootDependencies: filestore.mountTargets } : {}),
+        ...(volumes.has(host.id) ? { dataVolumeId: (volumes.get(host.id) as aws.ebs.Volume).id } : {}),
       }, { parent: this }),
     );
+    servers.forEach((server, i) => {
+      const volume = volumes.get(hosts[i].id);
+      if (!volume) return;
+      new aws.ec2.VolumeAttachment(`${name}-${hosts[i].id}-data-attachment`, {
+        deviceName: ODOO_DATA_DEVICE,
+        volumeId: volume.id,
+        instanceId: server.instanceId,
+        // Stop Odoo's instance before pulling its disk away, so the filesystem is clean.
+        stopInstanceBeforeDetaching: true,
+      }, { parent: this, deleteBeforeReplace: true });
+    });
 
     this.hostIds = hosts.map((h) => h.id);
     this.fqdns = hosts.map((h) => h.fqdn);
@@ -63,6 +99,7 @@ export class OdooApp extends pulumi.ComponentResource {
     this.cronHostId = cronHosts[0].id;
     this.roleNames = servers.map((s) => s.roleName);
     this.filestoreFileSystemId = filestore?.fileSystemId;
+    this.dataVolumeId = volumes.size === 1 ? [...volumes.values()][0].id : undefined;
     this.httpPort = PORTS.odooHttp.port;
     this.geventPort = PORTS.odooGevent.port;
     this.securityGroupId = pulumi.output(args.network.securityGroupIds.odoo);

@@ -502,14 +502,22 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     if (seen.has(db)) add(`databases[${i}]`, db, "is listed twice");
     seen.add(db);
   });
-  const defaultDbfilter = databases.length === 1 ? `^${databases[0]}$` : "^%d$";
-  const dbfilter = str("dbfilter", defaultDbfilter) ?? defaultDbfilter;
-  try {
-    new RegExp(dbfilter.replace(/%[dh]/g, "x"));
-  } catch {
-    add("dbfilter", dbfilter, "must be a valid regular expression (Odoo substitutes %d and %h) (ODOO-3)");
+  // ODOO-3: with one database, db_name alone restricts Odoo to it and no filter is written (a
+  // filter makes every request without a session open a connection to database `postgres`:
+  // templates/odoo-conf.ts); with several, a filter picks one per request.
+  const defaultDbfilter = databases.length === 1 ? undefined : "^%d$";
+  const dbfilter = str("dbfilter", defaultDbfilter);
+  if (dbfilter !== undefined) {
+    try {
+      new RegExp(dbfilter.replace(/%[dh]/g, "x"));
+    } catch {
+      add("dbfilter", dbfilter, "must be a valid regular expression (Odoo substitutes %d and %h) (ODOO-3)");
+    }
+    if (dbfilter === ".*" || dbfilter === "") add("dbfilter", dbfilter, "must restrict databases, e.g. ^%d$ or ^mydb$ (ODOO-3)");
+    else if (databases.length === 1) {
+      add("dbfilter", dbfilter, `must be left out with one database: db_name alone restricts Odoo to ${databases[0]} (ODOO-3), and a filter makes every request without a session open a connection to database postgres; remove the key, or list several databases`);
+    }
   }
-  if (dbfilter === ".*" || dbfilter === "") add("dbfilter", dbfilter, "must restrict databases, e.g. ^%d$ or ^mydb$ (ODOO-3)");
 
   // --- instances and sizing -------------------------------------------------------------------
   const instanceTypes: InstanceTypes = {
@@ -532,6 +540,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   }
 
   const postgresDataVolumeGiB = int("postgresDataVolumeGiB");
+  const odooDataVolumeGiB = int("odooDataVolumeGiB");
   const backupRetentionDays = int("backupRetentionDays", " (BACKUP-1)");
   if (postgresEngine === "rds" && backupRetentionDays > RDS_MAX_BACKUP_RETENTION_DAYS) {
     add("backupRetentionDays", backupRetentionDays, `must be at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine = "rds": RDS keeps automated backups (PITR) for at most ${RDS_MAX_BACKUP_RETENTION_DAYS} days (BACKUP-1)`);
@@ -676,6 +685,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     databases,
     dbfilter,
     postgresDataVolumeGiB,
+    odooDataVolumeGiB,
     bastionSecurityGroupId: bastion,
     odooInternalCidrs,
     tls,

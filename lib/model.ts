@@ -34,6 +34,14 @@ export const HOST_OFFSETS = { proxy: 10, pgbouncer: 11, postgres: 12, odooFirst:
 export const DB_ROLES = {
   /** Odoo's application role: owns the Odoo databases, per-role timeouts (PG-2). */
   odoo: "odoo",
+  /**
+   * `odoo -u` (migrations, templates/odoo-conf.ts odooMigrationCommand) and the databases' first
+   * `odoo -i` (templates/scripts/odoo-stack-odoo-init.sh): a login role with the migration
+   * timeouts (sizing.ts migrationTimeouts) that acts as the Odoo role (ALTER ROLE … SET role), so
+   * what it creates belongs to the Odoo role. Same password as the Odoo role: a role's timeouts are defaults its
+   * own sessions may change anyway, not a privilege boundary.
+   */
+  migrate: "odoo_migrate",
   /** PgBouncer's SHOW POOLS / SHOW STATS reader (OBS-1, OBS-2); admin console only. */
   stats: "pgbouncer_stats",
   /** The metrics collector on the database host (OBS-7): pg_monitor. */

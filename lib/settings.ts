@@ -58,6 +58,7 @@ export const ODOO_OVERRIDE_FIELDS = fieldsOf<OdooSizingOverrides>({
   limitTimeRealCron: true,
   limitRequest: true,
   dbMaxconn: true,
+  dbMaxconnGevent: true,
 });
 export const PGBOUNCER_OVERRIDE_FIELDS = fieldsOf<PgbouncerSizingOverrides>({
   defaultPoolSize: true,
@@ -184,14 +185,20 @@ export const SETTINGS = {
   },
   dbfilter: {
     kind: "string",
-    derived: "`^<db>$` for one database, `^%d$` for several",
-    description: "Odoo dbfilter (ODOO-3): a regular expression that restricts the databases served.",
+    unset: "with one database, db_name alone restricts Odoo to it, without a connection to database postgres per request (a filter is refused); with several, `^%d$`",
+    description: "Odoo dbfilter (ODOO-3), for several databases: a regular expression that restricts the databases served.",
   },
   postgresDataVolumeGiB: {
     kind: "integer",
     default: 100,
     range: { min: 20, max: 16384 },
     description: "Size of PostgreSQL's encrypted gp3 data volume, which outlives the instance (RDS: allocated storage).",
+  },
+  odooDataVolumeGiB: {
+    kind: "integer",
+    default: 50,
+    range: { min: 10, max: 16384 },
+    description: "Size of the encrypted gp3 volume holding Odoo's data_dir (filestore, sessions) on a stack with one Odoo host; it outlives the instance. Ignored with sharedFilestore (EFS).",
   },
   bastionSecurityGroupId: {
     kind: "string",

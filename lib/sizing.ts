@@ -13,6 +13,7 @@ export interface OdooSizingOverrides {
   readonly limitTimeRealCron?: number;
   readonly limitRequest?: number;
   readonly dbMaxconn?: number;
+  readonly dbMaxconnGevent?: number;
 }
 
 export interface PgbouncerSizingOverrides {
@@ -52,8 +53,12 @@ export interface OdooSizing {
   readonly limitTimeRealCron: number;
   readonly limitRequest: number;
   readonly dbMaxconn: number;
+  /** The gevent worker's own connection pool (db_maxconn_gevent, Odoo 17.0+). */
+  readonly dbMaxconnGevent: number;
   /** Processes on the cron host: HTTP workers + cron workers + the gevent worker. */
   readonly processesPerHost: number;
+  /** nginx's cap on requests in flight to one Odoo host's HTTP workers (upstream max_conns). */
+  readonly httpMaxConns: number;
 }
 
 export interface PgbouncerSizing {
@@ -63,10 +68,17 @@ export interface PgbouncerSizing {
   readonly maxClientConn: number;
   /** Cap per Odoo database (POOL-5). */
   readonly maxDbConnections: number;
-  /** Cap for the Odoo role over every database: server connections stay bounded by this. */
+  /** Cap for the Odoo role over the Odoo databases' transaction pools. */
   readonly maxUserConnections: number;
-  /** Session-mode pool on the `postgres` database for Odoo's LISTEN connections. */
-  readonly listenPoolSize: number;
+  /**
+   * Session-mode pool on database `postgres` (DESIGN principle 7): every Odoo process that can
+   * hold a `postgres` connection at once, LISTENers and short-lived ones alike.
+   */
+  readonly postgresPoolSize: number;
+  /** Its reserve: a restarted or crashed host whose LISTEN sessions are not freed yet. */
+  readonly postgresReservePoolSize: number;
+  /** Server connections the migration role (DB_ROLES.migrate, one `odoo -u` at a time) may hold. */
+  readonly migrationConnections: number;
   readonly limitNofile: number;
 }
 
@@ -80,10 +92,14 @@ export interface PostgresSizing {
   readonly statementTimeoutMs: number;
   readonly lockTimeoutMs: number;
   readonly idleInTransactionSessionTimeoutMs: number;
+  /** The migration role's timeouts (`odoo -u`): see migrationTimeouts. */
+  readonly migration: MigrationTimeouts;
   /** Slots kept outside PgBouncer's pools: the breakdown behind max_connections. */
   readonly slots: {
     readonly pools: number;
-    readonly listen: number;
+    /** The `postgres` session pool with its reserve. */
+    readonly postgresPool: number;
+    readonly migration: number;
     readonly stats: number;
     readonly backup: number;
     readonly monitoring: number;
@@ -235,45 +251,115 @@ export const DEFAULT_MAX_CRON_THREADS = 1;
 export const DEFAULT_DB_MAXCONN = 8;
 
 /**
+ * The gevent worker's own pool (db_maxconn_gevent; Odoo 17.0 odoo/sql_db.py L819-821: the
+ * evented process sizes its ConnectionPool from it, else from db_maxconn). Every WebSocket
+ * message and bus dispatch borrows a cursor there (addons/bus/websocket.py L609, L631, L758),
+ * in as many greenlets as sockets are busy, and a borrow that finds the pool full for ~1 s of
+ * retries (websocket.py L37-48) fails with "The Connection Pool Is Full". Odoo's own default
+ * for db_maxconn (odoo/tools/config.py L268), the threaded server's: measured with a real Odoo
+ * 17, 200 WebSocket reconnects at 100/s failed 66 times with 8 and 4 times with 64. A greenlet
+ * waiting for a server connection waits in PgBouncer's queue, which costs a client slot only.
+ */
+export const DEFAULT_DB_MAXCONN_GEVENT = 64;
+
+/**
  * Proxy timeouts outlive Odoo's own limit so Odoo, not nginx, ends a long request and logs
  * why (PROXY-5).
  */
 export const proxyTimeoutSeconds = (limitTimeReal: number): number => limitTimeReal + 30;
 
 /**
+ * Requests that may wait per busy HTTP worker in front of one Odoo host. Odoo's prefork
+ * server listens with a backlog of 8 × workers (odoo/service/server.py L992); measured at 200
+ * concurrent requests it overflowed 1,806 times in 15 s and nginx answered 502/504. Half the
+ * backlog keeps the kernel queue from ever filling, and bounds a request's wait to about four
+ * request-times; beyond that nginx answers 503 with Retry-After itself.
+ */
+export const HTTP_QUEUE_PER_WORKER = 4;
+
+/** nginx upstream max_conns per Odoo host: every worker busy plus a bounded queue behind each. */
+export const httpMaxConns = (workers: number): number => workers * (1 + HTTP_QUEUE_PER_WORKER);
+
+/**
  * PgBouncer transaction pool per Odoo database: one server connection per process that can
- * be inside a transaction at once, over every Odoo host (HTTP workers + cron threads).
+ * be inside a transaction at once, over every Odoo host: the HTTP workers and the gevent worker
+ * (WebSocket messages and bus dispatch run transactions too, websocket.py L609, L631, L758) on
+ * each host, and the cron threads of the cron host. An Odoo request is one transaction from its
+ * first statement to its commit (odoo/http.py _serve_db, odoo/sql_db.py Cursor), Python time
+ * included, so a process in a request holds its server connection throughout.
  * https://www.pgbouncer.org/config.html#default_pool_size
  */
 export const defaultPoolSize = (workers: number, cronThreads: number, hosts: number): number =>
-  workers * hosts + cronThreads;
+  (workers + 1) * hosts + cronThreads;
 
 /** Short peaks borrow up to 25 % more, at least 2 (POOL-3). */
 export const reservePoolSize = (pool: number): number => Math.max(2, Math.ceil(pool * 0.25));
 
+// --- database `postgres`: a session pool (DESIGN principle 7) ----------------------------------
+// Odoo uses database `postgres` for much more than LISTEN (ODOO-FACTS.md), and odoo/sql_db.py
+// never keeps those connections (Cursor._close L476: keep_in_pool is false for `postgres`), so
+// each use is a new client login to PgBouncer. The pool covers every process that can hold one
+// at the same time; a full pool made cookieless requests wait 145 s, lost a bus notification,
+// failed a cron trigger and kept a second Odoo server from starting.
+
 /**
- * LISTEN connections: Odoo's gevent worker (bus) and each cron thread LISTEN on the
- * `postgres` database; they need a session pool (DESIGN principle 7). +2 for restarts that
- * overlap with the old process still connected.
+ * Sessions held for the process's lifetime: the gevent worker's bus, LISTEN imbus
+ * (addons/bus/models/bus.py ImDispatch.loop L156-161), one per host; each cron worker, LISTEN
+ * cron_trigger (odoo/service/server.py WorkerCron.start L1289-1302), on the cron host.
  */
-export const listenPoolSize = (cronThreads: number, hosts: number): number => hosts + cronThreads + 2;
+export const postgresListeners = (cronThreads: number, hosts: number): number => hosts + cronThreads;
+
+/**
+ * Short-lived sessions, opened and closed around one statement: NOTIFY imbus after a commit that
+ * sent a bus message (bus.py _sendmany L82-88), pg_notify('cron_trigger', …) after one that
+ * triggered a cron (odoo/addons/base/models/ir_cron.py _notifydb L533-540), the database list
+ * when a dbfilter applies (odoo/service/db.py list_dbs L441-444, called by odoo/http.py L1608
+ * for every request whose session names no database), and the existence check of every server
+ * start (odoo/cli/server.py main L149 → db.py _create_empty_database L124-130). A prefork
+ * process is single-threaded and holds at most one at a time: per host the HTTP workers and the
+ * gevent worker, plus the cron workers of the cron host.
+ */
+export const postgresShortLived = (workers: number, cronThreads: number, hosts: number): number => (workers + 1) * hosts + cronThreads;
+
+/** pool_size of the `postgres` entry: every LISTENer and every short-lived session at once. */
+export const postgresPoolSize = (workers: number, cronThreads: number, hosts: number): number =>
+  postgresListeners(cronThreads, hosts) + postgresShortLived(workers, cronThreads, hosts);
+
+/**
+ * reserve_pool of the `postgres` entry: one host's LISTEN sessions held by a process that is
+ * gone (a restart's old process, a crashed host until TCP keepalive frees them:
+ * PGBOUNCER_DEAD_PEER_SECONDS in templates/pgbouncer.ts) while its successor starts: the cron
+ * host's listeners (gevent + cron workers) and the successor's start-up connection.
+ */
+export const postgresReservePoolSize = (cronThreads: number): number => postgresListeners(cronThreads, 1) + 1;
+
+/**
+ * Server connections of the migration role (`odoo -u`, or the first `odoo -i`, DB_ROLES.migrate;
+ * one at a time): one Odoo process in transaction pooling holds one transaction at a time, plus
+ * its `postgres` session at start.
+ */
+export const MIGRATION_CONNECTIONS = 2;
 
 /**
  * Server connections the Odoo role may hold over every database: the transaction pools with
- * their reserves, plus the LISTEN session pool. A cap of maxUserConnections alone would let a
- * busy transaction pool starve LISTEN (or the LISTEN sessions shrink the transaction pools).
- * PgBouncer's max_user_connections and PostgreSQL's CONNECTION LIMIT for the role use it.
+ * their reserves, plus the `postgres` session pool with its reserve. A cap of maxUserConnections
+ * alone would let a busy transaction pool starve `postgres` (or the reverse). PgBouncer's
+ * max_user_connections and PostgreSQL's CONNECTION LIMIT for the role use it.
  */
-export const odooRoleConnectionLimit = (pools: Pick<PgbouncerSizing, "maxUserConnections" | "listenPoolSize">): number =>
-  pools.maxUserConnections + pools.listenPoolSize;
+export const odooRoleConnectionLimit = (pools: Pick<PgbouncerSizing, "maxUserConnections" | "postgresPoolSize" | "postgresReservePoolSize">): number =>
+  pools.maxUserConnections + pools.postgresPoolSize + pools.postgresReservePoolSize;
 
 /**
- * max_client_conn: every Odoo process may open db_maxconn connections (POOL-4), over every
- * host, plus 25 % for peaks and restarts, plus admin/stats/monitoring clients.
+ * max_client_conn: every connection every Odoo process may open (POOL-4): on every host the
+ * HTTP and cron workers' pools (db_maxconn each) and the gevent worker's (db_maxconn_gevent),
+ * `postgres` sessions included (they come from the same pool, sql_db.py db_connect L816-827),
+ * plus one CLI process (a migration), then 25 % for restarts and dead clients not yet freed,
+ * plus admin/stats/monitoring clients.
  */
 export const ADMIN_CLIENTS = 10;
-export const maxClientConn = (processesPerHost: number, hosts: number, dbMaxconn: number): number =>
-  Math.ceil(processesPerHost * hosts * dbMaxconn * 1.25) + ADMIN_CLIENTS;
+export const odooClientConnections = (workers: number, cronThreads: number, hosts: number, dbMaxconn: number, dbMaxconnGevent: number): number =>
+  hosts * (workers * dbMaxconn + dbMaxconnGevent) + cronThreads * dbMaxconn + dbMaxconn;
+export const maxClientConn = (clients: number): number => Math.ceil(clients * 1.25) + ADMIN_CLIENTS;
 
 /**
  * File descriptors: one per client plus one per server connection, doubled for TLS and
@@ -306,13 +392,41 @@ export const workMemMiB = (memoryMiB: number, maxConnections: number): number =>
 export const maintenanceWorkMemMiB = (memoryMiB: number): number => Math.min(2048, Math.floor(memoryMiB / 16));
 
 /**
- * Per-role timeouts (PG-2), set with ALTER ROLE so they survive transaction pooling.
- * A statement over 2 minutes in Odoo is a runaway; a lock wait over 30 s is a queue forming;
- * a transaction idle for longer than a request may live holds a pooled server connection.
+ * Per-role timeouts (PG-2), set with ALTER ROLE so they survive transaction pooling: Odoo resets
+ * every pooled connection it reuses (odoo/sql_db.py ConnectionPool.borrow L675 calls psycopg2's
+ * reset(), which sends DISCARD ALL), and only per-role and per-database values come back after
+ * that. Web requests and crons share the role (odoo.conf has one db_user) and the pool:
+ * - a statement over 2 minutes is a runaway in a request, and in a cron too: crons batch their
+ *   work in short transactions (LIMIT-4), so a long cron is many short statements;
+ * - a lock wait over 30 s is a queue forming;
+ * - a transaction idle (Python running between two statements) longer than Odoo lets a request
+ *   or a cron live holds a pooled server connection for nothing.
+ * Migrations (`odoo -u`) connect as their own role with migrationTimeouts.
  */
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 120_000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
-export const idleInTransactionTimeoutMs = (limitTimeReal: number): number => limitTimeReal * 1000;
+export const idleInTransactionTimeoutMs = (limitTimeReal: number, limitTimeRealCron: number): number => Math.max(limitTimeReal, limitTimeRealCron) * 1000;
+
+export interface MigrationTimeouts {
+  readonly statementTimeoutMs: number;
+  readonly lockTimeoutMs: number;
+  readonly idleInTransactionSessionTimeoutMs: number;
+}
+
+/**
+ * The migration role's timeouts: `odoo -u` runs with the web workers stopped, attended by an
+ * operator (a database's first `odoo -i` loads modules the same way, with Odoo stopped, at first
+ * boot). It rewrites whole tables (ALTER TABLE, UPDATE of every row, CREATE INDEX) in
+ * statements that outlast any web bound, and computes stored fields in Python between two
+ * statements of one transaction for as long as the data needs: both bounds are lifted (0).
+ * lock_timeout stays: with Odoo stopped, a lock wait means a forgotten worker or job, and the
+ * migration should stop and say so rather than wait behind it.
+ */
+export const migrationTimeouts = (lockTimeoutMs: number): MigrationTimeouts => ({
+  statementTimeoutMs: 0,
+  lockTimeoutMs,
+  idleInTransactionSessionTimeoutMs: 0,
+});
 
 /** Resolves every number; overrides win where given. Call checkSizing() on the result. */
 export function computeSizing(input: SizingInput): Sizing {
@@ -330,19 +444,24 @@ export function computeSizing(input: SizingInput): Sizing {
   const hardMiB = o.limitMemoryHardMiB ?? limitMemoryHardMiB(input.odoo.memoryMiB, processesPerHost);
   const softMiB = o.limitMemorySoftMiB ?? limitMemorySoftMiB(hardMiB);
   const limitTimeReal = o.limitTimeReal ?? DEFAULT_LIMIT_TIME_REAL;
+  const limitTimeRealCron = o.limitTimeRealCron ?? DEFAULT_LIMIT_TIME_REAL_CRON;
   const dbMaxconn = o.dbMaxconn ?? DEFAULT_DB_MAXCONN;
+  const dbMaxconnGevent = o.dbMaxconnGevent ?? DEFAULT_DB_MAXCONN_GEVENT;
 
   const pool = b.defaultPoolSize ?? defaultPoolSize(workers, maxCronThreads, hosts);
   const reserve = b.reservePoolSize ?? reservePoolSize(pool);
   const maxDbConnections = b.maxDbConnections ?? pool + reserve;
   const maxUserConnections = pool + reserve;
-  const listen = listenPoolSize(maxCronThreads, hosts);
-  const maxClient = b.maxClientConn ?? maxClientConn(processesPerHost, hosts, dbMaxconn);
+  const postgresPool = postgresPoolSize(workers, maxCronThreads, hosts);
+  const postgresReserve = postgresReservePoolSize(maxCronThreads);
+  const maxClient = b.maxClientConn ?? maxClientConn(odooClientConnections(workers, maxCronThreads, hosts, dbMaxconn, dbMaxconnGevent));
 
   const pools = maxUserConnections;
+  const postgresSessions = postgresPool + postgresReserve;
   const r = POSTGRES_RESERVED;
   const maxConnections =
-    p.maxConnections ?? pools + listen + r.stats + r.backup + r.monitoring + r.admin + r.superuserReserved;
+    p.maxConnections ?? pools + postgresSessions + MIGRATION_CONNECTIONS + r.stats + r.backup + r.monitoring + r.admin + r.superuserReserved;
+  const lockTimeoutMs = p.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
 
   return {
     odoo: {
@@ -352,10 +471,12 @@ export function computeSizing(input: SizingInput): Sizing {
       limitMemoryHardBytes: hardMiB * MiB,
       limitTimeCpu: o.limitTimeCpu ?? DEFAULT_LIMIT_TIME_CPU,
       limitTimeReal,
-      limitTimeRealCron: o.limitTimeRealCron ?? DEFAULT_LIMIT_TIME_REAL_CRON,
+      limitTimeRealCron,
       limitRequest: o.limitRequest ?? DEFAULT_LIMIT_REQUEST,
       dbMaxconn,
+      dbMaxconnGevent,
       processesPerHost,
+      httpMaxConns: httpMaxConns(workers),
     },
     pgbouncer: {
       defaultPoolSize: pool,
@@ -364,8 +485,10 @@ export function computeSizing(input: SizingInput): Sizing {
       maxClientConn: maxClient,
       maxDbConnections,
       maxUserConnections,
-      listenPoolSize: listen,
-      limitNofile: pgbouncerNofile(maxClient, maxUserConnections + listen + r.stats),
+      postgresPoolSize: postgresPool,
+      postgresReservePoolSize: postgresReserve,
+      migrationConnections: MIGRATION_CONNECTIONS,
+      limitNofile: pgbouncerNofile(maxClient, maxUserConnections + postgresSessions + MIGRATION_CONNECTIONS + r.stats),
     },
     postgres: {
       maxConnections,
@@ -375,9 +498,10 @@ export function computeSizing(input: SizingInput): Sizing {
       workMemMiB: workMemMiB(input.postgres.memoryMiB, maxConnections),
       maintenanceWorkMemMiB: maintenanceWorkMemMiB(input.postgres.memoryMiB),
       statementTimeoutMs: p.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
-      lockTimeoutMs: p.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
-      idleInTransactionSessionTimeoutMs: p.idleInTransactionSessionTimeoutMs ?? idleInTransactionTimeoutMs(limitTimeReal),
-      slots: { pools, listen, ...r },
+      lockTimeoutMs,
+      idleInTransactionSessionTimeoutMs: p.idleInTransactionSessionTimeoutMs ?? idleInTransactionTimeoutMs(limitTimeReal, limitTimeRealCron),
+      migration: migrationTimeouts(lockTimeoutMs),
+      slots: { pools, postgresPool: postgresSessions, migration: MIGRATION_CONNECTIONS, ...r },
     },
   };
 }
@@ -432,7 +556,10 @@ export function checkSizing(s: Sizing, input: SizingInput): SizingProblem[] {
   if (odoo.dbMaxconn < 2) {
     problems.push({ key: "odoo.dbMaxconn", value: odoo.dbMaxconn, message: "must be at least 2: a worker opens a second cursor for logging and the registry check" });
   }
-  const busy = odoo.workers * input.odooInstances + odoo.maxCronThreads;
+  if (odoo.dbMaxconnGevent < odoo.dbMaxconn) {
+    problems.push({ key: "odoo.dbMaxconnGevent", value: odoo.dbMaxconnGevent, message: `must be at least odoo.dbMaxconn (${odoo.dbMaxconn}): the gevent worker serves every WebSocket of its host at once, each message with a cursor of its own` });
+  }
+  const busy = (odoo.workers + 1) * input.odooInstances + odoo.maxCronThreads;
   if (pgbouncer.defaultPoolSize < 1) {
     problems.push({ key: "pgbouncer.defaultPoolSize", value: pgbouncer.defaultPoolSize, message: "must be at least 1 (POOL-2)" });
   }
@@ -442,16 +569,16 @@ export function checkSizing(s: Sizing, input: SizingInput): SizingProblem[] {
   if (pgbouncer.defaultPoolSize > busy * 2) {
     problems.push({ key: "pgbouncer.defaultPoolSize", value: pgbouncer.defaultPoolSize, message: `must not exceed twice the Odoo processes that can hold a transaction (${busy}): extra server connections only load PostgreSQL (POOL-2)` });
   }
-  const clientsNeeded = odoo.processesPerHost * input.odooInstances * odoo.dbMaxconn;
+  const clientsNeeded = odooClientConnections(odoo.workers, odoo.maxCronThreads, input.odooInstances, odoo.dbMaxconn, odoo.dbMaxconnGevent);
   if (pgbouncer.maxClientConn < clientsNeeded) {
-    problems.push({ key: "pgbouncer.maxClientConn", value: pgbouncer.maxClientConn, message: `must cover every Odoo process × db_maxconn = ${clientsNeeded} (POOL-4); raise it or lower odoo.dbMaxconn` });
+    problems.push({ key: "pgbouncer.maxClientConn", value: pgbouncer.maxClientConn, message: `must cover every Odoo process's pool (db_maxconn, db_maxconn_gevent for the gevent worker) on every host plus one CLI process = ${clientsNeeded} (POOL-4); raise it or lower odoo.dbMaxconn / odoo.dbMaxconnGevent` });
   }
   if (pgbouncer.maxDbConnections < pgbouncer.defaultPoolSize) {
     problems.push({ key: "pgbouncer.maxDbConnections", value: pgbouncer.maxDbConnections, message: `must be at least pgbouncer.defaultPoolSize (${pgbouncer.defaultPoolSize}) (POOL-5)` });
   }
-  const serverSide = postgres.slots.pools + postgres.slots.listen + postgres.slots.stats + postgres.slots.backup + postgres.slots.monitoring + postgres.slots.admin + postgres.slots.superuserReserved;
+  const serverSide = Object.values(postgres.slots).reduce((a, b) => a + b, 0);
   if (postgres.maxConnections < serverSide) {
-    problems.push({ key: "postgres.maxConnections", value: postgres.maxConnections, message: `must cover PgBouncer's pools + reserves (${postgres.slots.pools}) + LISTEN pool (${postgres.slots.listen}) + stats, backup, monitoring, admin and superuser slots = ${serverSide} (PG-1)` });
+    problems.push({ key: "postgres.maxConnections", value: postgres.maxConnections, message: `must cover PgBouncer's pools + reserves (${postgres.slots.pools}) + \`postgres\` session pool + reserve (${postgres.slots.postgresPool}) + migration role (${postgres.slots.migration}) + stats, backup, monitoring, admin and superuser slots = ${serverSide} (PG-1)` });
   }
   if (postgres.maxConnections > 5000) {
     problems.push({ key: "postgres.maxConnections", value: postgres.maxConnections, message: "must stay at most 5000: beyond that PostgreSQL spends its memory on backends; pool instead (PG-1)" });

@@ -60,17 +60,26 @@ export const odooListDbDisabled: ResourceValidationPolicy = {
 const UNRELATED_DATABASES = ["qx7_unrelated_db", "other-tenant", "z"];
 
 /**
- * ODOO-3: dbfilter is set and restricts which databases a request can reach. Odoo substitutes
- * %h (host) and %d (its first label) before matching; a filter that accepts arbitrary names
- * (".*", "", ".+") does not restrict anything.
+ * ODOO-3: Odoo serves exactly the stack's databases. With one, db_name alone restricts it: with
+ * no dbfilter, Odoo 17's list_dbs answers db_name without connecting (odoo/service/db.py
+ * L432-437) and db_filter keeps only db_name's databases (odoo/http.py L375-379), so that file
+ * has no dbfilter and one db_name. With several, a dbfilter picks one per request: it must be
+ * a valid expression that restricts (Odoo substitutes %h, the host, and %d, its first label);
+ * ".*", "" or ".+" restrict nothing. Without either key Odoo serves every database its role sees.
  */
 export const odooDbfilterRestricts: ResourceValidationPolicy = {
   name: "odoo-dbfilter-restricts",
-  description: "Checks whether odoo.conf sets a dbfilter that restricts the databases a request can reach (ODOO-3).",
+  description: "Checks whether odoo.conf restricts the databases a request can reach: a single db_name without dbfilter, or a dbfilter that restricts (ODOO-3).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
-    const value = conf(file).options.get("dbfilter");
+    const options = conf(file).options;
+    const value = options.get("dbfilter");
     if (value === undefined || value.trim() === "") {
-      report(`${fileLabel(file)} must set dbfilter, e.g. ^%d$ or ^mydb$ (ODOO-3).`);
+      const names = (options.get("db_name") ?? "").split(",").map((d) => d.trim()).filter((d) => d !== "");
+      if (names.length === 0) {
+        report(`${fileLabel(file)} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`);
+      } else if (names.length > 1) {
+        report(`${fileLabel(file)} must set a dbfilter such as ^%d$: db_name lists ${names.length} databases (${names.join(", ")}), and only a filter restricts each request to one (ODOO-3).`);
+      }
       return;
     }
     let re: RegExp;

@@ -155,9 +155,56 @@ export const pgbouncerIniSelfContained: ResourceValidationPolicy = {
   }),
 };
 
+/**
+ * The longest a dead peer may keep its socket before PgBouncer notices: "minutes", not the
+ * kernel's two hours (tcp(7): 7200 s idle, then 9 probes 75 s apart).
+ */
+export const MAX_DEAD_PEER_SECONDS = 600;
+const LINUX_KEEPALIVE = { tcp_keepidle: 7200, tcp_keepintvl: 75, tcp_keepcnt: 9 } as const;
+
+/**
+ * POOL-2, POOL-3 (DESIGN principle 7): a crashed Odoo host never closes its sockets, so its
+ * LISTEN sessions keep their slots in the `postgres` session pool (and its clients theirs under
+ * max_client_conn) until TCP keepalive declares the peer dead. PgBouncer's tcp_keepalive = 1
+ * uses the kernel's timers unless tcp_keepidle, tcp_keepintvl and tcp_keepcnt say otherwise, and
+ * keepalive only probes an idle socket: a LISTEN socket holding a notification the dead host
+ * never acknowledged waits for the kernel's retransmissions (~15 minutes) unless
+ * tcp_user_timeout bounds it.
+ */
+export const pgbouncerDeadPeersFreed: ResourceValidationPolicy = {
+  name: "pgbouncer-dead-peers-freed",
+  description: `Checks whether pgbouncer.ini turns TCP keepalive on with tcp_keepidle + tcp_keepintvl × tcp_keepcnt, and sets tcp_user_timeout, at most ${MAX_DEAD_PEER_SECONDS} s, so a crashed Odoo host's LISTEN sessions free their \`${LISTEN_DATABASE}\` pool slots within minutes (POOL-2, POOL-3).`,
+  validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
+    const parsed = ini(file);
+    if (setting(parsed, "tcp_keepalive", 1) === 0) {
+      report(`${fileLabel(file)} must keep tcp_keepalive = 1: without it a crashed Odoo host's LISTEN sessions hold their ${LISTEN_DATABASE} pool slots until PgBouncer restarts (POOL-2, POOL-3).`);
+      return;
+    }
+    const value = (key: keyof typeof LINUX_KEEPALIVE) => {
+      const n = setting(parsed, key);
+      return n !== undefined && n > 0 ? n : LINUX_KEEPALIVE[key];
+    };
+    const seconds = value("tcp_keepidle") + value("tcp_keepintvl") * value("tcp_keepcnt");
+    if (seconds > MAX_DEAD_PEER_SECONDS) {
+      report(
+        `${fileLabel(file)} must detect a dead peer within ${MAX_DEAD_PEER_SECONDS} s: tcp_keepidle ${value("tcp_keepidle")} + tcp_keepintvl ${value("tcp_keepintvl")} × tcp_keepcnt ${value("tcp_keepcnt")} = ${seconds} s ` +
+          `(unset values are the kernel's), so a crashed Odoo host's LISTEN sessions hold their ${LISTEN_DATABASE} pool slots that long (POOL-2, POOL-3).`,
+      );
+    }
+    const userTimeout = setting(parsed, "tcp_user_timeout", 0) ?? 0;
+    if (!(userTimeout > 0 && userTimeout <= MAX_DEAD_PEER_SECONDS * 1000)) {
+      report(
+        `${fileLabel(file)} must set tcp_user_timeout between 1 and ${MAX_DEAD_PEER_SECONDS * 1000} ms; it is ${userTimeout === 0 ? "0 (the kernel's ~15 minutes of retransmissions)" : userTimeout}: ` +
+          `a LISTEN socket with a notification unacknowledged by a dead host waits for that instead of keepalive (POOL-2, POOL-3).`,
+      );
+    }
+  }),
+};
+
 export const policies: Policies = [
   pgbouncerIniSelfContained,
   pgbouncerTransactionPooling,
+  pgbouncerDeadPeersFreed,
   pgbouncerDefaultPoolSizeSet,
   pgbouncerReservePoolSet,
   pgbouncerMaxClientConnSet,

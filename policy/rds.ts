@@ -6,7 +6,7 @@ import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "
 import { DB_ROLES } from "../lib/model";
 import { POSTGRES_RESERVED } from "../lib/sizing";
 import { parseOdooConf, parsePgbouncerIni } from "./lib/parse";
-import { maxServerConnections } from "./lib/pgbouncer";
+import { maxServerConnections, otherUsersServerConnections } from "./lib/pgbouncer";
 import {
   booleanOf,
   fileKindOf,
@@ -192,8 +192,9 @@ export const rdsMaxConnectionsCoverPgbouncer: StackValidationPolicy = {
           });
           if (here.length === 0) continue;
           const n = maxServerConnections({ ...parsed, databases: here }, odooUser);
-          pools += n;
-          parts.push(`${fileLabel(ini)} pools ${n}`);
+          const others = otherUsersServerConnections(parsed, odooUser);
+          pools += n + others.total;
+          parts.push(`${fileLabel(ini)} pools ${n}${others.parts.map((o) => ` + ${o}`).join("")}`);
         }
         const value = rdsParameterValues(group).get("max_connections");
         const maxConnections = value === undefined ? undefined : numberOf(value);

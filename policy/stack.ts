@@ -9,7 +9,7 @@ import { PORTS } from "../lib/ports";
 import { POSTGRES_RESERVED } from "../lib/sizing";
 import { isServingServer, nginxServers } from "./lib/nginx";
 import { iniInt, odooInt, parseOdooConf, parsePgbouncerIni, parsePostgresConf, parseSystemdUnit } from "./lib/parse";
-import { maxServerConnections, setting } from "./lib/pgbouncer";
+import { LISTEN_DATABASE, listenDatabase, maxServerConnections, otherUsersServerConnections, setting } from "./lib/pgbouncer";
 import {
   configObjectOf,
   fileKindOf,
@@ -147,6 +147,78 @@ export const pgbouncerMaxClientConnCoversOdoo: StackValidationPolicy = {
 };
 
 /**
+ * `postgres` sessions one odoo.conf's processes can hold at once: every LISTENer (the gevent
+ * worker's bus, each cron worker: addons/bus/models/bus.py L156-161, odoo/service/server.py
+ * L1289-1302) and every process's one short-lived connection (NOTIFY imbus, pg_notify
+ * cron_trigger, list_dbs under a dbfilter, the server start: lib/sizing.ts postgresShortLived).
+ * The threaded server (workers = 0) LISTENs from each cron thread and may open db_maxconn.
+ */
+function odooPostgresSessions(options: ReadonlyMap<string, string>): { readonly listeners: number; readonly shortLived: number; readonly how: string } {
+  const workers = odooInt(options.get("workers")) ?? 0;
+  const cron = odooInt(options.get("max_cron_threads")) ?? 2;
+  if (workers <= 0) {
+    const maxconn = odooInt(options.get("db_maxconn")) ?? ODOO_DEFAULT_DB_MAXCONN;
+    return { listeners: cron + 1, shortLived: maxconn, how: `threaded: ${cron} cron + bus listening, up to db_maxconn ${maxconn} short` };
+  }
+  return { listeners: cron + 1, shortLived: workers + 1 + cron, how: `${workers} workers + gevent + ${cron} cron: ${cron + 1} listening, ${workers + 1 + cron} short` };
+}
+
+/**
+ * POOL-2, POOL-3 (DESIGN principle 7): the `postgres` session pool holds every `postgres`
+ * session Odoo's processes can open at once over all Odoo hosts (pool_size), plus a reserve for
+ * one host's LISTEN sessions still held by a process that is gone and its successor's start-up
+ * connection. Sized for LISTEN alone, the pool made cookieless requests wait 145 s, lost bus
+ * notifications, failed cron triggers and kept a second Odoo server from starting.
+ */
+export const pgbouncerPostgresPoolCoversOdoo: StackValidationPolicy = {
+  name: "pgbouncer-postgres-pool-covers-odoo",
+  description: `Checks whether PgBouncer's ${LISTEN_DATABASE} session pool covers every LISTEN and short-lived ${LISTEN_DATABASE} session of every Odoo process at once, with a reserve of one host's listeners plus one (POOL-2, POOL-3).`,
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const files = renderedFiles(resources, unknown);
+    const hosts = hostViews(resources, unknown);
+    const inis = files.filter((f) => fileKindOf(f.path) === "pgbouncer.ini");
+    const demand = new Map<RenderedFile, { total: number; reserve: number; parts: string[] }>();
+    for (const odoo of files.filter((f) => fileKindOf(f.path) === "odoo.conf")) {
+      unknown.run(() => {
+        const c = odooPostgresSessions(parseOdooConf(odoo.content).options);
+        for (const ini of pgbouncersFor(odoo, inis, hosts)) {
+          const d = demand.get(ini) ?? { total: 0, reserve: 0, parts: [] };
+          d.total += c.listeners + c.shortLived;
+          d.reserve = Math.max(d.reserve, c.listeners + 1);
+          d.parts.push(`${odoo.host}: ${c.how}`);
+          demand.set(ini, d);
+        }
+      });
+    }
+    for (const [ini, d] of demand) {
+      unknown.run(() => {
+        const parsed = parsePgbouncerIni(ini.content);
+        const entry = listenDatabase(parsed);
+        if (entry === undefined) {
+          reportViolation(`${fileLabel(ini)} must have a ${LISTEN_DATABASE} entry in session mode for Odoo's ${d.total} ${LISTEN_DATABASE} sessions (${d.parts.join("; ")}) (POOL-2, DESIGN principle 7).`, ini.resource.urn);
+          return;
+        }
+        const pool = iniInt(entry.params.get("pool_size")) ?? setting(parsed, "default_pool_size", 20) ?? 20;
+        const reserve = iniInt(entry.params.get("reserve_pool")) ?? setting(parsed, "reserve_pool_size", 0) ?? 0;
+        const cap = iniInt(entry.params.get("max_db_connections")) ?? setting(parsed, "max_db_connections", 0) ?? 0;
+        if (pool < d.total) {
+          reportViolation(`${fileLabel(ini)} must give ${LISTEN_DATABASE} a pool_size (${pool}) of at least the ${d.total} ${LISTEN_DATABASE} sessions Odoo can hold at once (${d.parts.join("; ")}) (POOL-2).`, ini.resource.urn);
+        }
+        if (reserve < d.reserve) {
+          reportViolation(`${fileLabel(ini)} must give ${LISTEN_DATABASE} a reserve_pool (${reserve}) of at least ${d.reserve}: one host's LISTEN sessions still held by a process that is gone, plus its successor's start-up connection (POOL-3).`, ini.resource.urn);
+        }
+        if (cap > 0 && cap < pool + reserve) {
+          reportViolation(`${fileLabel(ini)} must set ${LISTEN_DATABASE}'s max_db_connections (${cap}) at least pool_size + reserve_pool (${pool + reserve}), or the reserve can never be used (POOL-3).`, ini.resource.urn);
+        }
+      });
+    }
+    unknown.finish();
+  },
+};
+
+/**
  * PG-1: PostgreSQL's max_connections covers everything PgBouncer can open (every pool with its
  * reserve, the LISTEN pool included, within the per-database and per-user caps) plus the slots
  * kept outside PgBouncer: backups, monitoring, an operator, and superuser_reserved_connections.
@@ -180,8 +252,9 @@ export const postgresMaxConnectionsCoverPgbouncer: StackValidationPolicy = {
             return server === undefined || server.id === conf.host;
           });
           const n = maxServerConnections({ ...parsed, databases: here }, odooUser);
-          pools += n;
-          parts.push(`${ini.host} pools ${n}`);
+          const others = otherUsersServerConnections(parsed, odooUser);
+          pools += n + others.total;
+          parts.push(`${ini.host} pools ${n}${others.parts.map((o) => ` + ${o}`).join("")}`);
         }
         const superuser = iniInt(settings.get("superuser_reserved_connections")) ?? POSTGRES_RESERVED.superuserReserved;
         const r = POSTGRES_RESERVED;
@@ -295,4 +368,11 @@ export const serviceUnitsKeepCheckedConfig: ResourceValidationPolicy = {
   }),
 };
 
-export const policies: Policies = [hostsReceiveCheckedConfigFiles, serviceUnitsKeepCheckedConfig, pgbouncerMaxClientConnCoversOdoo, postgresMaxConnectionsCoverPgbouncer, databaseTrafficThroughPgbouncer];
+export const policies: Policies = [
+  hostsReceiveCheckedConfigFiles,
+  serviceUnitsKeepCheckedConfig,
+  pgbouncerMaxClientConnCoversOdoo,
+  pgbouncerPostgresPoolCoversOdoo,
+  postgresMaxConnectionsCoverPgbouncer,
+  databaseTrafficThroughPgbouncer,
+];

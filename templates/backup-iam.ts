@@ -2,7 +2,7 @@
 // own prefix of the backup bucket and publish backup metrics, nothing more. None of them may
 // delete object versions: with versioning on, a compromised host can add delete markers but
 // cannot destroy history, and the bucket's lifecycle rule expires old versions on schedule.
-import { BACKUP_METRIC_NAMESPACE, filestorePrefix } from "./backup-units";
+import { BACKUP_METRIC_NAMESPACE, filestorePrefix, importPrefix } from "./backup-units";
 import { pgbackrestRepoPrefix } from "./pgbackrest";
 
 /** An IAM policy statement (structurally the same as components/host.ts PolicyStatement). */
@@ -61,6 +61,14 @@ function kmsStatement(input: BackupIamInput, actions: readonly string[]): IamSta
 }
 
 /**
+ * A dump and a filestore the operator uploaded to import an existing Odoo database (the
+ * import-database procedure): read only, the stack's import prefix only.
+ */
+function readImportsStatement(input: BackupIamInput) {
+  return { Sid: "ReadImports", Effect: "Allow" as const, Action: ["s3:GetObject"], Resource: `${input.bucketArn}/${importPrefix(input.stack)}*` };
+}
+
+/**
  * The PostgreSQL host: pgBackRest's repository prefix only. pgBackRest lists the repository
  * path's parent with a delimiter, then everything below the path; the two ListBucket
  * statements follow pgBackRest's own sample policy.
@@ -92,6 +100,7 @@ export function postgresBackupPolicy(input: BackupIamInput): IamPolicyDocument {
         Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
         Resource: `${input.bucketArn}/${prefix}/*`,
       },
+      readImportsStatement(input),
       ...kmsStatement(input, ["kms:Decrypt", "kms:GenerateDataKey"]),
       putBackupMetricsStatement(),
     ],
@@ -120,6 +129,7 @@ export function odooFilestorePolicy(input: BackupIamInput): IamPolicyDocument {
         Action: ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
         Resource: `${input.bucketArn}/${prefix}*`,
       },
+      readImportsStatement(input),
       ...kmsStatement(input, ["kms:Decrypt", "kms:GenerateDataKey"]),
       putBackupMetricsStatement(),
     ],

@@ -50,6 +50,8 @@ export const backupBucketRef = (model: StackModel): string => secretRef(backupBu
 
 /** Key prefix of a stack's filestore copy in the backup bucket. */
 export const filestorePrefix = (stack: string): string => `filestore/${stack}/`;
+/** Where an operator puts an existing database dump and filestore for the hosts to import. */
+export const importPrefix = (stack: string): string => `import/${stack}/`;
 
 export const RESTORE_DRILL_SCRIPT = "odoo-stack-restore-drill.sh";
 export const RESTORE_DRILL_PATH = "/usr/local/sbin/odoo-stack-restore-drill";

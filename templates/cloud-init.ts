@@ -66,7 +66,10 @@ export interface UserDataInput {
   readonly project?: string;
   /** Optional. Extra Debian packages for this host. */
   readonly packages?: readonly string[];
-  /** PostgreSQL host only, and required there: the EBS volume holding the data (vol-…). */
+  /**
+   * The EBS volume holding the host's data (vol-…): required on the PostgreSQL host, and on an
+   * Odoo host without a shared filestore (its data_dir).
+   */
   readonly dataVolumeId?: string;
   /** Proxy only, optional: issue the public certificate with ACME DNS-01 on Route 53. */
   readonly acme?: AcmeInput;
@@ -177,11 +180,11 @@ function checkInput(input: UserDataInput): void {
   if (!NAME.test(input.stack)) bad("stack", input.stack, "letters, digits, '_', '.', '-'");
   if (input.project !== undefined && !NAME.test(input.project)) bad("project", input.project, "letters, digits, '_', '.', '-'");
   for (const p of input.packages ?? []) if (!PACKAGE.test(p)) bad("packages", p, "a Debian package name");
-  if (input.role === "postgres") {
-    if (input.dataVolumeId === undefined) bad("dataVolumeId", undefined, "the PostgreSQL host needs its data volume id (DESIGN principle 6)");
+  if (input.role === "postgres" && input.dataVolumeId === undefined) bad("dataVolumeId", undefined, "the PostgreSQL host needs its data volume id (DESIGN principle 6)");
+  if (input.dataVolumeId !== undefined) {
+    if (input.role !== "postgres" && input.role !== "odoo") bad("dataVolumeId", input.dataVolumeId, "only the postgres host and an Odoo host have a data volume");
     else if (!VOLUME_ID.test(input.dataVolumeId)) bad("dataVolumeId", input.dataVolumeId, "an EBS volume id such as vol-0123456789abcdef0");
-  } else if (input.dataVolumeId !== undefined) {
-    bad("dataVolumeId", input.dataVolumeId, "only the postgres role has a data volume");
+    if (input.efsFileSystemId !== undefined) bad("dataVolumeId", input.dataVolumeId, "an Odoo host keeps data_dir on EFS or on its own volume, not both");
   }
   if (input.efsFileSystemId !== undefined) {
     if (input.role !== "odoo") bad("efsFileSystemId", input.efsFileSystemId, "only Odoo hosts mount the shared filestore");
@@ -213,6 +216,8 @@ function roleSteps(input: UserDataInput): Command[] {
         // Before the odoo package: its postinst then finds data_dir mounted and the odoo user
         // with the uid every host shares.
         ...(input.efsFileSystemId === undefined ? [] : [["efs-mount", input.efsFileSystemId, input.region, PATHS.odooDataDir]]),
+        // One Odoo host: data_dir on its own volume, which outlives the instance (issue 12).
+        ...(input.dataVolumeId === undefined ? [] : [["data-volume", input.dataVolumeId, PATHS.odooDataDir], ["odoo-owner", PATHS.odooDataDir]]),
         ["odoo-repo", input.odooVersion],
         ["install", ...RUNCMD_PACKAGES.odoo],
       ];

@@ -1,7 +1,7 @@
 // Assembles what each host receives: every rendered file with its mode and owner. Pure, so
 // the components upload exactly what the tests and the offline plan see.
 import { ConfigError } from "../lib/config";
-import { PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
+import { DB_ROLES, PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
 import { backupHostFiles } from "./backup-units";
 import { cloudWatchAgentHostFile } from "./cloudwatch-agent";
 import { acmeCertificatePaths } from "./cloud-init";
@@ -63,6 +63,8 @@ function odooInitFiles(model: StackModel): HostFile[] {
     `ODOO_STACK_ODOO_MODULES=${ODOO_INIT_MODULES.join(",")}`,
     `ODOO_STACK_ADMIN_PASSWORD=${secretRef(model.parameters.odooAdminUserPassword)}`,
     `ODOO_STACK_CA=${PATHS.caCert}`,
+    // `odoo -i` logs in as the migration role, as `odoo -u` does (odooMigrationCommand).
+    `ODOO_STACK_MIGRATION_ROLE=${DB_ROLES.migrate}`,
     "",
   ].join("\n");
   return [
@@ -88,8 +90,13 @@ function roleFiles(model: StackModel, host: HostId): HostFile[] {
         odooConfFile(model, host, model.settings.odooOptions),
         odooLogrotateFile(),
         // libpq finds the internal CA through PGSSLROOTCERT: odoo.conf has no CA key in every
-        // supported version, and verify-full needs it (TLS-2).
-        systemdDropIn("odoo", { Service: { Environment: odooServiceEnvironment(odooConfSettingsFor(model, host)) } }),
+        // supported version, and verify-full needs it (TLS-2). data_dir is a mount (its own
+        // volume, or EFS), `nofail` so a missing one cannot stop the boot: Odoo then must not
+        // start and write attachments to the empty mount point on the root disk.
+        systemdDropIn("odoo", {
+          Unit: { RequiresMountsFor: PATHS.odooDataDir },
+          Service: { Environment: odooServiceEnvironment(odooConfSettingsFor(model, host)) },
+        }),
       ];
     case "pgbouncer": {
       const user = PGBOUNCER_DEBIAN.serviceUser;

@@ -2,7 +2,7 @@
 // file: *SettingsFor(model) derives plain settings (the loopback sandbox builds its own with
 // its ports and temp paths), render*() turns them into text. Variables such as $host are
 // template text; every value from settings goes through escapeNginx, which refuses '$'.
-import { proxyTimeoutSeconds } from "../lib/sizing";
+import { HTTP_QUEUE_PER_WORKER, proxyTimeoutSeconds } from "../lib/sizing";
 import { PATHS, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { escapeNginx, header, lines, sortedEntries, type HostFile } from "./format";
@@ -46,6 +46,11 @@ export interface NginxSiteSettings {
   readonly tlsCertificateKeyPath: string;
   /** Odoo HTTP workers, one per Odoo host (PROXY-1). */
   readonly odooHttpServers: readonly UpstreamServer[];
+  /**
+   * Requests in flight to one Odoo host's HTTP workers (upstream max_conns, sizing.httpMaxConns):
+   * beyond it nginx answers 503 with Retry-After instead of Odoo's listen backlog overflowing.
+   */
+  readonly odooHttpMaxConns: number;
   /** Odoo gevent (websocket) workers, the same hosts in the same order (PROXY-2). */
   readonly odooGeventServers: readonly UpstreamServer[];
   readonly proxyConnectTimeoutSeconds: number;
@@ -69,6 +74,9 @@ export const nginxWorkerConnections = (websockets: number): number => 2 ** Math.
 
 /** One descriptor per connection, doubled for temp files, logs and upstream buffers. */
 export const nginxWorkerRlimitNofile = (workerConnections: number): number => workerConnections * 2;
+
+/** What a shed request's Retry-After asks for: a few request-times, so the queue has drained. */
+export const NGINX_RETRY_AFTER_SECONDS = 5;
 
 /** A connect to an Odoo host inside the VPC that takes longer than this will not succeed. */
 export const PROXY_CONNECT_TIMEOUT_SECONDS = 5;
@@ -99,6 +107,8 @@ export const NGINX_WEBSOCKET_HEADERS: Readonly<Record<string, string>> = {
 /** Paths the site routes, and where (PROXY-1, PROXY-2). */
 export const NGINX_ROUTES = { http: "/", websocket: "/websocket", databaseManager: "^/web/database" } as const;
 export const NGINX_UPSTREAMS = { http: "odoo", websocket: "odoochat" } as const;
+/** The named location that answers 503 + Retry-After when every Odoo host is at max_conns. */
+export const NGINX_BUSY_LOCATION = "@odoo_busy";
 
 /** TLS 1.2 and 1.3 with AEAD ECDHE suites only (Mozilla "intermediate", without DHE: no dhparam). */
 export const NGINX_TLS_PROTOCOLS = ["TLSv1.2", "TLSv1.3"] as const;
@@ -135,6 +145,7 @@ export function nginxSiteSettingsFor(model: StackModel): NginxSiteSettings {
     tlsCertificatePath: `${PATHS.nginxTlsDir}/fullchain.pem`,
     tlsCertificateKeyPath: `${PATHS.nginxTlsDir}/privkey.pem`,
     odooHttpServers: model.hosts.odoo.map((h) => ({ address: h.privateIp, port: PORTS.odooHttp.port })),
+    odooHttpMaxConns: model.settings.sizing.odoo.httpMaxConns,
     odooGeventServers: model.hosts.odoo.map((h) => ({ address: h.privateIp, port: PORTS.odooGevent.port })),
     proxyConnectTimeoutSeconds: PROXY_CONNECT_TIMEOUT_SECONDS,
     proxyReadTimeoutSeconds: timeout,
@@ -236,6 +247,7 @@ export function checkNginxSiteSettings(s: NginxSiteSettings): string[] {
     ["proxy_read_timeout", s.proxyReadTimeoutSeconds],
     ["proxy_send_timeout", s.proxySendTimeoutSeconds],
     ["client_max_body_size (MiB)", s.clientMaxBodyMiB],
+    ["upstream odoo max_conns", s.odooHttpMaxConns],
     ["HSTS max-age", s.hstsMaxAgeSeconds],
   ]);
   if (s.odooHttpServers.length === 0) problems.push("upstream odoo: needs at least one Odoo host (PROXY-1)");
@@ -253,14 +265,17 @@ export function checkNginxSiteSettings(s: NginxSiteSettings): string[] {
   return problems;
 }
 
-function upstream(name: string, servers: readonly UpstreamServer[]): string[] {
+function upstream(name: string, servers: readonly UpstreamServer[], maxConns?: number): string[] {
   return [
     `upstream ${name} {`,
+    // max_conns is counted per nginx worker unless the group lives in shared memory.
+    ...(maxConns === undefined ? [] : [`    zone ${name} 64k;`]),
     // Client affinity: Odoo keeps sessions in data_dir on each host, and a browser's
     // WebSocket must land where its HTTP session lives. A plain (non-consistent) hash over
-    // the same server order picks the same host index in both upstreams.
+    // the same server order picks the same host index in both upstreams; a host at max_conns
+    // passes the request to the next one.
     "    hash $remote_addr;",
-    ...servers.map((u) => `    server ${escapeNginx(`${u.address}:${u.port}`)};`),
+    ...servers.map((u) => `    server ${escapeNginx(`${u.address}:${u.port}`)}${maxConns === undefined ? "" : ` max_conns=${maxConns}`};`),
     "}",
   ];
 }
@@ -300,8 +315,9 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     header("#"),
     // No upstream keepalive: with proxy_next_upstream off, a reused connection the worker has
     // just closed would fail the request instead of being retried.
-    "# Odoo's HTTP workers on every Odoo host (PROXY-1).",
-    ...upstream(NGINX_UPSTREAMS.http, s.odooHttpServers),
+    "# Odoo's HTTP workers on every Odoo host (PROXY-1). A host takes its workers' requests plus",
+    `# ${HTTP_QUEUE_PER_WORKER} waiting per worker, well inside Odoo's listen backlog of 8 per worker; past that, 503 (below).`,
+    ...upstream(NGINX_UPSTREAMS.http, s.odooHttpServers, s.odooHttpMaxConns),
     "",
     "# Odoo's gevent worker: WebSockets of the bus, chat and presence (PROXY-2).",
     ...upstream(NGINX_UPSTREAMS.websocket, s.odooGeventServers),
@@ -350,6 +366,19 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     `    location ${NGINX_ROUTES.http} {`,
     ...proxyToOdoo(s, NGINX_UPSTREAMS.http, {}),
     "        proxy_redirect off;",
+    "        # nginx's own 502s: every host at max_conns (\"no live upstreams\"), or Odoo not",
+    "        # accepting (restarting). Both mean: come back shortly. Odoo's own answers pass as they are.",
+    `        error_page 502 = ${NGINX_BUSY_LOCATION};`,
+    "    }",
+    "",
+    "    # Load shed on purpose: a bounded queue per Odoo host (max_conns), then an immediate answer",
+    "    # that tells clients when to come back, instead of a backlog overflow's 502/504 after seconds.",
+    `    location ${NGINX_BUSY_LOCATION} {`,
+    "        default_type text/plain;",
+    // add_header at this level replaces the server's: HSTS is repeated so no answer lacks it.
+    `        add_header Strict-Transport-Security "max-age=${s.hstsMaxAgeSeconds}; includeSubDomains" always;`,
+    `        add_header Retry-After ${NGINX_RETRY_AFTER_SECONDS} always;`,
+    `        return 503 "Odoo is busy; retry in ${NGINX_RETRY_AFTER_SECONDS} seconds.\\n";`,
     "    }",
     "}",
   );

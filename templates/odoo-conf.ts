@@ -27,8 +27,14 @@ export interface OdooConfSettings {
   readonly dbPassword: string;
   /** The databases this deployment serves; written as db_name (comma-separated). */
   readonly dbNames: readonly string[];
-  readonly dbfilter: string;
+  /**
+   * Optional; required with several databases. Absent with one: db_name alone restricts Odoo to
+   * it without a lookup (ODOO-3, see DBFILTER below).
+   */
+  readonly dbfilter?: string;
   readonly dbMaxconn: number;
+  /** The gevent worker's pool (written for Odoo 17.0 and later, which read db_maxconn_gevent). */
+  readonly dbMaxconnGevent: number;
   /** A secretRef() placeholder (ODOO-1). */
   readonly adminPasswd: string;
   readonly coreAddonsPath: string;
@@ -75,6 +81,8 @@ export interface OdooForcedKey {
   readonly value?: string;
   /** What must hold, for the policy pack's messages. */
   readonly rule: string;
+  /** When the key is left out on purpose (absent: it is always written). */
+  readonly absentWhen?: "one database";
 }
 
 /**
@@ -84,7 +92,8 @@ export interface OdooForcedKey {
 export const ODOO_FORCED_KEYS: Readonly<Record<string, OdooForcedKey>> = {
   proxy_mode: { checklist: "PROXY-4", value: "True", rule: "must be True: Odoo sits behind nginx and must trust its X-Forwarded-* headers" },
   list_db: { checklist: "ODOO-2", value: "False", rule: "must be False: no database listing or manager" },
-  dbfilter: { checklist: "ODOO-3", rule: "must be set and restrict databases (not empty, not .*)" },
+  db_name: { checklist: "ODOO-3", rule: "must name exactly the stack's databases" },
+  dbfilter: { checklist: "ODOO-3", rule: "must restrict the databases (not empty, not .*); with one database it is left out and db_name alone restricts Odoo to it", absentWhen: "one database" },
   admin_passwd: { checklist: "ODOO-1", rule: "must be a secret placeholder resolved from SSM, never a literal" },
   addons_path: { checklist: "ODOO-4", value: `${PATHS.odooCoreAddons},${PATHS.odooCustomAddons}`, rule: "must list the core and the custom addons directories separately" },
   logfile: { checklist: "ODOO-5", value: PATHS.odooLogFile, rule: "must be set; the file is rotated by logrotate" },
@@ -146,7 +155,7 @@ const LOG_LEVELS = ["info", "debug_rpc", "warn", "test", "critical", "runbot", "
 /** Keys sizing owns, and the stack-config key that sets each. */
 const SIZING_KEYS: Readonly<Record<string, string>> = {
   db_maxconn: "odoo.dbMaxconn",
-  db_maxconn_gevent: "odoo.dbMaxconn",
+  db_maxconn_gevent: "odoo.dbMaxconnGevent",
   limit_memory_hard: "odoo.limitMemoryHardMiB",
   limit_memory_hard_gevent: "odoo.limitMemoryHardMiB",
   limit_memory_soft: "odoo.limitMemorySoftMiB",
@@ -170,6 +179,18 @@ export function odooServiceEnvironment(settings: Pick<OdooConfSettings, "caCertP
   return { PGSSLROOTCERT: settings.caCertPath };
 }
 
+/**
+ * The module update (`odoo -u`) of one database, run on an Odoo host with Odoo stopped, as the
+ * migration role (DB_ROLES.migrate): it logs in with odoo.conf's password and gets the
+ * migration timeouts from its role (lib/sizing.ts migrationTimeouts, templates/postgresql.ts
+ * migrationRoleSql), which PgBouncer and Odoo's own DISCARD ALL leave in force. The service's
+ * environment (PGSSLROOTCERT) is not a sudo shell's, so it is given here too.
+ */
+export function odooMigrationCommand(model: StackModel, host: HostId, database: string, modules = "all"): string {
+  const env = Object.entries(odooServiceEnvironment(odooConfSettingsFor(model, host))).map(([k, v]) => `${k}=${v}`);
+  return [`sudo -u ${ODOO_SYSTEM_USER} env`, ...env, `odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${database} -u ${modules} --stop-after-init --no-http`].join(" ");
+}
+
 /** Settings for `host` (an Odoo host) from the stack model and its sizing. */
 export function odooConfSettingsFor(
   model: StackModel,
@@ -188,8 +209,9 @@ export function odooConfSettingsFor(
     dbUser: DB_ROLES.odoo,
     dbPassword: secretRef(model.parameters.odooDbPassword),
     dbNames: model.settings.databases,
-    dbfilter: model.settings.dbfilter,
+    ...(model.settings.dbfilter !== undefined ? { dbfilter: model.settings.dbfilter } : {}),
     dbMaxconn: sizing.dbMaxconn,
+    dbMaxconnGevent: sizing.dbMaxconnGevent,
     adminPasswd: secretRef(model.parameters.odooAdminPassword),
     coreAddonsPath: PATHS.odooCoreAddons,
     customAddonsPath: PATHS.odooCustomAddons,
@@ -229,8 +251,11 @@ export function checkOdooConfSettings(s: OdooConfSettings): string[] {
   if (isWildcardInterface(s.httpInterface)) {
     problems.push(`http_interface = ${JSON.stringify(s.httpInterface)}: must be the host's private address so Odoo is never reachable from outside (NET-1)`);
   }
-  if (s.dbfilter.trim() === "" || s.dbfilter === ".*" || s.dbfilter === "^.*$") {
+  if (s.dbfilter !== undefined && (s.dbfilter.trim() === "" || s.dbfilter === ".*" || s.dbfilter === "^.*$")) {
     problems.push(`dbfilter = ${JSON.stringify(s.dbfilter)}: must restrict the databases, e.g. ^%d$ or ^mydb$ (ODOO-3)`);
+  }
+  if (s.dbfilter === undefined && s.dbNames.length > 1) {
+    problems.push(`dbfilter: must be set with several databases (${s.dbNames.join(", ")}), e.g. ^%d$: db_name lists them, but only a filter picks one per request (ODOO-3)`);
   }
   if (s.dbNames.length === 0) problems.push("db_name: at least one database must be served");
   const secrets: [string, string][] = [["admin_passwd", s.adminPasswd], ["db_password", s.dbPassword], ...(s.mail ? ([["smtp_password", s.mail.password]] as [string, string][]) : [])];
@@ -242,6 +267,7 @@ export function checkOdooConfSettings(s: OdooConfSettings): string[] {
     ["gevent_port", s.geventPort, 1],
     ["db_port", s.dbPort, 1],
     ["db_maxconn", s.dbMaxconn, 2],
+    ["db_maxconn_gevent", s.dbMaxconnGevent, 2],
     ["workers", s.workers, 2],
     ["max_cron_threads", s.maxCronThreads, 0],
     ["limit_memory_soft", s.limitMemorySoftBytes, 1],
@@ -294,7 +320,16 @@ function forcedKeysOf(s: OdooConfSettings): Record<string, OdooOptionValue> {
     // --- checklist (ODOO_FORCED_KEYS) ---------------------------------------------------
     proxy_mode: true,
     list_db: false,
-    dbfilter: s.dbfilter,
+    // ODOO-3. With one database there is none: Odoo 17 then answers list_dbs with db_name and
+    // never connects (odoo/service/db.py list_dbs L432-437), and db_filter serves only db_name's
+    // databases (odoo/http.py db_filter L375-379). With a filter, every request whose session
+    // names no database (first visits, health checks) opens a new connection to database
+    // `postgres` (db.py L441, http.py L1608): measured, 1,347 for 1,366 cookieless requests, and
+    // 63 instead of 142 requests/s.
+    ...(s.dbfilter !== undefined ? { dbfilter: s.dbfilter } : {}),
+    // Crons run for each name here instead of every database the role can see on the server
+    // (PgBouncer knows only these), and the web exposes only these (ODOO-3).
+    db_name: s.dbNames.join(","),
     admin_passwd: s.adminPasswd,
     // Core and custom addons in separate directories, so an upgrade replaces one and keeps the other (ODOO-4).
     addons_path: `${s.coreAddonsPath},${s.customAddonsPath}`,
@@ -316,13 +351,14 @@ function forcedKeysOf(s: OdooConfSettings): Record<string, OdooOptionValue> {
     db_port: s.dbPort,
     db_sslmode: "verify-full",
     // --- derived from the model -----------------------------------------------------------
-    // Crons run for each name here instead of every database the role can see on the server
-    // (PgBouncer knows only these), and the web exposes only these; dbfilter picks among them.
-    db_name: s.dbNames.join(","),
     db_user: s.dbUser,
     db_password: s.dbPassword,
     // Per process; PgBouncer's max_client_conn is sized from it (POOL-4).
     db_maxconn: s.dbMaxconn,
+    // The gevent worker serves every WebSocket of the host; without its own value it inherits
+    // db_maxconn (odoo/sql_db.py L819-821) and fails WebSocket messages with "The Connection Pool
+    // Is Full" under reconnect storms. Odoo 16.0 has no such option (its gevent worker uses db_maxconn).
+    ...(s.odooVersion === "16.0" ? {} : { db_maxconn_gevent: s.dbMaxconnGevent }),
     limit_time_real_cron: s.limitTimeRealCron,
     limit_request: s.limitRequest,
     data_dir: s.dataDir,

@@ -29,8 +29,33 @@ export const PGBOUNCER_TLS_FILES = {
   key: `${PATHS.pgbouncerTlsDir}/pgbouncer.key`,
 } as const;
 
-/** The database Odoo's bus (gevent worker) and cron threads LISTEN on (DESIGN principle 7). */
+/**
+ * Database `postgres`: Odoo's bus (gevent worker) and cron workers LISTEN there, and every bus
+ * message, cron trigger, server start and (with a dbfilter) cookieless request opens a short
+ * connection there (DESIGN principle 7; sizing.ts postgresPoolSize). A session pool.
+ */
 export const LISTEN_DATABASE = "postgres";
+
+/**
+ * TCP keepalive on every socket PgBouncer opens or accepts, clients and servers alike. The
+ * defaults (tcp_keepalive = 1 with the kernel's 7200 s idle, 9 probes 75 s apart) kept a crashed
+ * Odoo host's LISTEN sessions, and their `postgres` pool slots, for about two hours. Probes
+ * start after 30 s of silence, 10 s apart, 3 unanswered close the socket; tcp_user_timeout gives
+ * a socket with unacknowledged data (a notification sent to a dead LISTENer) the same bound,
+ * which keepalive alone does not (the kernel retransmits for ~15 minutes first). The probes are
+ * answered by the peer's kernel, so an idle but live LISTENer is never cut.
+ * pgbouncer.ini(5), "tcp_keepalive" … "tcp_user_timeout" (1.18); tcp(7).
+ */
+export const PGBOUNCER_TCP_KEEPALIVE = {
+  tcp_keepalive: 1,
+  tcp_keepidle: 30,
+  tcp_keepintvl: 10,
+  tcp_keepcnt: 3,
+} as const;
+
+/** Seconds after which PgBouncer closes a socket whose peer is gone: idle + interval × count. */
+export const PGBOUNCER_DEAD_PEER_SECONDS =
+  PGBOUNCER_TCP_KEEPALIVE.tcp_keepidle + PGBOUNCER_TCP_KEEPALIVE.tcp_keepintvl * PGBOUNCER_TCP_KEEPALIVE.tcp_keepcnt;
 
 /**
  * Keys written last in [pgbouncer], whatever the overrides say; the policy pack checks
@@ -87,6 +112,7 @@ export const PGBOUNCER_OVERRIDABLE: readonly string[] = [
   "tcp_keepcnt",
   "tcp_keepidle",
   "tcp_keepintvl",
+  "tcp_user_timeout",
   "verbose",
 ];
 
@@ -112,6 +138,8 @@ export interface PgbouncerSettings {
   /** Odoo databases, each pooled per transaction (POOL-1). */
   readonly odooDatabases: readonly string[];
   readonly statsUsers: readonly string[];
+  /** The migration role (DB_ROLES.migrate): its server connections are capped in [users]. */
+  readonly migrationUser: string;
   readonly pools: PgbouncerSizing;
   /** [pgbouncer] keys from PGBOUNCER_OVERRIDABLE; any other key throws. */
   readonly overrides: Readonly<Record<string, PgbouncerValue>>;
@@ -167,15 +195,17 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
     });
   }
   // LISTEN needs the same server session for the client's lifetime, which transaction pooling
-  // cannot give: the one, narrow exception to POOL-1. No reserve: the pool is sized for every
-  // listener (sizing.listenPoolSize) and max_connections counts exactly that many.
+  // cannot give: the one, narrow exception to POOL-1. Sized for every Odoo process that can hold
+  // a `postgres` session at once, LISTENers and short-lived ones (sizing.postgresPoolSize), with
+  // a reserve for a host whose old sessions are not freed yet (sizing.postgresReservePoolSize);
+  // max_connections counts both.
   databases[LISTEN_DATABASE] = connstr({
     ...server,
     dbname: LISTEN_DATABASE,
     pool_mode: "session",
-    pool_size: p.listenPoolSize,
-    reserve_pool: 0,
-    max_db_connections: p.listenPoolSize,
+    pool_size: p.postgresPoolSize,
+    reserve_pool: p.postgresReservePoolSize,
+    max_db_connections: p.postgresPoolSize + p.postgresReservePoolSize,
   });
 
   const defaults: Record<string, PgbouncerValue> = {
@@ -216,24 +246,39 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
     // Source host:port in application_name: pg_stat_activity shows which Odoo host sent a
     // long transaction (OBS-7). Its price: in transaction pooling PgBouncer sends
     // SET application_name whenever a server connection goes to a client with another name,
-    // which Odoo's processes (odoo-<pid>) already have, so the SET is paid whatever this says:
-    // one per Odoo transaction, i.e. per HTTP request. The bench's ladder measures it on
-    // one-statement transactions, where it shows most (tools/bench/pool.ts).
+    // which Odoo's processes (odoo-<pid>) already have, and Odoo's own DISCARD ALL at every
+    // cursor (odoo/sql_db.py L675) resets the name on the server anyway, so the SET is paid
+    // whatever this says. One ODOO_PGAPPNAME per host (with this at 0) was measured on the
+    // Odoo traffic model and not adopted: 0.98× the requests/s of this setting, medians of 5
+    // interleaved rounds at 500 processes (issue 15; tools/bench/pool.ts measures it too).
     application_name_add_host: 1,
+    ...PGBOUNCER_TCP_KEEPALIVE,
+    tcp_user_timeout: PGBOUNCER_DEAD_PEER_SECONDS * 1000,
     ...s.overrides,
+  };
+  // One `odoo -u` at a time: its role queues in PgBouncer instead of being refused by
+  // PostgreSQL's CONNECTION LIMIT (PG-1: sizing.MIGRATION_CONNECTIONS).
+  const users: Record<string, string> = {
+    [s.migrationUser]: connstr({ max_user_connections: p.migrationConnections }),
   };
   const forced: Record<string, PgbouncerValue> = { ...PGBOUNCER_FORCED, auth_file: s.authFile };
 
   return lines(
     header(";"),
-    "; Odoo databases pool per transaction (POOL-1); `postgres` is the session pool Odoo's bus",
-    "; and crons LISTEN on (DESIGN principle 7). Reload with SIGHUP: `systemctl reload pgbouncer`.",
+    "; Odoo databases pool per transaction (POOL-1); `postgres` is the session pool for Odoo's",
+    "; LISTENers and its short-lived `postgres` connections (DESIGN principle 7). Reload with",
+    "; SIGHUP: `systemctl reload pgbouncer`.",
     "",
     "[databases]",
     sortedEntries(databases).flatMap(([name, value]) => [
-      ...(name === LISTEN_DATABASE ? ["; session mode: LISTEN/NOTIFY needs one server session per listener (DESIGN principle 7)"] : []),
+      ...(name === LISTEN_DATABASE
+        ? ["; session mode: a LISTEN needs its server session for the client's lifetime; sized for every", "; LISTENer and every NOTIFY / database list / server start at once, plus a reserve (DESIGN principle 7)"]
+        : []),
       iniLine(name, value),
     ]),
+    "",
+    "[users]",
+    sortedEntries(users).map(([name, value]) => iniLine(name, value)),
     "",
     "[pgbouncer]",
     sortedEntries(defaults).map(([k, v]) => iniLine(k, v)),
@@ -265,6 +310,7 @@ export function pgbouncerSettingsFor(model: StackModel): PgbouncerSettings {
     clientTlsKeyFile: PGBOUNCER_TLS_FILES.key,
     odooDatabases: model.settings.databases,
     statsUsers: [DB_ROLES.stats],
+    migrationUser: DB_ROLES.migrate,
     pools: model.settings.sizing.pgbouncer,
     overrides: {},
   };
@@ -311,6 +357,8 @@ export function pgbouncerUserlistSettingsFor(model: StackModel): PgbouncerUserli
   return {
     entries: [
       { user: DB_ROLES.odoo, secret: secretRef(model.parameters.odooDbScramVerifier) },
+      // The migration role logs in with the Odoo role's password (lib/model.ts DB_ROLES.migrate).
+      { user: DB_ROLES.migrate, secret: secretRef(model.parameters.odooDbScramVerifier) },
       { user: DB_ROLES.stats, secret: secretRef(model.parameters.statsScramVerifier) },
     ],
   };

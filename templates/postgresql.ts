@@ -6,7 +6,7 @@ import { parseCidr } from "../lib/cidr";
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
-import { odooRoleConnectionLimit, POSTGRES_RESERVED, type PostgresSizing } from "../lib/sizing";
+import { odooRoleConnectionLimit, POSTGRES_RESERVED, type MigrationTimeouts, type PostgresSizing } from "../lib/sizing";
 import { escapePostgresConf, header, lines, sortedEntries, sqlIdent, sqlLiteral, type HostFile } from "./format";
 import { postgresArchiveParameters } from "./backup-units";
 import { LISTEN_DATABASE } from "./pgbouncer";
@@ -196,6 +196,8 @@ export function postgresConfSettingsFor(model: StackModel): PostgresConfSettings
 export interface PgHbaSettings {
   readonly odooDatabases: readonly string[];
   readonly odooRole: string;
+  /** The migration role (DB_ROLES.migrate): the same databases, from the same address. */
+  readonly migrateRole: string;
   readonly monitorRole: string;
   /** PgBouncer's address as a /32 (NET-6): the only TCP source for the Odoo role. */
   readonly pgbouncerCidr: string;
@@ -231,8 +233,8 @@ export function renderPgHba(s: PgHbaSettings): string {
     // The metrics collector (OBS-7, PG-4) reads every database with pg_monitor rights.
     ["local", "all", hbaName(s.monitorRole), "", "scram-sha-256"],
     ["local", "all", "all", "", "reject"],
-    // NET-6 at the database layer: Odoo's role, over TLS, from PgBouncer only.
-    ["hostssl", databases, hbaName(s.odooRole), hbaCidr(s.pgbouncerCidr), "scram-sha-256"],
+    // NET-6 at the database layer: Odoo's roles, over TLS, from PgBouncer only.
+    ["hostssl", databases, [hbaName(s.odooRole), hbaName(s.migrateRole)].join(","), hbaCidr(s.pgbouncerCidr), "scram-sha-256"],
   ];
   if (s.bastionCidr !== undefined) rows.push(["hostssl", "all", "all", hbaCidr(s.bastionCidr), "scram-sha-256"]);
   rows.push(["host", "all", "all", "0.0.0.0/0", "reject"], ["host", "all", "all", "::/0", "reject"]);
@@ -250,6 +252,7 @@ export function pgHbaSettingsFor(model: StackModel): PgHbaSettings {
   return {
     odooDatabases: model.settings.databases,
     odooRole: DB_ROLES.odoo,
+    migrateRole: DB_ROLES.migrate,
     monitorRole: DB_ROLES.monitor,
     pgbouncerCidr: `${model.hosts.pgbouncer.privateIp}/32`,
     ...(model.settings.bastionSecurityGroupId !== undefined ? { bastionCidr: model.settings.vpcCidr } : {}),
@@ -266,6 +269,10 @@ export interface PostgresBootstrapSettings {
   readonly odooStatementTimeoutMs: number;
   readonly odooLockTimeoutMs: number;
   readonly odooIdleInTransactionSessionTimeoutMs: number;
+  /** `odoo -u` logs in as this role: the Odoo role's password, migration timeouts, acting as the Odoo role. */
+  readonly migrateRole: string;
+  readonly migrateConnectionLimit: number;
+  readonly migrateTimeouts: MigrationTimeouts;
   readonly monitorRole: string;
   /** secretRef() to the collector's password (the collector on this host needs it anyway). */
   readonly monitorPassword: string;
@@ -282,6 +289,10 @@ export const gexecUnless = (statement: string, existsQuery: string): string =>
  * its role, then pg_stat_statements (OBS-7) and pg_trgm in each (Odoo creates pg_trgm only in
  * databases it creates itself). Shared by the EC2 and RDS bootstraps.
  */
+/** CREATE DATABASE as Odoo creates its databases: UTF8, C collation, from template0, owned by Odoo's role. */
+export const createOdooDatabase = (databaseIdent: string, odooRoleIdent: string): string =>
+  `CREATE DATABASE ${databaseIdent} OWNER ${odooRoleIdent} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`;
+
 export function odooDatabasesSql(databases: readonly string[], odooRole: string): string[] {
   const odoo = sqlIdent(odooRole);
   return [
@@ -289,7 +300,7 @@ export function odooDatabasesSql(databases: readonly string[], odooRole: string)
     "-- CREATE DATABASE cannot run inside a transaction block (DO), hence \\gexec.",
     ...databases.flatMap((db) => [
       gexecUnless(
-        `CREATE DATABASE ${sqlIdent(db)} OWNER ${odoo} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`,
+        createOdooDatabase(sqlIdent(db), odoo),
         `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`,
       ),
       `ALTER DATABASE ${sqlIdent(db)} OWNER TO ${odoo};`,
@@ -306,6 +317,48 @@ export function odooDatabasesSql(databases: readonly string[], odooRole: string)
 const ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
 
 /**
+ * The migration role (DB_ROLES.migrate), shared by the EC2 and RDS bootstraps: `odoo -u` logs in
+ * as it and gets the migration timeouts (sizing.ts migrationTimeouts) from the role itself, so
+ * they hold through PgBouncer and through the DISCARD ALL Odoo sends whenever it reuses a
+ * connection (odoo/sql_db.py ConnectionPool.borrow L675; psycopg2 connection.reset()). A session
+ * SET would be gone after the first reuse, and PgBouncer 1.18 refuses the `options` startup
+ * parameter PGOPTIONS would send. `SET role` makes it act as the Odoo role, so the tables and
+ * columns a migration creates belong to Odoo's role like the rest. Same verifier as the Odoo
+ * role: no second secret to rotate apart (lib/model.ts), set as the Odoo role's is: on every run
+ * on the PostgreSQL host, at creation only on RDS (templates/rds.ts says why); the rotation's
+ * postgres step changes both (templates/procedures.ts). The databases' first install
+ * (`odoo -i`, templates/scripts/odoo-stack-odoo-init.sh) logs in as it too.
+ */
+export function migrationRoleSql(
+  s: Pick<PostgresBootstrapSettings, "odooRole" | "odooPasswordVerifier" | "migrateRole" | "migrateConnectionLimit" | "migrateTimeouts">,
+  attributes = ROLE_ATTRIBUTES,
+  password: "every run" | "at creation" = "every run",
+): string[] {
+  const odoo = sqlIdent(s.odooRole);
+  const migrate = sqlIdent(s.migrateRole);
+  const t = s.migrateTimeouts;
+  return [
+    `-- ${"`"}odoo -u${"`"} and ${"`"}odoo -i${"`"} log in as ${s.migrateRole}: ${t.statementTimeoutMs === 0 ? "no statement_timeout" : `statement_timeout ${t.statementTimeoutMs}`}, ${t.idleInTransactionSessionTimeoutMs === 0 ? "no idle_in_transaction_session_timeout" : `idle_in_transaction_session_timeout ${t.idleInTransactionSessionTimeoutMs}`}`,
+    `-- (long rewrites of big tables), the same lock_timeout, acting as ${s.odooRole} (owner of what it creates).`,
+    ...(password === "every run"
+      ? [
+          gexecUnless(`CREATE ROLE ${migrate}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.migrateRole)}`),
+          `ALTER ROLE ${migrate} WITH ${attributes} CONNECTION LIMIT ${s.migrateConnectionLimit};`,
+          `ALTER ROLE ${migrate} WITH PASSWORD ${sqlLiteral(s.odooPasswordVerifier)};`,
+        ]
+      : [
+          gexecUnless(`CREATE ROLE ${migrate} PASSWORD ${sqlLiteral(s.odooPasswordVerifier)}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.migrateRole)}`),
+          `ALTER ROLE ${migrate} WITH ${attributes} CONNECTION LIMIT ${s.migrateConnectionLimit};`,
+        ]),
+    `GRANT ${odoo} TO ${migrate};`,
+    `ALTER ROLE ${migrate} SET role = ${sqlLiteral(s.odooRole)};`,
+    `ALTER ROLE ${migrate} SET statement_timeout = ${t.statementTimeoutMs};`,
+    `ALTER ROLE ${migrate} SET lock_timeout = ${t.lockTimeoutMs};`,
+    `ALTER ROLE ${migrate} SET idle_in_transaction_session_timeout = ${t.idleInTransactionSessionTimeoutMs};`,
+  ];
+}
+
+/**
  * The bootstrap script, run on every apply with `psql -v ON_ERROR_STOP=1 -d postgres` as the
  * postgres OS user; every statement is idempotent. Placeholders are resolved by the apply
  * script before psql reads it; the stack's generated secrets are alphanumeric and SCRAM
@@ -315,7 +368,7 @@ export function renderPostgresBootstrap(s: PostgresBootstrapSettings): string {
   if (!/^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/.test(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
     throw new Error("bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
   }
-  for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
+  for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["migrateConnectionLimit", s.migrateConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`bootstrap: ${name} must be a positive whole number, got ${n}`);
   }
   const odoo = sqlIdent(s.odooRole);
@@ -334,7 +387,7 @@ export function renderPostgresBootstrap(s: PostgresBootstrapSettings): string {
     "SET log_min_error_statement = 'panic';",
     "SET password_encryption = 'scram-sha-256';",
     "",
-    "-- Odoo's role. CONNECTION LIMIT = PgBouncer's transaction pools + reserves + the LISTEN pool",
+    "-- Odoo's role. CONNECTION LIMIT = PgBouncer's transaction pools + reserves + the `postgres` pool",
     "-- (PG-1). The password is PgBouncer's verifier itself (same salt and iterations), so SCRAM",
     "-- passes through PgBouncer and no plaintext reaches this host.",
     gexecUnless(`CREATE ROLE ${odoo}`, roleExists(s.odooRole)),
@@ -344,6 +397,8 @@ export function renderPostgresBootstrap(s: PostgresBootstrapSettings): string {
     `ALTER ROLE ${odoo} SET statement_timeout = ${s.odooStatementTimeoutMs};`,
     `ALTER ROLE ${odoo} SET lock_timeout = ${s.odooLockTimeoutMs};`,
     `ALTER ROLE ${odoo} SET idle_in_transaction_session_timeout = ${s.odooIdleInTransactionSessionTimeoutMs};`,
+    "",
+    migrationRoleSql(s),
     "",
     "-- The metrics collector on this host (OBS-7, PG-4): read-only statistics.",
     gexecUnless(`CREATE ROLE ${monitor}`, roleExists(s.monitorRole)),
@@ -368,6 +423,9 @@ export function postgresBootstrapSettingsFor(model: StackModel): PostgresBootstr
     odooStatementTimeoutMs: pg.statementTimeoutMs,
     odooLockTimeoutMs: pg.lockTimeoutMs,
     odooIdleInTransactionSessionTimeoutMs: pg.idleInTransactionSessionTimeoutMs,
+    migrateRole: DB_ROLES.migrate,
+    migrateConnectionLimit: pools.migrationConnections,
+    migrateTimeouts: pg.migration,
     monitorRole: DB_ROLES.monitor,
     monitorPassword: secretRef(model.parameters.monitorPassword),
     monitorConnectionLimit: POSTGRES_RESERVED.monitoring,

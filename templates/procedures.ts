@@ -13,9 +13,12 @@
 import { DB_ROLES, PATHS, type HostId, type HostRole, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { ROTATABLE_PASSWORDS, PASSWORD_ROTATION_KEY, type RotatablePassword } from "../lib/rotation";
-import { backupBucketNameParameter, filestorePrefix, ODOO_FILESTORE_DIR } from "./backup-units";
+import { backupBucketNameParameter, filestorePrefix, importPrefix, ODOO_FILESTORE_DIR } from "./backup-units";
 import { METRICS_UNITS } from "./metrics";
+import { ODOO_INIT_MODULES } from "./hosts";
+import { odooMigrationCommand } from "./odoo-conf";
 import { PGBOUNCER_DEBIAN } from "./pgbouncer";
+import { createOdooDatabase } from "./postgresql";
 import { PG_DATA_PATH, PGBACKREST_STANZA } from "./pgbackrest";
 import { RDS_ADMIN_SERVICE, RDS_POSTGRES, rdsInstanceIdentifier } from "./rds";
 import { SCRIPT_PATHS } from "./scripts";
@@ -153,13 +156,14 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
           id: "postgres",
           where: databaseAdminRole(model),
           title: rds
-            ? `PostgreSQL (RDS, from the PgBouncer host as ${DB_ROLES.rdsMaster}): ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM, once PgBouncer re-opened its server connections`
-            : `PostgreSQL: ALTER ROLE ${DB_ROLES.odoo} with the verifier from SSM`,
-          commands: [`sudo ${rotate} postgres --role ${DB_ROLES.odoo}`],
+            ? `PostgreSQL (RDS, from the PgBouncer host as ${DB_ROLES.rdsMaster}): ALTER ROLE ${DB_ROLES.odoo} and ${DB_ROLES.migrate} with the verifier from SSM, once PgBouncer re-opened its server connections`
+            : `PostgreSQL: ALTER ROLE ${DB_ROLES.odoo} and ${DB_ROLES.migrate} with the verifier from SSM`,
+          // The migration role (`odoo -u`, `odoo -i`) logs in with odoo.conf's password: same verifier (lib/model.ts DB_ROLES.migrate).
+          commands: [`sudo ${rotate} postgres --role ${DB_ROLES.odoo} --role ${DB_ROLES.migrate}`],
           checks: rds
-            ? "It waits until PgBouncer has re-opened every server connection the RELOAD closed (SHOW SERVERS, close_needed), then runs ALTER ROLE through the master's libpq service; RDS does not let the master read pg_authid, so the check step's login proves the verifier."
-            : "One transaction: ALTER ROLE, then the stored verifier must equal the SSM parameter's; sessions already open stay authenticated.",
-          expect: [new RegExp(`role ${DB_ROLES.odoo} now has the verifier`)],
+            ? "It waits until PgBouncer has re-opened every server connection the RELOAD closed (SHOW SERVERS, close_needed), then runs ALTER ROLE for both roles in one transaction through the master's libpq service; RDS does not let the master read pg_authid, so the check step's login proves the verifier."
+            : "One transaction: ALTER ROLE for both roles, then each stored verifier must equal the SSM parameter's; sessions already open stay authenticated.",
+          expect: [new RegExp(`role ${DB_ROLES.odoo} now has the verifier`), new RegExp(`role ${DB_ROLES.migrate} now has the verifier`)],
         },
         {
           id: "odoo",
@@ -254,6 +258,8 @@ export function operationalProcedures(model: StackModel): readonly OperationalPr
     longTransactions(model),
     restartPostgresql(model),
     model.settings.postgresEngine === "rds" ? restoreRds(model) : restoreEc2(model),
+    firstInstall(model),
+    ...(model.settings.postgresEngine === "ec2" ? [importDatabase(model)] : []),
     upgradeOdoo(model),
     upgradePostgresql(model),
     upgradePgbouncer(),
@@ -559,14 +565,113 @@ function backupBeforeUpgrade(model: StackModel): ProcedureStep {
   };
 }
 
+/**
+ * What first boot did to the Odoo databases (odoo-stack-odoo-init on the cron host) and how to
+ * log in the first time: the admin user's password is a generated parameter, never admin/admin.
+ */
+function firstInstall(model: StackModel): OperationalProcedure {
+  const region = model.settings.region;
+  return {
+    id: "first-install",
+    title: "First install and first login",
+    checklist: ["ODOO-1"],
+    notes: [
+      `First boot of the cron host (${model.cronHost.id}) initializes every empty database of the stack once (${code2(SCRIPT_PATHS.odooInit)}): Odoo stopped, \`odoo -i ${ODOO_INIT_MODULES.join(",")}\`, the \`admin\` user's password set from its parameter, Odoo started. A database that is already initialized is never touched, so running it again is safe. To start from an existing database instead, use the import-database procedure.`,
+    ],
+    steps: [
+      {
+        id: "status",
+        where: "odoo",
+        title: "See what the first install did (and run it again: it only acts on an empty database)",
+        commands: [`sudo journalctl -u odoo-stack-firstboot -o cat | grep odoo-stack-odoo-init`, `sudo ${SCRIPT_PATHS.odooInit}`],
+        checks: "Each database is reported initialized (now or before); the second run says it left them untouched.",
+        expect: [/initialized already; left untouched|nothing to do/],
+      },
+      {
+        id: "admin-password",
+        where: "laptop",
+        title: "The admin user's password, for the first login as `admin`",
+        commands: [`aws ssm get-parameter --region ${region} --with-decryption --name ${model.parameters.odooAdminUserPassword} --query Parameter.Value --output text`],
+        checks: "Log in at /web/login as `admin` with it, then give each person an account of their own.",
+      },
+    ],
+  };
+}
+
+/**
+ * An existing Odoo database instead of an empty one: a pg_dump (custom format) and its
+ * filestore (a tar of filestore/<db>) uploaded to the backup bucket's import prefix, restored
+ * with Odoo stopped. The hosts may only read that prefix (templates/backup-iam.ts).
+ */
+function importDatabase(model: StackModel): OperationalProcedure {
+  const region = model.settings.region;
+  const prefix = importPrefix(model.stack);
+  const bucket = `BUCKET=$(aws ssm get-parameter --region ${region} --name ${backupBucketNameParameter(model)} --query Parameter.Value --output text)`;
+  const work = "/var/tmp/odoo-stack-import";
+  return {
+    id: "import-database",
+    title: "Import an existing database and filestore",
+    checklist: ["BACKUP-4"],
+    notes: [
+      `DB is one of the stack's databases (${model.settings.databases.join(", ")}). The dump is \`pg_dump -Fc\` of the source database, the filestore a tar of its \`filestore/<db>\` directory (Odoo's data_dir), both of the same Odoo series (${model.settings.odooVersion}). The database is dropped and created again as Odoo creates it, so what the first install put there is replaced. Odoo's admin password then is the source's; the \`ODOO-1\` parameter applies to fresh installs only.`,
+    ],
+    steps: [
+      {
+        id: "upload",
+        where: "laptop",
+        title: "Upload the dump and the filestore to the backup bucket's import prefix",
+        commands: [`aws s3 cp "$DB.dump" "s3://$(pulumi stack output backupBucketName)/${prefix}$DB.dump"`, `aws s3 cp "$DB-filestore.tar.gz" "s3://$(pulumi stack output backupBucketName)/${prefix}$DB-filestore.tar.gz"`],
+        checks: "Both objects are in the bucket.",
+        params: ["DB"],
+      },
+      { id: "stop-odoo", where: "odoo", eachHost: true, title: "Stop Odoo", commands: ["sudo systemctl stop odoo"], checks: "`systemctl is-active odoo` says inactive on every host." },
+      {
+        id: "restore",
+        where: "postgres",
+        title: "Drop the database, create it as Odoo does, restore the dump into it",
+        commands: [
+          bucket,
+          `sudo install -d -o postgres -g postgres -m 0700 ${work}`,
+          `sudo -u postgres aws s3 cp --region ${region} --only-show-errors "s3://$BUCKET/${prefix}$DB.dump" "${work}/$DB.dump"`,
+          `sudo -u postgres psql -X -v ON_ERROR_STOP=1 -c ${inDoubleQuotes('DROP DATABASE IF EXISTS "$DB" WITH (FORCE)')} -c ${inDoubleQuotes(createOdooDatabase('"$DB"', DB_ROLES.odoo))}`,
+          `sudo -u postgres pg_restore --no-owner --role=${DB_ROLES.odoo} --exit-on-error -d "$DB" "${work}/$DB.dump"`,
+          `sudo -u postgres psql -X -d "$DB" -Atc 'SELECT count(*) FROM res_users'`,
+          `sudo rm -rf ${work}`,
+        ],
+        checks: "pg_restore exits 0, every object belongs to the odoo role, and the users are there.",
+        params: ["DB"],
+      },
+      {
+        id: "filestore",
+        where: "odoo",
+        title: "Put the filestore in place",
+        commands: [
+          bucket,
+          `sudo -u odoo mkdir -p "${ODOO_FILESTORE_DIR}/$DB"`,
+          `aws s3 cp --region ${region} --only-show-errors "s3://$BUCKET/${prefix}$DB-filestore.tar.gz" - | sudo -u odoo tar -xz -C "${ODOO_FILESTORE_DIR}/$DB"`,
+        ],
+        checks: `The attachments the database references are under ${ODOO_FILESTORE_DIR}/$DB${model.settings.sharedFilestore ? " (the shared filestore: once, from one host)" : ""}.`,
+        params: ["DB"],
+      },
+      { id: "start-odoo", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "Odoo serves the imported database's login page through the proxy." },
+    ],
+  };
+}
+
+const code2 = (s: string): string => `\`${s}\``;
+/** SQL as one double-quoted shell word: its double quotes escaped, $DB left to the shell. */
+const inDoubleQuotes = (sql: string): string => `"${sql.replace(/"/g, '\\"')}"`;
+
 function upgradeOdoo(model: StackModel): OperationalProcedure {
+  const m = model.settings.sizing.postgres.migration;
+  const lifted = (key: string, ms: number) => (ms === 0 ? `no ${key}` : `${key} ${ms} ms`);
   return {
     id: "upgrade-odoo",
     title: "Upgrade Odoo (minor update, same series)",
     checklist: ["BACKUP-3"],
     notes: [
       `Same series (${model.settings.odooVersion}): new packages on every host, then the module data once, with Odoo stopped everywhere (a short outage, in a quiet hour). Major versions need a database migration on a restored copy (Odoo's upgrade service or OpenUpgrade), then \`odooVersion\` in the stack config and \`pulumi up\`.`,
-      "The odoo role's statement_timeout and lock_timeout apply to `-u` too (ODOO-FACTS.md): a module update that needs longer fails, and is retried with a larger timeout set deliberately.",
+      `The module update logs in as ${DB_ROLES.migrate}, a role that acts as ${DB_ROLES.odoo} (what it creates belongs to Odoo's role) with ${lifted("statement_timeout", m.statementTimeoutMs)} and ${lifted("idle_in_transaction_session_timeout", m.idleInTransactionSessionTimeoutMs)}, for the long rewrites of big tables, and lock_timeout ${m.lockTimeoutMs} ms (PG-2); web requests and crons keep the ${DB_ROLES.odoo} role's bounds. Per role, so they hold through PgBouncer and the DISCARD ALL Odoo sends at every cursor; PgBouncer 1.18 refuses the \`options\` that PGOPTIONS would send.`,
     ],
     steps: [
       backupBeforeUpgrade(model),
@@ -576,8 +681,8 @@ function upgradeOdoo(model: StackModel): OperationalProcedure {
         id: "modules",
         where: "odoo",
         title: "Update the module data, once per database",
-        // libpq 15 ignores the system CA store: verify-full needs PGSSLROOTCERT in the CLI too (ODOO-FACTS.md).
-        commands: model.settings.databases.map((d) => `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} odoo -c ${PATHS.odooConf} -d ${d} -u all --stop-after-init --no-http`),
+        // As the migration role, with PGSSLROOTCERT (libpq 15 ignores the system CA store): templates/odoo-conf.ts.
+        commands: model.settings.databases.map((d) => odooMigrationCommand(model, model.cronHost, d)),
         checks: "Each run exits 0 and its log ends without a traceback.",
       },
       { id: "start", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "active on every host; the login page answers through the proxy." },

@@ -6,9 +6,9 @@
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
-import { odooRoleConnectionLimit, POSTGRES_RESERVED } from "../lib/sizing";
+import { odooRoleConnectionLimit, POSTGRES_RESERVED, type MigrationTimeouts } from "../lib/sizing";
 import { header, lines, sqlIdent, sqlLiteral, type HostFile } from "./format";
-import { gexecUnless, odooDatabasesSql, POSTGRES_FORCED } from "./postgresql";
+import { gexecUnless, migrationRoleSql, odooDatabasesSql, POSTGRES_FORCED } from "./postgresql";
 
 /**
  * The RDS engine: the major version only, with automatic minor upgrades on
@@ -114,6 +114,9 @@ export interface RdsBootstrapSettings {
   readonly odooStatementTimeoutMs: number;
   readonly odooLockTimeoutMs: number;
   readonly odooIdleInTransactionSessionTimeoutMs: number;
+  readonly migrateRole: string;
+  readonly migrateConnectionLimit: number;
+  readonly migrateTimeouts: MigrationTimeouts;
   readonly odooDatabases: readonly string[];
   readonly monitorRole: string;
   /** The collector's password, an {{ssm:...}} reference resolved by the apply script. */
@@ -138,7 +141,7 @@ export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
   if (!SECRET_REF_ONLY.test(s.monitorPassword)) {
     throw new Error("RDS bootstrap: the monitor role's password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
   }
-  for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
+  for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["migrateConnectionLimit", s.migrateConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`RDS bootstrap: ${name} must be a positive whole number, got ${n}`);
   }
   const odoo = sqlIdent(s.odooRole);
@@ -152,7 +155,7 @@ export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
     "\\set ON_ERROR_STOP on",
     "SET password_encryption = 'scram-sha-256';",
     "",
-    "-- Odoo's role: CONNECTION LIMIT = PgBouncer's pools + reserves + LISTEN pool (PG-1); the",
+    "-- Odoo's role: CONNECTION LIMIT = PgBouncer's pools + reserves + `postgres` pool (PG-1); the",
     "-- password is PgBouncer's verifier itself, so SCRAM passes through PgBouncer (AUTH-1). Set",
     "-- when the role is created only: this file runs on the PgBouncer host in the same apply run",
     "-- that RELOADs PgBouncer, milliseconds later, and a new verifier must reach the database only",
@@ -163,6 +166,8 @@ export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
     `ALTER ROLE ${odoo} SET statement_timeout = ${s.odooStatementTimeoutMs};`,
     `ALTER ROLE ${odoo} SET lock_timeout = ${s.odooLockTimeoutMs};`,
     `ALTER ROLE ${odoo} SET idle_in_transaction_session_timeout = ${s.odooIdleInTransactionSessionTimeoutMs};`,
+    "",
+    migrationRoleSql(s, "LOGIN NOCREATEDB NOCREATEROLE INHERIT", "at creation"),
     "",
     "-- The metrics collector on the PgBouncer host (OBS-7, PG-4): read-only statistics.",
     gexecUnless(`CREATE ROLE ${monitor}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.monitorRole)}`),
@@ -189,6 +194,9 @@ export function rdsBootstrapSettingsFor(model: StackModel): RdsBootstrapSettings
     odooStatementTimeoutMs: pg.statementTimeoutMs,
     odooLockTimeoutMs: pg.lockTimeoutMs,
     odooIdleInTransactionSessionTimeoutMs: pg.idleInTransactionSessionTimeoutMs,
+    migrateRole: DB_ROLES.migrate,
+    migrateConnectionLimit: model.settings.sizing.pgbouncer.migrationConnections,
+    migrateTimeouts: pg.migration,
     odooDatabases: model.settings.databases,
     monitorRole: DB_ROLES.monitor,
     monitorPassword: secretRef(model.parameters.monitorPassword),

@@ -72,6 +72,8 @@ export function operationalProcedureFile(id: string): string {
     "restart-pending": RUNBOOK_FILES.postgresql,
     "rotate-internal-ca": RUNBOOK_FILES.hosts,
     restore: RUNBOOK_FILES.backup,
+    "first-install": RUNBOOK_FILES.odoo,
+    "import-database": RUNBOOK_FILES.odoo,
   };
   const file = files[id];
   if (!file) throw new Error(`runbooks: procedure ${id} has no runbook file`);
@@ -222,6 +224,11 @@ function odooRunbook(model: StackModel): string {
     ...preamble(model, "Odoo: errors, crons, latency"),
     `Odoo hosts: ${model.hosts.odoo.map((h) => onHost(h, f)).join(", ")} (crons run on ${code(cronHost.id)} only). Log: ${code(PATHS.odooLogFile)} on each host, shipped to ${code(logGroupName(model, "odoo"))} (one stream per host).`,
     "",
+    ...procedureSection(model, procedureById(model, "first-install"), f),
+    ...(model.settings.postgresEngine === "ec2" ? procedureSection(model, procedureById(model, "import-database"), f) : [
+      "**Importing an existing database** with RDS: restore its dump into the RDS instance from the PgBouncer host as the master user (the admin service of the restore procedure) and copy its filestore under the Odoo data_dir; the hosts cannot read an upload of yours, so copy the dump there through a Session Manager session. Not rehearsed by the fleet suite (it boots the EC2 engine).",
+      "",
+    ]),
     heading("odoo-errors"),
     "",
     "The collector counts these lines every minute (OBS-5); find the requests and tracebacks around them, on any Odoo host:",

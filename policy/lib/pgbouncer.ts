@@ -65,3 +65,15 @@ export function maxServerConnections(ini: PgbouncerIni, clientUser: string): num
   const sharedTotal = shared.reduce((n, d) => n + serverConnectionsOf(ini, d), 0);
   return (userCap > 0 ? Math.min(sharedTotal, userCap) : sharedTotal) + own.reduce((n, d) => n + serverConnectionsOf(ini, d), 0);
 }
+
+/**
+ * Server connections of the users other than `clientUser` that [users] caps with
+ * max_user_connections (the migration role, DB_ROLES.migrate): each adds its cap.
+ */
+export function otherUsersServerConnections(ini: PgbouncerIni, clientUser: string): { readonly total: number; readonly parts: readonly string[] } {
+  const capped = ini.users
+    .filter((u) => u.name !== clientUser)
+    .map((u) => ({ name: u.name, cap: iniInt(u.params.get("max_user_connections")) ?? 0 }))
+    .filter((u) => u.cap > 0);
+  return { total: capped.reduce((n, u) => n + u.cap, 0), parts: capped.map((u) => `${u.name} ${u.cap}`) };
+}

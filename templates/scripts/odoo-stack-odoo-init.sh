@@ -9,13 +9,17 @@
 # For each database of the stack, through PgBouncer exactly as Odoo connects (odoo.conf's db_*
 # keys, verify-full against the internal CA):
 #   - initialized already (ir_module_module exists): left untouched;
-#   - empty: Odoo is stopped, `odoo -i MODULES --stop-after-init` installs the stack's modules,
-#     the `admin` user's password is set from its SSM parameter (never admin/admin), Odoo starts.
+#   - empty: Odoo is stopped, `odoo -i MODULES --stop-after-init` installs the stack's modules
+#     as the migration role (odoo.conf's password, the role's lifted statement and idle timeouts,
+#     acting as the odoo role: lib/model.ts DB_ROLES.migrate, as `odoo -u` in the upgrades
+#     runbook), the `admin` user's password is set from its SSM parameter (never admin/admin),
+#     Odoo starts.
 # Exit status: 0 every database initialized (now or before); 1 failed (first boot retries it).
 #
 # Settings: /etc/odoo-stack/odoo-init.env (KEY=VALUE, 0600 root, resolved by odoo-stack-apply):
 #   ODOO_STACK_DATABASES (comma list), ODOO_STACK_ODOO_MODULES (comma list),
-#   ODOO_STACK_ADMIN_PASSWORD (the admin user's password), ODOO_STACK_CA (the internal CA file).
+#   ODOO_STACK_ADMIN_PASSWORD (the admin user's password), ODOO_STACK_CA (the internal CA file),
+#   ODOO_STACK_MIGRATION_ROLE (the role `odoo -i` logs in as).
 # Overrides for tests: ODOO_STACK_ODOO_INIT_ENV, ODOO_STACK_ODOO_CONF, ODOO_STACK_ODOO (odoo
 # command), ODOO_STACK_PSQL (psql), ODOO_STACK_RESTART_ODOO / ODOO_STACK_STOP_ODOO (hooks),
 # ODOO_STACK_RUN_AS_ODOO (command prefix that runs as the odoo user).
@@ -39,7 +43,7 @@ START_ODOO=${ODOO_STACK_RESTART_ODOO:-systemctl restart odoo}
 read -r -a RUN_AS_ODOO <<<"${ODOO_STACK_RUN_AS_ODOO:-runuser -u odoo --}"
 
 # KEY=VALUE lines, known keys only, never evaluated (the file carries a password).
-DATABASES='' MODULES='' ADMIN_PASSWORD='' CA=''
+DATABASES='' MODULES='' ADMIN_PASSWORD='' CA='' MIGRATION_ROLE=''
 [[ -r $ENV_FILE ]] || die "no settings file $ENV_FILE (is this the cron host? did odoo-stack-apply run?)"
 while IFS= read -r line || [[ -n $line ]]; do
   [[ -z $line || $line == \#* ]] && continue
@@ -49,6 +53,7 @@ while IFS= read -r line || [[ -n $line ]]; do
     ODOO_STACK_ODOO_MODULES) MODULES=$value ;;
     ODOO_STACK_ADMIN_PASSWORD) ADMIN_PASSWORD=$value ;;
     ODOO_STACK_CA) CA=$value ;;
+    ODOO_STACK_MIGRATION_ROLE) MIGRATION_ROLE=$value ;;
     *) die "unknown key '${line%%=*}' in $ENV_FILE" ;;
   esac
 done <"$ENV_FILE"
@@ -56,6 +61,7 @@ done <"$ENV_FILE"
 [[ $MODULES =~ ^[a-z0-9_]+(,[a-z0-9_]+)*$ ]] || die "ODOO_STACK_ODOO_MODULES: invalid '$MODULES'"
 [[ ${#ADMIN_PASSWORD} -ge 16 ]] || die "ODOO_STACK_ADMIN_PASSWORD is missing or shorter than 16 characters"
 [[ -r $CA ]] || die "ODOO_STACK_CA: cannot read '$CA'"
+[[ $MIGRATION_ROLE =~ ^[a-z_][a-z0-9_]*$ ]] || die "ODOO_STACK_MIGRATION_ROLE: invalid '$MIGRATION_ROLE'"
 
 # odoo.conf's [options] value of a key (the last one wins, as in Odoo's ConfigParser reading).
 conf() { sed -n "s/^$1[[:space:]]*=[[:space:]]*//p" -- "$ODOO_CONF" | tail -n 1; }
@@ -93,9 +99,9 @@ fi
 log "stopping Odoo for the first install of: ${pending[*]}"
 bash -c "$STOP_ODOO"
 for db in "${pending[@]}"; do
-  log "$db: odoo -i $MODULES"
+  log "$db: odoo -i $MODULES as $MIGRATION_ROLE"
   started=$SECONDS
-  "${RUN_AS_ODOO[@]}" env "PGSSLROOTCERT=$CA" "$ODOO" -c "$ODOO_CONF" -d "$db" -i "$MODULES" \
+  "${RUN_AS_ODOO[@]}" env "PGSSLROOTCERT=$CA" "$ODOO" -c "$ODOO_CONF" --db_user "$MIGRATION_ROLE" -d "$db" -i "$MODULES" \
     --without-demo=all --stop-after-init --no-http ||
     die "$db: odoo -i $MODULES failed (see Odoo's log); the database is left as it is and the next run retries"
   initialized "$db" || die "$db: odoo -i returned but ir_module_module is still missing"

@@ -2,7 +2,7 @@
 # odoo-stack-rotate: the database password rotation of AUTH-4, one step per host, in order.
 # Installed by odoo-stack from templates/scripts/odoo-stack-rotate.sh; do not edit on the host.
 #
-# Usage: odoo-stack-rotate STEP [--role NAME] [--verifier-parameter PATH] [--dbname NAME]
+# Usage: odoo-stack-rotate STEP [--role NAME]... [--verifier-parameter PATH] [--dbname NAME]
 #
 # Before: put the new password and its SCRAM verifier in their SSM parameters (e.g. `pulumi up`
 # after changing the password's keeper). Then run, back to back, each step after the previous
@@ -10,7 +10,9 @@
 #   1. pgbouncer  (PgBouncer host) odoo-stack-apply: the userlist is re-rendered with the new
 #                 verifier, checked by a throwaway pgbouncer, installed atomically (0600, AUTH-2),
 #                 then RELOAD (SIGHUP): client connections stay, new logins need the new password.
-#   2. postgres   (PostgreSQL host; RDS: PgBouncer host) ALTER ROLE <role> PASSWORD '<verifier>'.
+#   2. postgres   (PostgreSQL host; RDS: PgBouncer host) ALTER ROLE <role> PASSWORD '<verifier>'
+#                 for each --role (default odoo), in one transaction: the odoo role and the
+#                 migration role that shares its password change together or not at all.
 #                 Sessions already open stay authenticated: PostgreSQL checks a password only
 #                 at login, so PgBouncer's pooled server connections keep working.
 #   3. odoo       (each Odoo host, one after another) odoo-stack-apply: odoo.conf gets the new
@@ -51,7 +53,7 @@ PROG=odoo-stack-rotate
 readonly VERIFIER_RE='^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*:[A-Za-z0-9+/]+=*$'
 
 rotate_usage() {
-  sed -n '5,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '5,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -108,9 +110,13 @@ wait_pgbouncer_reopened() {
   done
 }
 
+# step_postgres PARAMETER ROLE...: every role gets the verifier in PARAMETER, in one transaction.
 step_postgres() {
-  local role=$1 parameter=$2 verifier sql rds=0 check
-  [[ $role =~ ^[a-z_][a-z0-9_]*$ ]] || die "invalid role name '$role'"
+  local parameter=$1 verifier sql rds=0 check='' alter='' role
+  shift
+  for role in "$@"; do
+    [[ $role =~ ^[a-z_][a-z0-9_]*$ ]] || die "invalid role name '$role'"
+  done
   [[ -n $parameter ]] || parameter=${PARAMETER_PREFIX}pgbouncer/odoo-scram-verifier
   cache_parameter "$parameter"
   verifier=${SSM_CACHE[$parameter]}
@@ -125,22 +131,28 @@ step_postgres() {
     fi
   fi
   if [[ -f $ROOT/etc/pgbouncer/pgbouncer.ini ]]; then wait_pgbouncer_reopened; fi
-  # One transaction: the role keeps its old verifier unless PostgreSQL stored the new one as is.
-  # RDS's master may not read pg_authid: there the check step's login proves the verifier.
-  check="DO \$check\$ BEGIN
+  # One transaction: every role keeps its old verifier unless PostgreSQL stored the new one as is
+  # for all of them. RDS's master may not read pg_authid: there the check step's login proves it.
+  for role in "$@"; do
+    alter+="ALTER ROLE \"$role\" PASSWORD '$verifier';
+"
+    if ((!rds)); then
+      check+="DO \$check\$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_authid WHERE rolname = '$role' AND rolpassword = '$verifier') THEN
     RAISE EXCEPTION 'the stored verifier of role $role differs from the parameter';
   END IF;
-END \$check\$;"
-  if ((rds)); then check=''; fi
+END \$check\$;
+"
+    fi
+  done
   sql="BEGIN;
-ALTER ROLE \"$role\" PASSWORD '$verifier';
-$check
+$alter$check
 COMMIT;"
   # printf is a builtin: the verifier reaches psql through a pipe, never a command line.
   printf '%s\n' "$sql" | "${PSQL[@]}" -v ON_ERROR_STOP=1 -f - >/dev/null ||
-    die "ALTER ROLE $role failed; the old password is still in force"
-  log "role $role now has the verifier from $parameter; $(rotate_next postgres)"
+    die "ALTER ROLE $* failed; the old password is still in force"
+  for role in "$@"; do log "role $role now has the verifier from $parameter"; done
+  log "$(rotate_next postgres)"
 }
 
 # libpq connection string value and .pgpass field quoting.
@@ -193,7 +205,8 @@ step_check() {
 }
 
 rotate_main() {
-  local step=${1:-} role=odoo parameter='' dbname=postgres
+  local step=${1:-} parameter='' dbname=postgres
+  local -a roles=()
   (($#)) || rotate_usage
   shift
   while (($#)); do
@@ -201,7 +214,7 @@ rotate_main() {
       --role | --verifier-parameter | --dbname)
         (($# >= 2)) || rotate_usage
         case $1 in
-          --role) role=$2 ;;
+          --role) roles+=("$2") ;;
           --verifier-parameter) parameter=$2 ;;
           --dbname) dbname=$2 ;;
         esac
@@ -215,7 +228,8 @@ rotate_main() {
       init_settings
       load_config_file "$CONFIG_FILE"
       init_commands
-      if [[ $step == postgres ]]; then step_postgres "$role" "$parameter"; else step_check "$dbname"; fi
+      if ((${#roles[@]} == 0)); then roles=(odoo); fi
+      if [[ $step == postgres ]]; then step_postgres "$parameter" "${roles[@]}"; else step_check "$dbname"; fi
       ;;
     # The userlist and odoo.conf are rendered with the new SSM values by the apply script,
     # which validates them and reloads (PgBouncer) or restarts (Odoo) only what changed.

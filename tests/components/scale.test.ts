@@ -110,7 +110,7 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
   it(rds ? "runs PostgreSQL on RDS: private, Multi-AZ, encrypted gp3, protected, PITR, the checklist's parameter group" : "runs PostgreSQL on its host with its data volume and snapshots, and no RDS", () => {
     const instances = ofType(run, "aws:rds/instance:Instance");
     expect(instances).toHaveLength(rds ? 1 : 0);
-    expect(ofType(run, "aws:ebs/volume:Volume")).toHaveLength(rds ? 0 : 1);
+    expect(ofType(run, "aws:ebs/volume:Volume").filter((v) => v.name === "postgres-data")).toHaveLength(rds ? 0 : 1);
     expect(ofType(run, "aws:dlm/lifecyclePolicy:LifecyclePolicy")).toHaveLength(rds ? 0 : 1);
     expect(ofType(run, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.name === "backup-plan-postgres-backup-policy")).toHaveLength(rds ? 0 : 1);
     if (!rds) return;

@@ -8,7 +8,7 @@ import { referencedParameters } from "../../components/host";
 import { importedTlsParameters } from "../../components/reverse-proxy";
 import { TAG_KEYS } from "../../components/tags";
 import { FLOWS, ROLES, WORLD_EGRESS_PORTS } from "../../lib/ports";
-import { buildModel, type StackModel } from "../../lib/model";
+import { buildModel, PATHS, type StackModel } from "../../lib/model";
 import { parseSettings } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { odooFilestorePolicy, postgresBackupPolicy } from "../../templates/backup-iam";
@@ -141,8 +141,9 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:s3/bucketObjectv2:BucketObjectv2": files + hosts,
     "aws:ssm/association:Association": hosts,
     "aws:route53/record:Record": hosts + acme,
-    "aws:ebs/volume:Volume": 1,
-    "aws:ec2/volumeAttachment:VolumeAttachment": 1,
+    // PostgreSQL's data volume, and data_dir's on a single Odoo host (without EFS, issue 12).
+    "aws:ebs/volume:Volume": 1 + (efs ? 0 : odooHosts),
+    "aws:ec2/volumeAttachment:VolumeAttachment": 1 + (efs ? 0 : odooHosts),
     "aws:ec2/eipAssociation:EipAssociation": 1,
     // BackupPlan (BACKUP-1, BACKUP-2): daily data-volume snapshots; alarms on drill staleness,
     // drill RTO, backup age, and one per Odoo host on its filestore copy
@@ -238,6 +239,26 @@ describe.each(CASES)("%s", (label, config) => {
     const attachment = named(r, "postgres-data-attachment");
     expect(attachment.inputs).toEqual(expect.objectContaining({ volumeId: volume.id, instanceId: instanceOf(r, "postgres")?.id, deviceName: "/dev/sdf", stopInstanceBeforeDetaching: true }));
     expect(attachment.deleteBeforeReplace).toBe(true);
+  });
+
+  it("keeps a single Odoo host's data_dir on its own protected volume, mounted before Odoo installs; none with EFS (issue 12)", async () => {
+    const r = await run();
+    const odooVolumes = ofType(r, "aws:ebs/volume:Volume").filter((v) => v.name.startsWith("odoo-"));
+    if (model.settings.sharedFilestore) {
+      expect(odooVolumes).toEqual([]);
+      return;
+    }
+    const host = model.hosts.odoo[0];
+    const volume = named(r, `odoo-${host.id}-data`);
+    expect(odooVolumes.map((v) => v.name)).toEqual([`odoo-${host.id}-data`]);
+    expect(volume.inputs).toEqual(expect.objectContaining({ encrypted: true, type: "gp3", size: model.settings.odooDataVolumeGiB, finalSnapshot: true, availabilityZone: "eu-west-1a" }));
+    expect(volume.protect).toBe(true);
+    const attachment = named(r, `odoo-${host.id}-data-attachment`);
+    expect(attachment.inputs).toEqual(expect.objectContaining({ volumeId: volume.id, instanceId: instanceOf(r, host.id)?.id, deviceName: "/dev/sdf", stopInstanceBeforeDetaching: true }));
+    const userData = String(instanceOf(r, host.id)?.inputs.userData);
+    const mount = userData.indexOf(`\\ndata-volume ${volume.id} ${PATHS.odooDataDir}\\nodoo-owner ${PATHS.odooDataDir}\\n`);
+    expect(mount).toBeGreaterThan(0);
+    expect(mount).toBeLessThan(userData.indexOf("\\ninstall odoo\\n"));
   });
 
   it("stores every generated secret as a SecureString and every certificate as a String", async () => {

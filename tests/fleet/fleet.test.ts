@@ -5,7 +5,7 @@
 import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { PATHS } from "../../lib/model";
+import { DB_ROLES, PATHS } from "../../lib/model";
 import { FIRSTBOOT_COMPLETE_MARKER, FIRSTBOOT_UNIT } from "../../templates/cloud-init";
 import { applyCommandLine } from "../../templates/hosts";
 import { PGBACKREST_STANZA } from "../../templates/pgbackrest";
@@ -14,8 +14,13 @@ import { EIP_ASSOCIATION_DELAY_SECONDS, Fleet, type BootReport } from "./lib/fle
 import { fleetPrerequisites } from "./lib/image";
 import { CLIENT_IP } from "./lib/network";
 import { issue } from "./lib/pki";
+import { describeOutcomes, runProcedure } from "./lib/runbooks";
+import { freshVerifier, randomPassword } from "../integration/helpers/secrets";
+import { backupBucketNameParameter, importPrefix, ODOO_FILESTORE_DIR } from "../../templates/backup-units";
 
 const missing = fleetPrerequisites();
+// CI sets ODOO_STACK_FLEET_REQUIRED: there a machine that cannot boot the fleet is a failure.
+if (missing.length > 0 && process.env.ODOO_STACK_FLEET_REQUIRED) throw new Error(`fleet: required, and this machine lacks: ${missing.join(", ")}`);
 const describeFleet = missing.length === 0 ? describe : describe.skip;
 if (missing.length > 0) process.stderr.write(`fleet: skipped, this machine lacks: ${missing.join(", ")}\n`);
 
@@ -93,6 +98,9 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     expect(httpStatus("/web/login")).toBe("200");
     measured(`GET https://${domain}/web/login → 200 in ${Date.now() - started} ms`);
     for (const p of ["/web/database/manager", "/web/database/selector", "/web/database/list"]) expect(httpStatus(p)).toBe("404");
+    // Port 80 only redirects to https (NET-3's exception), whatever the path.
+    const redirect = fleet.client("curl", ["-sS", "--max-time", "10", "--interface", CLIENT_IP, "--resolve", `${domain}:80:${publicIp}`, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", `http://${domain}/web/login?x=1`]);
+    expect(redirect).toBe(`301 https://${domain}/web/login?x=1`);
     const log = fleet.machine(fleet.model.cronHost.id).shOk(`grep -F 'GET /web/login' ${PATHS.odooLogFile} | tail -n 1`);
     // proxy_mode: Odoo logs the client's address from X-Forwarded-For, not the proxy's.
     expect(log).toContain(`${CLIENT_IP} - - `);
@@ -272,6 +280,153 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     await fleet.deliver(replanned, ["pgbouncer"]);
   }, 10 * MINUTE);
 
+  // --- day 2: the procedures of the runbooks, run as written (issue 13) ------------------------
+  const db = () => fleet.model.settings.databases[0];
+  const pgSql = (sql: string, database = db()) => fleet.machine("postgres").shOk(`runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d ${database} -c "${sql}"`).trim();
+  const loginServed = async () => {
+    let status = "";
+    for (let i = 0; i < 30 && status !== "200"; i++) {
+      status = httpStatus("/web/login");
+      if (status !== "200") await sleep(2000);
+    }
+    return status;
+  };
+
+  it("runbook: PgBouncer's queue and the auth file's reload run as written", async () => {
+    const queue = await runProcedure(fleet, "pgbouncer-queue");
+    expect(queue.map((o) => o.output).join("\n")).toMatch(/cl_waiting/);
+    const reload = await runProcedure(fleet, "reload-auth-file");
+    measured(`pgbouncer-queue: ${describeOutcomes(queue)}; reload-auth-file: ${describeOutcomes(reload)}`);
+  }, 5 * MINUTE);
+
+  it("runbook: rotating the odoo password as written, under Odoo's pooled traffic: 0 failed transactions", async () => {
+    const odoo = fleet.machine(fleet.model.cronHost.id);
+    odoo.shOk("cat > /var/tmp/fleet-db-load.py", { input: fs.readFileSync(path.join(__dirname, "clients", "db-load.py"), "utf8") });
+    // As Odoo's processes connect: the internal CA through PGSSLROOTCERT (its systemd drop-in).
+    const load = odoo.spawn(["env", `PGSSLROOTCERT=${PATHS.caCert}`, "python3", "/var/tmp/fleet-db-load.py", "8", db()]);
+    let out = "";
+    load.stdout?.on("data", (d: Buffer) => (out += d.toString("utf8")));
+    for (let i = 0; i < 100 && !out.includes("started"); i++) await sleep(100);
+    await sleep(3000);
+    const password = randomPassword(40);
+    const p = fleet.model.parameters;
+    // The keeper step: `pulumi up` replaces the password and its verifier in SSM, nothing else.
+    const outcomes = await runProcedure(fleet, "rotate-odoo", {
+      laptop: {
+        keeper: async () => {
+          await fleet.setParameter(p.odooDbPassword, password);
+          await fleet.setParameter(p.odooDbScramVerifier, freshVerifier(password));
+        },
+      },
+    });
+    await sleep(3000);
+    load.stdin?.end();
+    await new Promise((r) => load.on("exit", r));
+    const stats = JSON.parse(out.trim().split("\n").pop() as string) as { transactions: number; failed: number; longestGapMs: number; errors: string[] };
+    expect({ failed: stats.failed, errors: stats.errors }).toEqual({ failed: 0, errors: [] });
+    expect(stats.transactions).toBeGreaterThan(100);
+    // The new password is the one in use: a new login with odoo.conf's credentials works.
+    expect(odoo.shOk(`grep -c '^db_password = ${password}$' ${PATHS.odooConf}`).trim()).toBe("1");
+    measured(`rotate-odoo as written (${describeOutcomes(outcomes)}): ${stats.transactions} transactions on 8 pooled connections, ${stats.failed} failed, longest gap ${stats.longestGapMs} ms`);
+  }, 10 * MINUTE);
+
+  it("runbook: importing an existing database and filestore, as written", async () => {
+    const region = fleet.facts.region;
+    const bucket = fleet.parameterValues.get(backupBucketNameParameter(fleet.model)) as string;
+    // A source database: this one with a marker, dumped, then the marker dropped here.
+    pgSql("CREATE TABLE fleet_import_marker (n int); INSERT INTO fleet_import_marker VALUES (42)");
+    const dump = Buffer.from(fleet.machine("postgres").shOk(`runuser -u postgres -- pg_dump -Fc ${db()} | base64 -w0`), "base64");
+    pgSql("DROP TABLE fleet_import_marker");
+    const odoo = fleet.machine(fleet.model.cronHost.id);
+    const filestore = Buffer.from(odoo.shOk("d=$(mktemp -d) && mkdir -p $d/ab && echo imported > $d/ab/abcdef0123 && tar -czf - -C $d . | base64 -w0"), "base64");
+    const outcomes = await runProcedure(fleet, "import-database", {
+      params: { DB: db() },
+      laptop: {
+        upload: async () => {
+          await fleet.putObject(bucket, `${importPrefix(fleet.model.stack)}${db()}.dump`, dump);
+          await fleet.putObject(bucket, `${importPrefix(fleet.model.stack)}${db()}-filestore.tar.gz`, filestore);
+        },
+      },
+    });
+    expect(pgSql("SELECT n FROM fleet_import_marker")).toBe("42");
+    expect(pgSql(`SELECT tableowner FROM pg_tables WHERE tablename = 'fleet_import_marker'`)).toBe(DB_ROLES.odoo);
+    expect(odoo.shOk(`cat ${ODOO_FILESTORE_DIR}/${db()}/ab/abcdef0123`).trim()).toBe("imported");
+    expect(await loginServed()).toBe("200");
+    measured(`import-database as written (region ${region}): ${describeOutcomes(outcomes)}; the dump's rows and the filestore are back, owned by ${DB_ROLES.odoo}, login page served`);
+  }, 10 * MINUTE);
+
+  it("runbook: a PostgreSQL minor update and an Odoo module update, as written", async () => {
+    const pg = await runProcedure(fleet, "upgrade-postgresql");
+    expect(pg.map((o) => o.output).join("\n")).toMatch(/PostgreSQL 15\./);
+    const odoo = await runProcedure(fleet, "upgrade-odoo");
+    expect(await loginServed()).toBe("200");
+    measured(`upgrade-postgresql: ${describeOutcomes(pg)}; upgrade-odoo: ${describeOutcomes(odoo)}; login page served after`);
+  }, 15 * MINUTE);
+
+  it("runbook: long transactions as written: cancel ends a running statement, terminate an idle-in-transaction session", async () => {
+    const pg = fleet.machine("postgres");
+    const open = (name: string, sql: string) => {
+      const child = pg.spawn(["runuser", "-u", "postgres", "--", "env", `PGAPPNAME=${name}`, "psql", "-X", "-d", db()]);
+      let output = "";
+      child.stdout?.on("data", (d: Buffer) => (output += d.toString("utf8")));
+      child.stderr?.on("data", (d: Buffer) => (output += d.toString("utf8")));
+      child.stdin?.write(sql);
+      return { child, output: () => output, exited: new Promise<number | null>((r) => child.on("exit", r)) };
+    };
+    const pidOf = async (name: string) => {
+      for (let i = 0; i < 50; i++) {
+        const pid = pgSql(`SELECT pid FROM pg_stat_activity WHERE application_name = '${name}' AND xact_start IS NOT NULL`);
+        if (pid) return pid;
+        await sleep(100);
+      }
+      throw new Error(`no open transaction of ${name}`);
+    };
+    // A statement that runs for 10 minutes: cancelling it rolls its transaction back.
+    const running = open("fleet-long-running", "BEGIN; SELECT pg_sleep(600);\n");
+    const runningPid = await pidOf("fleet-long-running");
+    const cancelled = await runProcedure(fleet, "long-transactions", { params: { PID: runningPid }, skip: ["terminate"] });
+    expect(cancelled.find((o) => o.step === "list")?.output).toContain(runningPid);
+    expect(cancelled.find((o) => o.step === "cancel")?.output.trim()).toBe("t");
+    for (let i = 0; i < 50 && !running.output().includes("canceling statement"); i++) await sleep(100);
+    expect(running.output()).toContain("canceling statement due to user request");
+    running.child.stdin?.end();
+    await running.exited;
+    // Idle in transaction: nothing to cancel, so the runbook's terminate step ends it.
+    const idle = open("fleet-idle-in-transaction", "BEGIN; SELECT 1;\n");
+    const idlePid = await pidOf("fleet-idle-in-transaction");
+    const terminated = await runProcedure(fleet, "long-transactions", { params: { PID: idlePid } });
+    expect(terminated.find((o) => o.step === "terminate")?.output.trim()).toBe("t");
+    expect(pgSql(`SELECT count(*) FROM pg_stat_activity WHERE pid = ${idlePid}`)).toBe("0");
+    idle.child.stdin?.end();
+    await idle.exited;
+    measured(`long-transactions: running statement cancelled (${describeOutcomes(cancelled)}); idle-in-transaction session terminated (${describeOutcomes(terminated)})`);
+  }, 5 * MINUTE);
+
+  it("runbook: a PgBouncer upgrade as written: restart, version, pools, the apply script's validation", async () => {
+    const before = fleet.machine("pgbouncer").shOk("systemctl show -p MainPID --value pgbouncer").trim();
+    const outcomes = await runProcedure(fleet, "upgrade-pgbouncer");
+    const after = fleet.machine("pgbouncer").shOk("systemctl show -p MainPID --value pgbouncer").trim();
+    expect(after).not.toBe(before);
+    expect(outcomes.find((o) => o.step === "package")?.output).toMatch(/PgBouncer 1\.\d+/);
+    expect(await loginServed()).toBe("200");
+    measured(`upgrade-pgbouncer: ${describeOutcomes(outcomes)}; PgBouncer pid ${before} → ${after}; login page served after`);
+  }, 10 * MINUTE);
+
+  it("runbook: the full restore as written brings back every committed transaction; RTO measured", async () => {
+    pgSql("CREATE TABLE fleet_restore_marker (t timestamptz); INSERT INTO fleet_restore_marker VALUES (now())");
+    // Committed after the last backup: only WAL archiving carries it.
+    const before = Number(pgSql("SELECT archived_count FROM pg_stat_archiver", "postgres"));
+    pgSql("SELECT pg_switch_wal()", "postgres");
+    for (let i = 0; i < 60 && Number(pgSql("SELECT archived_count FROM pg_stat_archiver", "postgres")) <= before; i++) await sleep(1000);
+    const started = Date.now();
+    const outcomes = await runProcedure(fleet, "restore");
+    const status = await loginServed();
+    const rto = (Date.now() - started) / 1000;
+    expect(status).toBe("200");
+    expect(pgSql("SELECT count(*) FROM fleet_restore_marker")).toBe("1");
+    measured(`restore as written: RTO ${rto.toFixed(1)} s from the first step to the login page (${describeOutcomes(outcomes)}); the transaction committed after the last backup is back`);
+  }, 20 * MINUTE);
+
   it("every host comes back after a reboot without a hand: mounts before services, Odoo's login page served again", async () => {
     const started = Date.now();
     await Promise.all([...fleet.machines.values()].map((m) => m.reboot()));
@@ -285,17 +440,23 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
       // First boot is not run again.
       expect(m.sh(`systemctl show -p ConditionResult --value ${FIRSTBOOT_UNIT}`).stdout.trim()).toBe("no");
     }
-    const pg = fleet.machine("postgres");
-    const mountAt = Number(pg.shOk("systemctl show -p ActiveEnterTimestampMonotonic --value var-lib-postgresql.mount").trim());
-    const pgAt = Number(pg.shOk("systemctl show -p ExecMainStartTimestampMonotonic --value postgresql@15-main.service").trim());
-    expect(mountAt).toBeGreaterThan(0);
-    expect(pgAt).toBeGreaterThan(mountAt);
+    const startedAfterMount = (host: string, mountUnit: string, service: string) => {
+      const m = fleet.machine(host);
+      const mountAt = Number(m.shOk(`systemctl show -p ActiveEnterTimestampMonotonic --value ${mountUnit}`).trim());
+      const serviceAt = Number(m.shOk(`systemctl show -p ExecMainStartTimestampMonotonic --value ${service}`).trim());
+      expect({ host, mounted: mountAt > 0 }).toEqual({ host, mounted: true });
+      expect(serviceAt).toBeGreaterThan(mountAt);
+      return (serviceAt - mountAt) / 1e6;
+    };
+    const pgAfter = startedAfterMount("postgres", "var-lib-postgresql.mount", "postgresql@15-main.service");
+    // One Odoo host: data_dir (the filestore) is its own volume, mounted before Odoo starts.
+    const odooAfter = startedAfterMount(fleet.model.cronHost.id, "var-lib-odoo.mount", "odoo.service");
     let status = "";
     for (let i = 0; i < 30 && status !== "200"; i++) {
       status = httpStatus("/web/login");
       if (status !== "200") await sleep(2000);
     }
     expect(status).toBe("200");
-    measured(`all ${fleet.machines.size} hosts rebooted and served /web/login again in ${Math.round((Date.now() - started) / 1000)} s; PostgreSQL started ${((pgAt - mountAt) / 1e6).toFixed(2)} s after its data volume was mounted`);
+    measured(`all ${fleet.machines.size} hosts rebooted and served /web/login again in ${Math.round((Date.now() - started) / 1000)} s; PostgreSQL started ${pgAfter.toFixed(2)} s and Odoo ${odooAfter.toFixed(2)} s after their data volumes were mounted`);
   }, 10 * MINUTE);
 });

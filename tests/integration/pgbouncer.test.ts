@@ -51,9 +51,12 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
       .split("\n")
       .filter((l) => l.startsWith('"'))
       .map((l) => /^"([^"]+)" "([^"]+)"$/.exec(l));
-    expect(entries.map((m) => m?.[1])).toEqual([DB_ROLES.odoo, DB_ROLES.stats]);
+    expect(entries.map((m) => m?.[1])).toEqual([DB_ROLES.odoo, DB_ROLES.migrate, DB_ROLES.stats]);
     for (const m of entries) expect(parseScramVerifier(m?.[2] ?? "")).toBeDefined();
     expect(entries[0]?.[2]).toBe(await tier.pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${DB_ROLES.odoo}'`));
+    // The migration role logs in with the Odoo role's password: the same verifier on both sides.
+    expect(entries[1]?.[2]).toBe(await tier.pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${DB_ROLES.migrate}'`));
+    expect(entries[1]?.[2]).toBe(entries[0]?.[2]);
     for (const text of [tier.installed.userlist, tier.installed.pgbouncerIni]) {
       expect(text).not.toContain(tier.secrets.odooDbPassword);
       expect(text).not.toContain(tier.secrets.statsPassword);

@@ -17,8 +17,8 @@ import type { HostFile } from "../../templates/format";
 import { renderManifest } from "../../templates/manifest";
 import { odooConfSettingsFor, renderOdooConf } from "../../templates/odoo-conf";
 import { pgbouncerHostFiles } from "../../templates/pgbouncer";
-import { ODOO_ROTATION_ORDER } from "../../templates/procedures";
-import { SCRIPTS_DIR } from "../../templates/scripts";
+import { ODOO_ROTATION_ORDER, rotationProcedure } from "../../templates/procedures";
+import { SCRIPT_PATHS, SCRIPTS_DIR } from "../../templates/scripts";
 import { modelWith } from "../helpers/fixtures";
 import { clientConfig, connect, endAll, refusal, withClient } from "./helpers/clients";
 import { odooLikeTransaction, TransactionLoad, type LoadReport } from "./helpers/load";
@@ -216,6 +216,14 @@ describe("changes applied under load with no downtime (issue 4 check 3, AUTH-4)"
   });
 });
 
+/** The arguments the procedure table gives odoo-stack-rotate for `step` (templates/procedures.ts). */
+function tableArguments(step: string): string[] {
+  const commands = rotationProcedure(model, "odoo").steps.find((s) => s.id === step)?.commands ?? [];
+  const prefix = `sudo ${SCRIPT_PATHS.rotate} `;
+  if (commands.length !== 1 || !commands[0].startsWith(prefix)) throw new Error(`the table's ${step} step is not one odoo-stack-rotate command: ${commands.join("; ")}`);
+  return commands[0].slice(prefix.length).split(" ");
+}
+
 /** The odoo role's current password: each rotation moves it on, whatever the outcome. */
 let currentPassword: string | undefined;
 
@@ -246,7 +254,7 @@ async function rotateUnderLoad(order: readonly ("postgres" | "pgbouncer")[]) {
     for (const step of order) {
       const pid = tier.pgbouncer.process.pid;
       const atMs = Date.now() - loadStartedAt;
-      const result = await runScript(ROTATE, [step]);
+      const result = await runScript(ROTATE, tableArguments(step));
       expect({ step, code: result.code, stderr: result.stderr }).toEqual({ step, code: 0, stderr: "" });
       // The hint names the table's next step (today's script said "pgbouncer" after "postgres").
       expect(result.stdout).toContain(`next: odoo-stack-rotate ${ODOO_ROTATION_ORDER[ODOO_ROTATION_ORDER.indexOf(step) + 1]}`);
@@ -256,7 +264,10 @@ async function rotateUnderLoad(order: readonly ("postgres" | "pgbouncer")[]) {
         steps.push(`postgres step waited ${waited?.[1]} ms for PgBouncer`);
       }
       if (step === "postgres") {
-        expect(await tier.pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${DB_ROLES.odoo}'`)).toBe(newVerifier);
+        // The migration role shares the password: the table's step sets both (one transaction).
+        for (const role of [DB_ROLES.odoo, DB_ROLES.migrate]) {
+          expect({ role, verifier: await tier.pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${role}'`) }).toEqual({ role, verifier: newVerifier });
+        }
       } else {
         reloadAtMs = Date.now() - loadStartedAt;
         expect(result.stdout).toMatch(/installed \/etc\/pgbouncer\/userlist\.txt/);

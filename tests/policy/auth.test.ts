@@ -97,9 +97,9 @@ describe("pg-hba-no-weak-methods (AUTH-1)", () => {
   });
 
   it.each(["md5", "trust", "password"])("rejects %s on a network record", async (method) => {
-    const r = withContent(hba, (t) => t.replace(/(hostssl\s+\S+\s+odoo\s+\S+\s+)scram-sha-256/, `$1${method}`));
+    const r = withContent(hba, (t) => t.replace(/(hostssl\s+\S+\s+odoo,odoo_migrate\s+\S+\s+)scram-sha-256/, `$1${method}`));
     expect(await validateResource(pgHbaNoWeakMethods, r)).toEqual([
-      `${label} must not authenticate \`hostssl erp,postgres odoo 10.40.128.11/32\` with ${method} on line 8; use scram-sha-256 (AUTH-1).`,
+      `${label} must not authenticate \`hostssl erp,postgres odoo,odoo_migrate 10.40.128.11/32\` with ${method} on line 8; use scram-sha-256 (AUTH-1).`,
     ]);
   });
 });

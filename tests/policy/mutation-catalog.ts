@@ -73,7 +73,12 @@ const PROXIED = [
   "        proxy_read_timeout 1230s;",
   "        proxy_send_timeout 1230s;",
 ].join("\n");
-const odooStart = (options: string) => append(`ExecStart=\nExecStart=/usr/bin/odoo --config /etc/odoo/odoo.conf ${options}`);
+/** Lines added to the drop-in's [Service] section (a key elsewhere is not the service's). */
+const inService = (text: string) => (t: string): string => {
+  if (!/^\[Service\]$/m.test(t)) return `${append("[Service]")(t)}${text}\n`;
+  return t.replace(/^\[Service\]$/m, `[Service]\n${text}`);
+};
+const odooStart = (options: string) => inService(`ExecStart=\nExecStart=/usr/bin/odoo --config /etc/odoo/odoo.conf ${options}`);
 const setMode = (path: string, mode: string) => (t: string): string => {
   const doc = JSON.parse(t) as { files: { path: string; mode: string }[] };
   const entry = doc.files.find((f) => f.path === path);
@@ -203,17 +208,17 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
   m("net6-5432-from-vpc", "open 5432 to the whole VPC", "NET-6", ADDRESS_SOURCES, (s) => s.edit("network-postgres-in-5432-pgbouncer", toWorld("cidrIpv4", "10.40.0.0/16"))),
   m("net6-postgres-public-ip", "give the PostgreSQL host a public IP", "NET-6", "instance-no-public-ip", (s) => s.edit("postgres-host-instance", (p) => (p.associatePublicIpAddress = true))),
   m("net6-postgres-in-pgbouncer-group", "run PostgreSQL in the PgBouncer security group", "NET-6", OWN_TIER, (s) => s.refer("postgres-host-instance", "vpcSecurityGroupIds", ["network-pgbouncer-sg"], ["sg-pgbouncer"])),
-  m("net6-hba-whole-vpc", "pg_hba.conf admits the whole VPC", "NET-6", "pg-hba-admits-only-pgbouncer", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo\s+)10\.40\.128\.11\/32/, "$110.40.0.0/16"))),
+  m("net6-hba-whole-vpc", "pg_hba.conf admits the whole VPC", "NET-6", "pg-hba-admits-only-pgbouncer", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo,odoo_migrate\s+)10\.40\.128\.11\/32/, "$110.40.0.0/16"))),
   m("net6-hba-samenet", "pg_hba.conf admits samenet", "NET-6", "pg-hba-admits-only-pgbouncer", (s) => s.file("postgres", HBA, (t) => t.replace(/^(hostssl .*)$/m, "$1\nhostssl  all           odoo                samenet          scram-sha-256"))),
   m("net6-pgbouncer-to-odoo-host", "PgBouncer sends erp to the Odoo host", "NET-6", "database-traffic-through-pgbouncer", (s, { model }) => s.file("pgbouncer", INI, pgbouncerEntry("erp", (v) => v.replace(/host=\S+/, `host=${model.hosts.odoo[0].fqdn}`)))),
   // --- PROXY-1 ----------------------------------------------------------------------------------
   m("proxy1-root-to-gevent", "route / to the gevent port", "PROXY-1", "nginx-root-routes-to-odoo-http", (s) => s.file("proxy", SITE, inLocation("/", (b) => b.replace("proxy_pass http://odoo;", "proxy_pass http://odoochat;")))),
-  m("proxy1-upstream-port-8072", "the odoo upstream on 8072", "PROXY-1", "nginx-root-routes-to-odoo-http", (s) => s.file("proxy", SITE, (t) => t.replace(/(upstream odoo \{[^}]*server [0-9.]+):8069;/, "$1:8072;"))),
+  m("proxy1-upstream-port-8072", "the odoo upstream on 8072", "PROXY-1", "nginx-root-routes-to-odoo-http", (s) => s.file("proxy", SITE, (t) => t.replace(/(upstream odoo \{[^}]*server [0-9.]+):8069( max_conns=\d+)?;/, "$1:8072$2;"))),
   m("proxy1-regex-web-to-gevent", "a regex location sending /web to gevent", "PROXY-1", "nginx-root-routes-to-odoo-http", (s) => s.file("proxy", SITE, beforeRootLocation(`    location ~ ^/web {\n        proxy_pass http://odoochat;\n${PROXIED}\n    }`))),
   m("proxy1-http-port-8080", "Odoo listening on 8080", "PROXY-1", "odoo-listens-on-catalog-ports", (s) => s.line("odoo-1", ODOO_CONF, "http_port", "http_port = 8080")),
   m("proxy1-xmlrpc-port-alias", "xmlrpc_port = 8080 after http_port (Odoo's old name wins)", "PROXY-1", "odoo-listens-on-catalog-ports", (s) => s.file("odoo-1", ODOO_CONF, append("xmlrpc_port = 8080"))),
   m("proxy1-http-disabled", "http_enable = False", "PROXY-1", "odoo-listens-on-catalog-ports", (s) => s.file("odoo-1", ODOO_CONF, append("http_enable = False"))),
-  m("proxy1-upstream-not-odoo", "the odoo upstream pointing at the PgBouncer host", "PROXY-1", "nginx-upstreams-are-odoo-hosts", (s) => s.file("proxy", SITE, (t) => t.replace(/(upstream odoo \{[^}]*server )[0-9.]+:8069;/, "$110.40.128.11:8069;"))),
+  m("proxy1-upstream-not-odoo", "the odoo upstream pointing at the PgBouncer host", "PROXY-1", "nginx-upstreams-are-odoo-hosts", (s) => s.file("proxy", SITE, (t) => t.replace(/(upstream odoo \{[^}]*server )[0-9.]+:8069( max_conns=\d+)?;/, "$110.40.128.11:8069$2;"))),
   // --- PROXY-2 ----------------------------------------------------------------------------------
   m("proxy2-websocket-to-http", "route /websocket to 8069", "PROXY-2", "nginx-websocket-routes-to-gevent", (s) => s.file("proxy", SITE, inLocation("/websocket", (b) => b.replace("proxy_pass http://odoochat;", "proxy_pass http://odoo;")))),
   m("proxy2-no-upgrade-header", "drop the Upgrade header", "PROXY-2", "nginx-websocket-routes-to-gevent", (s) => s.file("proxy", SITE, inLocation("/websocket", dropLine(/Upgrade \$http_upgrade/)))),
@@ -236,7 +241,7 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
   m("proxy4-proxy-mode-false", "proxy_mode = False", "PROXY-4", "odoo-proxy-mode-enabled", (s) => s.line("odoo-1", ODOO_CONF, "proxy_mode", "proxy_mode = False")),
   m("proxy4-proxy-mode-absent", "no proxy_mode", "PROXY-4", "odoo-proxy-mode-enabled", (s) => s.line("odoo-1", ODOO_CONF, "proxy_mode", undefined)),
   m("proxy4-proxy-mode-twice", "proxy_mode written twice (Odoo does not start)", "PROXY-4", "odoo-conf-keys-once", (s) => s.file("odoo-1", ODOO_CONF, append("proxy_mode = True"))),
-  m("proxy4-odoo-rc", "odoo.service drop-in sets ODOO_RC", "PROXY-4", UNITS, (s) => s.file("odoo-1", ODOO_UNIT, append('Environment="ODOO_RC=/etc/odoo/odoo-local.conf"'))),
+  m("proxy4-odoo-rc", "odoo.service drop-in sets ODOO_RC", "PROXY-4", UNITS, (s) => s.file("odoo-1", ODOO_UNIT, inService('Environment="ODOO_RC=/etc/odoo/odoo-local.conf"'))),
   // --- PROXY-5 ----------------------------------------------------------------------------------
   m("proxy5-read-timeout-5s", "cut proxy_read_timeout to 5 s", "PROXY-5", "nginx-proxy-timeouts", (s) => s.file("proxy", SITE, inLocation("/", (b) => b.replace(/proxy_read_timeout \d+s;/, "proxy_read_timeout 5s;")))),
   m("proxy5-no-send-timeout", "no proxy_send_timeout (nginx's 60 s)", "PROXY-5", "nginx-proxy-timeouts", (s) => s.file("proxy", SITE, inLocation("/", dropLine(/proxy_send_timeout/)))),
@@ -276,7 +281,11 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
   m("odoo2-database-manager-open", "open the database manager on the proxy", "ODOO-2", "nginx-database-manager-blocked", (s) => s.file("proxy", SITE, (t) => t.replace(/\n\s*location ~ \^\/web\/database \{\n\s*return 404;\n\s*\}/, ""))),
   m("odoo2-prefix-location-beats-block", "a ^~ /web/ location that wins over the database-manager block", "ODOO-2", "nginx-database-manager-blocked", (s) => s.file("proxy", SITE, beforeRootLocation(`    location ^~ /web/ {\n        proxy_pass http://odoo;\n${PROXIED}\n    }`))),
   // --- ODOO-3 -----------------------------------------------------------------------------------
-  m("odoo3-dbfilter-any", "dbfilter = .*", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "dbfilter", "dbfilter = .*")),
+  // One database: odoo.conf has db_name and no dbfilter (db_name alone restricts Odoo to it), so a
+  // filter is added, not edited.
+  m("odoo3-dbfilter-any", "dbfilter = .* added beside db_name", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.file("odoo-1", ODOO_CONF, (t) => t.replace("[options]\n", "[options]\ndbfilter = .*\n"))),
+  m("odoo3-no-db-name", "neither db_name nor dbfilter (every database the role sees)", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "db_name", undefined)),
+  m("odoo3-db-name-several-no-filter", "db_name lists two databases, no dbfilter picks one", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "db_name", "db_name = erp,erp_test")),
   m("odoo3-unit-db-filter", "odoo.service drop-in starts Odoo with --db-filter=.*", "ODOO-3", UNITS, (s) => s.file("odoo-1", ODOO_UNIT, odooStart("--db-filter=.*"))),
   // --- ODOO-5 -----------------------------------------------------------------------------------
   m("odoo5-no-logfile", "no logfile", "ODOO-5", "odoo-logfile-set", (s) => s.line("odoo-1", ODOO_CONF, "logfile", undefined)),
@@ -323,14 +332,24 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
   m("pool1-unit-other-ini", "pgbouncer.service drop-in starts PgBouncer with another ini", "POOL-1", UNITS, (s) => s.file("pgbouncer", PGBOUNCER_UNIT, append("ExecStart=\nExecStart=/usr/sbin/pgbouncer /etc/pgbouncer/local.ini"))),
   // --- POOL-2 -----------------------------------------------------------------------------------
   m("pool2-no-default-pool-size", "no default_pool_size", "POOL-2", "pgbouncer-default-pool-size-set", (s) => s.line("pgbouncer", INI, "default_pool_size", undefined)),
+  m("pool2-postgres-pool-listen-only", "the postgres session pool sized for the LISTENers alone", "POOL-2", "pgbouncer-postgres-pool-covers-odoo", (s) =>
+    s.file("pgbouncer", INI, pgbouncerEntry("postgres", (v) => v.replace(/\bpool_size=\d+/, "pool_size=4")))),
   m("pool2-erp-pool-size-zero", "erp pool_size=0", "POOL-2", "pgbouncer-default-pool-size-set", (s) => s.file("pgbouncer", INI, pgbouncerEntry("erp", (v) => v.replace(/pool_size=\d+/, "pool_size=0")))),
   // --- POOL-3 -----------------------------------------------------------------------------------
   m("pool3-reserve-zero", "reserve_pool_size = 0", "POOL-3", "pgbouncer-reserve-pool-set", (s) => s.line("pgbouncer", INI, "reserve_pool_size", "reserve_pool_size = 0")),
   m("pool3-reserve-timeout-zero", "reserve_pool_timeout = 0", "POOL-3", "pgbouncer-reserve-pool-set", (s) => s.line("pgbouncer", INI, "reserve_pool_timeout", "reserve_pool_timeout = 0")),
   m("pool3-erp-reserve-pool-zero", "erp reserve_pool=0 beats reserve_pool_size", "POOL-3", "pgbouncer-reserve-pool-set", (s) => s.file("pgbouncer", INI, pgbouncerEntry("erp", (v) => `${v} reserve_pool=0`))),
+  m("pool3-postgres-reserve-zero", "the postgres session pool without a reserve (reserve_pool=0)", "POOL-3", "pgbouncer-postgres-pool-covers-odoo", (s) =>
+    s.file("pgbouncer", INI, pgbouncerEntry("postgres", (v) => v.replace(/\breserve_pool=\d+/, "reserve_pool=0")))),
+  m("pool3-postgres-cap-hides-reserve", "the postgres entry's max_db_connections = pool_size (the reserve never used)", "POOL-3", "pgbouncer-postgres-pool-covers-odoo", (s) =>
+    s.file("pgbouncer", INI, pgbouncerEntry("postgres", (v) => v.replace(/\bmax_db_connections=\d+/, `max_db_connections=${/\bpool_size=(\d+)/.exec(v)?.[1]}`)))),
+  m("pool3-keepidle-kernel", "no tcp_keepidle (the kernel's two hours)", "POOL-3", "pgbouncer-dead-peers-freed", (s) => s.line("pgbouncer", INI, "tcp_keepidle", undefined)),
+  m("pool3-keepalive-off", "tcp_keepalive = 0", "POOL-3", "pgbouncer-dead-peers-freed", (s) => s.line("pgbouncer", INI, "tcp_keepalive", "tcp_keepalive = 0")),
+  m("pool3-no-tcp-user-timeout", "no tcp_user_timeout (~15 minutes of retransmissions to a dead LISTENer)", "POOL-3", "pgbouncer-dead-peers-freed", (s) => s.line("pgbouncer", INI, "tcp_user_timeout", undefined)),
   // --- POOL-4 -----------------------------------------------------------------------------------
   m("pool4-max-client-conn-20", "max_client_conn below Odoo's processes × db_maxconn", "POOL-4", "pgbouncer-max-client-conn-covers-odoo", (s) => s.line("pgbouncer", INI, "max_client_conn", "max_client_conn = 20")),
   m("pool4-db-maxconn-raised", "db_maxconn raised in odoo.conf only", "POOL-4", "pgbouncer-max-client-conn-covers-odoo", (s) => s.line("odoo-1", ODOO_CONF, "db_maxconn", "db_maxconn = 64")),
+  m("pool4-db-maxconn-gevent-raised", "db_maxconn_gevent raised in odoo.conf only", "POOL-4", "pgbouncer-max-client-conn-covers-odoo", (s) => s.line("odoo-1", ODOO_CONF, "db_maxconn_gevent", "db_maxconn_gevent = 2000")),
   m("pool4-max-client-conn-absent", "no max_client_conn", "POOL-4", "pgbouncer-max-client-conn-set", (s) => s.line("pgbouncer", INI, "max_client_conn", undefined)),
   m("pool4-below-pools", "max_client_conn below the pool plus its reserve", "POOL-4", "pgbouncer-max-client-conn-set", (s) => s.line("pgbouncer", INI, "max_client_conn", "max_client_conn = 12")),
   // --- POOL-5 -----------------------------------------------------------------------------------
@@ -341,8 +360,8 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
   // --- AUTH-1 -----------------------------------------------------------------------------------
   m("auth1-pgbouncer-md5", "auth_type = md5", "AUTH-1", "pgbouncer-auth-scram", (s) => s.line("pgbouncer", INI, "auth_type", "auth_type = md5")),
   m("auth1-auth-type-absent", "no auth_type (PgBouncer's md5)", "AUTH-1", "pgbouncer-auth-scram", (s) => s.line("pgbouncer", INI, "auth_type", undefined)),
-  m("auth1-hba-md5", "md5 in pg_hba.conf", "AUTH-1", "pg-hba-no-weak-methods", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo\s+\S+\s+)scram-sha-256/, "$1md5"))),
-  m("auth1-hba-trust", "trust in pg_hba.conf", "AUTH-1", "pg-hba-no-weak-methods", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo\s+\S+\s+)scram-sha-256/, "$1trust"))),
+  m("auth1-hba-md5", "md5 in pg_hba.conf", "AUTH-1", "pg-hba-no-weak-methods", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo,odoo_migrate\s+\S+\s+)scram-sha-256/, "$1md5"))),
+  m("auth1-hba-trust", "trust in pg_hba.conf", "AUTH-1", "pg-hba-no-weak-methods", (s) => s.file("postgres", HBA, (t) => t.replace(/(hostssl\s+\S+\s+odoo,odoo_migrate\s+\S+\s+)scram-sha-256/, "$1trust"))),
   m("auth1-password-encryption-md5", "password_encryption = md5", "AUTH-1", "postgres-password-encryption-scram", (s) => s.line("postgres", PG_CONF, "password_encryption", "password_encryption = 'md5'")),
   m("auth1-later-conf-password-encryption", "a later conf.d file sets password_encryption", "AUTH-1", OVERRIDES, (s) => s.addFile("postgres", PG_LATER_CONF, "password_encryption = 'md5'\n")),
   m("auth1-alter-system-password-encryption", "ALTER SYSTEM SET password_encryption", "AUTH-1", OVERRIDES, (s) => s.file("postgres", BOOTSTRAP, append("ALTER SYSTEM SET password_encryption = 'md5';"))),
@@ -388,6 +407,8 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
   m("tls3-certificate-from-other-request", "PgBouncer's certificate signed from Odoo's request", "TLS-3", "certificate-sans-match-clients", (s) => s.refer("internal-ca-pgbouncer-cert", "certRequestPem", ["internal-ca-odoo-1-csr"], "csr")),
   // --- PG-1 -------------------------------------------------------------------------------------
   m("pg1-max-connections-20", "max_connections below the pools", "PG-1", "postgres-max-connections-cover-pgbouncer", (s) => s.line("postgres", PG_CONF, "max_connections", "max_connections = 20")),
+  m("pg1-migration-role-cap-raised", "the migration role's max_user_connections beyond what max_connections counts", "PG-1", "postgres-max-connections-cover-pgbouncer", (s) =>
+    s.file("pgbouncer", INI, (t) => t.replace(/^odoo_migrate = max_user_connections=\d+$/m, "odoo_migrate = max_user_connections=500"))),
   m("pg1-max-connections-absent", "no max_connections (PostgreSQL's 100)", "PG-1", "postgres-max-connections-set", (s) => s.line("postgres", PG_CONF, "max_connections", undefined)),
   m("pg1-later-conf-max-connections", "a later conf.d file sets max_connections", "PG-1", OVERRIDES, (s) => s.addFile("postgres", PG_LATER_CONF, "max_connections = 500\n")),
   m("pg1-alter-system-max-connections", "ALTER SYSTEM SET max_connections", "PG-1", OVERRIDES, (s) => s.file("postgres", BOOTSTRAP, append("ALTER SYSTEM SET max_connections = 500;"))),
@@ -471,6 +492,10 @@ export const SCALE_MUTATIONS: readonly Mutation[] = [
       const doc = JSON.parse(p.policy);
       p.policy = JSON.stringify({ ...doc, Statement: doc.Statement.filter((x: { Effect: string }) => x.Effect !== "Deny") });
     })),
+  m("pool2-postgres-pool-one-short", "the postgres session pool one session short of three hosts' Odoo processes", "POOL-2", "pgbouncer-postgres-pool-covers-odoo", (s) =>
+    s.file("pgbouncer", INI, pgbouncerEntry("postgres", (v) => v.replace(/\bpool_size=(\d+)/, (_m, n: string) => `pool_size=${Number(n) - 1}`)))),
+  m("pg1-rds-migration-role-cap-raised", "the migration role's max_user_connections beyond RDS's max_connections", "PG-1", "rds-max-connections-cover-pgbouncer", (s) =>
+    s.file("pgbouncer", INI, (t) => t.replace(/^odoo_migrate = max_user_connections=\d+$/m, "odoo_migrate = max_user_connections=5000"))),
   m("pool4-odoo-3-db-maxconn-raised", "db_maxconn raised on the third Odoo host only", "POOL-4", "pgbouncer-max-client-conn-covers-odoo", (s) => s.line("odoo-3", ODOO_CONF, "db_maxconn", "db_maxconn = 64")),
   m("proxy5-odoo-2-limit-time-real", "the second Odoo host's limit_time_real above nginx's read timeout", "PROXY-5", "nginx-timeouts-cover-odoo-limits", (s) => s.line("odoo-2", ODOO_CONF, "limit_time_real", "limit_time_real = 3000")),
   m("obs7-rds-lock-waiters-alarm-missing", "no lock-waiters alarm for RDS", "OBS-7", ALARMS, (s) => s.remove("monitoring-postgres-lock-waiters")),

@@ -273,7 +273,7 @@ describe("security-group-world-egress-known-ports (NET-3)", () => {
 describe("pg-hba-admits-only-pgbouncer (NET-6)", () => {
   const policy = pgHbaAdmitsOnlyPgbouncer;
   const hba = fixture.file("postgres", "/etc/postgresql/15/main/pg_hba.conf");
-  const wide = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo\s+)\S+/m, "$110.40.0.0/16"));
+  const wide = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo,odoo_migrate\s+)\S+/m, "$110.40.0.0/16"));
 
   it("passes the rendered pg_hba.conf: PgBouncer's address, local records, rejects", async () => {
     expect(await validateStack(policy, fixture.resources)).toEqual([]);
@@ -281,14 +281,14 @@ describe("pg-hba-admits-only-pgbouncer (NET-6)", () => {
 
   it("rejects a record for the VPC, unless a bastion is configured (its group narrows the range) or the range is allowed", async () => {
     const violations = await validateStack(policy, replaced(fixture.resources, wide));
-    expect(violations.map((v) => v.message)).toEqual([expect.stringMatching(/^pg_hba\.conf of postgres .* must not accept `hostssl .* odoo 10\.40\.0\.0\/16` with scram-sha-256 on line \d+: only the PgBouncer host \(.*\), loopback or postgresAllowedCidrs may log in over the network \(NET-6\)\.$/)]);
+    expect(violations.map((v) => v.message)).toEqual([expect.stringMatching(/^pg_hba\.conf of postgres .* must not accept `hostssl .* odoo,odoo_migrate 10\.40\.0\.0\/16` with scram-sha-256 on line \d+: only the PgBouncer host \(.*\), loopback or postgresAllowedCidrs may log in over the network \(NET-6\)\.$/)]);
     expect(await validateStack(policy, replaced(fixture.resources, wide), { bastionSecurityGroupIds: ["sg-bastion"] })).toEqual([]);
     expect(await validateStack(policy, replaced(fixture.resources, wide), { postgresAllowedCidrs: ["10.40.0.0/16"] })).toEqual([]);
   });
 
   it("rejects samenet and all even with a bastion", async () => {
     for (const address of ["samenet", "all", "0.0.0.0/0"]) {
-      const r = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo\s+)\S+/m, `$1${address}`));
+      const r = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo,odoo_migrate\s+)\S+/m, `$1${address}`));
       expect([address, (await validateStack(policy, replaced(fixture.resources, r), { bastionSecurityGroupIds: ["sg-bastion"] })).length]).toEqual([address, 1]);
     }
   });

@@ -15,7 +15,10 @@ import { replaced, stackFixture } from "./stack-fixture";
 const fixture = stackFixture();
 const conf = fixture.file("odoo-1", "/etc/odoo/odoo.conf");
 const label = `odoo.conf of odoo-1 (${conf.name})`;
-const edited = (key: string, line: string | undefined) => withContent(conf, setLine(key, line));
+/** Replaces, removes or (when the rendered file has no such key) adds the `key = …` line. */
+const putLine = (key: string, line: string | undefined) => (text: string): string =>
+  new RegExp(`^${key}\\s*=`, "m").test(text) ? setLine(key, line)(text) : line === undefined ? text : text.replace("[options]\n", `[options]\n${line}\n`);
+const edited = (key: string, line: string | undefined) => withContent(conf, putLine(key, line));
 
 describe("odoo-admin-passwd-secret-reference (ODOO-1)", () => {
   const policy = odooAdminPasswdSecretReference;
@@ -56,19 +59,35 @@ describe("odoo-list-db-disabled (ODOO-2)", () => {
 
 describe("odoo-dbfilter-restricts (ODOO-3)", () => {
   const policy = odooDbfilterRestricts;
+  const withBoth = (dbName: string | undefined, dbfilter: string | undefined) => withContent(conf, (text) => putLine("dbfilter", dbfilter)(putLine("db_name", dbName)(text)));
+
+  it("passes the rendered single-database file: db_name = erp and no dbfilter", async () => {
+    expect(String(conf.props.content)).not.toMatch(/^dbfilter/m);
+    expect(String(conf.props.content)).toMatch(/^db_name = erp$/m);
+    expect(await validateResource(policy, conf)).toEqual([]);
+  });
 
   it.each(["dbfilter = ^erp$", "dbfilter = ^%d$", "dbfilter = ^%h$"])("passes %s", async (line) => {
-    const file = line === "dbfilter = ^erp$" ? conf : edited("dbfilter", line);
-    expect(await validateResource(policy, file)).toEqual([]);
+    expect(await validateResource(policy, edited("dbfilter", line))).toEqual([]);
+  });
+
+  it("passes several databases with a dbfilter that restricts", async () => {
+    expect(await validateResource(policy, withBoth("db_name = erp,shop", "dbfilter = ^%d$"))).toEqual([]);
   });
 
   it.each([
     ["dbfilter = .*", `${label} must set a dbfilter that restricts databases; ".*" accepts any name (ODOO-3).`],
     ["dbfilter = ^(erp", `${label} must set dbfilter to a valid regular expression, not "^(erp" (ODOO-3).`],
-    ["dbfilter =", `${label} must set dbfilter, e.g. ^%d$ or ^mydb$ (ODOO-3).`],
-    [undefined, `${label} must set dbfilter, e.g. ^%d$ or ^mydb$ (ODOO-3).`],
   ])("rejects %s", async (line, message) => {
     expect(await validateResource(policy, edited("dbfilter", line))).toEqual([message]);
+  });
+
+  it.each([
+    ["no db_name and no dbfilter", undefined, undefined, `${label} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`],
+    ["an empty db_name and an empty dbfilter", "db_name =", "dbfilter =", `${label} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`],
+    ["several databases without a dbfilter", "db_name = erp,shop", undefined, `${label} must set a dbfilter such as ^%d$: db_name lists 2 databases (erp, shop), and only a filter restricts each request to one (ODOO-3).`],
+  ])("rejects %s", async (_name, dbName, dbfilter, message) => {
+    expect(await validateResource(policy, withBoth(dbName, dbfilter))).toEqual([message]);
   });
 });
 

@@ -1,6 +1,8 @@
 // PgBouncer pools (POOL-1 … POOL-5) and logging (OBS-3), read from the rendered pgbouncer.ini.
 import { pgbouncerLoggingEnabled } from "../../policy/observability";
 import {
+  MAX_DEAD_PEER_SECONDS,
+  pgbouncerDeadPeersFreed,
   pgbouncerDefaultPoolSizeSet,
   pgbouncerMaxClientConnSet,
   pgbouncerMaxDbConnectionsSet,
@@ -18,7 +20,7 @@ const entry = (db: string, edit: (value: string) => string) =>
   withContent(ini, (t) => t.replace(new RegExp(`^${db} = (.*)$`, "m"), (_l, v: string) => `${db} = ${edit(v)}`));
 
 describe("the rendered pgbouncer.ini", () => {
-  it.each([pgbouncerTransactionPooling, pgbouncerDefaultPoolSizeSet, pgbouncerReservePoolSet, pgbouncerMaxClientConnSet, pgbouncerMaxDbConnectionsSet, pgbouncerLoggingEnabled])(
+  it.each([pgbouncerTransactionPooling, pgbouncerDeadPeersFreed, pgbouncerDefaultPoolSizeSet, pgbouncerReservePoolSet, pgbouncerMaxClientConnSet, pgbouncerMaxDbConnectionsSet, pgbouncerLoggingEnabled])(
     "passes $name",
     async (policy) => {
       expect(await validateResource(policy, ini)).toEqual([]);
@@ -57,7 +59,7 @@ describe("pool sizes (POOL-2, POOL-3, POOL-4, POOL-5)", () => {
     expect(await validateResource(pgbouncerDefaultPoolSizeSet, edited("default_pool_size", undefined))).toEqual([
       `${label} must set default_pool_size to the computed pool size (a positive number); it is absent (POOL-2).`,
     ]);
-    expect(await validateResource(pgbouncerDefaultPoolSizeSet, entry("erp", (v) => v.replace("pool_size=10", "pool_size=0")))).toEqual([
+    expect(await validateResource(pgbouncerDefaultPoolSizeSet, entry("erp", (v) => v.replace("pool_size=11", "pool_size=0")))).toEqual([
       `${label} must give database erp a positive pool_size; it is "0" (POOL-2).`,
     ]);
   });
@@ -76,17 +78,47 @@ describe("pool sizes (POOL-2, POOL-3, POOL-4, POOL-5)", () => {
       `${label} must set max_client_conn for every Odoo process and peak (a positive number); it is absent (POOL-4).`,
     ]);
     expect(await validateResource(pgbouncerMaxClientConnSet, edited("max_client_conn", "max_client_conn = 5"))).toEqual([
-      `${label} must set max_client_conn (5) at least default_pool_size + reserve_pool_size (13): fewer clients than server connections means the pool is never used (POOL-4).`,
+      `${label} must set max_client_conn (5) at least default_pool_size + reserve_pool_size (14): fewer clients than server connections means the pool is never used (POOL-4).`,
     ]);
   });
 
   it("POOL-5: rejects an uncapped database and a cap below its pool", async () => {
-    const uncapped = withContent(entry("erp", (v) => v.replace(" max_db_connections=13", "")), setLine("max_db_connections", undefined));
+    const uncapped = withContent(entry("erp", (v) => v.replace(" max_db_connections=14", "")), setLine("max_db_connections", undefined));
     expect(await validateResource(pgbouncerMaxDbConnectionsSet, uncapped)).toEqual([
       `${label} must cap database erp with max_db_connections (in [pgbouncer] or its entry); it is unlimited (POOL-5).`,
     ]);
-    expect(await validateResource(pgbouncerMaxDbConnectionsSet, entry("erp", (v) => v.replace("max_db_connections=13", "max_db_connections=4")))).toEqual([
-      `${label} must set max_db_connections for erp (4) at least its pool size (10), or the pool can never fill (POOL-5).`,
+    expect(await validateResource(pgbouncerMaxDbConnectionsSet, entry("erp", (v) => v.replace("max_db_connections=14", "max_db_connections=4")))).toEqual([
+      `${label} must set max_db_connections for erp (4) at least its pool size (11), or the pool can never fill (POOL-5).`,
+    ]);
+  });
+});
+
+describe("pgbouncer-dead-peers-freed (POOL-2, POOL-3)", () => {
+  const policy = pgbouncerDeadPeersFreed;
+  const without = (keys: readonly string[]) => withContent(ini, (t) => keys.reduce((text, k) => setLine(k, undefined)(text), t));
+
+  it("passes the rendered keepalive (60 s) and a slower one still within the bound", async () => {
+    expect(await validateResource(policy, ini)).toEqual([]);
+    const slower = withContent(ini, (t) => setLine("tcp_keepidle", "tcp_keepidle = 300")(setLine("tcp_user_timeout", `tcp_user_timeout = ${MAX_DEAD_PEER_SECONDS * 1000}`)(t)));
+    expect(await validateResource(policy, slower)).toEqual([]);
+  });
+
+  it("rejects the kernel's defaults: PgBouncer's own tcp_keepalive = 1 alone takes over two hours", async () => {
+    expect(await validateResource(policy, without(["tcp_keepidle", "tcp_keepintvl", "tcp_keepcnt", "tcp_user_timeout"]))).toEqual([
+      `${label} must detect a dead peer within ${MAX_DEAD_PEER_SECONDS} s: tcp_keepidle 7200 + tcp_keepintvl 75 × tcp_keepcnt 9 = 7875 s (unset values are the kernel's), so a crashed Odoo host's LISTEN sessions hold their postgres pool slots that long (POOL-2, POOL-3).`,
+      `${label} must set tcp_user_timeout between 1 and ${MAX_DEAD_PEER_SECONDS * 1000} ms; it is 0 (the kernel's ~15 minutes of retransmissions): a LISTEN socket with a notification unacknowledged by a dead host waits for that instead of keepalive (POOL-2, POOL-3).`,
+    ]);
+  });
+
+  it("rejects keepalive turned off", async () => {
+    expect(await validateResource(policy, edited("tcp_keepalive", "tcp_keepalive = 0"))).toEqual([
+      `${label} must keep tcp_keepalive = 1: without it a crashed Odoo host's LISTEN sessions hold their postgres pool slots until PgBouncer restarts (POOL-2, POOL-3).`,
+    ]);
+  });
+
+  it("rejects a tcp_user_timeout beyond the bound", async () => {
+    expect(await validateResource(policy, edited("tcp_user_timeout", "tcp_user_timeout = 900000"))).toEqual([
+      `${label} must set tcp_user_timeout between 1 and ${MAX_DEAD_PEER_SECONDS * 1000} ms; it is 900000: a LISTEN socket with a notification unacknowledged by a dead host waits for that instead of keepalive (POOL-2, POOL-3).`,
     ]);
   });
 });

@@ -138,8 +138,10 @@ describe("rds-max-connections-cover-pgbouncer (PG-1, PG-2)", () => {
     const fixture = stackFixture(modelWith({ odooInstances, postgresEngine: "rds" }));
     const { sizing } = fixture.model.settings;
     expect(await validateStack(rdsMaxConnectionsCoverPgbouncer, fixture.resources)).toEqual([]);
-    // What PgBouncer may open on RDS: pools + reserves + the LISTEN pool (its max_user_connections).
-    const needed = sizing.pgbouncer.maxUserConnections + sizing.pgbouncer.listenPoolSize + 3 + 3;
+    // What PgBouncer may open on RDS: pools + reserves + the `postgres` pool (the Odoo role's
+    // max_user_connections) + the migration role's cap, plus admin and superuser slots.
+    const p = sizing.pgbouncer;
+    const needed = p.maxUserConnections + p.postgresPoolSize + p.postgresReservePoolSize + p.migrationConnections + 3 + 3;
     const group = fixture.get("postgres-parameters");
     const low = withProp(group, "parameters", group.props.parameters.map((p: { name: string; value: string }) => (p.name === "max_connections" ? { ...p, value: String(needed - 1) } : p)));
     const violations = await validateStack(rdsMaxConnectionsCoverPgbouncer, replaced(fixture.resources, low));

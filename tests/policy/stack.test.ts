@@ -4,6 +4,7 @@ import {
   databaseTrafficThroughPgbouncer,
   hostsReceiveCheckedConfigFiles,
   pgbouncerMaxClientConnCoversOdoo,
+  pgbouncerPostgresPoolCoversOdoo,
   postgresMaxConnectionsCoverPgbouncer,
 } from "../../policy/stack";
 import { modelWith } from "../helpers/fixtures";
@@ -44,6 +45,45 @@ describe("hosts-receive-checked-config-files", () => {
   });
 });
 
+describe("pgbouncer-postgres-pool-covers-odoo (POOL-2, POOL-3)", () => {
+  const policy = pgbouncerPostgresPoolCoversOdoo;
+  const postgresEntry = (edit: (value: string) => string) => withContent(ini, (t) => t.replace(/^postgres = (.*)$/m, (_l, v: string) => `postgres = ${edit(v)}`));
+
+  it("passes one host and three", async () => {
+    expect(await validateStack(policy, fixture.resources)).toEqual([]);
+    expect(await validateStack(policy, stackFixture(modelWith({ odooInstances: 3 })).resources)).toEqual([]);
+  });
+
+  it("rejects the pool sized for LISTEN alone (hosts + crons + 2, no reserve)", async () => {
+    const listenOnly = postgresEntry((v) => v.replace("pool_size=13", "pool_size=4").replace("reserve_pool=3", "reserve_pool=0").replace("max_db_connections=16", "max_db_connections=4"));
+    expect(await messages(policy, replaced(fixture.resources, listenOnly))).toEqual([
+      `${iniLabel} must give postgres a pool_size (4) of at least the 13 postgres sessions Odoo can hold at once (odoo-1: 9 workers + gevent + 1 cron: 2 listening, 11 short) (POOL-2).`,
+      `${iniLabel} must give postgres a reserve_pool (0) of at least 3: one host's LISTEN sessions still held by a process that is gone, plus its successor's start-up connection (POOL-3).`,
+    ]);
+  });
+
+  it("rejects a cap that leaves the reserve unusable", async () => {
+    const capped = postgresEntry((v) => v.replace("max_db_connections=16", "max_db_connections=13"));
+    expect(await messages(policy, replaced(fixture.resources, capped))).toEqual([
+      `${iniLabel} must set postgres's max_db_connections (13) at least pool_size + reserve_pool (16), or the reserve can never be used (POOL-3).`,
+    ]);
+  });
+
+  it("rejects more workers on Odoo's side only", async () => {
+    const more = withContent(odooConf, setLine("workers", "workers = 20"));
+    expect(await messages(policy, replaced(fixture.resources, more))).toEqual([
+      `${iniLabel} must give postgres a pool_size (13) of at least the 24 postgres sessions Odoo can hold at once (odoo-1: 20 workers + gevent + 1 cron: 2 listening, 22 short) (POOL-2).`,
+    ]);
+  });
+
+  it("rejects a stack without a postgres entry", async () => {
+    const none = withContent(ini, (t) => t.replace(/^postgres = .*\n/m, ""));
+    expect(await messages(policy, replaced(fixture.resources, none))).toEqual([
+      `${iniLabel} must have a postgres entry in session mode for Odoo's 13 postgres sessions (odoo-1: 9 workers + gevent + 1 cron: 2 listening, 11 short) (POOL-2, DESIGN principle 7).`,
+    ]);
+  });
+});
+
 describe("pgbouncer-max-client-conn-covers-odoo (POOL-4)", () => {
   const policy = pgbouncerMaxClientConnCoversOdoo;
 
@@ -55,14 +95,14 @@ describe("pgbouncer-max-client-conn-covers-odoo (POOL-4)", () => {
   it("rejects max_client_conn below Odoo's processes × db_maxconn", async () => {
     const r = withContent(ini, setLine("max_client_conn", "max_client_conn = 80"));
     expect(await messages(policy, replaced(fixture.resources, r))).toEqual([
-      `${iniLabel} must set max_client_conn (80) at least the 88 connections Odoo may open (odoo-1: (9 workers + 1 cron) × 8 + gevent 8) (POOL-4).`,
+      `${iniLabel} must set max_client_conn (80) at least the 144 connections Odoo may open (odoo-1: (9 workers + 1 cron) × 8 + gevent 64) (POOL-4).`,
     ]);
   });
 
   it("rejects a db_maxconn raised on Odoo's side only", async () => {
     const r = withContent(odooConf, setLine("db_maxconn", "db_maxconn = 64"));
     expect(await messages(policy, replaced(fixture.resources, r))).toEqual([
-      `${iniLabel} must set max_client_conn (120) at least the 704 connections Odoo may open (odoo-1: (9 workers + 1 cron) × 64 + gevent 64) (POOL-4).`,
+      `${iniLabel} must set max_client_conn (200) at least the 704 connections Odoo may open (odoo-1: (9 workers + 1 cron) × 64 + gevent 64) (POOL-4).`,
     ]);
   });
 });
@@ -76,17 +116,17 @@ describe("postgres-max-connections-cover-pgbouncer (PG-1)", () => {
     expect(await validateStack(policy, stackFixture(modelWith({ odooInstances: 3, databases: ["erp", "erp_test"] })).resources)).toEqual([]);
   });
 
-  it("rejects max_connections below the pools + reserves + LISTEN pool + slots", async () => {
+  it("rejects max_connections below the pools + reserves + `postgres` pool + the migration role + slots", async () => {
     const r = withContent(pgConf, setLine("max_connections", "max_connections = 20"));
     expect(await messages(policy, replaced(fixture.resources, r))).toEqual([
-      `${label} must set max_connections (20) at least 29: pgbouncer pools 17 + backup 4 + monitoring 2 + admin 3 + superuser_reserved_connections 3 (PG-1).`,
+      `${label} must set max_connections (20) at least 44: pgbouncer pools 30 + odoo_migrate 2 + backup 4 + monitoring 2 + admin 3 + superuser_reserved_connections 3 (PG-1).`,
     ]);
   });
 
   it("rejects pools raised in pgbouncer.ini without raising max_connections", async () => {
-    const r = withContent(ini, (t) => t.replace("pool_size=10", "pool_size=40").replace(/max_db_connections=13/g, "max_db_connections=43").replace("max_user_connections = 17", "max_user_connections = 47"));
+    const r = withContent(ini, (t) => t.replace("pool_size=11", "pool_size=41").replace(/max_db_connections=14/g, "max_db_connections=44").replace("max_user_connections = 30", "max_user_connections = 60"));
     expect(await messages(policy, replaced(fixture.resources, r))).toEqual([
-      `${label} must set max_connections (31) at least 59: pgbouncer pools 47 + backup 4 + monitoring 2 + admin 3 + superuser_reserved_connections 3 (PG-1).`,
+      `${label} must set max_connections (46) at least 74: pgbouncer pools 60 + odoo_migrate 2 + backup 4 + monitoring 2 + admin 3 + superuser_reserved_connections 3 (PG-1).`,
     ]);
   });
 });

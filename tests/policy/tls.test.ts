@@ -87,7 +87,7 @@ describe("PostgreSQL's TLS (TLS-1)", () => {
   it("rejects a plain `host` record that accepts logins", async () => {
     const r = withContent(hba, (t) => t.replace(/^hostssl(\s+erp)/m, "host   $1"));
     expect(await validateResource(pgHbaHostsslOnly, r)).toEqual([
-      `pg_hba.conf of postgres (${hba.name}) must use hostssl, not host, for \`erp,postgres odoo 10.40.128.11/32\` on line 8: it accepts unencrypted connections (TLS-1).`,
+      `pg_hba.conf of postgres (${hba.name}) must use hostssl, not host, for \`erp,postgres odoo,odoo_migrate 10.40.128.11/32\` on line 8: it accepts unencrypted connections (TLS-1).`,
     ]);
   });
 });

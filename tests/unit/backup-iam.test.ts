@@ -140,3 +140,15 @@ describe("Data Lifecycle Manager's role", () => {
     for (const a of ["ec2:DeleteVolume", "ec2:TerminateInstances", "ec2:CreateVolume", "ec2:*"]) expect(actions).not.toContain(a);
   });
 });
+
+describe("imports (the import-database procedure)", () => {
+  it.each([
+    ["postgres", postgresBackupPolicy(input)],
+    ["odoo", odooFilestorePolicy(input)],
+  ])("the %s host reads its stack's import prefix, and cannot write or delete there or read another stack's", (_host, doc) => {
+    expect(allows(doc, "s3:GetObject", object("import/prod/erp.dump"))).toBe(true);
+    expect(allows(doc, "s3:PutObject", object("import/prod/erp.dump"))).toBe(false);
+    expect(allows(doc, "s3:DeleteObject", object("import/prod/erp.dump"))).toBe(false);
+    expect(allows(doc, "s3:GetObject", object("import/prod-old/erp.dump"))).toBe(false);
+  });
+});

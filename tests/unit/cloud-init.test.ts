@@ -210,7 +210,8 @@ describe("renderUserData: invariants", () => {
     const { dataVolumeId: _omit, ...withoutVolume } = inputFor("postgres");
     void _omit;
     expect(() => buildUserData(withoutVolume)).toThrow(/dataVolumeId = undefined: the PostgreSQL host needs its data volume id/);
-    expect(() => buildUserData({ ...inputFor("proxy"), dataVolumeId: VOLUME })).toThrow(/only the postgres role has a data volume/);
+    expect(() => buildUserData({ ...inputFor("proxy"), dataVolumeId: VOLUME })).toThrow(/only the postgres host and an Odoo host have a data volume/);
+    expect(() => buildUserData({ ...inputFor("odoo"), dataVolumeId: VOLUME, efsFileSystemId: "fs-0123456789abcdef0" })).toThrow(/EFS or on its own volume, not both/);
     expect(() => buildUserData({ ...inputFor("odoo"), acme: { domain: "erp.example.com", email: "a@b.c", staging: false } })).toThrow(/only the proxy/);
   });
 
@@ -314,5 +315,17 @@ describe("manifest", () => {
     ]);
     expect(files[0].content).toBe(scriptText("apply"));
     expect(manifestObjectKey("odoo-1")).toBe("hosts/odoo-1/manifest.json");
+  });
+});
+
+describe("Odoo's data_dir on its own volume (issue 12)", () => {
+  it("formats and mounts the volume, gives it to the odoo user, then installs Odoo", () => {
+    const input = { ...inputFor("odoo"), dataVolumeId: VOLUME };
+    const steps = firstBootSteps(input).map((c) => c.join(" "));
+    const mount = steps.indexOf(`data-volume ${VOLUME} ${PATHS.odooDataDir}`);
+    expect(mount).toBeGreaterThan(0);
+    expect(steps[mount + 1]).toBe(`odoo-owner ${PATHS.odooDataDir}`);
+    expect(mount + 1).toBeLessThan(steps.indexOf("install odoo"));
+    expect(firstBootSteps(inputFor("odoo")).some((c) => c[0] === "data-volume")).toBe(false);
   });
 });

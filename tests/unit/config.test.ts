@@ -94,13 +94,14 @@ const BAD_CASES: BadCase[] = [
   ["no database", with_({ databases: [] }), "databases", [], "must name at least one Odoo database"],
   ["dbfilter that matches every database (ODOO-3)", with_({ dbfilter: ".*" }), "dbfilter", ".*", "must restrict databases"],
   ["dbfilter that is no regular expression (ODOO-3)", with_({ dbfilter: "^(erp$" }), "dbfilter", "^(erp$", "must be a valid regular expression"],
+  ["dbfilter with one database (ODOO-3: db_name alone restricts it)", with_({ dbfilter: "^erp$" }), "dbfilter", "^erp$", "must be left out with one database: db_name alone restricts Odoo to erp (ODOO-3)"],
   // PgBouncer and PostgreSQL (POOL-*, PG-*).
-  ["max_client_conn below processes × db_maxconn (POOL-4)", with_({ pgbouncer: { maxClientConn: 50 } }), "pgbouncer.maxClientConn", 50, "must cover every Odoo process × db_maxconn = 88 (POOL-4)"],
+  ["max_client_conn below processes × db_maxconn (POOL-4)", with_({ pgbouncer: { maxClientConn: 50 } }), "pgbouncer.maxClientConn", 50, "must cover every Odoo process's pool (db_maxconn, db_maxconn_gevent for the gevent worker) on every host plus one CLI process = 152 (POOL-4)"],
   ["default_pool_size 0 (POOL-2)", with_({ pgbouncer: { defaultPoolSize: 0 } }), "pgbouncer.defaultPoolSize", 0, "must be at least 1 (POOL-2)"],
-  ["default_pool_size way too large (POOL-2)", with_({ pgbouncer: { defaultPoolSize: 500 } }), "pgbouncer.defaultPoolSize", 500, "must not exceed twice the Odoo processes that can hold a transaction (10)"],
+  ["default_pool_size way too large (POOL-2)", with_({ pgbouncer: { defaultPoolSize: 500 } }), "pgbouncer.defaultPoolSize", 500, "must not exceed twice the Odoo processes that can hold a transaction (11)"],
   ["reserve_pool_size 0 (POOL-3)", with_({ pgbouncer: { reservePoolSize: 0 } }), "pgbouncer.reservePoolSize", 0, "so short peaks do not queue (POOL-3)"],
-  ["max_db_connections below the pool (POOL-5)", with_({ pgbouncer: { maxDbConnections: 5 } }), "pgbouncer.maxDbConnections", 5, "must be at least pgbouncer.defaultPoolSize (10) (POOL-5)"],
-  ["max_connections below the pools (PG-1)", with_({ postgres: { maxConnections: 20 } }), "postgres.maxConnections", 20, "must cover PgBouncer's pools + reserves (13)"],
+  ["max_db_connections below the pool (POOL-5)", with_({ pgbouncer: { maxDbConnections: 5 } }), "pgbouncer.maxDbConnections", 5, "must be at least pgbouncer.defaultPoolSize (11) (POOL-5)"],
+  ["max_connections below the pools (PG-1)", with_({ postgres: { maxConnections: 20 } }), "postgres.maxConnections", 20, "must cover PgBouncer's pools + reserves (14) + `postgres` session pool + reserve (16) + migration role (2)"],
   ["max_connections absurdly high (PG-1)", with_({ postgres: { maxConnections: 6000 } }), "postgres.maxConnections", 6000, "must stay at most 5000"],
   ["statement_timeout 0 (PG-2)", with_({ postgres: { statementTimeoutMs: 0 } }), "postgres.statementTimeoutMs", 0, "0 disables the timeout, which PG-2 forbids"],
   ["idle_in_transaction_session_timeout 0 (PG-2)", with_({ postgres: { idleInTransactionSessionTimeoutMs: 0 } }), "postgres.idleInTransactionSessionTimeoutMs", 0, "PG-2 forbids"],
@@ -234,10 +235,10 @@ describe("defaults", () => {
     expect(s.backupRetentionDays).toBe(DEFAULTS.backupRetentionDays);
     expect(s.tls).toEqual({ ...ACME, mode: DEFAULTS.tlsMode, staging: DEFAULTS.acmeStaging });
     // Derived defaults: /20 subnets carved from the VPC (public from index 0, private from 8),
-    // and a dbfilter that admits exactly the one database (ODOO-3).
+    // and no dbfilter: with one database db_name alone restricts Odoo to it (ODOO-3).
     expect(s.publicSubnetCidrs).toEqual(["10.40.0.0/20", "10.40.16.0/20"]);
     expect(s.privateSubnetCidrs).toEqual(["10.40.128.0/20", "10.40.144.0/20"]);
-    expect(s.dbfilter).toBe("^odoo$");
+    expect(s.dbfilter).toBeUndefined();
     expect(s.bastionSecurityGroupId).toBeUndefined();
     expect(s.alarmEmail).toBeUndefined();
     expect(s.tags).toEqual({});

@@ -7,8 +7,11 @@ import { proxyTimeoutSeconds } from "../../lib/sizing";
 import { escapeNginx, GENERATED } from "../../templates/format";
 import {
   NGINX_ACCESS_LOG_FORMAT,
+  NGINX_BUSY_LOCATION,
   NGINX_REQUIRED_HEADERS,
+  NGINX_RETRY_AFTER_SECONDS,
   NGINX_TARGET_WEBSOCKETS,
+  NGINX_UPSTREAMS,
   NGINX_WEBSOCKET_HEADERS,
   nginxFiles,
   nginxMainSettings,
@@ -276,8 +279,33 @@ describe("nginx site invariants", () => {
     expect(only(server, "add_header").args).toEqual(["Strict-Transport-Security", "max-age=31536000; includeSubDomains", "always"]);
     expect(only(server, "proxy_cookie_flags").args).toEqual(["session_id", "samesite=lax", "secure"]);
     expect(only(server, "client_max_body_size").args).toEqual(["100m"]);
-    // add_header is inherited only by levels that set none: a location with its own would drop HSTS.
-    expect(findAll(server, "location").flatMap((l) => findAll(l.block ?? [], "add_header"))).toEqual([]);
+    // add_header is inherited only by levels that set none: a location with its own repeats HSTS.
+    for (const loc of findAll(server, "location").filter((l) => findAll(l.block ?? [], "add_header").length > 0)) {
+      expect(findAll(loc.block ?? [], "add_header").map((d) => d.args)).toContainEqual(["Strict-Transport-Security", "max-age=31536000; includeSubDomains", "always"]);
+    }
+  });
+
+  it.each(MODELS)("%s: caps each Odoo host at its workers plus a bounded queue, then answers 503 with Retry-After (PROXY-5)", (_n, model) => {
+    const tree = site(model);
+    const odoo = findAll(tree, "upstream").find((u) => u.args[0] === NGINX_UPSTREAMS.http);
+    const servers = findAll(odoo?.block ?? [], "server");
+    const maxConns = model.settings.sizing.odoo.httpMaxConns;
+    expect(servers.map((d) => d.args[1])).toEqual(model.hosts.odoo.map(() => `max_conns=${maxConns}`));
+    // max_conns holds across nginx's workers only with the group in shared memory.
+    expect(only(odoo?.block ?? [], "zone").args).toEqual([NGINX_UPSTREAMS.http, "64k"]);
+    // Below Odoo's own listen backlog of 8 per worker (odoo/service/server.py L992).
+    expect(maxConns).toBeLessThan(model.settings.sizing.odoo.workers * 9);
+    // The gevent upstream (WebSockets) is not capped.
+    const chat = findAll(tree, "upstream").find((u) => u.args[0] === NGINX_UPSTREAMS.websocket);
+    expect(findAll(chat?.block ?? [], "server").every((d) => d.args.length === 1)).toBe(true);
+
+    const server = odooServer(tree).block ?? [];
+    expect(only(location(odooServer(tree), "/").block ?? [], "error_page").args).toEqual(["502", "=", NGINX_BUSY_LOCATION]);
+    const busy = location(odooServer(tree), NGINX_BUSY_LOCATION).block ?? [];
+    expect(findAll(busy, "add_header").map((d) => d.args)).toContainEqual(["Retry-After", String(NGINX_RETRY_AFTER_SECONDS), "always"]);
+    expect(only(busy, "return").args[0]).toBe("503");
+    expect(findAll(busy, "proxy_pass")).toEqual([]);
+    expect(findAll(server, "location").length).toBe(4);
   });
 
   it("renders the sandbox's loopback address, port, certificate and upstreams", () => {

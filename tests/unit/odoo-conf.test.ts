@@ -79,7 +79,8 @@ describe("odoo.conf invariants", () => {
     const options = parseOptions(renderOdooConf(odooConfSettingsFor(model, host)));
     for (const [key, forced] of Object.entries(ODOO_FORCED_KEYS)) {
       const found = options.filter(([k]) => k === key);
-      expect({ key, count: found.length }).toEqual({ key, count: 1 });
+      const absent = forced.absentWhen === "one database" && model.settings.databases.length === 1;
+      expect({ key, count: found.length }).toEqual({ key, count: absent ? 0 : 1 });
       if (forced.value !== undefined) expect({ key, value: found[0][1] }).toEqual({ key, value: forced.value });
     }
   });
@@ -142,6 +143,30 @@ describe("odoo.conf invariants", () => {
     expect(o.get("db_name")).toBe("erp,hr");
     expect(o.get("dbfilter")).toBe(model.settings.dbfilter);
     expect(o.get("dbfilter")).toBe("^%d$");
+  });
+
+  it("restricts one database by db_name alone: no dbfilter, so Odoo never lists databases on `postgres` (ODOO-3)", () => {
+    const model = modelWith();
+    const o = optionMap(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0])));
+    expect(model.settings.dbfilter).toBeUndefined();
+    expect(o.has("dbfilter")).toBe(false);
+    expect(o.get("db_name")).toBe("erp");
+    expect(o.get("list_db")).toBe("False");
+  });
+
+  it("refuses several databases without a dbfilter (ODOO-3)", () => {
+    const model = modelWith({ databases: ["erp", "hr"] });
+    const { dbfilter: _dbfilter, ...withoutFilter } = odooConfSettingsFor(model, model.hosts.odoo[0]);
+    expect(() => renderOdooConf(withoutFilter)).toThrow(/dbfilter: must be set with several databases \(erp, hr\)/);
+  });
+
+  it.each(["17.0", "18.0"] as const)("gives the gevent worker its own pool on %s (db_maxconn_gevent), and 16.0 none (it has no such option)", (version) => {
+    const model = modelWith({ odooVersion: version });
+    const o = optionMap(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0])));
+    expect(o.get("db_maxconn_gevent")).toBe(String(model.settings.sizing.odoo.dbMaxconnGevent));
+    expect(Number(o.get("db_maxconn_gevent"))).toBeGreaterThan(Number(o.get("db_maxconn")));
+    const old = modelWith({ odooVersion: "16.0" });
+    expect(optionMap(renderOdooConf(odooConfSettingsFor(old, old.hosts.odoo[0]))).has("db_maxconn_gevent")).toBe(false);
   });
 
   it("follows the limits the stack config overrides", () => {

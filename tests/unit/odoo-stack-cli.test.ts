@@ -25,7 +25,11 @@ function realisticOutput(commands: readonly string[]): string {
   if (/odoo-stack-rotate pgbouncer/.test(c)) {
     return "odoo-stack-apply: installed /etc/pgbouncer/userlist.txt\nodoo-stack-apply: pgbouncer reload: systemctl reload pgbouncer\nodoo-stack-rotate: next: odoo-stack-rotate postgres\n";
   }
-  if (/odoo-stack-rotate postgres/.test(c)) return "odoo-stack-rotate: role odoo now has the verifier from /odoo-stack/prod/pgbouncer/odoo-scram-verifier; next: odoo-stack-rotate odoo (on every Odoo host)\n";
+  if (/odoo-stack-rotate postgres/.test(c)) {
+    // One line per --role (one transaction), then the hint.
+    const roles = [...c.matchAll(/--role (\S+)/g)].map((m) => m[1]);
+    return `${roles.map((r) => `odoo-stack-rotate: role ${r} now has the verifier from /odoo-stack/prod/pgbouncer/odoo-scram-verifier\n`).join("")}odoo-stack-rotate: next: odoo-stack-rotate odoo (on every Odoo host)\n`;
+  }
   if (/odoo-stack-rotate odoo/.test(c)) return "odoo-stack-apply: installed /etc/odoo/odoo.conf\nodoo-stack-apply: odoo restart: systemctl restart odoo\n";
   if (/odoo-stack-rotate check/.test(c)) return "odoo-stack-rotate: login as odoo through pgbouncer.odoo.internal:6432 succeeded with the password in /etc/odoo/odoo.conf; rotation complete\n";
   return "";
@@ -143,7 +147,7 @@ describe("odoo-stack rotate odoo through a stand-in SSM (AUTH-4)", () => {
       "Describe odoo-2",
       "Send pgbouncer: sudo /usr/local/sbin/odoo-stack-rotate pgbouncer",
       ...polls("pgbouncer"),
-      "Send postgres: sudo /usr/local/sbin/odoo-stack-rotate postgres --role odoo",
+      "Send postgres: sudo /usr/local/sbin/odoo-stack-rotate postgres --role odoo --role odoo_migrate",
       ...polls("postgres"),
       "Send odoo-1: sudo /usr/local/sbin/odoo-stack-rotate odoo",
       ...polls("odoo-1"),
@@ -213,7 +217,7 @@ describe("odoo-stack rotate odoo through a stand-in SSM (AUTH-4)", () => {
       "Describe odoo-1",
       "Describe odoo-2",
       "Send pgbouncer: sudo /usr/local/sbin/odoo-stack-rotate pgbouncer",
-      "Send pgbouncer: sudo /usr/local/sbin/odoo-stack-rotate postgres --role odoo",
+      "Send pgbouncer: sudo /usr/local/sbin/odoo-stack-rotate postgres --role odoo --role odoo_migrate",
       "Send odoo-1: sudo /usr/local/sbin/odoo-stack-rotate odoo",
       "Send odoo-2: sudo /usr/local/sbin/odoo-stack-rotate odoo",
       "Send odoo-1: sudo /usr/local/sbin/odoo-stack-rotate check --dbname erp",

@@ -1,11 +1,12 @@
 import { randomBytes } from "crypto";
-import { SECRET_REF, type StackModel } from "../../lib/model";
+import { DB_ROLES, SECRET_REF, type StackModel } from "../../lib/model";
 import { scramSha256Verifier } from "../../lib/scram";
 import { odooRoleConnectionLimit } from "../../lib/sizing";
 import type { RawConfig } from "../../lib/config";
 import { escapePgbouncerConnstrValue, escapePgbouncerIniValue } from "../../templates/format";
 import {
   LISTEN_DATABASE,
+  PGBOUNCER_DEAD_PEER_SECONDS,
   PGBOUNCER_FORCED,
   PGBOUNCER_FORCED_KEYS,
   PGBOUNCER_OVERRIDABLE,
@@ -106,16 +107,23 @@ describe("pgbouncer.ini invariants", () => {
     expect(one("reserve_pool_timeout")).toBe(pools.reservePoolTimeoutSeconds);
     expect(one("max_client_conn")).toBe(pools.maxClientConn);
     expect(one("max_db_connections")).toBe(pools.maxDbConnections);
-    expect(one("max_user_connections")).toBe(pools.maxUserConnections + pools.listenPoolSize);
+    expect(one("max_user_connections")).toBe(pools.maxUserConnections + pools.postgresPoolSize + pools.postgresReservePoolSize);
     const dbs = Object.fromEntries(section(text, "databases").map(([name, v]) => [name, connstr(v)]));
     for (const db of model.settings.databases) {
       expect(Number(dbs[db].pool_size)).toBe(pools.defaultPoolSize);
       expect(Number(dbs[db].max_db_connections)).toBe(pools.maxDbConnections);
     }
-    expect(dbs[LISTEN_DATABASE]).toMatchObject({ pool_size: String(pools.listenPoolSize), max_db_connections: String(pools.listenPoolSize), reserve_pool: "0" });
+    expect(dbs[LISTEN_DATABASE]).toMatchObject({
+      pool_size: String(pools.postgresPoolSize),
+      reserve_pool: String(pools.postgresReservePoolSize),
+      max_db_connections: String(pools.postgresPoolSize + pools.postgresReservePoolSize),
+    });
+    // The migration role queues in PgBouncer at its PostgreSQL CONNECTION LIMIT.
+    const users = Object.fromEntries(section(text, "users").map(([name, v]) => [name, connstr(v)]));
+    expect(users).toEqual({ [DB_ROLES.migrate]: { max_user_connections: String(pools.migrationConnections) } });
     // Every server connection PgBouncer may open for Odoo fits what PostgreSQL keeps for it.
-    expect(one("max_user_connections")).toBe(pg.slots.pools + pg.slots.listen);
-    expect(one("max_user_connections") + pg.slots.monitoring + pg.slots.backup + pg.slots.admin + pg.superuserReservedConnections).toBeLessThanOrEqual(pg.maxConnections);
+    expect(one("max_user_connections")).toBe(pg.slots.pools + pg.slots.postgresPool);
+    expect(one("max_user_connections") + pools.migrationConnections + pg.slots.monitoring + pg.slots.backup + pg.slots.admin + pg.superuserReservedConnections).toBeLessThanOrEqual(pg.maxConnections);
   });
 
   it("follows a sizing override (POOL-2)", () => {
@@ -198,6 +206,8 @@ describe("userlist.txt (AUTH-1, AUTH-2)", () => {
     const entries = text.split("\n").filter((l) => l.startsWith('"'));
     expect(entries).toEqual([
       `"odoo" "{{ssm:${model.parameters.odooDbScramVerifier}}}"`,
+      // The migration role shares the Odoo role's password, so its verifier too.
+      `"odoo_migrate" "{{ssm:${model.parameters.odooDbScramVerifier}}}"`,
       `"pgbouncer_stats" "{{ssm:${model.parameters.statsScramVerifier}}}"`,
     ]);
     const refs = [...text.matchAll(SECRET_REF)].map((m) => m[1]);
@@ -243,7 +253,16 @@ describe("systemd drop-in and host files", () => {
     for (const f of Object.values(files)) expect(f.content.startsWith(`${f.path.endsWith(".conf") ? "#" : ";"} ${GENERATED}\n`)).toBe(true);
   });
 
-  it("odooRoleConnectionLimit adds the LISTEN pool to the transaction pools", () => {
-    expect(odooRoleConnectionLimit({ maxUserConnections: 10, listenPoolSize: 4 })).toBe(14);
+  it("odooRoleConnectionLimit adds the `postgres` pool and its reserve to the transaction pools", () => {
+    expect(odooRoleConnectionLimit({ maxUserConnections: 10, postgresPoolSize: 13, postgresReservePoolSize: 3 })).toBe(26);
+  });
+
+  it("turns TCP keepalive on, both sides, with a dead peer found in PGBOUNCER_DEAD_PEER_SECONDS (POOL-2, POOL-3)", () => {
+    const text = renderPgbouncerIni(pgbouncerSettingsFor(models[0][1]));
+    const one = (key: string) => valuesOf(section(text, "pgbouncer"), key);
+    expect(one("tcp_keepalive")).toEqual(["1"]);
+    expect(Number(one("tcp_keepidle")[0]) + Number(one("tcp_keepintvl")[0]) * Number(one("tcp_keepcnt")[0])).toBe(PGBOUNCER_DEAD_PEER_SECONDS);
+    expect(one("tcp_user_timeout")).toEqual([String(PGBOUNCER_DEAD_PEER_SECONDS * 1000)]);
+    expect(PGBOUNCER_DEAD_PEER_SECONDS).toBeLessThanOrEqual(120);
   });
 });

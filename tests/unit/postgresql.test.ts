@@ -158,8 +158,9 @@ describe("pg_hba.conf (NET-6, AUTH-1)", () => {
 
   it.each(models)("%s: Odoo's role reaches its databases and `postgres` from PgBouncer's /32 only, then everything else is rejected", (_name, m) => {
     const rows = hbaRows(renderPgHba(pgHbaSettingsFor(m)));
-    const odoo = rows.filter((r) => r[0] === "hostssl" && r[2] === "odoo");
-    expect(odoo).toEqual([["hostssl", [...m.settings.databases, "postgres"].join(","), "odoo", `${m.hosts.pgbouncer.privateIp}/32`, "scram-sha-256"]]);
+    const odoo = rows.filter((r) => r[0] === "hostssl" && r[2].split(",").includes("odoo"));
+    // The migration role (`odoo -u`) comes the same way, to the same databases.
+    expect(odoo).toEqual([["hostssl", [...m.settings.databases, "postgres"].join(","), "odoo,odoo_migrate", `${m.hosts.pgbouncer.privateIp}/32`, "scram-sha-256"]]);
     expect(rows.slice(-2)).toEqual([
       ["host", "all", "all", "0.0.0.0/0", "reject"],
       ["host", "all", "all", "::/0", "reject"],
@@ -194,6 +195,22 @@ describe("bootstrap SQL", () => {
     expect(limit + monitorLimit + pg.slots.backup + pg.slots.admin + pg.superuserReservedConnections).toBeLessThanOrEqual(pg.maxConnections);
   });
 
+  it.each(models)("%s: the migration role acts as the Odoo role with the migration timeouts, its CONNECTION LIMIT capped in PgBouncer too (PG-1, PG-2)", (_name, m) => {
+    const sql = renderPostgresBootstrap(postgresBootstrapSettingsFor(m));
+    const t = m.settings.sizing.postgres.migration;
+    const limit = m.settings.sizing.pgbouncer.migrationConnections;
+    expect(sql).toContain(`ALTER ROLE "odoo_migrate" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT ${limit};`);
+    for (const line of [
+      `GRANT "odoo" TO "odoo_migrate";`,
+      `ALTER ROLE "odoo_migrate" SET role = 'odoo';`,
+      `ALTER ROLE "odoo_migrate" SET statement_timeout = ${t.statementTimeoutMs};`,
+      `ALTER ROLE "odoo_migrate" SET lock_timeout = ${t.lockTimeoutMs};`,
+      `ALTER ROLE "odoo_migrate" SET idle_in_transaction_session_timeout = ${t.idleInTransactionSessionTimeoutMs};`,
+    ]) expect(sql).toContain(line);
+    expect([t.statementTimeoutMs, t.idleInTransactionSessionTimeoutMs, t.lockTimeoutMs]).toEqual([0, 0, m.settings.sizing.postgres.lockTimeoutMs]);
+    expect(renderPgbouncerIni(pgbouncerSettingsFor(m))).toContain(`\nodoo_migrate = max_user_connections=${limit}\n`);
+  });
+
   it.each(models)("%s: per-role timeouts are the sizing's (PG-2); postgres lifts statement_timeout", (_name, m) => {
     const sql = renderPostgresBootstrap(postgresBootstrapSettingsFor(m));
     const pg = m.settings.sizing.postgres;
@@ -218,8 +235,10 @@ describe("bootstrap SQL", () => {
   it("references secrets only as placeholders: the Odoo verifier and the monitor password", () => {
     const m = model("default");
     const sql = renderPostgresBootstrap(postgresBootstrapSettingsFor(m));
-    expect([...sql.matchAll(SECRET_REF)].map((x) => x[1]).sort()).toEqual([m.parameters.monitorPassword, m.parameters.odooDbScramVerifier].sort());
+    expect([...sql.matchAll(SECRET_REF)].map((x) => x[1]).sort()).toEqual([m.parameters.monitorPassword, m.parameters.odooDbScramVerifier, m.parameters.odooDbScramVerifier].sort());
     expect(sql).toContain(`ALTER ROLE "odoo" WITH PASSWORD '{{ssm:${m.parameters.odooDbScramVerifier}}}';`);
+    // The migration role logs in with the same password (lib/model.ts DB_ROLES.migrate).
+    expect(sql).toContain(`ALTER ROLE "odoo_migrate" WITH PASSWORD '{{ssm:${m.parameters.odooDbScramVerifier}}}';`);
     expect(sql).not.toContain(m.parameters.odooDbPassword);
     // The password statements run with statement logging off.
     expect(sql.indexOf("SET log_min_error_statement = 'panic';")).toBeLessThan(sql.indexOf("WITH PASSWORD"));

@@ -8,7 +8,7 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import type { StackModel } from "../../lib/model";
+import { DB_ROLES, type StackModel } from "../../lib/model";
 import { ROTATABLE_PASSWORD_NAMES } from "../../lib/rotation";
 import { LISTEN_DATABASE } from "../../templates/pgbouncer";
 import { renderAllHosts } from "../../templates/hosts";
@@ -16,7 +16,8 @@ import { ODOO_ROTATION_ORDER, operationalProcedures, POSTGRESQL_RESTART_UNIT, ro
 import { extractShellBlocks, type ShellBlock } from "../../templates/runbook-blocks";
 import { operationalProcedureFile, renderRunbooks, RUNBOOK_FILES } from "../../templates/runbooks";
 import { SCRIPT_PATHS, SCRIPTS_DIR, scriptText } from "../../templates/scripts";
-import { RESTORE_DRILL_PATH, RESTORE_DRILL_SCRIPT } from "../../templates/backup-units";
+import { importPrefix, RESTORE_DRILL_PATH, RESTORE_DRILL_SCRIPT } from "../../templates/backup-units";
+import { FIRSTBOOT_UNIT } from "../../templates/cloud-init";
 import { modelWith } from "../helpers/fixtures";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -82,13 +83,30 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
     expect(mentioned.filter((s, i) => mentioned.indexOf(s) === i)).toEqual([...ODOO_ROTATION_ORDER]);
   });
 
-  it("with RDS the postgres step runs on the PgBouncer host, and bootstrap.sql never changes the odoo role's password after creating it", () => {
+  it("every procedure the README names exists and is in the runbook the README says; the import prefix is the code's", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const [, model] = STACKS[0];
+    const ids = new Set(operationalProcedures(model).map((p) => p.id));
+    const named = [...readme.matchAll(/procedure\s+`([a-z-]+)`(?:\s+of\s+`out\/<stack>\/runbooks\/([a-z-]+\.md)`)?/g)];
+    expect(named.map((m) => m[1])).toEqual(expect.arrayContaining(["first-install", "import-database"]));
+    for (const [, id, file] of named) {
+      expect(ids.has(id)).toBe(true);
+      if (file) expect(operationalProcedureFile(id)).toBe(file);
+    }
+    expect(readme).toContain(`under \`${importPrefix("<stack>")}\``);
+  });
+
+  it("with RDS the postgres step runs on the PgBouncer host, and bootstrap.sql never changes the odoo or migration role's password after creating it", () => {
     const [, rdsModel] = STACKS[1];
     const rds = rotationProcedure(rdsModel, "odoo");
     expect(rds.steps.map((s) => `${s.id}@${s.where}`)).toEqual(["keeper@laptop", "pgbouncer@pgbouncer", "postgres@pgbouncer", "odoo@odoo", "check@odoo"]);
     const bootstrap = renderAllHosts(rdsModel).get("pgbouncer")!.find((f) => f.path === "/etc/odoo-stack/bootstrap.sql")!.content;
     expect(bootstrap).toContain('CREATE ROLE "odoo" PASSWORD');
     expect(bootstrap).not.toMatch(/ALTER ROLE "odoo" WITH PASSWORD/);
+    // The migration role shares the verifier and the rotation's postgres step (one transaction).
+    expect(bootstrap).toContain(`CREATE ROLE "${DB_ROLES.migrate}" PASSWORD`);
+    expect(bootstrap).not.toMatch(new RegExp(`ALTER ROLE "${DB_ROLES.migrate}" WITH PASSWORD`));
+    expect(rds.steps.find((s) => s.id === "postgres")?.commands).toEqual([`sudo ${SCRIPT_PATHS.rotate} postgres --role ${DB_ROLES.odoo} --role ${DB_ROLES.migrate}`]);
     // The wait's LISTEN pool is the stack's.
     expect(scriptText("rotate")).toContain(`readonly LISTEN_DATABASE=${LISTEN_DATABASE}\n`);
   });
@@ -182,7 +200,9 @@ describe.each(STACKS)("every block of the %s stack's runbooks", (_name, model) =
             const delivered = (files.get(hostId) ?? []).some((f) => f.path === `/etc/systemd/system/${name}` || f.path === `/etc/systemd/system/${name}.service`);
             const packaged = PACKAGE_UNITS[host.role].includes(name.replace(/\.service$/, ""));
             const transient = name.startsWith(POSTGRESQL_RESTART_UNIT);
-            expect({ block: `${b.file}:${b.line}`, host: hostId, unit: name, known: delivered || packaged || transient }).toEqual({ block: `${b.file}:${b.line}`, host: hostId, unit: name, known: true });
+            // First boot's service arrives with the user data, on every host.
+            const userData = name.replace(/\.service$/, "") === FIRSTBOOT_UNIT.replace(/\.service$/, "");
+            expect({ block: `${b.file}:${b.line}`, host: hostId, unit: name, known: delivered || packaged || transient || userData }).toEqual({ block: `${b.file}:${b.line}`, host: hostId, unit: name, known: true });
           }
         }
       }

@@ -7,6 +7,7 @@ import { DB_ROLES, PATHS } from "../../lib/model";
 import { backupAlarmEntries, monitoringAlarms, PROCEDURES } from "../../templates/alarms";
 import { LOG_SOURCE_NAMES, logGroupName } from "../../templates/cloudwatch-agent";
 import { GENERATED } from "../../templates/format";
+import { odooMigrationCommand } from "../../templates/odoo-conf";
 import { PGBOUNCER_DEBIAN } from "../../templates/pgbouncer";
 import { extractShellBlocks } from "../../templates/runbook-blocks";
 import { PROCEDURE_LOCATION, renderRunbooks, RUNBOOK_FILES, sessionCommand } from "../../templates/runbooks";
@@ -94,7 +95,8 @@ describe("renderRunbooks", () => {
   it("rotates with one laptop command per password, and by hand with the rotation script (AUTH-4)", () => {
     const text = docs[RUNBOOK_FILES.rotation];
     expect(text).toContain("```sh laptop procedure=rotate\nnpx tsx tools/odoo-stack.ts rotate odoo --stack prod --region eu-west-1\n");
-    expect(text).toContain(`sudo ${SCRIPT_PATHS.rotate} postgres --role ${DB_ROLES.odoo}`);
+    // The migration role shares the Odoo role's verifier: the postgres step sets both, in one transaction.
+    expect(text).toContain(`sudo ${SCRIPT_PATHS.rotate} postgres --role ${DB_ROLES.odoo} --role ${DB_ROLES.migrate}`);
     expect(text).toContain("pulumi config set --path 'passwordRotation.odoo' \"$(date -u +%F)\"");
     // The stats user is PgBouncer's only: never an ALTER ROLE on PostgreSQL (today's runbook said so).
     expect(text).not.toContain(`--role ${DB_ROLES.stats}`);
@@ -119,8 +121,12 @@ describe("renderRunbooks", () => {
   it("covers upgrades of Odoo (host by host), PostgreSQL and PgBouncer, backup first (BACKUP-3)", () => {
     const text = docs[RUNBOOK_FILES.upgrades];
     for (const s of ["Upgrade Odoo", "Upgrade PostgreSQL", "Upgrade PgBouncer", "apt-get install -y --only-upgrade odoo", "postgresql-15", "SHOW VERSION"]) expect(text).toContain(s);
-    for (const db of model.settings.databases) expect(text).toContain(`odoo -c ${PATHS.odooConf} -d ${db} -u all --stop-after-init --no-http`);
-    expect(text).toContain(`PGSSLROOTCERT=${PATHS.caCert}`);
+    // The module update runs on the cron host as the migration role, with the service's CA for verify-full (one source: odooMigrationCommand).
+    const migrations = model.settings.databases.map((db) => odooMigrationCommand(model, model.cronHost, db));
+    expect(text).toContain(`\`\`\`sh host=${model.cronHost.id} procedure=upgrade-odoo step=modules\n${migrations.join("\n")}\n\`\`\``);
+    expect(migrations).toEqual(
+      model.settings.databases.map((db) => `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`),
+    );
     expect(text.indexOf("pgbackrest-diff")).toBeLessThan(text.indexOf("apt-get install -y --only-upgrade odoo"));
     for (const h of model.hosts.odoo) expect(text).toContain(`\`\`\`sh host=${h.id} procedure=upgrade-odoo step=package\n`);
     expect(rdsDocs[RUNBOOK_FILES.upgrades]).toContain("aws rds create-db-snapshot");

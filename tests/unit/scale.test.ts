@@ -75,16 +75,19 @@ describe.each([1, 2, 4])("%i Odoo host(s)", (n) => {
   const { odoo, pgbouncer, postgres } = model.settings.sizing;
 
   it("sizes PgBouncer's client side for every process of every host (POOL-4)", () => {
-    expect(pgbouncer.maxClientConn).toBeGreaterThanOrEqual(odoo.processesPerHost * n * odoo.dbMaxconn);
-    expect(pgbouncer.defaultPoolSize).toBe(odoo.workers * n + odoo.maxCronThreads);
-    expect(pgbouncer.listenPoolSize).toBe(n + odoo.maxCronThreads + 2);
+    expect(pgbouncer.maxClientConn).toBeGreaterThanOrEqual(n * (odoo.workers * odoo.dbMaxconn + odoo.dbMaxconnGevent) + odoo.maxCronThreads * odoo.dbMaxconn);
+    expect(pgbouncer.defaultPoolSize).toBe((odoo.workers + 1) * n + odoo.maxCronThreads);
+    // DESIGN 7: every host's bus and cron LISTENer, every process's short-lived session.
+    expect(pgbouncer.postgresPoolSize).toBe(n + odoo.maxCronThreads + (odoo.workers + 1) * n + odoo.maxCronThreads);
+    expect(pgbouncer.postgresReservePoolSize).toBe(1 + odoo.maxCronThreads + 1);
   });
 
   it("keeps PostgreSQL's server connections bounded by the pools, not by the clients (PG-1)", () => {
     const s = postgres.slots;
-    expect(postgres.maxConnections).toBe(pgbouncer.maxUserConnections + pgbouncer.listenPoolSize + s.stats + s.backup + s.monitoring + s.admin + s.superuserReserved);
+    const postgresPool = pgbouncer.postgresPoolSize + pgbouncer.postgresReservePoolSize;
+    expect(postgres.maxConnections).toBe(pgbouncer.maxUserConnections + postgresPool + pgbouncer.migrationConnections + s.stats + s.backup + s.monitoring + s.admin + s.superuserReserved);
     expect(postgres.maxConnections).toBeLessThan(pgbouncer.maxClientConn);
-    expect(odooRoleConnectionLimit(pgbouncer)).toBe(pgbouncer.maxUserConnections + pgbouncer.listenPoolSize);
+    expect(odooRoleConnectionLimit(pgbouncer)).toBe(pgbouncer.maxUserConnections + postgresPool);
   });
 
   it("lets exactly one host run crons, and the model names it", () => {
@@ -106,7 +109,8 @@ describe.each([1, 2, 4])("%i Odoo host(s)", (n) => {
 describe("server connections as N grows", () => {
   it("grow by exactly the new hosts' workers and listeners, while clients grow by their connection pools", () => {
     const [one, two, four] = [1, 2, 4].map((n) => modelWith({ odooInstances: n }).settings.sizing);
-    const perHostPool = one.odoo.workers;
+    const perHostPool = one.odoo.workers + 1; // the HTTP workers and the gevent worker
+    expect(two.pgbouncer.postgresPoolSize - one.pgbouncer.postgresPoolSize).toBe(perHostPool + 1); // + the host's bus LISTENer
     expect(two.pgbouncer.defaultPoolSize - one.pgbouncer.defaultPoolSize).toBe(perHostPool);
     expect(four.pgbouncer.defaultPoolSize - two.pgbouncer.defaultPoolSize).toBe(2 * perHostPool);
     expect(four.pgbouncer.maxClientConn - one.pgbouncer.maxClientConn).toBeGreaterThan(four.postgres.maxConnections - one.postgres.maxConnections);

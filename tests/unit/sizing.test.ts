@@ -12,8 +12,15 @@ import {
   minimumOdooUsableMiB,
   ODOO_PROCESS_AT_REST,
   odooHostTooSmall,
+  httpMaxConns,
   maxClientConn,
+  migrationTimeouts,
+  odooClientConnections,
   osReserveMiB,
+  postgresListeners,
+  postgresPoolSize,
+  postgresReservePoolSize,
+  postgresShortLived,
   POSTGRES_RESERVED,
   proxyTimeoutSeconds,
   reservePoolSize,
@@ -88,9 +95,35 @@ describe("named formulas", () => {
     expect([1, 8, 10, 28].map(reservePoolSize)).toEqual([2, 2, 3, 7]);
   });
 
-  it("maxClientConn: processes × hosts × db_maxconn + 25 % + admin clients (POOL-4)", () => {
-    expect(maxClientConn(11, 1, 8)).toBe(110 + 10);
-    expect(maxClientConn(11, 3, 8)).toBe(330 + 10);
+  it("odooClientConnections: every process's pool on every host (the gevent worker's own), plus one CLI process (POOL-4)", () => {
+    // 1 host: 9 workers × 8 + gevent 64 + 1 cron × 8 + a CLI 8.
+    expect(odooClientConnections(9, 1, 1, 8, 64)).toBe(72 + 64 + 8 + 8);
+    // Crons run on one host only.
+    expect(odooClientConnections(9, 1, 3, 8, 64)).toBe(3 * (72 + 64) + 8 + 8);
+  });
+
+  it("maxClientConn: the clients + 25 % + admin clients (POOL-4)", () => {
+    expect(maxClientConn(152)).toBe(190 + 10);
+    expect(maxClientConn(1)).toBe(2 + 10);
+  });
+
+  it("the `postgres` session pool: LISTENers and short-lived sessions of every process, a reserve of one host's listeners + 1 (DESIGN 7)", () => {
+    expect(postgresListeners(1, 1)).toBe(2); // gevent bus + 1 cron worker
+    expect(postgresListeners(2, 3)).toBe(5); // 3 buses + 2 cron workers on the cron host
+    expect(postgresShortLived(9, 1, 1)).toBe(11); // 9 workers + gevent + 1 cron
+    expect(postgresShortLived(17, 1, 3)).toBe(55);
+    expect(postgresPoolSize(9, 1, 1)).toBe(13);
+    expect(postgresReservePoolSize(1)).toBe(3);
+    expect(postgresReservePoolSize(2)).toBe(4);
+  });
+
+  it("httpMaxConns: workers + 4 waiting per worker, inside Odoo's backlog of 8 per worker (PROXY-5)", () => {
+    expect(httpMaxConns(9)).toBe(45);
+    expect(httpMaxConns(9)).toBeLessThan(9 + 8 * 9);
+  });
+
+  it("migrationTimeouts: statement and idle-in-transaction lifted, lock_timeout kept", () => {
+    expect(migrationTimeouts(30_000)).toEqual({ statementTimeoutMs: 0, lockTimeoutMs: 30_000, idleInTransactionSessionTimeoutMs: 0 });
   });
 
   it("proxyTimeoutSeconds outlives limit_time_real (PROXY-5)", () => {
@@ -108,33 +141,38 @@ describe("computeSizing: known values", () => {
     // Odoo's own defaults: the host has room for one process at 2560 MiB and ten at rest.
     expect(s.odoo.limitMemoryHardBytes).toBe(2560 * MiB);
     expect(s.odoo.limitMemorySoftBytes).toBe(2048 * MiB); // 80 %
-    expect([s.odoo.limitTimeCpu, s.odoo.limitTimeReal, s.odoo.limitTimeRealCron, s.odoo.limitRequest, s.odoo.dbMaxconn]).toEqual([600, 1200, 1200, 65536, 8]);
+    expect([s.odoo.limitTimeCpu, s.odoo.limitTimeReal, s.odoo.limitTimeRealCron, s.odoo.limitRequest, s.odoo.dbMaxconn, s.odoo.dbMaxconnGevent]).toEqual([600, 1200, 1200, 65536, 8, 64]);
+    expect(s.odoo.httpMaxConns).toBe(45);
     expect(s.pgbouncer).toEqual({
-      defaultPoolSize: 10, // 9 workers × 1 host + 1 cron
+      defaultPoolSize: 11, // (9 workers + gevent) × 1 host + 1 cron
       reservePoolSize: 3,
       reservePoolTimeoutSeconds: 3,
-      maxClientConn: 120,
-      maxDbConnections: 13,
-      maxUserConnections: 13,
-      listenPoolSize: 4, // 1 host + 1 cron + 2
+      maxClientConn: 200, // ceil((72 + 64 + 8 + 8) × 1.25) + 10
+      maxDbConnections: 14,
+      maxUserConnections: 14,
+      postgresPoolSize: 13, // 2 listeners + 11 short-lived
+      postgresReservePoolSize: 3, // gevent + cron listeners + a start-up
+      migrationConnections: 2,
       limitNofile: 4096,
     });
-    expect(s.postgres.maxConnections).toBe(13 + 4 + reservedSlots);
+    expect(s.postgres.maxConnections).toBe(14 + 16 + 2 + reservedSlots);
+    expect(s.postgres.migration).toEqual({ statementTimeoutMs: 0, lockTimeoutMs: 30_000, idleInTransactionSessionTimeoutMs: 0 });
     expect(s.postgres.sharedBuffersMiB).toBe(4096);
     expect(s.postgres.effectiveCacheSizeMiB).toBe(12288);
     expect(s.postgres.maintenanceWorkMemMiB).toBe(1024);
-    expect(s.postgres.workMemMiB).toBe(Math.floor(12288 / (31 * 3)));
+    expect(s.postgres.workMemMiB).toBe(Math.floor(12288 / (46 * 3)));
     expect(s.postgres.idleInTransactionSessionTimeoutMs).toBe(1_200_000);
     expect(checkSizing(s, input("m6i.xlarge"))).toEqual([]);
   });
 
   it("m6i.xlarge × 3 hosts: pools grow with the hosts, crons stay on one", () => {
     const s = computeSizing(input("m6i.xlarge", 3));
-    expect(s.pgbouncer.defaultPoolSize).toBe(28);
-    expect(s.pgbouncer.reservePoolSize).toBe(7);
-    expect(s.pgbouncer.listenPoolSize).toBe(6);
-    expect(s.pgbouncer.maxClientConn).toBe(340);
-    expect(s.postgres.maxConnections).toBe(35 + 6 + reservedSlots);
+    expect(s.pgbouncer.defaultPoolSize).toBe(31);
+    expect(s.pgbouncer.reservePoolSize).toBe(8);
+    expect(s.pgbouncer.postgresPoolSize).toBe(4 + 31); // 3 buses + 1 cron listening; 3 × 10 + 1 short-lived
+    expect(s.pgbouncer.postgresReservePoolSize).toBe(3);
+    expect(s.pgbouncer.maxClientConn).toBe(Math.ceil((3 * 136 + 16) * 1.25) + 10);
+    expect(s.postgres.maxConnections).toBe(39 + 38 + 2 + reservedSlots);
   });
 
   it("c5.xlarge (4 vCPU, 8 GiB): memory bound, 5 workers of 1 GiB", () => {
@@ -172,7 +210,7 @@ describe("computeSizing: known values", () => {
     const s = computeSizing(input("m6i.xlarge", 1, 1, { odooOverrides: { workers: 6, dbMaxconn: 4 }, pgbouncerOverrides: { maxClientConn: 500 }, postgresOverrides: { lockTimeoutMs: 5000 } }));
     expect(s.odoo.workers).toBe(6);
     expect(s.odoo.dbMaxconn).toBe(4);
-    expect(s.pgbouncer.defaultPoolSize).toBe(7);
+    expect(s.pgbouncer.defaultPoolSize).toBe(8);
     expect(s.pgbouncer.maxClientConn).toBe(500);
     expect(s.postgres.lockTimeoutMs).toBe(5000);
   });
@@ -214,17 +252,23 @@ describe("invariants over every plausible Odoo host", () => {
         // LISTEN session pool and the reserved slots all fit max_connections.
         expect(b.maxUserConnections).toBeGreaterThanOrEqual(b.defaultPoolSize + b.reservePoolSize);
         expect(p.slots.pools).toBe(b.maxUserConnections);
-        expect(p.slots.listen).toBe(b.listenPoolSize);
-        expect(p.slots.pools + p.slots.listen + reservedSlots).toBeLessThanOrEqual(p.maxConnections);
-        // POOL-2: a transaction slot for every process that can hold one.
-        expect(b.defaultPoolSize).toBeGreaterThanOrEqual(odoo.workers * hosts + odoo.maxCronThreads);
+        expect(p.slots.postgresPool).toBe(b.postgresPoolSize + b.postgresReservePoolSize);
+        expect(p.slots.migration).toBe(b.migrationConnections);
+        expect(p.slots.pools + p.slots.postgresPool + p.slots.migration + reservedSlots).toBeLessThanOrEqual(p.maxConnections);
+        // POOL-2: a transaction slot for every process that can hold one (the gevent worker too).
+        expect(b.defaultPoolSize).toBeGreaterThanOrEqual((odoo.workers + 1) * hosts + odoo.maxCronThreads);
+        // DESIGN 7: a `postgres` session for every LISTENer and every process's short one at once.
+        expect(b.postgresPoolSize).toBe(hosts + odoo.maxCronThreads + (odoo.workers + 1) * hosts + odoo.maxCronThreads);
+        expect(b.postgresReservePoolSize).toBeGreaterThanOrEqual(odoo.maxCronThreads + 2);
         // POOL-3, POOL-4, POOL-5.
         expect(b.reservePoolSize).toBeGreaterThanOrEqual(1);
-        expect(b.maxClientConn).toBeGreaterThanOrEqual(odoo.processesPerHost * hosts * odoo.dbMaxconn);
+        expect(b.maxClientConn).toBeGreaterThanOrEqual(hosts * (odoo.workers * odoo.dbMaxconn + odoo.dbMaxconnGevent) + odoo.maxCronThreads * odoo.dbMaxconn);
         expect(b.maxDbConnections).toBeGreaterThanOrEqual(b.defaultPoolSize);
-        expect(b.limitNofile).toBeGreaterThanOrEqual(b.maxClientConn + b.maxUserConnections + b.listenPoolSize);
-        // PG-2: a transaction may stay idle no longer than a request may live.
-        expect(p.idleInTransactionSessionTimeoutMs).toBe(odoo.limitTimeReal * 1000);
+        expect(b.limitNofile).toBeGreaterThanOrEqual(b.maxClientConn + b.maxUserConnections + b.postgresPoolSize + b.postgresReservePoolSize);
+        // PG-2: a transaction may stay idle no longer than a request or a cron may live.
+        expect(p.idleInTransactionSessionTimeoutMs).toBe(Math.max(odoo.limitTimeReal, odoo.limitTimeRealCron) * 1000);
+        // The proxy's queue per host stays inside Odoo's listen backlog (8 × workers).
+        expect(odoo.httpMaxConns).toBeLessThan(odoo.workers * 9);
         expect(p.statementTimeoutMs).toBeGreaterThanOrEqual(1000);
         expect(p.lockTimeoutMs).toBeGreaterThanOrEqual(1000);
         expect(p.workMemMiB).toBeGreaterThanOrEqual(4);
@@ -236,8 +280,8 @@ describe("invariants over every plausible Odoo host", () => {
 });
 
 describe("checkSizing: overrides that break an invariant", () => {
-  // On m6i.xlarge, 1 host: 9 workers, 11 processes, hard 2560 MiB, pool 10, 88 client
-  // connections needed, 31 server connections needed.
+  // On m6i.xlarge, 1 host: 9 workers, 11 processes, hard 2560 MiB, pool 11, 152 client
+  // connections needed, 46 server connections needed.
   const CASES: [string, Partial<SizingInput>, string[]][] = [
     ["workers 1 (LIMIT-1)", { odooOverrides: { workers: 1 } }, ["odoo.workers"]],
     ["workers 10 > 4 × 2 + 1 (LIMIT-1)", { odooOverrides: { workers: 10 } }, ["odoo.workers"]],
@@ -251,21 +295,23 @@ describe("checkSizing: overrides that break an invariant", () => {
     ["limit_time_cpu 0", { odooOverrides: { limitTimeCpu: 0 } }, ["odoo.limitTimeCpu"]],
     ["limit_time_real below the default limit_time_cpu", { odooOverrides: { limitTimeReal: 300 } }, ["odoo.limitTimeCpu"]],
     ["db_maxconn 1", { odooOverrides: { dbMaxconn: 1 } }, ["odoo.dbMaxconn"]],
+    ["db_maxconn_gevent 4 < db_maxconn 8", { odooOverrides: { dbMaxconnGevent: 4 } }, ["odoo.dbMaxconnGevent"]],
     ["default_pool_size 0 (POOL-2)", { pgbouncerOverrides: { defaultPoolSize: 0 } }, ["pgbouncer.defaultPoolSize"]],
-    ["default_pool_size 21 > 2 × 10 (POOL-2)", { pgbouncerOverrides: { defaultPoolSize: 21 } }, ["pgbouncer.defaultPoolSize"]],
+    ["default_pool_size 23 > 2 × 11 (POOL-2)", { pgbouncerOverrides: { defaultPoolSize: 23 } }, ["pgbouncer.defaultPoolSize"]],
     ["reserve_pool_size 0 (POOL-3)", { pgbouncerOverrides: { reservePoolSize: 0 } }, ["pgbouncer.reservePoolSize"]],
-    ["max_client_conn 87 < 88 (POOL-4)", { pgbouncerOverrides: { maxClientConn: 87 } }, ["pgbouncer.maxClientConn"]],
-    ["max_db_connections 9 < pool 10 (POOL-5)", { pgbouncerOverrides: { maxDbConnections: 9 } }, ["pgbouncer.maxDbConnections"]],
-    ["max_connections 30 < 31 (PG-1)", { postgresOverrides: { maxConnections: 30 } }, ["postgres.maxConnections"]],
+    ["max_client_conn 151 < 152 (POOL-4)", { pgbouncerOverrides: { maxClientConn: 151 } }, ["pgbouncer.maxClientConn"]],
+    ["max_db_connections 10 < pool 11 (POOL-5)", { pgbouncerOverrides: { maxDbConnections: 10 } }, ["pgbouncer.maxDbConnections"]],
+    ["max_connections 45 < 46 (PG-1)", { postgresOverrides: { maxConnections: 45 } }, ["postgres.maxConnections"]],
     ["max_connections 5001 (PG-1)", { postgresOverrides: { maxConnections: 5001 } }, ["postgres.maxConnections"]],
     ["statement_timeout 999 ms (PG-2)", { postgresOverrides: { statementTimeoutMs: 999 } }, ["postgres.statementTimeoutMs"]],
     ["lock_timeout 0 (PG-2)", { postgresOverrides: { lockTimeoutMs: 0 } }, ["postgres.lockTimeoutMs"]],
     // Boundaries that hold.
     ["hard limit 13405 MiB: one runaway + 10 at rest fill the usable RAM exactly", { odooOverrides: { limitMemoryHardMiB: 13405 } }, []],
     ["hard limit at the floor, soft at its floor", { odooOverrides: { limitMemoryHardMiB: 1264, limitMemorySoftMiB: 390 } }, []],
-    ["default_pool_size 20 = 2 × 10", { pgbouncerOverrides: { defaultPoolSize: 20 } }, []],
-    ["max_client_conn 88", { pgbouncerOverrides: { maxClientConn: 88 } }, []],
-    ["max_connections 31", { postgresOverrides: { maxConnections: 31 } }, []],
+    ["default_pool_size 22 = 2 × 11", { pgbouncerOverrides: { defaultPoolSize: 22 } }, []],
+    ["max_client_conn 152", { pgbouncerOverrides: { maxClientConn: 152 } }, []],
+    ["max_connections 46", { postgresOverrides: { maxConnections: 46 } }, []],
+    ["db_maxconn_gevent 8 = db_maxconn", { odooOverrides: { dbMaxconnGevent: 8 } }, []],
     ["2 cron threads", { odooOverrides: { maxCronThreads: 2 } }, []],
   ];
 
@@ -277,9 +323,9 @@ describe("checkSizing: overrides that break an invariant", () => {
   });
 
   it("reports the offending value", () => {
-    const i = input("m6i.xlarge", 1, 1, { pgbouncerOverrides: { maxClientConn: 87 } });
+    const i = input("m6i.xlarge", 1, 1, { pgbouncerOverrides: { maxClientConn: 151 } });
     expect(checkSizing(computeSizing(i), i)).toEqual([
-      { key: "pgbouncer.maxClientConn", value: 87, message: expect.stringContaining("= 88 (POOL-4)") },
+      { key: "pgbouncer.maxClientConn", value: 151, message: expect.stringContaining("= 152 (POOL-4)") },
     ]);
   });
 });

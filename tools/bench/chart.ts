@@ -129,10 +129,10 @@ export const CONFIG_STYLE: Readonly<Record<PoolConfig, { readonly name: string; 
   "stock-postgres": { name: "(a) PostgreSQL, stock", color: "#d62728" },
   "stock-pgbouncer": { name: "(b) PgBouncer, stock", color: "#ff7f0e" },
   rendered: { name: "(c) rendered PgBouncer + PostgreSQL", color: "#2ca02c" },
-  ceiling: { name: "(d) PostgreSQL direct, few clients", color: "#1f77b4" },
+  ceiling: { name: "(d) the rendered PostgreSQL direct, few processes", color: "#1f77b4" },
 };
 
-/** Throughput and p95 latency against clients for every configuration of scenario 1. */
+/** Throughput and p95 latency against simulated Odoo processes for every configuration of scenario 1. */
 export function poolChartPanels(pool: Pick<PoolScenario, "points" | "ceiling">): ChartPanel[] {
   const configs = Object.keys(CONFIG_STYLE) as PoolConfig[];
   const seriesOf = (value: (p: PgPoint) => number): ChartSeries[] =>
@@ -156,7 +156,7 @@ export function poolChartPanels(pool: Pick<PoolScenario, "points" | "ceiling">):
     ],
   };
   return [
-    { title: "Throughput", xLabel: "concurrent clients (log)", yLabel: "transactions/s", yScale: "linear", series: [...seriesOf((p) => p.tps), ceilingLine] },
-    { title: "p95 latency", xLabel: "concurrent clients (log)", yLabel: "ms (log)", yScale: "log", series: seriesOf((p) => p.latencyMs.p95) },
+    { title: "Throughput", xLabel: "simulated Odoo processes (log)", yLabel: "requests/s", yScale: "linear", series: [...seriesOf((p) => p.tps), ceilingLine] },
+    { title: "p95 latency", xLabel: "simulated Odoo processes (log)", yLabel: "ms (log)", yScale: "log", series: seriesOf((p) => p.latencyMs.p95) },
   ];
 }

@@ -33,6 +33,12 @@ export interface PgPoint {
   readonly byKind: Readonly<Record<string, LatencySummary>>;
   /** PgBouncer's SHOW POOLS maxwait, the largest sample during the measured window; absent without PgBouncer. */
   readonly pgbouncerMaxWaitMs?: number;
+  /** The same for the `postgres` session pool alone. */
+  readonly postgresMaxWaitMs?: number;
+  /** Bus notifications sent while measuring, and those a LISTENer never received or that could not be sent. */
+  readonly notifications?: { readonly sent: number; readonly lost: number };
+  /** `postgres` connections opened while measuring (NOTIFY imbus, cron triggers, database lists). */
+  readonly postgresSessions?: number;
   readonly cpu: CpuUse;
 }
 
@@ -41,7 +47,11 @@ export interface LadderRun {
   readonly round: number;
   readonly tps: number;
   readonly latencyMs: LatencySummary;
+  /** Failed connections, failed transactions and starved clients. */
   readonly failures: number;
+  readonly lostNotifications: number;
+  /** The `postgres` pool's largest maxwait (ms); absent without PgBouncer. */
+  readonly postgresMaxWaitMs?: number;
   readonly cpu: CpuUse;
 }
 
@@ -50,6 +60,8 @@ export interface LadderRun {
  * than the rung before, measured once per round (rounds interleaved, so drift falls on all).
  */
 export interface LadderStep {
+  /** A stable name the targets refer to (e.g. "ceiling", "rendered-500"). */
+  readonly key: string;
   readonly label: string;
   readonly clients: number;
   readonly runs: readonly LadderRun[];
@@ -74,21 +86,32 @@ export interface PoolScenario {
    * first rung (measured once per round, interleaved with (c)).
    */
   readonly ceiling: { readonly clients: number; readonly tps: number; readonly sweepTps: number; readonly roundTps: readonly number[] };
-  /** From the ceiling to (c), one difference per rung; the first rung is the ceiling, the last is (c). */
+  /** Every rung measured once per round, rounds interleaved; the first rung is the ceiling. */
   readonly ladder: readonly LadderStep[];
-  readonly target: {
-    readonly clients: number;
-    /** The median of (c)'s runs in the ladder. */
-    readonly renderedTps: number;
-    readonly ceilingTps: number;
-    readonly ratio: number;
-    /** (c) ÷ ceiling within each round. */
-    readonly roundRatios: readonly number[];
-    readonly required: number;
-    /** Failed connections, failed transactions and starved clients of (c) at this count, over every run. */
-    readonly failures: number;
-    readonly met: boolean;
-  };
+  /** One per simulated fleet size: (c) against the ceiling, with zero failures and lost notifications. */
+  readonly targets: readonly PoolTarget[];
+  /** The security tax: the rendered PostgreSQL direct (TLS, SCRAM, the checklist's settings) ÷ stock PostgreSQL direct, both at the ceiling's client count. */
+  readonly securityTax: { readonly clients: number; readonly renderedDirectTps: number; readonly stockDirectTps: number; readonly ratio: number };
+  /** application_name in transaction pooling: the same fleet with Odoo's odoo-<pid> names and with one ODOO_PGAPPNAME per host. */
+  readonly applicationName: { readonly clients: number; readonly variants: readonly { readonly key: string; readonly label: string; readonly tps: number }[] };
+}
+
+export interface PoolTarget {
+  readonly clients: number;
+  /** The median of (c)'s runs in the ladder. */
+  readonly renderedTps: number;
+  readonly ceilingTps: number;
+  readonly ratio: number;
+  /** (c) ÷ ceiling within each round. */
+  readonly roundRatios: readonly number[];
+  readonly required: number;
+  /** Failed connections, failed transactions and starved clients of (c) at this count, over every run. */
+  readonly failures: number;
+  readonly lostNotifications: number;
+  /** The `postgres` session pool's largest maxwait over every run, ms. */
+  readonly postgresMaxWaitMs: number;
+  readonly postgresMaxWaitLimitMs: number;
+  readonly met: boolean;
 }
 
 export interface HttpRun {

@@ -241,7 +241,8 @@ export function imdsHandler(byAddress: ReadonlyMap<string, InstanceIdentity>, cr
       }),
       ...(id.publicIp && Date.now() - (firstSeen.get(id.host) as number) >= (id.publicIpAfterSeconds ?? 0) * 1000 ? { "/latest/meta-data/public-ipv4": id.publicIp } : {}),
     };
-    const value = meta[path];
+    // IMDS answers a path with or without its trailing slash (botocore asks for the zone with one).
+    const value = meta[path] ?? meta[path.replace(/\/$/, "")] ?? meta[`${path}/`];
     record({ service: "imds", action: "GET", host: id.host, detail: { path } });
     return value === undefined ? send(res, 404, "", "text/plain") : send(res, 200, value, path.endsWith("credentials/" + id.roleName) || path.endsWith("document") ? "application/json" : "text/plain");
   };

@@ -101,6 +101,8 @@ export class Fleet {
     fleet.model = fleet.modelOf(stack);
     fleet.publicCa = { certFile: path.join(runDir, "pki/public/ca.crt"), keyFile: path.join(runDir, "pki/public/ca.key"), certPem: fs.readFileSync(path.join(runDir, "pki/public/ca.crt"), "utf8") };
     fleet.internalCa = { certFile: path.join(runDir, "pki/internal/ca.crt"), keyFile: path.join(runDir, "pki/internal/ca.key"), certPem: fs.readFileSync(path.join(runDir, "pki/internal/ca.crt"), "utf8") };
+    const edge = JSON.parse(fs.readFileSync(path.join(runDir, "edge.json"), "utf8")) as EdgeConfig;
+    fleet.parameterValues = new Map(Object.entries(edge.parameters).map(([k, v]) => [k, v.value]));
     const nsPath = `/run/netns/${state.ns}`;
     fleet.network = {
       name: state.ns,
@@ -213,7 +215,12 @@ export class Fleet {
       edgeIp: EDGE_IP,
       imdsIp: IMDS_IP,
       dns: {
-        records: { ...this.facts.privateRecords, ...this.facts.publicRecords },
+        records: {
+          ...this.facts.privateRecords,
+          ...this.facts.publicRecords,
+          // AmazonProvidedDNS also answers each instance's own name (ip-a-b-c-d.<region>.compute.internal).
+          ...Object.fromEntries(this.facts.hosts.map((h) => [`ip-${h.privateIp.replace(/\./g, "-")}.${region}.compute.internal`, h.privateIp])),
+        },
         suffixes: { "amazonaws.com": EDGE_IP, "nightly.odoo.com": EDGE_IP, "deb.debian.org": EDGE_IP, "acme-v02.api.letsencrypt.org": EDGE_IP },
       },
       tls: { certFile: edgeCert.certFile, keyFile: edgeCert.keyFile },

@@ -172,12 +172,19 @@ export class Machine {
     return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
   }
 
+  /** A command inside the container that runs alongside the suite (a load generator); stdin is a pipe. */
+  spawn(argv: readonly string[]): ChildProcess {
+    const leader = this.leader();
+    if (leader === undefined) throw new Error(`${this.spec.host} is not running`);
+    return spawn("nsenter", ["-t", String(leader), "-a", ...ENV, ...argv], { stdio: ["pipe", "pipe", "pipe"] });
+  }
+
   sh(script: string, opts: { input?: string; timeoutMs?: number } = {}): ExecResult {
     return this.exec(["bash", "-c", script], opts);
   }
 
   /** `sh` that throws with the output on a non-zero exit. */
-  shOk(script: string, opts: { timeoutMs?: number } = {}): string {
+  shOk(script: string, opts: { input?: string; timeoutMs?: number } = {}): string {
     const r = this.sh(script, opts);
     if (r.code !== 0) throw new Error(`${this.spec.host}: \`${script}\` exited ${r.code}\n${r.stdout}\n${r.stderr}`);
     return r.stdout;

@@ -9,16 +9,27 @@ SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
 SET password_encryption = 'scram-sha-256';
 
--- Odoo's role. CONNECTION LIMIT = PgBouncer's transaction pools + reserves + the LISTEN pool
+-- Odoo's role. CONNECTION LIMIT = PgBouncer's transaction pools + reserves + the `postgres` pool
 -- (PG-1). The password is PgBouncer's verifier itself (same salt and iterations), so SCRAM
 -- passes through PgBouncer and no plaintext reaches this host.
 SELECT 'CREATE ROLE "odoo"' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'odoo')\gexec
-ALTER ROLE "odoo" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 41;
+ALTER ROLE "odoo" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 77;
 ALTER ROLE "odoo" WITH PASSWORD '{{ssm:/odoo-stack/test/pgbouncer/odoo-scram-verifier}}';
 -- PG-2 per role: sent at every server login, so it holds through transaction pooling.
 ALTER ROLE "odoo" SET statement_timeout = 120000;
 ALTER ROLE "odoo" SET lock_timeout = 30000;
 ALTER ROLE "odoo" SET idle_in_transaction_session_timeout = 1200000;
+
+-- `odoo -u` and `odoo -i` log in as odoo_migrate: no statement_timeout, no idle_in_transaction_session_timeout
+-- (long rewrites of big tables), the same lock_timeout, acting as odoo (owner of what it creates).
+SELECT 'CREATE ROLE "odoo_migrate"' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'odoo_migrate')\gexec
+ALTER ROLE "odoo_migrate" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 2;
+ALTER ROLE "odoo_migrate" WITH PASSWORD '{{ssm:/odoo-stack/test/pgbouncer/odoo-scram-verifier}}';
+GRANT "odoo" TO "odoo_migrate";
+ALTER ROLE "odoo_migrate" SET role = 'odoo';
+ALTER ROLE "odoo_migrate" SET statement_timeout = 0;
+ALTER ROLE "odoo_migrate" SET lock_timeout = 30000;
+ALTER ROLE "odoo_migrate" SET idle_in_transaction_session_timeout = 0;
 
 -- The metrics collector on this host (OBS-7, PG-4): read-only statistics.
 SELECT 'CREATE ROLE "odoo_stack_monitor"' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'odoo_stack_monitor')\gexec
