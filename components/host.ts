@@ -10,7 +10,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { AwsFacts } from "../lib/aws-specs";
-import { SECRET_REF, type HostId, type StackModel } from "../lib/model";
+import { SECRET_REF, secretRef, type HostId, type StackModel } from "../lib/model";
 import { renderUserData, userDataInputFor } from "../templates/cloud-init";
 import { sha256, type HostFile } from "../templates/format";
 import { applyCommandLine, configObjectKey, parametersFingerprint } from "../templates/hosts";
@@ -253,7 +253,7 @@ export class Host extends pulumi.ComponentResource {
     const referenced = referencedParameters(files);
     for (const parameterName of referenced) {
       if (!(parameterName in args.parameters) && !externalParameterNames.includes(parameterName)) {
-        const where = files.filter((f) => f.content.includes(`{{ssm:${parameterName}}}`)).map((f) => f.path);
+        const where = files.filter((f) => f.content.includes(secretRef(parameterName))).map((f) => f.path);
         problems.push(`${where.join(", ")} reference${where.length === 1 ? "s" : ""} SSM parameter ${parameterName}, which the stack does not create`);
       }
     }

@@ -6,6 +6,7 @@ import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet,
 import type { InstanceSpec } from "./instance-types";
 import { SMTP_EGRESS_PORTS } from "./ports";
 import { checkPasswordRotation, PASSWORD_ROTATION_KEY, type PasswordRotation } from "./rotation";
+import { isSecretRef, scanSecretRefs } from "./secret-ref";
 import {
   isOptionalWithoutDefault,
   MAIL_FIELD_DEFAULTS,
@@ -195,7 +196,6 @@ export class ConfigError extends Error {
 
 /** Keys whose value is a secret: a rejected value under such a key is never echoed back. */
 const SECRET_KEY = /(pass(word|wd)?|secret|token|credential|private[_-]?key|api[_-]?key)$/i;
-const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
 
 /**
  * The value as a problem line shows it: a value under a secret-looking key (smtp_password,
@@ -204,7 +204,7 @@ const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
  */
 export function displayValue(key: string, value: unknown): unknown {
   const leaf = key.split(/[.[\]]/).filter(Boolean).pop() ?? key;
-  if (SECRET_KEY.test(leaf) && value !== undefined && !(typeof value === "string" && SECRET_REFERENCE.test(value))) return "[redacted]";
+  if (SECRET_KEY.test(leaf) && value !== undefined && !(typeof value === "string" && isSecretRef(value))) return "[redacted]";
   if (Array.isArray(value)) return value.map((v, i) => displayValue(`${key}[${i}]`, v));
   if (typeof value === "object" && value !== null) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, displayValue(`${key}.${k}`, v)]));
@@ -654,7 +654,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     ...new Set(
       Object.values(odooOptions)
         .filter((v): v is string => typeof v === "string")
-        .flatMap((v) => [...v.matchAll(/\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g)].map((m) => m[1])),
+        .flatMap((v) => scanSecretRefs(v).paths),
     ),
   ].sort();
 

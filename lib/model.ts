@@ -87,13 +87,9 @@ export const PATHS = {
   manifest: "/etc/odoo-stack/manifest.json",
 } as const;
 
-/**
- * A reference to an SSM parameter, resolved on the host at apply time by the apply script.
- * Rendered files carry these instead of secrets (DESIGN principle 5).
- */
-export const secretRef = (parameterPath: string): string => `{{ssm:${parameterPath}}}`;
-/** Matches every secretRef in a rendered file; group 1 is the parameter path. */
-export const SECRET_REF = /\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g;
+// Rendered files carry secretRef() placeholders instead of secrets (DESIGN principle 5); the
+// grammar lives in ./secret-ref, re-exported here where the renderers read their names.
+export { SECRET_REF, secretRef } from "./secret-ref";
 
 export interface StackModel {
   readonly project: string;

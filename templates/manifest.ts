@@ -3,7 +3,8 @@
 // unresolved), and which service validates and reloads each. Pulumi uploads it beside the files:
 //   s3://<config bucket>/hosts/<hostId>/manifest.json
 //   s3://<config bucket>/hosts/<hostId>/<absolute path without its leading slash>
-import { PATHS, SECRET_REF } from "../lib/model";
+import { PATHS } from "../lib/model";
+import { scanSecretRefs, SECRET_REF_OPEN } from "../lib/secret-ref";
 import { renderSortedJson, sha256, type HostFile } from "./format";
 
 export const MANIFEST_FORMAT = 1;
@@ -110,11 +111,11 @@ function problemsOf(hostId: string, files: readonly HostFile[], actions: Manifes
     seen.add(f.path);
     if (!MODE.test(f.mode)) problems.push(`${where}: mode ${JSON.stringify(f.mode)} must be 4 octal digits, e.g. "0640"`);
     if (!ACCOUNT.test(f.owner) || !ACCOUNT.test(f.group)) problems.push(`${where}: owner/group ${JSON.stringify(`${f.owner}:${f.group}`)} is not a valid account name`);
-    const refs = [...f.content.matchAll(SECRET_REF)];
-    if (f.content.split("{{ssm:").length - 1 !== refs.length) problems.push(`${where} has a malformed {{ssm:...}} placeholder`);
-    const secret = refs.find((m) => SECRET_PARAMETER.test(m[1]));
+    const refs = scanSecretRefs(f.content);
+    if (refs.malformed) problems.push(`${where} has a malformed ${SECRET_REF_OPEN}...}} placeholder`);
+    const secret = refs.paths.find((p) => SECRET_PARAMETER.test(p));
     if (secret && MODE.test(f.mode) && (parseInt(f.mode, 8) & 0o007) !== 0) {
-      problems.push(`${where} carries the secret ${secret[1]} and must not be readable by others (mode ${f.mode}; use 0600 or 0640)`);
+      problems.push(`${where} carries the secret ${secret} and must not be readable by others (mode ${f.mode}; use 0600 or 0640)`);
     }
   }
   for (const [path, service] of Object.entries(actions.services ?? {})) {

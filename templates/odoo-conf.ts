@@ -3,7 +3,8 @@
 // sandbox builds its own), renderOdooConf() turns settings into text. Keys are layered
 // defaults → user extra options (allowlisted) → forced keys, written last and sorted.
 import type { OdooVersion } from "../lib/config";
-import { DB_ROLES, PATHS, SECRET_REF, secretRef, type HostId, type StackModel } from "../lib/model";
+import { DB_ROLES, PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
+import { isSecretRef } from "../lib/secret-ref";
 import { PORTS } from "../lib/ports";
 import { escapeOdooConf, header, lines, sortedEntries, type HostFile } from "./format";
 
@@ -242,7 +243,6 @@ export function odooConfSettingsFor(
   };
 }
 
-const isSecretRef = (value: string): boolean => new RegExp(`^${SECRET_REF.source}$`).test(value);
 const isWildcardInterface = (address: string): boolean => ["", "0.0.0.0", "::", "[::]", "*"].includes(address.trim());
 
 /** Every problem with the settings, each naming the key and the fix. */

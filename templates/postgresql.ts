@@ -6,6 +6,7 @@ import { parseCidr } from "../lib/cidr";
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
+import { isSecretRef } from "../lib/secret-ref";
 import { odooRoleConnectionLimit, POSTGRES_RESERVED, type MigrationTimeouts, type PostgresSizing } from "../lib/sizing";
 import { escapePostgresConf, header, lines, sortedEntries, sqlIdent, sqlLiteral, type HostFile } from "./format";
 import { postgresArchiveParameters } from "./backup-units";
@@ -365,7 +366,7 @@ export function migrationRoleSql(
  * verifiers hold only base64 and `$:` characters, so a resolved value cannot end a literal.
  */
 export function renderPostgresBootstrap(s: PostgresBootstrapSettings): string {
-  if (!/^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/.test(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
+  if (!isSecretRef(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
     throw new Error("bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
   }
   for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["migrateConnectionLimit", s.migrateConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {

@@ -54,7 +54,8 @@ PROG=odoo-stack-apply
 readonly MANIFEST_FORMAT=1
 readonly SERVICES_KNOWN=" ca-certificates postgresql sql pgbouncer odoo nginx logrotate cloudwatch-agent systemd none "
 readonly PATH_RE='^(/[A-Za-z0-9._@+-]+)+$'
-# Matches SECRET_REF in lib/model.ts.
+# The ERE spelling of SECRET_REF in lib/secret-ref.ts; tests/unit/secret-ref.test.ts runs both on
+# one corpus (tests/fixtures/ssm-placeholders.json).
 readonly PLACEHOLDER_RE='[{][{]ssm:(/[A-Za-z0-9_./-]+)[}][}]'
 
 log() { printf '%s: %s\n' "$PROG" "$*"; }
@@ -277,7 +278,7 @@ cache_parameter() {
 # like a placeholder when it is staged.
 readonly PLACEHOLDER_OPEN='{{'ssm:
 check_literal() {
-  [[ $1 != *"$PLACEHOLDER_OPEN"* ]] || die "$2: malformed secret placeholder (see SECRET_REF in lib/model.ts)"
+  [[ $1 != *"$PLACEHOLDER_OPEN"* ]] || die "$2: malformed secret placeholder (see lib/secret-ref.ts)"
 }
 
 # Copies src to dest with every placeholder replaced. Bash does the substitution, so no value
