@@ -6,6 +6,7 @@ import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet,
 import type { InstanceSpec } from "./instance-types";
 import { SMTP_EGRESS_PORTS } from "./ports";
 import { checkPasswordRotation, PASSWORD_ROTATION_KEY, type PasswordRotation } from "./rotation";
+import { problemsMessage } from "./problems";
 import { isSecretRef, scanSecretRefs } from "./secret-ref";
 import {
   isOptionalWithoutDefault,
@@ -213,8 +214,8 @@ export function displayValue(key: string, value: unknown): unknown {
 }
 
 export function formatProblems(problems: readonly ConfigProblem[]): string {
-  const lines = problems.map((p, i) => `  ${i + 1}. ${PROJECT}:${p.key} = ${JSON.stringify(displayValue(p.key, p.value))}: ${p.fix}`);
-  return `odoo-stack: ${problems.length} configuration problem${problems.length === 1 ? "" : "s"}; nothing was created:\n${lines.join("\n")}`;
+  const lines = problems.map((p) => `${PROJECT}:${p.key} = ${JSON.stringify(displayValue(p.key, p.value))}: ${p.fix}`);
+  return problemsMessage(PROJECT, lines, { noun: "configuration problem", note: "nothing was created" });
 }
 
 /** Raw config: key (no namespace) → value as Pulumi gives it (strings; objects as JSON text or parsed). */

@@ -4,6 +4,7 @@
 //   s3://<config bucket>/hosts/<hostId>/manifest.json
 //   s3://<config bucket>/hosts/<hostId>/<absolute path without its leading slash>
 import { PATHS } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import { scanSecretRefs, SECRET_REF_OPEN } from "../lib/secret-ref";
 import { renderSortedJson, sha256, type HostFile } from "./format";
 
@@ -128,9 +129,7 @@ function problemsOf(hostId: string, files: readonly HostFile[], actions: Manifes
 /** Builds and checks a host's manifest; throws listing every problem at once. */
 export function buildManifest(hostId: string, files: readonly HostFile[], actions: ManifestActions = {}): Manifest {
   const problems = problemsOf(hostId, files, actions);
-  if (problems.length > 0) {
-    throw new Error(`manifest of host ${hostId}: ${problems.length} problem(s):\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-  }
+  throwIfAny(`manifest of host ${hostId}`, problems);
   const entries: ManifestFile[] = [...files]
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
     .map((f) => ({

@@ -6,6 +6,7 @@ import type { OdooVersion } from "../lib/config";
 import { DB_ROLES, PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
 import { isSecretRef } from "../lib/secret-ref";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { escapeOdooConf, header, lines, sortedEntries, type HostFile } from "./format";
 
 /** The Unix account Odoo's Debian package creates and runs as; it owns the log and data dirs. */
@@ -390,9 +391,7 @@ export function odooConfOptions(s: OdooConfSettings): Record<string, OdooOptionV
 /** odoo.conf text. Throws listing every problem when the settings break a rule. */
 export function renderOdooConf(s: OdooConfSettings): string {
   const problems = checkOdooConfSettings(s);
-  if (problems.length > 0) {
-    throw new Error(`odoo.conf: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-  }
+  throwIfAny("odoo.conf", problems);
   return lines(
     header(";"),
     "[options]",

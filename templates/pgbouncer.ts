@@ -6,6 +6,7 @@
 // https://www.pgbouncer.org/config.html
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { parseScramVerifier } from "../lib/scram";
 import { isSecretRef } from "../lib/secret-ref";
 import { odooRoleConnectionLimit, type PgbouncerSizing } from "../lib/sizing";
@@ -171,7 +172,7 @@ function checkOverrides(overrides: Readonly<Record<string, PgbouncerValue>>): vo
       problems.push(`${key} is not an overridable PgBouncer setting; pool sizes come from the pgbouncer.* config keys; allowed: ${PGBOUNCER_OVERRIDABLE.join(", ")}`);
     }
   }
-  if (problems.length > 0) throw new Error(`pgbouncer.ini overrides rejected:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+  throwIfAny("pgbouncer.ini overrides rejected", problems);
 }
 
 /** pgbouncer.ini. Throws on an override of a forced or unknown key. */

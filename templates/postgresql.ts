@@ -5,6 +5,7 @@
 import { parseCidr } from "../lib/cidr";
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { parseScramVerifier } from "../lib/scram";
 import { isSecretRef } from "../lib/secret-ref";
 import { odooRoleConnectionLimit, POSTGRES_RESERVED, type MigrationTimeouts, type PostgresSizing } from "../lib/sizing";
@@ -108,7 +109,7 @@ const GUC_NAME = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
 const mb = (n: number): string => `${n}MB`;
 
 function numbered(title: string, problems: string[]): void {
-  if (problems.length > 0) throw new Error(`${title}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+  throwIfAny(title, problems);
 }
 
 /** The conf.d drop-in (Debian's postgresql.conf ends with include_dir = 'conf.d'). */
