@@ -10,22 +10,35 @@ import { renderSortedJson, sha256, type HostFile } from "./format";
 
 export const MANIFEST_FORMAT = 1;
 
-/**
- * How the apply script validates and applies a service's files (see the script for details):
- *   ca-certificates  openssl x509 → update-ca-certificates
- *   postgresql       postgres --check; install; pg_file_settings/pg_hba_file_rules → reload
- *   sql              psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded
- *   pgbouncer        a throwaway pgbouncer on the staged files → RELOAD (SIGHUP)
- *   odoo             ConfigParser → graceful restart (odoo.conf is read at start only)
- *   nginx            nginx -t on a copy of /etc/nginx → reload
- *   logrotate        logrotate --debug
- *   cloudwatch-agent JSON check → amazon-cloudwatch-agent-ctl fetch-config
- *   systemd          units and timers (backups, restore drill, metrics): systemd-analyze verify
- *                    → daemon-reload → enable --now every delivered timer
- *   none             installed only (scripts, data)
- */
+/** The services of the manifest; the apply script's SERVICES_KNOWN lists the same. */
 export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
 export type ServiceName = (typeof SERVICES)[number];
+
+/** How the apply script checks a service's staged files before it installs anything. */
+export interface ServiceValidation {
+  /** What is checked, for a reader. */
+  readonly what: string;
+  /** The command the script's validate_<service> function runs: the promise's evidence. */
+  readonly runs: string;
+}
+
+/**
+ * How the apply script validates and applies each service's files (see the script for details).
+ * A promise, kept as data so tests/unit/script-contract.test.ts can hold the script to it: each
+ * `validate` names the command the script's validate function for that service must run.
+ */
+export const SERVICE_STEPS: Readonly<Record<ServiceName, { readonly validate?: ServiceValidation; readonly apply: string }>> = {
+  "ca-certificates": { validate: { what: "a PEM certificate", runs: "openssl x509" }, apply: "update-ca-certificates" },
+  postgresql: { validate: { what: "GUC parsing as at server start, on the staged tree", runs: "--check" }, apply: "install; pg_file_settings/pg_hba_file_rules (rolled back on error) → reload" },
+  sql: { apply: "psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded" },
+  pgbouncer: { validate: { what: "a throwaway pgbouncer on the staged files must come up with no ERROR/FATAL", runs: "check.ini" }, apply: "RELOAD (SIGHUP)" },
+  odoo: { validate: { what: "odoo.conf parses as Odoo's ConfigParser reads it", runs: "configparser.RawConfigParser" }, apply: "graceful restart (odoo.conf is read at start only)" },
+  nginx: { validate: { what: "nginx -t on a copy of /etc/nginx", runs: "-t -q -c" }, apply: "reload" },
+  logrotate: { validate: { what: "logrotate's own parser", runs: "logrotate --debug" }, apply: "installed (logrotate reads it at its next run)" },
+  "cloudwatch-agent": { validate: { what: "valid JSON", runs: "jq empty" }, apply: "amazon-cloudwatch-agent-ctl fetch-config" },
+  systemd: { validate: { what: "units and timers (backups, restore drill, metrics) pass systemd-analyze verify", runs: "verify --man=no" }, apply: "daemon-reload → enable --now every delivered timer" },
+  none: { apply: "installed only (scripts, data)" },
+};
 
 /**
  * Apply order: the internal CA first (every TLS client verifies against it, TLS-2), PostgreSQL
