@@ -31,6 +31,9 @@ export function parseSecretRef(value: string): string | undefined {
   return WHOLE.exec(value)?.[1];
 }
 
+/** Whether a parameter path can stand in a placeholder (a setting naming a parameter the files will reference). */
+export const isSecretRefPath = (path: string): boolean => parseSecretRef(secretRef(path)) === path;
+
 /** Whether the value is exactly one placeholder (a secret setting must be one, never a literal). */
 export const isSecretRef = (value: string): boolean => WHOLE.test(value);
 

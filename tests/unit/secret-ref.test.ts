@@ -7,7 +7,7 @@ import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { isSecretRef, parseSecretRef, resolveSecretRefs, scanSecretRefs, secretRef, SECRET_REF } from "../../lib/secret-ref";
+import { isSecretRef, isSecretRefPath, parseSecretRef, resolveSecretRefs, scanSecretRefs, secretRef, SECRET_REF } from "../../lib/secret-ref";
 import { buildManifest } from "../../templates/manifest";
 import { SCRIPTS, SCRIPTS_DIR } from "../../templates/scripts";
 
@@ -95,4 +95,9 @@ describe("the apply script's resolver (resolve_file, with the script's ODOO_STAC
     expect(r.status).toBe(1);
     expect(r.out).toBeUndefined();
   });
+});
+
+describe("isSecretRefPath (the settings that name a parameter: mail.passwordParameter, tls.*Parameter)", () => {
+  it.each(["/a", "/odoo/prod/tls/fullchain", "/mail/smtp-password"])("accepts %s", (p) => expect(isSecretRefPath(p)).toBe(true));
+  it.each(["", "/", "a/b", "/a b", "/a}}", "/a{{ssm:/b", "/ä"])("refuses %j", (p) => expect(isSecretRefPath(p)).toBe(false));
 });
