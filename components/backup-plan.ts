@@ -11,6 +11,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import { backupAlarmEntries } from "../templates/alarms";
 import { dlmAssumeRolePolicy, dlmServicePolicy, odooFilestorePolicy, postgresBackupPolicy } from "../templates/backup-iam";
 import {
@@ -89,9 +90,7 @@ export class BackupPlan extends pulumi.ComponentResource {
   constructor(name: string, args: BackupPlanArgs, opts?: pulumi.ComponentResourceOptions) {
     // Before registering anything: a bad number fails the preview with every problem named.
     const problems = checkBackupPlanArgs(args);
-    if (problems.length > 0) {
-      throw new Error(`BackupPlan ${name}: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-    }
+    throwIfAny(`BackupPlan ${name}`, problems);
     super("odoo-stack:backups:BackupPlan", name, {}, opts);
     const { model } = args;
     const rtoTargetSeconds = args.rtoTargetSeconds ?? BACKUP_PLAN_DEFAULTS.rtoTargetSeconds;

@@ -10,7 +10,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { AwsFacts } from "../lib/aws-specs";
-import { SECRET_REF, type HostId, type StackModel } from "../lib/model";
+import { SECRET_REF, secretRef, type HostId, type StackModel } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import { renderUserData, userDataInputFor } from "../templates/cloud-init";
 import { sha256, type HostFile } from "../templates/format";
 import { applyCommandLine, configObjectKey, parametersFingerprint } from "../templates/hosts";
@@ -215,6 +216,37 @@ export const MANAGED_POLICIES = ["CloudWatchAgentServerPolicy"] as const;
 
 const fileResourceSuffix = (path: string): string => path.replace(/^\/+/, "").replace(/[^A-Za-z0-9._-]/g, "-");
 
+/**
+ * Every problem with a host's files that would otherwise fail on the host, long after
+ * `pulumi up`; empty when they can be delivered. The manifest the apply script reads
+ * (templates/manifest.ts) checks paths, modes, owners, placeholders and that no file holding a
+ * secret is world-readable; two paths must not map to one object resource; and every
+ * secretRef() must name a parameter the stack creates or the operator named (`parameters`).
+ */
+export function checkHostFiles(hostId: string, files: readonly HostFile[], parameters: readonly string[]): string[] {
+  const problems: string[] = [];
+  try {
+    renderManifest(hostId, files);
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err));
+  }
+  const seenPaths = new Map<string, string>();
+  for (const file of files) {
+    const suffix = fileResourceSuffix(file.path);
+    const previous = seenPaths.get(suffix);
+    if (previous !== undefined) problems.push(`files ${previous} and ${file.path} map to the same resource name; rename one`);
+    seenPaths.set(suffix, file.path);
+  }
+  const known = new Set(parameters);
+  for (const parameterName of referencedParameters(files)) {
+    if (!known.has(parameterName)) {
+      const where = files.filter((f) => f.content.includes(secretRef(parameterName))).map((f) => f.path);
+      problems.push(`${where.join(", ")} reference${where.length === 1 ? "s" : ""} SSM parameter ${parameterName}, which the stack does not create`);
+    }
+  }
+  return problems;
+}
+
 export class Host extends pulumi.ComponentResource {
   readonly hostId: string;
   readonly fqdn: string;
@@ -234,32 +266,9 @@ export class Host extends pulumi.ComponentResource {
     const tags = (part: string, extra: Record<string, string> = {}) => hostTags(model, host, `${name}-${part}`, extra);
 
     // --- checks that would otherwise fail on the host, long after `pulumi up` -----------------
-    const problems: string[] = [];
-    // The manifest the apply script reads (templates/manifest.ts) checks paths, modes and owners,
-    // and that no file holding a secret is world-readable.
-    let manifest = "";
-    try {
-      manifest = renderManifest(host.id, files);
-    } catch (err) {
-      problems.push(err instanceof Error ? err.message : String(err));
-    }
-    const seenPaths = new Map<string, string>();
-    for (const file of files) {
-      const suffix = fileResourceSuffix(file.path);
-      const previous = seenPaths.get(suffix);
-      if (previous !== undefined) problems.push(`files ${previous} and ${file.path} map to the same resource name; rename one`);
-      seenPaths.set(suffix, file.path);
-    }
+    throwIfAny(`Host ${host.id}`, checkHostFiles(host.id, files, [...Object.keys(args.parameters), ...externalParameterNames]));
+    const manifest = renderManifest(host.id, files);
     const referenced = referencedParameters(files);
-    for (const parameterName of referenced) {
-      if (!(parameterName in args.parameters) && !externalParameterNames.includes(parameterName)) {
-        const where = files.filter((f) => f.content.includes(`{{ssm:${parameterName}}}`)).map((f) => f.path);
-        problems.push(`${where.join(", ")} reference${where.length === 1 ? "s" : ""} SSM parameter ${parameterName}, which the stack does not create`);
-      }
-    }
-    if (problems.length > 0) {
-      throw new Error(`Host ${host.id}: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-    }
     const readableParameters = [...new Set([...referenced, ...externalParameterNames])].sort();
     const parametersToWaitFor = referenced.filter((n) => n in args.parameters).map((n) => args.parameters[n]);
 

@@ -6,6 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import {
   DASHBOARD_SECTIONS,
   monitoringAlarms,
@@ -229,9 +230,7 @@ export class Monitoring extends pulumi.ComponentResource {
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = checkMonitoringArgs(args);
-    if (problems.length > 0) {
-      throw new Error(`Monitoring ${name}: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-    }
+    throwIfAny(`Monitoring ${name}`, problems);
     super("odoo-stack:monitoring:Monitoring", name, {}, opts);
     const { model } = args;
     const parent = { parent: this };

@@ -3,7 +3,9 @@
 // jobs never run twice.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import type { StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { hostFiles } from "../templates/hosts";
 import { mailPasswordParameter } from "../templates/odoo-conf";
 import { Host, type TierArgs } from "./host";
@@ -14,6 +16,14 @@ import { hostTags } from "./tags";
 export const ODOO_DATA_DEVICE = "/dev/sdf";
 
 export type OdooAppArgs = TierArgs;
+
+/** Every problem with the model's Odoo hosts (LIMIT-2: exactly one runs the crons); empty when valid. */
+export function checkOdooAppModel(model: Pick<StackModel, "hosts">): string[] {
+  const hosts = model.hosts.odoo;
+  const cronHosts = hosts.filter((h) => h.runsCron);
+  if (hosts.length > 0 && cronHosts.length === 1) return [];
+  return [`the model must have at least one Odoo host and exactly one that runs crons; it has ${hosts.length} hosts and ${cronHosts.length} cron hosts (${cronHosts.map((h) => h.id).join(", ") || "none"}).`];
+}
 
 export class OdooApp extends pulumi.ComponentResource {
   /** HostId.id of every Odoo host, in model order. */
@@ -36,11 +46,9 @@ export class OdooApp extends pulumi.ComponentResource {
   constructor(name: string, args: OdooAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super("odoo-stack:odoo-app:OdooApp", name, {}, opts);
     const { model } = args;
+    throwIfAny(`OdooApp ${name}`, checkOdooAppModel(model));
     const hosts = model.hosts.odoo;
     const cronHosts = hosts.filter((h) => h.runsCron);
-    if (hosts.length === 0 || cronHosts.length !== 1) {
-      throw new Error(`OdooApp ${name}: the model must have at least one Odoo host and exactly one that runs crons; it has ${hosts.length} hosts and ${cronHosts.length} cron hosts (${cronHosts.map((h) => h.id).join(", ") || "none"}).`);
-    }
     // Several hosts share data_dir (filestore and sessions) on EFS, or an attachment uploaded
     // through one host is missing on the others (issue 8; lib/config.ts sharedFilestore).
     const filestore = model.settings.sharedFilestore ? new SharedFilestore(`${name}-filestore`, { model, network: args.network }, { parent: this }) : undefined;

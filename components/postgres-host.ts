@@ -7,8 +7,9 @@ import * as aws from "@pulumi/aws";
 import * as random from "@pulumi/random";
 import * as pulumi from "@pulumi/pulumi";
 import type { PostgresEngine } from "../lib/config";
-import { DB_ROLES } from "../lib/model";
+import { DB_ROLES, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { hostFiles } from "../templates/hosts";
 import { RDS_POSTGRES, rdsInstanceIdentifier, rdsParameters } from "../templates/rds";
 import { Host, type TierArgs } from "./host";
@@ -37,6 +38,12 @@ export interface PostgresHostArgs extends TierArgs {
 /** Device name the data volume is attached as; Nitro instances expose it as an NVMe device. */
 export const POSTGRES_DATA_DEVICE = "/dev/sdf";
 
+/** Every problem with the engine asked for; empty when it is the settings' postgresEngine. */
+export function checkPostgresHostEngine(model: Pick<StackModel, "settings">, engine: PostgresEngine): string[] {
+  if (engine === model.settings.postgresEngine) return [];
+  return [`engine "${engine}" differs from the settings' postgresEngine "${model.settings.postgresEngine}"; the other tiers render their files for the latter.`];
+}
+
 export class PostgresHost extends pulumi.ComponentResource {
   readonly engine: PostgresEngine;
   /** The name clients connect to and verify (TLS-2, TLS-3): the host's private DNS name, or the RDS endpoint address. */
@@ -60,9 +67,7 @@ export class PostgresHost extends pulumi.ComponentResource {
     super("odoo-stack:postgres-host:PostgresHost", name, {}, opts);
     const { model } = args;
     const engine = args.engine ?? model.settings.postgresEngine;
-    if (engine !== model.settings.postgresEngine) {
-      throw new Error(`PostgresHost ${name}: engine "${engine}" differs from the settings' postgresEngine "${model.settings.postgresEngine}"; the other tiers render their files for the latter.`);
-    }
+    throwIfAny(`PostgresHost ${name}`, checkPostgresHostEngine(model, engine));
     const host = model.hosts.postgres;
     this.engine = engine;
     this.port = PORTS.postgres.port;

@@ -4,6 +4,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import { resourceTags, type TagRole } from "./tags";
 
 /** Defaults of the optional PrivateBucketArgs, stated once. */
@@ -22,6 +23,13 @@ export interface PrivateBucketArgs {
   readonly abortIncompleteMultipartUploadDays?: number;
 }
 
+/** Every problem with the bucket's numbers, defaults applied; empty when valid. */
+export function checkPrivateBucketArgs(args: Pick<PrivateBucketArgs, "noncurrentVersionExpirationDays">): string[] {
+  const noncurrentDays = args.noncurrentVersionExpirationDays ?? PRIVATE_BUCKET_DEFAULTS.noncurrentVersionExpirationDays;
+  if (Number.isInteger(noncurrentDays) && noncurrentDays >= 1) return [];
+  return [`'noncurrentVersionExpirationDays' must be a whole number of days ≥ 1, got ${noncurrentDays}.`];
+}
+
 export class PrivateBucket extends pulumi.ComponentResource {
   readonly bucketName: pulumi.Output<string>;
   readonly arn: pulumi.Output<string>;
@@ -32,9 +40,7 @@ export class PrivateBucket extends pulumi.ComponentResource {
     super("odoo-stack:private-bucket:PrivateBucket", name, {}, opts);
     const noncurrentDays = args.noncurrentVersionExpirationDays ?? PRIVATE_BUCKET_DEFAULTS.noncurrentVersionExpirationDays;
     const abortDays = args.abortIncompleteMultipartUploadDays ?? PRIVATE_BUCKET_DEFAULTS.abortIncompleteMultipartUploadDays;
-    if (!Number.isInteger(noncurrentDays) || noncurrentDays < 1) {
-      throw new Error(`PrivateBucket ${name}: 'noncurrentVersionExpirationDays' must be a whole number of days ≥ 1, got ${noncurrentDays}.`);
-    }
+    throwIfAny(`PrivateBucket ${name}`, checkPrivateBucketArgs(args));
     const parent = { parent: this };
 
     // @pulumi/aws 7: aws.s3.Bucket is the current resource (BucketV2 is its deprecated alias);

@@ -6,6 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import type { NetworkRef } from "./host";
 import { resourceTags } from "./tags";
 
@@ -60,6 +61,12 @@ export interface SharedFilestoreArgs {
   readonly network: NetworkRef;
 }
 
+/** Every problem with the network the file system joins; empty when it has an efs security group. */
+export function checkSharedFilestoreNetwork(network: Pick<NetworkRef, "securityGroupIds">): string[] {
+  if (network.securityGroupIds.efs !== undefined) return [];
+  return ["the network has no efs security group; it creates one when sharedFilestore is true."];
+}
+
 export class SharedFilestore extends pulumi.ComponentResource {
   readonly fileSystemId: pulumi.Output<string>;
   readonly dnsName: pulumi.Output<string>;
@@ -69,10 +76,8 @@ export class SharedFilestore extends pulumi.ComponentResource {
   constructor(name: string, args: SharedFilestoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super("odoo-stack:shared-filestore:SharedFilestore", name, {}, opts);
     const { model, network } = args;
-    const securityGroupId = network.securityGroupIds.efs;
-    if (securityGroupId === undefined) {
-      throw new Error(`SharedFilestore ${name}: the network has no efs security group; it creates one when sharedFilestore is true.`);
-    }
+    throwIfAny(`SharedFilestore ${name}`, checkSharedFilestoreNetwork(network));
+    const securityGroupId = network.securityGroupIds.efs as string; // checked just above
     const parent = { parent: this };
     const tags = (part: string) => resourceTags(model, "efs", `${name}-${part}`);
 

@@ -5,6 +5,7 @@
 import * as aws from "@pulumi/aws";
 import { ConfigError, DEFAULTS, INSTANCE_TYPE_KEYS, type InstanceSpecLookup, type InstanceTypes, type RawConfig, type StackSettings } from "./config";
 import { architectureOf, knownInstanceType, type Architecture, type InstanceSpec } from "./instance-types";
+import { scanSecretRefs, secretRef } from "./secret-ref";
 
 /** Everything components need from AWS, resolved once. */
 export interface AwsFacts {
@@ -159,7 +160,7 @@ export function externalParameters(settings: StackSettings): ExternalParameter[]
   const out: ExternalParameter[] = [];
   for (const [k, v] of Object.entries(settings.odooOptions)) {
     if (typeof v !== "string") continue;
-    for (const m of v.matchAll(/\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g)) out.push({ key: `odooOptions.${k}`, name: m[1] });
+    for (const name of scanSecretRefs(v).paths) out.push({ key: `odooOptions.${k}`, name });
   }
   if (settings.mail?.passwordParameter !== undefined) out.push({ key: "mail.passwordParameter", name: settings.mail.passwordParameter });
   if (settings.tls.mode === "imported") {
@@ -198,7 +199,7 @@ export async function checkExternalParameters(
   throw new ConfigError(
     missing.map((m) => ({
       key: m.key,
-      value: `{{ssm:${m.name}}}`,
+      value: secretRef(m.name),
       fix: `names SSM parameter ${m.name}, which does not exist in ${stack.region}; create it before the preview (the hosts read it at apply time): aws ssm put-parameter --region ${stack.region} --name ${m.name} --type SecureString --value '<value>' (--type String for a certificate; once the stack exists, add --key-id alias/${stack.project}-${stack.stack} --overwrite so only the roles the stack grants can decrypt it)`,
     })),
   );

@@ -6,6 +6,8 @@ import { cidrSize, contains, formatCidr, isPrivate, overlaps, parseCidr, subnet,
 import type { InstanceSpec } from "./instance-types";
 import { SMTP_EGRESS_PORTS } from "./ports";
 import { checkPasswordRotation, PASSWORD_ROTATION_KEY, type PasswordRotation } from "./rotation";
+import { problemsMessage } from "./problems";
+import { isSecretRef, isSecretRefPath, scanSecretRefs } from "./secret-ref";
 import {
   isOptionalWithoutDefault,
   MAIL_FIELD_DEFAULTS,
@@ -195,7 +197,6 @@ export class ConfigError extends Error {
 
 /** Keys whose value is a secret: a rejected value under such a key is never echoed back. */
 const SECRET_KEY = /(pass(word|wd)?|secret|token|credential|private[_-]?key|api[_-]?key)$/i;
-const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
 
 /**
  * The value as a problem line shows it: a value under a secret-looking key (smtp_password,
@@ -204,7 +205,7 @@ const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
  */
 export function displayValue(key: string, value: unknown): unknown {
   const leaf = key.split(/[.[\]]/).filter(Boolean).pop() ?? key;
-  if (SECRET_KEY.test(leaf) && value !== undefined && !(typeof value === "string" && SECRET_REFERENCE.test(value))) return "[redacted]";
+  if (SECRET_KEY.test(leaf) && value !== undefined && !(typeof value === "string" && isSecretRef(value))) return "[redacted]";
   if (Array.isArray(value)) return value.map((v, i) => displayValue(`${key}[${i}]`, v));
   if (typeof value === "object" && value !== null) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, displayValue(`${key}.${k}`, v)]));
@@ -213,8 +214,8 @@ export function displayValue(key: string, value: unknown): unknown {
 }
 
 export function formatProblems(problems: readonly ConfigProblem[]): string {
-  const lines = problems.map((p, i) => `  ${i + 1}. ${PROJECT}:${p.key} = ${JSON.stringify(displayValue(p.key, p.value))}: ${p.fix}`);
-  return `odoo-stack: ${problems.length} configuration problem${problems.length === 1 ? "" : "s"}; nothing was created:\n${lines.join("\n")}`;
+  const lines = problems.map((p) => `${PROJECT}:${p.key} = ${JSON.stringify(displayValue(p.key, p.value))}: ${p.fix}`);
+  return problemsMessage(PROJECT, lines, { noun: "configuration problem", note: "nothing was created" });
 }
 
 /** Raw config: key (no namespace) → value as Pulumi gives it (strings; objects as JSON text or parsed). */
@@ -245,7 +246,6 @@ const ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
 const EXAMPLE_SG_ID = "sg-0123456789abcdef0";
 const EXAMPLE_ZONE_ID = "Z0123456789ABCDEFGHIJ";
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const SSM_NAME = /^\/[A-Za-z0-9_.\-/]+$/;
 const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
 
 /**
@@ -587,8 +587,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   } else if (tlsMode === "imported") {
     const cert = tlsRaw.certificateParameter;
     const key = tlsRaw.privateKeyParameter;
-    if (typeof cert !== "string" || !SSM_NAME.test(cert)) add("tls.certificateParameter", cert, "must name the SSM parameter holding the PEM chain, e.g. /odoo/prod/tls/fullchain");
-    if (typeof key !== "string" || !SSM_NAME.test(key)) add("tls.privateKeyParameter", key, "must name the SecureString SSM parameter holding the PEM key, e.g. /odoo/prod/tls/privkey");
+    if (typeof cert !== "string" || !isSecretRefPath(cert)) add("tls.certificateParameter", cert, "must name the SSM parameter holding the PEM chain, e.g. /odoo/prod/tls/fullchain");
+    if (typeof key !== "string" || !isSecretRefPath(key)) add("tls.privateKeyParameter", key, "must name the SecureString SSM parameter holding the PEM key, e.g. /odoo/prod/tls/privkey");
     tls = { mode: "imported", certificateParameter: String(cert), privateKeyParameter: String(key) };
   } else {
     add("tls.mode", tlsMode, 'must be "acme" (Let\'s Encrypt via Route 53 DNS-01) or "imported" (a certificate you keep in SSM)');
@@ -634,7 +634,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       add("mail.port", port, `must be one of ${MAIL_PORTS.join(", ")} (STARTTLS): Odoo's odoo.conf SMTP settings speak STARTTLS only (odoo/addons/base/models/ir_mail_server.py), so 465 (implicit TLS) needs an outgoing mail server record in Odoo instead`);
     }
     if (typeof m.user !== "string" || m.user.trim() === "" || /[\r\n]/.test(m.user)) add("mail.user", m.user, "must be the SMTP user name (one line)");
-    if (m.passwordParameter !== undefined && (typeof m.passwordParameter !== "string" || !SSM_NAME.test(m.passwordParameter))) {
+    if (m.passwordParameter !== undefined && (typeof m.passwordParameter !== "string" || !isSecretRefPath(m.passwordParameter))) {
       add("mail.passwordParameter", m.passwordParameter, "must name an SSM SecureString parameter, e.g. /mail/smtp-password (create it with aws ssm put-parameter --type SecureString)");
     }
     if (m.from !== undefined && (typeof m.from !== "string" || !EMAIL.test(m.from))) add("mail.from", m.from, "must be an e-mail address (Odoo's email_from)");
@@ -654,7 +654,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     ...new Set(
       Object.values(odooOptions)
         .filter((v): v is string => typeof v === "string")
-        .flatMap((v) => [...v.matchAll(/\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g)].map((m) => m[1])),
+        .flatMap((v) => scanSecretRefs(v).paths),
     ),
   ].sort();
 

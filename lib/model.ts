@@ -50,6 +50,25 @@ export const DB_ROLES = {
   rdsMaster: "odoo_stack_admin",
 } as const;
 
+/**
+ * The PostgreSQL cluster every database host runs: Debian 12's postgresql-15 package and
+ * postgresql-common's default cluster. Paths, units, pg_ctlcluster and the host scripts derive
+ * from it (tests/unit/script-contract.test.ts holds the scripts to it).
+ */
+export const POSTGRES_CLUSTER = { version: "15", name: "main" } as const;
+const PG_CLUSTER_PATH = `${POSTGRES_CLUSTER.version}/${POSTGRES_CLUSTER.name}`;
+
+/**
+ * The systemd units the program and the host scripts start, reload and order against (Debian's
+ * packages' unit names); tests/unit/script-contract.test.ts holds the scripts to them.
+ */
+export const UNITS = {
+  odoo: "odoo.service",
+  pgbouncer: "pgbouncer.service",
+  nginx: "nginx.service",
+  postgres: `postgresql@${POSTGRES_CLUSTER.version}-${POSTGRES_CLUSTER.name}.service`,
+} as const;
+
 /** On-host paths (Debian 12 packages' layout), shared by renderers, cloud-init and tests. */
 export const PATHS = {
   odooConf: "/etc/odoo/odoo.conf",
@@ -75,11 +94,11 @@ export const PATHS = {
   pgbouncerIni: "/etc/pgbouncer/pgbouncer.ini",
   pgbouncerUserlist: "/etc/pgbouncer/userlist.txt",
   pgbouncerTlsDir: "/etc/pgbouncer/tls",
-  pgbouncerLimits: "/etc/systemd/system/pgbouncer.service.d/odoo-stack.conf",
-  postgresConfDir: "/etc/postgresql/15/main",
-  postgresConf: "/etc/postgresql/15/main/conf.d/90-odoo-stack.conf",
-  postgresHba: "/etc/postgresql/15/main/pg_hba.conf",
-  postgresTlsDir: "/etc/postgresql/15/main/tls",
+  pgbouncerLimits: `/etc/systemd/system/${UNITS.pgbouncer}.d/odoo-stack.conf`,
+  postgresConfDir: `/etc/postgresql/${PG_CLUSTER_PATH}`,
+  postgresConf: `/etc/postgresql/${PG_CLUSTER_PATH}/conf.d/90-odoo-stack.conf`,
+  postgresHba: `/etc/postgresql/${PG_CLUSTER_PATH}/pg_hba.conf`,
+  postgresTlsDir: `/etc/postgresql/${PG_CLUSTER_PATH}/tls`,
   postgresBootstrapSql: "/etc/odoo-stack/bootstrap.sql",
   postgresDataMount: "/var/lib/postgresql",
   caCert: "/usr/local/share/ca-certificates/odoo-stack-internal-ca.crt",
@@ -87,13 +106,9 @@ export const PATHS = {
   manifest: "/etc/odoo-stack/manifest.json",
 } as const;
 
-/**
- * A reference to an SSM parameter, resolved on the host at apply time by the apply script.
- * Rendered files carry these instead of secrets (DESIGN principle 5).
- */
-export const secretRef = (parameterPath: string): string => `{{ssm:${parameterPath}}}`;
-/** Matches every secretRef in a rendered file; group 1 is the parameter path. */
-export const SECRET_REF = /\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/g;
+// Rendered files carry secretRef() placeholders instead of secrets (DESIGN principle 5); the
+// grammar lives in ./secret-ref, re-exported here where the renderers read their names.
+export { SECRET_REF, secretRef } from "./secret-ref";
 
 export interface StackModel {
   readonly project: string;

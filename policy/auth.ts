@@ -1,6 +1,7 @@
 // Auth: CHECKLIST §6 (AUTH-1, AUTH-2): how PgBouncer and PostgreSQL authenticate, read from
 // pgbouncer.ini, the userlist and its manifest entry, postgresql.conf and pg_hba.conf.
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { isSecretRef, scanSecretRefs } from "../lib/secret-ref";
 import { parseOdooConf, parsePgbouncerIni, parsePgHba, parsePostgresConf } from "./lib/parse";
 import {
   fileKindOf,
@@ -42,7 +43,6 @@ export const pgbouncerAuthFileSet: ResourceValidationPolicy = {
 /** A userlist secret: an {{ssm:…}} reference or a SCRAM verifier; never a password or an md5 hash. */
 const USERLIST_LINE = /^"((?:[^"]|"")*)"\s+"((?:[^"]|"")*)"(\s.*)?$/;
 const SCRAM_VERIFIER = /^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/;
-const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
 
 /** Octal mode with no permission for group or others (0600, 0400). */
 const ownerOnly = (mode: string): boolean => /^0?[0-7]{3,4}$/.test(mode) && (parseInt(mode, 8) & 0o077) === 0;
@@ -88,7 +88,7 @@ export const pgbouncerAuthFileProtected: StackValidationPolicy = {
             break;
           }
           const secret = m[2].replace(/""/g, '"');
-          if (!SCRAM_VERIFIER.test(secret) && !SECRET_REFERENCE.test(secret)) {
+          if (!SCRAM_VERIFIER.test(secret) && !isSecretRef(secret)) {
             reportViolation(`${fileLabel(userlist)} must give user ${m[1]} a SCRAM-SHA-256 verifier or an {{ssm:…}} reference to one on line ${i + 1}, never a password or an md5 hash (AUTH-2).`, userlist.resource.urn);
           }
         }
@@ -133,14 +133,12 @@ interface SecretReference {
   readonly item: string;
 }
 
-const REFERENCE = /\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}/;
-
 /** The secrets a file names, by where they stand in it (a host name in {{ssm:…}} is no secret). */
 function secretReferences(file: RenderedFile): SecretReference[] {
   const out: SecretReference[] = [];
   const add = (text: string | undefined, what: string, item: string) => {
-    const m = text === undefined ? null : REFERENCE.exec(text);
-    if (m) out.push({ parameter: m[1], what, item });
+    const parameter = text === undefined ? undefined : scanSecretRefs(text).paths[0];
+    if (parameter !== undefined) out.push({ parameter, what, item });
   };
   const kind = fileKindOf(file.path);
   if (kind === "odoo.conf") {
@@ -150,8 +148,8 @@ function secretReferences(file: RenderedFile): SecretReference[] {
   } else if (kind === "userlist") {
     for (const line of file.content.split(/\r?\n/)) add(USERLIST_LINE.exec(line.trim())?.[2], "a userlist secret", "AUTH-2");
   } else {
-    for (const m of file.content.matchAll(/PASSWORD\s+'(\{\{ssm:[^']+\}\})'/gi)) add(m[1], "a role's password verifier", "AUTH-2");
-    for (const m of file.content.matchAll(/^\s*password\s*=\s*(\{\{ssm:\S+\}\})\s*$/gim)) add(m[1], "a database password", "AUTH-2");
+    for (const m of file.content.matchAll(/PASSWORD\s+'([^']+)'/gi)) add(m[1], "a role's password verifier", "AUTH-2");
+    for (const m of file.content.matchAll(/^\s*password\s*=\s*(\S+)\s*$/gim)) add(m[1], "a database password", "AUTH-2");
     if (file.path.endsWith(".pgpass")) for (const line of file.content.split(/\r?\n/)) add(line.split(":").pop(), "a database password", "AUTH-2");
     if (file.path.endsWith(".key")) add(file.content.trim(), "a TLS private key", "TLS-1");
   }

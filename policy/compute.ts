@@ -5,6 +5,7 @@
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { gunzipSync } from "zlib";
 import { PUBLIC_INGRESS } from "../lib/ports";
+import { SECRET_REF_OPEN_SOURCE } from "../lib/secret-ref";
 import {
   booleanOf,
   idOf,
@@ -121,9 +122,9 @@ export const instanceVolumesEncrypted: ResourceValidationPolicy = {
 /** Secrets that must never appear in user data, which any process on the host can read from IMDS. */
 const USER_DATA_SECRETS: readonly { readonly pattern: RegExp; readonly what: string }[] = [
   { pattern: /-----BEGIN [A-Z ]*PRIVATE KEY-----/, what: "a private key" },
-  { pattern: /\badmin_passwd\s*[=:]\s*(?!\{\{ssm:)\S/, what: "a literal admin_passwd" },
-  { pattern: /\bdb_password\s*[=:]\s*(?!\{\{ssm:)\S/, what: "a literal db_password" },
-  { pattern: /\bPGPASSWORD\s*=\s*(?!\{\{ssm:)\S/, what: "a PGPASSWORD" },
+  { pattern: new RegExp(`\\badmin_passwd\\s*[=:]\\s*(?!${SECRET_REF_OPEN_SOURCE})\\S`), what: "a literal admin_passwd" },
+  { pattern: new RegExp(`\\bdb_password\\s*[=:]\\s*(?!${SECRET_REF_OPEN_SOURCE})\\S`), what: "a literal db_password" },
+  { pattern: new RegExp(`\\bPGPASSWORD\\s*=\\s*(?!${SECRET_REF_OPEN_SOURCE})\\S`), what: "a PGPASSWORD" },
   { pattern: /SCRAM-SHA-256\$\d+:/, what: "a SCRAM verifier" },
   { pattern: /\bmd5[0-9a-f]{32}\b/, what: "an MD5 password hash" },
 ];

@@ -1,6 +1,7 @@
 // Odoo's minimal secure configuration: CHECKLIST §3 (ODOO-1 … ODOO-5), read from the odoo.conf
 // the stack delivers to each Odoo host, and the proxy's block of the database manager (ODOO-2).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { isSecretRef } from "../lib/secret-ref";
 import { chainFor, isServingServer, nginxServers } from "./lib/nginx";
 import { ODOO_OPTION_ITEMS } from "./lib/checklist-keys";
 import { ODOO_OPTION_ALIASES, odooTruthy, parseOdooConf, parseIni, type OdooConf } from "./lib/parse";
@@ -17,9 +18,6 @@ import {
 
 const conf = (file: RenderedFile): OdooConf => parseOdooConf(file.content);
 
-/** A `{{ssm:/path}}` placeholder and nothing else (lib/model.ts secretRef). */
-const SECRET_REFERENCE = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
-
 /**
  * ODOO-1: admin_passwd protects the database manager (create, drop, restore, dump). It is a
  * reference to an SSM SecureString that the apply script resolves on the host, so no literal
@@ -33,7 +31,7 @@ export const odooAdminPasswdSecretReference: ResourceValidationPolicy = {
     const value = conf(file).options.get("admin_passwd");
     if (value === undefined || value === "") {
       report(`${fileLabel(file)} must set admin_passwd to an {{ssm:…}} reference; without it Odoo's master password is "admin" (ODOO-1).`);
-    } else if (!SECRET_REFERENCE.test(value.trim())) {
+    } else if (!isSecretRef(value.trim())) {
       report(`${fileLabel(file)} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`);
     }
   }),

@@ -4,6 +4,7 @@
 // exist without its runbook entry, nor a runbook entry name an alarm that does not exist.
 // Pure: no Pulumi import.
 import type { HostId, StackModel } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import { AGENT_METRICS, watchedMounts, WATCHED_FSTYPE } from "./cloudwatch-agent";
 import { DIMENSIONS, METRIC_NAMESPACES, METRICS, ROUTE_CLASSES, WATCHED_PROCESSES, metricsCollectorSettingsFor, type RouteClass } from "./metrics";
 import { LISTEN_DATABASE } from "./pgbouncer";
@@ -136,7 +137,7 @@ export function checkMonitoringThresholds(o: MonitoringThresholdOverrides): stri
 
 export function resolveThresholds(o: MonitoringThresholdOverrides = {}): MonitoringThresholds {
   const problems = checkMonitoringThresholds(o);
-  if (problems.length > 0) throw new Error(`monitoring thresholds: ${problems.length} problem(s):\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+  throwIfAny("monitoring thresholds", problems);
   return { ...MONITORING_DEFAULTS, ...o, latencyP99Seconds: { ...MONITORING_DEFAULTS.latencyP99Seconds, ...(o.latencyP99Seconds ?? {}) } } as MonitoringThresholds;
 }
 

@@ -8,7 +8,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { HostId, StackModel } from "../lib/model";
-import { PATHS, secretRef } from "../lib/model";
+import { PATHS, secretRef, UNITS } from "../lib/model";
 import { header, lines, type HostFile } from "./format";
 import {
   PGBACKREST_CONF_PATH,
@@ -116,7 +116,7 @@ function timerUnit(t: TimerSpec): string {
 const HARDENING = ["NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes"];
 
 /** Debian's PostgreSQL 15 cluster unit: backups and the drill start after it. */
-const POSTGRES_SERVICE = "postgresql@15-main.service";
+const POSTGRES_SERVICE = UNITS.postgres;
 
 function pgbackrestBackupService(s: PgbackrestSettings, type: "full" | "diff"): string {
   const pgbackrest = `/usr/bin/${pgbackrestCommand(s)}`;

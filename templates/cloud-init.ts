@@ -18,6 +18,7 @@
 import { gzipSync } from "zlib";
 import { PROJECT, type OdooVersion } from "../lib/config";
 import { PATHS, type HostId, type HostRole, type StackModel } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import { GENERATED, yamlString } from "./format";
 import { PGBACKREST_CONF_PATH, PGBACKREST_STANZA } from "./pgbackrest";
 import { SCRIPT_PATHS, scriptText } from "./scripts";
@@ -197,9 +198,7 @@ function checkInput(input: UserDataInput): void {
     if (!DOMAIN.test(input.acme.domain)) bad("acme.domain", input.acme.domain, "a DNS name");
     if (!EMAIL.test(input.acme.email)) bad("acme.email", input.acme.email, "an email address");
   }
-  if (problems.length > 0) {
-    throw new Error(`user data of host ${input.hostId}: ${problems.length} problem(s):\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-  }
+  throwIfAny(`user data of host ${input.hostId}`, problems);
 }
 
 /** Packages of a host, sorted and without duplicates. */

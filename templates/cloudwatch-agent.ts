@@ -7,7 +7,7 @@
 // The agent's schema rejects unknown keys, so this file carries no "generated" marker: its
 // path (odoo-stack.json) says where it comes from.
 // Reference: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html
-import { PATHS, type HostId, type HostRole, type StackModel } from "../lib/model";
+import { PATHS, POSTGRES_CLUSTER, type HostId, type HostRole, type StackModel } from "../lib/model";
 import { renderSortedJson, type HostFile } from "./format";
 import { DIMENSIONS, METRIC_NAMESPACES, METRICS_INTERVAL_SECONDS, TOP_QUERIES_LOG, WATCHED_PROCESSES } from "./metrics";
 import { nginxMainSettings } from "./nginx";
@@ -17,7 +17,7 @@ import { rdsPostgresqlLogGroupName } from "./rds";
 export const CLOUDWATCH_AGENT_CONFIG_PATH = "/opt/aws/amazon-cloudwatch-agent/etc/odoo-stack.json";
 
 /** Debian's pg_ctlcluster sends the server's stderr log here (postgresql-common). */
-export const POSTGRES_LOG_FILE = "/var/log/postgresql/postgresql-15-main.log";
+export const POSTGRES_LOG_FILE = `/var/log/postgresql/postgresql-${POSTGRES_CLUSTER.version}-${POSTGRES_CLUSTER.name}.log`;
 
 /**
  * Every log source the stack ships, with the role whose host writes it and how an entry's first

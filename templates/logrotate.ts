@@ -8,6 +8,7 @@
 // truncate), and Odoo has no signal that reopens logs (SIGUSR1/SIGUSR2 dump cache and memory
 // statistics). `delaycompress` keeps yesterday's file uncompressed for a line still in flight.
 import { PATHS } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
 import { header, lines, type HostFile } from "./format";
 import { ODOO_SYSTEM_USER } from "./odoo-conf";
 
@@ -65,7 +66,7 @@ export function checkLogrotateSettings(s: LogrotateSettings): string[] {
 
 export function renderLogrotate(s: LogrotateSettings): string {
   const problems = checkLogrotateSettings(s);
-  if (problems.length > 0) throw new Error(`logrotate: ${problems.join("; ")}`);
+  throwIfAny("logrotate", problems);
   return lines(
     header("#"),
     `${s.logFiles.join(" ")} {`,

@@ -3,27 +3,42 @@
 // unresolved), and which service validates and reloads each. Pulumi uploads it beside the files:
 //   s3://<config bucket>/hosts/<hostId>/manifest.json
 //   s3://<config bucket>/hosts/<hostId>/<absolute path without its leading slash>
-import { PATHS, SECRET_REF } from "../lib/model";
+import { PATHS } from "../lib/model";
+import { throwIfAny } from "../lib/problems";
+import { scanSecretRefs, SECRET_REF_OPEN } from "../lib/secret-ref";
 import { renderSortedJson, sha256, type HostFile } from "./format";
 
 export const MANIFEST_FORMAT = 1;
 
-/**
- * How the apply script validates and applies a service's files (see the script for details):
- *   ca-certificates  openssl x509 → update-ca-certificates
- *   postgresql       postgres --check; install; pg_file_settings/pg_hba_file_rules → reload
- *   sql              psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded
- *   pgbouncer        a throwaway pgbouncer on the staged files → RELOAD (SIGHUP)
- *   odoo             ConfigParser → graceful restart (odoo.conf is read at start only)
- *   nginx            nginx -t on a copy of /etc/nginx → reload
- *   logrotate        logrotate --debug
- *   cloudwatch-agent JSON check → amazon-cloudwatch-agent-ctl fetch-config
- *   systemd          units and timers (backups, restore drill, metrics): systemd-analyze verify
- *                    → daemon-reload → enable --now every delivered timer
- *   none             installed only (scripts, data)
- */
+/** The services of the manifest; the apply script's SERVICES_KNOWN lists the same. */
 export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
 export type ServiceName = (typeof SERVICES)[number];
+
+/** How the apply script checks a service's staged files before it installs anything. */
+export interface ServiceValidation {
+  /** What is checked, for a reader. */
+  readonly what: string;
+  /** The command the script's validate_<service> function runs: the promise's evidence. */
+  readonly runs: string;
+}
+
+/**
+ * How the apply script validates and applies each service's files (see the script for details).
+ * A promise, kept as data so tests/unit/script-contract.test.ts can hold the script to it: each
+ * `validate` names the command the script's validate function for that service must run.
+ */
+export const SERVICE_STEPS: Readonly<Record<ServiceName, { readonly validate?: ServiceValidation; readonly apply: string }>> = {
+  "ca-certificates": { validate: { what: "a PEM certificate", runs: "openssl x509" }, apply: "update-ca-certificates" },
+  postgresql: { validate: { what: "GUC parsing as at server start, on the staged tree", runs: "--check" }, apply: "install; pg_file_settings/pg_hba_file_rules (rolled back on error) → reload" },
+  sql: { apply: "psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded" },
+  pgbouncer: { validate: { what: "a throwaway pgbouncer on the staged files must come up with no ERROR/FATAL", runs: "check.ini" }, apply: "RELOAD (SIGHUP)" },
+  odoo: { validate: { what: "odoo.conf parses as Odoo's ConfigParser reads it", runs: "configparser.RawConfigParser" }, apply: "graceful restart (odoo.conf is read at start only)" },
+  nginx: { validate: { what: "nginx -t on a copy of /etc/nginx", runs: "-t -q -c" }, apply: "reload" },
+  logrotate: { validate: { what: "logrotate's own parser", runs: "logrotate --debug" }, apply: "installed (logrotate reads it at its next run)" },
+  "cloudwatch-agent": { validate: { what: "valid JSON", runs: "jq empty" }, apply: "amazon-cloudwatch-agent-ctl fetch-config" },
+  systemd: { validate: { what: "units and timers (backups, restore drill, metrics) pass systemd-analyze verify", runs: "verify --man=no" }, apply: "daemon-reload → enable --now every delivered timer" },
+  none: { apply: "installed only (scripts, data)" },
+};
 
 /**
  * Apply order: the internal CA first (every TLS client verifies against it, TLS-2), PostgreSQL
@@ -110,11 +125,11 @@ function problemsOf(hostId: string, files: readonly HostFile[], actions: Manifes
     seen.add(f.path);
     if (!MODE.test(f.mode)) problems.push(`${where}: mode ${JSON.stringify(f.mode)} must be 4 octal digits, e.g. "0640"`);
     if (!ACCOUNT.test(f.owner) || !ACCOUNT.test(f.group)) problems.push(`${where}: owner/group ${JSON.stringify(`${f.owner}:${f.group}`)} is not a valid account name`);
-    const refs = [...f.content.matchAll(SECRET_REF)];
-    if (f.content.split("{{ssm:").length - 1 !== refs.length) problems.push(`${where} has a malformed {{ssm:...}} placeholder`);
-    const secret = refs.find((m) => SECRET_PARAMETER.test(m[1]));
+    const refs = scanSecretRefs(f.content);
+    if (refs.malformed) problems.push(`${where} has a malformed ${SECRET_REF_OPEN}...}} placeholder`);
+    const secret = refs.paths.find((p) => SECRET_PARAMETER.test(p));
     if (secret && MODE.test(f.mode) && (parseInt(f.mode, 8) & 0o007) !== 0) {
-      problems.push(`${where} carries the secret ${secret[1]} and must not be readable by others (mode ${f.mode}; use 0600 or 0640)`);
+      problems.push(`${where} carries the secret ${secret} and must not be readable by others (mode ${f.mode}; use 0600 or 0640)`);
     }
   }
   for (const [path, service] of Object.entries(actions.services ?? {})) {
@@ -127,9 +142,7 @@ function problemsOf(hostId: string, files: readonly HostFile[], actions: Manifes
 /** Builds and checks a host's manifest; throws listing every problem at once. */
 export function buildManifest(hostId: string, files: readonly HostFile[], actions: ManifestActions = {}): Manifest {
   const problems = problemsOf(hostId, files, actions);
-  if (problems.length > 0) {
-    throw new Error(`manifest of host ${hostId}: ${problems.length} problem(s):\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-  }
+  throwIfAny(`manifest of host ${hostId}`, problems);
   const entries: ManifestFile[] = [...files]
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
     .map((f) => ({

@@ -5,6 +5,7 @@
 import { HTTP_QUEUE_PER_WORKER, proxyTimeoutSeconds } from "../lib/sizing";
 import { PATHS, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { escapeNginx, header, lines, sortedEntries, type HostFile } from "./format";
 
 export interface UpstreamServer {
@@ -160,9 +161,7 @@ function positiveIntegers(values: readonly [string, number][]): string[] {
 }
 
 function fail(file: string, problems: string[]): void {
-  if (problems.length > 0) {
-    throw new Error(`${file}: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-  }
+  throwIfAny(file, problems);
 }
 
 /**

@@ -3,8 +3,10 @@
 // sandbox builds its own), renderOdooConf() turns settings into text. Keys are layered
 // defaults → user extra options (allowlisted) → forced keys, written last and sorted.
 import type { OdooVersion } from "../lib/config";
-import { DB_ROLES, PATHS, SECRET_REF, secretRef, type HostId, type StackModel } from "../lib/model";
+import { DB_ROLES, PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
+import { isSecretRef } from "../lib/secret-ref";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { escapeOdooConf, header, lines, sortedEntries, type HostFile } from "./format";
 
 /** The Unix account Odoo's Debian package creates and runs as; it owns the log and data dirs. */
@@ -242,7 +244,6 @@ export function odooConfSettingsFor(
   };
 }
 
-const isSecretRef = (value: string): boolean => new RegExp(`^${SECRET_REF.source}$`).test(value);
 const isWildcardInterface = (address: string): boolean => ["", "0.0.0.0", "::", "[::]", "*"].includes(address.trim());
 
 /** Every problem with the settings, each naming the key and the fix. */
@@ -390,9 +391,7 @@ export function odooConfOptions(s: OdooConfSettings): Record<string, OdooOptionV
 /** odoo.conf text. Throws listing every problem when the settings break a rule. */
 export function renderOdooConf(s: OdooConfSettings): string {
   const problems = checkOdooConfSettings(s);
-  if (problems.length > 0) {
-    throw new Error(`odoo.conf: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-  }
+  throwIfAny("odoo.conf", problems);
   return lines(
     header(";"),
     "[options]",

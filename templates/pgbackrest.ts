@@ -5,7 +5,7 @@
 //
 // Reference: pgBackRest 2.45 (Debian 12), https://pgbackrest.org/configuration.html
 import { knownInstanceType } from "../lib/instance-types";
-import { secretRef, type StackModel } from "../lib/model";
+import { POSTGRES_CLUSTER, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { escapePostgresConf, header, lines, shellQuote, sortedEntries } from "./format";
 
@@ -14,8 +14,8 @@ export const PGBACKREST_CONF_PATH = "/etc/pgbackrest/pgbackrest.conf";
 /** The one stanza of the stack: one PostgreSQL cluster per stack. */
 export const PGBACKREST_STANZA = "main";
 /** Debian 12's cluster layout (postgresql-15, cluster "main"). */
-export const PG_DATA_PATH = "/var/lib/postgresql/15/main";
-export const PG_BIN_DIR = "/usr/lib/postgresql/15/bin";
+export const PG_DATA_PATH = `/var/lib/postgresql/${POSTGRES_CLUSTER.version}/${POSTGRES_CLUSTER.name}`;
+export const PG_BIN_DIR = `/usr/lib/postgresql/${POSTGRES_CLUSTER.version}/bin`;
 export const PG_SOCKET_PATH = "/var/run/postgresql";
 
 /** Key prefix of the stack's pgBackRest repository inside the backup bucket (no leading slash, as S3 keys have none). */

@@ -6,7 +6,9 @@
 // https://www.pgbouncer.org/config.html
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { parseScramVerifier } from "../lib/scram";
+import { isSecretRef } from "../lib/secret-ref";
 import { odooRoleConnectionLimit, type PgbouncerSizing } from "../lib/sizing";
 import { renderSystemdDropIn } from "./systemd";
 import { escapePgbouncerConnstrValue, escapePgbouncerIniValue, escapeUserlist, header, lines, sortedEntries, type HostFile } from "./format";
@@ -170,7 +172,7 @@ function checkOverrides(overrides: Readonly<Record<string, PgbouncerValue>>): vo
       problems.push(`${key} is not an overridable PgBouncer setting; pool sizes come from the pgbouncer.* config keys; allowed: ${PGBOUNCER_OVERRIDABLE.join(", ")}`);
     }
   }
-  if (problems.length > 0) throw new Error(`pgbouncer.ini overrides rejected:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+  throwIfAny("pgbouncer.ini overrides rejected", problems);
 }
 
 /** pgbouncer.ini. Throws on an override of a forced or unknown key. */
@@ -328,8 +330,6 @@ export interface PgbouncerUserlistSettings {
   readonly entries: readonly PgbouncerUserlistEntry[];
 }
 
-const WHOLE_SECRET_REF = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
-
 /**
  * userlist.txt (auth_file). PgBouncer's parser (loader.c load_auth_file) skips lines that
  * start with ';' and stops at the first line that starts with anything but '"' — so a '#'
@@ -340,7 +340,7 @@ export function renderPgbouncerUserlist(s: PgbouncerUserlistSettings): string {
   for (const { user, secret } of s.entries) {
     if (seen.has(user)) throw new Error(`userlist.txt lists ${user} twice`);
     seen.add(user);
-    if (!WHOLE_SECRET_REF.test(secret) && !parseScramVerifier(secret)) {
+    if (!isSecretRef(secret) && !parseScramVerifier(secret)) {
       throw new Error(`userlist.txt entry for ${user} must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one (AUTH-1); plaintext and md5 are refused`);
     }
   }

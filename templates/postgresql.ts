@@ -5,7 +5,9 @@
 import { parseCidr } from "../lib/cidr";
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { throwIfAny } from "../lib/problems";
 import { parseScramVerifier } from "../lib/scram";
+import { isSecretRef } from "../lib/secret-ref";
 import { odooRoleConnectionLimit, POSTGRES_RESERVED, type MigrationTimeouts, type PostgresSizing } from "../lib/sizing";
 import { escapePostgresConf, header, lines, sortedEntries, sqlIdent, sqlLiteral, type HostFile } from "./format";
 import { postgresArchiveParameters } from "./backup-units";
@@ -107,7 +109,7 @@ const GUC_NAME = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
 const mb = (n: number): string => `${n}MB`;
 
 function numbered(title: string, problems: string[]): void {
-  if (problems.length > 0) throw new Error(`${title}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
+  throwIfAny(title, problems);
 }
 
 /** The conf.d drop-in (Debian's postgresql.conf ends with include_dir = 'conf.d'). */
@@ -365,7 +367,7 @@ export function migrationRoleSql(
  * verifiers hold only base64 and `$:` characters, so a resolved value cannot end a literal.
  */
 export function renderPostgresBootstrap(s: PostgresBootstrapSettings): string {
-  if (!/^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/.test(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
+  if (!isSecretRef(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
     throw new Error("bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
   }
   for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["migrateConnectionLimit", s.migrateConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {

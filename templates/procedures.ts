@@ -10,7 +10,7 @@
 // So the runbook cannot state an order, a flag or a unit the scripts do not have. Engine-aware:
 // with RDS there is no PostgreSQL host; database work runs on the PgBouncer host through the
 // master's libpq service. Pure: no Pulumi import.
-import { DB_ROLES, PATHS, type HostId, type HostRole, type StackModel } from "../lib/model";
+import { DB_ROLES, PATHS, POSTGRES_CLUSTER, UNITS, type HostId, type HostRole, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { ROTATABLE_PASSWORDS, PASSWORD_ROTATION_KEY, type RotatablePassword } from "../lib/rotation";
 import { backupBucketNameParameter, filestorePrefix, importPrefix, ODOO_FILESTORE_DIR } from "./backup-units";
@@ -59,6 +59,9 @@ export interface OperationalProcedure {
 
 const rotate = SCRIPT_PATHS.rotate;
 const apply = SCRIPT_PATHS.apply;
+/** Debian's cluster, as pg_ctlcluster and systemctl name it. */
+const PG_CTLCLUSTER = `${POSTGRES_CLUSTER.version} ${POSTGRES_CLUSTER.name}`;
+const PG_UNIT = UNITS.postgres.replace(/\.service$/, "");
 
 /**
  * The proven order of the odoo role's rotation, the steps of odoo-stack-rotate: PgBouncer first
@@ -416,7 +419,7 @@ function restartPostgresql(model: StackModel): OperationalProcedure {
         id: "now",
         where: "postgres",
         title: "Restart now",
-        commands: ["sudo pg_ctlcluster 15 main restart", `${adminPsql(model, "postgres")} -At -c '${pending}'`],
+        commands: [`sudo pg_ctlcluster ${PG_CTLCLUSTER} restart`, `${adminPsql(model, "postgres")} -At -c '${pending}'`],
         checks: "The restart succeeds and the count is 0.",
       },
       {
@@ -425,7 +428,7 @@ function restartPostgresql(model: StackModel): OperationalProcedure {
         title: "Or schedule it: a one-off timer (survives until it fires or the host reboots)",
         params: ["AT"],
         commands: [
-          `sudo systemd-run --unit=${POSTGRESQL_RESTART_UNIT} --on-calendar="$AT" --timer-property=AccuracySec=1s /usr/bin/pg_ctlcluster 15 main restart`,
+          `sudo systemd-run --unit=${POSTGRESQL_RESTART_UNIT} --on-calendar="$AT" --timer-property=AccuracySec=1s /usr/bin/pg_ctlcluster ${PG_CTLCLUSTER} restart`,
           `systemctl list-timers ${POSTGRESQL_RESTART_UNIT}.timer`,
         ],
         checks: `The timer lists the next run at AT (e.g. AT='2026-05-03 03:00:00 UTC'); cancel with \`sudo systemctl stop ${POSTGRESQL_RESTART_UNIT}.timer\`. Afterwards the alarm clears within the hour.`,
@@ -452,9 +455,9 @@ function restoreEc2(model: StackModel): OperationalProcedure {
         where: "postgres",
         title: "Restore the newest backup and all archived WAL, then promote",
         commands: [
-          "sudo systemctl stop postgresql@15-main",
+          `sudo systemctl stop ${PG_UNIT}`,
           `${pgb} --delta restore`,
-          "sudo systemctl start postgresql@15-main",
+          `sudo systemctl start ${PG_UNIT}`,
           `until sudo -u postgres psql -XAtc 'SELECT NOT pg_is_in_recovery()' | grep -qx t; do sleep 5; done`,
           `sudo -u postgres psql -X -d ${db} -Atc 'SELECT count(*) FROM res_users'`,
           `${pgb} check`,
@@ -724,8 +727,8 @@ function upgradePostgresql(model: StackModel): OperationalProcedure {
         title: "New packages, restart, version",
         commands: [
           "sudo apt-get update",
-          "sudo apt-get install -y --only-upgrade postgresql-15 postgresql-client-15",
-          "sudo systemctl restart postgresql@15-main",
+          `sudo apt-get install -y --only-upgrade postgresql-${POSTGRES_CLUSTER.version} postgresql-client-${POSTGRES_CLUSTER.version}`,
+          `sudo systemctl restart ${PG_UNIT}`,
           `sudo -u postgres psql -X -d ${model.settings.databases[0]} -Atc 'SELECT version()'`,
         ],
         checks: "The new minor version answers.",

@@ -6,6 +6,7 @@
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { parseScramVerifier } from "../lib/scram";
+import { isSecretRef } from "../lib/secret-ref";
 import { odooRoleConnectionLimit, POSTGRES_RESERVED, type MigrationTimeouts } from "../lib/sizing";
 import { header, lines, sqlIdent, sqlLiteral, type HostFile } from "./format";
 import { gexecUnless, migrationRoleSql, odooDatabasesSql, POSTGRES_FORCED } from "./postgresql";
@@ -124,8 +125,6 @@ export interface RdsBootstrapSettings {
   readonly monitorConnectionLimit: number;
 }
 
-const SECRET_REF_ONLY = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
-
 /**
  * The RDS variant of the bootstrap (templates/postgresql.ts renderPostgresBootstrap), run by
  * the PgBouncer host's apply script as the master user: RDS's master is rds_superuser, not a
@@ -135,10 +134,10 @@ const SECRET_REF_ONLY = /^\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\}$/;
  * on the PgBouncer host for RDS (there is no database host): pg_monitor, as on EC2 (OBS-7, PG-4).
  */
 export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
-  if (!SECRET_REF_ONLY.test(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
+  if (!isSecretRef(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
     throw new Error("RDS bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
   }
-  if (!SECRET_REF_ONLY.test(s.monitorPassword)) {
+  if (!isSecretRef(s.monitorPassword)) {
     throw new Error("RDS bootstrap: the monitor role's password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
   }
   for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["migrateConnectionLimit", s.migrateConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
@@ -220,7 +219,8 @@ export interface RdsServiceSettings {
 
 // libpq service files have no escape function in format.ts: values are written only after they
 // pass these patterns, so nothing needs quoting.
-const SERVICE_VALUE = /^([A-Za-z0-9_.\-/]+|\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\})$/;
+const SERVICE_VALUE = /^[A-Za-z0-9_.\-/]+$/;
+const isServiceValue = (v: string): boolean => SERVICE_VALUE.test(v) || isSecretRef(v);
 
 /**
  * A libpq service file (https://www.postgresql.org/docs/15/libpq-pgservice.html): the apply
@@ -229,7 +229,7 @@ const SERVICE_VALUE = /^([A-Za-z0-9_.\-/]+|\{\{ssm:\/[A-Za-z0-9_.\-/]+\}\})$/;
  * the file 0600 root.
  */
 export function renderRdsService(s: RdsServiceSettings): string {
-  if (!SECRET_REF_ONLY.test(s.password)) throw new Error("RDS service file: the password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
+  if (!isSecretRef(s.password)) throw new Error("RDS service file: the password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
   const entries: [string, string | number][] = [
     ["host", s.host],
     ["port", s.port],
@@ -240,9 +240,9 @@ export function renderRdsService(s: RdsServiceSettings): string {
     ["sslrootcert", s.sslRootCert],
   ];
   for (const [k, v] of entries) {
-    if (!SERVICE_VALUE.test(String(v))) throw new Error(`RDS service file: ${k} = ${JSON.stringify(v)} may hold only letters, digits and _ . - / (or be one {{ssm:...}} reference)`);
+    if (!isServiceValue(String(v))) throw new Error(`RDS service file: ${k} = ${JSON.stringify(v)} may hold only letters, digits and _ . - / (or be one {{ssm:...}} reference)`);
   }
-  if (!SERVICE_VALUE.test(s.service) || s.service.includes("{{")) throw new Error(`RDS service file: service name ${JSON.stringify(s.service)} may hold only letters, digits and _ . - /`);
+  if (!SERVICE_VALUE.test(s.service)) throw new Error(`RDS service file: service name ${JSON.stringify(s.service)} may hold only letters, digits and _ . - /`);
   return lines(header("#"), `[${s.service}]`, entries.map(([k, v]) => `${k}=${v}`));
 }
 

@@ -4,7 +4,7 @@
 // PostgreSQL host with a weekly restore drill (ec2), or RDS's automated backups with
 // point-in-time restore into a new instance (rds, RTO untested). The restore itself is the
 // procedure table's (templates/procedures.ts). Every block is marked laptop or host. Pure.
-import type { StackModel } from "../lib/model";
+import { UNITS, type StackModel } from "../lib/model";
 import { backupAlarmEntries } from "./alarms";
 import {
   BACKUP_METRIC_NAMESPACE,
@@ -179,9 +179,9 @@ function ec2BackupRunbook(model: StackModel, input: BackupRunbookInput): string 
     "3. Restore to the target and start:",
     "",
     hostBlock(pg.id, [
-      "sudo systemctl stop postgresql@15-main",
+      `sudo systemctl stop ${UNITS.postgres.replace(/\.service$/, "")}`,
       `${pgb} --delta --type=time --target="$TARGET_TIME" --target-action=promote restore`,
-      "sudo systemctl start postgresql@15-main",
+      `sudo systemctl start ${UNITS.postgres.replace(/\.service$/, "")}`,
       "sudo -u postgres psql -XAtc 'SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()'",
     ], { procedure: "point-in-time-recovery", step: "restore", params: ["TARGET_TIME"] }),
     "",

@@ -9,6 +9,7 @@
 //
 // Markdown renderers read the first word as the language and ignore the rest. One writer and one
 // reader of the format, both here, so they cannot disagree. Pure: no Pulumi import.
+import { throwIfAny } from "../lib/problems";
 
 /** Where a block runs: the operator's machine, or one or more hosts of the stack (by host id). */
 export type BlockTarget = { readonly kind: "laptop" } | { readonly kind: "host"; readonly hosts: readonly string[] };
@@ -46,7 +47,7 @@ function checkMeta(target: BlockTarget, meta: BlockMeta): void {
     if (v !== undefined && !ID.test(v)) problems.push(`${k} ${JSON.stringify(v)} must be lower-case letters, digits and '-'`);
   }
   for (const p of meta.params ?? []) if (!PARAM.test(p)) problems.push(`param ${JSON.stringify(p)} must be an upper-case shell variable name`);
-  if (problems.length > 0) throw new Error(`runbook block: ${problems.join("; ")}`);
+  throwIfAny("runbook block", problems);
 }
 
 /** The info string of a shell block: `sh laptop …` or `sh host=a,b …`. */

@@ -19,6 +19,7 @@ import * as enginepb from "@pulumi/pulumi/proto/engine_pb";
 import * as enginerpc from "@pulumi/pulumi/proto/engine_grpc_pb";
 import * as emptypb from "google-protobuf/google/protobuf/empty_pb";
 import * as structpb from "google-protobuf/google/protobuf/struct_pb";
+import { throwIfAny } from "../lib/problems";
 import { RESOURCE_SIG, SIG_KEY, type CapturedResource } from "./mocks";
 
 export type EnforcementLevel = "advisory" | "mandatory" | "disabled" | "remediate";
@@ -369,9 +370,7 @@ export function buildPolicyConfig(info: AnalyzerInfo, file: PolicyConfigFile = {
       properties,
     };
   }
-  if (problems.length > 0) {
-    throw new Error(`policy config: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p, i) => `  ${i + 1}. ${p}`).join("\n")}`);
-  }
+  throwIfAny("policy config", problems);
   return config;
 }
 

@@ -24,6 +24,7 @@ import * as jsyaml from "js-yaml";
 import { parseSettings } from "../lib/config";
 import { knownInstanceType } from "../lib/instance-types";
 import { buildModel, type StackModel } from "../lib/model";
+import { problemsMessage } from "../lib/problems";
 
 export interface StackConfig {
   readonly project: string;
@@ -61,8 +62,8 @@ const SECURE_SHOWN = "[secure]";
 
 export function formatCliProblems(stack: string, problems: readonly CliConfigProblem[]): string {
   const shown = (v: unknown) => (v === undefined ? "(not set)" : JSON.stringify(v));
-  const lines = problems.map((p, i) => `  ${i + 1}. ${p.key} = ${shown(p.value)}: ${p.cli}; ${p.fix}`);
-  return `stack "${stack}": the Pulumi CLI would refuse this configuration before running the program; ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${lines.join("\n")}`;
+  const lines = problems.map((p) => `${p.key} = ${shown(p.value)}: ${p.cli}; ${p.fix}`);
+  return problemsMessage(`stack "${stack}"`, lines, { note: "the Pulumi CLI would refuse this configuration before running the program" });
 }
 
 // ---------------------------------------------------------------------------------------------

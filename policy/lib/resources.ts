@@ -1,6 +1,7 @@
 // What every policy needs to read off a resource, typed structurally so the helpers work on
 // both ResourceValidationArgs and PolicyResource (and on the offline plan's captured resources)
 // without importing @pulumi/policy or @pulumi/aws. Policies match resources by type token.
+import { parseSecretRef } from "../../lib/secret-ref";
 
 /** The part of a resource a policy reads: the same shape Analyze and AnalyzeStack deliver. */
 export interface ResourceView {
@@ -395,8 +396,6 @@ export function certRequestsOf(resources: readonly StackResourceView[], host: Ho
 // RDS endpoints (issue 8): a name a file carries as an {{ssm:…}} placeholder
 // ---------------------------------------------------------------------------------------------
 
-const WHOLE_SSM_REFERENCE = /^\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}$/;
-
 /**
  * The RDS instance a name leads to when the name is an {{ssm:/path}} placeholder and the
  * stack's String parameter at that path holds the instance's address (by the engine's property
@@ -404,10 +403,10 @@ const WHOLE_SSM_REFERENCE = /^\{\{ssm:(\/[A-Za-z0-9_.\-/]+)\}\}$/;
  * client dialling it with verify-full against RDS's bundle checks the name (TLS-3).
  */
 export function rdsInstanceByReference(resources: readonly StackResourceView[], name: string): StackResourceView | undefined {
-  const m = WHOLE_SSM_REFERENCE.exec(name.trim());
-  if (!m) return undefined;
+  const path = parseSecretRef(name.trim());
+  if (path === undefined) return undefined;
   const instances = resources.filter((r) => r.type === TYPES.rdsInstance);
-  const parameter = resources.find((r) => r.type === TYPES.ssmParameter && r.props.name === m[1]);
+  const parameter = resources.find((r) => r.type === TYPES.ssmParameter && r.props.name === path);
   if (!parameter || instances.length === 0) return undefined;
   const viaDependencies = referencedResources(parameter, "value", instances, () => undefined);
   if (viaDependencies.length > 0) return viaDependencies[0];

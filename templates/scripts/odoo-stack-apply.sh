@@ -33,6 +33,7 @@
 #   ODOO_STACK_FETCH_DIR     local directory laid out like the bucket prefix, instead of S3
 #   ODOO_STACK_SSM_DIR       directory of files named by parameter path, instead of SSM
 #   ODOO_STACK_AWS ODOO_STACK_NGINX ODOO_STACK_PGBOUNCER ODOO_STACK_PG_BINDIR ODOO_STACK_PYTHON
+#   ODOO_STACK_SYSTEMD_ANALYZE
 #   ODOO_STACK_PSQL          psql command prefix (split on blanks) for the PostgreSQL checks and SQL
 #   ODOO_STACK_PG_CONF_DIR ODOO_STACK_PG_USER ODOO_STACK_PGBOUNCER_USER ODOO_STACK_LOCK_FILE
 #   ODOO_STACK_STATE_DIR     holds the "bootstrapped" marker (default /var/lib/odoo-stack)
@@ -54,7 +55,8 @@ PROG=odoo-stack-apply
 readonly MANIFEST_FORMAT=1
 readonly SERVICES_KNOWN=" ca-certificates postgresql sql pgbouncer odoo nginx logrotate cloudwatch-agent systemd none "
 readonly PATH_RE='^(/[A-Za-z0-9._@+-]+)+$'
-# Matches SECRET_REF in lib/model.ts.
+# The ERE spelling of SECRET_REF in lib/secret-ref.ts; tests/unit/secret-ref.test.ts runs both on
+# one corpus (tests/fixtures/ssm-placeholders.json).
 readonly PLACEHOLDER_RE='[{][{]ssm:(/[A-Za-z0-9_./-]+)[}][}]'
 
 log() { printf '%s: %s\n' "$PROG" "$*"; }
@@ -89,6 +91,7 @@ init_commands() {
   PG_CONF_DIR=${ODOO_STACK_PG_CONF_DIR:-/etc/postgresql/15/main}
   PG_USER=${ODOO_STACK_PG_USER:-postgres}
   PYTHON=${ODOO_STACK_PYTHON:-python3}
+  SYSTEMD_ANALYZE=${ODOO_STACK_SYSTEMD_ANALYZE:-systemd-analyze}
   read -r -a PSQL <<<"${ODOO_STACK_PSQL:-runuser -u postgres -- psql -X -q -d postgres}"
   LOCK_FILE=${ODOO_STACK_LOCK_FILE:-$ROOT/run/lock/odoo-stack-apply.lock}
   STATE_DIR=${ODOO_STACK_STATE_DIR:-$ROOT/var/lib/odoo-stack}
@@ -277,7 +280,7 @@ cache_parameter() {
 # like a placeholder when it is staged.
 readonly PLACEHOLDER_OPEN='{{'ssm:
 check_literal() {
-  [[ $1 != *"$PLACEHOLDER_OPEN"* ]] || die "$2: malformed secret placeholder (see SECRET_REF in lib/model.ts)"
+  [[ $1 != *"$PLACEHOLDER_OPEN"* ]] || die "$2: malformed secret placeholder (see lib/secret-ref.ts)"
 }
 
 # Copies src to dest with every placeholder replaced. Bash does the substitution, so no value
@@ -550,6 +553,40 @@ validate_cloudwatch_agent() {
   done
 }
 
+# Units and timers: `systemd-analyze verify` on the staged copies, together (unknown keys, bad
+# values, a timer with no trigger). Every such finding about the staged units fails; findings
+# about the system's own units are not ours to judge. A missing command is the host's packages'
+# business, not the unit's, and one this manifest delivers is installed after validation: those
+# are only reported (a NOTICE), never fatal.
+validate_systemd() {
+  local i out=$TMP/systemd-verify.out line ours
+  local -a units=() names=()
+  for i in "${!F_PATH[@]}"; do
+    [[ ${F_SERVICE[i]} == systemd && (${F_PATH[i]} == *.service || ${F_PATH[i]} == *.timer) ]] || continue
+    units+=("$TMP/staged${F_PATH[i]}")
+    names+=("${F_PATH[i]##*/}")
+  done
+  ((${#units[@]})) || return 0
+  (cd / && "$SYSTEMD_ANALYZE" verify --man=no -- "${units[@]}") >"$out" 2>&1 || true
+  local -a findings=()
+  while IFS= read -r line || [[ -n $line ]]; do
+    ours=0
+    [[ $line == *"$TMP/staged/"* ]] && ours=1
+    for i in "${names[@]}"; do [[ $line == "$i:"* ]] && ours=1; done
+    ((ours)) || continue
+    if [[ $line =~ :\ Command\ (/[^ ]+)\ is\ not\ executable: ]]; then
+      for i in "${F_PATH[@]}"; do [[ $i == "${BASH_REMATCH[1]}" ]] && continue 2; done
+      warn "systemd: ${line//"$TMP/staged"/}"
+      continue
+    fi
+    findings+=("${line//"$TMP/staged"/}")
+  done <"$out"
+  if ((${#findings[@]})); then
+    printf '%s\n' "${findings[@]}" >&2
+    die "systemd: the new units are invalid (nothing was installed or reloaded)"
+  fi
+}
+
 validate_service() {
   case $1 in
     nginx) validate_nginx ;;
@@ -559,7 +596,8 @@ validate_service() {
     logrotate) validate_logrotate ;;
     ca-certificates) validate_ca_certificates ;;
     cloudwatch-agent) validate_cloudwatch_agent ;;
-    sql | systemd | none) ;;
+    systemd) validate_systemd ;;
+    sql | none) ;;
   esac
 }
 

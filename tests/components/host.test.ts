@@ -4,7 +4,7 @@
 // so a config change is applied in place instead of replacing the instance (principle 6).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { Host, hostPolicyDocument, referencedParameters, ssmParameterArn, type NetworkRef } from "../../components/host";
+import { checkHostFiles, Host, hostPolicyDocument, referencedParameters, ssmParameterArn, type NetworkRef } from "../../components/host";
 import { TAG_KEYS } from "../../components/tags";
 import type { AwsFacts } from "../../lib/aws-specs";
 import { secretRef } from "../../lib/model";
@@ -232,4 +232,33 @@ describe("Host under mocks", () => {
     expect(objects).toHaveLength(2);
     for (const o of objects) expect([o.name, Object.keys(o.inputs.tags).length]).toEqual([o.name, 10]);
   }, 60_000);
+});
+
+// The Host's file checks as a pure function: no mocks, no resources (issue 17).
+describe("checkHostFiles", () => {
+  const stack = [model.parameters.odooDbPassword, model.parameters.odooAdminPassword, model.parameters.hostKey(host.id)];
+
+  it("accepts files whose parameters the stack creates", () => {
+    expect(checkHostFiles(host.id, files(), stack)).toEqual([]);
+  });
+
+  it("names each file that references a parameter nobody creates, once per parameter", () => {
+    const missing = model.parameters.odooAdminPassword;
+    const extra: HostFile = { path: "/etc/odoo/second.conf", content: `a = ${secretRef(missing)}\n`, mode: "0600", owner: "odoo", group: "odoo" };
+    expect(checkHostFiles(host.id, [...files(), extra], stack.filter((p) => p !== missing))).toEqual([
+      `/etc/odoo/odoo.conf, /etc/odoo/second.conf reference SSM parameter ${missing}, which the stack does not create`,
+    ]);
+    expect(checkHostFiles(host.id, [...files(), extra], stack.filter((p) => p !== missing).concat(missing))).toEqual([]);
+  });
+
+  it("reports the manifest's problems and colliding resource names together", () => {
+    const problems = checkHostFiles(host.id, [
+      ...files(),
+      { path: "/etc/a b", content: "x\n", mode: "0644", owner: "root", group: "root" },
+      { path: "/etc/a-b", content: "x\n", mode: "644", owner: "root", group: "root" },
+    ], stack);
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(/^manifest of host odoo-2: 2 problems:\n  1\. "\/etc\/a b" must be an absolute path.*\n  2\. "\/etc\/a-b": mode "644" must be 4 octal digits/);
+    expect(problems[1]).toBe("files /etc/a b and /etc/a-b map to the same resource name; rename one");
+  });
 });

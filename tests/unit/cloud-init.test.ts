@@ -206,7 +206,7 @@ describe("renderUserData: invariants", () => {
 
   it("rejects bad input, every problem at once", () => {
     const bad: UserDataInput = { ...inputFor("postgres"), region: "Europe", configBucket: "Bad_Bucket", dataVolumeId: "disk-1", packages: ["ok", "rm -rf"] };
-    expect(() => buildUserData(bad)).toThrow(/4 problem\(s\)[\s\S]*region[\s\S]*configBucket[\s\S]*packages[\s\S]*dataVolumeId/);
+    expect(() => buildUserData(bad)).toThrow(/4 problems:[\s\S]*region[\s\S]*configBucket[\s\S]*packages[\s\S]*dataVolumeId/);
     const { dataVolumeId: _omit, ...withoutVolume } = inputFor("postgres");
     void _omit;
     expect(() => buildUserData(withoutVolume)).toThrow(/dataVolumeId = undefined: the PostgreSQL host needs its data volume id/);
@@ -290,7 +290,7 @@ describe("manifest", () => {
 
   it("rejects what the apply script would refuse, every problem at once", () => {
     const files = [f("relative/path"), f("/etc/a/../b"), f(PATHS.odooConf, "x", "644"), f(PATHS.odooConf, "{{ssm:oops}}", "0600", "Root")];
-    expect(() => buildManifest("Proxy", files)).toThrow(/7 problem\(s\)/);
+    expect(() => buildManifest("Proxy", files)).toThrow(/7 problems:/);
     try {
       buildManifest("Proxy", files);
     } catch (err) {

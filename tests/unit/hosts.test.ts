@@ -5,6 +5,7 @@
 // principle 5); a forbidden odooOptions entry fails as a ConfigError naming the key.
 import { ConfigError, type RawConfig } from "../../lib/config";
 import { PATHS, SECRET_REF, secretRef, type StackModel } from "../../lib/model";
+import { isSecretRef } from "../../lib/secret-ref";
 import { CLOUDWATCH_AGENT_CONFIG_PATH } from "../../templates/cloudwatch-agent";
 import { GENERATED, type HostFile } from "../../templates/format";
 import { hostFiles, parametersFingerprint, renderAllHosts } from "../../templates/hosts";
@@ -41,7 +42,7 @@ function secretParameters(model: StackModel): Set<string> {
 const referenced = (f: HostFile): string[] => [...f.content.matchAll(SECRET_REF)].map((m) => m[1]);
 const isScript = (f: HostFile): boolean => f.content.startsWith("#!");
 /** A file whose whole content is one parameter (a certificate or key), resolved on the host. */
-const isParameterOnly = (f: HostFile): boolean => /^\{\{ssm:[^}]+\}\}\n$/.test(f.content);
+const isParameterOnly = (f: HostFile): boolean => f.content.endsWith("\n") && isSecretRef(f.content.slice(0, -1));
 /** JSON has no comments: the collector's config carries the header as a key; the CloudWatch agent's schema allows none. */
 const isJson = (f: HostFile): boolean => f.path.endsWith(".json");
 
@@ -129,7 +130,7 @@ describe.each(MODELS)("%s", (_name, overrides) => {
       // In configs (scripts only parse these keys), a password key is always a placeholder.
       if (isScript(f)) continue;
       for (const line of f.content.split("\n").filter((l) => /^\s*(admin_passwd|db_password)\b/.test(l))) {
-        expect(line).toMatch(/^\s*(admin_passwd|db_password)\s*=\s*\{\{ssm:\/[^}]+\}\}$/);
+        expect(isSecretRef(line.replace(/^\s*(admin_passwd|db_password)\s*=\s*/, ""))).toBe(true);
       }
     }
     const odooConfs = files.filter((f) => f.path === PATHS.odooConf);

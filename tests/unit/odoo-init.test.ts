@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { DB_ROLES, PATHS } from "../../lib/model";
+import { resolveSecretRefs } from "../../lib/secret-ref";
 import { renderAllHosts } from "../../templates/hosts";
 import { odooMigrationCommand } from "../../templates/odoo-conf";
 import { SCRIPT_PATHS, SCRIPTS_DIR } from "../../templates/scripts";
@@ -34,7 +35,7 @@ function runInit(env: string): Run {
     fs.writeFileSync(ca, "-----BEGIN CERTIFICATE-----\n");
     const envFile = path.join(dir, "odoo-init.env");
     // The apply script resolves {{ssm:…}} placeholders on the host; a per-run value stands in.
-    fs.writeFileSync(envFile, env.replace(/\{\{ssm:[^}]+\}\}/g, randomBytes(12).toString("hex")).replace(`ODOO_STACK_CA=${PATHS.caCert}`, `ODOO_STACK_CA=${ca}`));
+    fs.writeFileSync(envFile, resolveSecretRefs(env, () => randomBytes(12).toString("hex")).replace(`ODOO_STACK_CA=${PATHS.caCert}`, `ODOO_STACK_CA=${ca}`));
     const conf = path.join(dir, "odoo.conf");
     fs.writeFileSync(conf, `[options]\ndb_host = ${model.hosts.pgbouncer.fqdn}\ndb_port = 6432\ndb_user = ${DB_ROLES.odoo}\ndb_password = ${randomBytes(12).toString("hex")}\ndb_sslmode = verify-full\n`);
     const calls = path.join(dir, "odoo-calls");

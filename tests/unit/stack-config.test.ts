@@ -197,7 +197,7 @@ describe("all problems at once", () => {
   it("reports missing keys, type errors and secrets together, numbered", () => {
     const err = refused("need:\n  type: string\nn:\n  type: integer\ntoken:\n  type: string\n  secret: true", "n: x\ntoken: plain");
     const lines = err.message.split("\n");
-    expect(lines[0]).toBe('stack "dev": the Pulumi CLI would refuse this configuration before running the program; 3 problems:');
+    expect(lines[0]).toBe('stack "dev": 3 problems; the Pulumi CLI would refuse this configuration before running the program:');
     expect(lines.slice(1).map((l) => /^ {2}(\d+)\. (\S+) = /.exec(l)?.slice(1))).toEqual([
       ["1", "proj:need"],
       ["2", "proj:n"],
