@@ -193,7 +193,7 @@ describe("InternalCa generations: a CA rotation that never breaks verify-full (T
   const caOf = (pem: string): string => Buffer.from(pem.split("\n").slice(1, -2).join(""), "base64").toString("utf8").replace(/^.*not key material: ([^;]+).*$/s, "$1");
   const phase = async (settings: Record<string, unknown>) => {
     const m = modelWith({ ...settings });
-    const r = await runUnderMocks(() => new InternalCa("internal-ca", { model: m, kmsKeyArn: KEY_ARN }).caCertPem);
+    const r = await runUnderMocks(() => ({ caCertPem: new InternalCa("internal-ca", { model: m, kmsKeyArn: KEY_ARN }).caCertPem }));
     const bundle = String(r.resources.find((x) => x.type === PARAMETER && x.inputs.name === m.parameters.caCert)?.inputs.value);
     const certs = bundle.split(/(?<=-----END CERTIFICATE-----\n)/).filter(Boolean).map(caOf);
     const signers = [...new Set(ofType(r, "tls:index/locallySignedCert:LocallySignedCert").map((c) => caOf(String(c.inputs.caCertPem))))];
