@@ -2,10 +2,12 @@
 // are the host's private DNS name and address (TLS-3), so Odoo→PgBouncer and
 // PgBouncer→PostgreSQL can use verify-full (TLS-2). Certificates are re-issued by `pulumi up`
 // once inside their early-renewal window (TLS-4); the new files reach the hosts through the
-// config bucket and are applied with a reload.
+// config bucket and are applied with a reload. The CA itself is never re-issued in place: a new
+// generation is trusted everywhere before it signs anything (lib/internal-ca.ts).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { internalCaBundle, internalCaGenerations, internalCaResourceName } from "../lib/internal-ca";
 import type { HostId, StackModel } from "../lib/model";
 import { hostTags, resourceTags } from "./tags";
 
@@ -13,9 +15,12 @@ const HOURS_PER_DAY = 24;
 
 /** Lifetimes in hours, stated once. */
 export const CERTIFICATE_LIFETIMES = {
-  /** CA: 5 years; re-issued in its last year, which also re-issues every host certificate. */
+  /**
+   * CA: 5 years, never renewed in place (a renewal would reach the hosts one by one and break
+   * verify-full between them): the expiry alarm asks for a rotation to the next generation.
+   */
   caValidityHours: 5 * 365 * HOURS_PER_DAY,
-  caEarlyRenewalHours: 365 * HOURS_PER_DAY,
+  caEarlyRenewalHours: 0,
   /** Hosts: 1 year; re-issued in the last 30 days, long before clients see an expired cert. */
   hostValidityHours: 365 * HOURS_PER_DAY,
   hostEarlyRenewalHours: 30 * HOURS_PER_DAY,
@@ -30,7 +35,7 @@ export interface InternalCaArgs {
 }
 
 export class InternalCa extends pulumi.ComponentResource {
-  /** The CA certificate (public). */
+  /** The trusted CA certificates (public), the issuing one first. */
   readonly caCertPem: pulumi.Output<string>;
   /** Every parameter this component writes, by parameter name. */
   readonly parameters: Readonly<Record<string, aws.ssm.Parameter>>;
@@ -43,20 +48,29 @@ export class InternalCa extends pulumi.ComponentResource {
     const parameters: Record<string, aws.ssm.Parameter> = {};
 
     // ECDSA P-256: supported by OpenSSL in PostgreSQL 15, PgBouncer 1.18, nginx and libpq.
-    const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
-    const caCert = new tls.SelfSignedCert(`${name}-ca-cert`, {
-      privateKeyPem: caKey.privateKeyPem,
-      subject: { commonName: `${model.project} ${model.stack} internal CA`, organization: model.project },
-      isCaCertificate: true,
-      allowedUses: ["cert_signing", "crl_signing"],
-      validityPeriodHours: CERTIFICATE_LIFETIMES.caValidityHours,
-      earlyRenewalHours: CERTIFICATE_LIFETIMES.caEarlyRenewalHours,
-    }, parent);
+    const generations = internalCaGenerations(model.settings);
+    const cas = new Map(
+      [...generations.trusted].sort((a, b) => a - b).map((generation) => {
+        const key = new tls.PrivateKey(internalCaResourceName(name, generation, "key"), { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
+        const cert = new tls.SelfSignedCert(internalCaResourceName(name, generation, "cert"), {
+          privateKeyPem: key.privateKeyPem,
+          // The generation in the name tells two CAs of one stack apart in a trust store.
+          subject: { commonName: `${model.project} ${model.stack} internal CA${generation === 1 ? "" : ` ${generation}`}`, organization: model.project },
+          isCaCertificate: true,
+          allowedUses: ["cert_signing", "crl_signing"],
+          validityPeriodHours: CERTIFICATE_LIFETIMES.caValidityHours,
+          earlyRenewalHours: CERTIFICATE_LIFETIMES.caEarlyRenewalHours,
+        }, parent);
+        return [generation, { key, cert }] as const;
+      }),
+    );
+    const issuer = cas.get(generations.issuing)!;
+    const trustBundle = pulumi.all(generations.trusted.map((g) => cas.get(g)!.cert.certPem)).apply(internalCaBundle);
     parameters[model.parameters.caCert] = new aws.ssm.Parameter(`${name}-ca-cert-parameter`, {
       name: model.parameters.caCert,
       type: "String",
-      description: "Internal CA certificate (PEM): what every host trusts for verify-full (TLS-2)",
-      value: caCert.certPem,
+      description: "Internal CA certificates (PEM): what every host trusts for verify-full (TLS-2), the issuing one first",
+      value: trustBundle,
       tags: resourceTags(model, "tls", `${name}-ca-cert-parameter`),
     }, parent);
 
@@ -73,8 +87,8 @@ export class InternalCa extends pulumi.ComponentResource {
       }, parent);
       const cert = new tls.LocallySignedCert(part("cert"), {
         certRequestPem: request.certRequestPem,
-        caPrivateKeyPem: caKey.privateKeyPem,
-        caCertPem: caCert.certPem,
+        caPrivateKeyPem: issuer.key.privateKeyPem,
+        caCertPem: issuer.cert.certPem,
         validityPeriodHours: CERTIFICATE_LIFETIMES.hostValidityHours,
         earlyRenewalHours: CERTIFICATE_LIFETIMES.hostEarlyRenewalHours,
         allowedUses: ["digital_signature", "server_auth", "client_auth"],
@@ -98,7 +112,7 @@ export class InternalCa extends pulumi.ComponentResource {
       }, parent);
     }
 
-    this.caCertPem = caCert.certPem;
+    this.caCertPem = trustBundle;
     this.parameters = parameters;
     this.registerOutputs({ caCertPem: this.caCertPem, parameterNames: Object.keys(parameters).sort() });
   }

@@ -541,6 +541,11 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
 
   const postgresDataVolumeGiB = int("postgresDataVolumeGiB");
   const odooDataVolumeGiB = int("odooDataVolumeGiB");
+  const internalCaGeneration = int("internalCaGeneration", " (TLS-4)");
+  const internalCaNext = str("internalCaNext", DEFAULTS.internalCaNext) ?? DEFAULTS.internalCaNext;
+  if (!oneOf("internalCaNext", internalCaNext)) {
+    add("internalCaNext", internalCaNext, 'must be "none", "trusted" (every host trusts the next CA beside the current one) or "issuing" (the next CA signs the host certificates; both trusted): see procedure rotate-internal-ca');
+  }
   const backupRetentionDays = int("backupRetentionDays", " (BACKUP-1)");
   if (postgresEngine === "rds" && backupRetentionDays > RDS_MAX_BACKUP_RETENTION_DAYS) {
     add("backupRetentionDays", backupRetentionDays, `must be at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine = "rds": RDS keeps automated backups (PITR) for at most ${RDS_MAX_BACKUP_RETENTION_DAYS} days (BACKUP-1)`);
@@ -686,6 +691,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     dbfilter,
     postgresDataVolumeGiB,
     odooDataVolumeGiB,
+    internalCaGeneration,
+    internalCaNext: internalCaNext as StackSettings["internalCaNext"],
     bastionSecurityGroupId: bastion,
     odooInternalCidrs,
     tls,

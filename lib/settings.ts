@@ -261,6 +261,18 @@ export const SETTINGS = {
     default: {},
     description: "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; a secret is an `{{ssm:/path}}` reference to a parameter you created, checked at preview. With mail set, the smtp_* keys come from it.",
   },
+  internalCaGeneration: {
+    kind: "integer",
+    default: 1,
+    range: { min: 1, max: 99 },
+    description: "The internal CA generation that signs the hosts' certificates (TLS-2, TLS-4). A CA is never re-issued in place: rotating it means a new generation, trusted beside the old one before it signs anything (internalCaNext), so no TLS connection between two hosts fails at any step (procedure rotate-internal-ca).",
+  },
+  internalCaNext: {
+    kind: "string",
+    default: "none",
+    range: { oneOf: ["none", "trusted", "issuing"] },
+    description: "Rotating the internal CA to generation internalCaGeneration + 1: none (no rotation), trusted (the next CA exists and every host trusts it beside the current one), issuing (the next CA signs every host certificate; both still trusted). The rotation ends with internalCaGeneration raised by one and this back to none, which drops the old CA.",
+  },
   passwordRotation: {
     kind: "object",
     default: {},

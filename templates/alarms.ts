@@ -6,7 +6,7 @@
 import type { HostId, StackModel } from "../lib/model";
 import { throwIfAny } from "../lib/problems";
 import { AGENT_METRICS, watchedMounts, WATCHED_FSTYPE } from "./cloudwatch-agent";
-import { DIMENSIONS, METRIC_NAMESPACES, METRICS, ROUTE_CLASSES, WATCHED_PROCESSES, metricsCollectorSettingsFor, type RouteClass } from "./metrics";
+import { DIMENSIONS, METRIC_NAMESPACES, METRICS, ROUTE_CLASSES, WATCHED_PROCESSES, INTERNAL_CA_CERTIFICATE, metricsCollectorSettingsFor, type RouteClass } from "./metrics";
 import { LISTEN_DATABASE } from "./pgbouncer";
 
 /** The dashboard's rows, in checklist order; every alarm belongs to one. */
@@ -36,6 +36,7 @@ export const PROCEDURES = [
   "collector",
   "backups",
   "restart-pending",
+  "rotate-internal-ca",
 ] as const;
 export type Procedure = (typeof PROCEDURES)[number];
 
@@ -81,6 +82,7 @@ export interface MonitoringThresholds {
   readonly swapUsedPercent: number;
   readonly fdUsedPercent: number;
   readonly certificateDays: number;
+  readonly internalCaDays: number;
 }
 
 export const MONITORING_DEFAULTS: MonitoringThresholds = {
@@ -109,6 +111,9 @@ export const MONITORING_DEFAULTS: MonitoringThresholds = {
   // TLS-4: three weeks leaves two renewal attempts of certbot (every 12 h) many times over,
   // and time to reissue an internal certificate by `pulumi up`.
   certificateDays: 21,
+  // TLS-4: the internal CA is never renewed in place (lib/internal-ca.ts); half a year leaves time
+  // for its rotation's three `pulumi up`s in quiet weeks.
+  internalCaDays: 180,
 };
 
 export type MonitoringThresholdOverrides = Partial<Omit<MonitoringThresholds, "latencyP99Seconds">> & {
@@ -123,7 +128,7 @@ export function checkMonitoringThresholds(o: MonitoringThresholdOverrides): stri
     const v = o[key];
     if (v !== undefined && !(v > 0 && v <= 100)) problems.push(`'thresholds.${key}' must be a percentage in (0, 100], got ${v}.`);
   }
-  for (const key of ["maxWaitSeconds", "oldestTransactionSeconds", "cronRunningSeconds", "certificateDays", "transactionIdAge"] as const) {
+  for (const key of ["maxWaitSeconds", "oldestTransactionSeconds", "cronRunningSeconds", "certificateDays", "internalCaDays", "transactionIdAge"] as const) {
     const v = o[key];
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) problems.push(`'thresholds.${key}' must be a positive number, got ${v}.`);
   }
@@ -515,11 +520,13 @@ function hostAlarms(model: StackModel, host: HostId, t: MonitoringThresholds, ad
     });
   }
   for (const cert of metricsCollectorSettingsFor(model, host).certificates) {
+    const internalCa = cert.name === INTERNAL_CA_CERTIFICATE;
+    const days = internalCa ? t.internalCaDays : t.certificateDays;
     add({
       id: `tls-expiry-${host.id}-${cert.name}`,
       section: "tls",
       checklist: ["TLS-4"],
-      summary: `The ${cert.name} certificate on ${host.id} (${cert.path}) expires in less than ${t.certificateDays} days.`,
+      summary: `The ${cert.name} certificate on ${host.id} (${cert.path}) expires in less than ${days} days.`,
       namespace: METRIC_NAMESPACES.tls,
       metricName: METRICS.certificateDaysToExpiry,
       dimensions: { ...dims, [DIMENSIONS.certificate]: cert.name },
@@ -527,11 +534,16 @@ function hostAlarms(model: StackModel, host: HostId, t: MonitoringThresholds, ad
       period: 3600,
       evaluationPeriods: 1,
       datapointsToAlarm: 1,
-      threshold: t.certificateDays,
+      threshold: days,
       comparisonOperator: "LessThanThreshold",
       treatMissingData: "notBreaching",
-      response: cert.name === "public" ? "certbot's renewal is failing (or the imported certificate was not replaced)." : "The internal CA's certificates are re-issued by `pulumi up` before they expire (early renewal); this one was not.",
-      procedures: ["certificates"],
+      response:
+        cert.name === "public"
+          ? "certbot's renewal is failing (or the imported certificate was not replaced)."
+          : internalCa
+            ? "The internal CA is never renewed in place: rotate it to its next generation (procedure rotate-internal-ca)."
+            : "The internal CA's host certificates are re-issued by `pulumi up` before they expire (early renewal); this one was not.",
+      procedures: internalCa ? ["certificates", "rotate-internal-ca"] : ["certificates"],
     });
   }
   add({

@@ -281,6 +281,9 @@ export type PostgresReader = {
   | /** RDS, from the PgBouncer host: a libpq service (TLS verify-full, the monitor role). */ { readonly service: string; readonly serviceFile: string }
 );
 
+/** The collector's name for the internal CA file's expiry (its alarm asks for a CA rotation). */
+export const INTERNAL_CA_CERTIFICATE = "internal-ca";
+
 export interface MetricsCollectorSettings {
   readonly stack: string;
   readonly hostId: string;
@@ -305,7 +308,8 @@ const postgresReadings = (model: StackModel) => ({
 /** The stack's collector settings for `host`: production paths, ports and roles. */
 export function metricsCollectorSettingsFor(model: StackModel, host: HostId): MetricsCollectorSettings {
   const base = { stack: model.stack, hostId: host.id, role: host.role, processes: WATCHED_PROCESSES[host.role] };
-  const ca = { name: "internal-ca", path: PATHS.caCert };
+  // The CA file's first certificate, the issuing generation's (lib/internal-ca.ts).
+  const ca = { name: INTERNAL_CA_CERTIFICATE, path: PATHS.caCert };
   switch (host.role) {
     case "proxy": {
       const tls = model.settings.tls;

@@ -764,47 +764,68 @@ function upgradePgbouncer(): OperationalProcedure {
   };
 }
 
-/** The internal CA's private key: replacing it re-issues the CA and every host certificate. */
-export const internalCaKeyUrn = (model: StackModel): string =>
-  `urn:pulumi:${model.stack}::${model.project}::odoo-stack:internal-ca:InternalCa$tls:index/privateKey:PrivateKey::internal-ca-ca-key`;
-
+/**
+ * Rotating the internal CA in three `pulumi up`s, each applied on every host before the next
+ * (lib/internal-ca.ts): the next CA trusted everywhere, then signing every host certificate,
+ * then the old one dropped. At no step does a host serve a certificate another host cannot
+ * verify, so no TLS connection fails; the apply association runs each step by itself after
+ * `pulumi up`, and the host steps here run it at once and show it done.
+ */
 function rotateInternalCa(model: StackModel): OperationalProcedure {
   const ec2 = model.settings.postgresEngine === "ec2";
-  const applyOn = (where: StepWhere, eachHost = false): ProcedureStep => ({
-    id: where,
-    where,
-    eachHost,
-    title: `Apply on ${where === "odoo" ? "every Odoo host" : `the ${where} host`}: the new CA and certificate`,
-    commands: [`sudo ${apply}`],
-    checks: "The new CA certificate is installed (update-ca-certificates) with the host's new certificate, and the daemon reloaded (Odoo restarted).",
-    expect: [applied(PATHS.caCert)],
+  const current = model.settings.internalCaGeneration;
+  const next = current + 1;
+  const applyEverywhere = (phase: string, what: string): ProcedureStep[] =>
+    [...(ec2 ? (["postgres"] as const) : []), "pgbouncer" as const, "odoo" as const, "proxy" as const].map((where) => ({
+      id: `${phase}-${where}`,
+      where,
+      eachHost: where === "odoo",
+      title: `Apply on ${where === "odoo" ? "every Odoo host" : `the ${where} host`}: ${what}`,
+      commands: [`sudo ${apply}`],
+      checks: "The CA file is installed (update-ca-certificates) and the daemon reloaded; or `nothing changed` if the association applied it already.",
+      expect: [new RegExp(`${applied(PATHS.caCert).source}|nothing changed`)],
+    }));
+  const check = (id: string): ProcedureStep => ({
+    id,
+    where: "odoo",
+    title: "Verify-full logins through PgBouncer",
+    commands: [`sudo ${rotate} check --dbname ${model.settings.databases[0]}`],
+    checks: "Odoo → PgBouncer → PostgreSQL verify the chain end to end.",
   });
   return {
     id: "rotate-internal-ca",
     title: "Rotate the internal CA",
-    checklist: ["TLS-4"],
+    checklist: ["TLS-2", "TLS-4"],
     notes: [
-      "Host certificates renew by themselves (`pulumi up` in their early-renewal window, TLS-4). Rotating the CA re-issues it and every host certificate at once; the hosts trust one CA at a time, so between two hosts' steps a NEW TLS connection across them fails verification (open connections stay). Run the steps back to back, servers before their clients, in a quiet hour. Untested on the booted fleet.",
+      `Host certificates renew by themselves (\`pulumi up\` in their early-renewal window, TLS-4); the CA never does, because a CA replaced in place reaches the hosts one at a time and new TLS connections between an updated and a not yet updated host would fail verify-full. Its expiry alarm asks for this procedure instead: generation ${current} to ${next} in three \`pulumi up\`s, each applied on every host before the next. No step breaks a connection, so it needs no quiet hour.`,
     ],
     steps: [
       {
-        id: "replace",
+        id: "trust-next",
         where: "laptop",
-        title: "Re-issue the CA and every host certificate",
-        commands: [`pulumi up --replace '${internalCaKeyUrn(model)}'`],
-        checks: "The preview replaces the CA key and certificate and every host certificate, and changes nothing else.",
+        title: `Create CA generation ${next} and make every host trust it beside generation ${current}`,
+        commands: ["pulumi config set odoo-stack:internalCaNext trusted", "pulumi up"],
+        checks: `The preview creates the CA ${next} key and certificate and updates the CA certificate parameter, nothing else.`,
       },
-      ...(ec2 ? [applyOn("postgres")] : []),
-      applyOn("pgbouncer"),
-      applyOn("odoo", true),
-      applyOn("proxy"),
+      ...applyEverywhere("trust", `the CA file with both generations`),
       {
-        id: "check",
-        where: "odoo",
-        title: "Verify-full logins through PgBouncer",
-        commands: [`sudo ${rotate} check --dbname ${model.settings.databases[0]}`],
-        checks: "Odoo → PgBouncer → PostgreSQL verify the new chain end to end.",
+        id: "issue-next",
+        where: "laptop",
+        title: `Re-issue every host certificate from CA generation ${next}`,
+        commands: ["pulumi config set odoo-stack:internalCaNext issuing", "pulumi up"],
+        checks: "The preview replaces every host certificate and key and updates their parameters and the CA certificate parameter (the issuing CA first), nothing else.",
       },
+      ...applyEverywhere("issue", "the host's new certificate (both CAs still trusted)"),
+      check("issue-check"),
+      {
+        id: "drop-old",
+        where: "laptop",
+        title: `Stop trusting CA generation ${current}`,
+        commands: [`pulumi config set odoo-stack:internalCaGeneration ${next}`, "pulumi config set odoo-stack:internalCaNext none", "pulumi up"],
+        checks: `The preview deletes the CA ${current} key and certificate and updates the CA certificate parameter, nothing else.`,
+      },
+      ...applyEverywhere("drop", `the CA file with generation ${next} only`),
+      check("drop-check"),
     ],
   };
 }

@@ -59,6 +59,7 @@ export const PROCEDURE_LOCATION: Readonly<Record<Procedure, { readonly file: str
   collector: { file: RUNBOOK_FILES.hosts, title: "The metrics collector" },
   backups: { file: RUNBOOK_FILES.backup, title: "Backups and restores" },
   "restart-pending": { file: RUNBOOK_FILES.postgresql, title: "A setting waits for a PostgreSQL restart" },
+  "rotate-internal-ca": { file: RUNBOOK_FILES.hosts, title: "Rotate the internal CA" },
 };
 
 /** Where each operational procedure (templates/procedures.ts) is rendered. */

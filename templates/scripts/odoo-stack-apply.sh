@@ -535,12 +535,17 @@ validate_logrotate() {
   done
 }
 
+# A trust file holds one CA, or two while the internal CA rotates (lib/internal-ca.ts): every
+# PEM block in it must parse as a certificate, not only the first one openssl x509 reads.
 validate_ca_certificates() {
-  local i
+  local i file blocks parsed
   for i in "${!F_PATH[@]}"; do
     [[ ${F_SERVICE[i]} == ca-certificates ]] || continue
-    openssl x509 -noout -in "$TMP/staged${F_PATH[i]}" ||
-      die "ca-certificates: ${F_PATH[i]} is not a PEM certificate (nothing was installed)"
+    file=$TMP/staged${F_PATH[i]}
+    blocks=$(grep -c -- '-----BEGIN CERTIFICATE-----' "$file" || true)
+    parsed=$(openssl crl2pkcs7 -nocrl -certfile "$file" 2>/dev/null | openssl pkcs7 -print_certs -noout 2>/dev/null | grep -c '^subject=' || true)
+    [[ $blocks -ge 1 && $parsed -eq $blocks ]] ||
+      die "ca-certificates: ${F_PATH[i]} is not a PEM certificate bundle ($blocks certificate blocks, not all of them parse; nothing was installed)"
   done
 }
 

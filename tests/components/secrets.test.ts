@@ -187,3 +187,35 @@ describe("password keepers from passwordRotation (AUTH-4)", () => {
     expect(Object.values(keepersByName(run)).every((k) => k === null)).toBe(true);
   });
 });
+
+describe("InternalCa generations: a CA rotation that never breaks verify-full (TLS-2, TLS-4)", () => {
+  // The mocks' PEMs carry their resource's name, so a PEM says which CA it is.
+  const caOf = (pem: string): string => Buffer.from(pem.split("\n").slice(1, -2).join(""), "base64").toString("utf8").replace(/^.*not key material: ([^;]+).*$/s, "$1");
+  const phase = async (settings: Record<string, unknown>) => {
+    const m = modelWith({ ...settings });
+    const r = await runUnderMocks(() => ({ caCertPem: new InternalCa("internal-ca", { model: m, kmsKeyArn: KEY_ARN }).caCertPem }));
+    const bundle = String(r.resources.find((x) => x.type === PARAMETER && x.inputs.name === m.parameters.caCert)?.inputs.value);
+    const certs = bundle.split(/(?<=-----END CERTIFICATE-----\n)/).filter(Boolean).map(caOf);
+    const signers = [...new Set(ofType(r, "tls:index/locallySignedCert:LocallySignedCert").map((c) => caOf(String(c.inputs.caCertPem))))];
+    const cas = ofType(r, "tls:index/selfSignedCert:SelfSignedCert").map((c) => ({ name: c.name, commonName: c.inputs.subject.commonName, earlyRenewalHours: c.inputs.earlyRenewalHours }));
+    return { trusted: certs, signers, cas };
+  };
+
+  it.each([
+    ["steady state: generation 1 alone, under the names it always had", { internalCaGeneration: 1, internalCaNext: "none" }, ["internal-ca-ca-cert"], ["internal-ca-ca-cert"]],
+    ["step 1: the next CA trusted beside the current one, which still signs", { internalCaGeneration: 1, internalCaNext: "trusted" }, ["internal-ca-ca-cert", "internal-ca-ca2-cert"], ["internal-ca-ca-cert"]],
+    ["step 2: the next CA signs every host certificate, both trusted, the issuing one first", { internalCaGeneration: 1, internalCaNext: "issuing" }, ["internal-ca-ca2-cert", "internal-ca-ca-cert"], ["internal-ca-ca2-cert"]],
+    ["step 3: generation 2 alone", { internalCaGeneration: 2, internalCaNext: "none" }, ["internal-ca-ca2-cert"], ["internal-ca-ca2-cert"]],
+  ])("%s", async (_what, settings, trusted, signers) => {
+    const got = await phase(settings);
+    expect({ trusted: got.trusted, signers: got.signers }).toEqual({ trusted, signers });
+    expect(got.cas.map((c) => c.name).sort()).toEqual([...trusted].sort());
+    // Never renewed in place: a renewal would reach the hosts one at a time (the alarm asks for a rotation).
+    expect(got.cas.every((c) => c.earlyRenewalHours === 0)).toBe(true);
+    expect(new Set(got.cas.map((c) => c.commonName)).size).toBe(got.cas.length);
+  });
+
+  it("refuses a generation or a step that does not exist, naming the key and the way out", () => {
+    expect(() => modelWith({ internalCaGeneration: 0, internalCaNext: "later" })).toThrow(/internalCaGeneration[\s\S]*internalCaNext = "later": must be "none", "trusted" \(every host trusts the next CA beside the current one\) or "issuing"/);
+  });
+});

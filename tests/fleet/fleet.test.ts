@@ -13,7 +13,9 @@ import { ROOT } from "../../tools/plan";
 import { EIP_ASSOCIATION_DELAY_SECONDS, Fleet, type BootReport } from "./lib/fleet";
 import { fleetPrerequisites } from "./lib/image";
 import { CLIENT_IP } from "./lib/network";
-import { issue } from "./lib/pki";
+import { createCa, issue, type Ca } from "./lib/pki";
+import { internalCaBundle, internalCaGenerations, type InternalCaNext } from "../../lib/internal-ca";
+import { pgbouncerConsole } from "../../templates/procedures";
 import { describeOutcomes, runProcedure } from "./lib/runbooks";
 import { freshVerifier, randomPassword } from "../integration/helpers/secrets";
 import { backupBucketNameParameter, importPrefix, ODOO_FILESTORE_DIR } from "../../templates/backup-units";
@@ -329,6 +331,70 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     expect(odoo.shOk(`grep -c '^db_password = ${password}$' ${PATHS.odooConf}`).trim()).toBe("1");
     measured(`rotate-odoo as written (${describeOutcomes(outcomes)}): ${stats.transactions} transactions on 8 pooled connections, ${stats.failed} failed, longest gap ${stats.longestGapMs} ms`);
   }, 10 * MINUTE);
+
+  it("runbook: rotating the internal CA as written: new verify-full logins across the hosts never fail (TLS-2, TLS-4)", async () => {
+    const p = fleet.model.parameters;
+    const ca1 = fleet.internalCa;
+    const ca2 = createCa(path.join(fleet.runDir, "pki", "internal-2"), "odoo-stack prod internal CA 2 (fleet)");
+    const byGeneration = new Map<number, Ca>([[1, ca1], [2, ca2]]);
+    // What `pulumi up` writes for a step: the trust bundle the InternalCa component would (lib/internal-ca.ts).
+    const trust = async (generation: number, next: InternalCaNext) => {
+      const g = internalCaGenerations({ internalCaGeneration: generation, internalCaNext: next });
+      await fleet.setParameter(p.caCert, internalCaBundle(g.trusted.map((n) => byGeneration.get(n)!.certPem)));
+      return g;
+    };
+    // A prober on odoo-1: a new verify-full login to PgBouncer every 200 ms (a TLS handshake
+    // odoo-1 → PgBouncer each time); on the PgBouncer host, RECONNECT every second, so the
+    // server connections behind it are new verify-full handshakes to PostgreSQL too.
+    const odoo = fleet.machine(fleet.model.cronHost.id);
+    const pgbFqdn = fleet.model.hosts.pgbouncer.fqdn;
+    const stop = "/var/tmp/fleet-ca-probe.stop";
+    odoo.shOk(`rm -f ${stop}`);
+    const probe = odoo.spawn([
+      "bash",
+      "-c",
+      `pw=$(sed -n 's/^db_password = //p' ${PATHS.odooConf}); ok=0; failed=0; : > /var/tmp/fleet-ca-probe.err
+      while [ ! -e ${stop} ]; do
+        if PGPASSWORD=$pw psql -X -At "host=${pgbFqdn} port=6432 dbname=${db()} user=${DB_ROLES.odoo} sslmode=verify-full sslrootcert=${PATHS.caCert}" -c 'SELECT 1' >/dev/null 2>>/var/tmp/fleet-ca-probe.err; then ok=$((ok+1)); else failed=$((failed+1)); fi
+        sleep 0.2
+      done
+      echo "$ok $failed"`,
+    ]);
+    let probeOut = "";
+    probe.stdout?.on("data", (d: Buffer) => (probeOut += d.toString("utf8")));
+    const reconnect = fleet.machine("pgbouncer").spawn(["bash", "-c", `while sleep 1; do ${pgbouncerConsole(`RECONNECT ${db()}`).replace(/^sudo /, "")} >/dev/null 2>&1 || true; done`]);
+    await sleep(2000);
+    const outcomes = await runProcedure(fleet, "rotate-internal-ca", {
+      laptop: {
+        "trust-next": async () => void (await trust(1, "trusted")),
+        "issue-next": async () => {
+          const g = await trust(1, "issuing");
+          const issuer = byGeneration.get(g.issuing)!;
+          for (const h of fleet.model.allHosts) {
+            const names = fleet.facts.certificateNames[h.id] ?? { dnsNames: [h.fqdn], ipAddresses: [] };
+            const cert = issue(issuer, path.join(fleet.runDir, "pki", "hosts-2"), h.id, names.dnsNames, names.ipAddresses);
+            await fleet.setParameter(p.hostCert(h.id), cert.certPem);
+            await fleet.setParameter(p.hostKey(h.id), cert.keyPem);
+          }
+        },
+        "drop-old": async () => void (await trust(2, "none")),
+      },
+    });
+    await sleep(2000);
+    odoo.shOk(`touch ${stop}`);
+    await new Promise((r) => probe.on("exit", r));
+    reconnect.kill("SIGKILL");
+    fleet.machine("pgbouncer").sh("pkill -f 'RECONNECT' || true");
+    fleet.internalCa = ca2;
+    const [ok, failed] = probeOut.trim().split(" ").map(Number);
+    expect({ failed, errors: odoo.shOk("cat /var/tmp/fleet-ca-probe.err").trim() }).toEqual({ failed: 0, errors: "" });
+    expect(ok).toBeGreaterThan(20);
+    // Every host now serves a certificate of CA 2 and trusts CA 2 alone.
+    const served = fleet.machine("pgbouncer").shOk(`openssl s_client -starttls postgres -connect ${pgbFqdn}:6432 -servername ${pgbFqdn} </dev/null 2>/dev/null | openssl x509 -noout -issuer`).trim();
+    expect(served).toContain("internal CA 2");
+    for (const h of fleet.model.allHosts) expect(fleet.machine(h.id).shOk(`grep -c 'BEGIN CERTIFICATE' ${PATHS.caCert}`).trim()).toBe("1");
+    measured(`rotate-internal-ca as written: ${describeOutcomes(outcomes)}; ${ok} new verify-full logins through PgBouncer (server connections renewed every second), ${failed} failed`);
+  }, 15 * MINUTE);
 
   it("runbook: importing an existing database and filestore, as written", async () => {
     const region = fleet.facts.region;

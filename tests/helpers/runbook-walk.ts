@@ -2,11 +2,13 @@
 // every link resolves to an anchor in a runbook that exists, every block is marked and names only
 // hosts that have an instance, every `pulumi stack output X` is an output, every alarm the
 // runbooks list is an alarm the stack creates and every alarm it creates is listed, every URN
-// given to `pulumi up --replace` and every SSM parameter a command writes is a planned resource.
+// given to `pulumi up --replace` and every SSM parameter a command writes is a planned resource,
+// and every key `pulumi config set` writes is a key of the settings table, with a value it accepts.
 // Returns the problems, so a test shows them all at once.
 import { TAG_KEYS } from "../../components/tags";
 import { plainValue, type CapturedResource, type WireValue } from "../../tools/mocks";
 import { extractShellBlocks } from "../../templates/runbook-blocks";
+import { SETTINGS, type SettingKey } from "../../lib/settings";
 
 export interface PlannedStack {
   readonly resources: readonly CapturedResource[];
@@ -15,7 +17,7 @@ export interface PlannedStack {
 
 export function runbookProblems(runbooks: Readonly<Record<string, string>>, planned: PlannedStack): { problems: string[]; checked: Record<string, number> } {
   const problems: string[] = [];
-  const checked = { links: 0, hosts: 0, outputs: 0, alarms: 0, urns: 0, parameters: 0 };
+  const checked = { links: 0, hosts: 0, outputs: 0, alarms: 0, urns: 0, parameters: 0, configKeys: 0 };
   const inputs = (r: CapturedResource) => plainValue(r.inputs) as Record<string, any>;
   const of = (type: string) => planned.resources.filter((r) => r.type === type);
   const hosts = new Set(of("aws:ec2/instance:Instance").map((r) => String(inputs(r).tags?.[TAG_KEYS.host])));
@@ -47,6 +49,13 @@ export function runbookProblems(runbooks: Readonly<Record<string, string>>, plan
         for (const [, urn] of c.matchAll(/pulumi up --replace '([^']+)'/g)) {
           checked.urns++;
           if (!urns.has(urn)) problems.push(`${file}:${b.line}: replaces ${urn}, which the stack does not have`);
+        }
+        for (const [, key, value] of c.matchAll(/pulumi config set (?:--path )?(?:odoo-stack:)?([A-Za-z0-9]+)\S* (\S+)/g)) {
+          checked.configKeys++;
+          const spec = (SETTINGS as Record<string, (typeof SETTINGS)[SettingKey]>)[key];
+          if (spec === undefined) problems.push(`${file}:${b.line}: sets config key ${key}, which the settings table does not have`);
+          else if (spec.kind === "integer" && !/^\d+$/.test(value)) problems.push(`${file}:${b.line}: sets ${key} to ${value}, not an integer`);
+          else if ("range" in spec && spec.range && "oneOf" in spec.range && !(spec.range.oneOf as readonly string[]).includes(value)) problems.push(`${file}:${b.line}: sets ${key} to ${value}, not one of ${spec.range.oneOf.join(", ")}`);
         }
         for (const [, name] of c.matchAll(/aws ssm (?:put|get)-parameter .*?--name (\S+)/g)) {
           checked.parameters++;

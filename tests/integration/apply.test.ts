@@ -5,6 +5,7 @@
 // DESIGN principle 6: a valid change is applied IN PLACE (same master pid); a broken one leaves
 // the installed file and the running daemon untouched and fails loudly. AUTH-4: the rotation
 // steps in order, with an open client session surviving every step.
+import { internalCaBundle } from "../../lib/internal-ca";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
@@ -364,6 +365,28 @@ describe("apply: the CA certificate and logrotate files are checked before they 
     expect(bad.stderr).toContain(`ca-certificates: ${PATHS.caCert} is not a PEM certificate`);
     expect(fs.readFileSync(host.at(PATHS.caCert), "utf8")).toBe(pem);
     expect(fs.readFileSync(updates, "utf8")).toBe("updated\n");
+  });
+
+  it("installs the two CAs of an internal CA rotation as one file; refuses a bundle whose second certificate is broken (TLS-4)", async () => {
+    const dir = sandbox.mkdir("ca-bundle");
+    for (const n of [1, 2]) {
+      await sandbox.runOk(BIN.openssl, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=odoo-stack test CA ${n}`, "-days", "1", "-keyout", `${dir}/ca${n}.key`, "-out", `${dir}/ca${n}.crt`]);
+    }
+    const bundle = internalCaBundle([fs.readFileSync(`${dir}/ca2.crt`, "utf8"), fs.readFileSync(`${dir}/ca1.crt`, "utf8")]);
+    host.putParameter("/odoo-stack/test/tls/ca-cert", bundle.trimEnd());
+    host.publish([file(PATHS.caCert, "{{ssm:/odoo-stack/test/tls/ca-cert}}\n")]);
+    fs.rmSync(updates, { force: true });
+    const good = await sandbox.run("bash", [APPLY], { env: env() });
+    expect({ code: good.code, stderr: good.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(fs.readFileSync(host.at(PATHS.caCert), "utf8")).toBe(bundle);
+    expect(fs.readFileSync(updates, "utf8")).toBe("updated\n");
+
+    const broken = `${fs.readFileSync(`${dir}/ca2.crt`, "utf8")}-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----`;
+    host.putParameter("/odoo-stack/test/tls/ca-cert", broken);
+    const bad = await sandbox.run("bash", [APPLY], { env: env() });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`ca-certificates: ${PATHS.caCert} is not a PEM certificate bundle (2 certificate blocks, not all of them parse; nothing was installed)`);
+    expect(fs.readFileSync(host.at(PATHS.caCert), "utf8")).toBe(bundle);
   });
 
   it("refuses a logrotate file logrotate itself would skip", async () => {
