@@ -28,7 +28,7 @@ export interface ServiceValidation {
  * `validate` names the command the script's validate function for that service must run.
  */
 export const SERVICE_STEPS: Readonly<Record<ServiceName, { readonly validate?: ServiceValidation; readonly apply: string }>> = {
-  "ca-certificates": { validate: { what: "a PEM certificate", runs: "openssl x509" }, apply: "update-ca-certificates" },
+  "ca-certificates": { validate: { what: "PEM certificates, every one of the bundle (a CA rotation trusts two)", runs: "openssl crl2pkcs7" }, apply: "update-ca-certificates" },
   postgresql: { validate: { what: "GUC parsing as at server start, on the staged tree", runs: "--check" }, apply: "install; pg_file_settings/pg_hba_file_rules (rolled back on error) → reload" },
   sql: { apply: "psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded" },
   pgbouncer: { validate: { what: "a throwaway pgbouncer on the staged files must come up with no ERROR/FATAL", runs: "check.ini" }, apply: "RELOAD (SIGHUP)" },
