@@ -153,8 +153,7 @@ export const odooHostnamesPinDatabases: StackValidationPolicy = {
               continue;
             }
             served.set(label, host);
-            const routes = [{ chain: chainFor(server, "/"), name: "/" }, ...proxiedLocations(server)];
-            for (const { chain, name } of routes) {
+            for (const { chain, name } of proxiedLocations(server)) {
               const headers = proxyHeaders(chain);
               for (const header of ["Host", "X-Forwarded-Host"]) {
                 const value = headers.get(header.toLowerCase());
@@ -165,7 +164,7 @@ export const odooHostnamesPinDatabases: StackValidationPolicy = {
             }
             const dbfilter = options.get("dbfilter");
             if (dbfilter === undefined || dbfilter.trim() === "") continue; // odoo-dbfilter-restricts reports it
-            const admitted = odooDbFilterAdmits(dbfilter, host, [...declared, ...probeDatabases(declared)]);
+            const admitted = odooDbFilterAdmits(dbfilter, host, [...declared, ...probeDatabases(declared)])?.sort();
             if (admitted !== undefined && (admitted.length !== 1 || admitted[0] !== label)) {
               reportViolation(`${fileLabel(odoo)} must set a dbfilter that admits exactly ${label} for ${host}; ${JSON.stringify(dbfilter)} admits ${admitted.length === 0 ? "none" : admitted.join(", ")} of the stack's databases and names it does not declare (ODOO-3).`, odoo.resource.urn);
             }

@@ -260,11 +260,13 @@ cmd_postgres_owner() {
 # hook reloads nginx in place (TLS-4).
 cmd_acme() {
   local domain=${1:-} email=${2:-} staging=()
-  # One name per database (issue 16): certbot's --domain takes them comma-separated, the first names the lineage.
+  # One name per database (issue 16): certbot's --domain takes them comma-separated; the lineage
+  # keeps the first one's name, so run again with a longer list it re-issues the same lineage
+  # (the paths nginx and the expiry metric read) with every name as a SAN.
   [[ $domain =~ ^[a-z0-9.-]+(,[a-z0-9.-]+)*$ && $email == *@* ]] || die "acme: invalid domain or email"
   if [[ ${3:-} == --staging ]]; then staging=(--staging); fi
   certbot certonly --non-interactive --agree-tos --email "$email" --dns-route53 \
-    --domain "$domain" --keep-until-expiring "${staging[@]}" \
+    --cert-name "${domain%%,*}" --domain "$domain" --keep-until-expiring "${staging[@]}" \
     --deploy-hook 'systemctl reload nginx'
 }
 
