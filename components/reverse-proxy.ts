@@ -20,7 +20,7 @@ export const acmeChallengeName = (domain: string): string => `_acme-challenge.${
  * condition keys — and poll the change until it is in sync.
  * https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-rrset-conditions.html
  */
-export function acmeDnsStatements(partition: string, hostedZoneId: string, domain: string): PolicyStatement[] {
+export function acmeDnsStatements(partition: string, hostedZoneId: string, domains: readonly string[]): PolicyStatement[] {
   return [
     {
       Sid: "AcmeChallengeRecordOnly",
@@ -29,7 +29,7 @@ export function acmeDnsStatements(partition: string, hostedZoneId: string, domai
       Resource: `arn:${partition}:route53:::hostedzone/${hostedZoneId}`,
       Condition: {
         "ForAllValues:StringEquals": {
-          "route53:ChangeResourceRecordSetsNormalizedRecordNames": [acmeChallengeName(domain)],
+          "route53:ChangeResourceRecordSetsNormalizedRecordNames": domains.map(acmeChallengeName),
           "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
           "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"],
         },
@@ -69,7 +69,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
       subnetId: args.network.publicSubnetIds[host.subnetIndex],
       securityGroupId: args.network.securityGroupIds.proxy,
       externalParameterNames: importedTlsParameters(tls),
-      extraPolicyStatements: tls.mode === "acme" ? acmeDnsStatements(facts.partition, tls.hostedZoneId, settings.domain) : [],
+      extraPolicyStatements: tls.mode === "acme" ? acmeDnsStatements(facts.partition, tls.hostedZoneId, settings.sites.map((s) => s.hostname)) : [],
     }, { parent: this });
 
     const eip = new aws.ec2.Eip(`${name}-eip`, { domain: "vpc", tags: hostTags(model, host, `${name}-eip`) }, { parent: this });
@@ -78,14 +78,18 @@ export class ReverseProxy extends pulumi.ComponentResource {
     // With ACME the stack knows the public zone, so it also points the domain at the proxy.
     // An imported certificate's zone may live anywhere: the operator points the domain at
     // the `proxyPublicIp` output.
+    // One record per database's hostname (issue 16); the first keeps the name it had with one
+    // database, so adding a database does not replace the record users already resolve.
     if (tls.mode === "acme") {
-      new aws.route53.Record(`${name}-public-dns`, {
-        zoneId: tls.hostedZoneId,
-        name: settings.domain,
-        type: "A",
-        ttl: 300,
-        records: [eip.publicIp],
-      }, { parent: this });
+      settings.sites.forEach((site, i) => {
+        new aws.route53.Record(i === 0 ? `${name}-public-dns` : `${name}-public-dns-${site.database}`, {
+          zoneId: tls.hostedZoneId,
+          name: site.hostname,
+          type: "A",
+          ttl: 300,
+          records: [eip.publicIp],
+        }, { parent: this });
+      });
     }
 
     this.publicIp = eip.publicIp;

@@ -127,7 +127,7 @@ type ValueOf<K extends SettingKey> = K extends keyof ObjectShapes
   ? ObjectShapes[K]
   : (typeof SETTINGS)[K] extends { readonly range: { readonly oneOf: readonly (infer V)[] } }
     ? V
-    : { string: string; integer: number; boolean: boolean; stringList: readonly string[]; object: never }[(typeof SETTINGS)[K]["kind"]];
+    : { string: string; integer: number; boolean: boolean; stringList: readonly string[]; databaseList: readonly string[]; object: never }[(typeof SETTINGS)[K]["kind"]];
 
 /** Keys that stay absent from the settings when unset (no default, nothing derived). */
 type AbsentKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly unset: string } ? K : never }[SettingKey];
@@ -155,7 +155,38 @@ export type StackSettings = {
    * checks at preview that each exists.
    */
   readonly odooOptionParameters: readonly string[];
+  /**
+   * Derived from databases (and domain): each database with the public hostname that serves it,
+   * in the order of the stack file; the first one's hostname is `domain`.
+   */
+  readonly sites: readonly Site[];
+  /**
+   * Derived from databases, not a config key: Odoo's dbfilter (ODOO-3). Absent with one database
+   * (db_name alone restricts Odoo to it); with several, dbfilterFor(databases).
+   */
+  readonly dbfilter?: string;
 };
+
+/** A database and the one public hostname that serves it (issue 16). */
+export interface Site {
+  readonly database: string;
+  readonly hostname: string;
+}
+
+/**
+ * Odoo's dbfilter for several databases, each served at <name>.<parent domain> (ODOO-3).
+ * Odoo 17 (odoo/http.py db_filter L357-373) replaces %d with the first label of the request's
+ * host, which under proxy_mode is X-Forwarded-Host (http.py L2389, werkzeug ProxyFix), after
+ * dropping a leading "www.", and keeps the databases the pattern re.match()es. `^%d$` alone
+ * admits any database of the role whose name is the label; the lookahead also admits only the
+ * stack's own databases, so the filter admits exactly one of them per hostname and never a
+ * database the stack does not declare. Names are letters and digits only (validated), so they
+ * need no escaping; they are escaped anyway.
+ */
+export function dbfilterFor(databases: readonly string[]): string {
+  const names = [...databases].sort().map((d) => d.replace(/[^a-z0-9]/g, (c) => `\\${c}`));
+  return `^(?=(?:${names.join("|")})$)%d$`;
+}
 
 /**
  * Defaults, each stated once in lib/settings.ts: every key's static default, plus the instance
@@ -227,6 +258,8 @@ export type InstanceSpecLookup = (instanceType: string) => InstanceSpec | undefi
 // A DNS hostname: labels of 1–63 letters, digits and inner hyphens, at least two labels.
 const HOSTNAME = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
 const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** A database name that is also a DNS label (no underscore): what %d can name (issue 16). */
+const DB_LABEL = /^[a-z][a-z0-9]{0,62}$/;
 const RESERVED_DB_NAMES = new Set(["postgres", "template0", "template1", "pgbouncer"]);
 const MAX_USER_TAGS = SETTINGS.tags.range.maxEntries;
 const VPC_PREFIX = SETTINGS.vpcCidr.range.prefix;
@@ -292,6 +325,20 @@ export function placeholderProblems(raw: RawConfig): ConfigProblem[] {
   const tlsMap = typeof tls === "object" && tls !== null ? (tls as Record<string, unknown>) : {};
   const domain = text(raw.domain);
   if (domain !== undefined && isReservedName(domain)) problems.push({ key: "domain", value: domain, fix: `${why} (a documentation domain, RFC 2606); set the public hostname users will open, in a zone you own` });
+  let databases: unknown = raw.databases;
+  if (typeof databases === "string") {
+    try {
+      databases = JSON.parse(databases);
+    } catch {
+      databases = undefined;
+    }
+  }
+  if (Array.isArray(databases)) {
+    databases.forEach((d, i) => {
+      const hostname = typeof d === "object" && d !== null ? text((d as Record<string, unknown>).domain) : undefined;
+      if (hostname !== undefined && isReservedName(hostname)) problems.push({ key: `databases[${i}].domain`, value: hostname, fix: `${why} (a documentation domain, RFC 2606); set the public hostname users will open, in a zone you own` });
+    });
+  }
   const emails = [
     ["tls.email", tlsMap.email, "Let's Encrypt refuses such a contact"],
     ["alarmEmail", raw.alarmEmail, "the alarm topic's subscription confirmation would go nowhere"],
@@ -400,14 +447,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   };
 
   // --- names -------------------------------------------------------------------------------
-  const domain = (str("domain") ?? "").toLowerCase();
-  if (!domain) add("domain", raw["domain"], "is required: the public hostname of Odoo, e.g. erp.example.com");
-  else if (!HOSTNAME.test(domain)) add("domain", domain, "must be a DNS hostname such as erp.example.com (letters, digits, hyphens, dots)");
   const internalZone = (str("internalZone", DEFAULTS.internalZone) ?? DEFAULTS.internalZone).toLowerCase();
   if (!HOSTNAME.test(internalZone)) add("internalZone", internalZone, "must be a DNS zone name such as odoo.internal");
-  if (domain && internalZone && (domain === internalZone || domain.endsWith(`.${internalZone}`))) {
-    add("internalZone", internalZone, `must not contain the public domain ${domain}; pick a private name such as odoo.internal`);
-  }
 
   // --- network -----------------------------------------------------------------------------
   const vpcCidrText = str("vpcCidr", DEFAULTS.vpcCidr) ?? DEFAULTS.vpcCidr;
@@ -455,7 +496,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     const c = parseCidr(text);
     if (!c) add(`odooInternalCidrs[${i}]`, text, "must be an IPv4 CIDR with no host bits set");
     else if (!isPrivate(c) || cidrSize(c) > 2 ** 24) {
-      add(`odooInternalCidrs[${i}]`, text, "must be a private (RFC 1918) range: 8069/8072 accept only the proxy and the internal network (NET-4); public users come through https://" + (domain || "<domain>"));
+      add(`odooInternalCidrs[${i}]`, text, "must be a private (RFC 1918) range: 8069/8072 accept only the proxy and the internal network (NET-4); public users come through the proxy's https:// hostnames");
     }
   });
 
@@ -493,31 +534,85 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const rdsMultiAz = bool("rdsMultiAz", DEFAULTS.rdsMultiAz);
   // Read, and ignored, with the ec2 engine: the CLI fills Pulumi.yaml's default into every stack.
 
-  const databases = list("databases", DEFAULTS.databases);
-  if (databases.length === 0) add("databases", databases, "must name at least one Odoo database");
+  // Issue 16: a list of one name served at `domain`, or {name, domain} maps, one per database.
+  const databasesValue = value("databases");
+  const databaseEntries: { name: string; hostname?: string; key: string }[] = [];
+  if (databasesValue === undefined) DEFAULTS.databases.forEach((name, i) => databaseEntries.push({ name, key: `databases[${i}]` }));
+  else if (!Array.isArray(databasesValue)) add("databases", databasesValue, "must be a list: [erp] with domain set, or [{name: erp, domain: erp.example.com}, …], one hostname per database");
+  else {
+    const objectForm = databasesValue.some((d) => typeof d === "object" && d !== null);
+    databasesValue.forEach((d, i) => {
+      const key = `databases[${i}]`;
+      if (typeof d === "string" && !objectForm) databaseEntries.push({ name: d, key });
+      else if (typeof d === "object" && d !== null && !Array.isArray(d)) {
+        const entry = d as Record<string, unknown>;
+        for (const k of Object.keys(entry)) if (k !== "name" && k !== "domain") add(`${key}.${k}`, entry[k], "is not a database setting; allowed: name, domain");
+        if (typeof entry.name !== "string") add(`${key}.name`, entry.name, "is required: the database's name, e.g. erp");
+        if (typeof entry.domain !== "string") add(`${key}.domain`, entry.domain, "is required: the public hostname that serves this database, e.g. erp.example.com");
+        if (typeof entry.name === "string") {
+          databaseEntries.push({ name: entry.name, key: `${key}.name`, ...(typeof entry.domain === "string" ? { hostname: entry.domain.trim().toLowerCase() } : {}) });
+        }
+      } else add(key, d, objectForm ? "must be a map {name, domain} like the other entries" : "must be a database name");
+    });
+    if (databasesValue.length === 0) add("databases", databasesValue, "must name at least one Odoo database");
+  }
+  const databases = databaseEntries.map((e) => e.name);
   const seen = new Set<string>();
-  databases.forEach((db, i) => {
-    if (!DB_NAME.test(db)) add(`databases[${i}]`, db, "must be a lower-case PostgreSQL identifier: letters, digits, underscores, not starting with a digit, at most 63 characters");
-    else if (RESERVED_DB_NAMES.has(db)) add(`databases[${i}]`, db, "is reserved (postgres carries Odoo's LISTEN session pool; pgbouncer is the admin console); pick another name");
-    if (seen.has(db)) add(`databases[${i}]`, db, "is listed twice");
+  for (const { name: db, key } of databaseEntries) {
+    if (!DB_NAME.test(db)) add(key, db, "must be a lower-case PostgreSQL identifier: letters, digits, underscores, not starting with a digit, at most 63 characters");
+    else if (RESERVED_DB_NAMES.has(db)) add(key, db, "is reserved (postgres carries Odoo's LISTEN session pool; pgbouncer is the admin console); pick another name");
+    if (seen.has(db)) add(key, db, "is listed twice");
     seen.add(db);
-  });
+  }
+  const objectForm = databaseEntries.some((e) => e.hostname !== undefined);
+  const domainValue = (str("domain") ?? "").toLowerCase();
+  if (objectForm && domainValue) add("domain", domainValue, "must be left out when databases names each database's domain ({name, domain}); each hostname is set there");
+  if (!objectForm && !domainValue && databaseEntries.length > 0) add("domain", raw["domain"], "is required: the public hostname of Odoo, e.g. erp.example.com (or give each database its own: databases: [{name: erp, domain: erp.example.com}])");
+  if (!objectForm && databaseEntries.length > 1) {
+    const parent = domainValue.split(".").slice(1).join(".") || "example.com";
+    add("databases", databases, `must name each database's hostname when there are several (one domain serves one database): databases: [${databases.map((d) => `{name: ${d.replace(/[^a-z0-9]/g, "")}, domain: ${d.replace(/[^a-z0-9]/g, "")}.${parent}}`).join(", ")}]; Odoo picks the database from the hostname's first label, so a name is letters and digits only`);
+  }
+  const sites: Site[] = databaseEntries.map((e) => ({ database: e.name, hostname: e.hostname ?? domainValue }));
+  const domain = sites[0]?.hostname ?? domainValue;
+  const hostSeen = new Map<string, string>();
+  for (const [i, e] of databaseEntries.entries()) {
+    const hostname = e.hostname ?? domainValue;
+    const key = e.hostname === undefined ? "domain" : `databases[${i}].domain`;
+    if (!hostname) continue;
+    if (!HOSTNAME.test(hostname)) {
+      add(key, hostname, "must be a DNS hostname such as erp.example.com (letters, digits, hyphens, dots)");
+      continue;
+    }
+    const other = hostSeen.get(hostname);
+    if (other !== undefined && objectForm) add(key, hostname, `is already the hostname of database ${other}: each database needs its own hostname`);
+    hostSeen.set(hostname, e.name);
+  }
+  // Several databases: Odoo 17 picks the database from the first label of the hostname (%d,
+  // dbfilterFor), so the hostname is <name>.<parent>. One parent for all: the certificate's
+  // names must all lie in the one Route 53 zone DNS-01 writes (tls.hostedZoneId).
+  if (databaseEntries.length > 1 && objectForm) {
+    const parentOf = (h: string) => h.split(".").slice(1).join(".");
+    const parent = parentOf(sites[0].hostname);
+    databaseEntries.forEach((e, i) => {
+      const hostname = e.hostname;
+      if (hostname === undefined || !HOSTNAME.test(hostname) || !DB_NAME.test(e.name)) return;
+      const label = e.name.replace(/[^a-z0-9]/g, "");
+      const use = `${label}.${parentOf(hostname) || parent}`;
+      if (!DB_LABEL.test(e.name)) {
+        add(`databases[${i}].name`, e.name, `cannot be a hostname label (only letters and digits are both a PostgreSQL name and a DNS label), and with several databases Odoo 17 picks the database from the hostname's first label (dbfilter %d, odoo/http.py db_filter); rename the database to ${label} and serve it at ${use}`);
+      } else if (hostname.startsWith("www.")) {
+        add(`databases[${i}].domain`, hostname, `must not start with www.: Odoo 17 drops a leading www. before it reads the database from the first label (odoo/http.py db_filter); use ${use}`);
+      } else if (hostname.split(".")[0] !== e.name) {
+        add(`databases[${i}].domain`, hostname, `must be ${use}: with several databases Odoo 17 picks the database from the hostname's first label (dbfilter %d, odoo/http.py db_filter), so the first label is the database's name`);
+      } else if (parentOf(hostname) !== parent) {
+        add(`databases[${i}].domain`, hostname, `must be under ${parent} like ${sites[0].hostname}: every hostname is <database>.${parent}, in the one public zone the certificate is issued for; use ${e.name}.${parent}`);
+      }
+    });
+  }
   // ODOO-3: with one database, db_name alone restricts Odoo to it and no filter is written (a
   // filter makes every request without a session open a connection to database `postgres`:
-  // templates/odoo-conf.ts); with several, a filter picks one per request.
-  const defaultDbfilter = databases.length === 1 ? undefined : "^%d$";
-  const dbfilter = str("dbfilter", defaultDbfilter);
-  if (dbfilter !== undefined) {
-    try {
-      new RegExp(dbfilter.replace(/%[dh]/g, "x"));
-    } catch {
-      add("dbfilter", dbfilter, "must be a valid regular expression (Odoo substitutes %d and %h) (ODOO-3)");
-    }
-    if (dbfilter === ".*" || dbfilter === "") add("dbfilter", dbfilter, "must restrict databases, e.g. ^%d$ or ^mydb$ (ODOO-3)");
-    else if (databases.length === 1) {
-      add("dbfilter", dbfilter, `must be left out with one database: db_name alone restricts Odoo to ${databases[0]} (ODOO-3), and a filter makes every request without a session open a connection to database postgres; remove the key, or list several databases`);
-    }
-  }
+  // templates/odoo-conf.ts); with several, the filter picks one per request from the hostname.
+  const dbfilter = databases.length > 1 ? dbfilterFor(databases) : undefined;
 
   // --- instances and sizing -------------------------------------------------------------------
   const instanceTypes: InstanceTypes = {
@@ -663,6 +758,12 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     ),
   ].sort();
 
+  for (const { hostname } of sites) {
+    if (hostname && internalZone && (hostname === internalZone || hostname.endsWith(`.${internalZone}`))) {
+      add("internalZone", internalZone, `must not contain the public hostname ${hostname}; pick a private name such as odoo.internal`);
+    }
+  }
+
   const rotation = checkPasswordRotation(value(PASSWORD_ROTATION_KEY));
   problems.push(...rotation.problems);
 
@@ -705,6 +806,7 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     httpRedirect,
     ...(mail === undefined ? {} : { mail }),
     odooOptionParameters,
+    sites,
     passwordRotation: rotation.rotation,
   };
 }

@@ -12,8 +12,12 @@ import { SMTP_EGRESS_PORTS } from "./ports";
 import { ROTATABLE_PASSWORD_NAMES } from "./rotation";
 import type { OdooSizingOverrides, PgbouncerSizingOverrides, PostgresSizingOverrides } from "./sizing";
 
-/** The config value's kind; Pulumi.yaml's `type` (stringList is `array` of `string`). */
-export type SettingKind = "string" | "integer" | "boolean" | "stringList" | "object";
+/**
+ * The config value's kind; Pulumi.yaml's `type` (stringList is `array` of `string`). databaseList
+ * is a list of names or of {name, domain} maps: the CLI types an array's items with one type, so
+ * Pulumi.yaml declares it without a type and lib/config.ts checks both forms.
+ */
+export type SettingKind = "string" | "integer" | "boolean" | "stringList" | "object" | "databaseList";
 
 /** What parseSettings enforces beyond the kind; Pulumi.yaml and the README state the same. */
 export type SettingRange =
@@ -87,8 +91,8 @@ export const MAIL_FIELD_DEFAULTS = { port: 587 } as const;
 export const SETTINGS = {
   domain: {
     kind: "string",
-    required: true,
-    description: "Public hostname users open, e.g. erp.example.com.",
+    derived: "the hostname of the first database of `databases` in its {name, domain} form (leave domain out then); with `databases` as a list of one name, domain is required",
+    description: "Public hostname users open, e.g. erp.example.com, for a stack with one database.",
   },
   tls: {
     kind: "object",
@@ -179,14 +183,9 @@ export const SETTINGS = {
     description: 'Instance type of the PostgreSQL host; shared_buffers and work_mem are sized from it. With postgresEngine "rds", the RDS class `db.<type>` (one of lib/config.ts RDS_POSTGRES_INSTANCE_TYPES).',
   },
   databases: {
-    kind: "stringList",
+    kind: "databaseList",
     default: ["odoo"],
-    description: 'Odoo databases served in transaction pooling (POOL-1): lower-case PostgreSQL identifiers. "postgres" is reserved for Odoo\'s LISTEN session pool.',
-  },
-  dbfilter: {
-    kind: "string",
-    unset: "with one database, db_name alone restricts Odoo to it, without a connection to database postgres per request (a filter is refused); with several, `^%d$`",
-    description: "Odoo dbfilter (ODOO-3), for several databases: a regular expression that restricts the databases served.",
+    description: 'Odoo databases, each in its own transaction pool (POOL-1, POOL-5): a list of one name served at `domain`, or a list of {name, domain} maps, one hostname per database. Names are lower-case PostgreSQL identifiers; "postgres" is reserved for Odoo\'s LISTEN session pool. With several databases Odoo picks the database from the first label of the hostname (dbfilter, ODOO-3), so each hostname is <name>.<parent domain>, every database under the same parent domain, and a name is letters and digits only.',
   },
   postgresDataVolumeGiB: {
     kind: "integer",

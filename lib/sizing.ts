@@ -68,7 +68,7 @@ export interface PgbouncerSizing {
   readonly maxClientConn: number;
   /** Cap per Odoo database (POOL-5). */
   readonly maxDbConnections: number;
-  /** Cap for the Odoo role over the Odoo databases' transaction pools. */
+  /** Cap for the Odoo role over the Odoo databases' transaction pools (transactionPoolsConnections). */
   readonly maxUserConnections: number;
   /**
    * Session-mode pool on database `postgres` (DESIGN principle 7): every Odoo process that can
@@ -295,6 +295,15 @@ export const defaultPoolSize = (workers: number, cronThreads: number, hosts: num
 /** Short peaks borrow up to 25 % more, at least 2 (POOL-3). */
 export const reservePoolSize = (pool: number): number => Math.max(2, Math.ceil(pool * 0.25));
 
+/**
+ * Server connections the Odoo role may hold over all the Odoo databases' transaction pools
+ * (issue 16, POOL-5): every Odoo process serves every database (the hostname picks one per
+ * request), so each database's pool is sized for all of them (defaultPoolSize), capped by its
+ * own max_db_connections so one database cannot starve another, and PgBouncer keeps idle server
+ * connections per pool: PostgreSQL must hold each pool with its reserve at once (PG-1).
+ */
+export const transactionPoolsConnections = (databaseCount: number, pool: number, reserve: number): number => databaseCount * (pool + reserve);
+
 // --- database `postgres`: a session pool (DESIGN principle 7) ----------------------------------
 // Odoo uses database `postgres` for much more than LISTEN (ODOO-FACTS.md), and odoo/sql_db.py
 // never keeps those connections (Cursor._close L476: keep_in_pool is false for `postgres`), so
@@ -451,7 +460,7 @@ export function computeSizing(input: SizingInput): Sizing {
   const pool = b.defaultPoolSize ?? defaultPoolSize(workers, maxCronThreads, hosts);
   const reserve = b.reservePoolSize ?? reservePoolSize(pool);
   const maxDbConnections = b.maxDbConnections ?? pool + reserve;
-  const maxUserConnections = pool + reserve;
+  const maxUserConnections = transactionPoolsConnections(input.databaseCount, pool, reserve);
   const postgresPool = postgresPoolSize(workers, maxCronThreads, hosts);
   const postgresReserve = postgresReservePoolSize(maxCronThreads);
   const maxClient = b.maxClientConn ?? maxClientConn(odooClientConnections(workers, maxCronThreads, hosts, dbMaxconn, dbMaxconnGevent));

@@ -2,7 +2,7 @@
 // the stack delivers to each Odoo host, and the proxy's block of the database manager (ODOO-2).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { isSecretRef } from "../lib/secret-ref";
-import { chainFor, isServingServer, nginxServers } from "./lib/nginx";
+import { chainFor, isServingServer, nginxServers, proxiedLocations, proxyHeaders } from "./lib/nginx";
 import { ODOO_OPTION_ITEMS } from "./lib/checklist-keys";
 import { ODOO_OPTION_ALIASES, odooTruthy, parseOdooConf, parseIni, type OdooConf } from "./lib/parse";
 import {
@@ -92,6 +92,89 @@ export const odooDbfilterRestricts: ResourceValidationPolicy = {
       report(`${fileLabel(file)} must set a dbfilter that restricts databases; ${JSON.stringify(value)} accepts any name (ODOO-3).`);
     }
   }),
+};
+
+/** Odoo 17's db_filter (odoo/http.py L357-373): %h is the host without port and a leading "www.", %d its first label. */
+export function odooDbFilterAdmits(dbfilter: string, host: string, databases: readonly string[]): string[] | undefined {
+  const h = host.split(":")[0].replace(/^www\./, "");
+  const escape = (x: string) => x.replace(/[^A-Za-z0-9_]/g, "\\$&");
+  let re: RegExp;
+  try {
+    // re.match anchors at the start only; Python's patterns the stack writes are valid JavaScript.
+    re = new RegExp(`^(?:${dbfilter.replace(/%h/g, escape(h)).replace(/%d/g, escape(h.split(".")[0]))})`);
+  } catch {
+    return undefined; // odoo-dbfilter-restricts reports it
+  }
+  return databases.filter((d) => re.test(d));
+}
+
+/** Names beside the stack's own that a filter must not admit: near misses of each, and PostgreSQL's. */
+const probeDatabases = (declared: readonly string[]): string[] => [
+  ...new Set([...declared.flatMap((d) => [`${d}x`, `x${d}`, `${d}_old`, `${d}test`]), "postgres", "template1", ...UNRELATED_DATABASES]),
+].filter((d) => !declared.includes(d));
+
+/**
+ * ODOO-3, PROXY-3 with several databases (issue 16): each database is served at its own
+ * hostname, and Odoo picks it from the host it is told (X-Forwarded-Host under proxy_mode,
+ * through dbfilter's %d/%h). So every database of db_name has a serving nginx server whose one
+ * server_name's first label names it; that server writes its own name into Host and
+ * X-Forwarded-Host on every proxied route (never the client's); and for each such hostname the
+ * dbfilter admits exactly that database, none of the others and no name the stack does not
+ * declare. With one database db_name alone restricts Odoo whatever the host, and this passes.
+ */
+export const odooHostnamesPinDatabases: StackValidationPolicy = {
+  name: "odoo-hostnames-pin-databases",
+  description: "Checks whether each of several databases has its own nginx hostname, whether each hostname's server pins Host and X-Forwarded-Host to its name, and Odoo's dbfilter admits exactly that hostname's database (ODOO-3, PROXY-3).",
+  validateStack: (args, reportViolation) => {
+    const resources = args.resources as unknown as StackResourceView[];
+    const unknown = new UnknownValues();
+    const files = renderedFiles(resources, unknown);
+    const sites = files.filter((f) => fileKindOf(f.path) === "nginx-site" || fileKindOf(f.path) === "nginx.conf");
+    for (const odoo of files.filter((f) => fileKindOf(f.path) === "odoo.conf")) {
+      unknown.run(() => {
+        const options = conf(odoo).options;
+        const declared = (options.get("db_name") ?? "").split(",").map((d) => d.trim()).filter((d) => d !== "");
+        if (declared.length < 2) return;
+        const served = new Map<string, string>(); // database → hostname
+        for (const site of sites) {
+          for (const server of nginxServers(site.content).filter(isServingServer)) {
+            const names = server.directive.block?.find((d) => d.name === "server_name")?.args ?? [];
+            const where = `${fileLabel(site)}'s server at line ${server.directive.line}`;
+            if (names.length !== 1 || /[*~$]/.test(names[0])) {
+              reportViolation(`${where} must serve exactly one hostname (server_name ${names.join(" ") || "absent"}): with several databases each hostname names its database (ODOO-3).`, site.resource.urn);
+              continue;
+            }
+            const host = names[0].toLowerCase();
+            const label = host.replace(/^www\./, "").split(".")[0];
+            if (!declared.includes(label)) {
+              reportViolation(`${where} must serve a hostname whose first label is one of the databases (${declared.join(", ")}); ${host} names none, so Odoo would serve no database there, or one the stack does not declare (ODOO-3).`, site.resource.urn);
+              continue;
+            }
+            served.set(label, host);
+            for (const { chain, name } of proxiedLocations(server)) {
+              const headers = proxyHeaders(chain);
+              for (const header of ["Host", "X-Forwarded-Host"]) {
+                const value = headers.get(header.toLowerCase());
+                if (value !== host && value !== `"${host}"`) {
+                  reportViolation(`${where} must pin \`proxy_set_header ${header} ${host}\` for ${name}; it sends ${value === undefined ? "none" : JSON.stringify(value)}, so the database Odoo picks follows what the client sends (ODOO-3, PROXY-3).`, site.resource.urn);
+                }
+              }
+            }
+            const dbfilter = options.get("dbfilter");
+            if (dbfilter === undefined || dbfilter.trim() === "") continue; // odoo-dbfilter-restricts reports it
+            const admitted = odooDbFilterAdmits(dbfilter, host, [...declared, ...probeDatabases(declared)])?.sort();
+            if (admitted !== undefined && (admitted.length !== 1 || admitted[0] !== label)) {
+              reportViolation(`${fileLabel(odoo)} must set a dbfilter that admits exactly ${label} for ${host}; ${JSON.stringify(dbfilter)} admits ${admitted.length === 0 ? "none" : admitted.join(", ")} of the stack's databases and names it does not declare (ODOO-3).`, odoo.resource.urn);
+            }
+          }
+        }
+        for (const db of declared.filter((d) => !served.has(d))) {
+          reportViolation(`${fileLabel(odoo)} serves database ${db}, which must have its own hostname: no nginx server of the stack has a server_name whose first label is ${db} (ODOO-3).`, odoo.resource.urn);
+        }
+      });
+    }
+    unknown.finish();
+  },
 };
 
 /**
@@ -212,6 +295,7 @@ export const policies: Policies = [
   odooAdminPasswdSecretReference,
   odooListDbDisabled,
   odooDbfilterRestricts,
+  odooHostnamesPinDatabases,
   odooLogfileSet,
   odooLogfileRotated,
   nginxDatabaseManagerBlocked,

@@ -132,9 +132,13 @@ export const nginxForwardedHeaders: ResourceValidationPolicy = {
     forEachServingServer(args, (file, server, where) => {
       for (const { chain, name } of proxiedRoutes(file, server)) {
         const headers = proxyHeaders(chain);
+        // A server of one hostname may write that name itself (several databases: issue 16).
+        const names = server.directive.block?.find((d) => d.name === "server_name")?.args ?? [];
+        const pinned = names.length === 1 ? names[0] : undefined;
         for (const h of FORWARDED_HEADERS) {
           const value = headers.get(h.name.toLowerCase());
-          if (value === undefined || !h.values.includes(value)) {
+          const ownName = pinned !== undefined && (h.name === "Host" || h.name === "X-Forwarded-Host") && value === pinned;
+          if (!ownName && (value === undefined || !h.values.includes(value))) {
             const now = value === undefined ? "it sends none" : `it sends ${JSON.stringify(value)}`;
             reportViolation(`${fileLabel(file)} must send \`proxy_set_header ${h.name} ${h.values[0]}\` for ${name} in ${where}; ${now} (PROXY-3).`);
           }

@@ -49,8 +49,13 @@ export const CHRONY_SOURCES_PATH = "/etc/chrony/sources.d/odoo-stack-aws.sources
 export const FIRSTBOOT_RETRY_SECONDS = 30;
 
 export interface AcmeInput {
-  /** The public name the certificate is for (settings.domain). */
+  /** The public name the certificate is for (settings.domain); certbot names the lineage after it. */
   readonly domain: string;
+  /**
+   * The other hostnames the certificate carries as SANs, one per further database (issue 16,
+   * TLS-3). Optional. Defaults to none.
+   */
+  readonly alsoDomains?: readonly string[];
   readonly email: string;
   /** Let's Encrypt's staging CA (untrusted certificates, generous rate limits). */
   readonly staging: boolean;
@@ -107,7 +112,9 @@ export function userDataInputFor(model: StackModel, host: HostId, delivery: Deli
     ...(delivery.dataVolumeId === undefined ? {} : { dataVolumeId: delivery.dataVolumeId }),
     ...(delivery.efsFileSystemId === undefined ? {} : { efsFileSystemId: delivery.efsFileSystemId }),
     ...(host.role === "pgbouncer" && model.settings.postgresEngine === "rds" ? { rdsCaBundle: true } : {}),
-    ...(host.role === "proxy" && tls.mode === "acme" ? { acme: { domain, email: tls.email, staging: tls.staging } } : {}),
+    ...(host.role === "proxy" && tls.mode === "acme"
+      ? { acme: { domain, ...(model.settings.sites.length > 1 ? { alsoDomains: model.settings.sites.map((s) => s.hostname).filter((h) => h !== domain) } : {}), email: tls.email, staging: tls.staging } }
+      : {}),
     ...(host.role === "odoo" && host.runsCron ? { odooInit: true } : {}),
   };
 }
@@ -196,6 +203,9 @@ function checkInput(input: UserDataInput): void {
   if (input.acme !== undefined) {
     if (input.role !== "proxy") bad("acme", input.acme, "only the proxy requests the public certificate");
     if (!DOMAIN.test(input.acme.domain)) bad("acme.domain", input.acme.domain, "a DNS name");
+    (input.acme.alsoDomains ?? []).forEach((d, i) => {
+      if (!DOMAIN.test(d) || d === input.acme?.domain) bad(`acme.alsoDomains[${i}]`, d, "a DNS name other than acme.domain");
+    });
     if (!EMAIL.test(input.acme.email)) bad("acme.email", input.acme.email, "an email address");
   }
   throwIfAny(`user data of host ${input.hostId}`, problems);
@@ -209,7 +219,9 @@ export function packagesFor(role: HostRole, extra: readonly string[] = []): stri
 function roleSteps(input: UserDataInput): Command[] {
   switch (input.role) {
     case "proxy":
-      return input.acme === undefined ? [] : [["acme", input.acme.domain, input.acme.email, ...(input.acme.staging ? ["--staging"] : [])]];
+      // certbot's --domain takes a comma-separated list; the first name names the lineage
+      // (/etc/letsencrypt/live/<first>/, acmeCertificatePaths).
+      return input.acme === undefined ? [] : [["acme", [input.acme.domain, ...(input.acme.alsoDomains ?? [])].join(","), input.acme.email, ...(input.acme.staging ? ["--staging"] : [])]];
     case "odoo":
       return [
         // Before the odoo package: its postinst then finds data_dir mounted and the odoo user

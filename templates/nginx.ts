@@ -35,6 +35,14 @@ export interface NginxMainSettings {
 export interface NginxSiteSettings {
   /** The public hostname (server_name, and the SNI the TLS handshake must carry). */
   readonly serverName: string;
+  /**
+   * Several databases (issue 16): every public hostname, serverName among them, each served by
+   * its own server block that writes its own name into Host and X-Forwarded-Host, so the name
+   * Odoo picks the database from (dbfilter %d) is never the client's. Optional. Defaults to
+   * none: one server block for serverName that forwards $host (one database: db_name alone
+   * restricts Odoo to it, whatever the host).
+   */
+  readonly pinnedServerNames?: readonly string[];
   /** Address to listen on; absent means every address of the host. */
   readonly listenAddress?: string;
   readonly listenPort: number;
@@ -139,8 +147,10 @@ export function nginxMainSettings(): NginxMainSettings {
 
 export function nginxSiteSettingsFor(model: StackModel): NginxSiteSettings {
   const timeout = proxyTimeoutSeconds(model.settings.sizing.odoo.limitTimeReal);
+  const sites = model.settings.sites;
   return {
     serverName: model.settings.domain,
+    ...(sites.length > 1 ? { pinnedServerNames: sites.map((site) => site.hostname) } : {}),
     listenPort: PORTS.https.port,
     ...(model.settings.httpRedirect ? { redirectListenPort: PORTS.http.port } : {}),
     tlsCertificatePath: `${PATHS.nginxTlsDir}/fullchain.pem`,
@@ -250,6 +260,10 @@ export function checkNginxSiteSettings(s: NginxSiteSettings): string[] {
     ["HSTS max-age", s.hstsMaxAgeSeconds],
   ]);
   if (s.odooHttpServers.length === 0) problems.push("upstream odoo: needs at least one Odoo host (PROXY-1)");
+  if (s.pinnedServerNames !== undefined) {
+    if (!s.pinnedServerNames.includes(s.serverName)) problems.push(`server_name ${s.serverName}: must be one of the pinned server names (${s.pinnedServerNames.join(", ")})`);
+    if (new Set(s.pinnedServerNames).size !== s.pinnedServerNames.length) problems.push(`server names ${s.pinnedServerNames.join(", ")}: each hostname gets one server block`);
+  }
   if (s.redirectListenPort !== undefined && s.redirectListenPort === s.listenPort) {
     problems.push(`redirect listen port ${s.redirectListenPort}: must differ from the TLS listen port`);
   }
@@ -279,11 +293,18 @@ function upstream(name: string, servers: readonly UpstreamServer[], maxConns?: n
   ];
 }
 
+/**
+ * The headers naming the site. With pinned server names (several databases) each server block
+ * writes its own name, never the client's Host: Odoo reads the database from X-Forwarded-Host
+ * (proxy_mode, ODOO-3, PROXY-3), which nginx thus always overwrites with the block's name.
+ */
+export const pinnedHostHeaders = (serverName: string): Readonly<Record<string, string>> => ({ Host: escapeNginx(serverName), "X-Forwarded-Host": escapeNginx(serverName) });
+
 /** proxy_set_header is inherited only by levels that set none, so every location sets them all. */
-function proxyToOdoo(s: NginxSiteSettings, upstreamName: string, extraHeaders: Readonly<Record<string, string>>): string[] {
+function proxyToOdoo(s: NginxSiteSettings, upstreamName: string, extraHeaders: Readonly<Record<string, string>>, hostHeaders: Readonly<Record<string, string>>): string[] {
   return [
     `        proxy_pass http://${upstreamName};`,
-    ...sortedEntries({ ...NGINX_REQUIRED_HEADERS, ...extraHeaders }).map(([name, variable]) => `        proxy_set_header ${name} ${variable};`),
+    ...sortedEntries({ ...NGINX_REQUIRED_HEADERS, ...hostHeaders, ...extraHeaders }).map(([name, variable]) => `        proxy_set_header ${name} ${variable};`),
     // Never replay a request on another host: a POST that timed out may have committed (PROXY-5).
     "        proxy_next_upstream off;",
     `        proxy_connect_timeout ${s.proxyConnectTimeoutSeconds}s;`,
@@ -299,6 +320,7 @@ export function renderNginxSite(s: NginxSiteSettings): string {
   // NET-3's exception: plain HTTP gets one answer, a permanent redirect to the site's own name
   // (never $host: a forged Host header must not turn it into an open redirect). No location, no
   // proxy_pass, no root: it serves nothing and reaches no Odoo host.
+  const pinned = s.pinnedServerNames;
   const redirect =
     s.redirectListenPort === undefined
       ? []
@@ -309,7 +331,23 @@ export function renderNginxSite(s: NginxSiteSettings): string {
           `    listen ${address(s.redirectListenPort)} default_server;`,
           `    return 301 https://${escapeNginx(s.serverName)}$request_uri;`,
           "}",
+          // Each hostname redirects to itself (its own name, never $host).
+          ...(pinned ?? []).flatMap((name) => [
+            "server {",
+            `    listen ${address(s.redirectListenPort as number)};`,
+            `    server_name ${escapeNginx(name)};`,
+            `    return 301 https://${escapeNginx(name)}$request_uri;`,
+            "}",
+          ]),
         ];
+  const sites =
+    pinned === undefined
+      ? ["", "# The only server Odoo is reachable through: HTTPS on 443 (NET-2, NET-3).", ...siteServer(s, listen, s.serverName, {})]
+      : [...pinned].sort().flatMap((name) => [
+          "",
+          `# ${name}: HTTPS on 443 (NET-2, NET-3); Odoo serves the database this name's first label names (ODOO-3).`,
+          ...siteServer(s, listen, name, pinnedHostHeaders(name)),
+        ]);
   return lines(
     header("#"),
     // No upstream keepalive: with proxy_next_upstream off, a reused connection the worker has
@@ -332,11 +370,16 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     "    ssl_reject_handshake on;",
     "}",
     ...redirect,
-    "",
-    "# The only server Odoo is reachable through: HTTPS on 443 (NET-2, NET-3).",
+    ...sites,
+  );
+}
+
+/** One HTTPS server block for `serverName`. */
+function siteServer(s: NginxSiteSettings, listen: string, serverName: string, hostHeaders: Readonly<Record<string, string>>): string[] {
+  return [
     "server {",
     `    ${listen};`,
-    `    server_name ${escapeNginx(s.serverName)};`,
+    `    server_name ${escapeNginx(serverName)};`,
     "",
     `    ssl_certificate ${escapeNginx(s.tlsCertificatePath)};`,
     `    ssl_certificate_key ${escapeNginx(s.tlsCertificateKeyPath)};`,
@@ -358,12 +401,12 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     "    }",
     "",
     `    location ${NGINX_ROUTES.websocket} {`,
-    ...proxyToOdoo(s, NGINX_UPSTREAMS.websocket, NGINX_WEBSOCKET_HEADERS),
+    ...proxyToOdoo(s, NGINX_UPSTREAMS.websocket, NGINX_WEBSOCKET_HEADERS, hostHeaders),
     "        proxy_http_version 1.1;",
     "    }",
     "",
     `    location ${NGINX_ROUTES.http} {`,
-    ...proxyToOdoo(s, NGINX_UPSTREAMS.http, {}),
+    ...proxyToOdoo(s, NGINX_UPSTREAMS.http, {}, hostHeaders),
     "        proxy_redirect off;",
     "        # nginx's own 502s: every host at max_conns (\"no live upstreams\"), or Odoo not",
     "        # accepting (restarting). Both mean: come back shortly. Odoo's own answers pass as they are.",
@@ -380,7 +423,7 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     `        return 503 "Odoo is busy; retry in ${NGINX_RETRY_AFTER_SECONDS} seconds.\\n";`,
     "    }",
     "}",
-  );
+  ];
 }
 
 /** The proxy host's nginx files. */

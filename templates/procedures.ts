@@ -439,7 +439,6 @@ function restartPostgresql(model: StackModel): OperationalProcedure {
 
 function restoreEc2(model: StackModel): OperationalProcedure {
   const pgb = `sudo -u postgres pgbackrest --stanza=${PGBACKREST_STANZA}`;
-  const db = model.settings.databases[0];
   return {
     id: "restore",
     title: "Full restore (host or data volume lost)",
@@ -459,7 +458,8 @@ function restoreEc2(model: StackModel): OperationalProcedure {
           `${pgb} --delta restore`,
           `sudo systemctl start ${PG_UNIT}`,
           `until sudo -u postgres psql -XAtc 'SELECT NOT pg_is_in_recovery()' | grep -qx t; do sleep 5; done`,
-          `sudo -u postgres psql -X -d ${db} -Atc 'SELECT count(*) FROM res_users'`,
+          // Every database of the stack answers (issue 16: one per hostname).
+          ...model.settings.databases.map((d) => `sudo -u postgres psql -X -d ${d} -Atc 'SELECT count(*) FROM res_users'`),
           `${pgb} check`,
           "sudo systemctl start odoo-stack-pgbackrest-full",
         ],
@@ -539,7 +539,7 @@ function restoreRds(model: StackModel): OperationalProcedure {
         id: "check",
         where: "odoo",
         title: "Odoo logs in through PgBouncer",
-        commands: [`sudo ${rotate} check --dbname ${db}`],
+        commands: model.settings.databases.map((d) => `sudo ${rotate} check --dbname ${d}`),
         checks: "A new login through PgBouncer reaches the restored database.",
       },
     ],

@@ -42,6 +42,7 @@ export function emptyValueOf(spec: SettingSpec): "" | readonly [] | Readonly<Rec
     case "string":
       return "";
     case "stringList":
+    case "databaseList":
       return [];
     case "object":
       return {};
@@ -65,14 +66,15 @@ export function declarationOf(spec: SettingSpec): Record<string, unknown> {
     throw new Error(`${spec.description} a secret key must be required — the CLI applies a default as plain text and then refuses it as not encrypted`);
   }
   const empty = isOptionalWithoutDefault(spec) ? emptyValueOf(spec) : undefined;
-  const typed = !isOptionalWithoutDefault(spec) || empty !== undefined;
+  // An array's items have one type for the CLI; a databaseList mixes names and maps (settings.ts).
+  const typed = spec.kind !== "databaseList" && (!isOptionalWithoutDefault(spec) || empty !== undefined);
   const decl: Record<string, unknown> = {};
   if (typed) decl.type = spec.kind === "stringList" ? "array" : spec.kind;
   if (typed && spec.kind === "stringList") decl.items = { type: "string" };
   if (spec.default !== undefined) decl.default = spec.default;
   else if (isOptionalWithoutDefault(spec)) decl.default = empty ?? "";
   if (spec.secret) decl.secret = true;
-  const kindNote = typed ? "" : spec.kind === "boolean" ? " true or false." : " A whole number.";
+  const kindNote = typed || spec.kind === "databaseList" ? "" : spec.kind === "boolean" ? " true or false." : " A whole number.";
   const when = spec.required ? " Required." : spec.derived ? ` Optional: when unset, ${spec.derived}.` : spec.unset ? ` Optional: when unset, ${spec.unset}.` : "";
   decl.description = `${spec.description}${kindNote}${rangeSentence(spec.range)}${when}`;
   return decl;
@@ -103,6 +105,7 @@ const KIND_NAMES: Readonly<Record<SettingSpec["kind"], string>> = {
   integer: "integer",
   boolean: "boolean",
   stringList: "list of strings",
+  databaseList: "list of names or of {name, domain} maps",
   object: "map",
 };
 

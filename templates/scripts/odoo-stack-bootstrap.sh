@@ -19,7 +19,7 @@
 #   odoo-stack-bootstrap odoo-owner MOUNT                 the odoo user (fixed uid), MOUNT its data_dir
 #   odoo-stack-bootstrap efs-mount FS_ID REGION MOUNT     shared filestore: EFS over TLS (stunnel), fstab
 #   odoo-stack-bootstrap rds-ca-bundle REGION PATH        RDS's regional CA bundle for verify-full
-#   odoo-stack-bootstrap acme DOMAIN EMAIL [--staging]    public certificate, ACME DNS-01 on Route 53
+#   odoo-stack-bootstrap acme DOMAIN[,DOMAIN…] EMAIL [--staging]    public certificate (every name a SAN), ACME DNS-01 on Route 53
 #   odoo-stack-bootstrap fetch-apply BUCKET HOST_ID REGION PATH   the apply script, from S3
 #   odoo-stack-bootstrap apply                            odoo-stack-apply --bootstrap
 #   odoo-stack-bootstrap pgbackrest-stanza CONFIG STANZA  create the stanza, check WAL archiving works
@@ -260,10 +260,13 @@ cmd_postgres_owner() {
 # hook reloads nginx in place (TLS-4).
 cmd_acme() {
   local domain=${1:-} email=${2:-} staging=()
-  [[ $domain =~ ^[a-z0-9.-]+$ && $email == *@* ]] || die "acme: invalid domain or email"
+  # One name per database (issue 16): certbot's --domain takes them comma-separated; the lineage
+  # keeps the first one's name, so run again with a longer list it re-issues the same lineage
+  # (the paths nginx and the expiry metric read) with every name as a SAN.
+  [[ $domain =~ ^[a-z0-9.-]+(,[a-z0-9.-]+)*$ && $email == *@* ]] || die "acme: invalid domain or email"
   if [[ ${3:-} == --staging ]]; then staging=(--staging); fi
   certbot certonly --non-interactive --agree-tos --email "$email" --dns-route53 \
-    --domain "$domain" --keep-until-expiring "${staging[@]}" \
+    --cert-name "${domain%%,*}" --domain "$domain" --keep-until-expiring "${staging[@]}" \
     --deploy-hook 'systemctl reload nginx'
 }
 

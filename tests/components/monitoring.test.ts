@@ -8,13 +8,13 @@ import { LOG_SOURCE_NAMES, logGroupName } from "../../templates/cloudwatch-agent
 import { METRIC_NAMESPACES, metricsCollectorSettingsFor, METRICS, ROUTE_CLASSES, TOP_QUERIES_LOG } from "../../templates/metrics";
 import { RDS_MONITOR_SERVICE } from "../../templates/rds";
 import { PATHS } from "../../lib/model";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 import { countsByType, named, ofType, runUnderMocks, STACK, type MockRun, type RecordedResource } from "../helpers/component-mocks";
 
 // A mock run takes seconds on a loaded CI machine.
 jest.setTimeout(60_000);
 
-const model = modelWith({ odooInstances: 2, databases: ["erp", "erp_test"], alarmEmail: "ops@example.com" }, STACK);
+const model = modelWith({ odooInstances: 2, ...databasesAt("erp", "erptest"), alarmEmail: "ops@example.com" }, STACK);
 const alarms = monitoringAlarms(model);
 
 const runMonitoring = (m = model, args: Partial<ConstructorParameters<typeof Monitoring>[1]> = {}): Promise<MockRun> =>
@@ -85,7 +85,7 @@ describe("Monitoring under mocks", () => {
     const byId = (id: string) => alarms.find((a) => a.id === id) as AlarmSpec;
     // OBS-1: cl_waiting > 0 in 3 of 5 minutes; maxwait over 1 s.
     expect(byId("pgbouncer-clients-waiting-erp")).toMatchObject({ namespace: "OdooStack/PgBouncer", metricName: METRICS.clientsWaiting, dimensions: { Stack: STACK, Database: "erp" }, threshold: 0, comparisonOperator: "GreaterThanThreshold", period: 60, evaluationPeriods: 5, datapointsToAlarm: 3 });
-    expect(byId("pgbouncer-maxwait-erp_test")).toMatchObject({ metricName: METRICS.maxWaitSeconds, threshold: MONITORING_DEFAULTS.maxWaitSeconds });
+    expect(byId("pgbouncer-maxwait-erptest")).toMatchObject({ metricName: METRICS.maxWaitSeconds, threshold: MONITORING_DEFAULTS.maxWaitSeconds });
     expect(byId("pgbouncer-clients-waiting-postgres").dimensions.Database).toBe("postgres");
     // OBS-7
     expect(byId("postgres-long-transaction")).toMatchObject({ namespace: "OdooStack/PostgreSQL", metricName: METRICS.oldestTransactionSeconds, threshold: 300, dimensions: { Stack: STACK } });
@@ -193,7 +193,7 @@ describe("checkMonitoringArgs", () => {
   });
 
   it("keeps the PostgreSQL alarms with RDS: the PgBouncer host's collector publishes them (OBS-7, PG-4)", () => {
-    const rds = modelWith({ odooInstances: 2, databases: ["erp", "erp_test"], alarmEmail: "ops@example.com", postgresEngine: "rds" }, STACK);
+    const rds = modelWith({ odooInstances: 2, ...databasesAt("erp", "erptest"), alarmEmail: "ops@example.com", postgresEngine: "rds" }, STACK);
     expect(rds.allHosts.map((h) => h.role)).not.toContain("postgres");
     const postgresIds = (m: typeof model) => monitoringAlarms(m).map((a) => a.id).filter((id) => id.startsWith("postgres-"));
     // All but the restart-pending alarm: RDS keeps pending-reboot parameters in its parameter group, not pg_settings (PG-1).
@@ -203,7 +203,7 @@ describe("checkMonitoringArgs", () => {
     const pgbouncer = metricsCollectorSettingsFor(rds, rds.hosts.pgbouncer);
     expect(pgbouncer.postgres).toEqual({
       maintenanceDatabase: "postgres",
-      databases: ["erp", "erp_test", "postgres"],
+      databases: ["erp", "erptest", "postgres"],
       topQueries: 10,
       topQueriesLog: TOP_QUERIES_LOG,
       service: RDS_MONITOR_SERVICE,

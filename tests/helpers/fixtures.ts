@@ -10,6 +10,11 @@ export const BASE_CONFIG: RawConfig = {
   databases: ["erp"],
 };
 
+/** Several databases, each at <name>.example.com (issue 16: the object form of `databases`). */
+export function databasesAt(...names: readonly string[]): RawConfig {
+  return { domain: "", databases: names.map((name) => ({ name, domain: `${name}.example.com` })) };
+}
+
 export function settingsWith(overrides: RawConfig = {}): StackSettings {
   return parseSettings({ ...BASE_CONFIG, ...overrides }, "eu-west-1", knownInstanceType);
 }

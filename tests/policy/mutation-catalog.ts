@@ -64,6 +64,16 @@ const pgbouncerEntry = (db: string, edit: (value: string) => string) => (t: stri
 /** Adds a line to the [databases] section, after its last entry. */
 const addDatabaseLine = (line: string) => (t: string): string => t.replace(/^(postgres = .*)$/m, `$1\n${line}`);
 const append = (text: string) => (t: string): string => `${t}${t.endsWith("\n") ? "" : "\n"}${text}\n`;
+/** odoo.conf serving erp and shop (issue 16), with `dbfilter`. */
+const MULTI_DBFILTER = "^(?=(?:erp|shop)$)%d$";
+const twoDatabases = (dbfilter: string) => (t: string): string =>
+  t.replace(/^db_name = .*$/m, "db_name = erp,shop").replace("[options]\n", `[options]\ndbfilter = ${dbfilter}\n`);
+/** The site with a copy of the serving server of `domain` for `other` (headers as they are). */
+const withServerFor = (domain: string, other: string) => (t: string): string => {
+  const start = t.indexOf(`server {\n    listen 443 ssl http2;\n    server_name ${domain};`);
+  if (start < 0) throw new Error(`the site has no server for ${domain}`);
+  return `${t}\n${t.slice(start).replace(`server_name ${domain};`, `server_name ${other};`)}`;
+};
 /** The headers and timeouts a proxied location of the site carries. */
 const PROXIED = [
   "        proxy_set_header Host $host;",
@@ -286,6 +296,13 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
   m("odoo3-dbfilter-any", "dbfilter = .* added beside db_name", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.file("odoo-1", ODOO_CONF, (t) => t.replace("[options]\n", "[options]\ndbfilter = .*\n"))),
   m("odoo3-no-db-name", "neither db_name nor dbfilter (every database the role sees)", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "db_name", undefined)),
   m("odoo3-db-name-several-no-filter", "db_name lists two databases, no dbfilter picks one", "ODOO-3", "odoo-dbfilter-restricts", (s) => s.line("odoo-1", ODOO_CONF, "db_name", "db_name = erp,erp_test")),
+  // Several databases (issue 16): odoo-1 serves erp and shop, each at its own hostname.
+  m("odoo3-database-without-hostname", "db_name = erp,shop with its dbfilter, and no nginx server for shop", "ODOO-3", "odoo-hostnames-pin-databases", (s) => s.file("odoo-1", ODOO_CONF, twoDatabases(MULTI_DBFILTER))),
+  m("odoo3-hostname-not-pinned", "a shop server beside erp's, both forwarding the client's $host", "ODOO-3", "odoo-hostnames-pin-databases", (s, { model }) => {
+    s.file("odoo-1", ODOO_CONF, twoDatabases(MULTI_DBFILTER));
+    s.file("proxy", SITE, withServerFor(model.settings.domain, `shop.${model.settings.domain.split(".").slice(1).join(".")}`));
+  }),
+  m("odoo3-dbfilter-admits-undeclared", "dbfilter = ^%d (no $: admits erpx, erp_old beside erp)", "ODOO-3", "odoo-hostnames-pin-databases", (s) => s.file("odoo-1", ODOO_CONF, twoDatabases("^%d"))),
   m("odoo3-unit-db-filter", "odoo.service drop-in starts Odoo with --db-filter=.*", "ODOO-3", UNITS, (s) => s.file("odoo-1", ODOO_UNIT, odooStart("--db-filter=.*"))),
   // --- ODOO-5 -----------------------------------------------------------------------------------
   m("odoo5-no-logfile", "no logfile", "ODOO-5", "odoo-logfile-set", (s) => s.line("odoo-1", ODOO_CONF, "logfile", undefined)),

@@ -5,12 +5,15 @@ import {
   nginxDatabaseManagerBlocked,
   odooAdminPasswdSecretReference,
   odooDbfilterRestricts,
+  odooDbFilterAdmits,
+  odooHostnamesPinDatabases,
   odooListDbDisabled,
   odooLogfileRotated,
   odooLogfileSet,
 } from "../../policy/odoo";
 import { setLine, validateResource, validateStack, withContent } from "./fakes";
 import { replaced, stackFixture } from "./stack-fixture";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 const fixture = stackFixture();
 const conf = fixture.file("odoo-1", "/etc/odoo/odoo.conf");
@@ -129,5 +132,63 @@ describe("nginx-database-manager-blocked (ODOO-2)", () => {
         expect.stringMatching(/^odoo\.conf of proxy \(.*\) must block \/web\/database\/manager \(a location returning 403\/404 or deny all\) in the server at line \d+, so the database manager is never reachable \(ODOO-2\)\.$/),
       ]);
     }
+  });
+});
+
+describe("odoo-hostnames-pin-databases (ODOO-3, PROXY-3; issue 16)", () => {
+  const policy = odooHostnamesPinDatabases;
+  const two = stackFixture(modelWith(databasesAt("erp", "shop")));
+  const twoConf = two.file("odoo-1", "/etc/odoo/odoo.conf");
+  const site = two.file("proxy", "/etc/nginx/conf.d/odoo.conf");
+  const twoLabel = `odoo.conf of odoo-1 (${twoConf.name})`;
+  const messages = async (resources: Parameters<typeof validateStack>[1]) => (await validateStack(policy, resources)).map((v) => v.message);
+  /** The site without the server block of `host` (its redirect stays). */
+  const withoutServer = (host: string) => (t: string) => {
+    const start = t.indexOf(`\n# ${host}: HTTPS`);
+    const next = t.indexOf("\n# ", start + 3);
+    return t.slice(0, start) + (next < 0 ? "\n" : t.slice(next));
+  };
+
+  it("passes the rendered two-database stack and the one-database stack", async () => {
+    expect(await validateStack(policy, two.resources)).toEqual([]);
+    expect(await validateStack(policy, fixture.resources)).toEqual([]);
+  });
+
+  it("models Odoo 17's db_filter: %d is the first label after www., re.match anchors at the start only", () => {
+    expect(odooDbFilterAdmits("^(?=(?:erp|shop)$)%d$", "shop.example.com:443", ["erp", "shop", "shopx"])).toEqual(["shop"]);
+    expect(odooDbFilterAdmits("^(?=(?:erp|shop)$)%d$", "www.erp.example.com", ["erp", "shop"])).toEqual(["erp"]);
+    expect(odooDbFilterAdmits("%d", "erp.example.com", ["erp", "erpx", "xerp"])).toEqual(["erp", "erpx"]);
+    expect(odooDbFilterAdmits("^%h$", "erp.example.com", ["erp"])).toEqual([]);
+    expect(odooDbFilterAdmits("^(erp", "erp.example.com", ["erp"])).toBeUndefined();
+  });
+
+  it("rejects a database without a hostname", async () => {
+    const edited = withContent(site, withoutServer("shop.example.com"));
+    expect(await messages(replaced(two.resources, edited))).toEqual([
+      `${twoLabel} serves database shop, which must have its own hostname: no nginx server of the stack has a server_name whose first label is shop (ODOO-3).`,
+    ]);
+  });
+
+  it("rejects a hostname served without its database pinned (the client's $host forwarded)", async () => {
+    const edited = withContent(site, (t) => t.replace(/proxy_set_header X-Forwarded-Host shop\.example\.com;/g, "proxy_set_header X-Forwarded-Host $host;"));
+    const found = await messages(replaced(two.resources, edited));
+    expect(found).toHaveLength(2);
+    for (const m of found) expect(m).toMatch(/must pin `proxy_set_header X-Forwarded-Host shop\.example\.com` for location \/(websocket)?; it sends "\$host", so the database Odoo picks follows what the client sends \(ODOO-3, PROXY-3\)\.$/);
+  });
+
+  it("rejects a server whose hostname names no database of the stack", async () => {
+    const edited = withContent(site, (t) => t.replace(/shop\.example\.com/g, "shop2.example.com"));
+    const found = await messages(replaced(two.resources, edited));
+    expect(found).toContain(`${twoLabel} serves database shop, which must have its own hostname: no nginx server of the stack has a server_name whose first label is shop (ODOO-3).`);
+    expect(found.some((m) => /must serve a hostname whose first label is one of the databases \(erp, shop\); shop2\.example\.com names none/.test(m))).toBe(true);
+  });
+
+  it.each([
+    ["^%d", "erp, erp_old, erptest, erpx"],
+    ["^(erp|shop)$", "erp, shop"],
+  ])("rejects dbfilter = %s, which for erp.example.com admits %s", async (dbfilter, admitted) => {
+    const edited = withContent(twoConf, putLine("dbfilter", `dbfilter = ${dbfilter}`));
+    const found = await messages(replaced(two.resources, edited));
+    expect(found).toContain(`${twoLabel} must set a dbfilter that admits exactly erp for erp.example.com; ${JSON.stringify(dbfilter)} admits ${admitted} of the stack's databases and names it does not declare (ODOO-3).`);
   });
 });

@@ -17,7 +17,7 @@ import { policies as secrets } from "../../policy/secrets";
 import { policies as stack } from "../../policy/stack";
 import { policies as storage } from "../../policy/storage";
 import { policies as tls } from "../../policy/tls";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 import { validateResource, validateStack } from "./fakes";
 import { stackFixture } from "./stack-fixture";
 
@@ -95,7 +95,7 @@ describe("policy-config.example.json", () => {
 
 describe.each([
   ["the default test stack", modelWith()],
-  ["three Odoo hosts, two databases", modelWith({ odooInstances: 3, databases: ["erp", "erp_test"] })],
+  ["three Odoo hosts, two databases", modelWith({ odooInstances: 3, ...databasesAt("erp", "erptest") })],
 ])("%s passes every policy", (_name, model) => {
   const fixture = stackFixture(model);
 

@@ -7,7 +7,7 @@ import {
   pgbouncerPostgresPoolCoversOdoo,
   postgresMaxConnectionsCoverPgbouncer,
 } from "../../policy/stack";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 import { setLine, validateStack, withContent, type FakeResource } from "./fakes";
 import { replaced, stackFixture } from "./stack-fixture";
 
@@ -113,7 +113,7 @@ describe("postgres-max-connections-cover-pgbouncer (PG-1)", () => {
 
   it("passes the sized stack", async () => {
     expect(await validateStack(policy, fixture.resources)).toEqual([]);
-    expect(await validateStack(policy, stackFixture(modelWith({ odooInstances: 3, databases: ["erp", "erp_test"] })).resources)).toEqual([]);
+    expect(await validateStack(policy, stackFixture(modelWith({ odooInstances: 3, ...databasesAt("erp", "erptest") })).resources)).toEqual([]);
   });
 
   it("rejects max_connections below the pools + reserves + `postgres` pool + the migration role + slots", async () => {

@@ -24,9 +24,9 @@ import { PGBACKREST_CONF_PATH } from "../../templates/pgbackrest";
 import { postgresConfSettingsFor, renderPostgresConf } from "../../templates/postgresql";
 import { escapeSystemdWord } from "../../templates/systemd";
 import { expectGolden } from "../helpers/golden";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
-const model = modelWith({ odooInstances: 2, databases: ["erp", "erp_test"] }, "prod");
+const model = modelWith({ odooInstances: 2, ...databasesAt("erp", "erptest") }, "prod");
 const postgresFiles = postgresBackupHostFiles(model);
 const odooFiles = odooBackupHostFiles(model, model.hosts.odoo[0]);
 const DRILL_SOURCE = path.resolve(__dirname, "../../templates/scripts/odoo-stack-restore-drill.sh");
@@ -156,7 +156,7 @@ describe("services", () => {
       expect(values(content, "Environment")).toEqual(
         expect.arrayContaining([
           "ODOO_STACK_NAME=prod",
-          "ODOO_STACK_DATABASES=erp,erp_test",
+          "ODOO_STACK_DATABASES=erp,erptest",
           "AWS_DEFAULT_REGION=eu-west-1",
           `ODOO_STACK_PGBACKREST_CONFIG=${PGBACKREST_CONF_PATH}`,
           `ODOO_STACK_DRILL_STALE_AFTER_SECONDS=${8 * 86400}`,
@@ -224,7 +224,7 @@ describe("WAL archiving in the PostgreSQL drop-in", () => {
 });
 
 describe("escapeSystemdWord", () => {
-  it.each(["prod", "erp,erp_test", "s3://{{ssm:/odoo-stack/prod/backup/bucket-name}}/filestore/prod/", "Stack=prod,Host=odoo-1"])("passes %p through", (w) => {
+  it.each(["prod", "erp,erptest", "s3://{{ssm:/odoo-stack/prod/backup/bucket-name}}/filestore/prod/", "Stack=prod,Host=odoo-1"])("passes %p through", (w) => {
     expect(escapeSystemdWord(w)).toBe(w);
   });
 

@@ -21,7 +21,7 @@ import { sha256, type HostFile } from "../../templates/format";
 import { buildManifest, manifestObjectKey, renderManifest, serviceForPath, SERVICE_ORDER } from "../../templates/manifest";
 import { hostScriptFiles, SCRIPT_PATHS, scriptText } from "../../templates/scripts";
 import { expectGolden } from "../helpers/golden";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 const model = modelWith();
 const BUCKET = "odoo-stack-test-config-0a1b2c3d";
@@ -190,6 +190,14 @@ describe("renderUserData: invariants", () => {
     const staging = modelWith({ tls: { mode: "acme", email: "ops@example.com", hostedZoneId: "Z04417412S8KXAMPLE1", staging: true } });
     const stagingInput = userDataInputFor(staging, staging.hosts.proxy, { configBucket: BUCKET, region: REGION });
     expect(firstBootSteps(stagingInput)).toContainEqual(["acme", "erp.example.com", "ops@example.com", "--staging"]);
+  });
+
+  it("proxy: one ACME certificate for every database's hostname, named after the first (issue 16, TLS-3)", () => {
+    const two = modelWith(databasesAt("erp", "shop"));
+    const input = userDataInputFor(two, two.hosts.proxy, { configBucket: BUCKET, region: REGION });
+    expect(input.acme).toMatchObject({ domain: "erp.example.com", alsoDomains: ["shop.example.com"] });
+    expect(firstBootSteps(input)).toContainEqual(["acme", "erp.example.com,shop.example.com", "ops@example.com"]);
+    expect(() => buildUserData({ ...input, acme: { ...input.acme!, alsoDomains: ["erp.example.com"] } })).toThrow(/acme.alsoDomains\[0\]/);
   });
 
   it("time comes from the Amazon Time Sync Service (no NTP egress), through chrony's sources directory", () => {

@@ -68,7 +68,7 @@ const BAD_CASES: BadCase[] = [
   ["one availability zone", with_({ availabilityZoneCount: 1 }), "availabilityZoneCount", 1, "at least 2 AZs"],
   ["unknown NAT layout", with_({ natGateways: "none" }), "natGateways", "none", 'must be "single" or "perAz"'],
   ["public CIDR allowed to reach 8069 (NET-4)", with_({ odooInternalCidrs: ["203.0.113.0/24"] }), "odooInternalCidrs[0]", "203.0.113.0/24", "8069/8072 accept only the proxy and the internal network (NET-4)"],
-  ["the whole internet allowed to reach 8069 (NET-4)", with_({ odooInternalCidrs: ["10.8.0.0/16", "0.0.0.0/0"] }), "odooInternalCidrs[1]", "0.0.0.0/0", "public users come through https://erp.example.com"],
+  ["the whole internet allowed to reach 8069 (NET-4)", with_({ odooInternalCidrs: ["10.8.0.0/16", "0.0.0.0/0"] }), "odooInternalCidrs[1]", "0.0.0.0/0", "public users come through the proxy's https:// hostnames"],
   ["bad bastion security group id (NET-6)", with_({ bastionSecurityGroupId: "sg-bastion" }), "bastionSecurityGroupId", "sg-bastion", "must be a security group id such as sg-"],
   // Odoo.
   ["unsupported Odoo version", with_({ odooVersion: "15.0" }), "odooVersion", "15.0", "must be one of 16.0, 17.0, 18.0"],
@@ -92,9 +92,17 @@ const BAD_CASES: BadCase[] = [
   ["database name not an identifier", with_({ databases: ["erp", "Erp-Prod"] }), "databases[1]", "Erp-Prod", "lower-case PostgreSQL identifier"],
   ["database listed twice", with_({ databases: ["erp", "erp"] }), "databases[1]", "erp", "is listed twice"],
   ["no database", with_({ databases: [] }), "databases", [], "must name at least one Odoo database"],
-  ["dbfilter that matches every database (ODOO-3)", with_({ dbfilter: ".*" }), "dbfilter", ".*", "must restrict databases"],
-  ["dbfilter that is no regular expression (ODOO-3)", with_({ dbfilter: "^(erp$" }), "dbfilter", "^(erp$", "must be a valid regular expression"],
-  ["dbfilter with one database (ODOO-3: db_name alone restricts it)", with_({ dbfilter: "^erp$" }), "dbfilter", "^erp$", "must be left out with one database: db_name alone restricts Odoo to erp (ODOO-3)"],
+  // Issue 16: several databases, each at its own hostname (ODOO-3).
+  ["several databases in the list form, one domain", with_({ databases: ["erp", "erp_test"] }), "databases", ["erp", "erp_test"], "must name each database's hostname when there are several (one domain serves one database): databases: [{name: erp, domain: erp.example.com}, {name: erptest, domain: erptest.example.com}]"],
+  ["a database name that cannot be a hostname label", with_({ domain: "", databases: [{ name: "erp", domain: "erp.example.com" }, { name: "erp_test", domain: "staging.example.com" }] }), "databases[1].name", "erp_test", "cannot be a hostname label (only letters and digits are both a PostgreSQL name and a DNS label), and with several databases Odoo 17 picks the database from the hostname's first label (dbfilter %d, odoo/http.py db_filter); rename the database to erptest and serve it at erptest.example.com"],
+  ["a hostname whose first label is not the database", with_({ domain: "", databases: [{ name: "erp", domain: "erp.example.com" }, { name: "staging", domain: "erp-staging.example.com" }] }), "databases[1].domain", "erp-staging.example.com", "must be staging.example.com: with several databases Odoo 17 picks the database from the hostname's first label"],
+  ["a hostname under another parent domain", with_({ domain: "", databases: [{ name: "erp", domain: "erp.example.com" }, { name: "shop", domain: "shop.acme.example.org" }] }), "databases[1].domain", "shop.acme.example.org", "must be under example.com like erp.example.com"],
+  ["a www. hostname (Odoo drops www.)", with_({ domain: "", databases: [{ name: "erp", domain: "erp.example.com" }, { name: "www", domain: "www.example.com" }] }), "databases[1].domain", "www.example.com", "must not start with www."],
+  ["one hostname for two databases", with_({ domain: "", databases: [{ name: "erp", domain: "erp.example.com" }, { name: "shop", domain: "erp.example.com" }] }), "databases[1].domain", "erp.example.com", "is already the hostname of database erp"],
+  ["a database map without its domain", with_({ domain: "", databases: [{ name: "erp" }] }), "databases[0].domain", undefined, "is required: the public hostname that serves this database"],
+  ["domain beside the object form", with_({ databases: [{ name: "erp", domain: "erp.example.com" }] }), "domain", "erp.example.com", "must be left out when databases names each database's domain"],
+  ["names and maps mixed", with_({ domain: "", databases: [{ name: "erp", domain: "erp.example.com" }, "shop"] }), "databases[1]", "shop", "must be a map {name, domain} like the other entries"],
+  ["the old dbfilter key (ODOO-3: the stack writes it)", with_({ dbfilter: "^%d$" }), "dbfilter", "^%d$", "is not a setting of odoo-stack"],
   // PgBouncer and PostgreSQL (POOL-*, PG-*).
   ["max_client_conn below processes × db_maxconn (POOL-4)", with_({ pgbouncer: { maxClientConn: 50 } }), "pgbouncer.maxClientConn", 50, "must cover every Odoo process's pool (db_maxconn, db_maxconn_gevent for the gevent worker) on every host plus one CLI process = 152 (POOL-4)"],
   ["default_pool_size 0 (POOL-2)", with_({ pgbouncer: { defaultPoolSize: 0 } }), "pgbouncer.defaultPoolSize", 0, "must be at least 1 (POOL-2)"],
@@ -112,7 +120,7 @@ const BAD_CASES: BadCase[] = [
   ["single-label domain", with_({ domain: "erp" }), "domain", "erp", "must be a DNS hostname"],
   ["domain label starting with a hyphen", with_({ domain: "-erp.example.com" }), "domain", "-erp.example.com", "must be a DNS hostname"],
   ["domain that is a URL", with_({ domain: "https://erp.example.com" }), "domain", "https://erp.example.com", "must be a DNS hostname"],
-  ["internal zone containing the public domain", with_({ internalZone: "example.com" }), "internalZone", "example.com", "must not contain the public domain erp.example.com"],
+  ["internal zone containing the public domain", with_({ internalZone: "example.com" }), "internalZone", "example.com", "must not contain the public hostname erp.example.com"],
   ["internal zone equal to the public domain", with_({ internalZone: "erp.example.com" }), "internalZone", "erp.example.com", "pick a private name such as odoo.internal"],
   // TLS.
   ["unknown tls mode", with_({ tls: { mode: "selfsigned" } }), "tls.mode", "selfsigned", '"acme" (Let\'s Encrypt via Route 53 DNS-01) or "imported"'],
@@ -210,9 +218,12 @@ describe("parseSettings: names", () => {
   });
 
   it("takes lists and maps as JSON text, as the Pulumi CLI passes them", () => {
-    const s = parse({ ...BASE_CONFIG, databases: '["erp","erp_test"]', tls: JSON.stringify(BASE_CONFIG.tls), odooInstances: "2" });
-    expect(s.databases).toEqual(["erp", "erp_test"]);
-    expect(s.dbfilter).toBe("^%d$");
+    const s = parse({ ...BASE_CONFIG, domain: "", databases: '[{"name":"erp","domain":"erp.example.com"},{"name":"erptest","domain":"erptest.example.com"}]', tls: JSON.stringify(BASE_CONFIG.tls), odooInstances: "2" });
+    expect(s.databases).toEqual(["erp", "erptest"]);
+    expect(s.domain).toBe("erp.example.com");
+    expect(s.sites).toEqual([{ database: "erp", hostname: "erp.example.com" }, { database: "erptest", hostname: "erptest.example.com" }]);
+    // Exactly the declared databases, the one the hostname's first label names (ODOO-3).
+    expect(s.dbfilter).toBe("^(?=(?:erp|erptest)$)%d$");
     expect(s.odooInstances).toBe(2);
   });
 });

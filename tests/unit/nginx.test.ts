@@ -21,7 +21,7 @@ import {
   renderNginxSite,
 } from "../../templates/nginx";
 import { expectGolden } from "../helpers/golden";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 interface Directive {
   readonly name: string;
@@ -108,6 +108,8 @@ describe("nginx goldens", () => {
   it("nginx.conf", () => expectGolden("nginx/nginx.conf", renderNginxConf(nginxMainSettings())));
   it("site, default model", () => expectGolden("nginx/site-default.conf", renderNginxSite(nginxSiteSettingsFor(modelWith()))));
   it("site, three Odoo hosts", () => expectGolden("nginx/site-three-hosts.conf", renderNginxSite(nginxSiteSettingsFor(modelWith({ odooInstances: 3 })))));
+  it("site, two databases: one server per hostname, each pinning its own name (issue 16)", () =>
+    expectGolden("nginx/site-two-databases.conf", renderNginxSite(nginxSiteSettingsFor(modelWith(databasesAt("erp", "shop"))))));
   it.each(["16.0", "18.0"])("site, Odoo %s: the same routes as 17.0 (gevent_port and /websocket since 16.0)", (odooVersion) => {
     expect(renderNginxSite(nginxSiteSettingsFor(modelWith({ odooVersion })))).toBe(renderNginxSite(nginxSiteSettingsFor(modelWith())));
   });
@@ -362,5 +364,52 @@ describe("nginx host delivery", () => {
       [PATHS.nginxSite, "0644", "root", "root"],
     ]);
     expect(nginxFiles(model)[1].content).toBe(renderNginxSite(nginxSiteSettingsFor(model)));
+  });
+});
+
+describe("several databases, each on its own hostname (issue 16, ODOO-3, PROXY-3)", () => {
+  const model = modelWith(databasesAt("erp", "shop"));
+  const tree = site(model);
+  const servers = tree.filter((d) => d.name === "server" && d.block?.some((x) => x.name === "server_name"));
+  const namesOf = (server: Directive) => server.block?.filter((d) => d.name === "server_name").flatMap((d) => d.args) ?? [];
+  const tlsServers = servers.filter((s) => s.block?.some((d) => d.name === "listen" && d.args.includes("ssl")));
+
+  it("serves each hostname from its own TLS server, and nothing else", () => {
+    expect(tlsServers.map(namesOf)).toEqual([["erp.example.com"], ["shop.example.com"]]);
+  });
+
+  it("writes each server's own name into Host and X-Forwarded-Host in every proxied location, never the client's", () => {
+    for (const server of tlsServers) {
+      const [name] = namesOf(server);
+      const locations = (server.block ?? []).filter((d) => d.name === "location" && d.block?.some((x) => x.name === "proxy_pass"));
+      expect(locations.length).toBe(2);
+      for (const location of locations) {
+        const headers = new Map((location.block ?? []).filter((d) => d.name === "proxy_set_header").map((d) => [d.args[0], d.args[1]]));
+        expect([name, headers.get("Host"), headers.get("X-Forwarded-Host")]).toEqual([name, name, name]);
+        expect(headers.get("X-Forwarded-For")).toBe("$proxy_add_x_forwarded_for");
+      }
+    }
+  });
+
+  it("keeps the TLS handshake refused for any other name, and redirects each name's plain HTTP to itself", () => {
+    const defaults = tree.filter((d) => d.name === "server" && d.block?.some((x) => x.name === "ssl_reject_handshake"));
+    expect(defaults).toHaveLength(1);
+    const redirects = servers.filter((s) => s.block?.some((d) => d.name === "return")).map((s) => [namesOf(s)[0], s.block?.find((d) => d.name === "return")?.args]);
+    expect(redirects).toEqual([
+      ["erp.example.com", ["301", "https://erp.example.com$request_uri"]],
+      ["shop.example.com", ["301", "https://shop.example.com$request_uri"]],
+    ]);
+  });
+
+  it("refuses pinned names that leave out the primary name or repeat one", () => {
+    const base = nginxSiteSettingsFor(model);
+    expect(() => renderNginxSite({ ...base, pinnedServerNames: ["shop.example.com"] })).toThrow(/must be one of the pinned server names/);
+    expect(() => renderNginxSite({ ...base, pinnedServerNames: ["erp.example.com", "erp.example.com"] })).toThrow(/each hostname gets one server block/);
+  });
+
+  it("leaves the one-database site as it was: one server forwarding $host", () => {
+    expect(nginxSiteSettingsFor(modelWith()).pinnedServerNames).toBeUndefined();
+    expect(nginxSiteSettingsFor(modelWith(databasesAt("erp"))).pinnedServerNames).toBeUndefined();
+    expect(renderNginxSite(nginxSiteSettingsFor(modelWith(databasesAt("erp"))))).toBe(renderNginxSite(nginxSiteSettingsFor(modelWith())));
   });
 });

@@ -15,7 +15,7 @@ import {
   type OdooOptionValue,
 } from "../../templates/odoo-conf";
 import { expectGolden } from "../helpers/golden";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 /**
  * Option names each version's odoo/tools/config.py defines (read from the 16.0, 17.0 and
@@ -136,13 +136,13 @@ describe("odoo.conf invariants", () => {
   });
 
   it("keeps core and custom addons apart, logs to the rotated file, scopes databases (ODOO-3, ODOO-4, ODOO-5)", () => {
-    const model = modelWith({ databases: ["erp", "hr"] });
+    const model = modelWith({ ...databasesAt("erp", "hr") });
     const o = optionMap(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0])));
     expect(o.get("addons_path")?.split(",")).toEqual([PATHS.odooCoreAddons, PATHS.odooCustomAddons]);
     expect(o.get("logfile")).toBe(PATHS.odooLogFile);
     expect(o.get("db_name")).toBe("erp,hr");
     expect(o.get("dbfilter")).toBe(model.settings.dbfilter);
-    expect(o.get("dbfilter")).toBe("^%d$");
+    expect(o.get("dbfilter")).toBe("^(?=(?:erp|hr)$)%d$");
   });
 
   it("restricts one database by db_name alone: no dbfilter, so Odoo never lists databases on `postgres` (ODOO-3)", () => {
@@ -155,7 +155,7 @@ describe("odoo.conf invariants", () => {
   });
 
   it("refuses several databases without a dbfilter (ODOO-3)", () => {
-    const model = modelWith({ databases: ["erp", "hr"] });
+    const model = modelWith({ ...databasesAt("erp", "hr") });
     const { dbfilter: _dbfilter, ...withoutFilter } = odooConfSettingsFor(model, model.hosts.odoo[0]);
     expect(() => renderOdooConf(withoutFilter)).toThrow(/dbfilter: must be set with several databases \(erp, hr\)/);
   });

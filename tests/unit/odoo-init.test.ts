@@ -12,10 +12,10 @@ import { resolveSecretRefs } from "../../lib/secret-ref";
 import { renderAllHosts } from "../../templates/hosts";
 import { odooMigrationCommand } from "../../templates/odoo-conf";
 import { SCRIPT_PATHS, SCRIPTS_DIR } from "../../templates/scripts";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 const SCRIPT = path.join(SCRIPTS_DIR, "odoo-stack-odoo-init.sh");
-const model = modelWith({ databases: ["erp", "erp_test"], odooInstances: 2 }, "prod");
+const model = modelWith({ ...databasesAt("erp", "erptest"), odooInstances: 2 }, "prod");
 const cronFiles = renderAllHosts(model).get(model.cronHost.id) ?? [];
 const renderedEnv = cronFiles.find((f) => f.path === PATHS.odooInitEnv)?.content ?? "";
 

@@ -20,7 +20,7 @@ import {
 } from "../../templates/pgbouncer";
 import { GENERATED } from "../../templates/format";
 import { expectGolden } from "../helpers/golden";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 /** Key/value lines per section, duplicates kept, the way PgBouncer reads them (last one wins). */
 function parseIni(text: string): Map<string, [string, string][]> {
@@ -49,7 +49,7 @@ const connstr = (value: string): Record<string, string> =>
 
 const FIXTURES: [string, RawConfig][] = [
   ["default", {}],
-  ["two-databases", { databases: ["erp", "erp_staging"] }],
+  ["two-databases", { ...databasesAt("erp", "erpstaging") }],
   ["three-odoo-hosts", { odooInstances: 3 }],
 ];
 const models: [string, StackModel][] = FIXTURES.map(([name, raw]) => [name, modelWith(raw)]);

@@ -18,12 +18,12 @@ import {
   renderPostgresBootstrap,
   renderPostgresConf,
 } from "../../templates/postgresql";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 import { expectGolden } from "../helpers/golden";
 
 const FIXTURES: [string, RawConfig][] = [
   ["default", {}],
-  ["two-databases", { databases: ["erp", "erp_staging"] }],
+  ["two-databases", { ...databasesAt("erp", "erpstaging") }],
   ["three-odoo-hosts", { odooInstances: 3 }],
   ["bastion", { bastionSecurityGroupId: "sg-0123456789abcdef0" }],
 ];

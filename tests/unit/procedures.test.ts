@@ -18,12 +18,12 @@ import { operationalProcedureFile, renderRunbooks, RUNBOOK_FILES } from "../../t
 import { SCRIPT_PATHS, SCRIPTS_DIR, scriptText } from "../../templates/scripts";
 import { importPrefix, RESTORE_DRILL_PATH, RESTORE_DRILL_SCRIPT } from "../../templates/backup-units";
 import { FIRSTBOOT_UNIT } from "../../templates/cloud-init";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 const ROOT = path.join(__dirname, "..", "..");
 const backup = { bucket: "odoo-stack-prod-backups-1a2b3c", rtoTargetSeconds: 3600, snapshotRetainCount: 7, snapshotTime: "02:00" };
 const STACKS: readonly [string, StackModel][] = [
-  ["ec2, 2 Odoo hosts, 2 databases", modelWith({ odooInstances: 2, databases: ["erp", "erp_test"] }, "prod")],
+  ["ec2, 2 Odoo hosts, 2 databases", modelWith({ odooInstances: 2, ...databasesAt("erp", "erptest") }, "prod")],
   ["rds, 3 Odoo hosts (shared filestore)", modelWith({ odooInstances: 3, availabilityZoneCount: 3, postgresEngine: "rds" }, "scale")],
 ];
 const docsOf = (m: StackModel) => renderRunbooks(m, { backup });

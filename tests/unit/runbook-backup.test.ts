@@ -5,10 +5,10 @@ import { BACKUP_PLAN_DEFAULTS } from "../../components/backup-plan";
 import { BACKUP_TIMERS, filestorePrefix, postgresBackupHostFiles } from "../../templates/backup-units";
 import { renderBackupRunbook } from "../../templates/runbook-backup";
 import { expectGolden } from "../helpers/golden";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 const BUCKET = "odoo-stack-prod-backups-4f2a9c1";
-const model = modelWith({ odooInstances: 2, databases: ["erp", "erp_test"], backupRetentionDays: 35 }, "prod");
+const model = modelWith({ odooInstances: 2, ...databasesAt("erp", "erptest"), backupRetentionDays: 35 }, "prod");
 const input = {
   bucket: BUCKET,
   rtoTargetSeconds: BACKUP_PLAN_DEFAULTS.rtoTargetSeconds,

@@ -12,10 +12,10 @@ import { PGBOUNCER_DEBIAN } from "../../templates/pgbouncer";
 import { extractShellBlocks } from "../../templates/runbook-blocks";
 import { PROCEDURE_LOCATION, renderRunbooks, RUNBOOK_FILES, sessionCommand } from "../../templates/runbooks";
 import { SCRIPT_PATHS } from "../../templates/scripts";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 import { expectGolden } from "../helpers/golden";
 
-const model = modelWith({ odooInstances: 2, databases: ["erp", "erp_test"], alarmEmail: "ops@example.com" }, "prod");
+const model = modelWith({ odooInstances: 2, ...databasesAt("erp", "erptest"), alarmEmail: "ops@example.com" }, "prod");
 const backup = { bucket: "odoo-stack-prod-backups-1a2b3c", rtoTargetSeconds: 3600, snapshotRetainCount: 7, snapshotTime: "02:00" };
 const docs = renderRunbooks(model, { backup });
 const rdsModel = modelWith({ odooInstances: 3, availabilityZoneCount: 3, postgresEngine: "rds" }, "scale");

@@ -98,9 +98,15 @@ describe("Pulumi.yaml's defaults, through the CLI's rules, are lib/config.ts's d
     expect(applied.problems.map((p) => p.cli)).toEqual([`Stack 't' is missing configuration value '${key}'`]);
   });
 
-  it.each(SETTING_KEYS.filter((k) => isOptionalWithoutDefault(specOf(k))))("%s's declared empty default means unset", (key) => {
+  it.each(SETTING_KEYS.filter((k) => isOptionalWithoutDefault(specOf(k)) && k !== "domain"))("%s's declared empty default means unset", (key) => {
     const declared = declarationOf(specOf(key)).default;
     expect(parse({ ...BASE_CONFIG, [key]: declared })).toEqual(parse(BASE_CONFIG));
+  });
+
+  it("domain's declared empty default means unset, which the object form of databases needs (issue 16)", () => {
+    const objectForm: RawConfig = { tls: BASE_CONFIG.tls, databases: [{ name: "erp", domain: "erp.example.com" }] };
+    expect(parse({ ...objectForm, domain: declarationOf(specOf("domain")).default })).toEqual(parse(objectForm));
+    expect(parse(objectForm)).toEqual(parse(BASE_CONFIG));
   });
 
   it("DEFAULTS holds every static default of the table, and the instance types by role", () => {
@@ -173,7 +179,7 @@ describe("the range the table states is the range parseSettings enforces", () =>
 
 describe("optional keys declared with the empty value of their kind", () => {
   it.each([
-    ["dbfilter", ""],
+    ["mail", {}],
     ["bastionSecurityGroupId", ""],
     ["alarmEmail", ""],
     ["publicSubnetCidrs", []],

@@ -175,6 +175,18 @@ describe("computeSizing: known values", () => {
     expect(s.postgres.maxConnections).toBe(39 + 38 + 2 + reservedSlots);
   });
 
+  it("m6i.xlarge, two databases: each its own full pool and cap, PostgreSQL holds both (issue 16, POOL-5, PG-1)", () => {
+    const one = computeSizing(input("m6i.xlarge"));
+    const two = computeSizing(input("m6i.xlarge", 1, 2));
+    // Every Odoo process serves every database, so each pool is sized for all of them.
+    expect(two.pgbouncer.defaultPoolSize).toBe(one.pgbouncer.defaultPoolSize);
+    expect(two.pgbouncer.maxDbConnections).toBe(one.pgbouncer.defaultPoolSize + one.pgbouncer.reservePoolSize);
+    expect(two.pgbouncer.maxUserConnections).toBe(2 * (one.pgbouncer.defaultPoolSize + one.pgbouncer.reservePoolSize));
+    expect(two.postgres.maxConnections - one.postgres.maxConnections).toBe(one.pgbouncer.defaultPoolSize + one.pgbouncer.reservePoolSize);
+    expect(two.pgbouncer.postgresPoolSize).toBe(one.pgbouncer.postgresPoolSize);
+    expect(checkSizing(two, input("m6i.xlarge", 1, 2))).toEqual([]);
+  });
+
   it("c5.xlarge (4 vCPU, 8 GiB): memory bound, 5 workers of 1 GiB", () => {
     const s = computeSizing(input("c5.xlarge"));
     expect(s.odoo.workers).toBe(5); // floor(7168 / 1024) − 1 cron − 1 gevent

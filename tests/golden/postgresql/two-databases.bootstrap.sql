@@ -13,7 +13,7 @@ SET password_encryption = 'scram-sha-256';
 -- (PG-1). The password is PgBouncer's verifier itself (same salt and iterations), so SCRAM
 -- passes through PgBouncer and no plaintext reaches this host.
 SELECT 'CREATE ROLE "odoo"' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'odoo')\gexec
-ALTER ROLE "odoo" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 30;
+ALTER ROLE "odoo" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 44;
 ALTER ROLE "odoo" WITH PASSWORD '{{ssm:/odoo-stack/test/pgbouncer/odoo-scram-verifier}}';
 -- PG-2 per role: sent at every server login, so it holds through transaction pooling.
 ALTER ROLE "odoo" SET statement_timeout = 120000;
@@ -44,8 +44,8 @@ ALTER ROLE "postgres" SET statement_timeout = 0;
 -- CREATE DATABASE cannot run inside a transaction block (DO), hence \gexec.
 SELECT 'CREATE DATABASE "erp" OWNER "odoo" ENCODING ''UTF8'' LC_COLLATE ''C'' TEMPLATE template0' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = 'erp')\gexec
 ALTER DATABASE "erp" OWNER TO "odoo";
-SELECT 'CREATE DATABASE "erp_staging" OWNER "odoo" ENCODING ''UTF8'' LC_COLLATE ''C'' TEMPLATE template0' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = 'erp_staging')\gexec
-ALTER DATABASE "erp_staging" OWNER TO "odoo";
+SELECT 'CREATE DATABASE "erpstaging" OWNER "odoo" ENCODING ''UTF8'' LC_COLLATE ''C'' TEMPLATE template0' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = 'erpstaging')\gexec
+ALTER DATABASE "erpstaging" OWNER TO "odoo";
 
 -- OBS-7: top queries (the library is preloaded by the server's configuration).
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
@@ -53,5 +53,5 @@ CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 -- creates itself, and these it does not.
 \connect "erp"
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
-\connect "erp_staging"
+\connect "erpstaging"
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
