@@ -426,12 +426,15 @@ describe("nginx with the rendered log_format → the collector's p95/p99 per rou
       expect(p99).toBe(ts.byClass[p.routeClass]?.p99);
       expect(result.value(METRICS.requests, { Class: p.routeClass })).toBe(p.delays.length);
       // ...and what the requests took: the designed delay plus nginx's and the stub's overhead.
+      // The exact check is the one above; this bound only catches a wrong unit or class, and is
+      // loose because a loaded CI machine adds scheduling delay to every request (0.13 s seen).
       const e95 = nearestRank(p.delays, 95);
       const e99 = nearestRank(p.delays, 99);
+      const overheadBound = 0.5;
       expect(p95).toBeGreaterThanOrEqual(e95);
-      expect(p95).toBeLessThan(e95 + 0.1);
+      expect(p95).toBeLessThan(e95 + overheadBound);
       expect(p99).toBeGreaterThanOrEqual(e99);
-      expect(p99).toBeLessThan(e99 + 0.1);
+      expect(p99).toBeLessThan(e99 + overheadBound);
       report.push(`${p.routeClass} p95 ${p95}/${e95} p99 ${p99}/${e99}`);
     }
     summary.push(`access log (measured/expected s): ${report.join(", ")}; 5xx ${result.value(METRICS.http5xxPercent)?.toFixed(2)} %, 504 × ${result.value(METRICS.upstreamTimeouts)}`);
