@@ -15,6 +15,8 @@ export const MANIFEST_FORMAT = 1;
  *   sql              psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded
  *   pgbouncer        a throwaway pgbouncer on the staged files → RELOAD (SIGHUP)
  *   odoo             ConfigParser → graceful restart (odoo.conf is read at start only)
+ *   odoo-release     odoo-stack-odoo-release: the pinned package and the addons artifact,
+ *                    verified, switched with Odoo stopped, module update, rollback on failure
  *   nginx            nginx -t on a copy of /etc/nginx → reload
  *   logrotate        logrotate --debug
  *   cloudwatch-agent JSON check → amazon-cloudwatch-agent-ctl fetch-config
@@ -22,7 +24,7 @@ export const MANIFEST_FORMAT = 1;
  *                    → daemon-reload → enable --now every delivered timer
  *   none             installed only (scripts, data)
  */
-export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
+export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "odoo-release", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /**
@@ -65,6 +67,9 @@ const SERVICE_BY_PREFIX: readonly (readonly [string, ServiceName])[] = [
   // is reported as pending.
   [PATHS.pgbouncerLimits.slice(0, PATHS.pgbouncerLimits.lastIndexOf("/") + 1), "pgbouncer"],
   ["/etc/odoo/", "odoo"],
+  // The script with its settings: installed right before it runs, so a fix of it is what runs.
+  ["/etc/odoo-stack/odoo-release.env", "odoo-release"],
+  ["/usr/local/sbin/odoo-stack-odoo-release", "odoo-release"],
   ["/etc/nginx/", "nginx"],
   ["/etc/logrotate.d/", "logrotate"],
   ["/opt/aws/amazon-cloudwatch-agent/etc/", "cloudwatch-agent"],
