@@ -141,7 +141,7 @@ PY
     if [[ -f $target.tmp/requirements.txt ]]; then
       index=()
       if [[ -d $target.tmp/wheels ]]; then index=(--no-index --find-links "$target.tmp/wheels"); fi
-      "${PIP[@]}" install --quiet --disable-pip-version-check --no-warn-script-location --target "$target.tmp/python" \
+      "${PIP[@]}" install --quiet --disable-pip-version-check --root-user-action=ignore --no-warn-script-location --target "$target.tmp/python" \
         "${index[@]}" -r "$target.tmp/requirements.txt" || die "$URI: requirements.txt does not install (nothing changed)"
     fi
   fi
