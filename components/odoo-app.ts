@@ -8,6 +8,7 @@ import { PORTS } from "../lib/ports";
 import { throwIfAny } from "../lib/problems";
 import { hostFiles } from "../templates/hosts";
 import { mailPasswordParameter } from "../templates/odoo-conf";
+import { odooAddonsStatements } from "../templates/odoo-release";
 import { Host, type TierArgs } from "./host";
 import { SharedFilestore } from "./shared-filestore";
 import { hostTags } from "./tags";
@@ -85,6 +86,8 @@ export class OdooApp extends pulumi.ComponentResource {
         subnetId: args.network.privateSubnetIds[host.subnetIndex],
         securityGroupId: args.network.securityGroupIds.odoo,
         externalParameterNames,
+        // The custom addons artifact: s3:GetObject on exactly that object (issue 12 item 7).
+        extraPolicyStatements: odooAddonsStatements(args.aws.partition, model.settings),
         ...(filestore ? { efsFileSystemId: filestore.fileSystemId, bootDependencies: filestore.mountTargets } : {}),
         ...(volumes.has(host.id) ? { dataVolumeId: (volumes.get(host.id) as aws.ebs.Volume).id } : {}),
       }, { parent: this }),

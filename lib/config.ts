@@ -75,6 +75,16 @@ export interface MailSettings {
   readonly from?: string;
 }
 
+/** The custom addons artifact (issue 12 item 7): an S3 object the operator owns, and its sha256. */
+export interface OdooAddonsSettings {
+  readonly bucket: string;
+  readonly key: string;
+  readonly sha256: string;
+}
+
+/** The Debian package version every Odoo host installs: nightly.odoo.com's `<series>.<YYYYMMDD>`. */
+export const odooPackageVersion = (s: { readonly odooVersion: string; readonly odooBuild: string }): string => `${s.odooVersion}.${s.odooBuild}`;
+
 /**
  * SMTP ports odoo.conf can use. Odoo 17 speaks STARTTLS only from odoo.conf
  * (odoo/addons/base/models/ir_mail_server.py: smtp_ssl => 'starttls'), so 465 (implicit TLS)
@@ -115,6 +125,7 @@ interface ObjectShapes extends OverrideShapes {
   readonly tags: Readonly<Record<string, string>>;
   readonly odooOptions: Readonly<Record<string, string | number | boolean>>;
   readonly mail: MailSettings;
+  readonly odooAddons: OdooAddonsSettings;
   readonly passwordRotation: PasswordRotation;
 }
 type ObjectKey = { [K in SettingKey]: (typeof SETTINGS)[K]["kind"] extends "object" ? K : never }[SettingKey];
@@ -224,6 +235,37 @@ export class ConfigError extends Error {
     super(formatProblems(problems));
     this.name = "ConfigError";
   }
+}
+
+/** A real calendar day YYYYMMDD from 2017 (Odoo's nightly deb repository) to 2099. */
+export function isBuildDate(text: string): boolean {
+  const m = /^(20[1-9]\d)(\d\d)(\d\d)$/.exec(text);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  return y >= 2017 && date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
+}
+
+const S3_URI = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([A-Za-z0-9!_.*'()\/-]{1,1024})$/;
+
+/** odooAddons: {s3Uri, sha256}; undefined when unset. Every problem goes to `add`. */
+export function parseOdooAddons(raw: unknown, add: (key: string, value: unknown, fix: string) => void): OdooAddonsSettings | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    add("odooAddons", raw, "must be a map {s3Uri, sha256}");
+    return undefined;
+  }
+  const m = raw as Record<string, unknown>;
+  const known = SETTINGS.odooAddons.range.fields;
+  for (const k of Object.keys(m)) if (!known.includes(k)) add(`odooAddons.${k}`, m[k], `is not an odooAddons setting; allowed: ${known.join(", ")}`);
+  const uri = typeof m.s3Uri === "string" ? S3_URI.exec(m.s3Uri.trim()) : null;
+  const key = uri?.[2];
+  if (!uri || key === undefined || key.endsWith("/") || key.includes("//") || !/\.(tar\.gz|tgz)$/.test(key)) {
+    add("odooAddons.s3Uri", m.s3Uri, "must be the S3 URI of one .tar.gz object in a bucket you own, e.g. s3://my-artifacts/odoo/addons-2024-12-01.tar.gz");
+  }
+  const sha = typeof m.sha256 === "string" ? m.sha256.trim().toLowerCase() : "";
+  if (!/^[0-9a-f]{64}$/.test(sha)) add("odooAddons.sha256", m.sha256, "must be the artifact's sha256 in hex (64 digits: sha256sum addons.tar.gz)");
+  return uri && key !== undefined ? { bucket: uri[1], key, sha256: sha } : undefined;
 }
 
 /** Keys whose value is a secret: a rejected value under such a key is never echoed back. */
@@ -512,6 +554,13 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     const hint = meant === undefined ? "" : `; YAML reads an unquoted ${meant} as the number ${Number(meant)}: quote it in the stack file, odooVersion: "${meant}"`;
     add("odooVersion", odooVersionValue ?? odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}${hint}`);
   }
+  // A nightly build date; YAML reads an unquoted 20241201 as a number, which is accepted as its text.
+  const odooBuildValue = value("odooBuild");
+  const odooBuild = typeof odooBuildValue === "number" ? String(odooBuildValue) : (str("odooBuild", DEFAULTS.odooBuild) ?? DEFAULTS.odooBuild);
+  if (!isBuildDate(odooBuild)) {
+    add("odooBuild", odooBuildValue ?? odooBuild, `must be a nightly build date YYYYMMDD (a day of nightly.odoo.com/${odooVersion}/nightly/deb/), e.g. odooBuild: "${DEFAULTS.odooBuild}"`);
+  }
+  const odooAddons = parseOdooAddons(value("odooAddons"), add);
   const odooInstances = int("odooInstances");
   const bool = (key: SettingKey, fallback: boolean): boolean => {
     const v = value(key);
@@ -805,6 +854,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     odooOptions,
     httpRedirect,
     ...(mail === undefined ? {} : { mail }),
+    odooBuild,
+    ...(odooAddons === undefined ? {} : { odooAddons }),
     odooOptionParameters,
     sites,
     passwordRotation: rotation.rotation,

@@ -85,6 +85,9 @@ export const TLS_FIELD_DEFAULTS = { mode: "acme", staging: false } as const;
 
 /** Keys of the `mail` map (issue 12 item 5). */
 export const MAIL_FIELDS: readonly string[] = ["host", "port", "user", "passwordParameter", "from"];
+/** Keys of the `odooAddons` map (issue 12 item 7). */
+export const ODOO_ADDONS_FIELDS: readonly string[] = ["s3Uri", "sha256"];
+
 /** Defaults inside the `mail` map: submission with STARTTLS. */
 export const MAIL_FIELD_DEFAULTS = { port: 587 } as const;
 
@@ -139,6 +142,17 @@ export const SETTINGS = {
     default: "17.0",
     range: { oneOf: ["16.0", "17.0", "18.0"] },
     description: 'Odoo series. Quote it in the stack file ("17.0"): unquoted, YAML reads the number 17.',
+  },
+  odooBuild: {
+    kind: "string",
+    default: "20241201",
+    description: 'Odoo nightly build date (YYYYMMDD) of odooVersion: every Odoo host installs exactly the package odoo=<odooVersion>.<odooBuild>, held by an apt pin so no upgrade moves it. A new value reaches existing hosts at the next pulumi up (odoo-stack-odoo-release; runbook release-odoo). Quote it ("20241201").',
+  },
+  odooAddons: {
+    kind: "object",
+    unset: "no custom addons: /opt/odoo/custom-addons stays empty",
+    range: { fields: ODOO_ADDONS_FIELDS },
+    description: "Custom addons: {s3Uri, sha256}, a .tar.gz in a bucket you own (s3://bucket/key) and its sha256. Addon directories at its top level, optionally requirements.txt and wheels/ (pip installs from those wheels only). The Odoo hosts may read exactly that object; a new value is verified, unpacked to a release directory and switched to with a module update at the next pulumi up, and rolled back on failure.",
   },
   odooInstances: {
     kind: "integer",

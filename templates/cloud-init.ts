@@ -68,6 +68,8 @@ export interface UserDataInput {
   readonly configBucket: string;
   readonly stack: string;
   readonly odooVersion: OdooVersion;
+  /** The nightly build date (odooBuild): the odoo package is pinned to odooVersion.odooBuild. */
+  readonly odooBuild: string;
   /** Optional. The Pulumi project, first segment of SSM parameter paths. Defaults to "odoo-stack". */
   readonly project?: string;
   /** Optional. Extra Debian packages for this host. */
@@ -100,7 +102,7 @@ export interface Delivery {
 
 /** The user data input of `host`, from the stack model (the components' entry point). */
 export function userDataInputFor(model: StackModel, host: HostId, delivery: Delivery): UserDataInput {
-  const { tls, domain, odooVersion } = model.settings;
+  const { tls, domain, odooVersion, odooBuild } = model.settings;
   return {
     hostId: host.id,
     role: host.role,
@@ -109,6 +111,7 @@ export function userDataInputFor(model: StackModel, host: HostId, delivery: Deli
     stack: model.stack,
     project: model.project,
     odooVersion,
+    odooBuild,
     ...(delivery.dataVolumeId === undefined ? {} : { dataVolumeId: delivery.dataVolumeId }),
     ...(delivery.efsFileSystemId === undefined ? {} : { efsFileSystemId: delivery.efsFileSystemId }),
     ...(host.role === "pgbouncer" && model.settings.postgresEngine === "rds" ? { rdsCaBundle: true } : {}),
@@ -130,8 +133,10 @@ export const ROLE_PACKAGES: Readonly<Record<HostRole, readonly string[]>> = {
   // nginx-light has what the proxy uses (ssl, http2, proxy, map, realip); certbot's Route 53
   // plugin does DNS-01, so no port but 443 is ever open (NET-3).
   proxy: ["certbot", "nginx-light", "python3-certbot-dns-route53"],
-  // wkhtmltopdf from Debian (0.12.6) renders Odoo 17's PDF reports; psql for `rotate check`.
-  odoo: ["postgresql-client", "wkhtmltopdf"],
+  // wkhtmltopdf from Debian (0.12.6) renders Odoo 17's PDF reports; psql for `rotate check`;
+  // pip installs the custom addons' requirements into their release (--target: never into the
+  // system Python, which Debian 12 marks externally managed, PEP 668; issue 12 item 7).
+  odoo: ["postgresql-client", "python3-pip", "wkhtmltopdf"],
   pgbouncer: ["pgbouncer", "postgresql-client"],
   postgres: [],
 };
@@ -174,6 +179,7 @@ const REGION = /^[a-z]{2}(-[a-z]+)+-[0-9]+$/;
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const NAME = /^[A-Za-z0-9_.-]+$/;
 const PACKAGE = /^[a-z0-9][a-z0-9+.-]+$/;
+const BUILD = /^20\d{6}$/;
 const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
 const FILE_SYSTEM_ID = /^fs-[0-9a-f]{8,17}$/;
 const DOMAIN = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$/;
@@ -187,6 +193,7 @@ function checkInput(input: UserDataInput): void {
   if (!BUCKET.test(input.configBucket)) bad("configBucket", input.configBucket, "an S3 bucket name");
   if (!NAME.test(input.stack)) bad("stack", input.stack, "letters, digits, '_', '.', '-'");
   if (input.project !== undefined && !NAME.test(input.project)) bad("project", input.project, "letters, digits, '_', '.', '-'");
+  if (!BUILD.test(input.odooBuild)) bad("odooBuild", input.odooBuild, "a nightly build date YYYYMMDD");
   for (const p of input.packages ?? []) if (!PACKAGE.test(p)) bad("packages", p, "a Debian package name");
   if (input.role === "postgres" && input.dataVolumeId === undefined) bad("dataVolumeId", undefined, "the PostgreSQL host needs its data volume id (DESIGN principle 6)");
   if (input.dataVolumeId !== undefined) {
@@ -229,8 +236,10 @@ function roleSteps(input: UserDataInput): Command[] {
         ...(input.efsFileSystemId === undefined ? [] : [["efs-mount", input.efsFileSystemId, input.region, PATHS.odooDataDir]]),
         // One Odoo host: data_dir on its own volume, which outlives the instance (issue 12).
         ...(input.dataVolumeId === undefined ? [] : [["data-volume", input.dataVolumeId, PATHS.odooDataDir], ["odoo-owner", PATHS.odooDataDir]]),
-        ["odoo-repo", input.odooVersion],
-        ["install", ...RUNCMD_PACKAGES.odoo],
+        // The exact build the stack names, pinned (issue 12 item 7); odoo-stack-odoo-release
+        // moves it when the stack names another.
+        ["odoo-repo", input.odooVersion, input.odooBuild],
+        ["install", ...RUNCMD_PACKAGES.odoo.map((p) => (p === "odoo" ? `odoo=${input.odooVersion}.${input.odooBuild}` : p))],
       ];
     case "pgbouncer":
       return input.rdsCaBundle === true ? [["rds-ca-bundle", input.region, PATHS.rdsCaBundle]] : [];

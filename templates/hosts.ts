@@ -9,6 +9,7 @@ import { GENERATED, sha256, shellQuote, type HostFile } from "./format";
 import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite } from "./nginx";
 import { odooConfFile, odooServiceEnvironment, odooConfSettingsFor } from "./odoo-conf";
 import { odooLogrotateFile } from "./logrotate";
+import { odooReleaseFiles } from "./odoo-release";
 import { metricsHostFiles } from "./metrics";
 import { PGBOUNCER_DEBIAN, PGBOUNCER_TLS_FILES, pgbouncerHostFiles } from "./pgbouncer";
 import { postgresHostFiles, POSTGRES_TLS_FILES } from "./postgresql";
@@ -89,6 +90,8 @@ function roleFiles(model: StackModel, host: HostId): HostFile[] {
         ...(host.runsCron ? odooInitFiles(model) : []),
         odooConfFile(model, host, model.settings.odooOptions),
         odooLogrotateFile(),
+        // The pinned package and the custom addons release (issue 12 item 7).
+        ...odooReleaseFiles(model, host),
         // libpq finds the internal CA through PGSSLROOTCERT: odoo.conf has no CA key in every
         // supported version, and verify-full needs it (TLS-2). data_dir is a mount (its own
         // volume, or EFS), `nofail` so a missing one cannot stop the boot: Odoo then must not

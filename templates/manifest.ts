@@ -11,7 +11,7 @@ import { renderSortedJson, sha256, type HostFile } from "./format";
 export const MANIFEST_FORMAT = 1;
 
 /** The services of the manifest; the apply script's SERVICES_KNOWN lists the same. */
-export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
+export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "odoo-release", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /** How the apply script checks a service's staged files before it installs anything. */
@@ -33,6 +33,8 @@ export const SERVICE_STEPS: Readonly<Record<ServiceName, { readonly validate?: S
   sql: { apply: "psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded" },
   pgbouncer: { validate: { what: "a throwaway pgbouncer on the staged files must come up with no ERROR/FATAL", runs: "check.ini" }, apply: "RELOAD (SIGHUP)" },
   odoo: { validate: { what: "odoo.conf parses as Odoo's ConfigParser reads it", runs: "configparser.RawConfigParser" }, apply: "graceful restart (odoo.conf is read at start only)" },
+  // The release script checks the artifact itself (checksum, manifests, compileall, requirements) while Odoo still serves.
+  "odoo-release": { apply: "odoo-stack-odoo-release: the pinned package and the addons artifact, verified, switched with Odoo stopped, module update, rollback on failure" },
   nginx: { validate: { what: "nginx -t on a copy of /etc/nginx", runs: "-t -q -c" }, apply: "reload" },
   logrotate: { validate: { what: "logrotate's own parser", runs: "logrotate --debug" }, apply: "installed (logrotate reads it at its next run)" },
   "cloudwatch-agent": { validate: { what: "valid JSON", runs: "jq empty" }, apply: "amazon-cloudwatch-agent-ctl fetch-config" },
@@ -80,6 +82,9 @@ const SERVICE_BY_PREFIX: readonly (readonly [string, ServiceName])[] = [
   // is reported as pending.
   [PATHS.pgbouncerLimits.slice(0, PATHS.pgbouncerLimits.lastIndexOf("/") + 1), "pgbouncer"],
   ["/etc/odoo/", "odoo"],
+  // The script with its settings: installed right before it runs, so a fix of it is what runs.
+  ["/etc/odoo-stack/odoo-release.env", "odoo-release"],
+  ["/usr/local/sbin/odoo-stack-odoo-release", "odoo-release"],
   ["/etc/nginx/", "nginx"],
   ["/etc/logrotate.d/", "logrotate"],
   ["/opt/aws/amazon-cloudwatch-agent/etc/", "cloudwatch-agent"],

@@ -170,6 +170,9 @@ const SIZING_KEYS: Readonly<Record<string, string>> = {
   workers: "odoo.workers",
 };
 
+/** The custom addons' requirements of the current release (templates/odoo-release.ts ODOO_RELEASE_PATHS.python). */
+export const ODOO_RELEASE_PYTHONPATH = "/opt/odoo/current/python";
+
 /**
  * Environment the Odoo systemd unit must set. odoo.conf has no CA-file key in every supported
  * version (db_sslrootcert is in a 17.0 source we read, not in 16.0 nor in an 18.0 one), so
@@ -178,7 +181,9 @@ const SIZING_KEYS: Readonly<Record<string, string>> = {
  * without it verify-full looks for ~/.postgresql/root.crt and every connection fails.
  */
 export function odooServiceEnvironment(settings: Pick<OdooConfSettings, "caCertPath">): Readonly<Record<string, string>> {
-  return { PGSSLROOTCERT: settings.caCertPath };
+  // PYTHONPATH: the custom addons' Python requirements, installed per release by
+  // odoo-stack-odoo-release (pip --target; Debian 12's system Python is PEP 668, issue 12 item 7).
+  return { PGSSLROOTCERT: settings.caCertPath, PYTHONPATH: ODOO_RELEASE_PYTHONPATH };
 }
 
 /**

@@ -10,6 +10,7 @@
 // So the runbook cannot state an order, a flag or a unit the scripts do not have. Engine-aware:
 // with RDS there is no PostgreSQL host; database work runs on the PgBouncer host through the
 // master's libpq service. Pure: no Pulumi import.
+import { odooPackageVersion } from "../lib/config";
 import { DB_ROLES, PATHS, POSTGRES_CLUSTER, UNITS, type HostId, type HostRole, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { ROTATABLE_PASSWORDS, PASSWORD_ROTATION_KEY, type RotatablePassword } from "../lib/rotation";
@@ -17,6 +18,7 @@ import { backupBucketNameParameter, filestorePrefix, importPrefix, ODOO_FILESTOR
 import { METRICS_UNITS } from "./metrics";
 import { ODOO_INIT_MODULES } from "./hosts";
 import { odooMigrationCommand } from "./odoo-conf";
+import { ODOO_RELEASE_PATHS } from "./odoo-release";
 import { PGBOUNCER_DEBIAN } from "./pgbouncer";
 import { createOdooDatabase } from "./postgresql";
 import { PG_DATA_PATH, PGBACKREST_STANZA } from "./pgbackrest";
@@ -264,6 +266,7 @@ export function operationalProcedures(model: StackModel): readonly OperationalPr
     firstInstall(model),
     ...(model.settings.postgresEngine === "ec2" ? [importDatabase(model)] : []),
     upgradeOdoo(model),
+    releaseOdoo(model),
     upgradePostgresql(model),
     upgradePgbouncer(),
     rotateInternalCa(model),
@@ -673,12 +676,20 @@ function upgradeOdoo(model: StackModel): OperationalProcedure {
     title: "Upgrade Odoo (minor update, same series)",
     checklist: ["BACKUP-3"],
     notes: [
-      `Same series (${model.settings.odooVersion}): new packages on every host, then the module data once, with Odoo stopped everywhere (a short outage, in a quiet hour). Major versions need a database migration on a restored copy (Odoo's upgrade service or OpenUpgrade), then \`odooVersion\` in the stack config and \`pulumi up\`.`,
+      `By hand, the stack's pinned build again (odooBuild ${model.settings.odooBuild}: package ${odooPackageVersion(model.settings)}) and the module data of every database, with Odoo stopped everywhere (a short outage, in a quiet hour): e.g. after a restore. A new build or addons artifact goes through the stack instead: release-odoo. Major versions need a database migration on a restored copy (Odoo's upgrade service or OpenUpgrade), then \`odooVersion\` in the stack config and \`pulumi up\`.`,
       `The module update logs in as ${DB_ROLES.migrate}, a role that acts as ${DB_ROLES.odoo} (what it creates belongs to Odoo's role) with ${lifted("statement_timeout", m.statementTimeoutMs)} and ${lifted("idle_in_transaction_session_timeout", m.idleInTransactionSessionTimeoutMs)}, for the long rewrites of big tables, and lock_timeout ${m.lockTimeoutMs} ms (PG-2); web requests and crons keep the ${DB_ROLES.odoo} role's bounds. Per role, so they hold through PgBouncer and the DISCARD ALL Odoo sends at every cursor; PgBouncer 1.18 refuses the \`options\` that PGOPTIONS would send.`,
     ],
     steps: [
       backupBeforeUpgrade(model),
-      { id: "package", where: "odoo", eachHost: true, title: "New Odoo package", commands: ["sudo apt-get update", "sudo apt-get install -y --only-upgrade odoo"], checks: "apt reports the new version (`dpkg -l odoo`)." },
+      {
+        id: "package",
+        where: "odoo",
+        eachHost: true,
+        title: `The stack's Odoo package (${odooPackageVersion(model.settings)}, held by the apt pin)`,
+        // The exact build the stack pins, never "the newest nightly" (issue 12 item 7).
+        commands: ["sudo apt-get update", `sudo apt-get install -y --allow-downgrades odoo=${odooPackageVersion(model.settings)}`],
+        checks: `\`dpkg-query -W odoo\` shows ${odooPackageVersion(model.settings)} on every host.`,
+      },
       { id: "stop", where: "odoo", eachHost: true, title: "Stop Odoo", commands: ["sudo systemctl stop odoo"], checks: "inactive on every host before the module update." },
       {
         id: "modules",
@@ -689,6 +700,61 @@ function upgradeOdoo(model: StackModel): OperationalProcedure {
         checks: "Each run exits 0 and its log ends without a traceback.",
       },
       { id: "start", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "active on every host; the login page answers through the proxy." },
+    ],
+  };
+}
+
+/**
+ * A new Odoo build or custom addons artifact through the stack (issue 12 item 7): the setting,
+ * pulumi up, and the apply association runs templates/scripts/odoo-stack-odoo-release.sh on every
+ * Odoo host; rolling back is the previous value and pulumi up again.
+ */
+function releaseOdoo(model: StackModel): OperationalProcedure {
+  const addons = model.settings.odooAddons;
+  const current = addons === undefined ? "none" : addons.sha256;
+  return {
+    id: "release-odoo",
+    title: "Release a new Odoo build or custom addons (through the stack)",
+    checklist: ["BACKUP-3"],
+    notes: [
+      `The stack pins the Odoo package (odooVersion ${model.settings.odooVersion} + odooBuild ${model.settings.odooBuild}: odoo=${odooPackageVersion(model.settings)}, an apt pin so no upgrade moves it) and the custom addons (odooAddons: ${addons === undefined ? "none" : `s3://${addons.bucket}/${addons.key}`}). Either change rewrites ${ODOO_RELEASE_PATHS.env} in every Odoo host's manifest, so the apply association runs again and odoo-stack-apply runs ${SCRIPT_PATHS.odooRelease} on each host.`,
+      `That script first downloads the artifact, checks its sha256, unpacks it to ${ODOO_RELEASE_PATHS.releases}/<sha256>, checks every __manifest__.py and compiles every file, and installs requirements.txt with pip --target into the release (from its wheels/ with --no-index when it ships them). Only then does it stop Odoo (the proxy answers 503 with Retry-After), install the package and switch ${ODOO_RELEASE_PATHS.current} (${ODOO_RELEASE_PATHS.customAddons} and PYTHONPATH go through it). On the cron host (${model.cronHost.id}) it then runs the module update of every database as ${DB_ROLES.migrate} (\`-u all\` for a new build, the artifact's addons for new addons), and starts Odoo. A failure switches back to the previous package and release, starts Odoo and fails the association, naming the step.`,
+      "Each host runs its association on its own: with several Odoo hosts, the others restart on the new code while the cron host updates the modules; keep releases to a quiet hour.",
+    ],
+    steps: [
+      backupBeforeUpgrade(model),
+      {
+        id: "stack",
+        where: "laptop",
+        title: "The new build and/or artifact in the stack config, then pulumi up",
+        commands: [
+          'pulumi config set odooBuild "$BUILD"',
+          "sha256sum addons.tar.gz",
+          'aws s3 cp addons.tar.gz "$ADDONS_URI"',
+          `pulumi config set --path odooAddons.s3Uri "$ADDONS_URI"`,
+          `pulumi config set --path odooAddons.sha256 "$ADDONS_SHA256"`,
+          "pulumi preview --diff",
+          "pulumi up",
+        ],
+        checks: `The preview changes each Odoo host's ${ODOO_RELEASE_PATHS.env} object and its manifest (and, for a new artifact, the hosts' read grant on it) and replaces nothing; set only what changes (BUILD, or ADDONS_URI with ADDONS_SHA256).`,
+        params: ["BUILD", "ADDONS_URI", "ADDONS_SHA256"],
+      },
+      {
+        id: "verify",
+        where: "odoo",
+        eachHost: true,
+        title: "Each host is on the release",
+        commands: ["dpkg-query -W -f='${Version}\\n' odoo", `readlink ${ODOO_RELEASE_PATHS.current}`, "systemctl is-active odoo", `sudo ${SCRIPT_PATHS.odooRelease}`],
+        checks: `The stack's package (now ${odooPackageVersion(model.settings)}), ${ODOO_RELEASE_PATHS.current} pointing at releases/<the artifact's sha256> (now ${current}), Odoo active, and the script saying "nothing to do". If the association failed, its output names the step and the host is back on the previous release.`,
+      },
+      {
+        id: "rollback",
+        where: "laptop",
+        title: "Roll back: the previous values, pulumi up",
+        commands: ['pulumi config set odooBuild "$PREVIOUS_BUILD"', `pulumi config set --path odooAddons.s3Uri "$PREVIOUS_ADDONS_URI"`, `pulumi config set --path odooAddons.sha256 "$PREVIOUS_ADDONS_SHA256"`, "pulumi up"],
+        checks: `The hosts switch back the same way (the previous release is kept under ${ODOO_RELEASE_PATHS.releases}, so no download). A module update that changed the database is not undone by older code: restore the backup of the first step (the restore procedure of the backups runbook).`,
+        params: ["PREVIOUS_BUILD", "PREVIOUS_ADDONS_URI", "PREVIOUS_ADDONS_SHA256"],
+      },
     ],
   };
 }

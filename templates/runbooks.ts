@@ -75,6 +75,7 @@ export function operationalProcedureFile(id: string): string {
     restore: RUNBOOK_FILES.backup,
     "first-install": RUNBOOK_FILES.odoo,
     "import-database": RUNBOOK_FILES.odoo,
+    "release-odoo": RUNBOOK_FILES.upgrades,
   };
   const file = files[id];
   if (!file) throw new Error(`runbooks: procedure ${id} has no runbook file`);
@@ -394,6 +395,7 @@ function upgradesRunbook(model: StackModel): string {
         : `the restore drill can keep its scratch cluster (${code("--keep")}, ${link("backups", f)}), and an Odoo upgrade can be run against it.`),
     "",
     ...procedureSection(model, procedureById(model, "upgrade-odoo"), f),
+    ...procedureSection(model, procedureById(model, "release-odoo"), f),
     ...procedureSection(model, procedureById(model, "upgrade-postgresql"), f),
     ...procedureSection(model, procedureById(model, "upgrade-pgbouncer"), f),
     rds ? `RDS's engine and its maintenance window (${code(RDS_POSTGRES.maintenanceWindow)}) are the stack's: see templates/rds.ts.` : "",

@@ -12,6 +12,7 @@ export const SCRIPTS = {
   rotate: "odoo-stack-rotate.sh",
   bootstrap: "odoo-stack-bootstrap.sh",
   odooInit: "odoo-stack-odoo-init.sh",
+  odooRelease: "odoo-stack-odoo-release.sh",
 } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
@@ -21,6 +22,7 @@ export const SCRIPT_PATHS: Readonly<Record<ScriptName, string>> = {
   rotate: "/usr/local/sbin/odoo-stack-rotate",
   bootstrap: "/usr/local/sbin/odoo-stack-bootstrap",
   odooInit: "/usr/local/sbin/odoo-stack-odoo-init",
+  odooRelease: "/usr/local/sbin/odoo-stack-odoo-release",
 };
 
 export const SCRIPTS_DIR = path.join(__dirname, "scripts");

@@ -41,7 +41,7 @@
 #   hooks, run with bash -c (a file path, where relevant, is $1): ODOO_STACK_RELOAD_NGINX,
 #   ODOO_STACK_RELOAD_PGBOUNCER, ODOO_STACK_RESTART_PGBOUNCER, ODOO_STACK_RELOAD_POSTGRESQL,
 #   ODOO_STACK_RESTART_POSTGRESQL, ODOO_STACK_RESTART_ODOO, ODOO_STACK_UPDATE_CA,
-#   ODOO_STACK_DAEMON_RELOAD, ODOO_STACK_APPLY_CLOUDWATCH
+#   ODOO_STACK_DAEMON_RELOAD, ODOO_STACK_APPLY_CLOUDWATCH, ODOO_STACK_ODOO_RELEASE
 #
 # Secrets: umask 077, no xtrace, values are substituted by bash itself (never on a command line),
 # and the temporary directory is removed on exit.
@@ -53,7 +53,7 @@ shopt -u patsub_replacement 2>/dev/null || true
 
 PROG=odoo-stack-apply
 readonly MANIFEST_FORMAT=1
-readonly SERVICES_KNOWN=" ca-certificates postgresql sql pgbouncer odoo nginx logrotate cloudwatch-agent systemd none "
+readonly SERVICES_KNOWN=" ca-certificates postgresql sql pgbouncer odoo odoo-release nginx logrotate cloudwatch-agent systemd none "
 readonly PATH_RE='^(/[A-Za-z0-9._@+-]+)+$'
 # The ERE spelling of SECRET_REF in lib/secret-ref.ts; tests/unit/secret-ref.test.ts runs both on
 # one corpus (tests/fixtures/ssm-placeholders.json).
@@ -106,6 +106,7 @@ init_commands() {
   HOOK_RELOAD_POSTGRESQL=${ODOO_STACK_RELOAD_POSTGRESQL:-pg_ctlcluster 15 main reload}
   HOOK_RESTART_POSTGRESQL=${ODOO_STACK_RESTART_POSTGRESQL:-pg_ctlcluster 15 main restart}
   HOOK_RESTART_ODOO=${ODOO_STACK_RESTART_ODOO:-systemctl restart odoo}
+  HOOK_ODOO_RELEASE=${ODOO_STACK_ODOO_RELEASE:-\"\$1\" \"\$2\"}
   HOOK_UPDATE_CA=${ODOO_STACK_UPDATE_CA:-update-ca-certificates}
   HOOK_DAEMON_RELOAD=${ODOO_STACK_DAEMON_RELOAD:-systemctl daemon-reload}
   HOOK_ENABLE_TIMER=${ODOO_STACK_ENABLE_TIMER:-systemctl enable --now \"\$1\"}
@@ -602,7 +603,8 @@ validate_service() {
     ca-certificates) validate_ca_certificates ;;
     cloudwatch-agent) validate_cloudwatch_agent ;;
     systemd) validate_systemd ;;
-    sql | none) ;;
+    # odoo-release: the release script checks the artifact itself, before it stops Odoo.
+    sql | odoo-release | none) ;;
   esac
 }
 
@@ -814,6 +816,9 @@ apply_service() {
       if service_file_changed odoo '/etc/systemd/*'; then run_hook "systemd daemon-reload" "$HOOK_DAEMON_RELOAD"; fi
       run_hook "odoo restart" "$HOOK_RESTART_ODOO"
       ;;
+    # The pinned package and the addons artifact (issue 12 item 7): the release script, installed
+    # just before as a file of the `none` service's kind, verifies and switches (or rolls back).
+    odoo-release) run_hook "odoo release" "$HOOK_ODOO_RELEASE" "$ROOT/usr/local/sbin/odoo-stack-odoo-release" "$ROOT/etc/odoo-stack/odoo-release.env" ;;
     nginx) run_hook "nginx reload" "$HOOK_RELOAD_NGINX" ;;
     # Odoo's drop-in must be loaded before the restart reads it.
     cloudwatch-agent) apply_cloudwatch_agent ;;

@@ -100,7 +100,7 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
         const userData = String(i?.inputs.userData);
         // The first-boot steps file, as the user data's write_files carries it (one step per line).
         expect(userData).toContain(`\\nefs-mount ${fs.id} ${REGION} ${PATHS.odooDataDir}\\n`);
-        expect(userData.indexOf("efs-mount")).toBeLessThan(userData.indexOf("\\ninstall odoo\\n"));
+        expect(userData.indexOf("efs-mount")).toBeLessThan(userData.indexOf("\\ninstall odoo=17.0.20241201\\n"));
         for (const t of targets) expect(i?.dependencies).toContain(t);
       }
       expect(run.outputs.filestoreFileSystemId).toBe(fs.id);

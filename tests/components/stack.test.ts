@@ -258,7 +258,7 @@ describe.each(CASES)("%s", (label, config) => {
     const userData = String(instanceOf(r, host.id)?.inputs.userData);
     const mount = userData.indexOf(`\\ndata-volume ${volume.id} ${PATHS.odooDataDir}\\nodoo-owner ${PATHS.odooDataDir}\\n`);
     expect(mount).toBeGreaterThan(0);
-    expect(mount).toBeLessThan(userData.indexOf("\\ninstall odoo\\n"));
+    expect(mount).toBeLessThan(userData.indexOf("\\ninstall odoo=17.0.20241201\\n"));
   });
 
   it("stores every generated secret as a SecureString and every certificate as a String", async () => {

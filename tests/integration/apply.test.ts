@@ -13,7 +13,8 @@ import { Client } from "pg";
 import { PATHS } from "../../lib/model";
 import { sha256, type HostFile } from "../../templates/format";
 import { renderManifest } from "../../templates/manifest";
-import { SCRIPTS_DIR } from "../../templates/scripts";
+import { SCRIPT_PATHS, SCRIPTS_DIR } from "../../templates/scripts";
+import { ODOO_RELEASE_PATHS } from "../../templates/odoo-release";
 import { freshVerifier, randomPassword } from "./helpers/secrets";
 import { BIN, Sandbox, sleep, systemUser, waitForPort } from "./helpers/sandbox";
 
@@ -85,6 +86,7 @@ class HostSandbox {
       ODOO_STACK_RESTART_ODOO: "echo unexpected odoo restart >&2; exit 1",
       ODOO_STACK_UPDATE_CA: "echo unexpected update-ca-certificates >&2; exit 1",
       ODOO_STACK_DAEMON_RELOAD: "echo unexpected daemon-reload >&2; exit 1",
+      ODOO_STACK_ODOO_RELEASE: "echo unexpected odoo release >&2; exit 1",
       ...hooks,
     };
   }
@@ -506,6 +508,40 @@ describe("apply: PostgreSQL checked before and after install, reloaded, restart 
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`sql: ${sqlPath} failed`);
     expect(fs.readFileSync(host.at(sqlPath), "utf8")).toBe("CREATE ROLE odoo_probe;\n");
+  });
+});
+
+describe("apply: the Odoo release (issue 12 item 7)", () => {
+  const sandbox = Sandbox.create("apply-release");
+  const host = new HostSandbox(sandbox, "odoo-1");
+  const calls = host.at("/release.log");
+  const env = () => host.env({ ODOO_STACK_ODOO_RELEASE: `echo "$1 $2" >> ${calls}` });
+  const releaseFile = (pkg: string) => file(ODOO_RELEASE_PATHS.env, `ODOO_STACK_ODOO_PACKAGE=${pkg}\n`);
+  const script = file(SCRIPT_PATHS.odooRelease, "#!/bin/bash\n", "0755");
+  afterAll(() => sandbox.cleanup());
+
+  it("installs the release script with its file, then runs it; again only when the release file changes", async () => {
+    host.publish([releaseFile("17.0.20241201"), script]);
+    const first = await sandbox.run("bash", [APPLY, "--bootstrap"], { env: env() });
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    const expected = `${host.at(SCRIPT_PATHS.odooRelease)} ${host.at(ODOO_RELEASE_PATHS.env)}\n`;
+    expect(fs.readFileSync(calls, "utf8")).toBe(expected);
+    expect(fs.existsSync(host.at(SCRIPT_PATHS.odooRelease))).toBe(true);
+    expect((await sandbox.run("bash", [APPLY], { env: env() })).stdout).toContain("nothing changed");
+    expect(fs.readFileSync(calls, "utf8")).toBe(expected);
+    host.publish([releaseFile("17.0.20250115"), script]);
+    const changed = await sandbox.run("bash", [APPLY], { env: env() });
+    expect(changed.code).toBe(0);
+    expect(fs.readFileSync(calls, "utf8")).toBe(expected + expected);
+    expect(fs.readFileSync(host.at(ODOO_RELEASE_PATHS.env), "utf8")).toBe("ODOO_STACK_ODOO_PACKAGE=17.0.20250115\n");
+  });
+
+  it("fails the run when the release script fails (it has rolled back by then)", async () => {
+    host.publish([releaseFile("17.0.20250201"), script]);
+    const r = await sandbox.run("bash", [APPLY], { env: host.env({ ODOO_STACK_ODOO_RELEASE: "echo 'odoo-stack-odoo-release: ERROR: rolled back' >&2; exit 1" }) });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("odoo release failed");
   });
 });
 

@@ -113,7 +113,7 @@ describe.each([
   const e = collectEvidence(items, { ...none, engine, files: filesOf(model), procedures: renderedProcedures(model, runbooks) });
 
   it("proves BACKUP-3 and AUTH-4 (R) by the procedures its runbooks render", () => {
-    expect(e.get("BACKUP-3")!.procedures).toEqual(["runbooks/upgrades.md#upgrade-odoo", "runbooks/upgrades.md#upgrade-pgbouncer", "runbooks/upgrades.md#upgrade-postgresql"]);
+    expect(e.get("BACKUP-3")!.procedures).toEqual(["runbooks/upgrades.md#release-odoo", "runbooks/upgrades.md#upgrade-odoo", "runbooks/upgrades.md#upgrade-pgbouncer", "runbooks/upgrades.md#upgrade-postgresql"]);
     expect(e.get("AUTH-4")!.procedures).toContain("runbooks/rotation.md#rotate-odoo");
   });
 

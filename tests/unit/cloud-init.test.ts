@@ -1,6 +1,7 @@
 // User data per role (bootstrap only, names only: DESIGN principles 5 and 6) and the per-host
 // manifest the apply script reads. Goldens are whole files; the invariants below say why.
 import { gunzipSync } from "zlib";
+import { DEFAULTS } from "../../lib/config";
 import { PATHS, secretRef, type HostRole } from "../../lib/model";
 import {
   APPLY_ENV_PATH,
@@ -172,13 +173,17 @@ describe("renderUserData: invariants", () => {
     expect(checksums?.content).toContain("initdb_options = '--data-checksums --encoding=UTF8 --locale=C.UTF-8'");
   });
 
-  it("odoo: Odoo's repository for the stack's version is added before odoo is installed", () => {
+  it("odoo: Odoo's repository for the stack's version is added and pinned to the stack's build before exactly that build is installed (issue 12 item 7)", () => {
     const commands = commandsOf("odoo");
-    const repo = indexOf(commands, "odoo-repo", "17.0");
-    const install = indexOf(commands, "install", "odoo");
+    const repo = indexOf(commands, "odoo-repo", "17.0", DEFAULTS.odooBuild);
+    const install = indexOf(commands, "install", `odoo=17.0.${DEFAULTS.odooBuild}`);
     expect(repo).toBeGreaterThan(0);
     expect(repo).toBeLessThan(install);
-    expect(firstBootSteps({ ...inputFor("odoo"), odooVersion: "18.0" })).toContainEqual(["odoo-repo", "18.0"]);
+    expect(commands.filter((c) => c.some((w) => w === "odoo" || w.startsWith("odoo=")))).toEqual([["install", `odoo=17.0.${DEFAULTS.odooBuild}`]]);
+    const other = firstBootSteps({ ...inputFor("odoo"), odooVersion: "18.0", odooBuild: "20250115" });
+    expect(other).toContainEqual(["odoo-repo", "18.0", "20250115"]);
+    expect(other).toContainEqual(["install", "odoo=18.0.20250115"]);
+    expect(() => buildUserData({ ...inputFor("odoo"), odooBuild: "latest" })).toThrow(/odooBuild.*latest.*YYYYMMDD/s);
   });
 
   it("proxy: ACME DNS-01 runs before the first apply (nginx -t needs the certificate)", () => {
@@ -333,7 +338,7 @@ describe("Odoo's data_dir on its own volume (issue 12)", () => {
     const mount = steps.indexOf(`data-volume ${VOLUME} ${PATHS.odooDataDir}`);
     expect(mount).toBeGreaterThan(0);
     expect(steps[mount + 1]).toBe(`odoo-owner ${PATHS.odooDataDir}`);
-    expect(mount + 1).toBeLessThan(steps.indexOf("install odoo"));
+    expect(mount + 1).toBeLessThan(steps.indexOf(`install odoo=17.0.${DEFAULTS.odooBuild}`));
     expect(firstBootSteps(inputFor("odoo")).some((c) => c[0] === "data-volume")).toBe(false);
   });
 });

@@ -4,7 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { ConfigError, DEFAULTS, parseSettings, placeholderProblems, type RawConfig, type StackSettings } from "../../lib/config";
+import { ConfigError, DEFAULTS, odooPackageVersion, parseSettings, placeholderProblems, type RawConfig, type StackSettings } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { BASE_CONFIG } from "../helpers/fixtures";
 import { buildModel } from "../../lib/model";
@@ -75,6 +75,15 @@ const BAD_CASES: BadCase[] = [
   // An unquoted 17.0 in the stack file is a YAML number; the CLI hands the program "17".
   ["odooVersion: 17.0 unquoted, as the CLI passes it", with_({ odooVersion: "17" }), "odooVersion", "17", 'must be one of 16.0, 17.0, 18.0; YAML reads an unquoted 17.0 as the number 17: quote it in the stack file, odooVersion: "17.0"'],
   ["odooVersion: 16.0 unquoted, as YAML parses it", with_({ odooVersion: 16 }), "odooVersion", 16, 'quote it in the stack file, odooVersion: "16.0"'],
+  // The pinned build and the addons artifact (issue 12 item 7).
+  ["odooBuild not a date", with_({ odooBuild: "latest" }), "odooBuild", "latest", 'must be a nightly build date YYYYMMDD (a day of nightly.odoo.com/17.0/nightly/deb/), e.g. odooBuild: "20241201"'],
+  ["odooBuild not a calendar day", with_({ odooBuild: "20240231" }), "odooBuild", "20240231", "must be a nightly build date YYYYMMDD"],
+  ["odooBuild with the series in it", with_({ odooBuild: "17.0.20241201" }), "odooBuild", "17.0.20241201", "must be a nightly build date YYYYMMDD"],
+  ["odooAddons not in S3", with_({ odooAddons: { s3Uri: "https://example.org/addons.tar.gz", sha256: "a".repeat(64) } }), "odooAddons.s3Uri", "https://example.org/addons.tar.gz", "must be the S3 URI of one .tar.gz object in a bucket you own"],
+  ["odooAddons a prefix, not an object", with_({ odooAddons: { s3Uri: "s3://my-artifacts/odoo/", sha256: "a".repeat(64) } }), "odooAddons.s3Uri", "s3://my-artifacts/odoo/", "one .tar.gz object"],
+  ["odooAddons without a checksum", with_({ odooAddons: { s3Uri: "s3://my-artifacts/odoo/addons.tar.gz" } }), "odooAddons.sha256", undefined, "must be the artifact's sha256 in hex (64 digits: sha256sum addons.tar.gz)"],
+  ["odooAddons with a short checksum", with_({ odooAddons: { s3Uri: "s3://my-artifacts/odoo/addons.tar.gz", sha256: "abc123" } }), "odooAddons.sha256", "abc123", "64 digits"],
+  ["odooAddons with a git ref (not supported)", with_({ odooAddons: { s3Uri: "s3://my-artifacts/odoo/addons.tar.gz", sha256: "a".repeat(64), gitRef: "main" } }), "odooAddons.gitRef", "main", "is not an odooAddons setting; allowed: s3Uri, sha256"],
   ["no Odoo instance", with_({ odooInstances: 0 }), "odooInstances", 0, "whole number from 1 to 16"],
   ["17 Odoo instances", with_({ odooInstances: 17 }), "odooInstances", 17, "whole number from 1 to 16"],
   ["workers over (vCPU × 2) + 1 (LIMIT-1)", with_({ odoo: { workers: 10 } }), "odoo.workers", 10, "must not exceed (vCPU × 2) + 1 = 9"],
@@ -256,6 +265,18 @@ describe("defaults", () => {
     expect(s.odooOptions).toEqual({});
     expect(s.overrides).toEqual({ odoo: {}, pgbouncer: {}, postgres: {} });
     expect(s.passwordRotation).toEqual({});
+    expect(s.odooBuild).toBe(DEFAULTS.odooBuild);
+    expect(s.odooAddons).toBeUndefined();
+  });
+
+  it("odooBuild and odooAddons (issue 12 item 7): a quoted or unquoted build date; the artifact's bucket, key and checksum", () => {
+    const sha = "0123456789abcdef".repeat(4);
+    const s = parse(with_({ odooBuild: 20250115, odooAddons: { s3Uri: "s3://my-artifacts/odoo/addons-2025.tar.gz", sha256: sha.toUpperCase() } }));
+    expect(s.odooBuild).toBe("20250115");
+    expect(s.odooAddons).toEqual({ bucket: "my-artifacts", key: "odoo/addons-2025.tar.gz", sha256: sha });
+    expect(odooPackageVersion(s)).toBe("17.0.20250115");
+    // Pulumi.yaml declares the unset map as {}: that is "no addons".
+    expect(parse(with_({ odooAddons: {} })).odooAddons).toBeUndefined();
   });
 });
 

@@ -14,6 +14,7 @@ import {
   renderOdooConf,
   type OdooOptionValue,
 } from "../../templates/odoo-conf";
+import { ODOO_RELEASE_PATHS } from "../../templates/odoo-release";
 import { expectGolden } from "../helpers/golden";
 import { databasesAt, modelWith } from "../helpers/fixtures";
 
@@ -297,7 +298,7 @@ describe("odoo.conf host delivery", () => {
   });
 
   it("gives libpq the internal CA through PGSSLROOTCERT (verify-full needs it; odoo.conf has no key for it in every version)", () => {
-    expect(odooServiceEnvironment(odooConfSettingsFor(model, model.hosts.odoo[0]))).toEqual({ PGSSLROOTCERT: PATHS.caCert });
+    expect(odooServiceEnvironment(odooConfSettingsFor(model, model.hosts.odoo[0]))).toEqual({ PGSSLROOTCERT: PATHS.caCert, PYTHONPATH: ODOO_RELEASE_PATHS.python });
     expect(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0]))).not.toContain("sslrootcert");
   });
 });

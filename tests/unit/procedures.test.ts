@@ -88,7 +88,7 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
     const [, model] = STACKS[0];
     const ids = new Set(operationalProcedures(model).map((p) => p.id));
     const named = [...readme.matchAll(/procedure\s+`([a-z-]+)`(?:\s+of\s+`out\/<stack>\/runbooks\/([a-z-]+\.md)`)?/g)];
-    expect(named.map((m) => m[1])).toEqual(expect.arrayContaining(["first-install", "import-database"]));
+    expect(named.map((m) => m[1])).toEqual(expect.arrayContaining(["first-install", "import-database", "release-odoo"]));
     for (const [, id, file] of named) {
       expect(ids.has(id)).toBe(true);
       if (file) expect(operationalProcedureFile(id)).toBe(file);

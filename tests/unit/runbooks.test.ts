@@ -3,6 +3,8 @@
 // to an anchor, the commands carry the stack's names (hosts, socket, roles, scripts, log groups),
 // an RDS stack names no PostgreSQL host, and goldens of the alarm, PgBouncer, PostgreSQL and
 // rotation runbooks. The procedures' order and commands: tests/unit/procedures.test.ts.
+import { ODOO_RELEASE_PATHS } from "../../templates/odoo-release";
+import { DEFAULTS } from "../../lib/config";
 import { DB_ROLES, PATHS } from "../../lib/model";
 import { backupAlarmEntries, monitoringAlarms, PROCEDURES } from "../../templates/alarms";
 import { LOG_SOURCE_NAMES, logGroupName } from "../../templates/cloudwatch-agent";
@@ -120,14 +122,14 @@ describe("renderRunbooks", () => {
 
   it("covers upgrades of Odoo (host by host), PostgreSQL and PgBouncer, backup first (BACKUP-3)", () => {
     const text = docs[RUNBOOK_FILES.upgrades];
-    for (const s of ["Upgrade Odoo", "Upgrade PostgreSQL", "Upgrade PgBouncer", "apt-get install -y --only-upgrade odoo", "postgresql-15", "SHOW VERSION"]) expect(text).toContain(s);
+    for (const s of ["Upgrade Odoo", "Upgrade PostgreSQL", "Upgrade PgBouncer", `apt-get install -y --allow-downgrades odoo=17.0.${DEFAULTS.odooBuild}`, "postgresql-15", "SHOW VERSION"]) expect(text).toContain(s);
     // The module update runs on the cron host as the migration role, with the service's CA for verify-full (one source: odooMigrationCommand).
     const migrations = model.settings.databases.map((db) => odooMigrationCommand(model, model.cronHost, db));
     expect(text).toContain(`\`\`\`sh host=${model.cronHost.id} procedure=upgrade-odoo step=modules\n${migrations.join("\n")}\n\`\`\``);
     expect(migrations).toEqual(
-      model.settings.databases.map((db) => `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`),
+      model.settings.databases.map((db) => `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} PYTHONPATH=${ODOO_RELEASE_PATHS.python} odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`),
     );
-    expect(text.indexOf("pgbackrest-diff")).toBeLessThan(text.indexOf("apt-get install -y --only-upgrade odoo"));
+    expect(text.indexOf("pgbackrest-diff")).toBeLessThan(text.indexOf(`odoo=17.0.${DEFAULTS.odooBuild}`));
     for (const h of model.hosts.odoo) expect(text).toContain(`\`\`\`sh host=${h.id} procedure=upgrade-odoo step=package\n`);
     expect(rdsDocs[RUNBOOK_FILES.upgrades]).toContain("aws rds create-db-snapshot");
   });

@@ -262,13 +262,13 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
 });
 
 describe("user data of the shared filestore and of PgBouncer on RDS", () => {
-  const base = { region: "eu-west-1", configBucket: "config-bucket-1234567", stack: "test", odooVersion: "17.0" as const };
+  const base = { region: "eu-west-1", configBucket: "config-bucket-1234567", stack: "test", odooVersion: "17.0" as const, odooBuild: "20241201" };
 
   it("mounts EFS over TLS at data_dir before the odoo package, with the NFS client and stunnel installed", () => {
     const doc = firstBootSteps({ ...base, hostId: "odoo-2", role: "odoo", efsFileSystemId: "fs-0123456789abcdef0" });
     const steps = doc.map((c) => c.join(" "));
     const mount = steps.indexOf(`efs-mount fs-0123456789abcdef0 eu-west-1 ${PATHS.odooDataDir}`);
-    const install = steps.findIndex((step) => step === "install odoo");
+    const install = steps.findIndex((step) => step === "install odoo=17.0.20241201");
     expect(mount).toBeGreaterThan(0);
     expect(mount).toBeLessThan(install);
     for (const p of EFS_PACKAGES) expect(doc.find((c) => c[0] === "packages")).toContain(p);
