@@ -50,7 +50,7 @@ export function runbookProblems(runbooks: Readonly<Record<string, string>>, plan
           checked.urns++;
           if (!urns.has(urn)) problems.push(`${file}:${b.line}: replaces ${urn}, which the stack does not have`);
         }
-        for (const [, key, value] of c.matchAll(/pulumi config set (?:--path )?(?:odoo-stack:)?([A-Za-z0-9]+)\S* (\S+)/g)) {
+        for (const [, key, value] of c.matchAll(/pulumi config set (?:--path )?'?(?:odoo-stack:)?([A-Za-z0-9]+)\S* (\S+)/g)) {
           checked.configKeys++;
           const spec = (SETTINGS as Record<string, (typeof SETTINGS)[SettingKey]>)[key];
           if (spec === undefined) problems.push(`${file}:${b.line}: sets config key ${key}, which the settings table does not have`);

@@ -73,8 +73,10 @@ describe("renderUserData: invariants", () => {
     expect(text).not.toMatch(/passw(or)?d|secret/i);
   });
 
-  it.each(ROLES)("%s: fits EC2's 16 KB user data limit with a quarter to spare", (role) => {
-    expect(Buffer.byteLength(renderUserData(inputFor(role)))).toBeLessThan((USER_DATA_LIMIT_BYTES * 3) / 4);
+  // The gzipped bootstrap is what grows (the pinned Odoo build, several hostnames): a fifth of
+  // EC2's hard limit, 3.2 KB, stays free for it; past that the bootstrap moves to the config bucket.
+  it.each(ROLES)("%s: fits EC2's 16 KB user data limit with a fifth to spare", (role) => {
+    expect(Buffer.byteLength(renderUserData(inputFor(role)))).toBeLessThan((USER_DATA_LIMIT_BYTES * 4) / 5);
   });
 
   it.each(ROLES)("%s: cloud-init only starts the first-boot service, queued after cloud-init's own end (issue 12)", (role) => {

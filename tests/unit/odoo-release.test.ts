@@ -15,7 +15,7 @@ import { serviceForPath } from "../../templates/manifest";
 import { ODOO_RELEASE_PYTHONPATH } from "../../templates/odoo-conf";
 import { odooAddonsStatements, ODOO_RELEASE_PATHS, renderOdooReleaseEnv } from "../../templates/odoo-release";
 import { SCRIPT_PATHS, SCRIPTS_DIR } from "../../templates/scripts";
-import { modelWith } from "../helpers/fixtures";
+import { databasesAt, modelWith } from "../helpers/fixtures";
 
 const RELEASE = path.join(SCRIPTS_DIR, "odoo-stack-odoo-release.sh");
 const BOOTSTRAP = path.join(SCRIPTS_DIR, "odoo-stack-bootstrap.sh");
@@ -117,7 +117,7 @@ function sandbox(): Sandbox {
   };
 }
 
-const model = modelWith({ databases: ["erp", "erp_test"], odooInstances: 2, odooBuild: "20250115", odooAddons: { s3Uri: "s3://my-artifacts/odoo/addons.tar.gz", sha256: "0".repeat(64) } }, "prod");
+const model = modelWith({ ...databasesAt("erp", "shop"), odooInstances: 2, odooBuild: "20250115", odooAddons: { s3Uri: "s3://my-artifacts/odoo/addons.tar.gz", sha256: "0".repeat(64) } }, "prod");
 const [cronHost, otherHost] = model.hosts.odoo;
 
 /** The rendered release file of `host`, with the artifact and checksum of this run. */
@@ -152,7 +152,7 @@ describe("the rendered release (odoo-release.env)", () => {
       `ODOO_STACK_ADDONS_SHA256=${"0".repeat(64)}`,
       `ODOO_STACK_REGION=${model.settings.region}`,
       "ODOO_STACK_RUNS_CRON=1",
-      "ODOO_STACK_DATABASES=erp,erp_test",
+      "ODOO_STACK_DATABASES=erp,shop",
       `ODOO_STACK_CA=${PATHS.caCert}`,
       `ODOO_STACK_MIGRATION_ROLE=${DB_ROLES.migrate}`,
       "",
@@ -245,7 +245,7 @@ describe("odoo-stack-odoo-release", () => {
     expect(box.events()).toEqual([
       "stop",
       "apt odoo=17.0.20250115",
-      ...["erp", "erp_test"].map((db) => `odoo PGSSLROOTCERT=${PATHS.caCert} PYTHONPATH=${box.root}/opt/odoo/current/python -c ${conf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`),
+      ...["erp", "shop"].map((db) => `odoo PGSSLROOTCERT=${PATHS.caCert} PYTHONPATH=${box.root}/opt/odoo/current/python -c ${conf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`),
       "start",
     ]);
     expect(box.installed()).toBe("17.0.20250115");

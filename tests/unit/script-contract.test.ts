@@ -4,6 +4,7 @@
 // the renderers use, so the two cannot drift apart (issue 17; STYLE "one source for every fact").
 // And what the manifest promises to validate (SERVICE_STEPS), the apply script's validate
 // function for that service runs.
+import { ODOO_RELEASE_PATHS } from "../../templates/odoo-release";
 import * as fs from "fs";
 import * as path from "path";
 import { PATHS, POSTGRES_CLUSTER, UNITS } from "../../lib/model";
@@ -156,6 +157,7 @@ describe("every script states the program's facts", () => {
     `/var/lib/${RESTORE_DRILL_STATE_DIRECTORY}/last-drill`,
     PGBOUNCER_DEBIAN.unixSocketDir,
     CLOUDWATCH_AGENT_CONFIG_PATH,
+    ...Object.values(ODOO_RELEASE_PATHS),
   ];
   const SCRIPT_ONLY: Readonly<Record<string, string>> = {
     "/etc/fstab": "the OS's mount table; the bootstrap adds the data volume's line",

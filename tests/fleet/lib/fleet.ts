@@ -3,6 +3,7 @@
 // Odoo's archives and Let's Encrypt, all inside one network namespace. `Fleet.up` returns when
 // every host has finished first boot (or throws with each host's evidence); `destroy` removes
 // every container, mount, loop device, process and the namespace, also after a failure.
+import { odooPackageVersion } from "../../../lib/config";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
@@ -177,7 +178,7 @@ export class Fleet {
 
     const debDir = path.join(this.runDir, "debs");
     fs.mkdirSync(debDir);
-    const odooDeb = this.options.odooDeb ?? buildOdooStandin(debDir);
+    const odooDeb = this.options.odooDeb ?? buildOdooStandin(debDir, odooPackageVersion(this.model.settings));
     const image = ensureImage(odooDeb, undefined, this.log);
     this.imageBuildSeconds = image.buildSeconds;
     this.log(`image ${image.key}${image.buildSeconds ? ` built in ${image.buildSeconds} s` : " from the cache"}`);

@@ -61,7 +61,6 @@ export const ODOO_STANDIN_DEPENDS: readonly string[] = [
   "python3-zeep",
 ];
 
-export const ODOO_STANDIN_VERSION = "17.0.0~fleetstandin1";
 
 const STANDIN_DIR = path.resolve(__dirname, "../standins");
 
@@ -180,11 +179,15 @@ fi
 exit 0
 `;
 
-export function buildOdooStandin(outDir: string): string {
+/**
+ * `version`: the build the stack pins (lib/config.ts odooPackageVersion), which first boot
+ * installs exactly, as nightly.odoo.com's package of that date would be.
+ */
+export function buildOdooStandin(outDir: string, version: string): string {
   return buildDeb(
     {
       name: "odoo",
-      version: ODOO_STANDIN_VERSION,
+      version,
       description: "STAND-IN for Odoo 17 (odoo-stack fleet suite; not Odoo)",
       depends: ODOO_STANDIN_DEPENDS,
       conffiles: ["/etc/odoo/odoo.conf"],
@@ -193,7 +196,7 @@ export function buildOdooStandin(outDir: string): string {
         { path: "usr/bin/odoo", content: fs.readFileSync(path.join(STANDIN_DIR, "odoo/odoo")), mode: 0o755 },
         { path: "etc/odoo/odoo.conf", content: ODOO_DEFAULT_CONF, mode: 0o644 },
         { path: "lib/systemd/system/odoo.service", content: ODOO_SERVICE, mode: 0o644 },
-        { path: "usr/lib/python3/dist-packages/odoo/addons/README.fleet-standin", content: `${ODOO_STANDIN_VERSION}\n`, mode: 0o644 },
+        { path: "usr/lib/python3/dist-packages/odoo/addons/README.fleet-standin", content: `${version} (fleet stand-in)\n`, mode: 0o644 },
       ],
     },
     outDir,
