@@ -3,67 +3,32 @@
 // rendered nginx site (templates/nginx.ts, the issue-15 busy location) then answers every user
 // with 503 and Retry-After (and HSTS), not a bare 502 — proven here on Debian's nginx with the
 // Odoo upstream down (nothing listening), and back to Odoo's own answers once it listens again.
-import { sandboxNginxMain } from "./helpers/nginx";
+import { startRenderedProxy } from "./helpers/nginx";
 import { PORTS } from "../../lib/ports";
-import { NGINX_RETRY_AFTER_SECONDS, nginxSiteSettingsFor, renderNginxConf, renderNginxSite } from "../../templates/nginx";
+import { NGINX_RETRY_AFTER_SECONDS } from "../../templates/nginx";
 import { modelWith } from "../helpers/fixtures";
 import { httpsGet, startHttpStub, type StubUpstream, type TlsTarget } from "./helpers/http";
-import { remapForSandbox } from "./helpers/remap";
-import { BIN, Sandbox, systemUser, waitForOwnPort, withFreshPort, type ManagedProcess } from "./helpers/sandbox";
-import { createCertificateAuthority, installPem, issueHostCertificate } from "./helpers/tls";
+import { Sandbox, type ManagedProcess } from "./helpers/sandbox";
 
 const model = modelWith();
-const www = systemUser("www-data");
 const sandbox = Sandbox.create("nginx-maintenance");
 let nginx: ManagedProcess | undefined;
 let target: TlsTarget;
 let odooPort = 0;
-let configTest = "";
 
 beforeAll(async () => {
-  const ca = await createCertificateAuthority(sandbox, sandbox.path("ca"));
-  const cert = await issueHostCertificate(sandbox, ca, sandbox.path("issued"), [model.settings.domain]);
-  const { main, etc } = sandboxNginxMain(sandbox, "nginx");
-  const tlsDir = sandbox.mkdir("nginx-etc/tls", www, 0o700);
-  const tls = {
-    tlsCertificatePath: installPem(cert.certPath, `${tlsDir}/fullchain.pem`, www, 0o644),
-    tlsCertificateKeyPath: installPem(cert.keyPath, `${tlsDir}/privkey.pem`, www, 0o600),
-  };
-  const confPath = sandbox.writeFile(`${etc}/nginx.conf`, renderNginxConf(main));
   // Odoo's port, with nothing listening on it: Odoo stopped for the release.
   odooPort = await sandbox.freePort();
-  const started = await withFreshPort(sandbox, async (tlsPort) => {
-    const httpPort = await sandbox.freePort();
-    const site = remapForSandbox(
-      nginxSiteSettingsFor(model),
-      ["listenAddress", "listenPort", "redirectListenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"],
-      {
-        listenAddress: "127.0.0.1",
-        listenPort: tlsPort,
-        redirectListenPort: httpPort,
-        ...tls,
-        odooHttpServers: [{ address: "127.0.0.1", port: odooPort }],
-        odooGeventServers: [{ address: "127.0.0.1", port: odooPort }],
-      },
-    );
-    sandbox.writeFile(`${etc}/conf.d/odoo.conf`, renderNginxSite(site));
-    const test = await sandbox.run(BIN.nginx, ["-t", "-c", confPath], { user: www });
-    configTest = test.stdout + test.stderr;
-    if (test.code !== 0) return undefined;
-    const daemon = sandbox.start({ name: "nginx", command: BIN.nginx, args: ["-c", confPath, "-g", "daemon off;"], user: www, stopSignal: "SIGTERM" });
-    await waitForOwnPort(daemon, tlsPort);
-    return { daemon, tlsPort };
-  });
-  if (!started) return;
-  nginx = started.daemon;
-  target = { port: started.tlsPort, serverName: model.settings.domain, caPem: ca.certPem };
+  const proxy = await startRenderedProxy(sandbox, model, { odooHttpPort: odooPort, odooGeventPort: odooPort });
+  nginx = proxy.daemon;
+  target = proxy.target;
 }, 60_000);
 
 afterAll(() => sandbox.cleanup());
 
 describe("the proxy while Odoo is stopped for a release (issue 12 item 7)", () => {
   it("answers 503 with Retry-After and HSTS, then Odoo's own page once Odoo listens again", async () => {
-    if (!nginx) throw new Error(`nginx did not start; nginx -t said:\n${configTest}`);
+    if (!nginx) throw new Error("nginx did not start");
     for (const p of ["/", "/web/login", "/web/assets/some.js"]) {
       const down = await httpsGet(target, p);
       expect({ path: p, status: down.status, retryAfter: down.headers["retry-after"] }).toEqual({ path: p, status: 503, retryAfter: String(NGINX_RETRY_AFTER_SECONDS) });

@@ -6,13 +6,11 @@
 // backlog of 8 × workers (odoo/service/server.py L992), `workers` workers that each accept one
 // connection and serve it to the end before the next (WorkerHTTP), here in threads.
 import { execFileSync } from "child_process";
-import { sandboxNginxMain } from "./helpers/nginx";
-import { NGINX_RETRY_AFTER_SECONDS, nginxSiteSettingsFor, renderNginxConf, renderNginxSite } from "../../templates/nginx";
+import { startRenderedProxy } from "./helpers/nginx";
+import { NGINX_RETRY_AFTER_SECONDS } from "../../templates/nginx";
 import { modelWith } from "../helpers/fixtures";
 import { httpsGet, type HttpAnswer, type TlsTarget } from "./helpers/http";
-import { remapForSandbox } from "./helpers/remap";
-import { BIN, Sandbox, sleep, systemUser, waitForOwnPort, withFreshPort, type ManagedProcess } from "./helpers/sandbox";
-import { createCertificateAuthority, installPem, issueHostCertificate } from "./helpers/tls";
+import { Sandbox, sleep, systemUser, withFreshPort, type ManagedProcess } from "./helpers/sandbox";
 
 jest.setTimeout(120_000);
 
@@ -71,35 +69,8 @@ beforeAll(async () => {
     return p;
   });
 
-  const ca = await createCertificateAuthority(sandbox, sandbox.path("ca"));
-  const cert = await issueHostCertificate(sandbox, ca, sandbox.path("issued"), [model.settings.domain]);
-  const { main, etc } = sandboxNginxMain(sandbox, "nginx");
-  const tlsDir = sandbox.mkdir("nginx-etc/tls", www, 0o700);
-  const tls = {
-    tlsCertificatePath: installPem(cert.certPath, `${tlsDir}/fullchain.pem`, www, 0o644),
-    tlsCertificateKeyPath: installPem(cert.keyPath, `${tlsDir}/privkey.pem`, www, 0o600),
-  };
-  const confPath = sandbox.writeFile(`${etc}/nginx.conf`, renderNginxConf(main));
   const geventPort = await sandbox.freePort();
-  const tlsPort = await withFreshPort(sandbox, async (port) => {
-    // The redirect-only server's port 80 (NET-3) moves to a free port too: nginx runs unprivileged here.
-    const redirectPort = await sandbox.freePort();
-    const site = remapForSandbox(nginxSiteSettingsFor(model), ["listenAddress", "listenPort", "redirectListenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"], {
-      listenAddress: "127.0.0.1",
-      listenPort: port,
-      redirectListenPort: redirectPort,
-      ...tls,
-      odooHttpServers: [{ address: "127.0.0.1", port: odooPort }],
-      odooGeventServers: [{ address: "127.0.0.1", port: geventPort }],
-    });
-    sandbox.writeFile(`${etc}/conf.d/odoo.conf`, renderNginxSite(site));
-    const test = await sandbox.run(BIN.nginx, ["-t", "-c", confPath], { user: www });
-    if (test.code !== 0) throw new Error(`nginx -t failed:\n${test.stdout}${test.stderr}`);
-    const daemon = sandbox.start({ name: "nginx", command: BIN.nginx, args: ["-c", confPath, "-g", "daemon off;"], user: www, stopSignal: "SIGTERM" });
-    await waitForOwnPort(daemon, port);
-    return port;
-  });
-  target = { port: tlsPort, serverName: model.settings.domain, caPem: ca.certPem };
+  target = (await startRenderedProxy(sandbox, model, { odooHttpPort: odooPort, odooGeventPort: geventPort })).target;
 }, 60_000);
 
 afterAll(async () => {
