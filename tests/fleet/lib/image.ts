@@ -130,9 +130,16 @@ function buildScript(dir: string, odooDeb: string): string {
   ].join("\n");
 }
 
+/**
+ * Removes the cache's other images, except one a running fleet still boots from (an overlay
+ * whose lower layer it is): a fleet of another checkout, on another package list, keeps its disk.
+ */
 function pruneOldImages(cacheDir: string, keep: string): void {
+  const mounts = fs.readFileSync("/proc/mounts", "utf8");
   for (const entry of fs.readdirSync(cacheDir)) {
-    if (entry.startsWith("image-") && entry !== `image-${keep}`) fs.rmSync(path.join(cacheDir, entry), { recursive: true, force: true });
+    if (!entry.startsWith("image-") || entry === `image-${keep}`) continue;
+    if (mounts.includes(`lowerdir=${path.join(cacheDir, entry)}/`)) continue;
+    fs.rmSync(path.join(cacheDir, entry), { recursive: true, force: true });
   }
 }
 
