@@ -100,9 +100,27 @@ export interface Delivery {
   readonly efsFileSystemId?: string;
 }
 
+/**
+ * `odoo-stack-bootstrap acme`'s words: every hostname in one list (the first names the lineage),
+ * the email, --staging. First boot runs it; the add-database procedure runs it again with the
+ * longer list (templates/procedures.ts), so both say the same.
+ */
+export function acmeArgs(acme: AcmeInput): string[] {
+  return ["acme", [acme.domain, ...(acme.alsoDomains ?? [])].join(","), acme.email, ...(acme.staging ? ["--staging"] : [])];
+}
+
+/** The proxy's public certificate request with tls.mode acme: every database's hostname, the first naming it. */
+export function acmeInputFor(model: StackModel): AcmeInput | undefined {
+  const { tls, domain } = model.settings;
+  if (tls.mode !== "acme") return undefined;
+  const alsoDomains = model.settings.sites.map((s) => s.hostname).filter((h) => h !== domain);
+  return { domain, ...(alsoDomains.length > 0 ? { alsoDomains } : {}), email: tls.email, staging: tls.staging };
+}
+
 /** The user data input of `host`, from the stack model (the components' entry point). */
 export function userDataInputFor(model: StackModel, host: HostId, delivery: Delivery): UserDataInput {
-  const { tls, domain, odooVersion, odooBuild } = model.settings;
+  const { odooVersion, odooBuild } = model.settings;
+  const acme = acmeInputFor(model);
   return {
     hostId: host.id,
     role: host.role,
@@ -115,9 +133,7 @@ export function userDataInputFor(model: StackModel, host: HostId, delivery: Deli
     ...(delivery.dataVolumeId === undefined ? {} : { dataVolumeId: delivery.dataVolumeId }),
     ...(delivery.efsFileSystemId === undefined ? {} : { efsFileSystemId: delivery.efsFileSystemId }),
     ...(host.role === "pgbouncer" && model.settings.postgresEngine === "rds" ? { rdsCaBundle: true } : {}),
-    ...(host.role === "proxy" && tls.mode === "acme"
-      ? { acme: { domain, ...(model.settings.sites.length > 1 ? { alsoDomains: model.settings.sites.map((s) => s.hostname).filter((h) => h !== domain) } : {}), email: tls.email, staging: tls.staging } }
-      : {}),
+    ...(host.role === "proxy" && acme !== undefined ? { acme } : {}),
     ...(host.role === "odoo" && host.runsCron ? { odooInit: true } : {}),
   };
 }
@@ -228,7 +244,7 @@ function roleSteps(input: UserDataInput): Command[] {
     case "proxy":
       // certbot's --domain takes a comma-separated list; the first name names the lineage
       // (/etc/letsencrypt/live/<first>/, acmeCertificatePaths).
-      return input.acme === undefined ? [] : [["acme", [input.acme.domain, ...(input.acme.alsoDomains ?? [])].join(","), input.acme.email, ...(input.acme.staging ? ["--staging"] : [])]];
+      return input.acme === undefined ? [] : [acmeArgs(input.acme)];
     case "odoo":
       return [
         // Before the odoo package: its postinst then finds data_dir mounted and the odoo user

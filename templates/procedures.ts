@@ -16,6 +16,7 @@ import { PORTS } from "../lib/ports";
 import { ROTATABLE_PASSWORDS, PASSWORD_ROTATION_KEY, type RotatablePassword } from "../lib/rotation";
 import { backupBucketNameParameter, filestorePrefix, importPrefix, ODOO_FILESTORE_DIR } from "./backup-units";
 import { METRICS_UNITS } from "./metrics";
+import { acmeArgs, acmeCertificatePaths, acmeInputFor } from "./cloud-init";
 import { ODOO_INIT_MODULES } from "./hosts";
 import { odooMigrationCommand } from "./odoo-conf";
 import { ODOO_RELEASE_PATHS } from "./odoo-release";
@@ -264,6 +265,7 @@ export function operationalProcedures(model: StackModel): readonly OperationalPr
     restartPostgresql(model),
     model.settings.postgresEngine === "rds" ? restoreRds(model) : restoreEc2(model),
     firstInstall(model),
+    addDatabase(model),
     ...(model.settings.postgresEngine === "ec2" ? [importDatabase(model)] : []),
     upgradeOdoo(model),
     releaseOdoo(model),
@@ -599,6 +601,67 @@ function firstInstall(model: StackModel): OperationalProcedure {
         title: "The admin user's password, for the first login as `admin`",
         commands: [`aws ssm get-parameter --region ${region} --with-decryption --name ${model.parameters.odooAdminUserPassword} --query Parameter.Value --output text`],
         checks: "Log in at /web/login as `admin` with it, then give each person an account of their own.",
+      },
+    ],
+  };
+}
+
+/**
+ * A database added to a running stack (issue 16): `pulumi up` with the new {name, domain} entry
+ * reaches every host through its apply association (PostgreSQL: bootstrap.sql creates the empty
+ * database; PgBouncer: its pool, reloaded in place; Odoo: db_name and the dbfilter; nginx: the
+ * hostname's server) and creates the A record. What first boot did once is done again by hand:
+ * the public certificate is re-requested with every hostname (certbot replaces the lineage's
+ * names), and the new, empty database gets its first install (odoo-stack-odoo-init, which leaves
+ * the initialized ones untouched). The commands name the stack's hostnames as planned, so they
+ * are read from the plan made after editing the stack file.
+ */
+function addDatabase(model: StackModel): OperationalProcedure {
+  const acme = acmeInputFor(model);
+  const hostnames = model.settings.sites.map((site) => site.hostname);
+  return {
+    id: "add-database",
+    title: "Add a database on its own hostname",
+    checklist: ["ODOO-3", "POOL-1", "TLS-3"],
+    notes: [
+      `The stack's databases and hostnames as planned: ${model.settings.sites.map((site) => `${code2(site.database)} at ${code2(site.hostname)}`).join(", ")}. Add the new one to \`databases\` in the stack file in the {name, domain} form (every hostname \`<name>.<parent domain>\`, README "Several databases"), plan it (\`npm run plan\`) and follow this procedure from the new plan's runbooks: its commands name every hostname.`,
+      `Odoo stops while the new database is installed (odoo-stack-odoo-init stops it for \`odoo -i\`), so every database is unavailable for that time; schedule it.`,
+      ...(acme === undefined ? ["With an imported certificate, import one that carries every hostname before `pulumi up`: nginx serves it for each hostname's server."] : []),
+    ],
+    steps: [
+      {
+        id: "stack",
+        where: "laptop",
+        title: "Declare the database and its hostname, then let the associations apply it",
+        commands: ["pulumi preview --diff", "pulumi up"],
+        checks: "The preview adds the hostname's A record and changes each host's files (a new pool, db_name and dbfilter, a server block); after `pulumi up` each host's apply association has run with success.",
+      },
+      ...(acme === undefined
+        ? []
+        : [
+            {
+              id: "certificate",
+              where: "proxy" as const,
+              title: "The public certificate again, with every hostname (issued once at first boot)",
+              commands: [`sudo ${SCRIPT_PATHS.bootstrap} ${acmeArgs(acme).join(" ")}`, `sudo openssl x509 -noout -ext subjectAltName -in ${acmeCertificatePaths(acme.domain).fullchain}`],
+              checks: `certbot re-issued the lineage ${code2(acme.domain)} and its deploy hook reloaded nginx; the certificate names ${hostnames.join(", ")}.`,
+              expect: hostnames.map((h) => new RegExp(`DNS:${h.replace(/[.]/g, "\\.")}`)),
+            },
+          ]),
+      {
+        id: "install",
+        where: "odoo",
+        title: "The new database's first install",
+        commands: [`sudo ${SCRIPT_PATHS.odooInit}`],
+        checks: "The new database is reported initialized; the others initialized already, left untouched.",
+        expect: [/initialized (in|already)/],
+      },
+      {
+        id: "check",
+        where: "laptop",
+        title: "Each hostname serves its own database's login page",
+        commands: hostnames.map((h) => `curl -sS -o /dev/null -w '%{http_code}\\n' https://${h}/web/login`),
+        checks: "200 for every hostname.",
       },
     ],
   };

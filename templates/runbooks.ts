@@ -74,6 +74,7 @@ export function operationalProcedureFile(id: string): string {
     "rotate-internal-ca": RUNBOOK_FILES.hosts,
     restore: RUNBOOK_FILES.backup,
     "first-install": RUNBOOK_FILES.odoo,
+    "add-database": RUNBOOK_FILES.odoo,
     "import-database": RUNBOOK_FILES.odoo,
     "release-odoo": RUNBOOK_FILES.upgrades,
   };
@@ -227,6 +228,7 @@ function odooRunbook(model: StackModel): string {
     `Odoo hosts: ${model.hosts.odoo.map((h) => onHost(h, f)).join(", ")} (crons run on ${code(cronHost.id)} only). Log: ${code(PATHS.odooLogFile)} on each host, shipped to ${code(logGroupName(model, "odoo"))} (one stream per host).`,
     "",
     ...procedureSection(model, procedureById(model, "first-install"), f),
+    ...procedureSection(model, procedureById(model, "add-database"), f),
     ...(model.settings.postgresEngine === "ec2" ? procedureSection(model, procedureById(model, "import-database"), f) : [
       "**Importing an existing database** with RDS: restore its dump into the RDS instance from the PgBouncer host as the master user (the admin service of the restore procedure) and copy its filestore under the Odoo data_dir; the hosts cannot read an upload of yours, so copy the dump there through a Session Manager session. Not rehearsed by the fleet suite (it boots the EC2 engine).",
       "",

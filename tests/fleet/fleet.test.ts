@@ -493,6 +493,117 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     measured(`restore as written: RTO ${rto.toFixed(1)} s from the first step to the login page (${describeOutcomes(outcomes)}); the transaction committed after the last backup is back`);
   }, 20 * MINUTE);
 
+  it("adding a second database, each on its own hostname, as the runbook says: each hostname serves only its own database", async () => {
+    // The stack file as an operator edits it (README "Several databases"): the databases in the
+    // {name, domain} form, the first on the prod domain, a second under the same parent, no domain.
+    const first = db();
+    const second = "shop";
+    const parent = domain.slice(domain.indexOf(".") + 1);
+    const hostnames: Record<string, string> = { [first]: domain, [second]: `${second}.${parent}` };
+    const projectDir = fs.mkdtempSync(path.join(fleet.runDir, "project-"));
+    fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(projectDir, "Pulumi.yaml"));
+    const stackFile = fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8");
+    const edited = stackFile
+      .replace(/^ {2}odoo-stack:domain: .*\n/m, "")
+      .replace(/^ {2}odoo-stack:databases:\n(?: {4}- .*\n)+/m, `  odoo-stack:databases:\n${Object.entries(hostnames).map(([name, host]) => `    - {name: ${name}, domain: ${host}}\n`).join("")}`);
+    expect(edited).not.toContain("odoo-stack:domain:");
+    expect(edited).toContain(`- {name: ${second}, domain: ${hostnames[second]}}`);
+    fs.writeFileSync(path.join(projectDir, "Pulumi.prod.yaml"), edited);
+    const replanned = await fleet.planStack(projectDir);
+    // `pulumi up`: a public A record per hostname, both on the proxy's Elastic IP.
+    expect(Object.fromEntries(Object.values(hostnames).map((h) => [h, replanned.publicRecords[h]]))).toEqual(Object.fromEntries(Object.values(hostnames).map((h) => [h, publicIp])));
+
+    // The procedure from the new plan's runbooks, as written. Its laptop steps: `pulumi up` (the
+    // files and records delivered; AWS runs each host's updated association, here one host after
+    // another, the database's host first), and the check from the client below.
+    const callsBefore = (await fleet.calls()).length;
+    const applied: string[] = [];
+    const order = ["postgres", "pgbouncer", ...fleet.model.hosts.odoo.map((h) => h.id), "proxy"];
+    const outcomes = await runProcedure(fleet, "add-database", {
+      facts: replanned,
+      laptop: {
+        stack: async () => {
+          const commands = await fleet.deliver(replanned);
+          expect([...commands.keys()].sort()).toEqual([...order].sort());
+          for (const host of order) {
+            const started = Date.now();
+            const r = fleet.machine(host).sh(commands.get(host) as string, { timeoutMs: 10 * MINUTE });
+            expect({ host, code: r.code, stderr: r.code === 0 ? "" : r.stderr }).toEqual({ host, code: 0, stderr: "" });
+            applied.push(`${host} ${Date.now() - started} ms`);
+          }
+        },
+        check: async () => undefined, // done below, from the client, with more than the status
+      },
+    });
+    const certificate = outcomes.find((o) => o.step === "certificate")?.output ?? "";
+    for (const h of Object.values(hostnames)) expect(certificate).toContain(`DNS:${h}`);
+    // One order, a DNS-01 challenge per hostname, each validated through the hosted zone.
+    const validations = (await fleet.calls()).slice(callsBefore).filter((c) => c.service === "acme" && c.action === "validate-dns-01").map((c) => c.detail);
+    expect(validations).toEqual(expect.arrayContaining(Object.values(hostnames).map((h) => ({ domain: h, valid: true }))));
+    expect(validations.every((v) => v.valid === true)).toBe(true);
+    const install = outcomes.find((o) => o.step === "install")?.output ?? "";
+    expect(install).toMatch(new RegExp(`${second}: initialized in \\d+ s`));
+    expect(install).toContain(`${first}: initialized already; left untouched`);
+    measured(`add-database as written (${describeOutcomes(outcomes)}); associations: ${applied.join(", ")}`);
+
+    // The client resolves each hostname through the edge's DNS (the hosted zone's A records).
+    const resolve = (name: string) =>
+      fleet.client(process.execPath, ["-e", `const r = new (require("dns").promises.Resolver)(); r.setServers([${JSON.stringify(fleet.network?.resolverIp)}]); r.resolve4(${JSON.stringify(name)}).then((a) => console.log(a.join(",")), (e) => console.log(e.code))`]).trim();
+    const resolved = Object.fromEntries(Object.values(hostnames).map((h) => [h, resolve(h)]));
+    expect(resolved).toEqual(Object.fromEntries(Object.values(hostnames).map((h) => [h, publicIp])));
+    expect(resolve(`nothere.${parent}`)).toBe("ENOTFOUND");
+
+    // Which database served a request: Odoo logs each request under its database's name
+    // (odoo/netsvc.py's format: date time pid level dbname logger: message).
+    const odoo = fleet.machine(fleet.model.cronHost.id);
+    const served = async (host: string, query: string, headers: readonly string[] = []) => {
+      const marker = `fleet${Math.random().toString(36).slice(2, 10)}`;
+      const urlPath = `/web/login?${query ? `${query}&` : ""}m=${marker}`;
+      const status = fleet.client("curl", [
+        "-sS", "--max-time", "30", "--interface", CLIENT_IP, "--cacert", fleet.publicCa.certFile, "--resolve", `${host}:443:${resolved[host]}`,
+        "-o", "/dev/null", "-w", "%{http_code}", ...headers.flatMap((h) => ["-H", h]), `https://${host}${urlPath}`,
+      ]);
+      let line = "";
+      for (let i = 0; i < 20 && !line; i++) {
+        line = odoo.sh(`grep -F 'm=${marker} ' ${PATHS.odooLogFile} | tail -n 1`).stdout.trim();
+        if (!line) await sleep(500);
+      }
+      return { status, db: line.split(/\s+/)[4] ?? "(no log line)" };
+    };
+    const seen: string[] = [];
+    for (const [database, host] of Object.entries(hostnames)) {
+      const other = Object.keys(hostnames).find((d) => d !== database) as string;
+      const plain = await served(host, "");
+      const asked = await served(host, `db=${other}`);
+      const forged = await served(host, "", [`X-Forwarded-Host: ${hostnames[other]}`]);
+      const own = await served(host, `db=${database}`);
+      expect({ host, plain, asked, forged, own }).toEqual({ host, plain: { status: "200", db: database }, asked: { status: "200", db: database }, forged: { status: "200", db: database }, own: { status: "200", db: database } });
+      seen.push(`${host} → ${plain.db} (also with ?db=${other} and X-Forwarded-Host: ${hostnames[other]})`);
+    }
+    // Any other name under the parent: the proxy refuses the TLS handshake.
+    const stranger = `nothere.${parent}`;
+    let refused = { code: 0, stderr: "" };
+    try {
+      fleet.client("curl", ["-sS", "--max-time", "30", "--interface", CLIENT_IP, "--cacert", fleet.publicCa.certFile, "--resolve", `${stranger}:443:${publicIp}`, "-o", "/dev/null", `https://${stranger}/web/login`]);
+    } catch (e) {
+      refused = { code: (e as { status: number }).status, stderr: String((e as { stderr?: string }).stderr ?? "") };
+    }
+    expect(refused.code).toBe(35); // CURLE_SSL_CONNECT_ERROR: the handshake failed
+    measured(`each hostname serves only its own database: ${seen.join("; ")}; ${stranger}: handshake refused (${refused.stderr.trim().slice(0, 100)})`);
+
+    // PgBouncer: a transaction pool per database, the postgres session pool shared.
+    const pools = fleet
+      .machine("pgbouncer")
+      .shOk(
+        `PGPASSFILE=/etc/odoo-stack/metrics.pgpass psql -X -At -F ' ' "host=${fleet.model.hosts.pgbouncer.fqdn} port=6432 dbname=pgbouncer user=pgbouncer_stats sslmode=verify-full sslrootcert=${PATHS.caCert}" -c "SHOW POOLS" | awk '{print $1, $2, $NF}'`,
+      )
+      .trim()
+      .split("\n");
+    for (const database of Object.keys(hostnames)) expect(pools).toContain(`${database} ${DB_ROLES.odoo} transaction`);
+    expect(pools).toContain(`postgres ${DB_ROLES.odoo} session`);
+    measured(`SHOW POOLS after adding ${second}: ${pools.join(" | ")}`);
+  }, 30 * MINUTE);
+
   it("every host comes back after a reboot without a hand: mounts before services, Odoo's login page served again", async () => {
     const started = Date.now();
     await Promise.all([...fleet.machines.values()].map((m) => m.reboot()));

@@ -1,10 +1,15 @@
 // The fleet suite's stand-ins for AWS and the DNS, on their own: what they answer is what the
 // hosts' tools (awscli 2.9, boto3, certbot, glibc's resolver) read, so a wrong answer would show
 // as a host defect that is not one.
+import { execFileSync } from "child_process";
 import { createHash, generateKeyPairSync } from "crypto";
+import * as http from "http";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { answer, lookup, type DnsZone } from "../fleet/edge/dns";
-import { parsePutMetricData } from "../fleet/edge/aws";
-import { jwkThumbprint } from "../fleet/edge/acme";
+import { applyRecordChange, parsePutMetricData } from "../fleet/edge/aws";
+import { acmeHandler, jwkThumbprint } from "../fleet/edge/acme";
 import { firstBootTransactions } from "../fleet/lib/debian";
 import { packagesFor, RUNCMD_PACKAGES } from "../../templates/cloud-init";
 
@@ -91,6 +96,96 @@ describe("the fleet's ACME stand-in", () => {
   });
 });
 
+describe("the fleet's ACME stand-in: one order for several names (a hostname per database)", () => {
+  it("an authorization and a DNS-01 challenge per name; ready only once every TXT record holds its digest; the certificate names them all", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "acme-unit-"));
+    const txt = new Map<string, string[]>();
+    const handler = acmeHandler({ base: "http://acme.test", caCert: path.join(dir, "ca.crt"), caKey: path.join(dir, "ca.key"), txt, record: () => undefined });
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=unit CA", "-days", "1", "-keyout", path.join(dir, "ca.key"), "-out", path.join(dir, "ca.crt")], { stdio: "ignore" });
+    const server = http.createServer((req, res) => void handler(req, res, "proxy"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const jwk = publicKey.export({ format: "jwk" });
+    let kid = "";
+    const post = async (p: string, payload: unknown) => {
+      const prot = Buffer.from(JSON.stringify(kid ? { kid, url: p } : { jwk, url: p })).toString("base64url");
+      const body = JSON.stringify({ protected: prot, payload: payload === "" ? "" : Buffer.from(JSON.stringify(payload)).toString("base64url"), signature: "" });
+      const r = await fetch(`http://127.0.0.1:${port}${p.replace("http://acme.test", "")}`, { method: "POST", body });
+      return { status: r.status, location: r.headers.get("location") ?? "", text: await r.text() };
+    };
+    try {
+      kid = (await post("/new-account", { termsOfServiceAgreed: true })).location;
+      const names = ["erp.example.com", "shop.example.com"];
+      const order = await post("/new-order", { identifiers: names.map((value) => ({ type: "dns", value })) });
+      const view = JSON.parse(order.text) as { authorizations: string[]; finalize: string };
+      expect(view.authorizations).toHaveLength(2);
+      const authzs = await Promise.all(view.authorizations.map(async (u) => JSON.parse((await post(u, "")).text) as { identifier: { value: string }; challenges: { url: string; token: string }[] }));
+      expect(authzs.map((a) => a.identifier.value).sort()).toEqual(names);
+      const digest = (token: string) => createHash("sha256").update(`${token}.${jwkThumbprint(jwk)}`).digest("base64url");
+      const status = async () => (JSON.parse((await post(order.location, "")).text) as { status: string }).status;
+      // The first name validated: the order waits for the second.
+      txt.set(`_acme-challenge.${authzs[0].identifier.value}`, [digest(authzs[0].challenges[0].token)]);
+      expect(JSON.parse((await post(authzs[0].challenges[0].url, {})).text).status).toBe("valid");
+      expect(await status()).toBe("pending");
+      expect((await post(view.finalize, { csr: "" })).status).toBe(403);
+      // Both records in the zone (another value beside it, as certbot leaves while cleaning up).
+      txt.set(`_acme-challenge.${authzs[1].identifier.value}`, ["stale", digest(authzs[1].challenges[0].token)]);
+      expect(JSON.parse((await post(authzs[1].challenges[0].url, {})).text).status).toBe("valid");
+      expect(await status()).toBe("ready");
+      execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`, "-keyout", path.join(dir, "leaf.key"), "-outform", "DER", "-out", path.join(dir, "csr.der")], { stdio: "ignore" });
+      const finalized = JSON.parse((await post(view.finalize, { csr: fs.readFileSync(path.join(dir, "csr.der")).toString("base64url") })).text) as { status: string; certificate: string };
+      expect(finalized.status).toBe("valid");
+      const chain = (await post(finalized.certificate, "")).text;
+      const sans = execFileSync("openssl", ["x509", "-noout", "-ext", "subjectAltName"], { input: chain, encoding: "utf8" });
+      for (const n of names) expect(sans).toContain(`DNS:${n}`);
+    } finally {
+      server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a wrong digest for one name fails the whole order", async () => {
+    const txt = new Map<string, string[]>([["_acme-challenge.shop.example.com", ["not-the-digest"]]]);
+    const handler = acmeHandler({ base: "http://acme.test", caCert: "/nonexistent", caKey: "/nonexistent", txt, record: () => undefined });
+    const server = http.createServer((req, res) => void handler(req, res, "proxy"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const jwk = publicKey.export({ format: "jwk" });
+    let kid = "";
+    const post = async (p: string, payload: unknown) => {
+      const prot = Buffer.from(JSON.stringify(kid ? { kid } : { jwk })).toString("base64url");
+      const r = await fetch(`http://127.0.0.1:${port}${p.replace("http://acme.test", "")}`, { method: "POST", body: JSON.stringify({ protected: prot, payload: payload === "" ? "" : Buffer.from(JSON.stringify(payload)).toString("base64url") }) });
+      return { location: r.headers.get("location") ?? "", text: await r.text() };
+    };
+    try {
+      kid = (await post("/new-account", {})).location;
+      const order = await post("/new-order", { identifiers: [{ type: "dns", value: "erp.example.com" }, { type: "dns", value: "shop.example.com" }] });
+      const authz = (await Promise.all((JSON.parse(order.text) as { authorizations: string[] }).authorizations.map(async (u) => JSON.parse((await post(u, "")).text) as { identifier: { value: string }; challenges: { url: string }[] }))).find((a) => a.identifier.value === "shop.example.com")!;
+      expect(JSON.parse((await post(authz.challenges[0].url, {})).text).status).toBe("invalid");
+      expect((JSON.parse((await post(order.location, "")).text) as { status: string }).status).toBe("invalid");
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe("the fleet's Route 53 stand-in changes what the resolver answers", () => {
+  it("UPSERT and DELETE of an A record (a hostname per database), TXT values added and removed", () => {
+    const z = zone();
+    applyRecordChange(z, { action: "UPSERT", name: "Shop.Example.com.", type: "A", values: ["198.51.100.7"] });
+    expect(lookup(z, "shop.example.com")).toBe("198.51.100.7");
+    const reply = answer(z, query("shop.example.com", 1));
+    expect([...reply.subarray(reply.length - 4)]).toEqual([198, 51, 100, 7]);
+    applyRecordChange(z, { action: "UPSERT", name: "_acme-challenge.shop.example.com", type: "TXT", values: ["a", "b"] });
+    applyRecordChange(z, { action: "DELETE", name: "_acme-challenge.shop.example.com", type: "TXT", values: ["a"] });
+    expect(z.txt.get("_acme-challenge.shop.example.com")).toEqual(["b"]);
+    applyRecordChange(z, { action: "DELETE", name: "shop.example.com", type: "A", values: ["198.51.100.7"] });
+    expect(answer(z, query("shop.example.com", 1)).readUInt16BE(2) & 0x000f).toBe(3);
+  });
+});
+
 describe("the fleet's Debian mirror", () => {
   it("carries each role's first-boot transaction as the bootstrap runs it, and PostgreSQL's server apart", () => {
     const transactions = firstBootTransactions();
@@ -100,5 +195,85 @@ describe("the fleet's Debian mirror", () => {
     expect(transactions).toContainEqual([...RUNCMD_PACKAGES.postgres]);
     // Installed by a step of its own, before the server's postinst creates the cluster.
     expect(transactions).toContainEqual(["postgresql-common"]);
+  });
+});
+
+describe("the fleet's Odoo stand-in picks the database as Odoo 17 does (odoo/http.py db_filter L344-379)", () => {
+  // The stand-in's functions, called in python3 with a psycopg2 that refuses to connect: what
+  // they answer here they answer on the fleet's Odoo host.
+  const standin = path.join(__dirname, "..", "fleet", "standins", "odoo", "odoo");
+  const call = (calls: readonly [string, ...unknown[]][]): unknown[] => {
+    const stub = fs.mkdtempSync(path.join(os.tmpdir(), "odoo-standin-"));
+    try {
+      fs.mkdirSync(path.join(stub, "psycopg2"));
+      fs.writeFileSync(
+        path.join(stub, "psycopg2", "__init__.py"),
+        "class Error(Exception): pass\nclass OperationalError(Error): pass\ndef connect(**kw):\n    raise OperationalError('no server in a unit test')\n",
+      );
+      fs.writeFileSync(path.join(stub, "psycopg2", "extensions.py"), "ISOLATION_LEVEL_AUTOCOMMIT = 0\n");
+      const script = [
+        "import importlib.machinery, importlib.util, json, sys",
+        `loader = importlib.machinery.SourceFileLoader("odoo_standin", ${JSON.stringify(standin)})`,
+        "spec = importlib.util.spec_from_loader('odoo_standin', loader)",
+        "m = importlib.util.module_from_spec(spec); loader.exec_module(m)",
+        "out = []",
+        "for name, *args in json.loads(sys.stdin.read()):",
+        "    try: out.append(getattr(m, name)(*args))",
+        "    except Exception as e: out.append('raised ' + type(e).__name__)",
+        "print(json.dumps(out))",
+      ].join("\n");
+      return JSON.parse(execFileSync("python3", ["-c", script], { input: JSON.stringify(calls), env: { ...process.env, PYTHONPATH: stub }, encoding: "utf8" })) as unknown[];
+    } finally {
+      fs.rmSync(stub, { recursive: true, force: true });
+    }
+  };
+  // The stack's filter for two databases (lib/config.ts dbfilterFor), with proxy_mode.
+  const multi = { dbfilter: "^(?=(?:erp|shop)$)%d$", db_name: "erp,shop", proxy_mode: "True" };
+  const single = { db_name: "erp", proxy_mode: "True" };
+  const owned = ["erp", "other", "shop"];
+
+  it("db_filter: %d is the host's first label (port and a leading www. dropped); the filter admits exactly that database", () => {
+    expect(
+      call([
+        ["db_filter", multi, owned, "erp.example.com"],
+        ["db_filter", multi, owned, "shop.example.com:443"],
+        ["db_filter", multi, owned, "www.shop.example.com"],
+        ["db_filter", multi, owned, "other.example.com"],
+        ["db_filter", multi, owned, "erpshop.example.com"],
+        ["db_filter", { dbfilter: "^%h$" }, ["erp.example.com", "erp"], "www.erp.example.com"],
+        // Without a filter, db_name is the list of exposed databases, whatever the host.
+        ["db_filter", single, owned, "shop.example.com"],
+      ]),
+    ).toEqual([["erp"], ["shop"], ["shop"], [], [], ["erp.example.com"], ["erp"]]);
+  });
+
+  it("the request's host: the last X-Forwarded-Host under proxy_mode (werkzeug ProxyFix), Host otherwise", () => {
+    const headers = { Host: "erp.example.com", "X-Forwarded-Host": "evil.example.com, shop.example.com" };
+    expect(call([["request_host", multi, headers], ["request_host", { ...multi, proxy_mode: "False" }, headers], ["request_host", multi, { Host: "erp.example.com" }]])).toEqual([
+      "shop.example.com",
+      "erp.example.com",
+      "erp.example.com",
+    ]);
+  });
+
+  it("a cookieless request: the one database the host's filter lists; ?db= only when the filter admits it for that host", () => {
+    expect(
+      call([
+        ["request_db", multi, "erp.example.com", "", owned],
+        ["request_db", multi, "shop.example.com", "", owned],
+        ["request_db", multi, "erp.example.com", "shop", owned],
+        ["request_db", multi, "erp.example.com", "other", owned],
+        ["request_db", multi, "erp.example.com", " erp ", owned],
+        ["request_db", multi, "other.example.com", "", owned],
+        ["request_db", multi, "other.example.com", "erp", owned],
+        // Not yet created (or not owned by the role): the host has no database.
+        ["request_db", multi, "shop.example.com", "", ["erp"]],
+        ["request_db", single, "shop.example.com", "shop", ["erp"]],
+      ]),
+    ).toEqual(["erp", "shop", "erp", "erp", "erp", null, null, null, "erp"]);
+  });
+
+  it("list_dbs: db_name without connecting when there is no filter; with one, it connects to `postgres`", () => {
+    expect(call([["list_dbs", single], ["list_dbs", { ...single, db_name: "shop, erp" }], ["list_dbs", multi]])).toEqual([["erp"], ["erp", "shop"], "raised OperationalError"]);
   });
 });

@@ -17,7 +17,7 @@ import { extractShellBlocks, type ShellBlock } from "../../templates/runbook-blo
 import { operationalProcedureFile, renderRunbooks, RUNBOOK_FILES } from "../../templates/runbooks";
 import { SCRIPT_PATHS, SCRIPTS_DIR, scriptText } from "../../templates/scripts";
 import { importPrefix, RESTORE_DRILL_PATH, RESTORE_DRILL_SCRIPT } from "../../templates/backup-units";
-import { FIRSTBOOT_UNIT } from "../../templates/cloud-init";
+import { FIRSTBOOT_UNIT, firstBootSteps, userDataInputFor } from "../../templates/cloud-init";
 import { databasesAt, modelWith } from "../helpers/fixtures";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -88,7 +88,7 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
     const [, model] = STACKS[0];
     const ids = new Set(operationalProcedures(model).map((p) => p.id));
     const named = [...readme.matchAll(/procedure\s+`([a-z-]+)`(?:\s+of\s+`out\/<stack>\/runbooks\/([a-z-]+\.md)`)?/g)];
-    expect(named.map((m) => m[1])).toEqual(expect.arrayContaining(["first-install", "import-database", "release-odoo"]));
+    expect(named.map((m) => m[1])).toEqual(expect.arrayContaining(["first-install", "import-database", "release-odoo", "add-database"]));
     for (const [, id, file] of named) {
       expect(ids.has(id)).toBe(true);
       if (file) expect(operationalProcedureFile(id)).toBe(file);
@@ -219,5 +219,43 @@ describe.each(STACKS)("every block of the %s stack's runbooks", (_name, model) =
       const expected = p.steps.flatMap((s) => (s.where === "laptop" ? [`${s.id}@laptop`] : stepHosts(model, s).map((h) => `${s.id}@${h.id}`)));
       expect(rendered.map((b) => `${b.step}@${b.target.kind === "laptop" ? "laptop" : b.target.hosts.join(",")}`)).toEqual(expected);
     }
+  });
+});
+
+describe("the add-database procedure (issue 16): what first boot did once, done again by hand", () => {
+  const two = modelWith(databasesAt("erp", "shop"), "prod");
+  const proc = (m: StackModel) => operationalProcedures(m).find((p) => p.id === "add-database")!;
+
+  it("re-requests the certificate with the words first boot uses, every hostname in one list", () => {
+    const cert = proc(two).steps.find((s) => s.id === "certificate")!;
+    const proxyUserData = firstBootSteps(userDataInputFor(two, two.hosts.proxy, { configBucket: "b", region: two.settings.region }));
+    const firstBoot = proxyUserData.find((w) => w[0] === "acme")!;
+    expect(firstBoot[1]).toBe("erp.example.com,shop.example.com");
+    expect(cert.where).toBe("proxy");
+    expect(cert.commands[0]).toBe(`sudo ${SCRIPT_PATHS.bootstrap} ${firstBoot.join(" ")}`);
+    for (const re of cert.expect ?? []) expect("X509v3 Subject Alternative Name:\n    DNS:erp.example.com, DNS:shop.example.com").toMatch(re);
+    expect(cert.expect).toHaveLength(2);
+  });
+
+  it("installs the new database on the cron host with odoo-stack-odoo-init (it leaves initialized databases alone)", () => {
+    const install = proc(two).steps.find((s) => s.id === "install")!;
+    expect({ where: install.where, eachHost: install.eachHost, commands: install.commands }).toEqual({ where: "odoo", eachHost: undefined, commands: [`sudo ${SCRIPT_PATHS.odooInit}`] });
+    expect(stepHosts(two, install)).toEqual([two.cronHost]);
+    expect(proc(two).steps.map((s) => s.id)).toEqual(["stack", "certificate", "install", "check"]);
+    expect(proc(two).steps.find((s) => s.id === "check")!.commands).toEqual([
+      "curl -sS -o /dev/null -w '%{http_code}\\n' https://erp.example.com/web/login",
+      "curl -sS -o /dev/null -w '%{http_code}\\n' https://shop.example.com/web/login",
+    ]);
+  });
+
+  it("with an imported certificate there is no ACME step; the note says to import one with every hostname", () => {
+    const imported = modelWith({ ...databasesAt("erp", "shop"), tls: { mode: "imported", certificateParameter: "/certs/erp/fullchain", privateKeyParameter: "/certs/erp/key" } }, "prod");
+    expect(proc(imported).steps.map((s) => s.id)).toEqual(["stack", "install", "check"]);
+    expect(proc(imported).notes.join(" ")).toMatch(/import one that carries every hostname/);
+  });
+
+  it("is printed in the Odoo runbook", () => {
+    expect(operationalProcedureFile("add-database")).toBe(RUNBOOK_FILES.odoo);
+    expect(docsOf(two)[RUNBOOK_FILES.odoo]).toContain("procedure=add-database step=certificate");
   });
 });

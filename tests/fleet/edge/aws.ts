@@ -141,7 +141,23 @@ export interface HostedZone {
   readonly name: string;
 }
 
-export function route53Handler(zones: readonly HostedZone[], txt: Map<string, string[]>, record: (c: Omit<Call, "at">) => void) {
+/**
+ * One change of a ChangeResourceRecordSets batch, applied to the resolver's records: TXT values
+ * (ACME DNS-01) added or removed, an A record (`pulumi up`'s aws.route53.Record) set or removed.
+ */
+export function applyRecordChange(dns: { records: Record<string, string>; txt: Map<string, string[]> }, change: { action: string; name: string; type: string; values: readonly string[] }): void {
+  const name = change.name.toLowerCase().replace(/\.$/, "");
+  if (change.type === "TXT") {
+    const current = new Set(dns.txt.get(name) ?? []);
+    for (const v of change.values) change.action === "DELETE" ? current.delete(v) : current.add(v);
+    dns.txt.set(name, [...current]);
+  } else if (change.type === "A") {
+    if (change.action === "DELETE") delete dns.records[name];
+    else dns.records[name] = change.values[0];
+  }
+}
+
+export function route53Handler(zones: readonly HostedZone[], dns: { records: Record<string, string>; txt: Map<string, string[]> }, record: (c: Omit<Call, "at">) => void) {
   const xml = (inner: string) => `<?xml version="1.0" encoding="UTF-8"?>\n${inner}`;
   const ns = `xmlns="https://route53.amazonaws.com/doc/2013-04-01/"`;
   const change = (id: string, status: string) => `<ChangeInfo><Id>/change/${id}</Id><Status>${status}</Status><SubmittedAt>${new Date().toISOString()}</SubmittedAt></ChangeInfo>`;
@@ -166,11 +182,7 @@ export function route53Handler(zones: readonly HostedZone[], txt: Map<string, st
         const type = /<Type>(\w+)<\/Type>/.exec(c)?.[1];
         const values = [...c.matchAll(/<Value>([^<]*)<\/Value>/g)].map((m) => m[1].replace(/^"|"$/g, "").replace(/&quot;/g, ""));
         if (!name.endsWith(zone.name)) return send(res, 400, xml(`<ErrorResponse ${ns}><Error><Code>InvalidChangeBatch</Code><Message>${name} is not in ${zone.name}</Message></Error></ErrorResponse>`), "text/xml");
-        if (type === "TXT") {
-          const current = new Set(txt.get(name) ?? []);
-          for (const v of values) action === "DELETE" ? current.delete(v) : current.add(v);
-          txt.set(name, [...current]);
-        }
+        applyRecordChange(dns, { action: action ?? "", name, type: type ?? "", values });
         record({ service: "route53", action: `ChangeResourceRecordSets:${action}`, host, detail: { zone: zone.id, name, type } });
       }
       const id = randomUUID().replace(/-/g, "").slice(0, 14).toUpperCase();

@@ -5,8 +5,8 @@
 import * as dgram from "dgram";
 
 export interface DnsZone {
-  /** Exact names (lower case, no trailing dot) → IPv4. */
-  readonly records: Readonly<Record<string, string>>;
+  /** Exact names (lower case, no trailing dot) → IPv4; the Route 53 stand-in adds and removes A records. */
+  readonly records: Record<string, string>;
   /** A name and every name below it → IPv4 (e.g. the S3 endpoint's virtual-hosted buckets). */
   readonly suffixes: Readonly<Record<string, string>>;
   /** TXT records, set by the Route 53 stand-in (ACME DNS-01). */

@@ -9,7 +9,7 @@ import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import { acmeHandler } from "./acme";
-import { cloudwatchHandler, imdsHandler, route53Handler, ssmHandler, body, type Call, type HostedZone, type InstanceIdentity, type MetricDatum, type Parameter } from "./aws";
+import { applyRecordChange, cloudwatchHandler, imdsHandler, route53Handler, ssmHandler, body, type Call, type HostedZone, type InstanceIdentity, type MetricDatum, type Parameter } from "./aws";
 import { startDns, type DnsZone } from "./dns";
 
 // s3rver has no type package; its constructor and run() are all the edge uses.
@@ -48,7 +48,7 @@ async function main(configFile: string): Promise<void> {
   const record = (c: Omit<Call, "at">) => calls.push({ at: Date.now(), ...c });
   const hostByIp = new Map(config.instances.map((i) => [i.privateIp, i.host]));
   const parameters = new Map(Object.entries(config.parameters));
-  const zone: DnsZone = { records: config.dns.records, suffixes: config.dns.suffixes, txt: new Map() };
+  const zone: DnsZone = { records: { ...config.dns.records }, suffixes: config.dns.suffixes, txt: new Map() };
 
   const s3 = new S3rver({
     address: "127.0.0.1",
@@ -109,7 +109,7 @@ async function main(configFile: string): Promise<void> {
 
   const ssm = ssmHandler(parameters, record, config.accountId, config.region);
   const cloudwatch = cloudwatchHandler(metrics, record);
-  const route53 = route53Handler(config.hostedZones, zone.txt, record);
+  const route53 = route53Handler(config.hostedZones, zone, record);
   const acme = acmeHandler({ base: "https://acme-v02.api.letsencrypt.org", caCert: config.testCa.certFile, caKey: config.testCa.keyFile, txt: zone.txt, record });
   const imds = imdsHandler(new Map(config.instances.map((i) => [i.privateIp, i])), S3_CREDENTIALS, record);
   const region = config.region;
@@ -176,6 +176,16 @@ async function main(configFile: string): Promise<void> {
       if (req.method === "GET" && url.pathname === "/calls") return json(calls);
       if (req.method === "GET" && url.pathname === "/metrics") return json(metrics);
       if (req.method === "GET" && url.pathname === "/txt") return json(Object.fromEntries(zone.txt));
+      if (req.method === "GET" && url.pathname === "/records") return json(zone.records);
+      // What `pulumi up` does to a hosted zone: UPSERT (or DELETE) A records, as Route 53 would.
+      if (req.method === "POST" && url.pathname === "/records") {
+        const changes = JSON.parse((await body(req)).toString("utf8")) as { action: string; name: string; ip: string }[];
+        for (const c of changes) {
+          applyRecordChange(zone, { action: c.action, name: c.name, type: "A", values: [c.ip] });
+          record({ service: "route53", action: `ChangeResourceRecordSets:${c.action}`, host: "pulumi", detail: { name: c.name, type: "A" } });
+        }
+        return json(zone.records);
+      }
       if (req.method === "POST" && url.pathname === "/parameter") {
         const p = JSON.parse((await body(req)).toString("utf8")) as { name: string; value: string; type?: Parameter["type"] };
         const existing = parameters.get(p.name);

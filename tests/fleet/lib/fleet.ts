@@ -108,7 +108,7 @@ export class Fleet {
     fleet.network = {
       name: state.ns,
       path: nsPath,
-      resolverIp: "",
+      resolverIp: edge.resolverIp,
       gatewayOf: () => ({ gateway: "", prefix: 0 }),
       exec: (command, args, opts = {}) => execFileSync("nsenter", [`--net=${nsPath}`, command, ...args], { encoding: "utf8", input: opts.input, timeout: opts.timeoutMs ?? 60_000, stdio: ["pipe", "pipe", "pipe"] }),
       destroy: () => undefined,
@@ -367,6 +367,18 @@ export class Fleet {
       for (const f of files.filter((x) => !x.key.endsWith("/manifest.json"))) await this.putObject(facts.configBucket, f.key, fs.readFileSync(f.file));
       for (const f of files.filter((x) => x.key.endsWith("/manifest.json"))) await this.putObject(facts.configBucket, f.key, fs.readFileSync(f.file));
       commands.set(h.id, h.associationCommand);
+    }
+    // The hosted zone: the plan's public A records, created or changed (a hostname per database).
+    const records = JSON.parse((await this.control("GET", "/records")).body.toString("utf8")) as Record<string, string>;
+    const changed = Object.entries(facts.publicRecords).filter(([name, ip]) => records[name] !== ip);
+    if (changed.length > 0) await this.control("POST", "/records", JSON.stringify(changed.map(([name, ip]) => ({ action: "UPSERT", name, ip }))));
+    // Parameters the new plan adds get their values, as `pulumi up` creates them.
+    for (const param of facts.parameters) {
+      if (this.parameterValues.has(param.name)) continue;
+      if (param.value !== undefined) this.parameterValues.set(param.name, param.value);
+      else if (param.type === "SecureString" && !/verifier/.test(param.name)) this.parameterValues.set(param.name, randomPassword(32));
+      else throw new Error(`the fleet has no value for the new parameter ${param.name}: add it to Fleet.deliver`);
+      await this.setParameter(param.name, this.parameterValues.get(param.name) as string);
     }
     return commands;
   }

@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { blockScript, extractShellBlocks, type ShellBlock } from "../../../templates/runbook-blocks";
 import type { Fleet } from "./fleet";
+import type { PlanFacts } from "./plan-facts";
 
 export interface StepOutcome {
   readonly step: string;
@@ -32,11 +33,12 @@ export type LaptopActions = Readonly<Record<string, () => Promise<void>>>;
 
 /**
  * Runs a procedure: host blocks on each host they name, in order; laptop blocks through
- * `laptop[step]`. Throws with the block's output at the first failure.
+ * `laptop[step]`, from the runbooks of `facts` (a re-plan's; defaults to the fleet's own plan).
+ * Throws with the block's output at the first failure.
  */
-export async function runProcedure(fleet: Fleet, procedure: string, opts: { params?: Readonly<Record<string, string>>; laptop?: LaptopActions; skip?: readonly string[] } = {}): Promise<StepOutcome[]> {
+export async function runProcedure(fleet: Fleet, procedure: string, opts: { params?: Readonly<Record<string, string>>; laptop?: LaptopActions; skip?: readonly string[]; facts?: PlanFacts } = {}): Promise<StepOutcome[]> {
   const outcomes: StepOutcome[] = [];
-  for (const block of procedureBlocks(fleet.facts.stackDir, procedure)) {
+  for (const block of procedureBlocks((opts.facts ?? fleet.facts).stackDir, procedure)) {
     const step = block.step ?? `line-${block.line}`;
     if (opts.skip?.includes(step)) continue;
     const started = Date.now();
