@@ -72,33 +72,17 @@ const peerLabel = (peer: RulePeer): string => {
 export function securityGroupRules(input: SecurityGroupRuleInput): SecurityGroupRuleSpec[] {
   const rules: Omit<SecurityGroupRuleSpec, "key">[] = [];
 
-  // NET-2, NET-3: the world reaches 443 on the proxy, and nothing else anywhere.
-  const https = PORTS[PUBLIC_INGRESS.port];
-  for (const cidr of [WORLD_IPV4, WORLD_IPV6]) {
-    rules.push({
-      group: PUBLIC_INGRESS.role,
-      direction: "ingress",
-      port: https.port,
-      peer: { kind: "cidr", cidr },
-      checklist: ["NET-2", "NET-3"],
-      description: `${https.description} from the internet`,
-    });
-  }
-
-  // NET-3's exception: port 80 on the proxy, where nginx answers only a redirect to https://.
-  if (input.httpRedirect === true) {
-    const http = PORTS[PUBLIC_REDIRECT.port];
+  // Both address families of the internet, to one public port of the proxy.
+  const fromTheInternet = (entry: typeof PUBLIC_INGRESS | typeof PUBLIC_REDIRECT, checklist: SecurityGroupRuleSpec["checklist"]) => {
+    const port = PORTS[entry.port];
     for (const cidr of [WORLD_IPV4, WORLD_IPV6]) {
-      rules.push({
-        group: PUBLIC_REDIRECT.role,
-        direction: "ingress",
-        port: http.port,
-        peer: { kind: "cidr", cidr },
-        checklist: ["NET-3"],
-        description: `${http.description} from the internet`,
-      });
+      rules.push({ group: entry.role, direction: "ingress", port: port.port, peer: { kind: "cidr", cidr }, checklist, description: `${port.description} from the internet` });
     }
-  }
+  };
+  // NET-2, NET-3: the world reaches 443 on the proxy, and nothing else anywhere.
+  fromTheInternet(PUBLIC_INGRESS, ["NET-2", "NET-3"]);
+  // NET-3's exception: port 80 on the proxy, where nginx answers only a redirect to https://.
+  if (input.httpRedirect === true) fromTheInternet(PUBLIC_REDIRECT, ["NET-3"]);
 
   // NET-4, NET-5, NET-6: each tier accepts only the tier in front of it, by security group
   // (not by address), and the tier in front may open connections only to it.

@@ -33,6 +33,15 @@ const MINUTE = 60_000;
 
 describeFleet("the prod stack booted from its user data (issue 18)", () => {
   let fleet: Fleet;
+  /** SHOW POOLS as the metrics collector reads it (the stats user, verify-full), one line per pool with the awk fields asked for. */
+  const showPools = (fields: string): string[] =>
+    fleet
+      .machine("pgbouncer")
+      .shOk(
+        `PGPASSFILE=/etc/odoo-stack/metrics.pgpass psql -X -At -F ' ' "host=${fleet.model.hosts.pgbouncer.fqdn} port=6432 dbname=pgbouncer user=pgbouncer_stats sslmode=verify-full sslrootcert=${PATHS.caCert}" -c "SHOW POOLS" | awk '{print ${fields}}'`,
+      )
+      .trim()
+      .split("\n");
   let boots: BootReport[] = [];
   let domain: string;
   let publicIp: string;
@@ -146,13 +155,7 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
   }, 2 * MINUTE);
 
   it("PgBouncer pools the Odoo database in transaction mode and the LISTEN sessions in the postgres session pool", () => {
-    const pools = fleet
-      .machine("pgbouncer")
-      .shOk(
-        `PGPASSFILE=/etc/odoo-stack/metrics.pgpass psql -X -At -F ' ' "host=${fleet.model.hosts.pgbouncer.fqdn} port=6432 dbname=pgbouncer user=pgbouncer_stats sslmode=verify-full sslrootcert=${PATHS.caCert}" -c "SHOW POOLS" | awk '{print $1, $2, $3, $NF}'`,
-      )
-      .trim()
-      .split("\n");
+    const pools = showPools("$1, $2, $3, $NF");
     const row = (db: string) => pools.find((l) => l.startsWith(`${db} `))?.split(" ");
     const db = fleet.model.settings.databases[0];
     expect(row(db)?.[3]).toBe("transaction");
@@ -592,13 +595,7 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     measured(`each hostname serves only its own database: ${seen.join("; ")}; ${stranger}: handshake refused (${refused.stderr.trim().slice(0, 100)})`);
 
     // PgBouncer: a transaction pool per database, the postgres session pool shared.
-    const pools = fleet
-      .machine("pgbouncer")
-      .shOk(
-        `PGPASSFILE=/etc/odoo-stack/metrics.pgpass psql -X -At -F ' ' "host=${fleet.model.hosts.pgbouncer.fqdn} port=6432 dbname=pgbouncer user=pgbouncer_stats sslmode=verify-full sslrootcert=${PATHS.caCert}" -c "SHOW POOLS" | awk '{print $1, $2, $NF}'`,
-      )
-      .trim()
-      .split("\n");
+    const pools = showPools("$1, $2, $NF");
     for (const database of Object.keys(hostnames)) expect(pools).toContain(`${database} ${DB_ROLES.odoo} transaction`);
     expect(pools).toContain(`postgres ${DB_ROLES.odoo} session`);
     measured(`SHOW POOLS after adding ${second}: ${pools.join(" | ")}`);

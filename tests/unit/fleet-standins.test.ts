@@ -102,20 +102,9 @@ describe("the fleet's ACME stand-in: one order for several names (a hostname per
     const txt = new Map<string, string[]>();
     const handler = acmeHandler({ base: "http://acme.test", caCert: path.join(dir, "ca.crt"), caKey: path.join(dir, "ca.key"), txt, record: () => undefined });
     execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=unit CA", "-days", "1", "-keyout", path.join(dir, "ca.key"), "-out", path.join(dir, "ca.crt")], { stdio: "ignore" });
-    const server = http.createServer((req, res) => void handler(req, res, "proxy"));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as { port: number }).port;
-    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const jwk = publicKey.export({ format: "jwk" });
-    let kid = "";
-    const post = async (p: string, payload: unknown) => {
-      const prot = Buffer.from(JSON.stringify(kid ? { kid, url: p } : { jwk, url: p })).toString("base64url");
-      const body = JSON.stringify({ protected: prot, payload: payload === "" ? "" : Buffer.from(JSON.stringify(payload)).toString("base64url"), signature: "" });
-      const r = await fetch(`http://127.0.0.1:${port}${p.replace("http://acme.test", "")}`, { method: "POST", body });
-      return { status: r.status, location: r.headers.get("location") ?? "", text: await r.text() };
-    };
+    const { server, post, jwk } = await acmeTestClient(handler);
     try {
-      kid = (await post("/new-account", { termsOfServiceAgreed: true })).location;
+      await post("/new-account", { termsOfServiceAgreed: true });
       const names = ["erp.example.com", "shop.example.com"];
       const order = await post("/new-order", { identifiers: names.map((value) => ({ type: "dns", value })) });
       const view = JSON.parse(order.text) as { authorizations: string[]; finalize: string };
@@ -148,19 +137,9 @@ describe("the fleet's ACME stand-in: one order for several names (a hostname per
   it("a wrong digest for one name fails the whole order", async () => {
     const txt = new Map<string, string[]>([["_acme-challenge.shop.example.com", ["not-the-digest"]]]);
     const handler = acmeHandler({ base: "http://acme.test", caCert: "/nonexistent", caKey: "/nonexistent", txt, record: () => undefined });
-    const server = http.createServer((req, res) => void handler(req, res, "proxy"));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as { port: number }).port;
-    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const jwk = publicKey.export({ format: "jwk" });
-    let kid = "";
-    const post = async (p: string, payload: unknown) => {
-      const prot = Buffer.from(JSON.stringify(kid ? { kid } : { jwk })).toString("base64url");
-      const r = await fetch(`http://127.0.0.1:${port}${p.replace("http://acme.test", "")}`, { method: "POST", body: JSON.stringify({ protected: prot, payload: payload === "" ? "" : Buffer.from(JSON.stringify(payload)).toString("base64url") }) });
-      return { location: r.headers.get("location") ?? "", text: await r.text() };
-    };
+    const { server, post } = await acmeTestClient(handler);
     try {
-      kid = (await post("/new-account", {})).location;
+      await post("/new-account", {});
       const order = await post("/new-order", { identifiers: [{ type: "dns", value: "erp.example.com" }, { type: "dns", value: "shop.example.com" }] });
       const authz = (await Promise.all((JSON.parse(order.text) as { authorizations: string[] }).authorizations.map(async (u) => JSON.parse((await post(u, "")).text) as { identifier: { value: string }; challenges: { url: string }[] }))).find((a) => a.identifier.value === "shop.example.com")!;
       expect(JSON.parse((await post(authz.challenges[0].url, {})).text).status).toBe("invalid");
@@ -277,3 +256,25 @@ describe("the fleet's Odoo stand-in picks the database as Odoo 17 does (odoo/htt
     expect(call([["list_dbs", single], ["list_dbs", { ...single, db_name: "shop, erp" }], ["list_dbs", multi]])).toEqual([["erp"], ["erp", "shop"], "raised OperationalError"]);
   });
 });
+
+/**
+ * An ACME client of the stand-in for the tests: JWS bodies as certbot sends them, unsigned (the
+ * stand-in checks the protocol, not signatures); the account's kid once /new-account answered.
+ */
+async function acmeTestClient(handler: ReturnType<typeof acmeHandler>) {
+  const server = http.createServer((req, res) => void handler(req, res, "proxy"));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const jwk = publicKey.export({ format: "jwk" });
+  let kid = "";
+  const post = async (p: string, payload: unknown) => {
+    const prot = Buffer.from(JSON.stringify(kid ? { kid, url: p } : { jwk, url: p })).toString("base64url");
+    const body = JSON.stringify({ protected: prot, payload: payload === "" ? "" : Buffer.from(JSON.stringify(payload)).toString("base64url"), signature: "" });
+    const r = await fetch(`http://127.0.0.1:${port}${p.replace("http://acme.test", "")}`, { method: "POST", body });
+    const answer = { status: r.status, location: r.headers.get("location") ?? "", text: await r.text() };
+    if (p === "/new-account") kid = answer.location;
+    return answer;
+  };
+  return { server, post, jwk };
+}
