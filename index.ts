@@ -75,11 +75,11 @@ export = async () => {
     lookup("the Debian 12 AMIs", resolveDebianAmis(ec2Types, specs)),
     lookup("the AWS account id", resolveAccountId()),
   ]);
-  const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiIds };
   // Parameters the operator created (odooOptions' {{ssm:…}}, mail.passwordParameter, an imported
   // certificate): a missing one is a config problem with the command that creates it, before any
   // resource exists.
-  await checkExternalParameters(externalParameters(settings), { project: model.project, stack: model.stack, region });
+  const externalParameterVersions = await checkExternalParameters(externalParameters(settings), { project: model.project, stack: model.stack, region });
+  const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiIds, externalParameterVersions };
 
   const network = new Network("network", { model, availabilityZones });
   // Every SecureString of the stack is encrypted with the stack's own key (issue 12 item 8).

@@ -386,10 +386,15 @@ export class Host extends pulumi.ComponentResource {
     // The manifest hashes the files with their placeholders, not the values: a rotated password,
     // a re-issued certificate or a new RDS endpoint changes only the parameter's version, which
     // the command carries, so AWS runs the association again (issue 12).
+    // The operator's own parameters count too, with the version this preview read: after an
+    // `aws ssm put-parameter --overwrite`, the next `pulumi up` runs the association again.
     const versioned = referenced.filter((n) => n in args.parameters);
+    const external = readableParameters.filter((n) => !(n in args.parameters) && n in facts.externalParameterVersions);
     const parametersSha256 = pulumi
       .all(versioned.map((n) => pulumi.output((args.parameters[n] as Partial<aws.ssm.Parameter>).version ?? 0)))
-      .apply((versions) => parametersFingerprint(versioned.map((n, i) => [n, versions[i]] as const)));
+      .apply((versions) =>
+        parametersFingerprint([...versioned.map((n, i) => [n, versions[i]] as const), ...external.map((n) => [n, facts.externalParameterVersions[n]] as const)]),
+      );
     new aws.ssm.Association(`${name}-apply`, {
       name: "AWS-RunShellScript",
       associationName: `${model.project}-${model.stack}-${host.id}-apply`,

@@ -20,6 +20,13 @@ export interface AwsFacts {
    * x86_64 types, arm64 for Graviton ones (resolveDebianAmis).
    */
   readonly amiIds: Readonly<Record<string, string>>;
+  /**
+   * The version of each SSM parameter the operator created and a setting names
+   * (externalParameters), as this preview read it. A host's apply association carries the
+   * versions of what it reads, so a value the operator overwrote reaches the hosts at the next
+   * `pulumi up` (issue 12 item 9).
+   */
+  readonly externalParameterVersions: Readonly<Record<string, number>>;
 }
 
 /**
@@ -169,16 +176,15 @@ export function externalParameters(settings: StackSettings): ExternalParameter[]
   return out;
 }
 
-/** Whether a parameter exists: true, false (AWS answered ParameterNotFound), or a rejection for any other failure. */
-export type ParameterProbe = (name: string) => Promise<boolean>;
+/** A parameter's version; undefined when AWS answered ParameterNotFound; a rejection for any other failure. */
+export type ParameterProbe = (name: string) => Promise<number | undefined>;
 
 export const probeParameterInAws: ParameterProbe = async (name) => {
   try {
-    // Metadata only: the value (a secret) is not fetched.
-    await aws.ssm.getParameter({ name, withDecryption: false });
-    return true;
+    // Metadata only: the value (a secret) is not decrypted.
+    return (await aws.ssm.getParameter({ name, withDecryption: false })).version;
   } catch (err) {
-    if (/ParameterNotFound/.test(String((err as Error).message ?? err))) return false;
+    if (/ParameterNotFound/.test(String((err as Error).message ?? err))) return undefined;
     throw err;
   }
 };
@@ -186,16 +192,17 @@ export const probeParameterInAws: ParameterProbe = async (name) => {
 /**
  * Checks before any resource that every parameter the operator must create exists, and throws a
  * ConfigError naming each missing one, the key that names it and the command that creates it
- * (issue 12 item 5: a missing one used to fail the plan with a stack trace).
+ * (issue 12 item 5: a missing one used to fail the plan with a stack trace). Returns the version
+ * of each (AwsFacts.externalParameterVersions).
  */
 export async function checkExternalParameters(
   parameters: readonly ExternalParameter[],
   stack: { readonly project: string; readonly stack: string; readonly region: string },
   probe: ParameterProbe = probeParameterInAws,
-): Promise<void> {
-  const answers = await Promise.all(parameters.map(async (p) => ({ ...p, exists: await probe(p.name) })));
-  const missing = answers.filter((a) => !a.exists);
-  if (missing.length === 0) return;
+): Promise<Record<string, number>> {
+  const answers = await Promise.all(parameters.map(async (p) => ({ ...p, version: await probe(p.name) })));
+  const missing = answers.filter((a) => a.version === undefined);
+  if (missing.length === 0) return Object.fromEntries(answers.map((a) => [a.name, a.version as number]));
   throw new ConfigError(
     missing.map((m) => ({
       key: m.key,

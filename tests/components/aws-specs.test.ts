@@ -112,10 +112,11 @@ describe("checkExternalParameters", () => {
       { key: "odooOptions.smtp_password", name: "/mail/smtp" },
       { key: "tls.privateKeyParameter", name: "/certs/key" },
     ];
-    await expect(checkExternalParameters(params, stack, async () => true)).resolves.toBeUndefined();
+    // Each parameter's version, for the hosts' apply associations (issue 12 item 9).
+    await expect(checkExternalParameters(params, stack, async (name) => (name === "/mail/smtp" ? 3 : 1))).resolves.toEqual({ "/mail/smtp": 3, "/certs/key": 1 });
     let error: unknown;
     try {
-      await checkExternalParameters(params, stack, async (name) => name !== "/mail/smtp");
+      await checkExternalParameters(params, stack, async (name) => (name === "/mail/smtp" ? undefined : 1));
     } catch (err) {
       error = err;
     }

@@ -16,7 +16,7 @@ import { named, ofType, runUnderMocks, type MockRun } from "../helpers/component
 
 const model = modelWith({ odooInstances: 2 });
 const host = model.hosts.odoo[1];
-const facts: AwsFacts = { region: "eu-west-1", partition: "aws", accountId: "123456789012", availabilityZones: ["eu-west-1a", "eu-west-1b"], amiIds: { "m6i.xlarge": "ami-0debian12", "t3.small": "ami-0debian12" } };
+const facts: AwsFacts = { region: "eu-west-1", partition: "aws", accountId: "123456789012", availabilityZones: ["eu-west-1a", "eu-west-1b"], amiIds: { "m6i.xlarge": "ami-0debian12", "t3.small": "ami-0debian12" }, externalParameterVersions: {} };
 const network: NetworkRef = {
   availabilityZones: facts.availabilityZones,
   publicSubnetIds: ["subnet-public-a", "subnet-public-b"],
@@ -36,13 +36,13 @@ const files = (dbLine = "db_password = "): HostFile[] => [
 const STACK_PARAMETERS = [model.parameters.odooDbPassword, model.parameters.odooAdminPassword, model.parameters.hostKey(host.id), model.parameters.monitorPassword];
 
 /** Runs one Host with stand-in parameters (real resources, so dependencies are visible). */
-async function runHost(hostFiles: HostFile[]): Promise<MockRun> {
+async function runHost(hostFiles: HostFile[], external: Readonly<Record<string, number>> = {}): Promise<MockRun> {
   return runUnderMocks(() => {
     const parameters: Record<string, pulumi.Resource> = {};
     for (const name of STACK_PARAMETERS) parameters[name] = new aws.ssm.Parameter(`param${name.replace(/\//g, "-")}`, { name, type: "SecureString", value: "stand-in" });
     new Host("odoo-odoo-2", {
       model,
-      aws: facts,
+      aws: { ...facts, externalParameterVersions: external },
       network,
       configBucket: { bucketName: BUCKET, arn: BUCKET_ARN }, stackKeyArn: KEY_ARN,
       parameters,
@@ -51,6 +51,7 @@ async function runHost(hostFiles: HostFile[]): Promise<MockRun> {
       instanceType: "m6i.xlarge",
       subnetId: network.privateSubnetIds[host.subnetIndex],
       securityGroupId: network.securityGroupIds.odoo,
+      externalParameterNames: Object.keys(external),
     });
   });
 }
@@ -98,6 +99,26 @@ describe("Host under mocks", () => {
     );
     expect(association.inputs.targets).toEqual([{ key: "InstanceIds", values: [named(run, "odoo-odoo-2-instance").id] }]);
   });
+
+  // Issue 12 item 9: a parameter the operator created (odooOptions' {{ssm:…}}) changes only its
+  // version when overwritten; the preview reads that version, so the next `pulumi up` re-applies.
+  it("re-applies when a parameter the operator created gets a new version, and only then", async () => {
+    const smtp = "/mail/smtp-password";
+    const withSmtp = (): HostFile[] => files().map((f) => (f.path === "/etc/odoo/odoo.conf" ? { ...f, content: `${f.content}smtp_password = ${secretRef(smtp)}\n` } : f));
+    const commandAt = async (version: number) => named(await runHost(withSmtp(), { [smtp]: version }), "odoo-odoo-2-apply").inputs.parameters.commands as string;
+    const [v1, v1again, v2] = [await commandAt(1), await commandAt(1), await commandAt(2)];
+    const expected = (version: number) =>
+      applyCommandLine({
+        bucket: BUCKET,
+        hostId: host.id,
+        region: "eu-west-1",
+        manifestSha256: sha256(renderManifest(host.id, withSmtp())),
+        parametersSha256: parametersFingerprint([...referencedParameters(files()).map((n) => [n, 1] as const), [smtp, version] as const]),
+      });
+    expect([v1, v2]).toEqual([expected(1), expected(2)]);
+    expect(v1again).toBe(v1);
+    expect(v2).not.toBe(v1);
+  }, 60_000);
 
   it("applies only after every object and referenced parameter exists", () => {
     const association = named(run, "odoo-odoo-2-apply");

@@ -7,6 +7,7 @@ import * as path from "path";
 import { carryOver, parseBenchArgs, plannedSizes } from "../../tools/bench";
 import { cpuPlacement } from "../../tools/bench/cpu-placement";
 import { buildChartSvg, escapeXml, linearTicks, logTicks, poolChartPanels } from "../../tools/bench/chart";
+import { MAX_MEASURE_MS, measureWindowMs } from "../../tools/bench/odoo-load";
 import { errorKey } from "../../tools/bench/pg-load";
 import { POSTGRES_MAXWAIT_LIMIT_MS, stockPgbouncerIni, TARGET_SHARE_OF_CEILING } from "../../tools/bench/pool";
 import { DEBIAN_STOCK_NGINX, stockNginxConf } from "../../tools/bench/proxy";
@@ -15,6 +16,18 @@ import type { BenchResults, LadderStep, PgPoint, PoolConfig, PoolScenario, PoolT
 import { growthExponent, linearFit, marginalCosts, median, percentile, pickWeighted, ratio, seededRandom, summarizeLatencies, type LatencySummary } from "../../tools/bench/stats";
 import { syntheticStack } from "../../tools/bench/tool";
 import { expectGolden } from "../helpers/golden";
+
+describe("the measured window (Little's law: a process's request cycle is processes ÷ rate)", () => {
+  it.each([
+    ["a small fleet: the configured window", 10_000, 64, 200, 10_000],
+    ["2,000 processes at 200 requests/s: two 10 s cycles", 10_000, 2_000, 200, 20_000],
+    ["2,000 processes at 131 requests/s: two cycles, rounded to the ms", 10_000, 2_000, 131, 30_534],
+    ["a slow rate: capped", 10_000, 2_000, 50, MAX_MEASURE_MS],
+    ["nothing completed while probing: capped", 10_000, 500, 0, MAX_MEASURE_MS],
+  ])("%s", (_why, measureMs, processes, rate, expected) => {
+    expect(measureWindowMs(measureMs, processes, rate)).toBe(expected);
+  });
+});
 
 describe("bench statistics", () => {
   // The nearest-rank example of https://en.wikipedia.org/wiki/Percentile#The_nearest-rank_method

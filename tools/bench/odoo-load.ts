@@ -56,6 +56,24 @@ const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(k
 
 /** The longest a warm-up waits beyond warmupMs for every process's first request. */
 export const STORM_SETTLE_MS = 60_000;
+/**
+ * The measured window covers this many request cycles of a process. With a fleet larger than the
+ * pool a process completes a request about every processes ÷ rate seconds (Little's law); a
+ * window shorter than that leaves processes of a perfectly fair queue with no completion, and
+ * "starved" would count the window, not PgBouncer. Over two cycles, a process with none waited
+ * more than twice its fair share: starved indeed.
+ */
+export const WINDOW_CYCLES = 2;
+/** The longest a measured window may grow to for WINDOW_CYCLES, ms. */
+export const MAX_MEASURE_MS = 45_000;
+/** How long the rate that sizes the window is sampled after the warm-up, ms. */
+const RATE_PROBE_MS = 3_000;
+
+/** The measured window: measureMs, or WINDOW_CYCLES request cycles at `rate` requests/s if longer (at most MAX_MEASURE_MS). */
+export function measureWindowMs(measureMs: number, processes: number, rate: number): number {
+  const cyclesMs = rate > 0 ? (WINDOW_CYCLES * processes * 1000) / rate : Infinity;
+  return Math.round(Math.max(measureMs, Math.min(cyclesMs, MAX_MEASURE_MS)));
+}
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Runs one point; `config` is filled in by the caller. */
@@ -100,6 +118,7 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
   const byKind = new Map<string, number[]>(kinds.map((k) => [k.kind, []]));
   const committedInWindow = new Array<number>(processes.length).fill(0);
   const completedAny = new Array<boolean>(processes.length).fill(false);
+  let completions = 0;
   let failedTransactions = 0;
   let postgresAtWindowStart = 0;
   let postgresAtWindowEnd = 0;
@@ -131,6 +150,7 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
       }
       const finished = performance.now();
       completedAny[index] = true;
+      completions++;
       // Throughput counts the requests that complete while measuring, whenever they began: with a
       // fleet larger than the pool a request waits seconds in PgBouncer's queue (Little's law:
       // processes ÷ rate), longer than a window that only counted requests begun inside it.
@@ -151,10 +171,13 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
     // (the storm settled into its steady queue), for at most STORM_SETTLE_MS more.
     await sleep(o.warmupMs);
     for (const deadline = Date.now() + STORM_SETTLE_MS; Date.now() < deadline && completedAny.some((done, i) => connected[i] && !done); ) await sleep(250);
+    const probeStart = completions;
+    await sleep(RATE_PROBE_MS);
+    const windowMs = measureWindowMs(o.measureMs, connected.filter(Boolean).length, ((completions - probeStart) * 1000) / RATE_PROBE_MS);
     const before = cpuSnapshot(o.pgids);
     postgresAtWindowStart = recorder.events.length;
     windowStart = performance.now();
-    windowEnd = windowStart + o.measureMs;
+    windowEnd = windowStart + windowMs;
     const sampling = (async () => {
       if (!o.sampleMaxWait) return;
       maxWaitMs = 0;
@@ -166,7 +189,7 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
         await sleep(1_000);
       }
     })();
-    await sleep(o.measureMs);
+    await sleep(windowMs);
     const after = cpuSnapshot(o.pgids);
     postgresAtWindowEnd = recorder.events.length;
     await sampling;

@@ -105,7 +105,7 @@ function poolSection(pool: PoolScenario, cpus: number): string[] {
       rows,
     ),
     "",
-    "“Starved” processes connected but completed no request in the measured window (queued for a server connection). “÷ ceiling” is the point's rate over the ceiling's.",
+    "“Starved” processes connected but completed no request in the measured window (queued for a server connection); the window lasts at least two of a process's request cycles (processes ÷ rate, Little's law; tools/bench/odoo-load.ts WINDOW_CYCLES, at most 45 s), so a fair queue starves none. “÷ ceiling” is the point's rate over the ceiling's.",
     "",
     `The load generator (one Node process, every simulated process) used ${fmt(mean(pool.points.map((p) => p.cpu.generatorCores)), 2)} cores on average ` +
       `(max ${fmt(Math.max(...pool.points.map((p) => p.cpu.generatorCores)), 2)}); the whole machine was ${fmt(mean(pool.points.map((p) => p.cpu.machineBusyCores)), 2)} of ${cpus} cores busy on average, ` +
