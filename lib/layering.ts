@@ -144,3 +144,17 @@ export function tableProblems<S, V extends LayerValue>(table: LayerTable<S, V>, 
   }
   return problems;
 }
+
+/** The keys a table writes last (forced or owned), sorted. */
+export function fixedKeys<S, V extends LayerValue>(table: LayerTable<S, V>): string[] {
+  return Object.keys(table.keys)
+    .filter((k) => table.keys[k].forced !== undefined || table.keys[k].owned !== undefined)
+    .sort();
+}
+
+/** The forced value of `key` when it is the same for every file (another engine reuses it: RDS); throws when it depends on the settings. */
+export function staticForced<S, V extends LayerValue>(table: LayerTable<S, V>, key: string): V {
+  const forced = table.keys[key]?.forced;
+  if (forced === undefined || typeof forced === "function") throw new Error(`${key} has no forced value independent of the settings`);
+  return forced;
+}
