@@ -11,7 +11,7 @@ import { CLOUDWATCH_AGENT_CONFIG_PATH } from "../templates/cloudwatch-agent";
 import { METRICS_CONFIG_PATH } from "../templates/metrics";
 import { checklistKeys } from "../lib/layering";
 import { ODOO_CONF } from "../templates/odoo-conf";
-import { PGBACKREST_CONF_PATH } from "../templates/pgbackrest";
+import { PGBACKREST_CONF_PATH, PGBACKREST_GLOBAL } from "../templates/pgbackrest";
 import { PGBOUNCER_INI } from "../templates/pgbouncer";
 import type { AnalyzerInfo, PolicyDiagnostic } from "./analyzer-client";
 
@@ -140,7 +140,7 @@ export const CONSTRUCTION_KEYS: readonly ConstructionKey[] = [
   { path: PATHS.nginxSite, line: /^\s*proxy_(read|send)_timeout /, ids: ["PROXY-5"] },
   { path: PATHS.nginxConf, line: /^\s*log_format odoo_json .*request_time/, ids: ["OBS-4"] },
   { path: PATHS.odooLogrotate, line: /^\s*rotate \d+/, ids: ["ODOO-5"] },
-  { path: PGBACKREST_CONF_PATH, line: /^repo1-cipher-type=/, ids: ["BACKUP-1"] },
+  ...keys(PGBACKREST_CONF_PATH, checklistKeys(PGBACKREST_GLOBAL)),
   // The restore drill (BACKUP-2) is a unit the PostgreSQL host runs: restore, check, measure the RTO.
   { path: "/etc/systemd/system/odoo-stack-restore-drill.service", line: /^ExecStart=/, ids: ["BACKUP-2"] },
   // What the metrics collector reads, per host (templates/metrics.ts).
