@@ -4,8 +4,7 @@
 // "Rendering configs"). Each renderer declares one table of its keys — default, overridable or
 // not, forced with its checklist IDs and rule, or owned by the stack — and calls layer(); the
 // checklist evidence (tools/checklist.ts) and the RDS parameter group read the same tables.
-// Pure and free of imports but lib/problems' wording, so templates, tools and the policy pack
-// may all use it.
+// Pure and free of imports, so templates, tools and the policy pack may all use it.
 
 /** A value of a key, before the file's own escape function writes it. */
 export type LayerValue = string | number | boolean;
