@@ -6,6 +6,7 @@ import type { OdooVersion } from "../lib/config";
 import { DB_ROLES, PATHS, secretRef, type HostId, type StackModel } from "../lib/model";
 import { isSecretRef } from "../lib/secret-ref";
 import { PORTS } from "../lib/ports";
+import { layer, type LayerTable } from "../lib/layering";
 import { throwIfAny } from "../lib/problems";
 import { escapeOdooConf, header, lines, sortedEntries, type HostFile } from "./format";
 
@@ -76,43 +77,6 @@ export interface OdooConfSettings {
 export const mailPasswordParameter = (model: StackModel): string | undefined =>
   model.settings.mail === undefined ? undefined : (model.settings.mail.passwordParameter ?? model.parameters.mailPassword);
 
-/** A key the checklist fixes, with the value every production odoo.conf must carry. */
-export interface OdooForcedKey {
-  readonly checklist: string;
-  /** The rendered value when it is the same on every host; absent when it is per host or stack. */
-  readonly value?: string;
-  /** What must hold, for the policy pack's messages. */
-  readonly rule: string;
-  /** When the key is left out on purpose (absent: it is always written). */
-  readonly absentWhen?: "one database";
-}
-
-/**
- * The checklist's odoo.conf keys. The renderer writes them last from the settings (a user
- * option cannot reach them); the policy pack and the tests check rendered files against this.
- */
-export const ODOO_FORCED_KEYS: Readonly<Record<string, OdooForcedKey>> = {
-  proxy_mode: { checklist: "PROXY-4", value: "True", rule: "must be True: Odoo sits behind nginx and must trust its X-Forwarded-* headers" },
-  list_db: { checklist: "ODOO-2", value: "False", rule: "must be False: no database listing or manager" },
-  db_name: { checklist: "ODOO-3", rule: "must name exactly the stack's databases" },
-  dbfilter: { checklist: "ODOO-3", rule: "must restrict the databases (not empty, not .*); with one database it is left out and db_name alone restricts Odoo to it", absentWhen: "one database" },
-  admin_passwd: { checklist: "ODOO-1", rule: "must be a secret placeholder resolved from SSM, never a literal" },
-  addons_path: { checklist: "ODOO-4", value: `${PATHS.odooCoreAddons},${PATHS.odooCustomAddons}`, rule: "must list the core and the custom addons directories separately" },
-  logfile: { checklist: "ODOO-5", value: PATHS.odooLogFile, rule: "must be set; the file is rotated by logrotate" },
-  http_interface: { checklist: "NET-1", rule: "must be the host's private address, never empty or 0.0.0.0" },
-  http_port: { checklist: "PROXY-1", value: String(PORTS.odooHttp.port), rule: "must be the port nginx's upstream odoo targets" },
-  gevent_port: { checklist: "PROXY-2", value: String(PORTS.odooGevent.port), rule: "must be the port nginx's upstream odoochat targets" },
-  workers: { checklist: "LIMIT-1", rule: "must come from sizing (vCPU and RAM), at least 2" },
-  max_cron_threads: { checklist: "LIMIT-2", rule: "must be 1–2 on the cron host and 0 elsewhere" },
-  limit_memory_soft: { checklist: "LIMIT-3", rule: "must be set, in bytes" },
-  limit_memory_hard: { checklist: "LIMIT-3", rule: "must be set, in bytes" },
-  limit_time_cpu: { checklist: "LIMIT-3", rule: "must be set, in seconds" },
-  limit_time_real: { checklist: "LIMIT-3", rule: "must be set, in seconds" },
-  db_host: { checklist: "TLS-2", rule: "must be PgBouncer's DNS name, the name its certificate carries" },
-  db_port: { checklist: "NET-5", value: String(PORTS.pgbouncer.port), rule: "must be PgBouncer's port: Odoo never talks to PostgreSQL directly" },
-  db_sslmode: { checklist: "TLS-2", value: "verify-full", rule: "must be verify-full" },
-};
-
 /**
  * Options a user may set per Odoo version, checked against odoo/tools/config.py of 16.0,
  * 17.0 and 18.0. Everything else is either forced, owned by sizing (workers, limits,
@@ -148,9 +112,6 @@ export const ODOO_USER_OPTIONS: Readonly<Record<OdooVersion, readonly string[]>>
   "18.0": [...USER_OPTIONS_EVERY_VERSION, "geoip_city_db", "geoip_country_db"].sort(),
 };
 
-/** Options whose value is a secret: a user must pass a secretRef(), never the secret. */
-const SECRET_OPTIONS = new Set(["smtp_password"]);
-
 /** Odoo's --log-level choices (odoo/tools/config.py). */
 const LOG_LEVELS = ["info", "debug_rpc", "warn", "test", "critical", "runbot", "debug_sql", "error", "debug", "debug_rpc_answer", "notset"];
 
@@ -168,6 +129,110 @@ const SIZING_KEYS: Readonly<Record<string, string>> = {
   limit_time_real_cron: "odoo.limitTimeRealCron",
   max_cron_threads: "odoo.maxCronThreads",
   workers: "odoo.workers",
+};
+
+/** Every option any supported version lets a user set (ODOO_USER_OPTIONS), once. */
+const USER_OPTIONS_ANY_VERSION = [...new Set(Object.values(ODOO_USER_OPTIONS).flat())].sort();
+
+/** Mail keys: with settings.mail they come from it, whatever odooOptions says. */
+const isMailKey = (key: string): boolean => key.startsWith("smtp_") || key === "email_from";
+
+/**
+ * odoo.conf's keys, layered by lib/layering.ts: defaults a user option may replace, the
+ * allowlisted options (per version), the checklist's keys (forced, with their ID and rule: the
+ * tests and tools/checklist.ts read them here) and the keys derived from the model (owned).
+ */
+export const ODOO_CONF: LayerTable<OdooConfSettings, OdooOptionValue> = {
+  overrideName: "an extra option",
+  allowedName: (s) => `an Odoo ${s.odooVersion} option odoo-stack lets you set`,
+  setElsewhere: (key, s) =>
+    key in SIZING_KEYS
+      ? `comes from sizing; set ${SIZING_KEYS[key]} in the stack config so its invariants are checked (LIMIT-1..3, POOL-4)`
+      : s.mail !== undefined && isMailKey(key)
+        ? "is set by the stack's mail setting (mail.host, mail.port, mail.user, mail.passwordParameter, mail.from); set it there"
+        : undefined,
+  checkValue: (key, value) => (typeof value === "string" && /[\r\n\0]/.test(value) ? `${key}: must be a single line` : undefined),
+  keys: {
+    ...Object.fromEntries(USER_OPTIONS_ANY_VERSION.map((key) => [key, { overridable: (s: OdooConfSettings) => ODOO_USER_OPTIONS[s.odooVersion].includes(key) }])),
+    log_level: {
+      overridable: true,
+      default: "info",
+      check: (value) => (LOG_LEVELS.includes(String(value)) ? undefined : `log_level = ${JSON.stringify(value)}: must be one of ${LOG_LEVELS.join(", ")}`),
+    },
+    // Odoo's default; `bus` is an ordinary module in 16.0+ and needs no server-wide load.
+    server_wide_modules: { overridable: true, default: "base,web" },
+
+    // --- checklist -----------------------------------------------------------------------
+    proxy_mode: { forced: true, checklist: ["PROXY-4"], rule: "must be True: Odoo sits behind nginx and must trust its X-Forwarded-* headers" },
+    list_db: { forced: false, checklist: ["ODOO-2"], rule: "must be False: no database listing or manager" },
+    // Crons run for each name here instead of every database the role can see on the server
+    // (PgBouncer knows only these), and the web exposes only these (ODOO-3).
+    db_name: { forced: (s) => s.dbNames.join(","), checklist: ["ODOO-3"], rule: "must name exactly the stack's databases" },
+    // ODOO-3. With one database there is none: Odoo 17 then answers list_dbs with db_name and
+    // never connects (odoo/service/db.py list_dbs L432-437), and db_filter serves only db_name's
+    // databases (odoo/http.py db_filter L375-379). With a filter, every request whose session
+    // names no database (first visits, health checks) opens a new connection to database
+    // `postgres` (db.py L441, http.py L1608): measured, 1,347 for 1,366 cookieless requests, and
+    // 63 instead of 142 requests/s.
+    dbfilter: {
+      forced: (s) => s.dbfilter,
+      checklist: ["ODOO-3"],
+      rule: "must restrict the databases (not empty, not .*); with one database it is left out and db_name alone restricts Odoo to it",
+    },
+    admin_passwd: { forced: (s) => s.adminPasswd, checklist: ["ODOO-1"], rule: "must be a secret placeholder resolved from SSM, never a literal" },
+    // Core and custom addons in separate directories, so an upgrade replaces one and keeps the other (ODOO-4).
+    addons_path: {
+      forced: (s) => `${s.coreAddonsPath},${s.customAddonsPath}`,
+      checklist: ["ODOO-4"],
+      rule: "must list the core and the custom addons directories separately",
+    },
+    // Odoo opens it with a WatchedFileHandler on POSIX, which reopens the file once logrotate
+    // has renamed it: rotation needs no signal and no copytruncate (ODOO-5, templates/logrotate.ts).
+    logfile: { forced: (s) => s.logFile, checklist: ["ODOO-5"], rule: "must be set; the file is rotated by logrotate" },
+    http_interface: { forced: (s) => s.httpInterface, checklist: ["NET-1"], rule: "must be the host's private address, never empty or 0.0.0.0" },
+    http_port: { forced: (s) => s.httpPort, checklist: ["PROXY-1"], rule: "must be the port nginx's upstream odoo targets" },
+    // gevent_port is the name from 16.0 on (16.0 and 17.0 keep longpolling_port only as a
+    // deprecated alias; 18.0 dropped it).
+    gevent_port: { forced: (s) => s.geventPort, checklist: ["PROXY-2"], rule: "must be the port nginx's upstream odoochat targets" },
+    workers: { forced: (s) => s.workers, checklist: ["LIMIT-1"], rule: "must come from sizing (vCPU and RAM), at least 2" },
+    max_cron_threads: { forced: (s) => s.maxCronThreads, checklist: ["LIMIT-2"], rule: "must be 1–2 on the cron host and 0 elsewhere" },
+    limit_memory_soft: { forced: (s) => s.limitMemorySoftBytes, checklist: ["LIMIT-3"], rule: "must be set, in bytes" },
+    limit_memory_hard: { forced: (s) => s.limitMemoryHardBytes, checklist: ["LIMIT-3"], rule: "must be set, in bytes" },
+    limit_time_cpu: { forced: (s) => s.limitTimeCpu, checklist: ["LIMIT-3"], rule: "must be set, in seconds" },
+    limit_time_real: { forced: (s) => s.limitTimeReal, checklist: ["LIMIT-3"], rule: "must be set, in seconds" },
+    db_host: { forced: (s) => s.dbHost, checklist: ["TLS-2"], rule: "must be PgBouncer's DNS name, the name its certificate carries" },
+    db_port: { forced: (s) => s.dbPort, checklist: ["NET-5"], rule: "must be PgBouncer's port: Odoo never talks to PostgreSQL directly" },
+    db_sslmode: { forced: "verify-full", checklist: ["TLS-2"], rule: "must be verify-full" },
+
+    // --- derived from the model ------------------------------------------------------------
+    db_user: { owned: (s) => s.dbUser },
+    db_password: { owned: (s) => s.dbPassword },
+    // Per process; PgBouncer's max_client_conn is sized from it (POOL-4).
+    db_maxconn: { owned: (s) => s.dbMaxconn },
+    // The gevent worker serves every WebSocket of the host; without its own value it inherits
+    // db_maxconn (odoo/sql_db.py L819-821) and fails WebSocket messages with "The Connection Pool
+    // Is Full" under reconnect storms. Odoo 16.0 has no such option (its gevent worker uses db_maxconn).
+    db_maxconn_gevent: { owned: (s) => (s.odooVersion === "16.0" ? undefined : s.dbMaxconnGevent) },
+    limit_time_real_cron: { owned: (s) => s.limitTimeRealCron },
+    limit_request: { owned: (s) => s.limitRequest },
+    data_dir: { owned: (s) => s.dataDir },
+    // Demo data ships well-known logins; never on a production database.
+    without_demo: { owned: "all" },
+    // Outbound mail (issue 12 item 5): STARTTLS always (Odoo's smtp_ssl means STARTTLS), so the
+    // credentials never cross the network in clear. Without settings.mail these are ordinary
+    // user options (allowlisted above).
+    smtp_server: { overridable: true, owned: (s) => s.mail?.server },
+    smtp_port: { overridable: true, owned: (s) => s.mail?.port },
+    smtp_user: { overridable: true, owned: (s) => s.mail?.user },
+    smtp_password: {
+      overridable: true,
+      owned: (s) => s.mail?.password,
+      // A secret: a user passes a secretRef(), never the value.
+      check: (value) => (typeof value === "string" && isSecretRef(value) ? undefined : "smtp_password: is a secret; pass a secretRef() placeholder of an SSM parameter, never the value"),
+    },
+    smtp_ssl: { overridable: true, owned: (s) => (s.mail === undefined ? undefined : true) },
+    email_from: { overridable: true, owned: (s) => s.mail?.from },
+  },
 };
 
 /** The custom addons' requirements of the current release (templates/odoo-release.ts ODOO_RELEASE_PATHS.python). */
@@ -288,109 +353,17 @@ export function checkOdooConfSettings(s: OdooConfSettings): string[] {
   }
   if (s.httpPort === s.geventPort) problems.push(`gevent_port = ${s.geventPort}: must differ from http_port`);
 
-  const allowed = ODOO_USER_OPTIONS[s.odooVersion];
-  const forced = forcedKeysOf(s);
-  for (const [key, value] of sortedEntries(s.extraOptions)) {
-    if (key in SIZING_KEYS) {
-      problems.push(`${key}: comes from sizing; set ${SIZING_KEYS[key]} in the stack config so its invariants are checked (LIMIT-1..3, POOL-4)`);
-    } else if (s.mail !== undefined && (key.startsWith("smtp_") || key === "email_from")) {
-      problems.push(`${key}: is set by the stack's mail setting (mail.host, mail.port, mail.user, mail.passwordParameter, mail.from); set it there`);
-    } else if (key in ODOO_FORCED_KEYS || key in forced) {
-      const item = ODOO_FORCED_KEYS[key];
-      problems.push(`${key}: is fixed by odoo-stack${item ? ` (${item.checklist}: ${item.rule})` : ""} and cannot be set as an extra option`);
-    } else if (!allowed.includes(key)) {
-      problems.push(`${key}: is not an Odoo ${s.odooVersion} option odoo-stack lets you set; allowed: ${allowed.join(", ")}`);
-    } else if (SECRET_OPTIONS.has(key) && !(typeof value === "string" && isSecretRef(value))) {
-      problems.push(`${key}: is a secret; pass a secretRef() placeholder of an SSM parameter, never the value`);
-    } else if (key === "log_level" && !LOG_LEVELS.includes(String(value))) {
-      problems.push(`log_level = ${JSON.stringify(value)}: must be one of ${LOG_LEVELS.join(", ")}`);
-    } else if (typeof value === "string" && /[\r\n\0]/.test(value)) {
-      problems.push(`${key}: must be a single line`);
-    }
-  }
+  problems.push(...layer(ODOO_CONF, s, s.extraOptions).problems);
   return problems;
 }
 
-/** Defaults a user may override through extraOptions (only the allowlisted ones). */
-function defaultsOf(): Record<string, OdooOptionValue> {
-  return {
-    log_level: "info",
-    // Odoo's default; `bus` is an ordinary module in 16.0+ and needs no server-wide load.
-    server_wide_modules: "base,web",
-  };
-}
-
-/** Keys odoo-stack owns: the checklist's and everything derived from the model. */
-function forcedKeysOf(s: OdooConfSettings): Record<string, OdooOptionValue> {
-  return {
-    // --- checklist (ODOO_FORCED_KEYS) ---------------------------------------------------
-    proxy_mode: true,
-    list_db: false,
-    // ODOO-3. With one database there is none: Odoo 17 then answers list_dbs with db_name and
-    // never connects (odoo/service/db.py list_dbs L432-437), and db_filter serves only db_name's
-    // databases (odoo/http.py db_filter L375-379). With a filter, every request whose session
-    // names no database (first visits, health checks) opens a new connection to database
-    // `postgres` (db.py L441, http.py L1608): measured, 1,347 for 1,366 cookieless requests, and
-    // 63 instead of 142 requests/s.
-    ...(s.dbfilter !== undefined ? { dbfilter: s.dbfilter } : {}),
-    // Crons run for each name here instead of every database the role can see on the server
-    // (PgBouncer knows only these), and the web exposes only these (ODOO-3).
-    db_name: s.dbNames.join(","),
-    admin_passwd: s.adminPasswd,
-    // Core and custom addons in separate directories, so an upgrade replaces one and keeps the other (ODOO-4).
-    addons_path: `${s.coreAddonsPath},${s.customAddonsPath}`,
-    // Odoo opens it with a WatchedFileHandler on POSIX, which reopens the file once logrotate
-    // has renamed it: rotation needs no signal and no copytruncate (ODOO-5, templates/logrotate.ts).
-    logfile: s.logFile,
-    http_interface: s.httpInterface,
-    http_port: s.httpPort,
-    // gevent_port is the name from 16.0 on (16.0 and 17.0 keep longpolling_port only as a
-    // deprecated alias; 18.0 dropped it).
-    gevent_port: s.geventPort,
-    workers: s.workers,
-    max_cron_threads: s.maxCronThreads,
-    limit_memory_soft: s.limitMemorySoftBytes,
-    limit_memory_hard: s.limitMemoryHardBytes,
-    limit_time_cpu: s.limitTimeCpu,
-    limit_time_real: s.limitTimeReal,
-    db_host: s.dbHost,
-    db_port: s.dbPort,
-    db_sslmode: "verify-full",
-    // --- derived from the model -----------------------------------------------------------
-    db_user: s.dbUser,
-    db_password: s.dbPassword,
-    // Per process; PgBouncer's max_client_conn is sized from it (POOL-4).
-    db_maxconn: s.dbMaxconn,
-    // The gevent worker serves every WebSocket of the host; without its own value it inherits
-    // db_maxconn (odoo/sql_db.py L819-821) and fails WebSocket messages with "The Connection Pool
-    // Is Full" under reconnect storms. Odoo 16.0 has no such option (its gevent worker uses db_maxconn).
-    ...(s.odooVersion === "16.0" ? {} : { db_maxconn_gevent: s.dbMaxconnGevent }),
-    limit_time_real_cron: s.limitTimeRealCron,
-    limit_request: s.limitRequest,
-    data_dir: s.dataDir,
-    // Demo data ships well-known logins; never on a production database.
-    without_demo: "all",
-    // Outbound mail (issue 12 item 5): STARTTLS always (Odoo's smtp_ssl means STARTTLS), so the
-    // credentials never cross the network in clear.
-    ...(s.mail === undefined
-      ? {}
-      : {
-          smtp_server: s.mail.server,
-          smtp_port: s.mail.port,
-          smtp_user: s.mail.user,
-          smtp_password: s.mail.password,
-          smtp_ssl: true,
-          ...(s.mail.from === undefined ? {} : { email_from: s.mail.from }),
-        }),
-  };
-}
-
 /**
- * The layering in one place: defaults, then user options, then forced keys, so a forced key
- * always has the last word even if a caller bypasses checkOdooConfSettings.
+ * The layering in one place (lib/layering.ts): defaults, then user options, then forced and
+ * owned keys, so a forced key always has the last word even if a caller bypasses
+ * checkOdooConfSettings (a refused option is left out).
  */
 export function odooConfOptions(s: OdooConfSettings): Record<string, OdooOptionValue> {
-  return { ...defaultsOf(), ...s.extraOptions, ...forcedKeysOf(s) };
+  return { ...layer(ODOO_CONF, s, s.extraOptions).values };
 }
 
 /** odoo.conf text. Throws listing every problem when the settings break a rule. */

@@ -6,6 +6,7 @@
 // Reference: pgBackRest 2.45 (Debian 12), https://pgbackrest.org/configuration.html
 import { knownInstanceType } from "../lib/instance-types";
 import { POSTGRES_CLUSTER, secretRef, type StackModel } from "../lib/model";
+import { layer, type LayerTable } from "../lib/layering";
 import { PORTS } from "../lib/ports";
 import { escapePostgresConf, header, lines, shellQuote, sortedEntries } from "./format";
 
@@ -65,30 +66,7 @@ export interface PgbackrestSettings {
   readonly spoolPath: string;
   readonly logPath: string;
   readonly lockPath: string;
-  /** Tunables for [global]; only keys of PGBACKREST_TUNABLE_KEYS are accepted, forced keys never win. */
-  readonly overrides: Readonly<Record<string, PgbackrestValue>>;
 }
-
-/**
- * Keys a caller may tune in [global]. Anything else is refused, so a typo fails at preview
- * instead of being silently ignored by pgBackRest on the host.
- */
-export const PGBACKREST_TUNABLE_KEYS = [
-  "archive-async",
-  "archive-push-queue-max",
-  "buffer-size",
-  "compress-level",
-  "compress-type",
-  "db-timeout",
-  "io-timeout",
-  "log-level-console",
-  "log-level-file",
-  "process-max",
-  "protocol-timeout",
-  "repo1-bundle",
-  "repo1-storage-upload-chunk-size",
-  "start-fast",
-] as const;
 
 /**
  * Full backups run weekly and a differential every other day (templates/backup-units.ts).
@@ -158,7 +136,6 @@ export function pgbackrestSettingsFor(model: StackModel, bucket: string): Pgback
     spoolPath: "/var/spool/pgbackrest",
     logPath: "/var/log/pgbackrest",
     lockPath: "/tmp/pgbackrest",
-    overrides: {},
   };
 }
 
@@ -175,79 +152,67 @@ export function escapePgbackrestConf(value: PgbackrestValue): string {
   return s;
 }
 
-/** The [global] defaults: each a tunable, each with its reason. */
-function globalDefaults(s: PgbackrestSettings): Record<string, PgbackrestValue> {
-  return {
+/** The S3 repository's keys, from the settings (absent for the sandbox's posix repository). */
+const s3 = (f: (repo: Extract<PgbackrestRepo, { type: "s3" }>) => PgbackrestValue) => (s: PgbackrestSettings): PgbackrestValue | undefined =>
+  s.repo.type === "s3" ? f(s.repo) : undefined;
+
+/**
+ * The [global] keys, layered by lib/layering.ts: defaults, each with its reason, then the keys
+ * the stack fixes (the repository, its encryption and its retention), written over them. No key
+ * is overridable: no stack setting reaches this file (issue 17 item 2 deleted the tunables list
+ * nothing used). tools/checklist.ts reads the checklist IDs here.
+ */
+export const PGBACKREST_GLOBAL: LayerTable<PgbackrestSettings, PgbackrestValue> = {
+  overrideName: "a pgbackrest.conf override",
+  allowedName: "a tunable pgBackRest key",
+  keys: {
     // Archive WAL in parallel from a local spool: archive_command returns fast under load.
     // https://pgbackrest.org/user-guide.html#async-archiving
-    "archive-async": true,
-    "archive-push-queue-max": `${s.archivePushQueueMaxGiB}GiB`,
+    "archive-async": { default: true },
+    "archive-push-queue-max": { default: (s) => `${s.archivePushQueueMaxGiB}GiB` },
     // zstd: better ratio than gz at a fraction of the CPU; Debian 12's pgbackrest 2.45 links libzstd.
-    "compress-type": "zst",
+    "compress-type": { default: "zst" },
     // The timers' output goes to the journal; progress at info level makes a failed run readable.
-    "log-level-console": "info",
-    "log-level-file": "detail",
-    "process-max": s.processMax,
+    "log-level-console": { default: "info" },
+    "log-level-file": { default: "detail" },
+    "process-max": { default: (s) => s.processMax },
     // Bundle small files: far fewer S3 requests for a cluster of many small relations.
     // https://pgbackrest.org/configuration.html#section-repository/option-repo-bundle
-    "repo1-bundle": true,
+    "repo1-bundle": { default: true },
     // Checkpoint at once when a backup starts instead of waiting for the next one.
-    "start-fast": true,
-  };
-}
+    "start-fast": { default: true },
 
-/** [global] keys the stack fixes: the repository, its encryption and its retention. */
-function globalForced(s: PgbackrestSettings): Record<string, PgbackrestValue> {
-  const repo: Record<string, PgbackrestValue> =
-    s.repo.type === "s3"
-      ? {
-          "repo1-type": "s3",
-          "repo1-path": s.repo.path,
-          "repo1-s3-bucket": s.repo.bucket,
-          "repo1-s3-endpoint": s.repo.endpoint,
-          "repo1-s3-region": s.repo.region,
-          // Temporary credentials of the instance role; no static key on the host (DESIGN 5).
-          "repo1-s3-key-type": "auto",
-        }
-      : { "repo1-type": "posix", "repo1-path": s.repo.path };
-  return {
-    ...repo,
+    // --- fixed by the stack -------------------------------------------------------------------
+    "repo1-type": { owned: (s) => s.repo.type },
+    "repo1-path": { owned: (s) => s.repo.path },
+    "repo1-s3-bucket": { owned: s3((r) => r.bucket) },
+    "repo1-s3-endpoint": { owned: s3((r) => r.endpoint) },
+    "repo1-s3-region": { owned: s3((r) => r.region) },
+    // Temporary credentials of the instance role; no static key on the host (DESIGN 5).
+    "repo1-s3-key-type": { owned: s3(() => "auto") },
     // Client-side encryption: the bucket's operators and anyone who copies it see ciphertext
     // only (BACKUP-1). The pass lives in SSM and reaches the host at apply time.
-    "repo1-cipher-type": "aes-256-cbc",
-    "repo1-cipher-pass": s.cipherPass,
+    "repo1-cipher-type": { forced: "aes-256-cbc", checklist: ["BACKUP-1"], rule: "must be aes-256-cbc: the repository is encrypted client-side" },
+    "repo1-cipher-pass": { owned: (s) => s.cipherPass },
     // Time-based: keep enough full backups that the oldest is at least N days old, so PITR
     // covers the whole configured window. https://pgbackrest.org/configuration.html#section-repository/option-repo-retention-full-type
-    "repo1-retention-full-type": "time",
-    "repo1-retention-full": s.retentionFullDays,
-    "repo1-retention-diff": s.retentionDiff,
-    "spool-path": s.spoolPath,
-    "log-path": s.logPath,
-    "lock-path": s.lockPath,
-  };
-}
-
-function checkOverrides(overrides: Readonly<Record<string, PgbackrestValue>>, forced: Readonly<Record<string, PgbackrestValue>>): void {
-  const unknown = Object.keys(overrides).filter(
-    (k) => !(PGBACKREST_TUNABLE_KEYS as readonly string[]).includes(k) && !Object.prototype.hasOwnProperty.call(forced, k),
-  );
-  if (unknown.length > 0) {
-    throw new Error(
-      `pgbackrest.conf: ${unknown.map((k) => JSON.stringify(k)).join(", ")} ${unknown.length === 1 ? "is" : "are"} not a tunable key; allowed: ${PGBACKREST_TUNABLE_KEYS.join(", ")}`,
-    );
-  }
-}
+    "repo1-retention-full-type": { owned: "time" },
+    "repo1-retention-full": { owned: (s) => s.retentionFullDays },
+    "repo1-retention-diff": { owned: (s) => s.retentionDiff },
+    "spool-path": { owned: (s) => s.spoolPath },
+    "log-path": { owned: (s) => s.logPath },
+    "lock-path": { owned: (s) => s.lockPath },
+  },
+};
 
 const section = (name: string, entries: Readonly<Record<string, PgbackrestValue>>): string[] => [
   `[${name}]`,
   ...sortedEntries(entries).map(([k, v]) => `${k}=${escapePgbackrestConf(v)}`),
 ];
 
-/** Renders pgbackrest.conf: defaults → overrides → forced keys, sorted within each section. */
+/** Renders pgbackrest.conf: [global] layered (PGBACKREST_GLOBAL), sorted within each section. */
 export function renderPgbackrestConf(s: PgbackrestSettings): string {
-  const forced = globalForced(s);
-  checkOverrides(s.overrides, forced);
-  const global = { ...globalDefaults(s), ...s.overrides, ...forced };
+  const global = layer(PGBACKREST_GLOBAL, s).values;
   const stanza: Record<string, PgbackrestValue> = {
     "pg1-path": s.pgDataPath,
     "pg1-port": s.pgPort,

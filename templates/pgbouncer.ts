@@ -6,6 +6,7 @@
 // https://www.pgbouncer.org/config.html
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { layer, type LayerTable } from "../lib/layering";
 import { throwIfAny } from "../lib/problems";
 import { parseScramVerifier } from "../lib/scram";
 import { isSecretRef } from "../lib/secret-ref";
@@ -59,65 +60,6 @@ export const PGBOUNCER_TCP_KEEPALIVE = {
 export const PGBOUNCER_DEAD_PEER_SECONDS =
   PGBOUNCER_TCP_KEEPALIVE.tcp_keepidle + PGBOUNCER_TCP_KEEPALIVE.tcp_keepintvl * PGBOUNCER_TCP_KEEPALIVE.tcp_keepcnt;
 
-/**
- * Keys written last in [pgbouncer], whatever the overrides say; the policy pack checks
- * deployed files against the same table. auth_file is forced too (AUTH-2), with the path
- * from the settings.
- */
-export const PGBOUNCER_FORCED = {
-  /** POOL-1: Odoo web traffic pools per transaction; only `postgres` overrides it, per database. */
-  pool_mode: "transaction",
-  /** AUTH-1: verifiers only, and the prerequisite for SCRAM pass-through to PostgreSQL. */
-  auth_type: "scram-sha-256",
-  /** TLS-1: Odoo must speak TLS to PgBouncer; plain TCP clients are rejected. */
-  client_tls_sslmode: "require",
-  /** TLS-1/TLS-2: PgBouncer verifies PostgreSQL's certificate and its hostname. */
-  server_tls_sslmode: "verify-full",
-  /** OBS-3. */
-  log_connections: 1,
-  log_disconnections: 1,
-  log_pooler_errors: 1,
-} as const;
-
-/** The [pgbouncer] keys the forced layer owns (the constants above plus auth_file). */
-export const PGBOUNCER_FORCED_KEYS: readonly string[] = [...Object.keys(PGBOUNCER_FORCED), "auth_file"].sort();
-
-/**
- * [pgbouncer] keys an override may set. Pool sizes are not here: they come from the sizing
- * module (pgbouncer.* config keys), whose invariants keep them coherent with max_connections.
- */
-export const PGBOUNCER_OVERRIDABLE: readonly string[] = [
-  "application_name_add_host",
-  "client_idle_timeout",
-  "client_login_timeout",
-  "client_tls_ciphers",
-  "client_tls_protocols",
-  "dns_max_ttl",
-  "idle_transaction_timeout",
-  "listen_backlog",
-  "log_stats",
-  "max_packet_size",
-  "min_pool_size",
-  "pkt_buf",
-  "query_wait_timeout",
-  "sbuf_loopcnt",
-  "server_check_delay",
-  "server_check_query",
-  "server_connect_timeout",
-  "server_idle_timeout",
-  "server_lifetime",
-  "server_login_retry",
-  "server_tls_ciphers",
-  "server_tls_protocols",
-  "stats_period",
-  "tcp_keepalive",
-  "tcp_keepcnt",
-  "tcp_keepidle",
-  "tcp_keepintvl",
-  "tcp_user_timeout",
-  "verbose",
-];
-
 export type PgbouncerValue = string | number;
 
 /** Everything pgbouncer.ini depends on. Flat, so the sandbox can remap ports, addresses and paths. */
@@ -143,8 +85,11 @@ export interface PgbouncerSettings {
   /** The migration role (DB_ROLES.migrate): its server connections are capped in [users]. */
   readonly migrationUser: string;
   readonly pools: PgbouncerSizing;
-  /** [pgbouncer] keys from PGBOUNCER_OVERRIDABLE; any other key throws. */
-  readonly overrides: Readonly<Record<string, PgbouncerValue>>;
+  /**
+   * [pgbouncer] keys PGBOUNCER_INI lets an override set (only what something reaches: the
+   * benchmark's application_name_add_host variant); any other key throws. Optional. Defaults to none.
+   */
+  readonly overrides?: Readonly<Record<string, PgbouncerValue>>;
 }
 
 const INI_KEY = /^[A-Za-z0-9_.*-]+$/;
@@ -163,21 +108,84 @@ const iniLine = (key: string, value: PgbouncerValue): string => `${iniKey(key)} 
 
 // --- pgbouncer.ini ---------------------------------------------------------------------------
 
-function checkOverrides(overrides: Readonly<Record<string, PgbouncerValue>>): void {
-  const problems: string[] = [];
-  for (const key of Object.keys(overrides).sort()) {
-    if (PGBOUNCER_FORCED_KEYS.includes(key)) {
-      problems.push(`${key} is fixed by the checklist (POOL-1, AUTH-1, AUTH-2, TLS-1, TLS-2, OBS-3) and cannot be overridden`);
-    } else if (!PGBOUNCER_OVERRIDABLE.includes(key)) {
-      problems.push(`${key} is not an overridable PgBouncer setting; pool sizes come from the pgbouncer.* config keys; allowed: ${PGBOUNCER_OVERRIDABLE.join(", ")}`);
-    }
-  }
-  throwIfAny("pgbouncer.ini overrides rejected", problems);
-}
+/**
+ * The [pgbouncer] keys, layered by lib/layering.ts: defaults from the settings and the sizing,
+ * then the checklist's keys, written last (the policy pack checks deployed files for the same
+ * values; tools/checklist.ts reads the IDs here as evidence). No stack setting reaches this
+ * file: the one overridable key is the one tools/bench/pool.ts varies. Pool sizes come from the
+ * sizing (pgbouncer.* config keys), whose invariants keep them coherent with max_connections.
+ */
+export const PGBOUNCER_INI: LayerTable<PgbouncerSettings, PgbouncerValue> = {
+  overrideName: "a pgbouncer.ini override",
+  allowedName: "an overridable PgBouncer setting (pool sizes come from the pgbouncer.* config keys)",
+  keys: {
+    listen_addr: { default: (s) => s.listenAddresses.join(",") },
+    listen_port: { default: (s) => s.listenPort },
+    unix_socket_dir: { default: (s) => s.unixSocketDir },
+    pidfile: { default: (s) => s.pidFile },
+    logfile: { default: (s) => s.logFile },
+    // No admin_users: nobody logs in to the console with a password. Reloads (AUTH-4) use
+    // SIGHUP (`systemctl reload pgbouncer`) or the console as user "pgbouncer" over the Unix
+    // socket from the service's own OS user, which PgBouncer admits without a password.
+    stats_users: { default: (s) => s.statsUsers.join(","), checklist: ["OBS-1", "OBS-2"] }, // SHOW POOLS / SHOW STATS only
+    default_pool_size: { default: (s) => s.pools.defaultPoolSize, checklist: ["POOL-2"] },
+    reserve_pool_size: { default: (s) => s.pools.reservePoolSize, checklist: ["POOL-3"] },
+    reserve_pool_timeout: { default: (s) => s.pools.reservePoolTimeoutSeconds }, // POOL-3
+    max_client_conn: { default: (s) => s.pools.maxClientConn, checklist: ["POOL-4"] },
+    max_db_connections: { default: (s) => s.pools.maxDbConnections, checklist: ["POOL-5"] },
+    max_user_connections: { default: (s) => odooRoleConnectionLimit(s.pools), checklist: ["POOL-5"] }, // and PG-1
+    server_tls_ca_file: { default: (s) => s.serverCaFile ?? s.caFile },
+    client_tls_cert_file: { default: (s) => s.clientTlsCertFile },
+    client_tls_key_file: { default: (s) => s.clientTlsKeyFile },
+    client_tls_ca_file: { default: (s) => s.caFile },
+    // "secure" = TLS 1.2 and 1.3 (the 1.18 default), written out so the file says it.
+    client_tls_protocols: { default: "secure" },
+    server_tls_protocols: { default: "secure" },
+    // Run only for session pools (the LISTEN pool): DISCARD ALL also drops LISTEN
+    // registrations, so the next client does not receive another's notifications.
+    server_reset_query: { default: "DISCARD ALL" },
+    server_reset_query_always: { default: 0 },
+    // psycopg2 sends no untracked startup parameter; JDBC and lib/pq-based exporters send
+    // extra_float_digits, which would otherwise fail their login.
+    ignore_startup_parameters: { default: "extra_float_digits" },
+    // A client queued longer than this is disconnected with an error the pooler logs
+    // (OBS-3) instead of hanging; 120 s is PgBouncer's default, stated here on purpose.
+    query_wait_timeout: { default: 120 },
+    server_idle_timeout: { default: 600 },
+    server_lifetime: { default: 3600 },
+    // Source host:port in application_name: pg_stat_activity shows which Odoo host sent a
+    // long transaction (OBS-7). Its price: in transaction pooling PgBouncer sends
+    // SET application_name whenever a server connection goes to a client with another name,
+    // which Odoo's processes (odoo-<pid>) already have, and Odoo's own DISCARD ALL at every
+    // cursor (odoo/sql_db.py L675) resets the name on the server anyway, so the SET is paid
+    // whatever this says. One ODOO_PGAPPNAME per host (with this at 0) was measured on the
+    // Odoo traffic model and not adopted: 0.98× the requests/s of this setting, medians of 5
+    // interleaved rounds at 500 processes (issue 15; tools/bench/pool.ts measures it too).
+    application_name_add_host: { default: 1, overridable: true },
+    ...Object.fromEntries(Object.entries(PGBOUNCER_TCP_KEEPALIVE).map(([key, value]) => [key, { default: value }])),
+    tcp_user_timeout: { default: PGBOUNCER_DEAD_PEER_SECONDS * 1000 },
 
-/** pgbouncer.ini. Throws on an override of a forced or unknown key. */
+    // --- checklist: written last, so that nothing above can change them -------------------
+    // Odoo web traffic pools per transaction; only `postgres` overrides it, per database.
+    pool_mode: { forced: "transaction", checklist: ["POOL-1"], rule: "must be transaction: Odoo web traffic pools per transaction" },
+    // Verifiers only, and the prerequisite for SCRAM pass-through to PostgreSQL.
+    auth_type: { forced: "scram-sha-256", checklist: ["AUTH-1"], rule: "must be scram-sha-256: verifiers only, never md5 or plain" },
+    // AUTH-3 applies to auth_user/auth_query; the auth_file of verifiers is the construction
+    // that leaves no lookup role or function to get wrong.
+    auth_file: { forced: (s) => s.authFile, checklist: ["AUTH-2", "AUTH-3"], rule: "must be the userlist of SCRAM verifiers, mode 0600; no auth_user or auth_query" },
+    client_tls_sslmode: { forced: "require", checklist: ["TLS-1"], rule: "must be require: Odoo speaks TLS to PgBouncer; plain TCP clients are rejected" },
+    server_tls_sslmode: { forced: "verify-full", checklist: ["TLS-1", "TLS-2"], rule: "must be verify-full: PgBouncer verifies PostgreSQL's certificate and its hostname" },
+    log_connections: { forced: 1, checklist: ["OBS-3"], rule: "must be 1: connections are logged" },
+    log_disconnections: { forced: 1, checklist: ["OBS-3"], rule: "must be 1: disconnections are logged" },
+    log_pooler_errors: { forced: 1, checklist: ["OBS-3"], rule: "must be 1: the pooler's errors are logged" },
+  },
+};
+
+
+/** pgbouncer.ini. Throws on an override PGBOUNCER_INI refuses, no Odoo database, or an Odoo database named like the LISTEN pool. */
 export function renderPgbouncerIni(s: PgbouncerSettings): string {
-  checkOverrides(s.overrides);
+  const { main, fixed, problems } = layer(PGBOUNCER_INI, s, s.overrides);
+  throwIfAny("pgbouncer.ini overrides rejected", problems);
   if (s.odooDatabases.length === 0) throw new Error("pgbouncer.ini needs at least one Odoo database");
   if (s.odooDatabases.includes(LISTEN_DATABASE)) {
     throw new Error(`"${LISTEN_DATABASE}" is the LISTEN session pool and cannot also be an Odoo database`);
@@ -210,60 +218,11 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
     max_db_connections: p.postgresPoolSize + p.postgresReservePoolSize,
   });
 
-  const defaults: Record<string, PgbouncerValue> = {
-    listen_addr: s.listenAddresses.join(","),
-    listen_port: s.listenPort,
-    unix_socket_dir: s.unixSocketDir,
-    pidfile: s.pidFile,
-    logfile: s.logFile,
-    // No admin_users: nobody logs in to the console with a password. Reloads (AUTH-4) use
-    // SIGHUP (`systemctl reload pgbouncer`) or the console as user "pgbouncer" over the Unix
-    // socket from the service's own OS user, which PgBouncer admits without a password.
-    stats_users: s.statsUsers.join(","), // OBS-1, OBS-2: SHOW POOLS / SHOW STATS only
-    default_pool_size: p.defaultPoolSize, // POOL-2
-    reserve_pool_size: p.reservePoolSize, // POOL-3
-    reserve_pool_timeout: p.reservePoolTimeoutSeconds, // POOL-3
-    max_client_conn: p.maxClientConn, // POOL-4
-    max_db_connections: p.maxDbConnections, // POOL-5
-    max_user_connections: odooRoleConnectionLimit(p), // POOL-5, PG-1
-    server_tls_ca_file: s.serverCaFile ?? s.caFile,
-    client_tls_cert_file: s.clientTlsCertFile,
-    client_tls_key_file: s.clientTlsKeyFile,
-    client_tls_ca_file: s.caFile,
-    // "secure" = TLS 1.2 and 1.3 (the 1.18 default), written out so the file says it.
-    client_tls_protocols: "secure",
-    server_tls_protocols: "secure",
-    // Run only for session pools (the LISTEN pool): DISCARD ALL also drops LISTEN
-    // registrations, so the next client does not receive another's notifications.
-    server_reset_query: "DISCARD ALL",
-    server_reset_query_always: 0,
-    // psycopg2 sends no untracked startup parameter; JDBC and lib/pq-based exporters send
-    // extra_float_digits, which would otherwise fail their login.
-    ignore_startup_parameters: "extra_float_digits",
-    // A client queued longer than this is disconnected with an error the pooler logs
-    // (OBS-3) instead of hanging; 120 s is PgBouncer's default, stated here on purpose.
-    query_wait_timeout: 120,
-    server_idle_timeout: 600,
-    server_lifetime: 3600,
-    // Source host:port in application_name: pg_stat_activity shows which Odoo host sent a
-    // long transaction (OBS-7). Its price: in transaction pooling PgBouncer sends
-    // SET application_name whenever a server connection goes to a client with another name,
-    // which Odoo's processes (odoo-<pid>) already have, and Odoo's own DISCARD ALL at every
-    // cursor (odoo/sql_db.py L675) resets the name on the server anyway, so the SET is paid
-    // whatever this says. One ODOO_PGAPPNAME per host (with this at 0) was measured on the
-    // Odoo traffic model and not adopted: 0.98× the requests/s of this setting, medians of 5
-    // interleaved rounds at 500 processes (issue 15; tools/bench/pool.ts measures it too).
-    application_name_add_host: 1,
-    ...PGBOUNCER_TCP_KEEPALIVE,
-    tcp_user_timeout: PGBOUNCER_DEAD_PEER_SECONDS * 1000,
-    ...s.overrides,
-  };
   // One `odoo -u` at a time: its role queues in PgBouncer instead of being refused by
   // PostgreSQL's CONNECTION LIMIT (PG-1: sizing.MIGRATION_CONNECTIONS).
   const users: Record<string, string> = {
     [s.migrationUser]: connstr({ max_user_connections: p.migrationConnections }),
   };
-  const forced: Record<string, PgbouncerValue> = { ...PGBOUNCER_FORCED, auth_file: s.authFile };
 
   return lines(
     header(";"),
@@ -283,11 +242,11 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
     sortedEntries(users).map(([name, value]) => iniLine(name, value)),
     "",
     "[pgbouncer]",
-    sortedEntries(defaults).map(([k, v]) => iniLine(k, v)),
+    sortedEntries(main).map(([k, v]) => iniLine(k, v)),
     "; checklist keys, last so that nothing above can change them",
     "; AUTH-3: no auth_user/auth_query: the auth_file holds SCRAM verifiers byte-identical to",
     "; PostgreSQL's, so no lookup role or function exists to be abused (AUTH-1, AUTH-2).",
-    sortedEntries(forced).map(([k, v]) => iniLine(k, v)),
+    sortedEntries(fixed).map(([k, v]) => iniLine(k, v)),
   );
 }
 
@@ -314,7 +273,6 @@ export function pgbouncerSettingsFor(model: StackModel): PgbouncerSettings {
     statsUsers: [DB_ROLES.stats],
     migrationUser: DB_ROLES.migrate,
     pools: model.settings.sizing.pgbouncer,
-    overrides: {},
   };
 }
 

@@ -5,6 +5,7 @@
 import { parseCidr } from "../lib/cidr";
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
+import { layer, type LayerTable } from "../lib/layering";
 import { throwIfAny } from "../lib/problems";
 import { parseScramVerifier } from "../lib/scram";
 import { isSecretRef } from "../lib/secret-ref";
@@ -24,70 +25,6 @@ export const POSTGRES_TLS_FILES = {
 
 export type PostgresConfValue = string | number | boolean;
 
-/**
- * Keys with fixed values, written last in the drop-in; the policy pack checks deployed files
- * against the same table. The settings-derived keys in POSTGRES_FORCED_FROM_SETTINGS are
- * written last as well.
- */
-export const POSTGRES_FORCED = {
-  /** AUTH-1: verifiers, never md5; a pre-computed verifier is stored as given. */
-  password_encryption: "scram-sha-256",
-  /** TLS-1: PgBouncer connects with verify-full. */
-  ssl: true,
-  ssl_min_protocol_version: "TLSv1.2",
-  /** PG-3: a wait longer than deadlock_timeout is logged with the blocking pids. */
-  log_lock_waits: true,
-  /** OBS-7: top queries. */
-  shared_preload_libraries: "pg_stat_statements",
-} as const;
-
-/** Forced keys whose value comes from the settings (sizing, addresses, TLS paths). */
-export const POSTGRES_FORCED_FROM_SETTINGS: readonly string[] = [
-  "idle_in_transaction_session_timeout", // PG-2
-  "listen_addresses", // NET-6
-  "lock_timeout", // PG-2
-  "max_connections", // PG-1
-  "port",
-  "ssl_ca_file",
-  "ssl_cert_file",
-  "ssl_key_file",
-  "statement_timeout", // PG-2
-  "superuser_reserved_connections", // PG-1
-];
-
-export const POSTGRES_FORCED_KEYS: readonly string[] = [...Object.keys(POSTGRES_FORCED), ...POSTGRES_FORCED_FROM_SETTINGS].sort();
-
-/** Tuning keys a user may override; anything else throws. */
-export const POSTGRES_OVERRIDABLE: readonly string[] = [
-  "autovacuum_analyze_scale_factor",
-  "autovacuum_max_workers",
-  "autovacuum_naptime",
-  "autovacuum_vacuum_cost_limit",
-  "autovacuum_vacuum_scale_factor",
-  "checkpoint_completion_target",
-  "checkpoint_timeout",
-  "deadlock_timeout",
-  "default_statistics_target",
-  "effective_cache_size",
-  "effective_io_concurrency",
-  "jit",
-  "log_autovacuum_min_duration",
-  "log_line_prefix",
-  "log_min_duration_statement",
-  "log_temp_files",
-  "maintenance_work_mem",
-  "max_wal_size",
-  "min_wal_size",
-  "pg_stat_statements.max",
-  "pg_stat_statements.track",
-  "pg_stat_statements.track_utility",
-  "random_page_cost",
-  "shared_buffers",
-  "track_io_timing",
-  "wal_compression",
-  "work_mem",
-];
-
 /** Everything the drop-in depends on. Flat, so the sandbox can remap ports, addresses and paths. */
 export interface PostgresConfSettings {
   readonly listenAddresses: readonly string[];
@@ -96,8 +33,6 @@ export interface PostgresConfSettings {
   readonly sslKeyFile: string;
   readonly sslCaFile: string;
   readonly sizing: PostgresSizing;
-  /** Tuning keys from POSTGRES_OVERRIDABLE; a forced or unknown key throws. */
-  readonly overrides: Readonly<Record<string, PostgresConfValue>>;
   /**
    * Keys other parts of the stack add (the backups work: archive_mode, archive_command, …).
    * They may only add: a key the drop-in already sets, or a forced one, throws.
@@ -108,72 +43,82 @@ export interface PostgresConfSettings {
 const GUC_NAME = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
 const mb = (n: number): string => `${n}MB`;
 
-function numbered(title: string, problems: string[]): void {
-  throwIfAny(title, problems);
-}
+/**
+ * The drop-in's keys, layered by lib/layering.ts: tuning defaults from the sizing, then the
+ * checklist's keys and the files and addresses the stack owns, written last; the policy pack
+ * checks deployed files for the same values and the RDS parameter group (templates/rds.ts)
+ * reads this table. No key is overridable: no stack setting reaches the drop-in (the sizing
+ * owns memory and timeouts through the postgres.* config keys).
+ */
+export const POSTGRES_CONF: LayerTable<PostgresConfSettings, PostgresConfValue> = {
+  overrideName: "a postgresql.conf override",
+  allowedName: "an overridable PostgreSQL setting",
+  keys: {
+    shared_buffers: { default: (s) => mb(s.sizing.sharedBuffersMiB) },
+    effective_cache_size: { default: (s) => mb(s.sizing.effectiveCacheSizeMiB) },
+    work_mem: { default: (s) => mb(s.sizing.workMemMiB) },
+    maintenance_work_mem: { default: (s) => mb(s.sizing.maintenanceWorkMemMiB) },
+    // log_lock_waits (PG-3) reports a wait once it passes deadlock_timeout; 1 s is the
+    // PostgreSQL default, stated because PG-3's usefulness depends on it.
+    deadlock_timeout: { default: "1s" },
+    // Slow statements with their duration; Odoo requests over 1 s are worth a look (OBS-7).
+    log_min_duration_statement: { default: "1s" },
+    // Time, pid, user, database and application (Odoo host:port via PgBouncer's
+    // application_name_add_host) on every line.
+    log_line_prefix: { default: "%m [%p] %q%u@%d app=%a " },
+    // PG-4: every autovacuum/autoanalyze run over 1 s is logged with its counts.
+    log_autovacuum_min_duration: { default: "1s", checklist: ["PG-4"] },
+    // I/O timings in pg_stat_statements and EXPLAIN (OBS-7, OBS-8).
+    track_io_timing: { default: true },
+    // Odoo's ORM produces many distinct statements: room for them. Only top-level statements,
+    // without utility commands (SAVEPOINT/RELEASE would crowd out the real queries).
+    "pg_stat_statements.max": { default: 10000 },
+    "pg_stat_statements.track": { default: "top" },
+    "pg_stat_statements.track_utility": { default: false },
+
+    // --- checklist: written last, so that nothing above can change them -------------------
+    // A pre-computed verifier is stored as given.
+    password_encryption: { forced: "scram-sha-256", checklist: ["AUTH-1"], rule: "must be scram-sha-256: verifiers, never md5" },
+    // PgBouncer connects with verify-full.
+    ssl: { forced: true, checklist: ["TLS-1"], rule: "must be on: PgBouncer connects with TLS, verify-full" },
+    ssl_min_protocol_version: { forced: "TLSv1.2", checklist: ["TLS-1"], rule: "must be TLSv1.2 or later" },
+    log_lock_waits: { forced: true, checklist: ["PG-3"], rule: "must be on: a wait longer than deadlock_timeout is logged with the blocking pids" },
+    shared_preload_libraries: { forced: "pg_stat_statements", checklist: ["OBS-7"], rule: "must load pg_stat_statements: top queries" },
+    listen_addresses: { forced: (s) => s.listenAddresses.join(","), checklist: ["NET-6"], rule: "must be the host's private address (and localhost), never *" },
+    max_connections: { forced: (s) => s.sizing.maxConnections, checklist: ["PG-1"], rule: "must come from the sizing: PgBouncer's pools, the reserves and the admin slots fit in it" },
+    superuser_reserved_connections: { forced: (s) => s.sizing.superuserReservedConnections, checklist: ["PG-1"], rule: "must come from the sizing, counted in max_connections" },
+    // Global defaults (PG-2); ALTER ROLE values in the bootstrap are the ones that count
+    // through transaction pooling, and the postgres role lifts statement_timeout.
+    statement_timeout: { forced: (s) => s.sizing.statementTimeoutMs, checklist: ["PG-2"], rule: "must be set from the sizing, in ms" },
+    lock_timeout: { forced: (s) => s.sizing.lockTimeoutMs, checklist: ["PG-2"], rule: "must be set from the sizing, in ms" },
+    idle_in_transaction_session_timeout: { forced: (s) => s.sizing.idleInTransactionSessionTimeoutMs, checklist: ["PG-2"], rule: "must be set from the sizing, in ms" },
+    // --- owned by the stack ------------------------------------------------------------------
+    port: { owned: (s) => s.port },
+    ssl_cert_file: { owned: (s) => s.sslCertFile },
+    ssl_key_file: { owned: (s) => s.sslKeyFile },
+    ssl_ca_file: { owned: (s) => s.sslCaFile },
+  },
+};
 
 /** The conf.d drop-in (Debian's postgresql.conf ends with include_dir = 'conf.d'). */
 export function renderPostgresConf(s: PostgresConfSettings): string {
-  const z = s.sizing;
-  const defaults: Record<string, PostgresConfValue> = {
-    shared_buffers: mb(z.sharedBuffersMiB),
-    effective_cache_size: mb(z.effectiveCacheSizeMiB),
-    work_mem: mb(z.workMemMiB),
-    maintenance_work_mem: mb(z.maintenanceWorkMemMiB),
-    // log_lock_waits (PG-3) reports a wait once it passes deadlock_timeout; 1 s is the
-    // PostgreSQL default, stated because PG-3's usefulness depends on it.
-    deadlock_timeout: "1s",
-    // Slow statements with their duration; Odoo requests over 1 s are worth a look (OBS-7).
-    log_min_duration_statement: "1s",
-    // Time, pid, user, database and application (Odoo host:port via PgBouncer's
-    // application_name_add_host) on every line.
-    log_line_prefix: "%m [%p] %q%u@%d app=%a ",
-    // PG-4: every autovacuum/autoanalyze run over 1 s is logged with its counts.
-    log_autovacuum_min_duration: "1s",
-    // I/O timings in pg_stat_statements and EXPLAIN (OBS-7, OBS-8).
-    track_io_timing: true,
-    // Odoo's ORM produces many distinct statements: room for them. Only top-level statements,
-    // without utility commands (SAVEPOINT/RELEASE would crowd out the real queries).
-    "pg_stat_statements.max": 10000,
-    "pg_stat_statements.track": "top",
-    "pg_stat_statements.track_utility": false,
-  };
-  const forced: Record<string, PostgresConfValue> = {
-    ...POSTGRES_FORCED,
-    listen_addresses: s.listenAddresses.join(","),
-    port: s.port,
-    max_connections: z.maxConnections,
-    superuser_reserved_connections: z.superuserReservedConnections,
-    // Global defaults (PG-2); ALTER ROLE values in the bootstrap are the ones that count
-    // through transaction pooling, and the postgres role lifts statement_timeout.
-    statement_timeout: z.statementTimeoutMs,
-    lock_timeout: z.lockTimeoutMs,
-    idle_in_transaction_session_timeout: z.idleInTransactionSessionTimeoutMs,
-    ssl_cert_file: s.sslCertFile,
-    ssl_key_file: s.sslKeyFile,
-    ssl_ca_file: s.sslCaFile,
-  };
-
-  const problems: string[] = [];
-  for (const key of Object.keys(s.overrides).sort()) {
-    if (key in forced) problems.push(`${key} is fixed by the checklist (PG-1, PG-2, PG-3, AUTH-1, TLS-1, OBS-7) and cannot be overridden`);
-    else if (!POSTGRES_OVERRIDABLE.includes(key)) problems.push(`${key} is not an overridable PostgreSQL setting; allowed: ${POSTGRES_OVERRIDABLE.join(", ")}`);
-  }
+  const layered = layer(POSTGRES_CONF, s);
+  const { main, fixed } = layered;
+  const problems = [...layered.problems];
   for (const key of Object.keys(s.extraParameters).sort()) {
     if (!GUC_NAME.test(key)) problems.push(`${key} is not a PostgreSQL parameter name`);
-    else if (key in forced) problems.push(`${key} is fixed by the checklist and cannot be set by another module`);
-    else if (key in defaults || key in s.overrides) problems.push(`${key} is already set by the drop-in; extra parameters may only add keys`);
+    else if (key in fixed) problems.push(`${key} is fixed by the checklist and cannot be set by another module`);
+    else if (key in main) problems.push(`${key} is already set by the drop-in; extra parameters may only add keys`);
   }
-  numbered("postgresql.conf parameters rejected", problems);
+  throwIfAny("postgresql.conf parameters rejected", problems);
 
-  const main = { ...defaults, ...s.overrides, ...s.extraParameters };
   const line = ([k, v]: [string, PostgresConfValue]): string => `${k} = ${escapePostgresConf(v)}`;
   return lines(
     header("#"),
     `# Included last by ${PATHS.postgresConfDir}/postgresql.conf (include_dir = 'conf.d'), so these win.`,
-    sortedEntries(main).map(line),
+    sortedEntries({ ...main, ...s.extraParameters }).map(line),
     "# checklist keys, last so that nothing above can change them",
-    sortedEntries(forced).map(line),
+    sortedEntries(fixed).map(line),
   );
 }
 
@@ -187,7 +132,6 @@ export function postgresConfSettingsFor(model: StackModel): PostgresConfSettings
     sslKeyFile: POSTGRES_TLS_FILES.key,
     sslCaFile: PATHS.caCert,
     sizing: model.settings.sizing.postgres,
-    overrides: {},
     // WAL archiving to pgBackRest (BACKUP-1): the backups module owns these keys.
     extraParameters: postgresArchiveParameters(model),
   };

@@ -1,7 +1,7 @@
 // Amazon RDS for PostgreSQL as the database engine (issue 8, postgresEngine = "rds"). Pure: the
 // parameter group's settings, the bootstrap SQL the PgBouncer host runs against the RDS
 // endpoint, and the libpq service file it connects through. Every checklist value comes from
-// the same tables the EC2 renderer writes (POSTGRES_FORCED, the sizing), so the two engines
+// the same tables the EC2 renderer writes (POSTGRES_CONF, the sizing), so the two engines
 // cannot drift apart.
 import { DB_ROLES, PATHS, secretRef, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
@@ -9,7 +9,8 @@ import { parseScramVerifier } from "../lib/scram";
 import { isSecretRef } from "../lib/secret-ref";
 import { odooRoleConnectionLimit, POSTGRES_RESERVED, type MigrationTimeouts } from "../lib/sizing";
 import { header, lines, sqlIdent, sqlLiteral, type HostFile } from "./format";
-import { gexecUnless, migrationRoleSql, odooDatabasesSql, POSTGRES_FORCED } from "./postgresql";
+import { staticForced } from "../lib/layering";
+import { gexecUnless, migrationRoleSql, odooDatabasesSql, POSTGRES_CONF } from "./postgresql";
 
 /**
  * The RDS engine: the major version only, with automatic minor upgrades on
@@ -83,16 +84,19 @@ const rdsValue = (v: string | number | boolean): string => (typeof v === "boolea
  */
 export function rdsParameters(model: StackModel): RdsParameter[] {
   const pg = model.settings.sizing.postgres;
-  const values: Record<string, { value: string | number | boolean; checklist: string[] }> = {
-    password_encryption: { value: POSTGRES_FORCED.password_encryption, checklist: ["AUTH-1"] },
-    ssl_min_protocol_version: { value: POSTGRES_FORCED.ssl_min_protocol_version, checklist: ["TLS-1"] },
-    log_lock_waits: { value: POSTGRES_FORCED.log_lock_waits, checklist: ["PG-3"] },
-    shared_preload_libraries: { value: POSTGRES_FORCED.shared_preload_libraries, checklist: ["OBS-7"] },
-    "rds.force_ssl": { value: POSTGRES_FORCED.ssl, checklist: ["TLS-1"] },
-    max_connections: { value: pg.maxConnections, checklist: ["PG-1"] },
-    statement_timeout: { value: pg.statementTimeoutMs, checklist: ["PG-2"] },
-    lock_timeout: { value: pg.lockTimeoutMs, checklist: ["PG-2"] },
-    idle_in_transaction_session_timeout: { value: pg.idleInTransactionSessionTimeoutMs, checklist: ["PG-2"] },
+  // Each value and its checklist IDs from the drop-in's table (POSTGRES_CONF): the fixed ones as
+  // they are, the sizing's from the same sizing.
+  const fromTable = (key: string, value: string | number | boolean = staticForced(POSTGRES_CONF, key)) => ({ value, checklist: POSTGRES_CONF.keys[key].checklist ?? [] });
+  const values: Record<string, { value: string | number | boolean; checklist: readonly string[] }> = {
+    password_encryption: fromTable("password_encryption"),
+    ssl_min_protocol_version: fromTable("ssl_min_protocol_version"),
+    log_lock_waits: fromTable("log_lock_waits"),
+    shared_preload_libraries: fromTable("shared_preload_libraries"),
+    "rds.force_ssl": fromTable("ssl"),
+    max_connections: fromTable("max_connections", pg.maxConnections),
+    statement_timeout: fromTable("statement_timeout", pg.statementTimeoutMs),
+    lock_timeout: fromTable("lock_timeout", pg.lockTimeoutMs),
+    idle_in_transaction_session_timeout: fromTable("idle_in_transaction_session_timeout", pg.idleInTransactionSessionTimeoutMs),
   };
   return Object.keys(values)
     .sort()

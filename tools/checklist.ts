@@ -9,8 +9,10 @@ import * as path from "path";
 import { PATHS } from "../lib/model";
 import { CLOUDWATCH_AGENT_CONFIG_PATH } from "../templates/cloudwatch-agent";
 import { METRICS_CONFIG_PATH } from "../templates/metrics";
-import { ODOO_FORCED_KEYS } from "../templates/odoo-conf";
-import { PGBACKREST_CONF_PATH } from "../templates/pgbackrest";
+import { checklistKeys } from "../lib/layering";
+import { ODOO_CONF } from "../templates/odoo-conf";
+import { PGBACKREST_CONF_PATH, PGBACKREST_GLOBAL } from "../templates/pgbackrest";
+import { PGBOUNCER_INI } from "../templates/pgbouncer";
 import type { AnalyzerInfo, PolicyDiagnostic } from "./analyzer-client";
 
 /** The checklist beside the clone (CI checks it out as ../shared), the spec every ID comes from. */
@@ -123,25 +125,8 @@ export const POSTGRES_KEYS: Readonly<Record<string, readonly string[]>> = {
 };
 
 export const CONSTRUCTION_KEYS: readonly ConstructionKey[] = [
-  ...Object.entries(ODOO_FORCED_KEYS).map(([key, k]) => ({ path: PATHS.odooConf, line: iniKey(key), ids: [k.checklist] })),
-  ...keys(PATHS.pgbouncerIni, {
-    pool_mode: ["POOL-1"],
-    default_pool_size: ["POOL-2"],
-    reserve_pool_size: ["POOL-3"],
-    max_client_conn: ["POOL-4"],
-    max_db_connections: ["POOL-5"],
-    max_user_connections: ["POOL-5"],
-    auth_type: ["AUTH-1"],
-    // AUTH-3 applies to auth_user/auth_query; the auth_file of verifiers is the construction
-    // that leaves no lookup role or function to get wrong.
-    auth_file: ["AUTH-2", "AUTH-3"],
-    client_tls_sslmode: ["TLS-1"],
-    server_tls_sslmode: ["TLS-1", "TLS-2"],
-    log_connections: ["OBS-3"],
-    log_disconnections: ["OBS-3"],
-    log_pooler_errors: ["OBS-3"],
-    stats_users: ["OBS-1", "OBS-2"],
-  }),
+  ...keys(PATHS.odooConf, checklistKeys(ODOO_CONF)),
+  ...keys(PATHS.pgbouncerIni, checklistKeys(PGBOUNCER_INI)),
   ...keys(PATHS.postgresConf, POSTGRES_KEYS),
   { path: PATHS.postgresHba, line: /^hostssl\s.*scram-sha-256/, ids: ["AUTH-1", "TLS-1", "NET-6"] },
   { path: PATHS.postgresBootstrapSql, line: /ALTER ROLE .* SET (statement_timeout|lock_timeout|idle_in_transaction_session_timeout)/, ids: ["PG-2"] },
@@ -155,7 +140,7 @@ export const CONSTRUCTION_KEYS: readonly ConstructionKey[] = [
   { path: PATHS.nginxSite, line: /^\s*proxy_(read|send)_timeout /, ids: ["PROXY-5"] },
   { path: PATHS.nginxConf, line: /^\s*log_format odoo_json .*request_time/, ids: ["OBS-4"] },
   { path: PATHS.odooLogrotate, line: /^\s*rotate \d+/, ids: ["ODOO-5"] },
-  { path: PGBACKREST_CONF_PATH, line: /^repo1-cipher-type=/, ids: ["BACKUP-1"] },
+  ...keys(PGBACKREST_CONF_PATH, checklistKeys(PGBACKREST_GLOBAL)),
   // The restore drill (BACKUP-2) is a unit the PostgreSQL host runs: restore, check, measure the RTO.
   { path: "/etc/systemd/system/odoo-stack-restore-drill.service", line: /^ExecStart=/, ids: ["BACKUP-2"] },
   // What the metrics collector reads, per host (templates/metrics.ts).

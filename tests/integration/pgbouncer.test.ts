@@ -5,8 +5,8 @@
 import { Client } from "pg";
 import { DB_ROLES } from "../../lib/model";
 import { parseScramVerifier } from "../../lib/scram";
-import { odooConfSettingsFor, ODOO_FORCED_KEYS } from "../../templates/odoo-conf";
-import { LISTEN_DATABASE, PGBOUNCER_FORCED } from "../../templates/pgbouncer";
+import { ODOO_CONF, odooConfSettingsFor } from "../../templates/odoo-conf";
+import { LISTEN_DATABASE, PGBOUNCER_INI } from "../../templates/pgbouncer";
 import { POSTGRES_TLS_FILES } from "../../templates/postgresql";
 import { modelWith } from "../helpers/fixtures";
 import { clientConfig, connect, connectObserved, endAll, refusal, withClient } from "./helpers/clients";
@@ -64,7 +64,7 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
   });
 
   it("lets an Odoo-like client log in with SCRAM over TLS, verify-full against pgbouncer.<zone> (TLS-1, TLS-2, TLS-3, AUTH-1)", async () => {
-    expect(ODOO_FORCED_KEYS.db_sslmode.value).toBe("verify-full");
+    expect(ODOO_CONF.keys.db_sslmode.forced).toBe("verify-full");
     expect(odooConf.dbHost).toBe(tier.pgbouncerEndpoint.serverName);
     const observed = await connectObserved(clientConfig(tier.pgbouncerEndpoint, { user: odooConf.dbUser, password: tier.secrets.odooDbPassword, database }));
     try {
@@ -80,7 +80,7 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
       await observed.client.end();
     }
     // PgBouncer verified PostgreSQL by name: its server_tls_sslmode is verify-full.
-    expect(tier.installed.pgbouncerIni).toMatch(new RegExp(`^server_tls_sslmode = ${PGBOUNCER_FORCED.server_tls_sslmode}$`, "m"));
+    expect(tier.installed.pgbouncerIni).toMatch(new RegExp(`^server_tls_sslmode = ${String(PGBOUNCER_INI.keys.server_tls_sslmode.forced)}$`, "m"));
     expect(tier.installed.pgbouncerIni).toContain(`host=${tier.verifiesPostgresByName ? model.hosts.postgres.fqdn : "127.0.0.1"}`);
     if (!tier.verifiesPostgresByName) summary.push("FALLBACK: no mount namespace, PgBouncer verified PostgreSQL's certificate by IP SAN 127.0.0.1");
     // The certificate check is real: the same client refuses a certificate for another name.
@@ -93,7 +93,7 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
       sandbox.run(
         BIN.psql,
         ["-X", "-At", "-c", "SELECT current_user || ' ' || (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
-          `host=${host} hostaddr=127.0.0.1 port=${tier.pgbouncerEndpoint.port} dbname=${database} user=${odooConf.dbUser} sslmode=${ODOO_FORCED_KEYS.db_sslmode.value} sslrootcert=${tier.ca.certPath}`],
+          `host=${host} hostaddr=127.0.0.1 port=${tier.pgbouncerEndpoint.port} dbname=${database} user=${odooConf.dbUser} sslmode=${String(ODOO_CONF.keys.db_sslmode.forced)} sslrootcert=${tier.ca.certPath}`],
         // Odoo's service gets the CA through PGSSLROOTCERT (odooServiceEnvironment); the password through odoo.conf.
         { env: { PGPASSWORD: tier.secrets.odooDbPassword } },
       );

@@ -6,7 +6,8 @@ import * as path from "path";
 import { Client } from "pg";
 import { DB_ROLES, PATHS } from "../../lib/model";
 import { odooRoleConnectionLimit } from "../../lib/sizing";
-import { postgresBootstrapSettingsFor, POSTGRES_FORCED, renderPostgresBootstrap } from "../../templates/postgresql";
+import { staticForced } from "../../lib/layering";
+import { POSTGRES_CONF, postgresBootstrapSettingsFor, renderPostgresBootstrap } from "../../templates/postgresql";
 import { modelWith } from "../helpers/fixtures";
 import { clientConfig, connectObserved, refusal, withClient } from "./helpers/clients";
 import { randomPassword, resolveSecretRefs } from "./helpers/secrets";
@@ -44,11 +45,11 @@ function expectedSettings(): Record<string, string> {
     statement_timeout: String(pgSizing.statementTimeoutMs), // PG-2 (ms)
     lock_timeout: String(pgSizing.lockTimeoutMs), // PG-2
     idle_in_transaction_session_timeout: String(pgSizing.idleInTransactionSessionTimeoutMs), // PG-2
-    log_lock_waits: onOff(POSTGRES_FORCED.log_lock_waits), // PG-3
-    password_encryption: POSTGRES_FORCED.password_encryption, // AUTH-1
-    ssl: onOff(POSTGRES_FORCED.ssl), // TLS-1
-    ssl_min_protocol_version: POSTGRES_FORCED.ssl_min_protocol_version,
-    shared_preload_libraries: POSTGRES_FORCED.shared_preload_libraries, // OBS-7
+    log_lock_waits: onOff(staticForced(POSTGRES_CONF, "log_lock_waits") === true), // PG-3
+    password_encryption: String(staticForced(POSTGRES_CONF, "password_encryption")), // AUTH-1
+    ssl: onOff(staticForced(POSTGRES_CONF, "ssl") === true), // TLS-1
+    ssl_min_protocol_version: String(staticForced(POSTGRES_CONF, "ssl_min_protocol_version")),
+    shared_preload_libraries: String(staticForced(POSTGRES_CONF, "shared_preload_libraries")), // OBS-7
     listen_addresses: "127.0.0.1", // remapped (NET-6: the private address in production)
     port: String(tier.pg.port), // remapped
   };

@@ -4,8 +4,9 @@ import type { OdooVersion } from "../../lib/config";
 import { DB_ROLES, PATHS, SECRET_REF, type StackModel } from "../../lib/model";
 import { PORTS } from "../../lib/ports";
 import { escapeOdooConf, GENERATED } from "../../templates/format";
+import { forcedEntries } from "../../lib/layering";
 import {
-  ODOO_FORCED_KEYS,
+  ODOO_CONF,
   ODOO_USER_OPTIONS,
   odooConfFile,
   odooConfOptions,
@@ -67,6 +68,18 @@ describe("odoo.conf goldens", () => {
   });
 });
 
+/** The value the checklist requires of a forced key on every production host, stated apart from the table. */
+const REQUIRED_VALUES: Readonly<Record<string, string>> = {
+  proxy_mode: "True", // PROXY-4
+  list_db: "False", // ODOO-2
+  addons_path: `${PATHS.odooCoreAddons},${PATHS.odooCustomAddons}`, // ODOO-4
+  logfile: PATHS.odooLogFile, // ODOO-5
+  http_port: String(PORTS.odooHttp.port), // PROXY-1
+  gevent_port: String(PORTS.odooGevent.port), // PROXY-2
+  db_port: String(PORTS.pgbouncer.port), // NET-5
+  db_sslmode: "verify-full", // TLS-2
+};
+
 describe("odoo.conf invariants", () => {
   it.each(EVERY_HOST)("%s: starts with the generated header and lists keys once each, sorted", (_n, model, host) => {
     const text = renderOdooConf(odooConfSettingsFor(model, host));
@@ -78,11 +91,11 @@ describe("odoo.conf invariants", () => {
 
   it.each(EVERY_HOST)("%s: every forced checklist key appears exactly once with its required value", (_n, model, host) => {
     const options = parseOptions(renderOdooConf(odooConfSettingsFor(model, host)));
-    for (const [key, forced] of Object.entries(ODOO_FORCED_KEYS)) {
+    for (const [key] of forcedEntries(ODOO_CONF)) {
       const found = options.filter(([k]) => k === key);
-      const absent = forced.absentWhen === "one database" && model.settings.databases.length === 1;
+      const absent = key === "dbfilter" && model.settings.databases.length === 1;
       expect({ key, count: found.length }).toEqual({ key, count: absent ? 0 : 1 });
-      if (forced.value !== undefined) expect({ key, value: found[0][1] }).toEqual({ key, value: forced.value });
+      if (key in REQUIRED_VALUES) expect({ key, value: found[0][1] }).toEqual({ key, value: REQUIRED_VALUES[key] });
     }
   });
 

@@ -1,7 +1,8 @@
 // pgbackrest.conf (BACKUP-1, BACKUP-2): the whole rendered file against a reviewed golden, and
 // the invariants that make it a backup you can restore — encrypted repository, instance-role
 // credentials, the stack's own prefix, retention covering the configured window — each key
-// exactly once, and no override able to defeat a forced key.
+// exactly once, and no key open to an override.
+import { checklistKeys, overridableKeys } from "../../lib/layering";
 import { secretRef, SECRET_REF } from "../../lib/model";
 import {
   archivePushQueueMaxGiB,
@@ -9,7 +10,7 @@ import {
   diffRetentionFor,
   escapePgbackrestConf,
   PGBACKREST_CONF_PATH,
-  PGBACKREST_TUNABLE_KEYS,
+  PGBACKREST_GLOBAL,
   pgbackrestCommand,
   pgbackrestSettingsFor,
   postgresArchiveConfLines,
@@ -119,29 +120,11 @@ describe("renderPgbackrestConf", () => {
     expect(single(conf, "global:restore", "process-max")).toBe("8");
   });
 
-  it("lets a tunable key be overridden", () => {
-    const conf = renderPgbackrestConf({ ...settings, overrides: { "compress-level": 9, "process-max": 2, "repo1-bundle": false } });
-    expect(single(conf, "global", "compress-level")).toBe("9");
-    expect(single(conf, "global", "process-max")).toBe("2");
-    expect(single(conf, "global", "repo1-bundle")).toBe("n");
-  });
-
-  it.each([
-    ["repo1-cipher-type", "none", "aes-256-cbc"],
-    ["repo1-s3-key-type", "shared", "auto"],
-    ["repo1-path", "/elsewhere", "/pgbackrest/prod"],
-    ["repo1-retention-full", 1, "30"],
-    ["repo1-type", "posix", "s3"],
-  ])("an override of the forced key %s does not win", (key, attempt, forced) => {
-    const conf = renderPgbackrestConf({ ...settings, overrides: { [key]: attempt } });
-    expect(single(conf, "global", key)).toBe(forced);
-  });
-
-  it("refuses a key that is neither tunable nor forced, naming it and the allowed keys", () => {
-    expect(() => renderPgbackrestConf({ ...settings, overrides: { "repo1-s3-key": "AKIAEXAMPLE", "compres-type": "lz4" } })).toThrow(
-      /"repo1-s3-key", "compres-type" are not a tunable key; allowed: archive-async, /,
-    );
-    expect(PGBACKREST_TUNABLE_KEYS).not.toContain("repo1-cipher-type");
+  // No stack setting reaches [global]: issue 17 item 2 deleted the tunables list nothing used.
+  it("no key of [global] is overridable, and the cipher is the checklist's (BACKUP-1)", () => {
+    expect(overridableKeys(PGBACKREST_GLOBAL, settings)).toEqual([]);
+    expect(checklistKeys(PGBACKREST_GLOBAL)).toEqual({ "repo1-cipher-type": ["BACKUP-1"] });
+    expect(single(renderPgbackrestConf(settings), "global", "repo1-cipher-type")).toBe("aes-256-cbc");
   });
 
   it("refuses a value that would inject a line", () => {

@@ -3,13 +3,12 @@ import { DB_ROLES, SECRET_REF, type StackModel } from "../../lib/model";
 import { scramSha256Verifier } from "../../lib/scram";
 import { odooRoleConnectionLimit } from "../../lib/sizing";
 import type { RawConfig } from "../../lib/config";
+import { forcedEntries, overridableKeys } from "../../lib/layering";
 import { escapePgbouncerConnstrValue, escapePgbouncerIniValue } from "../../templates/format";
 import {
   LISTEN_DATABASE,
   PGBOUNCER_DEAD_PEER_SECONDS,
-  PGBOUNCER_FORCED,
-  PGBOUNCER_FORCED_KEYS,
-  PGBOUNCER_OVERRIDABLE,
+  PGBOUNCER_INI,
   pgbouncerHostFiles,
   pgbouncerSettingsFor,
   pgbouncerSystemdSettingsFor,
@@ -66,16 +65,29 @@ describe("pgbouncer.ini goldens", () => {
   });
 });
 
+/** The [pgbouncer] keys PGBOUNCER_INI forces, sorted. */
+const FORCED_KEYS = forcedEntries(PGBOUNCER_INI).map(([k]) => k).sort();
+
 describe("pgbouncer.ini invariants", () => {
   it.each(models)("%s: every forced key appears exactly once in [pgbouncer], with its value (POOL-1, AUTH-1, AUTH-2, TLS-1, OBS-3)", (_name, model) => {
     const settings = pgbouncerSettingsFor(model);
     const pairs = section(renderPgbouncerIni(settings), "pgbouncer");
-    const expected: Record<string, string> = { ...Object.fromEntries(Object.entries(PGBOUNCER_FORCED).map(([k, v]) => [k, String(v)])), auth_file: settings.authFile };
-    expect(Object.keys(expected).sort()).toEqual([...PGBOUNCER_FORCED_KEYS]);
+    // What the checklist requires, stated apart from the table.
+    const expected: Record<string, string> = {
+      pool_mode: "transaction",
+      auth_type: "scram-sha-256",
+      auth_file: settings.authFile,
+      client_tls_sslmode: "require",
+      server_tls_sslmode: "verify-full",
+      log_connections: "1",
+      log_disconnections: "1",
+      log_pooler_errors: "1",
+    };
+    expect(Object.keys(expected).sort()).toEqual(FORCED_KEYS);
     for (const [key, value] of Object.entries(expected)) expect([key, valuesOf(pairs, key)]).toEqual([key, [value]]);
     // Written last: every forced key follows every other key.
-    const firstForced = pairs.findIndex(([k]) => PGBOUNCER_FORCED_KEYS.includes(k));
-    expect(pairs.slice(firstForced).every(([k]) => PGBOUNCER_FORCED_KEYS.includes(k))).toBe(true);
+    const firstForced = pairs.findIndex(([k]) => FORCED_KEYS.includes(k));
+    expect(pairs.slice(firstForced).every(([k]) => FORCED_KEYS.includes(k))).toBe(true);
   });
 
   it.each(models)("%s: no key appears twice in any section", (_name, model) => {
@@ -146,18 +158,18 @@ describe("pgbouncer.ini invariants", () => {
 describe("pgbouncer.ini overrides", () => {
   const base = pgbouncerSettingsFor(models[0][1]);
 
-  it("an allowlisted override replaces the default, once", () => {
-    const pairs = section(renderPgbouncerIni({ ...base, overrides: { query_wait_timeout: 45, verbose: 1 } }), "pgbouncer");
-    expect(valuesOf(pairs, "query_wait_timeout")).toEqual(["45"]);
-    expect(valuesOf(pairs, "verbose")).toEqual(["1"]);
+  it("an allowlisted override replaces the default, once (the benchmark's application_name_add_host variant)", () => {
+    const pairs = section(renderPgbouncerIni({ ...base, overrides: { application_name_add_host: 0 } }), "pgbouncer");
+    expect(valuesOf(pairs, "application_name_add_host")).toEqual(["0"]);
+    expect(valuesOf(section(renderPgbouncerIni(base), "pgbouncer"), "application_name_add_host")).toEqual(["1"]);
   });
 
-  it.each([...PGBOUNCER_FORCED_KEYS])("an override of forced key %s throws instead of winning", (key) => {
-    expect(() => renderPgbouncerIni({ ...base, overrides: { [key]: "session" } })).toThrow(new RegExp(`${key} is fixed by the checklist`));
+  it.each(forcedEntries(PGBOUNCER_INI).map(([key, e]) => [key, (e.checklist ?? []).join(", ")]))("an override of forced key %s throws naming %s instead of winning", (key, ids) => {
+    expect(() => renderPgbouncerIni({ ...base, overrides: { [key]: "session" } })).toThrow(new RegExp(`${key}: is fixed by odoo-stack \\(${ids}: `));
   });
 
-  it.each(["default_pool_size", "max_client_conn", "admin_users", "no_such_key"])("an override of %s (not allowlisted) throws", (key) => {
-    expect(() => renderPgbouncerIni({ ...base, overrides: { [key]: 1 } })).toThrow(new RegExp(`${key} is not an overridable PgBouncer setting`));
+  it.each(["default_pool_size", "max_client_conn", "admin_users", "query_wait_timeout", "no_such_key"])("an override of %s (not allowlisted) throws", (key) => {
+    expect(() => renderPgbouncerIni({ ...base, overrides: { [key]: 1 } })).toThrow(new RegExp(`${key}: is not an overridable PgBouncer setting .*; allowed: application_name_add_host$`, "m"));
   });
 
   it("reports every rejected override at once", () => {
@@ -165,7 +177,7 @@ describe("pgbouncer.ini overrides", () => {
   });
 
   it("the allowlist and the forced keys do not overlap", () => {
-    expect(PGBOUNCER_OVERRIDABLE.filter((k) => PGBOUNCER_FORCED_KEYS.includes(k))).toEqual([]);
+    expect(overridableKeys(PGBOUNCER_INI, base).filter((k) => FORCED_KEYS.includes(k))).toEqual([]);
   });
 
   it("refuses `postgres` as an Odoo database and an empty list", () => {

@@ -3,14 +3,12 @@ import type { RawConfig } from "../../lib/config";
 import { SECRET_REF, type StackModel } from "../../lib/model";
 import { scramSha256Verifier } from "../../lib/scram";
 import { odooRoleConnectionLimit } from "../../lib/sizing";
+import { fixedKeys, overridableKeys } from "../../lib/layering";
 import { GENERATED } from "../../templates/format";
 import { pgbouncerSettingsFor, renderPgbouncerIni } from "../../templates/pgbouncer";
 import {
   pgHbaSettingsFor,
-  POSTGRES_FORCED,
-  POSTGRES_FORCED_FROM_SETTINGS,
-  POSTGRES_FORCED_KEYS,
-  POSTGRES_OVERRIDABLE,
+  POSTGRES_CONF,
   postgresBootstrapSettingsFor,
   postgresConfSettingsFor,
   postgresHostFiles,
@@ -61,6 +59,9 @@ describe("goldens", () => {
   });
 });
 
+/** The drop-in's keys written last: the checklist's and the ones the stack owns (port, TLS files). */
+const FIXED_KEYS = fixedKeys(POSTGRES_CONF);
+
 describe("conf.d drop-in invariants", () => {
   it.each(models)("%s: every forced key appears exactly once, with its value, after every other key (PG-1, PG-2, PG-3)", (_name, m) => {
     const pairs = confPairs(renderPostgresConf(postgresConfSettingsFor(m)));
@@ -82,10 +83,10 @@ describe("conf.d drop-in invariants", () => {
       ssl_key_file: "'/etc/postgresql/15/main/tls/server.key'",
       ssl_ca_file: `'${"/usr/local/share/ca-certificates/odoo-stack-internal-ca.crt"}'`,
     };
-    expect(Object.keys(expected).sort()).toEqual([...POSTGRES_FORCED_KEYS]);
+    expect(Object.keys(expected).sort()).toEqual(FIXED_KEYS);
     for (const [key, value] of Object.entries(expected)) expect([key, valuesOf(pairs, key)]).toEqual([key, [value]]);
-    const firstForced = pairs.findIndex(([k]) => POSTGRES_FORCED_KEYS.includes(k));
-    expect(pairs.slice(firstForced).every(([k]) => POSTGRES_FORCED_KEYS.includes(k))).toBe(true);
+    const firstForced = pairs.findIndex(([k]) => FIXED_KEYS.includes(k));
+    expect(pairs.slice(firstForced).every(([k]) => FIXED_KEYS.includes(k))).toBe(true);
     const keys = pairs.map(([k]) => k);
     expect(keys).toEqual([...new Set(keys)]);
   });
@@ -112,21 +113,13 @@ describe("conf.d drop-in invariants", () => {
   });
 });
 
-describe("conf.d overrides and extra parameters", () => {
+describe("conf.d extra parameters", () => {
   const base = postgresConfSettingsFor(model("default"));
 
-  it("an allowlisted override replaces the default, once", () => {
-    const pairs = confPairs(renderPostgresConf({ ...base, overrides: { work_mem: "16MB", random_page_cost: 1.1 } }));
-    expect(valuesOf(pairs, "work_mem")).toEqual(["'16MB'"]);
-    expect(valuesOf(pairs, "random_page_cost")).toEqual(["1.1"]);
-  });
-
-  it.each([...POSTGRES_FORCED_KEYS])("an override of forced key %s throws instead of winning", (key) => {
-    expect(() => renderPostgresConf({ ...base, overrides: { [key]: "off" } })).toThrow(new RegExp(`${key} is fixed by the checklist`));
-  });
-
-  it.each(["archive_command", "fsync", "no_such_guc"])("an override of %s (not allowlisted) throws", (key) => {
-    expect(() => renderPostgresConf({ ...base, overrides: { [key]: "x" } })).toThrow(new RegExp(`${key} is not an overridable`));
+  // No stack setting reaches the drop-in's tuning keys: the sizing owns them through the
+  // postgres.* config keys (issue 17 item 2 deleted the allowlist nothing used).
+  it("no key of the drop-in is overridable", () => {
+    expect(overridableKeys(POSTGRES_CONF, base)).toEqual([]);
   });
 
   it("extra parameters are appended once, escaped", () => {
@@ -141,9 +134,8 @@ describe("conf.d overrides and extra parameters", () => {
     expect(() => renderPostgresConf({ ...base, extraParameters: { "x = 1\nssl": "off" } })).toThrow(/not a PostgreSQL parameter name/);
   });
 
-  it("the allowlist and the forced keys do not overlap; the constants are all forced", () => {
-    expect(POSTGRES_OVERRIDABLE.filter((k) => POSTGRES_FORCED_KEYS.includes(k))).toEqual([]);
-    expect([...Object.keys(POSTGRES_FORCED), ...POSTGRES_FORCED_FROM_SETTINGS].sort()).toEqual([...POSTGRES_FORCED_KEYS]);
+  it("extra parameters are refused all at once", () => {
+    expect(() => renderPostgresConf({ ...base, extraParameters: { ssl: false, work_mem: "1GB" } })).toThrow(/2 problems:\n {2}1\. ssl is fixed[\s\S]*2\. work_mem is already set/);
   });
 });
 

@@ -13,7 +13,8 @@ import { buildUserData, EFS_PACKAGES, firstBootSteps } from "../../templates/clo
 import { renderNginxSite, nginxSiteSettingsFor } from "../../templates/nginx";
 import { odooConfSettingsFor } from "../../templates/odoo-conf";
 import { pgbouncerSettingsFor, renderPgbouncerIni } from "../../templates/pgbouncer";
-import { POSTGRES_FORCED, postgresConfSettingsFor } from "../../templates/postgresql";
+import { staticForced } from "../../lib/layering";
+import { POSTGRES_CONF, postgresConfSettingsFor } from "../../templates/postgresql";
 import { logGroupName } from "../../templates/cloudwatch-agent";
 import {
   rdsAdminServiceSettingsFor,
@@ -130,10 +131,10 @@ describe("RDS parameter group (PG-1, PG-2, PG-3, AUTH-1, TLS-1, OBS-7)", () => {
       lock_timeout: String(pg.lockTimeoutMs),
       log_lock_waits: "1",
       max_connections: String(pg.maxConnections),
-      password_encryption: POSTGRES_FORCED.password_encryption,
+      password_encryption: staticForced(POSTGRES_CONF, "password_encryption"),
       "rds.force_ssl": "1",
-      shared_preload_libraries: POSTGRES_FORCED.shared_preload_libraries,
-      ssl_min_protocol_version: POSTGRES_FORCED.ssl_min_protocol_version,
+      shared_preload_libraries: staticForced(POSTGRES_CONF, "shared_preload_libraries"),
+      ssl_min_protocol_version: staticForced(POSTGRES_CONF, "ssl_min_protocol_version"),
       statement_timeout: String(pg.statementTimeoutMs),
     });
     expect(byName.max_connections.value).toBe(String(ec2Forced.maxConnections));
