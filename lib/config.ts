@@ -246,7 +246,7 @@ export function isBuildDate(text: string): boolean {
   return y >= 2017 && date.getUTCFullYear() === y && date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
 }
 
-const S3_URI = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([A-Za-z0-9!_.*'()\/-]{1,1024})$/;
+const S3_URI = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/([A-Za-z0-9!_.*'()/-]{1,1024})$/;
 
 /** odooAddons: {s3Uri, sha256}; undefined when unset. Every problem goes to `add`. */
 export function parseOdooAddons(raw: unknown, add: (key: string, value: unknown, fix: string) => void): OdooAddonsSettings | undefined {

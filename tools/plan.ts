@@ -80,6 +80,7 @@ export interface PlanResult {
  * are the stack outputs, or, when it exports a function, what that function returns.
  */
 function loadProgram(file: string): ProgramResult | Promise<ProgramResult> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the entry is a path chosen at run time, loaded as the CLI loads it
   const exported: unknown = require(file);
   return typeof exported === "function" ? (exported as () => ProgramResult | Promise<ProgramResult>)() : (exported as ProgramResult);
 }

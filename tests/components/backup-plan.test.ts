@@ -170,6 +170,6 @@ describe("BackupPlan options", () => {
     expect(problems[0]).toMatch(/'rtoTargetSeconds' must be a whole number of seconds ≥ 60, got 10/);
     expect(problems[1]).toMatch(/'snapshotRetainCount'/);
     expect(problems[2]).toMatch(/'snapshotTime' must be "HH:MM"/);
-    expect(() => new BackupPlan("bad", { model, bucket: { bucketName: BUCKET, arn: BUCKET_ARN }, rtoTargetSeconds: 10 })).toThrow(/BackupPlan bad: 1 problem:\n  1\. 'rtoTargetSeconds'/);
+    expect(() => new BackupPlan("bad", { model, bucket: { bucketName: BUCKET, arn: BUCKET_ARN }, rtoTargetSeconds: 10 })).toThrow(/BackupPlan bad: 1 problem:\n {2}1\. 'rtoTargetSeconds'/);
   });
 });

@@ -279,7 +279,7 @@ describe("checkHostFiles", () => {
       { path: "/etc/a-b", content: "x\n", mode: "644", owner: "root", group: "root" },
     ], stack);
     expect(problems).toHaveLength(2);
-    expect(problems[0]).toMatch(/^manifest of host odoo-2: 2 problems:\n  1\. "\/etc\/a b" must be an absolute path.*\n  2\. "\/etc\/a-b": mode "644" must be 4 octal digits/);
+    expect(problems[0]).toMatch(/^manifest of host odoo-2: 2 problems:\n {2}1\. "\/etc\/a b" must be an absolute path.*\n {2}2\. "\/etc\/a-b": mode "644" must be 4 octal digits/);
     expect(problems[1]).toBe("files /etc/a b and /etc/a-b map to the same resource name; rename one");
   });
 });

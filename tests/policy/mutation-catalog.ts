@@ -130,7 +130,7 @@ const statement = (sid: string, edit: (s: Record<string, any>) => void) => (p: R
   p.policy = JSON.stringify(doc);
 };
 /** The site's plain-HTTP server (listen 80 + return 301), the one NET-3 allows. */
-const REDIRECT_SERVER = /server \{\n    listen 80 default_server;\n    return 301 [^\n]*\n\}\n/;
+const REDIRECT_SERVER = /server \{\n {4}listen 80 default_server;\n {4}return 301 [^\n]*\n\}\n/;
 
 export const PROD_MUTATIONS: readonly Mutation[] = [
   // --- NET-1 ------------------------------------------------------------------------------------
@@ -181,7 +181,7 @@ export const PROD_MUTATIONS: readonly Mutation[] = [
     s.add("aws:lb/listener:Listener", "odoo-extra-listener", { protocol: "HTTP", port: 80, defaultActions: [{ type: "forward", targetGroupArn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/odoo/1" }] })),
   m("net3-redirect-server-removed", "port 80 left open on the proxy, its redirect-only server removed", "NET-3", REDIRECT_ONLY, (s) => s.file("proxy", SITE, (t) => t.replace(REDIRECT_SERVER, ""))),
   m("net3-redirect-server-proxies", "the port-80 server proxies to Odoo instead of redirecting", "NET-3", REDIRECT_ONLY, (s) =>
-    s.file("proxy", SITE, (t) => t.replace(/(listen 80 default_server;\n)    return 301 [^\n]*\n/, "$1    location / {\n        proxy_pass http://odoo;\n    }\n"))),
+    s.file("proxy", SITE, (t) => t.replace(/(listen 80 default_server;\n) {4}return 301 [^\n]*\n/, "$1    location / {\n        proxy_pass http://odoo;\n    }\n"))),
   m("net3-egress-all-traffic-world", "the PostgreSQL group reaching the internet on every port", "NET-3", EGRESS, (s) => s.edit("network-postgres-out-443-world-ipv4", (p) => {
     p.ipProtocol = "-1";
     delete p.fromPort;

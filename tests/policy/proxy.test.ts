@@ -67,7 +67,7 @@ describe("nginx-websocket-routes-to-gevent (PROXY-2)", () => {
   });
 
   it("rejects a site without a /websocket location: / then catches it and sends it to 8069", async () => {
-    const r = withContent(site, (t) => t.replace(/    location \/websocket \{[\s\S]*?\n    \}\n/, ""));
+    const r = withContent(site, (t) => t.replace(/ {4}location \/websocket \{[\s\S]*?\n {4}\}\n/, ""));
     expect(await validateResource(policy, r)).toEqual([`${label} must proxy /websocket to Odoo's gevent port 8072; ${where(r)} proxies it to http://odoo on port 8069 (PROXY-2).`]);
   });
 

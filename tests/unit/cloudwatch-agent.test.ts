@@ -22,7 +22,7 @@ import { modelWith } from "../helpers/fixtures";
 import { expectGolden } from "../helpers/golden";
 
 const model = modelWith({ odooInstances: 2 }, "prod");
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 const config = (id: string): Json => cloudWatchAgentConfig(model, model.allHosts.find((h) => h.id === id) ?? model.hosts.proxy) as Json;
 
 describe("CloudWatch agent config", () => {

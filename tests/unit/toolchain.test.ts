@@ -7,7 +7,12 @@ import * as yaml from "js-yaml";
 
 const ROOT = path.join(__dirname, "..", "..");
 const read = (file: string): string => fs.readFileSync(path.join(ROOT, file), "utf8");
-const pkg = JSON.parse(read("package.json")) as { engines: { node: string }; dependencies: Record<string, string> };
+const pkg = JSON.parse(read("package.json")) as {
+  engines: { node: string };
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+  scripts: Record<string, string>;
+};
 const sdkPkg = JSON.parse(read("node_modules/@pulumi/pulumi/package.json")) as { engines?: { node?: string } };
 const nodeVersion = read(".node-version").trim();
 const workflow = yaml.load(read(".github/workflows/pulumi.yml")) as {
@@ -32,6 +37,17 @@ describe("toolchain", () => {
     expect(ci).toContain('export PATH="$node_prefix/node_modules/$node_package/bin:$PATH"');
     // Installed before the first npm ci, so every later step runs on it.
     expect(ci.indexOf("export PATH=")).toBeLessThan(ci.indexOf("npm ci --no-audit"));
+  });
+
+  it("CI lints and checks formatting right after the type-check, with the pinned ESLint and Prettier (issue 17)", () => {
+    const ci = read(".ci/run");
+    for (const tool of ["eslint", "prettier", "typescript-eslint", "@eslint/js"]) expect([tool, pkg.devDependencies[tool]]).toEqual([tool, expect.stringMatching(/^\d+\.\d+\.\d+$/)]);
+    expect(pkg.scripts).toMatchObject({ lint: "eslint .", format: "prettier --write .", "format:check": "prettier --check ." });
+    const at = (command: string) => ci.indexOf(`\n${command}\n`);
+    expect(at("npm run build")).toBeGreaterThan(0);
+    expect(at("npm run lint")).toBeGreaterThan(at("npm run build"));
+    expect(at("npm run format:check")).toBeGreaterThan(at("npm run lint"));
+    expect(at("npm test")).toBeGreaterThan(at("npm run format:check"));
   });
 
   it("the README names the same CLI release, the Node pin and every secret and variable the workflow reads", () => {
