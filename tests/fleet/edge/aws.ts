@@ -149,7 +149,10 @@ export function applyRecordChange(dns: { records: Record<string, string>; txt: M
   const name = change.name.toLowerCase().replace(/\.$/, "");
   if (change.type === "TXT") {
     const current = new Set(dns.txt.get(name) ?? []);
-    for (const v of change.values) change.action === "DELETE" ? current.delete(v) : current.add(v);
+    for (const v of change.values) {
+      if (change.action === "DELETE") current.delete(v);
+      else current.add(v);
+    }
     dns.txt.set(name, [...current]);
   } else if (change.type === "A") {
     if (change.action === "DELETE") delete dns.records[name];

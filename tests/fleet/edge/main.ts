@@ -13,7 +13,6 @@ import { applyRecordChange, cloudwatchHandler, imdsHandler, route53Handler, ssmH
 import { startDns, type DnsZone } from "./dns";
 
 // s3rver has no type package; its constructor and run() are all the edge uses.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const S3rver = require("s3rver") as new (opts: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
 
 export interface EdgeConfig {
