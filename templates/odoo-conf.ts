@@ -200,7 +200,7 @@ export const ODOO_CONF: LayerTable<OdooConfSettings, OdooOptionValue> = {
     limit_memory_hard: { forced: (s) => s.limitMemoryHardBytes, checklist: ["LIMIT-3"], rule: "must be set, in bytes" },
     limit_time_cpu: { forced: (s) => s.limitTimeCpu, checklist: ["LIMIT-3"], rule: "must be set, in seconds" },
     limit_time_real: { forced: (s) => s.limitTimeReal, checklist: ["LIMIT-3"], rule: "must be set, in seconds" },
-    db_host: { forced: (s) => s.dbHost, checklist: ["TLS-2"], rule: "must be PgBouncer's DNS name, the name its certificate carries" },
+    db_host: { forced: (s) => s.dbHost, checklist: ["NET-5", "TLS-2"], rule: "must be PgBouncer's DNS name, the name its certificate carries" },
     db_port: { forced: (s) => s.dbPort, checklist: ["NET-5"], rule: "must be PgBouncer's port: Odoo never talks to PostgreSQL directly" },
     db_sslmode: { forced: "verify-full", checklist: ["TLS-2"], rule: "must be verify-full" },
 
