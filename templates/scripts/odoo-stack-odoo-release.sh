@@ -18,8 +18,8 @@
 #      requirements.txt installed with pip --target into the release's python/ (from its wheels/
 #      only, --no-index, when it ships them; Debian 12 is PEP 668: never into the system);
 #   2. Odoo stopped and held so (a runtime mask: the package's postinst would start it); the proxy
-#      answers 503 + Retry-After meanwhile; the apt pin and the exact
-#      package; the `current` symlink switched (custom-addons and PYTHONPATH go through it);
+#      answers 503 + Retry-After meanwhile; the apt pin and the exact package; the `current`
+#      symlink switched (custom-addons and PYTHONPATH go through it);
 #   3. the cron host only: the module update of every database as the migration role (`-u all`
 #      for a new package, `-u <the artifact's addons>` for new addons; none on the host's first
 #      release: the first install or import installs the modules); Odoo started.
@@ -34,7 +34,8 @@
 # Overrides for tests: ODOO_STACK_ROOT (prefix of /opt/odoo and /etc/apt), ODOO_STACK_AWS (aws),
 # ODOO_STACK_APT_INSTALL (installs its arguments), ODOO_STACK_APT_UPDATE (refreshes Odoo's index),
 # ODOO_STACK_ODOO_AVAILABLE (prints the odoo versions the index has, one a line),
-# ODOO_STACK_ODOO_INSTALLED (prints the odoo package's version), ODOO_STACK_ODOO (odoo), ODOO_STACK_ODOO_CONF, ODOO_STACK_PIP (pip),
+# ODOO_STACK_ODOO_INSTALLED (prints the odoo package's version), ODOO_STACK_ODOO (odoo),
+# ODOO_STACK_ODOO_CONF, ODOO_STACK_PIP (pip),
 # ODOO_STACK_STOP_ODOO / ODOO_STACK_RESTART_ODOO / ODOO_STACK_HOLD_ODOO / ODOO_STACK_UNHOLD_ODOO
 # (hooks), ODOO_STACK_RUN_AS_ODOO (prefix).
 set -Eeuo pipefail
