@@ -118,6 +118,10 @@ const HARDENING = ["NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes
 /** Debian's PostgreSQL 15 cluster unit: backups and the drill start after it. */
 const POSTGRES_SERVICE = UNITS.postgres;
 
+/** stanza-create, retried while the lock is held (exit 50) for up to 12 × 5 s; `$$` is systemd's `$`. */
+export const STANZA_CREATE_RETRY =
+  "/bin/sh -c 'for try in 1 2 3 4 5 6 7 8 9 10 11 12; do PGBACKREST stanza-create && exit 0 || rc=$$?; [ $$rc -eq 50 ] || exit $$rc; sleep 5; done; exit $$rc'";
+
 function pgbackrestBackupService(s: PgbackrestSettings, type: "full" | "diff"): string {
   const pgbackrest = `/usr/bin/${pgbackrestCommand(s)}`;
   return oneshotService({
@@ -127,8 +131,11 @@ function pgbackrestBackupService(s: PgbackrestSettings, type: "full" | "diff"): 
     service: [
       "User=postgres",
       "Group=postgres",
-      // Idempotent: a new host or a new bucket gets its stanza before the first backup.
-      `ExecStartPre=${pgbackrest} stanza-create`,
+      // Idempotent: a new host or a new bucket gets its stanza before the first backup. It takes
+      // the archive lock, which an asynchronous archive-push (archive-async) holds for a while
+      // after a WAL switch (a `check` just before, e.g. the restore runbook's): pgBackRest does
+      // not wait for it but exits 50, so the lock gets a minute; any other failure stops here.
+      `ExecStartPre=${STANZA_CREATE_RETRY.replace("PGBACKREST", pgbackrest)}`,
       // A differential with no full before it is promoted to a full by pgBackRest itself.
       `ExecStart=${pgbackrest} --type=${type} backup`,
       // Proves archive_command end to end: switches WAL and waits for it in the repository.

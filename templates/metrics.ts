@@ -13,7 +13,7 @@
 //   every host certificate days-to-expiry (TLS-4), fd usage vs limit, TCP retransmits (OBS-8)
 import * as fs from "fs";
 import * as path from "path";
-import { DB_ROLES, PATHS, secretRef, type HostId, type HostRole, type StackModel } from "../lib/model";
+import { DB_ROLES, PATHS, secretRef, UNITS, type HostId, type HostRole, type StackModel } from "../lib/model";
 import { PORTS } from "../lib/ports";
 import { throwIfAny } from "../lib/problems";
 import { acmeCertificatePaths } from "./cloud-init";
@@ -392,9 +392,17 @@ export function pgpassLine(fields: { readonly port: number; readonly database: s
   return `*:${fields.port}:${esc(fields.database)}:${esc(fields.user)}:${fields.password}`;
 }
 
+/**
+ * The daemon a host's collector reads. The timer fires on the minute, also in the seconds after a
+ * boot before that daemon is up (a reboot found PostgreSQL's socket missing and the unit failed,
+ * the host "degraded"): After= makes a start queued meanwhile wait for the daemon's start job.
+ */
+const COLLECTED_DAEMON: Readonly<Record<HostRole, string>> = { postgres: UNITS.postgres, pgbouncer: UNITS.pgbouncer, odoo: UNITS.odoo, proxy: UNITS.nginx };
+
 function collectorService(model: StackModel, host: HostId, databaseReader: boolean, writesTopQueries: boolean): string {
   return oneshotService({
     description: `odoo-stack: publish ${host.role} metrics of ${host.id} to CloudWatch (OBS-1..OBS-8, PG-4, TLS-4)`,
+    after: [COLLECTED_DAEMON[host.role]],
     service: [
       systemdEnvironment("AWS_DEFAULT_REGION", model.settings.region),
       systemdEnvironment("ODOO_STACK_METRICS_CONFIG", METRICS_CONFIG_PATH),

@@ -781,7 +781,7 @@ function releaseOdoo(model: StackModel): OperationalProcedure {
     checklist: ["BACKUP-3"],
     notes: [
       `The stack pins the Odoo package (odooVersion ${model.settings.odooVersion} + odooBuild ${model.settings.odooBuild}: odoo=${odooPackageVersion(model.settings)}, an apt pin so no upgrade moves it) and the custom addons (odooAddons: ${addons === undefined ? "none" : `s3://${addons.bucket}/${addons.key}`}). Either change rewrites ${ODOO_RELEASE_PATHS.env} in every Odoo host's manifest, so the apply association runs again and odoo-stack-apply runs ${SCRIPT_PATHS.odooRelease} on each host.`,
-      `That script first downloads the artifact, checks its sha256, unpacks it to ${ODOO_RELEASE_PATHS.releases}/<sha256>, checks every __manifest__.py and compiles every file, and installs requirements.txt with pip --target into the release (from its wheels/ with --no-index when it ships them). Only then does it stop Odoo (the proxy answers 503 with Retry-After), install the package and switch ${ODOO_RELEASE_PATHS.current} (${ODOO_RELEASE_PATHS.customAddons} and PYTHONPATH go through it). On the cron host (${model.cronHost.id}) it then runs the module update of every database as ${DB_ROLES.migrate} (\`-u all\` for a new build, the artifact's addons for new addons), and starts Odoo. A failure switches back to the previous package and release, starts Odoo and fails the association, naming the step.`,
+      `That script first refreshes the index of Odoo's repository and checks the new build is there (a nightly published after the host's last apt-get update), downloads the artifact, checks its sha256, unpacks it to ${ODOO_RELEASE_PATHS.releases}/<sha256>, checks every __manifest__.py and compiles every file, and installs requirements.txt with pip --target into the release (from its wheels/ with --no-index when it ships them). Only then does it stop Odoo (the proxy answers 503 with Retry-After), install the package and switch ${ODOO_RELEASE_PATHS.current} (${ODOO_RELEASE_PATHS.customAddons} and PYTHONPATH go through it). On the cron host (${model.cronHost.id}) it then runs the module update of every database as ${DB_ROLES.migrate} (\`-u all\` for a new build, the artifact's addons for new addons: Odoo updates the modules installed in the database; a new addon is installed from Apps afterwards), and starts Odoo. A failure switches back to the previous package and release, starts Odoo and fails the association, naming the step.`,
       "Each host runs its association on its own: with several Odoo hosts, the others restart on the new code while the cron host updates the modules; keep releases to a quiet hour.",
     ],
     steps: [
@@ -807,15 +807,15 @@ function releaseOdoo(model: StackModel): OperationalProcedure {
         where: "odoo",
         eachHost: true,
         title: "Each host is on the release",
-        commands: ["dpkg-query -W -f='${Version}\\n' odoo", `readlink ${ODOO_RELEASE_PATHS.current}`, "systemctl is-active odoo", `sudo ${SCRIPT_PATHS.odooRelease}`],
-        checks: `The stack's package (now ${odooPackageVersion(model.settings)}), ${ODOO_RELEASE_PATHS.current} pointing at releases/<the artifact's sha256> (now ${current}), Odoo active, and the script saying "nothing to do". If the association failed, its output names the step and the host is back on the previous release.`,
+        commands: ["dpkg-query -W -f='${Version}\\n' odoo", `readlink ${ODOO_RELEASE_PATHS.current}`, "systemctl is-active odoo", `sudo ${SCRIPT_PATHS.odooRelease} --check`],
+        checks: `The stack's package (now ${odooPackageVersion(model.settings)}), ${ODOO_RELEASE_PATHS.current} pointing at releases/<the artifact's sha256> (now ${current}), Odoo active, and the script's check (it changes nothing) saying "nothing to do". If the association failed, its output names the step, the host is back on the previous release (the check says "not on the stack's release" and what differs), and the stack still names the failing one: roll back (next step). A failure before Odoo stopped (the new build not in Odoo's repository, the download, the checksum, the addons' checks) changed nothing: fix its cause and run \`sudo ${SCRIPT_PATHS.odooRelease}\` on the host (a second run of the association finds its files installed already and does not run the release again).`,
       },
       {
         id: "rollback",
         where: "laptop",
         title: "Roll back: the previous values, pulumi up",
         commands: ['pulumi config set odooBuild "$PREVIOUS_BUILD"', `pulumi config set --path odooAddons.s3Uri "$PREVIOUS_ADDONS_URI"`, `pulumi config set --path odooAddons.sha256 "$PREVIOUS_ADDONS_SHA256"`, "pulumi up"],
-        checks: `The hosts switch back the same way (the previous release is kept under ${ODOO_RELEASE_PATHS.releases}, so no download). A module update that changed the database is not undone by older code: restore the backup of the first step (the restore procedure of the backups runbook).`,
+        checks: `After a failed release the hosts are on the previous one already (the script switched back), so their associations say "nothing to do"; after a release that worked, they switch back the same way. Either way no download: the previous release is kept under ${ODOO_RELEASE_PATHS.releases}. Then the verify step again. A module update that changed the database is not undone by older code: restore the backup of the first step (the restore procedure of the backups runbook).`,
         params: ["PREVIOUS_BUILD", "PREVIOUS_ADDONS_URI", "PREVIOUS_ADDONS_SHA256"],
       },
     ],

@@ -6,29 +6,38 @@
 # hosts in place. Installed by odoo-stack from templates/scripts/odoo-stack-odoo-release.sh; do
 # not edit it on the host.
 #
-# Usage: odoo-stack-odoo-release [ENV_FILE]      (default /etc/odoo-stack/odoo-release.env)
+# Usage: odoo-stack-odoo-release [--check] [ENV_FILE]   (default /etc/odoo-stack/odoo-release.env)
+#   --check: changes nothing; says whether this host is on the stack's release (exit 0) or not
+#   (exit 1, naming what differs). The runbook's verify step uses it: running the script itself
+#   after a failed release would stop Odoo and try the failing release again.
 # Steps, all checks before Odoo stops:
+#   0. a new build: Odoo's package index refreshed (a build published after the host's last
+#      apt-get update is not in its lists) and the exact version found there;
 #   1. the artifact: download, sha256 against the stack's, unpack to releases/<sha256> (no absolute
 #      or .. member), every addon's __manifest__.py a Python literal, `compileall` of every file,
 #      requirements.txt installed with pip --target into the release's python/ (from its wheels/
 #      only, --no-index, when it ships them; Debian 12 is PEP 668: never into the system);
-#   2. Odoo stopped (the proxy answers 503 + Retry-After meanwhile); the apt pin and the exact
-#      package; the `current` symlink switched (custom-addons and PYTHONPATH go through it);
+#   2. Odoo stopped and held so (a runtime mask: the package's postinst would start it); the proxy
+#      answers 503 + Retry-After meanwhile; the apt pin and the exact package; the `current`
+#      symlink switched (custom-addons and PYTHONPATH go through it);
 #   3. the cron host only: the module update of every database as the migration role (`-u all`
 #      for a new package, `-u <the artifact's addons>` for new addons; none on the host's first
 #      release: the first install or import installs the modules); Odoo started.
 #   A failure in 2-3 switches back to the previous release (package, pin, symlink), starts Odoo
 #   and exits 1 naming the step; a failure in 1 leaves Odoo running on its release.
-# Exit status: 0 on the release (now or before); 1 failed (see the ERROR line).
+# Exit status: 0 on the release (now or before); 1 failed (see the ERROR line), or --check: not on it.
 #
 # Settings (KEY=VALUE, rendered by templates/odoo-release.ts): ODOO_STACK_ODOO_PACKAGE,
 # ODOO_STACK_ADDONS_URI and ODOO_STACK_ADDONS_SHA256 (both empty: no addons), ODOO_STACK_REGION,
 # ODOO_STACK_RUNS_CRON (1 on the cron host), ODOO_STACK_DATABASES, ODOO_STACK_CA,
 # ODOO_STACK_MIGRATION_ROLE.
 # Overrides for tests: ODOO_STACK_ROOT (prefix of /opt/odoo and /etc/apt), ODOO_STACK_AWS (aws),
-# ODOO_STACK_APT_INSTALL (installs its arguments), ODOO_STACK_ODOO_INSTALLED (prints the odoo
-# package's version), ODOO_STACK_ODOO (odoo), ODOO_STACK_ODOO_CONF, ODOO_STACK_PIP (pip),
-# ODOO_STACK_STOP_ODOO / ODOO_STACK_RESTART_ODOO (hooks), ODOO_STACK_RUN_AS_ODOO (prefix).
+# ODOO_STACK_APT_INSTALL (installs its arguments), ODOO_STACK_APT_UPDATE (refreshes Odoo's index),
+# ODOO_STACK_ODOO_AVAILABLE (prints the odoo versions the index has, one a line),
+# ODOO_STACK_ODOO_INSTALLED (prints the odoo package's version), ODOO_STACK_ODOO (odoo),
+# ODOO_STACK_ODOO_CONF, ODOO_STACK_PIP (pip),
+# ODOO_STACK_STOP_ODOO / ODOO_STACK_RESTART_ODOO / ODOO_STACK_HOLD_ODOO / ODOO_STACK_UNHOLD_ODOO
+# (hooks), ODOO_STACK_RUN_AS_ODOO (prefix).
 set -Eeuo pipefail
 umask 022
 export LC_ALL=C
@@ -40,16 +49,29 @@ die() {
   exit 1
 }
 
+CHECK=0
+if [[ ${1:-} == --check ]]; then
+  CHECK=1
+  shift
+fi
 ENV_FILE=${1:-/etc/odoo-stack/odoo-release.env}
 ROOT=${ODOO_STACK_ROOT:-}
 AWS=${ODOO_STACK_AWS:-aws}
 APT_INSTALL=${ODOO_STACK_APT_INSTALL:-apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold install -y --no-install-recommends --allow-downgrades \"\$@\"}
+# Odoo's source only (the bootstrap's odoo-repo step writes it): Debian's lists stay as they are.
+APT_UPDATE=${ODOO_STACK_APT_UPDATE:-apt-get -o DPkg::Lock::Timeout=600 -o Dir::Etc::sourcelist=sources.list.d/odoo.list -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 --error-on=any update}
+ODOO_AVAILABLE=${ODOO_STACK_ODOO_AVAILABLE:-"apt-cache madison odoo | awk -F'|' '{gsub(/ /, \"\", \$2); print \$2}'"}
 ODOO_INSTALLED=${ODOO_STACK_ODOO_INSTALLED:-"dpkg-query -W -f='\${Version}' odoo 2>/dev/null || true"}
 ODOO=${ODOO_STACK_ODOO:-odoo}
 ODOO_CONF=${ODOO_STACK_ODOO_CONF:-/etc/odoo/odoo.conf}
 read -r -a PIP <<<"${ODOO_STACK_PIP:-python3 -m pip}"
 STOP_ODOO=${ODOO_STACK_STOP_ODOO:-systemctl stop odoo}
 START_ODOO=${ODOO_STACK_RESTART_ODOO:-systemctl restart odoo}
+# Odoo held stopped while the release changes under it: the package's postinst (dh_installsystemd:
+# deb-systemd-invoke start/restart odoo.service) would start it in the middle of the release, on
+# the previous addons or while the module update runs. A runtime mask is gone at the next boot.
+HOLD_ODOO=${ODOO_STACK_HOLD_ODOO:-systemctl mask --runtime --quiet odoo}
+UNHOLD_ODOO=${ODOO_STACK_UNHOLD_ODOO:-systemctl unmask --runtime --quiet odoo}
 read -r -a RUN_AS_ODOO <<<"${ODOO_STACK_RUN_AS_ODOO:-runuser -u odoo --}"
 # One source with lib/model.ts PATHS (tests/unit/odoo-release.test.ts holds them together).
 readonly BASE=$ROOT/opt/odoo
@@ -98,10 +120,27 @@ write_pin() {
   mv -f -- "$PIN_FILE.tmp" "$PIN_FILE"
 }
 
+if ((CHECK)); then
+  if [[ $installed == "$PACKAGE" && $previous == "$RELEASE" && -L $ADDONS_LINK ]]; then
+    log "on release $PACKAGE + $RELEASE; nothing to do"
+    exit 0
+  fi
+  die "not on the stack's release: package ${installed:-none} (the stack's: $PACKAGE), addons ${previous:-none} (the stack's: $RELEASE); the apply association's output names the step that failed"
+fi
+
 if [[ $installed == "$PACKAGE" && $previous == "$RELEASE" && -L $ADDONS_LINK ]]; then
   write_pin "$PACKAGE"
   log "on release $PACKAGE + $RELEASE; nothing to do"
   exit 0
+fi
+
+# --- 0. a new build: in Odoo's repository, or nothing happens ----------------------------------
+if [[ $installed != "$PACKAGE" ]]; then
+  bash -c "$APT_UPDATE" || die "cannot refresh Odoo's package index (nightly.odoo.com; nothing changed)"
+  available=$(bash -c "$ODOO_AVAILABLE")
+  if ! grep -qxF -- "$PACKAGE" <<<"$available"; then
+    die "odoo=$PACKAGE is not in Odoo's repository (it has: $(tr '\n' ' ' <<<"$available")); check odooBuild (nothing changed)"
+  fi
 fi
 
 # --- 1. the new release, prepared and checked while Odoo still serves --------------------------
@@ -145,6 +184,9 @@ PY
         "${index[@]}" -r "$target.tmp/requirements.txt" || die "$URI: requirements.txt does not install (nothing changed)"
     fi
   fi
+  # Whatever modes the artifact's members had (a tarball of a 0700 build directory keeps them on
+  # its `.`): Odoo's user reads and traverses the release, nobody but root writes it.
+  chmod -R u=rwX,go=rX -- "$target.tmp"
   mv -T -- "$target.tmp" "$target"
   : >"$target/.complete"
 fi
@@ -176,13 +218,18 @@ rollback() {
     install_package "$installed" || printf '%s: ERROR: could not reinstall odoo=%s\n' "$PROG" "$installed" >&2
   fi
   if [[ -n $previous ]]; then switch_to "$previous"; fi
+  bash -c "$UNHOLD_ODOO" || printf '%s: ERROR: could not unmask odoo.service (systemctl unmask --runtime odoo)\n' "$PROG" >&2
   bash -c "$START_ODOO" || printf '%s: ERROR: Odoo did not start on the previous release\n' "$PROG" >&2
   printf '%s: ERROR: rolled back; if the module update had begun, check the database against the backup taken before (runbook release-odoo)\n' "$PROG" >&2
   exit 1
 }
 
 log "stopping Odoo (the proxy answers 503 with Retry-After until it is back)"
-bash -c "$STOP_ODOO" || die "could not stop Odoo; nothing changed"
+bash -c "$HOLD_ODOO" || die "could not hold Odoo stopped (systemctl mask --runtime odoo); nothing changed"
+if ! bash -c "$STOP_ODOO"; then
+  bash -c "$UNHOLD_ODOO" || true
+  die "could not stop Odoo; nothing changed"
+fi
 step=package
 trap 'rollback "step $step failed"' ERR
 if [[ $installed != "$PACKAGE" ]]; then install_package "$PACKAGE"; else write_pin "$PACKAGE"; fi
@@ -205,6 +252,7 @@ else
   log "module update: ${modules:+on the cron host only}${modules:-nothing to update}"
 fi
 step=start
+bash -c "$UNHOLD_ODOO"
 bash -c "$START_ODOO"
 trap - ERR
 

@@ -10,7 +10,7 @@ import { FIRSTBOOT_COMPLETE_MARKER, FIRSTBOOT_UNIT } from "../../templates/cloud
 import { applyCommandLine } from "../../templates/hosts";
 import { PGBACKREST_STANZA } from "../../templates/pgbackrest";
 import { ROOT } from "../../tools/plan";
-import { EIP_ASSOCIATION_DELAY_SECONDS, Fleet, type BootReport } from "./lib/fleet";
+import { EIP_ASSOCIATION_DELAY_SECONDS, Fleet, NEWER_ODOO_BUILD, type BootReport } from "./lib/fleet";
 import { fleetPrerequisites } from "./lib/image";
 import { CLIENT_IP } from "./lib/network";
 import { createCa, issue, type Ca } from "./lib/pki";
@@ -19,6 +19,11 @@ import { pgbouncerConsole } from "../../templates/procedures";
 import { describeOutcomes, runProcedure } from "./lib/runbooks";
 import { freshVerifier, randomPassword } from "../integration/helpers/secrets";
 import { backupBucketNameParameter, importPrefix, ODOO_FILESTORE_DIR } from "../../templates/backup-units";
+import { odooPackageVersion } from "../../lib/config";
+import { odooMigrationCommand } from "../../templates/odoo-conf";
+import { ODOO_RELEASE_PATHS } from "../../templates/odoo-release";
+import { makeArtifact, type Artifact } from "../helpers/odoo-artifact";
+import { deliveredFiles, type PlanFacts } from "./lib/plan-facts";
 
 const missing = fleetPrerequisites();
 // CI sets ODOO_STACK_FLEET_REQUIRED: there a machine that cannot boot the fleet is a failure.
@@ -286,6 +291,17 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
   }, 10 * MINUTE);
 
   // --- day 2: the procedures of the runbooks, run as written (issue 13) ------------------------
+  /** The stack file the hosts run on now: a test that re-plans and delivers to every host sets it. */
+  let deployedStackFile: string | undefined;
+  let deployedFacts: PlanFacts | undefined;
+  const deployedStack = () => deployedStackFile ?? fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8");
+  /** `pulumi up` of an edited stack file: its plan, in a directory of its own. */
+  const replan = async (stackFile: string): Promise<PlanFacts> => {
+    const projectDir = fs.mkdtempSync(path.join(fleet.runDir, "project-"));
+    fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(projectDir, "Pulumi.yaml"));
+    fs.writeFileSync(path.join(projectDir, "Pulumi.prod.yaml"), stackFile);
+    return fleet.planStack(projectDir);
+  };
   const db = () => fleet.model.settings.databases[0];
   const pgSql = (sql: string, database = db()) => fleet.machine("postgres").shOk(`runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d ${database} -c "${sql}"`).trim();
   const loginServed = async () => {
@@ -547,6 +563,8 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     const install = outcomes.find((o) => o.step === "install")?.output ?? "";
     expect(install).toMatch(new RegExp(`${second}: initialized in \\d+ s`));
     expect(install).toContain(`${first}: initialized already; left untouched`);
+    deployedStackFile = edited;
+    deployedFacts = replanned;
     measured(`add-database as written (${describeOutcomes(outcomes)}); associations: ${applied.join(", ")}`);
 
     // The client resolves each hostname through the edge's DNS (the hosted zone's A records).
@@ -600,6 +618,205 @@ describeFleet("the prod stack booted from its user data (issue 18)", () => {
     expect(pools).toContain(`postgres ${DB_ROLES.odoo} session`);
     measured(`SHOW POOLS after adding ${second}: ${pools.join(" | ")}`);
   }, 30 * MINUTE);
+
+  it("runbook: releasing a new Odoo build and a custom addons artifact as written, and rolling back a failing one", async () => {
+    if (fleet.options.odooDeb) {
+      measured("release-odoo: not run, the fleet installs a real Odoo package (the suite has no other build of it to release)");
+      return;
+    }
+    const started = Date.now();
+    const settings = fleet.model.settings;
+    const pinned = odooPackageVersion(settings);
+    const newer = `${settings.odooVersion}.${NEWER_ODOO_BUILD}`;
+    expect(NEWER_ODOO_BUILD > settings.odooBuild).toBe(true);
+    const odooHosts = fleet.model.hosts.odoo.map((h) => h.id);
+    const cron = fleet.machine(fleet.model.cronHost.id);
+    const installed = (host: string) => fleet.machine(host).shOk("dpkg-query -W -f='${Version}' odoo").trim();
+    const current = (host: string) => fleet.machine(host).shOk(`readlink ${ODOO_RELEASE_PATHS.current}`).trim();
+    const known = (host: string) => fleet.machine(host).shOk(`apt-cache madison odoo | awk -F'|' '{gsub(/ /, "", $2); print $2}' | sort`).trim().split("\n");
+
+    // First boot installed exactly the pinned build, though Odoo's repository has a newer one,
+    // and apt would not move it (the pin).
+    for (const h of odooHosts) {
+      expect({ host: h, installed: installed(h), known: known(h) }).toEqual({ host: h, installed: pinned, known: [pinned, newer].sort() });
+      expect(fleet.machine(h).shOk("apt-cache policy odoo | sed -n 's/^ *Candidate: //p'").trim()).toBe(pinned);
+    }
+
+    // The user's artifacts: one addon importing its one requirement (a wheel shipped in wheels/);
+    // the second release of it raises on import.
+    const workDir = fs.mkdtempSync(path.join(fleet.runDir, "addons-"));
+    const manifest = "{'name': 'Fleet Hello', 'version': '17.0.1.0.0', 'depends': ['base'], 'installable': True}\n";
+    const requirements = "odoo_stack_tinydep==1.2.3\n";
+    const good = makeArtifact(workDir, "addons-1.tar.gz", { fleet_hello: { "__manifest__.py": manifest, "__init__.py": "import odoo_stack_tinydep\n\nGREETING = 'hello ' + odoo_stack_tinydep.VERSION\n" } }, requirements);
+    const bad = makeArtifact(workDir, "addons-2.tar.gz", { fleet_hello: { "__manifest__.py": manifest, "__init__.py": "import odoo_stack_tinydep\n\nraise RuntimeError('fleet_hello 2 breaks on import, on purpose')\n" } }, requirements);
+    const bucket = "odoo-stack-fleet-artifacts";
+    await fleet.createBucket(bucket);
+    const stackWith = (build: string, artifact: Artifact, key: string): string =>
+      `${deployedStack().replace(/^ {2}odoo-stack:odooBuild: .*\n/m, "").replace(/^ {2}odoo-stack:odooAddons:\n(?: {4}.*\n)*/m, "").trimEnd()}\n` +
+      `  odoo-stack:odooBuild: "${build}"\n  odoo-stack:odooAddons:\n    s3Uri: s3://${bucket}/${key}\n    sha256: ${artifact.sha256}\n`;
+    const envOf = (facts: PlanFacts, key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(fs.readFileSync(path.join(facts.stackDir, "hosts", cron.spec.host, ODOO_RELEASE_PATHS.env), "utf8"))?.[1] ?? "";
+    /** The objects `pulumi up` would change in the config bucket, from one plan to the next. */
+    const changedObjects = (before: PlanFacts, after: PlanFacts) => {
+      const objects = (facts: PlanFacts) => new Map(facts.hosts.flatMap((h) => deliveredFiles(facts.stackDir, h.id)).map((f) => [f.key, fs.readFileSync(f.file, "utf8")]));
+      const [a, b] = [objects(before), objects(after)];
+      return [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort();
+    };
+    const odooLog = () => cron.shOk(`cat ${PATHS.odooLogFile}`);
+    const probe = () => {
+      // "The internet" asks for the login page five times a second while the associations run.
+      const file = path.join(workDir, `probe-${Date.now()}.txt`);
+      const child = spawn(
+        "nsenter",
+        [`--net=${fleet.network?.path}`, "bash", "-c", `while :; do curl -sS -o /dev/null --max-time 10 --interface ${CLIENT_IP} --cacert ${fleet.publicCa.certFile} --resolve ${domain}:443:${publicIp} -w '%{http_code} %header{retry-after}\\n' https://${domain}/web/login >>${file} 2>/dev/null; sleep 0.2; done`],
+        { stdio: "ignore", detached: true },
+      );
+      return () => {
+        process.kill(-(child.pid as number), "SIGKILL");
+        const answers = fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean) : [];
+        const count = (re: RegExp) => answers.filter((a) => re.test(a)).length;
+        return { answers: answers.length, ok: count(/^200 $/), maintenance: count(/^503 \d+$/), other: answers.filter((a) => !/^200 $|^503 \d+$/.test(a)) };
+      };
+    };
+    type Association = { host: string; code: number; output: string; ms: number; probe: ReturnType<ReturnType<typeof probe>> };
+    /** `pulumi up` of `facts`: the Odoo hosts' files delivered, then AWS runs their associations (the manifest changed). */
+    const pulumiUp = async (facts: PlanFacts): Promise<Association[]> => {
+      const commands = await fleet.deliver(facts, odooHosts);
+      const results: Association[] = [];
+      for (const host of odooHosts) {
+        const stop = probe();
+        const t0 = Date.now();
+        const r = fleet.machine(host).sh(commands.get(host) as string, { timeoutMs: 10 * MINUTE });
+        results.push({ host, code: r.code, output: `${r.stdout}${r.stderr}`, ms: Date.now() - t0, probe: stop() });
+      }
+      return results;
+    };
+    const artifactGets = async (since: number, key: string) => (await fleet.calls()).slice(since).filter((c) => c.service === "s3" && c.action === "GET" && String((c.detail as { path?: string }).path ?? "").endsWith(key)).length;
+
+    // --- release 1: the newer build and the first artifact, as the runbook says ----------------
+    const key1 = "odoo/addons-1.tar.gz";
+    const first = await replan(stackWith(NEWER_ODOO_BUILD, good, key1));
+    const databases = envOf(first, "ODOO_STACK_DATABASES").split(",");
+    expect(envOf(first, "ODOO_STACK_ODOO_PACKAGE")).toBe(newer);
+    // The preview: each Odoo host's release file and manifest, nothing else; the grant on exactly the artifact.
+    expect(changedObjects(deployedFacts ?? fleet.facts, first)).toEqual(odooHosts.flatMap((h) => [`hosts/${h}${ODOO_RELEASE_PATHS.env}`, `hosts/${h}/manifest.json`]).sort());
+    const grants = (facts: PlanFacts) => {
+      type Resource = { type: string; name: string; inputs: Record<string, unknown> };
+      const doc = JSON.parse(fs.readFileSync(path.join(facts.stackDir, "resources.json"), "utf8")) as Resource[] | { resources: Resource[] };
+      return (Array.isArray(doc) ? doc : doc.resources)
+        .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy")
+        .flatMap((r) => (JSON.parse(String(r.inputs.policy)) as { Statement: { Sid?: string; Action: string[]; Resource: string[] }[] }).Statement.filter((st) => st.Sid === "OdooAddonsArtifact").map((st) => ({ policy: r.name, action: st.Action, resource: st.Resource })));
+    };
+    expect(grants(first)).toEqual(odooHosts.map(() => ({ policy: expect.any(String), action: ["s3:GetObject"], resource: [`arn:aws:s3:::${bucket}/${key1}`] })));
+    let forward: Association[] = [];
+    const logBefore = odooLog().length;
+    const released = await runProcedure(fleet, "release-odoo", {
+      facts: first,
+      skip: ["rollback"],
+      laptop: {
+        stack: async () => {
+          await fleet.putObject(bucket, key1, fs.readFileSync(good.file)); // aws s3 cp addons.tar.gz "$ADDONS_URI"
+          forward = await pulumiUp(first);
+          for (const a of forward) expect({ host: a.host, code: a.code, output: a.code === 0 ? "" : a.output }).toEqual({ host: a.host, code: 0, output: "" });
+        },
+      },
+    });
+    // While Odoo was stopped the proxy answered 503 with Retry-After, never a bare 502/504.
+    const seen = forward.map((a) => a.probe);
+    expect(seen.map((p) => ({ maintenance: p.maintenance > 0, other: p.other }))).toEqual(odooHosts.map(() => ({ maintenance: true, other: [] })));
+    expect(await loginServed()).toBe("200");
+    expect(released.find((o) => o.step === "verify")?.output).toContain(`on release ${newer} + ${good.sha256}; nothing to do`);
+    for (const h of odooHosts) {
+      expect({ host: h, installed: installed(h), current: current(h) }).toEqual({ host: h, installed: newer, current: `releases/${good.sha256}` });
+      expect(fleet.machine(h).shOk(`test -f ${ODOO_RELEASE_PATHS.customAddons}/fleet_hello/__manifest__.py && echo present`).trim()).toBe("present");
+    }
+    // The module update ran on the cron host, per database, as the migration role; Odoo's module
+    // list (update_list over addons_path) now knows the artifact's addon.
+    const updateLog = odooLog().slice(logBefore);
+    for (const d of databases) {
+      expect(updateLog).toContain(`module update: -i - -u all -d ${d} as ${DB_ROLES.migrate}`);
+      expect(pgSql("SELECT state FROM ir_module_module WHERE name = 'fleet_hello'", d)).toBe("uninstalled");
+    }
+    // The requirement: importable by Odoo's Python through the service's PYTHONPATH, from the release.
+    const env = cron.shOk("systemctl show -p Environment --value odoo");
+    const pythonPath = /(?:^| )PYTHONPATH=(\S+)/.exec(env)?.[1];
+    expect(pythonPath).toBe(ODOO_RELEASE_PATHS.python);
+    expect(cron.shOk(`runuser -u odoo -- env PYTHONPATH=${pythonPath} python3 -c 'import os, odoo_stack_tinydep as m; print(os.path.realpath(m.__file__), m.VERSION)'`).trim()).toBe(
+      `/opt/odoo/releases/${good.sha256}/python/odoo_stack_tinydep/__init__.py 1.2.3`,
+    );
+    expect(cron.sh("runuser -u odoo -- python3 -c 'import odoo_stack_tinydep'").code).not.toBe(0);
+    // The user installs the addon (Apps; here Odoo's command line), Odoo restarts and loads it.
+    cron.shOk(odooMigrationCommand(fleet.model, fleet.model.cronHost, databases[0]).replace(" -u all ", " -i fleet_hello "), { timeoutMs: 5 * MINUTE });
+    expect(pgSql("SELECT state FROM ir_module_module WHERE name = 'fleet_hello'", databases[0])).toBe("installed");
+    const beforeRestart = odooLog().length;
+    cron.shOk("systemctl restart odoo");
+    expect(await loginServed()).toBe("200");
+    expect(odooLog().slice(beforeRestart)).toContain(`registry of ${databases[0]} loaded; custom modules: fleet_hello`);
+    measured(
+      `release-odoo as written, ${pinned} → ${newer} + addons ${good.sha256.slice(0, 12)}… (${describeOutcomes(released)}); association ${forward.map((a) => `${a.host} ${(a.ms / 1000).toFixed(1)} s`).join(", ")}; ` +
+        `the proxy answered ${seen.map((p) => `${p.maintenance}×503+Retry-After, ${p.ok}×200 of ${p.answers}`).join("; ")}; module update -u all on ${databases.join(", ")}`,
+    );
+
+    // --- release 2: a build published after first boot and an artifact that fails its update ----
+    const later = fleet.publishOdooBuild("20250201");
+    expect(known(cron.spec.host)).not.toContain(later);
+    const key2 = "odoo/addons-2.tar.gz";
+    const failing = await replan(stackWith(later.slice(settings.odooVersion.length + 1), bad, key2));
+    let failed: Association[] = [];
+    const callsBefore = (await fleet.calls()).length;
+    const attempt = runProcedure(fleet, "release-odoo", {
+      facts: failing,
+      skip: ["rollback"],
+      laptop: {
+        stack: async () => {
+          await fleet.putObject(bucket, key2, fs.readFileSync(bad.file));
+          failed = await pulumiUp(failing);
+        },
+      },
+    });
+    // The runbook's verify step (its check changes nothing) says the host is not on the stack's release.
+    await expect(attempt).rejects.toThrow(/step verify on [\s\S]*not on the stack's release: package [^ ]+ \(the stack's: [^)]+\), addons [0-9a-f]{64}/);
+    expect(await artifactGets(callsBefore, key2)).toBeGreaterThan(0);
+    for (const a of failed) {
+      expect(a.code).not.toBe(0);
+      expect(a.output).toContain(`step module update of ${databases[0]} failed; rolling back to ${newer} + ${good.sha256}`);
+      expect(a.probe.other).toEqual([]);
+    }
+    // The new build was installed (the index refreshed) and then the previous one again.
+    const dpkgLog = cron.shOk("grep -E ' status installed odoo:all ' /var/log/dpkg.log | awk '{print $NF}' | uniq").trim().split("\n");
+    expect(dpkgLog.slice(-3)).toEqual([newer, later, newer]);
+    expect(odooLog()).toContain("RuntimeError: fleet_hello 2 breaks on import, on purpose");
+    for (const h of odooHosts) expect({ host: h, installed: installed(h), current: current(h) }).toEqual({ host: h, installed: newer, current: `releases/${good.sha256}` });
+    expect(await loginServed()).toBe("200");
+    // Odoo restarted on the good release: its registry loads fleet_hello after the failing import.
+    const log2 = odooLog();
+    expect(log2.slice(log2.lastIndexOf("Couldn't load module fleet_hello"))).toContain(`registry of ${databases[0]} loaded; custom modules: fleet_hello`);
+
+    // --- the runbook's way back: its rollback step (the previous values, pulumi up), then verify ---
+    // The previous values are release 1's: its plan again.
+    const back = first;
+    let rolledBack: Association[] = [];
+    const callsBeforeBack = (await fleet.calls()).length;
+    const rollback = await runProcedure(fleet, "release-odoo", {
+      facts: failing,
+      skip: ["backup", "stack", "verify"],
+      laptop: { rollback: async () => void (rolledBack = await pulumiUp(back)) },
+    });
+    for (const a of rolledBack) {
+      expect({ host: a.host, code: a.code, output: a.code === 0 ? "" : a.output }).toEqual({ host: a.host, code: 0, output: "" });
+      expect(a.output).toContain(`on release ${newer} + ${good.sha256}; nothing to do`);
+    }
+    // As the rollback step says: the previous release is kept on the host, so no download.
+    expect(await artifactGets(callsBeforeBack, key1)).toBe(0);
+    const verified = await runProcedure(fleet, "release-odoo", { facts: back, skip: ["backup", "stack", "rollback"] });
+    expect(verified.find((o) => o.step === "verify")?.output).toContain(`on release ${newer} + ${good.sha256}; nothing to do`);
+    expect(await loginServed()).toBe("200");
+    deployedStackFile = stackWith(NEWER_ODOO_BUILD, good, key1);
+    deployedFacts = first;
+    measured(
+      `a failing release (${later} + an addon raising on import) rolled back by the host: association exit ${failed.map((a) => a.code).join(",")} at the module update, back on ${newer} + ${good.sha256.slice(0, 12)}…, login page served; ` +
+        `the runbook's rollback (${describeOutcomes(rollback)}) and verify (${describeOutcomes(verified)}): nothing to do; whole test ${Math.round((Date.now() - started) / 1000)} s`,
+    );
+  }, 20 * MINUTE);
 
   it("every host comes back after a reboot without a hand: mounts before services, Odoo's login page served again", async () => {
     const started = Date.now();

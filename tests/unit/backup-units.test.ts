@@ -4,9 +4,11 @@
 // never deletes, the drill script as deployed is the one the integration test runs.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { SECRET_REF } from "../../lib/model";
 import {
+  STANZA_CREATE_RETRY,
   BACKUP_METRIC_NAMESPACE,
   BACKUP_METRICS,
   BACKUP_SCHEDULES,
@@ -141,10 +143,31 @@ describe("services", () => {
   ])("%s creates the stanza, backs up (%s) and checks archiving, with the deployed config", (name, type) => {
     const content = unit(postgresFiles, name);
     const pgbackrest = `/usr/bin/pgbackrest --config=${PGBACKREST_CONF_PATH} --stanza=main`;
-    expect(values(content, "ExecStartPre")).toEqual([`${pgbackrest} stanza-create`]);
+    expect(values(content, "ExecStartPre")).toEqual([STANZA_CREATE_RETRY.replace("PGBACKREST", pgbackrest)]);
     expect(values(content, "ExecStart")).toEqual([`${pgbackrest} --type=${type} backup`]);
     expect(values(content, "ExecStartPost")).toEqual([`${pgbackrest} check`]);
     expect(values(content, "User")).toEqual(["postgres"]);
+  });
+
+  it("stanza-create waits while an archive-push holds the archive lock (exit 50) and fails at once on anything else", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stanza-create-"));
+    try {
+      // A pgbackrest that exits with the codes listed in `codes`, one per call, and counts its calls.
+      const fake = path.join(dir, "pgbackrest");
+      fs.writeFileSync(fake, `#!/bin/sh\nn=$(($(cat ${dir}/calls 2>/dev/null || echo 0) + 1)); echo $n >${dir}/calls\nexit $(sed -n "\${n}p" ${dir}/codes)\n`, { mode: 0o755 });
+      // The unit's command line as systemd runs it: `$$` is a literal `$`.
+      const line = STANZA_CREATE_RETRY.replace("PGBACKREST", fake).replace(/\$\$/g, "$").replace(/^\/bin\/sh -c '(.*)'$/, "$1");
+      const run = (codes: number[]) => {
+        fs.writeFileSync(path.join(dir, "codes"), codes.join("\n") + "\n");
+        fs.rmSync(path.join(dir, "calls"), { force: true });
+        const r = spawnSync("/bin/sh", ["-c", line], { encoding: "utf8" });
+        return { status: r.status, calls: Number(fs.readFileSync(path.join(dir, "calls"), "utf8")) };
+      };
+      expect(run([50, 0])).toEqual({ status: 0, calls: 2 });
+      expect(run([28])).toEqual({ status: 28, calls: 1 });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the drill and the report run the deployed script with the stack's names", () => {

@@ -207,6 +207,9 @@ describe("collector config and files per role", () => {
       expect(service).toMatch(/^CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE$/m);
       expect(service).toMatch(/^ProtectSystem=strict$/m);
       expect(service).toContain(`ExecStart=/usr/bin/python3 ${METRICS_COLLECTOR_PATH}`);
+      // After a reboot the minute's run waits for the daemon it reads, instead of failing.
+      const daemon = { proxy: "nginx.service", "odoo-1": "odoo.service", pgbouncer: "pgbouncer.service", postgres: "postgresql@15-main.service" }[id];
+      expect(service).toMatch(new RegExp(`^After=${daemon?.replace(/[.@]/g, "\\$&")} network-online\\.target$`, "m"));
       expect(files.find((f) => f.path.endsWith(METRICS_UNITS.timer))?.content).toMatch(/^OnCalendar=\*-\*-\* \*:\*:00$/m);
       // Units and timers go to the systemd class, whose apply step enables every timer.
       for (const f of files) expect(serviceForPath(f.path)).toBe(f.path.startsWith("/etc/systemd/system/") ? "systemd" : "none");

@@ -5,7 +5,6 @@
 // manifest's routing of it to the release service, the apt pin shared with the bootstrap, and
 // the hosts' exact read grant on the artifact.
 import { spawnSync } from "child_process";
-import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -16,50 +15,11 @@ import { ODOO_RELEASE_PYTHONPATH } from "../../templates/odoo-conf";
 import { odooAddonsStatements, ODOO_RELEASE_PATHS, renderOdooReleaseEnv } from "../../templates/odoo-release";
 import { SCRIPT_PATHS, SCRIPTS_DIR } from "../../templates/scripts";
 import { databasesAt, modelWith } from "../helpers/fixtures";
+import { makeArtifact, type Artifact } from "../helpers/odoo-artifact";
 
 const RELEASE = path.join(SCRIPTS_DIR, "odoo-stack-odoo-release.sh");
 const BOOTSTRAP = path.join(SCRIPTS_DIR, "odoo-stack-bootstrap.sh");
 const OLD_BUILD = "17.0.20241201";
-
-/** A wheel by hand (a zip with its dist-info): pip installs it with --no-index like any other. */
-function writeWheel(dir: string, name: string, version: string): void {
-  const py = spawnSync("python3", ["-c", `
-import base64, hashlib, sys, zipfile
-name, version, out = sys.argv[1:4]
-files = {f"{name}/__init__.py": f"VERSION = {version!r}\\n", f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n",
-         f"{name}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\\nGenerator: odoo-stack-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
-record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b'=').decode()},{len(c.encode())}" for p, c in files.items()]
-files[f"{name}-{version}.dist-info/RECORD"] = "\\n".join(record + [f"{name}-{version}.dist-info/RECORD,,"]) + "\\n"
-with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
-    for p, c in files.items(): z.writestr(p, c)
-`, name, version, dir], { encoding: "utf8" });
-  if (py.status !== 0) throw new Error(py.stderr);
-}
-
-interface Artifact {
-  readonly file: string;
-  readonly sha256: string;
-}
-
-/** An addons .tar.gz: the addons (name → manifest text, extra files), requirements and wheels. */
-function makeArtifact(dir: string, name: string, addons: Record<string, Record<string, string>>, requirements?: string): Artifact {
-  const src = fs.mkdtempSync(path.join(dir, "src-"));
-  for (const [addon, files] of Object.entries(addons)) {
-    for (const [f, text] of Object.entries(files)) {
-      fs.mkdirSync(path.dirname(path.join(src, addon, f)), { recursive: true });
-      fs.writeFileSync(path.join(src, addon, f), text);
-    }
-  }
-  if (requirements !== undefined) {
-    fs.writeFileSync(path.join(src, "requirements.txt"), requirements);
-    fs.mkdirSync(path.join(src, "wheels"));
-    writeWheel(path.join(src, "wheels"), "odoo_stack_tinydep", "1.2.3");
-  }
-  const file = path.join(dir, name);
-  const tar = spawnSync("tar", ["-czf", file, "-C", src, "."], { encoding: "utf8" });
-  if (tar.status !== 0) throw new Error(tar.stderr);
-  return { file, sha256: createHash("sha256").update(fs.readFileSync(file)).digest("hex") };
-}
 
 const GOOD_ADDON = { "__manifest__.py": "{'name': 'Stack Test', 'depends': ['base'], 'installable': True}\n", "__init__.py": "from . import models\n", "models/__init__.py": "import odoo_stack_tinydep\n" };
 
@@ -67,7 +27,7 @@ interface Sandbox {
   readonly dir: string;
   readonly root: string;
   /** Runs the release script with the env file `env`; `odooFails`: the stand-in odoo exits 1. */
-  run(env: string, opts?: { odooFails?: boolean }): { status: number | null; stdout: string; stderr: string };
+  run(env: string, opts?: { odooFails?: boolean; check?: boolean }): { status: number | null; stdout: string; stderr: string };
   /** Calls of the hooks and stand-ins, in order: "stop", "start", "apt odoo=…", "odoo …". */
   events(): string[];
   installed(): string;
@@ -81,6 +41,9 @@ function sandbox(): Sandbox {
   const installed = path.join(dir, "installed");
   fs.writeFileSync(installed, OLD_BUILD);
   fs.writeFileSync(events, "");
+  // Odoo's repository: the builds it has (ODOO_STACK_ODOO_AVAILABLE), refreshes counted apart.
+  fs.writeFileSync(path.join(dir, "available"), `${OLD_BUILD}\n17.0.20250115\n`);
+  fs.writeFileSync(path.join(dir, "index-refreshes"), "");
   // aws s3 cp --only-show-errors --region R s3://bucket/key DEST: the object is a file under dir/s3/bucket/key.
   const aws = path.join(dir, "aws");
   fs.writeFileSync(aws, `#!/bin/bash\nuri=\${@: -2:1}; dest=\${@: -1}\ncp -- "${dir}/s3/\${uri#s3://}" "$dest"\n`, { mode: 0o755 });
@@ -92,17 +55,23 @@ function sandbox(): Sandbox {
     run(env, opts = {}) {
       const envFile = path.join(dir, "odoo-release.env");
       fs.writeFileSync(envFile, env);
-      const r = spawnSync("bash", [RELEASE, envFile], {
+      const r = spawnSync("bash", [RELEASE, ...(opts.check ? ["--check"] : []), envFile], {
         env: {
           PATH: process.env.PATH,
           ODOO_STACK_ROOT: root,
           ODOO_STACK_AWS: aws,
-          ODOO_STACK_APT_INSTALL: `echo "apt $*" >>${events}; echo "\${1#odoo=}" >${installed}`,
+          // Odoo must be held stopped while the package installs (its postinst would start it) and
+          // released before it starts: an event says so when it is not.
+          ODOO_STACK_APT_INSTALL: `echo "apt $*$([[ -e ${dir}/held ]] || echo ' (Odoo not held stopped)')" >>${events}; echo "\${1#odoo=}" >${installed}`,
+          ODOO_STACK_HOLD_ODOO: `touch ${dir}/held`,
+          ODOO_STACK_UNHOLD_ODOO: `rm -f ${dir}/held`,
           ODOO_STACK_ODOO_INSTALLED: `cat ${installed}`,
+          ODOO_STACK_APT_UPDATE: `echo update >>${dir}/index-refreshes`,
+          ODOO_STACK_ODOO_AVAILABLE: `cat ${dir}/available`,
           ODOO_STACK_ODOO: odoo,
           ODOO_STACK_ODOO_CONF: path.join(dir, "odoo.conf"),
           ODOO_STACK_STOP_ODOO: `echo stop >>${events}`,
-          ODOO_STACK_RESTART_ODOO: `echo start >>${events}`,
+          ODOO_STACK_RESTART_ODOO: `echo "start$([[ -e ${dir}/held ]] && echo ' (still held)')" >>${events}`,
           ODOO_STACK_RUN_AS_ODOO: "env",
           ...(opts.odooFails ? { ODOO_FAILS: "1" } : {}),
         },
@@ -223,6 +192,17 @@ describe("odoo-stack-odoo-release", () => {
     const imp = spawnSync("python3", ["-c", "import odoo_stack_tinydep; print(odoo_stack_tinydep.VERSION)"], { env: { PATH: process.env.PATH, PYTHONPATH: path.join(base, "current/python") }, encoding: "utf8" });
     expect(imp.stdout.trim()).toBe("1.2.3");
     expect(fs.existsSync(path.join(base, "current/addons/requirements.txt"))).toBe(false);
+    // The artifact was packed from a 0700 directory (mkdtemp), as CI's often are: Odoo's user
+    // still reads every file and traverses every directory; only root writes.
+    const modes: string[] = [];
+    const walk = (p: string) => {
+      const st = fs.lstatSync(p);
+      const want = st.isDirectory() ? 0o755 : 0o644;
+      if ((st.mode & 0o777) !== want && !(st.isFile() && (st.mode & 0o777) === 0o755)) modes.push(`${path.relative(base, p)} ${(st.mode & 0o777).toString(8)}`);
+      if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+    };
+    walk(path.join(base, "releases", artifact.sha256));
+    expect(modes).toEqual([]);
     // Run again: nothing to do, Odoo untouched.
     const again = box.run(envFor(cronHost, artifact));
     expect(again.status).toBe(0);
@@ -249,6 +229,9 @@ describe("odoo-stack-odoo-release", () => {
       "start",
     ]);
     expect(box.installed()).toBe("17.0.20250115");
+    // Odoo's index refreshed for the new build only (a build published after the host's last
+    // apt-get update is not in its lists); the first run was on the installed build already.
+    expect(fs.readFileSync(path.join(box.dir, "index-refreshes"), "utf8")).toBe("update\n");
     expect(fs.readlinkSync(path.join(box.root, "opt/odoo/current"))).toBe(`releases/${second.sha256}`);
     // The previous release stays for the rollback; older ones go.
     expect(fs.readdirSync(path.join(box.root, "opt/odoo/releases")).sort()).toEqual([first.sha256, second.sha256].sort());
@@ -314,6 +297,35 @@ describe("odoo-stack-odoo-release", () => {
     expect(box.installed()).toBe(OLD_BUILD);
     expect(fs.readlinkSync(path.join(box.root, "opt/odoo/current"))).toBe(`releases/${first.sha256}`);
     expect(fs.readFileSync(path.join(box.root, ODOO_RELEASE_PATHS.aptPin), "utf8")).toContain(`Pin: version ${OLD_BUILD}\n`);
+    // The runbook's verify step (--check) says so and changes nothing: running the script itself
+    // would stop Odoo and try the failing release again.
+    fs.writeFileSync(path.join(box.dir, "events"), "");
+    const check = box.run(envFor(cronHost, second), { check: true });
+    expect({ status: check.status, stderr: check.stderr.trim() }).toEqual({
+      status: 1,
+      stderr: `odoo-stack-odoo-release: ERROR: not on the stack's release: package ${OLD_BUILD} (the stack's: 17.0.20250115), addons ${first.sha256} (the stack's: ${second.sha256}); the apply association's output names the step that failed`,
+    });
+    // Rolled back in the stack too (the previous values): the check passes, still changing nothing.
+    const back = box.run(envFor(cronHost, first, OLD_BUILD), { check: true });
+    expect({ status: back.status, stdout: back.stdout.trim().split("\n").pop() }).toEqual({ status: 0, stdout: `odoo-stack-odoo-release: on release ${OLD_BUILD} + ${first.sha256}; nothing to do` });
+    expect(box.events()).toEqual([]);
+  });
+
+  it("refuses a build that is not in Odoo's repository before it stops Odoo, after refreshing the index", () => {
+    const box = newBox();
+    const first = makeArtifact(box.dir, "a.tar.gz", { stack_test: GOOD_ADDON });
+    publish(box, first);
+    expect(box.run(envFor(cronHost, first, OLD_BUILD)).status).toBe(0);
+    fs.writeFileSync(path.join(box.dir, "events"), "");
+    fs.writeFileSync(path.join(box.dir, "index-refreshes"), "");
+    const r = box.run(envFor(cronHost, first, "17.0.20250230"));
+    expect({ status: r.status, error: r.stderr.trim() }).toEqual({
+      status: 1,
+      error: `odoo-stack-odoo-release: ERROR: odoo=17.0.20250230 is not in Odoo's repository (it has: ${OLD_BUILD} 17.0.20250115 ); check odooBuild (nothing changed)`,
+    });
+    expect(fs.readFileSync(path.join(box.dir, "index-refreshes"), "utf8")).toBe("update\n");
+    expect(box.events()).toEqual([]);
+    expect(box.installed()).toBe(OLD_BUILD);
   });
 
   it("refuses an env file with an unknown key or a package that is not SERIES.YYYYMMDD", () => {

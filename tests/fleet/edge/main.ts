@@ -204,6 +204,11 @@ async function main(configFile: string): Promise<void> {
           return res.end(r.body);
         }
       }
+      // A bucket the user owns (their addons artifact's), as `aws s3 mb` creates it.
+      if (req.method === "PUT" && url.pathname === "/bucket") {
+        const r = await s3Raw("PUT", `/${encodeURIComponent(url.searchParams.get("name") ?? "")}`);
+        return json({ status: r.status });
+      }
       if (url.pathname === "/list") {
         const bucket = url.searchParams.get("bucket") ?? "";
         const prefix = url.searchParams.get("prefix") ?? "";

@@ -20,7 +20,7 @@ import type { Call, MetricDatum } from "../edge/aws";
 import { ensureImage } from "./image";
 import { Machine } from "./machine";
 import { CLIENT_IP, createNetwork, EDGE_IP, IMDS_IP, type FleetNetwork } from "./network";
-import { buildOdooRepo } from "./odoo-repo";
+import { buildOdooRepo, type OdooRepo } from "./odoo-repo";
 import { sleep, within } from "./timing";
 import { createCa, issue, type Ca } from "./pki";
 import { deliveredFiles, readPlanFacts, type PlanFacts } from "./plan-facts";
@@ -75,6 +75,8 @@ export class Fleet {
   /** Parameter name → value, as the SSM stand-in serves them (generated per run). */
   parameterValues = new Map<string, string>();
   imageBuildSeconds = 0;
+  /** Odoo's repository (nightly.odoo.com); undefined when attached to another process's fleet. */
+  odooRepo: OdooRepo | undefined;
 
   private constructor(
     readonly runDir: string,
@@ -155,7 +157,8 @@ export class Fleet {
   /** Plans the stack into the run directory (as `npm run plan` writes out/<stack>/). */
   async planStack(projectDir?: string): Promise<PlanFacts> {
     const stack = this.options.stack ?? "prod";
-    const outDir = path.join(this.runDir, projectDir ? "replan" : "plan");
+    // One directory per project: a test compares the plans of successive re-plans.
+    const outDir = path.join(this.runDir, projectDir ? `replan-${path.basename(projectDir)}` : "plan");
     const result = await plan({ stack, outDir, ...(projectDir ? { projectDir } : {}) });
     const mandatory = result.diagnostics.filter((d) => d.enforcementLevel === "mandatory");
     if (mandatory.length > 0) throw new Error(`the plan of ${stack} has mandatory policy violations:\n${mandatory.map((d) => d.message).join("\n")}`);
@@ -179,6 +182,9 @@ export class Fleet {
     const debDir = path.join(this.runDir, "debs");
     fs.mkdirSync(debDir);
     const odooDeb = this.options.odooDeb ?? buildOdooStandin(debDir, odooPackageVersion(this.model.settings));
+    // A newer nightly beside the pinned build, as on nightly.odoo.com: first boot must still
+    // install exactly the pinned one (the stand-in only: a real package has no newer twin here).
+    const newerDebs = this.options.odooDeb ? [] : [buildOdooStandin(debDir, `${this.model.settings.odooVersion}.${NEWER_ODOO_BUILD}`)];
     const image = ensureImage(odooDeb, undefined, this.log);
     this.imageBuildSeconds = image.buildSeconds;
     this.log(`image ${image.key}${image.buildSeconds ? ` built in ${image.buildSeconds} s` : " from the cache"}`);
@@ -202,7 +208,8 @@ export class Fleet {
       "nightly.odoo.com",
       "deb.debian.org",
     ]);
-    const repo = buildOdooRepo(path.join(this.runDir, "odoo-repo"), this.model.settings.odooVersion, [odooDeb]);
+    this.odooRepo = buildOdooRepo(path.join(this.runDir, "odoo-repo"), path.join(this.runDir, "odoo-repo-gnupg"), this.model.settings.odooVersion, [odooDeb, ...newerDebs]);
+    const repo = this.odooRepo.dir;
     const ssmAgent = buildSsmAgentStandin(debDir);
     const cwAgent = buildCloudwatchAgentStandin(debDir);
     const backupBucket = this.parameterValues.get(`/${this.model.project}/${stack}/backup/bucket-name`);
@@ -345,6 +352,26 @@ export class Fleet {
     if (r.status !== 200 || JSON.parse(r.body.toString()).status !== 200) throw new Error(`putting s3://${bucket}/${key} failed: ${r.body.toString()}`);
   }
 
+  /** A bucket of the user's (e.g. for the custom addons artifact), as `aws s3 mb` makes one. */
+  async createBucket(bucket: string): Promise<void> {
+    const r = await this.control("PUT", `/bucket?name=${encodeURIComponent(bucket)}`);
+    if (r.status !== 200 || ![200, 409].includes(JSON.parse(r.body.toString()).status)) throw new Error(`creating s3://${bucket} failed: ${r.body.toString()}`);
+  }
+
+  /**
+   * A new Odoo nightly appears on nightly.odoo.com while the hosts run (the stand-in package of
+   * `build`); a host sees it after its own apt-get update of Odoo's source.
+   */
+  publishOdooBuild(build: string): string {
+    if (this.options.odooDeb) throw new Error("the fleet runs a real Odoo package: it has no stand-in builds to publish");
+    const version = `${this.model.settings.odooVersion}.${build}`;
+    const debDir = path.join(this.runDir, "debs");
+    fs.mkdirSync(debDir, { recursive: true });
+    const repo = this.odooRepo ?? buildOdooRepo(path.join(this.runDir, "odoo-repo"), path.join(this.runDir, "odoo-repo-gnupg"), this.model.settings.odooVersion, []);
+    repo.publish([buildOdooStandin(debDir, version)]);
+    return version;
+  }
+
   async listObjects(bucket: string, prefix: string): Promise<string[]> {
     const r = await this.control("GET", `/list?bucket=${encodeURIComponent(bucket)}&prefix=${encodeURIComponent(prefix)}`);
     return [...r.body.toString("utf8").matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]);
@@ -453,6 +480,9 @@ export class Fleet {
     if (!process.env.ODOO_STACK_FLEET_KEEP) fs.rmSync(this.runDir, { recursive: true, force: true });
   }
 }
+
+/** The nightly the fleet's Odoo repository serves beside the pinned build from the start. */
+export const NEWER_ODOO_BUILD = "20250115";
 
 /** How long after the proxy boots its Elastic IP shows in the instance metadata. */
 export const EIP_ASSOCIATION_DELAY_SECONDS = 15;
