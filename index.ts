@@ -78,7 +78,11 @@ export = async () => {
   // Parameters the operator created (odooOptions' {{ssm:…}}, mail.passwordParameter, an imported
   // certificate): a missing one is a config problem with the command that creates it, before any
   // resource exists.
-  const externalParameterVersions = await checkExternalParameters(externalParameters(settings), { project: model.project, stack: model.stack, region });
+  const externalParameterVersions = await checkExternalParameters(externalParameters(settings), {
+    project: model.project,
+    stack: model.stack,
+    region,
+  });
   const facts: AwsFacts = { region, partition: partitionOf(region), accountId, availabilityZones, amiIds, externalParameterVersions };
 
   const network = new Network("network", { model, availabilityZones });
@@ -133,7 +137,9 @@ export = async () => {
     // Operator docs with this stack's names (BACKUP-3, BACKUP-4): `pulumi stack output runbooks`;
     // `npm run plan` writes them to out/<stack>/runbooks/ (with the plan's stand-in names). The
     // backup runbook needs the bucket's name; it is pgBackRest's (ec2) or RDS's (rds).
-    runbooks: backups.bucketName.apply((bucket) => renderRunbooks(model, { alarms: monitoring.alarms, backup: { bucket, ...BACKUP_PLAN_DEFAULTS } })),
+    runbooks: backups.bucketName.apply((bucket) =>
+      renderRunbooks(model, { alarms: monitoring.alarms, backup: { bucket, ...BACKUP_PLAN_DEFAULTS } }),
+    ),
     ...(odoo.filestoreFileSystemId === undefined ? {} : { filestoreFileSystemId: odoo.filestoreFileSystemId }),
     parameterNames: Object.keys({ ...tier.parameters, ...postgres.parameters }).sort(),
   };

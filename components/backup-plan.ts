@@ -70,9 +70,11 @@ export function checkBackupPlanArgs(args: Pick<BackupPlanArgs, "rtoTargetSeconds
   if (!Number.isInteger(rto) || rto < 60) problems.push(`'rtoTargetSeconds' must be a whole number of seconds ≥ 60, got ${rto}.`);
   const retain = args.snapshotRetainCount ?? BACKUP_PLAN_DEFAULTS.snapshotRetainCount;
   // DLM's limit for a count-based retain rule.
-  if (!Number.isInteger(retain) || retain < 1 || retain > 1000) problems.push(`'snapshotRetainCount' must be a whole number from 1 to 1000, got ${retain}.`);
+  if (!Number.isInteger(retain) || retain < 1 || retain > 1000)
+    problems.push(`'snapshotRetainCount' must be a whole number from 1 to 1000, got ${retain}.`);
   const time = args.snapshotTime ?? BACKUP_PLAN_DEFAULTS.snapshotTime;
-  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(time)) problems.push(`'snapshotTime' must be "HH:MM" in UTC, e.g. "02:00", got ${JSON.stringify(time)}.`);
+  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(time))
+    problems.push(`'snapshotTime' must be "HH:MM" in UTC, e.g. "02:00", got ${JSON.stringify(time)}.`);
   return problems;
 }
 
@@ -100,13 +102,17 @@ export class BackupPlan extends pulumi.ComponentResource {
     const tags = (resource: string) => resourceTags(model, "backups", `${name}-${resource}`);
 
     // --- the bucket's name, for the hosts' placeholders ----------------------------------------
-    this.bucketNameParameter = new aws.ssm.Parameter(`${name}-bucket-name`, {
-      name: backupBucketNameParameter(model),
-      type: "String",
-      value: args.bucket.bucketName,
-      description: "Backup bucket of the stack: pgBackRest repository and Odoo filestore copy",
-      tags: tags("bucket-name"),
-    }, parent);
+    this.bucketNameParameter = new aws.ssm.Parameter(
+      `${name}-bucket-name`,
+      {
+        name: backupBucketNameParameter(model),
+        type: "String",
+        value: args.bucket.bucketName,
+        description: "Backup bucket of the stack: pgBackRest repository and Odoo filestore copy",
+        tags: tags("bucket-name"),
+      },
+      parent,
+    );
 
     // With RDS (issue 8) there is no data volume and no pgBackRest: RDS's automated backups with
     // PITR for backupRetentionDays (BACKUP-1) replace the snapshots, the repository and the
@@ -128,14 +134,23 @@ export class BackupPlan extends pulumi.ComponentResource {
     // alarms: the name in the SNS mail is the runbook's heading. An id missing there is an error.
     const entries = new Map(backupAlarmEntries(model).map((e) => [e.id, e]));
     const alarm = (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags" | "name">) =>
-      new aws.cloudwatch.MetricAlarm(`${name}-${id}`, {
-        name: (entries.get(id) ?? (() => { throw new Error(`BackupPlan ${name}: alarm ${id} has no runbook entry (templates/alarms.ts backupAlarmEntries)`); })()).name,
-        namespace: BACKUP_METRIC_NAMESPACE,
-        alarmActions: actions,
-        okActions: actions,
-        tags: tags(id),
-        ...a,
-      }, parent);
+      new aws.cloudwatch.MetricAlarm(
+        `${name}-${id}`,
+        {
+          name: (
+            entries.get(id) ??
+            (() => {
+              throw new Error(`BackupPlan ${name}: alarm ${id} has no runbook entry (templates/alarms.ts backupAlarmEntries)`);
+            })()
+          ).name,
+          namespace: BACKUP_METRIC_NAMESPACE,
+          alarmActions: actions,
+          okActions: actions,
+          tags: tags(id),
+          ...a,
+        },
+        parent,
+      );
 
     const alarms: Record<string, aws.cloudwatch.MetricAlarm> = ec2 ? this.databaseAlarms(alarm, model, rtoTargetSeconds) : {};
     for (const host of model.hosts.odoo) {
@@ -166,40 +181,57 @@ export class BackupPlan extends pulumi.ComponentResource {
     const region = model.settings.region;
     const parent = { parent: this };
     const tags = (resource: string) => resourceTags(model, "backups", `${name}-${resource}`);
-    const dlmRole = new aws.iam.Role(`${name}-dlm-role`, {
-      assumeRolePolicy: JSON.stringify(dlmAssumeRolePolicy()),
-      tags: tags("dlm-role"),
-    }, parent);
-    const dlmPolicy = new aws.iam.RolePolicy(`${name}-dlm-policy`, {
-      role: dlmRole.id,
-      policy: JSON.stringify(dlmServicePolicy(region)),
-    }, parent);
-    const target = dataVolumeSnapshotTag(model);
-    const snapshots = new aws.dlm.LifecyclePolicy(`${name}-data-volume-snapshots`, {
-      // DLM descriptions allow letters, digits, spaces, '-' and '_' only.
-      description: `odoo-stack ${model.stack} PostgreSQL data volume daily snapshots`,
-      executionRoleArn: dlmRole.arn,
-      state: "ENABLED",
-      policyDetails: {
-        resourceTypes: ["VOLUME"],
-        targetTags: { [target.key]: target.value },
-        schedules: [{
-          name: `daily ${snapshotRetainCount} kept`,
-          createRule: { interval: 24, intervalUnit: "HOURS", times: snapshotTime },
-          retainRule: { count: snapshotRetainCount },
-          // The volume's stack, role and host tags follow the snapshot: policies and operators find it.
-          copyTags: true,
-          tagsToAdd: { "odoo-stack:snapshot-of": target.value },
-        }],
+    const dlmRole = new aws.iam.Role(
+      `${name}-dlm-role`,
+      {
+        assumeRolePolicy: JSON.stringify(dlmAssumeRolePolicy()),
+        tags: tags("dlm-role"),
       },
-      tags: tags("data-volume-snapshots"),
-    }, { parent: this, dependsOn: [dlmPolicy] });
+      parent,
+    );
+    const dlmPolicy = new aws.iam.RolePolicy(
+      `${name}-dlm-policy`,
+      {
+        role: dlmRole.id,
+        policy: JSON.stringify(dlmServicePolicy(region)),
+      },
+      parent,
+    );
+    const target = dataVolumeSnapshotTag(model);
+    const snapshots = new aws.dlm.LifecyclePolicy(
+      `${name}-data-volume-snapshots`,
+      {
+        // DLM descriptions allow letters, digits, spaces, '-' and '_' only.
+        description: `odoo-stack ${model.stack} PostgreSQL data volume daily snapshots`,
+        executionRoleArn: dlmRole.arn,
+        state: "ENABLED",
+        policyDetails: {
+          resourceTypes: ["VOLUME"],
+          targetTags: { [target.key]: target.value },
+          schedules: [
+            {
+              name: `daily ${snapshotRetainCount} kept`,
+              createRule: { interval: 24, intervalUnit: "HOURS", times: snapshotTime },
+              retainRule: { count: snapshotRetainCount },
+              // The volume's stack, role and host tags follow the snapshot: policies and operators find it.
+              copyTags: true,
+              tagsToAdd: { "odoo-stack:snapshot-of": target.value },
+            },
+          ],
+        },
+        tags: tags("data-volume-snapshots"),
+      },
+      { parent: this, dependsOn: [dlmPolicy] },
+    );
     return snapshots.arn;
   }
 
   /** The drill and backup-age alarms of pgBackRest on the PostgreSQL host (ec2 only). */
   private databaseAlarms(
-    alarm: (id: string, a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags" | "name">) => aws.cloudwatch.MetricAlarm,
+    alarm: (
+      id: string,
+      a: Omit<aws.cloudwatch.MetricAlarmArgs, "namespace" | "alarmActions" | "okActions" | "tags" | "name">,
+    ) => aws.cloudwatch.MetricAlarm,
     model: StackModel,
     rtoTargetSeconds: number,
   ): Record<string, aws.cloudwatch.MetricAlarm> {
@@ -260,15 +292,28 @@ export class BackupPlan extends pulumi.ComponentResource {
     const parent = { parent: this };
     const postgresRole = hostRoles.postgres;
     return [
-      ...(postgresRole === undefined ? [] : [new aws.iam.RolePolicy(`${this.name}-postgres-backup-policy`, {
-        role: postgresRole,
-        policy: pulumi.output(bucket.arn).apply((arn) => JSON.stringify(postgresBackupPolicy(iamInput(arn)))),
-      }, parent)]),
-      ...hostRoles.odoo.map((role, i) =>
-        new aws.iam.RolePolicy(`${this.name}-odoo-${i + 1}-filestore-policy`, {
-          role,
-          policy: pulumi.output(bucket.arn).apply((arn) => JSON.stringify(odooFilestorePolicy(iamInput(arn)))),
-        }, parent),
+      ...(postgresRole === undefined
+        ? []
+        : [
+            new aws.iam.RolePolicy(
+              `${this.name}-postgres-backup-policy`,
+              {
+                role: postgresRole,
+                policy: pulumi.output(bucket.arn).apply((arn) => JSON.stringify(postgresBackupPolicy(iamInput(arn)))),
+              },
+              parent,
+            ),
+          ]),
+      ...hostRoles.odoo.map(
+        (role, i) =>
+          new aws.iam.RolePolicy(
+            `${this.name}-odoo-${i + 1}-filestore-policy`,
+            {
+              role,
+              policy: pulumi.output(bucket.arn).apply((arn) => JSON.stringify(odooFilestorePolicy(iamInput(arn)))),
+            },
+            parent,
+          ),
       ),
     ];
   }

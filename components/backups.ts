@@ -15,12 +15,16 @@ export class Backups extends pulumi.ComponentResource {
 
   constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("odoo-stack:backups:Backups", name, {}, opts);
-    const repository = new PrivateBucket(`${name}-repository`, {
-      model: args.model,
-      role: "backups",
-      // A deleted or overwritten backup stays recoverable for the whole retention window.
-      noncurrentVersionExpirationDays: args.model.settings.backupRetentionDays,
-    }, { parent: this });
+    const repository = new PrivateBucket(
+      `${name}-repository`,
+      {
+        model: args.model,
+        role: "backups",
+        // A deleted or overwritten backup stays recoverable for the whole retention window.
+        noncurrentVersionExpirationDays: args.model.settings.backupRetentionDays,
+      },
+      { parent: this },
+    );
     this.bucketName = repository.bucketName;
     this.bucketArn = repository.arn;
     this.registerOutputs({ bucketName: this.bucketName, bucketArn: this.bucketArn });

@@ -127,13 +127,25 @@ export const SSM_AGENT_STATEMENTS: readonly PolicyStatement[] = [
   {
     Sid: "SessionManagerChannels",
     Effect: "Allow",
-    Action: ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
+    Action: [
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ],
     Resource: "*",
   },
   {
     Sid: "RunCommandMessages",
     Effect: "Allow",
-    Action: ["ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply"],
+    Action: [
+      "ec2messages:AcknowledgeMessage",
+      "ec2messages:DeleteMessage",
+      "ec2messages:FailMessage",
+      "ec2messages:GetEndpoint",
+      "ec2messages:GetMessages",
+      "ec2messages:SendReply",
+    ],
     Resource: "*",
   },
 ];
@@ -241,7 +253,9 @@ export function checkHostFiles(hostId: string, files: readonly HostFile[], param
   for (const parameterName of referencedParameters(files)) {
     if (!known.has(parameterName)) {
       const where = files.filter((f) => f.content.includes(secretRef(parameterName))).map((f) => f.path);
-      problems.push(`${where.join(", ")} reference${where.length === 1 ? "s" : ""} SSM parameter ${parameterName}, which the stack does not create`);
+      problems.push(
+        `${where.join(", ")} reference${where.length === 1 ? "s" : ""} SSM parameter ${parameterName}, which the stack does not create`,
+      );
     }
   }
   return problems;
@@ -273,51 +287,80 @@ export class Host extends pulumi.ComponentResource {
     const parametersToWaitFor = referenced.filter((n) => n in args.parameters).map((n) => args.parameters[n]);
 
     // --- identity: a role that can read this host's files and secrets and nothing else -------
-    const role = new aws.iam.Role(`${name}-role`, {
-      description: `odoo-stack ${model.stack} ${host.id}: reads its own config objects and parameters`,
-      assumeRolePolicy: JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
-      }),
-      tags: tags("role"),
-    }, parent);
-    const policy = new aws.iam.RolePolicy(`${name}-policy`, {
-      role: role.id,
-      policy: pulumi.all([args.configBucket.arn, args.stackKeyArn]).apply(([bucketArn, stackKeyArn]) =>
-        hostPolicyDocument({ facts, bucketArn, hostId: host.id, parameterNames: readableParameters, stackKeyArn, extraStatements: args.extraPolicyStatements }),
-      ),
-    }, parent);
-    const attachments = MANAGED_POLICIES.map((managed) =>
-      new aws.iam.RolePolicyAttachment(`${name}-${managed}`, {
-        role: role.name,
-        policyArn: `arn:${facts.partition}:iam::aws:policy/${managed}`,
-      }, parent),
+    const role = new aws.iam.Role(
+      `${name}-role`,
+      {
+        description: `odoo-stack ${model.stack} ${host.id}: reads its own config objects and parameters`,
+        assumeRolePolicy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+        }),
+        tags: tags("role"),
+      },
+      parent,
+    );
+    const policy = new aws.iam.RolePolicy(
+      `${name}-policy`,
+      {
+        role: role.id,
+        policy: pulumi.all([args.configBucket.arn, args.stackKeyArn]).apply(([bucketArn, stackKeyArn]) =>
+          hostPolicyDocument({
+            facts,
+            bucketArn,
+            hostId: host.id,
+            parameterNames: readableParameters,
+            stackKeyArn,
+            extraStatements: args.extraPolicyStatements,
+          }),
+        ),
+      },
+      parent,
+    );
+    const attachments = MANAGED_POLICIES.map(
+      (managed) =>
+        new aws.iam.RolePolicyAttachment(
+          `${name}-${managed}`,
+          {
+            role: role.name,
+            policyArn: `arn:${facts.partition}:iam::aws:policy/${managed}`,
+          },
+          parent,
+        ),
     );
     const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, parent);
 
     // --- files: one object per file, plus the manifest -----------------------------------------
-    const objects = files.map((file) =>
-      new aws.s3.BucketObjectv2(`${name}-file-${fileResourceSuffix(file.path)}`, {
-        bucket: args.configBucket.bucketName,
-        key: configObjectKey(host.id, file.path),
-        // The rendered text itself, so reviewers see it in the plan and policies can read it;
-        // it holds only secretRef() placeholders, never a secret (principle 5).
-        content: file.content,
-        contentType: "text/plain; charset=utf-8",
-        serverSideEncryption: "aws:kms",
-        // 5 stack tags + at most 5 user tags (lib/config.ts refuses more): S3's limit is 10.
-        tags: tags(`file-${fileResourceSuffix(file.path)}`, { [TAG_KEYS.path]: file.path }),
-      }, parent),
+    const objects = files.map(
+      (file) =>
+        new aws.s3.BucketObjectv2(
+          `${name}-file-${fileResourceSuffix(file.path)}`,
+          {
+            bucket: args.configBucket.bucketName,
+            key: configObjectKey(host.id, file.path),
+            // The rendered text itself, so reviewers see it in the plan and policies can read it;
+            // it holds only secretRef() placeholders, never a secret (principle 5).
+            content: file.content,
+            contentType: "text/plain; charset=utf-8",
+            serverSideEncryption: "aws:kms",
+            // 5 stack tags + at most 5 user tags (lib/config.ts refuses more): S3's limit is 10.
+            tags: tags(`file-${fileResourceSuffix(file.path)}`, { [TAG_KEYS.path]: file.path }),
+          },
+          parent,
+        ),
     );
     const manifestSha256 = sha256(manifest);
-    const manifestObject = new aws.s3.BucketObjectv2(`${name}-manifest`, {
-      bucket: args.configBucket.bucketName,
-      key: manifestObjectKey(host.id),
-      content: manifest,
-      contentType: "application/json",
-      serverSideEncryption: "aws:kms",
-      tags: tags("manifest", { [TAG_KEYS.path]: "manifest.json" }),
-    }, parent);
+    const manifestObject = new aws.s3.BucketObjectv2(
+      `${name}-manifest`,
+      {
+        bucket: args.configBucket.bucketName,
+        key: manifestObjectKey(host.id),
+        content: manifest,
+        contentType: "application/json",
+        serverSideEncryption: "aws:kms",
+        tags: tags("manifest", { [TAG_KEYS.path]: "manifest.json" }),
+      },
+      parent,
+    );
     const delivered: pulumi.Resource[] = [...objects, manifestObject, ...parametersToWaitFor];
 
     // --- the machine ---------------------------------------------------------------------------
@@ -336,51 +379,57 @@ export class Host extends pulumi.ComponentResource {
       );
     const ami = facts.amiIds[args.instanceType];
     if (ami === undefined) {
-      throw new Error(`Host ${host.id}: no AMI was resolved for instance type ${args.instanceType} (AwsFacts.amiIds has ${Object.keys(facts.amiIds).join(", ") || "none"})`);
+      throw new Error(
+        `Host ${host.id}: no AMI was resolved for instance type ${args.instanceType} (AwsFacts.amiIds has ${Object.keys(facts.amiIds).join(", ") || "none"})`,
+      );
     }
-    const instance = new aws.ec2.Instance(`${name}-instance`, {
-      // Debian 12 for the type's architecture: amd64, or arm64 on Graviton (issue 12 item 11).
-      ami,
-      instanceType: args.instanceType,
-      subnetId: args.subnetId,
-      // Fixed: renderers write it into odoo.conf, nginx and pg_hba before the instance exists.
-      privateIp: host.privateIp,
-      vpcSecurityGroupIds: [args.securityGroupId],
-      // NET-1: no host has a public address; the proxy is reached through its Elastic IP.
-      associatePublicIpAddress: false,
-      iamInstanceProfile: profile.name,
-      // OBS-8: detailed monitoring publishes EC2's own metrics (CPU, CPU credits of the t3 hosts,
-      // network, status checks) every minute instead of every five, the period of the stack's
-      // host alarms and dashboard; the pack requires it (instance-detailed-monitoring).
-      monitoring: true,
-      // No keyName: no SSH anywhere; operators use Session Manager (principle 9).
-      metadataOptions: {
-        httpEndpoint: "enabled",
-        // IMDSv2 only; hop limit 1 keeps the credentials away from anything forwarding packets.
-        httpTokens: "required",
-        httpPutResponseHopLimit: 1,
+    const instance = new aws.ec2.Instance(
+      `${name}-instance`,
+      {
+        // Debian 12 for the type's architecture: amd64, or arm64 on Graviton (issue 12 item 11).
+        ami,
+        instanceType: args.instanceType,
+        subnetId: args.subnetId,
+        // Fixed: renderers write it into odoo.conf, nginx and pg_hba before the instance exists.
+        privateIp: host.privateIp,
+        vpcSecurityGroupIds: [args.securityGroupId],
+        // NET-1: no host has a public address; the proxy is reached through its Elastic IP.
+        associatePublicIpAddress: false,
+        iamInstanceProfile: profile.name,
+        // OBS-8: detailed monitoring publishes EC2's own metrics (CPU, CPU credits of the t3 hosts,
+        // network, status checks) every minute instead of every five, the period of the stack's
+        // host alarms and dashboard; the pack requires it (instance-detailed-monitoring).
+        monitoring: true,
+        // No keyName: no SSH anywhere; operators use Session Manager (principle 9).
+        metadataOptions: {
+          httpEndpoint: "enabled",
+          // IMDSv2 only; hop limit 1 keeps the credentials away from anything forwarding packets.
+          httpTokens: "required",
+          httpPutResponseHopLimit: 1,
+        },
+        rootBlockDevice: {
+          encrypted: true,
+          volumeType: "gp3",
+          volumeSize: rootVolumeGiB,
+          deleteOnTermination: true,
+          tags: tags("root-volume"),
+        },
+        userData,
+        userDataReplaceOnChange: false,
+        tags: hostTags(model, host, host.id),
       },
-      rootBlockDevice: {
-        encrypted: true,
-        volumeType: "gp3",
-        volumeSize: rootVolumeGiB,
-        deleteOnTermination: true,
-        tags: tags("root-volume"),
+      {
+        parent: this,
+        // The files and parameters exist before first boot, so bootstrap's first apply finds them;
+        // so do the resources the host's bootstrap needs (EFS mount targets).
+        dependsOn: [policy, ...attachments, ...delivered, ...(args.bootDependencies ?? [])],
+        // A newer AMI must not replace a running host; changing user data would stop and start
+        // the instance — after bootstrap, every change travels through the association instead.
+        ignoreChanges: ["ami", "userData"],
+        // The fixed private address cannot be held by two instances: delete, then create.
+        deleteBeforeReplace: true,
       },
-      userData,
-      userDataReplaceOnChange: false,
-      tags: hostTags(model, host, host.id),
-    }, {
-      parent: this,
-      // The files and parameters exist before first boot, so bootstrap's first apply finds them;
-      // so do the resources the host's bootstrap needs (EFS mount targets).
-      dependsOn: [policy, ...attachments, ...delivered, ...(args.bootDependencies ?? [])],
-      // A newer AMI must not replace a running host; changing user data would stop and start
-      // the instance — after bootstrap, every change travels through the association instead.
-      ignoreChanges: ["ami", "userData"],
-      // The fixed private address cannot be held by two instances: delete, then create.
-      deleteBeforeReplace: true,
-    });
+    );
 
     // --- in-place apply: re-runs whenever the manifest (any file) or a parameter's value changes
     // The manifest hashes the files with their placeholders, not the values: a rotated password,
@@ -393,27 +442,40 @@ export class Host extends pulumi.ComponentResource {
     const parametersSha256 = pulumi
       .all(versioned.map((n) => pulumi.output((args.parameters[n] as Partial<aws.ssm.Parameter>).version ?? 0)))
       .apply((versions) =>
-        parametersFingerprint([...versioned.map((n, i) => [n, versions[i]] as const), ...external.map((n) => [n, facts.externalParameterVersions[n]] as const)]),
+        parametersFingerprint([
+          ...versioned.map((n, i) => [n, versions[i]] as const),
+          ...external.map((n) => [n, facts.externalParameterVersions[n]] as const),
+        ]),
       );
-    new aws.ssm.Association(`${name}-apply`, {
-      name: "AWS-RunShellScript",
-      associationName: `${model.project}-${model.stack}-${host.id}-apply`,
-      targets: [{ key: "InstanceIds", values: [instance.id] }],
-      parameters: {
-        commands: pulumi.all([args.configBucket.bucketName, parametersSha256]).apply(([bucket, parameters]) =>
-          applyCommandLine({ bucket, hostId: host.id, region: facts.region, manifestSha256, parametersSha256: parameters }),
-        ),
+    new aws.ssm.Association(
+      `${name}-apply`,
+      {
+        name: "AWS-RunShellScript",
+        associationName: `${model.project}-${model.stack}-${host.id}-apply`,
+        targets: [{ key: "InstanceIds", values: [instance.id] }],
+        parameters: {
+          commands: pulumi
+            .all([args.configBucket.bucketName, parametersSha256])
+            .apply(([bucket, parameters]) =>
+              applyCommandLine({ bucket, hostId: host.id, region: facts.region, manifestSha256, parametersSha256: parameters }),
+            ),
+        },
+        tags: tags("apply"),
       },
-      tags: tags("apply"),
-    }, { parent: this, dependsOn: delivered });
+      { parent: this, dependsOn: delivered },
+    );
 
-    new aws.route53.Record(`${name}-dns`, {
-      zoneId: args.network.privateZoneId,
-      name: host.fqdn,
-      type: "A",
-      ttl: 300,
-      records: [host.privateIp],
-    }, parent);
+    new aws.route53.Record(
+      `${name}-dns`,
+      {
+        zoneId: args.network.privateZoneId,
+        name: host.fqdn,
+        type: "A",
+        ttl: 300,
+        records: [host.privateIp],
+      },
+      parent,
+    );
 
     this.hostId = host.id;
     this.fqdn = host.fqdn;

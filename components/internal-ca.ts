@@ -50,66 +50,99 @@ export class InternalCa extends pulumi.ComponentResource {
     // ECDSA P-256: supported by OpenSSL in PostgreSQL 15, PgBouncer 1.18, nginx and libpq.
     const generations = internalCaGenerations(model.settings);
     const cas = new Map(
-      [...generations.trusted].sort((a, b) => a - b).map((generation) => {
-        const key = new tls.PrivateKey(internalCaResourceName(name, generation, "key"), { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
-        const cert = new tls.SelfSignedCert(internalCaResourceName(name, generation, "cert"), {
-          privateKeyPem: key.privateKeyPem,
-          // The generation in the name tells two CAs of one stack apart in a trust store.
-          subject: { commonName: `${model.project} ${model.stack} internal CA${generation === 1 ? "" : ` ${generation}`}`, organization: model.project },
-          isCaCertificate: true,
-          allowedUses: ["cert_signing", "crl_signing"],
-          validityPeriodHours: CERTIFICATE_LIFETIMES.caValidityHours,
-          earlyRenewalHours: CERTIFICATE_LIFETIMES.caEarlyRenewalHours,
-        }, parent);
-        return [generation, { key, cert }] as const;
-      }),
+      [...generations.trusted]
+        .sort((a, b) => a - b)
+        .map((generation) => {
+          const key = new tls.PrivateKey(
+            internalCaResourceName(name, generation, "key"),
+            { algorithm: "ECDSA", ecdsaCurve: "P256" },
+            parent,
+          );
+          const cert = new tls.SelfSignedCert(
+            internalCaResourceName(name, generation, "cert"),
+            {
+              privateKeyPem: key.privateKeyPem,
+              // The generation in the name tells two CAs of one stack apart in a trust store.
+              subject: {
+                commonName: `${model.project} ${model.stack} internal CA${generation === 1 ? "" : ` ${generation}`}`,
+                organization: model.project,
+              },
+              isCaCertificate: true,
+              allowedUses: ["cert_signing", "crl_signing"],
+              validityPeriodHours: CERTIFICATE_LIFETIMES.caValidityHours,
+              earlyRenewalHours: CERTIFICATE_LIFETIMES.caEarlyRenewalHours,
+            },
+            parent,
+          );
+          return [generation, { key, cert }] as const;
+        }),
     );
     const issuer = cas.get(generations.issuing)!;
     const trustBundle = pulumi.all(generations.trusted.map((g) => cas.get(g)!.cert.certPem)).apply(internalCaBundle);
-    parameters[model.parameters.caCert] = new aws.ssm.Parameter(`${name}-ca-cert-parameter`, {
-      name: model.parameters.caCert,
-      type: "String",
-      description: "Internal CA certificates (PEM): what every host trusts for verify-full (TLS-2), the issuing one first",
-      value: trustBundle,
-      tags: resourceTags(model, "tls", `${name}-ca-cert-parameter`),
-    }, parent);
+    parameters[model.parameters.caCert] = new aws.ssm.Parameter(
+      `${name}-ca-cert-parameter`,
+      {
+        name: model.parameters.caCert,
+        type: "String",
+        description: "Internal CA certificates (PEM): what every host trusts for verify-full (TLS-2), the issuing one first",
+        value: trustBundle,
+        tags: resourceTags(model, "tls", `${name}-ca-cert-parameter`),
+      },
+      parent,
+    );
 
     for (const host of hosts) {
       const part = (p: string) => `${name}-${host.id}-${p}`;
       const key = new tls.PrivateKey(part("key"), { algorithm: "ECDSA", ecdsaCurve: "P256" }, parent);
-      const request = new tls.CertRequest(part("csr"), {
-        privateKeyPem: key.privateKeyPem,
-        subject: { commonName: host.fqdn, organization: model.project },
-        // TLS-3: clients verify the name they connect to (the private zone's fqdn) and, for
-        // tools that connect by address, the fixed private address.
-        dnsNames: [host.fqdn],
-        ipAddresses: [host.privateIp],
-      }, parent);
-      const cert = new tls.LocallySignedCert(part("cert"), {
-        certRequestPem: request.certRequestPem,
-        caPrivateKeyPem: issuer.key.privateKeyPem,
-        caCertPem: issuer.cert.certPem,
-        validityPeriodHours: CERTIFICATE_LIFETIMES.hostValidityHours,
-        earlyRenewalHours: CERTIFICATE_LIFETIMES.hostEarlyRenewalHours,
-        allowedUses: ["digital_signature", "server_auth", "client_auth"],
-      }, parent);
+      const request = new tls.CertRequest(
+        part("csr"),
+        {
+          privateKeyPem: key.privateKeyPem,
+          subject: { commonName: host.fqdn, organization: model.project },
+          // TLS-3: clients verify the name they connect to (the private zone's fqdn) and, for
+          // tools that connect by address, the fixed private address.
+          dnsNames: [host.fqdn],
+          ipAddresses: [host.privateIp],
+        },
+        parent,
+      );
+      const cert = new tls.LocallySignedCert(
+        part("cert"),
+        {
+          certRequestPem: request.certRequestPem,
+          caPrivateKeyPem: issuer.key.privateKeyPem,
+          caCertPem: issuer.cert.certPem,
+          validityPeriodHours: CERTIFICATE_LIFETIMES.hostValidityHours,
+          earlyRenewalHours: CERTIFICATE_LIFETIMES.hostEarlyRenewalHours,
+          allowedUses: ["digital_signature", "server_auth", "client_auth"],
+        },
+        parent,
+      );
       const certName = model.parameters.hostCert(host.id);
       const keyName = model.parameters.hostKey(host.id);
-      parameters[certName] = new aws.ssm.Parameter(part("cert-parameter"), {
-        name: certName,
-        type: "String",
-        description: `TLS certificate of ${host.fqdn} (PEM), issued by the internal CA`,
-        value: cert.certPem,
-        tags: hostTags(model, host, part("cert-parameter")),
-      }, parent);
-      parameters[keyName] = new aws.ssm.Parameter(part("key-parameter"), {
-        name: keyName,
-        type: "SecureString",
-        keyId: args.kmsKeyArn,
-        description: `TLS private key of ${host.fqdn} (PEM)`,
-        value: pulumi.secret(key.privateKeyPem),
-        tags: hostTags(model, host, part("key-parameter")),
-      }, parent);
+      parameters[certName] = new aws.ssm.Parameter(
+        part("cert-parameter"),
+        {
+          name: certName,
+          type: "String",
+          description: `TLS certificate of ${host.fqdn} (PEM), issued by the internal CA`,
+          value: cert.certPem,
+          tags: hostTags(model, host, part("cert-parameter")),
+        },
+        parent,
+      );
+      parameters[keyName] = new aws.ssm.Parameter(
+        part("key-parameter"),
+        {
+          name: keyName,
+          type: "SecureString",
+          keyId: args.kmsKeyArn,
+          description: `TLS private key of ${host.fqdn} (PEM)`,
+          value: pulumi.secret(key.privateKeyPem),
+          tags: hostTags(model, host, part("key-parameter")),
+        },
+        parent,
+      );
     }
 
     this.caCertPem = trustBundle;

@@ -5,7 +5,19 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackModel } from "../lib/model";
-import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, ROLES, SERVICE_PEERS, SMTP_EGRESS_PORTS, SMTP_EGRESS_ROLE, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
+import {
+  FLOWS,
+  PORTS,
+  PUBLIC_INGRESS,
+  PUBLIC_REDIRECT,
+  ROLES,
+  SERVICE_PEERS,
+  SMTP_EGRESS_PORTS,
+  SMTP_EGRESS_ROLE,
+  WORLD_EGRESS_PORTS,
+  type Role,
+  type ServicePeer,
+} from "../lib/ports";
 import { resourceTags, TAG_KEYS, type TagRole } from "./tags";
 
 /** One security group per host role, plus the interface endpoints' group and the EFS mount targets' (shared filestore only). */
@@ -76,7 +88,14 @@ export function securityGroupRules(input: SecurityGroupRuleInput): SecurityGroup
   const fromTheInternet = (entry: typeof PUBLIC_INGRESS | typeof PUBLIC_REDIRECT, checklist: SecurityGroupRuleSpec["checklist"]) => {
     const port = PORTS[entry.port];
     for (const cidr of [WORLD_IPV4, WORLD_IPV6]) {
-      rules.push({ group: entry.role, direction: "ingress", port: port.port, peer: { kind: "cidr", cidr }, checklist, description: `${port.description} from the internet` });
+      rules.push({
+        group: entry.role,
+        direction: "ingress",
+        port: port.port,
+        peer: { kind: "cidr", cidr },
+        checklist,
+        description: `${port.description} from the internet`,
+      });
     }
   };
   // NET-2, NET-3: the world reaches 443 on the proxy, and nothing else anywhere.
@@ -154,7 +173,8 @@ export function securityGroupRules(input: SecurityGroupRuleInput): SecurityGroup
 
   // Outbound mail (issue 12 item 5): exactly the configured SMTP port, from the Odoo hosts only.
   if (input.mailPort !== undefined) {
-    if (!SMTP_EGRESS_PORTS.includes(input.mailPort)) throw new Error(`mail port ${input.mailPort} is not one of ${SMTP_EGRESS_PORTS.join(", ")}`);
+    if (!SMTP_EGRESS_PORTS.includes(input.mailPort))
+      throw new Error(`mail port ${input.mailPort} is not one of ${SMTP_EGRESS_PORTS.join(", ")}`);
     rules.push({
       group: SMTP_EGRESS_ROLE,
       direction: "egress",
@@ -219,7 +239,11 @@ export class Network extends pulumi.ComponentResource {
     const { model } = args;
     const settings = model.settings;
     const zones = args.availabilityZones;
-    if (zones.length !== settings.availabilityZoneCount || zones.length !== settings.publicSubnetCidrs.length || zones.length !== settings.privateSubnetCidrs.length) {
+    if (
+      zones.length !== settings.availabilityZoneCount ||
+      zones.length !== settings.publicSubnetCidrs.length ||
+      zones.length !== settings.privateSubnetCidrs.length
+    ) {
       throw new Error(
         `Network ${name}: 'availabilityZones' has ${zones.length} zones but availabilityZoneCount is ${settings.availabilityZoneCount} ` +
           `with ${settings.publicSubnetCidrs.length} public and ${settings.privateSubnetCidrs.length} private subnet CIDRs; they must all agree.`,
@@ -228,40 +252,63 @@ export class Network extends pulumi.ComponentResource {
     const parent = { parent: this };
     const tags = (role: TagRole, part: string, extra: Record<string, string> = {}) => resourceTags(model, role, `${name}-${part}`, extra);
 
-    const vpc = new aws.ec2.Vpc(`${name}-vpc`, {
-      cidrBlock: settings.vpcCidr,
-      // Both on: the private zone and the interface endpoints' private DNS need them.
-      enableDnsSupport: true,
-      enableDnsHostnames: true,
-      tags: tags("network", "vpc"),
-    }, parent);
+    const vpc = new aws.ec2.Vpc(
+      `${name}-vpc`,
+      {
+        cidrBlock: settings.vpcCidr,
+        // Both on: the private zone and the interface endpoints' private DNS need them.
+        enableDnsSupport: true,
+        enableDnsHostnames: true,
+        tags: tags("network", "vpc"),
+      },
+      parent,
+    );
     const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id, tags: tags("network", "igw") }, parent);
 
-    const publicSubnets = zones.map((az, i) =>
-      new aws.ec2.Subnet(`${name}-public-${az}`, {
-        vpcId: vpc.id,
-        availabilityZone: az,
-        cidrBlock: settings.publicSubnetCidrs[i],
-        // NET-1/NET-2: nothing launched here gets a public address by default; the proxy's
-        // Elastic IP is the only inbound public address of the stack.
-        mapPublicIpOnLaunch: false,
-        tags: tags("network", `public-${az}`),
-      }, parent),
+    const publicSubnets = zones.map(
+      (az, i) =>
+        new aws.ec2.Subnet(
+          `${name}-public-${az}`,
+          {
+            vpcId: vpc.id,
+            availabilityZone: az,
+            cidrBlock: settings.publicSubnetCidrs[i],
+            // NET-1/NET-2: nothing launched here gets a public address by default; the proxy's
+            // Elastic IP is the only inbound public address of the stack.
+            mapPublicIpOnLaunch: false,
+            tags: tags("network", `public-${az}`),
+          },
+          parent,
+        ),
     );
-    const privateSubnets = zones.map((az, i) =>
-      new aws.ec2.Subnet(`${name}-private-${az}`, {
-        vpcId: vpc.id,
-        availabilityZone: az,
-        cidrBlock: settings.privateSubnetCidrs[i],
-        mapPublicIpOnLaunch: false,
-        tags: tags("network", `private-${az}`),
-      }, parent),
+    const privateSubnets = zones.map(
+      (az, i) =>
+        new aws.ec2.Subnet(
+          `${name}-private-${az}`,
+          {
+            vpcId: vpc.id,
+            availabilityZone: az,
+            cidrBlock: settings.privateSubnetCidrs[i],
+            mapPublicIpOnLaunch: false,
+            tags: tags("network", `private-${az}`),
+          },
+          parent,
+        ),
     );
 
     const publicRoutes = new aws.ec2.RouteTable(`${name}-public-routes`, { vpcId: vpc.id, tags: tags("network", "public-routes") }, parent);
-    new aws.ec2.Route(`${name}-public-default-route`, { routeTableId: publicRoutes.id, destinationCidrBlock: "0.0.0.0/0", gatewayId: igw.id }, parent);
-    publicSubnets.forEach((subnet, i) =>
-      new aws.ec2.RouteTableAssociation(`${name}-public-${zones[i]}-routes`, { subnetId: subnet.id, routeTableId: publicRoutes.id }, parent),
+    new aws.ec2.Route(
+      `${name}-public-default-route`,
+      { routeTableId: publicRoutes.id, destinationCidrBlock: "0.0.0.0/0", gatewayId: igw.id },
+      parent,
+    );
+    publicSubnets.forEach(
+      (subnet, i) =>
+        new aws.ec2.RouteTableAssociation(
+          `${name}-public-${zones[i]}-routes`,
+          { subnetId: subnet.id, routeTableId: publicRoutes.id },
+          parent,
+        ),
     );
 
     // "single" saves a NAT's hourly cost; "perAz" keeps each AZ's egress up when another AZ fails.
@@ -269,35 +316,58 @@ export class Network extends pulumi.ComponentResource {
     const nats = natZones.map((i) => {
       const az = zones[i];
       const eip = new aws.ec2.Eip(`${name}-nat-eip-${az}`, { domain: "vpc", tags: tags("nat", `nat-eip-${az}`) }, parent);
-      const nat = new aws.ec2.NatGateway(`${name}-nat-${az}`, {
-        allocationId: eip.allocationId,
-        subnetId: publicSubnets[i].id,
-        connectivityType: "public",
-        tags: tags("nat", `nat-${az}`),
-      }, { parent: this, dependsOn: [igw] });
+      const nat = new aws.ec2.NatGateway(
+        `${name}-nat-${az}`,
+        {
+          allocationId: eip.allocationId,
+          subnetId: publicSubnets[i].id,
+          connectivityType: "public",
+          tags: tags("nat", `nat-${az}`),
+        },
+        { parent: this, dependsOn: [igw] },
+      );
       return { nat, eip };
     });
 
     const privateRouteTables = privateSubnets.map((subnet, i) => {
       const az = zones[i];
-      const table = new aws.ec2.RouteTable(`${name}-private-routes-${az}`, { vpcId: vpc.id, tags: tags("network", `private-routes-${az}`) }, parent);
+      const table = new aws.ec2.RouteTable(
+        `${name}-private-routes-${az}`,
+        { vpcId: vpc.id, tags: tags("network", `private-routes-${az}`) },
+        parent,
+      );
       const nat = nats[settings.natGateways === "perAz" ? i : 0].nat;
-      new aws.ec2.Route(`${name}-private-default-route-${az}`, { routeTableId: table.id, destinationCidrBlock: "0.0.0.0/0", natGatewayId: nat.id }, parent);
+      new aws.ec2.Route(
+        `${name}-private-default-route-${az}`,
+        { routeTableId: table.id, destinationCidrBlock: "0.0.0.0/0", natGatewayId: nat.id },
+        parent,
+      );
       new aws.ec2.RouteTableAssociation(`${name}-private-${az}-routes`, { subnetId: subnet.id, routeTableId: table.id }, parent);
       return table;
     });
 
     const servicePeers: ServicePeer[] = settings.sharedFilestore ? ["efs"] : [];
-    const groupNames = SECURITY_GROUP_NAMES.filter((g) => !(SERVICE_PEERS as readonly string[]).includes(g) || servicePeers.includes(g as ServicePeer));
+    const groupNames = SECURITY_GROUP_NAMES.filter(
+      (g) => !(SERVICE_PEERS as readonly string[]).includes(g) || servicePeers.includes(g as ServicePeer),
+    );
     const groups = {} as Record<SecurityGroupName, aws.ec2.SecurityGroup>;
     for (const group of groupNames) {
       // No inline rules: the provider then removes AWS's default allow-all egress, and every
       // rule below is a separate resource a policy can inspect.
-      groups[group] = new aws.ec2.SecurityGroup(`${name}-${group}-sg`, {
-        vpcId: vpc.id,
-        description: group === "endpoints" ? "odoo-stack VPC interface endpoints" : group === "efs" ? "odoo-stack EFS mount targets (shared filestore)" : `odoo-stack ${group} hosts`,
-        tags: tags(group, `${group}-sg`),
-      }, parent);
+      groups[group] = new aws.ec2.SecurityGroup(
+        `${name}-${group}-sg`,
+        {
+          vpcId: vpc.id,
+          description:
+            group === "endpoints"
+              ? "odoo-stack VPC interface endpoints"
+              : group === "efs"
+                ? "odoo-stack EFS mount targets (shared filestore)"
+                : `odoo-stack ${group} hosts`,
+          tags: tags(group, `${group}-sg`),
+        },
+        parent,
+      );
     }
 
     for (const rule of securityGroupRules({
@@ -331,31 +401,43 @@ export class Network extends pulumi.ComponentResource {
 
     // Session Manager and the CloudWatch agent reach AWS through these, not through the NAT.
     for (const service of INTERFACE_ENDPOINT_SERVICES) {
-      new aws.ec2.VpcEndpoint(`${name}-endpoint-${service}`, {
-        vpcId: vpc.id,
-        serviceName: `com.amazonaws.${settings.region}.${service}`,
-        vpcEndpointType: "Interface",
-        privateDnsEnabled: true,
-        subnetIds: privateSubnets.map((s) => s.id),
-        securityGroupIds: [groups.endpoints.id],
-        tags: tags("endpoints", `endpoint-${service}`),
-      }, parent);
+      new aws.ec2.VpcEndpoint(
+        `${name}-endpoint-${service}`,
+        {
+          vpcId: vpc.id,
+          serviceName: `com.amazonaws.${settings.region}.${service}`,
+          vpcEndpointType: "Interface",
+          privateDnsEnabled: true,
+          subnetIds: privateSubnets.map((s) => s.id),
+          securityGroupIds: [groups.endpoints.id],
+          tags: tags("endpoints", `endpoint-${service}`),
+        },
+        parent,
+      );
     }
     // Config objects and backups travel to S3 over the gateway endpoint (free, no NAT bytes).
-    new aws.ec2.VpcEndpoint(`${name}-endpoint-s3`, {
-      vpcId: vpc.id,
-      serviceName: `com.amazonaws.${settings.region}.s3`,
-      vpcEndpointType: "Gateway",
-      routeTableIds: privateRouteTables.map((t) => t.id),
-      tags: tags("endpoints", "endpoint-s3"),
-    }, parent);
+    new aws.ec2.VpcEndpoint(
+      `${name}-endpoint-s3`,
+      {
+        vpcId: vpc.id,
+        serviceName: `com.amazonaws.${settings.region}.s3`,
+        vpcEndpointType: "Gateway",
+        routeTableIds: privateRouteTables.map((t) => t.id),
+        tags: tags("endpoints", "endpoint-s3"),
+      },
+      parent,
+    );
 
-    const zone = new aws.route53.Zone(`${name}-internal-zone`, {
-      name: settings.internalZone,
-      comment: `odoo-stack ${model.stack}: private names of the hosts (TLS-3 SANs)`,
-      vpcs: [{ vpcId: vpc.id }],
-      tags: tags("network", "internal-zone"),
-    }, parent);
+    const zone = new aws.route53.Zone(
+      `${name}-internal-zone`,
+      {
+        name: settings.internalZone,
+        comment: `odoo-stack ${model.stack}: private names of the hosts (TLS-3 SANs)`,
+        vpcs: [{ vpcId: vpc.id }],
+        tags: tags("network", "internal-zone"),
+      },
+      parent,
+    );
 
     this.vpcId = vpc.id;
     this.vpcCidr = settings.vpcCidr;

@@ -23,7 +23,9 @@ export function checkOdooAppModel(model: Pick<StackModel, "hosts">): string[] {
   const hosts = model.hosts.odoo;
   const cronHosts = hosts.filter((h) => h.runsCron);
   if (hosts.length > 0 && cronHosts.length === 1) return [];
-  return [`the model must have at least one Odoo host and exactly one that runs crons; it has ${hosts.length} hosts and ${cronHosts.length} cron hosts (${cronHosts.map((h) => h.id).join(", ") || "none"}).`];
+  return [
+    `the model must have at least one Odoo host and exactly one that runs crons; it has ${hosts.length} hosts and ${cronHosts.length} cron hosts (${cronHosts.map((h) => h.id).join(", ") || "none"}).`,
+  ];
 }
 
 export class OdooApp extends pulumi.ComponentResource {
@@ -52,7 +54,9 @@ export class OdooApp extends pulumi.ComponentResource {
     const cronHosts = hosts.filter((h) => h.runsCron);
     // Several hosts share data_dir (filestore and sessions) on EFS, or an attachment uploaded
     // through one host is missing on the others (issue 8; lib/config.ts sharedFilestore).
-    const filestore = model.settings.sharedFilestore ? new SharedFilestore(`${name}-filestore`, { model, network: args.network }, { parent: this }) : undefined;
+    const filestore = model.settings.sharedFilestore
+      ? new SharedFilestore(`${name}-filestore`, { model, network: args.network }, { parent: this })
+      : undefined;
     // Parameters the operator created: odooOptions' {{ssm:…}} references and the SMTP password
     // (index.ts checks at preview that each exists). The hosts may read them; the stack does not own them.
     const mailParameter = mailPasswordParameter(model);
@@ -67,41 +71,57 @@ export class OdooApp extends pulumi.ComponentResource {
     const volumes = new Map<string, aws.ebs.Volume>();
     if (!filestore) {
       for (const host of hosts) {
-        volumes.set(host.id, new aws.ebs.Volume(`${name}-${host.id}-data`, {
-          availabilityZone: args.network.availabilityZones[host.subnetIndex],
-          size: model.settings.odooDataVolumeGiB,
-          type: "gp3",
-          encrypted: true,
-          finalSnapshot: true,
-          tags: hostTags(model, host, `${name}-${host.id}-data`),
-        }, { parent: this, protect: true }));
+        volumes.set(
+          host.id,
+          new aws.ebs.Volume(
+            `${name}-${host.id}-data`,
+            {
+              availabilityZone: args.network.availabilityZones[host.subnetIndex],
+              size: model.settings.odooDataVolumeGiB,
+              type: "gp3",
+              encrypted: true,
+              finalSnapshot: true,
+              tags: hostTags(model, host, `${name}-${host.id}-data`),
+            },
+            { parent: this, protect: true },
+          ),
+        );
       }
     }
-    const servers = hosts.map((host) =>
-      new Host(`${name}-${host.id}`, {
-        ...args,
-        host,
-        files: hostFiles(model, host),
-        instanceType: model.settings.instanceTypes.odoo,
-        subnetId: args.network.privateSubnetIds[host.subnetIndex],
-        securityGroupId: args.network.securityGroupIds.odoo,
-        externalParameterNames,
-        // The custom addons artifact: s3:GetObject on exactly that object (issue 12 item 7).
-        extraPolicyStatements: odooAddonsStatements(args.aws.partition, model.settings),
-        ...(filestore ? { efsFileSystemId: filestore.fileSystemId, bootDependencies: filestore.mountTargets } : {}),
-        ...(volumes.has(host.id) ? { dataVolumeId: (volumes.get(host.id) as aws.ebs.Volume).id } : {}),
-      }, { parent: this }),
+    const servers = hosts.map(
+      (host) =>
+        new Host(
+          `${name}-${host.id}`,
+          {
+            ...args,
+            host,
+            files: hostFiles(model, host),
+            instanceType: model.settings.instanceTypes.odoo,
+            subnetId: args.network.privateSubnetIds[host.subnetIndex],
+            securityGroupId: args.network.securityGroupIds.odoo,
+            externalParameterNames,
+            // The custom addons artifact: s3:GetObject on exactly that object (issue 12 item 7).
+            extraPolicyStatements: odooAddonsStatements(args.aws.partition, model.settings),
+            ...(filestore ? { efsFileSystemId: filestore.fileSystemId, bootDependencies: filestore.mountTargets } : {}),
+            ...(volumes.has(host.id) ? { dataVolumeId: (volumes.get(host.id) as aws.ebs.Volume).id } : {}),
+          },
+          { parent: this },
+        ),
     );
     servers.forEach((server, i) => {
       const volume = volumes.get(hosts[i].id);
       if (!volume) return;
-      new aws.ec2.VolumeAttachment(`${name}-${hosts[i].id}-data-attachment`, {
-        deviceName: ODOO_DATA_DEVICE,
-        volumeId: volume.id,
-        instanceId: server.instanceId,
-        // Stop Odoo's instance before pulling its disk away, so the filesystem is clean.
-        stopInstanceBeforeDetaching: true,
-      }, { parent: this, deleteBeforeReplace: true });
+      new aws.ec2.VolumeAttachment(
+        `${name}-${hosts[i].id}-data-attachment`,
+        {
+          deviceName: ODOO_DATA_DEVICE,
+          volumeId: volume.id,
+          instanceId: server.instanceId,
+          // Stop Odoo's instance before pulling its disk away, so the filesystem is clean.
+          stopInstanceBeforeDetaching: true,
+        },
+        { parent: this, deleteBeforeReplace: true },
+      );
     });
 
     this.hostIds = hosts.map((h) => h.id);

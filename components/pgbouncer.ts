@@ -20,15 +20,19 @@ export class PgBouncer extends pulumi.ComponentResource {
     super("odoo-stack:pgbouncer:PgBouncer", name, {}, opts);
     const { model } = args;
     const host = model.hosts.pgbouncer;
-    const server = new Host(`${name}-host`, {
-      ...args,
-      host,
-      files: hostFiles(model, host),
-      instanceType: model.settings.instanceTypes.pgbouncer,
-      subnetId: args.network.privateSubnetIds[host.subnetIndex],
-      securityGroupId: args.network.securityGroupIds.pgbouncer,
-      // RDS: verify-full needs RDS's regional CA bundle on the host (issue 8).
-    }, { parent: this });
+    const server = new Host(
+      `${name}-host`,
+      {
+        ...args,
+        host,
+        files: hostFiles(model, host),
+        instanceType: model.settings.instanceTypes.pgbouncer,
+        subnetId: args.network.privateSubnetIds[host.subnetIndex],
+        securityGroupId: args.network.securityGroupIds.pgbouncer,
+        // RDS: verify-full needs RDS's regional CA bundle on the host (issue 8).
+      },
+      { parent: this },
+    );
 
     this.endpoint = host.fqdn;
     this.port = PORTS.pgbouncer.port;

@@ -41,7 +41,9 @@ export const POSTGRES_DATA_DEVICE = "/dev/sdf";
 /** Every problem with the engine asked for; empty when it is the settings' postgresEngine. */
 export function checkPostgresHostEngine(model: Pick<StackModel, "settings">, engine: PostgresEngine): string[] {
   if (engine === model.settings.postgresEngine) return [];
-  return [`engine "${engine}" differs from the settings' postgresEngine "${model.settings.postgresEngine}"; the other tiers render their files for the latter.`];
+  return [
+    `engine "${engine}" differs from the settings' postgresEngine "${model.settings.postgresEngine}"; the other tiers render their files for the latter.`,
+  ];
 }
 
 export class PostgresHost extends pulumi.ComponentResource {
@@ -80,7 +82,13 @@ export class PostgresHost extends pulumi.ComponentResource {
       this.dataVolumeId = undefined;
       this.roleName = undefined;
       this.parameters = rds.parameters;
-      this.registerOutputs({ engine, endpoint: this.endpoint, port: this.port, securityGroupId: this.securityGroupId, instanceId: this.instanceId });
+      this.registerOutputs({
+        engine,
+        endpoint: this.endpoint,
+        port: this.port,
+        securityGroupId: this.securityGroupId,
+        instanceId: this.instanceId,
+      });
       return;
     }
     this.parameters = {};
@@ -91,37 +99,49 @@ export class PostgresHost extends pulumi.ComponentResource {
     // orphaning the data and creating an empty volume. finalSnapshot still keeps a copy if the
     // protection is lifted and the volume deleted on purpose.
     const snapshot = dataVolumeSnapshotTag(model);
-    const volume = new aws.ebs.Volume(`${name}-data`, {
-      availabilityZone,
-      size: model.settings.postgresDataVolumeGiB,
-      type: "gp3",
-      encrypted: true,
-      finalSnapshot: true,
-      // Data Lifecycle Manager selects the volume by this tag for daily snapshots (BACKUP-1).
-      tags: hostTags(model, host, `${name}-data`, { [snapshot.key]: snapshot.value }),
-    }, { parent: this, protect: true });
+    const volume = new aws.ebs.Volume(
+      `${name}-data`,
+      {
+        availabilityZone,
+        size: model.settings.postgresDataVolumeGiB,
+        type: "gp3",
+        encrypted: true,
+        finalSnapshot: true,
+        // Data Lifecycle Manager selects the volume by this tag for daily snapshots (BACKUP-1).
+        tags: hostTags(model, host, `${name}-data`, { [snapshot.key]: snapshot.value }),
+      },
+      { parent: this, protect: true },
+    );
 
-    const server = new Host(`${name}-host`, {
-      ...args,
-      host,
-      files: hostFiles(model, host),
-      instanceType: model.settings.instanceTypes.postgres,
-      subnetId: args.network.privateSubnetIds[host.subnetIndex],
-      securityGroupId: args.network.securityGroupIds.postgres,
-      dataVolumeId: volume.id,
-    }, { parent: this });
+    const server = new Host(
+      `${name}-host`,
+      {
+        ...args,
+        host,
+        files: hostFiles(model, host),
+        instanceType: model.settings.instanceTypes.postgres,
+        subnetId: args.network.privateSubnetIds[host.subnetIndex],
+        securityGroupId: args.network.securityGroupIds.postgres,
+        dataVolumeId: volume.id,
+      },
+      { parent: this },
+    );
 
-    new aws.ec2.VolumeAttachment(`${name}-data-attachment`, {
-      deviceName: POSTGRES_DATA_DEVICE,
-      volumeId: volume.id,
-      instanceId: server.instanceId,
-      // Stop PostgreSQL's instance before pulling its disk away, so the filesystem is clean.
-      stopInstanceBeforeDetaching: true,
-    }, {
-      parent: this,
-      // A volume attaches to one instance at a time: detach from the old host first.
-      deleteBeforeReplace: true,
-    });
+    new aws.ec2.VolumeAttachment(
+      `${name}-data-attachment`,
+      {
+        deviceName: POSTGRES_DATA_DEVICE,
+        volumeId: volume.id,
+        instanceId: server.instanceId,
+        // Stop PostgreSQL's instance before pulling its disk away, so the filesystem is clean.
+        stopInstanceBeforeDetaching: true,
+      },
+      {
+        parent: this,
+        // A volume attaches to one instance at a time: detach from the old host first.
+        deleteBeforeReplace: true,
+      },
+    );
 
     this.endpoint = pulumi.output(host.fqdn);
     this.instanceId = server.instanceId;
@@ -149,74 +169,94 @@ export class PostgresHost extends pulumi.ComponentResource {
     const parent = { parent: this };
     const tags = (part: string) => resourceTags(model, "postgres", `${name}-${part}`);
 
-    const subnets = new aws.rds.SubnetGroup(`${name}-subnets`, {
-      description: `odoo-stack ${model.stack}: private subnets of the RDS instance`,
-      subnetIds: [...args.network.privateSubnetIds],
-      tags: tags("subnets"),
-    }, parent);
+    const subnets = new aws.rds.SubnetGroup(
+      `${name}-subnets`,
+      {
+        description: `odoo-stack ${model.stack}: private subnets of the RDS instance`,
+        subnetIds: [...args.network.privateSubnetIds],
+        tags: tags("subnets"),
+      },
+      parent,
+    );
 
-    const parameterGroup = new aws.rds.ParameterGroup(`${name}-parameters`, {
-      family: RDS_POSTGRES.parameterGroupFamily,
-      description: `odoo-stack ${model.stack}: checklist settings (PG-1, PG-2, PG-3, AUTH-1, TLS-1, OBS-7)`,
-      parameters: rdsParameters(model).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })),
-      tags: tags("parameters"),
-    }, parent);
+    const parameterGroup = new aws.rds.ParameterGroup(
+      `${name}-parameters`,
+      {
+        family: RDS_POSTGRES.parameterGroupFamily,
+        description: `odoo-stack ${model.stack}: checklist settings (PG-1, PG-2, PG-3, AUTH-1, TLS-1, OBS-7)`,
+        parameters: rdsParameters(model).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })),
+        tags: tags("parameters"),
+      },
+      parent,
+    );
 
     // Alphanumeric: it travels through the libpq service file unquoted (templates/rds.ts).
     const masterPassword = new random.RandomPassword(`${name}-master-password`, { length: 40, special: false }, parent);
-    const passwordParameter = new aws.ssm.Parameter(`${name}-master-password-parameter`, {
-      name: model.parameters.rdsMasterPassword,
-      type: "SecureString",
-      keyId: args.stackKeyArn,
-      value: masterPassword.result,
-      description: `Password of the RDS master user ${DB_ROLES.rdsMaster} (bootstrap only; Odoo never uses it)`,
-      tags: tags("master-password-parameter"),
-    }, parent);
+    const passwordParameter = new aws.ssm.Parameter(
+      `${name}-master-password-parameter`,
+      {
+        name: model.parameters.rdsMasterPassword,
+        type: "SecureString",
+        keyId: args.stackKeyArn,
+        value: masterPassword.result,
+        description: `Password of the RDS master user ${DB_ROLES.rdsMaster} (bootstrap only; Odoo never uses it)`,
+        tags: tags("master-password-parameter"),
+      },
+      parent,
+    );
 
-    const instance = new aws.rds.Instance(`${name}-rds`, {
-      // Fixed, so the log group below it is named before it exists (templates/rds.ts).
-      identifier: rdsInstanceIdentifier(model),
-      engine: RDS_POSTGRES.engine,
-      engineVersion: RDS_POSTGRES.engineVersion,
-      autoMinorVersionUpgrade: RDS_POSTGRES.autoMinorVersionUpgrade,
-      instanceClass: rdsInstanceClass(settings.instanceTypes.postgres),
-      allocatedStorage: settings.postgresDataVolumeGiB,
-      storageType: RDS_POSTGRES.storageType,
-      storageEncrypted: true,
-      multiAz: settings.rdsMultiAz,
-      publiclyAccessible: false,
-      dbSubnetGroupName: subnets.name,
-      vpcSecurityGroupIds: [args.network.securityGroupIds.postgres],
-      port: PORTS.postgres.port,
-      parameterGroupName: parameterGroup.name,
-      caCertIdentifier: RDS_POSTGRES.caCertIdentifier,
-      username: DB_ROLES.rdsMaster,
-      password: masterPassword.result,
-      iamDatabaseAuthenticationEnabled: false,
-      backupRetentionPeriod: settings.backupRetentionDays,
-      backupWindow: RDS_POSTGRES.backupWindow,
-      maintenanceWindow: RDS_POSTGRES.maintenanceWindow,
-      copyTagsToSnapshot: true,
-      deletionProtection: true,
-      skipFinalSnapshot: false,
-      finalSnapshotIdentifier: rdsInstanceIdentifier(model, "postgres-final"),
-      performanceInsightsEnabled: true,
-      performanceInsightsRetentionPeriod: RDS_POSTGRES.performanceInsightsRetentionDays,
-      enabledCloudwatchLogsExports: ["postgresql"],
-      // Static parameters and class changes wait for the maintenance window unless an operator
-      // applies them: a plan never restarts the database by itself.
-      applyImmediately: false,
-      tags: tags("rds"),
-    }, { parent: this, protect: true, dependsOn: args.rdsLogGroup ? [args.rdsLogGroup] : [] });
+    const instance = new aws.rds.Instance(
+      `${name}-rds`,
+      {
+        // Fixed, so the log group below it is named before it exists (templates/rds.ts).
+        identifier: rdsInstanceIdentifier(model),
+        engine: RDS_POSTGRES.engine,
+        engineVersion: RDS_POSTGRES.engineVersion,
+        autoMinorVersionUpgrade: RDS_POSTGRES.autoMinorVersionUpgrade,
+        instanceClass: rdsInstanceClass(settings.instanceTypes.postgres),
+        allocatedStorage: settings.postgresDataVolumeGiB,
+        storageType: RDS_POSTGRES.storageType,
+        storageEncrypted: true,
+        multiAz: settings.rdsMultiAz,
+        publiclyAccessible: false,
+        dbSubnetGroupName: subnets.name,
+        vpcSecurityGroupIds: [args.network.securityGroupIds.postgres],
+        port: PORTS.postgres.port,
+        parameterGroupName: parameterGroup.name,
+        caCertIdentifier: RDS_POSTGRES.caCertIdentifier,
+        username: DB_ROLES.rdsMaster,
+        password: masterPassword.result,
+        iamDatabaseAuthenticationEnabled: false,
+        backupRetentionPeriod: settings.backupRetentionDays,
+        backupWindow: RDS_POSTGRES.backupWindow,
+        maintenanceWindow: RDS_POSTGRES.maintenanceWindow,
+        copyTagsToSnapshot: true,
+        deletionProtection: true,
+        skipFinalSnapshot: false,
+        finalSnapshotIdentifier: rdsInstanceIdentifier(model, "postgres-final"),
+        performanceInsightsEnabled: true,
+        performanceInsightsRetentionPeriod: RDS_POSTGRES.performanceInsightsRetentionDays,
+        enabledCloudwatchLogsExports: ["postgresql"],
+        // Static parameters and class changes wait for the maintenance window unless an operator
+        // applies them: a plan never restarts the database by itself.
+        applyImmediately: false,
+        tags: tags("rds"),
+      },
+      { parent: this, protect: true, dependsOn: args.rdsLogGroup ? [args.rdsLogGroup] : [] },
+    );
 
     // The endpoint exists only once RDS made it: PgBouncer's files name this parameter instead.
-    const endpointParameter = new aws.ssm.Parameter(`${name}-endpoint-parameter`, {
-      name: model.parameters.rdsEndpoint,
-      type: "String",
-      value: instance.address,
-      description: "Endpoint address of the RDS instance (PgBouncer's server host)",
-      tags: tags("endpoint-parameter"),
-    }, parent);
+    const endpointParameter = new aws.ssm.Parameter(
+      `${name}-endpoint-parameter`,
+      {
+        name: model.parameters.rdsEndpoint,
+        type: "String",
+        value: instance.address,
+        description: "Endpoint address of the RDS instance (PgBouncer's server host)",
+        tags: tags("endpoint-parameter"),
+      },
+      parent,
+    );
 
     return {
       instance,

@@ -45,67 +45,101 @@ export class PrivateBucket extends pulumi.ComponentResource {
 
     // @pulumi/aws 7: aws.s3.Bucket is the current resource (BucketV2 is its deprecated alias);
     // every setting below is its own resource, as the provider recommends.
-    const bucket = new aws.s3.Bucket(`${name}-bucket`, {
-      // A stack's data is never deleted by `pulumi destroy` while objects remain.
-      forceDestroy: false,
-      tags: resourceTags(args.model, args.role, `${name}-bucket`),
-    }, parent);
+    const bucket = new aws.s3.Bucket(
+      `${name}-bucket`,
+      {
+        // A stack's data is never deleted by `pulumi destroy` while objects remain.
+        forceDestroy: false,
+        tags: resourceTags(args.model, args.role, `${name}-bucket`),
+      },
+      parent,
+    );
 
-    const publicAccessBlock = new aws.s3.BucketPublicAccessBlock(`${name}-public-access-block`, {
-      bucket: bucket.id,
-      blockPublicAcls: true,
-      blockPublicPolicy: true,
-      ignorePublicAcls: true,
-      restrictPublicBuckets: true,
-    }, parent);
+    const publicAccessBlock = new aws.s3.BucketPublicAccessBlock(
+      `${name}-public-access-block`,
+      {
+        bucket: bucket.id,
+        blockPublicAcls: true,
+        blockPublicPolicy: true,
+        ignorePublicAcls: true,
+        restrictPublicBuckets: true,
+      },
+      parent,
+    );
 
-    new aws.s3.BucketOwnershipControls(`${name}-ownership`, {
-      bucket: bucket.id,
-      rule: { objectOwnership: "BucketOwnerEnforced" },
-    }, parent);
+    new aws.s3.BucketOwnershipControls(
+      `${name}-ownership`,
+      {
+        bucket: bucket.id,
+        rule: { objectOwnership: "BucketOwnerEnforced" },
+      },
+      parent,
+    );
 
-    new aws.s3.BucketServerSideEncryptionConfiguration(`${name}-encryption`, {
-      bucket: bucket.id,
-      rules: [{
-        applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms" },
-        // One KMS data key per bucket instead of per object: fewer KMS calls, same protection.
-        bucketKeyEnabled: true,
-      }],
-    }, parent);
+    new aws.s3.BucketServerSideEncryptionConfiguration(
+      `${name}-encryption`,
+      {
+        bucket: bucket.id,
+        rules: [
+          {
+            applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms" },
+            // One KMS data key per bucket instead of per object: fewer KMS calls, same protection.
+            bucketKeyEnabled: true,
+          },
+        ],
+      },
+      parent,
+    );
 
-    const versioning = new aws.s3.BucketVersioning(`${name}-versioning`, {
-      bucket: bucket.id,
-      versioningConfiguration: { status: "Enabled" },
-    }, parent);
+    const versioning = new aws.s3.BucketVersioning(
+      `${name}-versioning`,
+      {
+        bucket: bucket.id,
+        versioningConfiguration: { status: "Enabled" },
+      },
+      parent,
+    );
 
-    new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, {
-      bucket: bucket.id,
-      rules: [{
-        id: "expire-noncurrent-versions",
-        status: "Enabled",
-        filter: {},
-        noncurrentVersionExpiration: { noncurrentDays },
-        expiration: { expiredObjectDeleteMarker: true },
-        abortIncompleteMultipartUpload: { daysAfterInitiation: abortDays },
-      }],
-    }, { parent: this, dependsOn: [versioning] });
+    new aws.s3.BucketLifecycleConfiguration(
+      `${name}-lifecycle`,
+      {
+        bucket: bucket.id,
+        rules: [
+          {
+            id: "expire-noncurrent-versions",
+            status: "Enabled",
+            filter: {},
+            noncurrentVersionExpiration: { noncurrentDays },
+            expiration: { expiredObjectDeleteMarker: true },
+            abortIncompleteMultipartUpload: { daysAfterInitiation: abortDays },
+          },
+        ],
+      },
+      { parent: this, dependsOn: [versioning] },
+    );
 
-    new aws.s3.BucketPolicy(`${name}-policy`, {
-      bucket: bucket.id,
-      policy: bucket.arn.apply((arn) =>
-        JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [{
-            Sid: "DenyInsecureTransport",
-            Effect: "Deny",
-            Principal: "*",
-            Action: "s3:*",
-            Resource: [arn, `${arn}/*`],
-            Condition: { Bool: { "aws:SecureTransport": "false" } },
-          }],
-        }),
-      ),
-    }, { parent: this, dependsOn: [publicAccessBlock] });
+    new aws.s3.BucketPolicy(
+      `${name}-policy`,
+      {
+        bucket: bucket.id,
+        policy: bucket.arn.apply((arn) =>
+          JSON.stringify({
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "DenyInsecureTransport",
+                Effect: "Deny",
+                Principal: "*",
+                Action: "s3:*",
+                Resource: [arn, `${arn}/*`],
+                Condition: { Bool: { "aws:SecureTransport": "false" } },
+              },
+            ],
+          }),
+        ),
+      },
+      { parent: this, dependsOn: [publicAccessBlock] },
+    );
 
     this.bucket = bucket;
     this.bucketName = bucket.bucket;

@@ -60,20 +60,35 @@ export class ReverseProxy extends pulumi.ComponentResource {
     const host = model.hosts.proxy;
     const tls = settings.tls;
 
-    const server = new Host(`${name}-host`, {
-      ...args,
-      host,
-      files: hostFiles(model, host),
-      instanceType: settings.instanceTypes.proxy,
-      // The public subnet, but still no auto-assigned public IP: the Elastic IP below is it.
-      subnetId: args.network.publicSubnetIds[host.subnetIndex],
-      securityGroupId: args.network.securityGroupIds.proxy,
-      externalParameterNames: importedTlsParameters(tls),
-      extraPolicyStatements: tls.mode === "acme" ? acmeDnsStatements(facts.partition, tls.hostedZoneId, settings.sites.map((s) => s.hostname)) : [],
-    }, { parent: this });
+    const server = new Host(
+      `${name}-host`,
+      {
+        ...args,
+        host,
+        files: hostFiles(model, host),
+        instanceType: settings.instanceTypes.proxy,
+        // The public subnet, but still no auto-assigned public IP: the Elastic IP below is it.
+        subnetId: args.network.publicSubnetIds[host.subnetIndex],
+        securityGroupId: args.network.securityGroupIds.proxy,
+        externalParameterNames: importedTlsParameters(tls),
+        extraPolicyStatements:
+          tls.mode === "acme"
+            ? acmeDnsStatements(
+                facts.partition,
+                tls.hostedZoneId,
+                settings.sites.map((s) => s.hostname),
+              )
+            : [],
+      },
+      { parent: this },
+    );
 
     const eip = new aws.ec2.Eip(`${name}-eip`, { domain: "vpc", tags: hostTags(model, host, `${name}-eip`) }, { parent: this });
-    new aws.ec2.EipAssociation(`${name}-eip-association`, { allocationId: eip.allocationId, instanceId: server.instanceId }, { parent: this });
+    new aws.ec2.EipAssociation(
+      `${name}-eip-association`,
+      { allocationId: eip.allocationId, instanceId: server.instanceId },
+      { parent: this },
+    );
 
     // With ACME the stack knows the public zone, so it also points the domain at the proxy.
     // An imported certificate's zone may live anywhere: the operator points the domain at
@@ -82,13 +97,17 @@ export class ReverseProxy extends pulumi.ComponentResource {
     // database, so adding a database does not replace the record users already resolve.
     if (tls.mode === "acme") {
       settings.sites.forEach((site, i) => {
-        new aws.route53.Record(i === 0 ? `${name}-public-dns` : `${name}-public-dns-${site.database}`, {
-          zoneId: tls.hostedZoneId,
-          name: site.hostname,
-          type: "A",
-          ttl: 300,
-          records: [eip.publicIp],
-        }, { parent: this });
+        new aws.route53.Record(
+          i === 0 ? `${name}-public-dns` : `${name}-public-dns-${site.database}`,
+          {
+            zoneId: tls.hostedZoneId,
+            name: site.hostname,
+            type: "A",
+            ttl: 300,
+            records: [eip.publicIp],
+          },
+          { parent: this },
+        );
       });
     }
 

@@ -44,18 +44,23 @@ export class Secrets extends pulumi.ComponentResource {
     };
     const password = (part: string) =>
       new random.RandomPassword(`${name}-${part}`, { length: PASSWORD_LENGTH, special: false, ...keepers(part) }, { parent: this });
-    const salt = (part: string) => new random.RandomBytes(`${name}-${part}`, { length: SCRAM_SALT_BYTES, ...keepers(part) }, { parent: this });
+    const salt = (part: string) =>
+      new random.RandomBytes(`${name}-${part}`, { length: SCRAM_SALT_BYTES, ...keepers(part) }, { parent: this });
     const store = (part: string, parameterName: string, role: TagRole, description: string, value: pulumi.Input<string>) => {
-      parameters[parameterName] = new aws.ssm.Parameter(`${name}-${part}`, {
-        name: parameterName,
-        type: "SecureString",
-        // The stack key: only the roles whose files name this parameter may decrypt it (issue 12 item 8).
-        keyId: args.kmsKeyArn,
-        description,
-        // pulumi.secret: the value is encrypted in the state and masked in every diff.
-        value: pulumi.secret(value),
-        tags: resourceTags(model, role, `${name}-${part}`),
-      }, { parent: this });
+      parameters[parameterName] = new aws.ssm.Parameter(
+        `${name}-${part}`,
+        {
+          name: parameterName,
+          type: "SecureString",
+          // The stack key: only the roles whose files name this parameter may decrypt it (issue 12 item 8).
+          keyId: args.kmsKeyArn,
+          description,
+          // pulumi.secret: the value is encrypted in the state and masked in every diff.
+          value: pulumi.secret(value),
+          tags: resourceTags(model, role, `${name}-${part}`),
+        },
+        { parent: this },
+      );
     };
     /**
      * SCRAM-SHA-256 verifier of `pw` with `saltBytes`: the same string PostgreSQL stores, so
@@ -66,24 +71,48 @@ export class Secrets extends pulumi.ComponentResource {
 
     // ODOO-1: Odoo's master password, delivered to odoo.conf at apply time.
     const odooAdmin = password("odoo-admin-password");
-    store("odoo-admin-password-parameter", paths.odooAdminPassword, "odoo", "Odoo admin_passwd (database manager master password)", odooAdmin.result);
+    store(
+      "odoo-admin-password-parameter",
+      paths.odooAdminPassword,
+      "odoo",
+      "Odoo admin_passwd (database manager master password)",
+      odooAdmin.result,
+    );
 
     // The `admin` user of each Odoo database, set by the first install on the cron host.
     const odooAdminUser = password("odoo-admin-user-password");
-    store("odoo-admin-user-password-parameter", paths.odooAdminUserPassword, "odoo", "Password of Odoo's admin user, set by the databases' first install", odooAdminUser.result);
+    store(
+      "odoo-admin-user-password-parameter",
+      paths.odooAdminUserPassword,
+      "odoo",
+      "Password of Odoo's admin user, set by the databases' first install",
+      odooAdminUser.result,
+    );
 
     // Odoo's database role: the password for Odoo's db_password, its verifier for PostgreSQL
     // (CREATE ROLE ... PASSWORD '<verifier>') and PgBouncer's auth_file (AUTH-2).
     const odooDb = password("odoo-db-password");
     const odooDbSalt = salt("odoo-db-scram-salt");
     store("odoo-db-password-parameter", paths.odooDbPassword, "odoo", `Password of database role ${DB_ROLES.odoo}`, odooDb.result);
-    store("odoo-db-scram-verifier-parameter", paths.odooDbScramVerifier, "pgbouncer", `SCRAM-SHA-256 verifier of database role ${DB_ROLES.odoo}`, verifier(odooDb, odooDbSalt));
+    store(
+      "odoo-db-scram-verifier-parameter",
+      paths.odooDbScramVerifier,
+      "pgbouncer",
+      `SCRAM-SHA-256 verifier of database role ${DB_ROLES.odoo}`,
+      verifier(odooDb, odooDbSalt),
+    );
 
     // PgBouncer's SHOW POOLS / SHOW STATS reader (OBS-1, OBS-2).
     const stats = password("stats-password");
     const statsSalt = salt("stats-scram-salt");
     store("stats-password-parameter", paths.statsPassword, "pgbouncer", `Password of PgBouncer stats user ${DB_ROLES.stats}`, stats.result);
-    store("stats-scram-verifier-parameter", paths.statsScramVerifier, "pgbouncer", `SCRAM-SHA-256 verifier of PgBouncer stats user ${DB_ROLES.stats}`, verifier(stats, statsSalt));
+    store(
+      "stats-scram-verifier-parameter",
+      paths.statsScramVerifier,
+      "pgbouncer",
+      `SCRAM-SHA-256 verifier of PgBouncer stats user ${DB_ROLES.stats}`,
+      verifier(stats, statsSalt),
+    );
 
     // The metrics collector's pg_monitor role: on the database host, or for RDS on the PgBouncer host (OBS-7).
     const monitor = password("monitor-password");
@@ -98,14 +127,18 @@ export class Secrets extends pulumi.ComponentResource {
     // with the provider's credential (aws ssm put-parameter --overwrite) and `pulumi up` keeps it.
     if (model.settings.mail !== undefined && model.settings.mail.passwordParameter === undefined) {
       const mail = password("mail-password");
-      parameters[paths.mailPassword] = new aws.ssm.Parameter(`${name}-mail-password-parameter`, {
-        name: paths.mailPassword,
-        type: "SecureString",
-        keyId: args.kmsKeyArn,
-        description: `SMTP password of ${model.settings.mail.user}@${model.settings.mail.host} (odoo.conf smtp_password)`,
-        value: pulumi.secret(mail.result),
-        tags: resourceTags(model, "odoo", `${name}-mail-password-parameter`),
-      }, { parent: this, ignoreChanges: ["value"] });
+      parameters[paths.mailPassword] = new aws.ssm.Parameter(
+        `${name}-mail-password-parameter`,
+        {
+          name: paths.mailPassword,
+          type: "SecureString",
+          keyId: args.kmsKeyArn,
+          description: `SMTP password of ${model.settings.mail.user}@${model.settings.mail.host} (odoo.conf smtp_password)`,
+          value: pulumi.secret(mail.result),
+          tags: resourceTags(model, "odoo", `${name}-mail-password-parameter`),
+        },
+        { parent: this, ignoreChanges: ["value"] },
+      );
     }
 
     this.parameters = parameters;

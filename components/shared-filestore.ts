@@ -83,34 +83,51 @@ export class SharedFilestore extends pulumi.ComponentResource {
 
     // protect: the filestore is half of the business data (attachments); a replacement would
     // start empty. Deleting it takes an operator lifting the protection first (principle 6).
-    const fs = new aws.efs.FileSystem(`${name}-fs`, {
-      encrypted: true,
-      performanceMode: EFS_DEFAULTS.performanceMode,
-      throughputMode: EFS_DEFAULTS.throughputMode,
-      lifecyclePolicies: [
-        { transitionToIa: EFS_DEFAULTS.transitionToIa },
-        { transitionToPrimaryStorageClass: EFS_DEFAULTS.transitionToPrimaryStorageClass },
-      ],
-      tags: tags("fs"),
-    }, { parent: this, protect: true });
+    const fs = new aws.efs.FileSystem(
+      `${name}-fs`,
+      {
+        encrypted: true,
+        performanceMode: EFS_DEFAULTS.performanceMode,
+        throughputMode: EFS_DEFAULTS.throughputMode,
+        lifecyclePolicies: [
+          { transitionToIa: EFS_DEFAULTS.transitionToIa },
+          { transitionToPrimaryStorageClass: EFS_DEFAULTS.transitionToPrimaryStorageClass },
+        ],
+        tags: tags("fs"),
+      },
+      { parent: this, protect: true },
+    );
 
     // AWS Backup's default plan for EFS (daily, 35 days) on top of the hourly copy to S3 (BACKUP-1).
-    new aws.efs.BackupPolicy(`${name}-backup-policy`, {
-      fileSystemId: fs.id,
-      backupPolicy: { status: "ENABLED" },
-    }, parent);
-
-    new aws.efs.FileSystemPolicy(`${name}-policy`, {
-      fileSystemId: fs.id,
-      policy: fs.arn.apply(efsFileSystemPolicy),
-    }, parent);
-
-    this.mountTargets = network.privateSubnetIds.map((subnetId, i) =>
-      new aws.efs.MountTarget(`${name}-mount-${network.availabilityZones[i]}`, {
+    new aws.efs.BackupPolicy(
+      `${name}-backup-policy`,
+      {
         fileSystemId: fs.id,
-        subnetId,
-        securityGroups: [securityGroupId],
-      }, parent),
+        backupPolicy: { status: "ENABLED" },
+      },
+      parent,
+    );
+
+    new aws.efs.FileSystemPolicy(
+      `${name}-policy`,
+      {
+        fileSystemId: fs.id,
+        policy: fs.arn.apply(efsFileSystemPolicy),
+      },
+      parent,
+    );
+
+    this.mountTargets = network.privateSubnetIds.map(
+      (subnetId, i) =>
+        new aws.efs.MountTarget(
+          `${name}-mount-${network.availabilityZones[i]}`,
+          {
+            fileSystemId: fs.id,
+            subnetId,
+            securityGroups: [securityGroupId],
+          },
+          parent,
+        ),
     );
 
     this.fileSystemId = fs.id;

@@ -51,16 +51,20 @@ export class StackKey extends pulumi.ComponentResource {
   constructor(name: string, args: StackKeyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("odoo-stack:stack-key:StackKey", name, {}, opts);
     const { model } = args;
-    const key = new aws.kms.Key(`${name}-key`, {
-      description: `odoo-stack ${model.stack}: encrypts the stack's SecureString parameters (passwords, TLS keys, backup cipher)`,
-      keyUsage: "ENCRYPT_DECRYPT",
-      customerMasterKeySpec: "SYMMETRIC_DEFAULT",
-      // Yearly rotation of the key material; old material stays to decrypt older versions.
-      enableKeyRotation: true,
-      deletionWindowInDays: STACK_KEY_DELETION_WINDOW_DAYS,
-      policy: stackKeyPolicy(args.aws),
-      tags: resourceTags(model, "secrets", `${name}-key`),
-    }, { parent: this });
+    const key = new aws.kms.Key(
+      `${name}-key`,
+      {
+        description: `odoo-stack ${model.stack}: encrypts the stack's SecureString parameters (passwords, TLS keys, backup cipher)`,
+        keyUsage: "ENCRYPT_DECRYPT",
+        customerMasterKeySpec: "SYMMETRIC_DEFAULT",
+        // Yearly rotation of the key material; old material stays to decrypt older versions.
+        enableKeyRotation: true,
+        deletionWindowInDays: STACK_KEY_DELETION_WINDOW_DAYS,
+        policy: stackKeyPolicy(args.aws),
+        tags: resourceTags(model, "secrets", `${name}-key`),
+      },
+      { parent: this },
+    );
     const alias = new aws.kms.Alias(`${name}-alias`, { name: stackKeyAlias(model), targetKeyId: key.keyId }, { parent: this });
     this.keyArn = key.arn;
     this.keyId = key.keyId;

@@ -3,7 +3,15 @@
 // the account id and partition (IAM policies name exact ARNs). Each is a plain value, awaited
 // in index.ts, so a bad answer fails `pulumi preview` before anything is created.
 import * as aws from "@pulumi/aws";
-import { ConfigError, DEFAULTS, INSTANCE_TYPE_KEYS, type InstanceSpecLookup, type InstanceTypes, type RawConfig, type StackSettings } from "./config";
+import {
+  ConfigError,
+  DEFAULTS,
+  INSTANCE_TYPE_KEYS,
+  type InstanceSpecLookup,
+  type InstanceTypes,
+  type RawConfig,
+  type StackSettings,
+} from "./config";
 import { architectureOf, knownInstanceType, type Architecture, type InstanceSpec } from "./instance-types";
 import { scanSecretRefs, secretRef } from "./secret-ref";
 
@@ -55,7 +63,9 @@ export const architectureFromAws = (supported: readonly string[]): Architecture 
 export const fetchInstanceTypeFromAws: InstanceTypeFetcher = async (instanceType) => {
   const answer = await aws.ec2.getInstanceType({ instanceType });
   const architecture = architectureFromAws(answer.supportedArchitectures ?? []);
-  return architecture === "x86_64" ? { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize } : { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize, architecture };
+  return architecture === "x86_64"
+    ? { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize }
+    : { vcpu: answer.defaultVcpus, memoryMiB: answer.memorySize, architecture };
 };
 
 const isUsable = (spec: InstanceSpec | undefined): spec is InstanceSpec =>
@@ -171,7 +181,10 @@ export function externalParameters(settings: StackSettings): ExternalParameter[]
   }
   if (settings.mail?.passwordParameter !== undefined) out.push({ key: "mail.passwordParameter", name: settings.mail.passwordParameter });
   if (settings.tls.mode === "imported") {
-    out.push({ key: "tls.certificateParameter", name: settings.tls.certificateParameter }, { key: "tls.privateKeyParameter", name: settings.tls.privateKeyParameter });
+    out.push(
+      { key: "tls.certificateParameter", name: settings.tls.certificateParameter },
+      { key: "tls.privateKeyParameter", name: settings.tls.privateKeyParameter },
+    );
   }
   return out;
 }

@@ -29,7 +29,7 @@ export function formatCidr(c: Cidr): string {
 }
 
 export function contains(outer: Cidr, inner: Cidr): boolean {
-  return inner.prefix >= outer.prefix && ((inner.base & mask(outer.prefix)) >>> 0) === outer.base;
+  return inner.prefix >= outer.prefix && (inner.base & mask(outer.prefix)) >>> 0 === outer.base;
 }
 
 export function overlaps(a: Cidr, b: Cidr): boolean {

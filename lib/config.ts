@@ -49,13 +49,40 @@ export type PostgresEngine = (typeof POSTGRES_ENGINES)[number];
  * https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Concepts.DBInstanceClass.Support.html
  */
 export const RDS_POSTGRES_INSTANCE_TYPES: readonly string[] = [
-  "m5.large", "m5.xlarge", "m5.2xlarge", "m5.4xlarge", "m5.8xlarge",
-  "m6i.large", "m6i.xlarge", "m6i.2xlarge", "m6i.4xlarge", "m6i.8xlarge",
-  "m7i.large", "m7i.xlarge", "m7i.2xlarge", "m7i.4xlarge", "m7i.8xlarge",
-  "r5.large", "r5.xlarge", "r5.2xlarge", "r5.4xlarge", "r5.8xlarge",
-  "r6i.large", "r6i.xlarge", "r6i.2xlarge", "r6i.4xlarge", "r6i.8xlarge",
-  "r7i.large", "r7i.xlarge", "r7i.2xlarge", "r7i.4xlarge", "r7i.8xlarge",
-  "t3.medium", "t3.large", "t3.xlarge", "t3.2xlarge",
+  "m5.large",
+  "m5.xlarge",
+  "m5.2xlarge",
+  "m5.4xlarge",
+  "m5.8xlarge",
+  "m6i.large",
+  "m6i.xlarge",
+  "m6i.2xlarge",
+  "m6i.4xlarge",
+  "m6i.8xlarge",
+  "m7i.large",
+  "m7i.xlarge",
+  "m7i.2xlarge",
+  "m7i.4xlarge",
+  "m7i.8xlarge",
+  "r5.large",
+  "r5.xlarge",
+  "r5.2xlarge",
+  "r5.4xlarge",
+  "r5.8xlarge",
+  "r6i.large",
+  "r6i.xlarge",
+  "r6i.2xlarge",
+  "r6i.4xlarge",
+  "r6i.8xlarge",
+  "r7i.large",
+  "r7i.xlarge",
+  "r7i.2xlarge",
+  "r7i.4xlarge",
+  "r7i.8xlarge",
+  "t3.medium",
+  "t3.large",
+  "t3.xlarge",
+  "t3.2xlarge",
 ];
 
 /**
@@ -83,7 +110,8 @@ export interface OdooAddonsSettings {
 }
 
 /** The Debian package version every Odoo host installs: nightly.odoo.com's `<series>.<YYYYMMDD>`. */
-export const odooPackageVersion = (s: { readonly odooVersion: string; readonly odooBuild: string }): string => `${s.odooVersion}.${s.odooBuild}`;
+export const odooPackageVersion = (s: { readonly odooVersion: string; readonly odooBuild: string }): string =>
+  `${s.odooVersion}.${s.odooBuild}`;
 
 /**
  * SMTP ports odoo.conf can use. Odoo 17 speaks STARTTLS only from odoo.conf
@@ -138,7 +166,14 @@ type ValueOf<K extends SettingKey> = K extends keyof ObjectShapes
   ? ObjectShapes[K]
   : (typeof SETTINGS)[K] extends { readonly range: { readonly oneOf: readonly (infer V)[] } }
     ? V
-    : { string: string; integer: number; boolean: boolean; stringList: readonly string[]; databaseList: readonly string[]; object: never }[(typeof SETTINGS)[K]["kind"]];
+    : {
+        string: string;
+        integer: number;
+        boolean: boolean;
+        stringList: readonly string[];
+        databaseList: readonly string[];
+        object: never;
+      }[(typeof SETTINGS)[K]["kind"]];
 
 /** Keys that stay absent from the settings when unset (no default, nothing derived). */
 type AbsentKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly unset: string } ? K : never }[SettingKey];
@@ -257,14 +292,20 @@ export function parseOdooAddons(raw: unknown, add: (key: string, value: unknown,
   }
   const m = raw as Record<string, unknown>;
   const known = SETTINGS.odooAddons.range.fields;
-  for (const k of Object.keys(m)) if (!known.includes(k)) add(`odooAddons.${k}`, m[k], `is not an odooAddons setting; allowed: ${known.join(", ")}`);
+  for (const k of Object.keys(m))
+    if (!known.includes(k)) add(`odooAddons.${k}`, m[k], `is not an odooAddons setting; allowed: ${known.join(", ")}`);
   const uri = typeof m.s3Uri === "string" ? S3_URI.exec(m.s3Uri.trim()) : null;
   const key = uri?.[2];
   if (!uri || key === undefined || key.endsWith("/") || key.includes("//") || !/\.(tar\.gz|tgz)$/.test(key)) {
-    add("odooAddons.s3Uri", m.s3Uri, "must be the S3 URI of one .tar.gz object in a bucket you own, e.g. s3://my-artifacts/odoo/addons-2024-12-01.tar.gz");
+    add(
+      "odooAddons.s3Uri",
+      m.s3Uri,
+      "must be the S3 URI of one .tar.gz object in a bucket you own, e.g. s3://my-artifacts/odoo/addons-2024-12-01.tar.gz",
+    );
   }
   const sha = typeof m.sha256 === "string" ? m.sha256.trim().toLowerCase() : "";
-  if (!/^[0-9a-f]{64}$/.test(sha)) add("odooAddons.sha256", m.sha256, "must be the artifact's sha256 in hex (64 digits: sha256sum addons.tar.gz)");
+  if (!/^[0-9a-f]{64}$/.test(sha))
+    add("odooAddons.sha256", m.sha256, "must be the artifact's sha256 in hex (64 digits: sha256sum addons.tar.gz)");
   return uri && key !== undefined ? { bucket: uri[1], key, sha256: sha } : undefined;
 }
 
@@ -277,7 +318,11 @@ const SECRET_KEY = /(pass(word|wd)?|secret|token|credential|private[_-]?key|api[
  * so a secret typed into the stack file by mistake never reaches a terminal or CI log.
  */
 export function displayValue(key: string, value: unknown): unknown {
-  const leaf = key.split(/[.[\]]/).filter(Boolean).pop() ?? key;
+  const leaf =
+    key
+      .split(/[.[\]]/)
+      .filter(Boolean)
+      .pop() ?? key;
   if (SECRET_KEY.test(leaf) && value !== undefined && !(typeof value === "string" && isSecretRef(value))) return "[redacted]";
   if (Array.isArray(value)) return value.map((v, i) => displayValue(`${key}[${i}]`, v));
   if (typeof value === "object" && value !== null) {
@@ -307,14 +352,26 @@ const MAX_USER_TAGS = SETTINGS.tags.range.maxEntries;
 const VPC_PREFIX = SETTINGS.vpcCidr.range.prefix;
 
 /** Keys holding a whole number with a range and a default. */
-type IntegerKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly kind: "integer"; readonly default: number; readonly range: { readonly min: number } } ? K : never }[SettingKey];
+type IntegerKey = {
+  [K in SettingKey]: (typeof SETTINGS)[K] extends {
+    readonly kind: "integer";
+    readonly default: number;
+    readonly range: { readonly min: number };
+  }
+    ? K
+    : never;
+}[SettingKey];
 /** Keys holding one of a list of strings. */
-type OneOfKey = { [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly range: { readonly oneOf: readonly string[] } } ? K : never }[SettingKey];
+type OneOfKey = {
+  [K in SettingKey]: (typeof SETTINGS)[K] extends { readonly range: { readonly oneOf: readonly string[] } } ? K : never;
+}[SettingKey];
 const oneOf = (key: OneOfKey, v: unknown): boolean => (SETTINGS[key].range.oneOf as readonly unknown[]).includes(v);
 
 /** "", [] and {}: what Pulumi.yaml declares as the default of a key that has none of its own. */
 export const isEmptyValue = (v: unknown): boolean =>
-  v === "" || (Array.isArray(v) && v.length === 0) || (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
+  v === "" ||
+  (Array.isArray(v) && v.length === 0) ||
+  (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
 const SG_ID = /^sg-[0-9a-f]{8,17}$/;
 const ZONE_ID = /^Z[A-Z0-9]{1,31}$/;
 /** The ids the fix messages show as examples; placeholders, like the documentation names below. */
@@ -366,7 +423,12 @@ export function placeholderProblems(raw: RawConfig): ConfigProblem[] {
   }
   const tlsMap = typeof tls === "object" && tls !== null ? (tls as Record<string, unknown>) : {};
   const domain = text(raw.domain);
-  if (domain !== undefined && isReservedName(domain)) problems.push({ key: "domain", value: domain, fix: `${why} (a documentation domain, RFC 2606); set the public hostname users will open, in a zone you own` });
+  if (domain !== undefined && isReservedName(domain))
+    problems.push({
+      key: "domain",
+      value: domain,
+      fix: `${why} (a documentation domain, RFC 2606); set the public hostname users will open, in a zone you own`,
+    });
   let databases: unknown = raw.databases;
   if (typeof databases === "string") {
     try {
@@ -378,7 +440,12 @@ export function placeholderProblems(raw: RawConfig): ConfigProblem[] {
   if (Array.isArray(databases)) {
     databases.forEach((d, i) => {
       const hostname = typeof d === "object" && d !== null ? text((d as Record<string, unknown>).domain) : undefined;
-      if (hostname !== undefined && isReservedName(hostname)) problems.push({ key: `databases[${i}].domain`, value: hostname, fix: `${why} (a documentation domain, RFC 2606); set the public hostname users will open, in a zone you own` });
+      if (hostname !== undefined && isReservedName(hostname))
+        problems.push({
+          key: `databases[${i}].domain`,
+          value: hostname,
+          fix: `${why} (a documentation domain, RFC 2606); set the public hostname users will open, in a zone you own`,
+        });
     });
   }
   const emails = [
@@ -393,10 +460,19 @@ export function placeholderProblems(raw: RawConfig): ConfigProblem[] {
   }
   const zone = text(tlsMap.hostedZoneId);
   if (zone !== undefined && (/EXAMPLE/i.test(zone) || zone === EXAMPLE_ZONE_ID)) {
-    problems.push({ key: "tls.hostedZoneId", value: zone, fix: `${why} (an example id); set the id of the domain's public hosted zone: aws route53 list-hosted-zones-by-name --dns-name <domain>` });
+    problems.push({
+      key: "tls.hostedZoneId",
+      value: zone,
+      fix: `${why} (an example id); set the id of the domain's public hosted zone: aws route53 list-hosted-zones-by-name --dns-name <domain>`,
+    });
   }
   const sg = text(raw.bastionSecurityGroupId);
-  if (sg === EXAMPLE_SG_ID) problems.push({ key: "bastionSecurityGroupId", value: sg, fix: `${why} (the example id); set your bastion's security group id, or leave the key unset` });
+  if (sg === EXAMPLE_SG_ID)
+    problems.push({
+      key: "bastionSecurityGroupId",
+      value: sg,
+      fix: `${why} (the example id); set your bastion's security group id, or leave the key unset`,
+    });
   return problems;
 }
 
@@ -443,7 +519,10 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   // The default and the range come from the settings table, so what Pulumi.yaml and the README
   // state is what is validated.
   const int = (key: IntegerKey, why = ""): number => {
-    const { default: fallback, range: { min, max } } = SETTINGS[key];
+    const {
+      default: fallback,
+      range: { min, max },
+    } = SETTINGS[key];
     const v = value(key);
     if (v === undefined) return fallback;
     const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : NaN;
@@ -503,14 +582,18 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
 
   const azCount = int("availabilityZoneCount", " (at least 2 AZs for the subnets; at most the region's)");
   const natGateways = str("natGateways", DEFAULTS.natGateways);
-  if (!oneOf("natGateways", natGateways)) add("natGateways", natGateways, `must be ${SETTINGS.natGateways.range.oneOf.map((x) => JSON.stringify(x)).join(" or ")}`);
+  if (!oneOf("natGateways", natGateways))
+    add("natGateways", natGateways, `must be ${SETTINGS.natGateways.range.oneOf.map((x) => JSON.stringify(x)).join(" or ")}`);
 
   const defaultSubnets = (offset: number): string[] =>
     vpc && vpc.prefix <= 22 ? Array.from({ length: azCount }, (_, i) => formatCidr(subnet(vpc, vpc.prefix + 4, offset + i))) : [];
   const publicSubnetCidrs = list("publicSubnetCidrs", defaultSubnets(0));
   const privateSubnetCidrs = list("privateSubnetCidrs", defaultSubnets(8));
   const parsedSubnets: { key: string; text: string; cidr: Cidr }[] = [];
-  for (const [key, cidrs] of [["publicSubnetCidrs", publicSubnetCidrs], ["privateSubnetCidrs", privateSubnetCidrs]] as const) {
+  for (const [key, cidrs] of [
+    ["publicSubnetCidrs", publicSubnetCidrs],
+    ["privateSubnetCidrs", privateSubnetCidrs],
+  ] as const) {
     if (cidrs.length !== azCount) {
       add(key, cidrs, `must list exactly one CIDR per availability zone (availabilityZoneCount = ${azCount})`);
     }
@@ -519,15 +602,22 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       if (!c) add(`${key}[${i}]`, text, "must be an IPv4 CIDR with no host bits set, e.g. 10.40.16.0/20");
       else if (vpc && !contains(vpc, c)) add(`${key}[${i}]`, text, `must lie inside vpcCidr ${vpcCidrText}`);
       else if (c.prefix > SETTINGS[key].range.prefix.max) {
-        add(`${key}[${i}]`, text, `must be /${SETTINGS[key].range.prefix.max} or larger: hosts sit at fixed offsets (.10 to .40) so renderers know their addresses`);
-      }
-      else parsedSubnets.push({ key: `${key}[${i}]`, text, cidr: c });
+        add(
+          `${key}[${i}]`,
+          text,
+          `must be /${SETTINGS[key].range.prefix.max} or larger: hosts sit at fixed offsets (.10 to .40) so renderers know their addresses`,
+        );
+      } else parsedSubnets.push({ key: `${key}[${i}]`, text, cidr: c });
     });
   }
   for (let i = 0; i < parsedSubnets.length; i++) {
     for (let j = i + 1; j < parsedSubnets.length; j++) {
       if (overlaps(parsedSubnets[i].cidr, parsedSubnets[j].cidr)) {
-        add(parsedSubnets[j].key, parsedSubnets[j].text, `overlaps ${parsedSubnets[i].key} (${parsedSubnets[i].text}); subnets must be disjoint`);
+        add(
+          parsedSubnets[j].key,
+          parsedSubnets[j].text,
+          `overlaps ${parsedSubnets[i].key} (${parsedSubnets[i].text}); subnets must be disjoint`,
+        );
       }
     }
   }
@@ -538,27 +628,41 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     const c = parseCidr(text);
     if (!c) add(`odooInternalCidrs[${i}]`, text, "must be an IPv4 CIDR with no host bits set");
     else if (!isPrivate(c) || cidrSize(c) > 2 ** 24) {
-      add(`odooInternalCidrs[${i}]`, text, "must be a private (RFC 1918) range: 8069/8072 accept only the proxy and the internal network (NET-4); public users come through the proxy's https:// hostnames");
+      add(
+        `odooInternalCidrs[${i}]`,
+        text,
+        "must be a private (RFC 1918) range: 8069/8072 accept only the proxy and the internal network (NET-4); public users come through the proxy's https:// hostnames",
+      );
     }
   });
 
   const bastion = str("bastionSecurityGroupId");
-  if (bastion !== undefined && !SG_ID.test(bastion)) add("bastionSecurityGroupId", bastion, `must be a security group id such as ${EXAMPLE_SG_ID} (NET-6)`);
+  if (bastion !== undefined && !SG_ID.test(bastion))
+    add("bastionSecurityGroupId", bastion, `must be a security group id such as ${EXAMPLE_SG_ID} (NET-6)`);
 
   // --- Odoo --------------------------------------------------------------------------------
   // An unquoted 17.0 is a YAML number: the CLI hands the program "17" (its JSON form).
   const odooVersionValue = value("odooVersion");
-  const odooVersion = typeof odooVersionValue === "number" ? String(odooVersionValue) : (str("odooVersion", DEFAULTS.odooVersion) ?? DEFAULTS.odooVersion);
+  const odooVersion =
+    typeof odooVersionValue === "number" ? String(odooVersionValue) : (str("odooVersion", DEFAULTS.odooVersion) ?? DEFAULTS.odooVersion);
   if (!oneOf("odooVersion", odooVersion)) {
     const meant = /^\d+(\.\d+)?$/.test(odooVersion) ? SUPPORTED_ODOO_VERSIONS.find((v) => Number(v) === Number(odooVersion)) : undefined;
-    const hint = meant === undefined ? "" : `; YAML reads an unquoted ${meant} as the number ${Number(meant)}: quote it in the stack file, odooVersion: "${meant}"`;
+    const hint =
+      meant === undefined
+        ? ""
+        : `; YAML reads an unquoted ${meant} as the number ${Number(meant)}: quote it in the stack file, odooVersion: "${meant}"`;
     add("odooVersion", odooVersionValue ?? odooVersion, `must be one of ${SUPPORTED_ODOO_VERSIONS.join(", ")}${hint}`);
   }
   // A nightly build date; YAML reads an unquoted 20241201 as a number, which is accepted as its text.
   const odooBuildValue = value("odooBuild");
-  const odooBuild = typeof odooBuildValue === "number" ? String(odooBuildValue) : (str("odooBuild", DEFAULTS.odooBuild) ?? DEFAULTS.odooBuild);
+  const odooBuild =
+    typeof odooBuildValue === "number" ? String(odooBuildValue) : (str("odooBuild", DEFAULTS.odooBuild) ?? DEFAULTS.odooBuild);
   if (!isBuildDate(odooBuild)) {
-    add("odooBuild", odooBuildValue ?? odooBuild, `must be a nightly build date YYYYMMDD (a day of nightly.odoo.com/${odooVersion}/nightly/deb/), e.g. odooBuild: "${DEFAULTS.odooBuild}"`);
+    add(
+      "odooBuild",
+      odooBuildValue ?? odooBuild,
+      `must be a nightly build date YYYYMMDD (a day of nightly.odoo.com/${odooVersion}/nightly/deb/), e.g. odooBuild: "${DEFAULTS.odooBuild}"`,
+    );
   }
   const odooAddons = parseOdooAddons(value("odooAddons"), add);
   const odooInstances = int("odooInstances");
@@ -574,7 +678,11 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   // volume unless asked (EFS costs more and adds a network hop to every attachment read).
   const sharedFilestore = bool("sharedFilestore", odooInstances > 1);
   if (!sharedFilestore && odooInstances > 1) {
-    add("sharedFilestore", false, `must be true with odooInstances = ${odooInstances}: each Odoo host would keep its own filestore and sessions, so attachments uploaded through one host 404 on the others and users are logged out when the proxy picks another host`);
+    add(
+      "sharedFilestore",
+      false,
+      `must be true with odooInstances = ${odooInstances}: each Odoo host would keep its own filestore and sessions, so attachments uploaded through one host 404 on the others and users are logged out when the proxy picks another host`,
+    );
   }
   const postgresEngine = str("postgresEngine", DEFAULTS.postgresEngine) ?? DEFAULTS.postgresEngine;
   if (!oneOf("postgresEngine", postgresEngine)) {
@@ -587,7 +695,12 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const databasesValue = value("databases");
   const databaseEntries: { name: string; hostname?: string; key: string }[] = [];
   if (databasesValue === undefined) DEFAULTS.databases.forEach((name, i) => databaseEntries.push({ name, key: `databases[${i}]` }));
-  else if (!Array.isArray(databasesValue)) add("databases", databasesValue, "must be a list: [erp] with domain set, or [{name: erp, domain: erp.example.com}, …], one hostname per database");
+  else if (!Array.isArray(databasesValue))
+    add(
+      "databases",
+      databasesValue,
+      "must be a list: [erp] with domain set, or [{name: erp, domain: erp.example.com}, …], one hostname per database",
+    );
   else {
     const objectForm = databasesValue.some((d) => typeof d === "object" && d !== null);
     databasesValue.forEach((d, i) => {
@@ -595,11 +708,17 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       if (typeof d === "string" && !objectForm) databaseEntries.push({ name: d, key });
       else if (typeof d === "object" && d !== null && !Array.isArray(d)) {
         const entry = d as Record<string, unknown>;
-        for (const k of Object.keys(entry)) if (k !== "name" && k !== "domain") add(`${key}.${k}`, entry[k], "is not a database setting; allowed: name, domain");
+        for (const k of Object.keys(entry))
+          if (k !== "name" && k !== "domain") add(`${key}.${k}`, entry[k], "is not a database setting; allowed: name, domain");
         if (typeof entry.name !== "string") add(`${key}.name`, entry.name, "is required: the database's name, e.g. erp");
-        if (typeof entry.domain !== "string") add(`${key}.domain`, entry.domain, "is required: the public hostname that serves this database, e.g. erp.example.com");
+        if (typeof entry.domain !== "string")
+          add(`${key}.domain`, entry.domain, "is required: the public hostname that serves this database, e.g. erp.example.com");
         if (typeof entry.name === "string") {
-          databaseEntries.push({ name: entry.name, key: `${key}.name`, ...(typeof entry.domain === "string" ? { hostname: entry.domain.trim().toLowerCase() } : {}) });
+          databaseEntries.push({
+            name: entry.name,
+            key: `${key}.name`,
+            ...(typeof entry.domain === "string" ? { hostname: entry.domain.trim().toLowerCase() } : {}),
+          });
         }
       } else add(key, d, objectForm ? "must be a map {name, domain} like the other entries" : "must be a database name");
     });
@@ -608,18 +727,34 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const databases = databaseEntries.map((e) => e.name);
   const seen = new Set<string>();
   for (const { name: db, key } of databaseEntries) {
-    if (!DB_NAME.test(db)) add(key, db, "must be a lower-case PostgreSQL identifier: letters, digits, underscores, not starting with a digit, at most 63 characters");
-    else if (RESERVED_DB_NAMES.has(db)) add(key, db, "is reserved (postgres carries Odoo's LISTEN session pool; pgbouncer is the admin console); pick another name");
+    if (!DB_NAME.test(db))
+      add(
+        key,
+        db,
+        "must be a lower-case PostgreSQL identifier: letters, digits, underscores, not starting with a digit, at most 63 characters",
+      );
+    else if (RESERVED_DB_NAMES.has(db))
+      add(key, db, "is reserved (postgres carries Odoo's LISTEN session pool; pgbouncer is the admin console); pick another name");
     if (seen.has(db)) add(key, db, "is listed twice");
     seen.add(db);
   }
   const objectForm = databaseEntries.some((e) => e.hostname !== undefined);
   const domainValue = (str("domain") ?? "").toLowerCase();
-  if (objectForm && domainValue) add("domain", domainValue, "must be left out when databases names each database's domain ({name, domain}); each hostname is set there");
-  if (!objectForm && !domainValue && databaseEntries.length > 0) add("domain", raw["domain"], "is required: the public hostname of Odoo, e.g. erp.example.com (or give each database its own: databases: [{name: erp, domain: erp.example.com}])");
+  if (objectForm && domainValue)
+    add("domain", domainValue, "must be left out when databases names each database's domain ({name, domain}); each hostname is set there");
+  if (!objectForm && !domainValue && databaseEntries.length > 0)
+    add(
+      "domain",
+      raw["domain"],
+      "is required: the public hostname of Odoo, e.g. erp.example.com (or give each database its own: databases: [{name: erp, domain: erp.example.com}])",
+    );
   if (!objectForm && databaseEntries.length > 1) {
     const parent = domainValue.split(".").slice(1).join(".") || "example.com";
-    add("databases", databases, `must name each database's hostname when there are several (one domain serves one database): databases: [${databases.map((d) => `{name: ${d.replace(/[^a-z0-9]/g, "")}, domain: ${d.replace(/[^a-z0-9]/g, "")}.${parent}}`).join(", ")}]; Odoo picks the database from the hostname's first label, so a name is letters and digits only`);
+    add(
+      "databases",
+      databases,
+      `must name each database's hostname when there are several (one domain serves one database): databases: [${databases.map((d) => `{name: ${d.replace(/[^a-z0-9]/g, "")}, domain: ${d.replace(/[^a-z0-9]/g, "")}.${parent}}`).join(", ")}]; Odoo picks the database from the hostname's first label, so a name is letters and digits only`,
+    );
   }
   const sites: Site[] = databaseEntries.map((e) => ({ database: e.name, hostname: e.hostname ?? domainValue }));
   const domain = sites[0]?.hostname ?? domainValue;
@@ -633,7 +768,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       continue;
     }
     const other = hostSeen.get(hostname);
-    if (other !== undefined && objectForm) add(key, hostname, `is already the hostname of database ${other}: each database needs its own hostname`);
+    if (other !== undefined && objectForm)
+      add(key, hostname, `is already the hostname of database ${other}: each database needs its own hostname`);
     hostSeen.set(hostname, e.name);
   }
   // Several databases: Odoo 17 picks the database from the first label of the hostname (%d,
@@ -648,13 +784,29 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       const label = e.name.replace(/[^a-z0-9]/g, "");
       const use = `${label}.${parentOf(hostname) || parent}`;
       if (!DB_LABEL.test(e.name)) {
-        add(`databases[${i}].name`, e.name, `cannot be a hostname label (only letters and digits are both a PostgreSQL name and a DNS label), and with several databases Odoo 17 picks the database from the hostname's first label (dbfilter %d, odoo/http.py db_filter); rename the database to ${label} and serve it at ${use}`);
+        add(
+          `databases[${i}].name`,
+          e.name,
+          `cannot be a hostname label (only letters and digits are both a PostgreSQL name and a DNS label), and with several databases Odoo 17 picks the database from the hostname's first label (dbfilter %d, odoo/http.py db_filter); rename the database to ${label} and serve it at ${use}`,
+        );
       } else if (hostname.startsWith("www.")) {
-        add(`databases[${i}].domain`, hostname, `must not start with www.: Odoo 17 drops a leading www. before it reads the database from the first label (odoo/http.py db_filter); use ${use}`);
+        add(
+          `databases[${i}].domain`,
+          hostname,
+          `must not start with www.: Odoo 17 drops a leading www. before it reads the database from the first label (odoo/http.py db_filter); use ${use}`,
+        );
       } else if (hostname.split(".")[0] !== e.name) {
-        add(`databases[${i}].domain`, hostname, `must be ${use}: with several databases Odoo 17 picks the database from the hostname's first label (dbfilter %d, odoo/http.py db_filter), so the first label is the database's name`);
+        add(
+          `databases[${i}].domain`,
+          hostname,
+          `must be ${use}: with several databases Odoo 17 picks the database from the hostname's first label (dbfilter %d, odoo/http.py db_filter), so the first label is the database's name`,
+        );
       } else if (parentOf(hostname) !== parent) {
-        add(`databases[${i}].domain`, hostname, `must be under ${parent} like ${sites[0].hostname}: every hostname is <database>.${parent}, in the one public zone the certificate is issued for; use ${e.name}.${parent}`);
+        add(
+          `databases[${i}].domain`,
+          hostname,
+          `must be under ${parent} like ${sites[0].hostname}: every hostname is <database>.${parent}, in the one public zone the certificate is issued for; use ${e.name}.${parent}`,
+        );
       }
     });
   }
@@ -673,11 +825,20 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const resolved: Partial<Record<keyof InstanceTypes, InstanceSpec>> = {};
   for (const role of Object.keys(instanceTypes) as (keyof InstanceTypes)[]) {
     const spec = specs(instanceTypes[role]);
-    if (!spec) add(`${role}InstanceType`, instanceTypes[role], "is not an EC2 instance type this region offers; use e.g. m6i.xlarge (Odoo), r6i.large (PostgreSQL), t3.small (proxy, PgBouncer)");
+    if (!spec)
+      add(
+        `${role}InstanceType`,
+        instanceTypes[role],
+        "is not an EC2 instance type this region offers; use e.g. m6i.xlarge (Odoo), r6i.large (PostgreSQL), t3.small (proxy, PgBouncer)",
+      );
     else resolved[role] = spec;
   }
   if (postgresEngine === "rds" && !RDS_POSTGRES_INSTANCE_TYPES.includes(instanceTypes.postgres)) {
-    add("postgresInstanceType", instanceTypes.postgres, `is not an RDS for PostgreSQL 15 class odoo-stack knows (used as db.${instanceTypes.postgres}); pick one of ${RDS_POSTGRES_INSTANCE_TYPES.join(", ")}`);
+    add(
+      "postgresInstanceType",
+      instanceTypes.postgres,
+      `is not an RDS for PostgreSQL 15 class odoo-stack knows (used as db.${instanceTypes.postgres}); pick one of ${RDS_POSTGRES_INSTANCE_TYPES.join(", ")}`,
+    );
   }
   if (resolved.postgres && resolved.postgres.memoryMiB < 2048) {
     add("postgresInstanceType", instanceTypes.postgres, "must have at least 2 GiB of memory for PostgreSQL; use e.g. r6i.large");
@@ -688,11 +849,19 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const internalCaGeneration = int("internalCaGeneration", " (TLS-4)");
   const internalCaNext = str("internalCaNext", DEFAULTS.internalCaNext) ?? DEFAULTS.internalCaNext;
   if (!oneOf("internalCaNext", internalCaNext)) {
-    add("internalCaNext", internalCaNext, 'must be "none", "trusted" (every host trusts the next CA beside the current one) or "issuing" (the next CA signs the host certificates; both trusted): see procedure rotate-internal-ca');
+    add(
+      "internalCaNext",
+      internalCaNext,
+      'must be "none", "trusted" (every host trusts the next CA beside the current one) or "issuing" (the next CA signs the host certificates; both trusted): see procedure rotate-internal-ca',
+    );
   }
   const backupRetentionDays = int("backupRetentionDays", " (BACKUP-1)");
   if (postgresEngine === "rds" && backupRetentionDays > RDS_MAX_BACKUP_RETENTION_DAYS) {
-    add("backupRetentionDays", backupRetentionDays, `must be at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine = "rds": RDS keeps automated backups (PITR) for at most ${RDS_MAX_BACKUP_RETENTION_DAYS} days (BACKUP-1)`);
+    add(
+      "backupRetentionDays",
+      backupRetentionDays,
+      `must be at most ${RDS_MAX_BACKUP_RETENTION_DAYS} with postgresEngine = "rds": RDS keeps automated backups (PITR) for at most ${RDS_MAX_BACKUP_RETENTION_DAYS} days (BACKUP-1)`,
+    );
   }
 
   const odooOverrides = overrides("odoo", OVERRIDE_KEYS.odoo);
@@ -723,32 +892,45 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const tlsRaw = object("tls");
   const tlsMode = tlsRaw.mode ?? DEFAULTS.tlsMode;
   let tls: TlsSettings | undefined;
-  const tlsKnown = tlsMode === "acme" ? ["mode", "email", "hostedZoneId", "staging"] : ["mode", "certificateParameter", "privateKeyParameter"];
-  for (const k of Object.keys(tlsRaw)) if (!tlsKnown.includes(k)) add(`tls.${k}`, tlsRaw[k], `is not a tls setting for mode ${JSON.stringify(tlsMode)}; allowed: ${tlsKnown.join(", ")}`);
+  const tlsKnown =
+    tlsMode === "acme" ? ["mode", "email", "hostedZoneId", "staging"] : ["mode", "certificateParameter", "privateKeyParameter"];
+  for (const k of Object.keys(tlsRaw))
+    if (!tlsKnown.includes(k))
+      add(`tls.${k}`, tlsRaw[k], `is not a tls setting for mode ${JSON.stringify(tlsMode)}; allowed: ${tlsKnown.join(", ")}`);
   if (tlsMode === "acme") {
     const email = tlsRaw.email;
     const zone = tlsRaw.hostedZoneId;
-    if (typeof email !== "string" || !EMAIL.test(email)) add("tls.email", email, "is required for ACME: the address Let's Encrypt writes to about expiry");
-    if (typeof zone !== "string" || !ZONE_ID.test(zone)) add("tls.hostedZoneId", zone, `is required for ACME DNS-01: the Route 53 public hosted zone id of the domain, e.g. ${EXAMPLE_ZONE_ID}`);
+    if (typeof email !== "string" || !EMAIL.test(email))
+      add("tls.email", email, "is required for ACME: the address Let's Encrypt writes to about expiry");
+    if (typeof zone !== "string" || !ZONE_ID.test(zone))
+      add(
+        "tls.hostedZoneId",
+        zone,
+        `is required for ACME DNS-01: the Route 53 public hosted zone id of the domain, e.g. ${EXAMPLE_ZONE_ID}`,
+      );
     const staging = tlsRaw.staging ?? DEFAULTS.acmeStaging;
     if (typeof staging !== "boolean") add("tls.staging", staging, "must be true or false");
     tls = { mode: "acme", email: String(email), hostedZoneId: String(zone), staging: staging === true };
   } else if (tlsMode === "imported") {
     const cert = tlsRaw.certificateParameter;
     const key = tlsRaw.privateKeyParameter;
-    if (typeof cert !== "string" || !isSecretRefPath(cert)) add("tls.certificateParameter", cert, "must name the SSM parameter holding the PEM chain, e.g. /odoo/prod/tls/fullchain");
-    if (typeof key !== "string" || !isSecretRefPath(key)) add("tls.privateKeyParameter", key, "must name the SecureString SSM parameter holding the PEM key, e.g. /odoo/prod/tls/privkey");
+    if (typeof cert !== "string" || !isSecretRefPath(cert))
+      add("tls.certificateParameter", cert, "must name the SSM parameter holding the PEM chain, e.g. /odoo/prod/tls/fullchain");
+    if (typeof key !== "string" || !isSecretRefPath(key))
+      add("tls.privateKeyParameter", key, "must name the SecureString SSM parameter holding the PEM key, e.g. /odoo/prod/tls/privkey");
     tls = { mode: "imported", certificateParameter: String(cert), privateKeyParameter: String(key) };
   } else {
     add("tls.mode", tlsMode, 'must be "acme" (Let\'s Encrypt via Route 53 DNS-01) or "imported" (a certificate you keep in SSM)');
   }
 
   const alarmEmail = str("alarmEmail");
-  if (alarmEmail !== undefined && !EMAIL.test(alarmEmail)) add("alarmEmail", alarmEmail, "must be an e-mail address for the alarm topic (OBS-1)");
+  if (alarmEmail !== undefined && !EMAIL.test(alarmEmail))
+    add("alarmEmail", alarmEmail, "must be an e-mail address for the alarm topic (OBS-1)");
 
   const tagsRaw = object("tags");
   // S3 objects carry at most 10 tags and the stack's own take 5 (components/tags.ts).
-  if (Object.keys(tagsRaw).length > MAX_USER_TAGS) add("tags", tagsRaw, `must hold at most ${MAX_USER_TAGS} tags: S3 objects allow 10 and odoo-stack uses 5`);
+  if (Object.keys(tagsRaw).length > MAX_USER_TAGS)
+    add("tags", tagsRaw, `must hold at most ${MAX_USER_TAGS} tags: S3 objects allow 10 and odoo-stack uses 5`);
   const tags: Record<string, string> = {};
   for (const [k, v] of Object.entries(tagsRaw)) {
     if (typeof v !== "string") add(`tags.${k}`, v, "must be a string");
@@ -759,7 +941,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   const odooOptionsRaw = object("odooOptions");
   const odooOptions: Record<string, string | number | boolean> = {};
   for (const [k, v] of Object.entries(odooOptionsRaw)) {
-    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") add(`odooOptions.${k}`, v, "must be a string, number or boolean");
+    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean")
+      add(`odooOptions.${k}`, v, "must be a string, number or boolean");
     else odooOptions[k] = v;
   }
 
@@ -773,20 +956,36 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
     const known = SETTINGS.mail.range.fields;
     for (const k of Object.keys(m)) {
       if (!known.includes(k)) {
-        add(`mail.${k}`, m[k], SECRET_KEY.test(k) ? "the SMTP password never goes in the stack file: name the SSM SecureString parameter that holds it as mail.passwordParameter, or leave it out and the stack generates one" : `is not a mail setting; allowed: ${known.join(", ")}`);
+        add(
+          `mail.${k}`,
+          m[k],
+          SECRET_KEY.test(k)
+            ? "the SMTP password never goes in the stack file: name the SSM SecureString parameter that holds it as mail.passwordParameter, or leave it out and the stack generates one"
+            : `is not a mail setting; allowed: ${known.join(", ")}`,
+        );
       }
     }
     const host = typeof m.host === "string" ? m.host.trim().toLowerCase() : "";
     if (!HOSTNAME.test(host)) add("mail.host", m.host, "must be the SMTP server's DNS name, e.g. email-smtp.eu-west-1.amazonaws.com");
     const port = m.port === undefined ? MAIL_DEFAULT_PORT : m.port;
     if (!(MAIL_PORTS as readonly unknown[]).includes(port)) {
-      add("mail.port", port, `must be one of ${MAIL_PORTS.join(", ")} (STARTTLS): Odoo's odoo.conf SMTP settings speak STARTTLS only (odoo/addons/base/models/ir_mail_server.py), so 465 (implicit TLS) needs an outgoing mail server record in Odoo instead`);
+      add(
+        "mail.port",
+        port,
+        `must be one of ${MAIL_PORTS.join(", ")} (STARTTLS): Odoo's odoo.conf SMTP settings speak STARTTLS only (odoo/addons/base/models/ir_mail_server.py), so 465 (implicit TLS) needs an outgoing mail server record in Odoo instead`,
+      );
     }
-    if (typeof m.user !== "string" || m.user.trim() === "" || /[\r\n]/.test(m.user)) add("mail.user", m.user, "must be the SMTP user name (one line)");
+    if (typeof m.user !== "string" || m.user.trim() === "" || /[\r\n]/.test(m.user))
+      add("mail.user", m.user, "must be the SMTP user name (one line)");
     if (m.passwordParameter !== undefined && (typeof m.passwordParameter !== "string" || !isSecretRefPath(m.passwordParameter))) {
-      add("mail.passwordParameter", m.passwordParameter, "must name an SSM SecureString parameter, e.g. /mail/smtp-password (create it with aws ssm put-parameter --type SecureString)");
+      add(
+        "mail.passwordParameter",
+        m.passwordParameter,
+        "must name an SSM SecureString parameter, e.g. /mail/smtp-password (create it with aws ssm put-parameter --type SecureString)",
+      );
     }
-    if (m.from !== undefined && (typeof m.from !== "string" || !EMAIL.test(m.from))) add("mail.from", m.from, "must be an e-mail address (Odoo's email_from)");
+    if (m.from !== undefined && (typeof m.from !== "string" || !EMAIL.test(m.from)))
+      add("mail.from", m.from, "must be an e-mail address (Odoo's email_from)");
     mail = {
       host,
       port: Number(port),
@@ -795,7 +994,12 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
       ...(typeof m.from === "string" ? { from: m.from } : {}),
     };
     const smtpOptions = Object.keys(odooOptions).filter((k) => k.startsWith("smtp_") || k === "email_from");
-    for (const k of smtpOptions) add(`odooOptions.${k}`, odooOptions[k], "is set by the mail setting; set it there (mail.host, mail.port, mail.user, mail.passwordParameter, mail.from)");
+    for (const k of smtpOptions)
+      add(
+        `odooOptions.${k}`,
+        odooOptions[k],
+        "is set by the mail setting; set it there (mail.host, mail.port, mail.user, mail.passwordParameter, mail.from)",
+      );
   }
 
   // {{ssm:/…}} references in odooOptions name parameters the operator created.
@@ -817,7 +1021,8 @@ export function parseSettings(raw: RawConfig, region: string, specs: InstanceSpe
   problems.push(...rotation.problems);
 
   if ((options.placeholders ?? "accept") === "refuse") {
-    for (const p of placeholderProblems(raw)) add(p.key, p.value, `${p.fix} (a real pulumi preview or up refuses placeholders; the offline plan only warns)`);
+    for (const p of placeholderProblems(raw))
+      add(p.key, p.value, `${p.fix} (a real pulumi preview or up refuses placeholders; the offline plan only warns)`);
   }
 
   if (problems.length > 0 || !sizing || !tls || !vpc) throw new ConfigError(problems);

@@ -24,32 +24,41 @@ function family(sizes: Record<string, [vcpu: number, memoryGiB: number]>, prefix
   const table: Record<string, InstanceSpec> = {};
   for (const prefix of prefixes) {
     for (const [size, [vcpu, mem]] of Object.entries(sizes)) {
-      table[`${prefix}.${size}`] = architecture === "x86_64" ? { vcpu, memoryMiB: mem * GiB } : { vcpu, memoryMiB: mem * GiB, architecture };
+      table[`${prefix}.${size}`] =
+        architecture === "x86_64" ? { vcpu, memoryMiB: mem * GiB } : { vcpu, memoryMiB: mem * GiB, architecture };
     }
   }
   return table;
 }
 
 // Burstable: t3 (Intel) and t3a (AMD) share shapes.
-const burstable = family(
-  { micro: [2, 1], small: [2, 2], medium: [2, 4], large: [2, 8], xlarge: [4, 16], "2xlarge": [8, 32] },
-  ["t3", "t3a"],
-);
+const burstable = family({ micro: [2, 1], small: [2, 2], medium: [2, 4], large: [2, 8], xlarge: [4, 16], "2xlarge": [8, 32] }, [
+  "t3",
+  "t3a",
+]);
 // General purpose: 4 GiB per vCPU.
-const general = family(
-  { large: [2, 8], xlarge: [4, 16], "2xlarge": [8, 32], "4xlarge": [16, 64], "8xlarge": [32, 128] },
-  ["m5", "m5a", "m6i", "m6a", "m7i", "m7a"],
-);
+const general = family({ large: [2, 8], xlarge: [4, 16], "2xlarge": [8, 32], "4xlarge": [16, 64], "8xlarge": [32, 128] }, [
+  "m5",
+  "m5a",
+  "m6i",
+  "m6a",
+  "m7i",
+  "m7a",
+]);
 // Compute optimised: 2 GiB per vCPU.
-const compute = family(
-  { large: [2, 4], xlarge: [4, 8], "2xlarge": [8, 16], "4xlarge": [16, 32], "8xlarge": [32, 64] },
-  ["c5", "c6i", "c6a", "c7i"],
-);
+const compute = family({ large: [2, 4], xlarge: [4, 8], "2xlarge": [8, 16], "4xlarge": [16, 32], "8xlarge": [32, 64] }, [
+  "c5",
+  "c6i",
+  "c6a",
+  "c7i",
+]);
 // Memory optimised: 8 GiB per vCPU, the usual PostgreSQL shape.
-const memory = family(
-  { large: [2, 16], xlarge: [4, 32], "2xlarge": [8, 64], "4xlarge": [16, 128], "8xlarge": [32, 256] },
-  ["r5", "r6i", "r6a", "r7i"],
-);
+const memory = family({ large: [2, 16], xlarge: [4, 32], "2xlarge": [8, 64], "4xlarge": [16, 128], "8xlarge": [32, 256] }, [
+  "r5",
+  "r6i",
+  "r6a",
+  "r7i",
+]);
 
 // Graviton (arm64): the same shapes as their x86_64 siblings.
 const graviton = {

@@ -81,11 +81,19 @@ export function forcedEntries<S, V extends LayerValue>(table: LayerTable<S, V>):
 
 /** The keys carrying checklist IDs, with those IDs: what a rendered line of the file proves. */
 export function checklistKeys<S, V extends LayerValue>(table: LayerTable<S, V>): Record<string, readonly string[]> {
-  return Object.fromEntries(Object.entries(table.keys).flatMap(([k, e]) => (e.checklist && e.checklist.length > 0 ? [[k, e.checklist]] : [])));
+  return Object.fromEntries(
+    Object.entries(table.keys).flatMap(([k, e]) => (e.checklist && e.checklist.length > 0 ? [[k, e.checklist]] : [])),
+  );
 }
 
 /** Why an override of `key` is refused, or undefined when it is accepted. */
-function refusal<S, V extends LayerValue>(table: LayerTable<S, V>, s: S, key: string, value: V, allowed: readonly string[]): string | undefined {
+function refusal<S, V extends LayerValue>(
+  table: LayerTable<S, V>,
+  s: S,
+  key: string,
+  value: V,
+  allowed: readonly string[],
+): string | undefined {
   const entry = Object.prototype.hasOwnProperty.call(table.keys, key) ? table.keys[key] : undefined;
   const elsewhere = table.setElsewhere?.(key, s);
   if (elsewhere !== undefined) return `${key}: ${elsewhere}`;
@@ -136,9 +144,12 @@ export function tableProblems<S, V extends LayerValue>(table: LayerTable<S, V>, 
   const problems: string[] = [];
   for (const [key, e] of Object.entries(table.keys)) {
     if (e.forced !== undefined && e.owned !== undefined) problems.push(`${key}: is both forced and owned; a key has one source`);
-    if (e.forced !== undefined && (e.checklist === undefined || e.checklist.length === 0)) problems.push(`${key}: is forced without a checklist ID`);
-    if (e.forced !== undefined && (e.rule === undefined || e.rule.trim() === "")) problems.push(`${key}: is forced without a rule in words`);
-    if (e.forced !== undefined && e.overridable !== undefined && e.overridable !== false) problems.push(`${key}: is forced and overridable at once`);
+    if (e.forced !== undefined && (e.checklist === undefined || e.checklist.length === 0))
+      problems.push(`${key}: is forced without a checklist ID`);
+    if (e.forced !== undefined && (e.rule === undefined || e.rule.trim() === ""))
+      problems.push(`${key}: is forced without a rule in words`);
+    if (e.forced !== undefined && e.overridable !== undefined && e.overridable !== false)
+      problems.push(`${key}: is forced and overridable at once`);
     for (const id of e.checklist ?? []) if (!checklistIds.has(id)) problems.push(`${key}: cites ${id}, which CHECKLIST.md does not define`);
   }
   return problems;

@@ -14,9 +14,21 @@ export const PASSWORD_ROTATION_KEY = "passwordRotation";
  * is deliberately absent: a new one would make every existing backup unreadable.
  */
 export const ROTATABLE_PASSWORDS = {
-  odoo: { secret: "odoo-db-password", salt: "odoo-db-scram-salt", what: "the database role odoo (Odoo's db_password; its SCRAM verifier in PgBouncer's userlist and in PostgreSQL)" },
-  stats: { secret: "stats-password", salt: "stats-scram-salt", what: "PgBouncer's stats user pgbouncer_stats (read by the metrics collector; PgBouncer only, not a PostgreSQL role)" },
-  monitor: { secret: "monitor-password", salt: undefined, what: "the database role odoo_stack_monitor (the metrics collector's pg_monitor reader)" },
+  odoo: {
+    secret: "odoo-db-password",
+    salt: "odoo-db-scram-salt",
+    what: "the database role odoo (Odoo's db_password; its SCRAM verifier in PgBouncer's userlist and in PostgreSQL)",
+  },
+  stats: {
+    secret: "stats-password",
+    salt: "stats-scram-salt",
+    what: "PgBouncer's stats user pgbouncer_stats (read by the metrics collector; PgBouncer only, not a PostgreSQL role)",
+  },
+  monitor: {
+    secret: "monitor-password",
+    salt: undefined,
+    what: "the database role odoo_stack_monitor (the metrics collector's pg_monitor reader)",
+  },
   admin: { secret: "odoo-admin-password", salt: undefined, what: "Odoo's admin_passwd (the database manager's master password)" },
 } as const;
 export type RotatablePassword = keyof typeof ROTATABLE_PASSWORDS;
@@ -46,7 +58,10 @@ export function isIsoDate(s: string): boolean {
  * problem is returned, each naming the key. YAML reads an unquoted 2026-12-01 as a string in
  * Pulumi's config, and js-yaml may hand a Date: both are accepted.
  */
-export function checkPasswordRotation(raw: unknown): { readonly rotation: PasswordRotation; readonly problems: readonly PasswordRotationProblem[] } {
+export function checkPasswordRotation(raw: unknown): {
+  readonly rotation: PasswordRotation;
+  readonly problems: readonly PasswordRotationProblem[];
+} {
   const problems: PasswordRotationProblem[] = [];
   if (raw === undefined) return { rotation: {}, problems };
   let value = raw;
@@ -54,23 +69,36 @@ export function checkPasswordRotation(raw: unknown): { readonly rotation: Passwo
     try {
       value = JSON.parse(value);
     } catch {
-      return { rotation: {}, problems: [{ key: PASSWORD_ROTATION_KEY, value: raw, fix: `must be a map of password to date, e.g. {odoo: "2026-12-01"}` }] };
+      return {
+        rotation: {},
+        problems: [{ key: PASSWORD_ROTATION_KEY, value: raw, fix: `must be a map of password to date, e.g. {odoo: "2026-12-01"}` }],
+      };
     }
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { rotation: {}, problems: [{ key: PASSWORD_ROTATION_KEY, value: raw, fix: `must be a map of password to date, e.g. {odoo: "2026-12-01"}` }] };
+    return {
+      rotation: {},
+      problems: [{ key: PASSWORD_ROTATION_KEY, value: raw, fix: `must be a map of password to date, e.g. {odoo: "2026-12-01"}` }],
+    };
   }
   const rotation: Partial<Record<RotatablePassword, string>> = {};
   for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
     const key = `${PASSWORD_ROTATION_KEY}.${name}`;
     if (!(ROTATABLE_PASSWORD_NAMES as string[]).includes(name)) {
-      const why = name === "backup" || name === "backupCipherPass" ? " (the backup cipher pass is never rotated: existing backups could no longer be read)" : "";
+      const why =
+        name === "backup" || name === "backupCipherPass"
+          ? " (the backup cipher pass is never rotated: existing backups could no longer be read)"
+          : "";
       problems.push({ key, value: v, fix: `is not a rotatable password${why}; use ${ROTATABLE_PASSWORD_NAMES.join(", ")}` });
       continue;
     }
     const date = v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString().slice(0, 10) : v;
     if (typeof date !== "string" || !isIsoDate(date)) {
-      problems.push({ key, value: v, fix: `must be a date YYYY-MM-DD (the day of the rotation); changing it generates a new password at the next pulumi up, then run: odoo-stack rotate ${name}` });
+      problems.push({
+        key,
+        value: v,
+        fix: `must be a date YYYY-MM-DD (the day of the rotation); changing it generates a new password at the next pulumi up, then run: odoo-stack rotate ${name}`,
+      });
       continue;
     }
     rotation[name as RotatablePassword] = date;

@@ -94,7 +94,8 @@ export const MAIL_FIELD_DEFAULTS = { port: 587 } as const;
 export const SETTINGS = {
   domain: {
     kind: "string",
-    derived: "the hostname of the first database of `databases` in its {name, domain} form (leave domain out then); with `databases` as a list of one name, domain is required",
+    derived:
+      "the hostname of the first database of `databases` in its {name, domain} form (leave domain out then); with `databases` as a list of one name, domain is required",
     description: "Public hostname users open, e.g. erp.example.com, for a stack with one database.",
   },
   tls: {
@@ -146,13 +147,15 @@ export const SETTINGS = {
   odooBuild: {
     kind: "string",
     default: "20241201",
-    description: 'Odoo nightly build date (YYYYMMDD) of odooVersion: every Odoo host installs exactly the package odoo=<odooVersion>.<odooBuild>, held by an apt pin so no upgrade moves it. A new value reaches existing hosts at the next pulumi up (odoo-stack-odoo-release; runbook release-odoo). Quote it ("20241201").',
+    description:
+      'Odoo nightly build date (YYYYMMDD) of odooVersion: every Odoo host installs exactly the package odoo=<odooVersion>.<odooBuild>, held by an apt pin so no upgrade moves it. A new value reaches existing hosts at the next pulumi up (odoo-stack-odoo-release; runbook release-odoo). Quote it ("20241201").',
   },
   odooAddons: {
     kind: "object",
     unset: "no custom addons: /opt/odoo/custom-addons stays empty",
     range: { fields: ODOO_ADDONS_FIELDS },
-    description: "Custom addons: {s3Uri, sha256}, a .tar.gz in a bucket you own (s3://bucket/key) and its sha256. Addon directories at its top level, optionally requirements.txt and wheels/ (pip installs from those wheels only). The Odoo hosts may read exactly that object; a new value is verified, unpacked to a release directory and switched to with a module update at the next pulumi up, and rolled back on failure.",
+    description:
+      "Custom addons: {s3Uri, sha256}, a .tar.gz in a bucket you own (s3://bucket/key) and its sha256. Addon directories at its top level, optionally requirements.txt and wheels/ (pip installs from those wheels only). The Odoo hosts may read exactly that object; a new value is verified, unpacked to a release directory and switched to with a module update at the next pulumi up, and rolled back on failure.",
   },
   odooInstances: {
     kind: "integer",
@@ -174,7 +177,8 @@ export const SETTINGS = {
   rdsMultiAz: {
     kind: "boolean",
     default: true,
-    description: 'With postgresEngine "rds", a standby in a second AZ (ignored with "ec2"). The policy pack requires it unless its config sets requireMultiAz to false.',
+    description:
+      'With postgresEngine "rds", a standby in a second AZ (ignored with "ec2"). The policy pack requires it unless its config sets requireMultiAz to false.',
   },
   proxyInstanceType: {
     kind: "string",
@@ -184,7 +188,8 @@ export const SETTINGS = {
   odooInstanceType: {
     kind: "string",
     default: "m6i.xlarge",
-    description: "Instance type of each Odoo host; workers and memory limits are sized from it (LIMIT-1). Odoo's limits are address-space limits, so a type needs RAM for one worker, the cron and the gevent worker (at least 4 GiB; t3.small is refused). Graviton types (m7g, t4g, …) boot Debian's arm64 AMI.",
+    description:
+      "Instance type of each Odoo host; workers and memory limits are sized from it (LIMIT-1). Odoo's limits are address-space limits, so a type needs RAM for one worker, the cron and the gevent worker (at least 4 GiB; t3.small is refused). Graviton types (m7g, t4g, …) boot Debian's arm64 AMI.",
   },
   pgbouncerInstanceType: {
     kind: "string",
@@ -194,12 +199,14 @@ export const SETTINGS = {
   postgresInstanceType: {
     kind: "string",
     default: "r6i.large",
-    description: 'Instance type of the PostgreSQL host; shared_buffers and work_mem are sized from it. With postgresEngine "rds", the RDS class `db.<type>` (one of lib/config.ts RDS_POSTGRES_INSTANCE_TYPES).',
+    description:
+      'Instance type of the PostgreSQL host; shared_buffers and work_mem are sized from it. With postgresEngine "rds", the RDS class `db.<type>` (one of lib/config.ts RDS_POSTGRES_INSTANCE_TYPES).',
   },
   databases: {
     kind: "databaseList",
     default: ["odoo"],
-    description: 'Odoo databases, each in its own transaction pool (POOL-1, POOL-5): a list of one name served at `domain`, or a list of {name, domain} maps, one hostname per database. Names are lower-case PostgreSQL identifiers; "postgres" is reserved for Odoo\'s LISTEN session pool. With several databases Odoo picks the database from the first label of the hostname (dbfilter, ODOO-3), so each hostname is <name>.<parent domain>, every database under the same parent domain, and a name is letters and digits only.',
+    description:
+      'Odoo databases, each in its own transaction pool (POOL-1, POOL-5): a list of one name served at `domain`, or a list of {name, domain} maps, one hostname per database. Names are lower-case PostgreSQL identifiers; "postgres" is reserved for Odoo\'s LISTEN session pool. With several databases Odoo picks the database from the first label of the hostname (dbfilter, ODOO-3), so each hostname is <name>.<parent domain>, every database under the same parent domain, and a name is letters and digits only.',
   },
   postgresDataVolumeGiB: {
     kind: "integer",
@@ -211,7 +218,8 @@ export const SETTINGS = {
     kind: "integer",
     default: 50,
     range: { min: 10, max: 16384 },
-    description: "Size of the encrypted gp3 volume holding Odoo's data_dir (filestore, sessions) on a stack with one Odoo host; it outlives the instance. Ignored with sharedFilestore (EFS).",
+    description:
+      "Size of the encrypted gp3 volume holding Odoo's data_dir (filestore, sessions) on a stack with one Odoo host; it outlives the instance. Ignored with sharedFilestore (EFS).",
   },
   bastionSecurityGroupId: {
     kind: "string",
@@ -238,7 +246,8 @@ export const SETTINGS = {
     kind: "object",
     default: {},
     range: { fields: ODOO_OVERRIDE_FIELDS },
-    description: "Overrides of the Odoo sizing computed from odooInstanceType (lib/sizing.ts); an override that breaks an invariant is an error.",
+    description:
+      "Overrides of the Odoo sizing computed from odooInstanceType (lib/sizing.ts); an override that breaks an invariant is an error.",
   },
   pgbouncer: {
     kind: "object",
@@ -261,7 +270,8 @@ export const SETTINGS = {
   httpRedirect: {
     kind: "boolean",
     default: true,
-    description: "Port 80 on the proxy answers only a permanent redirect to https://<domain> (it proxies nothing, NET-3); false closes port 80.",
+    description:
+      "Port 80 on the proxy answers only a permanent redirect to https://<domain> (it proxies nothing, NET-3); false closes port 80.",
   },
   mail: {
     kind: "object",
@@ -272,19 +282,22 @@ export const SETTINGS = {
   odooOptions: {
     kind: "object",
     default: {},
-    description: "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; a secret is an `{{ssm:/path}}` reference to a parameter you created, checked at preview. With mail set, the smtp_* keys come from it.",
+    description:
+      "Extra odoo.conf options, allowlisted per Odoo version (e.g. log_level, smtp_server). Checklist keys (proxy_mode, list_db, dbfilter, limits, workers, …) are refused; a secret is an `{{ssm:/path}}` reference to a parameter you created, checked at preview. With mail set, the smtp_* keys come from it.",
   },
   internalCaGeneration: {
     kind: "integer",
     default: 1,
     range: { min: 1, max: 99 },
-    description: "The internal CA generation that signs the hosts' certificates (TLS-2, TLS-4). A CA is never re-issued in place: rotating it means a new generation, trusted beside the old one before it signs anything (internalCaNext), so no TLS connection between two hosts fails at any step (procedure rotate-internal-ca).",
+    description:
+      "The internal CA generation that signs the hosts' certificates (TLS-2, TLS-4). A CA is never re-issued in place: rotating it means a new generation, trusted beside the old one before it signs anything (internalCaNext), so no TLS connection between two hosts fails at any step (procedure rotate-internal-ca).",
   },
   internalCaNext: {
     kind: "string",
     default: "none",
     range: { oneOf: ["none", "trusted", "issuing"] },
-    description: "Rotating the internal CA to generation internalCaGeneration + 1: none (no rotation), trusted (the next CA exists and every host trusts it beside the current one), issuing (the next CA signs every host certificate; both still trusted). The rotation ends with internalCaGeneration raised by one and this back to none, which drops the old CA.",
+    description:
+      "Rotating the internal CA to generation internalCaGeneration + 1: none (no rotation), trusted (the next CA exists and every host trusts it beside the current one), issuing (the next CA signs every host certificate; both still trusted). The rotation ends with internalCaGeneration raised by one and this back to none, which drops the old CA.",
   },
   passwordRotation: {
     kind: "object",
@@ -313,8 +326,7 @@ export const STATIC_DEFAULTS = Object.fromEntries(
  * empty value of its kind ("", [], {}) means "unset", which is what Pulumi.yaml declares as its
  * default so the CLI does not require it (see tools/settings-docs.ts).
  */
-export const isOptionalWithoutDefault = (spec: SettingSpec): boolean =>
-  spec.required !== true && spec.default === undefined;
+export const isOptionalWithoutDefault = (spec: SettingSpec): boolean => spec.required !== true && spec.default === undefined;
 
 /** The range as text: "2 to 6", "single or perAz", "/16 to /24", … (markdown when `md`). */
 export function rangeText(range: SettingRange | undefined, md = false): string {

@@ -289,8 +289,7 @@ export const httpMaxConns = (workers: number): number => workers * (1 + HTTP_QUE
  * included, so a process in a request holds its server connection throughout.
  * https://www.pgbouncer.org/config.html#default_pool_size
  */
-export const defaultPoolSize = (workers: number, cronThreads: number, hosts: number): number =>
-  (workers + 1) * hosts + cronThreads;
+export const defaultPoolSize = (workers: number, cronThreads: number, hosts: number): number => (workers + 1) * hosts + cronThreads;
 
 /** Short peaks borrow up to 25 % more, at least 2 (POOL-3). */
 export const reservePoolSize = (pool: number): number => Math.max(2, Math.ceil(pool * 0.25));
@@ -302,7 +301,8 @@ export const reservePoolSize = (pool: number): number => Math.max(2, Math.ceil(p
  * own max_db_connections so one database cannot starve another, and PgBouncer keeps idle server
  * connections per pool: PostgreSQL must hold each pool with its reserve at once (PG-1).
  */
-export const transactionPoolsConnections = (databaseCount: number, pool: number, reserve: number): number => databaseCount * (pool + reserve);
+export const transactionPoolsConnections = (databaseCount: number, pool: number, reserve: number): number =>
+  databaseCount * (pool + reserve);
 
 // --- database `postgres`: a session pool (DESIGN principle 7) ----------------------------------
 // Odoo uses database `postgres` for much more than LISTEN (ODOO-FACTS.md), and odoo/sql_db.py
@@ -355,8 +355,9 @@ export const MIGRATION_CONNECTIONS = 2;
  * alone would let a busy transaction pool starve `postgres` (or the reverse). PgBouncer's
  * max_user_connections and PostgreSQL's CONNECTION LIMIT for the role use it.
  */
-export const odooRoleConnectionLimit = (pools: Pick<PgbouncerSizing, "maxUserConnections" | "postgresPoolSize" | "postgresReservePoolSize">): number =>
-  pools.maxUserConnections + pools.postgresPoolSize + pools.postgresReservePoolSize;
+export const odooRoleConnectionLimit = (
+  pools: Pick<PgbouncerSizing, "maxUserConnections" | "postgresPoolSize" | "postgresReservePoolSize">,
+): number => pools.maxUserConnections + pools.postgresPoolSize + pools.postgresReservePoolSize;
 
 /**
  * max_client_conn: every connection every Odoo process may open (POOL-4): on every host the
@@ -366,8 +367,13 @@ export const odooRoleConnectionLimit = (pools: Pick<PgbouncerSizing, "maxUserCon
  * plus admin/stats/monitoring clients.
  */
 export const ADMIN_CLIENTS = 10;
-export const odooClientConnections = (workers: number, cronThreads: number, hosts: number, dbMaxconn: number, dbMaxconnGevent: number): number =>
-  hosts * (workers * dbMaxconn + dbMaxconnGevent) + cronThreads * dbMaxconn + dbMaxconn;
+export const odooClientConnections = (
+  workers: number,
+  cronThreads: number,
+  hosts: number,
+  dbMaxconn: number,
+  dbMaxconnGevent: number,
+): number => hosts * (workers * dbMaxconn + dbMaxconnGevent) + cronThreads * dbMaxconn + dbMaxconn;
 export const maxClientConn = (clients: number): number => Math.ceil(clients * 1.25) + ADMIN_CLIENTS;
 
 /**
@@ -414,7 +420,8 @@ export const maintenanceWorkMemMiB = (memoryMiB: number): number => Math.min(204
  */
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 120_000;
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
-export const idleInTransactionTimeoutMs = (limitTimeReal: number, limitTimeRealCron: number): number => Math.max(limitTimeReal, limitTimeRealCron) * 1000;
+export const idleInTransactionTimeoutMs = (limitTimeReal: number, limitTimeRealCron: number): number =>
+  Math.max(limitTimeReal, limitTimeRealCron) * 1000;
 
 export interface MigrationTimeouts {
   readonly statementTimeoutMs: number;
@@ -469,7 +476,8 @@ export function computeSizing(input: SizingInput): Sizing {
   const postgresSessions = postgresPool + postgresReserve;
   const r = POSTGRES_RESERVED;
   const maxConnections =
-    p.maxConnections ?? pools + postgresSessions + MIGRATION_CONNECTIONS + r.stats + r.backup + r.monitoring + r.admin + r.superuserReserved;
+    p.maxConnections ??
+    pools + postgresSessions + MIGRATION_CONNECTIONS + r.stats + r.backup + r.monitoring + r.admin + r.superuserReserved;
   const lockTimeoutMs = p.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
 
   return {
@@ -508,7 +516,8 @@ export function computeSizing(input: SizingInput): Sizing {
       maintenanceWorkMemMiB: maintenanceWorkMemMiB(input.postgres.memoryMiB),
       statementTimeoutMs: p.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
       lockTimeoutMs,
-      idleInTransactionSessionTimeoutMs: p.idleInTransactionSessionTimeoutMs ?? idleInTransactionTimeoutMs(limitTimeReal, limitTimeRealCron),
+      idleInTransactionSessionTimeoutMs:
+        p.idleInTransactionSessionTimeoutMs ?? idleInTransactionTimeoutMs(limitTimeReal, limitTimeRealCron),
       migration: migrationTimeouts(lockTimeoutMs),
       slots: { pools, postgresPool: postgresSessions, migration: MIGRATION_CONNECTIONS, ...r },
     },
@@ -534,63 +543,132 @@ export function checkSizing(s: Sizing, input: SizingInput): SizingProblem[] {
   const budget = odooMemoryBudget(input.odoo.memoryMiB, odoo.processesPerHost);
 
   if (!(odoo.workers >= 2)) {
-    problems.push({ key: "odoo.workers", value: odoo.workers, message: "must be at least 2 (multi-process mode is what enables limits and the gevent worker, LIMIT-1); pick a larger odooInstanceType or set odoo.workers >= 2" });
+    problems.push({
+      key: "odoo.workers",
+      value: odoo.workers,
+      message:
+        "must be at least 2 (multi-process mode is what enables limits and the gevent worker, LIMIT-1); pick a larger odooInstanceType or set odoo.workers >= 2",
+    });
   }
   if (odoo.workers > workersFromCpu(input.odoo.vcpu)) {
-    problems.push({ key: "odoo.workers", value: odoo.workers, message: `must not exceed (vCPU × 2) + 1 = ${workersFromCpu(input.odoo.vcpu)} for this instance type (LIMIT-1); lower it or pick a larger odooInstanceType` });
+    problems.push({
+      key: "odoo.workers",
+      value: odoo.workers,
+      message: `must not exceed (vCPU × 2) + 1 = ${workersFromCpu(input.odoo.vcpu)} for this instance type (LIMIT-1); lower it or pick a larger odooInstanceType`,
+    });
   }
   if (odoo.maxCronThreads < 1 || odoo.maxCronThreads > 2) {
-    problems.push({ key: "odoo.maxCronThreads", value: odoo.maxCronThreads, message: "must be 1 or 2 until cron load is measured (LIMIT-2)" });
+    problems.push({
+      key: "odoo.maxCronThreads",
+      value: odoo.maxCronThreads,
+      message: "must be 1 or 2 until cron load is measured (LIMIT-2)",
+    });
   }
   // A host too small for Odoo at all is reported once, against odooInstanceType (odooHostTooSmall).
   const tooSmall = odooHostTooSmall(input.odoo, odoo.maxCronThreads) !== undefined;
   if (!tooSmall && budget.expectedMiB > budget.usableMiB) {
-    problems.push({ key: "odoo.workers", value: odoo.workers, message: `gives ${odoo.processesPerHost} Odoo processes, which at Odoo's expected ${EXPECTED_PROCESS_MIB} MiB each (80 % light requests of ${LIGHT_REQUEST_MIB} MiB, 20 % heavy of ${HEAVY_REQUEST_MIB} MiB) need ${budget.expectedMiB} MiB, more than the ${budget.usableMiB} MiB left after the OS reserve (LIMIT-1); lower odoo.workers or pick a larger odooInstanceType` });
+    problems.push({
+      key: "odoo.workers",
+      value: odoo.workers,
+      message: `gives ${odoo.processesPerHost} Odoo processes, which at Odoo's expected ${EXPECTED_PROCESS_MIB} MiB each (80 % light requests of ${LIGHT_REQUEST_MIB} MiB, 20 % heavy of ${HEAVY_REQUEST_MIB} MiB) need ${budget.expectedMiB} MiB, more than the ${budget.usableMiB} MiB left after the OS reserve (LIMIT-1); lower odoo.workers or pick a larger odooInstanceType`,
+    });
   }
   if (!tooSmall && hardMiB < LIMIT_MEMORY_HARD_FLOOR_MIB) {
-    problems.push({ key: "odoo.limitMemoryHardMiB", value: hardMiB, message: `must be at least ${LIMIT_MEMORY_HARD_FLOOR_MIB} MiB: it limits each process's address space (RLIMIT_AS), and a worker maps ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest plus ~${HEAVY_REQUEST_MIB} MiB for a heavy request (LIMIT-3); raise it, lower odoo.workers, or pick a larger odooInstanceType` });
+    problems.push({
+      key: "odoo.limitMemoryHardMiB",
+      value: hardMiB,
+      message: `must be at least ${LIMIT_MEMORY_HARD_FLOOR_MIB} MiB: it limits each process's address space (RLIMIT_AS), and a worker maps ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest plus ~${HEAVY_REQUEST_MIB} MiB for a heavy request (LIMIT-3); raise it, lower odoo.workers, or pick a larger odooInstanceType`,
+    });
   }
   if (!tooSmall && hardMiB > budget.maxLimitMemoryHardMiB) {
-    problems.push({ key: "odoo.limitMemoryHardMiB", value: hardMiB, message: `must be at most ${budget.maxLimitMemoryHardMiB} MiB: one process at its limit plus the other ${odoo.processesPerHost - 1} at rest (${ODOO_PROCESS_AT_REST.residentMiB} MiB resident each) must fit the ${budget.usableMiB} MiB left after the OS reserve, or a runaway request starves the host (LIMIT-1, LIMIT-3); lower it or odoo.workers, or pick a larger odooInstanceType` });
+    problems.push({
+      key: "odoo.limitMemoryHardMiB",
+      value: hardMiB,
+      message: `must be at most ${budget.maxLimitMemoryHardMiB} MiB: one process at its limit plus the other ${odoo.processesPerHost - 1} at rest (${ODOO_PROCESS_AT_REST.residentMiB} MiB resident each) must fit the ${budget.usableMiB} MiB left after the OS reserve, or a runaway request starves the host (LIMIT-1, LIMIT-3); lower it or odoo.workers, or pick a larger odooInstanceType`,
+    });
   }
   if (softMiB < LIMIT_MEMORY_SOFT_FLOOR_MIB) {
-    problems.push({ key: "odoo.limitMemorySoftMiB", value: softMiB, message: `must be at least ${LIMIT_MEMORY_SOFT_FLOOR_MIB} MiB: Odoo compares it with each worker's virtual size after every request, and a worker maps ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, so below that every worker is recycled after each light request (LIMIT-3)` });
+    problems.push({
+      key: "odoo.limitMemorySoftMiB",
+      value: softMiB,
+      message: `must be at least ${LIMIT_MEMORY_SOFT_FLOOR_MIB} MiB: Odoo compares it with each worker's virtual size after every request, and a worker maps ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, so below that every worker is recycled after each light request (LIMIT-3)`,
+    });
   }
   if (!(softMiB < hardMiB)) {
-    problems.push({ key: "odoo.limitMemorySoftMiB", value: softMiB, message: `must be below odoo.limitMemoryHardMiB (${hardMiB}) so workers recycle before they are killed (LIMIT-3)` });
+    problems.push({
+      key: "odoo.limitMemorySoftMiB",
+      value: softMiB,
+      message: `must be below odoo.limitMemoryHardMiB (${hardMiB}) so workers recycle before they are killed (LIMIT-3)`,
+    });
   }
   if (!(odoo.limitTimeCpu > 0 && odoo.limitTimeCpu <= odoo.limitTimeReal)) {
-    problems.push({ key: "odoo.limitTimeCpu", value: odoo.limitTimeCpu, message: `must be positive and at most odoo.limitTimeReal (${odoo.limitTimeReal}) (LIMIT-3)` });
+    problems.push({
+      key: "odoo.limitTimeCpu",
+      value: odoo.limitTimeCpu,
+      message: `must be positive and at most odoo.limitTimeReal (${odoo.limitTimeReal}) (LIMIT-3)`,
+    });
   }
   if (odoo.dbMaxconn < 2) {
-    problems.push({ key: "odoo.dbMaxconn", value: odoo.dbMaxconn, message: "must be at least 2: a worker opens a second cursor for logging and the registry check" });
+    problems.push({
+      key: "odoo.dbMaxconn",
+      value: odoo.dbMaxconn,
+      message: "must be at least 2: a worker opens a second cursor for logging and the registry check",
+    });
   }
   if (odoo.dbMaxconnGevent < odoo.dbMaxconn) {
-    problems.push({ key: "odoo.dbMaxconnGevent", value: odoo.dbMaxconnGevent, message: `must be at least odoo.dbMaxconn (${odoo.dbMaxconn}): the gevent worker serves every WebSocket of its host at once, each message with a cursor of its own` });
+    problems.push({
+      key: "odoo.dbMaxconnGevent",
+      value: odoo.dbMaxconnGevent,
+      message: `must be at least odoo.dbMaxconn (${odoo.dbMaxconn}): the gevent worker serves every WebSocket of its host at once, each message with a cursor of its own`,
+    });
   }
   const busy = (odoo.workers + 1) * input.odooInstances + odoo.maxCronThreads;
   if (pgbouncer.defaultPoolSize < 1) {
     problems.push({ key: "pgbouncer.defaultPoolSize", value: pgbouncer.defaultPoolSize, message: "must be at least 1 (POOL-2)" });
   }
   if (pgbouncer.reservePoolSize < 1) {
-    problems.push({ key: "pgbouncer.reservePoolSize", value: pgbouncer.reservePoolSize, message: "must be at least 1 so short peaks do not queue (POOL-3)" });
+    problems.push({
+      key: "pgbouncer.reservePoolSize",
+      value: pgbouncer.reservePoolSize,
+      message: "must be at least 1 so short peaks do not queue (POOL-3)",
+    });
   }
   if (pgbouncer.defaultPoolSize > busy * 2) {
-    problems.push({ key: "pgbouncer.defaultPoolSize", value: pgbouncer.defaultPoolSize, message: `must not exceed twice the Odoo processes that can hold a transaction (${busy}): extra server connections only load PostgreSQL (POOL-2)` });
+    problems.push({
+      key: "pgbouncer.defaultPoolSize",
+      value: pgbouncer.defaultPoolSize,
+      message: `must not exceed twice the Odoo processes that can hold a transaction (${busy}): extra server connections only load PostgreSQL (POOL-2)`,
+    });
   }
   const clientsNeeded = odooClientConnections(odoo.workers, odoo.maxCronThreads, input.odooInstances, odoo.dbMaxconn, odoo.dbMaxconnGevent);
   if (pgbouncer.maxClientConn < clientsNeeded) {
-    problems.push({ key: "pgbouncer.maxClientConn", value: pgbouncer.maxClientConn, message: `must cover every Odoo process's pool (db_maxconn, db_maxconn_gevent for the gevent worker) on every host plus one CLI process = ${clientsNeeded} (POOL-4); raise it or lower odoo.dbMaxconn / odoo.dbMaxconnGevent` });
+    problems.push({
+      key: "pgbouncer.maxClientConn",
+      value: pgbouncer.maxClientConn,
+      message: `must cover every Odoo process's pool (db_maxconn, db_maxconn_gevent for the gevent worker) on every host plus one CLI process = ${clientsNeeded} (POOL-4); raise it or lower odoo.dbMaxconn / odoo.dbMaxconnGevent`,
+    });
   }
   if (pgbouncer.maxDbConnections < pgbouncer.defaultPoolSize) {
-    problems.push({ key: "pgbouncer.maxDbConnections", value: pgbouncer.maxDbConnections, message: `must be at least pgbouncer.defaultPoolSize (${pgbouncer.defaultPoolSize}) (POOL-5)` });
+    problems.push({
+      key: "pgbouncer.maxDbConnections",
+      value: pgbouncer.maxDbConnections,
+      message: `must be at least pgbouncer.defaultPoolSize (${pgbouncer.defaultPoolSize}) (POOL-5)`,
+    });
   }
   const serverSide = Object.values(postgres.slots).reduce((a, b) => a + b, 0);
   if (postgres.maxConnections < serverSide) {
-    problems.push({ key: "postgres.maxConnections", value: postgres.maxConnections, message: `must cover PgBouncer's pools + reserves (${postgres.slots.pools}) + \`postgres\` session pool + reserve (${postgres.slots.postgresPool}) + migration role (${postgres.slots.migration}) + stats, backup, monitoring, admin and superuser slots = ${serverSide} (PG-1)` });
+    problems.push({
+      key: "postgres.maxConnections",
+      value: postgres.maxConnections,
+      message: `must cover PgBouncer's pools + reserves (${postgres.slots.pools}) + \`postgres\` session pool + reserve (${postgres.slots.postgresPool}) + migration role (${postgres.slots.migration}) + stats, backup, monitoring, admin and superuser slots = ${serverSide} (PG-1)`,
+    });
   }
   if (postgres.maxConnections > 5000) {
-    problems.push({ key: "postgres.maxConnections", value: postgres.maxConnections, message: "must stay at most 5000: beyond that PostgreSQL spends its memory on backends; pool instead (PG-1)" });
+    problems.push({
+      key: "postgres.maxConnections",
+      value: postgres.maxConnections,
+      message: "must stay at most 5000: beyond that PostgreSQL spends its memory on backends; pool instead (PG-1)",
+    });
   }
   const timeouts: [string, number][] = [
     ["postgres.statementTimeoutMs", postgres.statementTimeoutMs],

@@ -23,7 +23,9 @@ export const pgbouncerAuthScram: ResourceValidationPolicy = {
   validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
     const authType = parsePgbouncerIni(file.content).settings.get("auth_type");
     if (authType?.toLowerCase() !== "scram-sha-256") {
-      report(`${fileLabel(file)} must set auth_type = scram-sha-256; it is ${authType === undefined ? "absent (PgBouncer's default md5)" : JSON.stringify(authType)} (AUTH-1).`);
+      report(
+        `${fileLabel(file)} must set auth_type = scram-sha-256; it is ${authType === undefined ? "absent (PgBouncer's default md5)" : JSON.stringify(authType)} (AUTH-1).`,
+      );
     }
   }),
 };
@@ -35,7 +37,9 @@ export const pgbouncerAuthFileSet: ResourceValidationPolicy = {
   validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
     const authFile = parsePgbouncerIni(file.content).settings.get("auth_file");
     if (authFile === undefined || !authFile.startsWith("/")) {
-      report(`${fileLabel(file)} must set auth_file to the absolute path of the userlist; it is ${authFile === undefined ? "absent" : JSON.stringify(authFile)} (AUTH-2).`);
+      report(
+        `${fileLabel(file)} must set auth_file to the absolute path of the userlist; it is ${authFile === undefined ? "absent" : JSON.stringify(authFile)} (AUTH-2).`,
+      );
     }
   }),
 };
@@ -55,7 +59,8 @@ const ownerOnly = (mode: string): boolean => /^0?[0-7]{3,4}$/.test(mode) && (par
  */
 export const pgbouncerAuthFileProtected: StackValidationPolicy = {
   name: "pgbouncer-auth-file-protected",
-  description: "Checks whether the auth_file pgbouncer.ini names is delivered to its host with mode 0600, in PgBouncer's format, holding SCRAM verifiers (or references to them) only (AUTH-2).",
+  description:
+    "Checks whether the auth_file pgbouncer.ini names is delivered to its host with mode 0600, in PgBouncer's format, holding SCRAM verifiers (or references to them) only (AUTH-2).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -75,7 +80,10 @@ export const pgbouncerAuthFileProtected: StackValidationPolicy = {
         if (!entry) {
           reportViolation(`${subject} must be listed in host ${ini.host}'s manifest with mode 0600 (AUTH-2).`, userlist.resource.urn);
         } else if (!ownerOnly(entry.mode)) {
-          reportViolation(`${subject} must be installed with mode 0600; host ${ini.host}'s manifest gives it ${entry.mode} (AUTH-2).`, userlist.resource.urn);
+          reportViolation(
+            `${subject} must be installed with mode 0600; host ${ini.host}'s manifest gives it ${entry.mode} (AUTH-2).`,
+            userlist.resource.urn,
+          );
         }
         // PgBouncer (loader.c load_auth_file) skips blank lines and ';' comments and stops at the
         // first other line that does not start with '"': every user after it is lost.
@@ -84,12 +92,18 @@ export const pgbouncerAuthFileProtected: StackValidationPolicy = {
           if (text === "" || text.startsWith(";")) continue;
           const m = USERLIST_LINE.exec(text);
           if (!m) {
-            reportViolation(`${fileLabel(userlist)} must hold \`"user" "secret"\` (or a ';' comment) on line ${i + 1}; PgBouncer stops reading the file there (AUTH-2).`, userlist.resource.urn);
+            reportViolation(
+              `${fileLabel(userlist)} must hold \`"user" "secret"\` (or a ';' comment) on line ${i + 1}; PgBouncer stops reading the file there (AUTH-2).`,
+              userlist.resource.urn,
+            );
             break;
           }
           const secret = m[2].replace(/""/g, '"');
           if (!SCRAM_VERIFIER.test(secret) && !isSecretRef(secret)) {
-            reportViolation(`${fileLabel(userlist)} must give user ${m[1]} a SCRAM-SHA-256 verifier or an {{ssm:…}} reference to one on line ${i + 1}, never a password or an md5 hash (AUTH-2).`, userlist.resource.urn);
+            reportViolation(
+              `${fileLabel(userlist)} must give user ${m[1]} a SCRAM-SHA-256 verifier or an {{ssm:…}} reference to one on line ${i + 1}, never a password or an md5 hash (AUTH-2).`,
+              userlist.resource.urn,
+            );
           }
         }
       });
@@ -108,7 +122,9 @@ export const pgHbaNoWeakMethods: ResourceValidationPolicy = {
   validateResource: validateRenderedFile("pg_hba.conf", (file, report) => {
     for (const r of parsePgHba(file.content)) {
       if (r.type !== "local" && WEAK_METHODS.has(r.method)) {
-        report(`${fileLabel(file)} must not authenticate \`${r.type} ${r.database} ${r.user} ${r.address ?? ""}\` with ${r.method} on line ${r.line}; use scram-sha-256 (AUTH-1).`);
+        report(
+          `${fileLabel(file)} must not authenticate \`${r.type} ${r.database} ${r.user} ${r.address ?? ""}\` with ${r.method} on line ${r.line}; use scram-sha-256 (AUTH-1).`,
+        );
       }
     }
   }),
@@ -150,7 +166,8 @@ function secretReferences(file: RenderedFile): SecretReference[] {
   } else {
     for (const m of file.content.matchAll(/PASSWORD\s+'([^']+)'/gi)) add(m[1], "a role's password verifier", "AUTH-2");
     for (const m of file.content.matchAll(/^\s*password\s*=\s*(\S+)\s*$/gim)) add(m[1], "a database password", "AUTH-2");
-    if (file.path.endsWith(".pgpass")) for (const line of file.content.split(/\r?\n/)) add(line.split(":").pop(), "a database password", "AUTH-2");
+    if (file.path.endsWith(".pgpass"))
+      for (const line of file.content.split(/\r?\n/)) add(line.split(":").pop(), "a database password", "AUTH-2");
     if (file.path.endsWith(".key")) add(file.content.trim(), "a TLS private key", "TLS-1");
   }
   return out;
@@ -180,26 +197,41 @@ export const secretReferencesProtected: StackValidationPolicy = {
       unknown.run(() => {
         const refs = secretReferences(file);
         if (refs.length === 0) return;
-        const entry = files.filter((f) => f.host === file.host && fileKindOf(f.path) === "manifest").flatMap(manifestEntries).find((e) => e.path === file.path);
+        const entry = files
+          .filter((f) => f.host === file.host && fileKindOf(f.path) === "manifest")
+          .flatMap(manifestEntries)
+          .find((e) => e.path === file.path);
         if (entry && /^0?[0-7]{3,4}$/.test(entry.mode) && (parseInt(entry.mode, 8) & 0o007) !== 0) {
-          reportViolation(`${fileLabel(file)} carries ${refs[0].what} once resolved and must be installed without permissions for others; host ${file.host}'s manifest gives it ${entry.mode} (${refs[0].item}).`, file.resource.urn);
+          reportViolation(
+            `${fileLabel(file)} carries ${refs[0].what} once resolved and must be installed without permissions for others; host ${file.host}'s manifest gives it ${entry.mode} (${refs[0].item}).`,
+            file.resource.urn,
+          );
         }
         for (const ref of refs) {
           const parameter = parameters.find((p) => p.props.name === ref.parameter);
           if (!parameter || checked.has(`${parameter.urn} ${ref.item}`)) continue;
           checked.add(`${parameter.urn} ${ref.item}`);
           if (parameter.props.type !== "SecureString") {
-            reportViolation(`SSM parameter (${parameter.name}) holds ${ref.what} for ${fileLabel(file)} and must be a SecureString; it is ${JSON.stringify(parameter.props.type)}, plain text to anyone who may read parameters (${ref.item}).`, parameter.urn);
+            reportViolation(
+              `SSM parameter (${parameter.name}) holds ${ref.what} for ${fileLabel(file)} and must be a SecureString; it is ${JSON.stringify(parameter.props.type)}, plain text to anyone who may read parameters (${ref.item}).`,
+              parameter.urn,
+            );
           }
           if (ref.item === "ODOO-1") {
             const generators = (parameter.propertyDependencies?.value ?? []).filter((d) => d.type === RANDOM_PASSWORD);
             if (generators.length === 0) {
-              reportViolation(`SSM parameter (${parameter.name}) holds ${ref.what} and must take its value from a random password the stack generates: a value written in the program is in the repository (ODOO-1).`, parameter.urn);
+              reportViolation(
+                `SSM parameter (${parameter.name}) holds ${ref.what} and must take its value from a random password the stack generates: a value written in the program is in the repository (ODOO-1).`,
+                parameter.urn,
+              );
             }
             for (const g of generators) {
               const length = numberOf(g.props.length);
               if (length === undefined || length < MINIMUM_ADMIN_PASSWORD_LENGTH) {
-                reportViolation(`Random password (${g.name}) generates ${ref.what} and must be at least ${MINIMUM_ADMIN_PASSWORD_LENGTH} characters long; it is ${length ?? "unknown"} (ODOO-1).`, g.urn);
+                reportViolation(
+                  `Random password (${g.name}) generates ${ref.what} and must be at least ${MINIMUM_ADMIN_PASSWORD_LENGTH} characters long; it is ${length ?? "unknown"} (ODOO-1).`,
+                  g.urn,
+                );
               }
             }
           }
@@ -210,4 +242,11 @@ export const secretReferencesProtected: StackValidationPolicy = {
   },
 };
 
-export const policies: Policies = [secretReferencesProtected, pgbouncerAuthScram, pgbouncerAuthFileSet, pgbouncerAuthFileProtected, pgHbaNoWeakMethods, postgresPasswordEncryptionScram];
+export const policies: Policies = [
+  secretReferencesProtected,
+  pgbouncerAuthScram,
+  pgbouncerAuthFileSet,
+  pgbouncerAuthFileProtected,
+  pgHbaNoWeakMethods,
+  postgresPasswordEncryptionScram,
+];

@@ -14,7 +14,8 @@ function currentCompiledEntry(packDir) {
   } catch {
     return undefined;
   }
-  if (!manifest || typeof manifest.sources !== "object" || manifest.sources === null || typeof manifest.entry !== "string") return undefined;
+  if (!manifest || typeof manifest.sources !== "object" || manifest.sources === null || typeof manifest.entry !== "string")
+    return undefined;
   for (const [relative, hash] of Object.entries(manifest.sources)) {
     let text;
     try {
@@ -25,7 +26,13 @@ function currentCompiledEntry(packDir) {
     if (crypto.createHash("sha256").update(text).digest("hex") !== hash) return undefined;
   }
   const listed = new Set(Object.keys(manifest.sources).map((r) => path.resolve(packDir, r)));
-  const ts = (dir) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")).map((f) => path.join(dir, f)) : []);
+  const ts = (dir) =>
+    fs.existsSync(dir)
+      ? fs
+          .readdirSync(dir)
+          .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))
+          .map((f) => path.join(dir, f))
+      : [];
   if (![...ts(packDir), ...ts(path.join(packDir, "lib"))].every((f) => listed.has(f))) return undefined;
   const entry = path.resolve(packDir, manifest.entry);
   return fs.existsSync(entry) ? entry : undefined;

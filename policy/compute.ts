@@ -53,7 +53,10 @@ export const instanceNoPublicIp: ResourceValidationPolicy = {
     }
     // IPv6 addresses from a VPC's Amazon-provided block are global unicast: public by nature.
     const ipv6 = [args.props, ...templateInterfaces(args.props)].some(
-      (n) => (numberOf(n.ipv6AddressCount) ?? 0) > 0 || stringList(n.ipv6Addresses).length > 0 || (Array.isArray(n.ipv6Addresses) && n.ipv6Addresses.length > 0),
+      (n) =>
+        (numberOf(n.ipv6AddressCount) ?? 0) > 0 ||
+        stringList(n.ipv6Addresses).length > 0 ||
+        (Array.isArray(n.ipv6Addresses) && n.ipv6Addresses.length > 0),
     );
     if (ipv6) {
       reportViolation(
@@ -70,7 +73,8 @@ export const instanceNoPublicIp: ResourceValidationPolicy = {
  */
 export const instanceImdsv2Required: ResourceValidationPolicy = {
   name: "instance-imdsv2-required",
-  description: "Checks whether an EC2 instance or launch template requires IMDSv2 session tokens (httpTokens = required) with a hop limit of 1, protecting the role that reads the stack's secrets (ODOO-1, AUTH-2).",
+  description:
+    "Checks whether an EC2 instance or launch template requires IMDSv2 session tokens (httpTokens = required) with a hop limit of 1, protecting the role that reads the stack's secrets (ODOO-1, AUTH-2).",
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.instance && args.type !== TYPES.launchTemplate) return;
     const options = isRecord(args.props.metadataOptions) ? args.props.metadataOptions : {};
@@ -83,7 +87,9 @@ export const instanceImdsv2Required: ResourceValidationPolicy = {
     // host cannot fetch the role's credentials.
     const hops = numberOf(options.httpPutResponseHopLimit);
     if (hops !== undefined && hops > 1) {
-      reportViolation(`${label(args)} must keep metadataOptions.httpPutResponseHopLimit at 1; it is ${hops}, so forwarded traffic can fetch the role that reads the stack's secrets (ODOO-1, AUTH-2).`);
+      reportViolation(
+        `${label(args)} must keep metadataOptions.httpPutResponseHopLimit at 1; it is ${hops}, so forwarded traffic can fetch the role that reads the stack's secrets (ODOO-1, AUTH-2).`,
+      );
     }
   },
 };
@@ -95,7 +101,8 @@ export const instanceImdsv2Required: ResourceValidationPolicy = {
  */
 export const instanceVolumesEncrypted: ResourceValidationPolicy = {
   name: "instance-volumes-encrypted",
-  description: "Checks whether every block device of an EC2 instance or launch template is encrypted, since resolved secrets land on them (ODOO-1, AUTH-2).",
+  description:
+    "Checks whether every block device of an EC2 instance or launch template is encrypted, since resolved secrets land on them (ODOO-1, AUTH-2).",
   validateResource: (args, reportViolation) => {
     const { props } = args;
     const devices: { readonly what: string; readonly encrypted: unknown }[] = [];
@@ -103,12 +110,17 @@ export const instanceVolumesEncrypted: ResourceValidationPolicy = {
       const root = isRecord(props.rootBlockDevice) ? props.rootBlockDevice : {};
       devices.push({ what: "its root volume (rootBlockDevice.encrypted)", encrypted: root.encrypted });
       const ebs = Array.isArray(props.ebsBlockDevices) ? props.ebsBlockDevices.filter(isRecord) : [];
-      for (const d of ebs) devices.push({ what: `its volume ${String(d.deviceName ?? "?")} (ebsBlockDevices[].encrypted)`, encrypted: d.encrypted });
+      for (const d of ebs)
+        devices.push({ what: `its volume ${String(d.deviceName ?? "?")} (ebsBlockDevices[].encrypted)`, encrypted: d.encrypted });
     } else if (args.type === TYPES.launchTemplate) {
       const mappings = Array.isArray(props.blockDeviceMappings) ? props.blockDeviceMappings.filter(isRecord) : [];
       for (const m of mappings) {
         const ebs = isRecord(m.ebs) ? m.ebs : undefined;
-        if (ebs) devices.push({ what: `its volume ${String(m.deviceName ?? "?")} (blockDeviceMappings[].ebs.encrypted)`, encrypted: ebs.encrypted });
+        if (ebs)
+          devices.push({
+            what: `its volume ${String(m.deviceName ?? "?")} (blockDeviceMappings[].ebs.encrypted)`,
+            encrypted: ebs.encrypted,
+          });
       }
     } else {
       return;
@@ -157,13 +169,16 @@ function userDataText(props: Readonly<Record<string, unknown>>): string {
  */
 export const instanceUserDataNoSecrets: ResourceValidationPolicy = {
   name: "instance-user-data-no-secrets",
-  description: "Checks whether an EC2 instance's user data carries a secret (a password, a private key, a password hash) instead of fetching it from SSM at apply time (ODOO-1).",
+  description:
+    "Checks whether an EC2 instance's user data carries a secret (a password, a private key, a password hash) instead of fetching it from SSM at apply time (ODOO-1).",
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.instance) return;
     const text = userDataText(args.props);
     for (const s of USER_DATA_SECRETS) {
       if (s.pattern.test(text)) {
-        reportViolation(`${label(args)} must not carry ${s.what} in its user data; deliver secrets as {{ssm:…}} references resolved on the host (ODOO-1).`);
+        reportViolation(
+          `${label(args)} must not carry ${s.what} in its user data; deliver secrets as {{ssm:…}} references resolved on the host (ODOO-1).`,
+        );
       }
     }
   },
@@ -181,23 +196,30 @@ function routeTablesOf(subnet: StackResourceView, resources: readonly StackResou
 function internetGatewayRoute(table: StackResourceView, resources: readonly StackResourceView[]): string | undefined {
   const gateways = resources.filter((r) => r.type === INTERNET_GATEWAY);
   const isIgw = (holder: StackResourceView, value: unknown, property: string): boolean =>
-    (typeof value === "string" && value.startsWith("igw-")) ||
-    referencedResources(holder, property, gateways, () => value).length > 0;
+    (typeof value === "string" && value.startsWith("igw-")) || referencedResources(holder, property, gateways, () => value).length > 0;
   for (const route of resources.filter((r) => r.type === ROUTE && referencedResources(r, "routeTableId", [table]).length > 0)) {
     if (isIgw(route, route.props.gatewayId, "gatewayId")) return `route (${route.name})`;
   }
   const inline = (Array.isArray(table.props.routes) ? table.props.routes : []).filter(isRecord);
-  if (inline.some((r) => typeof r.gatewayId === "string" && (r.gatewayId.startsWith("igw-") || gateways.some((g) => idOf(g) === r.gatewayId)))) return "an inline route";
+  if (
+    inline.some((r) => typeof r.gatewayId === "string" && (r.gatewayId.startsWith("igw-") || gateways.some((g) => idOf(g) === r.gatewayId)))
+  )
+    return "an inline route";
   return undefined;
 }
 
 /** The instances a property of an Elastic IP (association) reaches: by instance or by network interface. */
-function attachedInstances(r: StackResourceView, properties: readonly string[], instances: readonly StackResourceView[]): StackResourceView[] {
+function attachedInstances(
+  r: StackResourceView,
+  properties: readonly string[],
+  instances: readonly StackResourceView[],
+): StackResourceView[] {
   const out = new Set<StackResourceView>();
   for (const property of properties) {
     for (const i of referencedResources(r, property, instances)) out.add(i);
     const value = r.props[property];
-    if (typeof value === "string" && value !== "") for (const i of instances.filter((x) => x.props.primaryNetworkInterfaceId === value)) out.add(i);
+    if (typeof value === "string" && value !== "")
+      for (const i of instances.filter((x) => x.props.primaryNetworkInterfaceId === value)) out.add(i);
   }
   return [...out];
 }
@@ -228,7 +250,10 @@ export const privateHostsHaveNoPublicAddress: StackValidationPolicy = {
         const subject = `EC2 instance (${instance.name})`;
         const publicIp = instance.props.publicIp;
         if (typeof publicIp === "string" && publicIp !== "") {
-          reportViolation(`${subject} must have no public IP; the engine reports ${publicIp}, and it is ${describeRole(role)} (${itemFor(role)}).`, instance.urn);
+          reportViolation(
+            `${subject} must have no public IP; the engine reports ${publicIp}, and it is ${describeRole(role)} (${itemFor(role)}).`,
+            instance.urn,
+          );
         }
         for (const subnet of referencedResources(instance, "subnetId", subnets)) {
           if (booleanOf(instance.props.associatePublicIpAddress) === undefined && booleanOf(subnet.props.mapPublicIpOnLaunch) === true) {
@@ -270,4 +295,10 @@ export const privateHostsHaveNoPublicAddress: StackValidationPolicy = {
   },
 };
 
-export const policies: Policies = [instanceNoPublicIp, instanceImdsv2Required, instanceVolumesEncrypted, instanceUserDataNoSecrets, privateHostsHaveNoPublicAddress];
+export const policies: Policies = [
+  instanceNoPublicIp,
+  instanceImdsv2Required,
+  instanceVolumesEncrypted,
+  instanceUserDataNoSecrets,
+  privateHostsHaveNoPublicAddress,
+];

@@ -5,7 +5,13 @@
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { PORTS } from "../lib/ports";
 import { idOf, isRecord, referencedResources, roleOf, stringList, TYPES, UnknownValues, type StackResourceView } from "./lib/resources";
-import { describePorts, SECURITY_GROUP, SECURITY_GROUP_INGRESS_RULE, SECURITY_GROUP_RULE, securityGroupIngressOf } from "./lib/security-groups";
+import {
+  describePorts,
+  SECURITY_GROUP,
+  SECURITY_GROUP_INGRESS_RULE,
+  SECURITY_GROUP_RULE,
+  securityGroupIngressOf,
+} from "./lib/security-groups";
 
 const EFS_FILE_SYSTEM_POLICY = "aws:efs/fileSystemPolicy:FileSystemPolicy";
 const NFS_PORT = PORTS.efs.port;
@@ -17,7 +23,9 @@ export const efsFileSystemEncrypted: ResourceValidationPolicy = {
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.efsFileSystem) return;
     if (args.props.encrypted !== true) {
-      reportViolation(`EFS file system (${args.name}) must be encrypted (encrypted = true): it holds Odoo's attachments and sessions (BACKUP-1).`);
+      reportViolation(
+        `EFS file system (${args.name}) must be encrypted (encrypted = true): it holds Odoo's attachments and sessions (BACKUP-1).`,
+      );
     }
   },
 };
@@ -51,7 +59,8 @@ const deniesPlainTransport = (s: Record<string, unknown>): boolean => {
  */
 export const efsFileSystemRequiresTls: StackValidationPolicy = {
   name: "efs-file-system-requires-tls",
-  description: "Checks whether every EFS file system has a file system policy that denies requests without TLS (aws:SecureTransport = false) (NET-1).",
+  description:
+    "Checks whether every EFS file system has a file system policy that denies requests without TLS (aws:SecureTransport = false) (NET-1).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -60,7 +69,10 @@ export const efsFileSystemRequiresTls: StackValidationPolicy = {
       unknown.run(() => {
         const own = policies.filter((p) => referencedResources(p, "fileSystemId", [fs]).length > 0);
         if (!own.some((p) => statementsOf(p.props.policy).some(deniesPlainTransport))) {
-          reportViolation(`EFS file system (${fs.name}) must have a file system policy that denies every request with aws:SecureTransport = false, so the filestore only travels over TLS (NET-1).`, fs.urn);
+          reportViolation(
+            `EFS file system (${fs.name}) must have a file system policy that denies every request with aws:SecureTransport = false, so the filestore only travels over TLS (NET-1).`,
+            fs.urn,
+          );
         }
       });
     }
@@ -90,7 +102,10 @@ export const efsMountTargetsOnlyFromOdoo: StackValidationPolicy = {
       unknown.run(() => {
         const found = referencedResources(target, "securityGroups", groups, () => stringList(target.props.securityGroups));
         if (found.length === 0) {
-          reportViolation(`EFS mount target (${target.name}) must use a security group of this stack (tagged odoo-stack:role = efs), so the pack can check who reaches ${NFS_PORT} (NET-1).`, target.urn);
+          reportViolation(
+            `EFS mount target (${target.name}) must use a security group of this stack (tagged odoo-stack:role = efs), so the pack can check who reaches ${NFS_PORT} (NET-1).`,
+            target.urn,
+          );
         }
         for (const g of found) mountGroups.add(g);
       });
@@ -109,11 +124,19 @@ export const efsMountTargetsOnlyFromOdoo: StackValidationPolicy = {
               ? groups.filter((g) => p.sourceSecurityGroups.includes(idOf(g) ?? "\u0000"))
               : referencedResources(r, properties.source, groups, () => p.sourceSecurityGroups);
           const fromOdoo =
-            p.cidrs.length === 0 && p.prefixLists.length === 0 && !p.self && p.sourceSecurityGroups.length > 0 &&
-            sourceGroups.length > 0 && sourceGroups.every((g) => roleOf(g.props) === "odoo");
+            p.cidrs.length === 0 &&
+            p.prefixLists.length === 0 &&
+            !p.self &&
+            p.sourceSecurityGroups.length > 0 &&
+            sourceGroups.length > 0 &&
+            sourceGroups.every((g) => roleOf(g.props) === "odoo");
           if (!nfsOnly || !fromOdoo) {
-            const sources = [...p.cidrs, ...p.prefixLists, ...p.sourceSecurityGroups, ...(p.self ? ["itself"] : [])].join(", ") || "no source";
-            reportViolation(`${ingress.label} must admit only tcp ${NFS_PORT} from the Odoo hosts' security group to the EFS mount targets; it admits ${describePorts(p)} from ${sources} (NET-1).`, r.urn);
+            const sources =
+              [...p.cidrs, ...p.prefixLists, ...p.sourceSecurityGroups, ...(p.self ? ["itself"] : [])].join(", ") || "no source";
+            reportViolation(
+              `${ingress.label} must admit only tcp ${NFS_PORT} from the Odoo hosts' security group to the EFS mount targets; it admits ${describePorts(p)} from ${sources} (NET-1).`,
+              r.urn,
+            );
           }
         }
       });

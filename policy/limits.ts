@@ -33,13 +33,16 @@ const ODOO_DEFAULT_WORKERS = 0;
  */
 export const odooWorkersMultiprocess: ResourceValidationPolicy = {
   name: "odoo-workers-multiprocess",
-  description: "Checks whether odoo.conf runs Odoo in multi-process mode (workers ≥ 2), where limits apply and the gevent worker serves WebSockets (LIMIT-1, PROXY-2).",
+  description:
+    "Checks whether odoo.conf runs Odoo in multi-process mode (workers ≥ 2), where limits apply and the gevent worker serves WebSockets (LIMIT-1, PROXY-2).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const raw = parseOdooConf(file.content).options.get("workers");
     const workers = raw === undefined ? ODOO_DEFAULT_WORKERS : odooInt(raw);
     if (workers === undefined || workers < 2) {
       const now = raw === undefined ? "absent (Odoo's default 0: threaded mode)" : JSON.stringify(raw);
-      report(`${fileLabel(file)} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is ${now}, and without workers no gevent worker serves /websocket (LIMIT-1, PROXY-2).`);
+      report(
+        `${fileLabel(file)} must set workers to at least 2, sized from the instance's vCPUs and RAM; it is ${now}, and without workers no gevent worker serves /websocket (LIMIT-1, PROXY-2).`,
+      );
     }
   }),
 };
@@ -51,12 +54,16 @@ export const odooMaxCronThreadsConservative: ResourceValidationPolicy = {
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const raw = parseOdooConf(file.content).options.get("max_cron_threads");
     if (raw === undefined) {
-      report(`${fileLabel(file)} must set max_cron_threads explicitly (1–2 on the cron host, 0 elsewhere); absent, Odoo runs ${ODOO_DEFAULT_MAX_CRON_THREADS} on every host (LIMIT-2).`);
+      report(
+        `${fileLabel(file)} must set max_cron_threads explicitly (1–2 on the cron host, 0 elsewhere); absent, Odoo runs ${ODOO_DEFAULT_MAX_CRON_THREADS} on every host (LIMIT-2).`,
+      );
       return;
     }
     const threads = odooInt(raw);
     if (threads === undefined || threads < 0 || threads > 2) {
-      report(`${fileLabel(file)} must set max_cron_threads to at most 2 until cron load is measured; it is ${JSON.stringify(raw)} (LIMIT-2).`);
+      report(
+        `${fileLabel(file)} must set max_cron_threads to at most 2 until cron load is measured; it is ${JSON.stringify(raw)} (LIMIT-2).`,
+      );
     }
   }),
 };
@@ -81,20 +88,28 @@ export const odooLimitsSet: ResourceValidationPolicy = {
       const raw = options.get(key);
       const n = odooInt(raw);
       if (n === undefined || n <= 0) {
-        report(`${fileLabel(file)} must set ${key} to a positive integer; it is ${raw === undefined ? "absent" : JSON.stringify(raw)} (LIMIT-3).`);
+        report(
+          `${fileLabel(file)} must set ${key} to a positive integer; it is ${raw === undefined ? "absent" : JSON.stringify(raw)} (LIMIT-3).`,
+        );
       } else {
         values[key] = n;
       }
     }
     const { limit_memory_soft: soft, limit_memory_hard: hard, limit_time_cpu: cpu, limit_time_real: real } = values;
     if (hard !== undefined && hard < LIMIT_MEMORY_HARD_FLOOR_MIB * MiB) {
-      report(`${fileLabel(file)} must set limit_memory_hard (${hard}) to at least ${LIMIT_MEMORY_HARD_FLOOR_MIB} MiB (${LIMIT_MEMORY_HARD_FLOOR_MIB * MiB}): it caps each process's address space (RLIMIT_AS), which is ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, before a heavy request (LIMIT-3).`);
+      report(
+        `${fileLabel(file)} must set limit_memory_hard (${hard}) to at least ${LIMIT_MEMORY_HARD_FLOOR_MIB} MiB (${LIMIT_MEMORY_HARD_FLOOR_MIB * MiB}): it caps each process's address space (RLIMIT_AS), which is ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, before a heavy request (LIMIT-3).`,
+      );
     }
     if (soft !== undefined && soft < LIMIT_MEMORY_SOFT_FLOOR_MIB * MiB) {
-      report(`${fileLabel(file)} must set limit_memory_soft (${soft}) to at least ${LIMIT_MEMORY_SOFT_FLOOR_MIB} MiB (${LIMIT_MEMORY_SOFT_FLOOR_MIB * MiB}): Odoo compares it with each worker's virtual size, ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, and would recycle workers after every request (LIMIT-3).`);
+      report(
+        `${fileLabel(file)} must set limit_memory_soft (${soft}) to at least ${LIMIT_MEMORY_SOFT_FLOOR_MIB} MiB (${LIMIT_MEMORY_SOFT_FLOOR_MIB * MiB}): Odoo compares it with each worker's virtual size, ~${ODOO_PROCESS_AT_REST.virtualMiB} MiB at rest, and would recycle workers after every request (LIMIT-3).`,
+      );
     }
     if (soft !== undefined && hard !== undefined && soft >= hard) {
-      report(`${fileLabel(file)} must set limit_memory_soft (${soft}) below limit_memory_hard (${hard}), so workers recycle before they are killed (LIMIT-3).`);
+      report(
+        `${fileLabel(file)} must set limit_memory_soft (${soft}) below limit_memory_hard (${hard}), so workers recycle before they are killed (LIMIT-3).`,
+      );
     }
     if (cpu !== undefined && real !== undefined && cpu > real) {
       report(`${fileLabel(file)} must set limit_time_cpu (${cpu}) at most limit_time_real (${real}) (LIMIT-3).`);
@@ -103,7 +118,9 @@ export const odooLimitsSet: ResourceValidationPolicy = {
     const cron = options.get("limit_time_real_cron");
     const cronSeconds = odooInt(cron);
     if (cron !== undefined && (cronSeconds === undefined || (cronSeconds <= 0 && cronSeconds !== -1))) {
-      report(`${fileLabel(file)} must set limit_time_real_cron to a positive number of seconds (or -1: limit_time_real); it is ${JSON.stringify(cron)}, which lifts the real-time limit for cron jobs (LIMIT-3).`);
+      report(
+        `${fileLabel(file)} must set limit_time_real_cron to a positive number of seconds (or -1: limit_time_real); it is ${JSON.stringify(cron)}, which lifts the real-time limit for cron jobs (LIMIT-3).`,
+      );
     }
   }),
 };
@@ -135,7 +152,10 @@ export const odooWorkersFitInstance: StackValidationPolicy = {
         const hard = odooInt(options.get("limit_memory_hard"));
         const subject = `${fileLabel(file)} on EC2 instance (${instance.name}, ${type}: ${spec.vcpu} vCPU, ${spec.memoryMiB} MiB)`;
         if (workers !== undefined && workers > workersFromCpu(spec.vcpu)) {
-          reportViolation(`${subject} must set workers (${workers}) at most (vCPU × 2) + 1 = ${workersFromCpu(spec.vcpu)} (LIMIT-1).`, file.resource.urn);
+          reportViolation(
+            `${subject} must set workers (${workers}) at most (vCPU × 2) + 1 = ${workersFromCpu(spec.vcpu)} (LIMIT-1).`,
+            file.resource.urn,
+          );
         }
         if (workers !== undefined && workers >= 0 && cron >= 0) {
           const processes = odooProcesses(workers, cron);
@@ -172,7 +192,9 @@ export const odooExactlyOneCronHost: StackValidationPolicy = {
     const confs = renderedFiles(resources, unknown).filter((f) => fileKindOf(f.path) === "odoo.conf");
     if (confs.length === 0) return unknown.finish();
     const cronHosts = confs.filter(
-      (f) => unknown.run(() => (odooInt(parseOdooConf(f.content).options.get("max_cron_threads")) ?? ODOO_DEFAULT_MAX_CRON_THREADS) > 0) === true,
+      (f) =>
+        unknown.run(() => (odooInt(parseOdooConf(f.content).options.get("max_cron_threads")) ?? ODOO_DEFAULT_MAX_CRON_THREADS) > 0) ===
+        true,
     );
     if (cronHosts.length > 1) {
       for (const f of cronHosts.slice(1)) {
@@ -182,10 +204,19 @@ export const odooExactlyOneCronHost: StackValidationPolicy = {
         );
       }
     } else if (cronHosts.length === 0) {
-      reportViolation(`${fileLabel(confs[0])} must set max_cron_threads to 1 or 2: no Odoo host (${confs.map((c) => c.host).join(", ")}) runs crons, so scheduled jobs never run (LIMIT-2).`, confs[0].resource.urn);
+      reportViolation(
+        `${fileLabel(confs[0])} must set max_cron_threads to 1 or 2: no Odoo host (${confs.map((c) => c.host).join(", ")}) runs crons, so scheduled jobs never run (LIMIT-2).`,
+        confs[0].resource.urn,
+      );
     }
     unknown.finish();
   },
 };
 
-export const policies: Policies = [odooWorkersMultiprocess, odooMaxCronThreadsConservative, odooLimitsSet, odooWorkersFitInstance, odooExactlyOneCronHost];
+export const policies: Policies = [
+  odooWorkersMultiprocess,
+  odooMaxCronThreadsConservative,
+  odooLimitsSet,
+  odooWorkersFitInstance,
+  odooExactlyOneCronHost,
+];

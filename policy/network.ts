@@ -1,6 +1,16 @@
 // Network and exposure: CHECKLIST §1 (NET-1 … NET-6).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import { FLOWS, PORTS, PUBLIC_INGRESS, PUBLIC_REDIRECT, SMTP_EGRESS_PORTS, SMTP_EGRESS_ROLE, WORLD_EGRESS_PORTS, type Role, type ServicePeer } from "../lib/ports";
+import {
+  FLOWS,
+  PORTS,
+  PUBLIC_INGRESS,
+  PUBLIC_REDIRECT,
+  SMTP_EGRESS_PORTS,
+  SMTP_EGRESS_ROLE,
+  WORLD_EGRESS_PORTS,
+  type Role,
+  type ServicePeer,
+} from "../lib/ports";
 import { nginxServers } from "./lib/nginx";
 import { parseNginx, parseOdooConf, parsePgHba, type NginxDirective } from "./lib/parse";
 import {
@@ -89,14 +99,18 @@ export const securityGroupWorldIngressOnly443OnProxy: ResourceValidationPolicy =
         const what = `${ingress.label} must not open ${describePorts(p)} to ${internet.join(", ")}`;
         const port = publicPortOf(p);
         if (port === undefined) {
-          reportViolation(`${what}: nothing but tcp ${PUBLIC_PORT}${also} on the reverse proxy may be reachable from the internet (${items}).`);
+          reportViolation(
+            `${what}: nothing but tcp ${PUBLIC_PORT}${also} on the reverse proxy may be reachable from the internet (${items}).`,
+          );
         } else if (!ingress.canCarryRole) {
           reportViolation(
             `${what}: a SecurityGroupRule cannot show which tier's group it opens; declare public tcp ${port} inline on the ${PUBLIC_INGRESS.role}'s SecurityGroup or as a SecurityGroupIngressRule tagged ${ROLE_TAG}=${PUBLIC_INGRESS.role} (NET-3).`,
           );
         } else if (ingress.role !== PUBLIC_INGRESS.role) {
           const role = ingress.role === undefined ? `has no ${ROLE_TAG} tag` : `has ${ROLE_TAG}=${ingress.role}`;
-          reportViolation(`${what}: it ${role}, and only the ${PUBLIC_INGRESS.role}'s group may accept internet traffic (${cite("NET-2", "NET-3")}).`);
+          reportViolation(
+            `${what}: it ${role}, and only the ${PUBLIC_INGRESS.role}'s group may accept internet traffic (${cite("NET-2", "NET-3")}).`,
+          );
         }
       }
       // A prefix list's entries are not in the plan: an AWS-managed list (CloudFront's origin
@@ -221,7 +235,8 @@ const portsServedBy = (roles: readonly string[]): InternalPort[] =>
  */
 export const securityGroupInternalPortsAddressSources: ResourceValidationPolicy = {
   name: "security-group-internal-ports-address-sources",
-  description: "Checks whether a tier's security group admits address ranges, prefix lists or itself to the ports it serves (8069/8072 NET-4, 6432 NET-5, 5432 NET-6) beyond what the checklist allows.",
+  description:
+    "Checks whether a tier's security group admits address ranges, prefix lists or itself to the ports it serves (8069/8072 NET-4, 6432 NET-5, 5432 NET-6) beyond what the checklist allows.",
   configSchema: { properties: { postgresAllowedCidrs: POSTGRES_CIDRS_SETTING } },
   validateResource: (args, reportViolation) => {
     const ingress = securityGroupIngressOf(args);
@@ -268,7 +283,8 @@ function groupRoles(group: StackResourceView, users: readonly StackResourceView[
  */
 export const securityGroupInternalPortsFromAllowedGroups: StackValidationPolicy = {
   name: "security-group-internal-ports-from-allowed-groups",
-  description: "Checks whether only the tier in front may reach each internal port, by security group: the proxy for 8069/8072 (NET-4), Odoo for 6432 (NET-5), PgBouncer or a configured bastion for 5432 (NET-6).",
+  description:
+    "Checks whether only the tier in front may reach each internal port, by security group: the proxy for 8069/8072 (NET-4), Odoo for 6432 (NET-5), PgBouncer or a configured bastion for 5432 (NET-6).",
   configSchema: { properties: { bastionSecurityGroupIds: BASTION_SETTING, postgresAllowedCidrs: POSTGRES_CIDRS_SETTING } },
   validateStack: (args, reportViolation) => {
     const config = args.getConfig<InternalPortsConfig>();
@@ -306,9 +322,13 @@ export const securityGroupInternalPortsFromAllowedGroups: StackValidationPolicy 
             }
             for (const source of sources) {
               const sourceRoles = groupRoles(source, users);
-              const wrong = sourceRoles.length === 0 ? ["an unknown"] : sourceRoles.filter((role) => !(ip.sources as readonly string[]).includes(role));
+              const wrong =
+                sourceRoles.length === 0 ? ["an unknown"] : sourceRoles.filter((role) => !(ip.sources as readonly string[]).includes(role));
               if (wrong.length === 0) continue;
-              const whose = sourceRoles.length === 0 ? `it shows no tier (no ${ROLE_TAG} tag, no tagged instance uses it)` : `it is the ${wrong.join("/")} tier's`;
+              const whose =
+                sourceRoles.length === 0
+                  ? `it shows no tier (no ${ROLE_TAG} tag, no tagged instance uses it)`
+                  : `it is the ${wrong.join("/")} tier's`;
               reportViolation(
                 `${ingress.label} must not admit security group (${source.name}) to tcp ${ip.port}: ${whose}; only ${whoMayReach(ip)} may reach ${ip.description} (${ip.item}).`,
                 r.urn,
@@ -335,7 +355,8 @@ const PRIVATE_OR_LOOPBACK = /^(127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|:
  */
 export const odooHttpInterfacePrivate: ResourceValidationPolicy = {
   name: "odoo-http-interface-private",
-  description: "Checks whether odoo.conf binds Odoo's HTTP and gevent ports to a private or loopback address, never to every address or a public one (NET-1).",
+  description:
+    "Checks whether odoo.conf binds Odoo's HTTP and gevent ports to a private or loopback address, never to every address or a public one (NET-1).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const value = parseOdooConf(file.content).options.get("http_interface");
     if (value === undefined || WILDCARD_ADDRESSES.has(value.trim())) {
@@ -352,14 +373,13 @@ function listens(server: readonly NginxDirective[]): { readonly port: number; re
   const written = server.filter((d) => d.name === "listen");
   // A server without `listen` listens on *:80 (nginx's default when run as root).
   if (written.length === 0) return [{ port: 80, ssl: false, text: "listen 80 (nginx's default: the server has no listen)" }];
-  return written
-    .map((d) => {
-      const address = d.args[0] ?? "";
-      const m = /(?:^|:)(\d+)$/.exec(address);
-      // "listen 10.0.0.1;" or "listen unix:…" listen on 80 / a socket; only a number is a port.
-      const port = m ? Number(m[1]) : /^unix:/.test(address) ? -1 : 80;
-      return { port, ssl: d.args.slice(1).includes("ssl"), text: `listen ${d.args.join(" ")}` };
-    });
+  return written.map((d) => {
+    const address = d.args[0] ?? "";
+    const m = /(?:^|:)(\d+)$/.exec(address);
+    // "listen 10.0.0.1;" or "listen unix:…" listen on 80 / a socket; only a number is a port.
+    const port = m ? Number(m[1]) : /^unix:/.test(address) ? -1 : 80;
+    return { port, ssl: d.args.slice(1).includes("ssl"), text: `listen ${d.args.join(" ")}` };
+  });
 }
 
 /** A server that only redirects to HTTPS: `return 301|302|307|308 https://…` and nothing that proxies. */
@@ -389,11 +409,17 @@ export const nginxListensOnlyTls443: ResourceValidationPolicy = {
       for (const l of listens(block)) {
         if (l.port === PUBLIC_PORT && l.ssl) continue;
         if (!l.ssl && allowed.includes(l.port) && isRedirectOnly(block)) continue;
-        const why = l.port === PUBLIC_PORT ? `${PUBLIC_PORT} without ssl serves plain HTTP` : allowed.includes(l.port) ? `a plain-HTTP server on ${l.port} may only redirect to https://` : `only ${PUBLIC_PORT} with TLS is served`;
+        const why =
+          l.port === PUBLIC_PORT
+            ? `${PUBLIC_PORT} without ssl serves plain HTTP`
+            : allowed.includes(l.port)
+              ? `a plain-HTTP server on ${l.port} may only redirect to https://`
+              : `only ${PUBLIC_PORT} with TLS is served`;
         reportViolation(`${fileLabel(file)} must not \`${l.text}\` (server at line ${server.line}): ${why} (NET-2, NET-3).`);
       }
     }
-    for (const problem of listenersOutsideHttp(parseNginx(file.content))) reportViolation(`${fileLabel(file)} must not ${problem} (NET-2, NET-3).`);
+    for (const problem of listenersOutsideHttp(parseNginx(file.content)))
+      reportViolation(`${fileLabel(file)} must not ${problem} (NET-2, NET-3).`);
   },
 };
 
@@ -402,15 +428,24 @@ export const nginxListensOnlyTls443: ResourceValidationPolicy = {
  * and module loaders, and conf.d — where the stack delivers its site. Anything else (Debian's
  * sites-enabled/default listens on 80 and serves files) is text the plan does not show.
  */
-const ALLOWED_NGINX_INCLUDES = new Set(["mime.types", "/etc/nginx/mime.types", "/etc/nginx/conf.d/*.conf", "/etc/nginx/modules-enabled/*.conf"]);
+const ALLOWED_NGINX_INCLUDES = new Set([
+  "mime.types",
+  "/etc/nginx/mime.types",
+  "/etc/nginx/conf.d/*.conf",
+  "/etc/nginx/modules-enabled/*.conf",
+]);
 
 /** What listens outside the http servers the policy reads: stream/mail blocks, includes of unseen files. */
 function listenersOutsideHttp(top: readonly NginxDirective[]): string[] {
   const out: string[] = [];
   const visit = (block: readonly NginxDirective[]) => {
     for (const d of block) {
-      if (d.name === "stream" || d.name === "mail") out.push(`declare a ${d.name} block (line ${d.line}): its servers listen on ports of their own beside the https server`);
-      else if (d.name === "include" && !ALLOWED_NGINX_INCLUDES.has(d.args[0] ?? "")) out.push(`include ${d.args[0] ?? ""} (line ${d.line}): a file the stack does not deliver may declare servers and listen where the plan cannot see`);
+      if (d.name === "stream" || d.name === "mail")
+        out.push(`declare a ${d.name} block (line ${d.line}): its servers listen on ports of their own beside the https server`);
+      else if (d.name === "include" && !ALLOWED_NGINX_INCLUDES.has(d.args[0] ?? ""))
+        out.push(
+          `include ${d.args[0] ?? ""} (line ${d.line}): a file the stack does not deliver may declare servers and listen where the plan cannot see`,
+        );
       else if ((d.name === "http" || d.name === "server") && d.block) visit(d.block);
     }
   };
@@ -431,12 +466,19 @@ const GROUP_USERS: Readonly<Record<string, readonly string[]>> = {
 
 /** Group ids a property holds; launch templates nest them in networkInterfaces[].securityGroups. */
 function groupIdsOf(props: Readonly<Record<string, unknown>>, property: string): string[] {
-  if (property === "networkInterfaces") return (Array.isArray(props.networkInterfaces) ? props.networkInterfaces : []).filter(isRecord).flatMap((n) => stringList(n.securityGroups));
+  if (property === "networkInterfaces")
+    return (Array.isArray(props.networkInterfaces) ? props.networkInterfaces : [])
+      .filter(isRecord)
+      .flatMap((n) => stringList(n.securityGroups));
   return stringList(props[property]);
 }
 
 const describeResource = (r: StackResourceView): string =>
-  r.type === TYPES.rdsInstance ? `RDS instance (${r.name})` : r.type === TYPES.launchTemplate ? `Launch template (${r.name})` : `EC2 instance (${r.name})`;
+  r.type === TYPES.rdsInstance
+    ? `RDS instance (${r.name})`
+    : r.type === TYPES.launchTemplate
+      ? `Launch template (${r.name})`
+      : `EC2 instance (${r.name})`;
 
 /**
  * NET-1, NET-5, NET-6 (and NET-2 for the proxy): a host runs in its own tier's security group
@@ -446,7 +488,8 @@ const describeResource = (r: StackResourceView): string =>
  */
 export const instanceSecurityGroupsOfOwnTier: StackValidationPolicy = {
   name: "instance-security-groups-of-own-tier",
-  description: "Checks whether every tagged EC2 instance, launch template and RDS instance runs only in its own tier's security group (NET-1, NET-2, NET-5, NET-6).",
+  description:
+    "Checks whether every tagged EC2 instance, launch template and RDS instance runs only in its own tier's security group (NET-1, NET-2, NET-5, NET-6).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const groups = resources.filter((r) => r.type === SECURITY_GROUP || r.type === DEFAULT_SECURITY_GROUP);
@@ -468,15 +511,24 @@ export const instanceSecurityGroupsOfOwnTier: StackValidationPolicy = {
         }
         const subject = `${describeResource(r)} of the ${role} tier`;
         if (used.size === 0 && strangers.length === 0) {
-          reportViolation(`${subject} must run in the ${role} tier's security group; it names none, so AWS puts it in the VPC's default group (${item}).`, r.urn);
+          reportViolation(
+            `${subject} must run in the ${role} tier's security group; it names none, so AWS puts it in the VPC's default group (${item}).`,
+            r.urn,
+          );
         }
         for (const id of strangers) {
-          reportViolation(`${subject} must not run in security group ${id}: it is not a group of this stack, so the plan cannot show what it opens (${item}).`, r.urn);
+          reportViolation(
+            `${subject} must not run in security group ${id}: it is not a group of this stack, so the plan cannot show what it opens (${item}).`,
+            r.urn,
+          );
         }
         for (const g of used) {
           const groupRole = roleOf(g.props);
           if (groupRole === role) continue;
-          const whose = groupRole === undefined ? `shows no tier (no ${ROLE_TAG} tag)` : `is the ${groupRole} tier's, and brings that tier's openings with it`;
+          const whose =
+            groupRole === undefined
+              ? `shows no tier (no ${ROLE_TAG} tag)`
+              : `is the ${groupRole} tier's, and brings that tier's openings with it`;
           reportViolation(`${subject} must not run in security group (${g.name}): it ${whose} (${item}).`, r.urn);
         }
       });
@@ -495,7 +547,8 @@ const LOOPBACK = new Set(["127.0.0.1", "127.0.0.1/32", "::1", "::1/128", "localh
  */
 export const pgHbaAdmitsOnlyPgbouncer: StackValidationPolicy = {
   name: "pg-hba-admits-only-pgbouncer",
-  description: "Checks whether pg_hba.conf accepts network logins only from the PgBouncer hosts (by address or name), loopback, the CIDRs listed in postgresAllowedCidrs, or — with a bastion configured — private ranges its security group narrows (NET-6).",
+  description:
+    "Checks whether pg_hba.conf accepts network logins only from the PgBouncer hosts (by address or name), loopback, the CIDRs listed in postgresAllowedCidrs, or — with a bastion configured — private ranges its security group narrows (NET-6).",
   configSchema: { properties: { bastionSecurityGroupIds: BASTION_SETTING, postgresAllowedCidrs: POSTGRES_CIDRS_SETTING } },
   validateStack: (args, reportViolation) => {
     const config = args.getConfig<InternalPortsConfig>();
@@ -546,19 +599,26 @@ const ENCRYPTED_LISTENER_PROTOCOLS = new Set(["HTTPS", "TLS"]);
  */
 export const loadBalancerNoPublicEntry: ResourceValidationPolicy = {
   name: "load-balancer-no-public-entry",
-  description: "Checks whether every load balancer is internal and every listener serves TLS or only redirects to HTTPS, so the reverse proxy stays the only public entry (NET-2, NET-3).",
+  description:
+    "Checks whether every load balancer is internal and every listener serves TLS or only redirects to HTTPS, so the reverse proxy stays the only public entry (NET-2, NET-3).",
   validateResource: (args, reportViolation) => {
     if (LOAD_BALANCERS.includes(args.type)) {
       if (booleanOf(args.props.internal) !== true) {
-        reportViolation(`Load balancer (${args.name}) must be internal (internal = true): only the reverse proxy may accept traffic from the internet (NET-2).`);
+        reportViolation(
+          `Load balancer (${args.name}) must be internal (internal = true): only the reverse proxy may accept traffic from the internet (NET-2).`,
+        );
       }
     } else if (LISTENERS.includes(args.type)) {
       const protocol = String(args.props.protocol ?? "HTTP").toUpperCase();
       if (ENCRYPTED_LISTENER_PROTOCOLS.has(protocol)) return;
       const actions = (Array.isArray(args.props.defaultActions) ? args.props.defaultActions : []).filter(isRecord);
-      const redirectsToHttps = actions.length > 0 && actions.every((a) => a.type === "redirect" && isRecord(a.redirect) && String(a.redirect.protocol).toUpperCase() === "HTTPS");
+      const redirectsToHttps =
+        actions.length > 0 &&
+        actions.every((a) => a.type === "redirect" && isRecord(a.redirect) && String(a.redirect.protocol).toUpperCase() === "HTTPS");
       if (!redirectsToHttps) {
-        reportViolation(`Load balancer listener (${args.name}) must not serve ${protocol} on port ${String(args.props.port ?? "?")} except as a redirect to HTTPS: plain traffic may not reach Odoo (NET-3).`);
+        reportViolation(
+          `Load balancer listener (${args.name}) must not serve ${protocol} on port ${String(args.props.port ?? "?")} except as a redirect to HTTPS: plain traffic may not reach Odoo (NET-3).`,
+        );
       }
     }
   },
@@ -572,7 +632,8 @@ export const loadBalancerNoPublicEntry: ResourceValidationPolicy = {
  */
 export const proxyPlainHttpOnlyRedirects: StackValidationPolicy = {
   name: "proxy-plain-http-only-redirects",
-  description: "Checks whether every internet-facing plain-HTTP port of the proxy's security group is answered by an nginx server that only redirects to https:// (NET-3).",
+  description:
+    "Checks whether every internet-facing plain-HTTP port of the proxy's security group is answered by an nginx server that only redirects to https:// (NET-3).",
   configSchema: { properties: { allowedRedirectPorts: REDIRECT_PORTS_SETTING } },
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
@@ -618,22 +679,51 @@ interface WorldEgress {
   readonly cidrs: readonly string[];
 }
 
-function worldEgressOf(r: { readonly type: string; readonly name: string; readonly props: Readonly<Record<string, unknown>> }): WorldEgress[] {
+function worldEgressOf(r: {
+  readonly type: string;
+  readonly name: string;
+  readonly props: Readonly<Record<string, unknown>>;
+}): WorldEgress[] {
   const { type, name, props } = r;
   const n = (v: unknown, d: number) => (typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : d);
   const proto = (v: unknown) => normaliseProtocol(v);
   const role = roleOf(props);
   if (type === SECURITY_GROUP_EGRESS_RULE) {
     const cidrs = [props.cidrIpv4, props.cidrIpv6].filter((c): c is string => typeof c === "string");
-    return [{ label: `Security group egress rule (${name})`, role, protocol: proto(props.ipProtocol), fromPort: n(props.fromPort, 0), toPort: n(props.toPort, 65535), cidrs }];
+    return [
+      {
+        label: `Security group egress rule (${name})`,
+        role,
+        protocol: proto(props.ipProtocol),
+        fromPort: n(props.fromPort, 0),
+        toPort: n(props.toPort, 65535),
+        cidrs,
+      },
+    ];
   }
   if (type === SECURITY_GROUP_RULE && props.type === "egress") {
-    return [{ label: `Security group rule (${name})`, role: undefined, protocol: proto(props.protocol), fromPort: n(props.fromPort, 0), toPort: n(props.toPort, 65535), cidrs: [...stringList(props.cidrBlocks), ...stringList(props.ipv6CidrBlocks)] }];
+    return [
+      {
+        label: `Security group rule (${name})`,
+        role: undefined,
+        protocol: proto(props.protocol),
+        fromPort: n(props.fromPort, 0),
+        toPort: n(props.toPort, 65535),
+        cidrs: [...stringList(props.cidrBlocks), ...stringList(props.ipv6CidrBlocks)],
+      },
+    ];
   }
   if (type === SECURITY_GROUP && Array.isArray(props.egress)) {
     return props.egress
       .filter((b): b is Record<string, unknown> => typeof b === "object" && b !== null)
-      .map((b) => ({ label: `Security group (${name})`, role, protocol: proto(b.protocol), fromPort: n(b.fromPort, 0), toPort: n(b.toPort, 65535), cidrs: [...stringList(b.cidrBlocks), ...stringList(b.ipv6CidrBlocks)] }));
+      .map((b) => ({
+        label: `Security group (${name})`,
+        role,
+        protocol: proto(b.protocol),
+        fromPort: n(b.fromPort, 0),
+        toPort: n(b.toPort, 65535),
+        cidrs: [...stringList(b.cidrBlocks), ...stringList(b.ipv6CidrBlocks)],
+      }));
   }
   return [];
 }
@@ -654,7 +744,12 @@ export const securityGroupWorldEgressKnownPorts: ResourceValidationPolicy = {
       const single = e.protocol === "tcp" && e.fromPort === e.toPort ? e.fromPort : undefined;
       if (single !== undefined && WORLD_EGRESS_PORTS.includes(single)) continue;
       if (single !== undefined && SMTP_EGRESS_PORTS.includes(single) && e.role === SMTP_EGRESS_ROLE) continue;
-      const what = e.protocol === "all" || e.protocol === "-1" ? "all traffic" : e.fromPort === e.toPort ? `${e.protocol} ${e.fromPort}` : `${e.protocol} ${e.fromPort}-${e.toPort}`;
+      const what =
+        e.protocol === "all" || e.protocol === "-1"
+          ? "all traffic"
+          : e.fromPort === e.toPort
+            ? `${e.protocol} ${e.fromPort}`
+            : `${e.protocol} ${e.fromPort}-${e.toPort}`;
       const why =
         single !== undefined && SMTP_EGRESS_PORTS.includes(single)
           ? `SMTP leaves the stack from the ${SMTP_EGRESS_ROLE} hosts only${e.role === undefined ? ` (tag the rule ${ROLE_TAG}=${SMTP_EGRESS_ROLE})` : `, and this is the ${e.role} tier's`}`

@@ -35,7 +35,8 @@ export const pgbouncerLoggingEnabled: ResourceValidationPolicy = {
       const raw = settings.get(key);
       const n = iniInt(raw);
       // PgBouncer reads these as integers; any non-zero value enables them.
-      if (n === undefined || n === 0) report(`${fileLabel(file)} must set ${key} = 1; it is ${raw === undefined ? "absent" : JSON.stringify(raw)} (OBS-3).`);
+      if (n === undefined || n === 0)
+        report(`${fileLabel(file)} must set ${key} = 1; it is ${raw === undefined ? "absent" : JSON.stringify(raw)} (OBS-3).`);
     }
   }),
 };
@@ -49,10 +50,16 @@ export const instanceDetailedMonitoring: ResourceValidationPolicy = {
   description: "Checks whether every EC2 instance and launch template enables detailed (one-minute) monitoring (OBS-8).",
   validateResource: (args, reportViolation) => {
     if (args.type === TYPES.instance) {
-      if (booleanOf(args.props.monitoring) !== true) reportViolation(`EC2 instance (${args.name}) must enable detailed monitoring (monitoring = true): the host alarms evaluate one-minute periods (OBS-8).`);
+      if (booleanOf(args.props.monitoring) !== true)
+        reportViolation(
+          `EC2 instance (${args.name}) must enable detailed monitoring (monitoring = true): the host alarms evaluate one-minute periods (OBS-8).`,
+        );
     } else if (args.type === TYPES.launchTemplate) {
       const m = isRecord(args.props.monitoring) ? args.props.monitoring : {};
-      if (booleanOf(m.enabled) !== true) reportViolation(`Launch template (${args.name}) must enable detailed monitoring (monitoring.enabled = true): the host alarms evaluate one-minute periods (OBS-8).`);
+      if (booleanOf(m.enabled) !== true)
+        reportViolation(
+          `Launch template (${args.name}) must enable detailed monitoring (monitoring.enabled = true): the host alarms evaluate one-minute periods (OBS-8).`,
+        );
     }
   },
 };
@@ -114,10 +121,18 @@ function neededAlarms(config: CollectorConfig, pgbouncerDatabases: readonly stri
   const out: NeededAlarm[] = [];
   const stack = { stack: config.stack };
   const host = { ...stack, host: config.host };
-  const need = (item: string, area: string, metric: string, dims: Record<string, string>, what: string) => out.push({ item, area, metric, dims, what });
+  const need = (item: string, area: string, metric: string, dims: Record<string, string>, what: string) =>
+    out.push({ item, area, metric, dims, what });
   need("OBS-8", "collector", "collectorRuns", host, `the collector of ${config.host} publishing at all`);
   for (const p of config.processes) need("OBS-8", "host", "fdUsedPercent", { ...host, process: p }, `open files of ${p} on ${config.host}`);
-  for (const c of config.certificates) need("TLS-4", "tls", "certificateDaysToExpiry", { ...host, certificate: c.name }, `expiry of the ${c.name} certificate on ${config.host}`);
+  for (const c of config.certificates)
+    need(
+      "TLS-4",
+      "tls",
+      "certificateDaysToExpiry",
+      { ...host, certificate: c.name },
+      `expiry of the ${c.name} certificate on ${config.host}`,
+    );
   const { raw } = config;
   if (isRecord(raw.pgbouncer)) {
     for (const db of pgbouncerDatabases) {
@@ -126,7 +141,8 @@ function neededAlarms(config: CollectorConfig, pgbouncerDatabases: readonly stri
     }
   }
   if (isRecord(raw.accessLog)) {
-    for (const c of stringList(raw.accessLog.classes)) need("OBS-4", "odoo", "latencyP99", { ...stack, routeClass: c }, `p99 latency of ${c} requests`);
+    for (const c of stringList(raw.accessLog.classes))
+      need("OBS-4", "odoo", "latencyP99", { ...stack, routeClass: c }, `p99 latency of ${c} requests`);
     need("OBS-5", "odoo", "http5xxPercent", stack, "the share of 5xx answers");
     need("OBS-5", "odoo", "upstreamTimeouts", stack, "proxy timeouts (504)");
   }
@@ -158,7 +174,9 @@ function certificatePaths(files: readonly RenderedFile[]): string[] {
     if (f.path.endsWith(".crt")) paths.add(f.path);
     const kind = fileKindOf(f.path);
     if (kind === "nginx-site" || kind === "nginx.conf") {
-      const visit = (block: readonly { readonly name: string; readonly args: readonly string[]; readonly block?: readonly unknown[] }[]) => {
+      const visit = (
+        block: readonly { readonly name: string; readonly args: readonly string[]; readonly block?: readonly unknown[] }[],
+      ) => {
         for (const d of block) {
           if (d.name === "ssl_certificate" && d.args[0] && !d.args[0].includes("$")) paths.add(d.args[0]);
           if (d.block) visit(d.block as typeof block);
@@ -179,7 +197,8 @@ function certificatePaths(files: readonly RenderedFile[]): string[] {
  */
 export const checklistAlarmsNotifyTopic: StackValidationPolicy = {
   name: "checklist-alarms-notify-topic",
-  description: "Checks whether every signal the checklist's observability and TLS items need (cl_waiting and maxwait per pool, p99 per route class, Odoo errors, cron overlap, long transactions and lock waits, autovacuum, host file descriptors and collector liveness, certificate expiry) has an alarm on the published metric that notifies the stack's alarm topic (OBS-1, OBS-4, OBS-5, OBS-6, OBS-7, OBS-8, PG-4, TLS-4).",
+  description:
+    "Checks whether every signal the checklist's observability and TLS items need (cl_waiting and maxwait per pool, p99 per route class, Odoo errors, cron overlap, long transactions and lock waits, autovacuum, host file descriptors and collector liveness, certificate expiry) has an alarm on the published metric that notifies the stack's alarm topic (OBS-1, OBS-4, OBS-5, OBS-6, OBS-7, OBS-8, PG-4, TLS-4).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -189,34 +208,57 @@ export const checklistAlarmsNotifyTopic: StackValidationPolicy = {
     const topicArns = topics.map((t) => unknown.run(() => t.props.arn)).filter((a): a is string => typeof a === "string" && a !== "");
     const notifies = (alarm: StackResourceView): boolean =>
       booleanOf(alarm.props.actionsEnabled) !== false &&
-      (referencedResources(alarm, "alarmActions", topics, () => []).length > 0 || stringList(alarm.props.alarmActions).some((a) => topicArns.includes(a)));
+      (referencedResources(alarm, "alarmActions", topics, () => []).length > 0 ||
+        stringList(alarm.props.alarmActions).some((a) => topicArns.includes(a)));
     for (const metricsFile of files.filter((f) => fileKindOf(f.path) === "metrics")) {
       unknown.run(() => {
         const config = collectorConfig(metricsFile);
         if (!config) return;
         const hostFiles = files.filter((f) => f.host === metricsFile.host);
-        const pools = hostFiles.filter((f) => fileKindOf(f.path) === "pgbouncer.ini").flatMap((f) => parsePgbouncerIni(f.content).databases.map((d) => d.name)).filter((d) => d !== "*");
+        const pools = hostFiles
+          .filter((f) => fileKindOf(f.path) === "pgbouncer.ini")
+          .flatMap((f) => parsePgbouncerIni(f.content).databases.map((d) => d.name))
+          .filter((d) => d !== "*");
         for (const need of neededAlarms(config, [...new Set(pools)])) {
           const namespace = config.namespaces[need.area];
           const metricName = config.metrics[need.metric];
           if (namespace === undefined || metricName === undefined) {
-            reportViolation(`${fileLabel(metricsFile)} must name the namespace and metric of ${need.what} (${need.area}, ${need.metric}), so an alarm can watch it (${need.item}).`, metricsFile.resource.urn);
+            reportViolation(
+              `${fileLabel(metricsFile)} must name the namespace and metric of ${need.what} (${need.area}, ${need.metric}), so an alarm can watch it (${need.item}).`,
+              metricsFile.resource.urn,
+            );
             continue;
           }
           const dims = Object.fromEntries(Object.entries(need.dims).map(([k, v]) => [config.dimensions[k] ?? k, v]));
-          const matching = alarms.filter((a) => unknown.run(() => a.props.namespace === namespace && a.props.metricName === metricName && sameDimensions(a.props.dimensions, dims)) === true);
-          const dimText = Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(", ");
+          const matching = alarms.filter(
+            (a) =>
+              unknown.run(
+                () => a.props.namespace === namespace && a.props.metricName === metricName && sameDimensions(a.props.dimensions, dims),
+              ) === true,
+          );
+          const dimText = Object.entries(dims)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(", ");
           if (matching.length === 0) {
-            reportViolation(`${fileLabel(metricsFile)} publishes ${namespace} ${metricName} {${dimText}} (${need.what}), which must have a CloudWatch alarm notifying the stack's alarm topic: none watches it (${need.item}).`, metricsFile.resource.urn);
+            reportViolation(
+              `${fileLabel(metricsFile)} publishes ${namespace} ${metricName} {${dimText}} (${need.what}), which must have a CloudWatch alarm notifying the stack's alarm topic: none watches it (${need.item}).`,
+              metricsFile.resource.urn,
+            );
           } else if (!matching.some((a) => unknown.run(() => notifies(a)) !== false)) {
             for (const a of matching) {
-              reportViolation(`CloudWatch alarm (${a.name}) on ${metricName} {${dimText}} must notify an SNS topic of this stack (alarmActions, actions enabled): ${topics.length === 0 ? "the stack has no topic" : "it notifies none"} (${need.item}).`, a.urn);
+              reportViolation(
+                `CloudWatch alarm (${a.name}) on ${metricName} {${dimText}} must notify an SNS topic of this stack (alarmActions, actions enabled): ${topics.length === 0 ? "the stack has no topic" : "it notifies none"} (${need.item}).`,
+                a.urn,
+              );
             }
           }
         }
         const watched = new Set(config.certificates.map((c) => c.path));
         for (const path of certificatePaths(hostFiles).filter((p) => !watched.has(p))) {
-          reportViolation(`${fileLabel(metricsFile)} must list the certificate ${path} of host ${metricsFile.host} among its certificates, so its expiry is published and alarmed (TLS-4).`, metricsFile.resource.urn);
+          reportViolation(
+            `${fileLabel(metricsFile)} must list the certificate ${path} of host ${metricsFile.host} among its certificates, so its expiry is published and alarmed (TLS-4).`,
+            metricsFile.resource.urn,
+          );
         }
       });
     }

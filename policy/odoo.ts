@@ -26,7 +26,8 @@ const conf = (file: RenderedFile): OdooConf => parseOdooConf(file.content);
  */
 export const odooAdminPasswdSecretReference: ResourceValidationPolicy = {
   name: "odoo-admin-passwd-secret-reference",
-  description: "Checks whether odoo.conf's admin_passwd is an {{ssm:…}} reference resolved on the host, never a literal or Odoo's default \"admin\" (ODOO-1).",
+  description:
+    "Checks whether odoo.conf's admin_passwd is an {{ssm:…}} reference resolved on the host, never a literal or Odoo's default \"admin\" (ODOO-1).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const value = conf(file).options.get("admin_passwd");
     if (value === undefined || value === "") {
@@ -67,16 +68,24 @@ const UNRELATED_DATABASES = ["qx7_unrelated_db", "other-tenant", "z"];
  */
 export const odooDbfilterRestricts: ResourceValidationPolicy = {
   name: "odoo-dbfilter-restricts",
-  description: "Checks whether odoo.conf restricts the databases a request can reach: a single db_name without dbfilter, or a dbfilter that restricts (ODOO-3).",
+  description:
+    "Checks whether odoo.conf restricts the databases a request can reach: a single db_name without dbfilter, or a dbfilter that restricts (ODOO-3).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const options = conf(file).options;
     const value = options.get("dbfilter");
     if (value === undefined || value.trim() === "") {
-      const names = (options.get("db_name") ?? "").split(",").map((d) => d.trim()).filter((d) => d !== "");
+      const names = (options.get("db_name") ?? "")
+        .split(",")
+        .map((d) => d.trim())
+        .filter((d) => d !== "");
       if (names.length === 0) {
-        report(`${fileLabel(file)} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`);
+        report(
+          `${fileLabel(file)} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`,
+        );
       } else if (names.length > 1) {
-        report(`${fileLabel(file)} must set a dbfilter such as ^%d$: db_name lists ${names.length} databases (${names.join(", ")}), and only a filter restricts each request to one (ODOO-3).`);
+        report(
+          `${fileLabel(file)} must set a dbfilter such as ^%d$: db_name lists ${names.length} databases (${names.join(", ")}), and only a filter restricts each request to one (ODOO-3).`,
+        );
       }
       return;
     }
@@ -109,9 +118,10 @@ export function odooDbFilterAdmits(dbfilter: string, host: string, databases: re
 }
 
 /** Names beside the stack's own that a filter must not admit: near misses of each, and PostgreSQL's. */
-const probeDatabases = (declared: readonly string[]): string[] => [
-  ...new Set([...declared.flatMap((d) => [`${d}x`, `x${d}`, `${d}_old`, `${d}test`]), "postgres", "template1", ...UNRELATED_DATABASES]),
-].filter((d) => !declared.includes(d));
+const probeDatabases = (declared: readonly string[]): string[] =>
+  [
+    ...new Set([...declared.flatMap((d) => [`${d}x`, `x${d}`, `${d}_old`, `${d}test`]), "postgres", "template1", ...UNRELATED_DATABASES]),
+  ].filter((d) => !declared.includes(d));
 
 /**
  * ODOO-3, PROXY-3 with several databases (issue 16): each database is served at its own
@@ -124,7 +134,8 @@ const probeDatabases = (declared: readonly string[]): string[] => [
  */
 export const odooHostnamesPinDatabases: StackValidationPolicy = {
   name: "odoo-hostnames-pin-databases",
-  description: "Checks whether each of several databases has its own nginx hostname, whether each hostname's server pins Host and X-Forwarded-Host to its name, and Odoo's dbfilter admits exactly that hostname's database (ODOO-3, PROXY-3).",
+  description:
+    "Checks whether each of several databases has its own nginx hostname, whether each hostname's server pins Host and X-Forwarded-Host to its name, and Odoo's dbfilter admits exactly that hostname's database (ODOO-3, PROXY-3).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -133,7 +144,10 @@ export const odooHostnamesPinDatabases: StackValidationPolicy = {
     for (const odoo of files.filter((f) => fileKindOf(f.path) === "odoo.conf")) {
       unknown.run(() => {
         const options = conf(odoo).options;
-        const declared = (options.get("db_name") ?? "").split(",").map((d) => d.trim()).filter((d) => d !== "");
+        const declared = (options.get("db_name") ?? "")
+          .split(",")
+          .map((d) => d.trim())
+          .filter((d) => d !== "");
         if (declared.length < 2) return;
         const served = new Map<string, string>(); // database → hostname
         for (const site of sites) {
@@ -141,13 +155,19 @@ export const odooHostnamesPinDatabases: StackValidationPolicy = {
             const names = server.directive.block?.find((d) => d.name === "server_name")?.args ?? [];
             const where = `${fileLabel(site)}'s server at line ${server.directive.line}`;
             if (names.length !== 1 || /[*~$]/.test(names[0])) {
-              reportViolation(`${where} must serve exactly one hostname (server_name ${names.join(" ") || "absent"}): with several databases each hostname names its database (ODOO-3).`, site.resource.urn);
+              reportViolation(
+                `${where} must serve exactly one hostname (server_name ${names.join(" ") || "absent"}): with several databases each hostname names its database (ODOO-3).`,
+                site.resource.urn,
+              );
               continue;
             }
             const host = names[0].toLowerCase();
             const label = host.replace(/^www\./, "").split(".")[0];
             if (!declared.includes(label)) {
-              reportViolation(`${where} must serve a hostname whose first label is one of the databases (${declared.join(", ")}); ${host} names none, so Odoo would serve no database there, or one the stack does not declare (ODOO-3).`, site.resource.urn);
+              reportViolation(
+                `${where} must serve a hostname whose first label is one of the databases (${declared.join(", ")}); ${host} names none, so Odoo would serve no database there, or one the stack does not declare (ODOO-3).`,
+                site.resource.urn,
+              );
               continue;
             }
             served.set(label, host);
@@ -156,7 +176,10 @@ export const odooHostnamesPinDatabases: StackValidationPolicy = {
               for (const header of ["Host", "X-Forwarded-Host"]) {
                 const value = headers.get(header.toLowerCase());
                 if (value !== host && value !== `"${host}"`) {
-                  reportViolation(`${where} must pin \`proxy_set_header ${header} ${host}\` for ${name}; it sends ${value === undefined ? "none" : JSON.stringify(value)}, so the database Odoo picks follows what the client sends (ODOO-3, PROXY-3).`, site.resource.urn);
+                  reportViolation(
+                    `${where} must pin \`proxy_set_header ${header} ${host}\` for ${name}; it sends ${value === undefined ? "none" : JSON.stringify(value)}, so the database Odoo picks follows what the client sends (ODOO-3, PROXY-3).`,
+                    site.resource.urn,
+                  );
                 }
               }
             }
@@ -164,12 +187,18 @@ export const odooHostnamesPinDatabases: StackValidationPolicy = {
             if (dbfilter === undefined || dbfilter.trim() === "") continue; // odoo-dbfilter-restricts reports it
             const admitted = odooDbFilterAdmits(dbfilter, host, [...declared, ...probeDatabases(declared)])?.sort();
             if (admitted !== undefined && (admitted.length !== 1 || admitted[0] !== label)) {
-              reportViolation(`${fileLabel(odoo)} must set a dbfilter that admits exactly ${label} for ${host}; ${JSON.stringify(dbfilter)} admits ${admitted.length === 0 ? "none" : admitted.join(", ")} of the stack's databases and names it does not declare (ODOO-3).`, odoo.resource.urn);
+              reportViolation(
+                `${fileLabel(odoo)} must set a dbfilter that admits exactly ${label} for ${host}; ${JSON.stringify(dbfilter)} admits ${admitted.length === 0 ? "none" : admitted.join(", ")} of the stack's databases and names it does not declare (ODOO-3).`,
+                odoo.resource.urn,
+              );
             }
           }
         }
         for (const db of declared.filter((d) => !served.has(d))) {
-          reportViolation(`${fileLabel(odoo)} serves database ${db}, which must have its own hostname: no nginx server of the stack has a server_name whose first label is ${db} (ODOO-3).`, odoo.resource.urn);
+          reportViolation(
+            `${fileLabel(odoo)} serves database ${db}, which must have its own hostname: no nginx server of the stack has a server_name whose first label is ${db} (ODOO-3).`,
+            odoo.resource.urn,
+          );
         }
       });
     }
@@ -198,14 +227,27 @@ function rotatedPaths(text: string): string[] {
   const paths: string[] = [];
   const re = /([^{}]*)\{/g;
   for (let m = re.exec(text); m; m = re.exec(text)) {
-    const head = m[1].split("\n").filter((l) => !l.trim().startsWith("#")).join(" ");
-    paths.push(...head.split(/\s+/).filter((w) => w.startsWith("/")).map((w) => w.replace(/^"|"$/g, "")));
+    const head = m[1]
+      .split("\n")
+      .filter((l) => !l.trim().startsWith("#"))
+      .join(" ");
+    paths.push(
+      ...head
+        .split(/\s+/)
+        .filter((w) => w.startsWith("/"))
+        .map((w) => w.replace(/^"|"$/g, "")),
+    );
   }
   return paths;
 }
 
 const globMatches = (glob: string, path: string): boolean =>
-  new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`).test(path);
+  new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, "[^/]*")
+      .replace(/\?/g, "[^/]")}$`,
+  ).test(path);
 
 /**
  * ODOO-5 ("set and rotated"): the host that writes Odoo's log file also receives a logrotate
@@ -224,7 +266,10 @@ export const odooLogfileRotated: StackValidationPolicy = {
         if (logfile === undefined || !logfile.startsWith("/")) return; // odoo-logfile-set reports it
         const stanzas = files.filter((f) => f.host === file.host && f.path.startsWith("/etc/logrotate.d/"));
         if (!stanzas.some((s) => rotatedPaths(s.content).some((glob) => globMatches(glob, logfile)))) {
-          reportViolation(`${fileLabel(file)} logs to ${logfile}, which host ${file.host} must rotate: no /etc/logrotate.d file it receives names that path (ODOO-5).`, file.resource.urn);
+          reportViolation(
+            `${fileLabel(file)} logs to ${logfile}, which host ${file.host} must rotate: no /etc/logrotate.d file it receives names that path (ODOO-5).`,
+            file.resource.urn,
+          );
         }
       });
     }
@@ -241,7 +286,8 @@ const DATABASE_MANAGER_URIS = ["/web/database/manager", "/web/database/selector"
  */
 export const nginxDatabaseManagerBlocked: ResourceValidationPolicy = {
   name: "nginx-database-manager-blocked",
-  description: "Checks whether the reverse proxy answers Odoo's database manager URLs (/web/database/…) itself instead of proxying them to Odoo (ODOO-2).",
+  description:
+    "Checks whether the reverse proxy answers Odoo's database manager URLs (/web/database/…) itself instead of proxying them to Odoo (ODOO-2).",
   validateResource: (args, reportViolation) => {
     const file = renderedFileOfKind(args, "nginx-site") ?? renderedFileOfKind(args, "nginx.conf");
     if (!file) return;
@@ -251,10 +297,13 @@ export const nginxDatabaseManagerBlocked: ResourceValidationPolicy = {
         const inner = chain[chain.length - 1] ?? [];
         const blocked =
           chain.length > server.outer.length + 1 &&
-          (inner.some((d) => d.name === "return" && /^(403|404|444)$/.test(d.args[0] ?? "")) || inner.some((d) => d.name === "deny" && d.args[0] === "all")) &&
+          (inner.some((d) => d.name === "return" && /^(403|404|444)$/.test(d.args[0] ?? "")) ||
+            inner.some((d) => d.name === "deny" && d.args[0] === "all")) &&
           !inner.some((d) => d.name === "proxy_pass");
         if (!blocked) {
-          reportViolation(`${fileLabel(file)} must block ${uri} (a location returning 403/404 or deny all) in the server at line ${server.directive.line}, so the database manager is never reachable (ODOO-2).`);
+          reportViolation(
+            `${fileLabel(file)} must block ${uri} (a location returning 403/404 or deny all) in the server at line ${server.directive.line}, so the database manager is never reachable (ODOO-2).`,
+          );
           break;
         }
       }
@@ -270,12 +319,16 @@ export const nginxDatabaseManagerBlocked: ResourceValidationPolicy = {
  */
 export const odooConfKeysOnce: ResourceValidationPolicy = {
   name: "odoo-conf-keys-once",
-  description: "Checks whether odoo.conf writes each checklist option once, under one name (no duplicate, no old alias beside the current name) (NET-1, PROXY-1, PROXY-2, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, POOL-4, NET-5, TLS-2).",
+  description:
+    "Checks whether odoo.conf writes each checklist option once, under one name (no duplicate, no old alias beside the current name) (NET-1, PROXY-1, PROXY-2, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, POOL-4, NET-5, TLS-2).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const parsed = conf(file);
     for (const key of parsed.duplicates) {
       const item = ODOO_OPTION_ITEMS[ODOO_OPTION_ALIASES[key] ?? key];
-      if (item) report(`${fileLabel(file)} must write ${key} once: Odoo's ConfigParser refuses a repeated option and the server does not start (${item}).`);
+      if (item)
+        report(
+          `${fileLabel(file)} must write ${key} once: Odoo's ConfigParser refuses a repeated option and the server does not start (${item}).`,
+        );
     }
     const written = new Map<string, Set<string>>();
     for (const e of parseIni(file.content).entries.filter((x) => x.section === "options" || x.section === "DEFAULT")) {
@@ -285,7 +338,10 @@ export const odooConfKeysOnce: ResourceValidationPolicy = {
     }
     for (const [canonical, names] of written) {
       const item = ODOO_OPTION_ITEMS[canonical];
-      if (item && names.size > 1) report(`${fileLabel(file)} must write ${canonical} under one name, not ${[...names].sort().join(" and ")}: Odoo takes whichever line comes last (${item}).`);
+      if (item && names.size > 1)
+        report(
+          `${fileLabel(file)} must write ${canonical} under one name, not ${[...names].sort().join(" and ")}: Odoo takes whichever line comes last (${item}).`,
+        );
     }
   }),
 };

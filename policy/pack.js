@@ -12,6 +12,8 @@ const entry = currentCompiledEntry(__dirname);
 if (entry !== undefined) {
   require(entry);
 } else {
-  process.stderr.write("odoo-stack policy pack: bin/ is missing or older than the sources (npm run build compiles it); type-checking them with ts-node\n");
+  process.stderr.write(
+    "odoo-stack policy pack: bin/ is missing or older than the sources (npm run build compiles it); type-checking them with ts-node\n",
+  );
   require("./index.ts");
 }

@@ -24,31 +24,47 @@ export const pgbouncerTransactionPooling: ResourceValidationPolicy = {
     for (const d of odooDatabases(parsed)) {
       const mode = databasePoolMode(parsed, d);
       if (mode !== "transaction") {
-        const why = d.params.has("pool_mode") ? "its own pool_mode" : parsed.settings.has("pool_mode") ? "[pgbouncer] pool_mode" : "PgBouncer's default";
+        const why = d.params.has("pool_mode")
+          ? "its own pool_mode"
+          : parsed.settings.has("pool_mode")
+            ? "[pgbouncer] pool_mode"
+            : "PgBouncer's default";
         report(`${fileLabel(file)} must pool database ${d.name} with pool_mode=transaction; it is ${mode} (${why}) (POOL-1).`);
       }
     }
     const listen = listenDatabase(parsed);
     if (listen && serverDatabase(listen) !== LISTEN_DATABASE) {
-      report(`${fileLabel(file)} must point its ${LISTEN_DATABASE} entry at dbname=${LISTEN_DATABASE}: the session-mode exception is for Odoo's LISTEN connections only, not for ${serverDatabase(listen)} (POOL-1).`);
+      report(
+        `${fileLabel(file)} must point its ${LISTEN_DATABASE} entry at dbname=${LISTEN_DATABASE}: the session-mode exception is for Odoo's LISTEN connections only, not for ${serverDatabase(listen)} (POOL-1).`,
+      );
     }
     // The other half of DESIGN principle 7: Odoo's bus and cron workers LISTEN on `postgres`,
     // which only a session pool can serve. Without the entry PgBouncer refuses the database (or
     // a `*` fallback pools it per transaction); in transaction mode LISTEN silently loses its
     // notifications when the server connection changes hands.
     if (!listen) {
-      report(`${fileLabel(file)} must have a [databases] entry ${LISTEN_DATABASE} = dbname=${LISTEN_DATABASE} … pool_mode=session: Odoo's bus and cron workers LISTEN there (POOL-1).`);
+      report(
+        `${fileLabel(file)} must have a [databases] entry ${LISTEN_DATABASE} = dbname=${LISTEN_DATABASE} … pool_mode=session: Odoo's bus and cron workers LISTEN there (POOL-1).`,
+      );
     } else {
       const mode = databasePoolMode(parsed, listen);
       if (mode !== "session") {
-        const why = listen.params.has("pool_mode") ? "its own pool_mode" : parsed.settings.has("pool_mode") ? "[pgbouncer] pool_mode, inherited" : "PgBouncer's default";
-        report(`${fileLabel(file)} must pool database ${LISTEN_DATABASE} with pool_mode=session; it is ${mode} (${why}), and LISTEN cannot work per transaction (POOL-1).`);
+        const why = listen.params.has("pool_mode")
+          ? "its own pool_mode"
+          : parsed.settings.has("pool_mode")
+            ? "[pgbouncer] pool_mode, inherited"
+            : "PgBouncer's default";
+        report(
+          `${fileLabel(file)} must pool database ${LISTEN_DATABASE} with pool_mode=session; it is ${mode} (${why}), and LISTEN cannot work per transaction (POOL-1).`,
+        );
       }
     }
     // A [users] pool_mode beats every [databases] one for that user's clients: session breaks
     // POOL-1 for the Odoo databases, transaction breaks the LISTEN pool.
     for (const { user, mode } of userPoolModes(parsed)) {
-      report(`${fileLabel(file)} must not set pool_mode=${mode} for user ${user} in [users]: it overrides every database of that user, the ${mode === "session" ? "Odoo databases' transaction" : `${LISTEN_DATABASE} session`} pool included (POOL-1).`);
+      report(
+        `${fileLabel(file)} must not set pool_mode=${mode} for user ${user} in [users]: it overrides every database of that user, the ${mode === "session" ? "Odoo databases' transaction" : `${LISTEN_DATABASE} session`} pool included (POOL-1).`,
+      );
     }
   }),
 };
@@ -63,14 +79,19 @@ function positive(parsed: PgbouncerIni, key: string): { readonly value?: number;
 /** POOL-2: default_pool_size is written (computed by sizing), never left to PgBouncer's 20. */
 export const pgbouncerDefaultPoolSizeSet: ResourceValidationPolicy = {
   name: "pgbouncer-default-pool-size-set",
-  description: "Checks whether pgbouncer.ini sets default_pool_size explicitly to a positive number, and every database's pool_size is positive (POOL-2).",
+  description:
+    "Checks whether pgbouncer.ini sets default_pool_size explicitly to a positive number, and every database's pool_size is positive (POOL-2).",
   validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
     const parsed = ini(file);
     const pool = positive(parsed, "default_pool_size");
-    if (pool.value === undefined) report(`${fileLabel(file)} must set default_pool_size to the computed pool size (a positive number); it is ${pool.now} (POOL-2).`);
+    if (pool.value === undefined)
+      report(`${fileLabel(file)} must set default_pool_size to the computed pool size (a positive number); it is ${pool.now} (POOL-2).`);
     for (const d of parsed.databases.filter((x) => x.params.has("pool_size"))) {
       const size = iniInt(d.params.get("pool_size"));
-      if (size === undefined || size <= 0) report(`${fileLabel(file)} must give database ${d.name} a positive pool_size; it is ${JSON.stringify(d.params.get("pool_size"))} (POOL-2).`);
+      if (size === undefined || size <= 0)
+        report(
+          `${fileLabel(file)} must give database ${d.name} a positive pool_size; it is ${JSON.stringify(d.params.get("pool_size"))} (POOL-2).`,
+        );
     }
   }),
 };
@@ -78,19 +99,26 @@ export const pgbouncerDefaultPoolSizeSet: ResourceValidationPolicy = {
 /** POOL-3: a reserve for short peaks, used after reserve_pool_timeout. */
 export const pgbouncerReservePoolSet: ResourceValidationPolicy = {
   name: "pgbouncer-reserve-pool-set",
-  description: "Checks whether pgbouncer.ini sets reserve_pool_size (and a positive reserve_pool_timeout) so short peaks borrow connections instead of queueing (POOL-3).",
+  description:
+    "Checks whether pgbouncer.ini sets reserve_pool_size (and a positive reserve_pool_timeout) so short peaks borrow connections instead of queueing (POOL-3).",
   validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
     const parsed = ini(file);
     const reserve = positive(parsed, "reserve_pool_size");
-    if (reserve.value === undefined) report(`${fileLabel(file)} must set reserve_pool_size to a positive number (0 disables the reserve); it is ${reserve.now} (POOL-3).`);
+    if (reserve.value === undefined)
+      report(`${fileLabel(file)} must set reserve_pool_size to a positive number (0 disables the reserve); it is ${reserve.now} (POOL-3).`);
     // A database's own reserve_pool beats reserve_pool_size (the LISTEN pool has none by design).
     for (const d of odooDatabases(parsed).filter((x) => x.params.has("reserve_pool"))) {
       const own = iniInt(d.params.get("reserve_pool"));
-      if (own === undefined || own <= 0) report(`${fileLabel(file)} must not give database ${d.name} reserve_pool=${d.params.get("reserve_pool")}: it overrides reserve_pool_size and leaves the Odoo database without a reserve (POOL-3).`);
+      if (own === undefined || own <= 0)
+        report(
+          `${fileLabel(file)} must not give database ${d.name} reserve_pool=${d.params.get("reserve_pool")}: it overrides reserve_pool_size and leaves the Odoo database without a reserve (POOL-3).`,
+        );
     }
     const timeout = parsed.settings.get("reserve_pool_timeout");
     if (timeout !== undefined && !(Number(timeout) > 0)) {
-      report(`${fileLabel(file)} must keep reserve_pool_timeout above 0 (0 disables the reserve); it is ${JSON.stringify(timeout)} (POOL-3).`);
+      report(
+        `${fileLabel(file)} must keep reserve_pool_timeout above 0 (0 disables the reserve); it is ${JSON.stringify(timeout)} (POOL-3).`,
+      );
     }
   }),
 };
@@ -107,12 +135,16 @@ export const pgbouncerMaxClientConnSet: ResourceValidationPolicy = {
     const parsed = ini(file);
     const clients = positive(parsed, "max_client_conn");
     if (clients.value === undefined) {
-      report(`${fileLabel(file)} must set max_client_conn for every Odoo process and peak (a positive number); it is ${clients.now} (POOL-4).`);
+      report(
+        `${fileLabel(file)} must set max_client_conn for every Odoo process and peak (a positive number); it is ${clients.now} (POOL-4).`,
+      );
       return;
     }
     const servers = (setting(parsed, "default_pool_size", 20) ?? 20) + (setting(parsed, "reserve_pool_size", 0) ?? 0);
     if (clients.value < servers) {
-      report(`${fileLabel(file)} must set max_client_conn (${clients.value}) at least default_pool_size + reserve_pool_size (${servers}): fewer clients than server connections means the pool is never used (POOL-4).`);
+      report(
+        `${fileLabel(file)} must set max_client_conn (${clients.value}) at least default_pool_size + reserve_pool_size (${servers}): fewer clients than server connections means the pool is never used (POOL-4).`,
+      );
     }
   }),
 };
@@ -123,7 +155,8 @@ export const pgbouncerMaxClientConnSet: ResourceValidationPolicy = {
  */
 export const pgbouncerMaxDbConnectionsSet: ResourceValidationPolicy = {
   name: "pgbouncer-max-db-connections-set",
-  description: "Checks whether every Odoo database in pgbouncer.ini has a max_db_connections ceiling (global or per entry) of at least its pool size (POOL-5).",
+  description:
+    "Checks whether every Odoo database in pgbouncer.ini has a max_db_connections ceiling (global or per entry) of at least its pool size (POOL-5).",
   validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
     const parsed = ini(file);
     const global = setting(parsed, "max_db_connections", 0) ?? 0;
@@ -132,9 +165,13 @@ export const pgbouncerMaxDbConnectionsSet: ResourceValidationPolicy = {
       const cap = iniInt(d.params.get("max_db_connections")) ?? global;
       const pool = iniInt(d.params.get("pool_size")) ?? defaultPool;
       if (!(cap > 0)) {
-        report(`${fileLabel(file)} must cap database ${d.name} with max_db_connections (in [pgbouncer] or its entry); it is unlimited (POOL-5).`);
+        report(
+          `${fileLabel(file)} must cap database ${d.name} with max_db_connections (in [pgbouncer] or its entry); it is unlimited (POOL-5).`,
+        );
       } else if (cap < pool) {
-        report(`${fileLabel(file)} must set max_db_connections for ${d.name} (${cap}) at least its pool size (${pool}), or the pool can never fill (POOL-5).`);
+        report(
+          `${fileLabel(file)} must set max_db_connections for ${d.name} (${cap}) at least its pool size (${pool}), or the pool can never fill (POOL-5).`,
+        );
       }
     }
   }),
@@ -150,7 +187,9 @@ export const pgbouncerIniSelfContained: ResourceValidationPolicy = {
   description: `Checks whether pgbouncer.ini includes no other file (%include), so every setting the pack checks is the one PgBouncer uses (${PGBOUNCER_INI_ITEMS.join(", ")}).`,
   validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
     for (const included of ini(file).includes) {
-      report(`${fileLabel(file)} must not %include ${included}: its settings would override the checked ones unseen (${PGBOUNCER_INI_ITEMS.join(", ")}).`);
+      report(
+        `${fileLabel(file)} must not %include ${included}: its settings would override the checked ones unseen (${PGBOUNCER_INI_ITEMS.join(", ")}).`,
+      );
     }
   }),
 };
@@ -177,7 +216,9 @@ export const pgbouncerDeadPeersFreed: ResourceValidationPolicy = {
   validateResource: validateRenderedFile("pgbouncer.ini", (file, report) => {
     const parsed = ini(file);
     if (setting(parsed, "tcp_keepalive", 1) === 0) {
-      report(`${fileLabel(file)} must keep tcp_keepalive = 1: without it a crashed Odoo host's LISTEN sessions hold their ${LISTEN_DATABASE} pool slots until PgBouncer restarts (POOL-2, POOL-3).`);
+      report(
+        `${fileLabel(file)} must keep tcp_keepalive = 1: without it a crashed Odoo host's LISTEN sessions hold their ${LISTEN_DATABASE} pool slots until PgBouncer restarts (POOL-2, POOL-3).`,
+      );
       return;
     }
     const value = (key: keyof typeof LINUX_KEEPALIVE) => {

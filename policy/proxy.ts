@@ -4,7 +4,19 @@
 // ports its proxy_pass ends up on.
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { PORTS } from "../lib/ports";
-import { chainFor, effectiveValue, isServingServer, nginxServers, nginxUpstreams, proxiedLocations, proxyHeaders, proxyHosts, proxyTarget, type NginxChain, type NginxServer } from "./lib/nginx";
+import {
+  chainFor,
+  effectiveValue,
+  isServingServer,
+  nginxServers,
+  nginxUpstreams,
+  proxiedLocations,
+  proxyHeaders,
+  proxyHosts,
+  proxyTarget,
+  type NginxChain,
+  type NginxServer,
+} from "./lib/nginx";
 import type { NginxDirective } from "./lib/parse";
 import { odooInt, odooTruthy, parseNginx, parseNginxSeconds, parseOdooConf } from "./lib/parse";
 import {
@@ -29,7 +41,8 @@ const HTTP_URIS = ["/", "/web", "/web/login"];
 const WEBSOCKET_URI = "/websocket";
 
 /** The nginx file a resource carries (a conf.d site or nginx.conf itself). */
-const nginxFileOf = (r: ResourceView): RenderedFile | undefined => renderedFileOfKind(r, "nginx-site") ?? renderedFileOfKind(r, "nginx.conf");
+const nginxFileOf = (r: ResourceView): RenderedFile | undefined =>
+  renderedFileOfKind(r, "nginx-site") ?? renderedFileOfKind(r, "nginx.conf");
 
 /** Runs `check` on every server of the file that serves requests (not reject/redirect-only ones). */
 function forEachServingServer(r: ResourceView, check: (file: RenderedFile, server: NginxServer, where: string) => void): void {
@@ -68,7 +81,11 @@ export const nginxRootRoutesToOdooHttp: ResourceValidationPolicy = {
 /** Is `$connection_upgrade` defined by a `map $http_upgrade $connection_upgrade {…}` in the file? */
 const definesConnectionUpgrade = (text: string): boolean => {
   const visit = (block: readonly NginxDirective[]): boolean =>
-    block.some((d) => (d.name === "map" && d.args[0] === "$http_upgrade" && d.args[1] === "$connection_upgrade") || (d.name === "http" && visit(d.block ?? [])));
+    block.some(
+      (d) =>
+        (d.name === "map" && d.args[0] === "$http_upgrade" && d.args[1] === "$connection_upgrade") ||
+        (d.name === "http" && visit(d.block ?? [])),
+    );
   return visit(parseNginx(text));
 };
 
@@ -91,18 +108,28 @@ export const nginxWebsocketRoutesToGevent: ResourceValidationPolicy = {
       }
       const version = effectiveValue(chain, "proxy_http_version")?.[0];
       if (version !== "1.1") {
-        reportViolation(`${subject} set proxy_http_version 1.1 for ${WEBSOCKET_URI} in ${where}: WebSocket upgrades need HTTP/1.1, and it is ${version ?? "nginx's default 1.0"} (PROXY-2).`);
+        reportViolation(
+          `${subject} set proxy_http_version 1.1 for ${WEBSOCKET_URI} in ${where}: WebSocket upgrades need HTTP/1.1, and it is ${version ?? "nginx's default 1.0"} (PROXY-2).`,
+        );
       }
       const headers = proxyHeaders(chain);
       const upgrade = headers.get("upgrade");
       if (upgrade !== "$http_upgrade") {
-        reportViolation(`${subject} send \`proxy_set_header Upgrade $http_upgrade\` for ${WEBSOCKET_URI} in ${where}; it sends ${upgrade === undefined ? "none" : JSON.stringify(upgrade)} (PROXY-2).`);
+        reportViolation(
+          `${subject} send \`proxy_set_header Upgrade $http_upgrade\` for ${WEBSOCKET_URI} in ${where}; it sends ${upgrade === undefined ? "none" : JSON.stringify(upgrade)} (PROXY-2).`,
+        );
       }
       const connection = headers.get("connection") ?? "";
-      const upgrades = connection.toLowerCase() === "upgrade" || (connection === "$connection_upgrade" && definesConnectionUpgrade(file.content));
+      const upgrades =
+        connection.toLowerCase() === "upgrade" || (connection === "$connection_upgrade" && definesConnectionUpgrade(file.content));
       if (!upgrades) {
-        const why = connection === "$connection_upgrade" ? "$connection_upgrade is used but no `map $http_upgrade $connection_upgrade` defines it" : `it sends ${JSON.stringify(connection)}`;
-        reportViolation(`${subject} send \`proxy_set_header Connection $connection_upgrade\` (or "upgrade") for ${WEBSOCKET_URI} in ${where}; ${why} (PROXY-2).`);
+        const why =
+          connection === "$connection_upgrade"
+            ? "$connection_upgrade is used but no `map $http_upgrade $connection_upgrade` defines it"
+            : `it sends ${JSON.stringify(connection)}`;
+        reportViolation(
+          `${subject} send \`proxy_set_header Connection $connection_upgrade\` (or "upgrade") for ${WEBSOCKET_URI} in ${where}; ${why} (PROXY-2).`,
+        );
       }
     }),
 };
@@ -140,7 +167,9 @@ export const nginxForwardedHeaders: ResourceValidationPolicy = {
           const ownName = pinned !== undefined && (h.name === "Host" || h.name === "X-Forwarded-Host") && value === pinned;
           if (!ownName && (value === undefined || !h.values.includes(value))) {
             const now = value === undefined ? "it sends none" : `it sends ${JSON.stringify(value)}`;
-            reportViolation(`${fileLabel(file)} must send \`proxy_set_header ${h.name} ${h.values[0]}\` for ${name} in ${where}; ${now} (PROXY-3).`);
+            reportViolation(
+              `${fileLabel(file)} must send \`proxy_set_header ${h.name} ${h.values[0]}\` for ${name} in ${where}; ${now} (PROXY-3).`,
+            );
           }
         }
       }
@@ -186,7 +215,8 @@ const NGINX_DEFAULT_PROXY_TIMEOUT_SECONDS = 60;
  */
 export const nginxProxyTimeouts: ResourceValidationPolicy = {
   name: "nginx-proxy-timeouts",
-  description: "Checks whether proxy_read_timeout and proxy_send_timeout on Odoo's routes and every other proxied location are at least the configured minimum, so long reports are not cut (PROXY-5).",
+  description:
+    "Checks whether proxy_read_timeout and proxy_send_timeout on Odoo's routes and every other proxied location are at least the configured minimum, so long reports are not cut (PROXY-5).",
   configSchema: {
     properties: {
       minimumTimeoutSeconds: {
@@ -206,7 +236,9 @@ export const nginxProxyTimeouts: ResourceValidationPolicy = {
           const seconds = written === undefined ? NGINX_DEFAULT_PROXY_TIMEOUT_SECONDS : parseNginxSeconds(written);
           if (seconds === undefined || seconds < minimum) {
             const now = written === undefined ? `nginx's default ${NGINX_DEFAULT_PROXY_TIMEOUT_SECONDS}s` : written;
-            reportViolation(`${fileLabel(file)} must set ${directive} to at least ${minimum}s for ${name} in ${where}; it is ${now} (PROXY-5).`);
+            reportViolation(
+              `${fileLabel(file)} must set ${directive} to at least ${minimum}s for ${name} in ${where}; it is ${now} (PROXY-5).`,
+            );
           }
         }
       }
@@ -217,11 +249,14 @@ export const nginxProxyTimeouts: ResourceValidationPolicy = {
 /** PROXY-4: Odoo trusts the proxy's X-Forwarded-* only with proxy_mode on. */
 export const odooProxyModeEnabled: ResourceValidationPolicy = {
   name: "odoo-proxy-mode-enabled",
-  description: "Checks whether odoo.conf sets proxy_mode = True, so Odoo uses the client's address, scheme and host from the proxy's headers (PROXY-4).",
+  description:
+    "Checks whether odoo.conf sets proxy_mode = True, so Odoo uses the client's address, scheme and host from the proxy's headers (PROXY-4).",
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const value = parseOdooConf(file.content).options.get("proxy_mode");
     if (odooTruthy(value) !== true) {
-      report(`${fileLabel(file)} must set proxy_mode = True; it is ${value === undefined ? "absent (Odoo's default False)" : JSON.stringify(value)} (PROXY-4).`);
+      report(
+        `${fileLabel(file)} must set proxy_mode = True; it is ${value === undefined ? "absent (Odoo's default False)" : JSON.stringify(value)} (PROXY-4).`,
+      );
     }
   }),
 };
@@ -233,7 +268,8 @@ export const odooProxyModeEnabled: ResourceValidationPolicy = {
  */
 export const nginxTimeoutsCoverOdooLimits: StackValidationPolicy = {
   name: "nginx-timeouts-cover-odoo-limits",
-  description: "Checks whether the proxy's proxy_read_timeout for Odoo's HTTP routes is at least every Odoo host's limit_time_real (PROXY-5).",
+  description:
+    "Checks whether the proxy's proxy_read_timeout for Odoo's HTTP routes is at least every Odoo host's limit_time_real (PROXY-5).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -275,7 +311,10 @@ export const odooListensOnCatalogPorts: ResourceValidationPolicy = {
   validateResource: validateRenderedFile("odoo.conf", (file, report) => {
     const options = parseOdooConf(file.content).options;
     const enabled = options.get("http_enable");
-    if (odooTruthy(enabled) === false) report(`${fileLabel(file)} must keep Odoo's HTTP server on; http_enable is ${JSON.stringify(enabled)}, so nothing answers the proxy on ${HTTP_PORT} (PROXY-1).`);
+    if (odooTruthy(enabled) === false)
+      report(
+        `${fileLabel(file)} must keep Odoo's HTTP server on; http_enable is ${JSON.stringify(enabled)}, so nothing answers the proxy on ${HTTP_PORT} (PROXY-1).`,
+      );
     const ports: readonly [string, number, string, string][] = [
       ["http_port", HTTP_PORT, "/", "PROXY-1"],
       ["gevent_port", GEVENT_PORT, WEBSOCKET_URI, "PROXY-2"],
@@ -283,7 +322,9 @@ export const odooListensOnCatalogPorts: ResourceValidationPolicy = {
     for (const [key, port, uri, item] of ports) {
       const raw = options.get(key);
       if (raw !== undefined && odooInt(raw) !== port) {
-        report(`${fileLabel(file)} must set ${key} = ${port} (Odoo's default), where the proxy sends ${uri}; it is ${JSON.stringify(raw)} (${item}).`);
+        report(
+          `${fileLabel(file)} must set ${key} = ${port} (Odoo's default), where the proxy sends ${uri}; it is ${JSON.stringify(raw)} (${item}).`,
+        );
       }
     }
   }),
@@ -302,7 +343,9 @@ export const nginxUpstreamsAreOdooHosts: StackValidationPolicy = {
     const unknown = new UnknownValues();
     const hosts = hostViews(resources, unknown);
     if (hosts.length === 0) return unknown.finish();
-    for (const file of renderedFiles(resources, unknown).filter((f) => fileKindOf(f.path) === "nginx-site" || fileKindOf(f.path) === "nginx.conf")) {
+    for (const file of renderedFiles(resources, unknown).filter(
+      (f) => fileKindOf(f.path) === "nginx-site" || fileKindOf(f.path) === "nginx.conf",
+    )) {
       unknown.run(() => {
         const upstreams = nginxUpstreams(file.content);
         const reported = new Set<string>();
@@ -314,7 +357,10 @@ export const nginxUpstreamsAreOdooHosts: StackValidationPolicy = {
               if (host?.role === "odoo" || reported.has(`${address} ${item}`)) continue;
               reported.add(`${address} ${item}`);
               const now = host ? `the ${host.role} host ${host.id}` : "no host of the stack";
-              reportViolation(`${fileLabel(file)} must send ${uri} to Odoo hosts; it sends it to ${address}, ${now} (${item}).`, file.resource.urn);
+              reportViolation(
+                `${fileLabel(file)} must send ${uri} to Odoo hosts; it sends it to ${address}, ${now} (${item}).`,
+                file.resource.urn,
+              );
             }
           }
         }

@@ -29,7 +29,9 @@ export const rdsInstanceNotPublic: ResourceValidationPolicy = {
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.rdsInstance) return;
     if (booleanOf(args.props.publiclyAccessible) === true) {
-      reportViolation(`RDS instance (${args.name}) must not be publicly accessible (publiclyAccessible = false): PostgreSQL accepts only PgBouncer (NET-6).`);
+      reportViolation(
+        `RDS instance (${args.name}) must not be publicly accessible (publiclyAccessible = false): PostgreSQL accepts only PgBouncer (NET-6).`,
+      );
     }
   },
 };
@@ -41,7 +43,9 @@ export const rdsInstanceStorageEncrypted: ResourceValidationPolicy = {
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.rdsInstance) return;
     if (booleanOf(args.props.storageEncrypted) !== true) {
-      reportViolation(`RDS instance (${args.name}) must encrypt its storage (storageEncrypted = true): it holds the database and its password verifiers (AUTH-2, BACKUP-1).`);
+      reportViolation(
+        `RDS instance (${args.name}) must encrypt its storage (storageEncrypted = true): it holds the database and its password verifiers (AUTH-2, BACKUP-1).`,
+      );
     }
   },
 };
@@ -53,7 +57,9 @@ export const rdsInstanceDeletionProtection: ResourceValidationPolicy = {
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.rdsInstance) return;
     if (booleanOf(args.props.deletionProtection) !== true) {
-      reportViolation(`RDS instance (${args.name}) must have deletion protection (deletionProtection = true), so no change or destroy can delete the database (BACKUP-1).`);
+      reportViolation(
+        `RDS instance (${args.name}) must have deletion protection (deletionProtection = true), so no change or destroy can delete the database (BACKUP-1).`,
+      );
     }
   },
 };
@@ -65,7 +71,8 @@ interface RetentionConfig {
 /** BACKUP-1: automated backups (and so PITR) kept at least a week. */
 export const rdsInstanceBackupRetention: ResourceValidationPolicy = {
   name: "rds-instance-backup-retention",
-  description: "Checks whether an RDS instance keeps automated backups (PITR) for at least the configured number of days, 7 by default (BACKUP-1).",
+  description:
+    "Checks whether an RDS instance keeps automated backups (PITR) for at least the configured number of days, 7 by default (BACKUP-1).",
   configSchema: { properties: { minimumBackupRetentionDays: { type: "integer", minimum: 1, maximum: 35, default: 7 } } },
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.rdsInstance) return;
@@ -73,7 +80,9 @@ export const rdsInstanceBackupRetention: ResourceValidationPolicy = {
     const days = numberOf(args.props.backupRetentionPeriod);
     if (days === undefined || days < minimum) {
       const now = days === undefined ? "absent" : String(days);
-      reportViolation(`RDS instance (${args.name}) must keep automated backups for at least ${minimum} days (backupRetentionPeriod); it is ${now} (BACKUP-1).`);
+      reportViolation(
+        `RDS instance (${args.name}) must keep automated backups for at least ${minimum} days (backupRetentionPeriod); it is ${now} (BACKUP-1).`,
+      );
     }
   },
 };
@@ -89,13 +98,16 @@ interface MultiAzConfig {
  */
 export const rdsInstanceMultiAz: ResourceValidationPolicy = {
   name: "rds-instance-multi-az",
-  description: "Checks whether an RDS instance runs Multi-AZ (a standby in a second AZ), unless the policy config sets requireMultiAz = false (BACKUP-1).",
+  description:
+    "Checks whether an RDS instance runs Multi-AZ (a standby in a second AZ), unless the policy config sets requireMultiAz = false (BACKUP-1).",
   configSchema: { properties: { requireMultiAz: { type: "boolean", default: true } } },
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.rdsInstance) return;
     if (args.getConfig<MultiAzConfig>().requireMultiAz === false) return;
     if (booleanOf(args.props.multiAz) !== true) {
-      reportViolation(`RDS instance (${args.name}) must run Multi-AZ (multiAz = true) in production; set requireMultiAz = false in the policy config for a test stack (BACKUP-1).`);
+      reportViolation(
+        `RDS instance (${args.name}) must run Multi-AZ (multiAz = true) in production; set requireMultiAz = false in the policy config for a test stack (BACKUP-1).`,
+      );
     }
   },
 };
@@ -105,7 +117,8 @@ export function rdsParameterValues(group: ResourceView): Map<string, string> {
   const values = new Map<string, string>();
   const list = Array.isArray(group.props.parameters) ? group.props.parameters : [];
   for (const p of list) {
-    if (isRecord(p) && typeof p.name === "string" && p.value !== undefined && p.value !== null) values.set(p.name.toLowerCase(), String(p.value).trim());
+    if (isRecord(p) && typeof p.name === "string" && p.value !== undefined && p.value !== null)
+      values.set(p.name.toLowerCase(), String(p.value).trim());
   }
   return values;
 }
@@ -120,14 +133,18 @@ function parameterGroupProblems(values: ReadonlyMap<string, string>): string[] {
     const v = values.get(timeout);
     const n = v === undefined ? undefined : numberOf(v);
     if (n === undefined || n <= 0) {
-      problems.push(`set ${timeout} to a non-zero value; it is ${v === undefined ? "absent (RDS's default 0 disables it)" : JSON.stringify(v)} (PG-2)`);
+      problems.push(
+        `set ${timeout} to a non-zero value; it is ${v === undefined ? "absent (RDS's default 0 disables it)" : JSON.stringify(v)} (PG-2)`,
+      );
     }
   }
   if (!ON.has((values.get("log_lock_waits") ?? "").toLowerCase())) {
     problems.push(`set log_lock_waits = 1; it is ${values.get("log_lock_waits") ?? "absent (RDS's default is off)"} (PG-3)`);
   }
   if (values.get("rds.force_ssl") !== "1") {
-    problems.push(`set rds.force_ssl = 1 so PostgreSQL refuses connections without TLS; it is ${values.get("rds.force_ssl") ?? "absent"} (TLS-1)`);
+    problems.push(
+      `set rds.force_ssl = 1 so PostgreSQL refuses connections without TLS; it is ${values.get("rds.force_ssl") ?? "absent"} (TLS-1)`,
+    );
   }
   const encryption = values.get("password_encryption");
   if (encryption !== undefined && encryption.toLowerCase() !== "scram-sha-256") {
@@ -136,12 +153,14 @@ function parameterGroupProblems(values: ReadonlyMap<string, string>): string[] {
   return problems;
 }
 
-const isPostgresFamily = (group: ResourceView): boolean => typeof group.props.family === "string" && group.props.family.startsWith("postgres");
+const isPostgresFamily = (group: ResourceView): boolean =>
+  typeof group.props.family === "string" && group.props.family.startsWith("postgres");
 
 /** PG-2, PG-3, TLS-1, AUTH-1 in the parameter group of a PostgreSQL RDS instance. */
 export const rdsParameterGroupChecklist: ResourceValidationPolicy = {
   name: "rds-parameter-group-checklist",
-  description: "Checks whether a PostgreSQL RDS parameter group sets statement_timeout, lock_timeout and idle_in_transaction_session_timeout non-zero (PG-2), log_lock_waits = 1 (PG-3), rds.force_ssl = 1 (TLS-1) and keeps SCRAM (AUTH-1).",
+  description:
+    "Checks whether a PostgreSQL RDS parameter group sets statement_timeout, lock_timeout and idle_in_transaction_session_timeout non-zero (PG-2), log_lock_waits = 1 (PG-3), rds.force_ssl = 1 (TLS-1) and keeps SCRAM (AUTH-1).",
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.rdsParameterGroup || !isPostgresFamily(args)) return;
     for (const problem of parameterGroupProblems(rdsParameterValues(args))) {
@@ -166,7 +185,8 @@ export function parameterGroupOf(instance: StackResourceView, groups: readonly S
  */
 export const rdsMaxConnectionsCoverPgbouncer: StackValidationPolicy = {
   name: "rds-max-connections-cover-pgbouncer",
-  description: "Checks whether each PostgreSQL RDS instance uses a parameter group of the stack whose max_connections covers PgBouncer's pools + reserves + LISTEN pool plus admin and superuser slots (PG-1, PG-2).",
+  description:
+    "Checks whether each PostgreSQL RDS instance uses a parameter group of the stack whose max_connections covers PgBouncer's pools + reserves + LISTEN pool plus admin and superuser slots (PG-1, PG-2).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -174,12 +194,18 @@ export const rdsMaxConnectionsCoverPgbouncer: StackValidationPolicy = {
     const files = renderedFiles(resources, unknown);
     const inis = files.filter((f) => fileKindOf(f.path) === "pgbouncer.ini");
     const odooUser =
-      files.filter((f) => fileKindOf(f.path) === "odoo.conf").map((f) => unknown.run(() => parseOdooConf(f.content).options.get("db_user"))).find((u) => u !== undefined) ?? DB_ROLES.odoo;
+      files
+        .filter((f) => fileKindOf(f.path) === "odoo.conf")
+        .map((f) => unknown.run(() => parseOdooConf(f.content).options.get("db_user")))
+        .find((u) => u !== undefined) ?? DB_ROLES.odoo;
     for (const instance of resources.filter((r) => r.type === TYPES.rdsInstance && String(r.props.engine ?? "").startsWith("postgres"))) {
       unknown.run(() => {
         const group = parameterGroupOf(instance, groups);
         if (!group) {
-          reportViolation(`RDS instance (${instance.name}) must use a parameter group of this stack (parameterGroupName): RDS's default group leaves statement_timeout, lock_timeout and idle_in_transaction_session_timeout at 0 and max_connections unrelated to the pools (PG-1, PG-2).`, instance.urn);
+          reportViolation(
+            `RDS instance (${instance.name}) must use a parameter group of this stack (parameterGroupName): RDS's default group leaves statement_timeout, lock_timeout and idle_in_transaction_session_timeout at 0 and max_connections unrelated to the pools (PG-1, PG-2).`,
+            instance.urn,
+          );
           return;
         }
         let pools = 0;
@@ -201,9 +227,15 @@ export const rdsMaxConnectionsCoverPgbouncer: StackValidationPolicy = {
         const r = POSTGRES_RESERVED;
         const needed = pools + r.admin + r.superuserReserved;
         if (maxConnections === undefined) {
-          reportViolation(`RDS parameter group (${group.name}) must set max_connections to at least ${needed} (${parts.join(", ") || "no PgBouncer pools"} + admin ${r.admin} + superuser ${r.superuserReserved}); RDS's default follows the instance's memory, not the pools (PG-1).`, group.urn);
+          reportViolation(
+            `RDS parameter group (${group.name}) must set max_connections to at least ${needed} (${parts.join(", ") || "no PgBouncer pools"} + admin ${r.admin} + superuser ${r.superuserReserved}); RDS's default follows the instance's memory, not the pools (PG-1).`,
+            group.urn,
+          );
         } else if (maxConnections < needed) {
-          reportViolation(`RDS parameter group (${group.name}) must set max_connections (${maxConnections}) at least ${needed}: ${parts.join(", ") || "no PgBouncer pools"} + admin ${r.admin} + superuser ${r.superuserReserved} (PG-1).`, group.urn);
+          reportViolation(
+            `RDS parameter group (${group.name}) must set max_connections (${maxConnections}) at least ${needed}: ${parts.join(", ") || "no PgBouncer pools"} + admin ${r.admin} + superuser ${r.superuserReserved} (PG-1).`,
+            group.urn,
+          );
         }
       });
     }

@@ -35,16 +35,56 @@ const PG_CONF_DIR = PATHS.postgresConfDir;
  * from each. A file of the right kind at another path (odoo.conf beside the one Odoo is started
  * with, a PostgreSQL drop-in outside conf.d) is checked by the pack and ignored by the daemon.
  */
-const REQUIRED_FILES: Readonly<Record<string, readonly { readonly kinds: readonly FileKind[]; readonly read: (path: string) => boolean; readonly what: string; readonly items: string }[]>> = {
-  proxy: [{ kinds: ["nginx-site", "nginx.conf"], read: (p) => p === PATHS.nginxConf || /^\/etc\/nginx\/conf\.d\/[^/]+\.conf$/.test(p), what: "an nginx server that proxies to Odoo (nginx.conf or /etc/nginx/conf.d/*.conf)", items: "NET-2, PROXY-1, PROXY-2, PROXY-3, PROXY-5" }],
-  odoo: [{ kinds: ["odoo.conf"], read: (p) => p === PATHS.odooConf, what: `odoo.conf at ${PATHS.odooConf}`, items: "NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2" }],
+const REQUIRED_FILES: Readonly<
+  Record<
+    string,
+    readonly {
+      readonly kinds: readonly FileKind[];
+      readonly read: (path: string) => boolean;
+      readonly what: string;
+      readonly items: string;
+    }[]
+  >
+> = {
+  proxy: [
+    {
+      kinds: ["nginx-site", "nginx.conf"],
+      read: (p) => p === PATHS.nginxConf || /^\/etc\/nginx\/conf\.d\/[^/]+\.conf$/.test(p),
+      what: "an nginx server that proxies to Odoo (nginx.conf or /etc/nginx/conf.d/*.conf)",
+      items: "NET-2, PROXY-1, PROXY-2, PROXY-3, PROXY-5",
+    },
+  ],
+  odoo: [
+    {
+      kinds: ["odoo.conf"],
+      read: (p) => p === PATHS.odooConf,
+      what: `odoo.conf at ${PATHS.odooConf}`,
+      items: "NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2",
+    },
+  ],
   pgbouncer: [
-    { kinds: ["pgbouncer.ini"], read: (p) => p === PATHS.pgbouncerIni, what: `pgbouncer.ini at ${PATHS.pgbouncerIni}`, items: "POOL-1, POOL-2, POOL-3, POOL-4, POOL-5, AUTH-1, AUTH-2, TLS-1, OBS-3" },
+    {
+      kinds: ["pgbouncer.ini"],
+      read: (p) => p === PATHS.pgbouncerIni,
+      what: `pgbouncer.ini at ${PATHS.pgbouncerIni}`,
+      items: "POOL-1, POOL-2, POOL-3, POOL-4, POOL-5, AUTH-1, AUTH-2, TLS-1, OBS-3",
+    },
     { kinds: ["userlist"], read: () => true, what: "its auth_file (userlist)", items: "AUTH-2" },
   ],
   postgres: [
-    { kinds: ["postgresql.conf"], read: (p) => p === `${PG_CONF_DIR}/postgresql.conf` || new RegExp(`^${PG_CONF_DIR.replace(/[.]/g, "\\.")}/conf\\.d/[^/]+\\.conf$`).test(p), what: `a postgresql.conf (${PG_CONF_DIR}/conf.d/*.conf)`, items: "PG-1, PG-2, PG-3, TLS-1, AUTH-1" },
-    { kinds: ["pg_hba.conf"], read: (p) => p === PATHS.postgresHba, what: `pg_hba.conf at ${PATHS.postgresHba}`, items: "AUTH-1, TLS-1, NET-6" },
+    {
+      kinds: ["postgresql.conf"],
+      read: (p) =>
+        p === `${PG_CONF_DIR}/postgresql.conf` || new RegExp(`^${PG_CONF_DIR.replace(/[.]/g, "\\.")}/conf\\.d/[^/]+\\.conf$`).test(p),
+      what: `a postgresql.conf (${PG_CONF_DIR}/conf.d/*.conf)`,
+      items: "PG-1, PG-2, PG-3, TLS-1, AUTH-1",
+    },
+    {
+      kinds: ["pg_hba.conf"],
+      read: (p) => p === PATHS.postgresHba,
+      what: `pg_hba.conf at ${PATHS.postgresHba}`,
+      items: "AUTH-1, TLS-1, NET-6",
+    },
   ],
 };
 
@@ -59,7 +99,8 @@ const serves = (file: RenderedFile): boolean =>
  */
 export const hostsReceiveCheckedConfigFiles: StackValidationPolicy = {
   name: "hosts-receive-checked-config-files",
-  description: "Checks whether every proxy, Odoo, PgBouncer and PostgreSQL instance receives the config files the pack checks (nginx site, odoo.conf, pgbouncer.ini and userlist, postgresql.conf and pg_hba.conf) as readable config objects, at the paths the daemons read.",
+  description:
+    "Checks whether every proxy, Odoo, PgBouncer and PostgreSQL instance receives the config files the pack checks (nginx site, odoo.conf, pgbouncer.ini and userlist, postgresql.conf and pg_hba.conf) as readable config objects, at the paths the daemons read.",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -73,7 +114,9 @@ export const hostsReceiveCheckedConfigFiles: StackValidationPolicy = {
     for (const host of hostViews(resources, unknown)) {
       unknown.run(() => {
         for (const need of REQUIRED_FILES[host.role ?? ""] ?? []) {
-          const found = objects.some((o) => o.host === host.id && need.kinds.includes(fileKindOf(o.path) as FileKind) && need.read(o.path) && readable(o));
+          const found = objects.some(
+            (o) => o.host === host.id && need.kinds.includes(fileKindOf(o.path) as FileKind) && need.read(o.path) && readable(o),
+          );
           if (!found) {
             reportViolation(
               `EC2 instance (${host.instance.name}) must receive ${need.what} as a config object with inline content (key hosts/${host.id}/…): it is the ${host.role} host ${host.id}, and without the file the pack cannot check it (${need.items}).`,
@@ -138,7 +181,10 @@ export const pgbouncerMaxClientConnCoversOdoo: StackValidationPolicy = {
       unknown.run(() => {
         const maxClient = setting(parsePgbouncerIni(ini.content), "max_client_conn", 100);
         if (maxClient !== undefined && maxClient < d.total) {
-          reportViolation(`${fileLabel(ini)} must set max_client_conn (${maxClient}) at least the ${d.total} connections Odoo may open (${d.parts.join("; ")}) (POOL-4).`, ini.resource.urn);
+          reportViolation(
+            `${fileLabel(ini)} must set max_client_conn (${maxClient}) at least the ${d.total} connections Odoo may open (${d.parts.join("; ")}) (POOL-4).`,
+            ini.resource.urn,
+          );
         }
       });
     }
@@ -153,14 +199,22 @@ export const pgbouncerMaxClientConnCoversOdoo: StackValidationPolicy = {
  * cron_trigger, list_dbs under a dbfilter, the server start: lib/sizing.ts postgresShortLived).
  * The threaded server (workers = 0) LISTENs from each cron thread and may open db_maxconn.
  */
-function odooPostgresSessions(options: ReadonlyMap<string, string>): { readonly listeners: number; readonly shortLived: number; readonly how: string } {
+function odooPostgresSessions(options: ReadonlyMap<string, string>): {
+  readonly listeners: number;
+  readonly shortLived: number;
+  readonly how: string;
+} {
   const workers = odooInt(options.get("workers")) ?? 0;
   const cron = odooInt(options.get("max_cron_threads")) ?? 2;
   if (workers <= 0) {
     const maxconn = odooInt(options.get("db_maxconn")) ?? ODOO_DEFAULT_DB_MAXCONN;
     return { listeners: cron + 1, shortLived: maxconn, how: `threaded: ${cron} cron + bus listening, up to db_maxconn ${maxconn} short` };
   }
-  return { listeners: cron + 1, shortLived: workers + 1 + cron, how: `${workers} workers + gevent + ${cron} cron: ${cron + 1} listening, ${workers + 1 + cron} short` };
+  return {
+    listeners: cron + 1,
+    shortLived: workers + 1 + cron,
+    how: `${workers} workers + gevent + ${cron} cron: ${cron + 1} listening, ${workers + 1 + cron} short`,
+  };
 }
 
 /**
@@ -197,20 +251,32 @@ export const pgbouncerPostgresPoolCoversOdoo: StackValidationPolicy = {
         const parsed = parsePgbouncerIni(ini.content);
         const entry = listenDatabase(parsed);
         if (entry === undefined) {
-          reportViolation(`${fileLabel(ini)} must have a ${LISTEN_DATABASE} entry in session mode for Odoo's ${d.total} ${LISTEN_DATABASE} sessions (${d.parts.join("; ")}) (POOL-2, DESIGN principle 7).`, ini.resource.urn);
+          reportViolation(
+            `${fileLabel(ini)} must have a ${LISTEN_DATABASE} entry in session mode for Odoo's ${d.total} ${LISTEN_DATABASE} sessions (${d.parts.join("; ")}) (POOL-2, DESIGN principle 7).`,
+            ini.resource.urn,
+          );
           return;
         }
         const pool = iniInt(entry.params.get("pool_size")) ?? setting(parsed, "default_pool_size", 20) ?? 20;
         const reserve = iniInt(entry.params.get("reserve_pool")) ?? setting(parsed, "reserve_pool_size", 0) ?? 0;
         const cap = iniInt(entry.params.get("max_db_connections")) ?? setting(parsed, "max_db_connections", 0) ?? 0;
         if (pool < d.total) {
-          reportViolation(`${fileLabel(ini)} must give ${LISTEN_DATABASE} a pool_size (${pool}) of at least the ${d.total} ${LISTEN_DATABASE} sessions Odoo can hold at once (${d.parts.join("; ")}) (POOL-2).`, ini.resource.urn);
+          reportViolation(
+            `${fileLabel(ini)} must give ${LISTEN_DATABASE} a pool_size (${pool}) of at least the ${d.total} ${LISTEN_DATABASE} sessions Odoo can hold at once (${d.parts.join("; ")}) (POOL-2).`,
+            ini.resource.urn,
+          );
         }
         if (reserve < d.reserve) {
-          reportViolation(`${fileLabel(ini)} must give ${LISTEN_DATABASE} a reserve_pool (${reserve}) of at least ${d.reserve}: one host's LISTEN sessions still held by a process that is gone, plus its successor's start-up connection (POOL-3).`, ini.resource.urn);
+          reportViolation(
+            `${fileLabel(ini)} must give ${LISTEN_DATABASE} a reserve_pool (${reserve}) of at least ${d.reserve}: one host's LISTEN sessions still held by a process that is gone, plus its successor's start-up connection (POOL-3).`,
+            ini.resource.urn,
+          );
         }
         if (cap > 0 && cap < pool + reserve) {
-          reportViolation(`${fileLabel(ini)} must set ${LISTEN_DATABASE}'s max_db_connections (${cap}) at least pool_size + reserve_pool (${pool + reserve}), or the reserve can never be used (POOL-3).`, ini.resource.urn);
+          reportViolation(
+            `${fileLabel(ini)} must set ${LISTEN_DATABASE}'s max_db_connections (${cap}) at least pool_size + reserve_pool (${pool + reserve}), or the reserve can never be used (POOL-3).`,
+            ini.resource.urn,
+          );
         }
       });
     }
@@ -226,7 +292,8 @@ export const pgbouncerPostgresPoolCoversOdoo: StackValidationPolicy = {
  */
 export const postgresMaxConnectionsCoverPgbouncer: StackValidationPolicy = {
   name: "postgres-max-connections-cover-pgbouncer",
-  description: "Checks whether PostgreSQL's max_connections covers PgBouncer's pools + reserves + LISTEN pool plus backup, monitoring, admin and superuser slots (PG-1).",
+  description:
+    "Checks whether PostgreSQL's max_connections covers PgBouncer's pools + reserves + LISTEN pool plus backup, monitoring, admin and superuser slots (PG-1).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
@@ -235,7 +302,10 @@ export const postgresMaxConnectionsCoverPgbouncer: StackValidationPolicy = {
     const inis = files.filter((f) => fileKindOf(f.path) === "pgbouncer.ini");
     if (inis.length === 0) return unknown.finish();
     const odooUser =
-      files.filter((f) => fileKindOf(f.path) === "odoo.conf").map((f) => unknown.run(() => parseOdooConf(f.content).options.get("db_user"))).find((u) => u !== undefined) ?? DB_ROLES.odoo;
+      files
+        .filter((f) => fileKindOf(f.path) === "odoo.conf")
+        .map((f) => unknown.run(() => parseOdooConf(f.content).options.get("db_user")))
+        .find((u) => u !== undefined) ?? DB_ROLES.odoo;
     for (const conf of files.filter((f) => fileKindOf(f.path) === "postgresql.conf")) {
       unknown.run(() => {
         const settings = parsePostgresConf(conf.content);
@@ -291,13 +361,24 @@ export const databaseTrafficThroughPgbouncer: StackValidationPolicy = {
         const dbHost = options.get("db_host");
         const target = dbHost === undefined || dbHost === "" ? undefined : hostByName(hosts, dbHost);
         if (target?.role !== "pgbouncer") {
-          const now = dbHost === undefined || dbHost === "" ? "absent (a local Unix socket)" : target ? `${dbHost}, the ${target.role} host ${target.id}` : `${dbHost}, no host of the stack`;
+          const now =
+            dbHost === undefined || dbHost === ""
+              ? "absent (a local Unix socket)"
+              : target
+                ? `${dbHost}, the ${target.role} host ${target.id}`
+                : `${dbHost}, no host of the stack`;
           const pgbouncer = hosts.find((h) => h.role === "pgbouncer");
-          reportViolation(`${fileLabel(odoo)} must set db_host to the PgBouncer host's name${pgbouncer?.names[0] ? ` (${pgbouncer.names[0]})` : ""}; it is ${now} (NET-5, TLS-2).`, odoo.resource.urn);
+          reportViolation(
+            `${fileLabel(odoo)} must set db_host to the PgBouncer host's name${pgbouncer?.names[0] ? ` (${pgbouncer.names[0]})` : ""}; it is ${now} (NET-5, TLS-2).`,
+            odoo.resource.urn,
+          );
         }
         const port = options.get("db_port");
         if (odooInt(port) !== PORTS.pgbouncer.port) {
-          reportViolation(`${fileLabel(odoo)} must set db_port = ${PORTS.pgbouncer.port} (PgBouncer); it is ${port === undefined ? "absent (5432, PostgreSQL)" : JSON.stringify(port)} (NET-5).`, odoo.resource.urn);
+          reportViolation(
+            `${fileLabel(odoo)} must set db_port = ${PORTS.pgbouncer.port} (PgBouncer); it is ${port === undefined ? "absent (5432, PostgreSQL)" : JSON.stringify(port)} (NET-5).`,
+            odoo.resource.urn,
+          );
         }
       });
     }
@@ -308,7 +389,10 @@ export const databaseTrafficThroughPgbouncer: StackValidationPolicy = {
           if (host === undefined || host.startsWith("/")) continue;
           const target = hostByName(hosts, host);
           if (target !== undefined && target.role !== "postgres") {
-            reportViolation(`${fileLabel(ini)} must send database ${d.name} to the PostgreSQL host; host=${host} is the ${target.role} host ${target.id} (NET-6).`, ini.resource.urn);
+            reportViolation(
+              `${fileLabel(ini)} must send database ${d.name} to the PostgreSQL host; host=${host} is the ${target.role} host ${target.id} (NET-6).`,
+              ini.resource.urn,
+            );
           }
         }
       });
@@ -321,7 +405,12 @@ export const databaseTrafficThroughPgbouncer: StackValidationPolicy = {
 const unitOf = (path: string): string => (/\/([^/]+)\.d\/[^/]+\.conf$/.exec(path) ?? /\/([^/]+)$/.exec(path) ?? ["", ""])[1];
 
 /** The daemons whose checked config a unit could swap, and the items each config carries. */
-const CHECKED_SERVICES: readonly { readonly unit: RegExp; readonly daemon: string; readonly items: readonly string[]; readonly env: readonly string[] }[] = [
+const CHECKED_SERVICES: readonly {
+  readonly unit: RegExp;
+  readonly daemon: string;
+  readonly items: readonly string[];
+  readonly env: readonly string[];
+}[] = [
   // Odoo reads the file named by -c, else $ODOO_RC / $OPENERP_SERVER (odoo/tools/config.py).
   { unit: /^odoo\.service$/, daemon: "Odoo", items: ODOO_CONF_ITEMS, env: ["ODOO_RC", "OPENERP_SERVER"] },
   { unit: /^pgbouncer\.service$/, daemon: "PgBouncer", items: PGBOUNCER_INI_ITEMS, env: [] },
@@ -350,18 +439,24 @@ function odooCommandLineItems(command: string): string[] {
  */
 export const serviceUnitsKeepCheckedConfig: ResourceValidationPolicy = {
   name: "service-units-keep-checked-config",
-  description: "Checks whether no delivered systemd unit or drop-in for Odoo, PgBouncer or PostgreSQL redefines ExecStart or points the daemon at another config through its environment, so the daemon runs with the file the pack checks (NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2, POOL-1, AUTH-1, TLS-1, PG-1, PG-2, PG-3).",
+  description:
+    "Checks whether no delivered systemd unit or drop-in for Odoo, PgBouncer or PostgreSQL redefines ExecStart or points the daemon at another config through its environment, so the daemon runs with the file the pack checks (NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2, POOL-1, AUTH-1, TLS-1, PG-1, PG-2, PG-3).",
   validateResource: validateRenderedFile("systemd-unit", (file, report) => {
     const service = CHECKED_SERVICES.find((s) => s.unit.test(unitOf(file.path)));
     if (!service) return;
     for (const line of parseSystemdUnit(file.content).filter((l) => l.section === "Service")) {
       if (line.key === "ExecStart" && line.value !== "") {
         const items = service.daemon === "Odoo" ? odooCommandLineItems(line.value) : [];
-        report(`${fileLabel(file)} must not redefine ExecStart (line ${line.line}: ${line.value}): a command line overrides or replaces the config file the pack checks (${(items.length > 0 ? items : service.items).join(", ")}).`);
+        report(
+          `${fileLabel(file)} must not redefine ExecStart (line ${line.line}: ${line.value}): a command line overrides or replaces the config file the pack checks (${(items.length > 0 ? items : service.items).join(", ")}).`,
+        );
       } else if (line.key === "Environment" || line.key === "EnvironmentFile") {
-        const names = line.key === "EnvironmentFile" ? ["EnvironmentFile"] : service.env.filter((v) => new RegExp(`(^|[\\s"])${v}=`).test(line.value));
+        const names =
+          line.key === "EnvironmentFile" ? ["EnvironmentFile"] : service.env.filter((v) => new RegExp(`(^|[\\s"])${v}=`).test(line.value));
         if (line.key === "EnvironmentFile" || names.length > 0) {
-          report(`${fileLabel(file)} must not set ${names.join(", ")} for ${service.daemon} (line ${line.line}): it can point the daemon at a config the pack does not check (${service.items.join(", ")}).`);
+          report(
+            `${fileLabel(file)} must not set ${names.join(", ")} for ${service.daemon} (line ${line.line}): it can point the daemon at a config the pack does not check (${service.items.join(", ")}).`,
+          );
         }
       }
     }

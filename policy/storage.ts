@@ -4,15 +4,7 @@
 // its companions (BACKUP-1: a backup that anyone can read, or that one overwrite destroys, is
 // not a backup).
 import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
-import {
-  isOneOf,
-  isRecord,
-  referencedResources,
-  roleOf,
-  TYPES,
-  UnknownValues,
-  type StackResourceView,
-} from "./lib/resources";
+import { isOneOf, isRecord, referencedResources, roleOf, TYPES, UnknownValues, type StackResourceView } from "./lib/resources";
 
 /**
  * PostgreSQL's data volume holds every database, including the SCRAM verifiers in pg_authid
@@ -24,7 +16,9 @@ export const ebsVolumeEncrypted: ResourceValidationPolicy = {
   validateResource: (args, reportViolation) => {
     if (args.type !== TYPES.ebsVolume) return;
     if (args.props.encrypted !== true) {
-      reportViolation(`EBS volume (${args.name}) must be encrypted (encrypted = true): it holds the database and its password verifiers (AUTH-2, BACKUP-1).`);
+      reportViolation(
+        `EBS volume (${args.name}) must be encrypted (encrypted = true): it holds the database and its password verifiers (AUTH-2, BACKUP-1).`,
+      );
     }
   },
 };
@@ -78,14 +72,17 @@ function versioningEnabled(config: unknown): boolean {
  */
 export const bucketPrivateEncryptedVersioned: StackValidationPolicy = {
   name: "bucket-private-encrypted-versioned",
-  description: "Checks whether every S3 bucket blocks public access, encrypts objects by default and keeps versions, joining the bucket with its companion resources (BACKUP-1, ODOO-1).",
+  description:
+    "Checks whether every S3 bucket blocks public access, encrypts objects by default and keeps versions, joining the bucket with its companion resources (BACKUP-1, ODOO-1).",
   validateStack: (args, reportViolation) => {
     const resources = args.resources as unknown as StackResourceView[];
     const unknown = new UnknownValues();
     const buckets = resources.filter((r) => isOneOf(r.type, TYPES.buckets));
     const companions = (types: string | readonly string[]) => resources.filter((r) => isOneOf(r.type, types));
     const ofBucket = (bucket: StackResourceView, types: string | readonly string[]) =>
-      companions(types).filter((c) => unknown.run(() => referencedResources(c, "bucket", [bucket]).length > 0 || sameBucketName(c, bucket)) === true);
+      companions(types).filter(
+        (c) => unknown.run(() => referencedResources(c, "bucket", [bucket]).length > 0 || sameBucketName(c, bucket)) === true,
+      );
 
     for (const bucket of buckets) {
       unknown.run(() => {
@@ -96,25 +93,45 @@ export const bucketPrivateEncryptedVersioned: StackValidationPolicy = {
         const blocks = ofBucket(bucket, TYPES.publicAccessBlock);
         const fullyBlocked = blocks.some((b) => PUBLIC_ACCESS_BLOCK_FLAGS.every((f) => b.props[f] === true));
         if (!fullyBlocked) {
-          const missing = blocks.length === 0 ? "it has no BucketPublicAccessBlock" : `its BucketPublicAccessBlock leaves ${PUBLIC_ACCESS_BLOCK_FLAGS.filter((f) => !blocks.some((b) => b.props[f] === true)).join(", ")} off`;
-          reportViolation(`${subject} must block public access with all of ${PUBLIC_ACCESS_BLOCK_FLAGS.join(", ")} = true; ${missing} (${item}).`, bucket.urn);
+          const missing =
+            blocks.length === 0
+              ? "it has no BucketPublicAccessBlock"
+              : `its BucketPublicAccessBlock leaves ${PUBLIC_ACCESS_BLOCK_FLAGS.filter((f) => !blocks.some((b) => b.props[f] === true)).join(", ")} off`;
+          reportViolation(
+            `${subject} must block public access with all of ${PUBLIC_ACCESS_BLOCK_FLAGS.join(", ")} = true; ${missing} (${item}).`,
+            bucket.urn,
+          );
         }
 
-        const inlineEncryption = isRecord(bucket.props.serverSideEncryptionConfiguration) ? bucket.props.serverSideEncryptionConfiguration.rule ?? bucket.props.serverSideEncryptionConfiguration.rules : undefined;
-        const encrypted = encryptsByDefault(inlineEncryption) || ofBucket(bucket, TYPES.encryption).some((e) => encryptsByDefault(e.props.rules));
+        const inlineEncryption = isRecord(bucket.props.serverSideEncryptionConfiguration)
+          ? (bucket.props.serverSideEncryptionConfiguration.rule ?? bucket.props.serverSideEncryptionConfiguration.rules)
+          : undefined;
+        const encrypted =
+          encryptsByDefault(inlineEncryption) || ofBucket(bucket, TYPES.encryption).some((e) => encryptsByDefault(e.props.rules));
         if (!encrypted) {
-          reportViolation(`${subject} must encrypt objects by default (a BucketServerSideEncryptionConfiguration with sseAlgorithm ${SSE_ALGORITHMS.join(" or ")}) (${item}).`, bucket.urn);
+          reportViolation(
+            `${subject} must encrypt objects by default (a BucketServerSideEncryptionConfiguration with sseAlgorithm ${SSE_ALGORITHMS.join(" or ")}) (${item}).`,
+            bucket.urn,
+          );
         }
 
-        const versioned = versioningEnabled(bucket.props.versioning) || ofBucket(bucket, TYPES.versioning).some((v) => versioningEnabled(v.props.versioningConfiguration));
+        const versioned =
+          versioningEnabled(bucket.props.versioning) ||
+          ofBucket(bucket, TYPES.versioning).some((v) => versioningEnabled(v.props.versioningConfiguration));
         if (!versioned) {
-          reportViolation(`${subject} must keep object versions (a BucketVersioning with status "Enabled"), so an overwrite or a deletion can be undone (${item}).`, bucket.urn);
+          reportViolation(
+            `${subject} must keep object versions (a BucketVersioning with status "Enabled"), so an overwrite or a deletion can be undone (${item}).`,
+            bucket.urn,
+          );
         }
 
         const acls = [bucket.props.acl, ...ofBucket(bucket, TYPES.bucketAcl).map((a) => a.props.acl)];
         const publicAcl = acls.find((a) => typeof a === "string" && PUBLIC_ACLS.includes(a));
         if (publicAcl !== undefined) {
-          reportViolation(`${subject} must not have the canned ACL ${JSON.stringify(publicAcl)}: it would expose its objects (${item}).`, bucket.urn);
+          reportViolation(
+            `${subject} must not have the canned ACL ${JSON.stringify(publicAcl)}: it would expose its objects (${item}).`,
+            bucket.urn,
+          );
         }
 
         const policies = [bucket.props.policy, ...ofBucket(bucket, TYPES.bucketPolicy).map((p) => p.props.policy)];

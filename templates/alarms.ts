@@ -6,7 +6,16 @@
 import type { HostId, StackModel } from "../lib/model";
 import { throwIfAny } from "../lib/problems";
 import { AGENT_METRICS, watchedMounts, WATCHED_FSTYPE } from "./cloudwatch-agent";
-import { DIMENSIONS, METRIC_NAMESPACES, METRICS, ROUTE_CLASSES, WATCHED_PROCESSES, INTERNAL_CA_CERTIFICATE, metricsCollectorSettingsFor, type RouteClass } from "./metrics";
+import {
+  DIMENSIONS,
+  METRIC_NAMESPACES,
+  METRICS,
+  ROUTE_CLASSES,
+  WATCHED_PROCESSES,
+  INTERNAL_CA_CERTIFICATE,
+  metricsCollectorSettingsFor,
+  type RouteClass,
+} from "./metrics";
 import { LISTEN_DATABASE } from "./pgbouncer";
 
 /** The dashboard's rows, in checklist order; every alarm belongs to one. */
@@ -123,27 +132,51 @@ export type MonitoringThresholdOverrides = Partial<Omit<MonitoringThresholds, "l
 /** Every problem with the thresholds, one message each naming the key; empty when valid. */
 export function checkMonitoringThresholds(o: MonitoringThresholdOverrides): string[] {
   const problems: string[] = [];
-  const percentKeys = ["connectionsUsedPercent", "deadTuplesPercent", "http5xxPercent", "diskUsedPercent", "memoryUsedPercent", "swapUsedPercent", "fdUsedPercent"] as const;
+  const percentKeys = [
+    "connectionsUsedPercent",
+    "deadTuplesPercent",
+    "http5xxPercent",
+    "diskUsedPercent",
+    "memoryUsedPercent",
+    "swapUsedPercent",
+    "fdUsedPercent",
+  ] as const;
   for (const key of percentKeys) {
     const v = o[key];
     if (v !== undefined && !(v > 0 && v <= 100)) problems.push(`'thresholds.${key}' must be a percentage in (0, 100], got ${v}.`);
   }
-  for (const key of ["maxWaitSeconds", "oldestTransactionSeconds", "cronRunningSeconds", "certificateDays", "internalCaDays", "transactionIdAge"] as const) {
+  for (const key of [
+    "maxWaitSeconds",
+    "oldestTransactionSeconds",
+    "cronRunningSeconds",
+    "certificateDays",
+    "internalCaDays",
+    "transactionIdAge",
+  ] as const) {
     const v = o[key];
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) problems.push(`'thresholds.${key}' must be a positive number, got ${v}.`);
   }
   for (const [c, v] of Object.entries(o.latencyP99Seconds ?? {})) {
-    if (!(ROUTE_CLASSES as readonly string[]).includes(c)) problems.push(`'thresholds.latencyP99Seconds.${c}' is not a route class; use ${ROUTE_CLASSES.join(", ")}.`);
-    else if (!(Number.isFinite(v) && (v as number) > 0)) problems.push(`'thresholds.latencyP99Seconds.${c}' must be a positive number of seconds, got ${v}.`);
+    if (!(ROUTE_CLASSES as readonly string[]).includes(c))
+      problems.push(`'thresholds.latencyP99Seconds.${c}' is not a route class; use ${ROUTE_CLASSES.join(", ")}.`);
+    else if (!(Number.isFinite(v) && (v as number) > 0))
+      problems.push(`'thresholds.latencyP99Seconds.${c}' must be a positive number of seconds, got ${v}.`);
   }
-  if (o.certificateDays !== undefined && o.certificateDays > 60) problems.push(`'thresholds.certificateDays' = ${o.certificateDays}: certbot renews 30 days before expiry, so an alarm over 60 days would always fire.`);
+  if (o.certificateDays !== undefined && o.certificateDays > 60)
+    problems.push(
+      `'thresholds.certificateDays' = ${o.certificateDays}: certbot renews 30 days before expiry, so an alarm over 60 days would always fire.`,
+    );
   return problems;
 }
 
 export function resolveThresholds(o: MonitoringThresholdOverrides = {}): MonitoringThresholds {
   const problems = checkMonitoringThresholds(o);
   throwIfAny("monitoring thresholds", problems);
-  return { ...MONITORING_DEFAULTS, ...o, latencyP99Seconds: { ...MONITORING_DEFAULTS.latencyP99Seconds, ...(o.latencyP99Seconds ?? {}) } } as MonitoringThresholds;
+  return {
+    ...MONITORING_DEFAULTS,
+    ...o,
+    latencyP99Seconds: { ...MONITORING_DEFAULTS.latencyP99Seconds, ...(o.latencyP99Seconds ?? {}) },
+  } as MonitoringThresholds;
 }
 
 /** `<project>-<stack>-<id>`: what the console, the SNS mail and the runbook all show. */
@@ -178,7 +211,8 @@ export function monitoringAlarms(model: StackModel, overrides: MonitoringThresho
       threshold: 0,
       comparisonOperator: "GreaterThanThreshold",
       treatMissingData: "notBreaching",
-      response: "Every server connection of the pool is busy and requests queue before reaching PostgreSQL. Look at the queue, then at who holds the server connections (long transactions, locks) before growing the pool.",
+      response:
+        "Every server connection of the pool is busy and requests queue before reaching PostgreSQL. Look at the queue, then at who holds the server connections (long transactions, locks) before growing the pool.",
       procedures: ["pgbouncer-queue", "long-transactions", "locks"],
     });
     add({
@@ -196,7 +230,8 @@ export function monitoringAlarms(model: StackModel, overrides: MonitoringThresho
       threshold: t.maxWaitSeconds,
       comparisonOperator: "GreaterThanThreshold",
       treatMissingData: "notBreaching",
-      response: "Users wait for a database connection before Odoo even runs their request. Same cause as a queue, worse: find what holds the server connections.",
+      response:
+        "Users wait for a database connection before Odoo even runs their request. Same cause as a queue, worse: find what holds the server connections.",
       procedures: ["pgbouncer-queue", "long-transactions", "locks"],
     });
   }
@@ -241,7 +276,8 @@ export function monitoringAlarms(model: StackModel, overrides: MonitoringThresho
     threshold: t.http5xxPercent,
     comparisonOperator: "GreaterThanThreshold",
     treatMissingData: "notBreaching",
-    response: "Odoo fails requests (500), is down (502) or too slow for the proxy (504). Read Odoo's log for the tracebacks at the same minutes.",
+    response:
+      "Odoo fails requests (500), is down (502) or too slow for the proxy (504). Read Odoo's log for the tracebacks at the same minutes.",
     procedures: ["odoo-errors", "latency"],
   });
   const odooErrorAlarm = (id: string, metric: string, what: string, procedures: readonly Procedure[], period = 300) =>
@@ -263,9 +299,18 @@ export function monitoringAlarms(model: StackModel, overrides: MonitoringThresho
       response: `${what}: users saw an error. The Odoo log has the request or job at the same minute.`,
       procedures,
     });
-  odooErrorAlarm("odoo-upstream-timeouts", METRICS.upstreamTimeouts, "The proxy gave up waiting for Odoo (504)", ["latency", "odoo-errors"]);
-  odooErrorAlarm("odoo-worker-time-limit", METRICS.workerTimeLimitKills, "An Odoo worker was killed by limit_time_real/limit_time_cpu", ["odoo-errors", "long-transactions"]);
-  odooErrorAlarm("odoo-pool-full", METRICS.poolFullErrors, "An Odoo worker found its connection pool full (PoolError)", ["odoo-errors", "pgbouncer-queue"]);
+  odooErrorAlarm("odoo-upstream-timeouts", METRICS.upstreamTimeouts, "The proxy gave up waiting for Odoo (504)", [
+    "latency",
+    "odoo-errors",
+  ]);
+  odooErrorAlarm("odoo-worker-time-limit", METRICS.workerTimeLimitKills, "An Odoo worker was killed by limit_time_real/limit_time_cpu", [
+    "odoo-errors",
+    "long-transactions",
+  ]);
+  odooErrorAlarm("odoo-pool-full", METRICS.poolFullErrors, "An Odoo worker found its connection pool full (PoolError)", [
+    "odoo-errors",
+    "pgbouncer-queue",
+  ]);
   odooErrorAlarm("odoo-deadlocks", METRICS.deadlocks, "PostgreSQL broke a deadlock in an Odoo transaction", ["locks", "odoo-errors"]);
   add({
     id: "odoo-worker-memory-limit",
@@ -282,7 +327,8 @@ export function monitoringAlarms(model: StackModel, overrides: MonitoringThresho
     threshold: 10,
     comparisonOperator: "GreaterThanOrEqualToThreshold",
     treatMissingData: "notBreaching",
-    response: "Recycling after a request is normal now and then; this often means a request pattern (large exports, imports) that needs more memory or batching.",
+    response:
+      "Recycling after a request is normal now and then; this often means a request pattern (large exports, imports) that needs more memory or batching.",
     procedures: ["odoo-errors", "host-resources"],
   });
   add({
@@ -326,7 +372,9 @@ export function monitoringAlarms(model: StackModel, overrides: MonitoringThresho
   for (const host of model.allHosts) hostAlarms(model, host, t, add);
 
   const order = new Map(DASHBOARD_SECTIONS.map((s, i) => [s.id as string, i]));
-  return out.sort((a, b) => (order.get(a.section) as number) - (order.get(b.section) as number) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return out.sort(
+    (a, b) => (order.get(a.section) as number) - (order.get(b.section) as number) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
 }
 
 function postgresAlarms(model: StackModel, t: MonitoringThresholds, add: (a: Omit<AlarmSpec, "name">) => void): void {
@@ -347,7 +395,8 @@ function postgresAlarms(model: StackModel, t: MonitoringThresholds, add: (a: Omi
     threshold: t.oldestTransactionSeconds,
     comparisonOperator: "GreaterThanThreshold",
     treatMissingData: "notBreaching",
-    response: "A long transaction holds its locks and a pooled server connection, and stops vacuum from removing newer dead rows. Identify it (often a cron or a manual session) and end it if it is not doing useful work.",
+    response:
+      "A long transaction holds its locks and a pooled server connection, and stops vacuum from removing newer dead rows. Identify it (often a cron or a manual session) and end it if it is not doing useful work.",
     procedures: ["long-transactions", "locks", "cron"],
   });
   add({
@@ -365,7 +414,8 @@ function postgresAlarms(model: StackModel, t: MonitoringThresholds, add: (a: Omi
     threshold: 0,
     comparisonOperator: "GreaterThanThreshold",
     treatMissingData: "notBreaching",
-    response: "Requests are blocked behind another transaction's row or table lock; lock_timeout (PG-2) will fail them. Find the blocking pid and what it is doing.",
+    response:
+      "Requests are blocked behind another transaction's row or table lock; lock_timeout (PG-2) will fail them. Find the blocking pid and what it is doing.",
     procedures: ["locks", "long-transactions"],
   });
   add({
@@ -383,7 +433,8 @@ function postgresAlarms(model: StackModel, t: MonitoringThresholds, add: (a: Omi
     threshold: t.connectionsUsedPercent,
     comparisonOperator: "GreaterThanThreshold",
     treatMissingData: "notBreaching",
-    response: "PgBouncer's pools are sized to fit max_connections (PG-1); connections beyond them come from outside the pools (a bastion session, a script). Find them by application_name and client address.",
+    response:
+      "PgBouncer's pools are sized to fit max_connections (PG-1); connections beyond them come from outside the pools (a bastion session, a script). Find them by application_name and client address.",
     procedures: ["long-transactions", "pgbouncer-queue"],
   });
   // PG-1: a max_connections raised for a bigger Odoo host is installed and reloaded, but takes
@@ -405,7 +456,8 @@ function postgresAlarms(model: StackModel, t: MonitoringThresholds, add: (a: Omi
       threshold: 0,
       comparisonOperator: "GreaterThanThreshold",
       treatMissingData: "notBreaching",
-      response: "A changed setting (max_connections, shared_buffers) is installed but not in force: the apply script never restarts PostgreSQL by itself. Schedule the restart for a quiet time, or restart now.",
+      response:
+        "A changed setting (max_connections, shared_buffers) is installed but not in force: the apply script never restarts PostgreSQL by itself. Schedule the restart for a quiet time, or restart now.",
       procedures: ["restart-pending"],
     });
   }
@@ -425,7 +477,8 @@ function postgresAlarms(model: StackModel, t: MonitoringThresholds, add: (a: Omi
       threshold: t.deadTuplesPercent,
       comparisonOperator: "GreaterThanThreshold",
       treatMissingData: "notBreaching",
-      response: "Autovacuum is not keeping up (or a long transaction prevents it): tables and indexes bloat and queries slow down over days.",
+      response:
+        "Autovacuum is not keeping up (or a long transaction prevents it): tables and indexes bloat and queries slow down over days.",
       procedures: ["autovacuum", "long-transactions"],
     });
     add({
@@ -443,7 +496,8 @@ function postgresAlarms(model: StackModel, t: MonitoringThresholds, add: (a: Omi
       threshold: t.transactionIdAge,
       comparisonOperator: "GreaterThanThreshold",
       treatMissingData: "notBreaching",
-      response: "Anti-wraparound vacuum is falling behind; at 2 billion PostgreSQL stops accepting writes. Find the oldest tables and vacuum them.",
+      response:
+        "Anti-wraparound vacuum is falling behind; at 2 billion PostgreSQL stops accepting writes. Find the oldest tables and vacuum them.",
       procedures: ["autovacuum", "long-transactions"],
     });
   }
@@ -465,7 +519,10 @@ function hostAlarms(model: StackModel, host: HostId, t: MonitoringThresholds, ad
       ...fiveMinutes,
       threshold: t.diskUsedPercent,
       comparisonOperator: "GreaterThanThreshold",
-      response: host.role === "postgres" && mount !== "/" ? "PostgreSQL stops when its volume fills (WAL included): grow the EBS volume now, then find what grew." : "Logs or temp files are filling the disk; find the largest directories.",
+      response:
+        host.role === "postgres" && mount !== "/"
+          ? "PostgreSQL stops when its volume fills (WAL included): grow the EBS volume now, then find what grew."
+          : "Logs or temp files are filling the disk; find the largest directories.",
       procedures: ["host-resources"],
     });
   }
@@ -481,7 +538,8 @@ function hostAlarms(model: StackModel, host: HostId, t: MonitoringThresholds, ad
     ...fiveMinutes,
     threshold: t.memoryUsedPercent,
     comparisonOperator: "GreaterThanThreshold",
-    response: "Next stop is the OOM killer. On Odoo hosts look for workers far above the ~134 MiB an idle one holds (ps -o rss,vsz -C odoo): limit_memory_hard caps one process's address space, not the sum; lower odoo.workers or pick a larger odooInstanceType (LIMIT-1, LIMIT-3).",
+    response:
+      "Next stop is the OOM killer. On Odoo hosts look for workers far above the ~134 MiB an idle one holds (ps -o rss,vsz -C odoo): limit_memory_hard caps one process's address space, not the sum; lower odoo.workers or pick a larger odooInstanceType (LIMIT-1, LIMIT-3).",
     procedures: ["host-resources"],
   });
   add({
@@ -589,7 +647,12 @@ function hostAlarms(model: StackModel, host: HostId, t: MonitoringThresholds, ad
  * runbook: their responses are in the backup runbook. Ids are BackupPlan's resource suffixes.
  */
 export function backupAlarmEntries(model: StackModel): readonly BackupAlarmEntry[] {
-  const entry = (id: string, checklist: string, summary: string): BackupAlarmEntry => ({ id, name: alarmName(model, id), checklist: [checklist], summary });
+  const entry = (id: string, checklist: string, summary: string): BackupAlarmEntry => ({
+    id,
+    name: alarmName(model, id),
+    checklist: [checklist],
+    summary,
+  });
   return [
     // pgBackRest and its drill live on the PostgreSQL host: RDS stacks have neither.
     ...(model.settings.postgresEngine === "ec2"
@@ -599,7 +662,9 @@ export function backupAlarmEntries(model: StackModel): readonly BackupAlarmEntry
           entry("backup-age", "BACKUP-1", "The newest pgBackRest backup is older than 26 h, or the hourly report stopped."),
         ]
       : []),
-    ...model.hosts.odoo.map((h) => entry(`filestore-sync-${h.id}`, "BACKUP-1", `The hourly filestore copy of ${h.id} has not succeeded for 3 hours.`)),
+    ...model.hosts.odoo.map((h) =>
+      entry(`filestore-sync-${h.id}`, "BACKUP-1", `The hourly filestore copy of ${h.id} has not succeeded for 3 hours.`),
+    ),
   ];
 }
 

@@ -48,7 +48,8 @@ export function putBackupMetricsStatement(): IamStatement {
 
 function kmsStatement(input: BackupIamInput, actions: readonly string[]): IamStatement[] {
   if (input.kmsKeyArn === undefined) return [];
-  if (input.region === undefined) throw new Error("backup IAM: 'region' is required with 'kmsKeyArn' (kms:ViaService names the regional S3 endpoint).");
+  if (input.region === undefined)
+    throw new Error("backup IAM: 'region' is required with 'kmsKeyArn' (kms:ViaService names the regional S3 endpoint).");
   return [
     {
       Sid: "UseBucketKeyThroughS3",
@@ -65,7 +66,12 @@ function kmsStatement(input: BackupIamInput, actions: readonly string[]): IamSta
  * import-database procedure): read only, the stack's import prefix only.
  */
 function readImportsStatement(input: BackupIamInput) {
-  return { Sid: "ReadImports", Effect: "Allow" as const, Action: ["s3:GetObject"], Resource: `${input.bucketArn}/${importPrefix(input.stack)}*` };
+  return {
+    Sid: "ReadImports",
+    Effect: "Allow" as const,
+    Action: ["s3:GetObject"],
+    Resource: `${input.bucketArn}/${importPrefix(input.stack)}*`,
+  };
 }
 
 /**
@@ -137,7 +143,10 @@ export function odooFilestorePolicy(input: BackupIamInput): IamPolicyDocument {
 }
 
 /** Trust policy of the role Data Lifecycle Manager assumes. */
-export function dlmAssumeRolePolicy(): { readonly Version: "2012-10-17"; readonly Statement: readonly Readonly<Record<string, unknown>>[] } {
+export function dlmAssumeRolePolicy(): {
+  readonly Version: "2012-10-17";
+  readonly Statement: readonly Readonly<Record<string, unknown>>[];
+} {
   return {
     Version: "2012-10-17",
     Statement: [{ Effect: "Allow", Principal: { Service: "dlm.amazonaws.com" }, Action: "sts:AssumeRole" }],
@@ -157,7 +166,14 @@ export function dlmServicePolicy(region: string): IamPolicyDocument {
       {
         Sid: "ManageSnapshots",
         Effect: "Allow",
-        Action: ["ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:DeleteSnapshot", "ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeSnapshots"],
+        Action: [
+          "ec2:CreateSnapshot",
+          "ec2:CreateSnapshots",
+          "ec2:DeleteSnapshot",
+          "ec2:DescribeInstances",
+          "ec2:DescribeVolumes",
+          "ec2:DescribeSnapshots",
+        ],
         Resource: "*",
       },
       {

@@ -211,15 +211,19 @@ function checkInput(input: UserDataInput): void {
   if (input.project !== undefined && !NAME.test(input.project)) bad("project", input.project, "letters, digits, '_', '.', '-'");
   if (!BUILD.test(input.odooBuild)) bad("odooBuild", input.odooBuild, "a nightly build date YYYYMMDD");
   for (const p of input.packages ?? []) if (!PACKAGE.test(p)) bad("packages", p, "a Debian package name");
-  if (input.role === "postgres" && input.dataVolumeId === undefined) bad("dataVolumeId", undefined, "the PostgreSQL host needs its data volume id (DESIGN principle 6)");
+  if (input.role === "postgres" && input.dataVolumeId === undefined)
+    bad("dataVolumeId", undefined, "the PostgreSQL host needs its data volume id (DESIGN principle 6)");
   if (input.dataVolumeId !== undefined) {
-    if (input.role !== "postgres" && input.role !== "odoo") bad("dataVolumeId", input.dataVolumeId, "only the postgres host and an Odoo host have a data volume");
+    if (input.role !== "postgres" && input.role !== "odoo")
+      bad("dataVolumeId", input.dataVolumeId, "only the postgres host and an Odoo host have a data volume");
     else if (!VOLUME_ID.test(input.dataVolumeId)) bad("dataVolumeId", input.dataVolumeId, "an EBS volume id such as vol-0123456789abcdef0");
-    if (input.efsFileSystemId !== undefined) bad("dataVolumeId", input.dataVolumeId, "an Odoo host keeps data_dir on EFS or on its own volume, not both");
+    if (input.efsFileSystemId !== undefined)
+      bad("dataVolumeId", input.dataVolumeId, "an Odoo host keeps data_dir on EFS or on its own volume, not both");
   }
   if (input.efsFileSystemId !== undefined) {
     if (input.role !== "odoo") bad("efsFileSystemId", input.efsFileSystemId, "only Odoo hosts mount the shared filestore");
-    else if (!FILE_SYSTEM_ID.test(input.efsFileSystemId)) bad("efsFileSystemId", input.efsFileSystemId, "an EFS file system id such as fs-0123456789abcdef0");
+    else if (!FILE_SYSTEM_ID.test(input.efsFileSystemId))
+      bad("efsFileSystemId", input.efsFileSystemId, "an EFS file system id such as fs-0123456789abcdef0");
   }
   if (input.rdsCaBundle === true && input.role !== "pgbouncer") bad("rdsCaBundle", true, "only PgBouncer connects to RDS");
   if (input.odooInit === true && input.role !== "odoo") bad("odooInit", true, "only an Odoo host initializes the Odoo databases");
@@ -251,7 +255,12 @@ function roleSteps(input: UserDataInput): Command[] {
         // with the uid every host shares.
         ...(input.efsFileSystemId === undefined ? [] : [["efs-mount", input.efsFileSystemId, input.region, PATHS.odooDataDir]]),
         // One Odoo host: data_dir on its own volume, which outlives the instance (issue 12).
-        ...(input.dataVolumeId === undefined ? [] : [["data-volume", input.dataVolumeId, PATHS.odooDataDir], ["odoo-owner", PATHS.odooDataDir]]),
+        ...(input.dataVolumeId === undefined
+          ? []
+          : [
+              ["data-volume", input.dataVolumeId, PATHS.odooDataDir],
+              ["odoo-owner", PATHS.odooDataDir],
+            ]),
         // The exact build the stack names, pinned (issue 12 item 7); odoo-stack-odoo-release
         // moves it when the stack names another.
         ["odoo-repo", input.odooVersion, input.odooBuild],
@@ -349,7 +358,12 @@ export function buildUserData(input: UserDataInput): CloudConfig {
     },
     { path: FIRSTBOOT_UNIT_PATH, content: firstBootUnit(), owner: "root:root", permissions: "0644" },
     // The Amazon Time Sync Service, read by chrony once the packages step installed it.
-    { path: CHRONY_SOURCES_PATH, content: `# ${GENERATED}\nserver ${AWS_TIME_SERVER} prefer iburst minpoll 4 maxpoll 4\n`, owner: "root:root", permissions: "0644" },
+    {
+      path: CHRONY_SOURCES_PATH,
+      content: `# ${GENERATED}\nserver ${AWS_TIME_SERVER} prefer iburst minpoll 4 maxpoll 4\n`,
+      owner: "root:root",
+      permissions: "0644",
+    },
   ];
   if (input.role === "postgres") {
     // Page checksums: storage corruption is detected on read and by pgBackRest (BACKUP-1).
@@ -407,6 +421,7 @@ export function renderUserData(input: UserDataInput): string {
   const doc = buildUserData(input);
   const text = ["#cloud-config", `# ${GENERATED}`, ...yamlLines(doc, "")].join("\n") + "\n";
   const size = Buffer.byteLength(text, "utf8");
-  if (size > USER_DATA_LIMIT_BYTES) throw new Error(`user data of host ${input.hostId} is ${size} bytes; EC2 accepts ${USER_DATA_LIMIT_BYTES}`);
+  if (size > USER_DATA_LIMIT_BYTES)
+    throw new Error(`user data of host ${input.hostId} is ${size} bytes; EC2 accepts ${USER_DATA_LIMIT_BYTES}`);
   return text;
 }

@@ -29,7 +29,12 @@ export const LOG_SOURCES = {
   odoo: { role: "odoo", file: PATHS.odooLogFile, firstLine: ISO_DATE, checklist: "ODOO-5, OBS-5, OBS-6" },
   "nginx-access": { role: "proxy", file: nginxMainSettings().accessLogPath, firstLine: undefined, checklist: "OBS-4, OBS-5" },
   // nginx's error log writes dates with slashes: "2026/11/26 12:00:00 [error] ...".
-  "nginx-error": { role: "proxy", file: nginxMainSettings().errorLogPath, firstLine: "^\\d{4}/\\d{2}/\\d{2} \\d{2}:\\d{2}:\\d{2}", checklist: "PROXY-5" },
+  "nginx-error": {
+    role: "proxy",
+    file: nginxMainSettings().errorLogPath,
+    firstLine: "^\\d{4}/\\d{2}/\\d{2} \\d{2}:\\d{2}:\\d{2}",
+    checklist: "PROXY-5",
+  },
   pgbouncer: { role: "pgbouncer", file: PGBOUNCER_DEBIAN.logFile, firstLine: ISO_DATE, checklist: "OBS-3" },
   postgresql: { role: "postgres", file: POSTGRES_LOG_FILE, firstLine: ISO_DATE, checklist: "PG-3, PG-4, OBS-7" },
   "top-queries": { role: "postgres", file: TOP_QUERIES_LOG, firstLine: undefined, checklist: "OBS-7" },
@@ -50,7 +55,9 @@ export function logSourceRole(model: StackModel, source: LogSource): HostRole {
  * With RDS, PostgreSQL's log is the group RDS exports to, so the log metric filters see it.
  */
 export const logGroupName = (model: StackModel, source: LogSource): string =>
-  source === "postgresql" && model.settings.postgresEngine === "rds" ? rdsPostgresqlLogGroupName(model) : `/${model.project}/${model.stack}/${source}`;
+  source === "postgresql" && model.settings.postgresEngine === "rds"
+    ? rdsPostgresqlLogGroupName(model)
+    : `/${model.project}/${model.stack}/${source}`;
 
 /** The file systems whose space and inodes are watched per role; alarms name the same paths. */
 export function watchedMounts(role: HostRole): readonly string[] {
@@ -136,5 +143,11 @@ export function renderCloudWatchAgentConfig(model: StackModel, host: HostId): st
 }
 
 export function cloudWatchAgentHostFile(model: StackModel, host: HostId): HostFile {
-  return { path: CLOUDWATCH_AGENT_CONFIG_PATH, content: renderCloudWatchAgentConfig(model, host), mode: "0644", owner: "root", group: "root" };
+  return {
+    path: CLOUDWATCH_AGENT_CONFIG_PATH,
+    content: renderCloudWatchAgentConfig(model, host),
+    mode: "0644",
+    owner: "root",
+    group: "root",
+  };
 }

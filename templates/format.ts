@@ -21,11 +21,7 @@ export interface HostFile {
 export const sha256 = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
 
 /** Joins lines with "\n" and ends the file with exactly one newline. */
-export const lines = (...parts: (string | readonly string[])[]): string =>
-  parts
-    .flat()
-    .join("\n")
-    .replace(/\n*$/, "\n");
+export const lines = (...parts: (string | readonly string[])[]): string => parts.flat().join("\n").replace(/\n*$/, "\n");
 
 /** Sorts `[key, value]` pairs by key: renderers emit keys in a stable order. */
 export const sortedEntries = <V>(o: Readonly<Record<string, V>>): [string, V][] =>

@@ -170,20 +170,30 @@ export function parametersFingerprint(entries: readonly (readonly [string, numbe
   return sha256(lines.join(""));
 }
 
-export function applyCommandLine(args: { bucket: string; hostId: string; region: string; manifestSha256: string; parametersSha256?: string }): string {
+export function applyCommandLine(args: {
+  bucket: string;
+  hostId: string;
+  region: string;
+  manifestSha256: string;
+  parametersSha256?: string;
+}): string {
   // State Manager runs the association as soon as the SSM agent registers, which first boot
   // installs before the apply script: that run is a clean no-op (first boot applies the files).
   const firstBoot = `if [ ! -x ${PATHS.applyScript} ]; then echo 'odoo-stack: first boot in progress; odoo-stack-firstboot.service applies this configuration'; exit 0; fi;`;
-  return firstBoot + " " + [
-    PATHS.applyScript,
-    "--bucket",
-    shellQuote(args.bucket),
-    "--host",
-    shellQuote(args.hostId),
-    "--region",
-    shellQuote(args.region),
-    "--manifest-sha256",
-    shellQuote(args.manifestSha256),
-    ...(args.parametersSha256 === undefined ? [] : ["--parameters-sha256", shellQuote(args.parametersSha256)]),
-  ].join(" ");
+  return (
+    firstBoot +
+    " " +
+    [
+      PATHS.applyScript,
+      "--bucket",
+      shellQuote(args.bucket),
+      "--host",
+      shellQuote(args.hostId),
+      "--region",
+      shellQuote(args.region),
+      "--manifest-sha256",
+      shellQuote(args.manifestSha256),
+      ...(args.parametersSha256 === undefined ? [] : ["--parameters-sha256", shellQuote(args.parametersSha256)]),
+    ].join(" ")
+  );
 }

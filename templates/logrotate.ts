@@ -53,9 +53,13 @@ export function checkLogrotateSettings(s: LogrotateSettings): string[] {
   const problems: string[] = [];
   if (s.logFiles.length === 0) problems.push("logFiles: at least one file must be rotated (ODOO-5)");
   for (const file of s.logFiles) {
-    if (!SAFE_PATH.test(file) || file.includes("..")) problems.push(`logFiles: ${JSON.stringify(file)} must be an absolute path of letters, digits, '.', '_', '-' and '/'`);
+    if (!SAFE_PATH.test(file) || file.includes(".."))
+      problems.push(`logFiles: ${JSON.stringify(file)} must be an absolute path of letters, digits, '.', '_', '-' and '/'`);
   }
-  for (const [key, value] of [["user", s.user], ["group", s.group]] as const) {
+  for (const [key, value] of [
+    ["user", s.user],
+    ["group", s.group],
+  ] as const) {
     if (!SAFE_NAME.test(value)) problems.push(`${key} = ${JSON.stringify(value)}: must be a Unix account name`);
   }
   if (!/^0[0-7]{3}$/.test(s.mode)) problems.push(`mode = ${JSON.stringify(s.mode)}: must be octal, e.g. 0640`);

@@ -11,7 +11,19 @@ import { renderSortedJson, sha256, type HostFile } from "./format";
 export const MANIFEST_FORMAT = 1;
 
 /** The services of the manifest; the apply script's SERVICES_KNOWN lists the same. */
-export const SERVICES = ["ca-certificates", "postgresql", "sql", "pgbouncer", "odoo", "odoo-release", "nginx", "logrotate", "cloudwatch-agent", "systemd", "none"] as const;
+export const SERVICES = [
+  "ca-certificates",
+  "postgresql",
+  "sql",
+  "pgbouncer",
+  "odoo",
+  "odoo-release",
+  "nginx",
+  "logrotate",
+  "cloudwatch-agent",
+  "systemd",
+  "none",
+] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /** How the apply script checks a service's staged files before it installs anything. */
@@ -28,17 +40,38 @@ export interface ServiceValidation {
  * `validate` names the command the script's validate function for that service must run.
  */
 export const SERVICE_STEPS: Readonly<Record<ServiceName, { readonly validate?: ServiceValidation; readonly apply: string }>> = {
-  "ca-certificates": { validate: { what: "PEM certificates, every one of the bundle (a CA rotation trusts two)", runs: "openssl crl2pkcs7" }, apply: "update-ca-certificates" },
-  postgresql: { validate: { what: "GUC parsing as at server start, on the staged tree", runs: "--check" }, apply: "install; pg_file_settings/pg_hba_file_rules (rolled back on error) → reload" },
+  "ca-certificates": {
+    validate: { what: "PEM certificates, every one of the bundle (a CA rotation trusts two)", runs: "openssl crl2pkcs7" },
+    apply: "update-ca-certificates",
+  },
+  postgresql: {
+    validate: { what: "GUC parsing as at server start, on the staged tree", runs: "--check" },
+    apply: "install; pg_file_settings/pg_hba_file_rules (rolled back on error) → reload",
+  },
   sql: { apply: "psql -v ON_ERROR_STOP=1 (from stdin), recorded only once it succeeded" },
-  pgbouncer: { validate: { what: "a throwaway pgbouncer on the staged files must come up with no ERROR/FATAL", runs: "check.ini" }, apply: "RELOAD (SIGHUP)" },
-  odoo: { validate: { what: "odoo.conf parses as Odoo's ConfigParser reads it", runs: "configparser.RawConfigParser" }, apply: "graceful restart (odoo.conf is read at start only)" },
+  pgbouncer: {
+    validate: { what: "a throwaway pgbouncer on the staged files must come up with no ERROR/FATAL", runs: "check.ini" },
+    apply: "RELOAD (SIGHUP)",
+  },
+  odoo: {
+    validate: { what: "odoo.conf parses as Odoo's ConfigParser reads it", runs: "configparser.RawConfigParser" },
+    apply: "graceful restart (odoo.conf is read at start only)",
+  },
   // The release script checks the artifact itself (checksum, manifests, compileall, requirements) while Odoo still serves.
-  "odoo-release": { apply: "odoo-stack-odoo-release: the pinned package and the addons artifact, verified, switched with Odoo stopped, module update, rollback on failure" },
+  "odoo-release": {
+    apply:
+      "odoo-stack-odoo-release: the pinned package and the addons artifact, verified, switched with Odoo stopped, module update, rollback on failure",
+  },
   nginx: { validate: { what: "nginx -t on a copy of /etc/nginx", runs: "-t -q -c" }, apply: "reload" },
-  logrotate: { validate: { what: "logrotate's own parser", runs: "logrotate --debug" }, apply: "installed (logrotate reads it at its next run)" },
+  logrotate: {
+    validate: { what: "logrotate's own parser", runs: "logrotate --debug" },
+    apply: "installed (logrotate reads it at its next run)",
+  },
   "cloudwatch-agent": { validate: { what: "valid JSON", runs: "jq empty" }, apply: "amazon-cloudwatch-agent-ctl fetch-config" },
-  systemd: { validate: { what: "units and timers (backups, restore drill, metrics) pass systemd-analyze verify", runs: "verify --man=no" }, apply: "daemon-reload → enable --now every delivered timer" },
+  systemd: {
+    validate: { what: "units and timers (backups, restore drill, metrics) pass systemd-analyze verify", runs: "verify --man=no" },
+    apply: "daemon-reload → enable --now every delivered timer",
+  },
   none: { apply: "installed only (scripts, data)" },
 };
 
@@ -125,11 +158,13 @@ function problemsOf(hostId: string, files: readonly HostFile[], actions: Manifes
   const seen = new Set<string>();
   for (const f of files) {
     const where = JSON.stringify(f.path);
-    if (!PATH.test(f.path) || /\/\.\.?(\/|$)/.test(f.path)) problems.push(`${where} must be an absolute path without '.', '..', '//' or unusual characters`);
+    if (!PATH.test(f.path) || /\/\.\.?(\/|$)/.test(f.path))
+      problems.push(`${where} must be an absolute path without '.', '..', '//' or unusual characters`);
     if (seen.has(f.path)) problems.push(`${where} is listed twice`);
     seen.add(f.path);
     if (!MODE.test(f.mode)) problems.push(`${where}: mode ${JSON.stringify(f.mode)} must be 4 octal digits, e.g. "0640"`);
-    if (!ACCOUNT.test(f.owner) || !ACCOUNT.test(f.group)) problems.push(`${where}: owner/group ${JSON.stringify(`${f.owner}:${f.group}`)} is not a valid account name`);
+    if (!ACCOUNT.test(f.owner) || !ACCOUNT.test(f.group))
+      problems.push(`${where}: owner/group ${JSON.stringify(`${f.owner}:${f.group}`)} is not a valid account name`);
     const refs = scanSecretRefs(f.content);
     if (refs.malformed) problems.push(`${where} has a malformed ${SECRET_REF_OPEN}...}} placeholder`);
     const secret = refs.paths.find((p) => SECRET_PARAMETER.test(p));

@@ -201,15 +201,35 @@ export const NGINX_ACCESS_LOG_FORMAT = "odoo_json";
  * Types worth compressing; Odoo itself sends them uncompressed. text/html is always
  * compressed by gzip and must not be listed again.
  */
-const GZIP_TYPES = ["application/javascript", "application/json", "application/xml", "image/svg+xml", "text/css", "text/javascript", "text/plain", "text/xml"];
+const GZIP_TYPES = [
+  "application/javascript",
+  "application/json",
+  "application/xml",
+  "image/svg+xml",
+  "text/css",
+  "text/javascript",
+  "text/plain",
+  "text/xml",
+];
 
 export function renderNginxConf(s: NginxMainSettings): string {
-  fail("nginx.conf", positiveIntegers([["worker_connections", s.workerConnections], ["worker_rlimit_nofile", s.workerRlimitNofile]]));
+  fail(
+    "nginx.conf",
+    positiveIntegers([
+      ["worker_connections", s.workerConnections],
+      ["worker_rlimit_nofile", s.workerRlimitNofile],
+    ]),
+  );
   if (s.workerRlimitNofile < s.workerConnections) {
     fail("nginx.conf", [`worker_rlimit_nofile = ${s.workerRlimitNofile}: must be at least worker_connections (${s.workerConnections})`]);
   }
-  const logFormat = `{${sortedEntries(ACCESS_LOG_FIELDS).map(([k, v]) => `"${k}":"${v}"`).join(",")}}`;
-  const tempPaths = s.tempDir === undefined ? [] : ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((kind) => `    ${kind}_temp_path ${escapeNginx(`${s.tempDir}/${kind}`)};`);
+  const logFormat = `{${sortedEntries(ACCESS_LOG_FIELDS)
+    .map(([k, v]) => `"${k}":"${v}"`)
+    .join(",")}}`;
+  const tempPaths =
+    s.tempDir === undefined
+      ? []
+      : ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((kind) => `    ${kind}_temp_path ${escapeNginx(`${s.tempDir}/${kind}`)};`);
   return lines(
     header("#"),
     `user ${escapeNginx(s.user)};`,
@@ -261,15 +281,19 @@ export function checkNginxSiteSettings(s: NginxSiteSettings): string[] {
   ]);
   if (s.odooHttpServers.length === 0) problems.push("upstream odoo: needs at least one Odoo host (PROXY-1)");
   if (s.pinnedServerNames !== undefined) {
-    if (!s.pinnedServerNames.includes(s.serverName)) problems.push(`server_name ${s.serverName}: must be one of the pinned server names (${s.pinnedServerNames.join(", ")})`);
-    if (new Set(s.pinnedServerNames).size !== s.pinnedServerNames.length) problems.push(`server names ${s.pinnedServerNames.join(", ")}: each hostname gets one server block`);
+    if (!s.pinnedServerNames.includes(s.serverName))
+      problems.push(`server_name ${s.serverName}: must be one of the pinned server names (${s.pinnedServerNames.join(", ")})`);
+    if (new Set(s.pinnedServerNames).size !== s.pinnedServerNames.length)
+      problems.push(`server names ${s.pinnedServerNames.join(", ")}: each hostname gets one server block`);
   }
   if (s.redirectListenPort !== undefined && s.redirectListenPort === s.listenPort) {
     problems.push(`redirect listen port ${s.redirectListenPort}: must differ from the TLS listen port`);
   }
   const addresses = (servers: readonly UpstreamServer[]) => servers.map((u) => u.address).join(",");
   if (addresses(s.odooHttpServers) !== addresses(s.odooGeventServers)) {
-    problems.push("upstream odoochat: must list the same Odoo hosts in the same order as upstream odoo, so a client's HTTP requests and its WebSocket reach the same host (PROXY-2)");
+    problems.push(
+      "upstream odoochat: must list the same Odoo hosts in the same order as upstream odoo, so a client's HTTP requests and its WebSocket reach the same host (PROXY-2)",
+    );
   }
   for (const u of [...s.odooHttpServers, ...s.odooGeventServers]) {
     if (isWildcardAddress(u.address)) problems.push(`upstream server ${JSON.stringify(u.address)}: must be an Odoo host's private address`);
@@ -298,13 +322,23 @@ function upstream(name: string, servers: readonly UpstreamServer[], maxConns?: n
  * writes its own name, never the client's Host: Odoo reads the database from X-Forwarded-Host
  * (proxy_mode, ODOO-3, PROXY-3), which nginx thus always overwrites with the block's name.
  */
-export const pinnedHostHeaders = (serverName: string): Readonly<Record<string, string>> => ({ Host: escapeNginx(serverName), "X-Forwarded-Host": escapeNginx(serverName) });
+export const pinnedHostHeaders = (serverName: string): Readonly<Record<string, string>> => ({
+  Host: escapeNginx(serverName),
+  "X-Forwarded-Host": escapeNginx(serverName),
+});
 
 /** proxy_set_header is inherited only by levels that set none, so every location sets them all. */
-function proxyToOdoo(s: NginxSiteSettings, upstreamName: string, extraHeaders: Readonly<Record<string, string>>, hostHeaders: Readonly<Record<string, string>>): string[] {
+function proxyToOdoo(
+  s: NginxSiteSettings,
+  upstreamName: string,
+  extraHeaders: Readonly<Record<string, string>>,
+  hostHeaders: Readonly<Record<string, string>>,
+): string[] {
   return [
     `        proxy_pass http://${upstreamName};`,
-    ...sortedEntries({ ...NGINX_REQUIRED_HEADERS, ...hostHeaders, ...extraHeaders }).map(([name, variable]) => `        proxy_set_header ${name} ${variable};`),
+    ...sortedEntries({ ...NGINX_REQUIRED_HEADERS, ...hostHeaders, ...extraHeaders }).map(
+      ([name, variable]) => `        proxy_set_header ${name} ${variable};`,
+    ),
     // Never replay a request on another host: a POST that timed out may have committed (PROXY-5).
     "        proxy_next_upstream off;",
     `        proxy_connect_timeout ${s.proxyConnectTimeoutSeconds}s;`,
@@ -343,11 +377,13 @@ export function renderNginxSite(s: NginxSiteSettings): string {
   const sites =
     pinned === undefined
       ? ["", "# The only server Odoo is reachable through: HTTPS on 443 (NET-2, NET-3).", ...siteServer(s, listen, s.serverName, {})]
-      : [...pinned].sort().flatMap((name) => [
-          "",
-          `# ${name}: HTTPS on 443 (NET-2, NET-3); Odoo serves the database this name's first label names (ODOO-3).`,
-          ...siteServer(s, listen, name, pinnedHostHeaders(name)),
-        ]);
+      : [...pinned]
+          .sort()
+          .flatMap((name) => [
+            "",
+            `# ${name}: HTTPS on 443 (NET-2, NET-3); Odoo serves the database this name's first label names (ODOO-3).`,
+            ...siteServer(s, listen, name, pinnedHostHeaders(name)),
+          ]);
   return lines(
     header("#"),
     // No upstream keepalive: with proxy_next_upstream off, a reused connection the worker has
@@ -408,7 +444,7 @@ function siteServer(s: NginxSiteSettings, listen: string, serverName: string, ho
     `    location ${NGINX_ROUTES.http} {`,
     ...proxyToOdoo(s, NGINX_UPSTREAMS.http, {}, hostHeaders),
     "        proxy_redirect off;",
-    "        # nginx's own 502s: every host at max_conns (\"no live upstreams\"), or Odoo not",
+    '        # nginx\'s own 502s: every host at max_conns ("no live upstreams"), or Odoo not',
     "        # accepting (restarting). Both mean: come back shortly. Odoo's own answers pass as they are.",
     `        error_page 502 = ${NGINX_BUSY_LOCATION};`,
     "    }",

@@ -153,17 +153,27 @@ export const ODOO_CONF: LayerTable<OdooConfSettings, OdooOptionValue> = {
         : undefined,
   checkValue: (key, value) => (typeof value === "string" && /[\r\n\0]/.test(value) ? `${key}: must be a single line` : undefined),
   keys: {
-    ...Object.fromEntries(USER_OPTIONS_ANY_VERSION.map((key) => [key, { overridable: (s: OdooConfSettings) => ODOO_USER_OPTIONS[s.odooVersion].includes(key) }])),
+    ...Object.fromEntries(
+      USER_OPTIONS_ANY_VERSION.map((key) => [
+        key,
+        { overridable: (s: OdooConfSettings) => ODOO_USER_OPTIONS[s.odooVersion].includes(key) },
+      ]),
+    ),
     log_level: {
       overridable: true,
       default: "info",
-      check: (value) => (LOG_LEVELS.includes(String(value)) ? undefined : `log_level = ${JSON.stringify(value)}: must be one of ${LOG_LEVELS.join(", ")}`),
+      check: (value) =>
+        LOG_LEVELS.includes(String(value)) ? undefined : `log_level = ${JSON.stringify(value)}: must be one of ${LOG_LEVELS.join(", ")}`,
     },
     // Odoo's default; `bus` is an ordinary module in 16.0+ and needs no server-wide load.
     server_wide_modules: { overridable: true, default: "base,web" },
 
     // --- checklist -----------------------------------------------------------------------
-    proxy_mode: { forced: true, checklist: ["PROXY-4"], rule: "must be True: Odoo sits behind nginx and must trust its X-Forwarded-* headers" },
+    proxy_mode: {
+      forced: true,
+      checklist: ["PROXY-4"],
+      rule: "must be True: Odoo sits behind nginx and must trust its X-Forwarded-* headers",
+    },
     list_db: { forced: false, checklist: ["ODOO-2"], rule: "must be False: no database listing or manager" },
     // Crons run for each name here instead of every database the role can see on the server
     // (PgBouncer knows only these), and the web exposes only these (ODOO-3).
@@ -179,7 +189,11 @@ export const ODOO_CONF: LayerTable<OdooConfSettings, OdooOptionValue> = {
       checklist: ["ODOO-3"],
       rule: "must restrict the databases (not empty, not .*); with one database it is left out and db_name alone restricts Odoo to it",
     },
-    admin_passwd: { forced: (s) => s.adminPasswd, checklist: ["ODOO-1"], rule: "must be a secret placeholder resolved from SSM, never a literal" },
+    admin_passwd: {
+      forced: (s) => s.adminPasswd,
+      checklist: ["ODOO-1"],
+      rule: "must be a secret placeholder resolved from SSM, never a literal",
+    },
     // Core and custom addons in separate directories, so an upgrade replaces one and keeps the other (ODOO-4).
     addons_path: {
       forced: (s) => `${s.coreAddonsPath},${s.customAddonsPath}`,
@@ -189,7 +203,11 @@ export const ODOO_CONF: LayerTable<OdooConfSettings, OdooOptionValue> = {
     // Odoo opens it with a WatchedFileHandler on POSIX, which reopens the file once logrotate
     // has renamed it: rotation needs no signal and no copytruncate (ODOO-5, templates/logrotate.ts).
     logfile: { forced: (s) => s.logFile, checklist: ["ODOO-5"], rule: "must be set; the file is rotated by logrotate" },
-    http_interface: { forced: (s) => s.httpInterface, checklist: ["NET-1"], rule: "must be the host's private address, never empty or 0.0.0.0" },
+    http_interface: {
+      forced: (s) => s.httpInterface,
+      checklist: ["NET-1"],
+      rule: "must be the host's private address, never empty or 0.0.0.0",
+    },
     http_port: { forced: (s) => s.httpPort, checklist: ["PROXY-1"], rule: "must be the port nginx's upstream odoo targets" },
     // gevent_port is the name from 16.0 on (16.0 and 17.0 keep longpolling_port only as a
     // deprecated alias; 18.0 dropped it).
@@ -200,7 +218,11 @@ export const ODOO_CONF: LayerTable<OdooConfSettings, OdooOptionValue> = {
     limit_memory_hard: { forced: (s) => s.limitMemoryHardBytes, checklist: ["LIMIT-3"], rule: "must be set, in bytes" },
     limit_time_cpu: { forced: (s) => s.limitTimeCpu, checklist: ["LIMIT-3"], rule: "must be set, in seconds" },
     limit_time_real: { forced: (s) => s.limitTimeReal, checklist: ["LIMIT-3"], rule: "must be set, in seconds" },
-    db_host: { forced: (s) => s.dbHost, checklist: ["NET-5", "TLS-2"], rule: "must be PgBouncer's DNS name, the name its certificate carries" },
+    db_host: {
+      forced: (s) => s.dbHost,
+      checklist: ["NET-5", "TLS-2"],
+      rule: "must be PgBouncer's DNS name, the name its certificate carries",
+    },
     db_port: { forced: (s) => s.dbPort, checklist: ["NET-5"], rule: "must be PgBouncer's port: Odoo never talks to PostgreSQL directly" },
     db_sslmode: { forced: "verify-full", checklist: ["TLS-2"], rule: "must be verify-full" },
 
@@ -228,7 +250,10 @@ export const ODOO_CONF: LayerTable<OdooConfSettings, OdooOptionValue> = {
       overridable: true,
       owned: (s) => s.mail?.password,
       // A secret: a user passes a secretRef(), never the value.
-      check: (value) => (typeof value === "string" && isSecretRef(value) ? undefined : "smtp_password: is a secret; pass a secretRef() placeholder of an SSM parameter, never the value"),
+      check: (value) =>
+        typeof value === "string" && isSecretRef(value)
+          ? undefined
+          : "smtp_password: is a secret; pass a secretRef() placeholder of an SSM parameter, never the value",
     },
     smtp_ssl: { overridable: true, owned: (s) => (s.mail === undefined ? undefined : true) },
     email_from: { overridable: true, owned: (s) => s.mail?.from },
@@ -260,7 +285,11 @@ export function odooServiceEnvironment(settings: Pick<OdooConfSettings, "caCertP
  */
 export function odooMigrationCommand(model: StackModel, host: HostId, database: string, modules = "all"): string {
   const env = Object.entries(odooServiceEnvironment(odooConfSettingsFor(model, host))).map(([k, v]) => `${k}=${v}`);
-  return [`sudo -u ${ODOO_SYSTEM_USER} env`, ...env, `odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${database} -u ${modules} --stop-after-init --no-http`].join(" ");
+  return [
+    `sudo -u ${ODOO_SYSTEM_USER} env`,
+    ...env,
+    `odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${database} -u ${modules} --stop-after-init --no-http`,
+  ].join(" ");
 }
 
 /** Settings for `host` (an Odoo host) from the stack model and its sizing. */
@@ -320,18 +349,27 @@ const isWildcardInterface = (address: string): boolean => ["", "0.0.0.0", "::", 
 export function checkOdooConfSettings(s: OdooConfSettings): string[] {
   const problems: string[] = [];
   if (isWildcardInterface(s.httpInterface)) {
-    problems.push(`http_interface = ${JSON.stringify(s.httpInterface)}: must be the host's private address so Odoo is never reachable from outside (NET-1)`);
+    problems.push(
+      `http_interface = ${JSON.stringify(s.httpInterface)}: must be the host's private address so Odoo is never reachable from outside (NET-1)`,
+    );
   }
   if (s.dbfilter !== undefined && (s.dbfilter.trim() === "" || s.dbfilter === ".*" || s.dbfilter === "^.*$")) {
     problems.push(`dbfilter = ${JSON.stringify(s.dbfilter)}: must restrict the databases, e.g. ^%d$ or ^mydb$ (ODOO-3)`);
   }
   if (s.dbfilter === undefined && s.dbNames.length > 1) {
-    problems.push(`dbfilter: must be set with several databases (${s.dbNames.join(", ")}), e.g. ^%d$: db_name lists them, but only a filter picks one per request (ODOO-3)`);
+    problems.push(
+      `dbfilter: must be set with several databases (${s.dbNames.join(", ")}), e.g. ^%d$: db_name lists them, but only a filter picks one per request (ODOO-3)`,
+    );
   }
   if (s.dbNames.length === 0) problems.push("db_name: at least one database must be served");
-  const secrets: [string, string][] = [["admin_passwd", s.adminPasswd], ["db_password", s.dbPassword], ...(s.mail ? ([["smtp_password", s.mail.password]] as [string, string][]) : [])];
+  const secrets: [string, string][] = [
+    ["admin_passwd", s.adminPasswd],
+    ["db_password", s.dbPassword],
+    ...(s.mail ? ([["smtp_password", s.mail.password]] as [string, string][]) : []),
+  ];
   for (const [key, value] of secrets) {
-    if (!isSecretRef(value)) problems.push(`${key}: must be a secretRef() placeholder resolved from SSM on the host, never a literal (ODOO-1)`);
+    if (!isSecretRef(value))
+      problems.push(`${key}: must be a secretRef() placeholder resolved from SSM on the host, never a literal (ODOO-1)`);
   }
   const counts: [string, number, number][] = [
     ["http_port", s.httpPort, 1],
@@ -382,5 +420,11 @@ export function renderOdooConf(s: OdooConfSettings): string {
  * the admin and database passwords, so only root and the odoo group may read it.
  */
 export function odooConfFile(model: StackModel, host: HostId, extraOptions: Readonly<Record<string, OdooOptionValue>> = {}): HostFile {
-  return { path: PATHS.odooConf, content: renderOdooConf(odooConfSettingsFor(model, host, extraOptions)), mode: "0640", owner: "root", group: ODOO_SYSTEM_USER };
+  return {
+    path: PATHS.odooConf,
+    content: renderOdooConf(odooConfSettingsFor(model, host, extraOptions)),
+    mode: "0640",
+    owner: "root",
+    group: ODOO_SYSTEM_USER,
+  };
 }

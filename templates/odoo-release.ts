@@ -57,5 +57,12 @@ export function odooReleaseFiles(model: StackModel, host: HostId): HostFile[] {
 export function odooAddonsStatements(partition: string, settings: Pick<StackSettings, "odooAddons">): IamStatement[] {
   const addons = settings.odooAddons;
   if (addons === undefined) return [];
-  return [{ Sid: "OdooAddonsArtifact", Effect: "Allow", Action: ["s3:GetObject"], Resource: [`arn:${partition}:s3:::${addons.bucket}/${addons.key}`] }];
+  return [
+    {
+      Sid: "OdooAddonsArtifact",
+      Effect: "Allow",
+      Action: ["s3:GetObject"],
+      Resource: [`arn:${partition}:s3:::${addons.bucket}/${addons.key}`],
+    },
+  ];
 }

@@ -148,13 +148,16 @@ export function escapePgbackrestConf(value: PgbackrestValue): string {
   if (typeof value === "boolean") return value ? "y" : "n";
   const s = String(value);
   if (/[\r\n\0]/.test(s)) throw new Error(`pgbackrest.conf value must be a single line: ${JSON.stringify(s)}`);
-  if (s.trim() !== s || s === "") throw new Error(`pgbackrest.conf value must be non-empty without leading or trailing spaces: ${JSON.stringify(s)}`);
+  if (s.trim() !== s || s === "")
+    throw new Error(`pgbackrest.conf value must be non-empty without leading or trailing spaces: ${JSON.stringify(s)}`);
   return s;
 }
 
 /** The S3 repository's keys, from the settings (absent for the sandbox's posix repository). */
-const s3 = (f: (repo: Extract<PgbackrestRepo, { type: "s3" }>) => PgbackrestValue) => (s: PgbackrestSettings): PgbackrestValue | undefined =>
-  s.repo.type === "s3" ? f(s.repo) : undefined;
+const s3 =
+  (f: (repo: Extract<PgbackrestRepo, { type: "s3" }>) => PgbackrestValue) =>
+  (s: PgbackrestSettings): PgbackrestValue | undefined =>
+    s.repo.type === "s3" ? f(s.repo) : undefined;
 
 /**
  * The [global] keys, layered by lib/layering.ts: defaults, each with its reason, then the keys
@@ -192,7 +195,11 @@ export const PGBACKREST_GLOBAL: LayerTable<PgbackrestSettings, PgbackrestValue> 
     "repo1-s3-key-type": { owned: s3(() => "auto") },
     // Client-side encryption: the bucket's operators and anyone who copies it see ciphertext
     // only (BACKUP-1). The pass lives in SSM and reaches the host at apply time.
-    "repo1-cipher-type": { forced: "aes-256-cbc", checklist: ["BACKUP-1"], rule: "must be aes-256-cbc: the repository is encrypted client-side" },
+    "repo1-cipher-type": {
+      forced: "aes-256-cbc",
+      checklist: ["BACKUP-1"],
+      rule: "must be aes-256-cbc: the repository is encrypted client-side",
+    },
     "repo1-cipher-pass": { owned: (s) => s.cipherPass },
     // Time-based: keep enough full backups that the oldest is at least N days old, so PITR
     // covers the whole configured window. https://pgbackrest.org/configuration.html#section-repository/option-repo-retention-full-type

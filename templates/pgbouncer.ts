@@ -12,7 +12,15 @@ import { parseScramVerifier } from "../lib/scram";
 import { isSecretRef } from "../lib/secret-ref";
 import { odooRoleConnectionLimit, type PgbouncerSizing } from "../lib/sizing";
 import { renderSystemdDropIn } from "./systemd";
-import { escapePgbouncerConnstrValue, escapePgbouncerIniValue, escapeUserlist, header, lines, sortedEntries, type HostFile } from "./format";
+import {
+  escapePgbouncerConnstrValue,
+  escapePgbouncerIniValue,
+  escapeUserlist,
+  header,
+  lines,
+  sortedEntries,
+  type HostFile,
+} from "./format";
 
 /**
  * Debian's pgbouncer.service runs `/usr/sbin/pgbouncer /etc/pgbouncer/pgbouncer.ini` as the
@@ -172,15 +180,26 @@ export const PGBOUNCER_INI: LayerTable<PgbouncerSettings, PgbouncerValue> = {
     auth_type: { forced: "scram-sha-256", checklist: ["AUTH-1"], rule: "must be scram-sha-256: verifiers only, never md5 or plain" },
     // AUTH-3 applies to auth_user/auth_query; the auth_file of verifiers is the construction
     // that leaves no lookup role or function to get wrong.
-    auth_file: { forced: (s) => s.authFile, checklist: ["AUTH-2", "AUTH-3"], rule: "must be the userlist of SCRAM verifiers, mode 0600; no auth_user or auth_query" },
-    client_tls_sslmode: { forced: "require", checklist: ["TLS-1"], rule: "must be require: Odoo speaks TLS to PgBouncer; plain TCP clients are rejected" },
-    server_tls_sslmode: { forced: "verify-full", checklist: ["TLS-1", "TLS-2"], rule: "must be verify-full: PgBouncer verifies PostgreSQL's certificate and its hostname" },
+    auth_file: {
+      forced: (s) => s.authFile,
+      checklist: ["AUTH-2", "AUTH-3"],
+      rule: "must be the userlist of SCRAM verifiers, mode 0600; no auth_user or auth_query",
+    },
+    client_tls_sslmode: {
+      forced: "require",
+      checklist: ["TLS-1"],
+      rule: "must be require: Odoo speaks TLS to PgBouncer; plain TCP clients are rejected",
+    },
+    server_tls_sslmode: {
+      forced: "verify-full",
+      checklist: ["TLS-1", "TLS-2"],
+      rule: "must be verify-full: PgBouncer verifies PostgreSQL's certificate and its hostname",
+    },
     log_connections: { forced: 1, checklist: ["OBS-3"], rule: "must be 1: connections are logged" },
     log_disconnections: { forced: 1, checklist: ["OBS-3"], rule: "must be 1: disconnections are logged" },
     log_pooler_errors: { forced: 1, checklist: ["OBS-3"], rule: "must be 1: the pooler's errors are logged" },
   },
 };
-
 
 /** pgbouncer.ini. Throws on an override PGBOUNCER_INI refuses, no Odoo database, or an Odoo database named like the LISTEN pool. */
 export function renderPgbouncerIni(s: PgbouncerSettings): string {
@@ -233,7 +252,10 @@ export function renderPgbouncerIni(s: PgbouncerSettings): string {
     "[databases]",
     sortedEntries(databases).flatMap(([name, value]) => [
       ...(name === LISTEN_DATABASE
-        ? ["; session mode: a LISTEN needs its server session for the client's lifetime; sized for every", "; LISTENer and every NOTIFY / database list / server start at once, plus a reserve (DESIGN principle 7)"]
+        ? [
+            "; session mode: a LISTEN needs its server session for the client's lifetime; sized for every",
+            "; LISTENer and every NOTIFY / database list / server start at once, plus a reserve (DESIGN principle 7)",
+          ]
         : []),
       iniLine(name, value),
     ]),
@@ -299,7 +321,9 @@ export function renderPgbouncerUserlist(s: PgbouncerUserlistSettings): string {
     if (seen.has(user)) throw new Error(`userlist.txt lists ${user} twice`);
     seen.add(user);
     if (!isSecretRef(secret) && !parseScramVerifier(secret)) {
-      throw new Error(`userlist.txt entry for ${user} must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one (AUTH-1); plaintext and md5 are refused`);
+      throw new Error(
+        `userlist.txt entry for ${user} must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one (AUTH-1); plaintext and md5 are refused`,
+      );
     }
   }
   const sorted = [...s.entries].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
@@ -347,7 +371,19 @@ export function pgbouncerHostFiles(model: StackModel): HostFile[] {
   const user = PGBOUNCER_DEBIAN.serviceUser;
   return [
     { path: PATHS.pgbouncerIni, content: renderPgbouncerIni(pgbouncerSettingsFor(model)), mode: "0640", owner: user, group: user },
-    { path: PATHS.pgbouncerUserlist, content: renderPgbouncerUserlist(pgbouncerUserlistSettingsFor(model)), mode: "0600", owner: user, group: user },
-    { path: PATHS.pgbouncerLimits, content: renderPgbouncerSystemdDropIn(pgbouncerSystemdSettingsFor(model)), mode: "0644", owner: "root", group: "root" },
+    {
+      path: PATHS.pgbouncerUserlist,
+      content: renderPgbouncerUserlist(pgbouncerUserlistSettingsFor(model)),
+      mode: "0600",
+      owner: user,
+      group: user,
+    },
+    {
+      path: PATHS.pgbouncerLimits,
+      content: renderPgbouncerSystemdDropIn(pgbouncerSystemdSettingsFor(model)),
+      mode: "0644",
+      owner: "root",
+      group: "root",
+    },
   ];
 }

@@ -82,16 +82,36 @@ export const POSTGRES_CONF: LayerTable<PostgresConfSettings, PostgresConfValue> 
     // PgBouncer connects with verify-full.
     ssl: { forced: true, checklist: ["TLS-1"], rule: "must be on: PgBouncer connects with TLS, verify-full" },
     ssl_min_protocol_version: { forced: "TLSv1.2", checklist: ["TLS-1"], rule: "must be TLSv1.2 or later" },
-    log_lock_waits: { forced: true, checklist: ["PG-3"], rule: "must be on: a wait longer than deadlock_timeout is logged with the blocking pids" },
+    log_lock_waits: {
+      forced: true,
+      checklist: ["PG-3"],
+      rule: "must be on: a wait longer than deadlock_timeout is logged with the blocking pids",
+    },
     shared_preload_libraries: { forced: "pg_stat_statements", checklist: ["OBS-7"], rule: "must load pg_stat_statements: top queries" },
-    listen_addresses: { forced: (s) => s.listenAddresses.join(","), checklist: ["NET-6"], rule: "must be the host's private address (and localhost), never *" },
-    max_connections: { forced: (s) => s.sizing.maxConnections, checklist: ["PG-1"], rule: "must come from the sizing: PgBouncer's pools, the reserves and the admin slots fit in it" },
-    superuser_reserved_connections: { forced: (s) => s.sizing.superuserReservedConnections, checklist: ["PG-1"], rule: "must come from the sizing, counted in max_connections" },
+    listen_addresses: {
+      forced: (s) => s.listenAddresses.join(","),
+      checklist: ["NET-6"],
+      rule: "must be the host's private address (and localhost), never *",
+    },
+    max_connections: {
+      forced: (s) => s.sizing.maxConnections,
+      checklist: ["PG-1"],
+      rule: "must come from the sizing: PgBouncer's pools, the reserves and the admin slots fit in it",
+    },
+    superuser_reserved_connections: {
+      forced: (s) => s.sizing.superuserReservedConnections,
+      checklist: ["PG-1"],
+      rule: "must come from the sizing, counted in max_connections",
+    },
     // Global defaults (PG-2); ALTER ROLE values in the bootstrap are the ones that count
     // through transaction pooling, and the postgres role lifts statement_timeout.
     statement_timeout: { forced: (s) => s.sizing.statementTimeoutMs, checklist: ["PG-2"], rule: "must be set from the sizing, in ms" },
     lock_timeout: { forced: (s) => s.sizing.lockTimeoutMs, checklist: ["PG-2"], rule: "must be set from the sizing, in ms" },
-    idle_in_transaction_session_timeout: { forced: (s) => s.sizing.idleInTransactionSessionTimeoutMs, checklist: ["PG-2"], rule: "must be set from the sizing, in ms" },
+    idle_in_transaction_session_timeout: {
+      forced: (s) => s.sizing.idleInTransactionSessionTimeoutMs,
+      checklist: ["PG-2"],
+      rule: "must be set from the sizing, in ms",
+    },
     // --- owned by the stack ------------------------------------------------------------------
     port: { owned: (s) => s.port },
     ssl_cert_file: { owned: (s) => s.sslCertFile },
@@ -245,10 +265,7 @@ export function odooDatabasesSql(databases: readonly string[], odooRole: string)
     "-- Odoo's databases, as Odoo itself creates them (UTF8, C collation, from template0).",
     "-- CREATE DATABASE cannot run inside a transaction block (DO), hence \\gexec.",
     ...databases.flatMap((db) => [
-      gexecUnless(
-        createOdooDatabase(sqlIdent(db), odoo),
-        `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`,
-      ),
+      gexecUnless(createOdooDatabase(sqlIdent(db), odoo), `SELECT FROM pg_catalog.pg_database WHERE datname = ${sqlLiteral(db)}`),
       `ALTER DATABASE ${sqlIdent(db)} OWNER TO ${odoo};`,
     ]),
     "",
@@ -293,7 +310,10 @@ export function migrationRoleSql(
           `ALTER ROLE ${migrate} WITH PASSWORD ${sqlLiteral(s.odooPasswordVerifier)};`,
         ]
       : [
-          gexecUnless(`CREATE ROLE ${migrate} PASSWORD ${sqlLiteral(s.odooPasswordVerifier)}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.migrateRole)}`),
+          gexecUnless(
+            `CREATE ROLE ${migrate} PASSWORD ${sqlLiteral(s.odooPasswordVerifier)}`,
+            `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.migrateRole)}`,
+          ),
           `ALTER ROLE ${migrate} WITH ${attributes} CONNECTION LIMIT ${s.migrateConnectionLimit};`,
         ]),
     `GRANT ${odoo} TO ${migrate};`,
@@ -312,9 +332,15 @@ export function migrationRoleSql(
  */
 export function renderPostgresBootstrap(s: PostgresBootstrapSettings): string {
   if (!isSecretRef(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
-    throw new Error("bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
+    throw new Error(
+      "bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)",
+    );
   }
-  for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["migrateConnectionLimit", s.migrateConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
+  for (const [name, n] of [
+    ["odooConnectionLimit", s.odooConnectionLimit],
+    ["migrateConnectionLimit", s.migrateConnectionLimit],
+    ["monitorConnectionLimit", s.monitorConnectionLimit],
+  ] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`bootstrap: ${name} must be a positive whole number, got ${n}`);
   }
   const odoo = sqlIdent(s.odooRole);
@@ -384,10 +410,22 @@ export function postgresBootstrapSettingsFor(model: StackModel): PostgresBootstr
 /** The database host's files with their modes and owners. */
 export function postgresHostFiles(model: StackModel): HostFile[] {
   return [
-    { path: PATHS.postgresConf, content: renderPostgresConf(postgresConfSettingsFor(model)), mode: "0644", owner: POSTGRES_USER, group: POSTGRES_USER },
+    {
+      path: PATHS.postgresConf,
+      content: renderPostgresConf(postgresConfSettingsFor(model)),
+      mode: "0644",
+      owner: POSTGRES_USER,
+      group: POSTGRES_USER,
+    },
     { path: PATHS.postgresHba, content: renderPgHba(pgHbaSettingsFor(model)), mode: "0640", owner: POSTGRES_USER, group: POSTGRES_USER },
     // It names secrets by reference only, but the resolved copy on the host holds the monitor
     // password: 0600.
-    { path: PATHS.postgresBootstrapSql, content: renderPostgresBootstrap(postgresBootstrapSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
+    {
+      path: PATHS.postgresBootstrapSql,
+      content: renderPostgresBootstrap(postgresBootstrapSettingsFor(model)),
+      mode: "0600",
+      owner: "root",
+      group: "root",
+    },
   ];
 }

@@ -82,7 +82,8 @@ export function stepHosts(model: StackModel, step: Pick<ProcedureStep, "where" |
     case "odoo":
       return step.eachHost ? model.hosts.odoo : [model.cronHost];
     case "postgres":
-      if (!model.allHosts.includes(model.hosts.postgres)) throw new Error("procedures: a step on the PostgreSQL host in a stack without one (postgresEngine rds)");
+      if (!model.allHosts.includes(model.hosts.postgres))
+        throw new Error("procedures: a step on the PostgreSQL host in a stack without one (postgresEngine rds)");
       return [model.hosts.postgres];
     case "pgbouncer":
       return [model.hosts.pgbouncer];
@@ -177,7 +178,8 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
           eachHost: true,
           title: "Odoo: odoo.conf with the new db_password, graceful restart",
           commands: [`sudo ${rotate} odoo`],
-          checks: "odoo.conf is re-rendered, checked and installed; Odoo restarts (it reads odoo.conf at start only); with several hosts the proxy keeps serving from the others.",
+          checks:
+            "odoo.conf is re-rendered, checked and installed; Odoo restarts (it reads odoo.conf at start only); with several hosts the proxy keeps serving from the others.",
           expect: [applied(PATHS.odooConf), /odoo restart/],
         },
         {
@@ -202,7 +204,9 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
     case "stats":
       return {
         ...base,
-        notes: [`The password of ${ROTATABLE_PASSWORDS.stats.what}. ${DB_ROLES.stats} exists in PgBouncer only (userlist.txt, the admin console's stats_users), not in PostgreSQL: one host, one step.`],
+        notes: [
+          `The password of ${ROTATABLE_PASSWORDS.stats.what}. ${DB_ROLES.stats} exists in PgBouncer only (userlist.txt, the admin console's stats_users), not in PostgreSQL: one host, one step.`,
+        ],
         steps: [
           keeperStep(name),
           {
@@ -210,7 +214,8 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
             where: "pgbouncer",
             title: "PgBouncer: userlist.txt and the collector's password file with the new stats password, RELOAD",
             commands: [`sudo ${apply}`],
-            checks: "The apply script installed the new userlist.txt (checked by a throwaway PgBouncer) and the collector's password file, then RELOADed PgBouncer.",
+            checks:
+              "The apply script installed the new userlist.txt (checked by a throwaway PgBouncer) and the collector's password file, then RELOADed PgBouncer.",
             expect: [applied(PATHS.pgbouncerUserlist)],
           },
           collectorCheck("pgbouncer"),
@@ -220,7 +225,9 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
       const where = databaseAdminRole(model);
       return {
         ...base,
-        notes: [`The password of ${ROTATABLE_PASSWORDS.monitor.what}. It is set by bootstrap.sql and read from the collector's ${rds ? "libpq service file" : "password file"}, both on the ${where === "postgres" ? "PostgreSQL" : "PgBouncer"} host: one apply run changes both.`],
+        notes: [
+          `The password of ${ROTATABLE_PASSWORDS.monitor.what}. It is set by bootstrap.sql and read from the collector's ${rds ? "libpq service file" : "password file"}, both on the ${where === "postgres" ? "PostgreSQL" : "PgBouncer"} host: one apply run changes both.`,
+        ],
         steps: [
           keeperStep(name),
           {
@@ -228,7 +235,8 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
             where,
             title: `${where === "postgres" ? "PostgreSQL host" : "PgBouncer host"}: bootstrap.sql (ALTER ROLE ${DB_ROLES.monitor}) and the collector's credentials`,
             commands: [`sudo ${apply}`],
-            checks: "The apply script re-ran bootstrap.sql with the new password (recorded only once it succeeded) and installed the collector's credentials.",
+            checks:
+              "The apply script re-ran bootstrap.sql with the new password (recorded only once it succeeded) and installed the collector's credentials.",
             expect: [ranSql],
           },
           collectorCheck(where),
@@ -238,7 +246,9 @@ export function rotationProcedure(model: StackModel, name: RotatablePassword): O
     case "admin":
       return {
         ...base,
-        notes: [`The password of ${ROTATABLE_PASSWORDS.admin.what} (ODOO-1). Odoo reads it from odoo.conf at start: each Odoo host's apply installs it and restarts Odoo.`],
+        notes: [
+          `The password of ${ROTATABLE_PASSWORDS.admin.what} (ODOO-1). Odoo reads it from odoo.conf at start: each Odoo host's apply installs it and restarts Odoo.`,
+        ],
         steps: [
           keeperStep(name),
           {
@@ -277,7 +287,12 @@ export function operationalProcedures(model: StackModel): readonly OperationalPr
 
 export function procedureById(model: StackModel, id: string): OperationalProcedure {
   const p = operationalProcedures(model).find((x) => x.id === id);
-  if (!p) throw new Error(`no procedure ${id}; known: ${operationalProcedures(model).map((x) => x.id).join(", ")}`);
+  if (!p)
+    throw new Error(
+      `no procedure ${id}; known: ${operationalProcedures(model)
+        .map((x) => x.id)
+        .join(", ")}`,
+    );
   return p;
 }
 
@@ -302,7 +317,7 @@ function reloadAuthFile(): OperationalProcedure {
         where: "pgbouncer",
         title: "The reload in PgBouncer's log",
         commands: [`sudo tail -n 20 ${PGBOUNCER_DEBIAN.logFile}`],
-        checks: "\"got SIGHUP, re-reading config\" and no error after it.",
+        checks: '"got SIGHUP, re-reading config" and no error after it.',
       },
     ],
   };
@@ -366,7 +381,8 @@ function longTransactions(model: StackModel): OperationalProcedure {
         title: "Terminate it if cancelling did not help",
         params: ["PID"],
         commands: [`${adminPsql(model, db)} -At -c "SELECT pg_terminate_backend($PID)"`],
-        checks: "Prints t; the pid is gone from pg_stat_activity. Through PgBouncer the server connection is replaced; the Odoo worker whose transaction it was gets an error.",
+        checks:
+          "Prints t; the pid is gone from pg_stat_activity. Through PgBouncer the server connection is replaced; the Odoo worker whose transaction it was gets an error.",
       },
     ],
   };
@@ -390,7 +406,9 @@ function restartPostgresql(model: StackModel): OperationalProcedure {
           id: "check",
           where: "laptop",
           title: "Is a reboot pending?",
-          commands: [`aws rds describe-db-instances --region ${region} --db-instance-identifier ${id} --query 'DBInstances[0].DBParameterGroups[].ParameterApplyStatus' --output text`],
+          commands: [
+            `aws rds describe-db-instances --region ${region} --db-instance-identifier ${id} --query 'DBInstances[0].DBParameterGroups[].ParameterApplyStatus' --output text`,
+          ],
           checks: "`pending-reboot`: a reboot applies the change; `in-sync`: nothing waits.",
         },
         {
@@ -452,8 +470,21 @@ function restoreEc2(model: StackModel): OperationalProcedure {
       "`pulumi up` recreates a lost host; its bootstrap installs pgBackRest and this configuration. Nothing may write during the restore: Odoo and PgBouncer stop first and start last. The weekly restore drill measures this path's RTO (restore drill alarms).",
     ],
     steps: [
-      { id: "stop-odoo", where: "odoo", eachHost: true, title: "Stop Odoo", commands: ["sudo systemctl stop odoo"], checks: "`systemctl is-active odoo` says inactive." },
-      { id: "stop-pgbouncer", where: "pgbouncer", title: "Stop PgBouncer", commands: ["sudo systemctl stop pgbouncer"], checks: "No client reaches PostgreSQL any more." },
+      {
+        id: "stop-odoo",
+        where: "odoo",
+        eachHost: true,
+        title: "Stop Odoo",
+        commands: ["sudo systemctl stop odoo"],
+        checks: "`systemctl is-active odoo` says inactive.",
+      },
+      {
+        id: "stop-pgbouncer",
+        where: "pgbouncer",
+        title: "Stop PgBouncer",
+        commands: ["sudo systemctl stop pgbouncer"],
+        checks: "No client reaches PostgreSQL any more.",
+      },
       {
         id: "restore",
         where: "postgres",
@@ -470,7 +501,13 @@ function restoreEc2(model: StackModel): OperationalProcedure {
         ],
         checks: `--delta reuses files whose checksum matches (a surviving volume); an empty ${PG_DATA_PATH} works too. The server replays the WAL and promotes by itself; the database answers; archiving works on the new timeline; a fresh full backup starts.`,
       },
-      { id: "start-pgbouncer", where: "pgbouncer", title: "Start PgBouncer", commands: ["sudo systemctl start pgbouncer", pgbouncerConsole("SHOW DATABASES")], checks: "PgBouncer answers and lists the databases." },
+      {
+        id: "start-pgbouncer",
+        where: "pgbouncer",
+        title: "Start PgBouncer",
+        commands: ["sudo systemctl start pgbouncer", pgbouncerConsole("SHOW DATABASES")],
+        checks: "PgBouncer answers and lists the databases.",
+      },
       {
         id: "filestore",
         where: "odoo",
@@ -482,7 +519,14 @@ function restoreEc2(model: StackModel): OperationalProcedure {
         ],
         checks: "A database without its attachments is not restored: every file the restored database references is back.",
       },
-      { id: "start-odoo", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "Odoo runs and serves the login page through the proxy." },
+      {
+        id: "start-odoo",
+        where: "odoo",
+        eachHost: true,
+        title: "Start Odoo",
+        commands: ["sudo systemctl start odoo", "systemctl is-active odoo"],
+        checks: "Odoo runs and serves the login page through the proxy.",
+      },
     ],
   };
 }
@@ -514,7 +558,8 @@ function restoreRds(model: StackModel): OperationalProcedure {
           `${rds(`wait db-instance-available --db-instance-identifier ${target}`)}`,
           `${rds(`describe-db-instances --db-instance-identifier ${target}`)} --query 'DBInstances[0].Endpoint.Address' --output text`,
         ],
-        checks: "The new instance is available; its endpoint address (printed last) is NEW_ENDPOINT below. RESTORE_TIME is UTC, e.g. 2026-05-01T09:59:00Z, within the retention window.",
+        checks:
+          "The new instance is available; its endpoint address (printed last) is NEW_ENDPOINT below. RESTORE_TIME is UTC, e.g. 2026-05-01T09:59:00Z, within the retention window.",
       },
       {
         id: "inspect",
@@ -522,14 +567,17 @@ function restoreRds(model: StackModel): OperationalProcedure {
         title: "Look at the restored data before cutting over",
         params: ["NEW_ENDPOINT"],
         commands: [`${adminPsql(model, db, "$NEW_ENDPOINT")} -Atc 'SELECT count(*) FROM res_users'`],
-        checks: "The master user reaches the copy over verify-full (the RDS CA bundle covers it) and the data is what you expect at RESTORE_TIME.",
+        checks:
+          "The master user reaches the copy over verify-full (the RDS CA bundle covers it) and the data is what you expect at RESTORE_TIME.",
       },
       {
         id: "cut-over",
         where: "laptop",
         title: "Point PgBouncer's host setting at the copy",
         params: ["NEW_ENDPOINT"],
-        commands: [`aws ssm put-parameter --region ${region} --name ${model.parameters.rdsEndpoint} --type String --value "$NEW_ENDPOINT" --overwrite`],
+        commands: [
+          `aws ssm put-parameter --region ${region} --name ${model.parameters.rdsEndpoint} --type String --value "$NEW_ENDPOINT" --overwrite`,
+        ],
         checks: "The parameter holds the new address (keep the old one to cut back).",
       },
       {
@@ -537,7 +585,8 @@ function restoreRds(model: StackModel): OperationalProcedure {
         where: "pgbouncer",
         title: "Apply on the PgBouncer host: pgbouncer.ini with the new host, validated, RELOAD",
         commands: [`sudo ${apply}`, pgbouncerConsole("SHOW DATABASES")],
-        checks: "pgbouncer.ini and the service files are re-rendered with the new endpoint and installed; RELOAD sends new server connections to the copy; SHOW DATABASES shows its address.",
+        checks:
+          "pgbouncer.ini and the service files are re-rendered with the new endpoint and installed; RELOAD sends new server connections to the copy; SHOW DATABASES shows its address.",
         expect: [applied(PATHS.pgbouncerIni)],
       },
       {
@@ -599,7 +648,9 @@ function firstInstall(model: StackModel): OperationalProcedure {
         id: "admin-password",
         where: "laptop",
         title: "The admin user's password, for the first login as `admin`",
-        commands: [`aws ssm get-parameter --region ${region} --with-decryption --name ${model.parameters.odooAdminUserPassword} --query Parameter.Value --output text`],
+        commands: [
+          `aws ssm get-parameter --region ${region} --with-decryption --name ${model.parameters.odooAdminUserPassword} --query Parameter.Value --output text`,
+        ],
         checks: "Log in at /web/login as `admin` with it, then give each person an account of their own.",
       },
     ],
@@ -626,7 +677,11 @@ function addDatabase(model: StackModel): OperationalProcedure {
     notes: [
       `The stack's databases and hostnames as planned: ${model.settings.sites.map((site) => `${code2(site.database)} at ${code2(site.hostname)}`).join(", ")}. Add the new one to \`databases\` in the stack file in the {name, domain} form (every hostname \`<name>.<parent domain>\`, README "Several databases"), plan it (\`npm run plan\`) and follow this procedure from the new plan's runbooks: its commands name every hostname.`,
       `Odoo stops while the new database is installed (odoo-stack-odoo-init stops it for \`odoo -i\`), so every database is unavailable for that time; schedule it.`,
-      ...(acme === undefined ? ["With an imported certificate, import one that carries every hostname before `pulumi up`: nginx serves it for each hostname's server."] : []),
+      ...(acme === undefined
+        ? [
+            "With an imported certificate, import one that carries every hostname before `pulumi up`: nginx serves it for each hostname's server.",
+          ]
+        : []),
     ],
     steps: [
       {
@@ -634,7 +689,8 @@ function addDatabase(model: StackModel): OperationalProcedure {
         where: "laptop",
         title: "Declare the database and its hostname, then let the associations apply it",
         commands: ["pulumi preview --diff", "pulumi up"],
-        checks: "The preview adds the hostname's A record and changes each host's files (a new pool, db_name and dbfilter, a server block); after `pulumi up` each host's apply association has run with success.",
+        checks:
+          "The preview adds the hostname's A record and changes each host's files (a new pool, db_name and dbfilter, a server block); after `pulumi up` each host's apply association has run with success.",
       },
       ...(acme === undefined
         ? []
@@ -643,7 +699,10 @@ function addDatabase(model: StackModel): OperationalProcedure {
               id: "certificate",
               where: "proxy" as const,
               title: "The public certificate again, with every hostname (issued once at first boot)",
-              commands: [`sudo ${SCRIPT_PATHS.bootstrap} ${acmeArgs(acme).join(" ")}`, `sudo openssl x509 -noout -ext subjectAltName -in ${acmeCertificatePaths(acme.domain).fullchain}`],
+              commands: [
+                `sudo ${SCRIPT_PATHS.bootstrap} ${acmeArgs(acme).join(" ")}`,
+                `sudo openssl x509 -noout -ext subjectAltName -in ${acmeCertificatePaths(acme.domain).fullchain}`,
+              ],
               checks: `certbot re-issued the lineage ${code2(acme.domain)} and its deploy hook reloaded nginx; the certificate names ${hostnames.join(", ")}.`,
               expect: hostnames.map((h) => new RegExp(`DNS:${h.replace(/[.]/g, "\\.")}`)),
             },
@@ -689,11 +748,21 @@ function importDatabase(model: StackModel): OperationalProcedure {
         id: "upload",
         where: "laptop",
         title: "Upload the dump and the filestore to the backup bucket's import prefix",
-        commands: [`aws s3 cp "$DB.dump" "s3://$(pulumi stack output backupBucketName)/${prefix}$DB.dump"`, `aws s3 cp "$DB-filestore.tar.gz" "s3://$(pulumi stack output backupBucketName)/${prefix}$DB-filestore.tar.gz"`],
+        commands: [
+          `aws s3 cp "$DB.dump" "s3://$(pulumi stack output backupBucketName)/${prefix}$DB.dump"`,
+          `aws s3 cp "$DB-filestore.tar.gz" "s3://$(pulumi stack output backupBucketName)/${prefix}$DB-filestore.tar.gz"`,
+        ],
         checks: "Both objects are in the bucket.",
         params: ["DB"],
       },
-      { id: "stop-odoo", where: "odoo", eachHost: true, title: "Stop Odoo", commands: ["sudo systemctl stop odoo"], checks: "`systemctl is-active odoo` says inactive on every host." },
+      {
+        id: "stop-odoo",
+        where: "odoo",
+        eachHost: true,
+        title: "Stop Odoo",
+        commands: ["sudo systemctl stop odoo"],
+        checks: "`systemctl is-active odoo` says inactive on every host.",
+      },
       {
         id: "restore",
         where: "postgres",
@@ -722,7 +791,14 @@ function importDatabase(model: StackModel): OperationalProcedure {
         checks: `The attachments the database references are under ${ODOO_FILESTORE_DIR}/$DB${model.settings.sharedFilestore ? " (the shared filestore: once, from one host)" : ""}.`,
         params: ["DB"],
       },
-      { id: "start-odoo", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "Odoo serves the imported database's login page through the proxy." },
+      {
+        id: "start-odoo",
+        where: "odoo",
+        eachHost: true,
+        title: "Start Odoo",
+        commands: ["sudo systemctl start odoo", "systemctl is-active odoo"],
+        checks: "Odoo serves the imported database's login page through the proxy.",
+      },
     ],
   };
 }
@@ -753,7 +829,14 @@ function upgradeOdoo(model: StackModel): OperationalProcedure {
         commands: ["sudo apt-get update", `sudo apt-get install -y --allow-downgrades odoo=${odooPackageVersion(model.settings)}`],
         checks: `\`dpkg-query -W odoo\` shows ${odooPackageVersion(model.settings)} on every host.`,
       },
-      { id: "stop", where: "odoo", eachHost: true, title: "Stop Odoo", commands: ["sudo systemctl stop odoo"], checks: "inactive on every host before the module update." },
+      {
+        id: "stop",
+        where: "odoo",
+        eachHost: true,
+        title: "Stop Odoo",
+        commands: ["sudo systemctl stop odoo"],
+        checks: "inactive on every host before the module update.",
+      },
       {
         id: "modules",
         where: "odoo",
@@ -762,7 +845,14 @@ function upgradeOdoo(model: StackModel): OperationalProcedure {
         commands: model.settings.databases.map((d) => odooMigrationCommand(model, model.cronHost, d)),
         checks: "Each run exits 0 and its log ends without a traceback.",
       },
-      { id: "start", where: "odoo", eachHost: true, title: "Start Odoo", commands: ["sudo systemctl start odoo", "systemctl is-active odoo"], checks: "active on every host; the login page answers through the proxy." },
+      {
+        id: "start",
+        where: "odoo",
+        eachHost: true,
+        title: "Start Odoo",
+        commands: ["sudo systemctl start odoo", "systemctl is-active odoo"],
+        checks: "active on every host; the login page answers through the proxy.",
+      },
     ],
   };
 }
@@ -807,14 +897,24 @@ function releaseOdoo(model: StackModel): OperationalProcedure {
         where: "odoo",
         eachHost: true,
         title: "Each host is on the release",
-        commands: ["dpkg-query -W -f='${Version}\\n' odoo", `readlink ${ODOO_RELEASE_PATHS.current}`, "systemctl is-active odoo", `sudo ${SCRIPT_PATHS.odooRelease} --check`],
+        commands: [
+          "dpkg-query -W -f='${Version}\\n' odoo",
+          `readlink ${ODOO_RELEASE_PATHS.current}`,
+          "systemctl is-active odoo",
+          `sudo ${SCRIPT_PATHS.odooRelease} --check`,
+        ],
         checks: `The stack's package (now ${odooPackageVersion(model.settings)}), ${ODOO_RELEASE_PATHS.current} pointing at releases/<the artifact's sha256> (now ${current}), Odoo active, and the script's check (it changes nothing) saying "nothing to do". If the association failed, its output names the step, the host is back on the previous release (the check says "not on the stack's release" and what differs), and the stack still names the failing one: roll back (next step). A failure before Odoo stopped (the new build not in Odoo's repository, the download, the checksum, the addons' checks) changed nothing: fix its cause and run \`sudo ${SCRIPT_PATHS.odooRelease}\` on the host (a second run of the association finds its files installed already and does not run the release again).`,
       },
       {
         id: "rollback",
         where: "laptop",
         title: "Roll back: the previous values, pulumi up",
-        commands: ['pulumi config set odooBuild "$PREVIOUS_BUILD"', `pulumi config set --path odooAddons.s3Uri "$PREVIOUS_ADDONS_URI"`, `pulumi config set --path odooAddons.sha256 "$PREVIOUS_ADDONS_SHA256"`, "pulumi up"],
+        commands: [
+          'pulumi config set odooBuild "$PREVIOUS_BUILD"',
+          `pulumi config set --path odooAddons.s3Uri "$PREVIOUS_ADDONS_URI"`,
+          `pulumi config set --path odooAddons.sha256 "$PREVIOUS_ADDONS_SHA256"`,
+          "pulumi up",
+        ],
         checks: `After a failed release the hosts are on the previous one already (the script switched back), so their associations say "nothing to do"; after a release that worked, they switch back the same way. Either way no download: the previous release is kept under ${ODOO_RELEASE_PATHS.releases}. Then the verify step again. A module update that changed the database is not undone by older code: restore the backup of the first step (the restore procedure of the backups runbook).`,
         params: ["PREVIOUS_BUILD", "PREVIOUS_ADDONS_URI", "PREVIOUS_ADDONS_SHA256"],
       },
@@ -832,7 +932,13 @@ function upgradePostgresql(model: StackModel): OperationalProcedure {
       ],
       steps: [
         backupBeforeUpgrade(model),
-        { id: "stack", where: "laptop", title: "The new version through the stack", commands: ["pulumi preview --diff", "pulumi up"], checks: "The preview shows engineVersion changing on the RDS instance and nothing replaced." },
+        {
+          id: "stack",
+          where: "laptop",
+          title: "The new version through the stack",
+          commands: ["pulumi preview --diff", "pulumi up"],
+          checks: "The preview shows engineVersion changing on the RDS instance and nothing replaced.",
+        },
         {
           id: "version",
           where: "pgbouncer",
@@ -879,7 +985,13 @@ function upgradePgbouncer(): OperationalProcedure {
         id: "package",
         where: "pgbouncer",
         title: "New package, restart, version and pools",
-        commands: ["sudo apt-get update", "sudo apt-get install -y --only-upgrade pgbouncer", "sudo systemctl restart pgbouncer", pgbouncerConsole("SHOW VERSION"), pgbouncerConsole("SHOW POOLS")],
+        commands: [
+          "sudo apt-get update",
+          "sudo apt-get install -y --only-upgrade pgbouncer",
+          "sudo systemctl restart pgbouncer",
+          pgbouncerConsole("SHOW VERSION"),
+          pgbouncerConsole("SHOW POOLS"),
+        ],
         checks: "SHOW VERSION names the new release; the pools are back.",
       },
       {
@@ -911,7 +1023,8 @@ function rotateInternalCa(model: StackModel): OperationalProcedure {
       eachHost: where === "odoo",
       title: `Apply on ${where === "odoo" ? "every Odoo host" : `the ${where} host`}: ${what}`,
       commands: [`sudo ${apply}`],
-      checks: "The CA file is installed (update-ca-certificates) and the daemon reloaded; or `nothing changed` if the association applied it already.",
+      checks:
+        "The CA file is installed (update-ca-certificates) and the daemon reloaded; or `nothing changed` if the association applied it already.",
       expect: [new RegExp(`${applied(PATHS.caCert).source}|nothing changed`)],
     }));
   const check = (id: string): ProcedureStep => ({
@@ -942,7 +1055,8 @@ function rotateInternalCa(model: StackModel): OperationalProcedure {
         where: "laptop",
         title: `Re-issue every host certificate from CA generation ${next}`,
         commands: ["pulumi config set odoo-stack:internalCaNext issuing", "pulumi up"],
-        checks: "The preview replaces every host certificate and key and updates their parameters and the CA certificate parameter (the issuing CA first), nothing else.",
+        checks:
+          "The preview replaces every host certificate and key and updates their parameters and the CA certificate parameter (the issuing CA first), nothing else.",
       },
       ...applyEverywhere("issue", "the host's new certificate (both CAs still trusted)"),
       check("issue-check"),
@@ -950,7 +1064,11 @@ function rotateInternalCa(model: StackModel): OperationalProcedure {
         id: "drop-old",
         where: "laptop",
         title: `Stop trusting CA generation ${current}`,
-        commands: [`pulumi config set odoo-stack:internalCaGeneration ${next}`, "pulumi config set odoo-stack:internalCaNext none", "pulumi up"],
+        commands: [
+          `pulumi config set odoo-stack:internalCaGeneration ${next}`,
+          "pulumi config set odoo-stack:internalCaNext none",
+          "pulumi up",
+        ],
         checks: `The preview deletes the CA ${current} key and certificate and updates the CA certificate parameter, nothing else.`,
       },
       ...applyEverywhere("drop", `the CA file with generation ${next} only`),

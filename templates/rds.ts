@@ -46,10 +46,17 @@ export const RDS_POSTGRES = {
  * most 63 characters; Pulumi stack names may also hold '_' and '.'.
  */
 export function rdsInstanceIdentifier(model: StackModel, suffix = "postgres"): string {
-  const clean = (s: string) => s.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-{2,}/g, "-").replace(/^-+|-+$/g, "");
+  const clean = (s: string) =>
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .replace(/-{2,}/g, "-")
+      .replace(/^-+|-+$/g, "");
   const tail = clean(suffix);
   // A long stack name is cut, never the suffix that tells the instance from its final snapshot.
-  const base = clean(`${model.project}-${model.stack}`).slice(0, 63 - tail.length - 1).replace(/-+$/, "");
+  const base = clean(`${model.project}-${model.stack}`)
+    .slice(0, 63 - tail.length - 1)
+    .replace(/-+$/, "");
   return `${base}-${tail}`;
 }
 
@@ -86,7 +93,10 @@ export function rdsParameters(model: StackModel): RdsParameter[] {
   const pg = model.settings.sizing.postgres;
   // Each value and its checklist IDs from the drop-in's table (POSTGRES_CONF): the fixed ones as
   // they are, the sizing's from the same sizing.
-  const fromTable = (key: string, value: string | number | boolean = staticForced(POSTGRES_CONF, key)) => ({ value, checklist: POSTGRES_CONF.keys[key].checklist ?? [] });
+  const fromTable = (key: string, value: string | number | boolean = staticForced(POSTGRES_CONF, key)) => ({
+    value,
+    checklist: POSTGRES_CONF.keys[key].checklist ?? [],
+  });
   const values: Record<string, { value: string | number | boolean; checklist: readonly string[] }> = {
     password_encryption: fromTable("password_encryption"),
     ssl_min_protocol_version: fromTable("ssl_min_protocol_version"),
@@ -139,12 +149,18 @@ export interface RdsBootstrapSettings {
  */
 export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
   if (!isSecretRef(s.odooPasswordVerifier) && !parseScramVerifier(s.odooPasswordVerifier)) {
-    throw new Error("RDS bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)");
+    throw new Error(
+      "RDS bootstrap: the Odoo role's password must be a SCRAM-SHA-256 verifier or an {{ssm:...}} reference to one, never plaintext (DESIGN principle 5)",
+    );
   }
   if (!isSecretRef(s.monitorPassword)) {
     throw new Error("RDS bootstrap: the monitor role's password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
   }
-  for (const [name, n] of [["odooConnectionLimit", s.odooConnectionLimit], ["migrateConnectionLimit", s.migrateConnectionLimit], ["monitorConnectionLimit", s.monitorConnectionLimit]] as const) {
+  for (const [name, n] of [
+    ["odooConnectionLimit", s.odooConnectionLimit],
+    ["migrateConnectionLimit", s.migrateConnectionLimit],
+    ["monitorConnectionLimit", s.monitorConnectionLimit],
+  ] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`RDS bootstrap: ${name} must be a positive whole number, got ${n}`);
   }
   const odoo = sqlIdent(s.odooRole);
@@ -163,7 +179,10 @@ export function renderRdsBootstrap(s: RdsBootstrapSettings): string {
     "-- when the role is created only: this file runs on the PgBouncer host in the same apply run",
     "-- that RELOADs PgBouncer, milliseconds later, and a new verifier must reach the database only",
     "-- once PgBouncer re-opened its server connections (AUTH-4: odoo-stack-rotate postgres waits).",
-    gexecUnless(`CREATE ROLE ${odoo} PASSWORD ${sqlLiteral(s.odooPasswordVerifier)}`, `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.odooRole)}`),
+    gexecUnless(
+      `CREATE ROLE ${odoo} PASSWORD ${sqlLiteral(s.odooPasswordVerifier)}`,
+      `SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(s.odooRole)}`,
+    ),
     `ALTER ROLE ${odoo} WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT ${s.odooConnectionLimit};`,
     "-- PG-2 per role: sent at every server login, so it holds through transaction pooling.",
     `ALTER ROLE ${odoo} SET statement_timeout = ${s.odooStatementTimeoutMs};`,
@@ -233,7 +252,8 @@ const isServiceValue = (v: string): boolean => SERVICE_VALUE.test(v) || isSecret
  * the file 0600 root.
  */
 export function renderRdsService(s: RdsServiceSettings): string {
-  if (!isSecretRef(s.password)) throw new Error("RDS service file: the password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
+  if (!isSecretRef(s.password))
+    throw new Error("RDS service file: the password must be an {{ssm:...}} reference, never a literal (DESIGN principle 5)");
   const entries: [string, string | number][] = [
     ["host", s.host],
     ["port", s.port],
@@ -244,10 +264,18 @@ export function renderRdsService(s: RdsServiceSettings): string {
     ["sslrootcert", s.sslRootCert],
   ];
   for (const [k, v] of entries) {
-    if (!isServiceValue(String(v))) throw new Error(`RDS service file: ${k} = ${JSON.stringify(v)} may hold only letters, digits and _ . - / (or be one {{ssm:...}} reference)`);
+    if (!isServiceValue(String(v)))
+      throw new Error(
+        `RDS service file: ${k} = ${JSON.stringify(v)} may hold only letters, digits and _ . - / (or be one {{ssm:...}} reference)`,
+      );
   }
-  if (!SERVICE_VALUE.test(s.service)) throw new Error(`RDS service file: service name ${JSON.stringify(s.service)} may hold only letters, digits and _ . - /`);
-  return lines(header("#"), `[${s.service}]`, entries.map(([k, v]) => `${k}=${v}`));
+  if (!SERVICE_VALUE.test(s.service))
+    throw new Error(`RDS service file: service name ${JSON.stringify(s.service)} may hold only letters, digits and _ . - /`);
+  return lines(
+    header("#"),
+    `[${s.service}]`,
+    entries.map(([k, v]) => `${k}=${v}`),
+  );
 }
 
 export function rdsAdminServiceSettingsFor(model: StackModel): RdsServiceSettings {
@@ -263,15 +291,38 @@ export function rdsAdminServiceSettingsFor(model: StackModel): RdsServiceSetting
 
 /** The collector's read-only connection: the monitor role, never the master. */
 export function rdsMonitorServiceSettingsFor(model: StackModel): RdsServiceSettings {
-  return { ...rdsAdminServiceSettingsFor(model), service: RDS_MONITOR_SERVICE, user: DB_ROLES.monitor, password: secretRef(model.parameters.monitorPassword) };
+  return {
+    ...rdsAdminServiceSettingsFor(model),
+    service: RDS_MONITOR_SERVICE,
+    user: DB_ROLES.monitor,
+    password: secretRef(model.parameters.monitorPassword),
+  };
 }
 
 /** What the PgBouncer host receives besides its own files when PostgreSQL is RDS. */
 export function rdsPgbouncerHostFiles(model: StackModel): HostFile[] {
   if (model.settings.postgresEngine !== "rds") return [];
   return [
-    { path: PATHS.postgresBootstrapSql, content: renderRdsBootstrap(rdsBootstrapSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
-    { path: PATHS.rdsAdminServiceFile, content: renderRdsService(rdsAdminServiceSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
-    { path: PATHS.rdsMonitorServiceFile, content: renderRdsService(rdsMonitorServiceSettingsFor(model)), mode: "0600", owner: "root", group: "root" },
+    {
+      path: PATHS.postgresBootstrapSql,
+      content: renderRdsBootstrap(rdsBootstrapSettingsFor(model)),
+      mode: "0600",
+      owner: "root",
+      group: "root",
+    },
+    {
+      path: PATHS.rdsAdminServiceFile,
+      content: renderRdsService(rdsAdminServiceSettingsFor(model)),
+      mode: "0600",
+      owner: "root",
+      group: "root",
+    },
+    {
+      path: PATHS.rdsMonitorServiceFile,
+      content: renderRdsService(rdsMonitorServiceSettingsFor(model)),
+      mode: "0600",
+      owner: "root",
+      group: "root",
+    },
   ];
 }

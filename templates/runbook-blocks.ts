@@ -43,10 +43,14 @@ function checkMeta(target: BlockTarget, meta: BlockMeta): void {
     if (target.hosts.length === 0) problems.push("a host block names at least one host");
     for (const h of target.hosts) if (!ID.test(h)) problems.push(`host id ${JSON.stringify(h)} must be lower-case letters, digits and '-'`);
   }
-  for (const [k, v] of [["procedure", meta.procedure], ["step", meta.step]] as const) {
+  for (const [k, v] of [
+    ["procedure", meta.procedure],
+    ["step", meta.step],
+  ] as const) {
     if (v !== undefined && !ID.test(v)) problems.push(`${k} ${JSON.stringify(v)} must be lower-case letters, digits and '-'`);
   }
-  for (const p of meta.params ?? []) if (!PARAM.test(p)) problems.push(`param ${JSON.stringify(p)} must be an upper-case shell variable name`);
+  for (const p of meta.params ?? [])
+    if (!PARAM.test(p)) problems.push(`param ${JSON.stringify(p)} must be an upper-case shell variable name`);
   throwIfAny("runbook block", problems);
 }
 

@@ -50,10 +50,20 @@ export function procedureSection(model: StackModel, p: OperationalProcedure, fro
     const meta = { procedure: p.id, step: step.id, params: step.params };
     const hosts = stepHosts(model, step);
     if (hosts.length === 0) {
-      out.push(`**Step ${++n}. ${step.title}** — on your laptop.${params} Checks: ${step.checks}`, "", laptopBlock(step.commands, meta), "");
+      out.push(
+        `**Step ${++n}. ${step.title}** — on your laptop.${params} Checks: ${step.checks}`,
+        "",
+        laptopBlock(step.commands, meta),
+        "",
+      );
     }
     for (const h of hosts) {
-      out.push(`**Step ${++n}. ${step.title}** — on ${onHost(h, from)}.${params} Checks: ${step.checks}`, "", hostBlock(h.id, step.commands, meta), "");
+      out.push(
+        `**Step ${++n}. ${step.title}** — on ${onHost(h, from)}.${params} Checks: ${step.checks}`,
+        "",
+        hostBlock(h.id, step.commands, meta),
+        "",
+      );
     }
   }
   return out;

@@ -95,7 +95,11 @@ const procedureLink = (p: OperationalProcedure, from: string): string => {
 };
 
 /** SQL through the administrator's psql on databaseAdminRole's host, as a here-document. */
-const sqlHeredoc = (model: StackModel, database: string, statements: readonly string[]): string[] => [`${adminPsql(model, database)} <<'SQL'`, ...statements, "SQL"];
+const sqlHeredoc = (model: StackModel, database: string, statements: readonly string[]): string[] => [
+  `${adminPsql(model, database)} <<'SQL'`,
+  ...statements,
+  "SQL",
+];
 
 /** The host where SQL as the administrator runs: the PostgreSQL host, or with RDS the PgBouncer host. */
 const adminHost = (model: StackModel): HostId => stepHosts(model, { where: databaseAdminRole(model) })[0];
@@ -133,7 +137,10 @@ function rotationRunbook(model: StackModel): string {
     ...preamble(model, "Password rotation (AUTH-4)"),
     `Every generated password has a keeper: the stack setting ${code("passwordRotation")} (a date per password). A new date makes ${code("pulumi up")} generate that password anew and store it (and its SCRAM verifier) in SSM; the hosts keep the old one until their steps run, in the order below. From a checkout of the stack's repository, one command runs every host step through SSM Run Command, waits for each, checks its output and stops at the first failure:`,
     "",
-    laptopBlock(ROTATABLE_PASSWORD_NAMES.map((n) => rotateCommand(model, n)), { procedure: "rotate" }),
+    laptopBlock(
+      ROTATABLE_PASSWORD_NAMES.map((n) => rotateCommand(model, n)),
+      { procedure: "rotate" },
+    ),
     "",
     "By hand, the same steps:",
     "",
@@ -229,19 +236,35 @@ function odooRunbook(model: StackModel): string {
     "",
     ...procedureSection(model, procedureById(model, "first-install"), f),
     ...procedureSection(model, procedureById(model, "add-database"), f),
-    ...(model.settings.postgresEngine === "ec2" ? procedureSection(model, procedureById(model, "import-database"), f) : [
-      "**Importing an existing database** with RDS: restore its dump into the RDS instance from the PgBouncer host as the master user (the admin service of the restore procedure) and copy its filestore under the Odoo data_dir; the hosts cannot read an upload of yours, so copy the dump there through a Session Manager session. Not rehearsed by the fleet suite (it boots the EC2 engine).",
-      "",
-    ]),
+    ...(model.settings.postgresEngine === "ec2"
+      ? procedureSection(model, procedureById(model, "import-database"), f)
+      : [
+          "**Importing an existing database** with RDS: restore its dump into the RDS instance from the PgBouncer host as the master user (the admin service of the restore procedure) and copy its filestore under the Odoo data_dir; the hosts cannot read an upload of yours, so copy the dump there through a Session Manager session. Not rehearsed by the fleet suite (it boots the EC2 engine).",
+          "",
+        ]),
     heading("odoo-errors"),
     "",
     "The collector counts these lines every minute (OBS-5); find the requests and tracebacks around them, on any Odoo host:",
     "",
-    hostBlock(odooIds, [`sudo grep -nE 'virtual real time limit|CPU time limit|timeout after|virtual memory limit|PoolError|Connection Pool Is Full|deadlock detected' ${PATHS.odooLogFile} | tail -n 50`], { procedure: "odoo-errors", step: "log" }),
+    hostBlock(
+      odooIds,
+      [
+        `sudo grep -nE 'virtual real time limit|CPU time limit|timeout after|virtual memory limit|PoolError|Connection Pool Is Full|deadlock detected' ${PATHS.odooLogFile} | tail -n 50`,
+      ],
+      { procedure: "odoo-errors", step: "log" },
+    ),
     "",
     "or across every host, from your laptop (CloudWatch Logs Insights):",
     "",
-    laptopBlock([insights(logGroupName(model, "odoo"), "fields @timestamp, @logStream, @message | filter @message like /PoolError|deadlock detected|time limit|memory limit|Traceback/ | sort @timestamp desc | limit 50")], { procedure: "odoo-errors", step: "insights" }),
+    laptopBlock(
+      [
+        insights(
+          logGroupName(model, "odoo"),
+          "fields @timestamp, @logStream, @message | filter @message like /PoolError|deadlock detected|time limit|memory limit|Traceback/ | sort @timestamp desc | limit 50",
+        ),
+      ],
+      { procedure: "odoo-errors", step: "insights" },
+    ),
     "",
     `- **Worker killed by limit_time_real/limit_time_cpu** (LIMIT-3): a request ran longer than ${model.settings.sizing.odoo.limitTimeReal} s real time. The line before it names the worker's last request; long reports belong in a queue job or need the limit raised deliberately (${code("odoo.limitTimeReal")} in the stack config).`,
     "- **Worker recycled by limit_memory_soft**: normal now and then; frequent recycling means requests that load too much (large exports): batch them.",
@@ -254,11 +277,20 @@ function odooRunbook(model: StackModel): string {
     "Odoo logs `` Starting job `<name>`. `` and `` Job `<name>` done. `` per run; " +
       `the collector turns them into durations, overlaps and the age of the job still running (OBS-6). On ${onHost(cronHost, f)}:`,
     "",
-    hostBlock(cronHost.id, [`sudo grep -E "ir_cron: (Starting job|Job .* done)" ${PATHS.odooLogFile} | tail -n 40`], { procedure: "cron", step: "log" }),
+    hostBlock(cronHost.id, [`sudo grep -E "ir_cron: (Starting job|Job .* done)" ${PATHS.odooLogFile} | tail -n 40`], {
+      procedure: "cron",
+      step: "log",
+    }),
     "",
     `The jobs and their next run, on ${onHost(adminHost(model), f)}:`,
     "",
-    hostBlock(adminHost(model).id, sqlHeredoc(model, model.settings.databases[0], ["SELECT id, cron_name, interval_number, interval_type, nextcall, lastcall, active FROM ir_cron WHERE active ORDER BY nextcall;"]), { procedure: "cron", step: "jobs" }),
+    hostBlock(
+      adminHost(model).id,
+      sqlHeredoc(model, model.settings.databases[0], [
+        "SELECT id, cron_name, interval_number, interval_type, nextcall, lastcall, active FROM ir_cron WHERE active ORDER BY nextcall;",
+      ]),
+      { procedure: "cron", step: "jobs" },
+    ),
     "",
     `A job that overlaps itself or runs long holds one transaction for its whole run (locks, vacuum, ${link("long-transactions", f)}). Fix: process records in batches and commit between them, or trigger it less often (LIMIT-4). Do not raise ${code("max_cron_threads")} before measuring (LIMIT-2).`,
     "",
@@ -268,7 +300,10 @@ function odooRunbook(model: StackModel): string {
     "",
     laptopBlock(
       [
-        insights(logGroupName(model, "nginx-access"), "fields uri, request_time, upstream_response_time, status | filter request_time > 1 | stats count(*) as n, max(request_time) as worst, avg(request_time) as mean by uri | sort n desc | limit 20"),
+        insights(
+          logGroupName(model, "nginx-access"),
+          "fields uri, request_time, upstream_response_time, status | filter request_time > 1 | stats count(*) as n, max(request_time) as worst, avg(request_time) as mean by uri | sort n desc | limit 20",
+        ),
         `aws logs get-query-results --region ${model.settings.region} --query-id "$QUERY_ID"`,
       ],
       { procedure: "latency", step: "insights", params: ["QUERY_ID"] },
@@ -289,20 +324,32 @@ function hostsRunbook(model: StackModel): string {
     "",
     "No host accepts SSH (DESIGN principle 9). A shell on a host, from your laptop (the AWS CLI and its Session Manager plugin):",
     "",
-    ...model.allHosts.flatMap((h) => [`<a id="${shellAnchor(h)}"></a>`, `### ${h.id} (${code(h.fqdn)})`, "", laptopBlock([sessionCommand(model, h)]), ""]),
-    rds ? `There is no PostgreSQL host: PostgreSQL is the RDS instance ${code(rdsInstanceIdentifier(model))}, reached from ${code(model.hosts.pgbouncer.id)}.` : "",
+    ...model.allHosts.flatMap((h) => [
+      `<a id="${shellAnchor(h)}"></a>`,
+      `### ${h.id} (${code(h.fqdn)})`,
+      "",
+      laptopBlock([sessionCommand(model, h)]),
+      "",
+    ]),
+    rds
+      ? `There is no PostgreSQL host: PostgreSQL is the RDS instance ${code(rdsInstanceIdentifier(model))}, reached from ${code(model.hosts.pgbouncer.id)}.`
+      : "",
     "",
     heading("host-resources"),
     "",
     `On any host (${all.map(code).join(", ")}):`,
     "",
-    hostBlock(all, [
-      "df -h / /var/lib/postgresql 2>/dev/null; df -i /",
-      "sudo du -xh --max-depth=2 /var/log /var/lib 2>/dev/null | sort -h | tail -n 15",
-      "free -m; swapon --show",
-      "ps -eo pid,user,rss,vsz,comm --sort=-rss | head -n 15",
-      "journalctl -k --since -1h | grep -i -E 'oom|killed process' || true",
-    ], { procedure: "host-resources", step: "show" }),
+    hostBlock(
+      all,
+      [
+        "df -h / /var/lib/postgresql 2>/dev/null; df -i /",
+        "sudo du -xh --max-depth=2 /var/log /var/lib 2>/dev/null | sort -h | tail -n 15",
+        "free -m; swapon --show",
+        "ps -eo pid,user,rss,vsz,comm --sort=-rss | head -n 15",
+        "journalctl -k --since -1h | grep -i -E 'oom|killed process' || true",
+      ],
+      { procedure: "host-resources", step: "show" },
+    ),
     "",
     rds
       ? `PostgreSQL's storage is RDS's (${code("postgresDataVolumeGiB")} GiB allocated): its ${code("FreeStorageSpace")} metric is in the RDS console; grow it with ${code("postgresDataVolumeGiB")} in the stack config and ${code("pulumi up")}. On Odoo hosts ${code("limit_memory_hard")} caps each process's address space (RLIMIT_AS), not their sum: memory pressure means the workers' resident memory (${code("ps -o rss,vsz -C odoo")}) outgrew the RAM; lower ${code("odoo.workers")} or pick a larger ${code("odooInstanceType")} (LIMIT-1).`
@@ -310,11 +357,15 @@ function hostsRunbook(model: StackModel): string {
     "",
     heading("file-descriptors"),
     "",
-    hostBlock(all, [
-      "for p in pgbouncer postgres nginx odoo; do for pid in $(pgrep -x \"$p\"); do",
-      "  printf '%s %s: %s open / %s\\n' \"$p\" \"$pid\" \"$(sudo ls /proc/\"$pid\"/fd | wc -l)\" \"$(awk '/Max open files/ {print $4}' /proc/\"$pid\"/limits)\"",
-      "done; done",
-    ], { procedure: "file-descriptors", step: "show" }),
+    hostBlock(
+      all,
+      [
+        'for p in pgbouncer postgres nginx odoo; do for pid in $(pgrep -x "$p"); do',
+        '  printf \'%s %s: %s open / %s\\n\' "$p" "$pid" "$(sudo ls /proc/"$pid"/fd | wc -l)" "$(awk \'/Max open files/ {print $4}\' /proc/"$pid"/limits)"',
+        "done; done",
+      ],
+      { procedure: "file-descriptors", step: "show" },
+    ),
     "",
     `PgBouncer needs one fd per client and per server connection; its limit (${code("LimitNOFILE")} ${model.settings.sizing.pgbouncer.limitNofile}) is set by ${code(PATHS.pgbouncerLimits)} from the sizing. Near the limit: too many clients (a leak in a client, or ${code("max_client_conn")} too high for the limit) — ${code("SHOW CLIENTS")} (${link("pgbouncer-queue", f)}) shows where they come from.`,
     "",
@@ -324,7 +375,10 @@ function hostsRunbook(model: StackModel): string {
     "",
     `The public certificate on ${onHost(model.hosts.proxy, f)}:`,
     "",
-    hostBlock(model.hosts.proxy.id, ["systemctl list-timers certbot.timer", "sudo certbot renew --dry-run"], { procedure: "certificates", step: "public" }),
+    hostBlock(model.hosts.proxy.id, ["systemctl list-timers certbot.timer", "sudo certbot renew --dry-run"], {
+      procedure: "certificates",
+      step: "public",
+    }),
     "",
     `- The public certificate renews by certbot (DNS-01 on Route 53) twice a day once within 30 days of expiry; a failing renewal shows in ${code("journalctl -u certbot")}. An imported certificate must be replaced in its SSM parameters, then the proxy's files re-applied (${code("sudo /usr/local/sbin/odoo-stack-apply")} there).`,
     `- Internal host certificates are re-issued by ${code("pulumi up")} before expiry (early renewal, TLS-4); then run ${code("sudo /usr/local/sbin/odoo-stack-apply")} on each host it names (or re-run its association: ${code(`aws ssm start-associations-once --region ${model.settings.region} --association-ids <id>`)}), so the new files are installed and the daemons reloaded. The CA itself: below.`,
@@ -334,11 +388,15 @@ function hostsRunbook(model: StackModel): string {
     "",
     `Every host runs ${code(METRICS_UNITS.timer)} every minute; ${code(METRICS_UNITS.service)} runs ${code(METRICS_COLLECTOR_PATH)} with ${code(METRICS_CONFIG_PATH)} (and ${code(METRICS_PGPASS_PATH)} where it reads a database). On the host the alarm names:`,
     "",
-    hostBlock(all, [
-      `systemctl list-timers ${METRICS_UNITS.timer}; systemctl status ${METRICS_UNITS.service} --no-pager || true`,
-      `journalctl -u ${METRICS_UNITS.service} -n 30 --no-pager`,
-      `sudo env ODOO_STACK_METRICS_OUTPUT=- ODOO_STACK_METRICS_STATE="$(mktemp -d)" PGPASSFILE=${METRICS_PGPASS_PATH} python3 ${METRICS_COLLECTOR_PATH}`,
-    ], { procedure: "collector", step: "show" }),
+    hostBlock(
+      all,
+      [
+        `systemctl list-timers ${METRICS_UNITS.timer}; systemctl status ${METRICS_UNITS.service} --no-pager || true`,
+        `journalctl -u ${METRICS_UNITS.service} -n 30 --no-pager`,
+        `sudo env ODOO_STACK_METRICS_OUTPUT=- ODOO_STACK_METRICS_STATE="$(mktemp -d)" PGPASSFILE=${METRICS_PGPASS_PATH} python3 ${METRICS_COLLECTOR_PATH}`,
+      ],
+      { procedure: "collector", step: "show" },
+    ),
     "",
     `The last command is one run printing what it would publish, with a throwaway state. A psql login failure after a password rotation: the password file is rendered from SSM by the apply script; run it on that host. The CloudWatch agent (host metrics and logs): ${code("sudo /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a status")}.`,
     "",
@@ -359,7 +417,9 @@ function alarmsRunbook(model: StackModel, alarms: readonly AlarmSpec[], hasBacku
     "",
     `${a.summary} (${a.checklist.join(", ")})`,
     "",
-    `- Metric: ${code(`${a.namespace} ${a.metricName}`)} with ${Object.entries(a.dimensions).map(([k, v]) => code(`${k}=${v}`)).join(", ")}`,
+    `- Metric: ${code(`${a.namespace} ${a.metricName}`)} with ${Object.entries(a.dimensions)
+      .map(([k, v]) => code(`${k}=${v}`))
+      .join(", ")}`,
     `- Fires when: ${a.statistic} ${cmp[a.comparisonOperator]} ${a.threshold} in ${a.datapointsToAlarm} of ${a.evaluationPeriods} periods of ${a.period} s; missing data: ${a.treatMissingData}`,
     `- What it means, what to do first: ${a.response}`,
     `- Procedures: ${a.procedures.map((p) => link(p, f)).join(", ")}`,
@@ -421,7 +481,9 @@ function indexRunbook(model: StackModel, files: readonly string[], procedures: r
     "",
     "What to do when an alarm fires:",
     "",
-    ...PROCEDURES.filter((p) => files.includes(PROCEDURE_LOCATION[p].file) && !procedures.some((o) => o.id === p)).map((p) => `- [${PROCEDURE_LOCATION[p].title}](${PROCEDURE_LOCATION[p].file}#${p})`),
+    ...PROCEDURES.filter((p) => files.includes(PROCEDURE_LOCATION[p].file) && !procedures.some((o) => o.id === p)).map(
+      (p) => `- [${PROCEDURE_LOCATION[p].title}](${PROCEDURE_LOCATION[p].file}#${p})`,
+    ),
     "",
   ].join("\n");
 }
@@ -441,5 +503,9 @@ export function renderRunbooks(model: StackModel, input: RunbooksInput = {}): Re
   if (input.backup) docs[RUNBOOK_FILES.backup] = renderBackupRunbook(model, input.backup).replace(/\n## /, `\n${anchor("backups")}\n## `);
   const procedures = operationalProcedures(model).filter((p) => operationalProcedureFile(p.id) in docs);
   docs[RUNBOOK_FILES.index] = indexRunbook(model, Object.keys(docs).concat(RUNBOOK_FILES.index).sort(), procedures);
-  return Object.fromEntries(Object.keys(docs).sort().map((k) => [k, docs[k]]));
+  return Object.fromEntries(
+    Object.keys(docs)
+      .sort()
+      .map((k) => [k, docs[k]]),
+  );
 }

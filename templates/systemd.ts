@@ -56,13 +56,24 @@ export function escapeSystemdWord(value: string | number): string {
 export const systemdEnvironment = (key: string, value: string | number): string => `Environment=${key}=${escapeSystemdWord(value)}`;
 
 /** A unit of the stack's own (not a drop-in): /etc/systemd/system/<name>, root 0644. */
-export const unitFile = (name: string, content: string): HostFile => ({ path: `/etc/systemd/system/${name}`, content, mode: "0644", owner: "root", group: "root" });
+export const unitFile = (name: string, content: string): HostFile => ({
+  path: `/etc/systemd/system/${name}`,
+  content,
+  mode: "0644",
+  owner: "root",
+  group: "root",
+});
 
 /**
  * What every odoo-stack oneshot service (backups, drill, metrics) starts with: the header, a
  * [Unit] ordered after the network (and `after`), then [Service] Type=oneshot and `service`.
  */
-export function oneshotService(u: { readonly description: string; readonly documentation?: string; readonly after?: readonly string[]; readonly service: readonly string[] }): string {
+export function oneshotService(u: {
+  readonly description: string;
+  readonly documentation?: string;
+  readonly after?: readonly string[];
+  readonly service: readonly string[];
+}): string {
   return lines(
     header("#").trimEnd(),
     "[Unit]",

@@ -179,7 +179,7 @@ const toStruct = (props: Readonly<Record<string, unknown>>): structpb.Struct =>
 /** Go duration text ("5m", "1h30m", "90s") → seconds; "" → 0. */
 export function durationSeconds(text: string): number {
   if (text.trim() === "") return 0;
-  const units: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001, us: 1e-6, "µs": 1e-6, ns: 1e-9 };
+  const units: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001, us: 1e-6, µs: 1e-6, ns: 1e-9 };
   let total = 0;
   let rest = text.trim();
   while (rest.length > 0) {
@@ -331,7 +331,9 @@ export function buildPolicyConfig(info: AnalyzerInfo, file: PolicyConfigFile = {
     }
     const { enforcementLevel, ...props } = v as Record<string, unknown>;
     if (enforcementLevel !== undefined && !isLevel(enforcementLevel)) {
-      problems.push(`"${key}".enforcementLevel: "${String(enforcementLevel)}" is not an enforcement level (${ENFORCEMENT_LEVELS.join(", ")})`);
+      problems.push(
+        `"${key}".enforcementLevel: "${String(enforcementLevel)}" is not an enforcement level (${ENFORCEMENT_LEVELS.join(", ")})`,
+      );
     }
     return { level: isLevel(enforcementLevel) ? enforcementLevel : undefined, props };
   };
@@ -358,7 +360,11 @@ export function buildPolicyConfig(info: AnalyzerInfo, file: PolicyConfigFile = {
       const expected = schema?.properties[key]?.type;
       if (!schema || !(key in schema.properties)) {
         problems.push(`"${policy.name}".${key}: the policy has no setting "${key}"`);
-      } else if (typeof expected === "string" && jsonType(value) !== expected && !(expected === "number" && jsonType(value) === "integer")) {
+      } else if (
+        typeof expected === "string" &&
+        jsonType(value) !== expected &&
+        !(expected === "number" && jsonType(value) === "integer")
+      ) {
         problems.push(`"${policy.name}".${key}: expected ${expected}, got ${jsonType(value)}`);
       }
     }
@@ -508,7 +514,17 @@ export class PolicyPackClient {
         "grpc.max_receive_message_length": 400 * 1024 * 1024,
         "grpc.max_send_message_length": 400 * 1024 * 1024,
       });
-      const client = new PolicyPackClient(dir, child, engine, rpc, address, Date.now() - started, options.callTimeoutMs ?? 60_000, stdout, stderr);
+      const client = new PolicyPackClient(
+        dir,
+        child,
+        engine,
+        rpc,
+        address,
+        Date.now() - started,
+        options.callTimeoutMs ?? 60_000,
+        stdout,
+        stderr,
+      );
       await client.handshake(engineAddress, dir);
       return client;
     } catch (err) {
@@ -520,21 +536,34 @@ export class PolicyPackClient {
 
   private call<Req, Resp>(
     method: string,
-    invoke: (req: Req, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, resp: Resp) => void) => unknown,
+    invoke: (
+      req: Req,
+      metadata: grpc.Metadata,
+      options: Partial<grpc.CallOptions>,
+      cb: (err: grpc.ServiceError | null, resp: Resp) => void,
+    ) => unknown,
     req: Req,
   ): Promise<Resp> {
     if (this.exited) return Promise.reject(this.deadError(method));
     return new Promise((resolve, reject) => {
-      invoke.call(this.rpc, req, new grpc.Metadata(), { deadline: Date.now() + this.callTimeoutMs }, (err: grpc.ServiceError | null, resp: Resp) => {
-        if (!err) return resolve(resp);
-        if (err.code === grpc.status.DEADLINE_EXCEEDED) {
-          return reject(new Error(`${method} timed out after ${this.callTimeoutMs / 1000}s: the policy pack did not answer\n${tail(this.stderr)}`));
-        }
-        if (this.exited || err.code === grpc.status.UNAVAILABLE) return reject(this.deadError(method, err));
-        const wrapped = new Error(`${method} failed: ${err.details || err.message}`) as Error & { code?: number };
-        wrapped.code = err.code;
-        reject(wrapped);
-      });
+      invoke.call(
+        this.rpc,
+        req,
+        new grpc.Metadata(),
+        { deadline: Date.now() + this.callTimeoutMs },
+        (err: grpc.ServiceError | null, resp: Resp) => {
+          if (!err) return resolve(resp);
+          if (err.code === grpc.status.DEADLINE_EXCEEDED) {
+            return reject(
+              new Error(`${method} timed out after ${this.callTimeoutMs / 1000}s: the policy pack did not answer\n${tail(this.stderr)}`),
+            );
+          }
+          if (this.exited || err.code === grpc.status.UNAVAILABLE) return reject(this.deadError(method, err));
+          const wrapped = new Error(`${method} failed: ${err.details || err.message}`) as Error & { code?: number };
+          wrapped.code = err.code;
+          reject(wrapped);
+        },
+      );
     });
   }
 

@@ -78,7 +78,14 @@ function relaunchWithMoreDescriptors(): number | undefined {
   if (!(soft < WEBSOCKET_FDS_NEEDED)) return undefined;
   const r = spawnSync(
     "/bin/sh",
-    ["-c", `ulimit -n ${WEBSOCKET_FDS_NEEDED} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`, "bench", process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    [
+      "-c",
+      `ulimit -n ${WEBSOCKET_FDS_NEEDED} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
+      "bench",
+      process.execPath,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
     { stdio: "inherit", env: { ...process.env, [RELAUNCHED]: "1" } },
   );
   return r.status ?? 1;

@@ -23,12 +23,20 @@ export function buildPolicyPack(): BuildResult {
   const started = performance.now();
   const configPath = path.join(POLICY_DIR, "tsconfig.json");
   const config = ts.readConfigFile(configPath, ts.sys.readFile);
-  if (config.error) return { errors: [ts.flattenDiagnosticMessageText(config.error.messageText, "\n")], sources: 0, ms: performance.now() - started };
+  if (config.error)
+    return { errors: [ts.flattenDiagnosticMessageText(config.error.messageText, "\n")], sources: 0, ms: performance.now() - started };
   const staging = `${BIN_DIR}.tmp-${process.pid}`;
-  const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, POLICY_DIR, { noEmit: false, outDir: staging, rootDir: path.resolve(POLICY_DIR, ".."), sourceMap: false, declaration: false }, configPath);
+  const parsed = ts.parseJsonConfigFileContent(
+    config.config,
+    ts.sys,
+    POLICY_DIR,
+    { noEmit: false, outDir: staging, rootDir: path.resolve(POLICY_DIR, ".."), sourceMap: false, declaration: false },
+    configPath,
+  );
   const program = ts.createProgram({ rootNames: parsed.fileNames, options: parsed.options });
   const diagnostics = [...ts.getPreEmitDiagnostics(program)];
-  const format = (d: ts.Diagnostic) => ts.formatDiagnostic(d, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => POLICY_DIR, getNewLine: () => "\n" }).trim();
+  const format = (d: ts.Diagnostic) =>
+    ts.formatDiagnostic(d, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => POLICY_DIR, getNewLine: () => "\n" }).trim();
   if (diagnostics.length > 0) return { errors: diagnostics.map(format), sources: 0, ms: performance.now() - started };
   fs.rmSync(staging, { recursive: true, force: true });
   const emitted = program.emit();

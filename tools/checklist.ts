@@ -106,8 +106,17 @@ export interface ConstructionKey {
 const iniKey = (key: string): RegExp => new RegExp(`^${key.replace(/\./g, "\\.")}\\s*=`);
 const keys = (file: string, table: Readonly<Record<string, readonly string[]>>): ConstructionKey[] =>
   Object.entries(table).map(([key, ids]) => ({ path: file, line: iniKey(key), ids }));
-const jsonKey = (file: string, key: string, ids: readonly string[]): ConstructionKey => ({ path: file, line: new RegExp(`^\\s*"${key}": [{[]`), ids });
-const timer = (unit: string, ids: readonly string[]): ConstructionKey => ({ path: `/etc/systemd/system/${unit}.timer`, line: /^OnCalendar=/, ids, job: true });
+const jsonKey = (file: string, key: string, ids: readonly string[]): ConstructionKey => ({
+  path: file,
+  line: new RegExp(`^\\s*"${key}": [{[]`),
+  ids,
+});
+const timer = (unit: string, ids: readonly string[]): ConstructionKey => ({
+  path: `/etc/systemd/system/${unit}.timer`,
+  line: /^OnCalendar=/,
+  ids,
+  job: true,
+});
 
 /** PostgreSQL settings that enforce an item: postgresql.conf's keys, and the same names in an RDS parameter group. */
 export const POSTGRES_KEYS: Readonly<Record<string, readonly string[]>> = {
@@ -129,7 +138,11 @@ export const CONSTRUCTION_KEYS: readonly ConstructionKey[] = [
   ...keys(PATHS.pgbouncerIni, checklistKeys(PGBOUNCER_INI)),
   ...keys(PATHS.postgresConf, POSTGRES_KEYS),
   { path: PATHS.postgresHba, line: /^hostssl\s.*scram-sha-256/, ids: ["AUTH-1", "TLS-1", "NET-6"] },
-  { path: PATHS.postgresBootstrapSql, line: /ALTER ROLE .* SET (statement_timeout|lock_timeout|idle_in_transaction_session_timeout)/, ids: ["PG-2"] },
+  {
+    path: PATHS.postgresBootstrapSql,
+    line: /ALTER ROLE .* SET (statement_timeout|lock_timeout|idle_in_transaction_session_timeout)/,
+    ids: ["PG-2"],
+  },
   { path: PATHS.postgresBootstrapSql, line: /CONNECTION LIMIT/, ids: ["PG-1"] },
   // AUTH-4: the userlist PgBouncer reloads holds the verifiers the rotation changes.
   { path: PATHS.pgbouncerUserlist, line: /^"[^"]+" "/, ids: ["AUTH-2", "AUTH-4"] },
@@ -168,7 +181,13 @@ export interface ResourceKey {
   readonly ids: (inputs: Readonly<Record<string, unknown>>) => readonly string[];
 }
 
-const PORT_ITEMS: Readonly<Record<number, readonly string[]>> = { 443: ["NET-2", "NET-3"], 8069: ["NET-4"], 8072: ["NET-4"], 6432: ["NET-5"], 5432: ["NET-6"] };
+const PORT_ITEMS: Readonly<Record<number, readonly string[]>> = {
+  443: ["NET-2", "NET-3"],
+  8069: ["NET-4"],
+  8072: ["NET-4"],
+  6432: ["NET-5"],
+  5432: ["NET-6"],
+};
 
 export const RESOURCE_KEYS: readonly ResourceKey[] = [
   // The one rule per port that admits a source: what NET-2..6 constrain (the pack checks the sources).
@@ -176,17 +195,38 @@ export const RESOURCE_KEYS: readonly ResourceKey[] = [
   { type: "aws:ec2/instance:Instance", ids: (i) => (i.associatePublicIpAddress === false ? ["NET-1"] : []) },
   { type: "tls:index/certRequest:CertRequest", ids: (i) => (Array.isArray(i.dnsNames) && i.dnsNames.length > 0 ? ["TLS-3"] : []) },
   { type: "tls:index/locallySignedCert:LocallySignedCert", ids: (i) => (Number(i.earlyRenewalHours) > 0 ? ["TLS-4"] : []) },
-  { type: "aws:rds/parameterGroup:ParameterGroup", ids: (i) => (Array.isArray(i.parameters) ? i.parameters.flatMap((p: { name?: string }) => POSTGRES_KEYS[p.name ?? ""] ?? []) : []) },
-  { type: "aws:rds/instance:Instance", ids: (i) => (Number(i.backupRetentionPeriod) > 0 && i.storageEncrypted === true ? ["BACKUP-1"] : []) },
+  {
+    type: "aws:rds/parameterGroup:ParameterGroup",
+    ids: (i) => (Array.isArray(i.parameters) ? i.parameters.flatMap((p: { name?: string }) => POSTGRES_KEYS[p.name ?? ""] ?? []) : []),
+  },
+  {
+    type: "aws:rds/instance:Instance",
+    ids: (i) => (Number(i.backupRetentionPeriod) > 0 && i.storageEncrypted === true ? ["BACKUP-1"] : []),
+  },
 ];
 
 /**
  * Tests that prove an item on the real daemons, and the engines they cover (tests/unit/checklist
  * holds each to a test of that title in that file). RDS needs AWS: nothing here covers it.
  */
-export const TEST_EVIDENCE: readonly { readonly id: string; readonly engines: readonly ("ec2" | "rds")[]; readonly file: string; readonly title: string }[] = [
-  { id: "AUTH-4", engines: ["ec2"], file: "tests/integration/rotation.test.ts", title: "rotates the odoo role's password with odoo-stack-rotate in its documented order" },
-  { id: "BACKUP-2", engines: ["ec2"], file: "tests/integration/backup-restore.test.ts", title: "restores the latest backup + WAL, checks, reports RTO and success, and cleans up" },
+export const TEST_EVIDENCE: readonly {
+  readonly id: string;
+  readonly engines: readonly ("ec2" | "rds")[];
+  readonly file: string;
+  readonly title: string;
+}[] = [
+  {
+    id: "AUTH-4",
+    engines: ["ec2"],
+    file: "tests/integration/rotation.test.ts",
+    title: "rotates the odoo role's password with odoo-stack-rotate in its documented order",
+  },
+  {
+    id: "BACKUP-2",
+    engines: ["ec2"],
+    file: "tests/integration/backup-restore.test.ts",
+    title: "restores the latest backup + WAL, checks, reports RTO and success, and cleans up",
+  },
 ];
 
 /** The leading "ID, ID: " of an alarm's description: the checklist it declares (templates/alarms.ts). */
@@ -228,12 +268,15 @@ export function collectEvidence(items: readonly ChecklistItem[], src: EvidenceSo
     const construction = CONSTRUCTION_KEYS.filter((k) => k.path === f.path);
     if (construction.length === 0) continue;
     f.content.split("\n").forEach((line, i) => {
-      for (const k of construction) if (k.line.test(line)) for (const id of k.ids) add(id, k.job ? "jobs" : "renderedKeys", `${f.host}:${f.path}:${i + 1}`);
+      for (const k of construction)
+        if (k.line.test(line)) for (const id of k.ids) add(id, k.job ? "jobs" : "renderedKeys", `${f.host}:${f.path}:${i + 1}`);
     });
   }
   for (const r of src.resources) {
-    if (r.type === "aws:cloudwatch/metricAlarm:MetricAlarm") for (const id of declaredIds(r.inputs.alarmDescription, ids)) add(id, "alarms", String(r.inputs.name ?? r.name));
-    for (const k of RESOURCE_KEYS.filter((x) => x.type === r.type)) for (const id of k.ids(r.inputs)) add(id, "resourceKeys", `${r.name} (${r.type})`);
+    if (r.type === "aws:cloudwatch/metricAlarm:MetricAlarm")
+      for (const id of declaredIds(r.inputs.alarmDescription, ids)) add(id, "alarms", String(r.inputs.name ?? r.name));
+    for (const k of RESOURCE_KEYS.filter((x) => x.type === r.type))
+      for (const id of k.ids(r.inputs)) add(id, "resourceKeys", `${r.name} (${r.type})`);
   }
   for (const t of TEST_EVIDENCE) if (t.engines.includes(src.engine)) add(t.id, "tests", `${t.file}: ${t.title}`);
   for (const p of src.procedures) for (const id of p.checklist) add(id, "procedures", p.where);
@@ -246,8 +289,10 @@ export function gaps(item: ChecklistItem, e: Evidence): string[] {
   const mandatory = e.violations.filter((v) => v.enforcementLevel === "mandatory").length;
   if (mandatory > 0) missing.push(`${mandatory} mandatory violation${mandatory === 1 ? "" : "s"}`);
   if (item.kinds.includes("P") && e.policies.length === 0) missing.push("no policy checks it");
-  if (item.kinds.includes("C") && e.renderedKeys.length === 0 && e.resourceKeys.length === 0) missing.push("no rendered key or resource sets it");
-  if (item.kinds.includes("J") && e.alarms.length === 0 && e.jobs.length === 0 && e.tests.length === 0) missing.push("no alarm, job or test on this engine proves it");
+  if (item.kinds.includes("C") && e.renderedKeys.length === 0 && e.resourceKeys.length === 0)
+    missing.push("no rendered key or resource sets it");
+  if (item.kinds.includes("J") && e.alarms.length === 0 && e.jobs.length === 0 && e.tests.length === 0)
+    missing.push("no alarm, job or test on this engine proves it");
   if (item.kinds.includes("R") && e.procedures.length === 0) missing.push("no runbook procedure covers it");
   return missing;
 }
@@ -261,12 +306,21 @@ function listCell(values: readonly string[], max = 4): string {
   return unique.length > max ? `${shown.join("<br>")}<br>(+${unique.length - max} more)` : shown.join("<br>");
 }
 
-export function renderChecklist(stack: string, items: readonly ChecklistItem[], evidence: ReadonlyMap<string, Evidence>, engine?: string): string {
+export function renderChecklist(
+  stack: string,
+  items: readonly ChecklistItem[],
+  evidence: ReadonlyMap<string, Evidence>,
+  engine?: string,
+): string {
   const lines = [
     `<!-- generated by odoo-stack — do not edit (npm run plan -- --stack ${stack}) -->`,
     `# Checklist evidence: stack ${stack}${engine ? ` (PostgreSQL on ${engine})` : ""}`,
     "",
-    "Kinds: " + Object.entries(KIND_NAMES).map(([k, v]) => `**${k}** ${v}`).join(", ") + ".",
+    "Kinds: " +
+      Object.entries(KIND_NAMES)
+        .map(([k, v]) => `**${k}** ${v}`)
+        .join(", ") +
+      ".",
     "Evidence is only what enforces an item on this engine: a policy that checks it, a rendered key or resource input that sets it, an alarm that watches it, a deployed job, a test that proves it, a runbook procedure that runs (tables in tools/checklist.ts). A comment citing the ID is not evidence; a mandatory violation is a gap.",
   ];
   let section = "";
@@ -274,10 +328,19 @@ export function renderChecklist(stack: string, items: readonly ChecklistItem[], 
     if (item.section !== section) {
       section = item.section;
       // The blank line before a heading also ends the previous table.
-      lines.push("", `## ${section}`, "", "| ID | Kinds | Policies | Violations | Rendered keys, resources | Alarms, jobs, tests | Runbook procedures | Gaps |", "|---|---|---|---|---|---|---|---|");
+      lines.push(
+        "",
+        `## ${section}`,
+        "",
+        "| ID | Kinds | Policies | Violations | Rendered keys, resources | Alarms, jobs, tests | Runbook procedures | Gaps |",
+        "|---|---|---|---|---|---|---|---|",
+      );
     }
     const e = evidence.get(item.id) as Evidence;
-    const violations = e.violations.length === 0 ? "0" : `${e.violations.filter((v) => v.enforcementLevel === "mandatory").length} mandatory, ${e.violations.length} total`;
+    const violations =
+      e.violations.length === 0
+        ? "0"
+        : `${e.violations.filter((v) => v.enforcementLevel === "mandatory").length} mandatory, ${e.violations.length} total`;
     const missing = gaps(item, e);
     lines.push(
       `| ${item.id} | ${item.kinds.join(",")} | ${listCell(e.policies)} | ${violations} | ${listCell([...e.renderedKeys, ...e.resourceKeys])} | ${listCell([...e.alarms, ...e.jobs, ...e.tests])} | ${listCell(e.procedures)} | ${missing.length ? cell(missing.join("; ")) : "—"} |`,

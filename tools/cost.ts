@@ -76,7 +76,13 @@ export function estimateMonthlyCost(resources: readonly PricedResource[], prices
     if (rows.length === 0) return;
     sections.push({ kind, rows, subtotal: round2(rows.reduce((s, r) => s + r.monthly, 0)) });
   };
-  const row = (item: string, quantity: number, unit: string, unitPrice: number, perMonth: number): CostRow => ({ item, quantity, unit, unitPrice, monthly: round2(quantity * unitPrice * perMonth) });
+  const row = (item: string, quantity: number, unit: string, unitPrice: number, perMonth: number): CostRow => ({
+    item,
+    quantity,
+    unit,
+    unitPrice,
+    monthly: round2(quantity * unitPrice * perMonth),
+  });
 
   // EC2 instances, by type.
   const instances = of("aws:ec2/instance:Instance");
@@ -91,10 +97,23 @@ export function estimateMonthlyCost(resources: readonly PricedResource[], prices
   section("EC2 instances (On-Demand, Linux)", ec2Rows);
 
   // EBS gp3: root volumes and data volumes.
-  const rootGiB = instances.reduce((s, i) => s + (num((i.inputs.rootBlockDevice as Record<string, unknown> | undefined)?.volumeSize) || 0), 0);
+  const rootGiB = instances.reduce(
+    (s, i) => s + (num((i.inputs.rootBlockDevice as Record<string, unknown> | undefined)?.volumeSize) || 0),
+    0,
+  );
   const dataGiB = of("aws:ebs/volume:Volume").reduce((s, v) => s + (num(v.inputs.size) || 0), 0);
   section("EBS volumes (gp3)", [
-    ...(rootGiB > 0 ? [row(`root volumes of ${instances.length} instance${instances.length === 1 ? "" : "s"}`, rootGiB, "GiB-month", prices.ebsGp3GiBMonth, 1)] : []),
+    ...(rootGiB > 0
+      ? [
+          row(
+            `root volumes of ${instances.length} instance${instances.length === 1 ? "" : "s"}`,
+            rootGiB,
+            "GiB-month",
+            prices.ebsGp3GiBMonth,
+            1,
+          ),
+        ]
+      : []),
     ...(dataGiB > 0 ? [row("data volumes", dataGiB, "GiB-month", prices.ebsGp3GiBMonth, 1)] : []),
   ]);
 
@@ -107,7 +126,8 @@ export function estimateMonthlyCost(resources: readonly PricedResource[], prices
     if (price === undefined) unpriced.push(`RDS ${cls}`);
     else rdsRows.push(row(`${cls}${copies === 2 ? " Multi-AZ (primary + standby)" : ""}`, copies, "instance-hour", price, hours));
     const storage = num(db.inputs.allocatedStorage) || 0;
-    if (storage > 0) rdsRows.push(row(`gp3 storage${copies === 2 ? " ×2 (Multi-AZ)" : ""}`, storage * copies, "GiB-month", prices.rdsGp3GiBMonth, 1));
+    if (storage > 0)
+      rdsRows.push(row(`gp3 storage${copies === 2 ? " ×2 (Multi-AZ)" : ""}`, storage * copies, "GiB-month", prices.rdsGp3GiBMonth, 1));
   }
   section("RDS for PostgreSQL", rdsRows);
 
@@ -120,7 +140,9 @@ export function estimateMonthlyCost(resources: readonly PricedResource[], prices
   section("Network", [
     ...(nats > 0 ? [row("NAT gateways (hours; data processed is extra)", nats, "gateway-hour", prices.natGatewayHourly, hours)] : []),
     ...(eips > 0 ? [row("public IPv4 addresses (Elastic IPs)", eips, "address-hour", prices.publicIpv4Hourly, hours)] : []),
-    ...(endpointAzs > 0 ? [row("interface endpoint × AZ (data processed is extra)", endpointAzs, "endpoint-AZ-hour", prices.interfaceEndpointAzHourly, hours)] : []),
+    ...(endpointAzs > 0
+      ? [row("interface endpoint × AZ (data processed is extra)", endpointAzs, "endpoint-AZ-hour", prices.interfaceEndpointAzHourly, hours)]
+      : []),
   ]);
 
   // Fixed monthly items.
@@ -129,7 +151,9 @@ export function estimateMonthlyCost(resources: readonly PricedResource[], prices
   const zones = of("aws:route53/zone:Zone").length;
   section("KMS, CloudWatch alarms, Route 53", [
     ...(keys > 0 ? [row("KMS keys", keys, "key-month", prices.kmsKeyMonthly, 1)] : []),
-    ...(alarms > 0 ? [row("CloudWatch standard alarms (the first 10 of the account are free)", alarms, "alarm-month", prices.alarmMonthly, 1)] : []),
+    ...(alarms > 0
+      ? [row("CloudWatch standard alarms (the first 10 of the account are free)", alarms, "alarm-month", prices.alarmMonthly, 1)]
+      : []),
     ...(zones > 0 ? [row("Route 53 hosted zones (queries are extra)", zones, "zone-month", prices.hostedZoneMonthly, 1)] : []),
   ]);
 
@@ -147,7 +171,12 @@ export function estimateMonthlyCost(resources: readonly PricedResource[], prices
 const money = (n: number, currency: string): string => `${n.toFixed(2)} ${currency}`;
 
 /** out/<stack>/cost.md. */
-export function renderCostMarkdown(stack: string, region: string, prices: PriceTable | undefined, estimate: CostEstimate | undefined): string {
+export function renderCostMarkdown(
+  stack: string,
+  region: string,
+  prices: PriceTable | undefined,
+  estimate: CostEstimate | undefined,
+): string {
   const lines = [`# Monthly cost estimate: stack ${stack} (${region})`, ""];
   if (!prices || !estimate) {
     lines.push(`No price table is committed for ${region} (tools/prices/${region}.json); add one to get an estimate.`, "");

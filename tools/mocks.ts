@@ -126,7 +126,10 @@ const secretWire = (value: unknown): Record<string, unknown> => ({ [SIG_KEY]: SE
 // rendered files and goldens are stable. Only @pulumi/random values are truly random.
 
 const digest = (...parts: string[]): Buffer => crypto.createHash("sha256").update(parts.join("\u0000")).digest();
-const hexOf = (n: number, ...parts: string[]): string => digest(...parts).toString("hex").slice(0, n);
+const hexOf = (n: number, ...parts: string[]): string =>
+  digest(...parts)
+    .toString("hex")
+    .slice(0, n);
 
 /** An address in `prefix` (e.g. "10", "203.0.113") derived from the resource's identity. */
 function fakeAddress(prefix: string, ...parts: string[]): string {
@@ -255,7 +258,10 @@ function computedState(c: StateContext): Record<string, unknown> {
     case "aws:s3/bucketObjectv2:BucketObjectv2":
     case "aws:s3/bucketObject:BucketObject":
       return {
-        etag: crypto.createHash("md5").update(String(inputs.content ?? "")).digest("hex"),
+        etag: crypto
+          .createHash("md5")
+          .update(String(inputs.content ?? ""))
+          .digest("hex"),
         versionId: "",
       };
     case "aws:ec2/vpc:Vpc":
@@ -273,7 +279,13 @@ function computedState(c: StateContext): Record<string, unknown> {
     case "aws:rds/instance:Instance": {
       const identifier = typeof inputs.identifier === "string" ? inputs.identifier : `${name}-${id(7)}`;
       const address = `${identifier}.c${id(12)}.${region}.rds.amazonaws.com`;
-      return { identifier, address, endpoint: `${address}:${String(inputs.port ?? 5432)}`, port: Number(inputs.port ?? 5432), resourceId: `db-${id(26).toUpperCase()}` };
+      return {
+        identifier,
+        address,
+        endpoint: `${address}:${String(inputs.port ?? 5432)}`,
+        port: Number(inputs.port ?? 5432),
+        resourceId: `db-${id(26).toUpperCase()}`,
+      };
     }
     case "tls:index/privateKey:PrivateKey": {
       const algorithm = String(inputs.algorithm ?? "RSA");
@@ -332,7 +344,11 @@ function sansOf(inputs: Record<string, unknown>): string[] {
   const subject = inputs.subject as Record<string, unknown> | undefined;
   const names = Array.isArray(inputs.dnsNames) ? inputs.dnsNames.map(String) : [];
   const ips = Array.isArray(inputs.ipAddresses) ? inputs.ipAddresses.map(String) : [];
-  return [...(subject?.commonName ? [`CN=${String(subject.commonName)}`] : []), ...names.map((n) => `DNS:${n}`), ...ips.map((i) => `IP:${i}`)];
+  return [
+    ...(subject?.commonName ? [`CN=${String(subject.commonName)}`] : []),
+    ...names.map((n) => `DNS:${n}`),
+    ...ips.map((i) => `IP:${i}`),
+  ];
 }
 
 function newResourceState(c: StateContext, custom: boolean): Record<string, unknown> {
@@ -392,7 +408,11 @@ function debian12Ami(inputs: Record<string, unknown>, regionName: string): Recor
   };
 }
 
-function builtInCall(token: string, inputs: Record<string, unknown>, config: Readonly<Record<string, string>>): Record<string, unknown> | undefined {
+function builtInCall(
+  token: string,
+  inputs: Record<string, unknown>,
+  config: Readonly<Record<string, string>>,
+): Record<string, unknown> | undefined {
   switch (token) {
     case "aws:index/getRegion:getRegion": {
       const r = region(config, inputs);
@@ -424,7 +444,16 @@ function builtInCall(token: string, inputs: Record<string, unknown>, config: Rea
       // The offline plan cannot see the account's parameters: every one the program asks about
       // exists (metadata only; a test simulates a missing one with extraCall).
       const name = String(inputs.name);
-      return { id: name, name, type: "SecureString", value: "[mock]", insecureValue: "[mock]", version: 1, arn: `arn:aws:ssm:${region(config, inputs)}:${MOCK_ACCOUNT_ID}:parameter${name}`, withDecryption: false };
+      return {
+        id: name,
+        name,
+        type: "SecureString",
+        value: "[mock]",
+        insecureValue: "[mock]",
+        version: 1,
+        arn: `arn:aws:ssm:${region(config, inputs)}:${MOCK_ACCOUNT_ID}:parameter${name}`,
+        withDecryption: false,
+      };
     }
     case "aws:ec2/getInstanceType:getInstanceType": {
       const name = String(inputs.instanceType);
@@ -485,7 +514,13 @@ function captureRegistration(req: resproto.RegisterResourceRequest): Omit<Captur
     ignoreChanges: req.getIgnorechangesList(),
     deleteBeforeReplace: req.getDeletebeforereplacedefined() ? req.getDeletebeforereplace() : undefined,
     additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-    aliases: [...req.getAliasurnsList(), ...req.getAliasesList().filter((a) => a.hasUrn()).map((a) => a.getUrn())],
+    aliases: [
+      ...req.getAliasurnsList(),
+      ...req
+        .getAliasesList()
+        .filter((a) => a.hasUrn())
+        .map((a) => a.getUrn()),
+    ],
     // The SDK always sends the message; empty strings mean "not set".
     customTimeouts:
       timeouts && (timeouts.getCreate() || timeouts.getUpdate() || timeouts.getDelete())
@@ -511,7 +546,8 @@ function markAdditionalSecrets(req: resproto.RegisterResourceRequest, resp: resp
       changed = true;
     }
   }
-  if (changed) resp.setObject((object.constructor as typeof structproto.Struct).fromJavaScript(state as Record<string, structproto.JavaScriptValue>));
+  if (changed)
+    resp.setObject((object.constructor as typeof structproto.Struct).fromJavaScript(state as Record<string, structproto.JavaScriptValue>));
 }
 
 /**
@@ -565,22 +601,24 @@ export async function runProgram(opts: RunProgramOptions): Promise<ProgramRun> {
     const config = opts.config;
 
     const mocks: pulumi.runtime.Mocks = {
-      newResource: (args) => asRpcError(() => {
-        const inputs = plainValue(args.inputs) as Record<string, unknown>;
-        const ctx: StateContext = { type: args.type, name: args.name, inputs, region: config["aws:region"] ?? "" };
-        const computed = { ...newResourceState(ctx, args.custom !== false), ...(opts.extraState?.(args) ?? {}) };
-        // Inputs keep their secret markers, so a secret input stays a secret output, as in the engine.
-        return { id: args.custom === false ? undefined : mockId(args.type, args.name), state: { ...args.inputs, ...computed } };
-      }),
-      call: (args) => asRpcError(() => {
-        const inputs = plainValue(args.inputs) as Record<string, unknown>;
-        calls.push({ token: args.token, inputs });
-        const result = builtInCall(args.token, inputs, config) ?? opts.extraCall?.(args);
-        if (result === undefined) {
-          throw new Error(`unmocked invoke ${args.token}: add it to tools/mocks.ts or pass extraCall (inputs ${JSON.stringify(inputs)})`);
-        }
-        return result;
-      }),
+      newResource: (args) =>
+        asRpcError(() => {
+          const inputs = plainValue(args.inputs) as Record<string, unknown>;
+          const ctx: StateContext = { type: args.type, name: args.name, inputs, region: config["aws:region"] ?? "" };
+          const computed = { ...newResourceState(ctx, args.custom !== false), ...(opts.extraState?.(args) ?? {}) };
+          // Inputs keep their secret markers, so a secret input stays a secret output, as in the engine.
+          return { id: args.custom === false ? undefined : mockId(args.type, args.name), state: { ...args.inputs, ...computed } };
+        }),
+      call: (args) =>
+        asRpcError(() => {
+          const inputs = plainValue(args.inputs) as Record<string, unknown>;
+          calls.push({ token: args.token, inputs });
+          const result = builtInCall(args.token, inputs, config) ?? opts.extraCall?.(args);
+          if (result === undefined) {
+            throw new Error(`unmocked invoke ${args.token}: add it to tools/mocks.ts or pass extraCall (inputs ${JSON.stringify(inputs)})`);
+          }
+          return result;
+        }),
     };
 
     // Config lives in the runtime's store, which setMocks does not reset: set it for this run,
@@ -684,7 +722,9 @@ function asRpcError<T>(body: () => T): T {
 function programError(errors: readonly unknown[]): Error {
   const unique = [...new Set(errors.map((e) => (e instanceof Error ? e.message : String(e))))];
   return new Error(
-    unique.length === 1 ? unique[0] : `the program failed with ${unique.length} errors:\n${unique.map((m, i) => `  ${i + 1}. ${m}`).join("\n")}`,
+    unique.length === 1
+      ? unique[0]
+      : `the program failed with ${unique.length} errors:\n${unique.map((m, i) => `  ${i + 1}. ${m}`).join("\n")}`,
     { cause: errors[0] },
   );
 }

@@ -26,9 +26,20 @@ const ROOT = path.resolve(__dirname, "..");
 
 /** The three SSM calls the rotation makes; the SDK's client in production, anything in tests. */
 export interface SsmCalls {
-  describeInstanceInformation(input: { Filters: { Key: string; Values: string[] }[] }): Promise<{ InstanceInformationList?: { InstanceId?: string; PingStatus?: string }[] }>;
-  sendCommand(input: { DocumentName: string; InstanceIds: string[]; Parameters: Record<string, string[]>; Comment: string; TimeoutSeconds: number }): Promise<{ Command?: { CommandId?: string } }>;
-  getCommandInvocation(input: { CommandId: string; InstanceId: string }): Promise<{ Status?: string; ResponseCode?: number; StandardOutputContent?: string; StandardErrorContent?: string }>;
+  describeInstanceInformation(input: {
+    Filters: { Key: string; Values: string[] }[];
+  }): Promise<{ InstanceInformationList?: { InstanceId?: string; PingStatus?: string }[] }>;
+  sendCommand(input: {
+    DocumentName: string;
+    InstanceIds: string[];
+    Parameters: Record<string, string[]>;
+    Comment: string;
+    TimeoutSeconds: number;
+  }): Promise<{ Command?: { CommandId?: string } }>;
+  getCommandInvocation(input: {
+    CommandId: string;
+    InstanceId: string;
+  }): Promise<{ Status?: string; ResponseCode?: number; StandardOutputContent?: string; StandardErrorContent?: string }>;
 }
 
 /** SsmCalls over the AWS SDK's SSM client. */
@@ -57,9 +68,25 @@ export interface RotateOptions {
 /** The run stopped: `message` says what failed, what ran and how to resume. */
 export class RotationError extends Error {}
 
-const TERMINAL = new Set(["Success", "Cancelled", "TimedOut", "Failed", "Cancelling", "DeliveryTimedOut", "ExecutionTimedOut", "Undeliverable", "Terminated"]);
+const TERMINAL = new Set([
+  "Success",
+  "Cancelled",
+  "TimedOut",
+  "Failed",
+  "Cancelling",
+  "DeliveryTimedOut",
+  "ExecutionTimedOut",
+  "Undeliverable",
+  "Terminated",
+]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tail = (text: string | undefined, n = 15): string => (text ?? "").trimEnd().split("\n").slice(-n).map((l) => `      ${l}`).join("\n");
+const tail = (text: string | undefined, n = 15): string =>
+  (text ?? "")
+    .trimEnd()
+    .split("\n")
+    .slice(-n)
+    .map((l) => `      ${l}`)
+    .join("\n");
 
 interface PlannedStep {
   readonly step: ProcedureStep;
@@ -67,12 +94,19 @@ interface PlannedStep {
 }
 
 /** The host steps of the rotation, one per host, in order; from `from` on when given. */
-export function rotationPlan(model: StackModel, password: RotatablePassword, from?: string): { readonly before: readonly ProcedureStep[]; readonly steps: readonly PlannedStep[] } {
+export function rotationPlan(
+  model: StackModel,
+  password: RotatablePassword,
+  from?: string,
+): { readonly before: readonly ProcedureStep[]; readonly steps: readonly PlannedStep[] } {
   const proc = rotationProcedure(model, password);
   const all = proc.steps.filter((s) => s.where !== "laptop").flatMap((s) => stepHosts(model, s).map((h) => ({ step: s, hostId: h.id })));
   // STEP resumes at the step's first host; STEP@HOST at that host (one Odoo host of several).
   const start = from === undefined ? 0 : all.findIndex((p) => p.step.id === from || `${p.step.id}@${p.hostId}` === from);
-  if (start < 0) throw new RotationError(`--from ${from}: the ${password} rotation has no such step; its steps are ${all.map((p) => `${p.step.id}@${p.hostId}`).join(", ")}`);
+  if (start < 0)
+    throw new RotationError(
+      `--from ${from}: the ${password} rotation has no such step; its steps are ${all.map((p) => `${p.step.id}@${p.hostId}`).join(", ")}`,
+    );
   return { before: proc.steps.filter((s) => s.where === "laptop"), steps: all.slice(start) };
 }
 
@@ -100,7 +134,9 @@ export async function rotate(opts: RotateOptions, ssm: SsmCalls): Promise<void> 
     });
     const ids = (found.InstanceInformationList ?? []).map((i) => i.InstanceId).filter((x): x is string => typeof x === "string");
     if (ids.length !== 1) {
-      throw new RotationError(`host ${hostId} of stack ${model.stack}: ${ids.length === 0 ? "no instance online in SSM" : `${ids.length} instances online (${ids.join(", ")})`}; nothing was sent. Check the instance and its SSM agent (aws ssm describe-instance-information).`);
+      throw new RotationError(
+        `host ${hostId} of stack ${model.stack}: ${ids.length === 0 ? "no instance online in SSM" : `${ids.length} instances online (${ids.join(", ")})`}; nothing was sent. Check the instance and its SSM agent (aws ssm describe-instance-information).`,
+      );
     }
     instances.set(hostId, ids[0]);
   }
@@ -110,7 +146,10 @@ export async function rotate(opts: RotateOptions, ssm: SsmCalls): Promise<void> 
     const instanceId = instances.get(p.hostId) as string;
     const label = `step ${i + 1}/${plan.steps.length} (${p.step.id} on ${p.hostId}, ${instanceId})`;
     const resume = () =>
-      `Done before it: ${done.length ? done.join(", ") : "nothing"}. Not run: ${plan.steps.slice(i).map((x) => `${x.step.id}@${x.hostId}`).join(", ")}. ` +
+      `Done before it: ${done.length ? done.join(", ") : "nothing"}. Not run: ${plan.steps
+        .slice(i)
+        .map((x) => `${x.step.id}@${x.hostId}`)
+        .join(", ")}. ` +
       `Fix the cause, then resume with: odoo-stack rotate ${password} --stack ${model.stack} --from ${p.step.id}@${p.hostId}`;
     const sent = await ssm.sendCommand({
       DocumentName: "AWS-RunShellScript",
@@ -123,7 +162,7 @@ export async function rotate(opts: RotateOptions, ssm: SsmCalls): Promise<void> 
     if (!commandId) throw new RotationError(`${label}: SSM returned no command id. ${resume()}`);
     log(`${label}: sent (${commandId})`);
     let result: Awaited<ReturnType<SsmCalls["getCommandInvocation"]>> | undefined;
-    for (const deadline = Date.now() + (timeout + 120) * 1000; ; ) {
+    for (const deadline = Date.now() + (timeout + 120) * 1000; ;) {
       await sleep(pollMs);
       try {
         result = await ssm.getCommandInvocation({ CommandId: commandId, InstanceId: instanceId });
@@ -133,17 +172,22 @@ export async function rotate(opts: RotateOptions, ssm: SsmCalls): Promise<void> 
         result = undefined;
       }
       if (result?.Status && TERMINAL.has(result.Status)) break;
-      if (Date.now() > deadline) throw new RotationError(`${label}: still ${result?.Status ?? "not started"} after ${timeout + 120} s. ${resume()}`);
+      if (Date.now() > deadline)
+        throw new RotationError(`${label}: still ${result?.Status ?? "not started"} after ${timeout + 120} s. ${resume()}`);
     }
     const r = result as NonNullable<typeof result>;
     if (r.Status !== "Success" || r.ResponseCode !== 0) {
-      throw new RotationError(`${label} FAILED: status ${r.Status}, exit ${r.ResponseCode}.\n    stderr:\n${tail(r.StandardErrorContent)}\n    stdout:\n${tail(r.StandardOutputContent)}\n${resume()}`);
+      throw new RotationError(
+        `${label} FAILED: status ${r.Status}, exit ${r.ResponseCode}.\n    stderr:\n${tail(r.StandardErrorContent)}\n    stdout:\n${tail(r.StandardOutputContent)}\n${resume()}`,
+      );
     }
     const missing = (p.step.expect ?? []).filter((re) => !re.test(r.StandardOutputContent ?? ""));
     if (missing.length > 0) {
       throw new RotationError(
         `${label} ran but did not do what it must: its output lacks ${missing.map(String).join(", ")} (checks: ${p.step.checks}).` +
-          (p.step.id === "pgbouncer" || i === 0 ? " \"nothing changed\" here means SSM holds no new password: was the keeper changed and `pulumi up` run?" : "") +
+          (p.step.id === "pgbouncer" || i === 0
+            ? ' "nothing changed" here means SSM holds no new password: was the keeper changed and `pulumi up` run?'
+            : "") +
           `\n    stdout:\n${tail(r.StandardOutputContent)}\n${resume()}`,
       );
     }
@@ -172,7 +216,8 @@ export interface CliArgs {
 export function parseCliArgs(argv: readonly string[]): CliArgs {
   const [command, password, ...rest] = argv;
   if (command !== "rotate") throw new Error(`unknown command ${JSON.stringify(command ?? "")}\n${USAGE}`);
-  if (!(ROTATABLE_PASSWORD_NAMES as readonly string[]).includes(password ?? "")) throw new Error(`rotate what? ${JSON.stringify(password ?? "")} is not one of ${ROTATABLE_PASSWORD_NAMES.join(", ")}\n${USAGE}`);
+  if (!(ROTATABLE_PASSWORD_NAMES as readonly string[]).includes(password ?? ""))
+    throw new Error(`rotate what? ${JSON.stringify(password ?? "")} is not one of ${ROTATABLE_PASSWORD_NAMES.join(", ")}\n${USAGE}`);
   const values: Record<string, string> = {};
   let dryRun = false;
   for (let i = 0; i < rest.length; i++) {
@@ -186,7 +231,14 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     if (value === undefined || value === "") throw new Error(`${flag} needs a value\n${USAGE}`);
     values[flag] = value;
   }
-  return { command: "rotate", password: password as RotatablePassword, stack: values["--stack"] ?? "prod", region: values["--region"], from: values["--from"], dryRun };
+  return {
+    command: "rotate",
+    password: password as RotatablePassword,
+    stack: values["--stack"] ?? "prod",
+    region: values["--region"],
+    from: values["--from"],
+    dryRun,
+  };
 }
 
 async function main(): Promise<number> {

@@ -33,8 +33,28 @@ import type { StackModel } from "../lib/model";
 import { operationalProcedures, type OperationalProcedure } from "../templates/procedures";
 import { extractShellBlocks } from "../templates/runbook-blocks";
 import { estimateMonthlyCost, readPriceTable, renderCostMarkdown } from "./cost";
-import { CHECKLIST_FILE, collectEvidence, itemsWithGaps, parseChecklist, renderChecklist, uncitedMandatory, type HostFileText, type RenderedProcedure } from "./checklist";
-import { isSecretWire, MOCK_ACCOUNT_ID, plainValue, redactSecrets, RESOURCE_SIG, runProgram, SIG_KEY, type CapturedResource, type ProgramResult, type WireValue } from "./mocks";
+import {
+  CHECKLIST_FILE,
+  collectEvidence,
+  itemsWithGaps,
+  parseChecklist,
+  renderChecklist,
+  uncitedMandatory,
+  type HostFileText,
+  type RenderedProcedure,
+} from "./checklist";
+import {
+  isSecretWire,
+  MOCK_ACCOUNT_ID,
+  plainValue,
+  redactSecrets,
+  RESOURCE_SIG,
+  runProgram,
+  SIG_KEY,
+  type CapturedResource,
+  type ProgramResult,
+  type WireValue,
+} from "./mocks";
 import { copiedStackWarnings, readStackConfig, stackModelOf, type StackConfig } from "./stack-config";
 
 export const ROOT = path.resolve(__dirname, "..");
@@ -99,12 +119,15 @@ function readable(value: unknown): unknown {
 }
 
 const containsSecret = (v: unknown): boolean =>
-  isSecretWire(v) || (Array.isArray(v) ? v.some(containsSecret) : typeof v === "object" && v !== null && Object.values(v).some(containsSecret));
+  isSecretWire(v) ||
+  (Array.isArray(v) ? v.some(containsSecret) : typeof v === "object" && v !== null && Object.values(v).some(containsSecret));
 
 /** Rendered files and user data, as they would land on each host. */
 export function hostFilesOf(resources: readonly CapturedResource[], warnings: string[]): HostFileWritten[] {
   const files: HostFileWritten[] = [];
-  const views = resources.filter((r) => r.custom).map((r) => ({ r, view: { type: r.type, urn: r.urn, name: r.name, props: plainValue(r.inputs) as Record<string, unknown> } }));
+  const views = resources
+    .filter((r) => r.custom)
+    .map((r) => ({ r, view: { type: r.type, urn: r.urn, name: r.name, props: plainValue(r.inputs) as Record<string, unknown> } }));
   const byUrn = new Map(views.map((v) => [v.r.urn, v.r]));
   for (const f of renderedFiles(views.map((v) => v.view))) {
     const source = byUrn.get(f.resource.urn) as CapturedResource;
@@ -158,7 +181,8 @@ export function runbookFiles(outputs: Readonly<Record<string, WireValue>>): { re
   if (typeof value !== "object" || Array.isArray(value)) throw new Error(`the '${RUNBOOKS_OUTPUT}' output must map file names to markdown`);
   return Object.entries(value as Record<string, unknown>)
     .map(([name, content]) => {
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*\.md$/.test(name)) throw new Error(`runbook file name ${JSON.stringify(name)} must be a plain *.md name`);
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*\.md$/.test(name))
+        throw new Error(`runbook file name ${JSON.stringify(name)} must be a plain *.md name`);
       if (typeof content !== "string") throw new Error(`runbook ${name} must be markdown text`);
       return { name, content };
     })
@@ -186,12 +210,20 @@ export function withStandInNotice(file: string, markdown: string): string {
 }
 
 /** The procedure table's procedures the runbooks render as marked blocks, with the items each declares. */
-export function renderedProcedures(model: StackModel, runbooks: readonly { readonly name: string; readonly content: string }[]): RenderedProcedure[] {
+export function renderedProcedures(
+  model: StackModel,
+  runbooks: readonly { readonly name: string; readonly content: string }[],
+): RenderedProcedure[] {
   const table = new Map(operationalProcedures(model).map((p) => [p.id, p]));
   const out: RenderedProcedure[] = [];
   for (const r of runbooks) {
-    const ids = new Set(extractShellBlocks(r.content).map((b) => b.procedure).filter((p): p is string => p !== undefined && table.has(p)));
-    for (const id of [...ids].sort()) out.push({ where: `runbooks/${r.name}#${id}`, checklist: (table.get(id) as OperationalProcedure).checklist });
+    const ids = new Set(
+      extractShellBlocks(r.content)
+        .map((b) => b.procedure)
+        .filter((p): p is string => p !== undefined && table.has(p)),
+    );
+    for (const id of [...ids].sort())
+      out.push({ where: `runbooks/${r.name}#${id}`, checklist: (table.get(id) as OperationalProcedure).checklist });
   }
   return out;
 }
@@ -202,8 +234,14 @@ export function renderedProcedures(model: StackModel, runbooks: readonly { reado
  */
 export function placeholderWarnings(settings: StackConfig): string[] {
   const prefix = `${settings.project}:`;
-  const raw = Object.fromEntries(Object.entries(settings.config).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  return placeholderProblems(raw).map((p) => `${prefix}${p.key} = ${JSON.stringify(p.value)} ${p.fix}; accepted by this offline plan, refused by a real pulumi preview or up`);
+  const raw = Object.fromEntries(
+    Object.entries(settings.config)
+      .filter(([k]) => k.startsWith(prefix))
+      .map(([k, v]) => [k.slice(prefix.length), v]),
+  );
+  return placeholderProblems(raw).map(
+    (p) => `${prefix}${p.key} = ${JSON.stringify(p.value)} ${p.fix}; accepted by this offline plan, refused by a real pulumi preview or up`,
+  );
 }
 
 export async function plan(opts: PlanOptions): Promise<PlanResult> {
@@ -261,9 +299,17 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
     // The monthly cost of what would be deployed, from the committed price table of the region.
     const region = settings.config["aws:region"] ?? "";
     const prices = readPriceTable(region);
-    const estimate = prices ? estimateMonthlyCost(run.resources.filter((r) => r.custom).map((r) => ({ type: r.type, name: r.name, inputs: plainValue(r.inputs) as Record<string, unknown> })), prices) : undefined;
+    const estimate = prices
+      ? estimateMonthlyCost(
+          run.resources
+            .filter((r) => r.custom)
+            .map((r) => ({ type: r.type, name: r.name, inputs: plainValue(r.inputs) as Record<string, unknown> })),
+          prices,
+        )
+      : undefined;
     fs.writeFileSync(path.join(stackDir, "cost.md"), renderCostMarkdown(settings.stack, region, prices, estimate));
-    if (estimate && estimate.unpriced.length > 0) warnings.push(`cost.md leaves out what the price table has no price for: ${estimate.unpriced.join(", ")}`);
+    if (estimate && estimate.unpriced.length > 0)
+      warnings.push(`cost.md leaves out what the price table has no price for: ${estimate.unpriced.join(", ")}`);
     const files = hostFilesOf(run.resources, warnings);
     writeHostFiles(stackDir, files);
     const runbooks = runbookFiles(run.outputs);
@@ -313,8 +359,15 @@ export async function plan(opts: PlanOptions): Promise<PlanResult> {
         procedures: renderedProcedures(model, runbooks),
         engine: model.settings.postgresEngine,
       });
-      fs.writeFileSync(path.join(stackDir, "checklist.md"), renderChecklist(settings.stack, items, evidence, model.settings.postgresEngine));
-      checklist = { items: items.length, withGaps: itemsWithGaps(items, evidence).length, uncitedMandatory: uncitedMandatory(items, diagnostics).length };
+      fs.writeFileSync(
+        path.join(stackDir, "checklist.md"),
+        renderChecklist(settings.stack, items, evidence, model.settings.postgresEngine),
+      );
+      checklist = {
+        items: items.length,
+        withGaps: itemsWithGaps(items, evidence).length,
+        uncitedMandatory: uncitedMandatory(items, diagnostics).length,
+      };
     } else {
       warnings.push(`${CHECKLIST_FILE} not found (CI checks out shared/ beside the repository); checklist.md was not written`);
     }
@@ -354,7 +407,12 @@ export function summary(result: PlanResult, stack: string): string {
     `odoo-stack plan, stack ${stack}`,
     `  resources: ${result.resources.length} (${result.resources.filter((r) => r.custom).length} custom) → ${rel(path.join(result.stackDir, "resources.json"))}`,
     ...[...byType].sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `    ${String(n).padStart(4)}  ${type}`),
-    `  hosts: ${[...hosts].sort(([a], [b]) => a.localeCompare(b)).map(([h, n]) => `${h} (${n} file${n === 1 ? "" : "s"})`).join(", ") || "none"} → ${rel(path.join(result.stackDir, "hosts"))}`,
+    `  hosts: ${
+      [...hosts]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([h, n]) => `${h} (${n} file${n === 1 ? "" : "s"})`)
+        .join(", ") || "none"
+    } → ${rel(path.join(result.stackDir, "hosts"))}`,
     `  policy pack ${result.info.name} ${result.info.version}: ${result.info.policies.length} policies; ${mandatory.length} mandatory, ${advisory.length} advisory violation${advisory.length === 1 ? "" : "s"} → ${rel(path.join(result.stackDir, "policy.json"))}`,
     ...[...mandatory, ...advisory].map((d) => `    [${d.enforcementLevel}] ${d.policyName} on ${nameOf(d.urn)}: ${violationText(d)}`),
     result.checklist
@@ -381,7 +439,12 @@ export function parseArgs(argv: readonly string[]): PlanOptions {
     if (value === undefined || value === "") throw new Error(`${flag} needs a value\n${USAGE}`);
     values[flag] = value;
   }
-  return { stack: values["--stack"] ?? "prod", program: values["--program"], policyConfig: values["--policy-config"], outDir: values["--out"] };
+  return {
+    stack: values["--stack"] ?? "prod",
+    program: values["--program"],
+    policyConfig: values["--policy-config"],
+    outDir: values["--out"],
+  };
 }
 
 async function main(): Promise<number> {

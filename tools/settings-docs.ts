@@ -63,7 +63,9 @@ function rangeSentence(range: SettingRange | undefined): string {
 /** The declaration of a key in Pulumi.yaml's `config:` block, as a plain object. */
 export function declarationOf(spec: SettingSpec): Record<string, unknown> {
   if (spec.secret && !spec.required) {
-    throw new Error(`${spec.description} a secret key must be required — the CLI applies a default as plain text and then refuses it as not encrypted`);
+    throw new Error(
+      `${spec.description} a secret key must be required — the CLI applies a default as plain text and then refuses it as not encrypted`,
+    );
   }
   const empty = isOptionalWithoutDefault(spec) ? emptyValueOf(spec) : undefined;
   // An array's items have one type for the CLI; a databaseList mixes names and maps (settings.ts).
@@ -75,7 +77,13 @@ export function declarationOf(spec: SettingSpec): Record<string, unknown> {
   else if (isOptionalWithoutDefault(spec)) decl.default = empty ?? "";
   if (spec.secret) decl.secret = true;
   const kindNote = typed || spec.kind === "databaseList" ? "" : spec.kind === "boolean" ? " true or false." : " A whole number.";
-  const when = spec.required ? " Required." : spec.derived ? ` Optional: when unset, ${spec.derived}.` : spec.unset ? ` Optional: when unset, ${spec.unset}.` : "";
+  const when = spec.required
+    ? " Required."
+    : spec.derived
+      ? ` Optional: when unset, ${spec.derived}.`
+      : spec.unset
+        ? ` Optional: when unset, ${spec.unset}.`
+        : "";
   decl.description = `${spec.description}${kindNote}${rangeSentence(spec.range)}${when}`;
   return decl;
 }
@@ -122,7 +130,13 @@ export function renderReadmeTable(): string {
     const spec = specOf(key);
     return `| \`${key}\` | ${KIND_NAMES[spec.kind]} | ${cell(defaultCell(spec))} | ${cell(rangeText(spec.range, true))} | ${spec.required ? "yes" : "no"} | ${spec.secret ? "yes" : "no"} | ${cell(spec.description)} |`;
   });
-  return [README_BEGIN, "| key | type | default | range | required | secret | meaning |", "| --- | --- | --- | --- | --- | --- | --- |", ...rows, README_END].join("\n");
+  return [
+    README_BEGIN,
+    "| key | type | default | range | required | secret | meaning |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...rows,
+    README_END,
+  ].join("\n");
 }
 
 /** `text` with its generated part replaced; throws when the markers are missing. */
@@ -147,7 +161,10 @@ function main(argv: readonly string[]): number {
     return 2;
   }
   let stale = 0;
-  for (const [file, update] of [[PULUMI_YAML, withPulumiYamlConfig], [README, withReadmeTable]] as const) {
+  for (const [file, update] of [
+    [PULUMI_YAML, withPulumiYamlConfig],
+    [README, withReadmeTable],
+  ] as const) {
     const current = fs.readFileSync(file, "utf8");
     const wanted = update(current);
     if (current === wanted) continue;

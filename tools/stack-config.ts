@@ -107,8 +107,18 @@ export function goYamlNumber(text: string): number | undefined {
 }
 
 const INFINITIES: Readonly<Record<string, number>> = {
-  ".inf": Infinity, ".Inf": Infinity, ".INF": Infinity, "+.inf": Infinity, "+.Inf": Infinity, "+.INF": Infinity,
-  "-.inf": -Infinity, "-.Inf": -Infinity, "-.INF": -Infinity, ".nan": NaN, ".NaN": NaN, ".NAN": NaN,
+  ".inf": Infinity,
+  ".Inf": Infinity,
+  ".INF": Infinity,
+  "+.inf": Infinity,
+  "+.Inf": Infinity,
+  "+.INF": Infinity,
+  "-.inf": -Infinity,
+  "-.Inf": -Infinity,
+  "-.INF": -Infinity,
+  ".nan": NaN,
+  ".NaN": NaN,
+  ".NAN": NaN,
 };
 const goNumberType = (tag: string) =>
   new jsyaml.Type(tag, {
@@ -120,7 +130,13 @@ const goNumberType = (tag: string) =>
 const YAML_TYPES = (jsyaml as unknown as { types: Readonly<Record<"null" | "bool" | "merge", jsyaml.Type>> }).types;
 /** The schema yaml.v3 reads config with: core null and bool, Go numbers, merge keys. */
 export const CLI_YAML_SCHEMA = jsyaml.FAILSAFE_SCHEMA.extend({
-  implicit: [YAML_TYPES.null, YAML_TYPES.bool, goNumberType("tag:yaml.org,2002:int"), goNumberType("tag:yaml.org,2002:float"), YAML_TYPES.merge],
+  implicit: [
+    YAML_TYPES.null,
+    YAML_TYPES.bool,
+    goNumberType("tag:yaml.org,2002:int"),
+    goNumberType("tag:yaml.org,2002:float"),
+    YAML_TYPES.merge,
+  ],
 });
 
 export function loadYamlAsCli(text: string, file: string): unknown {
@@ -136,7 +152,8 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 const isSecure = (v: unknown): v is { secure: string } => isRecord(v) && Object.keys(v).length === 1 && typeof v.secure === "string";
 
 /** object.go Secure(): the value is, or holds, a `secure:` value. */
-const holdsSecure = (v: unknown): boolean => isSecure(v) || (Array.isArray(v) ? v.some(holdsSecure) : isRecord(v) && Object.values(v).some(holdsSecure));
+const holdsSecure = (v: unknown): boolean =>
+  isSecure(v) || (Array.isArray(v) ? v.some(holdsSecure) : isRecord(v) && Object.values(v).some(holdsSecure));
 
 /** A stack value: its text (what PULUMI_CONFIG carries) and whether the CLI holds it as an object (JSON). */
 interface CliValue {
@@ -157,7 +174,11 @@ export const configString = (value: unknown): string => (typeof value === "strin
 
 /** Go's encoding/json refuses NaN and ±Inf (json: unsupported value), so the CLI cannot hold them. */
 const hasNonFinite = (v: unknown): boolean =>
-  typeof v === "number" ? !Number.isFinite(v) : Array.isArray(v) ? v.some(hasNonFinite) : isRecord(v) && Object.values(v).some(hasNonFinite);
+  typeof v === "number"
+    ? !Number.isFinite(v)
+    : Array.isArray(v)
+      ? v.some(hasNonFinite)
+      : isRecord(v) && Object.values(v).some(hasNonFinite);
 
 // ---------------------------------------------------------------------------------------------
 // Types (sdk/go/common/workspace/project.go ValidateConfigValue, InferFullTypeName)
@@ -230,14 +251,16 @@ export function parseConfigKey(key: string): { readonly namespace: string; reado
   return undefined;
 }
 
-const keyParseError = (key: string) => `could not parse ${key} as a configuration key (configuration keys should be of the form \`<namespace>:<name>\`)`;
+const keyParseError = (key: string) =>
+  `could not parse ${key} as a configuration key (configuration keys should be of the form \`<namespace>:<name>\`)`;
 
 /** project.json configItemsType: {type, items?}, type a simple type (or itself an items type), items required for arrays. */
 function itemsProblem(items: unknown): string | undefined {
   if (!isRecord(items) || !("type" in items)) return "'items' must be a map with a 'type'";
   const t = items.type;
   if (isRecord(t)) return itemsProblem(t);
-  if (typeof t !== "string" || !(CONFIG_TYPES as readonly string[]).includes(t)) return `'items.type' must be one of ${CONFIG_TYPES.join(", ")}`;
+  if (typeof t !== "string" || !(CONFIG_TYPES as readonly string[]).includes(t))
+    return `'items.type' must be one of ${CONFIG_TYPES.join(", ")}`;
   if (t === "array" && items.items === undefined) return "'items' of type array must have 'items'";
   return items.items === undefined ? undefined : itemsProblem(items.items);
 }
@@ -254,11 +277,17 @@ export function readProject(doc: unknown, file = "Pulumi.yaml"): ProjectReading 
   const declarations = new Map<string, Declaration>();
   const problem = (key: string, value: unknown, cli: string, fix: string) => problems.push({ key, value, cli, fix });
   if (!isRecord(doc)) {
-    problem(file, doc, `expected project to be an object, was '${Array.isArray(doc) ? "[]interface {}" : typeof doc}'`, `make ${file} a YAML mapping`);
+    problem(
+      file,
+      doc,
+      `expected project to be an object, was '${Array.isArray(doc) ? "[]interface {}" : typeof doc}'`,
+      `make ${file} a YAML mapping`,
+    );
     return { name: "", declarations, problems };
   }
   if (!("name" in doc)) problem(`${file} name`, undefined, "project is missing a 'name' attribute", `add name: to ${file}`);
-  else if (typeof doc.name !== "string" || doc.name === "") problem(`${file} name`, doc.name, "project is missing a non-empty string 'name' attribute", `set name: in ${file}`);
+  else if (typeof doc.name !== "string" || doc.name === "")
+    problem(`${file} name`, doc.name, "project is missing a non-empty string 'name' attribute", `set name: in ${file}`);
   const name = typeof doc.name === "string" ? doc.name : "";
   const config = doc.config;
   // A string here is the deprecated stack config directory (RewriteConfigPathIntoStackConfigDir).
@@ -276,9 +305,18 @@ export function readProject(doc: unknown, file = "Pulumi.yaml"): ProjectReading 
       problem(where, entry, "config.secret: expected boolean", "rename the key: project.json reserves config.secret");
       continue;
     }
-    const shorthand = typeof entry === "string" || typeof entry === "boolean" || (typeof entry === "number" && Number.isInteger(entry)) || Array.isArray(entry);
+    const shorthand =
+      typeof entry === "string" ||
+      typeof entry === "boolean" ||
+      (typeof entry === "number" && Number.isInteger(entry)) ||
+      Array.isArray(entry);
     if (!shorthand && !isRecord(entry)) {
-      problem(where, entry, `config.${key}: expected string, integer, boolean, array or a declaration`, "give the key a declaration {type, default, description, …} or a default value");
+      problem(
+        where,
+        entry,
+        `config.${key}: expected string, integer, boolean, array or a declaration`,
+        "give the key a declaration {type, default, description, …} or a default value",
+      );
       continue;
     }
     let decl: Declaration;
@@ -289,11 +327,21 @@ export function readProject(doc: unknown, file = "Pulumi.yaml"): ProjectReading 
       const record = entry as Record<string, unknown>;
       const unknownFields = Object.keys(record).filter((f) => !DECLARATION_FIELDS.includes(f));
       if (unknownFields.length > 0) {
-        problem(where, entry, `config.${key}: additional properties ${unknownFields.map((f) => `'${f}'`).join(", ")} not allowed`, `a declaration takes only ${DECLARATION_FIELDS.join(", ")}; state ranges in the description`);
+        problem(
+          where,
+          entry,
+          `config.${key}: additional properties ${unknownFields.map((f) => `'${f}'`).join(", ")} not allowed`,
+          `a declaration takes only ${DECLARATION_FIELDS.join(", ")}; state ranges in the description`,
+        );
         continue;
       }
       if (record.type !== undefined && (typeof record.type !== "string" || !(CONFIG_TYPES as readonly string[]).includes(record.type))) {
-        problem(where, record.type, `config.${key}.type: value must be one of ${CONFIG_TYPES.map((t) => `"${t}"`).join(", ")}`, "use one of the CLI's config types");
+        problem(
+          where,
+          record.type,
+          `config.${key}.type: value must be one of ${CONFIG_TYPES.map((t) => `"${t}"`).join(", ")}`,
+          "use one of the CLI's config types",
+        );
         continue;
       }
       const itemsIssue = record.items === undefined ? undefined : itemsProblem(record.items);
@@ -322,24 +370,54 @@ export function readProject(doc: unknown, file = "Pulumi.yaml"): ProjectReading 
     }
     if (namespacedByProject(key)) {
       if (decl.type === "array" && decl.items === undefined) {
-        problem(where, entry, `The configuration key '${key}' declares an array but does not specify the underlying type via the 'items' attribute`, "add items: {type: string} (or another type)");
+        problem(
+          where,
+          entry,
+          `The configuration key '${key}' declares an array but does not specify the underlying type via the 'items' attribute`,
+          "add items: {type: string} (or another type)",
+        );
         continue;
       }
-      if (decl.type !== undefined && decl.default !== undefined && decl.default !== null && matchesConfigType(decl.type, decl.items, decl.default) === false) {
-        problem(where, decl.default, `The default value specified for configuration key '${key}' is not of the expected type '${fullTypeName(decl.type, decl.items)}'`, "make the default match the declared type");
+      if (
+        decl.type !== undefined &&
+        decl.default !== undefined &&
+        decl.default !== null &&
+        matchesConfigType(decl.type, decl.items, decl.default) === false
+      ) {
+        problem(
+          where,
+          decl.default,
+          `The default value specified for configuration key '${key}' is not of the expected type '${fullTypeName(decl.type, decl.items)}'`,
+          "make the default match the declared type",
+        );
         continue;
       }
     } else {
       if (decl.type !== undefined) {
-        problem(where, entry, `Configuration key '${key}' is not namespaced by the project and should not define a type`, `drop the type, or name the key without a namespace to make it a setting of ${name}`);
+        problem(
+          where,
+          entry,
+          `Configuration key '${key}' is not namespaced by the project and should not define a type`,
+          `drop the type, or name the key without a namespace to make it a setting of ${name}`,
+        );
         continue;
       }
       if (decl.default !== undefined) {
-        problem(where, entry, `Configuration key '${key}' is not namespaced by the project and should not define a default value. Did you mean to use the 'value' attribute instead of 'default'?`, "use value:");
+        problem(
+          where,
+          entry,
+          `Configuration key '${key}' is not namespaced by the project and should not define a default value. Did you mean to use the 'value' attribute instead of 'default'?`,
+          "use value:",
+        );
         continue;
       }
       if (decl.value === undefined || decl.value === null) {
-        problem(where, entry, `Configuration key '${key}' is namespaced and must provide an attribute 'value'`, "give it value: (the value every stack gets unless it sets its own)");
+        problem(
+          where,
+          entry,
+          `Configuration key '${key}' is namespaced and must provide an attribute 'value'`,
+          "give it value: (the value every stack gets unless it sets its own)",
+        );
         continue;
       }
     }
@@ -359,7 +437,12 @@ export interface AppliedConfig extends StackConfig {
  * Applies the CLI's rules to a project and a stack document (both as read by loadYamlAsCli).
  * `stackFile` names the stack file in messages. Pure; readStackConfig reads the files.
  */
-export function applyProjectConfig(projectDoc: unknown, stackDoc: unknown, stack: string, stackFile = `Pulumi.${stack}.yaml`): AppliedConfig {
+export function applyProjectConfig(
+  projectDoc: unknown,
+  stackDoc: unknown,
+  stack: string,
+  stackFile = `Pulumi.${stack}.yaml`,
+): AppliedConfig {
   const project = readProject(projectDoc);
   const problems: CliConfigProblem[] = [...project.problems];
   const warnings: string[] = [];
@@ -389,7 +472,12 @@ export function applyProjectConfig(projectDoc: unknown, stackDoc: unknown, stack
           }
           const canonical = `${parsed.namespace}:${parsed.name}`;
           if (values.has(canonical)) {
-            problem(canonical, rawValue, `configuration key '${canonical}' is set twice (as ${rawKey} and with or without its namespace)`, `keep one in ${stackFile}`);
+            problem(
+              canonical,
+              rawValue,
+              `configuration key '${canonical}' is set twice (as ${rawKey} and with or without its namespace)`,
+              `keep one in ${stackFile}`,
+            );
             continue;
           }
           if (rawValue === null) {
@@ -399,7 +487,12 @@ export function applyProjectConfig(projectDoc: unknown, stackDoc: unknown, stack
             continue;
           }
           if (hasNonFinite(rawValue)) {
-            problem(canonical, String(rawValue), "json: unsupported value (the CLI cannot hold NaN or infinity)", "write a finite number, or quote it");
+            problem(
+              canonical,
+              String(rawValue),
+              "json: unsupported value (the CLI cannot hold NaN or infinity)",
+              "write a finite number, or quote it",
+            );
             continue;
           }
           values.set(canonical, cliValueOf(rawValue));
@@ -470,13 +563,23 @@ export function applyProjectConfig(projectDoc: unknown, stackDoc: unknown, stack
     const content = v.object ? v.raw : isSecure(v.raw) ? v.raw : configString(v.raw);
     const ok = matchesConfigType(decl.type, decl.items, content);
     if (ok === undefined) {
-      warnings.push(`${full} is a secure value declared ${fullTypeName(decl.type, decl.items)}; only the CLI can decrypt it to check its type`);
+      warnings.push(
+        `${full} is a secure value declared ${fullTypeName(decl.type, decl.items)}; only the CLI can decrypt it to check its type`,
+      );
     } else if (!ok) {
-      problem(full, shown, `Stack '${stack}' with configuration key '${key}' must be of type '${fullTypeName(decl.type, decl.items)}'`, `fix it in ${stackFile}`);
+      problem(
+        full,
+        shown,
+        `Stack '${stack}' with configuration key '${key}' must be of type '${fullTypeName(decl.type, decl.items)}'`,
+        `fix it in ${stackFile}`,
+      );
     }
   }
 
-  const secretKeys = [...values].filter(([, v]) => v.secure).map(([k]) => k).sort();
+  const secretKeys = [...values]
+    .filter(([, v]) => v.secure)
+    .map(([k]) => k)
+    .sort();
   for (const key of secretKeys) {
     warnings.push(`${key} is a secure value, which only the Pulumi CLI can decrypt; this plan used a value generated for the run`);
   }
@@ -490,7 +593,9 @@ export function applyProjectConfig(projectDoc: unknown, stackDoc: unknown, stack
         : isRecord(raw)
           ? Object.fromEntries(Object.entries(raw).map(([k, x]) => [k, decrypted(x)]))
           : raw;
-  const config = Object.fromEntries([...values].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, configString(decrypted(v.raw))]));
+  const config = Object.fromEntries(
+    [...values].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, configString(decrypted(v.raw))]),
+  );
   return { project: projectName, stack, config, secretKeys, warnings, problems };
 }
 
@@ -505,7 +610,13 @@ export function stackNames(dir: string): string[] {
 
 /** Where the stack files live: stackConfigDir, or a string `config:` (deprecated), else beside Pulumi.yaml. */
 function stackConfigDir(rootDir: string, projectDoc: unknown): string {
-  const dir = isRecord(projectDoc) ? (typeof projectDoc.stackConfigDir === "string" ? projectDoc.stackConfigDir : typeof projectDoc.config === "string" ? projectDoc.config : undefined) : undefined;
+  const dir = isRecord(projectDoc)
+    ? typeof projectDoc.stackConfigDir === "string"
+      ? projectDoc.stackConfigDir
+      : typeof projectDoc.config === "string"
+        ? projectDoc.config
+        : undefined
+    : undefined;
   return dir === undefined ? rootDir : path.resolve(rootDir, dir);
 }
 
@@ -522,7 +633,9 @@ export function stackFiles(rootDir: string, stack: string): { readonly projectDo
   const dir = stackConfigDir(rootDir, projectDoc);
   const stackFile = [".yaml", ".yml"].map((ext) => path.join(dir, `Pulumi.${stack}${ext}`)).find((f) => fs.existsSync(f));
   if (stackFile === undefined) {
-    throw new Error(`stack "${stack}" has no settings file ${path.join(dir, `Pulumi.${stack}.yaml`)}; stacks here: ${stackNames(dir).join(", ") || "none"}`);
+    throw new Error(
+      `stack "${stack}" has no settings file ${path.join(dir, `Pulumi.${stack}.yaml`)}; stacks here: ${stackNames(dir).join(", ") || "none"}`,
+    );
   }
   return { projectDoc, stackFile };
 }
@@ -542,8 +655,16 @@ export function readStackConfig(rootDir: string, stack: string): StackConfig {
 /** What identifies a deployment; two stacks sharing the domain or the environment tag are suspect. */
 const STACK_FACTS = [
   { name: "domain", decisive: true, of: (c: Readonly<Record<string, unknown>>) => c.domain },
-  { name: "tags.environment", decisive: true, of: (c: Readonly<Record<string, unknown>>) => (isRecord(c.tags) ? c.tags.environment : undefined) },
-  { name: "tls.hostedZoneId", decisive: false, of: (c: Readonly<Record<string, unknown>>) => (isRecord(c.tls) ? c.tls.hostedZoneId : undefined) },
+  {
+    name: "tags.environment",
+    decisive: true,
+    of: (c: Readonly<Record<string, unknown>>) => (isRecord(c.tags) ? c.tags.environment : undefined),
+  },
+  {
+    name: "tls.hostedZoneId",
+    decisive: false,
+    of: (c: Readonly<Record<string, unknown>>) => (isRecord(c.tls) ? c.tls.hostedZoneId : undefined),
+  },
   { name: "vpcCidr", decisive: false, of: (c: Readonly<Record<string, unknown>>) => c.vpcCidr },
 ] as const;
 
@@ -573,17 +694,23 @@ function projectValues(applied: StackConfig): Record<string, unknown> {
 export function copiedStackWarnings(rootDir: string, stack: string): string[] {
   const { projectDoc, stackFile } = stackFiles(rootDir, stack);
   const dir = path.dirname(stackFile);
-  const factsOf = (name: string, file: string) => projectValues(applyProjectConfig(projectDoc, readYamlFile(file), name, path.basename(file)));
+  const factsOf = (name: string, file: string) =>
+    projectValues(applyProjectConfig(projectDoc, readYamlFile(file), name, path.basename(file)));
   const mine = factsOf(stack, stackFile);
   const warnings: string[] = [];
   for (const other of stackNames(dir).filter((s) => s !== stack)) {
     const otherFile = [".yaml", ".yml"].map((ext) => path.join(dir, `Pulumi.${other}${ext}`)).find((f) => fs.existsSync(f))!;
     const theirs = factsOf(other, otherFile);
-    const shared = STACK_FACTS.filter((f) => f.of(mine) !== undefined && f.of(mine) !== "" && JSON.stringify(f.of(mine)) === JSON.stringify(f.of(theirs)));
+    const shared = STACK_FACTS.filter(
+      (f) => f.of(mine) !== undefined && f.of(mine) !== "" && JSON.stringify(f.of(mine)) === JSON.stringify(f.of(theirs)),
+    );
     if (!shared.some((f) => f.decisive)) continue;
     const list = shared.map((f) => `${f.name} ${JSON.stringify(f.of(mine))}`);
     warnings.push(
-      `${path.basename(stackFile)} shares ${list.join(", ")} with ${path.basename(otherFile)}: copied from it? Two stacks with one domain overwrite each other's DNS record and certificate, and one environment tag mislabels costs and alarms; give stack ${stack} its own ${shared.filter((f) => f.decisive).map((f) => f.name).join(" and ")}`,
+      `${path.basename(stackFile)} shares ${list.join(", ")} with ${path.basename(otherFile)}: copied from it? Two stacks with one domain overwrite each other's DNS record and certificate, and one environment tag mislabels costs and alarms; give stack ${stack} its own ${shared
+        .filter((f) => f.decisive)
+        .map((f) => f.name)
+        .join(" and ")}`,
     );
   }
   return warnings;
@@ -596,6 +723,10 @@ export function copiedStackWarnings(rootDir: string, stack: string): string[] {
  */
 export function stackModelOf(config: StackConfig, region?: string): StackModel {
   const prefix = `${config.project}:`;
-  const raw = Object.fromEntries(Object.entries(config.config).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  const raw = Object.fromEntries(
+    Object.entries(config.config)
+      .filter(([k]) => k.startsWith(prefix))
+      .map(([k, v]) => [k.slice(prefix.length), v]),
+  );
   return buildModel(config.stack, parseSettings(raw, region ?? config.config["aws:region"] ?? "", knownInstanceType), config.project);
 }

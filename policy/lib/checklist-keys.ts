@@ -62,7 +62,18 @@ export const ODOO_CLI_OPTIONS: Readonly<Record<string, string>> = {
 };
 
 /** The items odoo.conf as a whole carries (a swapped config file breaks them all). */
-export const ODOO_CONF_ITEMS = ["NET-1", "PROXY-4", "ODOO-1", "ODOO-2", "ODOO-3", "ODOO-5", "LIMIT-1", "LIMIT-2", "LIMIT-3", "TLS-2"] as const;
+export const ODOO_CONF_ITEMS = [
+  "NET-1",
+  "PROXY-4",
+  "ODOO-1",
+  "ODOO-2",
+  "ODOO-3",
+  "ODOO-5",
+  "LIMIT-1",
+  "LIMIT-2",
+  "LIMIT-3",
+  "TLS-2",
+] as const;
 
 /** The items pgbouncer.ini carries. */
 export const PGBOUNCER_INI_ITEMS = ["POOL-1", "POOL-2", "POOL-3", "POOL-4", "POOL-5", "AUTH-1", "AUTH-2", "TLS-1", "OBS-3"] as const;

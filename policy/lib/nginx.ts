@@ -53,8 +53,10 @@ export function nginxUpstreams(text: string): Map<string, NginxDirective[]> {
 export function isServingServer(server: NginxServer): boolean {
   const block = server.directive.block ?? [];
   const walk = (b: readonly NginxDirective[]): NginxDirective[] => b.flatMap((d) => [d, ...walk(d.block ?? [])]);
-  return walk(block).some((d) => ["proxy_pass", "root", "alias", "fastcgi_pass", "uwsgi_pass", "grpc_pass"].includes(d.name)) ||
-    !walk(block).some((d) => d.name === "return" || (d.name === "ssl_reject_handshake" && d.args[0] === "on"));
+  return (
+    walk(block).some((d) => ["proxy_pass", "root", "alias", "fastcgi_pass", "uwsgi_pass", "grpc_pass"].includes(d.name)) ||
+    !walk(block).some((d) => d.name === "return" || (d.name === "ssl_reject_handshake" && d.args[0] === "on"))
+  );
 }
 
 interface LocationMatch {
@@ -137,8 +139,7 @@ export function proxiedLocations(server: NginxServer): { readonly chain: NginxCh
 }
 
 /** True when `uri` reaches a location at all (a server without a matching location serves files). */
-export const hasLocation = (server: NginxServer, uri: string): boolean =>
-  selectLocation(server.directive.block ?? [], uri).length > 0;
+export const hasLocation = (server: NginxServer, uri: string): boolean => selectLocation(server.directive.block ?? [], uri).length > 0;
 
 /**
  * The directives of `name` that apply at the innermost level of `chain`: those of the deepest

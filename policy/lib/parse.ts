@@ -70,8 +70,7 @@ export function iniGet(doc: IniDocument, section: string, key: string): string |
 }
 
 /** True when the section exists at all (a file without [options] is not an odoo.conf). */
-export const iniHasSection = (doc: IniDocument, section: string): boolean =>
-  doc.entries.some((e) => same(e.section, section));
+export const iniHasSection = (doc: IniDocument, section: string): boolean => doc.entries.some((e) => same(e.section, section));
 
 // ---------------------------------------------------------------------------------------------
 // odoo.conf
@@ -313,7 +312,14 @@ export function parsePgHba(text: string): HbaRecord[] {
       address = rest[0];
       rest = rest.slice(1);
       // An address without a prefix length may be followed by a separate netmask field.
-      if (address !== undefined && !address.includes("/") && /^[0-9.:a-fA-F]+$/.test(address) && rest[0] && /^[0-9.:a-fA-F]+$/.test(rest[0]) && rest.length >= 2) {
+      if (
+        address !== undefined &&
+        !address.includes("/") &&
+        /^[0-9.:a-fA-F]+$/.test(address) &&
+        rest[0] &&
+        /^[0-9.:a-fA-F]+$/.test(rest[0]) &&
+        rest.length >= 2
+      ) {
         rest = rest.slice(1);
       }
     }
@@ -510,7 +516,8 @@ export function parseSqlSettings(text: string): SqlSetting[] {
       },
     });
   }
-  const system = /ALTER\s+SYSTEM\s+(?:SET\s+([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=|\s+TO\s+)\s*('(?:[^']|'')*'|[^;\s]+)|RESET\s+([A-Za-z_][A-Za-z0-9_.]*))/gi;
+  const system =
+    /ALTER\s+SYSTEM\s+(?:SET\s+([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=|\s+TO\s+)\s*('(?:[^']|'')*'|[^;\s]+)|RESET\s+([A-Za-z_][A-Za-z0-9_.]*))/gi;
   for (let m = system.exec(noComments); m; m = system.exec(noComments)) {
     found.push({ at: m.index, setting: { scope: "system", name: "", parameter: (m[1] ?? m[3]).toLowerCase(), value: sqlValue(m[2]) } });
   }
@@ -522,7 +529,9 @@ export function parseSqlSettings(text: string): SqlSetting[] {
 // ---------------------------------------------------------------------------------------------
 
 /** `Key=Value` lines of a unit file, per section, in order (systemd.syntax(7)); `#`/`;` comments. */
-export function parseSystemdUnit(text: string): { readonly section: string; readonly key: string; readonly value: string; readonly line: number }[] {
+export function parseSystemdUnit(
+  text: string,
+): { readonly section: string; readonly key: string; readonly value: string; readonly line: number }[] {
   const out: { section: string; key: string; value: string; line: number }[] = [];
   let section = "";
   const physical = text.split(/\r?\n/);

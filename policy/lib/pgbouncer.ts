@@ -61,7 +61,9 @@ export function maxServerConnections(ini: PgbouncerIni, clientUser: string): num
   const own = ini.databases.filter((d) => d.params.has("user") && d.params.get("user") !== clientUser);
   const shared = ini.databases.filter((d) => !own.includes(d));
   const userCap =
-    iniInt(ini.users.find((u) => u.name === clientUser)?.params.get("max_user_connections")) ?? setting(ini, "max_user_connections", 0) ?? 0;
+    iniInt(ini.users.find((u) => u.name === clientUser)?.params.get("max_user_connections")) ??
+    setting(ini, "max_user_connections", 0) ??
+    0;
   const sharedTotal = shared.reduce((n, d) => n + serverConnectionsOf(ini, d), 0);
   return (userCap > 0 ? Math.min(sharedTotal, userCap) : sharedTotal) + own.reduce((n, d) => n + serverConnectionsOf(ini, d), 0);
 }
@@ -70,7 +72,10 @@ export function maxServerConnections(ini: PgbouncerIni, clientUser: string): num
  * Server connections of the users other than `clientUser` that [users] caps with
  * max_user_connections (the migration role, DB_ROLES.migrate): each adds its cap.
  */
-export function otherUsersServerConnections(ini: PgbouncerIni, clientUser: string): { readonly total: number; readonly parts: readonly string[] } {
+export function otherUsersServerConnections(
+  ini: PgbouncerIni,
+  clientUser: string,
+): { readonly total: number; readonly parts: readonly string[] } {
   const capped = ini.users
     .filter((u) => u.name !== clientUser)
     .map((u) => ({ name: u.name, cap: iniInt(u.params.get("max_user_connections")) ?? 0 }))

@@ -79,12 +79,10 @@ export const PRIVATE_TIER_ITEMS: Readonly<Record<string, string>> = { odoo: "NET
 export const roleOf = (props: Readonly<Record<string, unknown>>): string | undefined => tagOf(props, ROLE_TAG);
 export const hostOf = (props: Readonly<Record<string, unknown>>): string | undefined => tagOf(props, HOST_TAG);
 
-export const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Strings of a list-of-strings input; anything else (absent, unknown) gives []. */
-export const stringList = (v: unknown): string[] =>
-  Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+export const stringList = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
 
 /** A port-like input as a number; AWS accepts numbers, the wire may carry numeric strings. */
 export function numberOf(v: unknown): number | undefined {
@@ -255,7 +253,8 @@ export function fileKindOf(path: string): FileKind | undefined {
   // The metrics collector's config: what each host publishes to CloudWatch (templates/metrics.ts).
   if (path === "/etc/odoo-stack/metrics.json") return "metrics";
   // A unit or a drop-in for one: /etc/systemd/system/<unit> or /etc/systemd/system/<unit>.d/*.conf.
-  if (/^\/(etc|run|usr\/lib|lib)\/systemd\/system\/[^/]+(\.d\/[^/]+\.conf)?$/.test(path) && !/\.(timer|socket|path|target)$/.test(path)) return "systemd-unit";
+  if (/^\/(etc|run|usr\/lib|lib)\/systemd\/system\/[^/]+(\.d\/[^/]+\.conf)?$/.test(path) && !/\.(timer|socket|path|target)$/.test(path))
+    return "systemd-unit";
   if (/^\/etc\/odoo\//.test(path) && base.endsWith(".conf")) return "odoo.conf";
   if (path === "/etc/nginx/nginx.conf") return "nginx.conf";
   if (/^\/etc\/nginx\/(conf\.d|sites-enabled|sites-available)\//.test(path)) return "nginx-site";
@@ -267,7 +266,8 @@ export function fileKindOf(path: string): FileKind | undefined {
   if (/^\/etc\/postgresql\//.test(path) && base === "pg_hba.conf") return "pg_hba.conf";
   // Debian's pg_ctlcluster passes pg_ctl_options to the server: `-o '-c key=value'` beats every file.
   if (/^\/etc\/postgresql\//.test(path) && base === "pg_ctl.conf") return "pg_ctl.conf";
-  if (/^\/etc\/postgresql\//.test(path) && base.endsWith(".conf") && base !== "pg_ident.conf" && base !== "start.conf") return "postgresql.conf";
+  if (/^\/etc\/postgresql\//.test(path) && base.endsWith(".conf") && base !== "pg_ident.conf" && base !== "start.conf")
+    return "postgresql.conf";
   return undefined;
 }
 
@@ -299,9 +299,13 @@ export function manifestEntries(file: RenderedFile): ManifestEntry[] {
   }
   // Either a bare list of entries or {format, hostId, files: [...]} (templates/manifest.ts).
   const list = Array.isArray(parsed) ? parsed : isRecord(parsed) && Array.isArray(parsed.files) ? parsed.files : [];
-  return list.filter(isRecord).flatMap((e) =>
-    typeof e.path === "string" ? [{ path: e.path, mode: String(e.mode ?? ""), owner: String(e.owner ?? ""), group: String(e.group ?? "") }] : [],
-  );
+  return list
+    .filter(isRecord)
+    .flatMap((e) =>
+      typeof e.path === "string"
+        ? [{ path: e.path, mode: String(e.mode ?? ""), owner: String(e.owner ?? ""), group: String(e.group ?? "") }]
+        : [],
+    );
 }
 
 /**
@@ -339,13 +343,20 @@ const dnsName = (name: string): string => name.trim().toLowerCase().replace(/\.$
 export function hostViews(resources: readonly StackResourceView[], unknown: UnknownValues = new UnknownValues()): HostView[] {
   const records = resources.filter((r) => r.type === TYPES.route53Record);
   const addresses = (r: ResourceView): string[] => unknown.run(() => stringList(r.props.records)) ?? [];
-  const nameOf = (r: ResourceView): string | undefined => unknown.run(() => (typeof r.props.name === "string" ? dnsName(r.props.name) : undefined));
+  const nameOf = (r: ResourceView): string | undefined =>
+    unknown.run(() => (typeof r.props.name === "string" ? dnsName(r.props.name) : undefined));
   const views: HostView[] = [];
   for (const instance of resources.filter((r) => r.type === TYPES.instance)) {
     const id = unknown.run(() => hostOf(instance.props));
     if (id === undefined) continue;
     const privateIp = unknown.run(() => (typeof instance.props.privateIp === "string" ? instance.props.privateIp : undefined));
-    const names = privateIp === undefined ? [] : records.filter((r) => addresses(r).includes(privateIp)).map(nameOf).filter((n): n is string => n !== undefined);
+    const names =
+      privateIp === undefined
+        ? []
+        : records
+            .filter((r) => addresses(r).includes(privateIp))
+            .map(nameOf)
+            .filter((n): n is string => n !== undefined);
     views.push({ id, role: unknown.run(() => roleOf(instance.props)), instance, privateIp, names });
   }
   return views;
@@ -380,7 +391,7 @@ export function certRequestsOf(resources: readonly StackResourceView[], host: Ho
   const found = new Set<StackResourceView>();
   for (const p of params) {
     for (const cert of (p.propertyDependencies?.value ?? []).filter((d) => certs.some((c) => c.urn === d.urn))) {
-      for (const req of (cert.propertyDependencies?.certRequestPem ?? [])) {
+      for (const req of cert.propertyDependencies?.certRequestPem ?? []) {
         const r = requests.find((x) => x.urn === req.urn);
         if (r) found.add(r);
       }

@@ -58,11 +58,18 @@ const PROTOCOL_NAMES: Readonly<Record<string, Protocol>> = {
 };
 
 export function normaliseProtocol(value: unknown): Protocol {
-  const text = String(value ?? "").trim().toLowerCase();
+  const text = String(value ?? "")
+    .trim()
+    .toLowerCase();
   return PROTOCOL_NAMES[text] ?? text;
 }
 
-function permission(protocol: unknown, from: unknown, to: unknown, sources: Omit<IngressPermission, "protocol" | "fromPort" | "toPort">): IngressPermission {
+function permission(
+  protocol: unknown,
+  from: unknown,
+  to: unknown,
+  sources: Omit<IngressPermission, "protocol" | "fromPort" | "toPort">,
+): IngressPermission {
   const p = normaliseProtocol(protocol);
   if (p === "all") return { protocol: p, fromPort: 0, toPort: 65535, ...sources };
   // A missing bound means the resource did not restrict it: read it as the widest range.
@@ -168,4 +175,8 @@ export function reachesInternet(cidr: string): boolean {
 }
 
 export const describePorts = (p: IngressPermission): string =>
-  p.protocol === "all" ? "all traffic" : p.fromPort === p.toPort ? `${p.protocol} ${p.fromPort}` : `${p.protocol} ${p.fromPort}-${p.toPort}`;
+  p.protocol === "all"
+    ? "all traffic"
+    : p.fromPort === p.toPort
+      ? `${p.protocol} ${p.fromPort}`
+      : `${p.protocol} ${p.fromPort}-${p.toPort}`;

@@ -1,7 +1,16 @@
 // lib/aws-specs.ts: what the program asks AWS before registering anything, and what it does
 // when AWS cannot answer.
 import { ConfigError, DEFAULTS } from "../../lib/config";
-import { architectureFromAws, checkExternalParameters, instanceTypeNames, partitionOf, pickAvailabilityZones, resolveDebianAmis, resolveInstanceSpecs, type InstanceTypeFetcher } from "../../lib/aws-specs";
+import {
+  architectureFromAws,
+  checkExternalParameters,
+  instanceTypeNames,
+  partitionOf,
+  pickAvailabilityZones,
+  resolveDebianAmis,
+  resolveInstanceSpecs,
+  type InstanceTypeFetcher,
+} from "../../lib/aws-specs";
 import { knownInstanceType, type InstanceSpec } from "../../lib/instance-types";
 
 const failing: InstanceTypeFetcher = async (name) => {
@@ -11,8 +20,21 @@ const failing: InstanceTypeFetcher = async (name) => {
 describe("instanceTypeNames", () => {
   it.each([
     ["no keys: the four defaults", {}, [...new Set(Object.values(DEFAULTS.instanceTypes))].sort()],
-    ["configured types replace the defaults", { proxyInstanceType: "t3a.micro", odooInstanceType: "c6i.2xlarge", pgbouncerInstanceType: "t3a.micro", postgresInstanceType: "r7i.xlarge" }, ["c6i.2xlarge", "r7i.xlarge", "t3a.micro"]],
-    ["a non-string value falls back to the default (parseSettings reports it)", { odooInstanceType: 42, postgresInstanceType: " r5.large " }, ["m6i.xlarge", "r5.large", "t3.small"]],
+    [
+      "configured types replace the defaults",
+      {
+        proxyInstanceType: "t3a.micro",
+        odooInstanceType: "c6i.2xlarge",
+        pgbouncerInstanceType: "t3a.micro",
+        postgresInstanceType: "r7i.xlarge",
+      },
+      ["c6i.2xlarge", "r7i.xlarge", "t3a.micro"],
+    ],
+    [
+      "a non-string value falls back to the default (parseSettings reports it)",
+      { odooInstanceType: 42, postgresInstanceType: " r5.large " },
+      ["m6i.xlarge", "r5.large", "t3.small"],
+    ],
   ])("%s", (_why, raw, expected) => {
     expect(instanceTypeNames(raw)).toEqual(expected);
   });
@@ -94,10 +116,14 @@ describe("architectures (Graviton)", () => {
 
   it("looks the AMI up once per architecture and maps every instance type to its own", async () => {
     const asked: string[] = [];
-    const amis = await resolveDebianAmis(["m6i.xlarge", "t4g.small", "m7g.xlarge", "t3.small", "t3.small"], knownInstanceType, async (a) => {
-      asked.push(a);
-      return `ami-${a}`;
-    });
+    const amis = await resolveDebianAmis(
+      ["m6i.xlarge", "t4g.small", "m7g.xlarge", "t3.small", "t3.small"],
+      knownInstanceType,
+      async (a) => {
+        asked.push(a);
+        return `ami-${a}`;
+      },
+    );
     expect(asked.sort()).toEqual(["arm64", "x86_64"]);
     expect(amis).toEqual({ "m6i.xlarge": "ami-x86_64", "m7g.xlarge": "ami-arm64", "t3.small": "ami-x86_64", "t4g.small": "ami-arm64" });
   });
@@ -113,7 +139,10 @@ describe("checkExternalParameters", () => {
       { key: "tls.privateKeyParameter", name: "/certs/key" },
     ];
     // Each parameter's version, for the hosts' apply associations (issue 12 item 9).
-    await expect(checkExternalParameters(params, stack, async (name) => (name === "/mail/smtp" ? 3 : 1))).resolves.toEqual({ "/mail/smtp": 3, "/certs/key": 1 });
+    await expect(checkExternalParameters(params, stack, async (name) => (name === "/mail/smtp" ? 3 : 1))).resolves.toEqual({
+      "/mail/smtp": 3,
+      "/certs/key": 1,
+    });
     let error: unknown;
     try {
       await checkExternalParameters(params, stack, async (name) => (name === "/mail/smtp" ? undefined : 1));
@@ -131,6 +160,10 @@ describe("checkExternalParameters", () => {
   });
 
   it("lets other AWS failures through (credentials, throttling) instead of calling the parameter missing", async () => {
-    await expect(checkExternalParameters([{ key: "mail.passwordParameter", name: "/x" }], stack, async () => Promise.reject(new Error("ExpiredToken")))).rejects.toThrow("ExpiredToken");
+    await expect(
+      checkExternalParameters([{ key: "mail.passwordParameter", name: "/x" }], stack, async () =>
+        Promise.reject(new Error("ExpiredToken")),
+      ),
+    ).rejects.toThrow("ExpiredToken");
   });
 });

@@ -3,11 +3,23 @@
 // name parameter the hosts' placeholders read, and alarms that fire on silence as well as on
 // bad values (BACKUP-1, BACKUP-2).
 import * as pulumi from "@pulumi/pulumi";
-import { BACKUP_AGE_LIMIT_SECONDS, BackupPlan, BACKUP_PLAN_DEFAULTS, checkBackupPlanArgs, dataVolumeSnapshotTag } from "../../components/backup-plan";
+import {
+  BACKUP_AGE_LIMIT_SECONDS,
+  BackupPlan,
+  BACKUP_PLAN_DEFAULTS,
+  checkBackupPlanArgs,
+  dataVolumeSnapshotTag,
+} from "../../components/backup-plan";
 import { TAG_KEYS } from "../../components/tags";
 import { backupAlarmEntries } from "../../templates/alarms";
 import { odooFilestorePolicy, postgresBackupPolicy } from "../../templates/backup-iam";
-import { BACKUP_METRIC_NAMESPACE, BACKUP_METRICS, backupBucketNameParameter, backupBucketRef, postgresBackupHostFiles } from "../../templates/backup-units";
+import {
+  BACKUP_METRIC_NAMESPACE,
+  BACKUP_METRICS,
+  backupBucketNameParameter,
+  backupBucketRef,
+  postgresBackupHostFiles,
+} from "../../templates/backup-units";
 import { modelWith } from "../helpers/fixtures";
 import { countsByType, named, ofType, runUnderMocks, STACK, type MockRun } from "../helpers/component-mocks";
 
@@ -63,7 +75,13 @@ describe("BackupPlan under mocks", () => {
     expect(policy.inputs.policyDetails).toMatchObject({
       resourceTypes: ["VOLUME"],
       targetTags: { [tag.key]: tag.value },
-      schedules: [{ createRule: { interval: 24, intervalUnit: "HOURS", times: BACKUP_PLAN_DEFAULTS.snapshotTime }, retainRule: { count: BACKUP_PLAN_DEFAULTS.snapshotRetainCount }, copyTags: true }],
+      schedules: [
+        {
+          createRule: { interval: 24, intervalUnit: "HOURS", times: BACKUP_PLAN_DEFAULTS.snapshotTime },
+          retainRule: { count: BACKUP_PLAN_DEFAULTS.snapshotRetainCount },
+          copyTags: true,
+        },
+      ],
     });
     const role = named(run, "backups-plan-dlm-role");
     expect(JSON.parse(role.inputs.assumeRolePolicy).Statement[0].Principal).toEqual({ Service: "dlm.amazonaws.com" });
@@ -89,7 +107,14 @@ describe("BackupPlan under mocks", () => {
   it.each([
     // Silence is failure: a dead reporter or a drill that never ran must alarm (BACKUP-2).
     ["restore-drill-stale", BACKUP_METRICS.restoreDrillSuccess, "LessThanThreshold", 1, "breaching", 3600],
-    ["restore-drill-rto", BACKUP_METRICS.restoreDrillRtoSeconds, "GreaterThanThreshold", BACKUP_PLAN_DEFAULTS.rtoTargetSeconds, "notBreaching", 86400],
+    [
+      "restore-drill-rto",
+      BACKUP_METRICS.restoreDrillRtoSeconds,
+      "GreaterThanThreshold",
+      BACKUP_PLAN_DEFAULTS.rtoTargetSeconds,
+      "notBreaching",
+      86400,
+    ],
     ["backup-age", BACKUP_METRICS.lastBackupAgeSeconds, "GreaterThanThreshold", BACKUP_AGE_LIMIT_SECONDS, "breaching", 3600],
   ])("alarm %s watches %s (%s %p, missing data %s)", (id, metric, comparison, threshold, missing, period) => {
     expect(alarm(id)).toMatchObject({
@@ -106,8 +131,14 @@ describe("BackupPlan under mocks", () => {
   });
 
   it("names every alarm as the runbook's list does, and creates exactly the listed ones (alarms.md, BACKUP-1, BACKUP-2)", () => {
-    const created = ofType(run, "aws:cloudwatch/metricAlarm:MetricAlarm").map((a) => a.inputs.name).sort();
-    expect(created).toEqual(backupAlarmEntries(model).map((e) => e.name).sort());
+    const created = ofType(run, "aws:cloudwatch/metricAlarm:MetricAlarm")
+      .map((a) => a.inputs.name)
+      .sort();
+    expect(created).toEqual(
+      backupAlarmEntries(model)
+        .map((e) => e.name)
+        .sort(),
+    );
     expect(created).toContain(`odoo-stack-${STACK}-restore-drill-stale`);
   });
 
@@ -149,7 +180,11 @@ describe("BackupPlan options", () => {
     });
     expect(second?.message).toMatch(/already granted/);
     const policies = ofType(run, "aws:iam/rolePolicy:RolePolicy");
-    expect(policies.map((r) => r.name).sort()).toEqual(["backups-plan-dlm-policy", "backups-plan-odoo-1-filestore-policy", "backups-plan-postgres-backup-policy"]);
+    expect(policies.map((r) => r.name).sort()).toEqual([
+      "backups-plan-dlm-policy",
+      "backups-plan-odoo-1-filestore-policy",
+      "backups-plan-postgres-backup-policy",
+    ]);
     const component = named(run, "backups-plan", "odoo-stack:backups:BackupPlan");
     for (const p of policies) expect(p.parent).toBe(component.urn);
   }, 60_000);
@@ -170,6 +205,8 @@ describe("BackupPlan options", () => {
     expect(problems[0]).toMatch(/'rtoTargetSeconds' must be a whole number of seconds ≥ 60, got 10/);
     expect(problems[1]).toMatch(/'snapshotRetainCount'/);
     expect(problems[2]).toMatch(/'snapshotTime' must be "HH:MM"/);
-    expect(() => new BackupPlan("bad", { model, bucket: { bucketName: BUCKET, arn: BUCKET_ARN }, rtoTargetSeconds: 10 })).toThrow(/BackupPlan bad: 1 problem:\n {2}1\. 'rtoTargetSeconds'/);
+    expect(() => new BackupPlan("bad", { model, bucket: { bucketName: BUCKET, arn: BUCKET_ARN }, rtoTargetSeconds: 10 })).toThrow(
+      /BackupPlan bad: 1 problem:\n {2}1\. 'rtoTargetSeconds'/,
+    );
   });
 });

@@ -19,7 +19,9 @@ describe("checkOdooAppModel (LIMIT-2: exactly one Odoo host runs the crons)", ()
     ["no cron host", model.hosts.odoo.map((h) => ({ ...h, runsCron: false })), "it has 2 hosts and 0 cron hosts (none)."],
     ["no Odoo host", [], "it has 0 hosts and 0 cron hosts (none)."],
   ])("refuses %s", (_why, odoo, tail) => {
-    expect(checkOdooAppModel({ hosts: { ...model.hosts, odoo } })).toEqual([`the model must have at least one Odoo host and exactly one that runs crons; ${tail}`]);
+    expect(checkOdooAppModel({ hosts: { ...model.hosts, odoo } })).toEqual([
+      `the model must have at least one Odoo host and exactly one that runs crons; ${tail}`,
+    ]);
   });
 });
 
@@ -34,12 +36,17 @@ describe("checkPostgresHostEngine", () => {
 });
 
 describe("checkPrivateBucketArgs", () => {
-  it.each([[undefined], [1], [PRIVATE_BUCKET_DEFAULTS.noncurrentVersionExpirationDays], [365]])("accepts noncurrentVersionExpirationDays = %s", (days) => {
-    expect(checkPrivateBucketArgs({ noncurrentVersionExpirationDays: days })).toEqual([]);
-  });
+  it.each([[undefined], [1], [PRIVATE_BUCKET_DEFAULTS.noncurrentVersionExpirationDays], [365]])(
+    "accepts noncurrentVersionExpirationDays = %s",
+    (days) => {
+      expect(checkPrivateBucketArgs({ noncurrentVersionExpirationDays: days })).toEqual([]);
+    },
+  );
 
   it.each([[0], [-1], [1.5], [Number.NaN]])("refuses noncurrentVersionExpirationDays = %s", (days) => {
-    expect(checkPrivateBucketArgs({ noncurrentVersionExpirationDays: days })).toEqual([`'noncurrentVersionExpirationDays' must be a whole number of days ≥ 1, got ${days}.`]);
+    expect(checkPrivateBucketArgs({ noncurrentVersionExpirationDays: days })).toEqual([
+      `'noncurrentVersionExpirationDays' must be a whole number of days ≥ 1, got ${days}.`,
+    ]);
   });
 });
 
@@ -47,6 +54,8 @@ describe("checkSharedFilestoreNetwork", () => {
   const groups = { proxy: "sg-p", odoo: "sg-o", pgbouncer: "sg-b", postgres: "sg-d", endpoints: "sg-e" };
   it("needs the network's efs security group", () => {
     expect(checkSharedFilestoreNetwork({ securityGroupIds: { ...groups, efs: "sg-efs" } })).toEqual([]);
-    expect(checkSharedFilestoreNetwork({ securityGroupIds: groups })).toEqual(["the network has no efs security group; it creates one when sharedFilestore is true."]);
+    expect(checkSharedFilestoreNetwork({ securityGroupIds: groups })).toEqual([
+      "the network has no efs security group; it creates one when sharedFilestore is true.",
+    ]);
   });
 });

@@ -43,7 +43,10 @@ describe("securityGroupRules", () => {
 
   it("opens nothing extra without internal CIDRs or a bastion", () => {
     const rules = securityGroupRules({ vpcCidr: "10.40.0.0/16", odooInternalCidrs: [] });
-    const ingress = rules.filter((r) => r.direction === "ingress").map(describeSpec).sort();
+    const ingress = rules
+      .filter((r) => r.direction === "ingress")
+      .map(describeSpec)
+      .sort();
     expect(ingress).toEqual([
       "endpoints ingress 443 10.40.0.0/16 []",
       "odoo ingress 8069 sg:proxy [NET-4]",
@@ -56,7 +59,9 @@ describe("securityGroupRules", () => {
   });
 
   it("refuses a repeated internal CIDR instead of creating two identical rules", () => {
-    expect(() => securityGroupRules({ vpcCidr: "10.40.0.0/16", odooInternalCidrs: ["10.8.0.0/16", "10.8.0.0/16"] })).toThrow(/generated twice/);
+    expect(() => securityGroupRules({ vpcCidr: "10.40.0.0/16", odooInternalCidrs: ["10.8.0.0/16", "10.8.0.0/16"] })).toThrow(
+      /generated twice/,
+    );
   });
 });
 
@@ -78,7 +83,11 @@ describe("Network under mocks", () => {
   const CASES: [string, RawConfig, { azs: number; nats: number }][] = [
     ["2 AZs, single NAT", {}, { azs: 2, nats: 1 }],
     ["3 AZs, NAT per AZ", { availabilityZoneCount: 3, natGateways: "perAz" }, { azs: 3, nats: 3 }],
-    ["2 AZs, internal CIDRs and bastion", { odooInternalCidrs: ["10.8.0.0/16", "192.168.10.0/24"], bastionSecurityGroupId: BASTION }, { azs: 2, nats: 1 }],
+    [
+      "2 AZs, internal CIDRs and bastion",
+      { odooInternalCidrs: ["10.8.0.0/16", "192.168.10.0/24"], bastionSecurityGroupId: BASTION },
+      { azs: 2, nats: 1 },
+    ],
   ];
   beforeAll(async () => {
     for (const [label, overrides] of CASES) await run(label, overrides);
@@ -122,18 +131,32 @@ describe("Network under mocks", () => {
     for (const eip of ofType(r, "aws:ec2/eip:Eip")) expect(eip.inputs.tags[TAG_KEYS.role]).toBe("nat");
   });
 
-  it.each(CASES)("%s: only the proxy's group admits the world, on 443 and on 80 for nginx's redirect (NET-2, NET-3)", async (label, overrides) => {
-    const r = await run(label, overrides);
-    const proxySg = named(r, "network-proxy-sg").id;
-    const world = ofType(r, INGRESS).filter((rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0");
-    expect(world.map((rule) => [rule.inputs.fromPort, rule.inputs.toPort, rule.inputs.ipProtocol, rule.inputs.tags[TAG_KEYS.role], rule.inputs.cidrIpv4 ?? rule.inputs.cidrIpv6, rule.inputs.tags[TAG_KEYS.checklist]]).sort()).toEqual([
-      [443, 443, "tcp", "proxy", "0.0.0.0/0", "NET-2 NET-3"],
-      [443, 443, "tcp", "proxy", "::/0", "NET-2 NET-3"],
-      [80, 80, "tcp", "proxy", "0.0.0.0/0", "NET-3"],
-      [80, 80, "tcp", "proxy", "::/0", "NET-3"],
-    ]);
-    for (const rule of world) expect(rule.inputs.securityGroupId).toBe(proxySg);
-  });
+  it.each(CASES)(
+    "%s: only the proxy's group admits the world, on 443 and on 80 for nginx's redirect (NET-2, NET-3)",
+    async (label, overrides) => {
+      const r = await run(label, overrides);
+      const proxySg = named(r, "network-proxy-sg").id;
+      const world = ofType(r, INGRESS).filter((rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0");
+      expect(
+        world
+          .map((rule) => [
+            rule.inputs.fromPort,
+            rule.inputs.toPort,
+            rule.inputs.ipProtocol,
+            rule.inputs.tags[TAG_KEYS.role],
+            rule.inputs.cidrIpv4 ?? rule.inputs.cidrIpv6,
+            rule.inputs.tags[TAG_KEYS.checklist],
+          ])
+          .sort(),
+      ).toEqual([
+        [443, 443, "tcp", "proxy", "0.0.0.0/0", "NET-2 NET-3"],
+        [443, 443, "tcp", "proxy", "::/0", "NET-2 NET-3"],
+        [80, 80, "tcp", "proxy", "0.0.0.0/0", "NET-3"],
+        [80, 80, "tcp", "proxy", "::/0", "NET-3"],
+      ]);
+      for (const rule of world) expect(rule.inputs.securityGroupId).toBe(proxySg);
+    },
+  );
 
   it("opens no port 80 with httpRedirect = false", async () => {
     const r = await run("no redirect", { httpRedirect: false });
@@ -147,7 +170,9 @@ describe("Network under mocks", () => {
     const rules = ofType(r, INGRESS).filter((rule) => rule.inputs.referencedSecurityGroupId !== undefined);
     const seen = rules.map((rule) => {
       const target = ["proxy", "odoo", "pgbouncer", "postgres", "endpoints"].find((g) => sgId(g) === rule.inputs.securityGroupId);
-      const source = ["proxy", "odoo", "pgbouncer", "postgres"].find((g) => sgId(g) === rule.inputs.referencedSecurityGroupId) ?? rule.inputs.referencedSecurityGroupId;
+      const source =
+        ["proxy", "odoo", "pgbouncer", "postgres"].find((g) => sgId(g) === rule.inputs.referencedSecurityGroupId) ??
+        rule.inputs.referencedSecurityGroupId;
       return `${target} ${rule.inputs.fromPort}-${rule.inputs.toPort} from ${source} (${rule.inputs.tags[TAG_KEYS.checklist]})`;
     });
     expect(seen.sort()).toEqual(
@@ -172,7 +197,12 @@ describe("Network under mocks", () => {
   it("gives every security group and rule the stack, role and checklist tags", async () => {
     const r = await run("2 AZs, single NAT", {});
     for (const res of [...ofType(r, SG), ...ofType(r, INGRESS), ...ofType(r, EGRESS)]) {
-      expect(res.inputs.tags).toEqual(expect.objectContaining({ [TAG_KEYS.stack]: "test", [TAG_KEYS.role]: expect.stringMatching(/^(proxy|odoo|pgbouncer|postgres|endpoints)$/) }));
+      expect(res.inputs.tags).toEqual(
+        expect.objectContaining({
+          [TAG_KEYS.stack]: "test",
+          [TAG_KEYS.role]: expect.stringMatching(/^(proxy|odoo|pgbouncer|postgres|endpoints)$/),
+        }),
+      );
     }
     expect(ofType(r, SG).every((sg) => sg.inputs.ingress === undefined && sg.inputs.egress === undefined)).toBe(true);
   });
@@ -183,9 +213,9 @@ describe("Network under mocks", () => {
     const privateRoutes = ofType(r, "aws:ec2/route:Route").filter((route) => route.name.startsWith("network-private-"));
     expect(privateRoutes.map((route) => route.inputs.natGatewayId).sort()).toEqual([...nats].sort());
     const endpoints = ofType(r, "aws:ec2/vpcEndpoint:VpcEndpoint");
-    expect(endpoints.filter((e) => e.inputs.vpcEndpointType === "Interface").map((e) => [e.inputs.serviceName, e.inputs.privateDnsEnabled])).toEqual(
-      ["ssm", "ssmmessages", "ec2messages", "logs", "monitoring"].map((s) => [`com.amazonaws.eu-west-1.${s}`, true]),
-    );
+    expect(
+      endpoints.filter((e) => e.inputs.vpcEndpointType === "Interface").map((e) => [e.inputs.serviceName, e.inputs.privateDnsEnabled]),
+    ).toEqual(["ssm", "ssmmessages", "ec2messages", "logs", "monitoring"].map((s) => [`com.amazonaws.eu-west-1.${s}`, true]));
     const s3 = endpoints.find((e) => e.inputs.vpcEndpointType === "Gateway");
     expect(s3?.inputs.routeTableIds).toHaveLength(3);
     const zone = ofType(r, "aws:route53/zone:Zone")[0];

@@ -45,33 +45,51 @@ async function run(config: Record<string, unknown>, real: boolean) {
 
 describe("placeholder values", () => {
   // odooInstances = 0 stops the program at validation either way; the question is what else is refused.
-  it("are accepted under the offline plan's mocks", async () => {
-    const { error, registered } = await run({ ...PLACEHOLDERS, odooInstances: 0 }, false);
-    expect(error?.message.split("\n")).toEqual(["odoo-stack: 1 configuration problem; nothing was created:", '  1. odoo-stack:odooInstances = "0": must be a whole number from 1 to 16']);
-    expect(registered).toBe(0);
-  }, RUN_TIMEOUT_MS);
+  it(
+    "are accepted under the offline plan's mocks",
+    async () => {
+      const { error, registered } = await run({ ...PLACEHOLDERS, odooInstances: 0 }, false);
+      expect(error?.message.split("\n")).toEqual([
+        "odoo-stack: 1 configuration problem; nothing was created:",
+        '  1. odoo-stack:odooInstances = "0": must be a whole number from 1 to 16',
+      ]);
+      expect(registered).toBe(0);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  it("are refused under the real engine, every one with the other problems, before any resource", async () => {
-    const { error, registered } = await run({ ...PLACEHOLDERS, odooInstances: 0 }, true);
-    expect(error?.name).toBe("ConfigError");
-    const lines = error!.message.split("\n");
-    expect(lines[0]).toBe("odoo-stack: 5 configuration problems; nothing was created:");
-    for (const [key, value] of [
-      ["odooInstances", "0"],
-      ["domain", "erp.example.com"],
-      ["tls.email", "ops@example.com"],
-      ["alarmEmail", "alarms@example.org"],
-      ["tls.hostedZoneId", "Z04417412EXAMPLE"],
-    ] as const) {
-      expect(lines.some((l) => l.includes(`odoo-stack:${key} = ${JSON.stringify(value)}: `))).toBe(true);
-    }
-    expect(error!.message).toContain("is a placeholder: nothing real answers there (a documentation domain, RFC 2606)");
-    expect(error!.message).toContain("a real pulumi preview or up refuses placeholders");
-    expect(registered).toBe(0);
-  }, RUN_TIMEOUT_MS);
+  it(
+    "are refused under the real engine, every one with the other problems, before any resource",
+    async () => {
+      const { error, registered } = await run({ ...PLACEHOLDERS, odooInstances: 0 }, true);
+      expect(error?.name).toBe("ConfigError");
+      const lines = error!.message.split("\n");
+      expect(lines[0]).toBe("odoo-stack: 5 configuration problems; nothing was created:");
+      for (const [key, value] of [
+        ["odooInstances", "0"],
+        ["domain", "erp.example.com"],
+        ["tls.email", "ops@example.com"],
+        ["alarmEmail", "alarms@example.org"],
+        ["tls.hostedZoneId", "Z04417412EXAMPLE"],
+      ] as const) {
+        expect(lines.some((l) => l.includes(`odoo-stack:${key} = ${JSON.stringify(value)}: `))).toBe(true);
+      }
+      expect(error!.message).toContain("is a placeholder: nothing real answers there (a documentation domain, RFC 2606)");
+      expect(error!.message).toContain("a real pulumi preview or up refuses placeholders");
+      expect(registered).toBe(0);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  it("real values are not refused under the real engine", async () => {
-    const { error } = await run({ ...REAL, odooInstances: 0 }, true);
-    expect(error?.message.split("\n")).toEqual(["odoo-stack: 1 configuration problem; nothing was created:", '  1. odoo-stack:odooInstances = "0": must be a whole number from 1 to 16']);
-  }, RUN_TIMEOUT_MS);
+  it(
+    "real values are not refused under the real engine",
+    async () => {
+      const { error } = await run({ ...REAL, odooInstances: 0 }, true);
+      expect(error?.message.split("\n")).toEqual([
+        "odoo-stack: 1 configuration problem; nothing was created:",
+        '  1. odoo-stack:odooInstances = "0": must be a whole number from 1 to 16',
+      ]);
+    },
+    RUN_TIMEOUT_MS,
+  );
 });

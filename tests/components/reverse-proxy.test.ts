@@ -17,6 +17,10 @@ describe("acmeDnsStatements", () => {
 
   it("keeps one database's statement as it was: one name", () => {
     const [write] = acmeDnsStatements("aws", "Z04417412S8KQ3PL1", ["erp.example.com"]);
-    expect((write.Condition as Record<string, Record<string, string[]>>)["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"]).toEqual([acmeChallengeName("erp.example.com")]);
+    expect(
+      (write.Condition as Record<string, Record<string, string[]>>)["ForAllValues:StringEquals"][
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+      ],
+    ).toEqual([acmeChallengeName("erp.example.com")]);
   });
 });

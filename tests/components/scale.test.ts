@@ -28,7 +28,11 @@ const cliConfig = (config: Config): Record<string, string> =>
 
 // Every N and both engines in three whole-program runs (each takes seconds on CI): stack.test.ts
 // runs 1 and 3 hosts on EC2, tests/policy/scale.test.ts the full matrix on the pack's fixture.
-const CASES = [[1, "rds"], [2, "ec2"], [4, "rds"]] as const;
+const CASES = [
+  [1, "rds"],
+  [2, "ec2"],
+  [4, "rds"],
+] as const;
 const RUN_TIMEOUT_MS = 60_000;
 
 describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postgresEngine) => {
@@ -49,7 +53,9 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
   const instance = (hostId: string) => ofType(run, "aws:ec2/instance:Instance").find((i) => i.inputs.tags[TAG_KEYS.host] === hostId);
 
   it("creates one instance per host of the model, and none for PostgreSQL on RDS", () => {
-    const hosts = ofType(run, "aws:ec2/instance:Instance").map((i) => i.inputs.tags[TAG_KEYS.host]).sort();
+    const hosts = ofType(run, "aws:ec2/instance:Instance")
+      .map((i) => i.inputs.tags[TAG_KEYS.host])
+      .sort();
     expect(hosts).toEqual(model.allHosts.map((h) => h.id).sort());
     expect(hosts.includes("postgres")).toBe(!rds);
   });
@@ -63,33 +69,61 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
   it("lists every Odoo host in the proxy's upstreams for 8069 and 8072 (PROXY-1, PROXY-2)", () => {
     const site = fileOf("proxy", PATHS.nginxSite);
     for (const port of [8069, 8072]) {
-      expect([...site.matchAll(new RegExp(`server (\\S+):${port}\\b`, "g"))].map((m) => m[1]).sort()).toEqual(model.hosts.odoo.map((h) => h.privateIp).sort());
+      expect([...site.matchAll(new RegExp(`server (\\S+):${port}\\b`, "g"))].map((m) => m[1]).sort()).toEqual(
+        model.hosts.odoo.map((h) => h.privateIp).sort(),
+      );
     }
   });
 
-  it(shared ? "shares data_dir on one encrypted, protected EFS with TLS-only access and AWS Backup" : "keeps data_dir on the host: no EFS at all", () => {
-    const fileSystems = ofType(run, "aws:efs/fileSystem:FileSystem");
-    expect(fileSystems).toHaveLength(shared ? 1 : 0);
-    expect(ofType(run, "aws:ec2/securityGroup:SecurityGroup").filter((g) => g.inputs.tags[TAG_KEYS.role] === "efs")).toHaveLength(shared ? 1 : 0);
-    if (!shared) return;
-    const fs = fileSystems[0];
-    expect(fs.inputs).toEqual(expect.objectContaining({ encrypted: true, performanceMode: EFS_DEFAULTS.performanceMode, throughputMode: EFS_DEFAULTS.throughputMode }));
-    expect(fs.protect).toBe(true);
-    expect(named(run, "odoo-filestore-backup-policy").inputs.backupPolicy).toEqual({ status: "ENABLED" });
-    const policy = JSON.parse(named(run, "odoo-filestore-policy").inputs.policy);
-    expect(policy.Statement[0]).toEqual(expect.objectContaining({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }));
-  });
+  it(
+    shared
+      ? "shares data_dir on one encrypted, protected EFS with TLS-only access and AWS Backup"
+      : "keeps data_dir on the host: no EFS at all",
+    () => {
+      const fileSystems = ofType(run, "aws:efs/fileSystem:FileSystem");
+      expect(fileSystems).toHaveLength(shared ? 1 : 0);
+      expect(ofType(run, "aws:ec2/securityGroup:SecurityGroup").filter((g) => g.inputs.tags[TAG_KEYS.role] === "efs")).toHaveLength(
+        shared ? 1 : 0,
+      );
+      if (!shared) return;
+      const fs = fileSystems[0];
+      expect(fs.inputs).toEqual(
+        expect.objectContaining({
+          encrypted: true,
+          performanceMode: EFS_DEFAULTS.performanceMode,
+          throughputMode: EFS_DEFAULTS.throughputMode,
+        }),
+      );
+      expect(fs.protect).toBe(true);
+      expect(named(run, "odoo-filestore-backup-policy").inputs.backupPolicy).toEqual({ status: "ENABLED" });
+      const policy = JSON.parse(named(run, "odoo-filestore-policy").inputs.policy);
+      expect(policy.Statement[0]).toEqual(
+        expect.objectContaining({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+      );
+    },
+  );
 
   if (shared) {
     it("puts a mount target in every private subnet behind the EFS group, which admits only 2049 from the Odoo group", () => {
       const efsGroup = ofType(run, "aws:ec2/securityGroup:SecurityGroup").find((g) => g.inputs.tags[TAG_KEYS.role] === "efs");
       const odooGroup = named(run, "network-odoo-sg");
       const targets = ofType(run, "aws:efs/mountTarget:MountTarget");
-      expect(targets.map((t) => t.inputs.subnetId).sort()).toEqual(ofType(run, "aws:ec2/subnet:Subnet").filter((s) => s.name.startsWith("network-private-")).map((s) => s.id).sort());
+      expect(targets.map((t) => t.inputs.subnetId).sort()).toEqual(
+        ofType(run, "aws:ec2/subnet:Subnet")
+          .filter((s) => s.name.startsWith("network-private-"))
+          .map((s) => s.id)
+          .sort(),
+      );
       for (const t of targets) expect(t.inputs.securityGroups).toEqual([efsGroup?.id]);
-      const ingress = ofType(run, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter((r) => r.inputs.securityGroupId === efsGroup?.id);
-      expect(ingress.map((r) => [r.inputs.fromPort, r.inputs.toPort, r.inputs.referencedSecurityGroupId, r.inputs.cidrIpv4])).toEqual([[2049, 2049, odooGroup.id, undefined]]);
-      expect(ofType(run, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").filter((r) => r.inputs.securityGroupId === efsGroup?.id)).toEqual([]);
+      const ingress = ofType(run, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter(
+        (r) => r.inputs.securityGroupId === efsGroup?.id,
+      );
+      expect(ingress.map((r) => [r.inputs.fromPort, r.inputs.toPort, r.inputs.referencedSecurityGroupId, r.inputs.cidrIpv4])).toEqual([
+        [2049, 2049, odooGroup.id, undefined],
+      ]);
+      expect(
+        ofType(run, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").filter((r) => r.inputs.securityGroupId === efsGroup?.id),
+      ).toEqual([]);
     });
 
     it("mounts the file system over TLS on every Odoo host before Odoo installs, booting after the mount targets", () => {
@@ -107,45 +141,59 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
     });
   }
 
-  it(rds ? "runs PostgreSQL on RDS: private, Multi-AZ, encrypted gp3, protected, PITR, the checklist's parameter group" : "runs PostgreSQL on its host with its data volume and snapshots, and no RDS", () => {
-    const instances = ofType(run, "aws:rds/instance:Instance");
-    expect(instances).toHaveLength(rds ? 1 : 0);
-    expect(ofType(run, "aws:ebs/volume:Volume").filter((v) => v.name === "postgres-data")).toHaveLength(rds ? 0 : 1);
-    expect(ofType(run, "aws:dlm/lifecyclePolicy:LifecyclePolicy")).toHaveLength(rds ? 0 : 1);
-    expect(ofType(run, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.name === "backup-plan-postgres-backup-policy")).toHaveLength(rds ? 0 : 1);
-    if (!rds) return;
-    const db = instances[0];
-    expect(db.inputs).toEqual(
-      expect.objectContaining({
-        engine: "postgres",
-        // Issue 12 item 2: the major only, minors applied by AWS, so a forced minor upgrade
-        // never turns the next `pulumi up` into a downgrade.
-        engineVersion: "15",
-        autoMinorVersionUpgrade: true,
-        instanceClass: `db.${model.settings.instanceTypes.postgres}`,
-        storageType: "gp3",
-        storageEncrypted: true,
-        multiAz: true,
-        publiclyAccessible: false,
-        deletionProtection: true,
-        backupRetentionPeriod: 14,
-        performanceInsightsEnabled: true,
-        skipFinalSnapshot: false,
-        vpcSecurityGroupIds: [named(run, "network-postgres-sg").id],
-        username: "odoo_stack_admin",
-        dbSubnetGroupName: named(run, "postgres-subnets").outputs.name,
-        parameterGroupName: named(run, "postgres-parameters").outputs.name,
-      }),
-    );
-    expect(db.protect).toBe(true);
-    expect(db.secretInputs.has("password")).toBe(true);
-    const group = named(run, "postgres-parameters");
-    expect(group.inputs.family).toBe(RDS_POSTGRES.parameterGroupFamily);
-    // The parameter group's family is the same major the instance runs.
-    expect(group.inputs.family).toBe(`postgres${db.inputs.engineVersion}`);
-    expect(group.inputs.parameters).toEqual(rdsParameters(model).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })));
-    expect(named(run, "postgres-subnets").inputs.subnetIds.sort()).toEqual(ofType(run, "aws:ec2/subnet:Subnet").filter((s) => s.name.startsWith("network-private-")).map((s) => s.id).sort());
-  });
+  it(
+    rds
+      ? "runs PostgreSQL on RDS: private, Multi-AZ, encrypted gp3, protected, PITR, the checklist's parameter group"
+      : "runs PostgreSQL on its host with its data volume and snapshots, and no RDS",
+    () => {
+      const instances = ofType(run, "aws:rds/instance:Instance");
+      expect(instances).toHaveLength(rds ? 1 : 0);
+      expect(ofType(run, "aws:ebs/volume:Volume").filter((v) => v.name === "postgres-data")).toHaveLength(rds ? 0 : 1);
+      expect(ofType(run, "aws:dlm/lifecyclePolicy:LifecyclePolicy")).toHaveLength(rds ? 0 : 1);
+      expect(ofType(run, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.name === "backup-plan-postgres-backup-policy")).toHaveLength(
+        rds ? 0 : 1,
+      );
+      if (!rds) return;
+      const db = instances[0];
+      expect(db.inputs).toEqual(
+        expect.objectContaining({
+          engine: "postgres",
+          // Issue 12 item 2: the major only, minors applied by AWS, so a forced minor upgrade
+          // never turns the next `pulumi up` into a downgrade.
+          engineVersion: "15",
+          autoMinorVersionUpgrade: true,
+          instanceClass: `db.${model.settings.instanceTypes.postgres}`,
+          storageType: "gp3",
+          storageEncrypted: true,
+          multiAz: true,
+          publiclyAccessible: false,
+          deletionProtection: true,
+          backupRetentionPeriod: 14,
+          performanceInsightsEnabled: true,
+          skipFinalSnapshot: false,
+          vpcSecurityGroupIds: [named(run, "network-postgres-sg").id],
+          username: "odoo_stack_admin",
+          dbSubnetGroupName: named(run, "postgres-subnets").outputs.name,
+          parameterGroupName: named(run, "postgres-parameters").outputs.name,
+        }),
+      );
+      expect(db.protect).toBe(true);
+      expect(db.secretInputs.has("password")).toBe(true);
+      const group = named(run, "postgres-parameters");
+      expect(group.inputs.family).toBe(RDS_POSTGRES.parameterGroupFamily);
+      // The parameter group's family is the same major the instance runs.
+      expect(group.inputs.family).toBe(`postgres${db.inputs.engineVersion}`);
+      expect(group.inputs.parameters).toEqual(
+        rdsParameters(model).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })),
+      );
+      expect(named(run, "postgres-subnets").inputs.subnetIds.sort()).toEqual(
+        ofType(run, "aws:ec2/subnet:Subnet")
+          .filter((s) => s.name.startsWith("network-private-"))
+          .map((s) => s.id)
+          .sort(),
+      );
+    },
+  );
 
   if (rds) {
     it("exports PostgreSQL's log to a log group the stack created first, with its retention, where the log metric filters look", () => {
@@ -153,22 +201,34 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
       expect(db.inputs.identifier).toBe(`odoo-stack-${STACK}-postgres`.toLowerCase());
       expect(db.inputs.enabledCloudwatchLogsExports).toEqual(["postgresql"]);
       const group = named(run, "monitoring-postgresql-logs");
-      expect(group.inputs).toEqual(expect.objectContaining({ name: `/aws/rds/instance/${db.inputs.identifier}/postgresql`, retentionInDays: 30 }));
+      expect(group.inputs).toEqual(
+        expect.objectContaining({ name: `/aws/rds/instance/${db.inputs.identifier}/postgresql`, retentionInDays: 30 }),
+      );
       expect(db.dependencies).toContain(group.urn);
-      const filters = ofType(run, "aws:cloudwatch/logMetricFilter:LogMetricFilter").filter((f) => f.inputs.logGroupName === group.outputs.name);
-      expect(filters.map((f) => f.inputs.metricTransformation.name).sort()).toEqual(["DeadlocksLogged", "IdleInTransactionTimeouts", "LockWaitsLogged", "StatementTimeouts"]);
+      const filters = ofType(run, "aws:cloudwatch/logMetricFilter:LogMetricFilter").filter(
+        (f) => f.inputs.logGroupName === group.outputs.name,
+      );
+      expect(filters.map((f) => f.inputs.metricTransformation.name).sort()).toEqual([
+        "DeadlocksLogged",
+        "IdleInTransactionTimeouts",
+        "LockWaitsLogged",
+        "StatementTimeouts",
+      ]);
     });
 
     it("names the endpoint and the master password in SSM, lets PgBouncer read them, and never puts the password in plain text", () => {
       const db = ofType(run, "aws:rds/instance:Instance")[0];
       const endpoint = named(run, "postgres-endpoint-parameter");
       const password = named(run, "postgres-master-password-parameter");
-      expect(endpoint.inputs).toEqual(expect.objectContaining({ name: model.parameters.rdsEndpoint, type: "String", value: db.outputs.address }));
+      expect(endpoint.inputs).toEqual(
+        expect.objectContaining({ name: model.parameters.rdsEndpoint, type: "String", value: db.outputs.address }),
+      );
       expect(password.inputs).toEqual(expect.objectContaining({ name: model.parameters.rdsMasterPassword, type: "SecureString" }));
       expect(password.secretInputs.has("value")).toBe(true);
       const policy = JSON.parse(named(run, "pgbouncer-host-policy").inputs.policy);
       const readable = policy.Statement.find((s: { Sid: string }) => s.Sid === "ReadReferencedParameters").Resource as string[];
-      for (const p of [model.parameters.rdsEndpoint, model.parameters.rdsMasterPassword]) expect(readable.some((arn) => arn.endsWith(`parameter${p}`))).toBe(true);
+      for (const p of [model.parameters.rdsEndpoint, model.parameters.rdsMasterPassword])
+        expect(readable.some((arn) => arn.endsWith(`parameter${p}`))).toBe(true);
       const plain = run.resources.flatMap((r) => r.plainStrings.map((s) => `${r.name}.${s.path}=${s.value}`)).join("\n");
       expect(run.generatedSecrets.length).toBeGreaterThan(0);
       expect(run.generatedSecrets.filter((secret) => plain.includes(secret))).toEqual([]);

@@ -69,7 +69,14 @@ describe("Secrets", () => {
   });
 
   it("gives each secret its own value", () => {
-    const secretPaths = [model.parameters.odooAdminPassword, model.parameters.odooAdminUserPassword, model.parameters.odooDbPassword, model.parameters.statsPassword, model.parameters.monitorPassword, model.parameters.backupCipherPass];
+    const secretPaths = [
+      model.parameters.odooAdminPassword,
+      model.parameters.odooAdminUserPassword,
+      model.parameters.odooDbPassword,
+      model.parameters.statsPassword,
+      model.parameters.monitorPassword,
+      model.parameters.backupCipherPass,
+    ];
     expect(new Set(secretPaths.map((p) => parameter(p).inputs.value)).size).toBe(secretPaths.length);
   });
 });
@@ -102,27 +109,30 @@ describe("InternalCa", () => {
     expect(parameter(model.parameters.caCert).inputs.type).toBe("String");
   });
 
-  it.each(hosts.map((h) => [h.id, h] as const))("%s: SANs are its private name and address (TLS-3); renewed 30 days early (TLS-4)", (_id, host) => {
-    const csr = named(run, `internal-ca-${host.id}-csr`);
-    expect(csr.inputs.dnsNames).toEqual([host.fqdn]);
-    expect(csr.inputs.ipAddresses).toEqual([host.privateIp]);
-    expect(csr.inputs.subject.commonName).toBe(host.fqdn);
-    const cert = named(run, `internal-ca-${host.id}-cert`);
-    expect(cert.inputs).toEqual(
-      expect.objectContaining({
-        validityPeriodHours: 365 * 24,
-        earlyRenewalHours: 30 * 24,
-        allowedUses: ["digital_signature", "server_auth", "client_auth"],
-      }),
-    );
-    expect(cert.secretInputs.has("caPrivateKeyPem")).toBe(true);
-    const certParameter = parameter(model.parameters.hostCert(host.id));
-    const keyParameter = parameter(model.parameters.hostKey(host.id));
-    expect([certParameter.inputs.type, keyParameter.inputs.type]).toEqual(["String", "SecureString"]);
-    expect(keyParameter.secretInputs.has("value")).toBe(true);
-    expect(keyParameter.inputs.keyId).toBe(KEY_ARN);
-    expect(keyParameter.inputs.tags[TAG_KEYS.host]).toBe(host.id);
-  });
+  it.each(hosts.map((h) => [h.id, h] as const))(
+    "%s: SANs are its private name and address (TLS-3); renewed 30 days early (TLS-4)",
+    (_id, host) => {
+      const csr = named(run, `internal-ca-${host.id}-csr`);
+      expect(csr.inputs.dnsNames).toEqual([host.fqdn]);
+      expect(csr.inputs.ipAddresses).toEqual([host.privateIp]);
+      expect(csr.inputs.subject.commonName).toBe(host.fqdn);
+      const cert = named(run, `internal-ca-${host.id}-cert`);
+      expect(cert.inputs).toEqual(
+        expect.objectContaining({
+          validityPeriodHours: 365 * 24,
+          earlyRenewalHours: 30 * 24,
+          allowedUses: ["digital_signature", "server_auth", "client_auth"],
+        }),
+      );
+      expect(cert.secretInputs.has("caPrivateKeyPem")).toBe(true);
+      const certParameter = parameter(model.parameters.hostCert(host.id));
+      const keyParameter = parameter(model.parameters.hostKey(host.id));
+      expect([certParameter.inputs.type, keyParameter.inputs.type]).toEqual(["String", "SecureString"]);
+      expect(keyParameter.secretInputs.has("value")).toBe(true);
+      expect(keyParameter.inputs.keyId).toBe(KEY_ARN);
+      expect(keyParameter.inputs.tags[TAG_KEYS.host]).toBe(host.id);
+    },
+  );
 });
 
 describe("Secrets and InternalCa together", () => {
@@ -131,7 +141,8 @@ describe("Secrets and InternalCa together", () => {
     for (const r of run.resources) {
       for (const { path, value } of r.plainStrings) {
         for (const secret of run.generatedSecrets) {
-          if (value.includes(secret)) throw new Error(`${r.type} ${r.name}.${path} holds a generated secret (${secret.length} characters) in plain text`);
+          if (value.includes(secret))
+            throw new Error(`${r.type} ${r.name}.${path} holds a generated secret (${secret.length} characters) in plain text`);
         }
       }
     }
@@ -190,21 +201,46 @@ describe("password keepers from passwordRotation (AUTH-4)", () => {
 
 describe("InternalCa generations: a CA rotation that never breaks verify-full (TLS-2, TLS-4)", () => {
   // The mocks' PEMs carry their resource's name, so a PEM says which CA it is.
-  const caOf = (pem: string): string => Buffer.from(pem.split("\n").slice(1, -2).join(""), "base64").toString("utf8").replace(/^.*not key material: ([^;]+).*$/s, "$1");
+  const caOf = (pem: string): string =>
+    Buffer.from(pem.split("\n").slice(1, -2).join(""), "base64")
+      .toString("utf8")
+      .replace(/^.*not key material: ([^;]+).*$/s, "$1");
   const phase = async (settings: Record<string, unknown>) => {
     const m = modelWith({ ...settings });
     const r = await runUnderMocks(() => ({ caCertPem: new InternalCa("internal-ca", { model: m, kmsKeyArn: KEY_ARN }).caCertPem }));
     const bundle = String(r.resources.find((x) => x.type === PARAMETER && x.inputs.name === m.parameters.caCert)?.inputs.value);
-    const certs = bundle.split(/(?<=-----END CERTIFICATE-----\n)/).filter(Boolean).map(caOf);
+    const certs = bundle
+      .split(/(?<=-----END CERTIFICATE-----\n)/)
+      .filter(Boolean)
+      .map(caOf);
     const signers = [...new Set(ofType(r, "tls:index/locallySignedCert:LocallySignedCert").map((c) => caOf(String(c.inputs.caCertPem))))];
-    const cas = ofType(r, "tls:index/selfSignedCert:SelfSignedCert").map((c) => ({ name: c.name, commonName: c.inputs.subject.commonName, earlyRenewalHours: c.inputs.earlyRenewalHours }));
+    const cas = ofType(r, "tls:index/selfSignedCert:SelfSignedCert").map((c) => ({
+      name: c.name,
+      commonName: c.inputs.subject.commonName,
+      earlyRenewalHours: c.inputs.earlyRenewalHours,
+    }));
     return { trusted: certs, signers, cas };
   };
 
   it.each([
-    ["steady state: generation 1 alone, under the names it always had", { internalCaGeneration: 1, internalCaNext: "none" }, ["internal-ca-ca-cert"], ["internal-ca-ca-cert"]],
-    ["step 1: the next CA trusted beside the current one, which still signs", { internalCaGeneration: 1, internalCaNext: "trusted" }, ["internal-ca-ca-cert", "internal-ca-ca2-cert"], ["internal-ca-ca-cert"]],
-    ["step 2: the next CA signs every host certificate, both trusted, the issuing one first", { internalCaGeneration: 1, internalCaNext: "issuing" }, ["internal-ca-ca2-cert", "internal-ca-ca-cert"], ["internal-ca-ca2-cert"]],
+    [
+      "steady state: generation 1 alone, under the names it always had",
+      { internalCaGeneration: 1, internalCaNext: "none" },
+      ["internal-ca-ca-cert"],
+      ["internal-ca-ca-cert"],
+    ],
+    [
+      "step 1: the next CA trusted beside the current one, which still signs",
+      { internalCaGeneration: 1, internalCaNext: "trusted" },
+      ["internal-ca-ca-cert", "internal-ca-ca2-cert"],
+      ["internal-ca-ca-cert"],
+    ],
+    [
+      "step 2: the next CA signs every host certificate, both trusted, the issuing one first",
+      { internalCaGeneration: 1, internalCaNext: "issuing" },
+      ["internal-ca-ca2-cert", "internal-ca-ca-cert"],
+      ["internal-ca-ca2-cert"],
+    ],
     ["step 3: generation 2 alone", { internalCaGeneration: 2, internalCaNext: "none" }, ["internal-ca-ca2-cert"], ["internal-ca-ca2-cert"]],
   ])("%s", async (_what, settings, trusted, signers) => {
     const got = await phase(settings);
@@ -216,6 +252,8 @@ describe("InternalCa generations: a CA rotation that never breaks verify-full (T
   });
 
   it("refuses a generation or a step that does not exist, naming the key and the way out", () => {
-    expect(() => modelWith({ internalCaGeneration: 0, internalCaNext: "later" })).toThrow(/internalCaGeneration[\s\S]*internalCaNext = "later": must be "none", "trusted" \(every host trusts the next CA beside the current one\) or "issuing"/);
+    expect(() => modelWith({ internalCaGeneration: 0, internalCaNext: "later" })).toThrow(
+      /internalCaGeneration[\s\S]*internalCaNext = "later": must be "none", "trusted" \(every host trusts the next CA beside the current one\) or "issuing"/,
+    );
   });
 });

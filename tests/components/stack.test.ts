@@ -103,11 +103,19 @@ function expectedCounts(model: StackModel): Record<string, number> {
     "aws:ec2/natGateway:NatGateway": nats,
     "aws:ec2/securityGroup:SecurityGroup": ROLES.length + 1 + efs,
     // world 443 ×2 and, for the redirect-only server, world 80 ×2 (NET-3)
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 2 + (s.httpRedirect ? 2 : 0) + flows + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+      2 + (s.httpRedirect ? 2 : 0) + flows + odooPorts * s.odooInternalCidrs.length + (s.bastionSecurityGroupId ? 1 : 0) + 1,
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": flows + ROLES.length * WORLD_EGRESS_PORTS.length,
     // The shared filestore (several Odoo hosts): file system, AWS Backup policy, TLS-only
     // file system policy, a mount target per private subnet
-    ...(efs ? { "aws:efs/fileSystem:FileSystem": 1, "aws:efs/backupPolicy:BackupPolicy": 1, "aws:efs/fileSystemPolicy:FileSystemPolicy": 1, "aws:efs/mountTarget:MountTarget": azs } : {}),
+    ...(efs
+      ? {
+          "aws:efs/fileSystem:FileSystem": 1,
+          "aws:efs/backupPolicy:BackupPolicy": 1,
+          "aws:efs/fileSystemPolicy:FileSystemPolicy": 1,
+          "aws:efs/mountTarget:MountTarget": azs,
+        }
+      : {}),
     "aws:ec2/vpcEndpoint:VpcEndpoint": 6,
     "aws:route53/zone:Zone": 1,
     // Secrets: 5 passwords, 2 SCRAM salts; 7 SecureStrings; CA + per-host certificates and keys;
@@ -168,7 +176,8 @@ async function stackRun(label: string, config: Config): Promise<MockRun> {
 /** What the mocked getAvailabilityZones answers for eu-west-1, in order. */
 const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
 
-const instanceOf = (r: MockRun, hostId: string) => ofType(r, "aws:ec2/instance:Instance").find((i) => i.inputs.tags[TAG_KEYS.host] === hostId);
+const instanceOf = (r: MockRun, hostId: string) =>
+  ofType(r, "aws:ec2/instance:Instance").find((i) => i.inputs.tags[TAG_KEYS.host] === hostId);
 
 /** A whole-stack mock run takes seconds, longer on a loaded CI machine. */
 const RUN_TIMEOUT_MS = 60_000;
@@ -197,17 +206,30 @@ describe.each(CASES)("%s", (label, config) => {
   it("gives no instance a public IP; Elastic IPs exist only for the proxy and the NATs (NET-1, NET-2)", async () => {
     const r = await run();
     for (const instance of ofType(r, "aws:ec2/instance:Instance")) expect(instance.inputs.associatePublicIpAddress).toBe(false);
-    const eipRoles = ofType(r, "aws:ec2/eip:Eip").map((e) => e.inputs.tags[TAG_KEYS.role]).sort();
-    expect(eipRoles).toEqual([...Array(model.settings.natGateways === "perAz" ? model.settings.availabilityZoneCount : 1).fill("nat"), "proxy"].sort());
+    const eipRoles = ofType(r, "aws:ec2/eip:Eip")
+      .map((e) => e.inputs.tags[TAG_KEYS.role])
+      .sort();
+    expect(eipRoles).toEqual(
+      [...Array(model.settings.natGateways === "perAz" ? model.settings.availabilityZoneCount : 1).fill("nat"), "proxy"].sort(),
+    );
     const association = ofType(r, "aws:ec2/eipAssociation:EipAssociation")[0];
     expect(association.inputs.instanceId).toBe(instanceOf(r, "proxy")?.id);
-    expect(association.inputs.allocationId).toBe(ofType(r, "aws:ec2/eip:Eip").find((e) => e.inputs.tags[TAG_KEYS.role] === "proxy")?.outputs.allocationId);
+    expect(association.inputs.allocationId).toBe(
+      ofType(r, "aws:ec2/eip:Eip").find((e) => e.inputs.tags[TAG_KEYS.role] === "proxy")?.outputs.allocationId,
+    );
   });
 
   it("opens nothing to 0.0.0.0/0 or ::/0 except 443 on the proxy, and 80 there for the redirect (NET-3)", async () => {
     const r = await run();
-    const world = ofType(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter((rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0");
-    expect(world.map((rule) => `${rule.inputs.tags[TAG_KEYS.role]}:${rule.inputs.fromPort}-${rule.inputs.toPort}`).sort()).toEqual(["proxy:443-443", "proxy:443-443", "proxy:80-80", "proxy:80-80"]);
+    const world = ofType(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter(
+      (rule) => rule.inputs.cidrIpv4 === "0.0.0.0/0" || rule.inputs.cidrIpv6 === "::/0",
+    );
+    expect(world.map((rule) => `${rule.inputs.tags[TAG_KEYS.role]}:${rule.inputs.fromPort}-${rule.inputs.toPort}`).sort()).toEqual([
+      "proxy:443-443",
+      "proxy:443-443",
+      "proxy:80-80",
+      "proxy:80-80",
+    ]);
     expect(world.every((rule) => rule.inputs.securityGroupId === named(r, "network-proxy-sg").id)).toBe(true);
   });
 
@@ -233,11 +255,20 @@ describe.each(CASES)("%s", (label, config) => {
   it("keeps PostgreSQL's data on an encrypted gp3 volume in its AZ, protected, attached by device name", async () => {
     const r = await run();
     const volume = named(r, "postgres-data");
-    expect(volume.inputs).toEqual(expect.objectContaining({ encrypted: true, type: "gp3", size: model.settings.postgresDataVolumeGiB, availabilityZone: "eu-west-1a" }));
+    expect(volume.inputs).toEqual(
+      expect.objectContaining({ encrypted: true, type: "gp3", size: model.settings.postgresDataVolumeGiB, availabilityZone: "eu-west-1a" }),
+    );
     expect(volume.protect).toBe(true);
     for (const v of ofType(r, "aws:ebs/volume:Volume")) expect(v.inputs.encrypted).toBe(true);
     const attachment = named(r, "postgres-data-attachment");
-    expect(attachment.inputs).toEqual(expect.objectContaining({ volumeId: volume.id, instanceId: instanceOf(r, "postgres")?.id, deviceName: "/dev/sdf", stopInstanceBeforeDetaching: true }));
+    expect(attachment.inputs).toEqual(
+      expect.objectContaining({
+        volumeId: volume.id,
+        instanceId: instanceOf(r, "postgres")?.id,
+        deviceName: "/dev/sdf",
+        stopInstanceBeforeDetaching: true,
+      }),
+    );
     expect(attachment.deleteBeforeReplace).toBe(true);
   });
 
@@ -251,10 +282,25 @@ describe.each(CASES)("%s", (label, config) => {
     const host = model.hosts.odoo[0];
     const volume = named(r, `odoo-${host.id}-data`);
     expect(odooVolumes.map((v) => v.name)).toEqual([`odoo-${host.id}-data`]);
-    expect(volume.inputs).toEqual(expect.objectContaining({ encrypted: true, type: "gp3", size: model.settings.odooDataVolumeGiB, finalSnapshot: true, availabilityZone: "eu-west-1a" }));
+    expect(volume.inputs).toEqual(
+      expect.objectContaining({
+        encrypted: true,
+        type: "gp3",
+        size: model.settings.odooDataVolumeGiB,
+        finalSnapshot: true,
+        availabilityZone: "eu-west-1a",
+      }),
+    );
     expect(volume.protect).toBe(true);
     const attachment = named(r, `odoo-${host.id}-data-attachment`);
-    expect(attachment.inputs).toEqual(expect.objectContaining({ volumeId: volume.id, instanceId: instanceOf(r, host.id)?.id, deviceName: "/dev/sdf", stopInstanceBeforeDetaching: true }));
+    expect(attachment.inputs).toEqual(
+      expect.objectContaining({
+        volumeId: volume.id,
+        instanceId: instanceOf(r, host.id)?.id,
+        deviceName: "/dev/sdf",
+        stopInstanceBeforeDetaching: true,
+      }),
+    );
     const userData = String(instanceOf(r, host.id)?.inputs.userData);
     const mount = userData.indexOf(`\\ndata-volume ${volume.id} ${PATHS.odooDataDir}\\nodoo-owner ${PATHS.odooDataDir}\\n`);
     expect(mount).toBeGreaterThan(0);
@@ -275,9 +321,16 @@ describe.each(CASES)("%s", (label, config) => {
       ...model.allHosts.map((h) => model.parameters.hostKey(h.id)),
     ];
     // The backup bucket's name is no secret: a String, so hosts read it without kms:Decrypt.
-    const plain = [model.parameters.caCert, ...model.allHosts.map((h) => model.parameters.hostCert(h.id)), backupBucketNameParameter(model)];
+    const plain = [
+      model.parameters.caCert,
+      ...model.allHosts.map((h) => model.parameters.hostCert(h.id)),
+      backupBucketNameParameter(model),
+    ];
     const types = Object.fromEntries(ofType(r, "aws:ssm/parameter:Parameter").map((p) => [p.inputs.name, p.inputs.type]));
-    expect(types).toEqual({ ...Object.fromEntries(secure.map((n) => [n, "SecureString"])), ...Object.fromEntries(plain.map((n) => [n, "String"])) });
+    expect(types).toEqual({
+      ...Object.fromEntries(secure.map((n) => [n, "SecureString"])),
+      ...Object.fromEntries(plain.map((n) => [n, "String"])),
+    });
   });
 
   it("never puts a generated secret into a plain input, user data or a stack output (principle 5)", async () => {
@@ -317,13 +370,19 @@ describe.each(CASES)("%s", (label, config) => {
     const r = await run();
     for (const host of model.allHosts) {
       const files = hostFiles(model, host);
-      const objects = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").filter((o) => o.inputs.tags[TAG_KEYS.host] === host.id && !o.name.endsWith("-manifest"));
-      expect(objects.map((o) => [o.inputs.key, o.inputs.content]).sort()).toEqual(files.map((f) => [configObjectKey(host.id, f.path), f.content]).sort());
+      const objects = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").filter(
+        (o) => o.inputs.tags[TAG_KEYS.host] === host.id && !o.name.endsWith("-manifest"),
+      );
+      expect(objects.map((o) => [o.inputs.key, o.inputs.content]).sort()).toEqual(
+        files.map((f) => [configObjectKey(host.id, f.path), f.content]).sort(),
+      );
       const role = ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === host.id);
       const policy = ofType(r, "aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role?.id);
       const statements: { Sid: string; Resource: string | string[] }[] = JSON.parse(policy?.inputs.policy).Statement;
       const readable = statements.find((s) => s.Sid === "ReadReferencedParameters")?.Resource ?? [];
-      const expected = [...new Set([...referencedParameters(files), ...(host.role === "proxy" ? importedTlsParameters(model.settings.tls) : [])])]
+      const expected = [
+        ...new Set([...referencedParameters(files), ...(host.role === "proxy" ? importedTlsParameters(model.settings.tls) : [])]),
+      ]
         .sort()
         .map((n) => `arn:aws:ssm:${REGION}:123456789012:parameter${n}`);
       expect(readable).toEqual(expected);
@@ -346,7 +405,9 @@ describe.each(CASES)("%s", (label, config) => {
     expect(JSON.parse(key.inputs.policy).Statement).toEqual([
       { Sid: "EnableIamPolicies", Effect: "Allow", Principal: { AWS: "arn:aws:iam::123456789012:root" }, Action: "kms:*", Resource: "*" },
     ]);
-    expect(named(r, "stack-key-alias").inputs).toEqual(expect.objectContaining({ name: `alias/odoo-stack-${STACK}`, targetKeyId: key.outputs.keyId }));
+    expect(named(r, "stack-key-alias").inputs).toEqual(
+      expect.objectContaining({ name: `alias/odoo-stack-${STACK}`, targetKeyId: key.outputs.keyId }),
+    );
     const secure = ofType(r, "aws:ssm/parameter:Parameter").filter((p) => p.inputs.type === "SecureString");
     expect(secure.length).toBeGreaterThanOrEqual(6 + model.allHosts.length);
     for (const p of secure) expect([p.inputs.name, p.inputs.keyId]).toEqual([p.inputs.name, key.outputs.arn]);
@@ -362,9 +423,13 @@ describe.each(CASES)("%s", (label, config) => {
     const arn = `arn:aws:ssm:${REGION}:123456789012:parameter${name}`;
     const readers = model.allHosts.filter((host) => {
       const role = ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === host.id);
-      const statements: { Sid: string; Resource: unknown; Condition?: Record<string, Record<string, unknown>> }[] = JSON.parse(ofType(r, "aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role?.id)?.inputs.policy).Statement;
+      const statements: { Sid: string; Resource: unknown; Condition?: Record<string, Record<string, unknown>> }[] = JSON.parse(
+        ofType(r, "aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role?.id)?.inputs.policy,
+      ).Statement;
       const read = (statements.find((s) => s.Sid === "ReadReferencedParameters")?.Resource ?? []) as string[];
-      const decrypt = (statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")?.Condition?.StringEquals["kms:EncryptionContext:PARAMETER_ARN"] ?? []) as string[];
+      const decrypt = (statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")?.Condition?.StringEquals[
+        "kms:EncryptionContext:PARAMETER_ARN"
+      ] ?? []) as string[];
       expect([host.id, read.includes(arn)]).toEqual([host.id, decrypt.includes(arn)]);
       return read.includes(arn);
     });
@@ -374,7 +439,8 @@ describe.each(CASES)("%s", (label, config) => {
 
   it("gives the proxy Route 53 rights only for the ACME challenge record, and only in ACME mode", async () => {
     const r = await run();
-    const statements: { Sid: string; Action: string[]; Resource: string; Condition?: Record<string, Record<string, string[]>> }[] = JSON.parse(named(r, "proxy-host-policy").inputs.policy).Statement;
+    const statements: { Sid: string; Action: string[]; Resource: string; Condition?: Record<string, Record<string, string[]>> }[] =
+      JSON.parse(named(r, "proxy-host-policy").inputs.policy).Statement;
     const change = statements.find((s) => s.Action.includes("route53:ChangeResourceRecordSets"));
     if (model.settings.tls.mode === "acme") {
       expect(change?.Resource).toBe(`arn:aws:route53:::hostedzone/${model.settings.tls.hostedZoneId}`);
@@ -383,7 +449,9 @@ describe.each(CASES)("%s", (label, config) => {
         "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
         "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"],
       });
-      expect(named(r, "proxy-public-dns").inputs).toEqual(expect.objectContaining({ zoneId: model.settings.tls.hostedZoneId, name: "erp.example.com", type: "A" }));
+      expect(named(r, "proxy-public-dns").inputs).toEqual(
+        expect.objectContaining({ zoneId: model.settings.tls.hostedZoneId, name: "erp.example.com", type: "A" }),
+      );
     } else {
       expect(change).toBeUndefined();
       expect(statements.some((s) => s.Action.some((a) => a.startsWith("route53:")))).toBe(false);
@@ -413,15 +481,35 @@ describe.each(CASES)("%s", (label, config) => {
     for (const res of r.resources.filter((x) => x.custom && x.type.startsWith("aws:") && !UNTAGGABLE.has(x.type))) {
       expect([res.name, res.inputs.tags]).toEqual([
         res.name,
-        expect.objectContaining({ Name: expect.stringMatching(/^odoo-stack-test-/), [TAG_KEYS.stack]: STACK, [TAG_KEYS.role]: expect.any(String), ...model.settings.tags }),
+        expect.objectContaining({
+          Name: expect.stringMatching(/^odoo-stack-test-/),
+          [TAG_KEYS.stack]: STACK,
+          [TAG_KEYS.role]: expect.any(String),
+          ...model.settings.tags,
+        }),
       ]);
     }
-    for (const type of ["aws:ec2/instance:Instance", "aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile", "aws:s3/bucketObjectv2:BucketObjectv2", "aws:ssm/association:Association"]) {
-      const [hostResources, shared] = [ofType(r, type).filter((x) => TAG_KEYS.host in x.inputs.tags), ofType(r, type).filter((x) => !(TAG_KEYS.host in x.inputs.tags))];
+    for (const type of [
+      "aws:ec2/instance:Instance",
+      "aws:iam/role:Role",
+      "aws:iam/instanceProfile:InstanceProfile",
+      "aws:s3/bucketObjectv2:BucketObjectv2",
+      "aws:ssm/association:Association",
+    ]) {
+      const [hostResources, shared] = [
+        ofType(r, type).filter((x) => TAG_KEYS.host in x.inputs.tags),
+        ofType(r, type).filter((x) => !(TAG_KEYS.host in x.inputs.tags)),
+      ];
       // Each host resource names a real host, and its role tag is that host's role.
-      for (const x of hostResources) expect([x.name, x.inputs.tags[TAG_KEYS.role]]).toEqual([x.name, model.allHosts.find((h) => h.id === x.inputs.tags[TAG_KEYS.host])?.role]);
+      for (const x of hostResources)
+        expect([x.name, x.inputs.tags[TAG_KEYS.role]]).toEqual([
+          x.name,
+          model.allHosts.find((h) => h.id === x.inputs.tags[TAG_KEYS.host])?.role,
+        ]);
       // The one shared resource of these types: Data Lifecycle Manager's service role.
-      expect(shared.map((x) => [x.name, x.inputs.tags[TAG_KEYS.role]])).toEqual(type === "aws:iam/role:Role" ? [["backup-plan-dlm-role", "backups"]] : []);
+      expect(shared.map((x) => [x.name, x.inputs.tags[TAG_KEYS.role]])).toEqual(
+        type === "aws:iam/role:Role" ? [["backup-plan-dlm-role", "backups"]] : [],
+      );
     }
   });
 
@@ -429,14 +517,20 @@ describe.each(CASES)("%s", (label, config) => {
     const r = await run();
     const name = backupBucketNameParameter(model);
     const parameter = named(r, "backup-plan-bucket-name");
-    expect(parameter.inputs).toEqual(expect.objectContaining({ name, type: "String", value: named(r, "backups-repository-bucket").outputs.bucket }));
+    expect(parameter.inputs).toEqual(
+      expect.objectContaining({ name, type: "String", value: named(r, "backups-repository-bucket").outputs.bucket }),
+    );
     const postgres = model.hosts.postgres;
-    const conf = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").find((o) => o.inputs.key === configObjectKey(postgres.id, PGBACKREST_CONF_PATH));
+    const conf = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").find(
+      (o) => o.inputs.key === configObjectKey(postgres.id, PGBACKREST_CONF_PATH),
+    );
     expect(conf?.inputs.content).toContain(backupBucketRef(model));
     // The host may read it, and its first apply waits until it exists.
     const role = ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === postgres.id);
     const policy = ofType(r, "aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role?.id);
-    const readable = JSON.parse(policy?.inputs.policy).Statement.find((s: { Sid: string }) => s.Sid === "ReadReferencedParameters")?.Resource;
+    const readable = JSON.parse(policy?.inputs.policy).Statement.find(
+      (s: { Sid: string }) => s.Sid === "ReadReferencedParameters",
+    )?.Resource;
     expect(readable).toContain(`arn:aws:ssm:${REGION}:123456789012:parameter${name}`);
     const association = ofType(r, "aws:ssm/association:Association").find((a) => a.inputs.tags[TAG_KEYS.host] === postgres.id);
     expect(association?.dependencies).toContain(parameter.urn);
@@ -446,11 +540,13 @@ describe.each(CASES)("%s", (label, config) => {
     const r = await run();
     const bucketArn = named(r, "backups-repository-bucket").outputs.arn;
     expect(bucketArn).toMatch(/^arn:aws:s3:::/);
-    const roleNameOf = (hostId: string) => ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === hostId)?.outputs.name;
+    const roleNameOf = (hostId: string) =>
+      ofType(r, "aws:iam/role:Role").find((x) => x.inputs.tags[TAG_KEYS.host] === hostId)?.outputs.name;
     const iamInput = { bucketArn, stack: STACK, region: REGION };
 
     // Role names as the mocked provider returned them: real strings, so the equalities below bite.
-    for (const h of [model.hosts.postgres, ...model.hosts.odoo]) expect(roleNameOf(h.id)).toMatch(new RegExp(`^${h.role === "postgres" ? "postgres-host" : `odoo-${h.id}`}-role`));
+    for (const h of [model.hosts.postgres, ...model.hosts.odoo])
+      expect(roleNameOf(h.id)).toMatch(new RegExp(`^${h.role === "postgres" ? "postgres-host" : `odoo-${h.id}`}-role`));
     const postgresPolicy = named(r, "backup-plan-postgres-backup-policy");
     expect(postgresPolicy.inputs.role).toBe(roleNameOf(model.hosts.postgres.id));
     expect(JSON.parse(postgresPolicy.inputs.policy)).toEqual(postgresBackupPolicy(iamInput));
@@ -461,7 +557,10 @@ describe.each(CASES)("%s", (label, config) => {
     for (const p of filestorePolicies) expect(JSON.parse(p.inputs.policy)).toEqual(odooFilestorePolicy(iamInput));
 
     // No other host role touches the backup bucket.
-    const onBucket = ofType(r, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.inputs.policy.includes(bucketArn)).map((p) => p.name).sort();
+    const onBucket = ofType(r, "aws:iam/rolePolicy:RolePolicy")
+      .filter((p) => p.inputs.policy.includes(bucketArn))
+      .map((p) => p.name)
+      .sort();
     expect(onBucket).toEqual([postgresPolicy.name, ...filestorePolicies.map((p) => p.name)].sort());
   });
 
@@ -469,7 +568,11 @@ describe.each(CASES)("%s", (label, config) => {
     const r = await run();
     const { key, value } = dataVolumeSnapshotTag(model);
     expect(named(r, "postgres-data").inputs.tags[key]).toBe(value);
-    expect(ofType(r, "aws:ebs/volume:Volume").filter((v) => v.inputs.tags[key] === value).map((v) => v.name)).toEqual(["postgres-data"]);
+    expect(
+      ofType(r, "aws:ebs/volume:Volume")
+        .filter((v) => v.inputs.tags[key] === value)
+        .map((v) => v.name),
+    ).toEqual(["postgres-data"]);
     const policy = named(r, "backup-plan-data-volume-snapshots", "aws:dlm/lifecyclePolicy:LifecyclePolicy");
     expect(policy.inputs.policyDetails).toEqual(expect.objectContaining({ resourceTypes: ["VOLUME"], targetTags: { [key]: value } }));
     expect(policy.inputs.state).toBe("ENABLED");
@@ -485,7 +588,9 @@ describe.each(CASES)("%s", (label, config) => {
         internalNames: Object.fromEntries(model.allHosts.map((h) => [h.id, h.fqdn])),
         pgbouncerEndpoint: "pgbouncer.odoo.internal:6432",
         postgresEndpoint: "postgres.odoo.internal:5432",
-        parameterNames: ofType(r, "aws:ssm/parameter:Parameter").map((p) => p.inputs.name).sort(),
+        parameterNames: ofType(r, "aws:ssm/parameter:Parameter")
+          .map((p) => p.inputs.name)
+          .sort(),
       }),
     );
     expect(r.outputs.configBucketName).toBe(named(r, "config-bucket").outputs.bucket);
@@ -509,11 +614,18 @@ describe("Graviton (arm64) instance types", () => {
       [["arm64"], ["debian-12-arm64-*"]],
       [["x86_64"], ["debian-12-amd64-*"]],
     ]);
-    const amis = Object.fromEntries(ofType(r, "aws:ec2/instance:Instance").map((i) => [i.inputs.tags[TAG_KEYS.host], [i.inputs.instanceType, i.inputs.ami]]));
+    const amis = Object.fromEntries(
+      ofType(r, "aws:ec2/instance:Instance").map((i) => [i.inputs.tags[TAG_KEYS.host], [i.inputs.instanceType, i.inputs.ami]]),
+    );
     const arm = amis["odoo-1"][1];
     const amd = amis.proxy[1];
     expect(arm).not.toBe(amd);
-    expect(amis).toEqual({ proxy: ["t3.small", amd], "odoo-1": ["m7g.xlarge", arm], pgbouncer: ["t4g.small", arm], postgres: ["r6i.large", amd] });
+    expect(amis).toEqual({
+      proxy: ["t3.small", amd],
+      "odoo-1": ["m7g.xlarge", arm],
+      pgbouncer: ["t4g.small", arm],
+      postgres: ["r6i.large", amd],
+    });
   });
 });
 
@@ -530,12 +642,20 @@ describe("outbound mail and operator-made parameters", () => {
 
   it("checks the operator's parameter at preview, lets the Odoo role read and decrypt it, and generates the SMTP password under the stack key", async () => {
     const r = await run();
-    expect(r.invokes.filter((c) => c.token === "aws:ssm/getParameter:getParameter").map((c) => [c.inputs.name, c.inputs.withDecryption])).toEqual([["/odoo/geoip-path", false]]);
-    const statements: { Sid: string; Resource: unknown; Condition?: Record<string, Record<string, unknown>> }[] = JSON.parse(named(r, "odoo-odoo-1-policy").inputs.policy).Statement;
+    expect(
+      r.invokes.filter((c) => c.token === "aws:ssm/getParameter:getParameter").map((c) => [c.inputs.name, c.inputs.withDecryption]),
+    ).toEqual([["/odoo/geoip-path", false]]);
+    const statements: { Sid: string; Resource: unknown; Condition?: Record<string, Record<string, unknown>> }[] = JSON.parse(
+      named(r, "odoo-odoo-1-policy").inputs.policy,
+    ).Statement;
     const arn = (n: string) => `arn:aws:ssm:${REGION}:123456789012:parameter${n}`;
     const read = statements.find((s) => s.Sid === "ReadReferencedParameters")?.Resource as string[];
     expect(read).toEqual(expect.arrayContaining([arn("/odoo/geoip-path"), arn(`/odoo-stack/${STACK}/mail/smtp-password`)]));
-    expect(statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")?.Condition?.StringEquals["kms:EncryptionContext:PARAMETER_ARN"]).toEqual(read);
+    expect(
+      statements.find((s) => s.Sid === "DecryptReferencedParametersWithStackKey")?.Condition?.StringEquals[
+        "kms:EncryptionContext:PARAMETER_ARN"
+      ],
+    ).toEqual(read);
     // The proxy reads neither.
     expect(named(r, "proxy-host-policy").inputs.policy).not.toContain("mail/smtp-password");
     const generated = ofType(r, "aws:ssm/parameter:Parameter").find((p) => p.inputs.name === `/odoo-stack/${STACK}/mail/smtp-password`);
@@ -546,8 +666,12 @@ describe("outbound mail and operator-made parameters", () => {
 
   it("opens exactly the SMTP port outward, from the Odoo hosts only", async () => {
     const r = await run();
-    const smtp = ofType(r, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").filter((e) => ![80, 443].includes(e.inputs.fromPort) && e.inputs.cidrIpv4 === "0.0.0.0/0");
-    expect(smtp.map((e) => [e.inputs.fromPort, e.inputs.toPort, e.inputs.tags[TAG_KEYS.role], e.inputs.securityGroupId])).toEqual([[587, 587, "odoo", named(r, "network-odoo-sg").id]]);
+    const smtp = ofType(r, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").filter(
+      (e) => ![80, 443].includes(e.inputs.fromPort) && e.inputs.cidrIpv4 === "0.0.0.0/0",
+    );
+    expect(smtp.map((e) => [e.inputs.fromPort, e.inputs.toPort, e.inputs.tags[TAG_KEYS.role], e.inputs.securityGroupId])).toEqual([
+      [587, 587, "odoo", named(r, "network-odoo-sg").id],
+    ]);
     const conf = ofType(r, "aws:s3/bucketObjectv2:BucketObjectv2").find((o) => o.inputs.key === "hosts/odoo-1/etc/odoo/odoo.conf");
     expect(conf?.inputs.content).toContain("smtp_server = email-smtp.eu-west-1.amazonaws.com\nsmtp_ssl = True\nsmtp_user = AKIAEXAMPLE");
   });
@@ -557,37 +681,71 @@ describe("private buckets", () => {
   it.each([
     ["config", 30],
     ["backups-repository", 35],
-  ])("%s: private, versioned, KMS-encrypted, TLS-only, old versions expire after %i days", async (name, days) => {
-    const [label, config] = CASES[0];
-    expect(config.backupRetentionDays).toBe(35);
-    const r = await stackRun(label, config);
-    expect(named(r, `${name}-public-access-block`).inputs).toEqual(expect.objectContaining({ blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true }));
-    expect(named(r, `${name}-versioning`).inputs.versioningConfiguration.status).toBe("Enabled");
-    expect(named(r, `${name}-ownership`).inputs.rule.objectOwnership).toBe("BucketOwnerEnforced");
-    expect(named(r, `${name}-encryption`).inputs.rules).toEqual([expect.objectContaining({ applyServerSideEncryptionByDefault: expect.objectContaining({ sseAlgorithm: "aws:kms" }), bucketKeyEnabled: true })]);
-    expect(named(r, `${name}-lifecycle`).inputs.rules[0]).toEqual(expect.objectContaining({ status: "Enabled", noncurrentVersionExpiration: expect.objectContaining({ noncurrentDays: days }), abortIncompleteMultipartUpload: expect.objectContaining({ daysAfterInitiation: 7 }) }));
-    const policy = JSON.parse(named(r, `${name}-policy`).inputs.policy);
-    expect(policy.Statement).toEqual([expect.objectContaining({ Effect: "Deny", Principal: "*", Condition: { Bool: { "aws:SecureTransport": "false" } } })]);
-    expect(named(r, `${name}-bucket`).inputs.forceDestroy).toBe(false);
-  }, RUN_TIMEOUT_MS);
+  ])(
+    "%s: private, versioned, KMS-encrypted, TLS-only, old versions expire after %i days",
+    async (name, days) => {
+      const [label, config] = CASES[0];
+      expect(config.backupRetentionDays).toBe(35);
+      const r = await stackRun(label, config);
+      expect(named(r, `${name}-public-access-block`).inputs).toEqual(
+        expect.objectContaining({ blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true }),
+      );
+      expect(named(r, `${name}-versioning`).inputs.versioningConfiguration.status).toBe("Enabled");
+      expect(named(r, `${name}-ownership`).inputs.rule.objectOwnership).toBe("BucketOwnerEnforced");
+      expect(named(r, `${name}-encryption`).inputs.rules).toEqual([
+        expect.objectContaining({
+          applyServerSideEncryptionByDefault: expect.objectContaining({ sseAlgorithm: "aws:kms" }),
+          bucketKeyEnabled: true,
+        }),
+      ]);
+      expect(named(r, `${name}-lifecycle`).inputs.rules[0]).toEqual(
+        expect.objectContaining({
+          status: "Enabled",
+          noncurrentVersionExpiration: expect.objectContaining({ noncurrentDays: days }),
+          abortIncompleteMultipartUpload: expect.objectContaining({ daysAfterInitiation: 7 }),
+        }),
+      );
+      const policy = JSON.parse(named(r, `${name}-policy`).inputs.policy);
+      expect(policy.Statement).toEqual([
+        expect.objectContaining({ Effect: "Deny", Principal: "*", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+      ]);
+      expect(named(r, `${name}-bucket`).inputs.forceDestroy).toBe(false);
+    },
+    RUN_TIMEOUT_MS,
+  );
 });
 
 describe("bad config", () => {
   it.each([
     ["a missing domain and a bad CIDR", { ...BASE, domain: undefined, vpcCidr: "8.8.0.0/16" }, ["odoo-stack:domain", "odoo-stack:vpcCidr"]],
-    ["an instance type neither AWS nor the table knows", { ...BASE, odooInstanceType: "m6i.gigantic" }, ["odoo-stack:odooInstanceType = \"m6i.gigantic\""]],
-    ["an odoo.conf option the checklist forces (ODOO-2), on 2 Odoo hosts", { ...BASE, odooInstances: 2, odooOptions: { list_db: true } }, ["1 configuration problem;", "odoo-stack:odooOptions", "list_db"]],
-  ])("%s fails the program with every problem and registers nothing", async (_why, config, mentions) => {
-    let error: unknown;
-    const r = await runUnderMocks(async () => {
-      try {
-        await program();
-      } catch (err) {
-        error = err;
-      }
-    }, cliConfig(Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined))));
-    expect((error as Error)?.name).toBe("ConfigError");
-    for (const m of mentions) expect((error as Error).message).toContain(m);
-    expect(r.resources.filter((x) => x.type !== "pulumi:pulumi:Stack")).toEqual([]);
-  }, RUN_TIMEOUT_MS);
+    [
+      "an instance type neither AWS nor the table knows",
+      { ...BASE, odooInstanceType: "m6i.gigantic" },
+      ['odoo-stack:odooInstanceType = "m6i.gigantic"'],
+    ],
+    [
+      "an odoo.conf option the checklist forces (ODOO-2), on 2 Odoo hosts",
+      { ...BASE, odooInstances: 2, odooOptions: { list_db: true } },
+      ["1 configuration problem;", "odoo-stack:odooOptions", "list_db"],
+    ],
+  ])(
+    "%s fails the program with every problem and registers nothing",
+    async (_why, config, mentions) => {
+      let error: unknown;
+      const r = await runUnderMocks(
+        async () => {
+          try {
+            await program();
+          } catch (err) {
+            error = err;
+          }
+        },
+        cliConfig(Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined))),
+      );
+      expect((error as Error)?.name).toBe("ConfigError");
+      for (const m of mentions) expect((error as Error).message).toContain(m);
+      expect(r.resources.filter((x) => x.type !== "pulumi:pulumi:Stack")).toEqual([]);
+    },
+    RUN_TIMEOUT_MS,
+  );
 });

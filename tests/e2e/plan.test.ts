@@ -91,7 +91,8 @@ function leaks(files: readonly { file: string; text: string }[], secrets: Readon
   const found: string[] = [];
   for (const [secret, origin] of secrets) {
     for (const needle of needlesOf(secret)) {
-      for (const { file, text } of files) if (text.includes(needle)) found.push(`${file} contains ${origin}${needle === secret ? "" : " (encoded or in part)"}`);
+      for (const { file, text } of files)
+        if (text.includes(needle)) found.push(`${file} contains ${origin}${needle === secret ? "" : " (encoded or in part)"}`);
     }
   }
   return found;
@@ -112,7 +113,8 @@ describe(`npm run plan, stack ${STACK}`, () => {
     const resources = JSON.parse(fs.readFileSync(path.join(stackDir(), "resources.json"), "utf8"));
     expect(resources.stack).toBe(STACK);
     expect(resources.resources).toHaveLength(result.resources.length);
-    for (const r of resources.resources) expect(Object.keys(r)).toEqual(expect.arrayContaining(["urn", "type", "name", "parent", "custom", "inputs"]));
+    for (const r of resources.resources)
+      expect(Object.keys(r)).toEqual(expect.arrayContaining(["urn", "type", "name", "parent", "custom", "inputs"]));
     expect(result.checklist?.items).toBeGreaterThan(0);
   });
 
@@ -167,7 +169,8 @@ describe(`npm run plan, stack ${STACK}`, () => {
       const resourcesJson = written.find((w) => w.file === path.join(STACK, "resources.json"));
       const blobs: string[] = [];
       const walk = (v: unknown): void => {
-        if (typeof v === "string" && v.length >= 40 && /^[A-Za-z0-9+/]+={0,2}$/.test(v)) blobs.push(Buffer.from(v, "base64").toString("utf8"));
+        if (typeof v === "string" && v.length >= 40 && /^[A-Za-z0-9+/]+={0,2}$/.test(v))
+          blobs.push(Buffer.from(v, "base64").toString("utf8"));
         else if (Array.isArray(v)) v.forEach(walk);
         else if (typeof v === "object" && v !== null) Object.values(v).forEach(walk);
       };
@@ -219,7 +222,9 @@ describe(`npm run plan, stack ${STACK}`, () => {
 // Issue 13: the runbooks the plan wrote, walked against the plan itself; and marked as stand-ins.
 describe(`runbooks of stack ${STACK}`, () => {
   const runbooks = () =>
-    Object.fromEntries(fs.readdirSync(path.join(stackDir(), "runbooks")).map((f) => [f, fs.readFileSync(path.join(stackDir(), "runbooks", f), "utf8")]));
+    Object.fromEntries(
+      fs.readdirSync(path.join(stackDir(), "runbooks")).map((f) => [f, fs.readFileSync(path.join(stackDir(), "runbooks", f), "utf8")]),
+    );
 
   it("link only to anchors that exist, and name only hosts, outputs, alarms, URNs and parameters the plan has", () => {
     const outputs = JSON.parse(fs.readFileSync(path.join(stackDir(), "resources.json"), "utf8")).outputs as Record<string, unknown>;

@@ -22,14 +22,22 @@ export function accessLogLine(uri: string, status: number, requestTime: number):
     uri,
     user_agent: "Mozilla/5.0",
   };
-  return `{${Object.entries(fields).map(([k, v]) => `"${k}":"${v}"`).join(",")}}`;
+  return `{${Object.entries(fields)
+    .map(([k, v]) => `"${k}":"${v}"`)
+    .join(",")}}`;
 }
 
 /**
  * A known distribution per class: login 1..200 ms, list 1..400 × 5 ms, writes 1..100 × 20 ms,
  * reports 1..50 s; plus 5xx and 504 answers, a WebSocket and a garbage line.
  */
-export function knownDistribution(): { lines: string[]; expected: Record<RouteClass, { count: number; p95: number; p99: number }>; requests: number; errors: number; timeouts: number } {
+export function knownDistribution(): {
+  lines: string[];
+  expected: Record<RouteClass, { count: number; p95: number; p99: number }>;
+  requests: number;
+  errors: number;
+  timeouts: number;
+} {
   const lines: string[] = [];
   const push = (uri: string, n: number, seconds: (i: number) => number) => {
     for (let i = 1; i <= n; i++) lines.push(accessLogLine(uri, 200, seconds(i)));
@@ -55,4 +63,3 @@ export function knownDistribution(): { lines: string[]; expected: Record<RouteCl
     timeouts: 4,
   };
 }
-

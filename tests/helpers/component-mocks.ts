@@ -59,7 +59,13 @@ function plainStringsOf(value: unknown, path: string, out: { path: string; value
 }
 
 const stringsIn = (value: unknown): string[] =>
-  typeof value === "string" ? [value] : Array.isArray(value) ? value.flatMap(stringsIn) : typeof value === "object" && value !== null ? Object.values(value).flatMap(stringsIn) : [];
+  typeof value === "string"
+    ? [value]
+    : Array.isArray(value)
+      ? value.flatMap(stringsIn)
+      : typeof value === "object" && value !== null
+        ? Object.values(value).flatMap(stringsIn)
+        : [];
 
 function record(r: CapturedResource): RecordedResource {
   const plainStrings: { path: string; value: string }[] = [];
@@ -98,7 +104,11 @@ export async function runUnderMocks(
   const generatedSecrets = run.resources
     .filter((r) => GENERATOR_PACKAGES.some((p) => r.type.startsWith(p)))
     .flatMap((r) => r.additionalSecretOutputs.flatMap((key) => stringsIn(plainValue(r.outputs[key]))));
-  const secretOutputs = new Set(Object.entries(run.outputs).filter(([, v]) => plainStringsOf(v, "", [])).map(([k]) => k));
+  const secretOutputs = new Set(
+    Object.entries(run.outputs)
+      .filter(([, v]) => plainStringsOf(v, "", []))
+      .map(([k]) => k),
+  );
   return {
     resources: run.resources.map(record),
     outputs: plainValue(run.outputs) as Record<string, any>,

@@ -9,7 +9,11 @@ import * as path from "path";
 
 /** A wheel by hand (a zip with its dist-info): pip installs it with --no-index like any other. */
 export function writeWheel(dir: string, name: string, version: string): void {
-  const py = spawnSync("python3", ["-c", `
+  const py = spawnSync(
+    "python3",
+    [
+      "-c",
+      `
 import base64, hashlib, sys, zipfile
 name, version, out = sys.argv[1:4]
 files = {f"{name}/__init__.py": f"VERSION = {version!r}\\n", f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n",
@@ -18,7 +22,13 @@ record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).dige
 files[f"{name}-{version}.dist-info/RECORD"] = "\\n".join(record + [f"{name}-{version}.dist-info/RECORD,,"]) + "\\n"
 with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
     for p, c in files.items(): z.writestr(p, c)
-`, name, version, dir], { encoding: "utf8" });
+`,
+      name,
+      version,
+      dir,
+    ],
+    { encoding: "utf8" },
+  );
   if (py.status !== 0) throw new Error(py.stderr);
 }
 

@@ -67,7 +67,12 @@ export const testUrn = (type: string, name: string): string => `urn:pulumi:${TES
  * A hand-written resource as Analyze/AnalyzeStack receive it, for the "valid resource, change one
  * field" style of policy test. `properties` are plain values (wrap secrets with mocks' wire form).
  */
-export function resource(type: string, name: string, properties: Readonly<Record<string, unknown>>, extra: Partial<AnalyzerStackResourceInput> = {}): AnalyzerStackResourceInput {
+export function resource(
+  type: string,
+  name: string,
+  properties: Readonly<Record<string, unknown>>,
+  extra: Partial<AnalyzerStackResourceInput> = {},
+): AnalyzerStackResourceInput {
   return { urn: testUrn(type, name), type, name, properties, ...extra };
 }
 

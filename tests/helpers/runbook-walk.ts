@@ -15,7 +15,10 @@ export interface PlannedStack {
   readonly outputs: Readonly<Record<string, WireValue>>;
 }
 
-export function runbookProblems(runbooks: Readonly<Record<string, string>>, planned: PlannedStack): { problems: string[]; checked: Record<string, number> } {
+export function runbookProblems(
+  runbooks: Readonly<Record<string, string>>,
+  planned: PlannedStack,
+): { problems: string[]; checked: Record<string, number> } {
   const problems: string[] = [];
   const checked = { links: 0, hosts: 0, outputs: 0, alarms: 0, urns: 0, parameters: 0, configKeys: 0 };
   const inputs = (r: CapturedResource) => plainValue(r.inputs) as Record<string, any>;
@@ -40,7 +43,10 @@ export function runbookProblems(runbooks: Readonly<Record<string, string>>, plan
       problems.push(`${file}: ${(err as Error).message}`);
     }
     for (const b of blocks) {
-      const named = b.target.kind === "host" ? [...b.target.hosts] : [...b.commands.join("\n").matchAll(new RegExp(`Name=tag:${TAG_KEYS.host},Values=([a-z0-9-]+)`, "g"))].map((m) => m[1]);
+      const named =
+        b.target.kind === "host"
+          ? [...b.target.hosts]
+          : [...b.commands.join("\n").matchAll(new RegExp(`Name=tag:${TAG_KEYS.host},Values=([a-z0-9-]+)`, "g"))].map((m) => m[1]);
       for (const h of named) {
         checked.hosts++;
         if (!hosts.has(h)) problems.push(`${file}:${b.line}: names host ${h}, which has no instance in this stack`);
@@ -54,8 +60,10 @@ export function runbookProblems(runbooks: Readonly<Record<string, string>>, plan
           checked.configKeys++;
           const spec = (SETTINGS as Record<string, (typeof SETTINGS)[SettingKey]>)[key];
           if (spec === undefined) problems.push(`${file}:${b.line}: sets config key ${key}, which the settings table does not have`);
-          else if (spec.kind === "integer" && !/^\d+$/.test(value)) problems.push(`${file}:${b.line}: sets ${key} to ${value}, not an integer`);
-          else if ("range" in spec && spec.range && "oneOf" in spec.range && !(spec.range.oneOf as readonly string[]).includes(value)) problems.push(`${file}:${b.line}: sets ${key} to ${value}, not one of ${spec.range.oneOf.join(", ")}`);
+          else if (spec.kind === "integer" && !/^\d+$/.test(value))
+            problems.push(`${file}:${b.line}: sets ${key} to ${value}, not an integer`);
+          else if ("range" in spec && spec.range && "oneOf" in spec.range && !(spec.range.oneOf as readonly string[]).includes(value))
+            problems.push(`${file}:${b.line}: sets ${key} to ${value}, not one of ${spec.range.oneOf.join(", ")}`);
         }
         for (const [, name] of c.matchAll(/aws ssm (?:put|get)-parameter .*?--name (\S+)/g)) {
           checked.parameters++;

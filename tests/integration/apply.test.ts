@@ -241,7 +241,9 @@ describe("apply: nginx, validated on a copy and reloaded in place (DESIGN princi
 
   it("refuses a manifest other than the one the association names (--manifest-sha256)", async () => {
     host.publish([nginxConf(), nginxSite('    return 200 "v2\\n";')]);
-    const result = await sandbox.run("bash", [APPLY, "--manifest-sha256", "0".repeat(64)], { env: { ...host.env(hooks), ODOO_STACK_FETCH_WAIT: "0" } });
+    const result = await sandbox.run("bash", [APPLY, "--manifest-sha256", "0".repeat(64)], {
+      env: { ...host.env(hooks), ODOO_STACK_FETCH_WAIT: "0" },
+    });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("the manifest in the bucket is not the one expected");
   });
@@ -351,7 +353,23 @@ describe("apply: the CA certificate and logrotate files are checked before they 
 
   it("installs a PEM certificate (from SSM) and runs update-ca-certificates; refuses a non-certificate", async () => {
     const dir = sandbox.mkdir("ca");
-    await sandbox.runOk(BIN.openssl, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=odoo-stack test CA", "-days", "1", "-keyout", `${dir}/ca.key`, "-out", `${dir}/ca.crt`]);
+    await sandbox.runOk(BIN.openssl, [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/CN=odoo-stack test CA",
+      "-days",
+      "1",
+      "-keyout",
+      `${dir}/ca.key`,
+      "-out",
+      `${dir}/ca.crt`,
+    ]);
     const pem = fs.readFileSync(`${dir}/ca.crt`, "utf8");
     host.putParameter("/odoo-stack/test/tls/ca-cert", pem);
     host.publish([file(PATHS.caCert, "{{ssm:/odoo-stack/test/tls/ca-cert}}\n")]);
@@ -372,7 +390,23 @@ describe("apply: the CA certificate and logrotate files are checked before they 
   it("installs the two CAs of an internal CA rotation as one file; refuses a bundle whose second certificate is broken (TLS-4)", async () => {
     const dir = sandbox.mkdir("ca-bundle");
     for (const n of [1, 2]) {
-      await sandbox.runOk(BIN.openssl, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=odoo-stack test CA ${n}`, "-days", "1", "-keyout", `${dir}/ca${n}.key`, "-out", `${dir}/ca${n}.crt`]);
+      await sandbox.runOk(BIN.openssl, [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        `/CN=odoo-stack test CA ${n}`,
+        "-days",
+        "1",
+        "-keyout",
+        `${dir}/ca${n}.key`,
+        "-out",
+        `${dir}/ca${n}.crt`,
+      ]);
     }
     const bundle = internalCaBundle([fs.readFileSync(`${dir}/ca2.crt`, "utf8"), fs.readFileSync(`${dir}/ca1.crt`, "utf8")]);
     host.putParameter("/odoo-stack/test/tls/ca-cert", bundle.trimEnd());
@@ -387,7 +421,9 @@ describe("apply: the CA certificate and logrotate files are checked before they 
     host.putParameter("/odoo-stack/test/tls/ca-cert", broken);
     const bad = await sandbox.run("bash", [APPLY], { env: env() });
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain(`ca-certificates: ${PATHS.caCert} is not a PEM certificate bundle (2 certificate blocks, not all of them parse; nothing was installed)`);
+    expect(bad.stderr).toContain(
+      `ca-certificates: ${PATHS.caCert} is not a PEM certificate bundle (2 certificate blocks, not all of them parse; nothing was installed)`,
+    );
     expect(fs.readFileSync(host.at(PATHS.caCert), "utf8")).toBe(bundle);
   });
 
@@ -408,7 +444,9 @@ describe("apply: the CA certificate and logrotate files are checked before they 
 async function startPostgres(sandbox: Sandbox, host: HostSandbox, port: number) {
   const data = sandbox.mkdir("pgdata", postgresUser, 0o700);
   const socketDir = sandbox.mkdir("pgsocket", postgresUser, 0o755);
-  await sandbox.runOk(BIN.initdb, ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"], { user: postgresUser });
+  await sandbox.runOk(BIN.initdb, ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"], {
+    user: postgresUser,
+  });
   const confDir = host.at("/etc/postgresql/15/main");
   fs.mkdirSync(path.join(confDir, "conf.d"), { recursive: true });
   fs.renameSync(path.join(data, "pg_hba.conf"), path.join(confDir, "pg_hba.conf"));
@@ -425,7 +463,8 @@ async function startPostgres(sandbox: Sandbox, host: HostSandbox, port: number) 
       "",
     ].join("\n"),
   );
-  for (const dir of [host.at("/etc/postgresql"), host.at("/etc/postgresql/15"), confDir, path.join(confDir, "conf.d")]) fs.chmodSync(dir, 0o755);
+  for (const dir of [host.at("/etc/postgresql"), host.at("/etc/postgresql/15"), confDir, path.join(confDir, "conf.d")])
+    fs.chmodSync(dir, 0o755);
   fs.chownSync(path.join(confDir, "pg_hba.conf"), postgresUser.uid, postgresUser.gid);
   const server = sandbox.start({
     name: "postgres",
@@ -539,7 +578,9 @@ describe("apply: the Odoo release (issue 12 item 7)", () => {
 
   it("fails the run when the release script fails (it has rolled back by then)", async () => {
     host.publish([releaseFile("17.0.20250201"), script]);
-    const r = await sandbox.run("bash", [APPLY], { env: host.env({ ODOO_STACK_ODOO_RELEASE: "echo 'odoo-stack-odoo-release: ERROR: rolled back' >&2; exit 1" }) });
+    const r = await sandbox.run("bash", [APPLY], {
+      env: host.env({ ODOO_STACK_ODOO_RELEASE: "echo 'odoo-stack-odoo-release: ERROR: rolled back' >&2; exit 1" }),
+    });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("odoo release failed");
   });
@@ -589,7 +630,11 @@ describe("AUTH-4: password rotation in order, an open session survives every ste
     );
   const userlist = (): HostFile => file(userlistPath, `"odoo" "{{ssm:${verifierParam}}}"\n`, "0600", "postgres");
   const odooConf = (): HostFile =>
-    file(PATHS.odooConf, `[options]\ndb_host = 127.0.0.1\ndb_port = ${bouncerPort}\ndb_user = odoo\ndb_password = {{ssm:${passwordParam}}}\ndb_sslmode = disable\n`, "0640");
+    file(
+      PATHS.odooConf,
+      `[options]\ndb_host = 127.0.0.1\ndb_port = ${bouncerPort}\ndb_user = odoo\ndb_password = {{ssm:${passwordParam}}}\ndb_sslmode = disable\n`,
+      "0640",
+    );
   let pgPort = 0;
   let bouncerEnv: Record<string, string> = {};
   let odooEnv: Record<string, string> = {};
@@ -679,7 +724,9 @@ describe("AUTH-4: password rotation in order, an open session survives every ste
     expect(step3.code).toBe(0);
     expect(fs.readFileSync(restarts, "utf8")).toBe("restart\nrestart\n");
 
-    const step4 = await sandbox.run("bash", [ROTATE, "check"], { env: { ...odooEnv, ODOO_STACK_APPLY: APPLY, PATH: `/usr/lib/postgresql/15/bin:/usr/bin:/bin:/usr/sbin:/sbin` } });
+    const step4 = await sandbox.run("bash", [ROTATE, "check"], {
+      env: { ...odooEnv, ODOO_STACK_APPLY: APPLY, PATH: `/usr/lib/postgresql/15/bin:/usr/bin:/bin:/usr/sbin:/sbin` },
+    });
     expect(step4.stderr).toBe("");
     expect(step4.code).toBe(0);
 

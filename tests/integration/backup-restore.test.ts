@@ -41,11 +41,15 @@ function asPostgres(command: string, args: readonly string[], env: Readonly<Reco
   const fullEnv = { PATH: SYSTEM_PATH, LANG: "C.UTF-8", TZ: "UTC", ...env };
   const started = Date.now();
   const r: SpawnSyncReturns<string> = isRoot
-    ? spawnSync("runuser", ["-u", "postgres", "--", "env", "-i", ...Object.entries(fullEnv).map(([k, v]) => `${k}=${v}`), command, ...args], {
-        encoding: "utf8",
-        timeout: timeoutMs,
-        cwd: "/",
-      })
+    ? spawnSync(
+        "runuser",
+        ["-u", "postgres", "--", "env", "-i", ...Object.entries(fullEnv).map(([k, v]) => `${k}=${v}`), command, ...args],
+        {
+          encoding: "utf8",
+          timeout: timeoutMs,
+          cwd: "/",
+        },
+      )
     : spawnSync(command, [...args], { encoding: "utf8", timeout: timeoutMs, env: { ...process.env, ...fullEnv }, cwd: "/" });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
@@ -113,12 +117,22 @@ class Sandbox {
 
   psql(sql: string, opts: { socketDir?: string; port?: number; db?: string } = {}): string {
     const r = asPostgres(`${PG_BIN_DIR}/psql`, [
-      "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-      "-h", opts.socketDir ?? this.socketDir,
-      "-p", String(opts.port ?? this.port),
-      "-U", "postgres",
-      "-d", opts.db ?? "postgres",
-      "-c", sql,
+      "-X",
+      "-q",
+      "-A",
+      "-t",
+      "-v",
+      "ON_ERROR_STOP=1",
+      "-h",
+      opts.socketDir ?? this.socketDir,
+      "-p",
+      String(opts.port ?? this.port),
+      "-U",
+      "postgres",
+      "-d",
+      opts.db ?? "postgres",
+      "-c",
+      sql,
     ]);
     return ok(r, `psql ${sql}`).stdout.trim();
   }
@@ -164,11 +178,28 @@ const sb = new Sandbox();
 const measurements: string[] = [];
 
 function startCluster(): void {
-  ok(asPostgres(`${PG_BIN_DIR}/pg_ctl`, ["-D", sb.pgdata, "-l", path.join(sb.base, "postgres.log"), "-w", "-t", "60", "start"]), "pg_ctl start");
+  ok(
+    asPostgres(`${PG_BIN_DIR}/pg_ctl`, ["-D", sb.pgdata, "-l", path.join(sb.base, "postgres.log"), "-w", "-t", "60", "start"]),
+    "pg_ctl start",
+  );
 }
 
 beforeAll(() => {
-  ok(asPostgres(`${PG_BIN_DIR}/initdb`, ["-D", sb.pgdata, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=reject", "-N"]), "initdb");
+  ok(
+    asPostgres(`${PG_BIN_DIR}/initdb`, [
+      "-D",
+      sb.pgdata,
+      "-U",
+      "postgres",
+      "-E",
+      "UTF8",
+      "--locale=C.UTF-8",
+      "--auth-local=peer",
+      "--auth-host=reject",
+      "-N",
+    ]),
+    "initdb",
+  );
   // The cluster's own settings for the sandbox, then the archive keys exactly as the stack renders them.
   fs.appendFileSync(
     path.join(sb.pgdata, "postgresql.conf"),
@@ -222,7 +253,20 @@ describe("pgBackRest with the rendered configuration (BACKUP-1)", () => {
     const stackConf = renderPgbackrestConf(sb.production).split("\n");
     const sandboxConf = sb.conf.split("\n");
     const differing = (a: string[], b: string[]) => a.filter((l) => !b.includes(l)).map((l) => l.split("=")[0]);
-    const remapped = ["lock-path", "log-path", "pg1-path", "pg1-socket-path", "repo1-cipher-pass", "repo1-path", "repo1-s3-bucket", "repo1-s3-endpoint", "repo1-s3-key-type", "repo1-s3-region", "repo1-type", "spool-path"];
+    const remapped = [
+      "lock-path",
+      "log-path",
+      "pg1-path",
+      "pg1-socket-path",
+      "repo1-cipher-pass",
+      "repo1-path",
+      "repo1-s3-bucket",
+      "repo1-s3-endpoint",
+      "repo1-s3-key-type",
+      "repo1-s3-region",
+      "repo1-type",
+      "spool-path",
+    ];
     expect(differing(stackConf, sandboxConf).every((k) => remapped.includes(k))).toBe(true);
     expect(differing(sandboxConf, stackConf).every((k) => remapped.includes(k))).toBe(true);
     expect(sb.conf).toMatch(/^repo1-cipher-type=aes-256-cbc$/m);
@@ -252,7 +296,9 @@ describe("point-in-time restore through the deployed drill (BACKUP-2)", () => {
 
   beforeAll(() => {
     beforeBackup = sb.psql("SELECT clock_timestamp()");
-    sb.psql("CREATE TABLE drill_rows (id int PRIMARY KEY, note text NOT NULL, committed_at timestamptz NOT NULL DEFAULT clock_timestamp())");
+    sb.psql(
+      "CREATE TABLE drill_rows (id int PRIMARY KEY, note text NOT NULL, committed_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    );
     sb.psql("INSERT INTO drill_rows (id, note) SELECT -g, 'before the backup' FROM generate_series(1, 100) g");
     sb.pgbackrest("--type=full", "backup");
     commitTimes = [];
@@ -282,7 +328,9 @@ describe("point-in-time restore through the deployed drill (BACKUP-2)", () => {
     expect(sb.psql(`SELECT bool_and(committed_at < '${target}') FROM drill_rows`, kept)).toBe("t");
     expect(sb.psql(`SELECT '${commitTimes[KEEP]}'::timestamptz > '${target}'`)).toBe("t");
     expect(sb.psql("SELECT pg_is_in_recovery()", kept)).toBe("f");
-    measurements.push(`pitr-drill: rto=${secondsLogged(r.stdout, /RTO (\d+\.\d+) s/)}s restore=${secondsLogged(r.stdout, /restore took (\d+\.\d+) s/)}s`);
+    measurements.push(
+      `pitr-drill: rto=${secondsLogged(r.stdout, /RTO (\d+\.\d+) s/)}s restore=${secondsLogged(r.stdout, /restore took (\d+\.\d+) s/)}s`,
+    );
   });
 
   it("--cleanup stops the kept server and removes the scratch dir", () => {
@@ -318,7 +366,11 @@ describe("point-in-time restore through the deployed drill (BACKUP-2)", () => {
 
   it.each([
     ["precedes every backup (pgBackRest finds no backup set)", () => beforeBackup, /ERROR: pgbackrest restore failed/],
-    ["lies past the archived WAL (PostgreSQL ends recovery before the target)", () => sb.psql("SELECT clock_timestamp()"), /ERROR: the (temporary server did not start|restored cluster stopped during recovery)/],
+    [
+      "lies past the archived WAL (PostgreSQL ends recovery before the target)",
+      () => sb.psql("SELECT clock_timestamp()"),
+      /ERROR: the (temporary server did not start|restored cluster stopped during recovery)/,
+    ],
   ])("fails, publishes RestoreDrillSuccess 0 and cleans up when the target %s", (_why, targetOf, reason) => {
     sb.clearMetrics();
     const r = sb.drill("--target-time", targetOf());

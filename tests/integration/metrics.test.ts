@@ -17,7 +17,15 @@ import * as http from "http";
 import * as path from "path";
 import { type Client } from "pg";
 import { DB_ROLES, PATHS } from "../../lib/model";
-import { METRICS, metricsCollectorSettingsFor, pgpassLine, renderMetricsConfig, summarizeAccessLog, type MetricsCollectorSettings, type RouteClass } from "../../templates/metrics";
+import {
+  METRICS,
+  metricsCollectorSettingsFor,
+  pgpassLine,
+  renderMetricsConfig,
+  summarizeAccessLog,
+  type MetricsCollectorSettings,
+  type RouteClass,
+} from "../../templates/metrics";
 import { nginxMainSettings, renderNginxConf } from "../../templates/nginx";
 import { PGBOUNCER_TLS_FILES } from "../../templates/pgbouncer";
 import { POSTGRES_TLS_FILES } from "../../templates/postgresql";
@@ -79,12 +87,22 @@ function collector(label: string, settings: MetricsCollectorSettings, pgpass?: s
       .split("\n")
       .filter((l) => l !== "")
       .flatMap((l) => {
-        const batch = JSON.parse(l) as { namespace: string; metricData: { MetricName: string; Dimensions: { Name: string; Value: string }[]; Value: number }[] };
-        return batch.metricData.map((m) => ({ namespace: batch.namespace, name: m.MetricName, dimensions: Object.fromEntries(m.Dimensions.map((d) => [d.Name, d.Value])), value: m.Value }));
+        const batch = JSON.parse(l) as {
+          namespace: string;
+          metricData: { MetricName: string; Dimensions: { Name: string; Value: string }[]; Value: number }[];
+        };
+        return batch.metricData.map((m) => ({
+          namespace: batch.namespace,
+          name: m.MetricName,
+          dimensions: Object.fromEntries(m.Dimensions.map((d) => [d.Name, d.Value])),
+          value: m.Value,
+        }));
       });
     const value = (name: string, dims: Readonly<Record<string, string>> = {}) => {
       const want = { Stack: model.stack, ...dims };
-      return data.find((d) => d.name === name && JSON.stringify(Object.entries(d.dimensions).sort()) === JSON.stringify(Object.entries(want).sort()))?.value;
+      return data.find(
+        (d) => d.name === name && JSON.stringify(Object.entries(d.dimensions).sort()) === JSON.stringify(Object.entries(want).sort()),
+      )?.value;
     };
     return { data, stderr: r.stderr, value };
   };
@@ -104,7 +122,11 @@ beforeAll(async () => {
   collectPgbouncer = collector(
     "pgbouncer",
     remapForSandbox(bouncer, ["pgbouncer", "certificates"], {
-      pgbouncer: { ...(bouncer.pgbouncer as NonNullable<MetricsCollectorSettings["pgbouncer"]>), socketDir: tier.pgbouncer.socketDir, port: tier.pgbouncer.port },
+      pgbouncer: {
+        ...(bouncer.pgbouncer as NonNullable<MetricsCollectorSettings["pgbouncer"]>),
+        socketDir: tier.pgbouncer.socketDir,
+        port: tier.pgbouncer.port,
+      },
       certificates: [
         { name: "internal-ca", path: under(tier.roots.pgbouncer, PATHS.caCert) },
         { name: "pgbouncer", path: under(tier.roots.pgbouncer, PGBOUNCER_TLS_FILES.cert) },
@@ -116,7 +138,12 @@ beforeAll(async () => {
   collectPostgres = collector(
     "postgres",
     remapForSandbox(pg, ["postgres", "certificates"], {
-      postgres: { ...(pg.postgres as NonNullable<MetricsCollectorSettings["postgres"]>), socketDir: tier.pg.socketDir, port: tier.pg.port, topQueriesLog: sandbox.path("top-queries.log") },
+      postgres: {
+        ...(pg.postgres as NonNullable<MetricsCollectorSettings["postgres"]>),
+        socketDir: tier.pg.socketDir,
+        port: tier.pg.port,
+        topQueriesLog: sandbox.path("top-queries.log"),
+      },
       certificates: [{ name: "postgres", path: under(tier.roots.postgres, POSTGRES_TLS_FILES.cert) }],
     }),
     pgpassLine({ port: tier.pg.port, database: "*", user: DB_ROLES.monitor, password: tier.secrets.monitorPassword }),
@@ -166,7 +193,9 @@ describe("PgBouncer 1.18: SHOW POOLS / SHOW STATS by column name (OBS-1, OBS-2)"
       // maxwait_us makes it sub-second precise: it grew by about the 2 s between the runs.
       expect(m2 - m1).toBeGreaterThan(1.5);
       expect(m2 - m1).toBeLessThan(4);
-      summary.push(`cl_waiting ${w1} → maxwait ${m1.toFixed(3)} s then ${m2.toFixed(3)} s (pool ${pools.defaultPoolSize}+${pools.reservePoolSize} held)`);
+      summary.push(
+        `cl_waiting ${w1} → maxwait ${m1.toFixed(3)} s then ${m2.toFixed(3)} s (pool ${pools.defaultPoolSize}+${pools.reservePoolSize} held)`,
+      );
 
       for (const h of holders) await h.query("COMMIT");
       const answers = await Promise.all(queued);
@@ -226,7 +255,7 @@ describe("PostgreSQL 15 as the monitor role (OBS-7, PG-1, PG-4)", () => {
       await blocker.query("BEGIN");
       await blocker.query("UPDATE metrics_lock SET v = v + 1 WHERE id = 1");
       const blocked = waiter.query("UPDATE metrics_lock SET v = v + 1 WHERE id = 1");
-      for (const deadline = Date.now() + 5_000; ; ) {
+      for (const deadline = Date.now() + 5_000; ;) {
         const n = await tier.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
         if (n === "1") break;
         if (Date.now() > deadline) throw new Error("the second UPDATE never waited on the lock");
@@ -259,7 +288,11 @@ describe("PostgreSQL 15 as the monitor role (OBS-7, PG-1, PG-4)", () => {
     // The UPDATEs above left a dead row in metrics_lock.
     expect(run.value(METRICS.deadTuples, { Database: database })).toBeGreaterThanOrEqual(1);
     expect(run.value(METRICS.statementsExecMilliseconds)).toBeGreaterThanOrEqual(0);
-    const top = fs.readFileSync(sandbox.path("top-queries.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const top = fs
+      .readFileSync(sandbox.path("top-queries.log"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(top.length).toBeGreaterThan(0);
     expect(top[0]).toEqual(expect.objectContaining({ rank: 1, calls: expect.any(String), query: expect.any(String) }));
     summary.push(`connections ${used.toFixed(1)} % of max_connections; ${top.length} top-query lines`);
@@ -290,7 +323,9 @@ describe("PostgreSQL 15 as the monitor role (OBS-7, PG-1, PG-4)", () => {
     await settle("0");
     const after = await collectPostgres();
     expect(after.value(METRICS.pendingRestartSettings)).toBe(0);
-    summary.push(`pending restart: ${before.value(METRICS.pendingRestartSettings)} → ${during.value(METRICS.pendingRestartSettings)} (max_connections ${current} → ${current + 10} reloaded) → ${after.value(METRICS.pendingRestartSettings)}`);
+    summary.push(
+      `pending restart: ${before.value(METRICS.pendingRestartSettings)} → ${during.value(METRICS.pendingRestartSettings)} (max_connections ${current} → ${current + 10} reloaded) → ${after.value(METRICS.pendingRestartSettings)}`,
+    );
   });
 });
 
@@ -309,7 +344,9 @@ describe("RDS: the PgBouncer host's collector reads PostgreSQL through the monit
     });
     // RDS's endpoint resolves through DNS; here the name is kept for verify-full and dialled at 127.0.0.1.
     const dialled = dialLoopback ? `${rendered}hostaddr=127.0.0.1\n` : rendered;
-    return sandbox.writeFile(sandbox.path(`rds-monitor-${label}.pg_service.conf`), resolveSecretRefs(dialled, tier.secrets.byParameter), { mode: 0o600 });
+    return sandbox.writeFile(sandbox.path(`rds-monitor-${label}.pg_service.conf`), resolveSecretRefs(dialled, tier.secrets.byParameter), {
+      mode: 0o600,
+    });
   }
 
   function rdsCollector(label: string, file: string) {
@@ -318,7 +355,11 @@ describe("RDS: the PgBouncer host's collector reads PostgreSQL through the monit
     return collector(
       `rds-${label}`,
       remapForSandbox(settings, ["pgbouncer", "postgres", "certificates"], {
-        pgbouncer: { ...(settings.pgbouncer as NonNullable<MetricsCollectorSettings["pgbouncer"]>), socketDir: tier.pgbouncer.socketDir, port: tier.pgbouncer.port },
+        pgbouncer: {
+          ...(settings.pgbouncer as NonNullable<MetricsCollectorSettings["pgbouncer"]>),
+          socketDir: tier.pgbouncer.socketDir,
+          port: tier.pgbouncer.port,
+        },
         postgres: { ...postgres, serviceFile: file, topQueriesLog: sandbox.path(`top-queries-rds-${label}.log`) },
         certificates: [],
       }),
@@ -335,7 +376,10 @@ describe("RDS: the PgBouncer host's collector reads PostgreSQL through the monit
   });
 
   it("publishes PgBouncer's pools and PostgreSQL's activity, locks, autovacuum and top queries in one run, with no error", async () => {
-    const collect = rdsCollector("verified", serviceFile("verified", tier.verifiesPostgresByName ? pgFqdn : "127.0.0.1", tier.verifiesPostgresByName));
+    const collect = rdsCollector(
+      "verified",
+      serviceFile("verified", tier.verifiesPostgresByName ? pgFqdn : "127.0.0.1", tier.verifiesPostgresByName),
+    );
     const idle = await odooClient();
     try {
       await idle.query("BEGIN");
@@ -353,7 +397,9 @@ describe("RDS: the PgBouncer host's collector reads PostgreSQL through the monit
       expect(run.value(METRICS.pendingRestartSettings)).toBeUndefined();
       const top = fs.readFileSync(sandbox.path("top-queries-rds-verified.log"), "utf8").trim().split("\n");
       expect(top.length).toBeGreaterThan(0);
-      summary.push(`RDS path: oldest xact ${(run.value(METRICS.oldestTransactionSeconds) as number).toFixed(2)} s over verify-full, ${top.length} top-query lines`);
+      summary.push(
+        `RDS path: oldest xact ${(run.value(METRICS.oldestTransactionSeconds) as number).toFixed(2)} s over verify-full, ${top.length} top-query lines`,
+      );
     } finally {
       await idle.query("COMMIT").catch(() => undefined);
       await idle.end().catch(() => undefined);
@@ -362,7 +408,9 @@ describe("RDS: the PgBouncer host's collector reads PostgreSQL through the monit
 
   it("refuses a server certificate for another host name (verify-full): the run fails and says why", async () => {
     const collect = rdsCollector("wrong-name", serviceFile("wrong-name", "elsewhere.odoo.internal", true));
-    await expect(collect()).rejects.toThrow(/postgres: psql service odoo-stack-rds-monitor -d postgres: .*(does not match host name|no matching|certificate)/);
+    await expect(collect()).rejects.toThrow(
+      /postgres: psql service odoo-stack-rds-monitor -d postgres: .*(does not match host name|no matching|certificate)/,
+    );
   });
 });
 
@@ -370,7 +418,11 @@ describe("nginx with the rendered log_format → the collector's p95/p99 per rou
   /** Delays per class (ms), the known distribution: p95/p99 by nearest rank. */
   const plan: { routeClass: RouteClass; uri: string; delays: number[] }[] = [
     { routeClass: "login", uri: "/web/login", delays: Array.from({ length: 100 }, (_, i) => i + 1) },
-    { routeClass: "list", uri: "/web/dataset/call_kw/res.partner/web_search_read", delays: Array.from({ length: 100 }, (_, i) => 2 * (i + 1)) },
+    {
+      routeClass: "list",
+      uri: "/web/dataset/call_kw/res.partner/web_search_read",
+      delays: Array.from({ length: 100 }, (_, i) => 2 * (i + 1)),
+    },
     { routeClass: "write", uri: "/web/dataset/call_kw/sale.order/web_save", delays: Array.from({ length: 100 }, (_, i) => 3 * (i + 1)) },
     { routeClass: "report", uri: "/report/pdf/sale.report_saleorder/7", delays: Array.from({ length: 20 }, (_, i) => 40 * (i + 1)) },
   ];
@@ -394,12 +446,25 @@ describe("nginx with the rendered log_format → the collector's p95/p99 per rou
       `${etc}/conf.d/metrics.conf`,
       `server {\n  listen 127.0.0.1:${port};\n  location / {\n    proxy_pass http://127.0.0.1:${upstreamPort};\n    proxy_read_timeout 1s;\n  }\n}\n`,
     );
-    const nginx = sandbox.start({ name: "nginx", command: BIN.nginx, args: ["-c", conf, "-g", "daemon off;"], user: www, stopSignal: "SIGTERM" });
+    const nginx = sandbox.start({
+      name: "nginx",
+      command: BIN.nginx,
+      args: ["-c", conf, "-g", "daemon off;"],
+      user: www,
+      stopSignal: "SIGTERM",
+    });
     await waitForPort(port, { process: nginx, timeoutMs: 10_000 });
 
     const proxy = metricsCollectorSettingsFor(model, model.hosts.proxy);
     expect(proxy.accessLog?.path).toBe(nginxMainSettings().accessLogPath);
-    const collect = collector("proxy", remapForSandbox(proxy, ["accessLog", "certificates", "processes"], { accessLog: { path: main.accessLogPath }, certificates: [], processes: [] }));
+    const collect = collector(
+      "proxy",
+      remapForSandbox(proxy, ["accessLog", "certificates", "processes"], {
+        accessLog: { path: main.accessLogPath },
+        certificates: [],
+        processes: [],
+      }),
+    );
     // The first run starts at the end of the log (nothing before the collector counts).
     await fetchVia(port, "/web/login", 0, 200);
     expect((await collect()).value(METRICS.requests)).toBe(0);
@@ -437,7 +502,9 @@ describe("nginx with the rendered log_format → the collector's p95/p99 per rou
       expect(p99).toBeLessThan(e99 + overheadBound);
       report.push(`${p.routeClass} p95 ${p95}/${e95} p99 ${p99}/${e99}`);
     }
-    summary.push(`access log (measured/expected s): ${report.join(", ")}; 5xx ${result.value(METRICS.http5xxPercent)?.toFixed(2)} %, 504 × ${result.value(METRICS.upstreamTimeouts)}`);
+    summary.push(
+      `access log (measured/expected s): ${report.join(", ")}; 5xx ${result.value(METRICS.http5xxPercent)?.toFixed(2)} %, 504 × ${result.value(METRICS.upstreamTimeouts)}`,
+    );
   });
 });
 

@@ -95,24 +95,41 @@ beforeAll(async () => {
         res.end(err.message);
       });
   });
-  const odooPort = await withFreshPort(sandbox, (port) => new Promise<number>((resolve, reject) => {
-    odoo.once("error", reject);
-    odoo.listen(port, "127.0.0.1", () => resolve(port));
-  }));
+  const odooPort = await withFreshPort(
+    sandbox,
+    (port) =>
+      new Promise<number>((resolve, reject) => {
+        odoo.once("error", reject);
+        odoo.listen(port, "127.0.0.1", () => resolve(port));
+      }),
+  );
   sandbox.onCleanup(() => new Promise<void>((resolve) => odoo.close(() => resolve())));
   const gevent = await withFreshPort(sandbox, (port) => startWebSocketStub(String(PORTS.odooGevent.port), port));
   sandbox.onCleanup(() => gevent.close());
 
   // One certificate for both names (TLS-3): the ACME order carries every hostname as a SAN.
   const ca = await createCertificateAuthority(sandbox, sandbox.path("ca"));
-  const cert = await issueHostCertificate(sandbox, ca, sandbox.path("issued"), model.settings.sites.map((s) => s.hostname));
+  const cert = await issueHostCertificate(
+    sandbox,
+    ca,
+    sandbox.path("issued"),
+    model.settings.sites.map((s) => s.hostname),
+  );
   const { main, etc } = sandboxNginxMain(sandbox, "nginx");
   const tlsDir = sandbox.mkdir("nginx-etc/tls", www, 0o700);
   const confPath = sandbox.writeFile(`${etc}/nginx.conf`, renderNginxConf(main));
   nginx = await withFreshPort(sandbox, async (tlsPort) => {
     const site = remapForSandbox(
       nginxSiteSettingsFor(model),
-      ["listenAddress", "listenPort", "redirectListenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"],
+      [
+        "listenAddress",
+        "listenPort",
+        "redirectListenPort",
+        "tlsCertificatePath",
+        "tlsCertificateKeyPath",
+        "odooHttpServers",
+        "odooGeventServers",
+      ],
       {
         listenAddress: "127.0.0.1",
         listenPort: tlsPort,
@@ -126,7 +143,13 @@ beforeAll(async () => {
     sandbox.writeFile(`${etc}/conf.d/odoo.conf`, renderNginxSite(site));
     const test = await sandbox.run(BIN.nginx, ["-t", "-c", confPath], { user: www });
     if (test.code !== 0) throw new Error(`nginx -t refused the rendered site:\n${test.stdout}${test.stderr}`);
-    const daemon = sandbox.start({ name: "nginx", command: BIN.nginx, args: ["-c", confPath, "-g", "daemon off;"], user: www, stopSignal: "SIGTERM" });
+    const daemon = sandbox.start({
+      name: "nginx",
+      command: BIN.nginx,
+      args: ["-c", confPath, "-g", "daemon off;"],
+      user: www,
+      stopSignal: "SIGTERM",
+    });
     await waitForOwnPort(daemon, tlsPort);
     for (const site of model.settings.sites) targets.set(site.database, { port: tlsPort, serverName: site.hostname, caPem: ca.certPem });
     return daemon;
@@ -140,7 +163,10 @@ afterAll(async () => {
 
 const get = async (database: string, path: string, headers: Record<string, string> = {}) => {
   const answer = await httpsGet(targets.get(database) as TlsTarget, path, { headers });
-  return { status: answer.status, body: answer.status === 200 || answer.status === 404 ? (JSON.parse(answer.body) as Served & { reached: string | null }) : answer.body };
+  return {
+    status: answer.status,
+    body: answer.status === 200 || answer.status === 404 ? (JSON.parse(answer.body) as Served & { reached: string | null }) : answer.body,
+  };
 };
 
 describe("two databases, each on its own hostname (issue 16)", () => {
@@ -156,7 +182,10 @@ describe("two databases, each on its own hostname (issue 16)", () => {
       expect(answer).toEqual({ status: 200, body: { database: site.database, via: "monodb", reached: site.database } });
     }
     // nginx wrote each block's own name into Host and X-Forwarded-Host.
-    expect(seen.map((s) => [s.host, s.forwardedHost])).toEqual([[erp.hostname, erp.hostname], [shop.hostname, shop.hostname]]);
+    expect(seen.map((s) => [s.host, s.forwardedHost])).toEqual([
+      [erp.hostname, erp.hostname],
+      [shop.hostname, shop.hostname],
+    ]);
     summary.push(`${erp.hostname} → erp, ${shop.hostname} → shop (cookieless: list_dbs + dbfilter, monodb)`);
   });
 
@@ -180,7 +209,9 @@ describe("two databases, each on its own hostname (issue 16)", () => {
     // A legitimate ?db= for the hostname's own database is honoured as Odoo honours it.
     expect(await get("shop", "/web/login?db=shop")).toEqual({ status: 200, body: { database: "shop", via: "param", reached: "shop" } });
     // Every request reached Odoo with the pinned name, whatever the client sent.
-    expect(seen.slice(2).every((s) => s.host === s.forwardedHost && [erp.hostname, shop.hostname].includes(s.forwardedHost as string))).toBe(true);
+    expect(
+      seen.slice(2).every((s) => s.host === s.forwardedHost && [erp.hostname, shop.hostname].includes(s.forwardedHost as string)),
+    ).toBe(true);
     summary.push(`${forgeries.length + 1} forged requests: none reached the other database`);
   });
 

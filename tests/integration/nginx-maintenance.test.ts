@@ -31,7 +31,11 @@ describe("the proxy while Odoo is stopped for a release (issue 12 item 7)", () =
     if (!nginx) throw new Error("nginx did not start");
     for (const p of ["/", "/web/login", "/web/assets/some.js"]) {
       const down = await httpsGet(target, p);
-      expect({ path: p, status: down.status, retryAfter: down.headers["retry-after"] }).toEqual({ path: p, status: 503, retryAfter: String(NGINX_RETRY_AFTER_SECONDS) });
+      expect({ path: p, status: down.status, retryAfter: down.headers["retry-after"] }).toEqual({
+        path: p,
+        status: 503,
+        retryAfter: String(NGINX_RETRY_AFTER_SECONDS),
+      });
       expect(down.headers["strict-transport-security"]).toMatch(/^max-age=\d+; includeSubDomains$/);
       expect(down.body).toContain(`retry in ${NGINX_RETRY_AFTER_SECONDS} seconds`);
     }
@@ -39,7 +43,7 @@ describe("the proxy while Odoo is stopped for a release (issue 12 item 7)", () =
     const odoo: StubUpstream = await startHttpStub(String(PORTS.odooHttp.port), odooPort, 1000);
     sandbox.onCleanup(() => odoo.close());
     let up = await httpsGet(target, "/web/login");
-    for (const deadline = Date.now() + 30_000; up.status !== 200 && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 30_000; up.status !== 200 && Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       up = await httpsGet(target, "/web/login");
     }

@@ -59,7 +59,12 @@ threading.Event().wait()
 
 beforeAll(async () => {
   odoo = await withFreshPort(sandbox, async (port) => {
-    const p = sandbox.start({ name: "odoo-prefork-stand-in", command: "/usr/bin/python3", args: ["-c", PREFORK_STAND_IN, String(port), String(workers), String(HOLD_SECONDS)], user: www });
+    const p = sandbox.start({
+      name: "odoo-prefork-stand-in",
+      command: "/usr/bin/python3",
+      args: ["-c", PREFORK_STAND_IN, String(port), String(workers), String(HOLD_SECONDS)],
+      user: www,
+    });
     await p.waitForOutput(/listening|Address already in use/, 10_000);
     if (/Address already in use/.test(p.output())) {
       await p.stop();
@@ -80,7 +85,10 @@ afterAll(async () => {
 
 /** The stand-in's accept queue now (ss: Recv-Q of the listening socket) and its size (Send-Q). */
 function acceptQueue(): { readonly queued: number; readonly backlog: number } {
-  const line = execFileSync("ss", ["-ltnH", `( sport = :${odooPort} )`], { encoding: "utf8" }).trim().split("\n")[0] ?? "";
+  const line =
+    execFileSync("ss", ["-ltnH", `( sport = :${odooPort} )`], { encoding: "utf8" })
+      .trim()
+      .split("\n")[0] ?? "";
   const [, recvQ, sendQ] = line.trim().split(/\s+/);
   return { queued: Number(recvQ), backlog: Number(sendQ) };
 }

@@ -21,7 +21,17 @@ import {
   type TlsTarget,
 } from "./helpers/http";
 import { remapForSandbox } from "./helpers/remap";
-import { ADDRESS_IN_USE, BIN, listeningPorts, processGroupPids, Sandbox, systemUser, waitForOwnPort, withFreshPort, type ManagedProcess } from "./helpers/sandbox";
+import {
+  ADDRESS_IN_USE,
+  BIN,
+  listeningPorts,
+  processGroupPids,
+  Sandbox,
+  systemUser,
+  waitForOwnPort,
+  withFreshPort,
+  type ManagedProcess,
+} from "./helpers/sandbox";
 import { createCertificateAuthority, installPem, issueHostCertificate } from "./helpers/tls";
 
 /** PROXY-5: a report that takes a minute must come back; keep it to one such request (suite < 5 min). */
@@ -64,7 +74,15 @@ beforeAll(async () => {
     const httpPort = await sandbox.freePort();
     const site = remapForSandbox(
       productionSite,
-      ["listenAddress", "listenPort", "redirectListenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"],
+      [
+        "listenAddress",
+        "listenPort",
+        "redirectListenPort",
+        "tlsCertificatePath",
+        "tlsCertificateKeyPath",
+        "odooHttpServers",
+        "odooGeventServers",
+      ],
       {
         listenAddress: "127.0.0.1",
         listenPort: tlsPort,
@@ -78,7 +96,13 @@ beforeAll(async () => {
     const test = await sandbox.run(BIN.nginx, ["-t", "-c", confPath], { user: www });
     configTest = { code: test.code, output: test.stdout + test.stderr };
     if (test.code !== 0) return undefined; // the `nginx -t` test reports the daemon's error
-    const daemon = sandbox.start({ name: "nginx", command: BIN.nginx, args: ["-c", confPath, "-g", "daemon off;"], user: www, stopSignal: "SIGTERM" });
+    const daemon = sandbox.start({
+      name: "nginx",
+      command: BIN.nginx,
+      args: ["-c", confPath, "-g", "daemon off;"],
+      user: www,
+      stopSignal: "SIGTERM",
+    });
     await waitForOwnPort(daemon, tlsPort);
     await waitForOwnPort(daemon, httpPort);
     return { daemon, tlsPort, httpPort };
@@ -88,9 +112,11 @@ beforeAll(async () => {
   redirectPort = started.httpPort;
   target = { port: started.tlsPort, serverName, caPem: ca.certPem };
   // Started now, awaited by the last test: the minute it takes overlaps the other checks.
-  slowRequest = httpsGet(target, `${SLOW_PATH}?id=${randomBytes(4).toString("hex")}`, { timeoutMs: SLOW_RESPONSE_MS + 30_000 }).catch((err: Error) => err);
+  slowRequest = httpsGet(target, `${SLOW_PATH}?id=${randomBytes(4).toString("hex")}`, { timeoutMs: SLOW_RESPONSE_MS + 30_000 }).catch(
+    (err: Error) => err,
+  );
   // Let it reach the stub first, so the other checks count only their own requests.
-  for (const deadline = Date.now() + 10_000; !odooHttp.seen.some((r) => r.url.startsWith(SLOW_PATH)); ) {
+  for (const deadline = Date.now() + 10_000; !odooHttp.seen.some((r) => r.url.startsWith(SLOW_PATH));) {
     if (Date.now() > deadline) throw new Error("the slow request never reached the 8069 stub");
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -131,7 +157,9 @@ describe("nginx from the rendered nginx.conf and Odoo site (issue 4 check 4)", (
     });
     // HSTS on every answer: browsers never come back over plain HTTP.
     expect(answer.headers["strict-transport-security"]).toMatch(/max-age=\d+/);
-    summary.push(`/ -> 8069 stub with host=${seen[0].headers.host} xff=${seen[0].headers["x-forwarded-for"]} proto=${seen[0].headers["x-forwarded-proto"]} xfh=${seen[0].headers["x-forwarded-host"]}`);
+    summary.push(
+      `/ -> 8069 stub with host=${seen[0].headers.host} xff=${seen[0].headers["x-forwarded-for"]} proto=${seen[0].headers["x-forwarded-proto"]} xfh=${seen[0].headers["x-forwarded-host"]}`,
+    );
   });
 
   it("appends the client to an incoming X-Forwarded-For, so Odoo's ProxyFix (last hop) sees nginx's view of the client (PROXY-3)", async () => {
@@ -163,7 +191,9 @@ describe("nginx from the rendered nginx.conf and Odoo site (issue 4 check 4)", (
       "x-forwarded-proto": "https",
       "x-forwarded-host": target.serverName,
     });
-    summary.push(`/websocket -> 8072 stub: ${exchange.handshakeStatus}, server->client and client->server echoed in ${Date.now() - started} ms`);
+    summary.push(
+      `/websocket -> 8072 stub: ${exchange.handshakeStatus}, server->client and client->server echoed in ${Date.now() - started} ms`,
+    );
   });
 
   it.each(["/web/database/manager", "/web/database/selector", "/web/database/list", "/web/database/backup"])(
@@ -198,30 +228,49 @@ describe("nginx from the rendered nginx.conf and Odoo site (issue 4 check 4)", (
     ["GET with a query", "GET", "/web/login?redirect=%2Fodoo", {}],
     ["POST with a body", "POST", "/web/session/authenticate", { "content-type": "application/json" }],
     ["a forged Host header", "GET", "/web", { host: "evil.example.org" }],
-    ["a WebSocket upgrade", "GET", "/websocket", { connection: "Upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" }],
-  ] as const)("answers plain HTTP (%s) with 301 to https://<domain> and forwards nothing (NET-3)", async (_label, method, path, headers) => {
-    requireNginx();
-    const before = odooHttp.seen.length + odooGevent.seen.length;
-    const answer = await new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
-      const req = http.request(
-        { host: "127.0.0.1", port: redirectPort, path, method, headers: { host: target.serverName, ...headers }, agent: false, timeout: 10_000 },
-        (res) => {
-          res.resume();
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
-        },
-      );
-      req.on("upgrade", (res, socket) => {
-        socket.destroy();
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+    [
+      "a WebSocket upgrade",
+      "GET",
+      "/websocket",
+      { connection: "Upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" },
+    ],
+  ] as const)(
+    "answers plain HTTP (%s) with 301 to https://<domain> and forwards nothing (NET-3)",
+    async (_label, method, path, headers) => {
+      requireNginx();
+      const before = odooHttp.seen.length + odooGevent.seen.length;
+      const answer = await new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
+        const req = http.request(
+          {
+            host: "127.0.0.1",
+            port: redirectPort,
+            path,
+            method,
+            headers: { host: target.serverName, ...headers },
+            agent: false,
+            timeout: 10_000,
+          },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, location: res.headers.location }));
+          },
+        );
+        req.on("upgrade", (res, socket) => {
+          socket.destroy();
+          resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+        });
+        req.on("timeout", () => req.destroy(new Error("no answer within 10000 ms")));
+        req.on("error", reject);
+        req.end(method === "POST" ? JSON.stringify({ params: { login: "admin", password: "x" } }) : undefined);
       });
-      req.on("timeout", () => req.destroy(new Error("no answer within 10000 ms")));
-      req.on("error", reject);
-      req.end(method === "POST" ? JSON.stringify({ params: { login: "admin", password: "x" } }) : undefined);
-    });
-    expect(answer).toEqual({ status: 301, location: `https://${model.settings.domain}${path}` });
-    expect(odooHttp.seen.length + odooGevent.seen.length).toBe(before);
-    if (method === "POST") summary.push(`port 80 (sandbox ${redirectPort}): GET/POST/forged Host/Upgrade -> 301 https://${model.settings.domain}…, upstream saw 0`);
-  });
+      expect(answer).toEqual({ status: 301, location: `https://${model.settings.domain}${path}` });
+      expect(odooHttp.seen.length + odooGevent.seen.length).toBe(before);
+      if (method === "POST")
+        summary.push(
+          `port 80 (sandbox ${redirectPort}): GET/POST/forged Host/Upgrade -> 301 https://${model.settings.domain}…, upstream saw 0`,
+        );
+    },
+  );
 
   it("refuses a TLS handshake without the site's name (scan by IP) and serves the site's certificate only for its name", async () => {
     requireNginx();
@@ -232,17 +281,23 @@ describe("nginx from the rendered nginx.conf and Odoo site (issue 4 check 4)", (
     expect(odooHttp.seen.length + odooGevent.seen.length).toBe(before);
   });
 
-  it(`does not cut off a slow upstream answer of ${SLOW_RESPONSE_MS / 1000} s (PROXY-5)`, async () => {
-    requireNginx();
-    const answer = await slowRequest;
-    if (answer instanceof Error) throw answer;
-    expect(answer.status).toBe(200);
-    expect(JSON.parse(answer.body)).toMatchObject({ upstream: "8069" });
-    expect(answer.elapsedMs).toBeGreaterThanOrEqual(SLOW_RESPONSE_MS);
-    // The rendered read timeout is what let it through; it outlives Odoo's limit_time_real.
-    expect(productionSite.proxyReadTimeoutSeconds).toBe(proxyTimeoutSeconds(model.settings.sizing.odoo.limitTimeReal));
-    summary.push(`slow upstream ${SLOW_RESPONSE_MS / 1000}s -> ${answer.status} after ${(answer.elapsedMs / 1000).toFixed(1)} s (proxy_read_timeout ${productionSite.proxyReadTimeoutSeconds}s)`);
-  }, SLOW_RESPONSE_MS + 40_000);
+  it(
+    `does not cut off a slow upstream answer of ${SLOW_RESPONSE_MS / 1000} s (PROXY-5)`,
+    async () => {
+      requireNginx();
+      const answer = await slowRequest;
+      if (answer instanceof Error) throw answer;
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toMatchObject({ upstream: "8069" });
+      expect(answer.elapsedMs).toBeGreaterThanOrEqual(SLOW_RESPONSE_MS);
+      // The rendered read timeout is what let it through; it outlives Odoo's limit_time_real.
+      expect(productionSite.proxyReadTimeoutSeconds).toBe(proxyTimeoutSeconds(model.settings.sizing.odoo.limitTimeReal));
+      summary.push(
+        `slow upstream ${SLOW_RESPONSE_MS / 1000}s -> ${answer.status} after ${(answer.elapsedMs / 1000).toFixed(1)} s (proxy_read_timeout ${productionSite.proxyReadTimeoutSeconds}s)`,
+      );
+    },
+    SLOW_RESPONSE_MS + 40_000,
+  );
 
   it("runs without configuration errors: the error log has no [emerg], [crit] or [error] line", () => {
     requireNginx();
@@ -251,7 +306,10 @@ describe("nginx from the rendered nginx.conf and Odoo site (issue 4 check 4)", (
     const serious = errorLog.split("\n").filter((l) => /\[(emerg|crit|error)\]/.test(l) && !ADDRESS_IN_USE.test(l));
     expect(serious).toEqual([]);
     const alerts = errorLog.split("\n").filter((l) => /\[(alert|warn)\]/.test(l));
-    if (alerts.length > 0) summary.push(`error log warnings/alerts: ${[...new Set(alerts.map((l) => l.replace(/^.*?\[(alert|warn)\] \d+#\d+: (\*\d+ )?/, "[$1] ")))].join(" / ")}`);
+    if (alerts.length > 0)
+      summary.push(
+        `error log warnings/alerts: ${[...new Set(alerts.map((l) => l.replace(/^.*?\[(alert|warn)\] \d+#\d+: (\*\d+ )?/, "[$1] ")))].join(" / ")}`,
+      );
   });
 
   it("logs each request as one JSON line (OBS-4) to the rendered access log", () => {

@@ -81,7 +81,13 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<Error>((resolve) => (timer = setTimeout(() => resolve(new Error(`${what}: no answer within ${ms} ms`)), ms)));
   try {
-    return await Promise.race([promise.then((v) => v, (e: unknown) => (e instanceof Error ? e : new Error(String(e)))), timeout]);
+    return await Promise.race([
+      promise.then(
+        (v) => v,
+        (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -92,7 +98,12 @@ const queriesOn = async (db: string) => Number((await tier.pgbouncer.show("STATS
 
 describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
   it("reads the rendered odoo.conf as Odoo does", () => {
-    expect(options).toMatchObject({ workers: model.settings.sizing.odoo.workers, maxCronThreads: model.settings.sizing.odoo.maxCronThreads, dbNames: [database], dbUser: DB_ROLES.odoo });
+    expect(options).toMatchObject({
+      workers: model.settings.sizing.odoo.workers,
+      maxCronThreads: model.settings.sizing.odoo.maxCronThreads,
+      dbNames: [database],
+      dbUser: DB_ROLES.odoo,
+    });
   });
 
   it("1. serves requests without a session from db_name alone: no `postgres` connection per request, and no other database (ODOO-3)", async () => {
@@ -103,14 +114,23 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
     let served = 0;
     try {
       for (let i = 0; i < 40; i++) {
-        const r = await serveRequest(worker, options, { database, kind: byKind("read"), random, cookieless: true, host: "erp.example.com", pythonMsPerStatement: 0 });
+        const r = await serveRequest(worker, options, {
+          database,
+          kind: byKind("read"),
+          random,
+          cookieless: true,
+          host: "erp.example.com",
+          pythonMsPerStatement: 0,
+        });
         if (r.database === database) served++;
       }
     } finally {
       await worker.close();
     }
     const postgresQueries = (await queriesOn(LISTEN_DATABASE)) - before;
-    summary.push(`1: 40 cookieless requests served ${served}, list_dbs connections ${recorder.eventsFor("list_dbs").length}, queries on postgres ${postgresQueries}`);
+    summary.push(
+      `1: 40 cookieless requests served ${served}, list_dbs connections ${recorder.eventsFor("list_dbs").length}, queries on postgres ${postgresQueries}`,
+    );
     expect(served).toBe(40);
     expect(recorder.eventsFor("list_dbs").map((e) => e.ms)).toEqual([]);
     expect(postgresQueries).toBe(0);
@@ -134,8 +154,27 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
       // Every process of the host at once: each HTTP worker commits a write that notifies the bus,
       // the gevent worker too, the cron worker triggers a cron, and a second server starts.
       const work: Promise<unknown>[] = [
-        ...[...odoo.http, odoo.gevent].map((p) => serveRequest(p, options, { database, kind: byKind("write"), random, cookieless: false, host: "erp.example.com", pythonMsPerStatement: 0 })),
-        ...odoo.cron.map((p) => serveRequest(p, options, { database, kind: byKind("read"), random, cookieless: false, host: "erp.example.com", pythonMsPerStatement: 0, triggerCron: true })),
+        ...[...odoo.http, odoo.gevent].map((p) =>
+          serveRequest(p, options, {
+            database,
+            kind: byKind("write"),
+            random,
+            cookieless: false,
+            host: "erp.example.com",
+            pythonMsPerStatement: 0,
+          }),
+        ),
+        ...odoo.cron.map((p) =>
+          serveRequest(p, options, {
+            database,
+            kind: byKind("read"),
+            random,
+            cookieless: false,
+            host: "erp.example.com",
+            pythonMsPerStatement: 0,
+            triggerCron: true,
+          }),
+        ),
         starting.serverStart(options),
       ];
       const outcomes = await Promise.all(work.map((w) => within(w, 20_000, "a request and its post-commit")));
@@ -143,7 +182,12 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
       const errors = outcomes.filter((o): o is Error => o instanceof Error).map((e) => e.message);
       // Deliveries: every NOTIFY reached the bus LISTENers, every trigger the cron worker.
       const deadline = Date.now() + 5_000;
-      while (Date.now() < deadline && (odoo.bus.received.length < recorder.busSent.size || odoo.cronListeners.some((l) => l.received.length < recorder.cronTriggersSent.size))) await sleep(50);
+      while (
+        Date.now() < deadline &&
+        (odoo.bus.received.length < recorder.busSent.size ||
+          odoo.cronListeners.some((l) => l.received.length < recorder.cronTriggersSent.size))
+      )
+        await sleep(50);
       const short = recorder.events.filter((e) => ["notify_bus", "notify_cron", "server_start"].includes(e.purpose));
       summary.push(
         `2: ${short.length} short postgres sessions next to ${2 + 2} held LISTEN sessions in ${elapsed.toFixed(0)} ms (slowest ${Math.max(0, ...short.map((e) => e.ms)).toFixed(0)} ms), ` +
@@ -188,7 +232,9 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
       // retransmission timer until the peer's delayed ACK): sample until every one does.
       const keepaliveSeconds = async (filter: string): Promise<number[]> => {
         for (let attempt = 0; ; attempt++) {
-          const lines = execFileSync("ss", ["-tnoH", "state", "established", filter], { encoding: "utf8" }).split("\n").filter((l) => l.trim() !== "");
+          const lines = execFileSync("ss", ["-tnoH", "state", "established", filter], { encoding: "utf8" })
+            .split("\n")
+            .filter((l) => l.trim() !== "");
           const timers = lines.map((l) => /timer:\(keepalive,(?:(\d+)min)?(?:([\d.]+)(sec|ms))?/.exec(l));
           if (timers.every((m) => m !== null) || attempt >= 20) {
             return timers.map((m) => (m === null ? Infinity : Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) / (m[3] === "ms" ? 1000 : 1)));
@@ -199,7 +245,9 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
       const clientSide = await keepaliveSeconds(`( sport = :${bouncerPort} and dport = :${clientPort} )`);
       // Only PgBouncer reaches this PostgreSQL over TCP (psql uses the Unix socket).
       const serverSide = await keepaliveSeconds(`( dport = :${tier.pg.port} )`);
-      summary.push(`2: keepalive due in ${clientSide.join(",")} s on PgBouncer's client socket, ${serverSide.slice(0, 3).join(",")} s on its server sockets`);
+      summary.push(
+        `2: keepalive due in ${clientSide.join(",")} s on PgBouncer's client socket, ${serverSide.slice(0, 3).join(",")} s on its server sockets`,
+      );
       expect(clientSide).toHaveLength(1);
       expect(clientSide[0]).toBeLessThanOrEqual(PGBOUNCER_DEAD_PEER_SECONDS);
       expect(serverSide.length).toBeGreaterThan(0);
@@ -207,7 +255,23 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
 
       // The host vanishes: its packets stop, in both directions, with no FIN or RST (a crash or a
       // network partition). Only this one connection's 4-tuple is dropped, in a table of its own.
-      const rule = (sport: number, dport: number) => ["add", "rule", "inet", table, "out", "ip", "saddr", "127.0.0.1", "tcp", "sport", String(sport), "tcp", "dport", String(dport), "drop"];
+      const rule = (sport: number, dport: number) => [
+        "add",
+        "rule",
+        "inet",
+        table,
+        "out",
+        "ip",
+        "saddr",
+        "127.0.0.1",
+        "tcp",
+        "sport",
+        String(sport),
+        "tcp",
+        "dport",
+        String(dport),
+        "drop",
+      ];
       execFileSync("nft", ["add", "table", "inet", table]);
       firewall = true;
       sandbox.onCleanup(dropFirewall);
@@ -215,7 +279,8 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
       execFileSync("nft", rule(clientPort, bouncerPort));
       execFileSync("nft", rule(bouncerPort, clientPort));
       const cut = Date.now();
-      const present = async () => (await tier.pgbouncer.show("CLIENTS")).some((c) => c.database === LISTEN_DATABASE && Number(c.port) === clientPort);
+      const present = async () =>
+        (await tier.pgbouncer.show("CLIENTS")).some((c) => c.database === LISTEN_DATABASE && Number(c.port) === clientPort);
       expect(await present()).toBe(true);
       let freedAfterMs = -1;
       while (Date.now() - cut < (PGBOUNCER_DEAD_PEER_SECONDS + 45) * 1000) {
@@ -236,7 +301,7 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
     }
   }, 180_000);
 
-  it("3. takes 200 WebSocket reconnects at 100/s on the gevent worker's pool without \"The Connection Pool Is Full\", with the HTTP workers busy", async () => {
+  it('3. takes 200 WebSocket reconnects at 100/s on the gevent worker\'s pool without "The Connection Pool Is Full", with the HTTP workers busy', async () => {
     const recorder = new TrafficRecorder();
     const odoo = new OdooHost({ name: host.id, options, endpoint, recorder, firstPid: pids(20) });
     // A running server: the gevent worker's pool holds the connections it needed before (Odoo
@@ -249,7 +314,14 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
       const random = seededRandom(100 + i);
       while (!stop) {
         try {
-          await serveRequest(p, options, { database, kind: byKind(random() < 0.3 ? "write" : "read"), random, cookieless: false, host: "erp.example.com", pythonMsPerStatement: 1 });
+          await serveRequest(p, options, {
+            database,
+            kind: byKind(random() < 0.3 ? "write" : "read"),
+            random,
+            cookieless: false,
+            host: "erp.example.com",
+            pythonMsPerStatement: 1,
+          });
           served++;
         } catch (err) {
           recorder.failure((err as Error).message);
@@ -263,7 +335,7 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
     let peak = 0;
     let sampler: NodeJS.Timeout | undefined;
     try {
-      for (const deadline = Date.now() + 10_000; served < 2 * odoo.http.length && Date.now() < deadline; ) await sleep(50);
+      for (const deadline = Date.now() + 10_000; served < 2 * odoo.http.length && Date.now() < deadline;) await sleep(50);
       sampler = setInterval(() => (peak = Math.max(peak, odoo.gevent.pool.inUse)), 5);
       for (let i = 0; i < 200; i++) {
         reconnects.push(
@@ -281,7 +353,9 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
       await Promise.all(background);
       await odoo.stop();
     }
-    summary.push(`3: 200 reconnects on db_maxconn_gevent ${options.dbMaxconnGevent} (peak ${peak} cursors in use): ${JSON.stringify(Object.fromEntries(errors))}; HTTP requests ${served}, failed ${recorder.requests.failed}`);
+    summary.push(
+      `3: 200 reconnects on db_maxconn_gevent ${options.dbMaxconnGevent} (peak ${peak} cursors in use): ${JSON.stringify(Object.fromEntries(errors))}; HTTP requests ${served}, failed ${recorder.requests.failed}`,
+    );
     expect(Object.fromEntries(errors)).toEqual({});
     expect(recorder.requests.failed).toBe(0);
   });
@@ -310,16 +384,20 @@ describe("the rendered PgBouncer under Odoo 17's traffic (issue 15)", () => {
     // The documented migration command names its role; it logs in with odoo.conf's password.
     const command = odooMigrationCommand(model, host, database);
     const migrateUser = /--db_user (\S+)/.exec(command)?.[1] as string;
-    const migrationEndpoint: OdooDbEndpoint = { config: (db) => clientConfig(tier.pgbouncerEndpoint, { user: migrateUser, password: tier.secrets.odooDbPassword, database: db }) };
+    const migrationEndpoint: OdooDbEndpoint = {
+      config: (db) => clientConfig(tier.pgbouncerEndpoint, { user: migrateUser, password: tier.secrets.odooDbPassword, database: db }),
+    };
     const migration = new OdooProcess(pids(1), "cli", options.dbMaxconn, migrationEndpoint, recorder);
     try {
       const webSettings = await twice(web);
       expect(web.pool.opened.get(database)).toBe(1);
-      for (const s of webSettings) expect(s).toEqual({ role: DB_ROLES.odoo, login: DB_ROLES.odoo, statement: "2min", lock: "30s", idle: "20min" });
+      for (const s of webSettings)
+        expect(s).toEqual({ role: DB_ROLES.odoo, login: DB_ROLES.odoo, statement: "2min", lock: "30s", idle: "20min" });
 
       const migrationSettings = await twice(migration);
       expect(migration.pool.opened.get(database)).toBe(1);
-      for (const s of migrationSettings) expect(s).toEqual({ role: DB_ROLES.odoo, login: DB_ROLES.migrate, statement: "0", lock: "30s", idle: "0" });
+      for (const s of migrationSettings)
+        expect(s).toEqual({ role: DB_ROLES.odoo, login: DB_ROLES.migrate, statement: "0", lock: "30s", idle: "0" });
       // What a migration creates belongs to the Odoo role, which the web requests run as.
       const cr = await OdooCursor.open(migration.pool, database);
       try {

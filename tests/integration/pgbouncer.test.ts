@@ -34,7 +34,9 @@ beforeAll(async () => {
   tier = await startDatabaseTier(sandbox, model);
   // The load's table, created by Odoo's role through PgBouncer (it owns the database).
   await withClient(clientConfig(tier.pgbouncerEndpoint, tier.odooLogin()), (c) =>
-    c.query("CREATE TABLE load_test (id bigserial PRIMARY KEY, client int NOT NULL, backend_pid int NOT NULL, at timestamptz NOT NULL DEFAULT now())"),
+    c.query(
+      "CREATE TABLE load_test (id bigserial PRIMARY KEY, client int NOT NULL, backend_pid int NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+    ),
   );
 }, 120_000);
 
@@ -66,25 +68,36 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
   it("lets an Odoo-like client log in with SCRAM over TLS, verify-full against pgbouncer.<zone> (TLS-1, TLS-2, TLS-3, AUTH-1)", async () => {
     expect(ODOO_CONF.keys.db_sslmode.forced).toBe("verify-full");
     expect(odooConf.dbHost).toBe(tier.pgbouncerEndpoint.serverName);
-    const observed = await connectObserved(clientConfig(tier.pgbouncerEndpoint, { user: odooConf.dbUser, password: tier.secrets.odooDbPassword, database }));
+    const observed = await connectObserved(
+      clientConfig(tier.pgbouncerEndpoint, { user: odooConf.dbUser, password: tier.secrets.odooDbPassword, database }),
+    );
     try {
       expect(observed.encrypted).toBe(true);
       expect(observed.authRequests).toEqual(["SASL"]);
       expect(observed.saslMechanisms).toContain("SCRAM-SHA-256");
       // Server login by SCRAM pass-through: PgBouncer has no password, yet its server
       // connection is an authenticated TLS session of the odoo role on PostgreSQL.
-      const { rows } = await observed.client.query("SELECT current_user AS role, s.ssl, s.version FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()");
+      const { rows } = await observed.client.query(
+        "SELECT current_user AS role, s.ssl, s.version FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
+      );
       expect(rows[0]).toMatchObject({ role: DB_ROLES.odoo, ssl: true });
-      summary.push(`client login: TLS + ${observed.saslMechanisms.join(",")} verify-full ${odooConf.dbHost}; server side ${rows[0].version} as ${rows[0].role} by pass-through`);
+      summary.push(
+        `client login: TLS + ${observed.saslMechanisms.join(",")} verify-full ${odooConf.dbHost}; server side ${rows[0].version} as ${rows[0].role} by pass-through`,
+      );
     } finally {
       await observed.client.end();
     }
     // PgBouncer verified PostgreSQL by name: its server_tls_sslmode is verify-full.
-    expect(tier.installed.pgbouncerIni).toMatch(new RegExp(`^server_tls_sslmode = ${String(PGBOUNCER_INI.keys.server_tls_sslmode.forced)}$`, "m"));
+    expect(tier.installed.pgbouncerIni).toMatch(
+      new RegExp(`^server_tls_sslmode = ${String(PGBOUNCER_INI.keys.server_tls_sslmode.forced)}$`, "m"),
+    );
     expect(tier.installed.pgbouncerIni).toContain(`host=${tier.verifiesPostgresByName ? model.hosts.postgres.fqdn : "127.0.0.1"}`);
-    if (!tier.verifiesPostgresByName) summary.push("FALLBACK: no mount namespace, PgBouncer verified PostgreSQL's certificate by IP SAN 127.0.0.1");
+    if (!tier.verifiesPostgresByName)
+      summary.push("FALLBACK: no mount namespace, PgBouncer verified PostgreSQL's certificate by IP SAN 127.0.0.1");
     // The certificate check is real: the same client refuses a certificate for another name.
-    const wrongName = await refusal(clientConfig(tier.pgbouncerEndpoint, tier.odooLogin(), { serverNameOverride: model.hosts.postgres.fqdn }));
+    const wrongName = await refusal(
+      clientConfig(tier.pgbouncerEndpoint, tier.odooLogin(), { serverNameOverride: model.hosts.postgres.fqdn }),
+    );
     expect(wrongName).toMatch(/does not match certificate's altnames/);
   });
 
@@ -92,17 +105,28 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
     const libpq = (host: string) =>
       sandbox.run(
         BIN.psql,
-        ["-X", "-At", "-c", "SELECT current_user || ' ' || (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
-          `host=${host} hostaddr=127.0.0.1 port=${tier.pgbouncerEndpoint.port} dbname=${database} user=${odooConf.dbUser} sslmode=${String(ODOO_CONF.keys.db_sslmode.forced)} sslrootcert=${tier.ca.certPath}`],
+        [
+          "-X",
+          "-At",
+          "-c",
+          "SELECT current_user || ' ' || (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+          `host=${host} hostaddr=127.0.0.1 port=${tier.pgbouncerEndpoint.port} dbname=${database} user=${odooConf.dbUser} sslmode=${String(ODOO_CONF.keys.db_sslmode.forced)} sslrootcert=${tier.ca.certPath}`,
+        ],
         // Odoo's service gets the CA through PGSSLROOTCERT (odooServiceEnvironment); the password through odoo.conf.
         { env: { PGPASSWORD: tier.secrets.odooDbPassword } },
       );
     const ok = await libpq(odooConf.dbHost);
-    expect({ code: ok.code, stdout: ok.stdout.trim(), stderr: ok.stderr }).toEqual({ code: 0, stdout: `${DB_ROLES.odoo} true`, stderr: "" });
+    expect({ code: ok.code, stdout: ok.stdout.trim(), stderr: ok.stderr }).toEqual({
+      code: 0,
+      stdout: `${DB_ROLES.odoo} true`,
+      stderr: "",
+    });
     const wrong = await libpq(model.hosts.postgres.fqdn);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/server certificate for "pgbouncer\.odoo\.internal" does not match host name "postgres\.odoo\.internal"/);
-    summary.push(`libpq verify-full host=${odooConf.dbHost} hostaddr=127.0.0.1 ok; other name -> "${wrong.stderr.trim().split("\n").pop()}"`);
+    summary.push(
+      `libpq verify-full host=${odooConf.dbHost} hostaddr=127.0.0.1 ok; other name -> "${wrong.stderr.trim().split("\n").pop()}"`,
+    );
   });
 
   it(`runs the Odoo database in transaction mode: ${LOAD_CLIENTS} clients share at most default_pool_size server connections (POOL-1, POOL-2, OBS-1)`, async () => {
@@ -112,7 +136,11 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
       const load = new TransactionLoad(clients, odooLikeTransaction("load_test", 5)).start();
       const stopped = sleep(LOAD_MS).then(() => load.stop());
       // SHOW POOLS as the stats user, the way the collector samples it (OBS-1).
-      const samples = await sampleUntil(stopped, 100, async () => (await showVia(stats, "POOLS")).find((p) => p.database === database) as Record<string, string>);
+      const samples = await sampleUntil(
+        stopped,
+        100,
+        async () => (await showVia(stats, "POOLS")).find((p) => p.database === database) as Record<string, string>,
+      );
       const report = await stopped;
       const maxServer = Math.max(...samples.map(serverConnections));
       const maxClients = Math.max(...samples.map((p) => Number(p.cl_active) + Number(p.cl_waiting)));
@@ -167,7 +195,9 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
       const modeOf = (name: string) => databases.find((d) => d.name === name)?.pool_mode;
       expect(modeOf(LISTEN_DATABASE)).toBe("session");
       expect(modeOf(database)).toBe("transaction");
-      summary.push(`LISTEN/NOTIFY via ${LISTEN_DATABASE} (pool_mode ${modeOf(LISTEN_DATABASE)}) delivered in ${latency} ms; ${database} pool_mode ${modeOf(database)}`);
+      summary.push(
+        `LISTEN/NOTIFY via ${LISTEN_DATABASE} (pool_mode ${modeOf(LISTEN_DATABASE)}) delivered in ${latency} ms; ${database} pool_mode ${modeOf(database)}`,
+      );
     } finally {
       await endAll([listener, notifier]);
     }
@@ -178,14 +208,18 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
       const poolRows = await showVia(stats, "POOLS");
       const erp = poolRows.find((p) => p.database === database && p.user === DB_ROLES.odoo);
       expect(erp).toBeDefined();
-      expect(Object.keys(erp as object)).toEqual(expect.arrayContaining(["cl_active", "cl_waiting", "sv_active", "sv_idle", "maxwait", "pool_mode"]));
+      expect(Object.keys(erp as object)).toEqual(
+        expect.arrayContaining(["cl_active", "cl_waiting", "sv_active", "sv_idle", "maxwait", "pool_mode"]),
+      );
       const statRows = await showVia(stats, "STATS");
       const erpStats = statRows.find((s) => s.database === database);
       expect(Number(erpStats?.total_xact_count)).toBeGreaterThan(0);
       expect(Object.keys(erpStats as object)).toEqual(expect.arrayContaining(["avg_xact_time", "avg_query_time", "avg_wait_time"]));
       // stats_users, not admin_users: no RELOAD, PAUSE or SHUTDOWN from this login.
       await expect(stats.query("RELOAD")).rejects.toThrow(/admin access needed/);
-      summary.push(`stats user: SHOW POOLS (${poolRows.length} pools) and SHOW STATS (${database} total_xact_count=${erpStats?.total_xact_count}, avg_xact_time=${erpStats?.avg_xact_time} us) ok, RELOAD refused`);
+      summary.push(
+        `stats user: SHOW POOLS (${poolRows.length} pools) and SHOW STATS (${database} total_xact_count=${erpStats?.total_xact_count}, avg_xact_time=${erpStats?.avg_xact_time} us) ok, RELOAD refused`,
+      );
     });
   });
 
@@ -209,7 +243,9 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
       }
       expect(overLimit).toMatch(/no more connections allowed \(max_client_conn\)/);
       expect(held.length).toBe(pools.maxClientConn);
-      summary.push(`refusals: wrong password -> "${wrongPassword}"; plaintext -> "${plaintext}"; client ${held.length + 1} over max_client_conn=${pools.maxClientConn} -> "${overLimit}"`);
+      summary.push(
+        `refusals: wrong password -> "${wrongPassword}"; plaintext -> "${plaintext}"; client ${held.length + 1} over max_client_conn=${pools.maxClientConn} -> "${overLimit}"`,
+      );
     } finally {
       await endAll(held);
     }
@@ -228,7 +264,11 @@ describe("PgBouncer 1.18 from the rendered pgbouncer.ini and userlist.txt (issue
     expect(log).not.toContain(tier.secrets.odooDbPassword);
     expect(log).not.toContain(tier.secrets.statsPassword);
     // The only errors are the ones this file provoked.
-    const unexpected = log.split("\n").filter((l) => /\b(ERROR|FATAL)\b/.test(l) && !/password authentication failed|max_client_conn|SSL required|admin access needed/.test(l));
+    const unexpected = log
+      .split("\n")
+      .filter(
+        (l) => /\b(ERROR|FATAL)\b/.test(l) && !/password authentication failed|max_client_conn|SSL required|admin access needed/.test(l),
+      );
     expect(unexpected).toEqual([]);
   });
 

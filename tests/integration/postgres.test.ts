@@ -61,7 +61,10 @@ describe("PostgreSQL 15 from the rendered drop-in, pg_hba.conf and bootstrap SQL
     const roles = await tier.pg.psql(
       `SELECT rolname, rolconnlimit, rolsuper, rolcanlogin FROM pg_roles WHERE rolname IN ('${DB_ROLES.odoo}', '${DB_ROLES.monitor}') ORDER BY 1`,
     );
-    expect(roles.split("\n")).toEqual([`${DB_ROLES.odoo}|${odooRoleConnectionLimit(model.settings.sizing.pgbouncer)}|f|t`, `${DB_ROLES.monitor}|2|f|t`]);
+    expect(roles.split("\n")).toEqual([
+      `${DB_ROLES.odoo}|${odooRoleConnectionLimit(model.settings.sizing.pgbouncer)}|f|t`,
+      `${DB_ROLES.monitor}|2|f|t`,
+    ]);
     // The role's verifier is the very one PgBouncer's userlist carries (SCRAM pass-through).
     const stored = await tier.pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${DB_ROLES.odoo}'`);
     expect(stored).toBe(tier.secrets.byParameter.get(model.parameters.odooDbScramVerifier));
@@ -70,7 +73,9 @@ describe("PostgreSQL 15 from the rendered drop-in, pg_hba.conf and bootstrap SQL
     expect(await tier.pg.psql("SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension")).toBe("pg_stat_statements,plpgsql");
     expect(await tier.pg.psql("SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension", { database })).toBe("pg_trgm,plpgsql");
     // Idempotent: the apply script runs it on every apply.
-    const again = await tier.pg.runScript(resolveSecretRefs(renderPostgresBootstrap(postgresBootstrapSettingsFor(model)), tier.secrets.byParameter));
+    const again = await tier.pg.runScript(
+      resolveSecretRefs(renderPostgresBootstrap(postgresBootstrapSettingsFor(model)), tier.secrets.byParameter),
+    );
     expect(again.code).toBe(0);
     // Only "already exists" notices on the second run; no error, no warning.
     expect(again.stderr.split("\n").filter((l) => l.trim() !== "" && !/NOTICE: .*already/.test(l))).toEqual([]);
@@ -97,9 +102,23 @@ describe("PostgreSQL 15 from the rendered drop-in, pg_hba.conf and bootstrap SQL
       );
       expect(Object.fromEntries(rows.map((r) => [r.name, r.setting]))).toEqual(expected);
       const dropInPath = `${tier.pg.confDir}/conf.d/${path.basename(PATHS.postgresConf)}`;
-      for (const r of rows) expect({ name: r.name, source: r.source, sourcefile: r.sourcefile }).toEqual({ name: r.name, source: "configuration file", sourcefile: dropInPath });
+      for (const r of rows)
+        expect({ name: r.name, source: r.source, sourcefile: r.sourcefile }).toEqual({
+          name: r.name,
+          source: "configuration file",
+          sourcefile: dropInPath,
+        });
       const shown: string[] = [];
-      for (const name of ["max_connections", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "log_lock_waits", "password_encryption", "ssl", "shared_preload_libraries"]) {
+      for (const name of [
+        "max_connections",
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "log_lock_waits",
+        "password_encryption",
+        "ssl",
+        "shared_preload_libraries",
+      ]) {
         const res = await monitor.query(`SHOW ${name}`);
         shown.push(`${name}=${res.rows[0][name]}`);
       }
@@ -112,8 +131,12 @@ describe("PostgreSQL 15 from the rendered drop-in, pg_hba.conf and bootstrap SQL
     // Nothing in the drop-in was ignored or rejected by the server (entries of the Debian main
     // file that the drop-in overrides, such as port, are "not applied" by design).
     const dropIn = `${tier.pg.confDir}/conf.d/${path.basename(PATHS.postgresConf)}`;
-    expect(await tier.pg.psql(`SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL OR (sourcefile = '${dropIn}' AND NOT applied)`)).toBe("0");
-    expect(Number(await tier.pg.psql(`SELECT count(*) FROM pg_file_settings WHERE sourcefile = '${dropIn}'`))).toBe(tier.installed.postgresDropIn.split("\n").filter((l) => /^[a-z_.]+ = /.test(l)).length);
+    expect(
+      await tier.pg.psql(`SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL OR (sourcefile = '${dropIn}' AND NOT applied)`),
+    ).toBe("0");
+    expect(Number(await tier.pg.psql(`SELECT count(*) FROM pg_file_settings WHERE sourcefile = '${dropIn}'`))).toBe(
+      tier.installed.postgresDropIn.split("\n").filter((l) => /^[a-z_.]+ = /.test(l)).length,
+    );
   });
 
   it("serves TLS with the internal CA's certificate for postgres.<zone>: verify-full passes on the name, fails on another name", async () => {
@@ -121,7 +144,9 @@ describe("PostgreSQL 15 from the rendered drop-in, pg_hba.conf and bootstrap SQL
     const observed = await connectObserved(clientConfig(tier.postgresEndpoint, login));
     try {
       expect(observed.encrypted).toBe(true);
-      const { rows } = await observed.client.query<{ ssl: boolean; version: string }>("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+      const { rows } = await observed.client.query<{ ssl: boolean; version: string }>(
+        "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+      );
       expect(rows[0].ssl).toBe(true);
       expect(["TLSv1.2", "TLSv1.3"]).toContain(rows[0].version);
     } finally {
@@ -156,7 +181,9 @@ describe("PostgreSQL 15 from the rendered drop-in, pg_hba.conf and bootstrap SQL
       expect(await tier.pg.psql(`SELECT left(rolpassword, 3) FROM pg_authid WHERE rolname = '${DB_ROLES.odoo}'`)).toBe("md5");
       const message = await refusal(clientConfig(tier.postgresEndpoint, tier.odooLogin(database, md5Password)));
       expect(message).toMatch(/password authentication failed for user "odoo"/);
-      summary.push(`server asks ${observed.authRequests.join(",")} [${observed.saslMechanisms.join(",")}]; md5-stored role -> "${message}"`);
+      summary.push(
+        `server asks ${observed.authRequests.join(",")} [${observed.saslMechanisms.join(",")}]; md5-stored role -> "${message}"`,
+      );
     } finally {
       // Back to the verifier PgBouncer holds.
       const verifier = tier.secrets.byParameter.get(model.parameters.odooDbScramVerifier) as string;
@@ -176,7 +203,8 @@ describe("PostgreSQL 15 from the rendered drop-in, pg_hba.conf and bootstrap SQL
       `lock_timeout=${pgSizing.lockTimeoutMs}`,
       `statement_timeout=${pgSizing.statementTimeoutMs}`,
     ]);
-    const query = "SELECT name, setting, source FROM pg_settings WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout') ORDER BY name";
+    const query =
+      "SELECT name, setting, source FROM pg_settings WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout') ORDER BY name";
     const expected = [
       { name: "idle_in_transaction_session_timeout", setting: String(pgSizing.idleInTransactionSessionTimeoutMs), source: "user" },
       { name: "lock_timeout", setting: String(pgSizing.lockTimeoutMs), source: "user" },

@@ -60,7 +60,9 @@ beforeAll(async () => {
   // installed and the daemons run, which the apply script records with this marker.
   sandbox.writeFile(under(tier.roots.pgbouncer, "/var/lib/odoo-stack/bootstrapped"), "");
   await withClient(clientConfig(tier.pgbouncerEndpoint, tier.odooLogin()), (c) =>
-    c.query("CREATE TABLE load_test (id bigserial PRIMARY KEY, client int NOT NULL, backend_pid int NOT NULL, at timestamptz NOT NULL DEFAULT now())"),
+    c.query(
+      "CREATE TABLE load_test (id bigserial PRIMARY KEY, client int NOT NULL, backend_pid int NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+    ),
   );
 }, 120_000);
 
@@ -189,7 +191,9 @@ describe("changes applied under load with no downtime (issue 4 check 3, AUTH-4)"
     publishPgbouncerFiles(model);
     expect((await runScript(APPLY, [])).code).toBe(0);
     // The database tier's steps, in the procedure table's order (templates/procedures.ts).
-    const r = await rotateUnderLoad(ODOO_ROTATION_ORDER.filter((step): step is "pgbouncer" | "postgres" => step === "pgbouncer" || step === "postgres"));
+    const r = await rotateUnderLoad(
+      ODOO_ROTATION_ORDER.filter((step): step is "pgbouncer" | "postgres" => step === "pgbouncer" || step === "postgres"),
+    );
     summary.push(`password rotation, documented order (pgbouncer, postgres): ${r.line}`);
     r.expectNoDowntime();
   });
@@ -220,7 +224,8 @@ describe("changes applied under load with no downtime (issue 4 check 3, AUTH-4)"
 function tableArguments(step: string): string[] {
   const commands = rotationProcedure(model, "odoo").steps.find((s) => s.id === step)?.commands ?? [];
   const prefix = `sudo ${SCRIPT_PATHS.rotate} `;
-  if (commands.length !== 1 || !commands[0].startsWith(prefix)) throw new Error(`the table's ${step} step is not one odoo-stack-rotate command: ${commands.join("; ")}`);
+  if (commands.length !== 1 || !commands[0].startsWith(prefix))
+    throw new Error(`the table's ${step} step is not one odoo-stack-rotate command: ${commands.join("; ")}`);
   return commands[0].slice(prefix.length).split(" ");
 }
 
@@ -266,7 +271,10 @@ async function rotateUnderLoad(order: readonly ("postgres" | "pgbouncer")[]) {
       if (step === "postgres") {
         // The migration role shares the password: the table's step sets both (one transaction).
         for (const role of [DB_ROLES.odoo, DB_ROLES.migrate]) {
-          expect({ role, verifier: await tier.pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${role}'`) }).toEqual({ role, verifier: newVerifier });
+          expect({ role, verifier: await tier.pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${role}'`) }).toEqual({
+            role,
+            verifier: newVerifier,
+          });
         }
       } else {
         reloadAtMs = Date.now() - loadStartedAt;
@@ -277,16 +285,19 @@ async function rotateUnderLoad(order: readonly ("postgres" | "pgbouncer")[]) {
         expect(fs.readFileSync(userlist, "utf8")).toContain(newVerifier);
         expect(fs.statSync(userlist).mode & 0o777).toBe(0o600); // AUTH-2
       }
-      steps.push(`${step} step at t=${(atMs / 1000).toFixed(1)} s took ${result.ms} ms (${load.committedSoFar} tx, ${load.failuresSoFar} failed so far)`);
+      steps.push(
+        `${step} step at t=${(atMs / 1000).toFixed(1)} s took ${result.ms} ms (${load.committedSoFar} tx, ${load.failuresSoFar} failed so far)`,
+      );
     }
 
     // New logins after the steps: the old password is refused, the new one accepted.
     const oldRefused = await refusal(odooClient(oldPassword));
     const newStarted = Date.now();
     // 20 s: longer than PgBouncer's server_login_retry (15 s), so a pool that recovers shows it.
-    const newLogin = await withClient({ ...odooClient(newPassword), connectionTimeoutMillis: 20_000 }, async (c) => (await c.query("SELECT current_user AS u")).rows[0].u as string).catch(
-      (err: Error) => `refused: ${err.message}`,
-    );
+    const newLogin = await withClient(
+      { ...odooClient(newPassword), connectionTimeoutMillis: 20_000 },
+      async (c) => (await c.query("SELECT current_user AS u")).rows[0].u as string,
+    ).catch((err: Error) => `refused: ${err.message}`);
     const newLoginMs = Date.now() - newStarted;
     // The project's own `check` step, with odoo.conf rendered for the new password: psql to
     // pgbouncer.<zone> (verify-full) through a private /etc/hosts (not possible without mount
@@ -308,8 +319,14 @@ async function rotateUnderLoad(order: readonly ("postgres" | "pgbouncer")[]) {
         if (check) expect({ check: check.code, stderr: check.stderr }).toEqual({ check: 0, stderr: "" });
         if (done.failures.length > 0 || done.stuckClients > 0 || done.longestStallMs >= MAX_STALL_MS || newLogin !== DB_ROLES.odoo) {
           const log = tier.pgbouncer.log().split("\n");
-          const lastReload = log.map((l, i) => (/got SIGHUP/.test(l) ? i : -1)).filter((i) => i >= 0).pop() ?? 0;
-          const around = log.slice(lastReload).filter((l) => /SIGHUP|close_needed|login failed|server_login_retry|authentication failed/.test(l));
+          const lastReload =
+            log
+              .map((l, i) => (/got SIGHUP/.test(l) ? i : -1))
+              .filter((i) => i >= 0)
+              .pop() ?? 0;
+          const around = log
+            .slice(lastReload)
+            .filter((l) => /SIGHUP|close_needed|login failed|server_login_retry|authentication failed/.test(l));
           throw new Error(
             `AUTH-4 not met (pgbouncer step, ending with the RELOAD, done at t=${(reloadAtMs / 1000).toFixed(1)} s): ${done.failures.length} transactions failed, ${done.droppedClients} of ${LOAD_CLIENTS} client connections were dropped, ${done.stuckClients} still waiting at the end, ` +
               `no transaction committed for ${done.longestStallMs} ms from t=${(done.longestStallStartMs / 1000).toFixed(1)} s (limit ${MAX_STALL_MS} ms), new password login: ${newLogin} after ${newLoginMs} ms` +

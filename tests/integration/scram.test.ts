@@ -34,14 +34,22 @@ function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
 }
 
 /** Random ASCII-alphanumeric password, the kind the stack generates. Never a stack secret. */
-const throwawayPassword = (): string => randomBytes(24).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 20);
+const throwawayPassword = (): string =>
+  randomBytes(24)
+    .toString("base64")
+    .replace(/[^A-Za-z0-9]/g, "")
+    .slice(0, 20);
 
 describe("scramSha256Verifier against PostgreSQL 15 (AUTH-1, DESIGN principle 5)", () => {
   let dir: string;
   let server: ChildProcess | undefined;
 
   const psql = (sql: string, user = "postgres", password?: string): string =>
-    run("psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", dir, "-p", String(PORT), "-U", user, "-d", "postgres", "-c", sql], password ? { PGPASSWORD: password } : {}).trim();
+    run(
+      "psql",
+      ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", dir, "-p", String(PORT), "-U", user, "-d", "postgres", "-c", sql],
+      password ? { PGPASSWORD: password } : {},
+    ).trim();
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "odoo-stack-scram-"));

@@ -13,7 +13,10 @@ import { renderManifest } from "../../templates/manifest";
 import { hostScriptFiles, SCRIPT_PATHS, SCRIPTS, SCRIPTS_DIR } from "../../templates/scripts";
 import { modelWith } from "../helpers/fixtures";
 
-const scripts = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh")).sort();
+const scripts = fs
+  .readdirSync(SCRIPTS_DIR)
+  .filter((f) => f.endsWith(".sh"))
+  .sort();
 const BOOTSTRAP = path.join(SCRIPTS_DIR, "odoo-stack-bootstrap.sh");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "odoo-stack-scripts-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -52,10 +55,20 @@ describe("user data: cloud-init 22.4's schema checker and YAML parser", () => {
   const model = modelWith();
   const inputs: [string, UserDataInput][] = (["proxy", "odoo", "pgbouncer", "postgres"] as HostRole[]).map((role) => {
     const host = model.allHosts.find((h) => h.role === role)!;
-    return [role, userDataInputFor(model, host, { configBucket: "odoo-stack-test-config", region: "eu-west-1", ...(role === "postgres" ? { dataVolumeId: "vol-0123456789abcdef0" } : {}) })];
+    return [
+      role,
+      userDataInputFor(model, host, {
+        configBucket: "odoo-stack-test-config",
+        region: "eu-west-1",
+        ...(role === "postgres" ? { dataVolumeId: "vol-0123456789abcdef0" } : {}),
+      }),
+    ];
   });
   const staging = modelWith({ tls: { mode: "acme", email: "ops@example.com", hostedZoneId: "Z04417412S8KXAMPLE1", staging: true } });
-  inputs.push(["proxy (staging ACME, extra packages)", { ...userDataInputFor(staging, staging.hosts.proxy, { configBucket: "b-1.example", region: "us-east-1" }), packages: ["htop"] }]);
+  inputs.push([
+    "proxy (staging ACME, extra packages)",
+    { ...userDataInputFor(staging, staging.hosts.proxy, { configBucket: "b-1.example", region: "us-east-1" }), packages: ["htop"] },
+  ]);
 
   it.each(inputs)("%s passes `cloud-init schema --config-file`", (_label, input) => {
     const file = path.join(tmp, `user-data-${input.hostId}-${input.region}.yaml`);
@@ -69,7 +82,11 @@ describe("user data: cloud-init 22.4's schema checker and YAML parser", () => {
   it.each(inputs)("%s reads back, through cloud-init's YAML loader, as the document built", (_label, input) => {
     const file = path.join(tmp, `user-data-${input.hostId}-roundtrip.yaml`);
     fs.writeFileSync(file, renderUserData(input));
-    const json = execFileSync("/usr/bin/python3", ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file], { encoding: "utf8" });
+    const json = execFileSync(
+      "/usr/bin/python3",
+      ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file],
+      { encoding: "utf8" },
+    );
     expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(buildUserData(input))));
   });
 
@@ -111,7 +128,9 @@ describe("bootstrap: data-volume on a file image (never reformats a volume with 
     expect(first.status).toBe(0);
     expect(first.stdout).toContain("formatting blank volume");
     const id = uuid();
-    expect(fs.readFileSync(fstab, "utf8")).toBe(`# static\nUUID=${id} ${mount} ext4 defaults,noatime,nofail,x-systemd.device-timeout=300 0 2\n`);
+    expect(fs.readFileSync(fstab, "utf8")).toBe(
+      `# static\nUUID=${id} ${mount} ext4 defaults,noatime,nofail,x-systemd.device-timeout=300 0 2\n`,
+    );
 
     const second = run("bash", [BOOTSTRAP, "data-volume", volumeId, mount], env);
     expect(second.status).toBe(0);
@@ -136,7 +155,9 @@ describe("bootstrap: fetch-apply installs the apply script only if it matches th
 
   beforeAll(() => {
     // Stands in for `aws s3 cp [options] s3://bucket/key dest`: copies from a local tree.
-    fs.writeFileSync(fakeAws, '#!/bin/bash\nset -eu\nsrc=${*: -2:1}\ndest=${*: -1}\ncp -- "$FAKE_S3/${src#s3://}" "$dest"\n', { mode: 0o755 });
+    fs.writeFileSync(fakeAws, '#!/bin/bash\nset -eu\nsrc=${*: -2:1}\ndest=${*: -1}\ncp -- "$FAKE_S3/${src#s3://}" "$dest"\n', {
+      mode: 0o755,
+    });
     const files = hostScriptFiles();
     for (const f of files) {
       fs.mkdirSync(path.join(prefix, path.dirname(f.path)), { recursive: true });

@@ -32,11 +32,15 @@ describe("pgbouncer-auth-scram and pgbouncer-auth-file-set (AUTH-1, AUTH-2)", ()
     ["auth_type = trust", '"trust"'],
     [undefined, "absent (PgBouncer's default md5)"],
   ])("rejects %s", async (line, now) => {
-    expect(await validateResource(pgbouncerAuthScram, withContent(ini, setLine("auth_type", line)))).toEqual([`${iniLabel} must set auth_type = scram-sha-256; it is ${now} (AUTH-1).`]);
+    expect(await validateResource(pgbouncerAuthScram, withContent(ini, setLine("auth_type", line)))).toEqual([
+      `${iniLabel} must set auth_type = scram-sha-256; it is ${now} (AUTH-1).`,
+    ]);
   });
 
   it("rejects a missing or relative auth_file", async () => {
-    expect(await validateResource(pgbouncerAuthFileSet, withContent(ini, setLine("auth_file", undefined)))).toEqual([`${iniLabel} must set auth_file to the absolute path of the userlist; it is absent (AUTH-2).`]);
+    expect(await validateResource(pgbouncerAuthFileSet, withContent(ini, setLine("auth_file", undefined)))).toEqual([
+      `${iniLabel} must set auth_file to the absolute path of the userlist; it is absent (AUTH-2).`,
+    ]);
     expect(await validateResource(pgbouncerAuthFileSet, withContent(ini, setLine("auth_file", "auth_file = userlist.txt")))).toEqual([
       `${iniLabel} must set auth_file to the absolute path of the userlist; it is "userlist.txt" (AUTH-2).`,
     ]);
@@ -58,11 +62,15 @@ describe("pgbouncer-auth-file-protected (AUTH-2)", () => {
       for (const f of doc.files) if (f.path === "/etc/pgbouncer/userlist.txt") f.mode = "0644";
       return JSON.stringify(doc, null, 2);
     });
-    expect(await messages(replaced(fixture.resources, loose))).toEqual([`${subject} must be installed with mode 0600; host pgbouncer's manifest gives it 0644 (AUTH-2).`]);
+    expect(await messages(replaced(fixture.resources, loose))).toEqual([
+      `${subject} must be installed with mode 0600; host pgbouncer's manifest gives it 0644 (AUTH-2).`,
+    ]);
   });
 
   it("rejects an auth_file that is not delivered", async () => {
-    expect(await messages(fixture.resources.filter((r) => r !== userlist))).toEqual([`${subject} must be delivered to host pgbouncer too: no config object carries it (AUTH-2).`]);
+    expect(await messages(fixture.resources.filter((r) => r !== userlist))).toEqual([
+      `${subject} must be delivered to host pgbouncer too: no config object carries it (AUTH-2).`,
+    ]);
   });
 
   it.each([
@@ -107,8 +115,11 @@ describe("pg-hba-no-weak-methods (AUTH-1)", () => {
 describe("postgres-password-encryption-scram (AUTH-1)", () => {
   it("passes scram-sha-256 and rejects md5", async () => {
     expect(await validateResource(postgresPasswordEncryptionScram, pgConf)).toEqual([]);
-    expect(await validateResource(postgresPasswordEncryptionScram, withContent(pgConf, setLine("password_encryption", "password_encryption = 'md5'")))).toEqual([
-      `90-odoo-stack.conf of postgres (${pgConf.name}) must set password_encryption = scram-sha-256; it is "md5" (AUTH-1).`,
-    ]);
+    expect(
+      await validateResource(
+        postgresPasswordEncryptionScram,
+        withContent(pgConf, setLine("password_encryption", "password_encryption = 'md5'")),
+      ),
+    ).toEqual([`90-odoo-stack.conf of postgres (${pgConf.name}) must set password_encryption = scram-sha-256; it is "md5" (AUTH-1).`]);
   });
 });

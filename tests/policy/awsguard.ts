@@ -37,8 +37,16 @@ const RDS_INSTANCE = "aws:rds/instance:Instance";
 /** The rules of awsguard 0.3.1 for resource types the stack declares. */
 export const AWSGUARD_RULES: readonly GuardRule[] = [
   // compute.js
-  { name: "ec2-instance-detailed-monitoring-enabled", type: INSTANCE, check: (p) => (!p.monitoring ? ["EC2 instances must have detailed monitoring enabled."] : []) },
-  { name: "ec2-instance-no-public-ip", type: INSTANCE, check: (p) => (p.associatePublicIpAddress ? ["EC2 instance must not have a public IP."] : []) },
+  {
+    name: "ec2-instance-detailed-monitoring-enabled",
+    type: INSTANCE,
+    check: (p) => (!p.monitoring ? ["EC2 instances must have detailed monitoring enabled."] : []),
+  },
+  {
+    name: "ec2-instance-no-public-ip",
+    type: INSTANCE,
+    check: (p) => (p.associatePublicIpAddress ? ["EC2 instance must not have a public IP."] : []),
+  },
   {
     name: "ec2-volume-inuse",
     type: INSTANCE,
@@ -55,19 +63,54 @@ export const AWSGUARD_RULES: readonly GuardRule[] = [
     type: INSTANCE,
     check: (p) => [
       ...(!p.rootBlockDevice || !p.rootBlockDevice.encrypted ? ["The EC2 instance root block device must be encrypted."] : []),
-      ...(p.ebsBlockDevices ?? []).filter((e: Record<string, unknown>) => !e.encrypted).map((e: Record<string, unknown>) => `EBS volume (${String(e.volumeId)}) must be encrypted.`),
+      ...(p.ebsBlockDevices ?? [])
+        .filter((e: Record<string, unknown>) => !e.encrypted)
+        .map((e: Record<string, unknown>) => `EBS volume (${String(e.volumeId)}) must be encrypted.`),
     ],
   },
   // database.js
-  { name: "rds-instance-backup-enabled", type: RDS_INSTANCE, check: (p) => (p.backupRetentionPeriod !== undefined && p.backupRetentionPeriod === 0 ? ["RDS Instances must have backups enabled."] : []) },
-  { name: "rds-instance-multi-az-enabled", type: RDS_INSTANCE, check: (p) => (p.multiAz === undefined || p.multiAz === false ? ["RDS Instances must be configured with multiple AZs for highly available."] : []) },
-  { name: "rds-instance-public-access", type: RDS_INSTANCE, check: (p) => (p.publiclyAccessible ? ["RDS Instance must not be publicly accessible."] : []) },
-  { name: "rds-storage-encrypted", type: RDS_INSTANCE, check: (p) => (!p.replicateSourceDb && (p.storageEncrypted === undefined || p.storageEncrypted === false) ? ["RDS Instance must have storage encryption enabled."] : []) },
+  {
+    name: "rds-instance-backup-enabled",
+    type: RDS_INSTANCE,
+    check: (p) =>
+      p.backupRetentionPeriod !== undefined && p.backupRetentionPeriod === 0 ? ["RDS Instances must have backups enabled."] : [],
+  },
+  {
+    name: "rds-instance-multi-az-enabled",
+    type: RDS_INSTANCE,
+    check: (p) =>
+      p.multiAz === undefined || p.multiAz === false ? ["RDS Instances must be configured with multiple AZs for highly available."] : [],
+  },
+  {
+    name: "rds-instance-public-access",
+    type: RDS_INSTANCE,
+    check: (p) => (p.publiclyAccessible ? ["RDS Instance must not be publicly accessible."] : []),
+  },
+  {
+    name: "rds-storage-encrypted",
+    type: RDS_INSTANCE,
+    check: (p) =>
+      !p.replicateSourceDb && (p.storageEncrypted === undefined || p.storageEncrypted === false)
+        ? ["RDS Instance must have storage encryption enabled."]
+        : [],
+  },
   // security.js (the stack's own KMS key, components/stack-key.ts)
-  { name: "cmk-backing-key-rotation-enabled", type: "aws:kms/key:Key", check: (p) => (!p.enableKeyRotation ? ["CMK does not have the key rotation setting enabled"] : []) },
+  {
+    name: "cmk-backing-key-rotation-enabled",
+    type: "aws:kms/key:Key",
+    check: (p) => (!p.enableKeyRotation ? ["CMK does not have the key rotation setting enabled"] : []),
+  },
   // storage.js
-  { name: "efs-encrypted", type: "aws:efs/fileSystem:FileSystem", check: (p) => (!p.kmsKeyId ? ["Amazon Elastic File System must have a KMS Key defined."] : []) },
-  { name: "s3-bucket-logging-enabled", type: "aws:s3/bucket:Bucket", check: (p) => (!p.loggings || p.loggings.length === 0 ? ["Bucket logging must be defined."] : []) },
+  {
+    name: "efs-encrypted",
+    type: "aws:efs/fileSystem:FileSystem",
+    check: (p) => (!p.kmsKeyId ? ["Amazon Elastic File System must have a KMS Key defined."] : []),
+  },
+  {
+    name: "s3-bucket-logging-enabled",
+    type: "aws:s3/bucket:Bucket",
+    check: (p) => (!p.loggings || p.loggings.length === 0 ? ["Bucket logging must be defined."] : []),
+  },
 ];
 
 /**
@@ -109,6 +152,8 @@ export const AWSGUARD_EXCEPTIONS: Readonly<Record<string, string>> = {
 /** What awsguard 0.3.1, every rule mandatory, reports on these resources. */
 export function awsguardFindings(resources: readonly GuardedResource[]): GuardFinding[] {
   return resources.flatMap((r) =>
-    AWSGUARD_RULES.filter((rule) => rule.type === r.type).flatMap((rule) => rule.check(r.props).map((message) => ({ policy: rule.name, resource: r.name, message }))),
+    AWSGUARD_RULES.filter((rule) => rule.type === r.type).flatMap((rule) =>
+      rule.check(r.props).map((message) => ({ policy: rule.name, resource: r.name, message })),
+    ),
   );
 }

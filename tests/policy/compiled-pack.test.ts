@@ -30,7 +30,8 @@ function fakePack(): { readonly dir: string; build(): void } {
     dir,
     build: () => {
       const sources: Record<string, string> = {};
-      for (const rel of ["index.ts", "net.ts", "lib/parse.ts", "../lib/ports.ts"]) sources[rel] = sha(fs.readFileSync(path.join(dir, rel), "utf8"));
+      for (const rel of ["index.ts", "net.ts", "lib/parse.ts", "../lib/ports.ts"])
+        sources[rel] = sha(fs.readFileSync(path.join(dir, rel), "utf8"));
       fs.mkdirSync(path.join(dir, "bin", "policy"), { recursive: true });
       fs.writeFileSync(path.join(dir, "bin", "policy", "index.js"), "");
       fs.writeFileSync(path.join(dir, "bin", "sources.json"), JSON.stringify({ entry: "bin/policy/index.js", sources }));

@@ -39,7 +39,11 @@ describe("instance-no-public-ip (NET-1, NET-2, NET-5, NET-6)", () => {
   });
 
   it("rejects a launch template that asks for a public address for an untagged host", async () => {
-    const template: FakeResource = { type: "aws:ec2/launchTemplate:LaunchTemplate", name: "workers", props: { networkInterfaces: [{ associatePublicIpAddress: "true" }] } };
+    const template: FakeResource = {
+      type: "aws:ec2/launchTemplate:LaunchTemplate",
+      name: "workers",
+      props: { networkInterfaces: [{ associatePublicIpAddress: "true" }] },
+    };
     expect(await validateResource(policy, template)).toEqual([
       "Launch template (workers) must not have a public IP address: it is an untagged host, and only the proxy is reachable from the internet (NET-2).",
     ]);
@@ -59,7 +63,9 @@ describe("instance-imdsv2-required (ODOO-1, AUTH-2)", () => {
     [undefined, "not set (AWS then also accepts IMDSv1)"],
   ])("rejects httpTokens %s", async (tokens, now) => {
     const r = withProp(postgres, "metadataOptions.httpTokens", tokens);
-    expect(await validateResource(policy, r)).toEqual([`EC2 instance (${postgres.name}) must set metadataOptions.httpTokens = "required" (IMDSv2); it is ${now} (ODOO-1, AUTH-2).`]);
+    expect(await validateResource(policy, r)).toEqual([
+      `EC2 instance (${postgres.name}) must set metadataOptions.httpTokens = "required" (IMDSv2); it is ${now} (ODOO-1, AUTH-2).`,
+    ]);
   });
 });
 
@@ -86,7 +92,12 @@ describe("instance-user-data-no-secrets (ODOO-1)", () => {
 
   it("passes user data that holds names only, and {{ssm:…}} references", async () => {
     for (const r of instances) expect(await validateResource(policy, r)).toEqual([]);
-    expect(await validateResource(policy, withProp(odoo, "userData", "#cloud-config\n# admin_passwd = {{ssm:/odoo-stack/test/odoo/admin-passwd}}\n"))).toEqual([]);
+    expect(
+      await validateResource(
+        policy,
+        withProp(odoo, "userData", "#cloud-config\n# admin_passwd = {{ssm:/odoo-stack/test/odoo/admin-passwd}}\n"),
+      ),
+    ).toEqual([]);
   });
 
   // Generated per run: no secret-shaped literal lives in the repository.

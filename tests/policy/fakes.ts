@@ -26,7 +26,8 @@ export interface Violation {
   readonly urn?: string;
 }
 
-export const urnOf = (r: Pick<FakeResource, "type" | "name" | "urn">): string => r.urn ?? `urn:pulumi:test::odoo-stack::${r.type}::${r.name}`;
+export const urnOf = (r: Pick<FakeResource, "type" | "name" | "urn">): string =>
+  r.urn ?? `urn:pulumi:test::odoo-stack::${r.type}::${r.name}`;
 
 function configOf(policy: Policy, config: Record<string, unknown>): () => any {
   const defaults = Object.fromEntries(
@@ -42,27 +43,46 @@ const notApplicable = (reason?: string): never => {
 };
 
 /** Runs a resource policy on one resource; returns the violation messages. */
-export async function validateResource(policy: ResourceValidationPolicy, r: FakeResource, config: Record<string, unknown> = {}): Promise<string[]> {
+export async function validateResource(
+  policy: ResourceValidationPolicy,
+  r: FakeResource,
+  config: Record<string, unknown> = {},
+): Promise<string[]> {
   const messages: string[] = [];
   const args = {
     type: r.type,
     props: r.props,
     urn: urnOf(r),
     name: r.name,
-    opts: { protect: false, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [] },
+    opts: {
+      protect: false,
+      ignoreChanges: [],
+      aliases: [],
+      customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+      additionalSecretOutputs: [],
+    },
     stackTags: new Map<string, string>(),
     isType: () => false,
     asType: () => undefined,
     getConfig: configOf(policy, config),
     notApplicable,
   } as unknown as ResourceValidationArgs;
-  const validations = policy.validateResource === undefined ? [] : Array.isArray(policy.validateResource) ? policy.validateResource : [policy.validateResource];
+  const validations =
+    policy.validateResource === undefined
+      ? []
+      : Array.isArray(policy.validateResource)
+        ? policy.validateResource
+        : [policy.validateResource];
   for (const v of validations) await v(args, (message) => messages.push(message));
   return messages;
 }
 
 /** Runs a stack policy on a set of resources; dependencies name other fake resources. */
-export async function validateStack(policy: StackValidationPolicy, resources: readonly FakeResource[], config: Record<string, unknown> = {}): Promise<Violation[]> {
+export async function validateStack(
+  policy: StackValidationPolicy,
+  resources: readonly FakeResource[],
+  config: Record<string, unknown> = {},
+): Promise<Violation[]> {
   const violations: Violation[] = [];
   const byName = new Map<string, PolicyResource>();
   const views = resources.map((r) => {
@@ -91,7 +111,12 @@ export async function validateStack(policy: StackValidationPolicy, resources: re
       views[i].dependencies.push(...deps.filter((d) => !views[i].dependencies.includes(d)));
     }
   });
-  const args = { resources: views, stackTags: new Map<string, string>(), getConfig: configOf(policy, config), notApplicable } as unknown as StackValidationArgs;
+  const args = {
+    resources: views,
+    stackTags: new Map<string, string>(),
+    getConfig: configOf(policy, config),
+    notApplicable,
+  } as unknown as StackValidationArgs;
   await policy.validateStack(args, (message, urn) => violations.push({ message, urn }));
   return violations;
 }
@@ -146,8 +171,10 @@ export function withContent(r: FakeResource, edit: (text: string) => string): Fa
 }
 
 /** Replaces the line holding `key = …` in an ini-style file (the whole line). */
-export const setLine = (key: string, line: string | undefined) => (text: string): string => {
-  const re = new RegExp(`^${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*=.*$`, "m");
-  if (!re.test(text)) throw new Error(`no line for ${key}`);
-  return line === undefined ? text.replace(new RegExp(`${re.source}\\n?`, "m"), "") : text.replace(re, line);
-};
+export const setLine =
+  (key: string, line: string | undefined) =>
+  (text: string): string => {
+    const re = new RegExp(`^${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*=.*$`, "m");
+    if (!re.test(text)) throw new Error(`no line for ${key}`);
+    return line === undefined ? text.replace(new RegExp(`${re.source}\\n?`, "m"), "") : text.replace(re, line);
+  };

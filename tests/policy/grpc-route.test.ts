@@ -235,9 +235,15 @@ describe("policy pack over the Analyzer gRPC protocol", () => {
     });
     const rule = analyzed.run.resources.find((r) => r.name === "odoo-http-world-rule");
     // The engine's URN: qualified by the component, not by the stack.
-    expect(rule?.urn).toBe("urn:pulumi:test::odoo-stack::odoo-stack:test:Tier$aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule::odoo-http-world-rule");
+    expect(rule?.urn).toBe(
+      "urn:pulumi:test::odoo-stack::odoo-stack:test:Tier$aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule::odoo-http-world-rule",
+    );
     expect(rule?.propertyDependencies.securityGroupId).toEqual([analyzed.urnOf("odoo-sg")]);
-    const stackPolicies = new Set(pack().info.policies.filter((p) => p.type === "stack").map((p) => p.name));
+    const stackPolicies = new Set(
+      pack()
+        .info.policies.filter((p) => p.type === "stack")
+        .map((p) => p.name),
+    );
     const urns = new Set(["", ...analyzed.run.resources.map((r) => r.urn)]);
     for (const d of analyzed.stack) {
       expect(stackPolicies.has(d.policyName)).toBe(true);

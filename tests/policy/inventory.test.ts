@@ -35,7 +35,10 @@ function inventoryRows(markdown: string): Row[] {
       continue;
     }
     inTable = true;
-    const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
     if (cells[0] === "item" || /^-+$/.test(cells[0])) continue;
     if (cells.length !== 4) throw new Error(`policy/README.md line ${i + 1}: expected 4 cells, got ${cells.length}: ${line}`);
     const code = (c: string) => /^`([^`]+)`$/.exec(c)?.[1] ?? `(not in backticks: ${c})`;

@@ -48,21 +48,29 @@ describe("odoo-limits-set (LIMIT-3)", () => {
   });
 
   it.each(["limit_time_cpu", "limit_time_real", "limit_memory_soft", "limit_memory_hard"])("rejects a missing %s", async (key) => {
-    expect(await validateResource(policy, edited(key, undefined))).toEqual([`${label} must set ${key} to a positive integer; it is absent (LIMIT-3).`]);
+    expect(await validateResource(policy, edited(key, undefined))).toEqual([
+      `${label} must set ${key} to a positive integer; it is absent (LIMIT-3).`,
+    ]);
   });
 
   it("rejects a zero limit, a soft limit above the hard one, and CPU time above real time", async () => {
-    expect(await validateResource(policy, edited("limit_time_real", "limit_time_real = 0"))).toEqual([`${label} must set limit_time_real to a positive integer; it is "0" (LIMIT-3).`]);
+    expect(await validateResource(policy, edited("limit_time_real", "limit_time_real = 0"))).toEqual([
+      `${label} must set limit_time_real to a positive integer; it is "0" (LIMIT-3).`,
+    ]);
     expect(await validateResource(policy, edited("limit_memory_soft", "limit_memory_soft = 9999999999"))).toEqual([
       `${label} must set limit_memory_soft (9999999999) below limit_memory_hard (2684354560), so workers recycle before they are killed (LIMIT-3).`,
     ]);
-    expect(await validateResource(policy, edited("limit_time_cpu", "limit_time_cpu = 5000"))).toEqual([`${label} must set limit_time_cpu (5000) at most limit_time_real (1200) (LIMIT-3).`]);
+    expect(await validateResource(policy, edited("limit_time_cpu", "limit_time_cpu = 5000"))).toEqual([
+      `${label} must set limit_time_cpu (5000) at most limit_time_real (1200) (LIMIT-3).`,
+    ]);
   });
 
   // Issue 12 item 10: the limits Odoo applies are virtual (RLIMIT_AS, vms); what the old sizing
   // gave t3.small (256 MiB hard, 204 MiB soft) is below a worker at rest (~240 MiB).
   it("rejects memory limits below what an Odoo process maps at rest plus a request", async () => {
-    const tiny = withContent(conf, (text) => setLine("limit_memory_soft", "limit_memory_soft = 214748364")(setLine("limit_memory_hard", "limit_memory_hard = 268435456")(text)));
+    const tiny = withContent(conf, (text) =>
+      setLine("limit_memory_soft", "limit_memory_soft = 214748364")(setLine("limit_memory_hard", "limit_memory_hard = 268435456")(text)),
+    );
     expect(await validateResource(policy, tiny)).toEqual([
       `${label} must set limit_memory_hard (268435456) to at least 1264 MiB (1325400064): it caps each process's address space (RLIMIT_AS), which is ~240 MiB at rest, before a heavy request (LIMIT-3).`,
       `${label} must set limit_memory_soft (214748364) to at least 390 MiB (408944640): Odoo compares it with each worker's virtual size, ~240 MiB at rest, and would recycle workers after every request (LIMIT-3).`,

@@ -154,7 +154,12 @@ export class MutableStack {
  * AnalyzeStack for the whole stack unless `withStack` is false (a resource policy's finding
  * needs only its resource).
  */
-export async function analyzeStack(client: PolicyPackClient, resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> {
+export async function analyzeStack(
+  client: PolicyPackClient,
+  resources: readonly Planned[],
+  urns?: ReadonlySet<string>,
+  withStack = true,
+): Promise<PolicyDiagnostic[]> {
   const { analyze: perResource, stack } = analyzerResourcesFrom(resources);
   const chosen = urns === undefined ? perResource : perResource.filter((r) => urns.has(r.urn));
   const found = (await Promise.all(chosen.map((r) => client.analyze(r)))).flat();
@@ -177,4 +182,5 @@ export function onlyPolicy(pack: () => RunningPack): (policy: string) => Promise
   };
 }
 
-export const mandatory = (diagnostics: readonly PolicyDiagnostic[]): PolicyDiagnostic[] => diagnostics.filter((d) => d.enforcementLevel === "mandatory");
+export const mandatory = (diagnostics: readonly PolicyDiagnostic[]): PolicyDiagnostic[] =>
+  diagnostics.filter((d) => d.enforcementLevel === "mandatory");

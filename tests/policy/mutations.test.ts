@@ -81,8 +81,40 @@ describe("the production stack through the policy pack (gRPC)", () => {
 
   it("covers every checklist item marked P", () => {
     const items = new Set(PROD_MUTATIONS.map((x) => x.item));
-    for (const id of ["NET-1", "NET-2", "NET-3", "NET-4", "NET-5", "NET-6", "PROXY-1", "PROXY-2", "PROXY-3", "PROXY-4", "PROXY-5", "ODOO-1", "ODOO-2", "ODOO-3", "ODOO-5",
-      "LIMIT-1", "LIMIT-2", "LIMIT-3", "POOL-1", "POOL-2", "POOL-3", "POOL-4", "POOL-5", "AUTH-1", "AUTH-2", "TLS-1", "TLS-2", "TLS-3", "PG-1", "PG-2", "PG-3", "OBS-3"]) {
+    for (const id of [
+      "NET-1",
+      "NET-2",
+      "NET-3",
+      "NET-4",
+      "NET-5",
+      "NET-6",
+      "PROXY-1",
+      "PROXY-2",
+      "PROXY-3",
+      "PROXY-4",
+      "PROXY-5",
+      "ODOO-1",
+      "ODOO-2",
+      "ODOO-3",
+      "ODOO-5",
+      "LIMIT-1",
+      "LIMIT-2",
+      "LIMIT-3",
+      "POOL-1",
+      "POOL-2",
+      "POOL-3",
+      "POOL-4",
+      "POOL-5",
+      "AUTH-1",
+      "AUTH-2",
+      "TLS-1",
+      "TLS-2",
+      "TLS-3",
+      "PG-1",
+      "PG-2",
+      "PG-3",
+      "OBS-3",
+    ]) {
       expect([id, items.has(id)]).toEqual([id, true]);
     }
   });
@@ -94,17 +126,25 @@ describe("the production stack through the policy pack (gRPC)", () => {
     preview.edit(conf, (p) => (p.content = UNKNOWN_VALUE));
     for (const r of preview.resources.filter((x) => x.custom)) {
       preview.edit(r.name, (p) => {
-        for (const key of ["securityGroupId", "referencedSecurityGroupId", "bucket", "userData", "instanceId", "subnetId", "vpcId"]) if (key in p) p[key] = UNKNOWN_VALUE;
+        for (const key of ["securityGroupId", "referencedSecurityGroupId", "bucket", "userData", "instanceId", "subnetId", "vpcId"])
+          if (key in p) p[key] = UNKNOWN_VALUE;
       });
     }
     const diagnostics = await analyze(preview.resources);
     expect(mandatory(diagnostics).map((d) => `${d.policyName}: ${d.message}`)).toEqual([]);
     const advisories = diagnostics.filter((d) => d.enforcementLevel === "advisory").map((d) => d.policyName);
     // odoo.conf's own policies could not run, and said so.
-    for (const policy of ["odoo-list-db-disabled", "odoo-proxy-mode-enabled", "odoo-exactly-one-cron-host", "instance-user-data-no-secrets"]) {
+    for (const policy of [
+      "odoo-list-db-disabled",
+      "odoo-proxy-mode-enabled",
+      "odoo-exactly-one-cron-host",
+      "instance-user-data-no-secrets",
+    ]) {
       expect([policy, advisories.includes(policy)]).toEqual([policy, true]);
     }
-    expect(diagnostics.find((d) => d.policyName === "odoo-list-db-disabled")?.message).toMatch(/can't run policy 'odoo-list-db-disabled' .* during preview/);
+    expect(diagnostics.find((d) => d.policyName === "odoo-list-db-disabled")?.message).toMatch(
+      /can't run policy 'odoo-list-db-disabled' .* during preview/,
+    );
   });
 
   it("leaves Pulumi's awsguard (0.3.1, every rule mandatory; reproduced in awsguard.ts) only its documented exceptions: detailed monitoring is on", () => {
@@ -117,15 +157,18 @@ describe("the production stack through the policy pack (gRPC)", () => {
   const only = onlyPolicy(pack);
   // Grouped by policy, so the pack is reconfigured once per policy.
   const byPolicy = [...PROD_MUTATIONS].sort((a, b) => (a.policy < b.policy ? -1 : a.policy > b.policy ? 1 : 0));
-  it.each(byPolicy.map((x) => [x.id, x.title, x.item, x.policy, x] as const))("%s: %s (%s) is rejected by %s", async (_id, _title, item, policy, mutation) => {
-    const stack = new MutableStack(planned);
-    mutation.mutate(stack, { model });
-    const type = pack().info.policies.find((p) => p.name === policy)?.type;
-    expect([policy, type]).toEqual([policy, expect.stringMatching(/^(resource|stack)$/)]);
-    await only(policy);
-    const findings = mandatory(await analyze(stack.resources, stack.touched, type === "stack")).filter((d) => d.policyName === policy);
-    expect(findings.length).toBeGreaterThan(0);
-    // The message names the checklist item (the SDK prefixes the policy's description).
-    expect(findings.map((d) => d.message.split("\n").slice(1).join("\n")).join("\n")).toMatch(new RegExp(`\\b${item}\\b`));
-  });
+  it.each(byPolicy.map((x) => [x.id, x.title, x.item, x.policy, x] as const))(
+    "%s: %s (%s) is rejected by %s",
+    async (_id, _title, item, policy, mutation) => {
+      const stack = new MutableStack(planned);
+      mutation.mutate(stack, { model });
+      const type = pack().info.policies.find((p) => p.name === policy)?.type;
+      expect([policy, type]).toEqual([policy, expect.stringMatching(/^(resource|stack)$/)]);
+      await only(policy);
+      const findings = mandatory(await analyze(stack.resources, stack.touched, type === "stack")).filter((d) => d.policyName === policy);
+      expect(findings.length).toBeGreaterThan(0);
+      // The message names the checklist item (the SDK prefixes the policy's description).
+      expect(findings.map((d) => d.message.split("\n").slice(1).join("\n")).join("\n")).toMatch(new RegExp(`\\b${item}\\b`));
+    },
+  );
 });

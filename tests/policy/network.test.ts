@@ -55,11 +55,17 @@ describe("security-group-world-ingress-only-443-on-proxy (NET-2, NET-3)", () => 
   });
 
   it("rejects inline ingress on a SecurityGroup and a SecurityGroupRule open to the world", async () => {
-    const inline = withProp(fixture.get(sgName("postgres")), "ingress", [{ protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["0.0.0.0/0"] }]);
+    const inline = withProp(fixture.get(sgName("postgres")), "ingress", [
+      { protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["0.0.0.0/0"] },
+    ]);
     expect(await validateResource(policy, inline)).toEqual([
       "Security group (network-postgres-sg) must not open tcp 5432 to 0.0.0.0/0: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-3, NET-6).",
     ]);
-    const standalone: FakeResource = { type: T.sgRule, name: "hand-rule", props: { type: "ingress", protocol: "-1", fromPort: 0, toPort: 0, ipv6CidrBlocks: ["::/0"], securityGroupId: "sg-1" } };
+    const standalone: FakeResource = {
+      type: T.sgRule,
+      name: "hand-rule",
+      props: { type: "ingress", protocol: "-1", fromPort: 0, toPort: 0, ipv6CidrBlocks: ["::/0"], securityGroupId: "sg-1" },
+    };
     expect(await validateResource(policy, standalone)).toEqual([
       "Security group rule (hand-rule) must not open all traffic to ::/0: nothing but tcp 443 (and 80 for a redirect to https://) on the reverse proxy may be reachable from the internet (NET-3).",
     ]);
@@ -87,7 +93,11 @@ describe("security-group-internal-ports-address-sources (NET-4, NET-5, NET-6)", 
   });
 
   it("rejects all traffic from the VPC into PostgreSQL's group, which covers 5432", async () => {
-    const r = withProp(withProp(withProp(rule("postgres-in-5432-pgbouncer"), "referencedSecurityGroupId", undefined), "cidrIpv4", "10.40.0.0/16"), "ipProtocol", "-1");
+    const r = withProp(
+      withProp(withProp(rule("postgres-in-5432-pgbouncer"), "referencedSecurityGroupId", undefined), "cidrIpv4", "10.40.0.0/16"),
+      "ipProtocol",
+      "-1",
+    );
     expect(await validateResource(policy, r)).toHaveLength(1);
   });
 
@@ -113,14 +123,41 @@ describe("security-group-internal-ports-from-allowed-groups (NET-4, NET-5, NET-6
 
   const fromGroup = (ruleName: string, group: string): FakeResource => {
     const r = rule(ruleName);
-    return { ...withProp(r, "referencedSecurityGroupId", `${sgName(group)}-id`), propertyDependencies: { ...r.propertyDependencies, referencedSecurityGroupId: [sgName(group)] } };
+    return {
+      ...withProp(r, "referencedSecurityGroupId", `${sgName(group)}-id`),
+      propertyDependencies: { ...r.propertyDependencies, referencedSecurityGroupId: [sgName(group)] },
+    };
   };
 
   it.each([
-    ["odoo-in-8069-proxy", "pgbouncer", "8069", "pgbouncer", "proxy tier's security group or private address ranges", "Odoo HTTP (workers)", "NET-4"],
-    ["odoo-in-8072-proxy", "postgres", "8072", "postgres", "proxy tier's security group or private address ranges", "Odoo gevent / websocket", "NET-4"],
+    [
+      "odoo-in-8069-proxy",
+      "pgbouncer",
+      "8069",
+      "pgbouncer",
+      "proxy tier's security group or private address ranges",
+      "Odoo HTTP (workers)",
+      "NET-4",
+    ],
+    [
+      "odoo-in-8072-proxy",
+      "postgres",
+      "8072",
+      "postgres",
+      "proxy tier's security group or private address ranges",
+      "Odoo gevent / websocket",
+      "NET-4",
+    ],
     ["pgbouncer-in-6432-odoo", "proxy", "6432", "proxy", "odoo tier's security group or private address ranges", "PgBouncer", "NET-5"],
-    ["postgres-in-5432-pgbouncer", "odoo", "5432", "odoo", "pgbouncer tier's security group or a bastion security group listed in the policy config", "PostgreSQL", "NET-6"],
+    [
+      "postgres-in-5432-pgbouncer",
+      "odoo",
+      "5432",
+      "odoo",
+      "pgbouncer tier's security group or a bastion security group listed in the policy config",
+      "PostgreSQL",
+      "NET-6",
+    ],
   ])("rejects %s opened to the %s group", async (ruleName, group, port, role, who, what, item) => {
     const mutated = fromGroup(ruleName, group);
     expect(await validateStack(policy, replaced(fixture.resources, mutated))).toEqual([
@@ -133,7 +170,11 @@ describe("security-group-internal-ports-from-allowed-groups (NET-4, NET-5, NET-6
 
   it("accepts a bastion group on 5432 only when the policy config lists it", async () => {
     const r = rule("postgres-in-5432-pgbouncer");
-    const bastion: FakeResource = { ...withProp(r, "referencedSecurityGroupId", "sg-0b0a57104a11"), name: "network-postgres-in-5432-bastion", propertyDependencies: { securityGroupId: [sgName("postgres")] } };
+    const bastion: FakeResource = {
+      ...withProp(r, "referencedSecurityGroupId", "sg-0b0a57104a11"),
+      name: "network-postgres-in-5432-bastion",
+      propertyDependencies: { securityGroupId: [sgName("postgres")] },
+    };
     const resources = [...fixture.resources, bastion];
     expect((await validateStack(policy, resources)).map((v) => v.message)).toEqual([
       "Security group ingress rule (network-postgres-in-5432-bastion) must not admit security group sg-0b0a57104a11 to tcp 5432: it is not a group of this stack nor a bastion listed in the policy config (bastionSecurityGroupIds); only the pgbouncer tier's security group or a bastion security group listed in the policy config may reach PostgreSQL (NET-6).",
@@ -145,7 +186,14 @@ describe("security-group-internal-ports-from-allowed-groups (NET-4, NET-5, NET-6
     const handRule: FakeResource = {
       type: T.sgRule,
       name: "hand-rule",
-      props: { type: "ingress", protocol: "tcp", fromPort: 6432, toPort: 6432, securityGroupId: `${sgName("pgbouncer")}-id`, sourceSecurityGroupId: `${sgName("proxy")}-id` },
+      props: {
+        type: "ingress",
+        protocol: "tcp",
+        fromPort: 6432,
+        toPort: 6432,
+        securityGroupId: `${sgName("pgbouncer")}-id`,
+        sourceSecurityGroupId: `${sgName("proxy")}-id`,
+      },
       propertyDependencies: { securityGroupId: [sgName("pgbouncer")], sourceSecurityGroupId: [sgName("proxy")] },
     };
     expect((await validateStack(policy, [...fixture.resources, handRule])).map((v) => v.message)).toEqual([
@@ -154,9 +202,16 @@ describe("security-group-internal-ports-from-allowed-groups (NET-4, NET-5, NET-6
   });
 
   it("finds the tier of an untagged group through the instances that use it", async () => {
-    const dbGroup: FakeResource = { type: T.sg, name: "hand-db-sg", props: { ingress: [{ protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["10.0.0.0/8"] }] } };
+    const dbGroup: FakeResource = {
+      type: T.sg,
+      name: "hand-db-sg",
+      props: { ingress: [{ protocol: "tcp", fromPort: 5432, toPort: 5432, cidrBlocks: ["10.0.0.0/8"] }] },
+    };
     const instance = fixture.resources.find((r) => r.type === T.instance && r.props.tags["odoo-stack:role"] === "postgres") as FakeResource;
-    const usesIt = { ...instance, propertyDependencies: { ...instance.propertyDependencies, vpcSecurityGroupIds: [sgName("postgres"), "hand-db-sg"] } };
+    const usesIt = {
+      ...instance,
+      propertyDependencies: { ...instance.propertyDependencies, vpcSecurityGroupIds: [sgName("postgres"), "hand-db-sg"] },
+    };
     const resources = [...replaced(fixture.resources, usesIt), dbGroup];
     expect((await validateStack(policy, resources)).map((v) => v.message)).toEqual([
       "Security group (hand-db-sg) must not admit 10.0.0.0/8 to tcp 5432: only the pgbouncer tier's security group or a bastion security group listed in the policy config may reach PostgreSQL on tcp 5432 (NET-6).",
@@ -174,8 +229,14 @@ describe("odoo-http-interface-private (NET-1)", () => {
   });
 
   it.each([
-    ["http_interface = 0.0.0.0", `${label} must set http_interface to the host's private address (or 127.0.0.1); it is "0.0.0.0", every address (NET-1).`],
-    [undefined, `${label} must set http_interface to the host's private address (or 127.0.0.1); it is absent, so Odoo listens on every address (NET-1).`],
+    [
+      "http_interface = 0.0.0.0",
+      `${label} must set http_interface to the host's private address (or 127.0.0.1); it is "0.0.0.0", every address (NET-1).`,
+    ],
+    [
+      undefined,
+      `${label} must set http_interface to the host's private address (or 127.0.0.1); it is absent, so Odoo listens on every address (NET-1).`,
+    ],
     ["http_interface = 203.0.113.7", `${label} must set http_interface to a private or loopback address, not "203.0.113.7" (NET-1).`],
   ])("rejects %s", async (line, message) => {
     expect(await validateResource(policy, withContent(conf, setLine("http_interface", line)))).toEqual([message]);
@@ -202,7 +263,9 @@ describe("nginx-listens-only-tls-443 (NET-2, NET-3)", () => {
 
   it("rejects 443 without ssl", async () => {
     const plain = withContent(site, (t) => t.replace(/listen 443 ssl http2;/, "listen 443;"));
-    expect(await validateResource(policy, plain)).toEqual([`${label} must not \`listen 443\` (server at line ${serverLine(plain, "listen 443;")}): 443 without ssl serves plain HTTP (NET-2, NET-3).`]);
+    expect(await validateResource(policy, plain)).toEqual([
+      `${label} must not \`listen 443\` (server at line ${serverLine(plain, "listen 443;")}): 443 without ssl serves plain HTTP (NET-2, NET-3).`,
+    ]);
   });
 
   it("allows a redirect server on 80 by default (NET-3's exception), refuses it when the config allows no port, and then only a redirect", async () => {
@@ -219,7 +282,12 @@ describe("nginx-listens-only-tls-443 (NET-2, NET-3)", () => {
       `${label} must not \`listen 80\` (server at line ${line}): a plain-HTTP server on 80 may only redirect to https:// (NET-2, NET-3).`,
     ]);
     // The rendered redirect server itself, edited to proxy as well.
-    const proxying = withContent(site, (t) => t.replace("    return 301 https://erp.example.com$request_uri;\n", "    return 301 https://erp.example.com$request_uri;\n    location /web { proxy_pass http://odoo; }\n"));
+    const proxying = withContent(site, (t) =>
+      t.replace(
+        "    return 301 https://erp.example.com$request_uri;\n",
+        "    return 301 https://erp.example.com$request_uri;\n    location /web { proxy_pass http://odoo; }\n",
+      ),
+    );
     expect(await validateResource(policy, proxying)).toEqual([
       `${label} must not \`listen 80 default_server\` (server at line ${rendered}): a plain-HTTP server on 80 may only redirect to https:// (NET-2, NET-3).`,
     ]);
@@ -250,17 +318,38 @@ describe("security-group-world-egress-known-ports (NET-3)", () => {
   const egress = (role: string, port: number, extra: Record<string, unknown> = {}): FakeResource => ({
     type: "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     name: `network-${role}-out-${port}-world-ipv4`,
-    props: { securityGroupId: `${sgName(role)}-id`, ipProtocol: "tcp", fromPort: port, toPort: port, cidrIpv4: "0.0.0.0/0", tags: { "odoo-stack:role": role }, ...extra },
+    props: {
+      securityGroupId: `${sgName(role)}-id`,
+      ipProtocol: "tcp",
+      fromPort: port,
+      toPort: port,
+      cidrIpv4: "0.0.0.0/0",
+      tags: { "odoo-stack:role": role },
+      ...extra,
+    },
   });
 
   it("passes 80 and 443 from every tier and the SMTP port from the Odoo hosts", async () => {
-    for (const r of [egress("proxy", 443), egress("pgbouncer", 80), egress("odoo", 587), egress("odoo", 25), egress("odoo", 2525)]) expect(await validateResource(policy, r)).toEqual([]);
+    for (const r of [egress("proxy", 443), egress("pgbouncer", 80), egress("odoo", 587), egress("odoo", 25), egress("odoo", 2525)])
+      expect(await validateResource(policy, r)).toEqual([]);
   });
 
   it.each([
-    ["SMTP from the proxy", egress("proxy", 587), "Security group egress rule (network-proxy-out-587-world-ipv4) must not open tcp 587 to 0.0.0.0/0: SMTP leaves the stack from the odoo hosts only, and this is the proxy tier's (NET-3)."],
-    ["465 from Odoo", egress("odoo", 465), "Security group egress rule (network-odoo-out-465-world-ipv4) must not open tcp 465 to 0.0.0.0/0: the internet is reached on tcp 80/443 only, plus one SMTP port (587/25/2525) from the odoo hosts (NET-3)."],
-    ["all traffic from PgBouncer", egress("pgbouncer", 0, { ipProtocol: "-1", toPort: 0 }), "Security group egress rule (network-pgbouncer-out-0-world-ipv4) must not open all traffic to 0.0.0.0/0: the internet is reached on tcp 80/443 only, plus one SMTP port (587/25/2525) from the odoo hosts (NET-3)."],
+    [
+      "SMTP from the proxy",
+      egress("proxy", 587),
+      "Security group egress rule (network-proxy-out-587-world-ipv4) must not open tcp 587 to 0.0.0.0/0: SMTP leaves the stack from the odoo hosts only, and this is the proxy tier's (NET-3).",
+    ],
+    [
+      "465 from Odoo",
+      egress("odoo", 465),
+      "Security group egress rule (network-odoo-out-465-world-ipv4) must not open tcp 465 to 0.0.0.0/0: the internet is reached on tcp 80/443 only, plus one SMTP port (587/25/2525) from the odoo hosts (NET-3).",
+    ],
+    [
+      "all traffic from PgBouncer",
+      egress("pgbouncer", 0, { ipProtocol: "-1", toPort: 0 }),
+      "Security group egress rule (network-pgbouncer-out-0-world-ipv4) must not open all traffic to 0.0.0.0/0: the internet is reached on tcp 80/443 only, plus one SMTP port (587/25/2525) from the odoo hosts (NET-3).",
+    ],
   ])("rejects %s", async (_why, r, message) => {
     expect(await validateResource(policy, r)).toEqual([message]);
   });
@@ -281,7 +370,11 @@ describe("pg-hba-admits-only-pgbouncer (NET-6)", () => {
 
   it("rejects a record for the VPC, unless a bastion is configured (its group narrows the range) or the range is allowed", async () => {
     const violations = await validateStack(policy, replaced(fixture.resources, wide));
-    expect(violations.map((v) => v.message)).toEqual([expect.stringMatching(/^pg_hba\.conf of postgres .* must not accept `hostssl .* odoo,odoo_migrate 10\.40\.0\.0\/16` with scram-sha-256 on line \d+: only the PgBouncer host \(.*\), loopback or postgresAllowedCidrs may log in over the network \(NET-6\)\.$/)]);
+    expect(violations.map((v) => v.message)).toEqual([
+      expect.stringMatching(
+        /^pg_hba\.conf of postgres .* must not accept `hostssl .* odoo,odoo_migrate 10\.40\.0\.0\/16` with scram-sha-256 on line \d+: only the PgBouncer host \(.*\), loopback or postgresAllowedCidrs may log in over the network \(NET-6\)\.$/,
+      ),
+    ]);
     expect(await validateStack(policy, replaced(fixture.resources, wide), { bastionSecurityGroupIds: ["sg-bastion"] })).toEqual([]);
     expect(await validateStack(policy, replaced(fixture.resources, wide), { postgresAllowedCidrs: ["10.40.0.0/16"] })).toEqual([]);
   });
@@ -289,7 +382,10 @@ describe("pg-hba-admits-only-pgbouncer (NET-6)", () => {
   it("rejects samenet and all even with a bastion", async () => {
     for (const address of ["samenet", "all", "0.0.0.0/0"]) {
       const r = withContent(hba, (t) => t.replace(/^(hostssl\s+\S+\s+odoo,odoo_migrate\s+)\S+/m, `$1${address}`));
-      expect([address, (await validateStack(policy, replaced(fixture.resources, r), { bastionSecurityGroupIds: ["sg-bastion"] })).length]).toEqual([address, 1]);
+      expect([
+        address,
+        (await validateStack(policy, replaced(fixture.resources, r), { bastionSecurityGroupIds: ["sg-bastion"] })).length,
+      ]).toEqual([address, 1]);
     }
   });
 });

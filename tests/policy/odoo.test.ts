@@ -19,8 +19,14 @@ const fixture = stackFixture();
 const conf = fixture.file("odoo-1", "/etc/odoo/odoo.conf");
 const label = `odoo.conf of odoo-1 (${conf.name})`;
 /** Replaces, removes or (when the rendered file has no such key) adds the `key = …` line. */
-const putLine = (key: string, line: string | undefined) => (text: string): string =>
-  new RegExp(`^${key}\\s*=`, "m").test(text) ? setLine(key, line)(text) : line === undefined ? text : text.replace("[options]\n", `[options]\n${line}\n`);
+const putLine =
+  (key: string, line: string | undefined) =>
+  (text: string): string =>
+    new RegExp(`^${key}\\s*=`, "m").test(text)
+      ? setLine(key, line)(text)
+      : line === undefined
+        ? text
+        : text.replace("[options]\n", `[options]\n${line}\n`);
 const edited = (key: string, line: string | undefined) => withContent(conf, putLine(key, line));
 
 describe("odoo-admin-passwd-secret-reference (ODOO-1)", () => {
@@ -32,8 +38,14 @@ describe("odoo-admin-passwd-secret-reference (ODOO-1)", () => {
 
   it.each([
     // A literal, generated per run: the value does not matter, that it is not a reference does.
-    [`admin_passwd = ${randomBytes(12).toString("hex")}`, `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`],
-    ["admin_passwd = {{ssm:/odoo-stack/test/odoo/admin-passwd}}x", `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`],
+    [
+      `admin_passwd = ${randomBytes(12).toString("hex")}`,
+      `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`,
+    ],
+    [
+      "admin_passwd = {{ssm:/odoo-stack/test/odoo/admin-passwd}}x",
+      `${label} must set admin_passwd to an {{ssm:/…}} reference resolved on the host, not a literal value (ODOO-1).`,
+    ],
     [undefined, `${label} must set admin_passwd to an {{ssm:…}} reference; without it Odoo's master password is "admin" (ODOO-1).`],
   ])("rejects %s", async (line, message) => {
     expect(await validateResource(policy, edited("admin_passwd", line))).toEqual([message]);
@@ -62,7 +74,8 @@ describe("odoo-list-db-disabled (ODOO-2)", () => {
 
 describe("odoo-dbfilter-restricts (ODOO-3)", () => {
   const policy = odooDbfilterRestricts;
-  const withBoth = (dbName: string | undefined, dbfilter: string | undefined) => withContent(conf, (text) => putLine("dbfilter", dbfilter)(putLine("db_name", dbName)(text)));
+  const withBoth = (dbName: string | undefined, dbfilter: string | undefined) =>
+    withContent(conf, (text) => putLine("dbfilter", dbfilter)(putLine("db_name", dbName)(text)));
 
   it("passes the rendered single-database file: db_name = erp and no dbfilter", async () => {
     expect(String(conf.props.content)).not.toMatch(/^dbfilter/m);
@@ -86,9 +99,24 @@ describe("odoo-dbfilter-restricts (ODOO-3)", () => {
   });
 
   it.each([
-    ["no db_name and no dbfilter", undefined, undefined, `${label} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`],
-    ["an empty db_name and an empty dbfilter", "db_name =", "dbfilter =", `${label} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`],
-    ["several databases without a dbfilter", "db_name = erp,shop", undefined, `${label} must set a dbfilter such as ^%d$: db_name lists 2 databases (erp, shop), and only a filter restricts each request to one (ODOO-3).`],
+    [
+      "no db_name and no dbfilter",
+      undefined,
+      undefined,
+      `${label} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`,
+    ],
+    [
+      "an empty db_name and an empty dbfilter",
+      "db_name =",
+      "dbfilter =",
+      `${label} must set db_name to its one database, or a dbfilter such as ^%d$ with several; with neither, Odoo serves every database its role can see (ODOO-3).`,
+    ],
+    [
+      "several databases without a dbfilter",
+      "db_name = erp,shop",
+      undefined,
+      `${label} must set a dbfilter such as ^%d$: db_name lists 2 databases (erp, shop), and only a filter restricts each request to one (ODOO-3).`,
+    ],
   ])("rejects %s", async (_name, dbName, dbfilter, message) => {
     expect(await validateResource(policy, withBoth(dbName, dbfilter))).toEqual([message]);
   });
@@ -101,8 +129,12 @@ describe("odoo-logfile-set and odoo-logfile-rotated (ODOO-5)", () => {
   });
 
   it("rejects a missing or relative logfile", async () => {
-    expect(await validateResource(odooLogfileSet, edited("logfile", undefined))).toEqual([`${label} must set logfile to an absolute path; it is absent (ODOO-5).`]);
-    expect(await validateResource(odooLogfileSet, edited("logfile", "logfile = odoo.log"))).toEqual([`${label} must set logfile to an absolute path; it is "odoo.log" (ODOO-5).`]);
+    expect(await validateResource(odooLogfileSet, edited("logfile", undefined))).toEqual([
+      `${label} must set logfile to an absolute path; it is absent (ODOO-5).`,
+    ]);
+    expect(await validateResource(odooLogfileSet, edited("logfile", "logfile = odoo.log"))).toEqual([
+      `${label} must set logfile to an absolute path; it is "odoo.log" (ODOO-5).`,
+    ]);
   });
 
   it("rejects a log file no logrotate stanza on the host names", async () => {
@@ -125,11 +157,15 @@ describe("nginx-database-manager-blocked (ODOO-2)", () => {
   });
 
   it("rejects a site whose database-manager location proxies to Odoo, or that has none", async () => {
-    const proxied = withContent(site, (t) => t.replace(/location ~ \^\/web\/database \{\n\s+return 404;/, "location ~ ^/web/database {\n        proxy_pass http://odoo;"));
+    const proxied = withContent(site, (t) =>
+      t.replace(/location ~ \^\/web\/database \{\n\s+return 404;/, "location ~ ^/web/database {\n        proxy_pass http://odoo;"),
+    );
     const removed = withContent(site, (t) => t.replace(/\s+location ~ \^\/web\/database \{\n\s+return 404;\n\s+\}/, ""));
     for (const r of [proxied, removed]) {
       expect(await validateResource(policy, r)).toEqual([
-        expect.stringMatching(/^odoo\.conf of proxy \(.*\) must block \/web\/database\/manager \(a location returning 403\/404 or deny all\) in the server at line \d+, so the database manager is never reachable \(ODOO-2\)\.$/),
+        expect.stringMatching(
+          /^odoo\.conf of proxy \(.*\) must block \/web\/database\/manager \(a location returning 403\/404 or deny all\) in the server at line \d+, so the database manager is never reachable \(ODOO-2\)\.$/,
+        ),
       ]);
     }
   });
@@ -170,17 +206,28 @@ describe("odoo-hostnames-pin-databases (ODOO-3, PROXY-3; issue 16)", () => {
   });
 
   it("rejects a hostname served without its database pinned (the client's $host forwarded)", async () => {
-    const edited = withContent(site, (t) => t.replace(/proxy_set_header X-Forwarded-Host shop\.example\.com;/g, "proxy_set_header X-Forwarded-Host $host;"));
+    const edited = withContent(site, (t) =>
+      t.replace(/proxy_set_header X-Forwarded-Host shop\.example\.com;/g, "proxy_set_header X-Forwarded-Host $host;"),
+    );
     const found = await messages(replaced(two.resources, edited));
     expect(found).toHaveLength(2);
-    for (const m of found) expect(m).toMatch(/must pin `proxy_set_header X-Forwarded-Host shop\.example\.com` for location \/(websocket)?; it sends "\$host", so the database Odoo picks follows what the client sends \(ODOO-3, PROXY-3\)\.$/);
+    for (const m of found)
+      expect(m).toMatch(
+        /must pin `proxy_set_header X-Forwarded-Host shop\.example\.com` for location \/(websocket)?; it sends "\$host", so the database Odoo picks follows what the client sends \(ODOO-3, PROXY-3\)\.$/,
+      );
   });
 
   it("rejects a server whose hostname names no database of the stack", async () => {
     const edited = withContent(site, (t) => t.replace(/shop\.example\.com/g, "shop2.example.com"));
     const found = await messages(replaced(two.resources, edited));
-    expect(found).toContain(`${twoLabel} serves database shop, which must have its own hostname: no nginx server of the stack has a server_name whose first label is shop (ODOO-3).`);
-    expect(found.some((m) => /must serve a hostname whose first label is one of the databases \(erp, shop\); shop2\.example\.com names none/.test(m))).toBe(true);
+    expect(found).toContain(
+      `${twoLabel} serves database shop, which must have its own hostname: no nginx server of the stack has a server_name whose first label is shop (ODOO-3).`,
+    );
+    expect(
+      found.some((m) =>
+        /must serve a hostname whose first label is one of the databases \(erp, shop\); shop2\.example\.com names none/.test(m),
+      ),
+    ).toBe(true);
   });
 
   it.each([
@@ -189,6 +236,8 @@ describe("odoo-hostnames-pin-databases (ODOO-3, PROXY-3; issue 16)", () => {
   ])("rejects dbfilter = %s, which for erp.example.com admits %s", async (dbfilter, admitted) => {
     const edited = withContent(twoConf, putLine("dbfilter", `dbfilter = ${dbfilter}`));
     const found = await messages(replaced(two.resources, edited));
-    expect(found).toContain(`${twoLabel} must set a dbfilter that admits exactly erp for erp.example.com; ${JSON.stringify(dbfilter)} admits ${admitted} of the stack's databases and names it does not declare (ODOO-3).`);
+    expect(found).toContain(
+      `${twoLabel} must set a dbfilter that admits exactly erp for erp.example.com; ${JSON.stringify(dbfilter)} admits ${admitted} of the stack's databases and names it does not declare (ODOO-3).`,
+    );
   });
 });

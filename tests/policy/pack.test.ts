@@ -21,20 +21,57 @@ import { databasesAt, modelWith } from "../helpers/fixtures";
 import { validateResource, validateStack } from "./fakes";
 import { stackFixture } from "./stack-fixture";
 
-const AREAS: Readonly<Record<string, Policies>> = { network, proxy, odoo, limits, pool, auth, tls, postgres, observability, compute, secrets, storage, stack };
+const AREAS: Readonly<Record<string, Policies>> = {
+  network,
+  proxy,
+  odoo,
+  limits,
+  pool,
+  auth,
+  tls,
+  postgres,
+  observability,
+  compute,
+  secrets,
+  storage,
+  stack,
+};
 const ALL = Object.values(AREAS).flat();
 const isStack = (p: ResourceValidationPolicy | StackValidationPolicy): p is StackValidationPolicy => "validateStack" in p;
 
 /** The checklist items marked P (a resource can show them): the pack must reject each. */
 const CHECKLIST_P_ITEMS = [
-  "NET-1", "NET-2", "NET-3", "NET-4", "NET-5", "NET-6",
-  "PROXY-1", "PROXY-2", "PROXY-3", "PROXY-4", "PROXY-5",
-  "ODOO-1", "ODOO-2", "ODOO-3", "ODOO-5",
-  "LIMIT-1", "LIMIT-2", "LIMIT-3",
-  "POOL-1", "POOL-2", "POOL-3", "POOL-4", "POOL-5",
-  "AUTH-1", "AUTH-2",
-  "TLS-1", "TLS-2", "TLS-3",
-  "PG-1", "PG-2", "PG-3",
+  "NET-1",
+  "NET-2",
+  "NET-3",
+  "NET-4",
+  "NET-5",
+  "NET-6",
+  "PROXY-1",
+  "PROXY-2",
+  "PROXY-3",
+  "PROXY-4",
+  "PROXY-5",
+  "ODOO-1",
+  "ODOO-2",
+  "ODOO-3",
+  "ODOO-5",
+  "LIMIT-1",
+  "LIMIT-2",
+  "LIMIT-3",
+  "POOL-1",
+  "POOL-2",
+  "POOL-3",
+  "POOL-4",
+  "POOL-5",
+  "AUTH-1",
+  "AUTH-2",
+  "TLS-1",
+  "TLS-2",
+  "TLS-3",
+  "PG-1",
+  "PG-2",
+  "PG-3",
   "OBS-3",
 ];
 /** The specification, where the checkout has it beside the repository (../shared/CHECKLIST.md). */
@@ -51,7 +88,9 @@ describe("the policy pack's conventions", () => {
   });
 
   it("leaves every policy at the pack's default (mandatory) except the one advisory recommendation", () => {
-    expect(ALL.filter((p) => p.enforcementLevel !== undefined).map((p) => [p.name, p.enforcementLevel])).toEqual([["odoo-db-sslmode-verify-full", "advisory"]]);
+    expect(ALL.filter((p) => p.enforcementLevel !== undefined).map((p) => [p.name, p.enforcementLevel])).toEqual([
+      ["odoo-db-sslmode-verify-full", "advisory"],
+    ]);
   });
 
   it("index.ts assembles every area file and nothing else", () => {
@@ -74,12 +113,17 @@ describe("the policy pack's conventions", () => {
 });
 
 describe("policy-config.example.json", () => {
-  const example = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "policy", "policy-config.example.json"), "utf8")) as Record<string, unknown>;
+  const example = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "policy", "policy-config.example.json"), "utf8")) as Record<
+    string,
+    unknown
+  >;
 
   it("documents every tunable setting of the pack with its default", () => {
     const tunable = ALL.filter((p) => p.configSchema !== undefined);
     for (const p of tunable) {
-      const defaults = Object.fromEntries(Object.entries(p.configSchema?.properties ?? {}).map(([k, s]) => [k, (s as { default?: unknown }).default]));
+      const defaults = Object.fromEntries(
+        Object.entries(p.configSchema?.properties ?? {}).map(([k, s]) => [k, (s as { default?: unknown }).default]),
+      );
       expect([p.name, example[p.name]]).toEqual([p.name, defaults]);
     }
   });
@@ -100,7 +144,8 @@ describe.each([
   const fixture = stackFixture(model);
 
   it.each(ALL.filter((p) => !isStack(p)).map((p) => [p.name, p] as const))("%s: no resource is in violation", async (_n, policy) => {
-    for (const r of fixture.resources) expect([r.name, await validateResource(policy as ResourceValidationPolicy, r)]).toEqual([r.name, []]);
+    for (const r of fixture.resources)
+      expect([r.name, await validateResource(policy as ResourceValidationPolicy, r)]).toEqual([r.name, []]);
   });
 
   it.each(ALL.filter(isStack).map((p) => [p.name, p] as const))("%s: the stack is not in violation", async (_n, policy) => {

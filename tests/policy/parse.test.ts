@@ -70,9 +70,18 @@ describe("odoo.conf", () => {
   // odoo/tools/config.py (17.0) load(): RawConfigParser, outdated_options_map in file order,
   // [DEFAULT] merged under [options]; _warn_deprecated_options copies longpolling_port.
   it("reads Odoo's old option names in file order, so the later line wins", () => {
-    expect(parseOdooConf("[options]\nhttp_interface = 10.0.0.5\nxmlrpc_interface = 0.0.0.0\n").options.get("http_interface")).toBe("0.0.0.0");
-    expect(parseOdooConf("[options]\nxmlrpc_interface = 0.0.0.0\nhttp_interface = 10.0.0.5\n").options.get("http_interface")).toBe("10.0.0.5");
-    expect(parseOdooConf("[options]\nxmlrpc = False\nxmlrpc_port = 8080\n").options).toEqual(new Map([["http_enable", "False"], ["http_port", "8080"]]));
+    expect(parseOdooConf("[options]\nhttp_interface = 10.0.0.5\nxmlrpc_interface = 0.0.0.0\n").options.get("http_interface")).toBe(
+      "0.0.0.0",
+    );
+    expect(parseOdooConf("[options]\nxmlrpc_interface = 0.0.0.0\nhttp_interface = 10.0.0.5\n").options.get("http_interface")).toBe(
+      "10.0.0.5",
+    );
+    expect(parseOdooConf("[options]\nxmlrpc = False\nxmlrpc_port = 8080\n").options).toEqual(
+      new Map([
+        ["http_enable", "False"],
+        ["http_port", "8080"],
+      ]),
+    );
     expect(parseOdooConf("[options]\ngevent_port = 8072\nlongpolling_port = 8073\n").options.get("gevent_port")).toBe("8073");
   });
 
@@ -193,7 +202,15 @@ describe("pg_hba.conf", () => {
     );
     expect(records).toEqual([
       { line: 2, type: "local", database: "all", user: "postgres", address: undefined, method: "peer", options: [] },
-      { line: 3, type: "hostssl", database: "erp", user: "odoo", address: "10.40.128.11/32", method: "scram-sha-256", options: ["clientcert=verify-full"] },
+      {
+        line: 3,
+        type: "hostssl",
+        database: "erp",
+        user: "odoo",
+        address: "10.40.128.11/32",
+        method: "scram-sha-256",
+        options: ["clientcert=verify-full"],
+      },
       { line: 4, type: "host", database: "all", user: "all", address: "10.0.0.0", method: "md5", options: [] },
       { line: 5, type: "hostssl", database: "all", user: "all", address: "10.40.0.0/16", method: "scram-sha-256", options: [] },
     ]);
@@ -277,7 +294,8 @@ describe("nginx location selection (policy/lib/nginx.ts)", () => {
   });
 
   it("resolves proxy_pass through an upstream to its servers' ports", () => {
-    const text = "upstream odoo { server 10.0.0.1:8069; server 10.0.0.2:8069; } server { location / { proxy_pass http://odoo; } location /x { proxy_pass http://10.0.0.3; } }";
+    const text =
+      "upstream odoo { server 10.0.0.1:8069; server 10.0.0.2:8069; } server { location / { proxy_pass http://odoo; } location /x { proxy_pass http://10.0.0.3; } }";
     const [s] = nginxServers(text);
     expect(proxyTarget(chainFor(s, "/"), nginxUpstreams(text))).toEqual({ kind: "ports", target: "http://odoo", ports: [8069, 8069] });
     expect(proxyTarget(chainFor(s, "/x"), nginxUpstreams(text))).toEqual({ kind: "ports", target: "http://10.0.0.3", ports: [80] });
@@ -286,11 +304,17 @@ describe("nginx location selection (policy/lib/nginx.ts)", () => {
 
 describe("includes, ALTER SYSTEM, ALTER ROLE ALL and systemd units", () => {
   it("lists pgbouncer.ini's %include lines", () => {
-    expect(parsePgbouncerIni("[pgbouncer]\npool_mode = transaction\n%include /etc/pgbouncer/local.ini\n").includes).toEqual(["/etc/pgbouncer/local.ini"]);
+    expect(parsePgbouncerIni("[pgbouncer]\npool_mode = transaction\n%include /etc/pgbouncer/local.ini\n").includes).toEqual([
+      "/etc/pgbouncer/local.ini",
+    ]);
   });
 
   it("reads ALTER SYSTEM (server-wide) and ALTER ROLE ALL apart from a role's own settings, in statement order", () => {
-    expect(parseSqlSettings(`ALTER SYSTEM SET ssl = off;\nALTER ROLE ALL SET statement_timeout = 0;\nALTER ROLE "all" IN DATABASE "erp" SET lock_timeout TO '5s';\nALTER SYSTEM RESET log_lock_waits;`)).toEqual([
+    expect(
+      parseSqlSettings(
+        `ALTER SYSTEM SET ssl = off;\nALTER ROLE ALL SET statement_timeout = 0;\nALTER ROLE "all" IN DATABASE "erp" SET lock_timeout TO '5s';\nALTER SYSTEM RESET log_lock_waits;`,
+      ),
+    ).toEqual([
       { scope: "system", name: "", parameter: "ssl", value: "off" },
       { scope: "role", name: "all", allRoles: true, parameter: "statement_timeout", value: "0" },
       { scope: "role", name: "all", inDatabase: "erp", parameter: "lock_timeout", value: "5s" },
@@ -299,7 +323,7 @@ describe("includes, ALTER SYSTEM, ALTER ROLE ALL and systemd units", () => {
   });
 
   it("reads a unit's Key=Value lines by section, joining continued lines", () => {
-    expect(parseSystemdUnit("# c\n[Service]\nExecStart=\nExecStart=/usr/bin/odoo \\\n  --workers=4\nEnvironment=\"ODOO_RC=/x\"\n")).toEqual([
+    expect(parseSystemdUnit('# c\n[Service]\nExecStart=\nExecStart=/usr/bin/odoo \\\n  --workers=4\nEnvironment="ODOO_RC=/x"\n')).toEqual([
       { section: "Service", key: "ExecStart", value: "", line: 3 },
       { section: "Service", key: "ExecStart", value: "/usr/bin/odoo    --workers=4", line: 4 },
       { section: "Service", key: "Environment", value: '"ODOO_RC=/x"', line: 6 },

@@ -20,12 +20,17 @@ const entry = (db: string, edit: (value: string) => string) =>
   withContent(ini, (t) => t.replace(new RegExp(`^${db} = (.*)$`, "m"), (_l, v: string) => `${db} = ${edit(v)}`));
 
 describe("the rendered pgbouncer.ini", () => {
-  it.each([pgbouncerTransactionPooling, pgbouncerDeadPeersFreed, pgbouncerDefaultPoolSizeSet, pgbouncerReservePoolSet, pgbouncerMaxClientConnSet, pgbouncerMaxDbConnectionsSet, pgbouncerLoggingEnabled])(
-    "passes $name",
-    async (policy) => {
-      expect(await validateResource(policy, ini)).toEqual([]);
-    },
-  );
+  it.each([
+    pgbouncerTransactionPooling,
+    pgbouncerDeadPeersFreed,
+    pgbouncerDefaultPoolSizeSet,
+    pgbouncerReservePoolSet,
+    pgbouncerMaxClientConnSet,
+    pgbouncerMaxDbConnectionsSet,
+    pgbouncerLoggingEnabled,
+  ])("passes $name", async (policy) => {
+    expect(await validateResource(policy, ini)).toEqual([]);
+  });
 });
 
 describe("pgbouncer-transaction-pooling (POOL-1)", () => {
@@ -33,12 +38,19 @@ describe("pgbouncer-transaction-pooling (POOL-1)", () => {
 
   it("rejects session pooling for the Odoo database", async () => {
     const r = entry("erp", (v) => v.replace("pool_mode=transaction", "pool_mode=session"));
-    expect(await validateResource(policy, r)).toEqual([`${label} must pool database erp with pool_mode=transaction; it is session (its own pool_mode) (POOL-1).`]);
+    expect(await validateResource(policy, r)).toEqual([
+      `${label} must pool database erp with pool_mode=transaction; it is session (its own pool_mode) (POOL-1).`,
+    ]);
   });
 
   it("rejects a global pool_mode = session when the entry inherits it", async () => {
-    const r = withContent(entry("erp", (v) => v.replace(" pool_mode=transaction", "")), setLine("pool_mode", "pool_mode = session"));
-    expect(await validateResource(policy, r)).toEqual([`${label} must pool database erp with pool_mode=transaction; it is session ([pgbouncer] pool_mode) (POOL-1).`]);
+    const r = withContent(
+      entry("erp", (v) => v.replace(" pool_mode=transaction", "")),
+      setLine("pool_mode", "pool_mode = session"),
+    );
+    expect(await validateResource(policy, r)).toEqual([
+      `${label} must pool database erp with pool_mode=transaction; it is session ([pgbouncer] pool_mode) (POOL-1).`,
+    ]);
   });
 
   it("keeps the LISTEN exception narrow: the session entry must be the postgres database", async () => {
@@ -50,7 +62,9 @@ describe("pgbouncer-transaction-pooling (POOL-1)", () => {
 
   it("rejects a [users] override that forces session mode", async () => {
     const r = withContent(ini, (t) => `${t}\n[users]\nodoo = pool_mode=session\n`);
-    expect(await validateResource(policy, r)).toEqual([`${label} must not set pool_mode=session for user odoo in [users]: it overrides every database of that user, the Odoo databases' transaction pool included (POOL-1).`]);
+    expect(await validateResource(policy, r)).toEqual([
+      `${label} must not set pool_mode=session for user odoo in [users]: it overrides every database of that user, the Odoo databases' transaction pool included (POOL-1).`,
+    ]);
   });
 });
 
@@ -59,9 +73,12 @@ describe("pool sizes (POOL-2, POOL-3, POOL-4, POOL-5)", () => {
     expect(await validateResource(pgbouncerDefaultPoolSizeSet, edited("default_pool_size", undefined))).toEqual([
       `${label} must set default_pool_size to the computed pool size (a positive number); it is absent (POOL-2).`,
     ]);
-    expect(await validateResource(pgbouncerDefaultPoolSizeSet, entry("erp", (v) => v.replace("pool_size=11", "pool_size=0")))).toEqual([
-      `${label} must give database erp a positive pool_size; it is "0" (POOL-2).`,
-    ]);
+    expect(
+      await validateResource(
+        pgbouncerDefaultPoolSizeSet,
+        entry("erp", (v) => v.replace("pool_size=11", "pool_size=0")),
+      ),
+    ).toEqual([`${label} must give database erp a positive pool_size; it is "0" (POOL-2).`]);
   });
 
   it("POOL-3: rejects no reserve, and a disabled reserve timeout", async () => {
@@ -83,13 +100,19 @@ describe("pool sizes (POOL-2, POOL-3, POOL-4, POOL-5)", () => {
   });
 
   it("POOL-5: rejects an uncapped database and a cap below its pool", async () => {
-    const uncapped = withContent(entry("erp", (v) => v.replace(" max_db_connections=14", "")), setLine("max_db_connections", undefined));
+    const uncapped = withContent(
+      entry("erp", (v) => v.replace(" max_db_connections=14", "")),
+      setLine("max_db_connections", undefined),
+    );
     expect(await validateResource(pgbouncerMaxDbConnectionsSet, uncapped)).toEqual([
       `${label} must cap database erp with max_db_connections (in [pgbouncer] or its entry); it is unlimited (POOL-5).`,
     ]);
-    expect(await validateResource(pgbouncerMaxDbConnectionsSet, entry("erp", (v) => v.replace("max_db_connections=14", "max_db_connections=4")))).toEqual([
-      `${label} must set max_db_connections for erp (4) at least its pool size (11), or the pool can never fill (POOL-5).`,
-    ]);
+    expect(
+      await validateResource(
+        pgbouncerMaxDbConnectionsSet,
+        entry("erp", (v) => v.replace("max_db_connections=14", "max_db_connections=4")),
+      ),
+    ).toEqual([`${label} must set max_db_connections for erp (4) at least its pool size (11), or the pool can never fill (POOL-5).`]);
   });
 });
 
@@ -99,7 +122,9 @@ describe("pgbouncer-dead-peers-freed (POOL-2, POOL-3)", () => {
 
   it("passes the rendered keepalive (60 s) and a slower one still within the bound", async () => {
     expect(await validateResource(policy, ini)).toEqual([]);
-    const slower = withContent(ini, (t) => setLine("tcp_keepidle", "tcp_keepidle = 300")(setLine("tcp_user_timeout", `tcp_user_timeout = ${MAX_DEAD_PEER_SECONDS * 1000}`)(t)));
+    const slower = withContent(ini, (t) =>
+      setLine("tcp_keepidle", "tcp_keepidle = 300")(setLine("tcp_user_timeout", `tcp_user_timeout = ${MAX_DEAD_PEER_SECONDS * 1000}`)(t)),
+    );
     expect(await validateResource(policy, slower)).toEqual([]);
   });
 
@@ -125,7 +150,11 @@ describe("pgbouncer-dead-peers-freed (POOL-2, POOL-3)", () => {
 
 describe("pgbouncer-logging-enabled (OBS-3)", () => {
   it.each(["log_connections", "log_disconnections", "log_pooler_errors"])("rejects %s set to 0 or missing", async (key) => {
-    expect(await validateResource(pgbouncerLoggingEnabled, edited(key, `${key} = 0`))).toEqual([`${label} must set ${key} = 1; it is "0" (OBS-3).`]);
-    expect(await validateResource(pgbouncerLoggingEnabled, edited(key, undefined))).toEqual([`${label} must set ${key} = 1; it is absent (OBS-3).`]);
+    expect(await validateResource(pgbouncerLoggingEnabled, edited(key, `${key} = 0`))).toEqual([
+      `${label} must set ${key} = 1; it is "0" (OBS-3).`,
+    ]);
+    expect(await validateResource(pgbouncerLoggingEnabled, edited(key, undefined))).toEqual([
+      `${label} must set ${key} = 1; it is absent (OBS-3).`,
+    ]);
   });
 });

@@ -26,7 +26,9 @@ describe("postgres-max-connections-set (PG-1) and postgres-log-lock-waits (PG-3)
     ["log_lock_waits = off", '"off"'],
     [undefined, "absent (off)"],
   ])("reject %s", async (line, now) => {
-    expect(await validateResource(postgresLogLockWaits, withContent(conf, setLine("log_lock_waits", line)))).toEqual([`${label} must set log_lock_waits = on; it is ${now} (PG-3).`]);
+    expect(await validateResource(postgresLogLockWaits, withContent(conf, setLine("log_lock_waits", line)))).toEqual([
+      `${label} must set log_lock_waits = on; it is ${now} (PG-3).`,
+    ]);
   });
 });
 
@@ -48,7 +50,9 @@ describe("postgres-timeouts-set (PG-2)", () => {
   });
 
   it("rejects a missing statement_timeout (neither per role nor server-wide)", async () => {
-    const resources = withBoth(setLine("statement_timeout", undefined), (t) => t.replace(/^ALTER ROLE "odoo" SET statement_timeout = \d+;\n/m, ""));
+    const resources = withBoth(setLine("statement_timeout", undefined), (t) =>
+      t.replace(/^ALTER ROLE "odoo" SET statement_timeout = \d+;\n/m, ""),
+    );
     expect(await validateStack(policy, resources)).toEqual([
       {
         message: `${label} must put a non-zero statement_timeout in force for role odoo in database erp (ALTER ROLE … SET, or server-wide); it is not set anywhere (0: disabled) (PG-2).`,
@@ -67,7 +71,10 @@ describe("postgres-timeouts-set (PG-2)", () => {
   it("accepts the server-wide value alone, and rejects it at 0", async () => {
     const roleless = withContent(sql, (t) => t.replace(/^ALTER ROLE "odoo" SET idle_in_transaction_session_timeout = \d+;\n/m, ""));
     expect(await validateStack(policy, replaced(fixture.resources, roleless))).toEqual([]);
-    const resources = replaced(replaced(fixture.resources, roleless), withContent(conf, setLine("idle_in_transaction_session_timeout", "idle_in_transaction_session_timeout = 0")));
+    const resources = replaced(
+      replaced(fixture.resources, roleless),
+      withContent(conf, setLine("idle_in_transaction_session_timeout", "idle_in_transaction_session_timeout = 0")),
+    );
     expect((await validateStack(policy, resources)).map((v) => v.message)).toEqual([
       `${label} must put a non-zero idle_in_transaction_session_timeout in force for role odoo in database erp (ALTER ROLE … SET, or server-wide); it is "0" (${label}) (PG-2).`,
     ]);

@@ -42,16 +42,24 @@ describe("the rendered site passes every proxy policy", () => {
 
 describe("nginx-root-routes-to-odoo-http (PROXY-1)", () => {
   it("rejects / routed to the gevent port, and a site that proxies nothing", async () => {
-    const wrong = withContent(site, inLocation("/", (b) => b.replace("proxy_pass http://odoo;", "proxy_pass http://odoochat;")));
+    const wrong = withContent(
+      site,
+      inLocation("/", (b) => b.replace("proxy_pass http://odoo;", "proxy_pass http://odoochat;")),
+    );
     expect(await validateResource(nginxRootRoutesToOdooHttp, wrong)).toEqual([
       `${label} must proxy / to Odoo's HTTP port 8069; ${where(wrong)} proxies it to http://odoochat on port 8072 (PROXY-1).`,
     ]);
     const none = withContent(site, inLocation("/", dropLine(/proxy_pass/)));
-    expect(await validateResource(nginxRootRoutesToOdooHttp, none)).toEqual([`${label} must proxy / to Odoo's HTTP port 8069; ${where(none)} does not proxy it (PROXY-1).`]);
+    expect(await validateResource(nginxRootRoutesToOdooHttp, none)).toEqual([
+      `${label} must proxy / to Odoo's HTTP port 8069; ${where(none)} does not proxy it (PROXY-1).`,
+    ]);
   });
 
   it("rejects a proxy_pass to an upstream the file does not define", async () => {
-    const r = withContent(site, inLocation("/", (b) => b.replace("proxy_pass http://odoo;", "proxy_pass http://$backend;")));
+    const r = withContent(
+      site,
+      inLocation("/", (b) => b.replace("proxy_pass http://odoo;", "proxy_pass http://$backend;")),
+    );
     expect(await validateResource(nginxRootRoutesToOdooHttp, r)).toEqual([
       `${label} must proxy / to Odoo's HTTP port 8069; ${where(r)} proxies it to http://$backend, which names no upstream in the file (PROXY-1).`,
     ]);
@@ -62,13 +70,20 @@ describe("nginx-websocket-routes-to-gevent (PROXY-2)", () => {
   const policy = nginxWebsocketRoutesToGevent;
 
   it("rejects /websocket routed to 8069 (the ghost bug)", async () => {
-    const r = withContent(site, inLocation("/websocket", (b) => b.replace("proxy_pass http://odoochat;", "proxy_pass http://odoo;")));
-    expect(await validateResource(policy, r)).toEqual([`${label} must proxy /websocket to Odoo's gevent port 8072; ${where(r)} proxies it to http://odoo on port 8069 (PROXY-2).`]);
+    const r = withContent(
+      site,
+      inLocation("/websocket", (b) => b.replace("proxy_pass http://odoochat;", "proxy_pass http://odoo;")),
+    );
+    expect(await validateResource(policy, r)).toEqual([
+      `${label} must proxy /websocket to Odoo's gevent port 8072; ${where(r)} proxies it to http://odoo on port 8069 (PROXY-2).`,
+    ]);
   });
 
   it("rejects a site without a /websocket location: / then catches it and sends it to 8069", async () => {
     const r = withContent(site, (t) => t.replace(/ {4}location \/websocket \{[\s\S]*?\n {4}\}\n/, ""));
-    expect(await validateResource(policy, r)).toEqual([`${label} must proxy /websocket to Odoo's gevent port 8072; ${where(r)} proxies it to http://odoo on port 8069 (PROXY-2).`]);
+    expect(await validateResource(policy, r)).toEqual([
+      `${label} must proxy /websocket to Odoo's gevent port 8072; ${where(r)} proxies it to http://odoo on port 8069 (PROXY-2).`,
+    ]);
   });
 
   it("rejects HTTP/1.0 and missing Upgrade or Connection headers", async () => {
@@ -110,7 +125,9 @@ describe("nginx-forwarded-headers (PROXY-3)", () => {
 
   it("rejects Host left to nginx's default $proxy_host", async () => {
     const r = withContent(site, inLocation("/websocket", dropLine(/Host \$host/)));
-    expect(await validateResource(policy, r)).toEqual([`${label} must send \`proxy_set_header Host $host\` for /websocket in ${where(r)}; it sends "$proxy_host" (PROXY-3).`]);
+    expect(await validateResource(policy, r)).toEqual([
+      `${label} must send \`proxy_set_header Host $host\` for /websocket in ${where(r)}; it sends "$proxy_host" (PROXY-3).`,
+    ]);
   });
 
   it("follows nginx's inheritance: server-level headers do not reach a location that sets its own", async () => {
@@ -123,7 +140,9 @@ describe("nginx-forwarded-headers (PROXY-3)", () => {
     );
     const messages = await validateResource(policy, r);
     expect(messages).toHaveLength(4);
-    expect(messages[0]).toBe(`${label} must send \`proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for\` for / in ${where(r)}; it sends none (PROXY-3).`);
+    expect(messages[0]).toBe(
+      `${label} must send \`proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for\` for / in ${where(r)}; it sends none (PROXY-3).`,
+    );
     // Without X-Real-IP in /, the location sets no header and inherits the server's four.
     const inherits = withContent(r, inLocation("/", dropLine(/X-Real-IP/)));
     expect(await validateResource(policy, inherits)).toEqual([]);
@@ -134,10 +153,17 @@ describe("nginx-proxy-timeouts (PROXY-5)", () => {
   const policy = nginxProxyTimeouts;
 
   it("rejects a 5 s read timeout, and nginx's 60 s default", async () => {
-    const short = withContent(site, inLocation("/", (b) => b.replace("proxy_read_timeout 1230s;", "proxy_read_timeout 5s;")));
-    expect(await validateResource(policy, short)).toEqual([`${label} must set proxy_read_timeout to at least 300s for / in ${where(short)}; it is 5s (PROXY-5).`]);
+    const short = withContent(
+      site,
+      inLocation("/", (b) => b.replace("proxy_read_timeout 1230s;", "proxy_read_timeout 5s;")),
+    );
+    expect(await validateResource(policy, short)).toEqual([
+      `${label} must set proxy_read_timeout to at least 300s for / in ${where(short)}; it is 5s (PROXY-5).`,
+    ]);
     const unset = withContent(site, inLocation("/websocket", dropLine(/proxy_send_timeout/)));
-    expect(await validateResource(policy, unset)).toEqual([`${label} must set proxy_send_timeout to at least 300s for /websocket in ${where(unset)}; it is nginx's default 60s (PROXY-5).`]);
+    expect(await validateResource(policy, unset)).toEqual([
+      `${label} must set proxy_send_timeout to at least 300s for /websocket in ${where(unset)}; it is nginx's default 60s (PROXY-5).`,
+    ]);
   });
 
   it("takes the minimum from the policy config", async () => {
@@ -146,8 +172,15 @@ describe("nginx-proxy-timeouts (PROXY-5)", () => {
   });
 
   it("checks every other proxied location too, not only Odoo's known routes", async () => {
-    const report = withContent(site, (t) => t.replace("    location / {", "    location /report/ {\n        proxy_pass http://odoo;\n        proxy_read_timeout 30s;\n        proxy_send_timeout 1230s;\n    }\n\n    location / {"));
-    expect(await validateResource(policy, report)).toEqual([`${label} must set proxy_read_timeout to at least 300s for location /report/ in ${where(report)}; it is 30s (PROXY-5).`]);
+    const report = withContent(site, (t) =>
+      t.replace(
+        "    location / {",
+        "    location /report/ {\n        proxy_pass http://odoo;\n        proxy_read_timeout 30s;\n        proxy_send_timeout 1230s;\n    }\n\n    location / {",
+      ),
+    );
+    expect(await validateResource(policy, report)).toEqual([
+      `${label} must set proxy_read_timeout to at least 300s for location /report/ in ${where(report)}; it is 30s (PROXY-5).`,
+    ]);
   });
 });
 
@@ -157,7 +190,9 @@ describe("odoo-proxy-mode-enabled (PROXY-4)", () => {
 
   it("passes proxy_mode = True and rejects False or absent", async () => {
     expect(await validateResource(odooProxyModeEnabled, conf)).toEqual([]);
-    expect(await validateResource(odooProxyModeEnabled, withContent(conf, setLine("proxy_mode", "proxy_mode = False")))).toEqual([`${confLabel} must set proxy_mode = True; it is "False" (PROXY-4).`]);
+    expect(await validateResource(odooProxyModeEnabled, withContent(conf, setLine("proxy_mode", "proxy_mode = False")))).toEqual([
+      `${confLabel} must set proxy_mode = True; it is "False" (PROXY-4).`,
+    ]);
     expect(await validateResource(odooProxyModeEnabled, withContent(conf, setLine("proxy_mode", undefined)))).toEqual([
       `${confLabel} must set proxy_mode = True; it is absent (Odoo's default False) (PROXY-4).`,
     ]);
@@ -172,10 +207,12 @@ describe("nginx-timeouts-cover-odoo-limits (PROXY-5)", () => {
   });
 
   it("rejects a proxy that gives up before Odoo's limit_time_real", async () => {
-    const r = withContent(site, inLocation("/", (b) => b.replace("proxy_read_timeout 1230s;", "proxy_read_timeout 600s;")));
+    const r = withContent(
+      site,
+      inLocation("/", (b) => b.replace("proxy_read_timeout 1230s;", "proxy_read_timeout 600s;")),
+    );
     expect((await validateStack(policy, replaced(fixture.resources, r))).map((v) => v.message)).toEqual([
       `${label} must set proxy_read_timeout for / to at least Odoo's limit_time_real on odoo-1 (1200s), so Odoo ends long requests itself; it is 600s (PROXY-5).`,
     ]);
   });
 });
-

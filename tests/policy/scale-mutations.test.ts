@@ -54,10 +54,13 @@ describe("the scale stack's runbooks (RDS)", () => {
     expect(checked.alarms).toBeGreaterThan(40);
     expect(checked.parameters).toBeGreaterThanOrEqual(1);
     expect(Object.keys(runbooks)).toContain("backup.md");
-    expect(program.resources.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => (plainValue(r.inputs) as any).tags["odoo-stack:host"])).not.toContain("postgres");
+    expect(
+      program.resources
+        .filter((r) => r.type === "aws:ec2/instance:Instance")
+        .map((r) => (plainValue(r.inputs) as any).tags["odoo-stack:host"]),
+    ).not.toContain("postgres");
   });
 });
-
 
 const analyze = (resources: readonly Planned[], urns?: ReadonlySet<string>, withStack = true): Promise<PolicyDiagnostic[]> =>
   analyzeStack(pack().client, resources, urns, withStack);
@@ -65,9 +68,17 @@ const analyze = (resources: readonly Planned[], urns?: ReadonlySet<string>, with
 describe("the scale stack (3 Odoo hosts, EFS, RDS) through the policy pack (gRPC)", () => {
   it("plans 3 Odoo instances on one encrypted EFS, an RDS instance and no PostgreSQL host", () => {
     const count = (type: string) => planned.filter((r) => r.type === type).length;
-    const instances = planned.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => r.inputs.tags["odoo-stack:host"]).sort();
+    const instances = planned
+      .filter((r) => r.type === "aws:ec2/instance:Instance")
+      .map((r) => r.inputs.tags["odoo-stack:host"])
+      .sort();
     expect(instances).toEqual(["odoo-1", "odoo-2", "odoo-3", "pgbouncer", "proxy"]);
-    expect([count("aws:efs/fileSystem:FileSystem"), count("aws:efs/mountTarget:MountTarget"), count("aws:rds/instance:Instance"), count("aws:ebs/volume:Volume")]).toEqual([1, 3, 1, 0]);
+    expect([
+      count("aws:efs/fileSystem:FileSystem"),
+      count("aws:efs/mountTarget:MountTarget"),
+      count("aws:rds/instance:Instance"),
+      count("aws:ebs/volume:Volume"),
+    ]).toEqual([1, 3, 1, 0]);
   });
 
   it("has no finding unmutated (mandatory or advisory)", async () => {
@@ -83,14 +94,17 @@ describe("the scale stack (3 Odoo hosts, EFS, RDS) through the policy pack (gRPC
 
   const only = onlyPolicy(pack);
   const byPolicy = [...SCALE_MUTATIONS].sort((a, b) => (a.policy < b.policy ? -1 : a.policy > b.policy ? 1 : 0));
-  it.each(byPolicy.map((x) => [x.id, x.title, x.item, x.policy, x] as const))("%s: %s (%s) is rejected by %s", async (_id, _title, item, policy, mutation) => {
-    const stack = new MutableStack(planned);
-    mutation.mutate(stack, { model });
-    const type = pack().info.policies.find((p) => p.name === policy)?.type;
-    expect([policy, type]).toEqual([policy, expect.stringMatching(/^(resource|stack)$/)]);
-    await only(policy);
-    const findings = mandatory(await analyze(stack.resources, stack.touched, type === "stack")).filter((d) => d.policyName === policy);
-    expect(findings.length).toBeGreaterThan(0);
-    expect(findings.map((d) => d.message.split("\n").slice(1).join("\n")).join("\n")).toMatch(new RegExp(`\\b${item}\\b`));
-  });
+  it.each(byPolicy.map((x) => [x.id, x.title, x.item, x.policy, x] as const))(
+    "%s: %s (%s) is rejected by %s",
+    async (_id, _title, item, policy, mutation) => {
+      const stack = new MutableStack(planned);
+      mutation.mutate(stack, { model });
+      const type = pack().info.policies.find((p) => p.name === policy)?.type;
+      expect([policy, type]).toEqual([policy, expect.stringMatching(/^(resource|stack)$/)]);
+      await only(policy);
+      const findings = mandatory(await analyze(stack.resources, stack.touched, type === "stack")).filter((d) => d.policyName === policy);
+      expect(findings.length).toBeGreaterThan(0);
+      expect(findings.map((d) => d.message.split("\n").slice(1).join("\n")).join("\n")).toMatch(new RegExp(`\\b${item}\\b`));
+    },
+  );
 });

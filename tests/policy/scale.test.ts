@@ -30,7 +30,21 @@ import { modelWith } from "../helpers/fixtures";
 import { setLine, validateResource, validateStack, withContent, withProp, type FakeResource } from "./fakes";
 import { replaced, sgName, stackFixture, T } from "./stack-fixture";
 
-const EVERY_POLICY: readonly Policy[] = [...network, ...proxy, ...odoo, ...limits, ...pool, ...auth, ...tls, ...postgres, ...compute, ...storage, ...rds, ...efs, ...stack];
+const EVERY_POLICY: readonly Policy[] = [
+  ...network,
+  ...proxy,
+  ...odoo,
+  ...limits,
+  ...pool,
+  ...auth,
+  ...tls,
+  ...postgres,
+  ...compute,
+  ...storage,
+  ...rds,
+  ...efs,
+  ...stack,
+];
 
 /** Every finding of every policy on `resources`, as "policy: message". */
 async function everyFinding(resources: readonly FakeResource[]): Promise<string[]> {
@@ -39,7 +53,8 @@ async function everyFinding(resources: readonly FakeResource[]): Promise<string[
     if ("validateStack" in policy) {
       for (const v of await validateStack(policy as StackValidationPolicy, resources)) found.push(`${policy.name}: ${v.message}`);
     } else {
-      for (const r of resources) for (const m of await validateResource(policy as ResourceValidationPolicy, r)) found.push(`${policy.name}: ${m}`);
+      for (const r of resources)
+        for (const m of await validateResource(policy as ResourceValidationPolicy, r)) found.push(`${policy.name}: ${m}`);
     }
   }
   return found;
@@ -62,13 +77,17 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
     const count = (type: string) => fixture.resources.filter((r) => r.type === type).length;
     expect([count(T.efsFileSystem), count(T.efsMountTarget)]).toEqual(odooInstances > 1 ? [1, 2] : [0, 0]);
     expect([count(T.rdsInstance), count(T.rdsParameterGroup), count(T.volume)]).toEqual(postgresEngine === "rds" ? [1, 1, 0] : [0, 0, 1]);
-    expect(fixture.resources.filter((r) => r.type === T.instance && r.props.tags["odoo-stack:role"] === "postgres")).toHaveLength(postgresEngine === "rds" ? 0 : 1);
+    expect(fixture.resources.filter((r) => r.type === T.instance && r.props.tags["odoo-stack:role"] === "postgres")).toHaveLength(
+      postgresEngine === "rds" ? 0 : 1,
+    );
   });
 
   it("odoo-exactly-one-cron-host rejects a stack whose cron host stops running crons (LIMIT-2)", async () => {
     const conf = withContent(fixture.file(model.cronHost.id, ODOO_CONF), setLine("max_cron_threads", "max_cron_threads = 0"));
     const violations = await validateStack(odooExactlyOneCronHost, replaced(fixture.resources, conf));
-    expect(violations.map((v) => v.message)).toEqual([expect.stringMatching(/no Odoo host \(.*\) runs crons, so scheduled jobs never run \(LIMIT-2\)\.$/)]);
+    expect(violations.map((v) => v.message)).toEqual([
+      expect.stringMatching(/no Odoo host \(.*\) runs crons, so scheduled jobs never run \(LIMIT-2\)\.$/),
+    ]);
   });
 
   if (odooInstances > 1) {
@@ -77,7 +96,9 @@ describe.each(CASES)("%i Odoo host(s), postgresEngine %s", (odooInstances, postg
       const conf = withContent(fixture.file(last.id, ODOO_CONF), setLine("max_cron_threads", "max_cron_threads = 1"));
       const violations = await validateStack(odooExactlyOneCronHost, replaced(fixture.resources, conf));
       expect(violations).toEqual([{ message: expect.stringContaining(`of ${last.id} (`), urn: expect.stringContaining(conf.name) }]);
-      expect(violations[0].message).toMatch(new RegExp(`${model.cronHost.id}, ${last.id} all run crons, so every scheduled job would run 2 times at once.*\\(LIMIT-2\\)\\.$`));
+      expect(violations[0].message).toMatch(
+        new RegExp(`${model.cronHost.id}, ${last.id} all run crons, so every scheduled job would run 2 times at once.*\\(LIMIT-2\\)\\.$`),
+      );
     });
   }
 });
@@ -86,13 +107,40 @@ describe("RDS instance policies", () => {
   const fixture = stackFixture(modelWith({ odooInstances: 2, postgresEngine: "rds" }));
   const instance = fixture.get("postgres-rds");
 
-  it.each([
-    [rdsInstanceNotPublic, "publiclyAccessible", true, "RDS instance (postgres-rds) must not be publicly accessible (publiclyAccessible = false): PostgreSQL accepts only PgBouncer (NET-6)."],
-    [rdsInstanceStorageEncrypted, "storageEncrypted", false, "RDS instance (postgres-rds) must encrypt its storage (storageEncrypted = true): it holds the database and its password verifiers (AUTH-2, BACKUP-1)."],
-    [rdsInstanceDeletionProtection, "deletionProtection", false, "RDS instance (postgres-rds) must have deletion protection (deletionProtection = true), so no change or destroy can delete the database (BACKUP-1)."],
-    [rdsInstanceBackupRetention, "backupRetentionPeriod", 3, "RDS instance (postgres-rds) must keep automated backups for at least 7 days (backupRetentionPeriod); it is 3 (BACKUP-1)."],
-    [rdsInstanceMultiAz, "multiAz", false, "RDS instance (postgres-rds) must run Multi-AZ (multiAz = true) in production; set requireMultiAz = false in the policy config for a test stack (BACKUP-1)."],
-  ].map(([policy, property, value, message]) => [(policy as ResourceValidationPolicy).name, property, value, policy, message] as const))("%s passes the planned instance and rejects %s = %p", async (_name, property, value, policy, message) => {
+  it.each(
+    [
+      [
+        rdsInstanceNotPublic,
+        "publiclyAccessible",
+        true,
+        "RDS instance (postgres-rds) must not be publicly accessible (publiclyAccessible = false): PostgreSQL accepts only PgBouncer (NET-6).",
+      ],
+      [
+        rdsInstanceStorageEncrypted,
+        "storageEncrypted",
+        false,
+        "RDS instance (postgres-rds) must encrypt its storage (storageEncrypted = true): it holds the database and its password verifiers (AUTH-2, BACKUP-1).",
+      ],
+      [
+        rdsInstanceDeletionProtection,
+        "deletionProtection",
+        false,
+        "RDS instance (postgres-rds) must have deletion protection (deletionProtection = true), so no change or destroy can delete the database (BACKUP-1).",
+      ],
+      [
+        rdsInstanceBackupRetention,
+        "backupRetentionPeriod",
+        3,
+        "RDS instance (postgres-rds) must keep automated backups for at least 7 days (backupRetentionPeriod); it is 3 (BACKUP-1).",
+      ],
+      [
+        rdsInstanceMultiAz,
+        "multiAz",
+        false,
+        "RDS instance (postgres-rds) must run Multi-AZ (multiAz = true) in production; set requireMultiAz = false in the policy config for a test stack (BACKUP-1).",
+      ],
+    ].map(([policy, property, value, message]) => [(policy as ResourceValidationPolicy).name, property, value, policy, message] as const),
+  )("%s passes the planned instance and rejects %s = %p", async (_name, property, value, policy, message) => {
     expect(await validateResource(policy as ResourceValidationPolicy, instance)).toEqual([]);
     expect(await validateResource(policy as ResourceValidationPolicy, withProp(instance, property as string, value))).toEqual([message]);
   });
@@ -118,12 +166,36 @@ describe("rds-parameter-group-checklist (PG-2, PG-3, TLS-1, AUTH-1)", () => {
   });
 
   it.each([
-    ["without statement_timeout", drop("statement_timeout"), "RDS parameter group (postgres-parameters) must set statement_timeout to a non-zero value; it is absent (RDS's default 0 disables it) (PG-2)."],
-    ["with lock_timeout = 0", set("lock_timeout", "0"), 'RDS parameter group (postgres-parameters) must set lock_timeout to a non-zero value; it is "0" (PG-2).'],
-    ["without idle_in_transaction_session_timeout", drop("idle_in_transaction_session_timeout"), "RDS parameter group (postgres-parameters) must set idle_in_transaction_session_timeout to a non-zero value; it is absent (RDS's default 0 disables it) (PG-2)."],
-    ["with log_lock_waits = 0", set("log_lock_waits", "0"), "RDS parameter group (postgres-parameters) must set log_lock_waits = 1; it is 0 (PG-3)."],
-    ["with rds.force_ssl = 0", set("rds.force_ssl", "0"), "RDS parameter group (postgres-parameters) must set rds.force_ssl = 1 so PostgreSQL refuses connections without TLS; it is 0 (TLS-1)."],
-    ["with password_encryption = md5", set("password_encryption", "md5"), 'RDS parameter group (postgres-parameters) must keep password_encryption = scram-sha-256; it is "md5" (AUTH-1).'],
+    [
+      "without statement_timeout",
+      drop("statement_timeout"),
+      "RDS parameter group (postgres-parameters) must set statement_timeout to a non-zero value; it is absent (RDS's default 0 disables it) (PG-2).",
+    ],
+    [
+      "with lock_timeout = 0",
+      set("lock_timeout", "0"),
+      'RDS parameter group (postgres-parameters) must set lock_timeout to a non-zero value; it is "0" (PG-2).',
+    ],
+    [
+      "without idle_in_transaction_session_timeout",
+      drop("idle_in_transaction_session_timeout"),
+      "RDS parameter group (postgres-parameters) must set idle_in_transaction_session_timeout to a non-zero value; it is absent (RDS's default 0 disables it) (PG-2).",
+    ],
+    [
+      "with log_lock_waits = 0",
+      set("log_lock_waits", "0"),
+      "RDS parameter group (postgres-parameters) must set log_lock_waits = 1; it is 0 (PG-3).",
+    ],
+    [
+      "with rds.force_ssl = 0",
+      set("rds.force_ssl", "0"),
+      "RDS parameter group (postgres-parameters) must set rds.force_ssl = 1 so PostgreSQL refuses connections without TLS; it is 0 (TLS-1).",
+    ],
+    [
+      "with password_encryption = md5",
+      set("password_encryption", "md5"),
+      'RDS parameter group (postgres-parameters) must keep password_encryption = scram-sha-256; it is "md5" (AUTH-1).',
+    ],
   ])("rejects a group %s", async (_title, broken, message) => {
     expect(await validateResource(rdsParameterGroupChecklist, broken)).toEqual([message]);
   });
@@ -134,26 +206,46 @@ describe("rds-parameter-group-checklist (PG-2, PG-3, TLS-1, AUTH-1)", () => {
 });
 
 describe("rds-max-connections-cover-pgbouncer (PG-1, PG-2)", () => {
-  it.each([1, 2, 4])("passes with %i Odoo host(s) and rejects max_connections one below the pools + admin + superuser slots", async (odooInstances) => {
-    const fixture = stackFixture(modelWith({ odooInstances, postgresEngine: "rds" }));
-    const { sizing } = fixture.model.settings;
-    expect(await validateStack(rdsMaxConnectionsCoverPgbouncer, fixture.resources)).toEqual([]);
-    // What PgBouncer may open on RDS: pools + reserves + the `postgres` pool (the Odoo role's
-    // max_user_connections) + the migration role's cap, plus admin and superuser slots.
-    const p = sizing.pgbouncer;
-    const needed = p.maxUserConnections + p.postgresPoolSize + p.postgresReservePoolSize + p.migrationConnections + 3 + 3;
-    const group = fixture.get("postgres-parameters");
-    const low = withProp(group, "parameters", group.props.parameters.map((p: { name: string; value: string }) => (p.name === "max_connections" ? { ...p, value: String(needed - 1) } : p)));
-    const violations = await validateStack(rdsMaxConnectionsCoverPgbouncer, replaced(fixture.resources, low));
-    expect(violations.map((v) => v.message)).toEqual([expect.stringMatching(new RegExp(`^RDS parameter group \\(postgres-parameters\\) must set max_connections \\(${needed - 1}\\) at least ${needed}: .*\\(PG-1\\)\\.$`))]);
-  });
+  it.each([1, 2, 4])(
+    "passes with %i Odoo host(s) and rejects max_connections one below the pools + admin + superuser slots",
+    async (odooInstances) => {
+      const fixture = stackFixture(modelWith({ odooInstances, postgresEngine: "rds" }));
+      const { sizing } = fixture.model.settings;
+      expect(await validateStack(rdsMaxConnectionsCoverPgbouncer, fixture.resources)).toEqual([]);
+      // What PgBouncer may open on RDS: pools + reserves + the `postgres` pool (the Odoo role's
+      // max_user_connections) + the migration role's cap, plus admin and superuser slots.
+      const p = sizing.pgbouncer;
+      const needed = p.maxUserConnections + p.postgresPoolSize + p.postgresReservePoolSize + p.migrationConnections + 3 + 3;
+      const group = fixture.get("postgres-parameters");
+      const low = withProp(
+        group,
+        "parameters",
+        group.props.parameters.map((p: { name: string; value: string }) =>
+          p.name === "max_connections" ? { ...p, value: String(needed - 1) } : p,
+        ),
+      );
+      const violations = await validateStack(rdsMaxConnectionsCoverPgbouncer, replaced(fixture.resources, low));
+      expect(violations.map((v) => v.message)).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^RDS parameter group \\(postgres-parameters\\) must set max_connections \\(${needed - 1}\\) at least ${needed}: .*\\(PG-1\\)\\.$`,
+          ),
+        ),
+      ]);
+    },
+  );
 
   it("rejects an instance on RDS's default parameter group", async () => {
     const fixture = stackFixture(modelWith({ postgresEngine: "rds" }));
     const instance = fixture.get("postgres-rds");
-    const onDefault: FakeResource = { ...withProp(instance, "parameterGroupName", "default.postgres15"), propertyDependencies: { vpcSecurityGroupIds: [sgName("postgres")] } };
+    const onDefault: FakeResource = {
+      ...withProp(instance, "parameterGroupName", "default.postgres15"),
+      propertyDependencies: { vpcSecurityGroupIds: [sgName("postgres")] },
+    };
     expect((await validateStack(rdsMaxConnectionsCoverPgbouncer, replaced(fixture.resources, onDefault))).map((v) => v.message)).toEqual([
-      expect.stringMatching(/^RDS instance \(postgres-rds\) must use a parameter group of this stack \(parameterGroupName\).*\(PG-1, PG-2\)\.$/),
+      expect.stringMatching(
+        /^RDS instance \(postgres-rds\) must use a parameter group of this stack \(parameterGroupName\).*\(PG-1, PG-2\)\.$/,
+      ),
     ]);
   });
 });
@@ -187,11 +279,23 @@ describe("EFS policies (NET-1, BACKUP-1)", () => {
 
   it("efs-file-system-requires-tls rejects a file system without the TLS-only policy, or with a policy that allows plain NFS", async () => {
     expect(await validateStack(efsFileSystemRequiresTls, fixture.resources)).toEqual([]);
-    const message = "EFS file system (odoo-filestore-fs) must have a file system policy that denies every request with aws:SecureTransport = false, so the filestore only travels over TLS (NET-1).";
-    expect((await validateStack(efsFileSystemRequiresTls, fixture.resources.filter((r) => r.name !== "odoo-filestore-policy"))).map((v) => v.message)).toEqual([message]);
+    const message =
+      "EFS file system (odoo-filestore-fs) must have a file system policy that denies every request with aws:SecureTransport = false, so the filestore only travels over TLS (NET-1).";
+    expect(
+      (
+        await validateStack(
+          efsFileSystemRequiresTls,
+          fixture.resources.filter((r) => r.name !== "odoo-filestore-policy"),
+        )
+      ).map((v) => v.message),
+    ).toEqual([message]);
     const policy = fixture.get("odoo-filestore-policy");
     const doc = JSON.parse(policy.props.policy);
-    const allowing = withProp(policy, "policy", JSON.stringify({ ...doc, Statement: doc.Statement.filter((s: { Sid: string }) => s.Sid !== "DenyWithoutTls") }));
+    const allowing = withProp(
+      policy,
+      "policy",
+      JSON.stringify({ ...doc, Statement: doc.Statement.filter((s: { Sid: string }) => s.Sid !== "DenyWithoutTls") }),
+    );
     expect((await validateStack(efsFileSystemRequiresTls, replaced(fixture.resources, allowing))).map((v) => v.message)).toEqual([message]);
   });
 
@@ -199,12 +303,22 @@ describe("EFS policies (NET-1, BACKUP-1)", () => {
     const policy = efsMountTargetsOnlyFromOdoo;
     expect(await validateStack(policy, fixture.resources)).toEqual([]);
     const rule = fixture.get("network-efs-in-2049-odoo");
-    const fromVpc = { ...withProp(withProp(rule, "referencedSecurityGroupId", undefined), "cidrIpv4", "10.40.0.0/16"), propertyDependencies: { securityGroupId: [sgName("efs")] } };
-    const fromPgbouncer = { ...withProp(rule, "referencedSecurityGroupId", `${sgName("pgbouncer")}-id`), propertyDependencies: { securityGroupId: [sgName("efs")], referencedSecurityGroupId: [sgName("pgbouncer")] } };
+    const fromVpc = {
+      ...withProp(withProp(rule, "referencedSecurityGroupId", undefined), "cidrIpv4", "10.40.0.0/16"),
+      propertyDependencies: { securityGroupId: [sgName("efs")] },
+    };
+    const fromPgbouncer = {
+      ...withProp(rule, "referencedSecurityGroupId", `${sgName("pgbouncer")}-id`),
+      propertyDependencies: { securityGroupId: [sgName("efs")], referencedSecurityGroupId: [sgName("pgbouncer")] },
+    };
     const widened = withProp(rule, "toPort", 2050);
     for (const broken of [fromVpc, fromPgbouncer, widened]) {
       const messages = (await validateStack(policy, replaced(fixture.resources, broken))).map((v) => v.message);
-      expect(messages).toEqual([expect.stringMatching(/^Security group ingress rule .* must admit only tcp 2049 from the Odoo hosts' security group to the EFS mount targets; it admits .* \(NET-1\)\.$/)]);
+      expect(messages).toEqual([
+        expect.stringMatching(
+          /^Security group ingress rule .* must admit only tcp 2049 from the Odoo hosts' security group to the EFS mount targets; it admits .* \(NET-1\)\.$/,
+        ),
+      ]);
     }
   });
 });

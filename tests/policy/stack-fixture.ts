@@ -92,18 +92,48 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
   };
 
   // --- the stack key every SecureString is encrypted with (components/stack-key.ts) -------------
-  add({ type: "aws:kms/key:Key", name: "stack-key-key", props: { enableKeyRotation: true, deletionWindowInDays: 30, keyUsage: "ENCRYPT_DECRYPT", customerMasterKeySpec: "SYMMETRIC_DEFAULT", arn: STACK_KEY_ARN, tags: stackTags("secrets", "stack-key-key") } });
+  add({
+    type: "aws:kms/key:Key",
+    name: "stack-key-key",
+    props: {
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      keyUsage: "ENCRYPT_DECRYPT",
+      customerMasterKeySpec: "SYMMETRIC_DEFAULT",
+      arn: STACK_KEY_ARN,
+      tags: stackTags("secrets", "stack-key-key"),
+    },
+  });
 
   // --- network: one group per role, rules from the port catalog (components/network.ts) ----------
   const shared = model.settings.sharedFilestore;
   for (const group of [...ROLES, "endpoints", ...(shared ? ["efs"] : [])]) {
-    add({ type: T.sg, name: sgName(group), props: { vpcId: "network-vpc-id", description: `odoo-stack ${group} hosts`, tags: stackTags(group, `network-${group}-sg`) } });
+    add({
+      type: T.sg,
+      name: sgName(group),
+      props: { vpcId: "network-vpc-id", description: `odoo-stack ${group} hosts`, tags: stackTags(group, `network-${group}-sg`) },
+    });
   }
-  const rule = (group: string, key: string, port: number, peer: Record<string, string>, checklist: string, deps: Record<string, string[]> = {}) =>
+  const rule = (
+    group: string,
+    key: string,
+    port: number,
+    peer: Record<string, string>,
+    checklist: string,
+    deps: Record<string, string[]> = {},
+  ) =>
     add({
       type: T.ingressRule,
       name: `network-${key}`,
-      props: { securityGroupId: `${sgName(group)}-id`, ipProtocol: "tcp", fromPort: port, toPort: port, description: key, tags: { ...stackTags(group, key), "odoo-stack:checklist": checklist }, ...peer },
+      props: {
+        securityGroupId: `${sgName(group)}-id`,
+        ipProtocol: "tcp",
+        fromPort: port,
+        toPort: port,
+        description: key,
+        tags: { ...stackTags(group, key), "odoo-stack:checklist": checklist },
+        ...peer,
+      },
       propertyDependencies: { securityGroupId: [sgName(group)], ...deps },
     });
   const https = PORTS[PUBLIC_INGRESS.port].port;
@@ -116,39 +146,85 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
   }
   for (const flow of FLOWS.filter((f) => shared || f.to !== "efs")) {
     const port = PORTS[flow.port].port;
-    rule(flow.to, `${flow.to}-in-${port}-${flow.from}`, port, { referencedSecurityGroupId: `${sgName(flow.from)}-id` }, flow.checklist, { referencedSecurityGroupId: [sgName(flow.from)] });
+    rule(flow.to, `${flow.to}-in-${port}-${flow.from}`, port, { referencedSecurityGroupId: `${sgName(flow.from)}-id` }, flow.checklist, {
+      referencedSecurityGroupId: [sgName(flow.from)],
+    });
   }
   rule("endpoints", "endpoints-in-443-10-40-0-0-16", https, { cidrIpv4: model.settings.vpcCidr }, "");
   model.settings.publicSubnetCidrs.forEach((cidr, i) =>
-    add({ type: T.subnet, name: `network-public-${i}`, props: { vpcId: "network-vpc-id", cidrBlock: cidr, mapPublicIpOnLaunch: false, tags: stackTags("network", `public-${i}`) } }),
+    add({
+      type: T.subnet,
+      name: `network-public-${i}`,
+      props: { vpcId: "network-vpc-id", cidrBlock: cidr, mapPublicIpOnLaunch: false, tags: stackTags("network", `public-${i}`) },
+    }),
   );
   model.settings.privateSubnetCidrs.forEach((cidr, i) =>
-    add({ type: T.subnet, name: `network-private-${i}`, props: { vpcId: "network-vpc-id", cidrBlock: cidr, mapPublicIpOnLaunch: false, tags: stackTags("network", `private-${i}`) } }),
+    add({
+      type: T.subnet,
+      name: `network-private-${i}`,
+      props: { vpcId: "network-vpc-id", cidrBlock: cidr, mapPublicIpOnLaunch: false, tags: stackTags("network", `private-${i}`) },
+    }),
   );
 
   // --- buckets (components/private-bucket.ts) ---------------------------------------------------
-  for (const [name, role] of [["config", "config"], ["backups-repository", "backups"]] as const) {
+  for (const [name, role] of [
+    ["config", "config"],
+    ["backups-repository", "backups"],
+  ] as const) {
     const bucket = `${name}-bucket`;
     add({ type: T.bucket, name: bucket, props: { forceDestroy: false, bucket: `${bucket}-1234567`, tags: stackTags(role, bucket) } });
     const companion = (type: string, part: string, props: Record<string, unknown>) =>
       add({ type, name: `${name}-${part}`, props: { bucket: `${bucket}-id`, ...props }, propertyDependencies: { bucket: [bucket] } });
-    companion(T.publicAccessBlock, "public-access-block", { blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true });
-    companion(T.encryption, "encryption", { rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms" }, bucketKeyEnabled: true }] });
+    companion(T.publicAccessBlock, "public-access-block", {
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    });
+    companion(T.encryption, "encryption", {
+      rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms" }, bucketKeyEnabled: true }],
+    });
     companion(T.versioning, "versioning", { versioningConfiguration: { status: "Enabled" } });
     companion(T.bucketPolicy, "policy", {
-      policy: JSON.stringify({ Version: "2012-10-17", Statement: [{ Sid: "DenyInsecureTransport", Effect: "Deny", Principal: "*", Action: "s3:*", Resource: ["arn"], Condition: { Bool: { "aws:SecureTransport": "false" } } }] }),
+      policy: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "DenyInsecureTransport",
+            Effect: "Deny",
+            Principal: "*",
+            Action: "s3:*",
+            Resource: ["arn"],
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          },
+        ],
+      }),
     });
   }
 
   // --- internal CA: one certificate per host (components/internal-ca.ts) -------------------------
   for (const host of model.allHosts) {
     const part = (p: string) => `internal-ca-${host.id}-${p}`;
-    add({ type: T.certRequest, name: part("csr"), props: { subject: { commonName: host.fqdn, organization: "odoo-stack" }, dnsNames: [host.fqdn], ipAddresses: [host.privateIp] } });
-    add({ type: T.cert, name: part("cert"), props: { certRequestPem: "csr", validityPeriodHours: 8760, allowedUses: ["server_auth", "client_auth"] }, propertyDependencies: { certRequestPem: [part("csr")] } });
+    add({
+      type: T.certRequest,
+      name: part("csr"),
+      props: { subject: { commonName: host.fqdn, organization: "odoo-stack" }, dnsNames: [host.fqdn], ipAddresses: [host.privateIp] },
+    });
+    add({
+      type: T.cert,
+      name: part("cert"),
+      props: { certRequestPem: "csr", validityPeriodHours: 8760, allowedUses: ["server_auth", "client_auth"] },
+      propertyDependencies: { certRequestPem: [part("csr")] },
+    });
     add({
       type: T.parameter,
       name: part("cert-parameter"),
-      props: { name: model.parameters.hostCert(host.id), type: "String", value: "-----BEGIN CERTIFICATE-----", tags: hostTags(host.role, host.id) },
+      props: {
+        name: model.parameters.hostCert(host.id),
+        type: "String",
+        value: "-----BEGIN CERTIFICATE-----",
+        tags: hostTags(host.role, host.id),
+      },
       propertyDependencies: { value: [part("cert")] },
     });
   }
@@ -179,14 +255,35 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
       },
       propertyDependencies: { subnetId: [subnet], vpcSecurityGroupIds: [sgName(host.role)] },
     });
-    add({ type: T.record, name: `${component}-dns`, props: { zoneId: "network-internal-zone-zone", name: host.fqdn, type: "A", ttl: 300, records: [host.privateIp] } });
+    add({
+      type: T.record,
+      name: `${component}-dns`,
+      props: { zoneId: "network-internal-zone-zone", name: host.fqdn, type: "A", ttl: 300, records: [host.privateIp] },
+    });
   }
   const postgres = model.hosts.postgres;
   if (shared) addSharedFilestore(model, add);
   if (model.settings.postgresEngine === "rds") addRds(model, add);
-  else add({ type: T.volume, name: "postgres-data", props: { availabilityZone: "eu-west-1a", size: model.settings.postgresDataVolumeGiB, type: "gp3", encrypted: true, finalSnapshot: true, tags: hostTags("postgres", postgres.id) } });
+  else
+    add({
+      type: T.volume,
+      name: "postgres-data",
+      props: {
+        availabilityZone: "eu-west-1a",
+        size: model.settings.postgresDataVolumeGiB,
+        type: "gp3",
+        encrypted: true,
+        finalSnapshot: true,
+        tags: hostTags("postgres", postgres.id),
+      },
+    });
   add({ type: T.eip, name: "proxy-eip", props: { domain: "vpc", tags: hostTags("proxy", "proxy") } });
-  add({ type: T.eipAssociation, name: "proxy-eip-association", props: { allocationId: "eipalloc-1", instanceId: `${instanceName(model.hosts.proxy)}-id` }, propertyDependencies: { instanceId: [instanceName(model.hosts.proxy)] } });
+  add({
+    type: T.eipAssociation,
+    name: "proxy-eip-association",
+    props: { allocationId: "eipalloc-1", instanceId: `${instanceName(model.hosts.proxy)}-id` },
+    propertyDependencies: { instanceId: [instanceName(model.hosts.proxy)] },
+  });
 
   const byName = new Map(resources.map((r) => [r.name, r]));
   return {
@@ -208,9 +305,28 @@ export function stackFixture(model: StackModel = modelWith()): StackFixture {
 /** components/shared-filestore.ts: the file system, its TLS-only policy, backups, a mount target per private subnet. */
 function addSharedFilestore(model: StackModel, add: (r: FakeResource) => FakeResource): void {
   const fsArn = "arn:aws:elasticfilesystem:eu-west-1:123456789012:file-system/fs-0123456789abcdef0";
-  add({ type: T.efsFileSystem, name: "odoo-filestore-fs", props: { encrypted: true, performanceMode: EFS_DEFAULTS.performanceMode, throughputMode: EFS_DEFAULTS.throughputMode, tags: stackTags("efs", "odoo-filestore-fs") } });
-  add({ type: T.efsBackupPolicy, name: "odoo-filestore-backup-policy", props: { fileSystemId: "fs-0123456789abcdef0", backupPolicy: { status: "ENABLED" } }, propertyDependencies: { fileSystemId: ["odoo-filestore-fs"] } });
-  add({ type: T.efsFileSystemPolicy, name: "odoo-filestore-policy", props: { fileSystemId: "fs-0123456789abcdef0", policy: efsFileSystemPolicy(fsArn) }, propertyDependencies: { fileSystemId: ["odoo-filestore-fs"] } });
+  add({
+    type: T.efsFileSystem,
+    name: "odoo-filestore-fs",
+    props: {
+      encrypted: true,
+      performanceMode: EFS_DEFAULTS.performanceMode,
+      throughputMode: EFS_DEFAULTS.throughputMode,
+      tags: stackTags("efs", "odoo-filestore-fs"),
+    },
+  });
+  add({
+    type: T.efsBackupPolicy,
+    name: "odoo-filestore-backup-policy",
+    props: { fileSystemId: "fs-0123456789abcdef0", backupPolicy: { status: "ENABLED" } },
+    propertyDependencies: { fileSystemId: ["odoo-filestore-fs"] },
+  });
+  add({
+    type: T.efsFileSystemPolicy,
+    name: "odoo-filestore-policy",
+    props: { fileSystemId: "fs-0123456789abcdef0", policy: efsFileSystemPolicy(fsArn) },
+    propertyDependencies: { fileSystemId: ["odoo-filestore-fs"] },
+  });
   model.settings.privateSubnetCidrs.forEach((_cidr, i) =>
     add({
       type: T.efsMountTarget,
@@ -227,9 +343,22 @@ function addRds(model: StackModel, add: (r: FakeResource) => FakeResource): void
   add({
     type: T.rdsParameterGroup,
     name: "postgres-parameters",
-    props: { name: "postgres-parameters-1a2b3c4", family: RDS_POSTGRES.parameterGroupFamily, parameters: rdsParameters(model).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })), tags: stackTags("postgres", "postgres-parameters") },
+    props: {
+      name: "postgres-parameters-1a2b3c4",
+      family: RDS_POSTGRES.parameterGroupFamily,
+      parameters: rdsParameters(model).map((p) => ({ name: p.name, value: p.value, applyMethod: p.applyMethod })),
+      tags: stackTags("postgres", "postgres-parameters"),
+    },
   });
-  add({ type: T.rdsSubnetGroup, name: "postgres-subnets", props: { name: "postgres-subnets-1a2b3c4", subnetIds: s.privateSubnetCidrs.map((_c, i) => `network-private-${i}-id`), tags: stackTags("postgres", "postgres-subnets") } });
+  add({
+    type: T.rdsSubnetGroup,
+    name: "postgres-subnets",
+    props: {
+      name: "postgres-subnets-1a2b3c4",
+      subnetIds: s.privateSubnetCidrs.map((_c, i) => `network-private-${i}-id`),
+      tags: stackTags("postgres", "postgres-subnets"),
+    },
+  });
   const address = "postgres-rds-1a2b3c4.cabcdefghijk.eu-west-1.rds.amazonaws.com";
   add({
     type: T.rdsInstance,
@@ -252,10 +381,35 @@ function addRds(model: StackModel, add: (r: FakeResource) => FakeResource): void
       address,
       tags: stackTags("postgres", "postgres-rds"),
     },
-    propertyDependencies: { parameterGroupName: ["postgres-parameters"], dbSubnetGroupName: ["postgres-subnets"], vpcSecurityGroupIds: [sgName("postgres")] },
+    propertyDependencies: {
+      parameterGroupName: ["postgres-parameters"],
+      dbSubnetGroupName: ["postgres-subnets"],
+      vpcSecurityGroupIds: [sgName("postgres")],
+    },
   });
-  add({ type: T.parameter, name: "postgres-endpoint-parameter", props: { name: model.parameters.rdsEndpoint, type: "String", value: address, tags: stackTags("postgres", "postgres-endpoint-parameter") }, propertyDependencies: { value: ["postgres-rds"] } });
-  add({ type: T.parameter, name: "postgres-master-password-parameter", props: { name: model.parameters.rdsMasterPassword, type: "SecureString", keyId: STACK_KEY_ARN, value: "[secret]", tags: stackTags("postgres", "postgres-master-password-parameter") }, propertyDependencies: { keyId: ["stack-key-key"] } });
+  add({
+    type: T.parameter,
+    name: "postgres-endpoint-parameter",
+    props: {
+      name: model.parameters.rdsEndpoint,
+      type: "String",
+      value: address,
+      tags: stackTags("postgres", "postgres-endpoint-parameter"),
+    },
+    propertyDependencies: { value: ["postgres-rds"] },
+  });
+  add({
+    type: T.parameter,
+    name: "postgres-master-password-parameter",
+    props: {
+      name: model.parameters.rdsMasterPassword,
+      type: "SecureString",
+      keyId: STACK_KEY_ARN,
+      value: "[secret]",
+      tags: stackTags("postgres", "postgres-master-password-parameter"),
+    },
+    propertyDependencies: { keyId: ["stack-key-key"] },
+  });
 }
 
 /** The fixture's resources with `replacement` in place of the resource of the same name. */

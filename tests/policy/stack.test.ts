@@ -17,7 +17,8 @@ const ini = fixture.file("pgbouncer", "/etc/pgbouncer/pgbouncer.ini");
 const pgConf = fixture.file("postgres", "/etc/postgresql/15/main/conf.d/90-odoo-stack.conf");
 const odooLabel = `odoo.conf of odoo-1 (${odooConf.name})`;
 const iniLabel = `pgbouncer.ini of pgbouncer (${ini.name})`;
-const messages = async (policy: Parameters<typeof validateStack>[0], resources: readonly FakeResource[]) => (await validateStack(policy, resources)).map((v) => v.message);
+const messages = async (policy: Parameters<typeof validateStack>[0], resources: readonly FakeResource[]) =>
+  (await validateStack(policy, resources)).map((v) => v.message);
 
 describe("hosts-receive-checked-config-files", () => {
   const policy = hostsReceiveCheckedConfigFiles;
@@ -27,10 +28,31 @@ describe("hosts-receive-checked-config-files", () => {
   });
 
   it.each([
-    ["odoo-1", "/etc/odoo/odoo.conf", "odoo-odoo-1-instance", "odoo", "odoo.conf at /etc/odoo/odoo.conf", "NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2"],
+    [
+      "odoo-1",
+      "/etc/odoo/odoo.conf",
+      "odoo-odoo-1-instance",
+      "odoo",
+      "odoo.conf at /etc/odoo/odoo.conf",
+      "NET-1, PROXY-4, ODOO-1, ODOO-2, ODOO-3, ODOO-5, LIMIT-1, LIMIT-2, LIMIT-3, TLS-2",
+    ],
     ["pgbouncer", "/etc/pgbouncer/userlist.txt", "pgbouncer-host-instance", "pgbouncer", "its auth_file (userlist)", "AUTH-2"],
-    ["postgres", "/etc/postgresql/15/main/pg_hba.conf", "postgres-host-instance", "postgres", "pg_hba.conf at /etc/postgresql/15/main/pg_hba.conf", "AUTH-1, TLS-1, NET-6"],
-    ["proxy", "/etc/nginx/conf.d/odoo.conf", "proxy-host-instance", "proxy", "an nginx server that proxies to Odoo (nginx.conf or /etc/nginx/conf.d/*.conf)", "NET-2, PROXY-1, PROXY-2, PROXY-3, PROXY-5"],
+    [
+      "postgres",
+      "/etc/postgresql/15/main/pg_hba.conf",
+      "postgres-host-instance",
+      "postgres",
+      "pg_hba.conf at /etc/postgresql/15/main/pg_hba.conf",
+      "AUTH-1, TLS-1, NET-6",
+    ],
+    [
+      "proxy",
+      "/etc/nginx/conf.d/odoo.conf",
+      "proxy-host-instance",
+      "proxy",
+      "an nginx server that proxies to Odoo (nginx.conf or /etc/nginx/conf.d/*.conf)",
+      "NET-2, PROXY-1, PROXY-2, PROXY-3, PROXY-5",
+    ],
   ])("rejects %s without %s", async (hostId, path, instance, role, file, items) => {
     const without = fixture.resources.filter((r) => r !== fixture.file(hostId, path));
     expect(await messages(policy, without)).toEqual([
@@ -47,7 +69,8 @@ describe("hosts-receive-checked-config-files", () => {
 
 describe("pgbouncer-postgres-pool-covers-odoo (POOL-2, POOL-3)", () => {
   const policy = pgbouncerPostgresPoolCoversOdoo;
-  const postgresEntry = (edit: (value: string) => string) => withContent(ini, (t) => t.replace(/^postgres = (.*)$/m, (_l, v: string) => `postgres = ${edit(v)}`));
+  const postgresEntry = (edit: (value: string) => string) =>
+    withContent(ini, (t) => t.replace(/^postgres = (.*)$/m, (_l, v: string) => `postgres = ${edit(v)}`));
 
   it("passes one host and three", async () => {
     expect(await validateStack(policy, fixture.resources)).toEqual([]);
@@ -55,7 +78,12 @@ describe("pgbouncer-postgres-pool-covers-odoo (POOL-2, POOL-3)", () => {
   });
 
   it("rejects the pool sized for LISTEN alone (hosts + crons + 2, no reserve)", async () => {
-    const listenOnly = postgresEntry((v) => v.replace("pool_size=13", "pool_size=4").replace("reserve_pool=3", "reserve_pool=0").replace("max_db_connections=16", "max_db_connections=4"));
+    const listenOnly = postgresEntry((v) =>
+      v
+        .replace("pool_size=13", "pool_size=4")
+        .replace("reserve_pool=3", "reserve_pool=0")
+        .replace("max_db_connections=16", "max_db_connections=4"),
+    );
     expect(await messages(policy, replaced(fixture.resources, listenOnly))).toEqual([
       `${iniLabel} must give postgres a pool_size (4) of at least the 13 postgres sessions Odoo can hold at once (odoo-1: 9 workers + gevent + 1 cron: 2 listening, 11 short) (POOL-2).`,
       `${iniLabel} must give postgres a reserve_pool (0) of at least 3: one host's LISTEN sessions still held by a process that is gone, plus its successor's start-up connection (POOL-3).`,
@@ -113,7 +141,9 @@ describe("postgres-max-connections-cover-pgbouncer (PG-1)", () => {
 
   it("passes the sized stack", async () => {
     expect(await validateStack(policy, fixture.resources)).toEqual([]);
-    expect(await validateStack(policy, stackFixture(modelWith({ odooInstances: 3, ...databasesAt("erp", "erptest") })).resources)).toEqual([]);
+    expect(await validateStack(policy, stackFixture(modelWith({ odooInstances: 3, ...databasesAt("erp", "erptest") })).resources)).toEqual(
+      [],
+    );
   });
 
   it("rejects max_connections below the pools + reserves + `postgres` pool + the migration role + slots", async () => {
@@ -124,7 +154,12 @@ describe("postgres-max-connections-cover-pgbouncer (PG-1)", () => {
   });
 
   it("rejects pools raised in pgbouncer.ini without raising max_connections", async () => {
-    const r = withContent(ini, (t) => t.replace("pool_size=11", "pool_size=41").replace(/max_db_connections=14/g, "max_db_connections=44").replace("max_user_connections = 30", "max_user_connections = 60"));
+    const r = withContent(ini, (t) =>
+      t
+        .replace("pool_size=11", "pool_size=41")
+        .replace(/max_db_connections=14/g, "max_db_connections=44")
+        .replace("max_user_connections = 30", "max_user_connections = 60"),
+    );
     expect(await messages(policy, replaced(fixture.resources, r))).toEqual([
       `${label} must set max_connections (46) at least 74: pgbouncer pools 60 + odoo_migrate 2 + backup 4 + monitoring 2 + admin 3 + superuser_reserved_connections 3 (PG-1).`,
     ]);
@@ -139,7 +174,10 @@ describe("database-traffic-through-pgbouncer (NET-5, NET-6, TLS-2)", () => {
   });
 
   it("rejects Odoo pointed straight at PostgreSQL", async () => {
-    const r = withContent(withContent(odooConf, setLine("db_host", "db_host = postgres.odoo.internal")), setLine("db_port", "db_port = 5432"));
+    const r = withContent(
+      withContent(odooConf, setLine("db_host", "db_host = postgres.odoo.internal")),
+      setLine("db_port", "db_port = 5432"),
+    );
     expect(await messages(policy, replaced(fixture.resources, r))).toEqual([
       `${odooLabel} must set db_host to the PgBouncer host's name (pgbouncer.odoo.internal); it is postgres.odoo.internal, the postgres host postgres (NET-5, TLS-2).`,
       `${odooLabel} must set db_port = 6432 (PgBouncer); it is "5432" (NET-5).`,

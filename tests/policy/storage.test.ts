@@ -49,11 +49,20 @@ describe("bucket-private-encrypted-versioned (BACKUP-1, ODOO-1)", () => {
   });
 
   it("rejects a public ACL and a bucket policy open to everyone", async () => {
-    const acl: FakeResource = { type: "aws:s3/bucketAclV2:BucketAclV2", name: "backups-acl", props: { bucket: "backups-repository-bucket-id", acl: "public-read" }, propertyDependencies: { bucket: ["backups-repository-bucket"] } };
+    const acl: FakeResource = {
+      type: "aws:s3/bucketAclV2:BucketAclV2",
+      name: "backups-acl",
+      props: { bucket: "backups-repository-bucket-id", acl: "public-read" },
+      propertyDependencies: { bucket: ["backups-repository-bucket"] },
+    };
     expect(await messages([...fixture.resources, acl])).toEqual([
       'S3 bucket (backups-repository-bucket) must not have the canned ACL "public-read": it would expose its objects (BACKUP-1).',
     ]);
-    const open = withProp(fixture.get("backups-repository-policy"), "policy", JSON.stringify({ Statement: [{ Effect: "Allow", Principal: "*", Action: "s3:GetObject", Resource: "*" }] }));
+    const open = withProp(
+      fixture.get("backups-repository-policy"),
+      "policy",
+      JSON.stringify({ Statement: [{ Effect: "Allow", Principal: "*", Action: "s3:GetObject", Resource: "*" }] }),
+    );
     expect(await messages(replaced(fixture.resources, open))).toEqual([
       'S3 bucket (backups-repository-bucket) must not have a bucket policy that allows Principal "*" without a condition (BACKUP-1).',
     ]);
@@ -61,7 +70,9 @@ describe("bucket-private-encrypted-versioned (BACKUP-1, ODOO-1)", () => {
 
   it("joins companions that name the bucket by name when the engine recorded no dependency", async () => {
     const byName = fixture.resources.map((r) =>
-      r.type === T.versioning && r.name.startsWith("backups") ? { ...withProp(r, "bucket", "backups-repository-bucket-1234567"), propertyDependencies: {} } : r,
+      r.type === T.versioning && r.name.startsWith("backups")
+        ? { ...withProp(r, "bucket", "backups-repository-bucket-1234567"), propertyDependencies: {} }
+        : r,
     );
     expect(await validateStack(policy, byName)).toEqual([]);
   });

@@ -36,7 +36,9 @@ describe("every hop passes as rendered", () => {
 describe("odoo-db-sslmode-verified (TLS-1, TLS-2) and its advisory verify-full companion", () => {
   it.each(["disable", "require", "prefer"])("rejects db_sslmode = %s", async (mode) => {
     const r = withContent(odooConf, setLine("db_sslmode", `db_sslmode = ${mode}`));
-    expect(await validateResource(odooDbSslmodeVerified, r)).toEqual([`${odooLabel} must set db_sslmode = verify-full (or verify-ca); it is "${mode}" (TLS-1, TLS-2).`]);
+    expect(await validateResource(odooDbSslmodeVerified, r)).toEqual([
+      `${odooLabel} must set db_sslmode = verify-full (or verify-ca); it is "${mode}" (TLS-1, TLS-2).`,
+    ]);
     expect(await validateResource(odooDbSslmodeVerifyFull, r)).toEqual([]);
   });
 
@@ -58,18 +60,18 @@ describe("odoo-db-sslmode-verified (TLS-1, TLS-2) and its advisory verify-full c
 
 describe("PgBouncer's TLS (TLS-1, TLS-2)", () => {
   it("rejects plain clients and a missing certificate", async () => {
-    expect(await validateResource(pgbouncerClientTlsRequired, withContent(ini, setLine("client_tls_sslmode", "client_tls_sslmode = allow")))).toEqual([
-      `${iniLabel} must set client_tls_sslmode = require (or verify-ca/verify-full); it is "allow" (TLS-1).`,
-    ]);
+    expect(
+      await validateResource(pgbouncerClientTlsRequired, withContent(ini, setLine("client_tls_sslmode", "client_tls_sslmode = allow"))),
+    ).toEqual([`${iniLabel} must set client_tls_sslmode = require (or verify-ca/verify-full); it is "allow" (TLS-1).`]);
     expect(await validateResource(pgbouncerClientTlsRequired, withContent(ini, setLine("client_tls_cert_file", undefined)))).toEqual([
       `${iniLabel} must set client_tls_cert_file to the host's TLS certificate (TLS-1).`,
     ]);
   });
 
   it("rejects an unverified server connection and a missing CA", async () => {
-    expect(await validateResource(pgbouncerServerTlsVerified, withContent(ini, setLine("server_tls_sslmode", "server_tls_sslmode = require")))).toEqual([
-      `${iniLabel} must set server_tls_sslmode = verify-full (or verify-ca); it is "require" (TLS-1, TLS-2).`,
-    ]);
+    expect(
+      await validateResource(pgbouncerServerTlsVerified, withContent(ini, setLine("server_tls_sslmode", "server_tls_sslmode = require"))),
+    ).toEqual([`${iniLabel} must set server_tls_sslmode = verify-full (or verify-ca); it is "require" (TLS-1, TLS-2).`]);
     expect(await validateResource(pgbouncerServerTlsVerified, withContent(ini, setLine("server_tls_ca_file", undefined)))).toEqual([
       `${iniLabel} must set server_tls_ca_file to the internal CA, or PostgreSQL's certificate cannot be verified (TLS-1, TLS-2).`,
     ]);
@@ -78,7 +80,9 @@ describe("PgBouncer's TLS (TLS-1, TLS-2)", () => {
 
 describe("PostgreSQL's TLS (TLS-1)", () => {
   it("rejects ssl = off and a missing certificate", async () => {
-    expect(await validateResource(postgresSslOn, withContent(pgConf, setLine("ssl", "ssl = off")))).toEqual([`${pgLabel} must set ssl = on; it is "off" (TLS-1).`]);
+    expect(await validateResource(postgresSslOn, withContent(pgConf, setLine("ssl", "ssl = off")))).toEqual([
+      `${pgLabel} must set ssl = on; it is "off" (TLS-1).`,
+    ]);
     expect(await validateResource(postgresSslOn, withContent(pgConf, setLine("ssl_cert_file", undefined)))).toEqual([
       `${pgLabel} must set ssl_cert_file to the host's certificate files issued by the internal CA (TLS-1, TLS-3).`,
     ]);
@@ -130,7 +134,9 @@ describe("certificate-sans-match-clients (TLS-3)", () => {
   });
 
   it("finds a host's certificate by its address when no parameter leads to it", async () => {
-    const detached: FakeResource[] = fixture.resources.map((r) => (r.name === "internal-ca-pgbouncer-cert-parameter" ? { ...r, propertyDependencies: {} } : r));
+    const detached: FakeResource[] = fixture.resources.map((r) =>
+      r.name === "internal-ca-pgbouncer-cert-parameter" ? { ...r, propertyDependencies: {} } : r,
+    );
     expect(await validateStack(policy, detached)).toEqual([]);
   });
 });

@@ -20,12 +20,15 @@ class UnknownValueError extends Error {
 
 /** The resource with `property` unknown: reading it throws, as the SDK's proxy does. */
 function unknownProperty(r: FakeResource, property: string): FakeResource {
-  const props = new Proxy({ ...r.props }, {
-    get: (target, key) => {
-      if (key === property) throw new UnknownValueError(String(key));
-      return target[key as string];
+  const props = new Proxy(
+    { ...r.props },
+    {
+      get: (target, key) => {
+        if (key === property) throw new UnknownValueError(String(key));
+        return target[key as string];
+      },
     },
-  });
+  );
   return { ...r, props };
 }
 
@@ -63,23 +66,38 @@ describe("policies during preview", () => {
   const conf = (id: string) => three.file(id, "/etc/odoo/odoo.conf");
 
   it("a resource policy lets the SDK's error through (reported as advisory), never a violation", async () => {
-    await expect(validateResource(odooListDbDisabled, unknownProperty(conf("odoo-1"), "content"))).rejects.toThrow(/can't be known during preview/);
+    await expect(validateResource(odooListDbDisabled, unknownProperty(conf("odoo-1"), "content"))).rejects.toThrow(
+      /can't be known during preview/,
+    );
   });
 
   it("a stack policy reports what it can check, then the unknown for the SDK's advisory", async () => {
     // odoo-1 and odoo-3 both run crons; odoo-2's odoo.conf is not known yet.
     const second = withContent(conf("odoo-3"), setLine("max_cron_threads", "max_cron_threads = 1"));
-    const resources = three.resources.map((r) => (r.name === second.name ? second : r.name === conf("odoo-2").name ? unknownProperty(r, "content") : r));
+    const resources = three.resources.map((r) =>
+      r.name === second.name ? second : r.name === conf("odoo-2").name ? unknownProperty(r, "content") : r,
+    );
     const violations: string[] = [];
     const args = {
-      resources: resources.map((r) => ({ type: r.type, name: r.name, urn: urnOf(r), props: r.props, propertyDependencies: {}, dependencies: [] })),
+      resources: resources.map((r) => ({
+        type: r.type,
+        name: r.name,
+        urn: urnOf(r),
+        props: r.props,
+        propertyDependencies: {},
+        dependencies: [],
+      })),
       getConfig: () => ({}),
       stackTags: new Map(),
       notApplicable: () => {
         throw new Error("not applicable");
       },
     } as unknown as StackValidationArgs;
-    await expect((async () => odooExactlyOneCronHost.validateStack(args, (m) => violations.push(m)))()).rejects.toThrow(/can't be known during preview/);
-    expect(violations).toEqual([expect.stringMatching(/^odoo\.conf of odoo-3 \(.*\) must set max_cron_threads = 0: odoo-1, odoo-3 all run crons/)]);
+    await expect((async () => odooExactlyOneCronHost.validateStack(args, (m) => violations.push(m)))()).rejects.toThrow(
+      /can't be known during preview/,
+    );
+    expect(violations).toEqual([
+      expect.stringMatching(/^odoo\.conf of odoo-3 \(.*\) must set max_cron_threads = 0: odoo-1, odoo-3 all run crons/),
+    ]);
   });
 });

@@ -33,29 +33,45 @@ function validateSystemd(files: readonly Staged[]): { status: number | null; std
     'while IFS=$\'\\t\' read -r p s; do F_PATH+=("$p"); F_SERVICE+=("$s"); mkdir -p -- "$TMP/staged${p%/*}"; cp -- "$2$p" "$TMP/staged$p"; done <"$3"',
     "validate_systemd",
   ].join("\n");
-  const result = spawnSync("bash", ["--norc", "-c", driver, "validate", path.join(SCRIPTS_DIR, SCRIPTS.apply), path.join(dir, "files"), path.join(dir, "list.tsv")], {
-    encoding: "utf8",
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TMPDIR: dir, ODOO_STACK_CONFIG: path.join(dir, "none.env") },
-    timeout: 60_000,
-  });
+  const result = spawnSync(
+    "bash",
+    ["--norc", "-c", driver, "validate", path.join(SCRIPTS_DIR, SCRIPTS.apply), path.join(dir, "files"), path.join(dir, "list.tsv")],
+    {
+      encoding: "utf8",
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TMPDIR: dir, ODOO_STACK_CONFIG: path.join(dir, "none.env") },
+      timeout: 60_000,
+    },
+  );
   return { status: result.status, stderr: result.stderr };
 }
 
-const hosts = [...renderAllHosts(modelWith()).entries(), ...[...renderAllHosts(modelWith({ postgresEngine: "rds" })).entries()].map(([id, f]) => [`${id} (rds)`, f] as const)];
+const hosts = [
+  ...renderAllHosts(modelWith()).entries(),
+  ...[...renderAllHosts(modelWith({ postgresEngine: "rds" })).entries()].map(([id, f]) => [`${id} (rds)`, f] as const),
+];
 
 describe("validate_systemd", () => {
-  it.each(hosts.filter(([, files]) => files.some((f) => serviceForPath(f.path) === "systemd")))("accepts the units %s receives", (_id, files) => {
-    const r = validateSystemd(files);
-    expect(r.status).toBe(0);
-    // Only notices, each about a command this machine lacks (the AWS CLI is on the hosts only).
-    for (const line of r.stderr.split("\n").filter(Boolean)) {
-      const m = /^odoo-stack-apply: NOTICE: systemd: \S+: Command (\/\S+) is not executable: No such file or directory$/.exec(line);
-      expect([line, m !== null && !fs.existsSync(m[1])]).toEqual([line, true]);
-    }
-  });
+  it.each(hosts.filter(([, files]) => files.some((f) => serviceForPath(f.path) === "systemd")))(
+    "accepts the units %s receives",
+    (_id, files) => {
+      const r = validateSystemd(files);
+      expect(r.status).toBe(0);
+      // Only notices, each about a command this machine lacks (the AWS CLI is on the hosts only).
+      for (const line of r.stderr.split("\n").filter(Boolean)) {
+        const m = /^odoo-stack-apply: NOTICE: systemd: \S+: Command (\/\S+) is not executable: No such file or directory$/.exec(line);
+        expect([line, m !== null && !fs.existsSync(m[1])]).toEqual([line, true]);
+      }
+    },
+  );
 
-  const service = (body: string): Staged => ({ path: "/etc/systemd/system/odoo-stack-job.service", content: `[Unit]\nDescription=job\n\n[Service]\nType=oneshot\n${body}` });
-  const timer: Staged = { path: "/etc/systemd/system/odoo-stack-job.timer", content: "[Unit]\nDescription=job\n\n[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\n" };
+  const service = (body: string): Staged => ({
+    path: "/etc/systemd/system/odoo-stack-job.service",
+    content: `[Unit]\nDescription=job\n\n[Service]\nType=oneshot\n${body}`,
+  });
+  const timer: Staged = {
+    path: "/etc/systemd/system/odoo-stack-job.timer",
+    content: "[Unit]\nDescription=job\n\n[Timer]\nOnCalendar=hourly\n\n[Install]\nWantedBy=timers.target\n",
+  };
   const delivered: Staged = { path: "/usr/local/sbin/odoo-stack-job", content: "#!/bin/bash\n", service: "none" };
 
   it("accepts a command the same manifest delivers (installed after validation)", () => {
@@ -65,14 +81,27 @@ describe("validate_systemd", () => {
   it("reports, without failing, a command neither delivered nor installed (the host's packages' business)", () => {
     expect(validateSystemd([service("ExecStart=/usr/local/sbin/odoo-stack-nowhere\n"), timer])).toEqual({
       status: 0,
-      stderr: "odoo-stack-apply: NOTICE: systemd: odoo-stack-job.service: Command /usr/local/sbin/odoo-stack-nowhere is not executable: No such file or directory\n",
+      stderr:
+        "odoo-stack-apply: NOTICE: systemd: odoo-stack-job.service: Command /usr/local/sbin/odoo-stack-nowhere is not executable: No such file or directory\n",
     });
   });
 
   it.each([
-    ["an unknown key", [service("ExecStart=/bin/true\nExecStartt=/bin/true\n"), timer], /^\/etc\/systemd\/system\/odoo-stack-job\.service:7: Unknown key 'ExecStartt' in section \[Service\], ignoring\.$/m],
-    ["a bad value", [service("ExecStart=/bin/true\nTimeoutStartSec=soon\n"), timer], /^\/etc\/systemd\/system\/odoo-stack-job\.service:7: Failed to parse TimeoutStartSec= parameter, ignoring: soon$/m],
-    ["a timer with no trigger (a misspelt OnCalendar)", [service("ExecStart=/bin/true\n"), { ...timer, content: timer.content.replace("OnCalendar", "OnCalander") }], /^odoo-stack-job\.timer: Timer unit lacks value setting\. Refusing\.$/m],
+    [
+      "an unknown key",
+      [service("ExecStart=/bin/true\nExecStartt=/bin/true\n"), timer],
+      /^\/etc\/systemd\/system\/odoo-stack-job\.service:7: Unknown key 'ExecStartt' in section \[Service\], ignoring\.$/m,
+    ],
+    [
+      "a bad value",
+      [service("ExecStart=/bin/true\nTimeoutStartSec=soon\n"), timer],
+      /^\/etc\/systemd\/system\/odoo-stack-job\.service:7: Failed to parse TimeoutStartSec= parameter, ignoring: soon$/m,
+    ],
+    [
+      "a timer with no trigger (a misspelt OnCalendar)",
+      [service("ExecStart=/bin/true\n"), { ...timer, content: timer.content.replace("OnCalendar", "OnCalander") }],
+      /^odoo-stack-job\.timer: Timer unit lacks value setting\. Refusing\.$/m,
+    ],
   ])("refuses %s, naming it, before anything is installed", (_why, files, finding) => {
     const r = validateSystemd(files);
     expect(r.status).toBe(1);

@@ -19,7 +19,12 @@ const input = { bucketArn: BUCKET_ARN, stack: "prod" };
 
 /** IAM's ARN glob: '*' any run of characters, '?' one character. */
 const globMatches = (pattern: string, value: string): boolean =>
-  new RegExp(`^${pattern.split("").map((c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&"))).join("")}$`).test(value);
+  new RegExp(
+    `^${pattern
+      .split("")
+      .map((c) => (c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")))
+      .join("")}$`,
+  ).test(value);
 
 const resources = (s: IamStatement): string[] => (typeof s.Resource === "string" ? [s.Resource] : [...s.Resource]);
 
@@ -55,7 +60,13 @@ describe("postgresBackupPolicy", () => {
 
   it("cannot destroy history or touch the bucket's settings", () => {
     const actions = doc.Statement.flatMap((s) => s.Action);
-    for (const forbidden of ["s3:DeleteObjectVersion", "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning", "s3:PutBucketPolicy", "s3:*"]) {
+    for (const forbidden of [
+      "s3:DeleteObjectVersion",
+      "s3:PutLifecycleConfiguration",
+      "s3:PutBucketVersioning",
+      "s3:PutBucketPolicy",
+      "s3:*",
+    ]) {
       expect(actions).not.toContain(forbidden);
     }
     expect(actions.every((a) => !a.endsWith("*"))).toBe(true);
@@ -90,7 +101,11 @@ describe("odooFilestorePolicy", () => {
   it("lists objects and versions under the stack's filestore prefix only", () => {
     const lists = doc.Statement.filter((s) => s.Action.some((a) => a.startsWith("s3:List")));
     expect(lists).toHaveLength(1);
-    expect(lists[0]).toMatchObject({ Action: ["s3:ListBucket", "s3:ListBucketVersions"], Resource: BUCKET_ARN, Condition: { StringLike: { "s3:prefix": ["filestore/prod/*"] } } });
+    expect(lists[0]).toMatchObject({
+      Action: ["s3:ListBucket", "s3:ListBucketVersions"],
+      Resource: BUCKET_ARN,
+      Condition: { StringLike: { "s3:prefix": ["filestore/prod/*"] } },
+    });
   });
 
   it("publishes backup metrics only", () => {
@@ -104,9 +119,17 @@ describe("a customer-managed bucket key", () => {
   it("is usable through S3 only, and only when given", () => {
     for (const build of [postgresBackupPolicy, odooFilestorePolicy]) {
       expect(build(input).Statement.some((s) => s.Action.some((a) => a.startsWith("kms:")))).toBe(false);
-      const kms = build({ ...input, kmsKeyArn: KEY, region: "eu-west-1" }).Statement.filter((s) => s.Action.some((a) => a.startsWith("kms:")));
+      const kms = build({ ...input, kmsKeyArn: KEY, region: "eu-west-1" }).Statement.filter((s) =>
+        s.Action.some((a) => a.startsWith("kms:")),
+      );
       expect(kms).toEqual([
-        { Sid: "UseBucketKeyThroughS3", Effect: "Allow", Action: ["kms:Decrypt", "kms:GenerateDataKey"], Resource: KEY, Condition: { StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com" } } },
+        {
+          Sid: "UseBucketKeyThroughS3",
+          Effect: "Allow",
+          Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+          Resource: KEY,
+          Condition: { StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com" } },
+        },
       ]);
     }
   });

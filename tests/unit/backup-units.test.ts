@@ -41,7 +41,10 @@ const file = (files: readonly HostFile[], p: string): HostFile => {
 const unit = (files: readonly HostFile[], name: string): string => file(files, `/etc/systemd/system/${name}`).content;
 /** Values of `key=` lines in a unit, in order. */
 const values = (content: string, key: string): string[] =>
-  content.split("\n").filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+  content
+    .split("\n")
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1));
 
 describe("goldens (reviewed line by line)", () => {
   it.each(postgresFiles.filter((f) => f.path.startsWith("/etc/systemd/system/")).map((f) => [path.basename(f.path), f] as const))(
@@ -49,27 +52,35 @@ describe("goldens (reviewed line by line)", () => {
     (name, f) => expectGolden(`backups/postgres/${name}`, f.content),
   );
 
-  it.each(odooFiles.map((f) => [path.basename(f.path), f] as const))("odoo-1: %s", (name, f) => expectGolden(`backups/odoo/${name}`, f.content));
+  it.each(odooFiles.map((f) => [path.basename(f.path), f] as const))("odoo-1: %s", (name, f) =>
+    expectGolden(`backups/odoo/${name}`, f.content),
+  );
 });
 
 describe("what each role receives", () => {
   it("the PostgreSQL host: pgbackrest.conf, the drill script, and four timers with their services", () => {
-    expect(postgresFiles.map((f) => f.path)).toEqual([
-      PGBACKREST_CONF_PATH,
-      "/etc/systemd/system/odoo-stack-backup-report.service",
-      "/etc/systemd/system/odoo-stack-backup-report.timer",
-      "/etc/systemd/system/odoo-stack-pgbackrest-diff.service",
-      "/etc/systemd/system/odoo-stack-pgbackrest-diff.timer",
-      "/etc/systemd/system/odoo-stack-pgbackrest-full.service",
-      "/etc/systemd/system/odoo-stack-pgbackrest-full.timer",
-      "/etc/systemd/system/odoo-stack-restore-drill.service",
-      "/etc/systemd/system/odoo-stack-restore-drill.timer",
-      RESTORE_DRILL_PATH,
-    ].sort());
+    expect(postgresFiles.map((f) => f.path)).toEqual(
+      [
+        PGBACKREST_CONF_PATH,
+        "/etc/systemd/system/odoo-stack-backup-report.service",
+        "/etc/systemd/system/odoo-stack-backup-report.timer",
+        "/etc/systemd/system/odoo-stack-pgbackrest-diff.service",
+        "/etc/systemd/system/odoo-stack-pgbackrest-diff.timer",
+        "/etc/systemd/system/odoo-stack-pgbackrest-full.service",
+        "/etc/systemd/system/odoo-stack-pgbackrest-full.timer",
+        "/etc/systemd/system/odoo-stack-restore-drill.service",
+        "/etc/systemd/system/odoo-stack-restore-drill.timer",
+        RESTORE_DRILL_PATH,
+      ].sort(),
+    );
   });
 
   it("BACKUP_TIMERS names exactly the timers delivered to each role", () => {
-    const timers = (files: readonly HostFile[]) => files.map((f) => path.basename(f.path)).filter((n) => n.endsWith(".timer")).sort();
+    const timers = (files: readonly HostFile[]) =>
+      files
+        .map((f) => path.basename(f.path))
+        .filter((n) => n.endsWith(".timer"))
+        .sort();
     expect(timers(postgresFiles)).toEqual([...BACKUP_TIMERS.postgres].sort());
     expect(timers(odooFiles)).toEqual([...BACKUP_TIMERS.odoo].sort());
   });
@@ -101,12 +112,15 @@ describe("what each role receives", () => {
 describe("timers", () => {
   const timers = [...postgresFiles, ...odooFiles].filter((f) => f.path.endsWith(".timer"));
 
-  it.each(timers.map((t) => [path.basename(t.path), t.content] as const))("%s: one calendar, randomized, persistent, enabled by timers.target", (_name, content) => {
-    expect(values(content, "OnCalendar")).toHaveLength(1);
-    expect(values(content, "RandomizedDelaySec")).toHaveLength(1);
-    expect(values(content, "Persistent")).toEqual(["true"]);
-    expect(values(content, "WantedBy")).toEqual(["timers.target"]);
-  });
+  it.each(timers.map((t) => [path.basename(t.path), t.content] as const))(
+    "%s: one calendar, randomized, persistent, enabled by timers.target",
+    (_name, content) => {
+      expect(values(content, "OnCalendar")).toHaveLength(1);
+      expect(values(content, "RandomizedDelaySec")).toHaveLength(1);
+      expect(values(content, "Persistent")).toEqual(["true"]);
+      expect(values(content, "WantedBy")).toEqual(["timers.target"]);
+    },
+  );
 
   it.each(Object.entries(BACKUP_SCHEDULES))("the %s calendar is one systemd accepts", (_job, schedule) => {
     const r = spawnSync("systemd-analyze", ["calendar", schedule.onCalendar], { encoding: "utf8" });
@@ -128,14 +142,17 @@ describe("timers", () => {
 describe("services", () => {
   const services = [...postgresFiles, ...odooFiles].filter((f) => f.path.endsWith(".service"));
 
-  it.each(services.map((s) => [path.basename(s.path), s.content] as const))("%s: a oneshot that never runs as root, hardened", (_name, content) => {
-    expect(values(content, "Type")).toEqual(["oneshot"]);
-    expect(values(content, "User")).toHaveLength(1);
-    expect(values(content, "User")[0]).not.toBe("root");
-    expect(values(content, "NoNewPrivileges")).toEqual(["yes"]);
-    expect(values(content, "ProtectSystem")).toEqual(["full"]);
-    expect(values(content, "TimeoutStartSec")).toHaveLength(1);
-  });
+  it.each(services.map((s) => [path.basename(s.path), s.content] as const))(
+    "%s: a oneshot that never runs as root, hardened",
+    (_name, content) => {
+      expect(values(content, "Type")).toEqual(["oneshot"]);
+      expect(values(content, "User")).toHaveLength(1);
+      expect(values(content, "User")[0]).not.toBe("root");
+      expect(values(content, "NoNewPrivileges")).toEqual(["yes"]);
+      expect(values(content, "ProtectSystem")).toEqual(["full"]);
+      expect(values(content, "TimeoutStartSec")).toHaveLength(1);
+    },
+  );
 
   it.each([
     ["odoo-stack-pgbackrest-full.service", "full"],
@@ -154,9 +171,15 @@ describe("services", () => {
     try {
       // A pgbackrest that exits with the codes listed in `codes`, one per call, and counts its calls.
       const fake = path.join(dir, "pgbackrest");
-      fs.writeFileSync(fake, `#!/bin/sh\nn=$(($(cat ${dir}/calls 2>/dev/null || echo 0) + 1)); echo $n >${dir}/calls\nexit $(sed -n "\${n}p" ${dir}/codes)\n`, { mode: 0o755 });
+      fs.writeFileSync(
+        fake,
+        `#!/bin/sh\nn=$(($(cat ${dir}/calls 2>/dev/null || echo 0) + 1)); echo $n >${dir}/calls\nexit $(sed -n "\${n}p" ${dir}/codes)\n`,
+        { mode: 0o755 },
+      );
       // The unit's command line as systemd runs it: `$$` is a literal `$`.
-      const line = STANZA_CREATE_RETRY.replace("PGBACKREST", fake).replace(/\$\$/g, "$").replace(/^\/bin\/sh -c '(.*)'$/, "$1");
+      const line = STANZA_CREATE_RETRY.replace("PGBACKREST", fake)
+        .replace(/\$\$/g, "$")
+        .replace(/^\/bin\/sh -c '(.*)'$/, "$1");
       const run = (codes: number[]) => {
         fs.writeFileSync(path.join(dir, "codes"), codes.join("\n") + "\n");
         fs.rmSync(path.join(dir, "calls"), { force: true });
@@ -200,16 +223,23 @@ describe("services", () => {
     for (const host of model.hosts.odoo) {
       const content = unit(odooBackupHostFiles(model, host), "odoo-stack-filestore-sync.service");
       const [exec] = values(content, "ExecStart");
-      expect(exec).toBe(`/usr/bin/aws s3 sync /var/lib/odoo/filestore s3://{{ssm:${backupBucketNameParameter(model)}}}/filestore/prod/ --only-show-errors --no-progress`);
+      expect(exec).toBe(
+        `/usr/bin/aws s3 sync /var/lib/odoo/filestore s3://{{ssm:${backupBucketNameParameter(model)}}}/filestore/prod/ --only-show-errors --no-progress`,
+      );
       expect(content).not.toContain("--delete");
       expect(values(content, "User")).toEqual(["odoo"]);
       expect(values(content, "ReadOnlyPaths")).toEqual(["/var/lib/odoo"]);
-      expect(values(content, "ExecStartPost")[0]).toContain(`--namespace ${BACKUP_METRIC_NAMESPACE} --metric-name ${BACKUP_METRICS.filestoreSyncSuccess} --value 1 --unit Count --dimensions Stack=prod,Host=${host.id}`);
+      expect(values(content, "ExecStartPost")[0]).toContain(
+        `--namespace ${BACKUP_METRIC_NAMESPACE} --metric-name ${BACKUP_METRICS.filestoreSyncSuccess} --value 1 --unit Count --dimensions Stack=prod,Host=${host.id}`,
+      );
     }
   });
 
   it("an explicit bucket name replaces the placeholder everywhere", () => {
-    const files = [...postgresBackupHostFiles(model, { bucket: "real-bucket" }), ...odooBackupHostFiles(model, model.hosts.odoo[0], { bucket: "real-bucket" })];
+    const files = [
+      ...postgresBackupHostFiles(model, { bucket: "real-bucket" }),
+      ...odooBackupHostFiles(model, model.hosts.odoo[0], { bucket: "real-bucket" }),
+    ];
     expect(files.some((f) => f.content.includes("bucket-name"))).toBe(false);
     expect(file(files, PGBACKREST_CONF_PATH).content).toContain("repo1-s3-bucket=real-bucket\n");
   });
@@ -247,9 +277,12 @@ describe("WAL archiving in the PostgreSQL drop-in", () => {
 });
 
 describe("escapeSystemdWord", () => {
-  it.each(["prod", "erp,erptest", "s3://{{ssm:/odoo-stack/prod/backup/bucket-name}}/filestore/prod/", "Stack=prod,Host=odoo-1"])("passes %p through", (w) => {
-    expect(escapeSystemdWord(w)).toBe(w);
-  });
+  it.each(["prod", "erp,erptest", "s3://{{ssm:/odoo-stack/prod/backup/bucket-name}}/filestore/prod/", "Stack=prod,Host=odoo-1"])(
+    "passes %p through",
+    (w) => {
+      expect(escapeSystemdWord(w)).toBe(w);
+    },
+  );
 
   it.each(["two words", "100%", "quote'", 'dq"', "back\\slash", "new\nline", ""])("refuses %p", (w) => {
     expect(() => escapeSystemdWord(w)).toThrow(/systemd unit word/);

@@ -12,8 +12,28 @@ import { errorKey } from "../../tools/bench/pg-load";
 import { POSTGRES_MAXWAIT_LIMIT_MS, stockPgbouncerIni, TARGET_SHARE_OF_CEILING } from "../../tools/bench/pool";
 import { DEBIAN_STOCK_NGINX, stockNginxConf } from "../../tools/bench/proxy";
 import { fmt, fmtRatio, markdownTable, renderReport } from "../../tools/bench/report";
-import type { BenchResults, LadderStep, PgPoint, PoolConfig, PoolScenario, PoolTarget, ProxyScenario, ToolScenario } from "../../tools/bench/results";
-import { growthExponent, linearFit, marginalCosts, median, percentile, pickWeighted, ratio, seededRandom, summarizeLatencies, type LatencySummary } from "../../tools/bench/stats";
+import type {
+  BenchResults,
+  LadderStep,
+  PgPoint,
+  PoolConfig,
+  PoolScenario,
+  PoolTarget,
+  ProxyScenario,
+  ToolScenario,
+} from "../../tools/bench/results";
+import {
+  growthExponent,
+  linearFit,
+  marginalCosts,
+  median,
+  percentile,
+  pickWeighted,
+  ratio,
+  seededRandom,
+  summarizeLatencies,
+  type LatencySummary,
+} from "../../tools/bench/stats";
 import { syntheticStack } from "../../tools/bench/tool";
 import { expectGolden } from "../helpers/golden";
 
@@ -79,7 +99,12 @@ describe("bench statistics", () => {
     ]);
     expect(noisy).toEqual({ slope: 0.5, intercept: 1, r2: 0.25 });
     expect(() => linearFit([[1, 1]])).toThrow(/at least 2 points/);
-    expect(() => linearFit([[1, 1], [1, 2]])).toThrow(/distinct x/);
+    expect(() =>
+      linearFit([
+        [1, 1],
+        [1, 2],
+      ]),
+    ).toThrow(/distinct x/);
   });
 
   it("reads the growth exponent as 1 for linear and 2 for quadratic cost", () => {
@@ -98,8 +123,19 @@ describe("bench statistics", () => {
   });
 
   it("picks the transaction mix by weight", () => {
-    const mix = [{ kind: "read", weight: 70 }, { kind: "write", weight: 25 }, { kind: "report", weight: 5 }];
-    expect([0, 0.6999, 0.7, 0.9499, 0.95, 0.99999].map((r) => pickWeighted(mix, r).kind)).toEqual(["read", "read", "write", "write", "report", "report"]);
+    const mix = [
+      { kind: "read", weight: 70 },
+      { kind: "write", weight: 25 },
+      { kind: "report", weight: 5 },
+    ];
+    expect([0, 0.6999, 0.7, 0.9499, 0.95, 0.99999].map((r) => pickWeighted(mix, r).kind)).toEqual([
+      "read",
+      "read",
+      "write",
+      "write",
+      "report",
+      "report",
+    ]);
     const random = seededRandom(7);
     const counts = { read: 0, write: 0, report: 0 } as Record<string, number>;
     for (let i = 0; i < 20_000; i++) counts[pickWeighted(mix, random()).kind]++;
@@ -124,14 +160,29 @@ describe("bench statistics", () => {
 
 describe("bench stock configurations (what users would otherwise run)", () => {
   it("leaves PgBouncer's pool settings at the 1.18 defaults: session pooling, pool 20, max_client_conn 100", () => {
-    const ini = stockPgbouncerIni({ listenPort: 56001, serverPort: 56002, database: "bench", socketDir: "/s", logFile: "/l", pidFile: "/p", authFile: "/a" });
+    const ini = stockPgbouncerIni({
+      listenPort: 56001,
+      serverPort: 56002,
+      database: "bench",
+      socketDir: "/s",
+      logFile: "/l",
+      pidFile: "/p",
+      authFile: "/a",
+    });
     expect(ini).toContain("bench = host=127.0.0.1 port=56002 dbname=bench");
     expect(ini).toContain("auth_type = md5");
-    for (const key of ["pool_mode", "default_pool_size", "max_client_conn", "reserve_pool_size", "client_tls_sslmode"]) expect(ini).not.toMatch(new RegExp(`^${key}\\b`, "m"));
+    for (const key of ["pool_mode", "default_pool_size", "max_client_conn", "reserve_pool_size", "client_tls_sslmode"])
+      expect(ini).not.toMatch(new RegExp(`^${key}\\b`, "m"));
   });
 
   it("keeps Debian's nginx.conf main settings (worker_connections 768, no worker_rlimit_nofile) around the same site", () => {
-    const conf = stockNginxConf({ pidFile: "/r/n.pid", errorLog: "/l/e.log", accessLog: "/l/a.log", tempDir: "/t", siteGlob: "/e/stock.d/*.conf" });
+    const conf = stockNginxConf({
+      pidFile: "/r/n.pid",
+      errorLog: "/l/e.log",
+      accessLog: "/l/a.log",
+      tempDir: "/t",
+      siteGlob: "/e/stock.d/*.conf",
+    });
     expect(conf).toContain(`worker_connections ${DEBIAN_STOCK_NGINX.workerConnections};`);
     expect(DEBIAN_STOCK_NGINX.workerConnections).toBe(768);
     expect(conf).toContain("worker_processes auto;");
@@ -148,7 +199,15 @@ describe("synthetic stacks for policy evaluation", () => {
     ],
     stack: [
       { urn: "urn:a", type: "t:sg", name: "sg", properties: { x: 1 } },
-      { urn: "urn:b", type: "t:rule", name: "rule", properties: { y: 2 }, parent: "urn:a", dependencies: ["urn:a", "urn:outside"], propertyDependencies: { sg: ["urn:a"] } },
+      {
+        urn: "urn:b",
+        type: "t:rule",
+        name: "rule",
+        properties: { y: 2 },
+        parent: "urn:a",
+        dependencies: ["urn:a", "urn:outside"],
+        propertyDependencies: { sg: ["urn:a"] },
+      },
     ],
   };
 
@@ -158,7 +217,13 @@ describe("synthetic stacks for policy evaluation", () => {
     expect(s.stack).toHaveLength(5);
     expect(new Set(s.stack.map((r) => r.urn)).size).toBe(5);
     expect(s.stack.map((r) => r.urn)).toEqual(["urn:a-s0", "urn:b-s0", "urn:a-s1", "urn:b-s1", "urn:a-s2"]);
-    expect(s.stack[3]).toMatchObject({ name: "rule-s1", parent: "urn:a-s1", dependencies: ["urn:a-s1"], propertyDependencies: { sg: ["urn:a-s1"] }, properties: { y: 2 } });
+    expect(s.stack[3]).toMatchObject({
+      name: "rule-s1",
+      parent: "urn:a-s1",
+      dependencies: ["urn:a-s1"],
+      propertyDependencies: { sg: ["urn:a-s1"] },
+      properties: { y: 2 },
+    });
     expect(s.analyze[3].options?.parent).toBe("urn:a-s1");
   });
 });
@@ -194,7 +259,15 @@ function ladderStep(key: string, label: string, clients: number, tps: readonly n
     key,
     label,
     clients,
-    runs: tps.map((t, round) => ({ round, tps: t, latencyMs: lat((clients / t) * 500, (clients / t) * 1500, (clients / t) * 2000), failures: 0, lostNotifications: 0, ...(postgresMaxWaitMs !== undefined ? { postgresMaxWaitMs } : {}), cpu })),
+    runs: tps.map((t, round) => ({
+      round,
+      tps: t,
+      latencyMs: lat((clients / t) * 500, (clients / t) * 1500, (clients / t) * 2000),
+      failures: 0,
+      lostNotifications: 0,
+      ...(postgresMaxWaitMs !== undefined ? { postgresMaxWaitMs } : {}),
+      cpu,
+    })),
     tps: median(tps),
   };
 }
@@ -231,8 +304,18 @@ const POOL: PoolScenario = {
     pgPoint("ceiling", 4, 1400, 6),
     pgPoint("ceiling", 8, 1600, 12),
     pgPoint("ceiling", 16, 1500, 30),
-    pgPoint("stock-postgres", 500, 1000, 260, { connected: 97, failedConnections: 403, connectionErrors: { "sorry, too many clients already": 403 }, notifications: { sent: 300, lost: 0 } }),
-    pgPoint("stock-postgres", 2000, 900, 280, { connected: 97, failedConnections: 1903, connectionErrors: { "sorry, too many clients already": 1903 }, notifications: { sent: 280, lost: 0 } }),
+    pgPoint("stock-postgres", 500, 1000, 260, {
+      connected: 97,
+      failedConnections: 403,
+      connectionErrors: { "sorry, too many clients already": 403 },
+      notifications: { sent: 300, lost: 0 },
+    }),
+    pgPoint("stock-postgres", 2000, 900, 280, {
+      connected: 97,
+      failedConnections: 1903,
+      connectionErrors: { "sorry, too many clients already": 1903 },
+      notifications: { sent: 280, lost: 0 },
+    }),
     pgPoint("stock-pgbouncer", 500, 1150, 42, {
       connected: 100,
       failedConnections: 400,
@@ -242,9 +325,26 @@ const POOL: PoolScenario = {
       connectionErrors: { "no more connections allowed (max_client_conn)": 399, "timeout expired": 1 },
       notifications: { sent: 310, lost: 310 },
     }),
-    pgPoint("stock-pgbouncer", 2000, 1100, 43, { connected: 100, failedConnections: 1900, starvedClients: 80, pgbouncerMaxWaitMs: 15_000, connectionErrors: { "no more connections allowed (max_client_conn)": 1900 }, notifications: { sent: 300, lost: 300 } }),
-    pgPoint("rendered", 500, 1500, 420, { pgbouncerMaxWaitMs: 380, postgresMaxWaitMs: 3, notifications: { sent: 375, lost: 0 }, postgresSessions: 380 }),
-    pgPoint("rendered", 2000, 1460, 1800, { pgbouncerMaxWaitMs: 1500, postgresMaxWaitMs: 5, notifications: { sent: 365, lost: 0 }, postgresSessions: 370 }),
+    pgPoint("stock-pgbouncer", 2000, 1100, 43, {
+      connected: 100,
+      failedConnections: 1900,
+      starvedClients: 80,
+      pgbouncerMaxWaitMs: 15_000,
+      connectionErrors: { "no more connections allowed (max_client_conn)": 1900 },
+      notifications: { sent: 300, lost: 300 },
+    }),
+    pgPoint("rendered", 500, 1500, 420, {
+      pgbouncerMaxWaitMs: 380,
+      postgresMaxWaitMs: 3,
+      notifications: { sent: 375, lost: 0 },
+      postgresSessions: 380,
+    }),
+    pgPoint("rendered", 2000, 1460, 1800, {
+      pgbouncerMaxWaitMs: 1500,
+      postgresMaxWaitMs: 5,
+      notifications: { sent: 365, lost: 0 },
+      postgresSessions: 370,
+    }),
   ],
   placement: { database: "0", others: "1" },
   ceiling: { clients: 8, tps: 1600, sweepTps: 1650, roundTps: [1600, 1550, 1700] },
@@ -269,7 +369,16 @@ const POOL: PoolScenario = {
   },
 };
 
-const http = (label: string, rps: number, p99: number) => ({ label, connections: 16, measuredMs: 10_000, requests: rps * 10, errors: 0, rps, latencyMs: lat(p99 / 4, p99 / 2, p99), cpu });
+const http = (label: string, rps: number, p99: number) => ({
+  label,
+  connections: 16,
+  measuredMs: 10_000,
+  requests: rps * 10,
+  errors: 0,
+  rps,
+  latencyMs: lat(p99 / 4, p99 / 2, p99),
+  cpu,
+});
 const PROXY: ProxyScenario = {
   direct: http("direct", 4000, 8),
   viaNginx: http("nginx", 2000, 20),
@@ -277,7 +386,19 @@ const PROXY: ProxyScenario = {
   addedP99Ms: 12,
   websockets: {
     target: 5000,
-    rendered: { label: "rendered", workerProcesses: 2, workerConnections: 16384, nofile: 32768, workerNofile: 20000, attempted: 5000, held: 5000, failed: 0, errors: {}, openMs: 19_000, nginxComplaints: [] },
+    rendered: {
+      label: "rendered",
+      workerProcesses: 2,
+      workerConnections: 16384,
+      nofile: 32768,
+      workerNofile: 20000,
+      attempted: 5000,
+      held: 5000,
+      failed: 0,
+      errors: {},
+      openMs: 19_000,
+      nginxComplaints: [],
+    },
     stock: {
       label: "Debian stock",
       workerProcesses: 2,
@@ -356,16 +477,24 @@ describe("bench report and chart (golden for a fixed run)", () => {
     expect(report).toContain(
       "**Target at 2,000 simulated Odoo processes: (c) ≥ 0.9 × the ceiling, no failure, no lost notification, `postgres` pool maxwait < 100 ms — met.** (c) 1,460 requests/s / ceiling 1,600 requests/s (the rendered PostgreSQL direct at 8 processes) = **0.91×** (met)",
     );
-    expect(report).toContain("**Security tax (TLS on both hops, SCRAM, the checklist's settings): the rendered PostgreSQL direct ÷ stock PostgreSQL direct at 8 processes = 0.80×**");
+    expect(report).toContain(
+      "**Security tax (TLS on both hops, SCRAM, the checklist's settings): the rendered PostgreSQL direct ÷ stock PostgreSQL direct at 8 processes = 0.80×**",
+    );
     expect(report).toContain("One ODOO_PGAPPNAME per host ÷ as rendered = 1.01×.");
-    expect(report).toContain("**HTTP through the rendered nginx (TLS) ÷ straight to the stub: 0.50× throughput** (2,000 vs 4,000 requests/s), **added p99 12.00 ms** (20.00 vs 8.00 ms)");
+    expect(report).toContain(
+      "**HTTP through the rendered nginx (TLS) ÷ straight to the stub: 0.50× throughput** (2,000 vs 4,000 requests/s), **added p99 12.00 ms** (20.00 vs 8.00 ms)",
+    );
     expect(report).toContain("rendered 5000, stock 729");
-    expect(report).toContain("grows linearly: the cost of each added resource was 10.00 ms (100 → 1000), then 10.25 ms (1000 → 5000): last ÷ first 1.02×");
+    expect(report).toContain(
+      "grows linearly: the cost of each added resource was 10.00 ms (100 → 1000), then 10.25 ms (1000 → 5000): last ÷ first 1.02×",
+    );
   });
 
   it("states how the ceiling and (c) were measured: medians of interleaved rounds, PostgreSQL on its own CPUs", () => {
     const report = renderReport(RESULTS);
-    expect(report).toContain("Rates are medians of 3 interleaved rounds (the ladder below); (c) ÷ ceiling within each round: 0.91×, 0.89×, 0.90×.");
+    expect(report).toContain(
+      "Rates are medians of 3 interleaved rounds (the ladder below); (c) ÷ ceiling within each round: 0.91×, 0.89×, 0.90×.",
+    );
     expect(report).toContain("PostgreSQL runs on CPUs 0 in every configuration, PgBouncer and the load generator on CPUs 1 (taskset)");
     expect(report).toContain("| stock PostgreSQL direct | 8 | 2,000 | 1.25× | 2,000, 1,900, 2,100 |");
     expect(report).toContain("| (c) as rendered, 2000 | 2000 | 1,460 | 0.91× | 1,460, 1,380, 1,530 |");
@@ -374,9 +503,17 @@ describe("bench report and chart (golden for a fixed run)", () => {
   });
 
   it("says NOT met when (c) falls short or anything failed, and names failures", () => {
-    const short = { ...RESULTS, pool: { ...POOL, targets: [POOL.targets[0], target(2000, 1200, [1200, 1150, 1250], { lostNotifications: 2, postgresMaxWaitMs: 150, met: false })] } };
+    const short = {
+      ...RESULTS,
+      pool: {
+        ...POOL,
+        targets: [POOL.targets[0], target(2000, 1200, [1200, 1150, 1250], { lostNotifications: 2, postgresMaxWaitMs: 150, met: false })],
+      },
+    };
     const text = renderReport(short);
-    expect(text).toContain("— NOT met.** (c) 1,200 requests/s / ceiling 1,600 requests/s (the rendered PostgreSQL direct at 8 processes) = **0.75×** (not met); 0 failures");
+    expect(text).toContain(
+      "— NOT met.** (c) 1,200 requests/s / ceiling 1,600 requests/s (the rendered PostgreSQL direct at 8 processes) = **0.75×** (not met); 0 failures",
+    );
     expect(text).toContain("2 lost notifications (not met), `postgres` maxwait 150 ms (not met)");
     expect(renderReport(RESULTS)).toContain('403× "sorry, too many clients already"');
   });
@@ -398,12 +535,30 @@ describe("bench report and chart (golden for a fixed run)", () => {
     expect(svg.match(/<circle /g)).toHaveLength(2 * POOL.points.length);
     // Every legend entry inside the drawing.
     const width = Number(/width="(\d+)"/.exec(svg)?.[1]);
-    for (const m of svg.matchAll(/<text x="([\d.]+)" y="\d+">([^<]+)<\/text>/g)) expect(Number(m[1]) + m[2].length * 7).toBeLessThanOrEqual(width);
+    for (const m of svg.matchAll(/<text x="([\d.]+)" y="\d+">([^<]+)<\/text>/g))
+      expect(Number(m[1]) + m[2].length * 7).toBeLessThanOrEqual(width);
     expect(buildChartSvg(poolChartPanels(POOL))).toBe(svg);
   });
 
   it("escapes series names and picks readable ticks", () => {
-    const svg = buildChartSvg([{ title: "a<b", xLabel: "x", yLabel: "y", yScale: "linear", series: [{ name: `"q" & <r>`, color: "#000", points: [[1, 1], [10, 2]] }] }]);
+    const svg = buildChartSvg([
+      {
+        title: "a<b",
+        xLabel: "x",
+        yLabel: "y",
+        yScale: "linear",
+        series: [
+          {
+            name: `"q" & <r>`,
+            color: "#000",
+            points: [
+              [1, 1],
+              [10, 2],
+            ],
+          },
+        ],
+      },
+    ]);
     expect(svg).toContain("&quot;q&quot; &amp; &lt;r&gt;");
     expect(svg).toContain("a&lt;b");
     expect(escapeXml(`'`)).toBe("&apos;");

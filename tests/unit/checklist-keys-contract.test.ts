@@ -18,11 +18,15 @@ const PACK_ITEMS = parseChecklist(fs.readFileSync(CHECKLIST_FILE, "utf8"))
 const disagreements = <S, V extends string | number | boolean>(policyItems: Readonly<Record<string, string>>, table: LayerTable<S, V>) =>
   Object.entries(policyItems).flatMap(([key, item]) => {
     const carried = table.keys[key]?.checklist;
-    return carried !== undefined && !carried.includes(item) ? [`${key}: the pack cites ${item}, the table carries ${carried.join(", ")}`] : [];
+    return carried !== undefined && !carried.includes(item)
+      ? [`${key}: the pack cites ${item}, the table carries ${carried.join(", ")}`]
+      : [];
   });
 
 const unwatchedByPack = <S, V extends string | number | boolean>(policyItems: Readonly<Record<string, string>>, table: LayerTable<S, V>) =>
-  Object.entries(table.keys).flatMap(([key, entry]) => (entry.checklist ?? []).filter((id) => PACK_ITEMS.includes(id) && policyItems[key] === undefined).map((id) => `${key} (${id})`));
+  Object.entries(table.keys).flatMap(([key, entry]) =>
+    (entry.checklist ?? []).filter((id) => PACK_ITEMS.includes(id) && policyItems[key] === undefined).map((id) => `${key} (${id})`),
+  );
 
 describe("the policy pack's checklist items per key agree with the renderers' tables", () => {
   it.each([
@@ -40,6 +44,8 @@ describe("the policy pack's checklist items per key agree with the renderers' ta
   });
 
   it("finds a disagreement when there is one", () => {
-    expect(disagreements({ db_port: "TLS-2" }, ODOO_CONF as LayerTable<unknown, string | number | boolean>)).toEqual(["db_port: the pack cites TLS-2, the table carries NET-5"]);
+    expect(disagreements({ db_port: "TLS-2" }, ODOO_CONF as LayerTable<unknown, string | number | boolean>)).toEqual([
+      "db_port: the pack cites TLS-2, the table carries NET-5",
+    ]);
   });
 });

@@ -71,7 +71,12 @@ describe("isPrivate (RFC 1918, NET-4)", () => {
 
 describe("sizes, subnets and host addresses", () => {
   it("cidrSize", () => {
-    expect([cidrSize(c("10.40.0.0/16")), cidrSize(c("10.40.0.0/26")), cidrSize(c("10.40.0.1/32")), cidrSize(c("0.0.0.0/0"))]).toEqual([65536, 64, 1, 2 ** 32]);
+    expect([cidrSize(c("10.40.0.0/16")), cidrSize(c("10.40.0.0/26")), cidrSize(c("10.40.0.1/32")), cidrSize(c("0.0.0.0/0"))]).toEqual([
+      65536,
+      64,
+      1,
+      2 ** 32,
+    ]);
   });
 
   it("subnet carves consecutive blocks (the default /20 layout: public 0.., private 8..)", () => {

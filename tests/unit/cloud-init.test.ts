@@ -36,10 +36,16 @@ const ROLES: readonly HostRole[] = ["proxy", "odoo", "pgbouncer", "postgres"];
 /** The first-boot steps as the steps file lists them: one bootstrap subcommand per line. */
 const commandsOf = (role: HostRole): string[][] => {
   const file = buildUserData(inputFor(role)).write_files.find((f) => f.path === FIRSTBOOT_STEPS_PATH)!;
-  return file.content.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(" "));
+  return file.content
+    .split("\n")
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => l.split(" "));
 };
 const indexOf = (commands: string[][], ...words: string[]) => commands.findIndex((c) => words.every((w, i) => c[i] === w));
-const packagesOf = (role: HostRole) => commandsOf(role).find((c) => c[0] === "packages")!.slice(1);
+const packagesOf = (role: HostRole) =>
+  commandsOf(role)
+    .find((c) => c[0] === "packages")!
+    .slice(1);
 
 describe("renderUserData: goldens", () => {
   // The embedded bootstrap script is compared decoded (below); the golden shows a marker instead
@@ -48,7 +54,10 @@ describe("renderUserData: goldens", () => {
     const text = renderUserData(inputFor(role));
     const blob = buildUserData(inputFor(role)).write_files.find((f) => f.path === SCRIPT_PATHS.bootstrap)!.content;
     expect(text).toContain(JSON.stringify(blob));
-    expectGolden(`cloud-init/${role}.yaml`, text.replace(JSON.stringify(blob), '"<templates/scripts/odoo-stack-bootstrap.sh, gzip, base64>"'));
+    expectGolden(
+      `cloud-init/${role}.yaml`,
+      text.replace(JSON.stringify(blob), '"<templates/scripts/odoo-stack-bootstrap.sh, gzip, base64>"'),
+    );
   });
 });
 
@@ -66,7 +75,14 @@ describe("renderUserData: invariants", () => {
       expect(body).not.toContain("{{ssm:");
       expect(body).not.toMatch(/SCRAM-SHA-256\$|PRIVATE KEY|AKIA[0-9A-Z]{16}|aws_secret_access_key/);
       const p = model.parameters;
-      for (const name of [p.odooAdminPassword, p.odooDbPassword, p.odooDbScramVerifier, p.statsPassword, p.monitorPassword, p.backupCipherPass]) {
+      for (const name of [
+        p.odooAdminPassword,
+        p.odooDbPassword,
+        p.odooDbScramVerifier,
+        p.statsPassword,
+        p.monitorPassword,
+        p.backupCipherPass,
+      ]) {
         expect(body).not.toContain(name);
       }
     }
@@ -121,7 +137,11 @@ describe("renderUserData: invariants", () => {
     expect(commands[commands.length - 1]).toEqual(["run", SCRIPT_PATHS.odooInit]);
     expect(indexOf(commands, "apply")).toBeLessThan(commands.length - 1);
     const second = modelWith({ odooInstances: 2, sharedFilestore: true });
-    const odoo2 = userDataInputFor(second, second.hosts.odoo[1], { configBucket: BUCKET, region: REGION, efsFileSystemId: "fs-0123456789abcdef0" });
+    const odoo2 = userDataInputFor(second, second.hosts.odoo[1], {
+      configBucket: BUCKET,
+      region: REGION,
+      efsFileSystemId: "fs-0123456789abcdef0",
+    });
     expect(firstBootSteps(odoo2).map((c) => c[0])).not.toContain("run");
     for (const role of ["proxy", "pgbouncer", "postgres"] as const) expect(commandsOf(role).map((c) => c[0])).not.toContain("run");
   });
@@ -181,7 +201,9 @@ describe("renderUserData: invariants", () => {
     const install = indexOf(commands, "install", `odoo=17.0.${DEFAULTS.odooBuild}`);
     expect(repo).toBeGreaterThan(0);
     expect(repo).toBeLessThan(install);
-    expect(commands.filter((c) => c.some((w) => w === "odoo" || w.startsWith("odoo=")))).toEqual([["install", `odoo=17.0.${DEFAULTS.odooBuild}`]]);
+    expect(commands.filter((c) => c.some((w) => w === "odoo" || w.startsWith("odoo=")))).toEqual([
+      ["install", `odoo=17.0.${DEFAULTS.odooBuild}`],
+    ]);
     const other = firstBootSteps({ ...inputFor("odoo"), odooVersion: "18.0", odooBuild: "20250115" });
     expect(other).toContainEqual(["odoo-repo", "18.0", "20250115"]);
     expect(other).toContainEqual(["install", "odoo=18.0.20250115"]);
@@ -220,14 +242,26 @@ describe("renderUserData: invariants", () => {
   });
 
   it("rejects bad input, every problem at once", () => {
-    const bad: UserDataInput = { ...inputFor("postgres"), region: "Europe", configBucket: "Bad_Bucket", dataVolumeId: "disk-1", packages: ["ok", "rm -rf"] };
+    const bad: UserDataInput = {
+      ...inputFor("postgres"),
+      region: "Europe",
+      configBucket: "Bad_Bucket",
+      dataVolumeId: "disk-1",
+      packages: ["ok", "rm -rf"],
+    };
     expect(() => buildUserData(bad)).toThrow(/4 problems:[\s\S]*region[\s\S]*configBucket[\s\S]*packages[\s\S]*dataVolumeId/);
     const { dataVolumeId: _omit, ...withoutVolume } = inputFor("postgres");
     void _omit;
     expect(() => buildUserData(withoutVolume)).toThrow(/dataVolumeId = undefined: the PostgreSQL host needs its data volume id/);
-    expect(() => buildUserData({ ...inputFor("proxy"), dataVolumeId: VOLUME })).toThrow(/only the postgres host and an Odoo host have a data volume/);
-    expect(() => buildUserData({ ...inputFor("odoo"), dataVolumeId: VOLUME, efsFileSystemId: "fs-0123456789abcdef0" })).toThrow(/EFS or on its own volume, not both/);
-    expect(() => buildUserData({ ...inputFor("odoo"), acme: { domain: "erp.example.com", email: "a@b.c", staging: false } })).toThrow(/only the proxy/);
+    expect(() => buildUserData({ ...inputFor("proxy"), dataVolumeId: VOLUME })).toThrow(
+      /only the postgres host and an Odoo host have a data volume/,
+    );
+    expect(() => buildUserData({ ...inputFor("odoo"), dataVolumeId: VOLUME, efsFileSystemId: "fs-0123456789abcdef0" })).toThrow(
+      /EFS or on its own volume, not both/,
+    );
+    expect(() => buildUserData({ ...inputFor("odoo"), acme: { domain: "erp.example.com", email: "a@b.c", staging: false } })).toThrow(
+      /only the proxy/,
+    );
   });
 
   it("every interpolated scalar is quoted by yamlString (a hostile value cannot add a key)", () => {
@@ -284,7 +318,12 @@ describe("manifest", () => {
   });
 
   it("lists the services present, in the apply order", () => {
-    const m = buildManifest("postgres", [f(PATHS.postgresBootstrapSql, "SELECT 1;\n", "0600"), f(PATHS.postgresConf), f(PATHS.caCert), f(PATHS.applyScript, "#!/bin/bash\n", "0755")]);
+    const m = buildManifest("postgres", [
+      f(PATHS.postgresBootstrapSql, "SELECT 1;\n", "0600"),
+      f(PATHS.postgresConf),
+      f(PATHS.caCert),
+      f(PATHS.applyScript, "#!/bin/bash\n", "0755"),
+    ]);
     expect(m.services).toEqual(["ca-certificates", "postgresql", "sql", "none"]);
     expect(SERVICE_ORDER.indexOf("postgresql")).toBeLessThan(SERVICE_ORDER.indexOf("sql"));
     expect(SERVICE_ORDER[0]).toBe("ca-certificates");
@@ -293,12 +332,20 @@ describe("manifest", () => {
 
   it("a file carrying a secret must not be readable by others; a certificate may be", () => {
     const secret = f(PATHS.pgbouncerUserlist, `"odoo" "${secretRef(model.parameters.odooDbScramVerifier)}"\n`, "0644", "postgres");
-    expect(() => buildManifest("pgbouncer", [secret])).toThrow(/carries the secret \/odoo-stack\/test\/pgbouncer\/odoo-scram-verifier and must not be readable by others/);
+    expect(() => buildManifest("pgbouncer", [secret])).toThrow(
+      /carries the secret \/odoo-stack\/test\/pgbouncer\/odoo-scram-verifier and must not be readable by others/,
+    );
     expect(() => buildManifest("pgbouncer", [{ ...secret, mode: "0640" }])).not.toThrow();
     expect(() => buildManifest("pgbouncer", [f(PATHS.caCert, secretRef(model.parameters.caCert), "0644")])).not.toThrow();
     expect(() => buildManifest("proxy", [f("/etc/nginx/tls/fullchain.pem", secretRef("/certs/erp/fullchain"), "0644")])).not.toThrow();
     expect(() => buildManifest("postgres", [f("/etc/x", secretRef("/odoo-stack/test/backup/bucket-name"), "0644")])).not.toThrow();
-    for (const name of [model.parameters.hostKey("proxy"), "/certs/erp/privkey", model.parameters.odooAdminPassword, model.parameters.backupCipherPass, model.parameters.statsScramVerifier]) {
+    for (const name of [
+      model.parameters.hostKey("proxy"),
+      "/certs/erp/privkey",
+      model.parameters.odooAdminPassword,
+      model.parameters.backupCipherPass,
+      model.parameters.statsScramVerifier,
+    ]) {
       expect(() => buildManifest("proxy", [f("/etc/x", secretRef(name), "0644")])).toThrow(/must not be readable by others/);
     }
   });
@@ -310,7 +357,15 @@ describe("manifest", () => {
       buildManifest("Proxy", files);
     } catch (err) {
       const message = String(err);
-      for (const part of ["host id", '"relative/path" must be an absolute path', '"/etc/a/../b"', 'mode "644"', "listed twice", "owner/group \"Root:Root\"", "malformed {{ssm:...}}"]) {
+      for (const part of [
+        "host id",
+        '"relative/path" must be an absolute path',
+        '"/etc/a/../b"',
+        'mode "644"',
+        "listed twice",
+        'owner/group "Root:Root"',
+        "malformed {{ssm:...}}",
+      ]) {
         expect(message).toContain(part);
       }
     }

@@ -71,16 +71,34 @@ describe("CloudWatch agent config", () => {
     // The JSON access log the nginx renderer writes (OBS-4) is the one shipped.
     expect(proxyLogs.find((l) => l.log_group_name === "/odoo-stack/prod/nginx-access")?.file_path).toBe(nginxMainSettings().accessLogPath);
     expect(proxyLogs.find((l) => l.log_group_name === "/odoo-stack/prod/nginx-access")?.multi_line_start_pattern).toBeUndefined();
-    expect((config("odoo-1").logs.logs_collected.files.collect_list as Json[])[0]).toMatchObject({ file_path: "/var/log/odoo/odoo-server.log", multi_line_start_pattern: expect.any(String) });
+    expect((config("odoo-1").logs.logs_collected.files.collect_list as Json[])[0]).toMatchObject({
+      file_path: "/var/log/odoo/odoo-server.log",
+      multi_line_start_pattern: expect.any(String),
+    });
     expect((config("pgbouncer").logs.logs_collected.files.collect_list as Json[])[0].file_path).toBe("/var/log/postgresql/pgbouncer.log");
-    expect(LOG_SOURCE_NAMES.map((s) => LOG_SOURCES[s].role).sort()).toEqual(["odoo", "pgbouncer", "postgres", "postgres", "proxy", "proxy"]);
+    expect(LOG_SOURCE_NAMES.map((s) => LOG_SOURCES[s].role).sort()).toEqual([
+      "odoo",
+      "pgbouncer",
+      "postgres",
+      "postgres",
+      "proxy",
+      "proxy",
+    ]);
   });
 
   it.each<[string, string, string]>([
     ["odoo", "2026-11-26 12:00:00,123 811 ERROR erp odoo.http: Exception during request handling.", "Traceback (most recent call last):"],
-    ["nginx-error", "2026/11/26 12:00:00 [error] 812#812: *3 upstream timed out (110: Connection timed out)", "    while reading response header from upstream"],
+    [
+      "nginx-error",
+      "2026/11/26 12:00:00 [error] 812#812: *3 upstream timed out (110: Connection timed out)",
+      "    while reading response header from upstream",
+    ],
     ["pgbouncer", "2026-11-26 12:00:00.123 UTC [811] LOG C-0x55: erp/odoo@10.40.10.20:41000 login attempt", "  continued"],
-    ["postgresql", "2026-11-26 12:00:00.123 UTC [811] odoo@erp app=odoo-1 ERROR:  deadlock detected", "2026-11-26 12:00:00.123 UTC [811] odoo@erp app=odoo-1 DETAIL:  Process 811 waits for ShareLock"],
+    [
+      "postgresql",
+      "2026-11-26 12:00:00.123 UTC [811] odoo@erp app=odoo-1 ERROR:  deadlock detected",
+      "2026-11-26 12:00:00.123 UTC [811] odoo@erp app=odoo-1 DETAIL:  Process 811 waits for ShareLock",
+    ],
   ])("starts a %s entry at its first line and keeps continuation lines with it", (source, first, next) => {
     const pattern = LOG_SOURCES[source as keyof typeof LOG_SOURCES].firstLine;
     expect(pattern).toBeDefined();
@@ -118,7 +136,9 @@ describe("CloudWatch agent config", () => {
   });
 
   it("collects every agent metric an alarm watches, with the alarm's dimensions", () => {
-    const agentAlarms = monitoringAlarms(model).filter((a) => a.namespace === METRIC_NAMESPACES.host && /^(disk|mem|swap)_/.test(a.metricName));
+    const agentAlarms = monitoringAlarms(model).filter(
+      (a) => a.namespace === METRIC_NAMESPACES.host && /^(disk|mem|swap)_/.test(a.metricName),
+    );
     expect(agentAlarms.length).toBe(model.allHosts.length * 2 + model.allHosts.reduce((n, h) => n + watchedMounts(h.role).length, 0));
     for (const a of agentAlarms) {
       const host = model.allHosts.find((h) => h.id === a.dimensions.Host);

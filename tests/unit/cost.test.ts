@@ -36,7 +36,9 @@ describe("the price table", () => {
   });
 
   it.each(["prod", "scale"])("prices every instance type and RDS class of Pulumi.%s.yaml", (stack) => {
-    const config = (yaml.load(fs.readFileSync(path.join(__dirname, "..", "..", `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> }).config;
+    const config = (
+      yaml.load(fs.readFileSync(path.join(__dirname, "..", "..", `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> }
+    ).config;
     const rds = config["odoo-stack:postgresEngine"] === "rds";
     for (const role of ["proxy", "odoo", "pgbouncer", "postgres"]) {
       const type = String(config[`odoo-stack:${role}InstanceType`]);
@@ -59,12 +61,19 @@ describe("estimateMonthlyCost", () => {
   });
 
   it("counts gp3 root and data volumes, RDS Multi-AZ twice (instance and storage), endpoints per AZ", () => {
-    expect(section("EBS")?.rows.map((x) => [x.quantity, x.monthly])).toEqual([[80, 7.04], [100, 8.8]]);
+    expect(section("EBS")?.rows.map((x) => [x.quantity, x.monthly])).toEqual([
+      [80, 7.04],
+      [100, 8.8],
+    ]);
     expect(section("RDS")?.rows.map((x) => [x.item, x.quantity, x.monthly])).toEqual([
       ["db.r6i.large Multi-AZ (primary + standby)", 2, 401.5],
       ["gp3 storage ×2 (Multi-AZ)", 200, 25.4],
     ]);
-    expect(section("Network")?.rows.map((x) => [x.quantity, x.monthly])).toEqual([[1, 35.04], [2, 7.3], [2, 16.06]]);
+    expect(section("Network")?.rows.map((x) => [x.quantity, x.monthly])).toEqual([
+      [1, 35.04],
+      [2, 7.3],
+      [2, 16.06],
+    ]);
     expect(section("KMS")?.subtotal).toBe(1 + 0.1 + 0.5);
   });
 

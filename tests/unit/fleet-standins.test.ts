@@ -70,7 +70,14 @@ describe("the fleet's CloudWatch stand-in", () => {
       "MetricData.member.2.StatisticValues.Sum": "0.5",
     });
     expect(parsePutMetricData(form, "pgbouncer")).toEqual([
-      { namespace: "OdooStack/PgBouncer", name: "ClientsWaiting", value: 3, unit: "Count", dimensions: { Stack: "prod", Database: "erp" }, host: "pgbouncer" },
+      {
+        namespace: "OdooStack/PgBouncer",
+        name: "ClientsWaiting",
+        value: 3,
+        unit: "Count",
+        dimensions: { Stack: "prod", Database: "erp" },
+        host: "pgbouncer",
+      },
       { namespace: "OdooStack/PgBouncer", name: "MaxWaitSeconds", value: 0.5, unit: undefined, dimensions: {}, host: "pgbouncer" },
     ]);
   });
@@ -91,7 +98,9 @@ describe("the fleet's ACME stand-in", () => {
   it("thumbprints an EC key from its members only, whatever else the JWK carries", () => {
     const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const jwk = publicKey.export({ format: "jwk" });
-    const expected = createHash("sha256").update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })).digest("base64url");
+    const expected = createHash("sha256")
+      .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+      .digest("base64url");
     expect(jwkThumbprint({ ...jwk, kid: "ignored" })).toBe(expected);
   });
 });
@@ -100,8 +109,34 @@ describe("the fleet's ACME stand-in: one order for several names (a hostname per
   it("an authorization and a DNS-01 challenge per name; ready only once every TXT record holds its digest; the certificate names them all", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "acme-unit-"));
     const txt = new Map<string, string[]>();
-    const handler = acmeHandler({ base: "http://acme.test", caCert: path.join(dir, "ca.crt"), caKey: path.join(dir, "ca.key"), txt, record: () => undefined });
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=unit CA", "-days", "1", "-keyout", path.join(dir, "ca.key"), "-out", path.join(dir, "ca.crt")], { stdio: "ignore" });
+    const handler = acmeHandler({
+      base: "http://acme.test",
+      caCert: path.join(dir, "ca.crt"),
+      caKey: path.join(dir, "ca.key"),
+      txt,
+      record: () => undefined,
+    });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=unit CA",
+        "-days",
+        "1",
+        "-keyout",
+        path.join(dir, "ca.key"),
+        "-out",
+        path.join(dir, "ca.crt"),
+      ],
+      { stdio: "ignore" },
+    );
     const { server, post, jwk } = await acmeTestClient(handler);
     try {
       await post("/new-account", { termsOfServiceAgreed: true });
@@ -109,9 +144,17 @@ describe("the fleet's ACME stand-in: one order for several names (a hostname per
       const order = await post("/new-order", { identifiers: names.map((value) => ({ type: "dns", value })) });
       const view = JSON.parse(order.text) as { authorizations: string[]; finalize: string };
       expect(view.authorizations).toHaveLength(2);
-      const authzs = await Promise.all(view.authorizations.map(async (u) => JSON.parse((await post(u, "")).text) as { identifier: { value: string }; challenges: { url: string; token: string }[] }));
+      const authzs = await Promise.all(
+        view.authorizations.map(
+          async (u) =>
+            JSON.parse((await post(u, "")).text) as { identifier: { value: string }; challenges: { url: string; token: string }[] },
+        ),
+      );
       expect(authzs.map((a) => a.identifier.value).sort()).toEqual(names);
-      const digest = (token: string) => createHash("sha256").update(`${token}.${jwkThumbprint(jwk)}`).digest("base64url");
+      const digest = (token: string) =>
+        createHash("sha256")
+          .update(`${token}.${jwkThumbprint(jwk)}`)
+          .digest("base64url");
       const status = async () => (JSON.parse((await post(order.location, "")).text) as { status: string }).status;
       // The first name validated: the order waits for the second.
       txt.set(`_acme-challenge.${authzs[0].identifier.value}`, [digest(authzs[0].challenges[0].token)]);
@@ -122,8 +165,32 @@ describe("the fleet's ACME stand-in: one order for several names (a hostname per
       txt.set(`_acme-challenge.${authzs[1].identifier.value}`, ["stale", digest(authzs[1].challenges[0].token)]);
       expect(JSON.parse((await post(authzs[1].challenges[0].url, {})).text).status).toBe("valid");
       expect(await status()).toBe("ready");
-      execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`, "-keyout", path.join(dir, "leaf.key"), "-outform", "DER", "-out", path.join(dir, "csr.der")], { stdio: "ignore" });
-      const finalized = JSON.parse((await post(view.finalize, { csr: fs.readFileSync(path.join(dir, "csr.der")).toString("base64url") })).text) as { status: string; certificate: string };
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-new",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:P-256",
+          "-nodes",
+          "-subj",
+          `/CN=${names[0]}`,
+          "-addext",
+          `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`,
+          "-keyout",
+          path.join(dir, "leaf.key"),
+          "-outform",
+          "DER",
+          "-out",
+          path.join(dir, "csr.der"),
+        ],
+        { stdio: "ignore" },
+      );
+      const finalized = JSON.parse(
+        (await post(view.finalize, { csr: fs.readFileSync(path.join(dir, "csr.der")).toString("base64url") })).text,
+      ) as { status: string; certificate: string };
       expect(finalized.status).toBe("valid");
       const chain = (await post(finalized.certificate, "")).text;
       const sans = execFileSync("openssl", ["x509", "-noout", "-ext", "subjectAltName"], { input: chain, encoding: "utf8" });
@@ -140,8 +207,19 @@ describe("the fleet's ACME stand-in: one order for several names (a hostname per
     const { server, post } = await acmeTestClient(handler);
     try {
       await post("/new-account", {});
-      const order = await post("/new-order", { identifiers: [{ type: "dns", value: "erp.example.com" }, { type: "dns", value: "shop.example.com" }] });
-      const authz = (await Promise.all((JSON.parse(order.text) as { authorizations: string[] }).authorizations.map(async (u) => JSON.parse((await post(u, "")).text) as { identifier: { value: string }; challenges: { url: string }[] }))).find((a) => a.identifier.value === "shop.example.com")!;
+      const order = await post("/new-order", {
+        identifiers: [
+          { type: "dns", value: "erp.example.com" },
+          { type: "dns", value: "shop.example.com" },
+        ],
+      });
+      const authz = (
+        await Promise.all(
+          (JSON.parse(order.text) as { authorizations: string[] }).authorizations.map(
+            async (u) => JSON.parse((await post(u, "")).text) as { identifier: { value: string }; challenges: { url: string }[] },
+          ),
+        )
+      ).find((a) => a.identifier.value === "shop.example.com")!;
       expect(JSON.parse((await post(authz.challenges[0].url, {})).text).status).toBe("invalid");
       expect((JSON.parse((await post(order.location, "")).text) as { status: string }).status).toBe("invalid");
     } finally {
@@ -201,7 +279,13 @@ describe("the fleet's Odoo stand-in picks the database as Odoo 17 does (odoo/htt
         "    except Exception as e: out.append('raised ' + type(e).__name__)",
         "print(json.dumps(out))",
       ].join("\n");
-      return JSON.parse(execFileSync("python3", ["-c", script], { input: JSON.stringify(calls), env: { ...process.env, PYTHONPATH: stub }, encoding: "utf8" })) as unknown[];
+      return JSON.parse(
+        execFileSync("python3", ["-c", script], {
+          input: JSON.stringify(calls),
+          env: { ...process.env, PYTHONPATH: stub },
+          encoding: "utf8",
+        }),
+      ) as unknown[];
     } finally {
       fs.rmSync(stub, { recursive: true, force: true });
     }
@@ -228,11 +312,13 @@ describe("the fleet's Odoo stand-in picks the database as Odoo 17 does (odoo/htt
 
   it("the request's host: the last X-Forwarded-Host under proxy_mode (werkzeug ProxyFix), Host otherwise", () => {
     const headers = { Host: "erp.example.com", "X-Forwarded-Host": "evil.example.com, shop.example.com" };
-    expect(call([["request_host", multi, headers], ["request_host", { ...multi, proxy_mode: "False" }, headers], ["request_host", multi, { Host: "erp.example.com" }]])).toEqual([
-      "shop.example.com",
-      "erp.example.com",
-      "erp.example.com",
-    ]);
+    expect(
+      call([
+        ["request_host", multi, headers],
+        ["request_host", { ...multi, proxy_mode: "False" }, headers],
+        ["request_host", multi, { Host: "erp.example.com" }],
+      ]),
+    ).toEqual(["shop.example.com", "erp.example.com", "erp.example.com"]);
   });
 
   it("a cookieless request: the one database the host's filter lists; ?db= only when the filter admits it for that host", () => {
@@ -253,7 +339,13 @@ describe("the fleet's Odoo stand-in picks the database as Odoo 17 does (odoo/htt
   });
 
   it("list_dbs: db_name without connecting when there is no filter; with one, it connects to `postgres`", () => {
-    expect(call([["list_dbs", single], ["list_dbs", { ...single, db_name: "shop, erp" }], ["list_dbs", multi]])).toEqual([["erp"], ["erp", "shop"], "raised OperationalError"]);
+    expect(
+      call([
+        ["list_dbs", single],
+        ["list_dbs", { ...single, db_name: "shop, erp" }],
+        ["list_dbs", multi],
+      ]),
+    ).toEqual([["erp"], ["erp", "shop"], "raised OperationalError"]);
   });
 });
 
@@ -270,7 +362,11 @@ async function acmeTestClient(handler: ReturnType<typeof acmeHandler>) {
   let kid = "";
   const post = async (p: string, payload: unknown) => {
     const prot = Buffer.from(JSON.stringify(kid ? { kid, url: p } : { jwk, url: p })).toString("base64url");
-    const body = JSON.stringify({ protected: prot, payload: payload === "" ? "" : Buffer.from(JSON.stringify(payload)).toString("base64url"), signature: "" });
+    const body = JSON.stringify({
+      protected: prot,
+      payload: payload === "" ? "" : Buffer.from(JSON.stringify(payload)).toString("base64url"),
+      signature: "",
+    });
     const r = await fetch(`http://127.0.0.1:${port}${p.replace("http://acme.test", "")}`, { method: "POST", body });
     const answer = { status: r.status, location: r.headers.get("location") ?? "", text: await r.text() };
     if (p === "/new-account") kid = answer.location;

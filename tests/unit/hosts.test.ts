@@ -117,7 +117,9 @@ describe.each(MODELS)("%s", (_name, overrides) => {
   });
 
   it("references only parameters of this stack, or the operator's imported certificate", () => {
-    const allowed = new Set(model.settings.tls.mode === "imported" ? [model.settings.tls.certificateParameter, model.settings.tls.privateKeyParameter] : []);
+    const allowed = new Set(
+      model.settings.tls.mode === "imported" ? [model.settings.tls.certificateParameter, model.settings.tls.privateKeyParameter] : [],
+    );
     for (const f of files) {
       for (const p of referenced(f)) if (!allowed.has(p)) expect(p.startsWith(`/${model.project}/${model.stack}/`)).toBe(true);
     }
@@ -182,16 +184,31 @@ describe("renderAllHosts: forbidden odooOptions", () => {
 
   it("accepts an allowlisted option", () => {
     const model = modelWith({ odooOptions: { log_level: "warn" } });
-    const conf = renderAllHosts(model).get("odoo-1")?.find((f) => f.path === PATHS.odooConf);
+    const conf = renderAllHosts(model)
+      .get("odoo-1")
+      ?.find((f) => f.path === PATHS.odooConf);
     expect(conf?.content).toMatch(/^log_level = warn$/m);
   });
 });
 
 describe("parametersFingerprint: the association's re-run trigger for changed values (issue 12)", () => {
   it("changes with any parameter's version, not with the order of the list", () => {
-    const base = parametersFingerprint([["/odoo-stack/t/a", 1], ["/odoo-stack/t/b", 3]]);
-    expect(parametersFingerprint([["/odoo-stack/t/b", 3], ["/odoo-stack/t/a", 1]])).toBe(base);
-    expect(parametersFingerprint([["/odoo-stack/t/a", 2], ["/odoo-stack/t/b", 3]])).not.toBe(base);
+    const base = parametersFingerprint([
+      ["/odoo-stack/t/a", 1],
+      ["/odoo-stack/t/b", 3],
+    ]);
+    expect(
+      parametersFingerprint([
+        ["/odoo-stack/t/b", 3],
+        ["/odoo-stack/t/a", 1],
+      ]),
+    ).toBe(base);
+    expect(
+      parametersFingerprint([
+        ["/odoo-stack/t/a", 2],
+        ["/odoo-stack/t/b", 3],
+      ]),
+    ).not.toBe(base);
     expect(parametersFingerprint([["/odoo-stack/t/a", 1]])).not.toBe(base);
     expect(base).toMatch(/^[0-9a-f]{64}$/);
   });

@@ -2,7 +2,16 @@
 // override < forced, refusals named with their checklist IDs and all at once, and the four
 // renderers' tables checked against the checklist itself.
 import * as fs from "fs";
-import { checklistKeys, fixedKeys, forcedEntries, layer, overridableKeys, staticForced, tableProblems, type LayerTable } from "../../lib/layering";
+import {
+  checklistKeys,
+  fixedKeys,
+  forcedEntries,
+  layer,
+  overridableKeys,
+  staticForced,
+  tableProblems,
+  type LayerTable,
+} from "../../lib/layering";
 import { problemsMessage } from "../../lib/problems";
 import { ODOO_CONF } from "../../templates/odoo-conf";
 import { PGBACKREST_GLOBAL } from "../../templates/pgbackrest";
@@ -23,7 +32,11 @@ const TABLE: LayerTable<Settings, string | number | boolean> = {
   checkValue: (key, value) => (typeof value === "string" && value.includes("\n") ? `${key}: must be a single line` : undefined),
   keys: {
     timeout: { default: 30, overridable: true },
-    level: { default: "info", overridable: true, check: (v) => (["info", "debug"].includes(String(v)) ? undefined : `level = ${JSON.stringify(v)}: must be info or debug`) },
+    level: {
+      default: "info",
+      overridable: true,
+      check: (v) => (["info", "debug"].includes(String(v)) ? undefined : `level = ${JSON.stringify(v)}: must be info or debug`),
+    },
     comment: { overridable: true },
     only_on_high_ports: { overridable: (s) => s.port > 1024 },
     derived_default: { default: (s) => s.port * 2 },
@@ -72,7 +85,9 @@ describe("layer: precedence", () => {
   it("an owned key is refused while the stack writes it, and open to the allowlist when it does not", () => {
     expect(layer(TABLE, S, { user: "root" }).problems).toEqual(["user: is fixed by odoo-stack and cannot be set as a test override"]);
     // Not written for these settings and not allowlisted: refused as unknown, not as owned.
-    expect(layer(TABLE, S, { optional_owned: "x" }).problems).toEqual([expect.stringMatching(/^optional_owned: is not a key of the port-6432 file; allowed: /)]);
+    expect(layer(TABLE, S, { optional_owned: "x" }).problems).toEqual([
+      expect.stringMatching(/^optional_owned: is not a key of the port-6432 file; allowed: /),
+    ]);
   });
 
   it("sends a key set elsewhere to where it is set, before any other reason", () => {
@@ -99,7 +114,9 @@ describe("layer: precedence", () => {
 
   it("gives every problem of one call in one numbered message (lib/problems.ts)", () => {
     const { problems } = layer(TABLE, S, { mode: "session", bogus: 1, level: "x" });
-    expect(problemsMessage("test.conf", problems)).toMatch(/^test\.conf: 3 problems:\n {2}1\. bogus: .*\n {2}2\. level = "x": .*\n {2}3\. mode: is fixed by odoo-stack \(POOL-1: /);
+    expect(problemsMessage("test.conf", problems)).toMatch(
+      /^test\.conf: 3 problems:\n {2}1\. bogus: .*\n {2}2\. level = "x": .*\n {2}3\. mode: is fixed by odoo-stack \(POOL-1: /,
+    );
   });
 });
 

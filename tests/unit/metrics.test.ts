@@ -36,7 +36,11 @@ import { modelWith } from "../helpers/fixtures";
 import { expectGolden } from "../helpers/golden";
 
 const model = modelWith({ odooInstances: 2 }, "prod");
-const host = (id: string) => model.allHosts.find((h) => h.id === id) ?? (() => { throw new Error(id); })();
+const host = (id: string) =>
+  model.allHosts.find((h) => h.id === id) ??
+  (() => {
+    throw new Error(id);
+  })();
 
 describe("classifyRoute (OBS-4)", () => {
   it.each<[string, RouteClass | undefined]>([
@@ -110,13 +114,19 @@ describe("summarizeAccessLog (OBS-4, OBS-5)", () => {
 describe("Odoo log patterns (OBS-5, OBS-6)", () => {
   // Messages as odoo/service/server.py, odoo/sql_db.py and PostgreSQL write them.
   const lines: [string, string | undefined][] = [
-    ["2026-11-26 12:00:00,001 811 ERROR erp odoo.service.server: WorkerHTTP (812) virtual real time limit (1201/1200s) reached.", "workerTimeLimitKills"],
+    [
+      "2026-11-26 12:00:00,001 811 ERROR erp odoo.service.server: WorkerHTTP (812) virtual real time limit (1201/1200s) reached.",
+      "workerTimeLimitKills",
+    ],
     ["2026-11-26 12:00:00,001 811 ERROR erp odoo.service.server: WorkerHTTP (812) CPU time limit (600) reached.", "workerTimeLimitKills"],
     ["2026-11-26 12:00:00,001 811 ERROR ? odoo.service.server: WorkerCron (813) timeout after 1200s", "workerTimeLimitKills"],
-    ["2026-11-26 12:00:00,001 812 INFO erp odoo.service.server: Worker (812) virtual memory limit (2147483648) reached.", "workerMemoryLimitKills"],
+    [
+      "2026-11-26 12:00:00,001 812 INFO erp odoo.service.server: Worker (812) virtual memory limit (2147483648) reached.",
+      "workerMemoryLimitKills",
+    ],
     ["psycopg2.pool.PoolError: The Connection Pool Is Full", "poolFullErrors"],
     ["2026-11-26 12:00:00,001 812 ERROR erp odoo.sql_db: bad query: UPDATE ... ERROR: deadlock detected", "deadlocks"],
-    ["2026-11-26 12:00:00,001 812 INFO erp werkzeug: 10.40.10.10 - - \"POST /web/dataset/call_kw HTTP/1.0\" 200 - 3 0.004 0.011", undefined],
+    ['2026-11-26 12:00:00,001 812 INFO erp werkzeug: 10.40.10.10 - - "POST /web/dataset/call_kw HTTP/1.0" 200 - 3 0.004 0.011', undefined],
     ["2026-11-26 12:00:00,001 812 INFO erp odoo.service.server: Worker WorkerHTTP (812) alive", undefined],
   ];
   it.each(lines)("%s → %s", (line, expected) => {
@@ -126,7 +136,9 @@ describe("Odoo log patterns (OBS-5, OBS-6)", () => {
 
   it("reads Odoo 17's ir_cron start and done lines with their time, pid, database and job", () => {
     const line = new RegExp(ODOO_CRON_PATTERNS.line);
-    const start = line.exec("2026-11-26 12:00:00,123 4567 INFO erp odoo.addons.base.models.ir_cron: Starting job `Mail: Email Queue Manager`.");
+    const start = line.exec(
+      "2026-11-26 12:00:00,123 4567 INFO erp odoo.addons.base.models.ir_cron: Starting job `Mail: Email Queue Manager`.",
+    );
     expect(start?.slice(1)).toEqual(["2026-11-26 12:00:00", "4567", "erp", "Starting job `Mail: Email Queue Manager`."]);
     expect(new RegExp(ODOO_CRON_PATTERNS.start).exec(start?.[4] ?? "")?.[1]).toBe("Mail: Email Queue Manager");
     const done = line.exec("2026-11-26 12:00:07,900 4567 INFO erp odoo.addons.base.models.ir_cron: Job `Mail: Email Queue Manager` done.");
@@ -141,7 +153,10 @@ describe("collector config and files per role", () => {
   });
 
   it("gives each role exactly its sources: PgBouncer's pools, PostgreSQL's activity, the access log, Odoo's log", () => {
-    const sources = (id: string) => Object.keys(JSON.parse(renderMetricsConfig(metricsCollectorSettingsFor(model, host(id))))).filter((k) => ["pgbouncer", "postgres", "accessLog", "odooLog"].includes(k));
+    const sources = (id: string) =>
+      Object.keys(JSON.parse(renderMetricsConfig(metricsCollectorSettingsFor(model, host(id))))).filter((k) =>
+        ["pgbouncer", "postgres", "accessLog", "odooLog"].includes(k),
+      );
     expect(sources("proxy")).toEqual(["accessLog"]);
     expect(sources("odoo-2")).toEqual(["odooLog"]);
     expect(sources("pgbouncer")).toEqual(["pgbouncer"]);
@@ -157,7 +172,10 @@ describe("collector config and files per role", () => {
     const text = renderMetricsConfig(settings);
     expectGolden("observability/metrics-pgbouncer-rds.json", text);
     const config = JSON.parse(text);
-    expect(Object.keys(config).filter((k) => ["pgbouncer", "postgres", "accessLog", "odooLog"].includes(k))).toEqual(["pgbouncer", "postgres"]);
+    expect(Object.keys(config).filter((k) => ["pgbouncer", "postgres", "accessLog", "odooLog"].includes(k))).toEqual([
+      "pgbouncer",
+      "postgres",
+    ]);
     expect(config.postgres).toMatchObject({ service: RDS_MONITOR_SERVICE, serviceFile: PATHS.rdsMonitorServiceFile });
     expect(config.postgres.socketDir).toBeUndefined();
     const files = metricsHostFiles(rds, rds.hosts.pgbouncer);
@@ -169,7 +187,9 @@ describe("collector config and files per role", () => {
     expect(filesOf("pgbouncer").find((f) => f.path.endsWith(METRICS_UNITS.service))?.content).not.toMatch(/^LogsDirectory=/m);
     // A libpq service is how the PgBouncer role may read PostgreSQL; a socket is the database host's alone.
     const { service: _s, serviceFile: _f, ...readings } = config.postgres;
-    expect(() => renderMetricsConfig({ ...settings, postgres: { ...readings, socketDir: "/x", port: 5432, user: "u" } })).toThrow(/only for the postgres role, or the pgbouncer role through a libpq service/);
+    expect(() => renderMetricsConfig({ ...settings, postgres: { ...readings, socketDir: "/x", port: 5432, user: "u" } })).toThrow(
+      /only for the postgres role, or the pgbouncer role through a libpq service/,
+    );
   });
 
   it("hands the collector the very route rules and metric names the TypeScript side uses", () => {
@@ -208,20 +228,33 @@ describe("collector config and files per role", () => {
       expect(service).toMatch(/^ProtectSystem=strict$/m);
       expect(service).toContain(`ExecStart=/usr/bin/python3 ${METRICS_COLLECTOR_PATH}`);
       // After a reboot the minute's run waits for the daemon it reads, instead of failing.
-      const daemon = { proxy: "nginx.service", "odoo-1": "odoo.service", pgbouncer: "pgbouncer.service", postgres: "postgresql@15-main.service" }[id];
+      const daemon = {
+        proxy: "nginx.service",
+        "odoo-1": "odoo.service",
+        pgbouncer: "pgbouncer.service",
+        postgres: "postgresql@15-main.service",
+      }[id];
       expect(service).toMatch(new RegExp(`^After=${daemon?.replace(/[.@]/g, "\\$&")} network-online\\.target$`, "m"));
       expect(files.find((f) => f.path.endsWith(METRICS_UNITS.timer))?.content).toMatch(/^OnCalendar=\*-\*-\* \*:\*:00$/m);
       // Units and timers go to the systemd class, whose apply step enables every timer.
       for (const f of files) expect(serviceForPath(f.path)).toBe(f.path.startsWith("/etc/systemd/system/") ? "systemd" : "none");
     }
-    expectGolden("observability/odoo-stack-metrics.postgres.service", filesOf("postgres").find((f) => f.path.endsWith(METRICS_UNITS.service))?.content ?? "");
-    expectGolden("observability/odoo-stack-metrics.timer", filesOf("postgres").find((f) => f.path.endsWith(METRICS_UNITS.timer))?.content ?? "");
+    expectGolden(
+      "observability/odoo-stack-metrics.postgres.service",
+      filesOf("postgres").find((f) => f.path.endsWith(METRICS_UNITS.service))?.content ?? "",
+    );
+    expectGolden(
+      "observability/odoo-stack-metrics.timer",
+      filesOf("postgres").find((f) => f.path.endsWith(METRICS_UNITS.timer))?.content ?? "",
+    );
   });
 });
 
 describe("the shipped Python collector on the same lines", () => {
   it("compiles", () => {
-    const r = spawnSync("python3", ["-m", "py_compile", path.resolve(__dirname, "../../templates/scripts/odoo-stack-metrics.py")], { encoding: "utf8" });
+    const r = spawnSync("python3", ["-m", "py_compile", path.resolve(__dirname, "../../templates/scripts/odoo-stack-metrics.py")], {
+      encoding: "utf8",
+    });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
   });
@@ -232,13 +265,33 @@ describe("the shipped Python collector on the same lines", () => {
       const settings = metricsCollectorSettingsFor(model, host("pgbouncer"));
       const config = path.join(dir, "metrics.json");
       // Nothing listens on this socket directory: the PgBouncer source fails, TCP and the rest do not.
-      fs.writeFileSync(config, renderMetricsConfig({ ...settings, certificates: [], pgbouncer: { ...(settings.pgbouncer as NonNullable<typeof settings.pgbouncer>), socketDir: dir } }));
+      fs.writeFileSync(
+        config,
+        renderMetricsConfig({
+          ...settings,
+          certificates: [],
+          pgbouncer: { ...(settings.pgbouncer as NonNullable<typeof settings.pgbouncer>), socketDir: dir },
+        }),
+      );
       const out = path.join(dir, "out.jsonl");
-      const env = { ...process.env, ODOO_STACK_METRICS_CONFIG: config, ODOO_STACK_METRICS_STATE: path.join(dir, "state"), ODOO_STACK_METRICS_OUTPUT: out, PGPASSFILE: "/dev/null" };
-      const run = spawnSync("python3", [path.resolve(__dirname, "../../templates/scripts/odoo-stack-metrics.py")], { env, encoding: "utf8" });
+      const env = {
+        ...process.env,
+        ODOO_STACK_METRICS_CONFIG: config,
+        ODOO_STACK_METRICS_STATE: path.join(dir, "state"),
+        ODOO_STACK_METRICS_OUTPUT: out,
+        PGPASSFILE: "/dev/null",
+      };
+      const run = spawnSync("python3", [path.resolve(__dirname, "../../templates/scripts/odoo-stack-metrics.py")], {
+        env,
+        encoding: "utf8",
+      });
       expect(run.status).toBe(1);
       expect(run.stderr).toMatch(/odoo-stack-metrics: pgbouncer: psql -U pgbouncer_stats -d pgbouncer: /);
-      const data = fs.readFileSync(out, "utf8").trim().split("\n").flatMap((l) => JSON.parse(l).metricData as { MetricName: string; Value: number }[]);
+      const data = fs
+        .readFileSync(out, "utf8")
+        .trim()
+        .split("\n")
+        .flatMap((l) => JSON.parse(l).metricData as { MetricName: string; Value: number }[]);
       expect(data.find((m) => m.MetricName === METRICS.collectorErrors)?.Value).toBe(1);
       expect(data.find((m) => m.MetricName === METRICS.collectorRuns)?.Value).toBe(1);
       expect(data.some((m) => m.MetricName === METRICS.clientsWaiting)).toBe(false);
@@ -256,7 +309,12 @@ describe("the shipped Python collector on the same lines", () => {
       const config = path.join(dir, "metrics.json");
       fs.writeFileSync(config, renderMetricsConfig({ ...settings, certificates: [], processes: [], accessLog: { path: accessLog } }));
       fs.writeFileSync(accessLog, `${accessLogLine("/web/login", 200, 9)}\n`); // before the first run: not counted
-      const env = { ...process.env, ODOO_STACK_METRICS_CONFIG: config, ODOO_STACK_METRICS_STATE: path.join(dir, "state"), ODOO_STACK_METRICS_OUTPUT: path.join(dir, "out.jsonl") };
+      const env = {
+        ...process.env,
+        ODOO_STACK_METRICS_CONFIG: config,
+        ODOO_STACK_METRICS_STATE: path.join(dir, "state"),
+        ODOO_STACK_METRICS_OUTPUT: path.join(dir, "out.jsonl"),
+      };
       const script = path.resolve(__dirname, "../../templates/scripts/odoo-stack-metrics.py");
       expect(spawnSync("python3", [script], { env, encoding: "utf8" }).status).toBe(0);
       const d = knownDistribution();
@@ -273,7 +331,11 @@ describe("the shipped Python collector on the same lines", () => {
         .filter((b) => b.namespace === "OdooStack/Odoo")
         .flatMap((b) => b.metricData);
       const value = (name: string, routeClass?: string) =>
-        data.find((m: { MetricName: string; Dimensions: { Name: string; Value: string }[] }) => m.MetricName === name && (routeClass === undefined ? m.Dimensions.length === 1 : m.Dimensions.some((x) => x.Name === "Class" && x.Value === routeClass)))?.Value;
+        data.find(
+          (m: { MetricName: string; Dimensions: { Name: string; Value: string }[] }) =>
+            m.MetricName === name &&
+            (routeClass === undefined ? m.Dimensions.length === 1 : m.Dimensions.some((x) => x.Name === "Class" && x.Value === routeClass)),
+        )?.Value;
       const ts = summarizeAccessLog(d.lines);
       expect(value(METRICS.requests)).toBe(ts.requests);
       expect(value(METRICS.upstreamTimeouts)).toBe(ts.upstreamTimeouts);

@@ -32,7 +32,7 @@ interface Directive {
 /** A small nginx parser: words, quotes ('…', "…"), comments, `;` and `{ }` blocks. */
 function parseNginx(text: string): Directive[] {
   const tokens: string[] = [];
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const c = text[i];
     if (/\s/.test(c)) i++;
     else if (c === "#") while (i < text.length && text[i] !== "\n") i++;
@@ -89,7 +89,8 @@ const location = (server: Directive, ...args: string[]): Directive => {
   expect({ location: args.join(" "), count: found.length }).toEqual({ location: args.join(" "), count: 1 });
   return found[0];
 };
-const proxyHeaders = (loc: Directive): [string, string][] => (loc.block ?? []).filter((d) => d.name === "proxy_set_header").map((d) => [d.args[0], d.args[1]]);
+const proxyHeaders = (loc: Directive): [string, string][] =>
+  (loc.block ?? []).filter((d) => d.name === "proxy_set_header").map((d) => [d.args[0], d.args[1]]);
 
 const MODELS: [string, StackModel][] = [
   ["default", modelWith()],
@@ -107,7 +108,8 @@ const odooServer = (tree: Directive[]) => {
 describe("nginx goldens", () => {
   it("nginx.conf", () => expectGolden("nginx/nginx.conf", renderNginxConf(nginxMainSettings())));
   it("site, default model", () => expectGolden("nginx/site-default.conf", renderNginxSite(nginxSiteSettingsFor(modelWith()))));
-  it("site, three Odoo hosts", () => expectGolden("nginx/site-three-hosts.conf", renderNginxSite(nginxSiteSettingsFor(modelWith({ odooInstances: 3 })))));
+  it("site, three Odoo hosts", () =>
+    expectGolden("nginx/site-three-hosts.conf", renderNginxSite(nginxSiteSettingsFor(modelWith({ odooInstances: 3 })))));
   it("site, two databases: one server per hostname, each pinning its own name (issue 16)", () =>
     expectGolden("nginx/site-two-databases.conf", renderNginxSite(nginxSiteSettingsFor(modelWith(databasesAt("erp", "shop"))))));
   it.each(["16.0", "18.0"])("site, Odoo %s: the same routes as 17.0 (gevent_port and /websocket since 16.0)", (odooVersion) => {
@@ -140,7 +142,13 @@ describe("nginx.conf invariants", () => {
     const format = only(http.block ?? [], "log_format");
     expect(format.args.slice(0, 2)).toEqual([NGINX_ACCESS_LOG_FORMAT, "escape=json"]);
     const fields = JSON.parse(format.args[2]) as Record<string, string>;
-    expect(fields).toMatchObject({ request_time: "$request_time", upstream_response_time: "$upstream_response_time", status: "$status", uri: "$uri", upstream_addr: "$upstream_addr" });
+    expect(fields).toMatchObject({
+      request_time: "$request_time",
+      upstream_response_time: "$upstream_response_time",
+      status: "$status",
+      uri: "$uri",
+      upstream_addr: "$upstream_addr",
+    });
     expect(Object.values(fields)).not.toContain("$request_uri");
     expect(Object.values(fields)).not.toContain("$args");
     expect(only(http.block ?? [], "access_log").args).toEqual(["/var/log/nginx/access.log", NGINX_ACCESS_LOG_FORMAT]);
@@ -149,7 +157,9 @@ describe("nginx.conf invariants", () => {
   it("hides its version and compresses text responses", () => {
     expect(only(http.block ?? [], "server_tokens").args).toEqual(["off"]);
     expect(only(http.block ?? [], "gzip").args).toEqual(["on"]);
-    expect(only(http.block ?? [], "gzip_types").args).toEqual(expect.arrayContaining(["application/javascript", "application/json", "text/css"]));
+    expect(only(http.block ?? [], "gzip_types").args).toEqual(
+      expect.arrayContaining(["application/javascript", "application/json", "text/css"]),
+    );
   });
 
   it("keeps temp files in the sandbox's directory when it runs unprivileged", () => {
@@ -162,7 +172,9 @@ describe("nginx.conf invariants", () => {
   });
 
   it("refuses fewer descriptors than connections", () => {
-    expect(() => renderNginxConf({ ...nginxMainSettings(), workerRlimitNofile: 100 })).toThrow(/worker_rlimit_nofile = 100: must be at least worker_connections/);
+    expect(() => renderNginxConf({ ...nginxMainSettings(), workerRlimitNofile: 100 })).toThrow(
+      /worker_rlimit_nofile = 100: must be at least worker_connections/,
+    );
   });
 
   it.each([
@@ -176,24 +188,27 @@ describe("nginx.conf invariants", () => {
 });
 
 describe("nginx site invariants", () => {
-  it.each(MODELS)("%s: listens on 443 with TLS, and on 80 only in a server that answers a redirect to https://<domain> (NET-2, NET-3)", (_n, model) => {
-    const tree = site(model);
-    const servers = tree.filter((d) => d.name === "server" && d.block?.some((x) => x.name === "listen"));
-    const plain = servers.filter((d) => only(d.block ?? [], "listen").args[0] === String(PORTS.http.port));
-    for (const server of servers.filter((d) => !plain.includes(d))) {
-      for (const l of (server.block ?? []).filter((d) => d.name === "listen")) {
-        expect(l.args[0]).toBe(String(PORTS.https.port));
-        expect(l.args).toContain("ssl");
+  it.each(MODELS)(
+    "%s: listens on 443 with TLS, and on 80 only in a server that answers a redirect to https://<domain> (NET-2, NET-3)",
+    (_n, model) => {
+      const tree = site(model);
+      const servers = tree.filter((d) => d.name === "server" && d.block?.some((x) => x.name === "listen"));
+      const plain = servers.filter((d) => only(d.block ?? [], "listen").args[0] === String(PORTS.http.port));
+      for (const server of servers.filter((d) => !plain.includes(d))) {
+        for (const l of (server.block ?? []).filter((d) => d.name === "listen")) {
+          expect(l.args[0]).toBe(String(PORTS.https.port));
+          expect(l.args).toContain("ssl");
+        }
       }
-    }
-    // Issue 12 item 11: port 80 on by default, and nothing in that server but the redirect.
-    expect(model.settings.httpRedirect).toBe(true);
-    expect(plain).toHaveLength(1);
-    expect(plain[0].block?.map((d) => [d.name, ...d.args])).toEqual([
-      ["listen", "80", "default_server"],
-      ["return", "301", `https://${model.settings.domain}$request_uri`],
-    ]);
-  });
+      // Issue 12 item 11: port 80 on by default, and nothing in that server but the redirect.
+      expect(model.settings.httpRedirect).toBe(true);
+      expect(plain).toHaveLength(1);
+      expect(plain[0].block?.map((d) => [d.name, ...d.args])).toEqual([
+        ["listen", "80", "default_server"],
+        ["return", "301", `https://${model.settings.domain}$request_uri`],
+      ]);
+    },
+  );
 
   it("renders no plain-HTTP server at all with httpRedirect = false", () => {
     const model = modelWith({ httpRedirect: false });
@@ -213,14 +228,23 @@ describe("nginx site invariants", () => {
 
   it.each(MODELS)("%s: every Odoo host is in both upstreams, in the same order (PROXY-1, PROXY-2)", (_n, model) => {
     const tree = site(model);
-    const servers = (name: string) => only(tree.filter((d) => d.name === "upstream" && d.args[0] === name), "upstream").block?.filter((d) => d.name === "server").map((d) => d.args[0]);
+    const servers = (name: string) =>
+      only(
+        tree.filter((d) => d.name === "upstream" && d.args[0] === name),
+        "upstream",
+      )
+        .block?.filter((d) => d.name === "server")
+        .map((d) => d.args[0]);
     expect(servers("odoo")).toEqual(model.hosts.odoo.map((h) => `${h.privateIp}:${PORTS.odooHttp.port}`));
     expect(servers("odoochat")).toEqual(model.hosts.odoo.map((h) => `${h.privateIp}:${PORTS.odooGevent.port}`));
   });
 
   it.each(MODELS)("%s: both upstreams pin a client to one host with the same hash", (_n, model) => {
     for (const upstream of findAll(site(model), "upstream")) {
-      expect({ upstream: upstream.args[0], hash: only(upstream.block ?? [], "hash").args }).toEqual({ upstream: upstream.args[0], hash: ["$remote_addr"] });
+      expect({ upstream: upstream.args[0], hash: only(upstream.block ?? [], "hash").args }).toEqual({
+        upstream: upstream.args[0],
+        hash: ["$remote_addr"],
+      });
     }
   });
 
@@ -232,9 +256,15 @@ describe("nginx site invariants", () => {
     expect(only(ws.block ?? [], "proxy_pass").args).toEqual(["http://odoochat"]);
     expect(only(ws.block ?? [], "proxy_http_version").args).toEqual(["1.1"]);
     expect(proxyHeaders(ws)).toEqual(expect.arrayContaining(Object.entries(NGINX_WEBSOCKET_HEADERS)));
-    const map = only(site(model).filter((d) => d.name === "map"), "map");
+    const map = only(
+      site(model).filter((d) => d.name === "map"),
+      "map",
+    );
     expect(map.args).toEqual(["$http_upgrade", "$connection_upgrade"]);
-    expect(map.block?.map((d) => [d.name, ...d.args])).toEqual([["default", "upgrade"], ["", "close"]]);
+    expect(map.block?.map((d) => [d.name, ...d.args])).toEqual([
+      ["default", "upgrade"],
+      ["", "close"],
+    ]);
   });
 
   it.each(MODELS)("%s: every proxied location sends each forwarded header exactly once (PROXY-3)", (_n, model) => {
@@ -243,7 +273,11 @@ describe("nginx site invariants", () => {
     for (const loc of proxied) {
       const headers = proxyHeaders(loc);
       for (const [name, value] of Object.entries(NGINX_REQUIRED_HEADERS)) {
-        expect({ location: loc.args.join(" "), name, values: headers.filter(([n]) => n === name).map(([, v]) => v) }).toEqual({ location: loc.args.join(" "), name, values: [value] });
+        expect({ location: loc.args.join(" "), name, values: headers.filter(([n]) => n === name).map(([, v]) => v) }).toEqual({
+          location: loc.args.join(" "),
+          name,
+          values: [value],
+        });
       }
       expect(new Set(headers.map(([n]) => n.toLowerCase())).size).toBe(headers.length);
     }
@@ -283,32 +317,39 @@ describe("nginx site invariants", () => {
     expect(only(server, "client_max_body_size").args).toEqual(["100m"]);
     // add_header is inherited only by levels that set none: a location with its own repeats HSTS.
     for (const loc of findAll(server, "location").filter((l) => findAll(l.block ?? [], "add_header").length > 0)) {
-      expect(findAll(loc.block ?? [], "add_header").map((d) => d.args)).toContainEqual(["Strict-Transport-Security", "max-age=31536000; includeSubDomains", "always"]);
+      expect(findAll(loc.block ?? [], "add_header").map((d) => d.args)).toContainEqual([
+        "Strict-Transport-Security",
+        "max-age=31536000; includeSubDomains",
+        "always",
+      ]);
     }
   });
 
-  it.each(MODELS)("%s: caps each Odoo host at its workers plus a bounded queue, then answers 503 with Retry-After (PROXY-5)", (_n, model) => {
-    const tree = site(model);
-    const odoo = findAll(tree, "upstream").find((u) => u.args[0] === NGINX_UPSTREAMS.http);
-    const servers = findAll(odoo?.block ?? [], "server");
-    const maxConns = model.settings.sizing.odoo.httpMaxConns;
-    expect(servers.map((d) => d.args[1])).toEqual(model.hosts.odoo.map(() => `max_conns=${maxConns}`));
-    // max_conns holds across nginx's workers only with the group in shared memory.
-    expect(only(odoo?.block ?? [], "zone").args).toEqual([NGINX_UPSTREAMS.http, "64k"]);
-    // Below Odoo's own listen backlog of 8 per worker (odoo/service/server.py L992).
-    expect(maxConns).toBeLessThan(model.settings.sizing.odoo.workers * 9);
-    // The gevent upstream (WebSockets) is not capped.
-    const chat = findAll(tree, "upstream").find((u) => u.args[0] === NGINX_UPSTREAMS.websocket);
-    expect(findAll(chat?.block ?? [], "server").every((d) => d.args.length === 1)).toBe(true);
+  it.each(MODELS)(
+    "%s: caps each Odoo host at its workers plus a bounded queue, then answers 503 with Retry-After (PROXY-5)",
+    (_n, model) => {
+      const tree = site(model);
+      const odoo = findAll(tree, "upstream").find((u) => u.args[0] === NGINX_UPSTREAMS.http);
+      const servers = findAll(odoo?.block ?? [], "server");
+      const maxConns = model.settings.sizing.odoo.httpMaxConns;
+      expect(servers.map((d) => d.args[1])).toEqual(model.hosts.odoo.map(() => `max_conns=${maxConns}`));
+      // max_conns holds across nginx's workers only with the group in shared memory.
+      expect(only(odoo?.block ?? [], "zone").args).toEqual([NGINX_UPSTREAMS.http, "64k"]);
+      // Below Odoo's own listen backlog of 8 per worker (odoo/service/server.py L992).
+      expect(maxConns).toBeLessThan(model.settings.sizing.odoo.workers * 9);
+      // The gevent upstream (WebSockets) is not capped.
+      const chat = findAll(tree, "upstream").find((u) => u.args[0] === NGINX_UPSTREAMS.websocket);
+      expect(findAll(chat?.block ?? [], "server").every((d) => d.args.length === 1)).toBe(true);
 
-    const server = odooServer(tree).block ?? [];
-    expect(only(location(odooServer(tree), "/").block ?? [], "error_page").args).toEqual(["502", "=", NGINX_BUSY_LOCATION]);
-    const busy = location(odooServer(tree), NGINX_BUSY_LOCATION).block ?? [];
-    expect(findAll(busy, "add_header").map((d) => d.args)).toContainEqual(["Retry-After", String(NGINX_RETRY_AFTER_SECONDS), "always"]);
-    expect(only(busy, "return").args[0]).toBe("503");
-    expect(findAll(busy, "proxy_pass")).toEqual([]);
-    expect(findAll(server, "location").length).toBe(4);
-  });
+      const server = odooServer(tree).block ?? [];
+      expect(only(location(odooServer(tree), "/").block ?? [], "error_page").args).toEqual(["502", "=", NGINX_BUSY_LOCATION]);
+      const busy = location(odooServer(tree), NGINX_BUSY_LOCATION).block ?? [];
+      expect(findAll(busy, "add_header").map((d) => d.args)).toContainEqual(["Retry-After", String(NGINX_RETRY_AFTER_SECONDS), "always"]);
+      expect(only(busy, "return").args[0]).toBe("503");
+      expect(findAll(busy, "proxy_pass")).toEqual([]);
+      expect(findAll(server, "location").length).toBe(4);
+    },
+  );
 
   it("renders the sandbox's loopback address, port, certificate and upstreams", () => {
     const settings = {
@@ -323,8 +364,16 @@ describe("nginx site invariants", () => {
       clientMaxBodyMiB: 250,
     };
     const tree = parseNginx(renderNginxSite(settings));
-    expect(findAll(tree, "listen").map((d) => d.args)).toEqual([["127.0.0.1:18443", "ssl", "http2", "default_server"], ["127.0.0.1:18080", "default_server"], ["127.0.0.1:18443", "ssl", "http2"]]);
-    expect(findAll(tree, "server").filter((d) => d.args.length > 0).map((d) => d.args[0])).toEqual(["127.0.0.1:18069", "127.0.0.1:18072"]);
+    expect(findAll(tree, "listen").map((d) => d.args)).toEqual([
+      ["127.0.0.1:18443", "ssl", "http2", "default_server"],
+      ["127.0.0.1:18080", "default_server"],
+      ["127.0.0.1:18443", "ssl", "http2"],
+    ]);
+    expect(
+      findAll(tree, "server")
+        .filter((d) => d.args.length > 0)
+        .map((d) => d.args[0]),
+    ).toEqual(["127.0.0.1:18069", "127.0.0.1:18072"]);
     expect(only(odooServer(tree).block ?? [], "client_max_body_size").args).toEqual(["250m"]);
   });
 });
@@ -333,15 +382,25 @@ describe("nginx site checks and escaping", () => {
   const base = nginxSiteSettingsFor(modelWith({ odooInstances: 2 }));
 
   it("refuses upstreams that disagree on hosts or order (a WebSocket would land on another host)", () => {
-    expect(() => renderNginxSite({ ...base, odooGeventServers: [...base.odooGeventServers].reverse() })).toThrow(/upstream odoochat: must list the same Odoo hosts in the same order/);
+    expect(() => renderNginxSite({ ...base, odooGeventServers: [...base.odooGeventServers].reverse() })).toThrow(
+      /upstream odoochat: must list the same Odoo hosts in the same order/,
+    );
   });
 
   it("refuses an empty upstream (PROXY-1)", () => {
-    expect(() => renderNginxSite({ ...base, odooHttpServers: [], odooGeventServers: [] })).toThrow(/upstream odoo: needs at least one Odoo host/);
+    expect(() => renderNginxSite({ ...base, odooHttpServers: [], odooGeventServers: [] })).toThrow(
+      /upstream odoo: needs at least one Odoo host/,
+    );
   });
 
   it("refuses a wildcard upstream address", () => {
-    expect(() => renderNginxSite({ ...base, odooHttpServers: [{ address: "0.0.0.0", port: 8069 }], odooGeventServers: [{ address: "0.0.0.0", port: 8072 }] })).toThrow(/upstream server "0\.0\.0\.0": must be an Odoo host's private address/);
+    expect(() =>
+      renderNginxSite({
+        ...base,
+        odooHttpServers: [{ address: "0.0.0.0", port: 8069 }],
+        odooGeventServers: [{ address: "0.0.0.0", port: 8072 }],
+      }),
+    ).toThrow(/upstream server "0\.0\.0\.0": must be an Odoo host's private address/);
   });
 
   it("refuses a zero timeout (PROXY-5)", () => {
@@ -394,7 +453,9 @@ describe("several databases, each on its own hostname (issue 16, ODOO-3, PROXY-3
   it("keeps the TLS handshake refused for any other name, and redirects each name's plain HTTP to itself", () => {
     const defaults = tree.filter((d) => d.name === "server" && d.block?.some((x) => x.name === "ssl_reject_handshake"));
     expect(defaults).toHaveLength(1);
-    const redirects = servers.filter((s) => s.block?.some((d) => d.name === "return")).map((s) => [namesOf(s)[0], s.block?.find((d) => d.name === "return")?.args]);
+    const redirects = servers
+      .filter((s) => s.block?.some((d) => d.name === "return"))
+      .map((s) => [namesOf(s)[0], s.block?.find((d) => d.name === "return")?.args]);
     expect(redirects).toEqual([
       ["erp.example.com", ["301", "https://erp.example.com$request_uri"]],
       ["shop.example.com", ["301", "https://shop.example.com$request_uri"]],
@@ -404,7 +465,9 @@ describe("several databases, each on its own hostname (issue 16, ODOO-3, PROXY-3
   it("refuses pinned names that leave out the primary name or repeat one", () => {
     const base = nginxSiteSettingsFor(model);
     expect(() => renderNginxSite({ ...base, pinnedServerNames: ["shop.example.com"] })).toThrow(/must be one of the pinned server names/);
-    expect(() => renderNginxSite({ ...base, pinnedServerNames: ["erp.example.com", "erp.example.com"] })).toThrow(/each hostname gets one server block/);
+    expect(() => renderNginxSite({ ...base, pinnedServerNames: ["erp.example.com", "erp.example.com"] })).toThrow(
+      /each hostname gets one server block/,
+    );
   });
 
   it("leaves the one-database site as it was: one server forwarding $host", () => {

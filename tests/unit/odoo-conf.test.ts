@@ -25,20 +25,78 @@ import { databasesAt, modelWith } from "../helpers/fixtures";
  * misconfiguration, so the renderer must never write one.
  */
 const COMMON_OPTIONS = [
-  "addons_path", "admin_passwd", "csv_internal_sep", "data_dir", "db_host", "db_maxconn", "db_name", "db_password",
-  "db_port", "db_sslmode", "db_template", "db_user", "dbfilter", "email_from", "from_filter", "gevent_port",
-  "http_enable", "http_interface", "http_port", "import_partial", "limit_memory_hard", "limit_memory_soft",
-  "limit_request", "limit_time_cpu", "limit_time_real", "limit_time_real_cron", "list_db", "log_db", "log_db_level",
-  "log_handler", "log_level", "logfile", "max_cron_threads", "osv_memory_count_limit", "pg_path", "pidfile",
-  "proxy_mode", "reportgz", "screencasts", "screenshots", "server_wide_modules", "smtp_password", "smtp_port",
-  "smtp_server", "smtp_ssl", "smtp_ssl_certificate_filename", "smtp_ssl_private_key_filename", "smtp_user", "syslog",
-  "transient_age_limit", "unaccent", "upgrade_path", "websocket_keep_alive_timeout", "websocket_rate_limit_burst",
-  "websocket_rate_limit_delay", "without_demo", "workers", "x_sendfile",
+  "addons_path",
+  "admin_passwd",
+  "csv_internal_sep",
+  "data_dir",
+  "db_host",
+  "db_maxconn",
+  "db_name",
+  "db_password",
+  "db_port",
+  "db_sslmode",
+  "db_template",
+  "db_user",
+  "dbfilter",
+  "email_from",
+  "from_filter",
+  "gevent_port",
+  "http_enable",
+  "http_interface",
+  "http_port",
+  "import_partial",
+  "limit_memory_hard",
+  "limit_memory_soft",
+  "limit_request",
+  "limit_time_cpu",
+  "limit_time_real",
+  "limit_time_real_cron",
+  "list_db",
+  "log_db",
+  "log_db_level",
+  "log_handler",
+  "log_level",
+  "logfile",
+  "max_cron_threads",
+  "osv_memory_count_limit",
+  "pg_path",
+  "pidfile",
+  "proxy_mode",
+  "reportgz",
+  "screencasts",
+  "screenshots",
+  "server_wide_modules",
+  "smtp_password",
+  "smtp_port",
+  "smtp_server",
+  "smtp_ssl",
+  "smtp_ssl_certificate_filename",
+  "smtp_ssl_private_key_filename",
+  "smtp_user",
+  "syslog",
+  "transient_age_limit",
+  "unaccent",
+  "upgrade_path",
+  "websocket_keep_alive_timeout",
+  "websocket_rate_limit_burst",
+  "websocket_rate_limit_delay",
+  "without_demo",
+  "workers",
+  "x_sendfile",
 ];
 const OPTIONS_IN_SOURCE: Record<OdooVersion, ReadonlySet<string>> = {
   "16.0": new Set([...COMMON_OPTIONS, "geoip_database", "longpolling_port", "osv_memory_age_limit"]),
   "17.0": new Set([...COMMON_OPTIONS, "db_maxconn_gevent", "db_sslrootcert", "geoip_city_db", "geoip_country_db", "longpolling_port"]),
-  "18.0": new Set([...COMMON_OPTIONS, "db_maxconn_gevent", "db_replica_host", "db_replica_port", "geoip_city_db", "geoip_country_db", "limit_memory_hard_gevent", "limit_memory_soft_gevent"]),
+  "18.0": new Set([
+    ...COMMON_OPTIONS,
+    "db_maxconn_gevent",
+    "db_replica_host",
+    "db_replica_port",
+    "geoip_city_db",
+    "geoip_country_db",
+    "limit_memory_hard_gevent",
+    "limit_memory_soft_gevent",
+  ]),
 };
 
 /** The `key = value` pairs of `[options]`, in file order (duplicates kept). */
@@ -101,7 +159,9 @@ describe("odoo.conf invariants", () => {
 
   it.each(EVERY_HOST)("%s: writes only options its Odoo version knows", (_n, model, host) => {
     const known = OPTIONS_IN_SOURCE[model.settings.odooVersion];
-    const unknown = parseOptions(renderOdooConf(odooConfSettingsFor(model, host))).map(([k]) => k).filter((k) => !known.has(k));
+    const unknown = parseOptions(renderOdooConf(odooConfSettingsFor(model, host)))
+      .map(([k]) => k)
+      .filter((k) => !known.has(k));
     expect(unknown).toEqual([]);
   });
 
@@ -113,20 +173,23 @@ describe("odoo.conf invariants", () => {
     expect(o.get("gevent_port")).toBe(String(PORTS.odooGevent.port));
   });
 
-  it.each(EVERY_HOST)("%s: reaches PostgreSQL only through PgBouncer with verify-full and secrets as placeholders (TLS-2, ODOO-1)", (_n, model, host) => {
-    const text = renderOdooConf(odooConfSettingsFor(model, host));
-    const o = optionMap(text);
-    expect(o.get("db_host")).toBe(model.hosts.pgbouncer.fqdn);
-    expect(o.get("db_port")).toBe(String(PORTS.pgbouncer.port));
-    expect(o.get("db_user")).toBe(DB_ROLES.odoo);
-    expect(o.get("db_sslmode")).toBe("verify-full");
-    expect(o.get("admin_passwd")).toBe(`{{ssm:${model.parameters.odooAdminPassword}}}`);
-    expect(o.get("db_password")).toBe(`{{ssm:${model.parameters.odooDbPassword}}}`);
-    // Every placeholder is a well-formed SSM reference the apply script can resolve.
-    const braces = text.match(/\{\{[^}]*\}\}/g) ?? [];
-    expect(braces).toHaveLength(2);
-    expect(text.match(SECRET_REF)).toEqual(braces);
-  });
+  it.each(EVERY_HOST)(
+    "%s: reaches PostgreSQL only through PgBouncer with verify-full and secrets as placeholders (TLS-2, ODOO-1)",
+    (_n, model, host) => {
+      const text = renderOdooConf(odooConfSettingsFor(model, host));
+      const o = optionMap(text);
+      expect(o.get("db_host")).toBe(model.hosts.pgbouncer.fqdn);
+      expect(o.get("db_port")).toBe(String(PORTS.pgbouncer.port));
+      expect(o.get("db_user")).toBe(DB_ROLES.odoo);
+      expect(o.get("db_sslmode")).toBe("verify-full");
+      expect(o.get("admin_passwd")).toBe(`{{ssm:${model.parameters.odooAdminPassword}}}`);
+      expect(o.get("db_password")).toBe(`{{ssm:${model.parameters.odooDbPassword}}}`);
+      // Every placeholder is a well-formed SSM reference the apply script can resolve.
+      const braces = text.match(/\{\{[^}]*\}\}/g) ?? [];
+      expect(braces).toHaveLength(2);
+      expect(text.match(SECRET_REF)).toEqual(braces);
+    },
+  );
 
   it.each(EVERY_HOST)("%s: limits and workers come from sizing (LIMIT-1, LIMIT-3)", (_n, model, host) => {
     const o = optionMap(renderOdooConf(odooConfSettingsFor(model, host)));
@@ -174,14 +237,17 @@ describe("odoo.conf invariants", () => {
     expect(() => renderOdooConf(withoutFilter)).toThrow(/dbfilter: must be set with several databases \(erp, hr\)/);
   });
 
-  it.each(["17.0", "18.0"] as const)("gives the gevent worker its own pool on %s (db_maxconn_gevent), and 16.0 none (it has no such option)", (version) => {
-    const model = modelWith({ odooVersion: version });
-    const o = optionMap(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0])));
-    expect(o.get("db_maxconn_gevent")).toBe(String(model.settings.sizing.odoo.dbMaxconnGevent));
-    expect(Number(o.get("db_maxconn_gevent"))).toBeGreaterThan(Number(o.get("db_maxconn")));
-    const old = modelWith({ odooVersion: "16.0" });
-    expect(optionMap(renderOdooConf(odooConfSettingsFor(old, old.hosts.odoo[0]))).has("db_maxconn_gevent")).toBe(false);
-  });
+  it.each(["17.0", "18.0"] as const)(
+    "gives the gevent worker its own pool on %s (db_maxconn_gevent), and 16.0 none (it has no such option)",
+    (version) => {
+      const model = modelWith({ odooVersion: version });
+      const o = optionMap(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0])));
+      expect(o.get("db_maxconn_gevent")).toBe(String(model.settings.sizing.odoo.dbMaxconnGevent));
+      expect(Number(o.get("db_maxconn_gevent"))).toBeGreaterThan(Number(o.get("db_maxconn")));
+      const old = modelWith({ odooVersion: "16.0" });
+      expect(optionMap(renderOdooConf(odooConfSettingsFor(old, old.hosts.odoo[0]))).has("db_maxconn_gevent")).toBe(false);
+    },
+  );
 
   it("follows the limits the stack config overrides", () => {
     const model = modelWith({ odoo: { limitTimeReal: 3600, limitTimeCpu: 1800, maxCronThreads: 2 } });
@@ -195,7 +261,8 @@ describe("odoo.conf invariants", () => {
 describe("odoo.conf user options", () => {
   const model = modelWith();
   const host = model.hosts.odoo[0];
-  const render = (extra: Record<string, OdooOptionValue>, m: StackModel = model) => renderOdooConf(odooConfSettingsFor(m, m.hosts.odoo[0], extra));
+  const render = (extra: Record<string, OdooOptionValue>, m: StackModel = model) =>
+    renderOdooConf(odooConfSettingsFor(m, m.hosts.odoo[0], extra));
 
   it("renders an allowlisted option, and an override of a default replaces it", () => {
     const text = render({ smtp_server: "smtp.example.com", smtp_port: 587, smtp_ssl: true, log_level: "warn" });
@@ -232,12 +299,16 @@ describe("odoo.conf user options", () => {
   });
 
   it("refuses an unknown key, naming it and the allowed ones", () => {
-    expect(() => render({ longpolling_port: 8072 })).toThrow(/longpolling_port: is not an Odoo 17\.0 option odoo-stack lets you set; allowed: csv_internal_sep/);
+    expect(() => render({ longpolling_port: 8072 })).toThrow(
+      /longpolling_port: is not an Odoo 17\.0 option odoo-stack lets you set; allowed: csv_internal_sep/,
+    );
   });
 
   it("checks option names against the stack's Odoo version", () => {
     const v16 = modelWith({ odooVersion: "16.0" });
-    expect(optionMap(render({ geoip_database: "/usr/share/GeoIP/GeoLite2-City.mmdb" }, v16)).get("geoip_database")).toBe("/usr/share/GeoIP/GeoLite2-City.mmdb");
+    expect(optionMap(render({ geoip_database: "/usr/share/GeoIP/GeoLite2-City.mmdb" }, v16)).get("geoip_database")).toBe(
+      "/usr/share/GeoIP/GeoLite2-City.mmdb",
+    );
     expect(() => render({ geoip_database: "/x.mmdb" })).toThrow(/geoip_database: is not an Odoo 17\.0 option/);
     expect(() => render({ geoip_city_db: "/x.mmdb" }, v16)).toThrow(/geoip_city_db: is not an Odoo 16\.0 option/);
   });
@@ -257,7 +328,9 @@ describe("odoo.conf user options", () => {
   });
 
   it("reports every problem at once", () => {
-    expect(() => render({ list_db: true, workers: 3, bogus: 1 })).toThrow(/3 problems:\n {2}1\. bogus:.*\n {2}2\. list_db:.*\n {2}3\. workers:/);
+    expect(() => render({ list_db: true, workers: 3, bogus: 1 })).toThrow(
+      /3 problems:\n {2}1\. bogus:.*\n {2}2\. list_db:.*\n {2}3\. workers:/,
+    );
   });
 
   it("still writes forced keys last when a caller skips the check", () => {
@@ -274,7 +347,9 @@ describe("odoo.conf settings checks and escaping", () => {
   const base = odooConfSettingsFor(model, model.hosts.odoo[0]);
 
   it.each(["0.0.0.0", "", "::"])("refuses http_interface %j (NET-1)", (address) => {
-    expect(() => renderOdooConf({ ...base, httpInterface: address })).toThrow(/http_interface = .*: must be the host's private address .*NET-1/);
+    expect(() => renderOdooConf({ ...base, httpInterface: address })).toThrow(
+      /http_interface = .*: must be the host's private address .*NET-1/,
+    );
   });
 
   it("refuses an unrestricted dbfilter (ODOO-3)", () => {
@@ -293,7 +368,9 @@ describe("odoo.conf settings checks and escaping", () => {
   it("refuses a newline in any value, forced or user-given", () => {
     expect(() => escapeOdooConf("a\nlist_db = True")).toThrow(/single line/);
     expect(() => renderOdooConf({ ...base, dbfilter: "^erp$\nlist_db = True" })).toThrow(/single line/);
-    expect(() => renderOdooConf({ ...base, extraOptions: { email_from: "odoo@example.com\nlist_db = True" } })).toThrow(/email_from: must be a single line/);
+    expect(() => renderOdooConf({ ...base, extraOptions: { email_from: "odoo@example.com\nlist_db = True" } })).toThrow(
+      /email_from: must be a single line/,
+    );
   });
 
   it("is rendered for Odoo hosts only", () => {
@@ -306,12 +383,20 @@ describe("odoo.conf host delivery", () => {
 
   it("is readable by root and the odoo group only: it holds passwords once resolved", () => {
     const file = odooConfFile(model, model.hosts.odoo[0]);
-    expect({ path: file.path, mode: file.mode, owner: file.owner, group: file.group }).toEqual({ path: PATHS.odooConf, mode: "0640", owner: "root", group: "odoo" });
+    expect({ path: file.path, mode: file.mode, owner: file.owner, group: file.group }).toEqual({
+      path: PATHS.odooConf,
+      mode: "0640",
+      owner: "root",
+      group: "odoo",
+    });
     expect(file.content).toBe(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0])));
   });
 
   it("gives libpq the internal CA through PGSSLROOTCERT (verify-full needs it; odoo.conf has no key for it in every version)", () => {
-    expect(odooServiceEnvironment(odooConfSettingsFor(model, model.hosts.odoo[0]))).toEqual({ PGSSLROOTCERT: PATHS.caCert, PYTHONPATH: ODOO_RELEASE_PATHS.python });
+    expect(odooServiceEnvironment(odooConfSettingsFor(model, model.hosts.odoo[0]))).toEqual({
+      PGSSLROOTCERT: PATHS.caCert,
+      PYTHONPATH: ODOO_RELEASE_PATHS.python,
+    });
     expect(renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0]))).not.toContain("sslrootcert");
   });
 });
@@ -321,7 +406,14 @@ describe("odoo.conf outbound mail", () => {
   it("renders smtp_* from the mail setting, the password as the stack's parameter reference", () => {
     const model = modelWith({ mail: { host: "smtp.example.com", user: "odoo@example.com", from: "erp@example.com" } });
     const text = renderOdooConf(odooConfSettingsFor(model, model.hosts.odoo[0], model.settings.odooOptions));
-    for (const line of ["smtp_server = smtp.example.com", "smtp_port = 587", "smtp_user = odoo@example.com", `smtp_password = {{ssm:${model.parameters.mailPassword}}}`, "smtp_ssl = True", "email_from = erp@example.com"]) {
+    for (const line of [
+      "smtp_server = smtp.example.com",
+      "smtp_port = 587",
+      "smtp_user = odoo@example.com",
+      `smtp_password = {{ssm:${model.parameters.mailPassword}}}`,
+      "smtp_ssl = True",
+      "email_from = erp@example.com",
+    ]) {
       expect(text.split("\n")).toContain(line);
     }
   });

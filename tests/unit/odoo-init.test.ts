@@ -35,9 +35,15 @@ function runInit(env: string): Run {
     fs.writeFileSync(ca, "-----BEGIN CERTIFICATE-----\n");
     const envFile = path.join(dir, "odoo-init.env");
     // The apply script resolves {{ssm:…}} placeholders on the host; a per-run value stands in.
-    fs.writeFileSync(envFile, resolveSecretRefs(env, () => randomBytes(12).toString("hex")).replace(`ODOO_STACK_CA=${PATHS.caCert}`, `ODOO_STACK_CA=${ca}`));
+    fs.writeFileSync(
+      envFile,
+      resolveSecretRefs(env, () => randomBytes(12).toString("hex")).replace(`ODOO_STACK_CA=${PATHS.caCert}`, `ODOO_STACK_CA=${ca}`),
+    );
     const conf = path.join(dir, "odoo.conf");
-    fs.writeFileSync(conf, `[options]\ndb_host = ${model.hosts.pgbouncer.fqdn}\ndb_port = 6432\ndb_user = ${DB_ROLES.odoo}\ndb_password = ${randomBytes(12).toString("hex")}\ndb_sslmode = verify-full\n`);
+    fs.writeFileSync(
+      conf,
+      `[options]\ndb_host = ${model.hosts.pgbouncer.fqdn}\ndb_port = 6432\ndb_user = ${DB_ROLES.odoo}\ndb_password = ${randomBytes(12).toString("hex")}\ndb_sslmode = verify-full\n`,
+    );
     const calls = path.join(dir, "odoo-calls");
     // psql: every database is empty (no ir_module_module yet).
     const psql = path.join(dir, "psql");
@@ -58,7 +64,12 @@ function runInit(env: string): Run {
       },
       encoding: "utf8",
     });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr, odooCalls: fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trimEnd().split("\n") : [] };
+    return {
+      status: r.status,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      odooCalls: fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trimEnd().split("\n") : [],
+    };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -80,14 +91,33 @@ describe("odoo-stack-odoo-init (the databases' first install)", () => {
     const [cert, ...args] = r.odooCalls[0].split(" ");
     const migration = odooMigrationCommand(model, model.cronHost, "erp");
     // Same identity: the migration command's --db_user.
-    expect(args.slice(args.indexOf("--db_user"), args.indexOf("--db_user") + 2)).toEqual(["--db_user", /--db_user (\S+)/.exec(migration)?.[1]]);
-    expect(args).toEqual(["-c", expect.stringMatching(/odoo\.conf$/), "--db_user", DB_ROLES.migrate, "-d", "erp", "-i", "base,web", "--without-demo=all", "--stop-after-init", "--no-http"]);
+    expect(args.slice(args.indexOf("--db_user"), args.indexOf("--db_user") + 2)).toEqual([
+      "--db_user",
+      /--db_user (\S+)/.exec(migration)?.[1],
+    ]);
+    expect(args).toEqual([
+      "-c",
+      expect.stringMatching(/odoo\.conf$/),
+      "--db_user",
+      DB_ROLES.migrate,
+      "-d",
+      "erp",
+      "-i",
+      "base,web",
+      "--without-demo=all",
+      "--stop-after-init",
+      "--no-http",
+    ]);
     expect(cert).toMatch(/^PGSSLROOTCERT=.*ca\.crt$/);
     expect(migration).toContain(`PGSSLROOTCERT=${PATHS.caCert}`);
   });
 
   it("refuses an env file without the migration role, before touching Odoo", () => {
     const r = runInit(renderedEnv.replace(/^ODOO_STACK_MIGRATION_ROLE=.*\n/m, ""));
-    expect({ status: r.status, stderr: r.stderr.trim(), calls: r.odooCalls }).toEqual({ status: 1, stderr: "odoo-stack-odoo-init: ERROR: ODOO_STACK_MIGRATION_ROLE: invalid ''", calls: [] });
+    expect({ status: r.status, stderr: r.stderr.trim(), calls: r.odooCalls }).toEqual({
+      status: 1,
+      stderr: "odoo-stack-odoo-init: ERROR: ODOO_STACK_MIGRATION_ROLE: invalid ''",
+      calls: [],
+    });
   });
 });

@@ -21,7 +21,11 @@ const RELEASE = path.join(SCRIPTS_DIR, "odoo-stack-odoo-release.sh");
 const BOOTSTRAP = path.join(SCRIPTS_DIR, "odoo-stack-bootstrap.sh");
 const OLD_BUILD = "17.0.20241201";
 
-const GOOD_ADDON = { "__manifest__.py": "{'name': 'Stack Test', 'depends': ['base'], 'installable': True}\n", "__init__.py": "from . import models\n", "models/__init__.py": "import odoo_stack_tinydep\n" };
+const GOOD_ADDON = {
+  "__manifest__.py": "{'name': 'Stack Test', 'depends': ['base'], 'installable': True}\n",
+  "__init__.py": "from . import models\n",
+  "models/__init__.py": "import odoo_stack_tinydep\n",
+};
 
 interface Sandbox {
   readonly dir: string;
@@ -48,7 +52,11 @@ function sandbox(): Sandbox {
   const aws = path.join(dir, "aws");
   fs.writeFileSync(aws, `#!/bin/bash\nuri=\${@: -2:1}; dest=\${@: -1}\ncp -- "${dir}/s3/\${uri#s3://}" "$dest"\n`, { mode: 0o755 });
   const odoo = path.join(dir, "odoo");
-  fs.writeFileSync(odoo, `#!/bin/bash\nprintf 'odoo PGSSLROOTCERT=%s PYTHONPATH=%s %s\\n' "$PGSSLROOTCERT" "$PYTHONPATH" "$*" >>${events}\n[[ -z \${ODOO_FAILS:-} ]] || exit 1\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    odoo,
+    `#!/bin/bash\nprintf 'odoo PGSSLROOTCERT=%s PYTHONPATH=%s %s\\n' "$PGSSLROOTCERT" "$PYTHONPATH" "$*" >>${events}\n[[ -z \${ODOO_FAILS:-} ]] || exit 1\n`,
+    { mode: 0o755 },
+  );
   return {
     dir,
     root,
@@ -86,7 +94,15 @@ function sandbox(): Sandbox {
   };
 }
 
-const model = modelWith({ ...databasesAt("erp", "shop"), odooInstances: 2, odooBuild: "20250115", odooAddons: { s3Uri: "s3://my-artifacts/odoo/addons.tar.gz", sha256: "0".repeat(64) } }, "prod");
+const model = modelWith(
+  {
+    ...databasesAt("erp", "shop"),
+    odooInstances: 2,
+    odooBuild: "20250115",
+    odooAddons: { s3Uri: "s3://my-artifacts/odoo/addons.tar.gz", sha256: "0".repeat(64) },
+  },
+  "prod",
+);
 const [cronHost, otherHost] = model.hosts.odoo;
 
 /** The rendered release file of `host`, with the artifact and checksum of this run. */
@@ -157,7 +173,11 @@ describe("the rendered release (odoo-release.env)", () => {
 describe("the apt pin", () => {
   it("is the same file from the bootstrap's odoo-repo step and from the release script", () => {
     const box = newBox();
-    const b = spawnSync("bash", [BOOTSTRAP, "odoo-repo", "17.0", "20250115"], { env: { PATH: process.env.PATH, ODOO_STACK_ROOT: box.root, ODOO_STACK_ODOO_REPO_PIN_ONLY: "1" }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const b = spawnSync("bash", [BOOTSTRAP, "odoo-repo", "17.0", "20250115"], {
+      env: { PATH: process.env.PATH, ODOO_STACK_ROOT: box.root, ODOO_STACK_ODOO_REPO_PIN_ONLY: "1" },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     expect(b.stderr).toBe("");
     expect(b.status).toBe(0);
     const pin = path.join(box.root, ODOO_RELEASE_PATHS.aptPin);
@@ -167,7 +187,10 @@ describe("the apt pin", () => {
     const r = box.run(envFor());
     expect(r.status).toBe(0);
     expect(fs.readFileSync(pin, "utf8")).toBe(fromBootstrap);
-    const bad = spawnSync("bash", [BOOTSTRAP, "odoo-repo", "17.0"], { env: { PATH: process.env.PATH, ODOO_STACK_ROOT: box.root, ODOO_STACK_ODOO_REPO_PIN_ONLY: "1" }, encoding: "utf8" });
+    const bad = spawnSync("bash", [BOOTSTRAP, "odoo-repo", "17.0"], {
+      env: { PATH: process.env.PATH, ODOO_STACK_ROOT: box.root, ODOO_STACK_ODOO_REPO_PIN_ONLY: "1" },
+      encoding: "utf8",
+    });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("odoo-repo: invalid build '' (YYYYMMDD)");
   });
@@ -187,9 +210,14 @@ describe("odoo-stack-odoo-release", () => {
     const base = path.join(box.root, "opt/odoo");
     expect(fs.readlinkSync(path.join(base, "current"))).toBe(`releases/${artifact.sha256}`);
     expect(fs.readlinkSync(path.join(box.root, PATHS.odooCustomAddons))).toBe("current/addons");
-    expect(fs.readFileSync(path.join(box.root, PATHS.odooCustomAddons, "stack_test/__manifest__.py"), "utf8")).toBe(GOOD_ADDON["__manifest__.py"]);
+    expect(fs.readFileSync(path.join(box.root, PATHS.odooCustomAddons, "stack_test/__manifest__.py"), "utf8")).toBe(
+      GOOD_ADDON["__manifest__.py"],
+    );
     // The requirement is importable from the release's python/ (PYTHONPATH), not from the system.
-    const imp = spawnSync("python3", ["-c", "import odoo_stack_tinydep; print(odoo_stack_tinydep.VERSION)"], { env: { PATH: process.env.PATH, PYTHONPATH: path.join(base, "current/python") }, encoding: "utf8" });
+    const imp = spawnSync("python3", ["-c", "import odoo_stack_tinydep; print(odoo_stack_tinydep.VERSION)"], {
+      env: { PATH: process.env.PATH, PYTHONPATH: path.join(base, "current/python") },
+      encoding: "utf8",
+    });
     expect(imp.stdout.trim()).toBe("1.2.3");
     expect(fs.existsSync(path.join(base, "current/addons/requirements.txt"))).toBe(false);
     // The artifact was packed from a 0700 directory (mkdtemp), as CI's often are: Odoo's user
@@ -198,7 +226,8 @@ describe("odoo-stack-odoo-release", () => {
     const walk = (p: string) => {
       const st = fs.lstatSync(p);
       const want = st.isDirectory() ? 0o755 : 0o644;
-      if ((st.mode & 0o777) !== want && !(st.isFile() && (st.mode & 0o777) === 0o755)) modes.push(`${path.relative(base, p)} ${(st.mode & 0o777).toString(8)}`);
+      if ((st.mode & 0o777) !== want && !(st.isFile() && (st.mode & 0o777) === 0o755))
+        modes.push(`${path.relative(base, p)} ${(st.mode & 0o777).toString(8)}`);
       if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
     };
     walk(path.join(base, "releases", artifact.sha256));
@@ -225,7 +254,10 @@ describe("odoo-stack-odoo-release", () => {
     expect(box.events()).toEqual([
       "stop",
       "apt odoo=17.0.20250115",
-      ...["erp", "shop"].map((db) => `odoo PGSSLROOTCERT=${PATHS.caCert} PYTHONPATH=${box.root}/opt/odoo/current/python -c ${conf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`),
+      ...["erp", "shop"].map(
+        (db) =>
+          `odoo PGSSLROOTCERT=${PATHS.caCert} PYTHONPATH=${box.root}/opt/odoo/current/python -c ${conf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`,
+      ),
       "start",
     ]);
     expect(box.installed()).toBe("17.0.20250115");
@@ -242,11 +274,16 @@ describe("odoo-stack-odoo-release", () => {
     const first = makeArtifact(box.dir, "a.tar.gz", { stack_test: GOOD_ADDON });
     publish(box, first);
     expect(box.run(envFor(cronHost, first, OLD_BUILD)).status).toBe(0);
-    const second = makeArtifact(box.dir, "b.tar.gz", { stack_more: GOOD_ADDON, stack_test: GOOD_ADDON, "not_an_addon": { "README": "x" } });
+    const second = makeArtifact(box.dir, "b.tar.gz", { stack_more: GOOD_ADDON, stack_test: GOOD_ADDON, not_an_addon: { README: "x" } });
     publish(box, second);
     fs.writeFileSync(path.join(box.dir, "events"), "");
     expect(box.run(envFor(cronHost, second, OLD_BUILD)).status).toBe(0);
-    expect(box.events().filter((e) => e.startsWith("odoo ")).map((e) => e.replace(/.* -u (\S+) .*/, "$1"))).toEqual(["stack_more,stack_test", "stack_more,stack_test"]);
+    expect(
+      box
+        .events()
+        .filter((e) => e.startsWith("odoo "))
+        .map((e) => e.replace(/.* -u (\S+) .*/, "$1")),
+    ).toEqual(["stack_more,stack_test", "stack_more,stack_test"]);
 
     const other = newBox();
     publish(other, first);
@@ -260,8 +297,18 @@ describe("odoo-stack-odoo-release", () => {
 
   it.each([
     ["a checksum that is not the stack's", (a: Artifact) => ({ ...a, sha256: "f".repeat(64) }), { stack_test: GOOD_ADDON }, "has sha256"],
-    ["an addon whose manifest is not a literal", (a: Artifact) => a, { stack_test: { ...GOOD_ADDON, "__manifest__.py": "{'name': open('x')}\n" } }, "the addons do not load"],
-    ["a Python file that does not compile", (a: Artifact) => a, { stack_test: { ...GOOD_ADDON, "models/__init__.py": "def broken(:\n" } }, "a Python file does not compile"],
+    [
+      "an addon whose manifest is not a literal",
+      (a: Artifact) => a,
+      { stack_test: { ...GOOD_ADDON, "__manifest__.py": "{'name': open('x')}\n" } },
+      "the addons do not load",
+    ],
+    [
+      "a Python file that does not compile",
+      (a: Artifact) => a,
+      { stack_test: { ...GOOD_ADDON, "models/__init__.py": "def broken(:\n" } },
+      "a Python file does not compile",
+    ],
     ["no addon at the top level", (a: Artifact) => a, { docs: { "README.md": "x" } }, "the addons do not load"],
   ])("refuses %s before it stops Odoo: the running release is untouched", (_why, tamper, addons, message) => {
     const box = newBox();
@@ -307,7 +354,10 @@ describe("odoo-stack-odoo-release", () => {
     });
     // Rolled back in the stack too (the previous values): the check passes, still changing nothing.
     const back = box.run(envFor(cronHost, first, OLD_BUILD), { check: true });
-    expect({ status: back.status, stdout: back.stdout.trim().split("\n").pop() }).toEqual({ status: 0, stdout: `odoo-stack-odoo-release: on release ${OLD_BUILD} + ${first.sha256}; nothing to do` });
+    expect({ status: back.status, stdout: back.stdout.trim().split("\n").pop() }).toEqual({
+      status: 0,
+      stdout: `odoo-stack-odoo-release: on release ${OLD_BUILD} + ${first.sha256}; nothing to do`,
+    });
     expect(box.events()).toEqual([]);
   });
 

@@ -30,8 +30,10 @@ function realisticOutput(commands: readonly string[]): string {
     const roles = [...c.matchAll(/--role (\S+)/g)].map((m) => m[1]);
     return `${roles.map((r) => `odoo-stack-rotate: role ${r} now has the verifier from /odoo-stack/prod/pgbouncer/odoo-scram-verifier\n`).join("")}odoo-stack-rotate: next: odoo-stack-rotate odoo (on every Odoo host)\n`;
   }
-  if (/odoo-stack-rotate odoo/.test(c)) return "odoo-stack-apply: installed /etc/odoo/odoo.conf\nodoo-stack-apply: odoo restart: systemctl restart odoo\n";
-  if (/odoo-stack-rotate check/.test(c)) return "odoo-stack-rotate: login as odoo through pgbouncer.odoo.internal:6432 succeeded with the password in /etc/odoo/odoo.conf; rotation complete\n";
+  if (/odoo-stack-rotate odoo/.test(c))
+    return "odoo-stack-apply: installed /etc/odoo/odoo.conf\nodoo-stack-apply: odoo restart: systemctl restart odoo\n";
+  if (/odoo-stack-rotate check/.test(c))
+    return "odoo-stack-rotate: login as odoo through pgbouncer.odoo.internal:6432 succeeded with the password in /etc/odoo/odoo.conf; rotation complete\n";
   return "";
 }
 
@@ -44,7 +46,11 @@ class StandInSsm {
 
   constructor(
     private readonly instances: Readonly<Record<string, string>>,
-    private readonly outcome: (hostId: string, commands: readonly string[]) => Outcome = (_h, c) => ({ status: "Success", code: 0, stdout: realisticOutput(c) }),
+    private readonly outcome: (hostId: string, commands: readonly string[]) => Outcome = (_h, c) => ({
+      status: "Success",
+      code: 0,
+      stdout: realisticOutput(c),
+    }),
   ) {}
 
   async start(): Promise<void> {
@@ -91,7 +97,17 @@ class StandInSsm {
         if (c.polls === 1) return [400, { __type: "InvocationDoesNotExist", message: "invocation does not exist yet" }];
         if (c.polls === 2) return [200, { CommandId: body.CommandId, InstanceId: c.instanceId, Status: "InProgress", ResponseCode: -1 }];
         const o = this.outcome(this.hostOf(c.instanceId), c.commands);
-        return [200, { CommandId: body.CommandId, InstanceId: c.instanceId, Status: o.status, ResponseCode: o.code, StandardOutputContent: o.stdout, StandardErrorContent: o.stderr ?? "" }];
+        return [
+          200,
+          {
+            CommandId: body.CommandId,
+            InstanceId: c.instanceId,
+            Status: o.status,
+            ResponseCode: o.code,
+            StandardOutputContent: o.stdout,
+            StandardErrorContent: o.stderr ?? "",
+          },
+        ];
       }
       default:
         return [400, { __type: "InvalidAction", message: target }];
@@ -103,7 +119,8 @@ class StandInSsm {
     const byCommand = new Map<string, string>();
     let sent = 0;
     return this.calls.map((c) => {
-      if (c.target === "DescribeInstanceInformation") return `Describe ${c.body.Filters.find((f: { Key: string }) => f.Key === "tag:odoo-stack:host").Values[0]}`;
+      if (c.target === "DescribeInstanceInformation")
+        return `Describe ${c.body.Filters.find((f: { Key: string }) => f.Key === "tag:odoo-stack:host").Values[0]}`;
       if (c.target === "SendCommand") {
         byCommand.set(`cmd-${++sent}`, this.hostOf(c.body.InstanceIds[0]));
         return `Send ${this.hostOf(c.body.InstanceIds[0])}: ${c.body.Parameters.commands.join("; ")}`;
@@ -117,7 +134,12 @@ const ec2 = modelWith({ odooInstances: 2 }, "prod");
 const INSTANCES = { proxy: "i-0proxy", "odoo-1": "i-0odoo1", "odoo-2": "i-0odoo2", pgbouncer: "i-0pgb", postgres: "i-0pg" };
 
 async function run(model: StackModel, ssm: StandInSsm, extra: { from?: string } = {}): Promise<{ error?: Error; log: string[] }> {
-  const client = new SSMClient({ region: model.settings.region, endpoint: ssm.url, credentials: { accessKeyId: "AKIDSTANDIN", secretAccessKey: "stand-in-secret" }, maxAttempts: 1 });
+  const client = new SSMClient({
+    region: model.settings.region,
+    endpoint: ssm.url,
+    credentials: { accessKeyId: "AKIDSTANDIN", secretAccessKey: "stand-in-secret" },
+    maxAttempts: 1,
+  });
   const log: string[] = [];
   try {
     await rotate({ model, password: "odoo", pollSeconds: 0.005, log: (l) => log.push(l), ...extra }, sdkCalls(client));
@@ -160,7 +182,12 @@ describe("odoo-stack rotate odoo through a stand-in SSM (AUTH-4)", () => {
     const sends = ssm.calls.filter((c) => c.target === "SendCommand");
     const table = rotationProcedure(ec2, "odoo").steps.filter((s) => s.where !== "laptop");
     expect(sends.map((s) => s.body.Parameters.commands)).toEqual([table[0], table[1], table[2], table[2], table[3]].map((s) => s.commands));
-    expect(sends[0].body).toMatchObject({ DocumentName: "AWS-RunShellScript", InstanceIds: ["i-0pgb"], Parameters: { executionTimeout: ["600"] }, Comment: "odoo-stack rotate odoo: pgbouncer on pgbouncer" });
+    expect(sends[0].body).toMatchObject({
+      DocumentName: "AWS-RunShellScript",
+      InstanceIds: ["i-0pgb"],
+      Parameters: { executionTimeout: ["600"] },
+      Comment: "odoo-stack rotate odoo: pgbouncer on pgbouncer",
+    });
     // Only Online instances of this stack: the filters SSM gets.
     expect(ssm.calls[0].body.Filters).toEqual([
       { Key: "tag:odoo-stack:stack", Values: ["prod"] },
@@ -168,27 +195,48 @@ describe("odoo-stack rotate odoo through a stand-in SSM (AUTH-4)", () => {
       { Key: "PingStatus", Values: ["Online"] },
     ]);
     // The SDK signed every request for SSM in the stack's region.
-    for (const c of ssm.calls) expect(c.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDSTANDIN\/\d{8}\/eu-west-1\/ssm\/aws4_request/);
-    expect(log.at(-1)).toBe("odoo-stack rotate odoo: done (pgbouncer@pgbouncer, postgres@postgres, odoo@odoo-1, odoo@odoo-2, check@odoo-1)");
+    for (const c of ssm.calls)
+      expect(c.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDSTANDIN\/\d{8}\/eu-west-1\/ssm\/aws4_request/);
+    expect(log.at(-1)).toBe(
+      "odoo-stack rotate odoo: done (pgbouncer@pgbouncer, postgres@postgres, odoo@odoo-1, odoo@odoo-2, check@odoo-1)",
+    );
   });
 
   it("stops at the first failing step, sends nothing after it, and says what failed, what ran and how to resume", async () => {
     ssm = new StandInSsm(INSTANCES, (host, commands) =>
-      host === "odoo-2" ? { status: "Failed", code: 1, stdout: "", stderr: "odoo-stack-apply: ERROR: odoo: /etc/odoo/odoo.conf is invalid (nothing was installed or restarted)\n" } : { status: "Success", code: 0, stdout: realisticOutput(commands) },
+      host === "odoo-2"
+        ? {
+            status: "Failed",
+            code: 1,
+            stdout: "",
+            stderr: "odoo-stack-apply: ERROR: odoo: /etc/odoo/odoo.conf is invalid (nothing was installed or restarted)\n",
+          }
+        : { status: "Success", code: 0, stdout: realisticOutput(commands) },
     );
     await ssm.start();
     const { error } = await run(ec2, ssm);
     expect(error).toBeInstanceOf(RotationError);
-    expect(ssm.trace().filter((t) => t.startsWith("Send")).map((t) => t.split(":")[0])).toEqual(["Send pgbouncer", "Send postgres", "Send odoo-1", "Send odoo-2"]);
+    expect(
+      ssm
+        .trace()
+        .filter((t) => t.startsWith("Send"))
+        .map((t) => t.split(":")[0]),
+    ).toEqual(["Send pgbouncer", "Send postgres", "Send odoo-1", "Send odoo-2"]);
     expect(ssm.trace().at(-1)).toBe("Get odoo-2");
     expect(error?.message).toContain("step 4/5 (odoo on odoo-2, i-0odoo2) FAILED: status Failed, exit 1.");
     expect(error?.message).toContain("odoo-stack-apply: ERROR: odoo: /etc/odoo/odoo.conf is invalid");
-    expect(error?.message).toContain("Done before it: pgbouncer@pgbouncer, postgres@postgres, odoo@odoo-1. Not run: odoo@odoo-2, check@odoo-1.");
+    expect(error?.message).toContain(
+      "Done before it: pgbouncer@pgbouncer, postgres@postgres, odoo@odoo-1. Not run: odoo@odoo-2, check@odoo-1.",
+    );
     expect(error?.message).toContain("resume with: odoo-stack rotate odoo --stack prod --from odoo@odoo-2");
   });
 
   it("stops when a step succeeds without doing its job: PgBouncer had nothing new to install (no pulumi up?)", async () => {
-    ssm = new StandInSsm(INSTANCES, (host, commands) => (host === "pgbouncer" ? { status: "Success", code: 0, stdout: "odoo-stack-apply: nothing changed\n" } : { status: "Success", code: 0, stdout: realisticOutput(commands) }));
+    ssm = new StandInSsm(INSTANCES, (host, commands) =>
+      host === "pgbouncer"
+        ? { status: "Success", code: 0, stdout: "odoo-stack-apply: nothing changed\n" }
+        : { status: "Success", code: 0, stdout: realisticOutput(commands) },
+    );
     await ssm.start();
     const { error } = await run(ec2, ssm);
     expect(ssm.trace().filter((t) => t.startsWith("Send"))).toEqual(["Send pgbouncer: sudo /usr/local/sbin/odoo-stack-rotate pgbouncer"]);
@@ -202,7 +250,9 @@ describe("odoo-stack rotate odoo through a stand-in SSM (AUTH-4)", () => {
     await ssm.start();
     const { error } = await run(ec2, ssm);
     expect(ssm.trace()).toEqual(["Describe pgbouncer", "Describe postgres", "Describe odoo-1", "Describe odoo-2"]);
-    expect(error?.message).toBe("host odoo-2 of stack prod: no instance online in SSM; nothing was sent. Check the instance and its SSM agent (aws ssm describe-instance-information).");
+    expect(error?.message).toBe(
+      "host odoo-2 of stack prod: no instance online in SSM; nothing was sent. Check the instance and its SSM agent (aws ssm describe-instance-information).",
+    );
   });
 
   it("on RDS runs the PostgreSQL step on the PgBouncer host (there is no PostgreSQL host)", async () => {
@@ -229,13 +279,23 @@ describe("odoo-stack rotate odoo through a stand-in SSM (AUTH-4)", () => {
     await ssm.start();
     const { error } = await run(ec2, ssm, { from: "odoo@odoo-2" });
     expect(error).toBeUndefined();
-    expect(ssm.trace().filter((t) => t.startsWith("Send"))).toEqual(["Send odoo-2: sudo /usr/local/sbin/odoo-stack-rotate odoo", "Send odoo-1: sudo /usr/local/sbin/odoo-stack-rotate check --dbname erp"]);
+    expect(ssm.trace().filter((t) => t.startsWith("Send"))).toEqual([
+      "Send odoo-2: sudo /usr/local/sbin/odoo-stack-rotate odoo",
+      "Send odoo-1: sudo /usr/local/sbin/odoo-stack-rotate check --dbname erp",
+    ]);
   });
 });
 
 describe("odoo-stack CLI arguments and plan", () => {
   it("parses rotate <password> with --stack, --region, --from and --dry-run, and refuses the rest", () => {
-    expect(parseCliArgs(["rotate", "odoo", "--stack", "scale", "--from=odoo@odoo-2", "--dry-run"])).toEqual({ command: "rotate", password: "odoo", stack: "scale", region: undefined, from: "odoo@odoo-2", dryRun: true });
+    expect(parseCliArgs(["rotate", "odoo", "--stack", "scale", "--from=odoo@odoo-2", "--dry-run"])).toEqual({
+      command: "rotate",
+      password: "odoo",
+      stack: "scale",
+      region: undefined,
+      from: "odoo@odoo-2",
+      dryRun: true,
+    });
     expect(() => parseCliArgs(["rotate", "backup"])).toThrow(/"backup" is not one of odoo, stats, monitor, admin/);
     expect(() => parseCliArgs(["restart", "odoo"])).toThrow(/unknown command "restart"/);
     expect(() => parseCliArgs(["rotate", "odoo", "--force"])).toThrow(/unknown argument --force/);
@@ -244,7 +304,16 @@ describe("odoo-stack CLI arguments and plan", () => {
   it("plans the repository's stacks from their stack files: prod (EC2) and scale (RDS, 3 Odoo hosts)", () => {
     const ids = (stack: string) => rotationPlan(modelOfStack(stack), "odoo").steps.map((p) => `${p.step.id}@${p.hostId}`);
     expect(ids("prod")).toEqual(["pgbouncer@pgbouncer", "postgres@postgres", "odoo@odoo-1", "check@odoo-1"]);
-    expect(ids("scale")).toEqual(["pgbouncer@pgbouncer", "postgres@pgbouncer", "odoo@odoo-1", "odoo@odoo-2", "odoo@odoo-3", "check@odoo-1"]);
-    expect(() => rotationPlan(ec2, "odoo", "reload")).toThrow(/--from reload: the odoo rotation has no such step; its steps are pgbouncer@pgbouncer, postgres@postgres, odoo@odoo-1, odoo@odoo-2, check@odoo-1/);
+    expect(ids("scale")).toEqual([
+      "pgbouncer@pgbouncer",
+      "postgres@pgbouncer",
+      "odoo@odoo-1",
+      "odoo@odoo-2",
+      "odoo@odoo-3",
+      "check@odoo-1",
+    ]);
+    expect(() => rotationPlan(ec2, "odoo", "reload")).toThrow(
+      /--from reload: the odoo rotation has no such step; its steps are pgbouncer@pgbouncer, postgres@postgres, odoo@odoo-1, odoo@odoo-2, check@odoo-1/,
+    );
   });
 });

@@ -168,8 +168,9 @@ describe("derived numbers", () => {
   it("keeps every differential of any window: the most a window of N days can hold (Sunday fulls, differentials otherwise)", () => {
     for (let days = 7; days <= 400; days++) {
       // Windows starting on each weekday; day 0 is a Sunday (the full backup).
-      const diffsPerWindow = Array.from({ length: 7 }, (_, start) =>
-        Array.from({ length: days }, (_, i) => (start + i) % 7).filter((weekday) => weekday !== 0).length,
+      const diffsPerWindow = Array.from(
+        { length: 7 },
+        (_, start) => Array.from({ length: days }, (_, i) => (start + i) % 7).filter((weekday) => weekday !== 0).length,
       );
       expect(Math.max(...diffsPerWindow)).toBe(diffRetentionFor(days));
     }
@@ -219,6 +220,8 @@ describe("PostgreSQL archive keys (for the postgresql.conf drop-in)", () => {
   });
 
   it("quotes a config path the shell would split", () => {
-    expect(pgbackrestCommand({ configPath: "/tmp/a b/pgbackrest.conf", stanza: "main" })).toBe("pgbackrest '--config=/tmp/a b/pgbackrest.conf' --stanza=main");
+    expect(pgbackrestCommand({ configPath: "/tmp/a b/pgbackrest.conf", stanza: "main" })).toBe(
+      "pgbackrest '--config=/tmp/a b/pgbackrest.conf' --stanza=main",
+    );
   });
 });

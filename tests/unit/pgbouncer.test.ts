@@ -66,29 +66,34 @@ describe("pgbouncer.ini goldens", () => {
 });
 
 /** The [pgbouncer] keys PGBOUNCER_INI forces, sorted. */
-const FORCED_KEYS = forcedEntries(PGBOUNCER_INI).map(([k]) => k).sort();
+const FORCED_KEYS = forcedEntries(PGBOUNCER_INI)
+  .map(([k]) => k)
+  .sort();
 
 describe("pgbouncer.ini invariants", () => {
-  it.each(models)("%s: every forced key appears exactly once in [pgbouncer], with its value (POOL-1, AUTH-1, AUTH-2, TLS-1, OBS-3)", (_name, model) => {
-    const settings = pgbouncerSettingsFor(model);
-    const pairs = section(renderPgbouncerIni(settings), "pgbouncer");
-    // What the checklist requires, stated apart from the table.
-    const expected: Record<string, string> = {
-      pool_mode: "transaction",
-      auth_type: "scram-sha-256",
-      auth_file: settings.authFile,
-      client_tls_sslmode: "require",
-      server_tls_sslmode: "verify-full",
-      log_connections: "1",
-      log_disconnections: "1",
-      log_pooler_errors: "1",
-    };
-    expect(Object.keys(expected).sort()).toEqual(FORCED_KEYS);
-    for (const [key, value] of Object.entries(expected)) expect([key, valuesOf(pairs, key)]).toEqual([key, [value]]);
-    // Written last: every forced key follows every other key.
-    const firstForced = pairs.findIndex(([k]) => FORCED_KEYS.includes(k));
-    expect(pairs.slice(firstForced).every(([k]) => FORCED_KEYS.includes(k))).toBe(true);
-  });
+  it.each(models)(
+    "%s: every forced key appears exactly once in [pgbouncer], with its value (POOL-1, AUTH-1, AUTH-2, TLS-1, OBS-3)",
+    (_name, model) => {
+      const settings = pgbouncerSettingsFor(model);
+      const pairs = section(renderPgbouncerIni(settings), "pgbouncer");
+      // What the checklist requires, stated apart from the table.
+      const expected: Record<string, string> = {
+        pool_mode: "transaction",
+        auth_type: "scram-sha-256",
+        auth_file: settings.authFile,
+        client_tls_sslmode: "require",
+        server_tls_sslmode: "verify-full",
+        log_connections: "1",
+        log_disconnections: "1",
+        log_pooler_errors: "1",
+      };
+      expect(Object.keys(expected).sort()).toEqual(FORCED_KEYS);
+      for (const [key, value] of Object.entries(expected)) expect([key, valuesOf(pairs, key)]).toEqual([key, [value]]);
+      // Written last: every forced key follows every other key.
+      const firstForced = pairs.findIndex(([k]) => FORCED_KEYS.includes(k));
+      expect(pairs.slice(firstForced).every(([k]) => FORCED_KEYS.includes(k))).toBe(true);
+    },
+  );
 
   it.each(models)("%s: no key appears twice in any section", (_name, model) => {
     for (const [, pairs] of parseIni(renderPgbouncerIni(pgbouncerSettingsFor(model)))) {
@@ -97,17 +102,20 @@ describe("pgbouncer.ini invariants", () => {
     }
   });
 
-  it.each(models)("%s: Odoo databases pool per transaction, `postgres` per session, nothing else reachable (POOL-1, DESIGN 7)", (_name, model) => {
-    const databases = section(renderPgbouncerIni(pgbouncerSettingsFor(model)), "databases");
-    expect(databases.map(([name]) => name).sort()).toEqual([...model.settings.databases, LISTEN_DATABASE].sort());
-    for (const [name, value] of databases) {
-      const params = connstr(value);
-      expect(params).toMatchObject({ host: model.hosts.postgres.fqdn, port: "5432", dbname: name });
-      expect(params.pool_mode).toBe(name === LISTEN_DATABASE ? "session" : "transaction");
-      expect(params).not.toHaveProperty("user"); // a forced user would break SCRAM pass-through
-      expect(params).not.toHaveProperty("password");
-    }
-  });
+  it.each(models)(
+    "%s: Odoo databases pool per transaction, `postgres` per session, nothing else reachable (POOL-1, DESIGN 7)",
+    (_name, model) => {
+      const databases = section(renderPgbouncerIni(pgbouncerSettingsFor(model)), "databases");
+      expect(databases.map(([name]) => name).sort()).toEqual([...model.settings.databases, LISTEN_DATABASE].sort());
+      for (const [name, value] of databases) {
+        const params = connstr(value);
+        expect(params).toMatchObject({ host: model.hosts.postgres.fqdn, port: "5432", dbname: name });
+        expect(params.pool_mode).toBe(name === LISTEN_DATABASE ? "session" : "transaction");
+        expect(params).not.toHaveProperty("user"); // a forced user would break SCRAM pass-through
+        expect(params).not.toHaveProperty("password");
+      }
+    },
+  );
 
   it.each(models)("%s: pool numbers are the sizing's, and the Odoo role's cap fits max_connections (POOL-2..5, PG-1)", (_name, model) => {
     const text = renderPgbouncerIni(pgbouncerSettingsFor(model));
@@ -135,7 +143,14 @@ describe("pgbouncer.ini invariants", () => {
     expect(users).toEqual({ [DB_ROLES.migrate]: { max_user_connections: String(pools.migrationConnections) } });
     // Every server connection PgBouncer may open for Odoo fits what PostgreSQL keeps for it.
     expect(one("max_user_connections")).toBe(pg.slots.pools + pg.slots.postgresPool);
-    expect(one("max_user_connections") + pools.migrationConnections + pg.slots.monitoring + pg.slots.backup + pg.slots.admin + pg.superuserReservedConnections).toBeLessThanOrEqual(pg.maxConnections);
+    expect(
+      one("max_user_connections") +
+        pools.migrationConnections +
+        pg.slots.monitoring +
+        pg.slots.backup +
+        pg.slots.admin +
+        pg.superuserReservedConnections,
+    ).toBeLessThanOrEqual(pg.maxConnections);
   });
 
   it("follows a sizing override (POOL-2)", () => {
@@ -164,13 +179,23 @@ describe("pgbouncer.ini overrides", () => {
     expect(valuesOf(section(renderPgbouncerIni(base), "pgbouncer"), "application_name_add_host")).toEqual(["1"]);
   });
 
-  it.each(forcedEntries(PGBOUNCER_INI).map(([key, e]) => [key, (e.checklist ?? []).join(", ")]))("an override of forced key %s throws naming %s instead of winning", (key, ids) => {
-    expect(() => renderPgbouncerIni({ ...base, overrides: { [key]: "session" } })).toThrow(new RegExp(`${key}: is fixed by odoo-stack \\(${ids}: `));
-  });
+  it.each(forcedEntries(PGBOUNCER_INI).map(([key, e]) => [key, (e.checklist ?? []).join(", ")]))(
+    "an override of forced key %s throws naming %s instead of winning",
+    (key, ids) => {
+      expect(() => renderPgbouncerIni({ ...base, overrides: { [key]: "session" } })).toThrow(
+        new RegExp(`${key}: is fixed by odoo-stack \\(${ids}: `),
+      );
+    },
+  );
 
-  it.each(["default_pool_size", "max_client_conn", "admin_users", "query_wait_timeout", "no_such_key"])("an override of %s (not allowlisted) throws", (key) => {
-    expect(() => renderPgbouncerIni({ ...base, overrides: { [key]: 1 } })).toThrow(new RegExp(`${key}: is not an overridable PgBouncer setting .*; allowed: application_name_add_host$`, "m"));
-  });
+  it.each(["default_pool_size", "max_client_conn", "admin_users", "query_wait_timeout", "no_such_key"])(
+    "an override of %s (not allowlisted) throws",
+    (key) => {
+      expect(() => renderPgbouncerIni({ ...base, overrides: { [key]: 1 } })).toThrow(
+        new RegExp(`${key}: is not an overridable PgBouncer setting .*; allowed: application_name_add_host$`, "m"),
+      );
+    },
+  );
 
   it("reports every rejected override at once", () => {
     expect(() => renderPgbouncerIni({ ...base, overrides: { auth_type: "md5", bogus: 1 } })).toThrow(/1\. auth_type[\s\S]*2\. bogus/);
@@ -243,14 +268,23 @@ describe("userlist.txt (AUTH-1, AUTH-2)", () => {
 
   it("refuses a user listed twice and escapes quotes in names", () => {
     const verifier = scramSha256Verifier("Abc", randomBytes(16));
-    expect(() => renderPgbouncerUserlist({ entries: [{ user: "a", secret: verifier }, { user: "a", secret: verifier }] })).toThrow(/twice/);
+    expect(() =>
+      renderPgbouncerUserlist({
+        entries: [
+          { user: "a", secret: verifier },
+          { user: "a", secret: verifier },
+        ],
+      }),
+    ).toThrow(/twice/);
     expect(renderPgbouncerUserlist({ entries: [{ user: 'we"ird', secret: verifier }] })).toContain('"we""ird"');
   });
 });
 
 describe("systemd drop-in and host files", () => {
   it.each(models)("%s: LimitNOFILE is the sizing's (OBS-8)", (_name, model) => {
-    expect(renderPgbouncerSystemdDropIn(pgbouncerSystemdSettingsFor(model))).toContain(`\nLimitNOFILE=${model.settings.sizing.pgbouncer.limitNofile}\n`);
+    expect(renderPgbouncerSystemdDropIn(pgbouncerSystemdSettingsFor(model))).toContain(
+      `\nLimitNOFILE=${model.settings.sizing.pgbouncer.limitNofile}\n`,
+    );
   });
 
   it("refuses a limit below 1024", () => {
@@ -273,7 +307,9 @@ describe("systemd drop-in and host files", () => {
     const text = renderPgbouncerIni(pgbouncerSettingsFor(models[0][1]));
     const one = (key: string) => valuesOf(section(text, "pgbouncer"), key);
     expect(one("tcp_keepalive")).toEqual(["1"]);
-    expect(Number(one("tcp_keepidle")[0]) + Number(one("tcp_keepintvl")[0]) * Number(one("tcp_keepcnt")[0])).toBe(PGBOUNCER_DEAD_PEER_SECONDS);
+    expect(Number(one("tcp_keepidle")[0]) + Number(one("tcp_keepintvl")[0]) * Number(one("tcp_keepcnt")[0])).toBe(
+      PGBOUNCER_DEAD_PEER_SECONDS,
+    );
     expect(one("tcp_user_timeout")).toEqual([String(PGBOUNCER_DEAD_PEER_SECONDS * 1000)]);
     expect(PGBOUNCER_DEAD_PEER_SECONDS).toBeLessThanOrEqual(120);
   });

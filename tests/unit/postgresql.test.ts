@@ -123,7 +123,9 @@ describe("conf.d extra parameters", () => {
   });
 
   it("extra parameters are appended once, escaped", () => {
-    const pairs = confPairs(renderPostgresConf({ ...base, extraParameters: { archive_mode: true, archive_command: "pgbackrest --stanza=main archive-push %p" } }));
+    const pairs = confPairs(
+      renderPostgresConf({ ...base, extraParameters: { archive_mode: true, archive_command: "pgbackrest --stanza=main archive-push %p" } }),
+    );
     expect(valuesOf(pairs, "archive_mode")).toEqual(["on"]);
     expect(valuesOf(pairs, "archive_command")).toEqual(["'pgbackrest --stanza=main archive-push %p'"]);
   });
@@ -135,7 +137,9 @@ describe("conf.d extra parameters", () => {
   });
 
   it("extra parameters are refused all at once", () => {
-    expect(() => renderPostgresConf({ ...base, extraParameters: { ssl: false, work_mem: "1GB" } })).toThrow(/2 problems:\n {2}1\. ssl is fixed[\s\S]*2\. work_mem is already set/);
+    expect(() => renderPostgresConf({ ...base, extraParameters: { ssl: false, work_mem: "1GB" } })).toThrow(
+      /2 problems:\n {2}1\. ssl is fixed[\s\S]*2\. work_mem is already set/,
+    );
   });
 });
 
@@ -148,17 +152,28 @@ describe("pg_hba.conf (NET-6, AUTH-1)", () => {
     }
   });
 
-  it.each(models)("%s: Odoo's role reaches its databases and `postgres` from PgBouncer's /32 only, then everything else is rejected", (_name, m) => {
-    const rows = hbaRows(renderPgHba(pgHbaSettingsFor(m)));
-    const odoo = rows.filter((r) => r[0] === "hostssl" && r[2].split(",").includes("odoo"));
-    // The migration role (`odoo -u`) comes the same way, to the same databases.
-    expect(odoo).toEqual([["hostssl", [...m.settings.databases, "postgres"].join(","), "odoo,odoo_migrate", `${m.hosts.pgbouncer.privateIp}/32`, "scram-sha-256"]]);
-    expect(rows.slice(-2)).toEqual([
-      ["host", "all", "all", "0.0.0.0/0", "reject"],
-      ["host", "all", "all", "::/0", "reject"],
-    ]);
-    expect(rows[0]).toEqual(["local", "all", "postgres", "peer"]);
-  });
+  it.each(models)(
+    "%s: Odoo's role reaches its databases and `postgres` from PgBouncer's /32 only, then everything else is rejected",
+    (_name, m) => {
+      const rows = hbaRows(renderPgHba(pgHbaSettingsFor(m)));
+      const odoo = rows.filter((r) => r[0] === "hostssl" && r[2].split(",").includes("odoo"));
+      // The migration role (`odoo -u`) comes the same way, to the same databases.
+      expect(odoo).toEqual([
+        [
+          "hostssl",
+          [...m.settings.databases, "postgres"].join(","),
+          "odoo,odoo_migrate",
+          `${m.hosts.pgbouncer.privateIp}/32`,
+          "scram-sha-256",
+        ],
+      ]);
+      expect(rows.slice(-2)).toEqual([
+        ["host", "all", "all", "0.0.0.0/0", "reject"],
+        ["host", "all", "all", "::/0", "reject"],
+      ]);
+      expect(rows[0]).toEqual(["local", "all", "postgres", "peer"]);
+    },
+  );
 
   it("opens the VPC to SCRAM over TLS only when a bastion is configured (NET-6)", () => {
     const bastionRows = (m: StackModel) => hbaRows(renderPgHba(pgHbaSettingsFor(m))).filter((r) => r[3] === m.settings.vpcCidr);
@@ -184,24 +199,36 @@ describe("bootstrap SQL", () => {
     expect(limit).toBe(odooRoleConnectionLimit(m.settings.sizing.pgbouncer));
     const monitorLimit = Number(/ALTER ROLE "odoo_stack_monitor" WITH .* CONNECTION LIMIT (\d+);/.exec(sql)![1]);
     const pg = m.settings.sizing.postgres;
-    expect(limit + monitorLimit + pg.slots.backup + pg.slots.admin + pg.superuserReservedConnections).toBeLessThanOrEqual(pg.maxConnections);
+    expect(limit + monitorLimit + pg.slots.backup + pg.slots.admin + pg.superuserReservedConnections).toBeLessThanOrEqual(
+      pg.maxConnections,
+    );
   });
 
-  it.each(models)("%s: the migration role acts as the Odoo role with the migration timeouts, its CONNECTION LIMIT capped in PgBouncer too (PG-1, PG-2)", (_name, m) => {
-    const sql = renderPostgresBootstrap(postgresBootstrapSettingsFor(m));
-    const t = m.settings.sizing.postgres.migration;
-    const limit = m.settings.sizing.pgbouncer.migrationConnections;
-    expect(sql).toContain(`ALTER ROLE "odoo_migrate" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT ${limit};`);
-    for (const line of [
-      `GRANT "odoo" TO "odoo_migrate";`,
-      `ALTER ROLE "odoo_migrate" SET role = 'odoo';`,
-      `ALTER ROLE "odoo_migrate" SET statement_timeout = ${t.statementTimeoutMs};`,
-      `ALTER ROLE "odoo_migrate" SET lock_timeout = ${t.lockTimeoutMs};`,
-      `ALTER ROLE "odoo_migrate" SET idle_in_transaction_session_timeout = ${t.idleInTransactionSessionTimeoutMs};`,
-    ]) expect(sql).toContain(line);
-    expect([t.statementTimeoutMs, t.idleInTransactionSessionTimeoutMs, t.lockTimeoutMs]).toEqual([0, 0, m.settings.sizing.postgres.lockTimeoutMs]);
-    expect(renderPgbouncerIni(pgbouncerSettingsFor(m))).toContain(`\nodoo_migrate = max_user_connections=${limit}\n`);
-  });
+  it.each(models)(
+    "%s: the migration role acts as the Odoo role with the migration timeouts, its CONNECTION LIMIT capped in PgBouncer too (PG-1, PG-2)",
+    (_name, m) => {
+      const sql = renderPostgresBootstrap(postgresBootstrapSettingsFor(m));
+      const t = m.settings.sizing.postgres.migration;
+      const limit = m.settings.sizing.pgbouncer.migrationConnections;
+      expect(sql).toContain(
+        `ALTER ROLE "odoo_migrate" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT ${limit};`,
+      );
+      for (const line of [
+        `GRANT "odoo" TO "odoo_migrate";`,
+        `ALTER ROLE "odoo_migrate" SET role = 'odoo';`,
+        `ALTER ROLE "odoo_migrate" SET statement_timeout = ${t.statementTimeoutMs};`,
+        `ALTER ROLE "odoo_migrate" SET lock_timeout = ${t.lockTimeoutMs};`,
+        `ALTER ROLE "odoo_migrate" SET idle_in_transaction_session_timeout = ${t.idleInTransactionSessionTimeoutMs};`,
+      ])
+        expect(sql).toContain(line);
+      expect([t.statementTimeoutMs, t.idleInTransactionSessionTimeoutMs, t.lockTimeoutMs]).toEqual([
+        0,
+        0,
+        m.settings.sizing.postgres.lockTimeoutMs,
+      ]);
+      expect(renderPgbouncerIni(pgbouncerSettingsFor(m))).toContain(`\nodoo_migrate = max_user_connections=${limit}\n`);
+    },
+  );
 
   it.each(models)("%s: per-role timeouts are the sizing's (PG-2); postgres lifts statement_timeout", (_name, m) => {
     const sql = renderPostgresBootstrap(postgresBootstrapSettingsFor(m));
@@ -215,7 +242,9 @@ describe("bootstrap SQL", () => {
   it.each(models)("%s: creates each database only when missing, owned by odoo, with pg_trgm", (_name, m) => {
     const sql = renderPostgresBootstrap(postgresBootstrapSettingsFor(m));
     for (const db of m.settings.databases) {
-      expect(sql).toContain(`SELECT 'CREATE DATABASE "${db}" OWNER "odoo" ENCODING ''UTF8'' LC_COLLATE ''C'' TEMPLATE template0' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = '${db}')\\gexec`);
+      expect(sql).toContain(
+        `SELECT 'CREATE DATABASE "${db}" OWNER "odoo" ENCODING ''UTF8'' LC_COLLATE ''C'' TEMPLATE template0' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = '${db}')\\gexec`,
+      );
       expect(sql).toContain(`\\connect "${db}"\nCREATE EXTENSION IF NOT EXISTS pg_trgm;`);
     }
     // Every CREATE outside an existence guard is itself idempotent.
@@ -227,7 +256,9 @@ describe("bootstrap SQL", () => {
   it("references secrets only as placeholders: the Odoo verifier and the monitor password", () => {
     const m = model("default");
     const sql = renderPostgresBootstrap(postgresBootstrapSettingsFor(m));
-    expect([...sql.matchAll(SECRET_REF)].map((x) => x[1]).sort()).toEqual([m.parameters.monitorPassword, m.parameters.odooDbScramVerifier, m.parameters.odooDbScramVerifier].sort());
+    expect([...sql.matchAll(SECRET_REF)].map((x) => x[1]).sort()).toEqual(
+      [m.parameters.monitorPassword, m.parameters.odooDbScramVerifier, m.parameters.odooDbScramVerifier].sort(),
+    );
     expect(sql).toContain(`ALTER ROLE "odoo" WITH PASSWORD '{{ssm:${m.parameters.odooDbScramVerifier}}}';`);
     // The migration role logs in with the same password (lib/model.ts DB_ROLES.migrate).
     expect(sql).toContain(`ALTER ROLE "odoo_migrate" WITH PASSWORD '{{ssm:${m.parameters.odooDbScramVerifier}}}';`);
@@ -245,9 +276,11 @@ describe("bootstrap SQL", () => {
 
   it("quotes role and database names as identifiers and literals", () => {
     const base = postgresBootstrapSettingsFor(model("default"));
-    const sql = renderPostgresBootstrap({ ...base, odooRole: 'o"d\'oo' });
+    const sql = renderPostgresBootstrap({ ...base, odooRole: "o\"d'oo" });
     expect(sql).toContain(`ALTER ROLE "o""d'oo" SET lock_timeout`);
-    expect(sql).toContain(`SELECT 'CREATE ROLE "o""d''oo"' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'o"d''oo')\\gexec`);
+    expect(sql).toContain(
+      `SELECT 'CREATE ROLE "o""d''oo"' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'o"d''oo')\\gexec`,
+    );
   });
 
   it("refuses a non-positive connection limit", () => {

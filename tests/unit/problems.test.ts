@@ -25,7 +25,9 @@ describe("throwIfAny", () => {
   });
 
   it("throws every problem at once", () => {
-    expect(() => throwIfAny("odoo.conf", ["a: must be b", "c: must be d"])).toThrow(new Error("odoo.conf: 2 problems:\n  1. a: must be b\n  2. c: must be d"));
+    expect(() => throwIfAny("odoo.conf", ["a: must be b", "c: must be d"])).toThrow(
+      new Error("odoo.conf: 2 problems:\n  1. a: must be b\n  2. c: must be d"),
+    );
   });
 });
 
@@ -33,7 +35,10 @@ describe("the program has one formatter", () => {
   // A hand-numbered list or a "problem(s)" wording outside lib/problems.ts is a second copy.
   const ROOT = path.join(__dirname, "..", "..");
   const sources = ["lib", "templates", "components", "tools", "policy", path.join("policy", "lib"), "."].flatMap((dir) =>
-    fs.readdirSync(path.join(ROOT, dir)).filter((f) => f.endsWith(".ts")).map((f) => path.join(dir, f)),
+    fs
+      .readdirSync(path.join(ROOT, dir))
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => path.join(dir, f)),
   );
 
   it.each(sources.filter((f) => f !== path.join("lib", "problems.ts")))("%s does not format problems by hand", (file) => {

@@ -12,7 +12,13 @@ import { DB_ROLES, type StackModel } from "../../lib/model";
 import { ROTATABLE_PASSWORD_NAMES } from "../../lib/rotation";
 import { LISTEN_DATABASE } from "../../templates/pgbouncer";
 import { renderAllHosts } from "../../templates/hosts";
-import { ODOO_ROTATION_ORDER, operationalProcedures, POSTGRESQL_RESTART_UNIT, rotationProcedure, stepHosts } from "../../templates/procedures";
+import {
+  ODOO_ROTATION_ORDER,
+  operationalProcedures,
+  POSTGRESQL_RESTART_UNIT,
+  rotationProcedure,
+  stepHosts,
+} from "../../templates/procedures";
 import { extractShellBlocks, type ShellBlock } from "../../templates/runbook-blocks";
 import { operationalProcedureFile, renderRunbooks, RUNBOOK_FILES } from "../../templates/runbooks";
 import { SCRIPT_PATHS, SCRIPTS_DIR, scriptText } from "../../templates/scripts";
@@ -52,7 +58,12 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
       expect(r.stderr).toBe("");
       return r.stdout;
     });
-    expect(hints).toEqual(["next: odoo-stack-rotate postgres", "next: odoo-stack-rotate odoo (on every Odoo host)", "next: odoo-stack-rotate check", "rotation complete"]);
+    expect(hints).toEqual([
+      "next: odoo-stack-rotate postgres",
+      "next: odoo-stack-rotate odoo (on every Odoo host)",
+      "next: odoo-stack-rotate check",
+      "rotation complete",
+    ]);
     expect(ODOO_ROTATION_ORDER.slice(1)).toEqual(["postgres", "odoo", "check"]);
   });
 
@@ -61,18 +72,27 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
     const proc = rotationProcedure(model, "odoo");
     const blocks = extractShellBlocks(docs[RUNBOOK_FILES.rotation]).filter((b) => b.procedure === proc.id);
     // One block per step and host, in the table's order, with exactly the table's commands.
-    const expected = proc.steps.flatMap((s) => (s.where === "laptop" ? [{ step: s.id, host: "laptop", commands: s.commands }] : stepHosts(model, s).map((h) => ({ step: s.id, host: h.id, commands: s.commands }))));
-    expect(blocks.map((b) => ({ step: b.step, host: b.target.kind === "laptop" ? "laptop" : b.target.hosts.join(","), commands: b.commands }))).toEqual(expected);
+    const expected = proc.steps.flatMap((s) =>
+      s.where === "laptop"
+        ? [{ step: s.id, host: "laptop", commands: s.commands }]
+        : stepHosts(model, s).map((h) => ({ step: s.id, host: h.id, commands: s.commands })),
+    );
+    expect(
+      blocks.map((b) => ({ step: b.step, host: b.target.kind === "laptop" ? "laptop" : b.target.hosts.join(","), commands: b.commands })),
+    ).toEqual(expected);
     // The script's steps appear in the script's order.
-    const scriptSteps = blocks.flatMap((b) => b.commands.map((c) => new RegExp(`${SCRIPT_PATHS.rotate} (\\w+)`).exec(c)?.[1]).filter((s): s is string => s !== undefined));
+    const scriptSteps = blocks.flatMap((b) =>
+      b.commands.map((c) => new RegExp(`${SCRIPT_PATHS.rotate} (\\w+)`).exec(c)?.[1]).filter((s): s is string => s !== undefined),
+    );
     const order = scriptSteps.map((s) => ODOO_ROTATION_ORDER.indexOf(s as (typeof ODOO_ROTATION_ORDER)[number]));
     expect(order.every((i, k) => i >= 0 && (k === 0 || i >= order[k - 1]))).toBe(true);
     expect(scriptSteps[0]).toBe("pgbouncer");
   });
 
-  it.each(STACKS)("no runbook of a %s stack states another order (\"X first\")", (_name, model) => {
+  it.each(STACKS)('no runbook of a %s stack states another order ("X first")', (_name, model) => {
     for (const [file, text] of Object.entries(docsOf(model))) {
-      for (const m of text.matchAll(/\b(PostgreSQL|PgBouncer|Odoo) first\b/g)) expect({ file, first: m[1] }).toEqual({ file, first: "PgBouncer" });
+      for (const m of text.matchAll(/\b(PostgreSQL|PgBouncer|Odoo) first\b/g))
+        expect({ file, first: m[1] }).toEqual({ file, first: "PgBouncer" });
     }
   });
 
@@ -99,14 +119,24 @@ describe("the rotation order: table, script, runbook, README (AUTH-4)", () => {
   it("with RDS the postgres step runs on the PgBouncer host, and bootstrap.sql never changes the odoo or migration role's password after creating it", () => {
     const [, rdsModel] = STACKS[1];
     const rds = rotationProcedure(rdsModel, "odoo");
-    expect(rds.steps.map((s) => `${s.id}@${s.where}`)).toEqual(["keeper@laptop", "pgbouncer@pgbouncer", "postgres@pgbouncer", "odoo@odoo", "check@odoo"]);
-    const bootstrap = renderAllHosts(rdsModel).get("pgbouncer")!.find((f) => f.path === "/etc/odoo-stack/bootstrap.sql")!.content;
+    expect(rds.steps.map((s) => `${s.id}@${s.where}`)).toEqual([
+      "keeper@laptop",
+      "pgbouncer@pgbouncer",
+      "postgres@pgbouncer",
+      "odoo@odoo",
+      "check@odoo",
+    ]);
+    const bootstrap = renderAllHosts(rdsModel)
+      .get("pgbouncer")!
+      .find((f) => f.path === "/etc/odoo-stack/bootstrap.sql")!.content;
     expect(bootstrap).toContain('CREATE ROLE "odoo" PASSWORD');
     expect(bootstrap).not.toMatch(/ALTER ROLE "odoo" WITH PASSWORD/);
     // The migration role shares the verifier and the rotation's postgres step (one transaction).
     expect(bootstrap).toContain(`CREATE ROLE "${DB_ROLES.migrate}" PASSWORD`);
     expect(bootstrap).not.toMatch(new RegExp(`ALTER ROLE "${DB_ROLES.migrate}" WITH PASSWORD`));
-    expect(rds.steps.find((s) => s.id === "postgres")?.commands).toEqual([`sudo ${SCRIPT_PATHS.rotate} postgres --role ${DB_ROLES.odoo} --role ${DB_ROLES.migrate}`]);
+    expect(rds.steps.find((s) => s.id === "postgres")?.commands).toEqual([
+      `sudo ${SCRIPT_PATHS.rotate} postgres --role ${DB_ROLES.odoo} --role ${DB_ROLES.migrate}`,
+    ]);
     // The wait's LISTEN pool is the stack's.
     expect(scriptText("rotate")).toContain(`readonly LISTEN_DATABASE=${LISTEN_DATABASE}\n`);
   });
@@ -158,7 +188,10 @@ describe.each(STACKS)("every block of the %s stack's runbooks", (_name, model) =
         expect({ where, sudo: b.commands.filter((c) => /(^|[;&|]\s*)sudo /.test(c)) }).toEqual({ where, sudo: [] });
       } else {
         for (const h of b.target.hosts) expect({ where, host: h, exists: hostIds.has(h) }).toEqual({ where, host: h, exists: true });
-        expect({ where, laptop: b.commands.filter((c) => /aws ssm start-session|\bpulumi |aws rds |npx tsx/.test(c)) }).toEqual({ where, laptop: [] });
+        expect({ where, laptop: b.commands.filter((c) => /aws ssm start-session|\bpulumi |aws rds |npx tsx/.test(c)) }).toEqual({
+          where,
+          laptop: [],
+        });
       }
     }
   });
@@ -173,8 +206,18 @@ describe.each(STACKS)("every block of the %s stack's runbooks", (_name, model) =
           const args = at < 0 ? [] : c.slice(at + scriptPath.length + 1).split(/\s+/);
           for (const flag of args.filter((a) => /^--[a-z]/.test(a)).map((a) => a.replace(/=.*$/, ""))) {
             checked++;
-            const accepted = new RegExp(`(^|[\\s|(])${flag}(\\)|\\s*\\||\\s)`, "m").test(source.split("\n").filter((l) => !l.trimStart().startsWith("#")).join("\n"));
-            expect({ block: `${b.file}:${b.line}`, script: scriptPath, flag, accepted }).toEqual({ block: `${b.file}:${b.line}`, script: scriptPath, flag, accepted: true });
+            const accepted = new RegExp(`(^|[\\s|(])${flag}(\\)|\\s*\\||\\s)`, "m").test(
+              source
+                .split("\n")
+                .filter((l) => !l.trimStart().startsWith("#"))
+                .join("\n"),
+            );
+            expect({ block: `${b.file}:${b.line}`, script: scriptPath, flag, accepted }).toEqual({
+              block: `${b.file}:${b.line}`,
+              script: scriptPath,
+              flag,
+              accepted: true,
+            });
           }
           if (scriptPath === SCRIPT_PATHS.rotate && args.length > 0) expect(ODOO_ROTATION_ORDER).toContain(args[0]);
         }
@@ -197,12 +240,19 @@ describe.each(STACKS)("every block of the %s stack's runbooks", (_name, model) =
             checked++;
             const host = model.allHosts.find((h) => h.id === hostId)!;
             const name = unit.replace(/'/g, "");
-            const delivered = (files.get(hostId) ?? []).some((f) => f.path === `/etc/systemd/system/${name}` || f.path === `/etc/systemd/system/${name}.service`);
+            const delivered = (files.get(hostId) ?? []).some(
+              (f) => f.path === `/etc/systemd/system/${name}` || f.path === `/etc/systemd/system/${name}.service`,
+            );
             const packaged = PACKAGE_UNITS[host.role].includes(name.replace(/\.service$/, ""));
             const transient = name.startsWith(POSTGRESQL_RESTART_UNIT);
             // First boot's service arrives with the user data, on every host.
             const userData = name.replace(/\.service$/, "") === FIRSTBOOT_UNIT.replace(/\.service$/, "");
-            expect({ block: `${b.file}:${b.line}`, host: hostId, unit: name, known: delivered || packaged || transient || userData }).toEqual({ block: `${b.file}:${b.line}`, host: hostId, unit: name, known: true });
+            expect({
+              block: `${b.file}:${b.line}`,
+              host: hostId,
+              unit: name,
+              known: delivered || packaged || transient || userData,
+            }).toEqual({ block: `${b.file}:${b.line}`, host: hostId, unit: name, known: true });
           }
         }
       }
@@ -216,7 +266,9 @@ describe.each(STACKS)("every block of the %s stack's runbooks", (_name, model) =
       expect(docs[file]).toContain(`<a id="${p.id}"></a>`);
       expect(docs[RUNBOOK_FILES.index]).toContain(`(${file}#${p.id})`);
       const rendered = blocks.filter((b) => b.file === file && b.procedure === p.id);
-      const expected = p.steps.flatMap((s) => (s.where === "laptop" ? [`${s.id}@laptop`] : stepHosts(model, s).map((h) => `${s.id}@${h.id}`)));
+      const expected = p.steps.flatMap((s) =>
+        s.where === "laptop" ? [`${s.id}@laptop`] : stepHosts(model, s).map((h) => `${s.id}@${h.id}`),
+      );
       expect(rendered.map((b) => `${b.step}@${b.target.kind === "laptop" ? "laptop" : b.target.hosts.join(",")}`)).toEqual(expected);
     }
   });
@@ -233,13 +285,18 @@ describe("the add-database procedure (issue 16): what first boot did once, done 
     expect(firstBoot[1]).toBe("erp.example.com,shop.example.com");
     expect(cert.where).toBe("proxy");
     expect(cert.commands[0]).toBe(`sudo ${SCRIPT_PATHS.bootstrap} ${firstBoot.join(" ")}`);
-    for (const re of cert.expect ?? []) expect("X509v3 Subject Alternative Name:\n    DNS:erp.example.com, DNS:shop.example.com").toMatch(re);
+    for (const re of cert.expect ?? [])
+      expect("X509v3 Subject Alternative Name:\n    DNS:erp.example.com, DNS:shop.example.com").toMatch(re);
     expect(cert.expect).toHaveLength(2);
   });
 
   it("installs the new database on the cron host with odoo-stack-odoo-init (it leaves initialized databases alone)", () => {
     const install = proc(two).steps.find((s) => s.id === "install")!;
-    expect({ where: install.where, eachHost: install.eachHost, commands: install.commands }).toEqual({ where: "odoo", eachHost: undefined, commands: [`sudo ${SCRIPT_PATHS.odooInit}`] });
+    expect({ where: install.where, eachHost: install.eachHost, commands: install.commands }).toEqual({
+      where: "odoo",
+      eachHost: undefined,
+      commands: [`sudo ${SCRIPT_PATHS.odooInit}`],
+    });
     expect(stepHosts(two, install)).toEqual([two.cronHost]);
     expect(proc(two).steps.map((s) => s.id)).toEqual(["stack", "certificate", "install", "check"]);
     expect(proc(two).steps.find((s) => s.id === "check")!.commands).toEqual([
@@ -249,7 +306,13 @@ describe("the add-database procedure (issue 16): what first boot did once, done 
   });
 
   it("with an imported certificate there is no ACME step; the note says to import one with every hostname", () => {
-    const imported = modelWith({ ...databasesAt("erp", "shop"), tls: { mode: "imported", certificateParameter: "/certs/erp/fullchain", privateKeyParameter: "/certs/erp/key" } }, "prod");
+    const imported = modelWith(
+      {
+        ...databasesAt("erp", "shop"),
+        tls: { mode: "imported", certificateParameter: "/certs/erp/fullchain", privateKeyParameter: "/certs/erp/key" },
+      },
+      "prod",
+    );
     expect(proc(imported).steps.map((s) => s.id)).toEqual(["stack", "install", "check"]);
     expect(proc(imported).notes.join(" ")).toMatch(/import one that carries every hostname/);
   });

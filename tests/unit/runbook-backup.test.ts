@@ -34,7 +34,14 @@ describe("renderBackupRunbook", () => {
   });
 
   it("covers full restore, point-in-time recovery, promotion, filestore restore and pgbackrest info", () => {
-    for (const heading of ["## Full restore", "## Point-in-time recovery", "**Promote**", "## Filestore restore", "## Check the backups", "## Restore drill"]) {
+    for (const heading of [
+      "## Full restore",
+      "## Point-in-time recovery",
+      "**Promote**",
+      "## Filestore restore",
+      "## Check the backups",
+      "## Restore drill",
+    ]) {
       expect(runbook).toContain(heading);
     }
     expect(runbook).toContain("sudo -u postgres pgbackrest --stanza=main info");

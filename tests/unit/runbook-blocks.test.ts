@@ -1,13 +1,30 @@
 // The runbooks' machine-readable shell blocks (templates/runbook-blocks.ts): what the writer
 // produces the reader gives back; an unmarked, doubly marked or unclosed block is an error, never
 // a block silently run in the wrong place; the fleet suite's selection and script are exact.
-import { blockScript, extractShellBlocks, hostBlock, hostBlocksOf, infoString, laptopBlock, RunbookBlockError, shellBlock } from "../../templates/runbook-blocks";
+import {
+  blockScript,
+  extractShellBlocks,
+  hostBlock,
+  hostBlocksOf,
+  infoString,
+  laptopBlock,
+  RunbookBlockError,
+  shellBlock,
+} from "../../templates/runbook-blocks";
 
 describe("writing blocks", () => {
   it.each([
     [{ kind: "laptop" } as const, {}, "sh laptop"],
-    [{ kind: "host", hosts: ["pgbouncer"] } as const, { procedure: "rotate-odoo", step: "pgbouncer" }, "sh host=pgbouncer procedure=rotate-odoo step=pgbouncer"],
-    [{ kind: "host", hosts: ["odoo-1", "odoo-2"] } as const, { procedure: "long-transactions", step: "cancel", params: ["PID"] }, "sh host=odoo-1,odoo-2 procedure=long-transactions step=cancel params=PID"],
+    [
+      { kind: "host", hosts: ["pgbouncer"] } as const,
+      { procedure: "rotate-odoo", step: "pgbouncer" },
+      "sh host=pgbouncer procedure=rotate-odoo step=pgbouncer",
+    ],
+    [
+      { kind: "host", hosts: ["odoo-1", "odoo-2"] } as const,
+      { procedure: "long-transactions", step: "cancel", params: ["PID"] },
+      "sh host=odoo-1,odoo-2 procedure=long-transactions step=cancel params=PID",
+    ],
   ])("info string %#", (target, meta, expected) => {
     expect(infoString(target, meta)).toBe(expected);
   });
@@ -28,10 +45,17 @@ describe("extractShellBlocks", () => {
     "",
     laptopBlock(["aws ssm start-session --target i-1"], { procedure: "shell" }),
     "text between",
-    hostBlock("pgbouncer", ["sudo systemctl reload pgbouncer", "sudo tail -n 20 /var/log/postgresql/pgbouncer.log"], { procedure: "reload-auth-file", step: "reload" }),
+    hostBlock("pgbouncer", ["sudo systemctl reload pgbouncer", "sudo tail -n 20 /var/log/postgresql/pgbouncer.log"], {
+      procedure: "reload-auth-file",
+      step: "reload",
+    }),
     "",
     hostBlock(["odoo-1", "odoo-2"], ["sudo grep -n PoolError /var/log/odoo/odoo-server.log"]),
-    hostBlock("postgres", ['sudo -u postgres psql -X -d erp -At -c "SELECT pg_cancel_backend($PID)"'], { procedure: "long-transactions", step: "cancel", params: ["PID"] }),
+    hostBlock("postgres", ['sudo -u postgres psql -X -d erp -At -c "SELECT pg_cancel_backend($PID)"'], {
+      procedure: "long-transactions",
+      step: "cancel",
+      params: ["PID"],
+    }),
   ].join("\n");
 
   it("reads back every block with its target, procedure, step, params, commands and line", () => {
@@ -44,7 +68,11 @@ describe("extractShellBlocks", () => {
         commands: ["sudo systemctl reload pgbouncer", "sudo tail -n 20 /var/log/postgresql/pgbouncer.log"],
         line: 7,
       },
-      { target: { kind: "host", hosts: ["odoo-1", "odoo-2"] }, commands: ["sudo grep -n PoolError /var/log/odoo/odoo-server.log"], line: 12 },
+      {
+        target: { kind: "host", hosts: ["odoo-1", "odoo-2"] },
+        commands: ["sudo grep -n PoolError /var/log/odoo/odoo-server.log"],
+        line: 12,
+      },
       {
         target: { kind: "host", hosts: ["postgres"] },
         procedure: "long-transactions",

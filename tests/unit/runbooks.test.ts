@@ -32,9 +32,13 @@ describe("renderRunbooks", () => {
   });
 
   it("sends lock waits to RDS's exported log on RDS stacks, and to the Debian log file otherwise (PG-3)", () => {
-    expect(rdsDocs[RUNBOOK_FILES.postgresql]).toContain("to PostgreSQL's log, which RDS exports to the log group `/aws/rds/instance/odoo-stack-scale-postgres/postgresql`.");
+    expect(rdsDocs[RUNBOOK_FILES.postgresql]).toContain(
+      "to PostgreSQL's log, which RDS exports to the log group `/aws/rds/instance/odoo-stack-scale-postgres/postgresql`.",
+    );
     expect(rdsDocs[RUNBOOK_FILES.postgresql]).not.toContain("/var/log/postgresql/");
-    expect(docs[RUNBOOK_FILES.postgresql]).toContain("to `/var/log/postgresql/postgresql-15-main.log` (log group `/odoo-stack/prod/postgresql`).");
+    expect(docs[RUNBOOK_FILES.postgresql]).toContain(
+      "to `/var/log/postgresql/postgresql-15-main.log` (log group `/odoo-stack/prod/postgresql`).",
+    );
   });
 
   it("has an entry, with its metric, threshold and response, for every alarm Monitoring creates", () => {
@@ -55,13 +59,27 @@ describe("renderRunbooks", () => {
   });
 
   it("lists the backup alarms by the names BackupPlan gives them, only those the engine has (BACKUP-1, BACKUP-2)", () => {
-    const names = (d: Record<string, string>) => [...d[RUNBOOK_FILES.alarms].split("## Backup alarms")[1].matchAll(/^### (\S+)$/gm)].map((m) => m[1]);
-    expect(names(docs)).toEqual(["odoo-stack-prod-restore-drill-stale", "odoo-stack-prod-restore-drill-rto", "odoo-stack-prod-backup-age", "odoo-stack-prod-filestore-sync-odoo-1", "odoo-stack-prod-filestore-sync-odoo-2"]);
-    expect(names(rdsDocs)).toEqual(["odoo-stack-scale-filestore-sync-odoo-1", "odoo-stack-scale-filestore-sync-odoo-2", "odoo-stack-scale-filestore-sync-odoo-3"]);
+    const names = (d: Record<string, string>) =>
+      [...d[RUNBOOK_FILES.alarms].split("## Backup alarms")[1].matchAll(/^### (\S+)$/gm)].map((m) => m[1]);
+    expect(names(docs)).toEqual([
+      "odoo-stack-prod-restore-drill-stale",
+      "odoo-stack-prod-restore-drill-rto",
+      "odoo-stack-prod-backup-age",
+      "odoo-stack-prod-filestore-sync-odoo-1",
+      "odoo-stack-prod-filestore-sync-odoo-2",
+    ]);
+    expect(names(rdsDocs)).toEqual([
+      "odoo-stack-scale-filestore-sync-odoo-1",
+      "odoo-stack-scale-filestore-sync-odoo-2",
+      "odoo-stack-scale-filestore-sync-odoo-3",
+    ]);
     for (const text of Object.values(rdsDocs)) expect(text).not.toMatch(/restore-drill|pgbackrest|postgresDataVolumeId/);
   });
 
-  it.each([["ec2", docs], ["rds", rdsDocs]] as const)("resolves every link of the %s runbooks to an anchor in the named file", (_engine, d) => {
+  it.each([
+    ["ec2", docs],
+    ["rds", rdsDocs],
+  ] as const)("resolves every link of the %s runbooks to an anchor in the named file", (_engine, d) => {
     let links = 0;
     for (const [file, text] of Object.entries(d)) {
       for (const [, target, id] of text.matchAll(/\]\(([a-zA-Z.]*)#([a-z0-9-]+)\)/g)) {
@@ -76,13 +94,18 @@ describe("renderRunbooks", () => {
 
   it("names no PostgreSQL host on RDS: database work runs on the PgBouncer host through the master's service file", () => {
     for (const [file, text] of Object.entries(rdsDocs)) {
-      for (const b of extractShellBlocks(text)) if (b.target.kind === "host") expect({ file, hosts: b.target.hosts.includes("postgres") }).toEqual({ file, hosts: false });
+      for (const b of extractShellBlocks(text))
+        if (b.target.kind === "host") expect({ file, hosts: b.target.hosts.includes("postgres") }).toEqual({ file, hosts: false });
       expect({ file, session: text.includes("Values=postgres ") }).toEqual({ file, session: false });
     }
-    expect(rdsDocs[RUNBOOK_FILES.postgresql]).toContain(`sudo env PGSERVICEFILE=${PATHS.rdsAdminServiceFile} psql -X "service=odoo-stack-rds-admin dbname=erp" <<'SQL'`);
+    expect(rdsDocs[RUNBOOK_FILES.postgresql]).toContain(
+      `sudo env PGSERVICEFILE=${PATHS.rdsAdminServiceFile} psql -X "service=odoo-stack-rds-admin dbname=erp" <<'SQL'`,
+    );
     expect(rdsDocs[RUNBOOK_FILES.backup]).toContain("restore-db-instance-to-point-in-time");
     expect(rdsDocs[RUNBOOK_FILES.backup]).toContain("RTO: untested.");
-    expect(rdsDocs[RUNBOOK_FILES.backup]).toContain(`--name ${rdsModel.parameters.rdsEndpoint} --type String --value "$NEW_ENDPOINT" --overwrite`);
+    expect(rdsDocs[RUNBOOK_FILES.backup]).toContain(
+      `--name ${rdsModel.parameters.rdsEndpoint} --type String --value "$NEW_ENDPOINT" --overwrite`,
+    );
   });
 
   it("shows the PgBouncer queue through the Unix socket and reloads without a password (OBS-1, BACKUP-4)", () => {
@@ -90,7 +113,9 @@ describe("renderRunbooks", () => {
     const console = `sudo -u postgres psql -X -h ${PGBOUNCER_DEBIAN.unixSocketDir} -p 6432 -U pgbouncer pgbouncer -c`;
     for (const cmd of ["SHOW POOLS", "SHOW STATS", "SHOW SERVERS"]) expect(text).toContain(`${console} '${cmd}'`);
     expect(text).toContain("```sh host=pgbouncer procedure=reload-auth-file step=reload\nsudo systemctl reload pgbouncer\n");
-    expect(docs[RUNBOOK_FILES.hosts]).toContain(`<a id="shell-pgbouncer"></a>\n### pgbouncer (\`pgbouncer.odoo.internal\`)\n\n\`\`\`sh laptop\n${sessionCommand(model, model.hosts.pgbouncer)}\n\`\`\``);
+    expect(docs[RUNBOOK_FILES.hosts]).toContain(
+      `<a id="shell-pgbouncer"></a>\n### pgbouncer (\`pgbouncer.odoo.internal\`)\n\n\`\`\`sh laptop\n${sessionCommand(model, model.hosts.pgbouncer)}\n\`\`\``,
+    );
     expect(text).toContain(PATHS.pgbouncerUserlist);
   });
 
@@ -106,7 +131,16 @@ describe("renderRunbooks", () => {
 
   it("handles locks and long transactions with pg_stat_activity, pg_blocking_pids, cancel then terminate (OBS-7, BACKUP-4)", () => {
     const text = docs[RUNBOOK_FILES.postgresql];
-    for (const s of ["pg_stat_activity", "xact_start", "pg_blocking_pids(w.pid)", "pg_cancel_backend($PID)", "pg_terminate_backend($PID)", "pg_stat_statements", "age(datfrozenxid)", "n_dead_tup"]) {
+    for (const s of [
+      "pg_stat_activity",
+      "xact_start",
+      "pg_blocking_pids(w.pid)",
+      "pg_cancel_backend($PID)",
+      "pg_terminate_backend($PID)",
+      "pg_stat_statements",
+      "age(datfrozenxid)",
+      "n_dead_tup",
+    ]) {
       expect(text).toContain(s);
     }
     expect(text.indexOf("pg_cancel_backend")).toBeLessThan(text.indexOf("pg_terminate_backend"));
@@ -114,7 +148,9 @@ describe("renderRunbooks", () => {
   });
 
   it("schedules a pending PostgreSQL restart on EC2, and checks RDS's apply status on RDS (PG-1)", () => {
-    expect(docs[RUNBOOK_FILES.postgresql]).toContain('sudo systemd-run --unit=odoo-stack-postgresql-restart --on-calendar="$AT" --timer-property=AccuracySec=1s /usr/bin/pg_ctlcluster 15 main restart');
+    expect(docs[RUNBOOK_FILES.postgresql]).toContain(
+      'sudo systemd-run --unit=odoo-stack-postgresql-restart --on-calendar="$AT" --timer-property=AccuracySec=1s /usr/bin/pg_ctlcluster 15 main restart',
+    );
     expect(docs[RUNBOOK_FILES.alarms]).toContain("[A setting waits for a PostgreSQL restart](postgresql.md#restart-pending)");
     expect(rdsDocs[RUNBOOK_FILES.postgresql]).toContain("ParameterApplyStatus");
     expect(rdsDocs[RUNBOOK_FILES.alarms]).not.toContain("restart-pending");
@@ -122,12 +158,23 @@ describe("renderRunbooks", () => {
 
   it("covers upgrades of Odoo (host by host), PostgreSQL and PgBouncer, backup first (BACKUP-3)", () => {
     const text = docs[RUNBOOK_FILES.upgrades];
-    for (const s of ["Upgrade Odoo", "Upgrade PostgreSQL", "Upgrade PgBouncer", `apt-get install -y --allow-downgrades odoo=17.0.${DEFAULTS.odooBuild}`, "postgresql-15", "SHOW VERSION"]) expect(text).toContain(s);
+    for (const s of [
+      "Upgrade Odoo",
+      "Upgrade PostgreSQL",
+      "Upgrade PgBouncer",
+      `apt-get install -y --allow-downgrades odoo=17.0.${DEFAULTS.odooBuild}`,
+      "postgresql-15",
+      "SHOW VERSION",
+    ])
+      expect(text).toContain(s);
     // The module update runs on the cron host as the migration role, with the service's CA for verify-full (one source: odooMigrationCommand).
     const migrations = model.settings.databases.map((db) => odooMigrationCommand(model, model.cronHost, db));
     expect(text).toContain(`\`\`\`sh host=${model.cronHost.id} procedure=upgrade-odoo step=modules\n${migrations.join("\n")}\n\`\`\``);
     expect(migrations).toEqual(
-      model.settings.databases.map((db) => `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} PYTHONPATH=${ODOO_RELEASE_PATHS.python} odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`),
+      model.settings.databases.map(
+        (db) =>
+          `sudo -u odoo env PGSSLROOTCERT=${PATHS.caCert} PYTHONPATH=${ODOO_RELEASE_PATHS.python} odoo -c ${PATHS.odooConf} --db_user ${DB_ROLES.migrate} -d ${db} -u all --stop-after-init --no-http`,
+      ),
     );
     expect(text.indexOf("pgbackrest-diff")).toBeLessThan(text.indexOf(`odoo=17.0.${DEFAULTS.odooBuild}`));
     for (const h of model.hosts.odoo) expect(text).toContain(`\`\`\`sh host=${h.id} procedure=upgrade-odoo step=package\n`);

@@ -44,14 +44,31 @@ describe("settings", () => {
     expect(settingsWith()).toEqual(expect.objectContaining({ postgresEngine: "ec2", rdsMultiAz: true, sharedFilestore: false }));
     expect(settingsWith({ odooInstances: 2 }).sharedFilestore).toBe(true);
     expect(settingsWith({ odooInstances: 1, sharedFilestore: true }).sharedFilestore).toBe(true);
-    expect(settingsWith({ postgresEngine: "rds", rdsMultiAz: "false" })).toEqual(expect.objectContaining({ postgresEngine: "rds", rdsMultiAz: false }));
+    expect(settingsWith({ postgresEngine: "rds", rdsMultiAz: "false" })).toEqual(
+      expect.objectContaining({ postgresEngine: "rds", rdsMultiAz: false }),
+    );
   });
 
   it.each([
     ["an unknown engine", { postgresEngine: "aurora" }, "postgresEngine", /must be "ec2" .* or "rds"/],
-    ["several Odoo hosts without a shared filestore", { odooInstances: 3, sharedFilestore: false }, "sharedFilestore", /must be true with odooInstances = 3: .*attachments uploaded through one host 404 on the others/],
-    ["a class RDS does not offer", { postgresEngine: "rds", postgresInstanceType: "c6i.large" }, "postgresInstanceType", /is not an RDS for PostgreSQL 15 class .*\(used as db\.c6i\.large\); pick one of /],
-    ["RDS retention beyond 35 days", { postgresEngine: "rds", backupRetentionDays: 36 }, "backupRetentionDays", /must be at most 35 with postgresEngine = "rds"/],
+    [
+      "several Odoo hosts without a shared filestore",
+      { odooInstances: 3, sharedFilestore: false },
+      "sharedFilestore",
+      /must be true with odooInstances = 3: .*attachments uploaded through one host 404 on the others/,
+    ],
+    [
+      "a class RDS does not offer",
+      { postgresEngine: "rds", postgresInstanceType: "c6i.large" },
+      "postgresInstanceType",
+      /is not an RDS for PostgreSQL 15 class .*\(used as db\.c6i\.large\); pick one of /,
+    ],
+    [
+      "RDS retention beyond 35 days",
+      { postgresEngine: "rds", backupRetentionDays: 36 },
+      "backupRetentionDays",
+      /must be at most 35 with postgresEngine = "rds"/,
+    ],
     ["rdsMultiAz that is not a boolean", { postgresEngine: "rds", rdsMultiAz: "twice" }, "rdsMultiAz", /must be true or false/],
     ["sharedFilestore that is not a boolean", { sharedFilestore: "yes" }, "sharedFilestore", /must be true or false/],
   ])("refuses %s with the key and the fix", (_why, overrides, key, fix) => {
@@ -76,7 +93,9 @@ describe.each([1, 2, 4])("%i Odoo host(s)", (n) => {
   const { odoo, pgbouncer, postgres } = model.settings.sizing;
 
   it("sizes PgBouncer's client side for every process of every host (POOL-4)", () => {
-    expect(pgbouncer.maxClientConn).toBeGreaterThanOrEqual(n * (odoo.workers * odoo.dbMaxconn + odoo.dbMaxconnGevent) + odoo.maxCronThreads * odoo.dbMaxconn);
+    expect(pgbouncer.maxClientConn).toBeGreaterThanOrEqual(
+      n * (odoo.workers * odoo.dbMaxconn + odoo.dbMaxconnGevent) + odoo.maxCronThreads * odoo.dbMaxconn,
+    );
     expect(pgbouncer.defaultPoolSize).toBe((odoo.workers + 1) * n + odoo.maxCronThreads);
     // DESIGN 7: every host's bus and cron LISTENer, every process's short-lived session.
     expect(pgbouncer.postgresPoolSize).toBe(n + odoo.maxCronThreads + (odoo.workers + 1) * n + odoo.maxCronThreads);
@@ -86,7 +105,16 @@ describe.each([1, 2, 4])("%i Odoo host(s)", (n) => {
   it("keeps PostgreSQL's server connections bounded by the pools, not by the clients (PG-1)", () => {
     const s = postgres.slots;
     const postgresPool = pgbouncer.postgresPoolSize + pgbouncer.postgresReservePoolSize;
-    expect(postgres.maxConnections).toBe(pgbouncer.maxUserConnections + postgresPool + pgbouncer.migrationConnections + s.stats + s.backup + s.monitoring + s.admin + s.superuserReserved);
+    expect(postgres.maxConnections).toBe(
+      pgbouncer.maxUserConnections +
+        postgresPool +
+        pgbouncer.migrationConnections +
+        s.stats +
+        s.backup +
+        s.monitoring +
+        s.admin +
+        s.superuserReserved,
+    );
     expect(postgres.maxConnections).toBeLessThan(pgbouncer.maxClientConn);
     expect(odooRoleConnectionLimit(pgbouncer)).toBe(pgbouncer.maxUserConnections + postgresPool);
   });
@@ -114,7 +142,9 @@ describe("server connections as N grows", () => {
     expect(two.pgbouncer.postgresPoolSize - one.pgbouncer.postgresPoolSize).toBe(perHostPool + 1); // + the host's bus LISTENer
     expect(two.pgbouncer.defaultPoolSize - one.pgbouncer.defaultPoolSize).toBe(perHostPool);
     expect(four.pgbouncer.defaultPoolSize - two.pgbouncer.defaultPoolSize).toBe(2 * perHostPool);
-    expect(four.pgbouncer.maxClientConn - one.pgbouncer.maxClientConn).toBeGreaterThan(four.postgres.maxConnections - one.postgres.maxConnections);
+    expect(four.pgbouncer.maxClientConn - one.pgbouncer.maxClientConn).toBeGreaterThan(
+      four.postgres.maxConnections - one.postgres.maxConnections,
+    );
   });
 });
 
@@ -141,7 +171,10 @@ describe("RDS parameter group (PG-1, PG-2, PG-3, AUTH-1, TLS-1, OBS-7)", () => {
   });
 
   it("applies the static parameters at the next reboot and the rest immediately, sorted by name", () => {
-    expect(parameters.filter((p) => p.applyMethod === "pending-reboot").map((p) => p.name)).toEqual(["max_connections", "shared_preload_libraries"]);
+    expect(parameters.filter((p) => p.applyMethod === "pending-reboot").map((p) => p.name)).toEqual([
+      "max_connections",
+      "shared_preload_libraries",
+    ]);
     expect(parameters.map((p) => p.name)).toEqual([...parameters.map((p) => p.name)].sort());
   });
 
@@ -173,7 +206,9 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
 
   it("gives the PgBouncer host the RDS bootstrap and the master's and the collector's service files, 0600 root, and no host any PostgreSQL file", () => {
     const files = hostFiles(model, model.hosts.pgbouncer);
-    const extra = files.filter((f) => ([PATHS.postgresBootstrapSql, PATHS.rdsAdminServiceFile, PATHS.rdsMonitorServiceFile] as string[]).includes(f.path));
+    const extra = files.filter((f) =>
+      ([PATHS.postgresBootstrapSql, PATHS.rdsAdminServiceFile, PATHS.rdsMonitorServiceFile] as string[]).includes(f.path),
+    );
     expect(extra.map((f) => [f.path, f.mode, f.owner])).toEqual([
       [PATHS.postgresBootstrapSql, "0600", "root"],
       [PATHS.rdsAdminServiceFile, "0600", "root"],
@@ -181,7 +216,12 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
     ]);
     expect(model.allHosts.map((h) => h.id)).not.toContain("postgres");
     for (const host of model.allHosts) {
-      expect([host.id, hostFiles(model, host).filter((f) => f.path.startsWith("/etc/postgresql/") || f.path.includes("pgbackrest")).map((f) => f.path)]).toEqual([host.id, []]);
+      expect([
+        host.id,
+        hostFiles(model, host)
+          .filter((f) => f.path.startsWith("/etc/postgresql/") || f.path.includes("pgbackrest"))
+          .map((f) => f.path),
+      ]).toEqual([host.id, []]);
     }
     expect(rdsPgbouncerHostFiles(modelWith())).toEqual([]);
   });
@@ -189,15 +229,24 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
   it("bootstraps the Odoo role with the same limits and timeouts as on EC2, without superuser-only statements", () => {
     const sql = renderRdsBootstrap(rdsBootstrapSettingsFor(model));
     const pg = model.settings.sizing.postgres;
-    expect(sql).toContain(`ALTER ROLE "odoo" WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT ${odooRoleConnectionLimit(model.settings.sizing.pgbouncer)};`);
-    for (const line of [`ALTER ROLE "odoo" SET statement_timeout = ${pg.statementTimeoutMs};`, `ALTER ROLE "odoo" SET lock_timeout = ${pg.lockTimeoutMs};`, `ALTER ROLE "odoo" SET idle_in_transaction_session_timeout = ${pg.idleInTransactionSessionTimeoutMs};`, 'GRANT "odoo" TO "odoo_stack_admin";']) {
+    expect(sql).toContain(
+      `ALTER ROLE "odoo" WITH LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT ${odooRoleConnectionLimit(model.settings.sizing.pgbouncer)};`,
+    );
+    for (const line of [
+      `ALTER ROLE "odoo" SET statement_timeout = ${pg.statementTimeoutMs};`,
+      `ALTER ROLE "odoo" SET lock_timeout = ${pg.lockTimeoutMs};`,
+      `ALTER ROLE "odoo" SET idle_in_transaction_session_timeout = ${pg.idleInTransactionSessionTimeoutMs};`,
+      'GRANT "odoo" TO "odoo_stack_admin";',
+    ]) {
       expect(sql.split("\n").filter((l) => l === line)).toHaveLength(1);
     }
     expect(sql).not.toMatch(/NOSUPERUSER|NOREPLICATION|NOBYPASSRLS|SET log_statement/);
     // The verifier only when the role is created: a rotation's new verifier reaches RDS through
     // odoo-stack-rotate postgres once PgBouncer re-opened its connections, never in the apply run
     // that RELOADs PgBouncer (AUTH-4, templates/procedures.ts).
-    expect(sql).toContain(`SELECT 'CREATE ROLE "odoo" PASSWORD ''${secretRef(model.parameters.odooDbScramVerifier)}''' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'odoo')\\gexec`);
+    expect(sql).toContain(
+      `SELECT 'CREATE ROLE "odoo" PASSWORD ''${secretRef(model.parameters.odooDbScramVerifier)}''' WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'odoo')\\gexec`,
+    );
     expect(sql).not.toMatch(/ALTER ROLE "odoo" WITH PASSWORD/);
     expect(() => renderRdsBootstrap({ ...rdsBootstrapSettingsFor(model), odooPasswordVerifier: "hunter2" })).toThrow(/never plaintext/);
   });
@@ -214,7 +263,9 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
     // CREATE ROLE, two ALTER ROLEs and the GRANT: no other privilege, no other role change.
     expect(sql.match(/"odoo_stack_monitor"/g)).toHaveLength(4);
     expect(() => renderRdsBootstrap({ ...rdsBootstrapSettingsFor(model), monitorPassword: "hunter2" })).toThrow(/never a literal/);
-    expect(() => renderRdsBootstrap({ ...rdsBootstrapSettingsFor(model), monitorConnectionLimit: 0 })).toThrow(/monitorConnectionLimit must be a positive whole number/);
+    expect(() => renderRdsBootstrap({ ...rdsBootstrapSettingsFor(model), monitorConnectionLimit: 0 })).toThrow(
+      /monitorConnectionLimit must be a positive whole number/,
+    );
   });
 
   it("connects the collector as the monitor role, never the master, with the same verify-full", () => {
@@ -263,7 +314,13 @@ describe("PgBouncer in front of RDS (TLS-1, TLS-2, TLS-3)", () => {
 });
 
 describe("user data of the shared filestore and of PgBouncer on RDS", () => {
-  const base = { region: "eu-west-1", configBucket: "config-bucket-1234567", stack: "test", odooVersion: "17.0" as const, odooBuild: "20241201" };
+  const base = {
+    region: "eu-west-1",
+    configBucket: "config-bucket-1234567",
+    stack: "test",
+    odooVersion: "17.0" as const,
+    odooBuild: "20241201",
+  };
 
   it("mounts EFS over TLS at data_dir before the odoo package, with the NFS client and stunnel installed", () => {
     const doc = firstBootSteps({ ...base, hostId: "odoo-2", role: "odoo", efsFileSystemId: "fs-0123456789abcdef0" });
@@ -279,9 +336,17 @@ describe("user data of the shared filestore and of PgBouncer on RDS", () => {
   });
 
   it("fetches the RDS CA bundle on the PgBouncer host only", () => {
-    expect(firstBootSteps({ ...base, hostId: "pgbouncer", role: "pgbouncer", rdsCaBundle: true })).toContainEqual(["rds-ca-bundle", "eu-west-1", PATHS.rdsCaBundle]);
+    expect(firstBootSteps({ ...base, hostId: "pgbouncer", role: "pgbouncer", rdsCaBundle: true })).toContainEqual([
+      "rds-ca-bundle",
+      "eu-west-1",
+      PATHS.rdsCaBundle,
+    ]);
     expect(() => buildUserData({ ...base, hostId: "odoo-1", role: "odoo", rdsCaBundle: true })).toThrow(/only PgBouncer connects to RDS/);
-    expect(() => buildUserData({ ...base, hostId: "pgbouncer", role: "pgbouncer", efsFileSystemId: "fs-0123456789abcdef0" })).toThrow(/only Odoo hosts mount the shared filestore/);
-    expect(() => buildUserData({ ...base, hostId: "odoo-1", role: "odoo", efsFileSystemId: "fs-1; rm -rf /" })).toThrow(/an EFS file system id/);
+    expect(() => buildUserData({ ...base, hostId: "pgbouncer", role: "pgbouncer", efsFileSystemId: "fs-0123456789abcdef0" })).toThrow(
+      /only Odoo hosts mount the shared filestore/,
+    );
+    expect(() => buildUserData({ ...base, hostId: "odoo-1", role: "odoo", efsFileSystemId: "fs-1; rm -rf /" })).toThrow(
+      /an EFS file system id/,
+    );
   });
 });

@@ -18,7 +18,10 @@ import { LISTEN_DATABASE, PGBOUNCER_DEBIAN } from "../../templates/pgbouncer";
 import { RDS_ADMIN_SERVICE } from "../../templates/rds";
 import { SCRIPT_PATHS, SCRIPTS_DIR } from "../../templates/scripts";
 
-const scriptFiles = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh")).sort();
+const scriptFiles = fs
+  .readdirSync(SCRIPTS_DIR)
+  .filter((f) => f.endsWith(".sh"))
+  .sort();
 const source = (name: string): string => fs.readFileSync(path.join(SCRIPTS_DIR, name), "utf8");
 const apply = source("odoo-stack-apply.sh");
 
@@ -51,18 +54,30 @@ describe("odoo-stack-apply.sh states the program's facts", () => {
     ["the RDS master's service name", /^readonly RDS_ADMIN_SERVICE=(\S+)$/m, RDS_ADMIN_SERVICE],
     ["the manifest format", /^readonly MANIFEST_FORMAT=(\S+)$/m, String(MANIFEST_FORMAT)],
     ["Odoo's config directory (validate_odoo)", /F_PATH\[i\]\} == (\/\S+)\/\*\.conf/, path.posix.dirname(PATHS.odooConf)],
-    ["the first-boot state directory", /STATE_DIR=\$\{ODOO_STACK_STATE_DIR:-\$ROOT(\S+)\}$/m, path.posix.dirname(path.posix.dirname(FIRSTBOOT_COMPLETE_MARKER))],
+    [
+      "the first-boot state directory",
+      /STATE_DIR=\$\{ODOO_STACK_STATE_DIR:-\$ROOT(\S+)\}$/m,
+      path.posix.dirname(path.posix.dirname(FIRSTBOOT_COMPLETE_MARKER)),
+    ],
   ])("%s", (_what, pattern, expected) => {
     expect(read(apply, pattern)).toBe(expected);
   });
 
   it("drives the units the program names, and the PostgreSQL cluster by version and name", () => {
-    expect(serviceUnit(read(apply, /HOOK_RELOAD_NGINX=\$\{ODOO_STACK_RELOAD_NGINX:-systemctl reload-or-restart (\S+)\}$/m))).toBe(UNITS.nginx);
-    expect(serviceUnit(read(apply, /HOOK_RELOAD_PGBOUNCER=\$\{ODOO_STACK_RELOAD_PGBOUNCER:-systemctl reload (\S+)\}$/m))).toBe(UNITS.pgbouncer);
-    expect(serviceUnit(read(apply, /HOOK_RESTART_PGBOUNCER=\$\{ODOO_STACK_RESTART_PGBOUNCER:-systemctl restart (\S+)\}$/m))).toBe(UNITS.pgbouncer);
+    expect(serviceUnit(read(apply, /HOOK_RELOAD_NGINX=\$\{ODOO_STACK_RELOAD_NGINX:-systemctl reload-or-restart (\S+)\}$/m))).toBe(
+      UNITS.nginx,
+    );
+    expect(serviceUnit(read(apply, /HOOK_RELOAD_PGBOUNCER=\$\{ODOO_STACK_RELOAD_PGBOUNCER:-systemctl reload (\S+)\}$/m))).toBe(
+      UNITS.pgbouncer,
+    );
+    expect(serviceUnit(read(apply, /HOOK_RESTART_PGBOUNCER=\$\{ODOO_STACK_RESTART_PGBOUNCER:-systemctl restart (\S+)\}$/m))).toBe(
+      UNITS.pgbouncer,
+    );
     expect(serviceUnit(read(apply, /HOOK_RESTART_ODOO=\$\{ODOO_STACK_RESTART_ODOO:-systemctl restart (\S+)\}$/m))).toBe(UNITS.odoo);
     for (const verb of ["reload", "restart"]) {
-      expect(read(apply, new RegExp(`:-pg_ctlcluster (\\S+ \\S+) ${verb}\\}$`, "m"))).toBe(`${POSTGRES_CLUSTER.version} ${POSTGRES_CLUSTER.name}`);
+      expect(read(apply, new RegExp(`:-pg_ctlcluster (\\S+ \\S+) ${verb}\\}$`, "m"))).toBe(
+        `${POSTGRES_CLUSTER.version} ${POSTGRES_CLUSTER.name}`,
+      );
     }
   });
 
@@ -77,17 +92,26 @@ describe("what the manifest promises to validate, the apply script validates (SE
   /** The function validate_service calls for a service, or undefined when its branch does nothing. */
   const validatorOf = (service: string): string | undefined => {
     for (const m of dispatch.matchAll(/^\s*([a-z| -]+)\)\s*(\S*)\s*;;$/gm)) {
-      if (m[1].split("|").map((s) => s.trim()).includes(service)) return m[2] === "" ? undefined : m[2];
+      if (
+        m[1]
+          .split("|")
+          .map((s) => s.trim())
+          .includes(service)
+      )
+        return m[2] === "" ? undefined : m[2];
     }
     throw new Error(`validate_service has no branch for ${service}`);
   };
 
-  it.each(SERVICES.filter((s) => SERVICE_STEPS[s].validate !== undefined))("%s: validate_service runs a validator that does what the manifest says", (service) => {
-    const validate = SERVICE_STEPS[service].validate!;
-    const fn = validatorOf(service);
-    expect(fn).toBe(`validate_${service.replace(/-/g, "_")}`);
-    expect(functionBody(apply, fn!)).toContain(validate.runs);
-  });
+  it.each(SERVICES.filter((s) => SERVICE_STEPS[s].validate !== undefined))(
+    "%s: validate_service runs a validator that does what the manifest says",
+    (service) => {
+      const validate = SERVICE_STEPS[service].validate!;
+      const fn = validatorOf(service);
+      expect(fn).toBe(`validate_${service.replace(/-/g, "_")}`);
+      expect(functionBody(apply, fn!)).toContain(validate.runs);
+    },
+  );
 
   it.each(SERVICES.filter((s) => SERVICE_STEPS[s].validate === undefined))("%s: promises no validation and gets none", (service) => {
     expect(validatorOf(service)).toBeUndefined();
@@ -128,7 +152,8 @@ describe("every script states the program's facts", () => {
   });
 
   it.each(scripts)("%s: every pg_ctlcluster, PostgreSQL path and systemctl unit is the program's", (_name, text) => {
-    for (const m of text.matchAll(/pg_ctlcluster (\S+) (\S+)/g)) expect([m[1], m[2]]).toEqual([POSTGRES_CLUSTER.version, POSTGRES_CLUSTER.name]);
+    for (const m of text.matchAll(/pg_ctlcluster (\S+) (\S+)/g))
+      expect([m[1], m[2]]).toEqual([POSTGRES_CLUSTER.version, POSTGRES_CLUSTER.name]);
     for (const m of text.matchAll(/\/(?:etc|usr\/lib|var\/lib)\/postgresql\/(\d+)\//g)) expect(m[1]).toBe(POSTGRES_CLUSTER.version);
     // Units the stack itself owns or orders against; the others are the OS's (the SSM agent,
     // a stunnel instance named by the script's own variable, a timer passed as $1).
@@ -177,8 +202,11 @@ describe("every script states the program's facts", () => {
     return facts.some((f) => f === literal || f.startsWith(dir));
   };
   const literals = (text: string): string[] =>
-    [...text.replace(/\$\{?(ODOO_STACK_)?ROOT(:-)?\}?/g, "").matchAll(/(?<![\w$}.])\/(?:etc|usr|var|opt|run|srv|lib)\/[A-Za-z0-9._@+/*-]*/g)]
-      .map((m) => m[0].replace(/\/?\.{3}$/, "/"));
+    [
+      ...text
+        .replace(/\$\{?(ODOO_STACK_)?ROOT(:-)?\}?/g, "")
+        .matchAll(/(?<![\w$}.])\/(?:etc|usr|var|opt|run|srv|lib)\/[A-Za-z0-9._@+/*-]*/g),
+    ].map((m) => m[0].replace(/\/?\.{3}$/, "/"));
 
   it.each(scripts)("%s: every absolute path is a fact of the program or listed as the script's own", (_name, text) => {
     const unknown = [...new Set(literals(text))].filter((l) => !isFact(l) && !(l in SCRIPT_ONLY));

@@ -7,7 +7,15 @@ import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { isSecretRef, isSecretRefPath, parseSecretRef, resolveSecretRefs, scanSecretRefs, secretRef, SECRET_REF } from "../../lib/secret-ref";
+import {
+  isSecretRef,
+  isSecretRefPath,
+  parseSecretRef,
+  resolveSecretRefs,
+  scanSecretRefs,
+  secretRef,
+  SECRET_REF,
+} from "../../lib/secret-ref";
 import { buildManifest } from "../../templates/manifest";
 import { SCRIPTS, SCRIPTS_DIR } from "../../templates/scripts";
 
@@ -34,16 +42,18 @@ describe("the TypeScript parser", () => {
     const whole = paths.length === 1 && text === secretRef(paths[0]);
     expect(isSecretRef(text)).toBe(whole);
     expect(parseSecretRef(text)).toBe(whole ? paths[0] : undefined);
-    expect(() => buildManifest("proxy", [{ path: "/etc/odoo-stack/x", content: text, mode: "0600", owner: "root", group: "root" }])).not.toThrow();
+    expect(() =>
+      buildManifest("proxy", [{ path: "/etc/odoo-stack/x", content: text, mode: "0600", owner: "root", group: "root" }]),
+    ).not.toThrow();
   });
 
   it.each(rejected)("rejects %s", (_label, text) => {
     expect(scanSecretRefs(text).malformed).toBe(true);
     expect(isSecretRef(text)).toBe(false);
     expect(parseSecretRef(text)).toBeUndefined();
-    expect(() => buildManifest("proxy", [{ path: "/etc/odoo-stack/x", content: text, mode: "0600", owner: "root", group: "root" }])).toThrow(
-      '"/etc/odoo-stack/x" has a malformed {{ssm:...}} placeholder',
-    );
+    expect(() =>
+      buildManifest("proxy", [{ path: "/etc/odoo-stack/x", content: text, mode: "0600", owner: "root", group: "root" }]),
+    ).toThrow('"/etc/odoo-stack/x" has a malformed {{ssm:...}} placeholder');
   });
 
   it("secretRef() writes what parseSecretRef() reads back", () => {
@@ -74,11 +84,28 @@ describe("the apply script's resolver (resolve_file, with the script's ODOO_STAC
     const src = path.join(tmp, `in-${n}`);
     const dest = path.join(tmp, `out-${n++}`);
     fs.writeFileSync(src, text);
-    const result = spawnSync("bash", ["--norc", "-c", 'source "$1" && init_settings && init_commands && resolve_file "$2" "$3" corpus', "resolve", path.join(SCRIPTS_DIR, SCRIPTS.apply), src, dest], {
-      encoding: "utf8",
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ODOO_STACK_SSM_DIR: ssmDir, ODOO_STACK_PARAMETER_PREFIX: "/", ODOO_STACK_CONFIG: path.join(tmp, "none.env") },
-      timeout: 30_000,
-    });
+    const result = spawnSync(
+      "bash",
+      [
+        "--norc",
+        "-c",
+        'source "$1" && init_settings && init_commands && resolve_file "$2" "$3" corpus',
+        "resolve",
+        path.join(SCRIPTS_DIR, SCRIPTS.apply),
+        src,
+        dest,
+      ],
+      {
+        encoding: "utf8",
+        env: {
+          PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+          ODOO_STACK_SSM_DIR: ssmDir,
+          ODOO_STACK_PARAMETER_PREFIX: "/",
+          ODOO_STACK_CONFIG: path.join(tmp, "none.env"),
+        },
+        timeout: 30_000,
+      },
+    );
     return { status: result.status, stderr: result.stderr, out: fs.existsSync(dest) ? fs.readFileSync(dest, "utf8") : undefined };
   };
 

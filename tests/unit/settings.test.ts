@@ -8,7 +8,14 @@ import * as path from "path";
 import { ConfigError, CONFIG_KEYS, DEFAULTS, parseSettings, type RawConfig } from "../../lib/config";
 import { knownInstanceType } from "../../lib/instance-types";
 import { isOptionalWithoutDefault, SETTING_KEYS, SETTINGS, specOf, type SettingKey, type SettingSpec } from "../../lib/settings";
-import { declarationOf, README, renderPulumiYamlConfig, renderReadmeTable, withPulumiYamlConfig, withReadmeTable } from "../../tools/settings-docs";
+import {
+  declarationOf,
+  README,
+  renderPulumiYamlConfig,
+  renderReadmeTable,
+  withPulumiYamlConfig,
+  withReadmeTable,
+} from "../../tools/settings-docs";
 import { applyProjectConfig, loadYamlAsCli } from "../../tools/stack-config";
 import { BASE_CONFIG } from "../helpers/fixtures";
 
@@ -58,17 +65,28 @@ describe("generated files", () => {
 describe("the table itself", () => {
   it.each(SETTING_KEYS)("%s is required, has a default, is derived, or says what unset means — exactly one", (key) => {
     const spec: SettingSpec = specOf(key);
-    expect([spec.required !== undefined, spec.default !== undefined, spec.derived !== undefined, spec.unset !== undefined].filter(Boolean)).toHaveLength(1);
+    expect(
+      [spec.required !== undefined, spec.default !== undefined, spec.derived !== undefined, spec.unset !== undefined].filter(Boolean),
+    ).toHaveLength(1);
     expect(spec.description).toMatch(/^[A-Za-z"`].*\.$/s);
   });
 
   it("refuses to declare an optional secret key (the CLI would store its default as plain text and refuse it)", () => {
-    expect(() => declarationOf({ kind: "string", description: "A token.", unset: "none", secret: true })).toThrow("a secret key must be required");
-    expect(declarationOf({ kind: "string", description: "A token.", required: true, secret: true })).toEqual({ type: "string", secret: true, description: "A token. Required." });
+    expect(() => declarationOf({ kind: "string", description: "A token.", unset: "none", secret: true })).toThrow(
+      "a secret key must be required",
+    );
+    expect(declarationOf({ kind: "string", description: "A token.", required: true, secret: true })).toEqual({
+      type: "string",
+      secret: true,
+      description: "A token. Required.",
+    });
   });
 
   it("declares an optional boolean or integer untyped with an empty default, which the CLI does not type-check", () => {
-    expect(declarationOf({ kind: "boolean", description: "A flag.", derived: "from x" })).toEqual({ default: "", description: "A flag. true or false. Optional: when unset, from x." });
+    expect(declarationOf({ kind: "boolean", description: "A flag.", derived: "from x" })).toEqual({
+      default: "",
+      description: "A flag. true or false. Optional: when unset, from x.",
+    });
   });
 });
 
@@ -98,10 +116,13 @@ describe("Pulumi.yaml's defaults, through the CLI's rules, are lib/config.ts's d
     expect(applied.problems.map((p) => p.cli)).toEqual([`Stack 't' is missing configuration value '${key}'`]);
   });
 
-  it.each(SETTING_KEYS.filter((k) => isOptionalWithoutDefault(specOf(k)) && k !== "domain"))("%s's declared empty default means unset", (key) => {
-    const declared = declarationOf(specOf(key)).default;
-    expect(parse({ ...BASE_CONFIG, [key]: declared })).toEqual(parse(BASE_CONFIG));
-  });
+  it.each(SETTING_KEYS.filter((k) => isOptionalWithoutDefault(specOf(k)) && k !== "domain"))(
+    "%s's declared empty default means unset",
+    (key) => {
+      const declared = declarationOf(specOf(key)).default;
+      expect(parse({ ...BASE_CONFIG, [key]: declared })).toEqual(parse(BASE_CONFIG));
+    },
+  );
 
   it("domain's declared empty default means unset, which the object form of databases needs (issue 16)", () => {
     const objectForm: RawConfig = { tls: BASE_CONFIG.tls, databases: [{ name: "erp", domain: "erp.example.com" }] };
@@ -131,7 +152,8 @@ describe("the range the table states is the range parseSettings enforces", () =>
   it.each(integerKeys)("%s: min and max accepted, one below and one above refused with the range", (key) => {
     const { min, max } = specOf(key).range as { min: number; max: number };
     for (const ok of [min, max]) expect(problemFor({ ...BASE_CONFIG, [key]: ok }, key)).toBeUndefined();
-    for (const bad of [min - 1, max + 1]) expect(problemFor({ ...BASE_CONFIG, [key]: bad }, key)).toContain(`must be a whole number from ${min} to ${max}`);
+    for (const bad of [min - 1, max + 1])
+      expect(problemFor({ ...BASE_CONFIG, [key]: bad }, key)).toContain(`must be a whole number from ${min} to ${max}`);
   });
 
   const oneOfKeys = SETTING_KEYS.filter((k) => {
@@ -151,8 +173,12 @@ describe("the range the table states is the range parseSettings enforces", () =>
     const small = { publicSubnetCidrs: ["10.40.0.0/26", "10.40.0.64/26"], privateSubnetCidrs: ["10.40.0.128/26", "10.40.0.192/26"] };
     expect(problemsOf({ ...BASE_CONFIG, vpcCidr: `10.40.0.0/${min}` })).toEqual([]);
     expect(problemsOf({ ...BASE_CONFIG, vpcCidr: `10.40.0.0/${max}`, ...small })).toEqual([]);
-    expect(problemFor({ ...BASE_CONFIG, vpcCidr: `10.40.0.0/${min - 1}` }, "vpcCidr")).toContain(`must have a prefix from /${min} to /${max}`);
-    expect(problemFor({ ...BASE_CONFIG, vpcCidr: `10.40.0.0/${max + 1}` }, "vpcCidr")).toContain(`must have a prefix from /${min} to /${max}`);
+    expect(problemFor({ ...BASE_CONFIG, vpcCidr: `10.40.0.0/${min - 1}` }, "vpcCidr")).toContain(
+      `must have a prefix from /${min} to /${max}`,
+    );
+    expect(problemFor({ ...BASE_CONFIG, vpcCidr: `10.40.0.0/${max + 1}` }, "vpcCidr")).toContain(
+      `must have a prefix from /${min} to /${max}`,
+    );
   });
 
   it.each(["publicSubnetCidrs", "privateSubnetCidrs"] as const)("%s: each subnet at most the stated prefix", (key) => {
@@ -161,7 +187,9 @@ describe("the range the table states is the range parseSettings enforces", () =>
     const otherCidrs = key === "publicSubnetCidrs" ? ["10.40.128.0/20", "10.40.144.0/20"] : ["10.40.0.0/20", "10.40.16.0/20"];
     const base = key === "publicSubnetCidrs" ? "10.40.64" : "10.40.192";
     expect(problemsOf({ ...BASE_CONFIG, [other]: otherCidrs, [key]: [`${base}.0/${max}`, `${base}.128/${max}`] })).toEqual([]);
-    expect(problemFor({ ...BASE_CONFIG, [other]: otherCidrs, [key]: [`${base}.0/${max + 1}`, `${base}.128/${max}`] }, `${key}[0]`)).toContain(`must be /${max} or larger`);
+    expect(
+      problemFor({ ...BASE_CONFIG, [other]: otherCidrs, [key]: [`${base}.0/${max + 1}`, `${base}.128/${max}`] }, `${key}[0]`),
+    ).toContain(`must be /${max} or larger`);
   });
 
   it("tags: at most the stated number of entries", () => {

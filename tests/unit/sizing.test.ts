@@ -77,13 +77,16 @@ describe("named formulas", () => {
     expect(minimumOdooUsableMiB(2)).toBe(1264 + 3 * 134);
   });
 
-  it.each(["t3.micro", "t3.small", "t3a.small"])("odooHostTooSmall rejects %s (RAM for one worker + cron + gevent) with the reason", (name) => {
-    const why = odooHostTooSmall(spec(name), 1);
-    expect(why).toMatch(/too little for Odoo/);
-    expect(why).toContain("RLIMIT_AS");
-    expect(why).toContain(`need ${minimumOdooUsableMiB(1)} MiB`);
-    expect(why).toMatch(/t3\.medium/);
-  });
+  it.each(["t3.micro", "t3.small", "t3a.small"])(
+    "odooHostTooSmall rejects %s (RAM for one worker + cron + gevent) with the reason",
+    (name) => {
+      const why = odooHostTooSmall(spec(name), 1);
+      expect(why).toMatch(/too little for Odoo/);
+      expect(why).toContain("RLIMIT_AS");
+      expect(why).toContain(`need ${minimumOdooUsableMiB(1)} MiB`);
+      expect(why).toMatch(/t3\.medium/);
+    },
+  );
 
   it("odooHostTooSmall accepts every type with 4 GiB or more", () => {
     for (const [name, s] of Object.entries(INSTANCE_TYPES).filter(([, x]) => x.memoryMiB >= 4096)) {
@@ -141,7 +144,14 @@ describe("computeSizing: known values", () => {
     // Odoo's own defaults: the host has room for one process at 2560 MiB and ten at rest.
     expect(s.odoo.limitMemoryHardBytes).toBe(2560 * MiB);
     expect(s.odoo.limitMemorySoftBytes).toBe(2048 * MiB); // 80 %
-    expect([s.odoo.limitTimeCpu, s.odoo.limitTimeReal, s.odoo.limitTimeRealCron, s.odoo.limitRequest, s.odoo.dbMaxconn, s.odoo.dbMaxconnGevent]).toEqual([600, 1200, 1200, 65536, 8, 64]);
+    expect([
+      s.odoo.limitTimeCpu,
+      s.odoo.limitTimeReal,
+      s.odoo.limitTimeRealCron,
+      s.odoo.limitRequest,
+      s.odoo.dbMaxconn,
+      s.odoo.dbMaxconnGevent,
+    ]).toEqual([600, 1200, 1200, 65536, 8, 64]);
     expect(s.odoo.httpMaxConns).toBe(45);
     expect(s.pgbouncer).toEqual({
       defaultPoolSize: 11, // (9 workers + gevent) × 1 host + 1 cron
@@ -219,7 +229,13 @@ describe("computeSizing: known values", () => {
   });
 
   it("overrides win where given", () => {
-    const s = computeSizing(input("m6i.xlarge", 1, 1, { odooOverrides: { workers: 6, dbMaxconn: 4 }, pgbouncerOverrides: { maxClientConn: 500 }, postgresOverrides: { lockTimeoutMs: 5000 } }));
+    const s = computeSizing(
+      input("m6i.xlarge", 1, 1, {
+        odooOverrides: { workers: 6, dbMaxconn: 4 },
+        pgbouncerOverrides: { maxClientConn: 500 },
+        postgresOverrides: { lockTimeoutMs: 5000 },
+      }),
+    );
     expect(s.odoo.workers).toBe(6);
     expect(s.odoo.dbMaxconn).toBe(4);
     expect(s.pgbouncer.defaultPoolSize).toBe(8);
@@ -274,9 +290,13 @@ describe("invariants over every plausible Odoo host", () => {
         expect(b.postgresReservePoolSize).toBeGreaterThanOrEqual(odoo.maxCronThreads + 2);
         // POOL-3, POOL-4, POOL-5.
         expect(b.reservePoolSize).toBeGreaterThanOrEqual(1);
-        expect(b.maxClientConn).toBeGreaterThanOrEqual(hosts * (odoo.workers * odoo.dbMaxconn + odoo.dbMaxconnGevent) + odoo.maxCronThreads * odoo.dbMaxconn);
+        expect(b.maxClientConn).toBeGreaterThanOrEqual(
+          hosts * (odoo.workers * odoo.dbMaxconn + odoo.dbMaxconnGevent) + odoo.maxCronThreads * odoo.dbMaxconn,
+        );
         expect(b.maxDbConnections).toBeGreaterThanOrEqual(b.defaultPoolSize);
-        expect(b.limitNofile).toBeGreaterThanOrEqual(b.maxClientConn + b.maxUserConnections + b.postgresPoolSize + b.postgresReservePoolSize);
+        expect(b.limitNofile).toBeGreaterThanOrEqual(
+          b.maxClientConn + b.maxUserConnections + b.postgresPoolSize + b.postgresReservePoolSize,
+        );
         // PG-2: a transaction may stay idle no longer than a request or a cron may live.
         expect(p.idleInTransactionSessionTimeoutMs).toBe(Math.max(odoo.limitTimeReal, odoo.limitTimeRealCron) * 1000);
         // The proxy's queue per host stays inside Odoo's listen backlog (8 × workers).
@@ -299,10 +319,26 @@ describe("checkSizing: overrides that break an invariant", () => {
     ["workers 10 > 4 × 2 + 1 (LIMIT-1)", { odooOverrides: { workers: 10 } }, ["odoo.workers"]],
     ["no cron thread (LIMIT-2)", { odooOverrides: { maxCronThreads: 0 } }, ["odoo.maxCronThreads"]],
     ["workers and crons both wrong", { odooOverrides: { workers: 10, maxCronThreads: 3 } }, ["odoo.maxCronThreads", "odoo.workers"]],
-    ["hard limit past one runaway + 10 at rest: 14745 − 1340 = 13405 MiB (LIMIT-3)", { odooOverrides: { limitMemoryHardMiB: 13406 } }, ["odoo.limitMemoryHardMiB"]],
-    ["hard limit below a process at rest + a heavy request (LIMIT-3)", { odooOverrides: { limitMemoryHardMiB: 1263 } }, ["odoo.limitMemoryHardMiB"]],
-    ["the old 256 MiB hard limit (LIMIT-3)", { odooOverrides: { limitMemoryHardMiB: 256, limitMemorySoftMiB: 200 } }, ["odoo.limitMemoryHardMiB", "odoo.limitMemorySoftMiB"]],
-    ["soft limit below a worker at rest + a light request (LIMIT-3)", { odooOverrides: { limitMemorySoftMiB: 389 } }, ["odoo.limitMemorySoftMiB"]],
+    [
+      "hard limit past one runaway + 10 at rest: 14745 − 1340 = 13405 MiB (LIMIT-3)",
+      { odooOverrides: { limitMemoryHardMiB: 13406 } },
+      ["odoo.limitMemoryHardMiB"],
+    ],
+    [
+      "hard limit below a process at rest + a heavy request (LIMIT-3)",
+      { odooOverrides: { limitMemoryHardMiB: 1263 } },
+      ["odoo.limitMemoryHardMiB"],
+    ],
+    [
+      "the old 256 MiB hard limit (LIMIT-3)",
+      { odooOverrides: { limitMemoryHardMiB: 256, limitMemorySoftMiB: 200 } },
+      ["odoo.limitMemoryHardMiB", "odoo.limitMemorySoftMiB"],
+    ],
+    [
+      "soft limit below a worker at rest + a light request (LIMIT-3)",
+      { odooOverrides: { limitMemorySoftMiB: 389 } },
+      ["odoo.limitMemorySoftMiB"],
+    ],
     ["soft limit above the computed hard limit (LIMIT-3)", { odooOverrides: { limitMemorySoftMiB: 3000 } }, ["odoo.limitMemorySoftMiB"]],
     ["limit_time_cpu 0", { odooOverrides: { limitTimeCpu: 0 } }, ["odoo.limitTimeCpu"]],
     ["limit_time_real below the default limit_time_cpu", { odooOverrides: { limitTimeReal: 300 } }, ["odoo.limitTimeCpu"]],

@@ -18,8 +18,16 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** Reads stack "dev" of project "proj" whose Pulumi.yaml has `config:` `projectConfig` (YAML lines). */
 function read(projectConfig: string, stackConfig: string): StackConfig {
-  const indent = (s: string) => s.trim().split("\n").map((l) => `  ${l}`).join("\n");
-  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), `name: proj\nruntime: nodejs\n${projectConfig.trim() ? `config:\n${indent(projectConfig)}\n` : ""}`);
+  const indent = (s: string) =>
+    s
+      .trim()
+      .split("\n")
+      .map((l) => `  ${l}`)
+      .join("\n");
+  fs.writeFileSync(
+    path.join(dir, "Pulumi.yaml"),
+    `name: proj\nruntime: nodejs\n${projectConfig.trim() ? `config:\n${indent(projectConfig)}\n` : ""}`,
+  );
   fs.writeFileSync(path.join(dir, "Pulumi.dev.yaml"), stackConfig.trim() ? `config:\n${indent(stackConfig)}\n` : "");
   return readStackConfig(dir, "dev");
 }
@@ -45,7 +53,9 @@ function lineOf(err: StackConfigError, key: string): string {
 describe("required keys (config.go mergeConfig)", () => {
   it("refuses a stack without a key declared without a default, in the CLI's words", () => {
     const err = refused("domain:\n  type: string", "other: x");
-    expect(lineOf(err, "proj:domain")).toMatch(/proj:domain = \(not set\): Stack 'dev' is missing configuration value 'domain'; set it in Pulumi.dev.yaml, or give it a default in Pulumi.yaml$/);
+    expect(lineOf(err, "proj:domain")).toMatch(
+      /proj:domain = \(not set\): Stack 'dev' is missing configuration value 'domain'; set it in Pulumi.dev.yaml, or give it a default in Pulumi.yaml$/,
+    );
   });
 
   it("lists every missing key, sorted as the CLI sorts them", () => {
@@ -58,7 +68,10 @@ describe("required keys (config.go mergeConfig)", () => {
   });
 
   it("does not require a key whose default is empty, and passes the empty value on", () => {
-    const c = read('a:\n  type: string\n  default: ""\nb:\n  type: array\n  items: {type: string}\n  default: []\nc:\n  type: object\n  default: {}\nd:\n  default: ""', "");
+    const c = read(
+      'a:\n  type: string\n  default: ""\nb:\n  type: array\n  items: {type: string}\n  default: []\nc:\n  type: object\n  default: {}\nd:\n  default: ""',
+      "",
+    );
     expect([c.config["proj:a"], c.config["proj:b"], c.config["proj:c"], c.config["proj:d"]]).toEqual(["", "[]", "{}", ""]);
   });
 
@@ -91,11 +104,19 @@ describe("declared types (config.go validateStackConfigValue, project.go Validat
     ["boolean", "a: 1", "a:\n  type: boolean", "a: 1", 1],
     ["array<string>", "a: [x, 1]", "a:\n  type: array\n  items: {type: string}", "a: [x, 1]", ["x", 1]],
     ["array<string>", "a: x", "a:\n  type: array\n  items: {type: string}", "a: x", "x"],
-    ["array<array<integer>>", "a: [[1, x]]", "a:\n  type: array\n  items: {type: array, items: {type: integer}}", "a: [[1, x]]", [[1, "x"]]],
+    [
+      "array<array<integer>>",
+      "a: [[1, x]]",
+      "a:\n  type: array\n  items: {type: array, items: {type: integer}}",
+      "a: [[1, x]]",
+      [[1, "x"]],
+    ],
     ["object", "a: [x]", "a:\n  type: object", "a: [x]", ["x"]],
     ["object", "a: '{}'", "a:\n  type: object", "a: '{}'", "{}"],
   ])("type %s refuses %s", (type, _given, decl, stack, value) => {
-    expect(lineOf(refused(decl, stack), "proj:a")).toBe(`  1. proj:a = ${JSON.stringify(value)}: Stack 'dev' with configuration key 'a' must be of type '${type}'; fix it in Pulumi.dev.yaml`);
+    expect(lineOf(refused(decl, stack), "proj:a")).toBe(
+      `  1. proj:a = ${JSON.stringify(value)}: Stack 'dev' with configuration key 'a' must be of type '${type}'; fix it in Pulumi.dev.yaml`,
+    );
   });
 
   it.each([
@@ -113,7 +134,14 @@ describe("declared types (config.go validateStackConfigValue, project.go Validat
 
   it("reads numbers as the CLI's YAML reader does (yaml.v3): base prefixes, octal, underscores; dates stay text", () => {
     const c = read("", "a: 0x1F\nb: 017\nc: 1_000\nd: 2001-12-14\ne: .5\nf: 08");
-    expect([c.config["proj:a"], c.config["proj:b"], c.config["proj:c"], c.config["proj:d"], c.config["proj:e"], c.config["proj:f"]]).toEqual(["31", "15", "1000", "2001-12-14", "0.5", "8"]);
+    expect([
+      c.config["proj:a"],
+      c.config["proj:b"],
+      c.config["proj:c"],
+      c.config["proj:d"],
+      c.config["proj:e"],
+      c.config["proj:f"],
+    ]).toEqual(["31", "15", "1000", "2001-12-14", "0.5", "8"]);
   });
 
   it("refuses NaN and infinity, which the CLI cannot encode", () => {
@@ -127,15 +155,21 @@ describe("secrets (config.go validateStackConfigValue)", () => {
     expect(c.secretKeys).toEqual(["proj:password"]);
     expect(c.config["proj:password"]).not.toContain("ciphertext");
     expect(c.config["proj:password"]).toMatch(/^[A-Za-z0-9_-]{32}$/);
-    expect(c.warnings).toContain("proj:password is a secure value, which only the Pulumi CLI can decrypt; this plan used a value generated for the run");
+    expect(c.warnings).toContain(
+      "proj:password is a secure value, which only the Pulumi CLI can decrypt; this plan used a value generated for the run",
+    );
   });
 
   it("refuses a plain value for a key declared secret", () => {
-    expect(lineOf(refused("token:\n  type: string\n  secret: true", "token: abc"), "proj:token")).toContain("Stack 'dev' with configuration key 'token' must be encrypted as it's secret; set it with pulumi config set --secret token");
+    expect(lineOf(refused("token:\n  type: string\n  secret: true", "token: abc"), "proj:token")).toContain(
+      "Stack 'dev' with configuration key 'token' must be encrypted as it's secret; set it with pulumi config set --secret token",
+    );
   });
 
   it("refuses a secret key's default: the CLI stores it as plain text", () => {
-    expect(lineOf(refused("token:\n  type: string\n  secret: true\n  default: abc", ""), "proj:token")).toContain("must be encrypted as it's secret; a default is stored as plain text");
+    expect(lineOf(refused("token:\n  type: string\n  secret: true\n  default: abc", ""), "proj:token")).toContain(
+      "must be encrypted as it's secret; a default is stored as plain text",
+    );
   });
 
   it("accepts a secure value for a key declared secret", () => {
@@ -143,7 +177,9 @@ describe("secrets (config.go validateStackConfigValue)", () => {
   });
 
   it("refuses a secure value for an object key: the CLI type-checks its decrypted text", () => {
-    expect(lineOf(refused("o:\n  type: object", "o:\n  secure: v1:x"), "proj:o")).toContain(`proj:o = "[secure]": Stack 'dev' with configuration key 'o' must be of type 'object'`);
+    expect(lineOf(refused("o:\n  type: object", "o:\n  secure: v1:x"), "proj:o")).toContain(
+      `proj:o = "[secure]": Stack 'dev' with configuration key 'o' must be of type 'object'`,
+    );
   });
 
   it("makes a map holding a secure value secret as a whole, and type-checks the map", () => {
@@ -153,20 +189,50 @@ describe("secrets (config.go validateStackConfigValue)", () => {
   });
 
   it("warns that it cannot check the type of a secure integer", () => {
-    expect(read("n:\n  type: integer", "n:\n  secure: v1:x").warnings).toContain("proj:n is a secure value declared integer; only the CLI can decrypt it to check its type");
+    expect(read("n:\n  type: integer", "n:\n  secure: v1:x").warnings).toContain(
+      "proj:n is a secure value declared integer; only the CLI can decrypt it to check its type",
+    );
   });
 });
 
 describe("Pulumi.yaml's declarations (project.go Project.Validate, project.json)", () => {
   it.each([
     ["both default and value", "a:\n  default: x\n  value: y", "project config 'a' cannot have both a 'default' and 'value' attribute"],
-    ["an array without items", "a:\n  type: array", "The configuration key 'a' declares an array but does not specify the underlying type via the 'items' attribute"],
-    ["a default of another type", "a:\n  type: integer\n  default: many", "The default value specified for configuration key 'a' is not of the expected type 'integer'"],
-    ["a list default for array<string> with a number", "a:\n  type: array\n  items: {type: string}\n  default: [1]", "is not of the expected type 'array<string>'"],
-    ["a type on another namespace", "aws:region:\n  type: string\n  value: x", "Configuration key 'aws:region' is not namespaced by the project and should not define a type"],
-    ["a default on another namespace", "aws:region:\n  default: x", "should not define a default value. Did you mean to use the 'value' attribute instead of 'default'?"],
-    ["another namespace without a value", "aws:region:\n  description: x", "Configuration key 'aws:region' is namespaced and must provide an attribute 'value'"],
-    ["a field the schema does not know (ranges live in the description)", "a:\n  type: integer\n  minimum: 1", "additional properties 'minimum' not allowed"],
+    [
+      "an array without items",
+      "a:\n  type: array",
+      "The configuration key 'a' declares an array but does not specify the underlying type via the 'items' attribute",
+    ],
+    [
+      "a default of another type",
+      "a:\n  type: integer\n  default: many",
+      "The default value specified for configuration key 'a' is not of the expected type 'integer'",
+    ],
+    [
+      "a list default for array<string> with a number",
+      "a:\n  type: array\n  items: {type: string}\n  default: [1]",
+      "is not of the expected type 'array<string>'",
+    ],
+    [
+      "a type on another namespace",
+      "aws:region:\n  type: string\n  value: x",
+      "Configuration key 'aws:region' is not namespaced by the project and should not define a type",
+    ],
+    [
+      "a default on another namespace",
+      "aws:region:\n  default: x",
+      "should not define a default value. Did you mean to use the 'value' attribute instead of 'default'?",
+    ],
+    [
+      "another namespace without a value",
+      "aws:region:\n  description: x",
+      "Configuration key 'aws:region' is namespaced and must provide an attribute 'value'",
+    ],
+    [
+      "a field the schema does not know (ranges live in the description)",
+      "a:\n  type: integer\n  minimum: 1",
+      "additional properties 'minimum' not allowed",
+    ],
     ["a type the CLI does not know", "a:\n  type: number", 'value must be one of "string", "integer", "boolean", "array", "object"'],
     ["a key of three parts", "a:b:c: 1", "could not parse a:b:c as a configuration key"],
   ])("refuses %s", (_name, decl, message) => {
@@ -180,12 +246,16 @@ describe("the stack file (loaders.go, config/key.go)", () => {
   it("treats a key without a value as an empty string and warns in the CLI's words (checkForEmptyConfig)", () => {
     const c = read("", "a:\nb: x");
     expect(c.config["proj:a"]).toBe("");
-    expect(c.warnings).toContain('No value for configuration key "a". This is currently treated as an empty string `""`, but will be treated as `null` in a future version of pulumi.\nSet the value to `""` to avoid this warning.');
+    expect(c.warnings).toContain(
+      'No value for configuration key "a". This is currently treated as an empty string `""`, but will be treated as `null` in a future version of pulumi.\nSet the value to `""` to avoid this warning.',
+    );
   });
 
   it("reads the old <namespace>:config:<name> form and refuses keys of other shapes (ParseKey)", () => {
     expect(read("", "aws:config:region: eu-west-1").config["aws:region"]).toBe("eu-west-1");
-    expect(lineOf(refused("", "a:b:c: x"), "a:b:c")).toContain("could not parse a:b:c as a configuration key (configuration keys should be of the form `<namespace>:<name>`)");
+    expect(lineOf(refused("", "a:b:c: x"), "a:b:c")).toContain(
+      "could not parse a:b:c as a configuration key (configuration keys should be of the form `<namespace>:<name>`)",
+    );
   });
 
   it("refuses a key set twice, with and without the namespace", () => {
@@ -232,7 +302,9 @@ describe("a stack file copied from another (copiedStackWarnings)", () => {
 
   it("warns on the environment tag alone", () => {
     write({ prod: stackYaml("erp.acme.eu", "production"), staging: stackYaml("staging.acme.eu", "production", "Z2", "10.41.0.0/16") });
-    expect(copiedStackWarnings(dir, "staging")).toEqual([expect.stringContaining('shares tags.environment "production" with Pulumi.prod.yaml')]);
+    expect(copiedStackWarnings(dir, "staging")).toEqual([
+      expect.stringContaining('shares tags.environment "production" with Pulumi.prod.yaml'),
+    ]);
   });
 
   it("stays quiet when only the hosted zone and the VPC range are shared (normal for two stacks)", () => {

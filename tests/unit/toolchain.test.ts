@@ -41,7 +41,8 @@ describe("toolchain", () => {
 
   it("CI lints and checks formatting right after the type-check, with the pinned ESLint and Prettier (issue 17)", () => {
     const ci = read(".ci/run");
-    for (const tool of ["eslint", "prettier", "typescript-eslint", "@eslint/js"]) expect([tool, pkg.devDependencies[tool]]).toEqual([tool, expect.stringMatching(/^\d+\.\d+\.\d+$/)]);
+    for (const tool of ["eslint", "prettier", "typescript-eslint", "@eslint/js"])
+      expect([tool, pkg.devDependencies[tool]]).toEqual([tool, expect.stringMatching(/^\d+\.\d+\.\d+$/)]);
     expect(pkg.scripts).toMatchObject({ lint: "eslint .", format: "prettier --write .", "format:check": "prettier --check ." });
     const at = (command: string) => ci.indexOf(`\n${command}\n`);
     expect(at("npm run build")).toBeGreaterThan(0);

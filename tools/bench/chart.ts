@@ -69,7 +69,8 @@ function panelSvg(panel: ChartPanel, offsetX: number): string[] {
   const sy = (y: number) =>
     PANEL.top +
     plotH -
-    (panel.yScale === "log" ? (Math.log10(y) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin)) : (y - yMin) / (yMax - yMin)) * plotH;
+    (panel.yScale === "log" ? (Math.log10(y) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin)) : (y - yMin) / (yMax - yMin)) *
+      plotH;
   const out: string[] = [];
   const x0 = offsetX + PANEL.left;
   out.push(`<text x="${n(x0 + plotW / 2)}" y="20" text-anchor="middle" font-weight="bold">${escapeXml(panel.title)}</text>`);
@@ -84,12 +85,16 @@ function panelSvg(panel: ChartPanel, offsetX: number): string[] {
   }
   out.push(`<text x="${n(x0 + plotW / 2)}" y="${PANEL.top + plotH + 36}" text-anchor="middle">${escapeXml(panel.xLabel)}</text>`);
   const yMid = PANEL.top + plotH / 2;
-  out.push(`<text x="${n(offsetX + 14)}" y="${n(yMid)}" text-anchor="middle" transform="rotate(-90 ${n(offsetX + 14)} ${n(yMid)})">${escapeXml(panel.yLabel)}</text>`);
+  out.push(
+    `<text x="${n(offsetX + 14)}" y="${n(yMid)}" text-anchor="middle" transform="rotate(-90 ${n(offsetX + 14)} ${n(yMid)})">${escapeXml(panel.yLabel)}</text>`,
+  );
   for (const s of panel.series) {
     const pts = s.points.filter(([x, y]) => x > 0 && Number.isFinite(y) && (panel.yScale === "linear" || y > 0));
     if (pts.length === 0) continue;
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : "";
-    out.push(`<polyline fill="none" stroke="${escapeXml(s.color)}" stroke-width="2"${dash} points="${pts.map(([x, y]) => `${n(sx(x))},${n(sy(y))}`).join(" ")}"/>`);
+    out.push(
+      `<polyline fill="none" stroke="${escapeXml(s.color)}" stroke-width="2"${dash} points="${pts.map(([x, y]) => `${n(sx(x))},${n(sy(y))}`).join(" ")}"/>`,
+    );
     if (!s.dashed) for (const [x, y] of pts) out.push(`<circle cx="${n(sx(x))}" cy="${n(sy(y))}" r="3" fill="${escapeXml(s.color)}"/>`);
   }
   return out;
@@ -156,7 +161,19 @@ export function poolChartPanels(pool: Pick<PoolScenario, "points" | "ceiling">):
     ],
   };
   return [
-    { title: "Throughput", xLabel: "simulated Odoo processes (log)", yLabel: "requests/s", yScale: "linear", series: [...seriesOf((p) => p.tps), ceilingLine] },
-    { title: "p95 latency", xLabel: "simulated Odoo processes (log)", yLabel: "ms (log)", yScale: "log", series: seriesOf((p) => p.latencyMs.p95) },
+    {
+      title: "Throughput",
+      xLabel: "simulated Odoo processes (log)",
+      yLabel: "requests/s",
+      yScale: "linear",
+      series: [...seriesOf((p) => p.tps), ceilingLine],
+    },
+    {
+      title: "p95 latency",
+      xLabel: "simulated Odoo processes (log)",
+      yLabel: "ms (log)",
+      yScale: "log",
+      series: seriesOf((p) => p.latencyMs.p95),
+    },
   ];
 }

@@ -16,7 +16,10 @@ let installed = false;
 export function installInterruptHandlers(graceMs = 5_000): void {
   if (installed) return;
   installed = true;
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
     process.once(signal, () => {
       console.error(`odoo-stack bench: ${signal}, cleaning up`);
       const timer = setTimeout(() => process.exit(code), graceMs);

@@ -82,8 +82,14 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
   const kinds: readonly RequestKind[] = odooRequestKinds();
   let pid = o.firstPid ?? 100_000;
   const hostOf = (i: number) => i % o.hosts;
-  const processes = Array.from({ length: o.processes }, (_, i) => new OdooProcess(pid++, "http", o.options.dbMaxconn, o.endpoint, recorder, o.odooPgAppName?.(hostOf(i))));
-  const gevents = Array.from({ length: o.hosts }, (_, h) => new OdooProcess(pid++, "gevent", o.options.dbMaxconnGevent, o.endpoint, recorder, o.odooPgAppName?.(h)));
+  const processes = Array.from(
+    { length: o.processes },
+    (_, i) => new OdooProcess(pid++, "http", o.options.dbMaxconn, o.endpoint, recorder, o.odooPgAppName?.(hostOf(i))),
+  );
+  const gevents = Array.from(
+    { length: o.hosts },
+    (_, h) => new OdooProcess(pid++, "gevent", o.options.dbMaxconnGevent, o.endpoint, recorder, o.odooPgAppName?.(h)),
+  );
   const cron = new OdooProcess(pid++, "cron", o.options.dbMaxconn, o.endpoint, recorder, o.odooPgAppName?.(0));
   const listeners = [...gevents.map((g) => new PostgresListener(g, "imbus")), new PostgresListener(cron, "cron_trigger")];
   const connectionErrors = new Map<string, number>();
@@ -170,7 +176,8 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
     // Warm-up: at least warmupMs, and until every connected process has completed a request
     // (the storm settled into its steady queue), for at most STORM_SETTLE_MS more.
     await sleep(o.warmupMs);
-    for (const deadline = Date.now() + STORM_SETTLE_MS; Date.now() < deadline && completedAny.some((done, i) => connected[i] && !done); ) await sleep(250);
+    for (const deadline = Date.now() + STORM_SETTLE_MS; Date.now() < deadline && completedAny.some((done, i) => connected[i] && !done);)
+      await sleep(250);
     const probeStart = completions;
     await sleep(RATE_PROBE_MS);
     const windowMs = measureWindowMs(o.measureMs, connected.filter(Boolean).length, ((completions - probeStart) * 1000) / RATE_PROBE_MS);
@@ -215,7 +222,12 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
       failedTransactions,
       starvedClients: committedInWindow.filter((c, i) => connected[i] && c === 0).length,
       connectionErrors: Object.fromEntries(connectionErrors),
-      transactionErrors: Object.fromEntries([...transactionErrors, ...recorder.busFailed.map((m) => [`NOTIFY imbus: ${errorKey(m)}`, 1] as const)].reduce((m, [k, v]) => m.set(k, (m.get(k) ?? 0) + v), new Map<string, number>())),
+      transactionErrors: Object.fromEntries(
+        [...transactionErrors, ...recorder.busFailed.map((m) => [`NOTIFY imbus: ${errorKey(m)}`, 1] as const)].reduce(
+          (m, [k, v]) => m.set(k, (m.get(k) ?? 0) + v),
+          new Map<string, number>(),
+        ),
+      ),
       committed,
       measuredMs,
       tps: committed / (measuredMs / 1000),
@@ -226,7 +238,12 @@ export async function runOdooLoad(o: OdooLoadOptions): Promise<OdooLoadResult> {
       cpu: cpuBetween(before, after),
       // Sent: every notification a request committed while measuring (NOTIFY attempted); lost:
       // those that could not be sent or that a bus LISTENer never received.
-      notifications: { sent: busSentInWindow.size + busFailedInWindow, lost: missing() + busFailedInWindow, listeners: listeners.length, listenersFailed },
+      notifications: {
+        sent: busSentInWindow.size + busFailedInWindow,
+        lost: missing() + busFailedInWindow,
+        listeners: listeners.length,
+        listenersFailed,
+      },
       postgresSessions: windowEvents.filter((e) => e.database === "postgres").length,
     };
   } finally {

@@ -48,7 +48,10 @@ export function odooDbOptions(odooConfText: string): OdooDbOptions {
     dbMaxconn,
     // `odoo.evented and config['db_maxconn_gevent'] or config['db_maxconn']`: 0/absent falls back.
     dbMaxconnGevent: int("db_maxconn_gevent", 0) || dbMaxconn,
-    dbNames: (o.get("db_name") ?? "").split(",").map((d) => d.trim()).filter((d) => d !== ""),
+    dbNames: (o.get("db_name") ?? "")
+      .split(",")
+      .map((d) => d.trim())
+      .filter((d) => d !== ""),
     ...(dbfilter !== undefined && dbfilter.trim() !== "" && odooTruthy(dbfilter) !== false ? { dbfilter } : {}),
     dbUser: o.get("db_user") ?? "odoo",
   };
@@ -279,8 +282,24 @@ export function odooSchemaSql(owner: string, partners = 2_000): string {
     "CREATE TABLE ir_cron (id serial PRIMARY KEY, cron_name text NOT NULL, active bool NOT NULL DEFAULT true, numbercall int NOT NULL DEFAULT -1, priority int NOT NULL DEFAULT 5, nextcall timestamp NOT NULL, lastcall timestamp);",
     "INSERT INTO ir_cron (cron_name, nextcall) VALUES ('Mail: Email Queue Manager', now() at time zone 'UTC' + interval '1 hour');",
     "CREATE TABLE ir_cron_trigger (id serial PRIMARY KEY, cron_id int NOT NULL REFERENCES ir_cron, call_at timestamp NOT NULL);",
-    ...["ir_config_parameter", "res_company", "res_users", "res_partner", "sale_order_line", "mail_message", "bus_bus", "ir_cron", "ir_cron_trigger"].map((t) => `ALTER TABLE ${t} OWNER TO ${q};`),
-    ...["base_registry_signaling", "base_cache_signaling_default", "base_cache_signaling_assets", "base_cache_signaling_templates", "base_cache_signaling_routing"].map((s) => `ALTER SEQUENCE ${s} OWNER TO ${q};`),
+    ...[
+      "ir_config_parameter",
+      "res_company",
+      "res_users",
+      "res_partner",
+      "sale_order_line",
+      "mail_message",
+      "bus_bus",
+      "ir_cron",
+      "ir_cron_trigger",
+    ].map((t) => `ALTER TABLE ${t} OWNER TO ${q};`),
+    ...[
+      "base_registry_signaling",
+      "base_cache_signaling_default",
+      "base_cache_signaling_assets",
+      "base_cache_signaling_templates",
+      "base_cache_signaling_routing",
+    ].map((s) => `ALTER SEQUENCE ${s} OWNER TO ${q};`),
     "VACUUM ANALYZE;",
     "",
   ].join("\n");
@@ -459,7 +478,8 @@ export class OdooProcess {
    * _create_empty_database (L124-130) opens `postgres` and checks that the database exists.
    */
   async serverStart(options: OdooDbOptions): Promise<void> {
-    for (const db of options.dbNames) await this.onPostgres("server_start", [`SELECT datname FROM pg_database WHERE datname = ${escapeLiteral(db)}`]);
+    for (const db of options.dbNames)
+      await this.onPostgres("server_start", [`SELECT datname FROM pg_database WHERE datname = ${escapeLiteral(db)}`]);
   }
 
   async close(): Promise<void> {
@@ -544,7 +564,9 @@ export async function serveRequest(process: OdooProcess, options: OdooDbOptions,
         for (let i = 0; i < r.kind.busMessages; i++) {
           const id = `${process.pid}-${Date.now()}-${Math.floor(r.random() * 1e9)}`;
           const channel = JSON.stringify([r.database, "res.partner", id]);
-          await cr.execute(`INSERT INTO bus_bus (channel, message) VALUES (${escapeLiteral(channel)}, ${escapeLiteral(JSON.stringify({ type: "model", payload: id }))})`);
+          await cr.execute(
+            `INSERT INTO bus_bus (channel, message) VALUES (${escapeLiteral(channel)}, ${escapeLiteral(JSON.stringify({ type: "model", payload: id }))})`,
+          );
           notifications.push(JSON.stringify([[r.database, "res.partner", id]]));
         }
         if (r.kind.triggersCron || r.triggerCron) {
@@ -623,7 +645,12 @@ export class PostgresListener {
       await cr.commit();
       this.process.recorder.note({ database: "postgres", purpose: `listen_${this.channel}`, ms: performance.now() - started });
     } catch (err) {
-      this.process.recorder.note({ database: "postgres", purpose: `listen_${this.channel}`, ms: performance.now() - started, error: (err as Error).message });
+      this.process.recorder.note({
+        database: "postgres",
+        purpose: `listen_${this.channel}`,
+        ms: performance.now() - started,
+        error: (err as Error).message,
+      });
       throw err;
     }
   }
@@ -676,8 +703,14 @@ export interface HandlerTiming {
  * in transaction pooling the server connection is held only from the first statement to the
  * commit, so the worker's pool, not PgBouncer's, is what a storm of greenlets fills first.
  */
-export async function websocketReconnect(process: OdooProcess, database: string, random: () => number, timing: HandlerTiming): Promise<void> {
-  const signaling = "SELECT base_registry_signaling.last_value, base_cache_signaling_default.last_value FROM base_registry_signaling, base_cache_signaling_default";
+export async function websocketReconnect(
+  process: OdooProcess,
+  database: string,
+  random: () => number,
+  timing: HandlerTiming,
+): Promise<void> {
+  const signaling =
+    "SELECT base_registry_signaling.last_value, base_cache_signaling_default.last_value FROM base_registry_signaling, base_cache_signaling_default";
   const step = async (statements: readonly string[]) => {
     const cr = await acquireCursor(process, database, random);
     try {
@@ -699,7 +732,12 @@ export async function websocketReconnect(process: OdooProcess, database: string,
   await step([sessionCheck]);
   // "subscribe": the registry check, then the user, its partner and channels, the missed notifications.
   await step([signaling]);
-  await step([sessionCheck, `SELECT id, partner_id, company_id FROM res_users WHERE id IN (${uid})`, `SELECT id, name FROM res_partner WHERE id IN (${ids(random, 3, SCHEMA_PARTNERS)})`, poll]);
+  await step([
+    sessionCheck,
+    `SELECT id, partner_id, company_id FROM res_users WHERE id IN (${uid})`,
+    `SELECT id, name FROM res_partner WHERE id IN (${ids(random, 3, SCHEMA_PARTNERS)})`,
+    poll,
+  ]);
   // The first dispatch.
   await step([sessionCheck, poll]);
 }
@@ -751,7 +789,8 @@ export class OdooHost {
 
   constructor(readonly o: OdooHostOptions) {
     let pid = o.firstPid;
-    const make = (role: OdooProcess["role"], maxconn: number) => new OdooProcess(pid++, role, maxconn, o.endpoint, o.recorder, o.odooPgAppName);
+    const make = (role: OdooProcess["role"], maxconn: number) =>
+      new OdooProcess(pid++, role, maxconn, o.endpoint, o.recorder, o.odooPgAppName);
     this.http = Array.from({ length: o.options.workers }, () => make("http", o.options.dbMaxconn));
     this.gevent = make("gevent", o.options.dbMaxconnGevent);
     this.cron = Array.from({ length: o.options.maxCronThreads }, () => make("cron", o.options.dbMaxconn));

@@ -19,12 +19,16 @@ export const consoleShow = async (o: ConsoleAddress, what: string, timeoutMs = 5
 /** Runs one console command (SHOW, KILL, RESUME, …); resolves with psql's CSV output. */
 export function consoleCommand(o: ConsoleAddress, command: string, timeoutMs = 5_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN.psql, ["-X", "-h", o.socketDir, "-p", String(o.port), "-U", "pgbouncer", "-d", "pgbouncer", "--csv", "-c", command], {
-      uid: o.user.uid,
-      gid: o.user.gid,
-      env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      BIN.psql,
+      ["-X", "-h", o.socketDir, "-p", String(o.port), "-U", "pgbouncer", "-d", "pgbouncer", "--csv", "-c", command],
+      {
+        uid: o.user.uid,
+        gid: o.user.gid,
+        env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));

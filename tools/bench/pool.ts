@@ -84,7 +84,15 @@ const STOCK_PG_HBA = [
  * remapped ports and paths: every pool setting stays at PgBouncer's default (pool_mode
  * session, default_pool_size 20, max_client_conn 100).
  */
-export function stockPgbouncerIni(o: { listenPort: number; serverPort: number; database: string; socketDir: string; logFile: string; pidFile: string; authFile: string }): string {
+export function stockPgbouncerIni(o: {
+  listenPort: number;
+  serverPort: number;
+  database: string;
+  socketDir: string;
+  logFile: string;
+  pidFile: string;
+  authFile: string;
+}): string {
   return [
     "[databases]",
     `${o.database} = host=127.0.0.1 port=${o.serverPort} dbname=${o.database}`,
@@ -111,7 +119,9 @@ async function settle(bouncer: PgbouncerInstance, user: SystemUser, timeoutMs = 
   for (;;) {
     const pools = await consoleShow({ socketDir: bouncer.socketDir, port: bouncer.port, user }, "POOLS").catch(() => []);
     // The console's own pseudo-pool (database "pgbouncer") holds this very query's client.
-    const clients = pools.filter((p) => p.database !== "pgbouncer").reduce((s, p) => s + Number(p.cl_active ?? 0) + Number(p.cl_waiting ?? 0), 0);
+    const clients = pools
+      .filter((p) => p.database !== "pgbouncer")
+      .reduce((s, p) => s + Number(p.cl_active ?? 0) + Number(p.cl_waiting ?? 0), 0);
     if (clients === 0 || Date.now() > deadline) return;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -120,7 +130,10 @@ async function settle(bouncer: PgbouncerInstance, user: SystemUser, timeoutMs = 
 /** Waits until the stock cluster has no `bench` backend left (the previous point's are exiting). */
 async function settleBackends(cluster: PostgresCluster, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (Number(await cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'bench'").catch(() => "0")) > 0 && Date.now() < deadline) {
+  while (
+    Number(await cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'bench'").catch(() => "0")) > 0 &&
+    Date.now() < deadline
+  ) {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
@@ -140,7 +153,10 @@ async function startStockPostgres(sandbox: Sandbox, user: SystemUser): Promise<P
   return startPostgres(
     sandbox,
     user,
-    { dropIn: { fileName: "stock.conf", content: "# nothing: initdb's defaults (max_connections 100, shared_buffers 128MB)\n" }, pgHba: STOCK_PG_HBA },
+    {
+      dropIn: { fileName: "stock.conf", content: "# nothing: initdb's defaults (max_connections 100, shared_buffers 128MB)\n" },
+      pgHba: STOCK_PG_HBA,
+    },
     { port, confDir: path.join(root, "etc"), dataDir: path.join(root, "data"), socketDir: path.join(root, "run"), name: "postgres-stock" },
   );
 }
@@ -222,7 +238,15 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
       firstPid,
     });
   };
-  const point = async (config: PoolConfig, clients: number, endpoint: OdooDbEndpoint, database: string, options: OdooDbOptions, pgids: number[], bouncer?: PgbouncerInstance) => {
+  const point = async (
+    config: PoolConfig,
+    clients: number,
+    endpoint: OdooDbEndpoint,
+    database: string,
+    options: OdooDbOptions,
+    pgids: number[],
+    bouncer?: PgbouncerInstance,
+  ) => {
     opts.log(`pool: ${config} × ${clients} simulated Odoo processes …`);
     const r = await load(clients, endpoint, database, options, pgids, bouncer);
     const p: PgPoint = { config, ...r };
@@ -238,19 +262,40 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
     const stock = await startStockPostgres(sandbox, postgresUser);
     stockCluster = stock;
     const login = { user: "bench", password: randomPassword(), database: "bench" };
-    await stock.runScript(`SET password_encryption = 'scram-sha-256';\nCREATE ROLE bench LOGIN PASSWORD '${login.password}';\nCREATE DATABASE bench OWNER bench;\n`);
+    await stock.runScript(
+      `SET password_encryption = 'scram-sha-256';\nCREATE ROLE bench LOGIN PASSWORD '${login.password}';\nCREATE DATABASE bench OWNER bench;\n`,
+    );
     const loaded = await stock.runScript(odooSchemaSql("bench", BENCH_PARTNERS), "bench");
     if (loaded.code !== 0) throw new Error(`loading Odoo's tables failed:\n${loaded.stderr}`);
     const stockOptions: OdooDbOptions = { ...renderedOptions, dbNames: ["bench"], dbUser: "bench" };
-    const stockBase = (port: number) => (database: string): ClientConfig => ({ host: "127.0.0.1", port, user: login.user, password: login.password, database, ssl: false });
+    const stockBase =
+      (port: number) =>
+      (database: string): ClientConfig => ({ host: "127.0.0.1", port, user: login.user, password: login.password, database, ssl: false });
     const stockDirect = endpointOf(stockBase(stock.port));
     const bouncerDir = sandbox.mkdir("stock-pgbouncer", postgresUser, 0o755);
-    const authFile = sandbox.writeFile(path.join(bouncerDir, "userlist.txt"), `"${login.user}" "${login.password}"\n`, { owner: postgresUser, mode: 0o600 });
+    const authFile = sandbox.writeFile(path.join(bouncerDir, "userlist.txt"), `"${login.user}" "${login.password}"\n`, {
+      owner: postgresUser,
+      mode: 0o600,
+    });
     const startStockBouncer = async (): Promise<PgbouncerInstance> => {
       const listenPort = await sandbox.freePort();
-      const files = { socketDir: bouncerDir, logFile: path.join(bouncerDir, "pgbouncer.log"), pidFile: path.join(bouncerDir, "pgbouncer.pid"), authFile };
-      const iniPath = sandbox.writeFile(path.join(bouncerDir, "pgbouncer.ini"), stockPgbouncerIni({ listenPort, serverPort: stock.port, database: login.database, ...files }), { owner: postgresUser, mode: 0o640 });
-      const bouncer = await startPgbouncer(sandbox, postgresUser, { iniPath, port: listenPort, socketDir: files.socketDir, logFile: files.logFile });
+      const files = {
+        socketDir: bouncerDir,
+        logFile: path.join(bouncerDir, "pgbouncer.log"),
+        pidFile: path.join(bouncerDir, "pgbouncer.pid"),
+        authFile,
+      };
+      const iniPath = sandbox.writeFile(
+        path.join(bouncerDir, "pgbouncer.ini"),
+        stockPgbouncerIni({ listenPort, serverPort: stock.port, database: login.database, ...files }),
+        { owner: postgresUser, mode: 0o640 },
+      );
+      const bouncer = await startPgbouncer(sandbox, postgresUser, {
+        iniPath,
+        port: listenPort,
+        socketDir: files.socketDir,
+        logFile: files.logFile,
+      });
       if (placement) bindProcessTree([bouncer.process.pid], placement.others);
       return bouncer;
     };
@@ -269,16 +314,33 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
       opts.log(`pool: PostgreSQL on CPUs ${placement.database}; PgBouncer and the load generator on CPUs ${placement.others}`);
     }
 
-    for (const clients of opts.ceilingClientCounts) await point("ceiling", clients, renderedDirect, database, renderedOptions, [tier.pg.process.pid]);
+    for (const clients of opts.ceilingClientCounts)
+      await point("ceiling", clients, renderedDirect, database, renderedOptions, [tier.pg.process.pid]);
     for (const clients of opts.clientCounts) {
       await point("stock-postgres", clients, stockDirect, "bench", stockOptions, [stock.process.pid]);
       const stockBouncer = await startStockBouncer();
       try {
-        await point("stock-pgbouncer", clients, endpointOf(stockBase(stockBouncer.port)), "bench", stockOptions, [stock.process.pid, stockBouncer.process.pid], stockBouncer);
+        await point(
+          "stock-pgbouncer",
+          clients,
+          endpointOf(stockBase(stockBouncer.port)),
+          "bench",
+          stockOptions,
+          [stock.process.pid, stockBouncer.process.pid],
+          stockBouncer,
+        );
       } finally {
         await stockBouncer.process.stop();
       }
-      await point("rendered", clients, rendered, database, renderedOptions, [tier.pg.process.pid, tier.pgbouncer.process.pid], tier.pgbouncer);
+      await point(
+        "rendered",
+        clients,
+        rendered,
+        database,
+        renderedOptions,
+        [tier.pg.process.pid, tier.pgbouncer.process.pid],
+        tier.pgbouncer,
+      );
     }
     const pools = model.settings.sizing.pgbouncer;
     const pg = model.settings.sizing.postgres;
@@ -291,7 +353,13 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
     const best = sweepBest.clients;
     const poolForBest = benchModel(root, { ...BENCH_STACK_OVERRIDES, pgbouncer: { defaultPoolSize: best } });
     const poolForBestSizes = poolForBest.settings.sizing.pgbouncer;
-    const viaPgbouncer = (key: string, label: string, clients: number, pgbouncerIni: string, odooPgAppName?: (host: number) => string | undefined): LadderRung => ({
+    const viaPgbouncer = (
+      key: string,
+      label: string,
+      clients: number,
+      pgbouncerIni: string,
+      odooPgAppName?: (host: number) => string | undefined,
+    ): LadderRung => ({
       key,
       label,
       clients,
@@ -313,9 +381,22 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
         options: renderedOptions,
         pgids: () => [tier.pg.process.pid],
       },
-      { key: "stock-direct", label: `stock PostgreSQL direct (plain TCP, initdb's defaults), ${best} processes: the security tax's reference`, clients: best, endpoint: stockDirect, database: "bench", options: stockOptions, pgids: () => [stock.process.pid] },
+      {
+        key: "stock-direct",
+        label: `stock PostgreSQL direct (plain TCP, initdb's defaults), ${best} processes: the security tax's reference`,
+        clients: best,
+        endpoint: stockDirect,
+        database: "bench",
+        options: stockOptions,
+        pgids: () => [stock.process.pid],
+      },
       ...opts.clientCounts.map((n) =>
-        viaPgbouncer(`rendered-${n}`, `(c) as rendered, ${n} processes: pool ${pools.defaultPoolSize} + reserve ${pools.reservePoolSize}, TLS on both hops, application_name_add_host = 1, odoo-<pid> names`, n, tier.pgbouncerIniFor(model)),
+        viaPgbouncer(
+          `rendered-${n}`,
+          `(c) as rendered, ${n} processes: pool ${pools.defaultPoolSize} + reserve ${pools.reservePoolSize}, TLS on both hops, application_name_add_host = 1, odoo-<pid> names`,
+          n,
+          tier.pgbouncerIniFor(model),
+        ),
       ),
       viaPgbouncer(
         `pool-at-best-${largest}`,
@@ -323,7 +404,12 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
         largest,
         tier.pgbouncerIniFor(poolForBest),
       ),
-      viaPgbouncer(`appname-pid-${smallest}`, `(c) with application_name_add_host = 0, Odoo's odoo-<pid> names, ${smallest} processes`, smallest, tier.pgbouncerIniFor(model, { application_name_add_host: 0 })),
+      viaPgbouncer(
+        `appname-pid-${smallest}`,
+        `(c) with application_name_add_host = 0, Odoo's odoo-<pid> names, ${smallest} processes`,
+        smallest,
+        tier.pgbouncerIniFor(model, { application_name_add_host: 0 }),
+      ),
       viaPgbouncer(
         `appname-host-${smallest}`,
         `(c) with application_name_add_host = 0 and ODOO_PGAPPNAME per host (odoo-<host>), ${smallest} processes`,
@@ -355,16 +441,26 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
           ...(r.postgresMaxWaitMs !== undefined ? { postgresMaxWaitMs: r.postgresMaxWaitMs } : {}),
           cpu: r.cpu,
         });
-        opts.log(`pool: round ${round + 1}: ${r.tps.toFixed(0)} requests/s, p50 ${r.latencyMs.p50.toFixed(1)} ms, ${r.notifications.lost}/${r.notifications.sent} notifications lost`);
+        opts.log(
+          `pool: round ${round + 1}: ${r.tps.toFixed(0)} requests/s, p50 ${r.latencyMs.p50.toFixed(1)} ms, ${r.notifications.lost}/${r.notifications.sent} notifications lost`,
+        );
       }
     }
-    const ladder: LadderStep[] = rungs.map((rung, i) => ({ key: rung.key, label: rung.label, clients: rung.clients, runs: runs[i], tps: median(runs[i].map((r) => r.tps)) }));
+    const ladder: LadderStep[] = rungs.map((rung, i) => ({
+      key: rung.key,
+      label: rung.label,
+      clients: rung.clients,
+      runs: runs[i],
+      tps: median(runs[i].map((r) => r.tps)),
+    }));
     const step = (key: string) => ladder.find((l) => l.key === key) as LadderStep;
     const ceiling = step("ceiling");
     const targets: PoolTarget[] = opts.clientCounts.map((n) => {
       const c = step(`rendered-${n}`);
       const point = points.find((p) => p.config === "rendered" && p.clients === n);
-      const failures = c.runs.reduce((sum, r) => sum + r.failures, 0) + (point ? point.failedConnections + point.failedTransactions + point.starvedClients : 0);
+      const failures =
+        c.runs.reduce((sum, r) => sum + r.failures, 0) +
+        (point ? point.failedConnections + point.failedTransactions + point.starvedClients : 0);
       const lost = c.runs.reduce((sum, r) => sum + r.lostNotifications, 0) + (point?.notifications?.lost ?? 0);
       const postgresMaxWaitMs = Math.max(0, ...c.runs.map((r) => r.postgresMaxWaitMs ?? 0), point?.postgresMaxWaitMs ?? 0);
       const share = ratio(c.tps, ceiling.tps);
@@ -391,7 +487,8 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
       mix: describeMix(),
       dataset: `Odoo's tables the model touches (tools/bench/odoo-traffic.ts odooSchemaSql): res_partner ${BENCH_PARTNERS.toLocaleString("en")} rows, sale_order_line ${(BENCH_PARTNERS * 10).toLocaleString("en")}, mail_message and bus_bus append-only, the registry's signaling sequences, ir_cron; VACUUM ANALYZE after loading. ${PYTHON_MS_PER_STATEMENT} ms of Python between statements; ${COOKIELESS_SHARE * 100} % of requests without a session database; ${hosts} simulated hosts: a bus LISTENer each, one cron LISTENer`,
       configs: {
-        "stock-postgres": "initdb defaults (max_connections 100, shared_buffers 128MB), Debian's pg_hba (scram-sha-256 from 127.0.0.1), plain TCP; each simulated process connects straight to it, `postgres` included.",
+        "stock-postgres":
+          "initdb defaults (max_connections 100, shared_buffers 128MB), Debian's pg_hba (scram-sha-256 from 127.0.0.1), plain TCP; each simulated process connects straight to it, `postgres` included.",
         "stock-pgbouncer":
           "Debian's pgbouncer.ini with only the database entry added: pool_mode session, default_pool_size 20, max_client_conn 100 (PgBouncer 1.18 defaults), auth_type md5, plain TCP; in front of (a), started afresh for each point. It has no `postgres` entry, so Odoo's bus and cron connections there fail. " +
           "PgBouncer counts every accepted socket against max_client_conn when it reads a startup packet (client.c), so when a storm's sockets are all accepted first, it can refuse every one of them.",
@@ -408,10 +505,19 @@ export async function runPoolScenario(root: string, opts: PoolOptions): Promise<
       ceiling: { clients: best, tps: ceiling.tps, sweepTps: sweepBest.tps, roundTps: ceiling.runs.map((r) => r.tps) },
       ladder,
       targets,
-      securityTax: { clients: best, renderedDirectTps: ceiling.tps, stockDirectTps: stockDirectStep.tps, ratio: ratio(ceiling.tps, stockDirectStep.tps) },
+      securityTax: {
+        clients: best,
+        renderedDirectTps: ceiling.tps,
+        stockDirectTps: stockDirectStep.tps,
+        ratio: ratio(ceiling.tps, stockDirectStep.tps),
+      },
       applicationName: {
         clients: smallest,
-        variants: [`rendered-${smallest}`, `appname-pid-${smallest}`, `appname-host-${smallest}`].map((key) => ({ key, label: step(key).label, tps: step(key).tps })),
+        variants: [`rendered-${smallest}`, `appname-pid-${smallest}`, `appname-host-${smallest}`].map((key) => ({
+          key,
+          label: step(key).label,
+          tps: step(key).tps,
+        })),
       },
     };
   } finally {

@@ -8,7 +8,14 @@ import * as https from "https";
 import * as path from "path";
 import * as tls from "tls";
 import { WebSocket, type ClientOptions } from "ws";
-import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite, NGINX_TARGET_WEBSOCKETS, type NginxMainSettings } from "../../templates/nginx";
+import {
+  nginxMainSettings,
+  nginxSiteSettingsFor,
+  renderNginxConf,
+  renderNginxSite,
+  NGINX_TARGET_WEBSOCKETS,
+  type NginxMainSettings,
+} from "../../templates/nginx";
 import { remapForSandbox } from "../../tests/integration/helpers/remap";
 import { BIN, processGroupPids, Sandbox, systemUser, waitForPort, type ManagedProcess } from "../../tests/integration/helpers/sandbox";
 import { createCertificateAuthority, installPem, issueHostCertificate } from "../../tests/integration/helpers/tls";
@@ -135,7 +142,11 @@ export function combineWindows(windows: readonly HttpWindow[]): HttpRun {
     errors: windows.reduce((s, w) => s + w.errors, 0),
     rps: latencies.length / (measuredMs / 1000),
     latencyMs: summarizeLatencies(latencies),
-    cpu: { generatorCores: cpuAverage((c) => c.generatorCores), serverCores: cpuAverage((c) => c.serverCores), machineBusyCores: cpuAverage((c) => c.machineBusyCores) },
+    cpu: {
+      generatorCores: cpuAverage((c) => c.generatorCores),
+      serverCores: cpuAverage((c) => c.serverCores),
+      machineBusyCores: cpuAverage((c) => c.machineBusyCores),
+    },
   };
 }
 
@@ -174,7 +185,12 @@ async function holdWebSockets(
   const started = performance.now();
   const connectOne = () =>
     new Promise<void>((resolve) => {
-      const options: ClientOptions & { servername: string } = { servername: o.serverName, ca: o.caPem, headers: { host: o.serverName }, handshakeTimeout: 15_000 };
+      const options: ClientOptions & { servername: string } = {
+        servername: o.serverName,
+        ca: o.caPem,
+        headers: { host: o.serverName },
+        handshakeTimeout: 15_000,
+      };
       const ws = new WebSocket(`wss://127.0.0.1:${o.port}/websocket`, options);
       let settled = false;
       const fail = (key: string) => {
@@ -231,19 +247,34 @@ async function holdWebSockets(
     ...new Set(
       log
         .split("\n")
-        .filter((line) => /\[(alert|crit|emerg)\]/.test(line) || (/\[error\]/.test(line) && /worker_connections|open files|accept/.test(line)))
+        .filter(
+          (line) => /\[(alert|crit|emerg)\]/.test(line) || (/\[error\]/.test(line) && /worker_connections|open files|accept/.test(line)),
+        )
         .map((line) => line.replace(/^.*?\[(alert|crit|emerg|error)\] \d+#\d+: (\*\d+ )?/, "").replace(/, client: .*$/, "")),
     ),
   ];
   const workers = processGroupPids(o.nginx.pid).filter((pid) => pid !== o.nginx.pid);
   const workerNofile = Math.min(...workers.map(openFilesLimit).filter((n) => n > 0));
-  return { label: o.label, ...meta, workerNofile, attempted: o.count, held, failed, errors: Object.fromEntries(errors), openMs, nginxComplaints: complaints.slice(0, 5) };
+  return {
+    label: o.label,
+    ...meta,
+    workerNofile,
+    attempted: o.count,
+    held,
+    failed,
+    errors: Object.fromEntries(errors),
+    openMs,
+    nginxComplaints: complaints.slice(0, 5),
+  };
 }
 
 /** The soft "Max open files" of a process, from /proc/<pid>/limits; 0 when unreadable. */
 function openFilesLimit(pid: number): number {
   try {
-    const line = fs.readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const line = fs
+      .readFileSync(`/proc/${pid}/limits`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
     return Number(line?.split(/\s{2,}/)[1] ?? 0);
   } catch {
     return 0;
@@ -276,7 +307,11 @@ export async function runProxyScenario(opts: ProxyOptions, root = path.resolve(_
 
     // The stubs in their own process; it inherits this process's descriptor limit.
     const tsxCli = require.resolve("tsx/cli");
-    const stubs = sandbox.start({ name: "stubs", command: process.execPath, args: [tsxCli, path.join(__dirname, "stub-server.ts"), String(httpStubPort), String(geventStubPort)] });
+    const stubs = sandbox.start({
+      name: "stubs",
+      command: process.execPath,
+      args: [tsxCli, path.join(__dirname, "stub-server.ts"), String(httpStubPort), String(geventStubPort)],
+    });
     await stubs.waitForOutput(new RegExp(STUBS_READY), 30_000);
 
     const etc = sandbox.mkdir("etc-nginx", undefined, 0o755);
@@ -285,7 +320,15 @@ export async function runProxyScenario(opts: ProxyOptions, root = path.resolve(_
     const temp = sandbox.mkdir("lib-nginx", www, 0o700);
     const site = remapForSandbox(
       nginxSiteSettingsFor(model),
-      ["listenAddress", "listenPort", "redirectListenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"],
+      [
+        "listenAddress",
+        "listenPort",
+        "redirectListenPort",
+        "tlsCertificatePath",
+        "tlsCertificateKeyPath",
+        "odooHttpServers",
+        "odooGeventServers",
+      ],
       {
         listenAddress: "127.0.0.1",
         listenPort: renderedPort,
@@ -298,18 +341,28 @@ export async function runProxyScenario(opts: ProxyOptions, root = path.resolve(_
       },
     );
     const renderedMainProduction = nginxMainSettings();
-    const main: NginxMainSettings = remapForSandbox(renderedMainProduction, ["pidFile", "errorLogPath", "accessLogPath", "siteIncludeGlob", "tempDir"], {
-      pidFile: `${logs}/rendered.pid`,
-      errorLogPath: `${logs}/rendered-error.log`,
-      accessLogPath: `${logs}/rendered-access.log`,
-      siteIncludeGlob: `${etc}/rendered.d/*.conf`,
-      tempDir: temp,
-    });
+    const main: NginxMainSettings = remapForSandbox(
+      renderedMainProduction,
+      ["pidFile", "errorLogPath", "accessLogPath", "siteIncludeGlob", "tempDir"],
+      {
+        pidFile: `${logs}/rendered.pid`,
+        errorLogPath: `${logs}/rendered-error.log`,
+        accessLogPath: `${logs}/rendered-access.log`,
+        siteIncludeGlob: `${etc}/rendered.d/*.conf`,
+        tempDir: temp,
+      },
+    );
     const renderedConf = sandbox.writeFile(`${etc}/rendered.conf`, renderNginxConf(main));
     sandbox.writeFile(`${etc}/rendered.d/odoo.conf`, renderNginxSite(site));
     const stockConf = sandbox.writeFile(
       `${etc}/stock.conf`,
-      stockNginxConf({ pidFile: `${logs}/stock.pid`, errorLog: `${logs}/stock-error.log`, accessLog: `${logs}/stock-access.log`, tempDir: temp, siteGlob: `${etc}/stock.d/*.conf` }),
+      stockNginxConf({
+        pidFile: `${logs}/stock.pid`,
+        errorLog: `${logs}/stock-error.log`,
+        accessLog: `${logs}/stock-access.log`,
+        tempDir: temp,
+        siteGlob: `${etc}/stock.d/*.conf`,
+      }),
     );
 
     // --- HTTP: straight to the stub vs through the rendered nginx, interleaved in two rounds ----
@@ -318,17 +371,36 @@ export async function runProxyScenario(opts: ProxyOptions, root = path.resolve(_
     const halves: HttpWindow[][] = [[], []];
     for (let round = 0; round < 2; round++) {
       opts.log(`proxy: HTTP round ${round + 1}/2 …`);
-      halves[0].push(await httpLoad(directTarget(httpStubPort, opts.httpConnections), opts.httpConnections, opts.httpMeasureMs / 2, [stubs.pid]));
-      halves[1].push(await httpLoad(nginxTarget(renderedPort, serverName, ca.certPem, opts.httpConnections), opts.httpConnections, opts.httpMeasureMs / 2, [stubs.pid, rendered.pid]));
+      halves[0].push(
+        await httpLoad(directTarget(httpStubPort, opts.httpConnections), opts.httpConnections, opts.httpMeasureMs / 2, [stubs.pid]),
+      );
+      halves[1].push(
+        await httpLoad(
+          nginxTarget(renderedPort, serverName, ca.certPem, opts.httpConnections),
+          opts.httpConnections,
+          opts.httpMeasureMs / 2,
+          [stubs.pid, rendered.pid],
+        ),
+      );
     }
     const [direct, viaNginx] = halves.map(combineWindows);
-    opts.log(`proxy: direct ${direct.rps.toFixed(0)} req/s p99 ${direct.latencyMs.p99.toFixed(2)} ms; nginx ${viaNginx.rps.toFixed(0)} req/s p99 ${viaNginx.latencyMs.p99.toFixed(2)} ms`);
+    opts.log(
+      `proxy: direct ${direct.rps.toFixed(0)} req/s p99 ${direct.latencyMs.p99.toFixed(2)} ms; nginx ${viaNginx.rps.toFixed(0)} req/s p99 ${viaNginx.latencyMs.p99.toFixed(2)} ms`,
+    );
 
     // --- WebSockets held at once -----------------------------------------------------------------
     const cores = (await sandbox.run("/usr/bin/nproc", [])).stdout.trim();
     opts.log(`proxy: ${opts.websockets} WebSockets through the rendered nginx …`);
     const renderedHold = await holdWebSockets(
-      { port: renderedPort, serverName, caPem: ca.certPem, count: opts.websockets, label: "rendered", nginx: rendered, errorLog: main.errorLogPath },
+      {
+        port: renderedPort,
+        serverName,
+        caPem: ca.certPem,
+        count: opts.websockets,
+        label: "rendered",
+        nginx: rendered,
+        errorLog: main.errorLogPath,
+      },
       { workerProcesses: Number(cores), workerConnections: main.workerConnections, nofile: main.workerRlimitNofile },
     );
     opts.log(`proxy: rendered held ${renderedHold.held}/${renderedHold.attempted}`);
@@ -352,7 +424,15 @@ export async function runProxyScenario(opts: ProxyOptions, root = path.resolve(_
     }
     opts.log(`proxy: ${opts.websockets} WebSockets through the stock nginx …`);
     const stockHold = await holdWebSockets(
-      { port: stockPort, serverName, caPem: ca.certPem, count: opts.websockets, label: "Debian stock", nginx: stock, errorLog: `${logs}/stock-error.log` },
+      {
+        port: stockPort,
+        serverName,
+        caPem: ca.certPem,
+        count: opts.websockets,
+        label: "Debian stock",
+        nginx: stock,
+        errorLog: `${logs}/stock-error.log`,
+      },
       { workerProcesses: Number(cores), workerConnections: DEBIAN_STOCK_NGINX.workerConnections, nofile: SYSTEMD_DEFAULT_NOFILE },
     );
     opts.log(`proxy: stock held ${stockHold.held}/${stockHold.attempted}`);

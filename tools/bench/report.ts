@@ -20,17 +20,23 @@ export const fmtRatio = (v: number): string => (Number.isFinite(v) ? `${v.toFixe
 /** A GitHub-flavoured Markdown table; cells must not contain "|". */
 export function markdownTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
   const clean = (c: string) => c.replace(/\|/g, "\\|");
-  return [`| ${head.map(clean).join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(clean).join(" | ")} |`)].join("\n");
+  return [
+    `| ${head.map(clean).join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.map(clean).join(" | ")} |`),
+  ].join("\n");
 }
 
 const cpu = (c: CpuUse): string => `${fmt(c.generatorCores, 2)} / ${fmt(c.serverCores, 2)} / ${fmt(c.machineBusyCores, 2)}`;
 
 const topErrors = (errors: Readonly<Record<string, number>>): string =>
-  Object.keys(errors).length === 0 ? "no message recorded" : Object.entries(errors)
-    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-    .slice(0, 2)
-    .map(([m, c]) => `${c}× "${m.length > 70 ? `${m.slice(0, 67)}...` : m}"`)
-    .join("; ");
+  Object.keys(errors).length === 0
+    ? "no message recorded"
+    : Object.entries(errors)
+        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .slice(0, 2)
+        .map(([m, c]) => `${c}× "${m.length > 70 ? `${m.slice(0, 67)}...` : m}"`)
+        .join("; ");
 
 /** "met" or "NOT met", for a headline. */
 const metText = (met: boolean): string => (met ? "met" : "NOT met");
@@ -61,7 +67,10 @@ function poolSection(pool: PoolScenario, cpus: number): string[] {
   const errorLines = pool.points
     .filter((p) => p.failedConnections + p.failedTransactions > 0)
     .map((p) => {
-      const parts = [p.failedConnections > 0 ? `connections: ${topErrors(p.connectionErrors)}` : "", p.failedTransactions > 0 ? `requests: ${topErrors(p.transactionErrors)}` : ""];
+      const parts = [
+        p.failedConnections > 0 ? `connections: ${topErrors(p.connectionErrors)}` : "",
+        p.failedTransactions > 0 ? `requests: ${topErrors(p.transactionErrors)}` : "",
+      ];
       return `- ${CONFIG_STYLE[p.config].name}, ${p.clients} processes: ${parts.filter(Boolean).join("; ")}`;
     });
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -101,7 +110,22 @@ function poolSection(pool: PoolScenario, cpus: number): string[] {
     ...order.map((c) => `- **${CONFIG_STYLE[c].name}**: ${pool.configs[c]}`),
     "",
     markdownTable(
-      ["configuration", "processes", "requests/s", "÷ ceiling", "p50 ms", "p95 ms", "p99 ms", "failed conn.", "failed req.", "starved", "lost / sent notifications", "PgBouncer maxwait ms", "postgres maxwait ms", "CPU cores: generator / daemons / machine"],
+      [
+        "configuration",
+        "processes",
+        "requests/s",
+        "÷ ceiling",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "failed conn.",
+        "failed req.",
+        "starved",
+        "lost / sent notifications",
+        "PgBouncer maxwait ms",
+        "postgres maxwait ms",
+        "CPU cores: generator / daemons / machine",
+      ],
       rows,
     ),
     "",
@@ -116,7 +140,19 @@ function poolSection(pool: PoolScenario, cpus: number): string[] {
           "Every rung, measured once per round (÷ ceiling: over the first row's median):",
           "",
           markdownTable(
-            ["path", "processes", "requests/s (median)", "÷ ceiling", "requests/s of each round", "p50 ms", "p99 ms", "failures", "lost notifications", "postgres maxwait ms", "CPU cores: generator / daemons / machine"],
+            [
+              "path",
+              "processes",
+              "requests/s (median)",
+              "÷ ceiling",
+              "requests/s of each round",
+              "p50 ms",
+              "p99 ms",
+              "failures",
+              "lost notifications",
+              "postgres maxwait ms",
+              "CPU cores: generator / daemons / machine",
+            ],
             pool.ladder.map((step) => {
               const middle = [...step.runs].sort((a, b) => a.tps - b.tps)[Math.floor(step.runs.length / 2)];
               const waits = step.runs.map((r) => r.postgresMaxWaitMs).filter((w): w is number => w !== undefined);
@@ -178,12 +214,18 @@ function proxySection(proxy: ProxyScenario): string[] {
       `(${fmt(proxy.viaNginx.rps, 0)} vs ${fmt(proxy.direct.rps, 0)} requests/s), **added p99 ${fmt(proxy.addedP99Ms, 2)} ms** ` +
       `(${fmt(proxy.viaNginx.latencyMs.p99, 2)} vs ${fmt(proxy.direct.latencyMs.p99, 2)} ms).`,
     "",
-    markdownTable(["path", "keep-alive connections", "requests/s", "p50 ms", "p95 ms", "p99 ms", "errors", "CPU cores: generator / daemons / machine"], [run(proxy.direct), run(proxy.viaNginx)]),
+    markdownTable(
+      ["path", "keep-alive connections", "requests/s", "p50 ms", "p95 ms", "p99 ms", "errors", "CPU cores: generator / daemons / machine"],
+      [run(proxy.direct), run(proxy.viaNginx)],
+    ),
     "",
     `**WebSockets held open at once through nginx to the 8072 stub (target ${ws.target}): rendered ${ws.rendered.held}, stock ${ws.stock.held}** ` +
       `(${fmtRatio(ws.rendered.held / Math.max(1, ws.stock.held))}).`,
     "",
-    markdownTable(["nginx.conf", "workers × worker_connections", "descriptor limit asked for", "attempted", "held", "≥ target", "failed", "errors"], [holdRow(ws.rendered, ws.target), holdRow(ws.stock, ws.target)]),
+    markdownTable(
+      ["nginx.conf", "workers × worker_connections", "descriptor limit asked for", "attempted", "held", "≥ target", "failed", "errors"],
+      [holdRow(ws.rendered, ws.target), holdRow(ws.stock, ws.target)],
+    ),
     "",
     ...[ws.rendered, ws.stock]
       .filter((h) => h.nginxComplaints.length > 0)
@@ -249,6 +291,8 @@ export function renderReport(r: BenchResults): string {
     ...(r.pool ? poolSection(r.pool, m.cpus) : ["## 1. Connection storm through the pool", "", "not run", ""]),
     ...(r.proxy ? proxySection(r.proxy) : ["## 2. The proxy", "", "not run", ""]),
     ...(r.tool ? toolSection(r.tool) : ["## 3. The tool itself", "", "not run", ""]),
-    ...(Object.keys(r.errors).length > 0 ? ["## Errors", "", ...Object.entries(r.errors).map(([s, e]) => `- ${s}: ${e.split("\n")[0]}`), ""] : []),
+    ...(Object.keys(r.errors).length > 0
+      ? ["## Errors", "", ...Object.entries(r.errors).map(([s, e]) => `- ${s}: ${e.split("\n")[0]}`), ""]
+      : []),
   ].join("\n");
 }

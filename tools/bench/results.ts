@@ -91,9 +91,17 @@ export interface PoolScenario {
   /** One per simulated fleet size: (c) against the ceiling, with zero failures and lost notifications. */
   readonly targets: readonly PoolTarget[];
   /** The security tax: the rendered PostgreSQL direct (TLS, SCRAM, the checklist's settings) ÷ stock PostgreSQL direct, both at the ceiling's client count. */
-  readonly securityTax: { readonly clients: number; readonly renderedDirectTps: number; readonly stockDirectTps: number; readonly ratio: number };
+  readonly securityTax: {
+    readonly clients: number;
+    readonly renderedDirectTps: number;
+    readonly stockDirectTps: number;
+    readonly ratio: number;
+  };
   /** application_name in transaction pooling: the same fleet with Odoo's odoo-<pid> names and with one ODOO_PGAPPNAME per host. */
-  readonly applicationName: { readonly clients: number; readonly variants: readonly { readonly key: string; readonly label: string; readonly tps: number }[] };
+  readonly applicationName: {
+    readonly clients: number;
+    readonly variants: readonly { readonly key: string; readonly label: string; readonly tps: number }[];
+  };
 }
 
 export interface PoolTarget {
@@ -190,7 +198,13 @@ export interface BenchResults {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly quick: boolean;
-  readonly machine: { readonly cpus: number; readonly cpuModel: string; readonly memoryMiB: number; readonly node: string; readonly loadAverageAtStart: readonly number[] };
+  readonly machine: {
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly memoryMiB: number;
+    readonly node: string;
+    readonly loadAverageAtStart: readonly number[];
+  };
   readonly pool?: PoolScenario;
   readonly proxy?: ProxyScenario;
   readonly tool?: ToolScenario;

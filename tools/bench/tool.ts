@@ -36,7 +36,10 @@ export interface SyntheticStack {
  * same copy, so each copy is a graph of the same shape. Host ids, tags and file contents stay
  * as they are: stack policies that group by host see every copy's files on the same hosts.
  */
-export function syntheticStack(template: { readonly analyze: readonly AnalyzerResourceInput[]; readonly stack: readonly AnalyzerStackResourceInput[] }, size: number): SyntheticStack {
+export function syntheticStack(
+  template: { readonly analyze: readonly AnalyzerResourceInput[]; readonly stack: readonly AnalyzerStackResourceInput[] },
+  size: number,
+): SyntheticStack {
   if (template.analyze.length === 0) throw new Error("the synthetic stack needs a non-empty template");
   const inTemplate = new Set(template.stack.map((r) => r.urn));
   const rename = (urn: string, copy: number) => (inTemplate.has(urn) ? `${urn}-s${copy}` : urn);
@@ -46,7 +49,10 @@ export function syntheticStack(template: { readonly analyze: readonly AnalyzerRe
     const copy = Math.floor(i / template.analyze.length);
     const a = template.analyze[i % template.analyze.length];
     const s = template.stack[i % template.stack.length];
-    const options = a.options && { ...a.options, parent: a.options.parent && inTemplate.has(a.options.parent) ? rename(a.options.parent, copy) : undefined };
+    const options = a.options && {
+      ...a.options,
+      parent: a.options.parent && inTemplate.has(a.options.parent) ? rename(a.options.parent, copy) : undefined,
+    };
     analyze.push({ ...a, urn: rename(a.urn, copy), name: `${a.name}-s${copy}`, options });
     stack.push({
       ...s,
@@ -56,7 +62,10 @@ export function syntheticStack(template: { readonly analyze: readonly AnalyzerRe
       parent: s.parent && inTemplate.has(s.parent) ? rename(s.parent, copy) : undefined,
       dependencies: (s.dependencies ?? []).filter((d) => inTemplate.has(d)).map((d) => rename(d, copy)),
       propertyDependencies: Object.fromEntries(
-        Object.entries(s.propertyDependencies ?? {}).map(([k, deps]) => [k, deps.filter((d) => inTemplate.has(d)).map((d) => rename(d, copy))]),
+        Object.entries(s.propertyDependencies ?? {}).map(([k, deps]) => [
+          k,
+          deps.filter((d) => inTemplate.has(d)).map((d) => rename(d, copy)),
+        ]),
       ),
     });
   }
@@ -83,10 +92,18 @@ export function templateFrom(resources: readonly CapturedResource[]): SyntheticS
 }
 
 /** Runs `npm run plan -- --out <dir>` in its own process group; kills the group on timeout. */
-function planSubprocess(root: string, outDir: string, timeoutMs = 180_000): Promise<{ wallMs: number; exitCode: number | null; output: string }> {
+function planSubprocess(
+  root: string,
+  outDir: string,
+  timeoutMs = 180_000,
+): Promise<{ wallMs: number; exitCode: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn("npm", ["run", "--silent", "plan", "--", "--out", outDir], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("npm", ["run", "--silent", "plan", "--", "--out", outDir], {
+      cwd: root,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (c: Buffer) => (output += c.toString("utf8")));
     child.stderr.on("data", (c: Buffer) => (output += c.toString("utf8")));
@@ -160,7 +177,9 @@ export async function runToolScenario(root: string, opts: ToolOptions): Promise<
           if (again.totalMs < r.totalMs) r = again;
         }
         sizes.push({ resources: size, ...r, perResourceMs: r.totalMs / size });
-        opts.log(`tool: ${size} resources: ${r.totalMs.toFixed(0)} ms (Analyze ${r.analyzeMs.toFixed(0)}, AnalyzeStack ${r.analyzeStackMs.toFixed(0)}), ${r.diagnostics} diagnostics`);
+        opts.log(
+          `tool: ${size} resources: ${r.totalMs.toFixed(0)} ms (Analyze ${r.analyzeMs.toFixed(0)}, AnalyzeStack ${r.analyzeStackMs.toFixed(0)}), ${r.diagnostics} diagnostics`,
+        );
       }
       const first = sizes[0];
       const last = sizes[sizes.length - 1];

@@ -18,10 +18,13 @@ const ws = new WebSocket(url, {
   lookup: (_host, opts, cb) => (opts && opts.all ? cb(null, [{ address: publicIp, family: 4 }]) : cb(null, publicIp, 4)),
   headers: { Origin: `https://${hostname}` },
 });
-const timer = setTimeout(() => {
-  out({ event: "timeout" });
-  process.exit(2);
-}, Number(timeoutSeconds) * 1000);
+const timer = setTimeout(
+  () => {
+    out({ event: "timeout" });
+    process.exit(2);
+  },
+  Number(timeoutSeconds) * 1000,
+);
 ws.on("upgrade", (res) => out({ event: "upgrade", status: res.statusCode }));
 ws.on("open", () => {
   ws.send(JSON.stringify({ event_name: "subscribe", data: { channels: [channel], last: 0 } }));

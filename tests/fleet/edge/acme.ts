@@ -35,7 +35,13 @@ export function jwkThumbprint(jwk: JsonWebKey): string {
   return b64url(createHash("sha256").update(JSON.stringify(members)).digest());
 }
 
-export function acmeHandler(opts: { base: string; caCert: string; caKey: string; txt: Map<string, string[]>; record: (c: Omit<Call, "at">) => void }) {
+export function acmeHandler(opts: {
+  base: string;
+  caCert: string;
+  caKey: string;
+  txt: Map<string, string[]>;
+  record: (c: Omit<Call, "at">) => void;
+}) {
   const accounts = new Map<string, JsonWebKey>();
   const orders = new Map<string, Order>();
   const authzs = new Map<string, Authz>();
@@ -88,7 +94,8 @@ export function acmeHandler(opts: { base: string; caCert: string; caKey: string;
     // A JWS in flattened JSON form; the payload is "" for POST-as-GET.
     const jws = JSON.parse(raw) as { protected: string; payload: string };
     const header = JSON.parse(Buffer.from(jws.protected, "base64url").toString("utf8")) as { jwk?: JsonWebKey; kid?: string; url?: string };
-    const payload = jws.payload === "" ? {} : (JSON.parse(Buffer.from(jws.payload, "base64url").toString("utf8")) as Record<string, unknown>);
+    const payload =
+      jws.payload === "" ? {} : (JSON.parse(Buffer.from(jws.payload, "base64url").toString("utf8")) as Record<string, unknown>);
     const account = header.kid ? accounts.get(header.kid) : undefined;
     opts.record({ service: "acme", action: p.split("/")[1] ?? p, host, detail: {} });
 
@@ -106,7 +113,13 @@ export function acmeHandler(opts: { base: string; caCert: string; caKey: string;
       const identifiers = (payload.identifiers as Order["identifiers"]) ?? [];
       const order: Order = { id: b64url(randomBytes(9)), identifiers, status: "pending", authz: [] };
       for (const ident of identifiers) {
-        const a: Authz = { id: b64url(randomBytes(9)), domain: ident.value, token: b64url(randomBytes(32)), status: "pending", accountThumbprint: thumbprint };
+        const a: Authz = {
+          id: b64url(randomBytes(9)),
+          domain: ident.value,
+          token: b64url(randomBytes(32)),
+          status: "pending",
+          accountThumbprint: thumbprint,
+        };
         authzs.set(a.id, a);
         order.authz.push(a.id);
       }
@@ -126,8 +139,15 @@ export function acmeHandler(opts: { base: string; caCert: string; caKey: string;
       const found = opts.txt.get(`_acme-challenge.${a.domain}`) ?? [];
       a.status = found.includes(expected) ? "valid" : "invalid";
       opts.record({ service: "acme", action: "validate-dns-01", host, detail: { domain: a.domain, valid: a.status === "valid" } });
-      for (const o of orders.values()) if (o.authz.includes(a.id)) o.status = o.authz.every((id) => authzs.get(id)?.status === "valid") ? "ready" : a.status === "invalid" ? "invalid" : o.status;
-      return reply(res, 200, { type: "dns-01", url: url(`/chall/${a.id}`), token: a.token, status: a.status }, { Link: `<${url(`/authz/${a.id}`)}>;rel="up"` });
+      for (const o of orders.values())
+        if (o.authz.includes(a.id))
+          o.status = o.authz.every((id) => authzs.get(id)?.status === "valid") ? "ready" : a.status === "invalid" ? "invalid" : o.status;
+      return reply(
+        res,
+        200,
+        { type: "dns-01", url: url(`/chall/${a.id}`), token: a.token, status: a.status },
+        { Link: `<${url(`/authz/${a.id}`)}>;rel="up"` },
+      );
     }
     const finalizeMatch = /^\/finalize\/(.+)$/.exec(p);
     if (finalizeMatch) {
@@ -139,7 +159,24 @@ export function acmeHandler(opts: { base: string; caCert: string; caKey: string;
         fs.writeFileSync(path.join(dir, "csr.der"), der);
         const pem = execFileSync(
           "openssl",
-          ["x509", "-req", "-inform", "DER", "-in", path.join(dir, "csr.der"), "-CA", opts.caCert, "-CAkey", opts.caKey, "-days", "90", "-copy_extensions", "copyall", "-set_serial", `0x${randomBytes(8).toString("hex")}`],
+          [
+            "x509",
+            "-req",
+            "-inform",
+            "DER",
+            "-in",
+            path.join(dir, "csr.der"),
+            "-CA",
+            opts.caCert,
+            "-CAkey",
+            opts.caKey,
+            "-days",
+            "90",
+            "-copy_extensions",
+            "copyall",
+            "-set_serial",
+            `0x${randomBytes(8).toString("hex")}`,
+          ],
           { encoding: "utf8" },
         );
         const id = b64url(randomBytes(9));

@@ -80,7 +80,9 @@ export function ssmHandler(parameters: Map<string, Parameter>, record: (c: Omit<
       case "GetParameters": {
         const names = (input.Names as string[]) ?? [];
         return ok({
-          Parameters: names.filter((n) => parameters.has(n)).map((n) => view(n, parameters.get(n) as Parameter, input.WithDecryption === true)),
+          Parameters: names
+            .filter((n) => parameters.has(n))
+            .map((n) => view(n, parameters.get(n) as Parameter, input.WithDecryption === true)),
           InvalidParameters: names.filter((n) => !parameters.has(n)),
         });
       }
@@ -88,7 +90,11 @@ export function ssmHandler(parameters: Map<string, Parameter>, record: (c: Omit<
         const name = String(input.Name);
         const existing = parameters.get(name);
         if (existing && input.Overwrite !== true) return fail("ParameterAlreadyExists", "");
-        const next: Parameter = { type: (input.Type as Parameter["type"]) ?? existing?.type ?? "String", value: String(input.Value), version: (existing?.version ?? 0) + 1 };
+        const next: Parameter = {
+          type: (input.Type as Parameter["type"]) ?? existing?.type ?? "String",
+          value: String(input.Value),
+          version: (existing?.version ?? 0) + 1,
+        };
         parameters.set(name, next);
         return ok({ Version: next.version, Tier: "Standard" });
       }
@@ -110,7 +116,14 @@ export function parsePutMetricData(form: URLSearchParams, host: string | undefin
       dimensions[form.get(`${p}Dimensions.member.${j}.Name`) as string] = form.get(`${p}Dimensions.member.${j}.Value`) ?? "";
     }
     const value = form.get(`${p}Value`) ?? form.get(`${p}StatisticValues.Sum`) ?? "NaN";
-    out.push({ namespace, name: form.get(`${p}MetricName`) as string, value: Number(value), unit: form.get(`${p}Unit`) ?? undefined, dimensions, host });
+    out.push({
+      namespace,
+      name: form.get(`${p}MetricName`) as string,
+      value: Number(value),
+      unit: form.get(`${p}Unit`) ?? undefined,
+      dimensions,
+      host,
+    });
   }
   return out;
 }
@@ -145,7 +158,10 @@ export interface HostedZone {
  * One change of a ChangeResourceRecordSets batch, applied to the resolver's records: TXT values
  * (ACME DNS-01) added or removed, an A record (`pulumi up`'s aws.route53.Record) set or removed.
  */
-export function applyRecordChange(dns: { records: Record<string, string>; txt: Map<string, string[]> }, change: { action: string; name: string; type: string; values: readonly string[] }): void {
+export function applyRecordChange(
+  dns: { records: Record<string, string>; txt: Map<string, string[]> },
+  change: { action: string; name: string; type: string; values: readonly string[] },
+): void {
   const name = change.name.toLowerCase().replace(/\.$/, "");
   if (change.type === "TXT") {
     const current = new Set(dns.txt.get(name) ?? []);
@@ -160,36 +176,65 @@ export function applyRecordChange(dns: { records: Record<string, string>; txt: M
   }
 }
 
-export function route53Handler(zones: readonly HostedZone[], dns: { records: Record<string, string>; txt: Map<string, string[]> }, record: (c: Omit<Call, "at">) => void) {
+export function route53Handler(
+  zones: readonly HostedZone[],
+  dns: { records: Record<string, string>; txt: Map<string, string[]> },
+  record: (c: Omit<Call, "at">) => void,
+) {
   const xml = (inner: string) => `<?xml version="1.0" encoding="UTF-8"?>\n${inner}`;
   const ns = `xmlns="https://route53.amazonaws.com/doc/2013-04-01/"`;
-  const change = (id: string, status: string) => `<ChangeInfo><Id>/change/${id}</Id><Status>${status}</Status><SubmittedAt>${new Date().toISOString()}</SubmittedAt></ChangeInfo>`;
+  const change = (id: string, status: string) =>
+    `<ChangeInfo><Id>/change/${id}</Id><Status>${status}</Status><SubmittedAt>${new Date().toISOString()}</SubmittedAt></ChangeInfo>`;
   return async (req: IncomingMessage, res: ServerResponse, host: string | undefined) => {
     const url = new URL(req.url ?? "/", "https://route53.amazonaws.com");
     const text = (await body(req)).toString("utf8");
     if (req.method === "GET" && /^\/2013-04-01\/hostedzone\/?$/.test(url.pathname)) {
       record({ service: "route53", action: "ListHostedZones", host, detail: {} });
       const items = zones
-        .map((z) => `<HostedZone><Id>/hostedzone/${z.id}</Id><Name>${z.name}.</Name><CallerReference>fleet</CallerReference><Config><PrivateZone>false</PrivateZone></Config><ResourceRecordSetCount>2</ResourceRecordSetCount></HostedZone>`)
+        .map(
+          (z) =>
+            `<HostedZone><Id>/hostedzone/${z.id}</Id><Name>${z.name}.</Name><CallerReference>fleet</CallerReference><Config><PrivateZone>false</PrivateZone></Config><ResourceRecordSetCount>2</ResourceRecordSetCount></HostedZone>`,
+        )
         .join("");
-      return send(res, 200, xml(`<ListHostedZonesResponse ${ns}><HostedZones>${items}</HostedZones><IsTruncated>false</IsTruncated><MaxItems>100</MaxItems></ListHostedZonesResponse>`), "text/xml");
+      return send(
+        res,
+        200,
+        xml(
+          `<ListHostedZonesResponse ${ns}><HostedZones>${items}</HostedZones><IsTruncated>false</IsTruncated><MaxItems>100</MaxItems></ListHostedZonesResponse>`,
+        ),
+        "text/xml",
+      );
     }
     const rrset = /^\/2013-04-01\/hostedzone\/([^/]+)\/rrset\/?$/.exec(url.pathname);
     if (req.method === "POST" && rrset) {
       const zone = zones.find((z) => z.id === rrset[1]);
-      if (!zone) return send(res, 404, xml(`<ErrorResponse ${ns}><Error><Code>NoSuchHostedZone</Code></Error></ErrorResponse>`), "text/xml");
+      if (!zone)
+        return send(res, 404, xml(`<ErrorResponse ${ns}><Error><Code>NoSuchHostedZone</Code></Error></ErrorResponse>`), "text/xml");
       const changes = [...text.matchAll(/<Change>([\s\S]*?)<\/Change>/g)].map((m) => m[1]);
       for (const c of changes) {
         const action = /<Action>(\w+)<\/Action>/.exec(c)?.[1];
         const name = (/<Name>([^<]+)<\/Name>/.exec(c)?.[1] ?? "").toLowerCase().replace(/\.$/, "");
         const type = /<Type>(\w+)<\/Type>/.exec(c)?.[1];
         const values = [...c.matchAll(/<Value>([^<]*)<\/Value>/g)].map((m) => m[1].replace(/^"|"$/g, "").replace(/&quot;/g, ""));
-        if (!name.endsWith(zone.name)) return send(res, 400, xml(`<ErrorResponse ${ns}><Error><Code>InvalidChangeBatch</Code><Message>${name} is not in ${zone.name}</Message></Error></ErrorResponse>`), "text/xml");
+        if (!name.endsWith(zone.name))
+          return send(
+            res,
+            400,
+            xml(
+              `<ErrorResponse ${ns}><Error><Code>InvalidChangeBatch</Code><Message>${name} is not in ${zone.name}</Message></Error></ErrorResponse>`,
+            ),
+            "text/xml",
+          );
         applyRecordChange(dns, { action: action ?? "", name, type: type ?? "", values });
         record({ service: "route53", action: `ChangeResourceRecordSets:${action}`, host, detail: { zone: zone.id, name, type } });
       }
       const id = randomUUID().replace(/-/g, "").slice(0, 14).toUpperCase();
-      return send(res, 200, xml(`<ChangeResourceRecordSetsResponse ${ns}>${change(id, "PENDING")}</ChangeResourceRecordSetsResponse>`), "text/xml");
+      return send(
+        res,
+        200,
+        xml(`<ChangeResourceRecordSetsResponse ${ns}>${change(id, "PENDING")}</ChangeResourceRecordSetsResponse>`),
+        "text/xml",
+      );
     }
     const getChange = /^\/2013-04-01\/change\/([^/]+)$/.exec(url.pathname);
     if (req.method === "GET" && getChange) {
@@ -197,7 +242,14 @@ export function route53Handler(zones: readonly HostedZone[], dns: { records: Rec
       return send(res, 200, xml(`<GetChangeResponse ${ns}>${change(getChange[1], "INSYNC")}</GetChangeResponse>`), "text/xml");
     }
     record({ service: "route53", action: `${req.method} ${url.pathname}`, host, detail: {} });
-    send(res, 400, xml(`<ErrorResponse ${ns}><Error><Code>InvalidInput</Code><Message>not implemented by the fleet's stand-in</Message></Error></ErrorResponse>`), "text/xml");
+    send(
+      res,
+      400,
+      xml(
+        `<ErrorResponse ${ns}><Error><Code>InvalidInput</Code><Message>not implemented by the fleet's stand-in</Message></Error></ErrorResponse>`,
+      ),
+      "text/xml",
+    );
   };
 }
 
@@ -206,7 +258,11 @@ export function route53Handler(zones: readonly HostedZone[], dns: { records: Rec
  * IMDSv2 only: a GET without a token from PUT /latest/api/token gets 401, as on an instance whose
  * metadata options require tokens. Credentials are the S3 stand-in's, so its signature checks pass.
  */
-export function imdsHandler(byAddress: ReadonlyMap<string, InstanceIdentity>, credentials: { accessKeyId: string; secretAccessKey: string }, record: (c: Omit<Call, "at">) => void) {
+export function imdsHandler(
+  byAddress: ReadonlyMap<string, InstanceIdentity>,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  record: (c: Omit<Call, "at">) => void,
+) {
   const tokens = new Set<string>();
   const firstSeen = new Map<string, number>();
   return async (req: IncomingMessage, res: ServerResponse, source: string) => {
@@ -254,11 +310,15 @@ export function imdsHandler(byAddress: ReadonlyMap<string, InstanceIdentity>, cr
         region: id.region,
         version: "2017-09-30",
       }),
-      ...(id.publicIp && Date.now() - (firstSeen.get(id.host) as number) >= (id.publicIpAfterSeconds ?? 0) * 1000 ? { "/latest/meta-data/public-ipv4": id.publicIp } : {}),
+      ...(id.publicIp && Date.now() - (firstSeen.get(id.host) as number) >= (id.publicIpAfterSeconds ?? 0) * 1000
+        ? { "/latest/meta-data/public-ipv4": id.publicIp }
+        : {}),
     };
     // IMDS answers a path with or without its trailing slash (botocore asks for the zone with one).
     const value = meta[path] ?? meta[path.replace(/\/$/, "")] ?? meta[`${path}/`];
     record({ service: "imds", action: "GET", host: id.host, detail: { path } });
-    return value === undefined ? send(res, 404, "", "text/plain") : send(res, 200, value, path.endsWith("credentials/" + id.roleName) || path.endsWith("document") ? "application/json" : "text/plain");
+    return value === undefined
+      ? send(res, 404, "", "text/plain")
+      : send(res, 200, value, path.endsWith("credentials/" + id.roleName) || path.endsWith("document") ? "application/json" : "text/plain");
   };
 }

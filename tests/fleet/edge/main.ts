@@ -9,7 +9,19 @@ import * as http from "http";
 import * as https from "https";
 import * as path from "path";
 import { acmeHandler } from "./acme";
-import { applyRecordChange, cloudwatchHandler, imdsHandler, route53Handler, ssmHandler, body, type Call, type HostedZone, type InstanceIdentity, type MetricDatum, type Parameter } from "./aws";
+import {
+  applyRecordChange,
+  cloudwatchHandler,
+  imdsHandler,
+  route53Handler,
+  ssmHandler,
+  body,
+  type Call,
+  type HostedZone,
+  type InstanceIdentity,
+  type MetricDatum,
+  type Parameter,
+} from "./aws";
 import { startDns, type DnsZone } from "./dns";
 
 // s3rver has no type package; its constructor and run() are all the edge uses.
@@ -60,13 +72,15 @@ async function main(configFile: string): Promise<void> {
   const { port: s3Port } = await s3.run();
   const s3Raw = (method: string, rawPath: string, data?: Buffer): Promise<{ status: number; body: Buffer }> =>
     new Promise((resolve, reject) => {
-      const req = http.request({ host: "127.0.0.1", port: s3Port, method, path: rawPath, headers: data ? { "Content-Length": data.length } : {} }, async (res) =>
-        resolve({ status: res.statusCode ?? 0, body: await body(res) }),
+      const req = http.request(
+        { host: "127.0.0.1", port: s3Port, method, path: rawPath, headers: data ? { "Content-Length": data.length } : {} },
+        async (res) => resolve({ status: res.statusCode ?? 0, body: await body(res) }),
       );
       req.on("error", reject);
       req.end(data);
     });
-  const s3Request = (method: string, bucket: string, key: string, data?: Buffer) => s3Raw(method, `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`, data);
+  const s3Request = (method: string, bucket: string, key: string, data?: Buffer) =>
+    s3Raw(method, `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`, data);
   for (const o of config.objects) {
     const r = await s3Request("PUT", o.bucket, o.key, fs.readFileSync(o.file));
     if (r.status !== 200) throw new Error(`s3rver refused ${o.bucket}/${o.key}: ${r.status}`);
@@ -98,7 +112,11 @@ async function main(configFile: string): Promise<void> {
   // Debian's archive: the InRelease files and package lists as fetched when the image was built
   // (signed by Debian), and the package files by their pool name.
   const debs = new Map<string, string>();
-  for (const f of fs.readdirSync(config.mirror.debs)) debs.set(f.replace(/^[^_]+_\d+%3a/, (m) => m.replace(/\d+%3a$/, "")), path.join(config.mirror.debs, f));
+  for (const f of fs.readdirSync(config.mirror.debs))
+    debs.set(
+      f.replace(/^[^_]+_\d+%3a/, (m) => m.replace(/\d+%3a$/, "")),
+      path.join(config.mirror.debs, f),
+    );
   const mirrorFile = (host: string, urlPath: string): string | undefined => {
     if (urlPath.includes("/pool/")) return debs.get(path.basename(decodeURIComponent(urlPath)));
     const listName = `${host}${urlPath}`.replace(/\//g, "_");
@@ -109,31 +127,41 @@ async function main(configFile: string): Promise<void> {
   const ssm = ssmHandler(parameters, record, config.accountId, config.region);
   const cloudwatch = cloudwatchHandler(metrics, record);
   const route53 = route53Handler(config.hostedZones, zone, record);
-  const acme = acmeHandler({ base: "https://acme-v02.api.letsencrypt.org", caCert: config.testCa.certFile, caKey: config.testCa.keyFile, txt: zone.txt, record });
+  const acme = acmeHandler({
+    base: "https://acme-v02.api.letsencrypt.org",
+    caCert: config.testCa.certFile,
+    caKey: config.testCa.keyFile,
+    txt: zone.txt,
+    record,
+  });
   const imds = imdsHandler(new Map(config.instances.map((i) => [i.privateIp, i])), S3_CREDENTIALS, record);
   const region = config.region;
 
-  const tlsServer = https.createServer({ cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) }, (req, res) => {
-    const host = (req.headers.host ?? "").split(":")[0].toLowerCase();
-    const caller = hostByIp.get((req.socket.remoteAddress ?? "").replace(/^::ffff:/, ""));
-    const fail = (e: unknown) => {
-      if (!res.headersSent) res.writeHead(500);
-      res.end(String(e));
-    };
-    if (host === `s3.${region}.amazonaws.com` || host.endsWith(`.s3.${region}.amazonaws.com`) || host === "s3.amazonaws.com") return proxyToS3(req, res, caller);
-    if (host === `ssm.${region}.amazonaws.com`) return void ssm(req, res, caller).catch(fail);
-    if (host === `monitoring.${region}.amazonaws.com`) return void cloudwatch(req, res, caller).catch(fail);
-    if (host === "route53.amazonaws.com") return void route53(req, res, caller).catch(fail);
-    if (host === "acme-v02.api.letsencrypt.org") return void acme(req, res, caller).catch(fail);
-    if (host === "nightly.odoo.com") {
-      record({ service: "odoo-repo", action: "GET", host: caller, detail: { path: req.url } });
-      const target = path.resolve(config.odooRepo, `.${decodeURIComponent((req.url ?? "/").split("?")[0])}`);
-      return serveFile(res, target.startsWith(config.odooRepo) ? target : undefined);
-    }
-    record({ service: "unknown", action: `${req.method} https://${host}${req.url}`, host: caller, detail: {} });
-    res.writeHead(404);
-    res.end();
-  });
+  const tlsServer = https.createServer(
+    { cert: fs.readFileSync(config.tls.certFile), key: fs.readFileSync(config.tls.keyFile) },
+    (req, res) => {
+      const host = (req.headers.host ?? "").split(":")[0].toLowerCase();
+      const caller = hostByIp.get((req.socket.remoteAddress ?? "").replace(/^::ffff:/, ""));
+      const fail = (e: unknown) => {
+        if (!res.headersSent) res.writeHead(500);
+        res.end(String(e));
+      };
+      if (host === `s3.${region}.amazonaws.com` || host.endsWith(`.s3.${region}.amazonaws.com`) || host === "s3.amazonaws.com")
+        return proxyToS3(req, res, caller);
+      if (host === `ssm.${region}.amazonaws.com`) return void ssm(req, res, caller).catch(fail);
+      if (host === `monitoring.${region}.amazonaws.com`) return void cloudwatch(req, res, caller).catch(fail);
+      if (host === "route53.amazonaws.com") return void route53(req, res, caller).catch(fail);
+      if (host === "acme-v02.api.letsencrypt.org") return void acme(req, res, caller).catch(fail);
+      if (host === "nightly.odoo.com") {
+        record({ service: "odoo-repo", action: "GET", host: caller, detail: { path: req.url } });
+        const target = path.resolve(config.odooRepo, `.${decodeURIComponent((req.url ?? "/").split("?")[0])}`);
+        return serveFile(res, target.startsWith(config.odooRepo) ? target : undefined);
+      }
+      record({ service: "unknown", action: `${req.method} https://${host}${req.url}`, host: caller, detail: {} });
+      res.writeHead(404);
+      res.end();
+    },
+  );
 
   const plainServer = http.createServer((req, res): void => {
     const source = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
@@ -181,7 +209,12 @@ async function main(configFile: string): Promise<void> {
         const changes = JSON.parse((await body(req)).toString("utf8")) as { action: string; name: string; ip: string }[];
         for (const c of changes) {
           applyRecordChange(zone, { action: c.action, name: c.name, type: "A", values: [c.ip] });
-          record({ service: "route53", action: `ChangeResourceRecordSets:${c.action}`, host: "pulumi", detail: { name: c.name, type: "A" } });
+          record({
+            service: "route53",
+            action: `ChangeResourceRecordSets:${c.action}`,
+            host: "pulumi",
+            detail: { name: c.name, type: "A" },
+          });
         }
         return json(zone.records);
       }

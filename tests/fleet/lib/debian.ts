@@ -48,5 +48,9 @@ const ROLES: readonly HostRole[] = ["proxy", "odoo", "pgbouncer", "postgres"];
  * host installs from it whatever its order.
  */
 export function firstBootTransactions(): string[][] {
-  return [...ROLES.map((role) => packagesFor(role, role === "odoo" ? EFS_PACKAGES : [])), ["postgresql-common"], [...RUNCMD_PACKAGES.postgres]];
+  return [
+    ...ROLES.map((role) => packagesFor(role, role === "odoo" ? EFS_PACKAGES : [])),
+    ["postgresql-common"],
+    [...RUNCMD_PACKAGES.postgres],
+  ];
 }

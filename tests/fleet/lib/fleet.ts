@@ -43,7 +43,6 @@ export interface BootReport {
   readonly failedUnits: readonly string[];
 }
 
-
 /**
  * The edge runs as plain JavaScript: under tsx's require hook, s3rver's koa gets an ES module
  * namespace where it expects a function (generator-function's "module-sync" export), so the edge's
@@ -102,8 +101,16 @@ export class Fleet {
     const stack = options.stack ?? "prod";
     fleet.facts = readPlanFacts(path.join(runDir, "plan", stack));
     fleet.model = fleet.modelOf(stack);
-    fleet.publicCa = { certFile: path.join(runDir, "pki/public/ca.crt"), keyFile: path.join(runDir, "pki/public/ca.key"), certPem: fs.readFileSync(path.join(runDir, "pki/public/ca.crt"), "utf8") };
-    fleet.internalCa = { certFile: path.join(runDir, "pki/internal/ca.crt"), keyFile: path.join(runDir, "pki/internal/ca.key"), certPem: fs.readFileSync(path.join(runDir, "pki/internal/ca.crt"), "utf8") };
+    fleet.publicCa = {
+      certFile: path.join(runDir, "pki/public/ca.crt"),
+      keyFile: path.join(runDir, "pki/public/ca.key"),
+      certPem: fs.readFileSync(path.join(runDir, "pki/public/ca.crt"), "utf8"),
+    };
+    fleet.internalCa = {
+      certFile: path.join(runDir, "pki/internal/ca.crt"),
+      keyFile: path.join(runDir, "pki/internal/ca.key"),
+      certPem: fs.readFileSync(path.join(runDir, "pki/internal/ca.crt"), "utf8"),
+    };
     const edge = JSON.parse(fs.readFileSync(path.join(runDir, "edge.json"), "utf8")) as EdgeConfig;
     fleet.parameterValues = new Map(Object.entries(edge.parameters).map(([k, v]) => [k, v.value]));
     const nsPath = `/run/netns/${state.ns}`;
@@ -112,11 +119,29 @@ export class Fleet {
       path: nsPath,
       resolverIp: edge.resolverIp,
       gatewayOf: () => ({ gateway: "", prefix: 0 }),
-      exec: (command, args, opts = {}) => execFileSync("nsenter", [`--net=${nsPath}`, command, ...args], { encoding: "utf8", input: opts.input, timeout: opts.timeoutMs ?? 60_000, stdio: ["pipe", "pipe", "pipe"] }),
+      exec: (command, args, opts = {}) =>
+        execFileSync("nsenter", [`--net=${nsPath}`, command, ...args], {
+          encoding: "utf8",
+          input: opts.input,
+          timeout: opts.timeoutMs ?? 60_000,
+          stdio: ["pipe", "pipe", "pipe"],
+        }),
       destroy: () => undefined,
     };
     for (const h of fleet.facts.hosts) {
-      const m = new Machine({ host: h.id, instanceId: h.instanceId, privateIp: h.privateIp, region: fleet.facts.region, userData: h.userData, trustedCaPem: "" }, "", runDir, fleet.network);
+      const m = new Machine(
+        {
+          host: h.id,
+          instanceId: h.instanceId,
+          privateIp: h.privateIp,
+          region: fleet.facts.region,
+          userData: h.userData,
+          trustedCaPem: "",
+        },
+        "",
+        runDir,
+        fleet.network,
+      );
       m.attachedNspawnPid = state.nspawn[h.id];
       m.boots.push({ startedAt: Date.now() });
       fleet.machines.set(h.id, m);
@@ -161,7 +186,8 @@ export class Fleet {
     const outDir = path.join(this.runDir, projectDir ? `replan-${path.basename(projectDir)}` : "plan");
     const result = await plan({ stack, outDir, ...(projectDir ? { projectDir } : {}) });
     const mandatory = result.diagnostics.filter((d) => d.enforcementLevel === "mandatory");
-    if (mandatory.length > 0) throw new Error(`the plan of ${stack} has mandatory policy violations:\n${mandatory.map((d) => d.message).join("\n")}`);
+    if (mandatory.length > 0)
+      throw new Error(`the plan of ${stack} has mandatory policy violations:\n${mandatory.map((d) => d.message).join("\n")}`);
     return readPlanFacts(result.stackDir, result.resources);
   }
 
@@ -208,7 +234,12 @@ export class Fleet {
       "nightly.odoo.com",
       "deb.debian.org",
     ]);
-    this.odooRepo = buildOdooRepo(path.join(this.runDir, "odoo-repo"), path.join(this.runDir, "odoo-repo-gnupg"), this.model.settings.odooVersion, [odooDeb, ...newerDebs]);
+    this.odooRepo = buildOdooRepo(
+      path.join(this.runDir, "odoo-repo"),
+      path.join(this.runDir, "odoo-repo-gnupg"),
+      this.model.settings.odooVersion,
+      [odooDeb, ...newerDebs],
+    );
     const repo = this.odooRepo.dir;
     const ssmAgent = buildSsmAgentStandin(debDir);
     const cwAgent = buildCloudwatchAgentStandin(debDir);
@@ -227,9 +258,16 @@ export class Fleet {
           ...this.facts.privateRecords,
           ...this.facts.publicRecords,
           // AmazonProvidedDNS also answers each instance's own name (ip-a-b-c-d.<region>.compute.internal).
-          ...Object.fromEntries(this.facts.hosts.map((h) => [`ip-${h.privateIp.replace(/\./g, "-")}.${region}.compute.internal`, h.privateIp])),
+          ...Object.fromEntries(
+            this.facts.hosts.map((h) => [`ip-${h.privateIp.replace(/\./g, "-")}.${region}.compute.internal`, h.privateIp]),
+          ),
         },
-        suffixes: { "amazonaws.com": EDGE_IP, "nightly.odoo.com": EDGE_IP, "deb.debian.org": EDGE_IP, "acme-v02.api.letsencrypt.org": EDGE_IP },
+        suffixes: {
+          "amazonaws.com": EDGE_IP,
+          "nightly.odoo.com": EDGE_IP,
+          "deb.debian.org": EDGE_IP,
+          "acme-v02.api.letsencrypt.org": EDGE_IP,
+        },
       },
       tls: { certFile: edgeCert.certFile, keyFile: edgeCert.keyFile },
       testCa: { certFile: this.publicCa.certFile, keyFile: this.publicCa.keyFile },
@@ -241,16 +279,25 @@ export class Fleet {
         instanceId: h.instanceId,
         privateIp: h.privateIp,
         // The proxy's Elastic IP shows some seconds after boot, as when AWS associates it after launch.
-        ...(h.role === "proxy" && this.facts.proxyEip ? { publicIp: this.facts.proxyEip.publicIp, publicIpAfterSeconds: EIP_ASSOCIATION_DELAY_SECONDS } : {}),
+        ...(h.role === "proxy" && this.facts.proxyEip
+          ? { publicIp: this.facts.proxyEip.publicIp, publicIpAfterSeconds: EIP_ASSOCIATION_DELAY_SECONDS }
+          : {}),
         availabilityZone: h.availabilityZone,
         region,
         accountId: "123456789012",
         roleName: h.roleName,
       })),
       hostedZones: this.facts.publicZone ? [this.facts.publicZone] : [],
-      buckets: [this.facts.configBucket, ...(backupBucket ? [backupBucket] : []), `amazon-ssm-${region}`, `amazoncloudwatch-agent-${region}`],
+      buckets: [
+        this.facts.configBucket,
+        ...(backupBucket ? [backupBucket] : []),
+        `amazon-ssm-${region}`,
+        `amazoncloudwatch-agent-${region}`,
+      ],
       objects: [
-        ...this.facts.hosts.flatMap((h) => deliveredFiles(this.facts.stackDir, h.id).map((f) => ({ bucket: this.facts.configBucket, ...f }))),
+        ...this.facts.hosts.flatMap((h) =>
+          deliveredFiles(this.facts.stackDir, h.id).map((f) => ({ bucket: this.facts.configBucket, ...f })),
+        ),
         { bucket: `amazon-ssm-${region}`, key: "latest/debian_amd64/amazon-ssm-agent.deb", file: ssmAgent },
         { bucket: `amazoncloudwatch-agent-${region}`, key: "debian/amd64/latest/amazon-cloudwatch-agent.deb", file: cwAgent },
       ],
@@ -268,7 +315,15 @@ export class Fleet {
 
     for (const h of this.facts.hosts) {
       const m = new Machine(
-        { host: h.id, instanceId: h.instanceId, privateIp: h.privateIp, region, userData: h.userData, volumes: h.volumes, trustedCaPem: this.publicCa.certPem },
+        {
+          host: h.id,
+          instanceId: h.instanceId,
+          privateIp: h.privateIp,
+          region,
+          userData: h.userData,
+          volumes: h.volumes,
+          trustedCaPem: this.publicCa.certPem,
+        },
         image.root,
         this.runDir,
         this.network,
@@ -349,13 +404,15 @@ export class Fleet {
 
   async putObject(bucket: string, key: string, content: Buffer | string): Promise<void> {
     const r = await this.control("PUT", `/object?bucket=${encodeURIComponent(bucket)}&key=${encodeURIComponent(key)}`, content);
-    if (r.status !== 200 || JSON.parse(r.body.toString()).status !== 200) throw new Error(`putting s3://${bucket}/${key} failed: ${r.body.toString()}`);
+    if (r.status !== 200 || JSON.parse(r.body.toString()).status !== 200)
+      throw new Error(`putting s3://${bucket}/${key} failed: ${r.body.toString()}`);
   }
 
   /** A bucket of the user's (e.g. for the custom addons artifact), as `aws s3 mb` makes one. */
   async createBucket(bucket: string): Promise<void> {
     const r = await this.control("PUT", `/bucket?name=${encodeURIComponent(bucket)}`);
-    if (r.status !== 200 || ![200, 409].includes(JSON.parse(r.body.toString()).status)) throw new Error(`creating s3://${bucket} failed: ${r.body.toString()}`);
+    if (r.status !== 200 || ![200, 409].includes(JSON.parse(r.body.toString()).status))
+      throw new Error(`creating s3://${bucket} failed: ${r.body.toString()}`);
   }
 
   /**
@@ -367,7 +424,9 @@ export class Fleet {
     const version = `${this.model.settings.odooVersion}.${build}`;
     const debDir = path.join(this.runDir, "debs");
     fs.mkdirSync(debDir, { recursive: true });
-    const repo = this.odooRepo ?? buildOdooRepo(path.join(this.runDir, "odoo-repo"), path.join(this.runDir, "odoo-repo-gnupg"), this.model.settings.odooVersion, []);
+    const repo =
+      this.odooRepo ??
+      buildOdooRepo(path.join(this.runDir, "odoo-repo"), path.join(this.runDir, "odoo-repo-gnupg"), this.model.settings.odooVersion, []);
     repo.publish([buildOdooStandin(debDir, version)]);
     return version;
   }
@@ -391,14 +450,17 @@ export class Fleet {
     for (const h of facts.hosts.filter((x) => hosts.includes(x.id))) {
       // Files first, the manifest last: a run that fetches in between sees the old manifest.
       const files = deliveredFiles(facts.stackDir, h.id);
-      for (const f of files.filter((x) => !x.key.endsWith("/manifest.json"))) await this.putObject(facts.configBucket, f.key, fs.readFileSync(f.file));
-      for (const f of files.filter((x) => x.key.endsWith("/manifest.json"))) await this.putObject(facts.configBucket, f.key, fs.readFileSync(f.file));
+      for (const f of files.filter((x) => !x.key.endsWith("/manifest.json")))
+        await this.putObject(facts.configBucket, f.key, fs.readFileSync(f.file));
+      for (const f of files.filter((x) => x.key.endsWith("/manifest.json")))
+        await this.putObject(facts.configBucket, f.key, fs.readFileSync(f.file));
       commands.set(h.id, h.associationCommand);
     }
     // The hosted zone: the plan's public A records, created or changed (a hostname per database).
     const records = JSON.parse((await this.control("GET", "/records")).body.toString("utf8")) as Record<string, string>;
     const changed = Object.entries(facts.publicRecords).filter(([name, ip]) => records[name] !== ip);
-    if (changed.length > 0) await this.control("POST", "/records", JSON.stringify(changed.map(([name, ip]) => ({ action: "UPSERT", name, ip }))));
+    if (changed.length > 0)
+      await this.control("POST", "/records", JSON.stringify(changed.map(([name, ip]) => ({ action: "UPSERT", name, ip }))));
     // Parameters the new plan adds get their values, as `pulumi up` creates them.
     for (const param of facts.parameters) {
       if (this.parameterValues.has(param.name)) continue;
@@ -432,11 +494,20 @@ export class Fleet {
             // Jobs first boot queued (a restart, a timer's first run) may still be finishing.
             const state = m.sh("timeout 120 systemctl is-system-running --wait", { timeoutMs: 130_000 }).stdout.trim();
             const failed = m.sh("systemctl list-units --failed --plain --no-legend | awk '{print $1}'").stdout.split("\n").filter(Boolean);
-            const report = { host: m.spec.host, seconds: Math.round((Date.now() - started) / 1000), cloudInit: status, systemState: state, failedUnits: failed };
-            this.log(`${m.spec.host} first boot: cloud-init ${status}, system ${state}${failed.length ? ` (failed: ${failed.join(", ")})` : ""}, ${report.seconds} s`);
+            const report = {
+              host: m.spec.host,
+              seconds: Math.round((Date.now() - started) / 1000),
+              cloudInit: status,
+              systemState: state,
+              failedUnits: failed,
+            };
+            this.log(
+              `${m.spec.host} first boot: cloud-init ${status}, system ${state}${failed.length ? ` (failed: ${failed.join(", ")})` : ""}, ${report.seconds} s`,
+            );
             return report;
           }
-          if (Date.now() - started > timeout) throw new Error(`${m.spec.host}: first boot did not finish within ${timeout / 1000} s (cloud-init: ${status || "?"})`);
+          if (Date.now() - started > timeout)
+            throw new Error(`${m.spec.host}: first boot did not finish within ${timeout / 1000} s (cloud-init: ${status || "?"})`);
           await sleep(3000);
         }
       }),
@@ -453,7 +524,9 @@ export class Fleet {
         parts.push(`--- ${m.spec.host}: not running; console:\n${consoleTail}`);
         continue;
       }
-      const r = m.sh(`cloud-init status --long; tail -n 30 /var/log/cloud-init-output.log; systemctl list-units --failed --plain --no-legend; systemctl status ${FIRSTBOOT_UNIT} --no-pager | head -5; journalctl -u ${FIRSTBOOT_UNIT} -n 60 --no-pager`);
+      const r = m.sh(
+        `cloud-init status --long; tail -n 30 /var/log/cloud-init-output.log; systemctl list-units --failed --plain --no-legend; systemctl status ${FIRSTBOOT_UNIT} --no-pager | head -5; journalctl -u ${FIRSTBOOT_UNIT} -n 60 --no-pager`,
+      );
       parts.push(`--- ${m.spec.host}:\n${r.stdout}${r.stderr}`);
     }
     if (this.edgeLog) parts.push(`--- edge:\n${this.edgeLog.split("\n").slice(-30).join("\n")}`);
@@ -515,13 +588,18 @@ export function sweepStaleFleets(log: (line: string) => void): void {
     const ns = `odoo-fleet-${owner}`;
     const sh = (script: string) => spawnSync("sh", ["-c", script], { stdio: "ignore", timeout: 60_000 });
     // Every process in the run's namespace (containers, edge), then their mounts and devices.
-    sh(`for p in $(ip netns pids ${ns} 2>/dev/null); do kill -TERM $p; done; sleep 5; for p in $(ip netns pids ${ns} 2>/dev/null); do kill -KILL $p; done`);
+    sh(
+      `for p in $(ip netns pids ${ns} 2>/dev/null); do kill -TERM $p; done; sleep 5; for p in $(ip netns pids ${ns} 2>/dev/null); do kill -KILL $p; done`,
+    );
     sh(`for m in $(awk '$2 ~ "^${runDir}/" {print $2}' /proc/mounts | sort -r); do umount -l "$m"; done`);
     sh(`losetup -l -n -O NAME,BACK-FILE | awk '$2 ~ "^${runDir}/" {print $1}' | xargs -r -n1 losetup -d`);
     sh(`ip netns del ${ns} 2>/dev/null; true`);
     for (const root of ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]) {
       const dir = path.join(root, "odoo-stack-fleet", entry);
-      if (fs.existsSync(dir)) sh(`find ${JSON.stringify(dir)} -depth -type d -exec rmdir {} + 2>/dev/null; rmdir ${JSON.stringify(path.dirname(dir))} 2>/dev/null; true`);
+      if (fs.existsSync(dir))
+        sh(
+          `find ${JSON.stringify(dir)} -depth -type d -exec rmdir {} + 2>/dev/null; rmdir ${JSON.stringify(path.dirname(dir))} 2>/dev/null; true`,
+        );
     }
     fs.rmSync(runDir, { recursive: true, force: true });
   }

@@ -60,7 +60,11 @@ function isoWeek(d: Date): string {
  * `odooDeb`: the Odoo package the fleet installs (the stand-in or a real one); apt resolves its
  * dependencies, so the mirror has what that very package needs.
  */
-export function ensureImage(odooDeb: string, cacheDir = process.env.ODOO_STACK_FLEET_CACHE ?? DEFAULT_CACHE_DIR, log: (line: string) => void = () => undefined): FleetImage {
+export function ensureImage(
+  odooDeb: string,
+  cacheDir = process.env.ODOO_STACK_FLEET_CACHE ?? DEFAULT_CACHE_DIR,
+  log: (line: string) => void = () => undefined,
+): FleetImage {
   const odooDepends = execFileSync("dpkg-deb", ["-f", odooDeb, "Depends"], { encoding: "utf8" }).trim();
   const key = imageKey(odooDepends);
   const dir = path.join(cacheDir, `image-${key}`);
@@ -78,7 +82,9 @@ export function ensureImage(odooDeb: string, cacheDir = process.env.ODOO_STACK_F
   log(`building the fleet image ${key} with mmdebstrap (cached in ${dir})`);
   const run = spawnSync("flock", [path.join(cacheDir, ".lock"), "bash", "-c", script], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (run.status !== 0) {
-    throw new Error(`building the fleet image failed (exit ${run.status}):\n${(run.stdout + run.stderr).split("\n").slice(-40).join("\n")}`);
+    throw new Error(
+      `building the fleet image failed (exit ${run.status}):\n${(run.stdout + run.stderr).split("\n").slice(-40).join("\n")}`,
+    );
   }
   pruneOldImages(cacheDir, key);
   return image(Math.round((Date.now() - started) / 1000));
@@ -147,7 +153,18 @@ function pruneOldImages(cacheDir: string, keep: string): void {
 export function fleetPrerequisites(): string[] {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push("root");
-  for (const tool of ["systemd-nspawn", "mmdebstrap", "nsenter", "ip", "losetup", "dpkg-deb", "apt-ftparchive", "gpg", "openssl", "flock"]) {
+  for (const tool of [
+    "systemd-nspawn",
+    "mmdebstrap",
+    "nsenter",
+    "ip",
+    "losetup",
+    "dpkg-deb",
+    "apt-ftparchive",
+    "gpg",
+    "openssl",
+    "flock",
+  ]) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) missing.push(tool);
   }
   return missing;

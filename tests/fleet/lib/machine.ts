@@ -54,7 +54,14 @@ export class Machine {
   /** Overlay, NoCloud seed, network configuration, volumes: the instance as EC2 launches it. */
   prepare(): void {
     for (const d of ["upper", "work", "root"]) fs.mkdirSync(path.join(this.dir, d), { recursive: true });
-    execFileSync("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${this.imageRoot},upperdir=${this.dir}/upper,workdir=${this.dir}/work`, this.root]);
+    execFileSync("mount", [
+      "-t",
+      "overlay",
+      "overlay",
+      "-o",
+      `lowerdir=${this.imageRoot},upperdir=${this.dir}/upper,workdir=${this.dir}/work`,
+      this.root,
+    ]);
     const { gateway, prefix } = this.network.gatewayOf(this.spec.privateIp);
     const hostname = `ip-${this.spec.privateIp.replace(/\./g, "-")}`;
     const seed = path.join(this.root, "var/lib/cloud/seed/nocloud");
@@ -77,7 +84,10 @@ export class Machine {
     );
     // What DHCP gives an EC2 instance: the VPC resolver.
     fs.rmSync(path.join(this.root, "etc/resolv.conf"), { force: true });
-    fs.writeFileSync(path.join(this.root, "etc/resolv.conf"), `nameserver ${this.network.resolverIp}\nsearch ${this.spec.region}.compute.internal\n`);
+    fs.writeFileSync(
+      path.join(this.root, "etc/resolv.conf"),
+      `nameserver ${this.network.resolverIp}\nsearch ${this.spec.region}.compute.internal\n`,
+    );
     // The public CAs the hosts verify AWS, Odoo's archive and Let's Encrypt with are the suite's CA.
     fs.writeFileSync(path.join(this.root, "usr/local/share/ca-certificates/odoo-stack-fleet-test-ca.crt"), this.spec.trustedCaPem);
     execFileSync("chroot", [this.root, "update-ca-certificates", "--fresh"], { stdio: "ignore" });
@@ -118,7 +128,10 @@ export class Machine {
       "--timezone=off",
       "--link-journal=no",
       "--console=pipe",
-      ...this.loops.flatMap((l) => [`--bind=${l.device}:/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${l.id.replace("-", "")}`, `--bind=${l.device}`]),
+      ...this.loops.flatMap((l) => [
+        `--bind=${l.device}:/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${l.id.replace("-", "")}`,
+        `--bind=${l.device}`,
+      ]),
     ];
     const log = fs.openSync(this.consoleLog, "a");
     const enter = cgroups.map((d) => `echo $$ > ${path.join(d, "cgroup.procs")}`).join(" && ");
@@ -219,7 +232,10 @@ export class Machine {
     // This container's emptied cgroups, deepest first (the kernel removes only empty ones), then
     // the run's and the suite's directories once no other container is left in them.
     for (const d of this.cgroupDirs()) {
-      spawnSync("sh", ["-c", `find ${JSON.stringify(d)} -depth -type d -exec rmdir {} + 2>/dev/null; rmdir ${JSON.stringify(path.dirname(d))} ${JSON.stringify(path.dirname(path.dirname(d)))} 2>/dev/null; true`]);
+      spawnSync("sh", [
+        "-c",
+        `find ${JSON.stringify(d)} -depth -type d -exec rmdir {} + 2>/dev/null; rmdir ${JSON.stringify(path.dirname(d))} ${JSON.stringify(path.dirname(path.dirname(d)))} 2>/dev/null; true`,
+      ]);
     }
   }
 }

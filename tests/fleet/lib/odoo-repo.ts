@@ -21,7 +21,10 @@ export interface OdooRepo {
 export function buildOdooRepo(dir: string, gnupgDir: string, series: string, debs: readonly string[]): OdooRepo {
   const repo = path.join(dir, series, "nightly", "deb");
   const gpg = (args: readonly string[], input?: string) =>
-    execFileSync("gpg", ["--homedir", gnupgDir, "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", ...args], { input, stdio: ["pipe", "pipe", "pipe"] });
+    execFileSync("gpg", ["--homedir", gnupgDir, "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", ...args], {
+      input,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
   if (!fs.existsSync(path.join(dir, "odoo.key"))) {
     fs.mkdirSync(gnupgDir, { recursive: true, mode: 0o700 });
     gpg(["--quick-gen-key", "odoo-stack fleet stand-in for Odoo's archive key <fleet@odoo-stack.invalid>", "ed25519", "sign", "1d"]);
@@ -37,7 +40,14 @@ export function buildOdooRepo(dir: string, gnupgDir: string, series: string, deb
       fs.renameSync(path.join(repo, `.${name}.tmp`), path.join(repo, name));
     };
     write("Packages", execFileSync("apt-ftparchive", ["packages", "."], { cwd: repo }));
-    write("Release", execFileSync("apt-ftparchive", ["-o", "APT::FTPArchive::Release::Origin=Odoo", "-o", "APT::FTPArchive::Release::Label=Odoo", "release", "."], { cwd: repo }));
+    write(
+      "Release",
+      execFileSync(
+        "apt-ftparchive",
+        ["-o", "APT::FTPArchive::Release::Origin=Odoo", "-o", "APT::FTPArchive::Release::Label=Odoo", "release", "."],
+        { cwd: repo },
+      ),
+    );
     gpg(["--clearsign", "--output", path.join(repo, ".InRelease.tmp"), path.join(repo, "Release")]);
     fs.renameSync(path.join(repo, ".InRelease.tmp"), path.join(repo, "InRelease"));
     gpg(["--armor", "--detach-sign", "--output", path.join(repo, ".Release.gpg.tmp"), path.join(repo, "Release")]);

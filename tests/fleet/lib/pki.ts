@@ -26,9 +26,26 @@ export function createCa(dir: string, commonName: string): Ca {
   const certFile = path.join(dir, "ca.crt");
   const keyFile = path.join(dir, "ca.key");
   openssl([
-    "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-    "-keyout", keyFile, "-out", certFile, "-days", "30", "-subj", `/CN=${commonName}`,
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    "req",
+    "-x509",
+    "-new",
+    "-nodes",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-keyout",
+    keyFile,
+    "-out",
+    certFile,
+    "-days",
+    "30",
+    "-subj",
+    `/CN=${commonName}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
   ]);
   fs.chmodSync(keyFile, 0o600);
   return { certFile, keyFile, certPem: fs.readFileSync(certFile, "utf8") };
@@ -41,10 +58,43 @@ export function issue(ca: Ca, dir: string, name: string, dnsNames: readonly stri
   const csr = path.join(dir, `${name}.csr`);
   const certFile = path.join(dir, `${name}.crt`);
   const ext = path.join(dir, `${name}.ext`);
-  openssl(["req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", keyFile, "-out", csr, "-subj", `/CN=${dnsNames[0]}`]);
+  openssl([
+    "req",
+    "-new",
+    "-nodes",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-keyout",
+    keyFile,
+    "-out",
+    csr,
+    "-subj",
+    `/CN=${dnsNames[0]}`,
+  ]);
   const sans = [...dnsNames.map((d) => `DNS:${d}`), ...ipAddresses.map((i) => `IP:${i}`)].join(",");
-  fs.writeFileSync(ext, `subjectAltName=${sans}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n`);
-  openssl(["x509", "-req", "-in", csr, "-CA", ca.certFile, "-CAkey", ca.keyFile, "-CAcreateserial", "-days", "30", "-extfile", ext, "-out", certFile]);
+  fs.writeFileSync(
+    ext,
+    `subjectAltName=${sans}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n`,
+  );
+  openssl([
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    ca.certFile,
+    "-CAkey",
+    ca.keyFile,
+    "-CAcreateserial",
+    "-days",
+    "30",
+    "-extfile",
+    ext,
+    "-out",
+    certFile,
+  ]);
   fs.chmodSync(keyFile, 0o600);
   return { certFile, keyFile, certPem: fs.readFileSync(certFile, "utf8"), keyPem: fs.readFileSync(keyFile, "utf8") };
 }

@@ -100,7 +100,11 @@ export function readPlanFacts(stackDir: string, captured: readonly CapturedResou
   const region = /--region '([^']+)'/.exec(hosts[0].associationCommand)?.[1] as string;
 
   const records = of(T.record);
-  const privateZoneIds = new Set(records.filter((r) => String(r.inputs.name).endsWith(".internal") || /\.odoo\./.test(String(r.inputs.name))).map((r) => String(r.inputs.zoneId)));
+  const privateZoneIds = new Set(
+    records
+      .filter((r) => String(r.inputs.name).endsWith(".internal") || /\.odoo\./.test(String(r.inputs.name)))
+      .map((r) => String(r.inputs.zoneId)),
+  );
   const privateRecords: Record<string, string> = {};
   const publicRecords: Record<string, string> = {};
   let publicZone: PlanFacts["publicZone"];

@@ -36,7 +36,11 @@ export type LaptopActions = Readonly<Record<string, () => Promise<void>>>;
  * `laptop[step]`, from the runbooks of `facts` (a re-plan's; defaults to the fleet's own plan).
  * Throws with the block's output at the first failure.
  */
-export async function runProcedure(fleet: Fleet, procedure: string, opts: { params?: Readonly<Record<string, string>>; laptop?: LaptopActions; skip?: readonly string[]; facts?: PlanFacts } = {}): Promise<StepOutcome[]> {
+export async function runProcedure(
+  fleet: Fleet,
+  procedure: string,
+  opts: { params?: Readonly<Record<string, string>>; laptop?: LaptopActions; skip?: readonly string[]; facts?: PlanFacts } = {},
+): Promise<StepOutcome[]> {
   const outcomes: StepOutcome[] = [];
   for (const block of procedureBlocks((opts.facts ?? fleet.facts).stackDir, procedure)) {
     const step = block.step ?? `line-${block.line}`;
@@ -44,7 +48,8 @@ export async function runProcedure(fleet: Fleet, procedure: string, opts: { para
     const started = Date.now();
     if (block.target.kind === "laptop") {
       const action = opts.laptop?.[step];
-      if (!action) throw new Error(`procedure ${procedure}: the suite has no stand-in for laptop step ${step}:\n${block.commands.join("\n")}`);
+      if (!action)
+        throw new Error(`procedure ${procedure}: the suite has no stand-in for laptop step ${step}:\n${block.commands.join("\n")}`);
       await action();
       outcomes.push({ step, where: "laptop", ms: Date.now() - started, output: "" });
       continue;
@@ -52,7 +57,10 @@ export async function runProcedure(fleet: Fleet, procedure: string, opts: { para
     for (const host of block.target.hosts) {
       const script = `set -euo pipefail\n${blockScript(block, opts.params ?? {})}`;
       const r = fleet.machine(host).exec(["bash", "-c", script], { timeoutMs: 20 * 60_000 });
-      if (r.code !== 0) throw new Error(`procedure ${procedure}, step ${step} on ${host} exited ${r.code}:\n${script}\n--- output:\n${r.stdout}\n${r.stderr}`);
+      if (r.code !== 0)
+        throw new Error(
+          `procedure ${procedure}, step ${step} on ${host} exited ${r.code}:\n${script}\n--- output:\n${r.stdout}\n${r.stderr}`,
+        );
       outcomes.push({ step, where: host, ms: Date.now() - started, output: r.stdout + r.stderr });
     }
   }

@@ -61,7 +61,6 @@ export const ODOO_STANDIN_DEPENDS: readonly string[] = [
   "python3-zeep",
 ];
 
-
 const STANDIN_DIR = path.resolve(__dirname, "../standins");
 
 interface PackageFile {
@@ -222,9 +221,14 @@ export function buildSsmAgentStandin(outDir: string): string {
       name: "amazon-ssm-agent",
       version: "3.3.0.0~fleetstandin1",
       description: "STAND-IN for amazon-ssm-agent (odoo-stack fleet suite)",
-      postinst: "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then deb-systemd-helper enable amazon-ssm-agent.service >/dev/null || true; fi\nexit 0\n",
+      postinst:
+        '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then deb-systemd-helper enable amazon-ssm-agent.service >/dev/null || true; fi\nexit 0\n',
       files: [
-        { path: "usr/bin/amazon-ssm-agent", content: "#!/bin/sh\n# odoo-stack fleet stand-in: the suite runs association commands itself.\nexec sleep infinity\n", mode: 0o755 },
+        {
+          path: "usr/bin/amazon-ssm-agent",
+          content: "#!/bin/sh\n# odoo-stack fleet stand-in: the suite runs association commands itself.\nexec sleep infinity\n",
+          mode: 0o755,
+        },
         { path: "lib/systemd/system/amazon-ssm-agent.service", content: SSM_AGENT_SERVICE, mode: 0o644 },
       ],
     },

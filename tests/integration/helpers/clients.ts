@@ -88,7 +88,9 @@ export async function refusal(config: ClientConfig): Promise<string> {
     return (err as Error).message;
   }
   await client.end().catch(() => undefined);
-  throw new Error(`expected ${config.user}@${config.database} on port ${config.port} (tls=${config.ssl ? "yes" : "no"}) to be refused, but it logged in and ran a query`);
+  throw new Error(
+    `expected ${config.user}@${config.database} on port ${config.port} (tls=${config.ssl ? "yes" : "no"}) to be refused, but it logged in and ran a query`,
+  );
 }
 
 /** Runs `fn` with a fresh connection and closes it. */

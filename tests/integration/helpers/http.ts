@@ -123,7 +123,11 @@ export interface TlsTarget {
 }
 
 /** An HTTPS request to 127.0.0.1 that verifies nginx's certificate against `serverName`. */
-export function httpsGet(target: TlsTarget, path: string, options: { headers?: Record<string, string>; timeoutMs?: number; servername?: string | false } = {}): Promise<HttpAnswer> {
+export function httpsGet(
+  target: TlsTarget,
+  path: string,
+  options: { headers?: Record<string, string>; timeoutMs?: number; servername?: string | false } = {},
+): Promise<HttpAnswer> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const req = https.request(

@@ -134,7 +134,10 @@ export class TransactionLoad {
     const target = this.committed + count;
     const deadline = Date.now() + timeoutMs;
     while (this.committed < target) {
-      if (Date.now() > deadline) throw new Error(`load made no progress: ${this.committed}/${target} transactions, failures: ${JSON.stringify(this.failures.slice(0, 5))}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `load made no progress: ${this.committed}/${target} transactions, failures: ${JSON.stringify(this.failures.slice(0, 5))}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }

@@ -1,7 +1,13 @@
 // The rendered nginx.conf with only its paths moved into a sandbox: nginx runs as www-data
 // here, so pid, logs and temp dirs must be its own (it cannot create /var/lib/nginx/*).
 import type { StackModel } from "../../../lib/model";
-import { nginxMainSettings, nginxSiteSettingsFor, renderNginxConf, renderNginxSite, type NginxMainSettings } from "../../../templates/nginx";
+import {
+  nginxMainSettings,
+  nginxSiteSettingsFor,
+  renderNginxConf,
+  renderNginxSite,
+  type NginxMainSettings,
+} from "../../../templates/nginx";
 import type { TlsTarget } from "./http";
 import { remapForSandbox } from "./remap";
 import { BIN, systemUser, waitForOwnPort, withFreshPort, type ManagedProcess, type Sandbox } from "./sandbox";
@@ -42,7 +48,11 @@ export interface RenderedProxy {
  * Odoo HTTP and gevent upstreams at the given ports (nothing need listen there). Throws with
  * `nginx -t`'s output when the rendered files do not pass it.
  */
-export async function startRenderedProxy(sandbox: Sandbox, model: StackModel, upstream: { readonly odooHttpPort: number; readonly odooGeventPort: number }): Promise<RenderedProxy> {
+export async function startRenderedProxy(
+  sandbox: Sandbox,
+  model: StackModel,
+  upstream: { readonly odooHttpPort: number; readonly odooGeventPort: number },
+): Promise<RenderedProxy> {
   const www = systemUser("www-data");
   const ca = await createCertificateAuthority(sandbox, sandbox.path("ca"));
   const cert = await issueHostCertificate(sandbox, ca, sandbox.path("issued"), [model.settings.domain]);
@@ -56,18 +66,36 @@ export async function startRenderedProxy(sandbox: Sandbox, model: StackModel, up
   return withFreshPort(sandbox, async (tlsPort) => {
     // The redirect-only server's port 80 (NET-3) moves to a free port too: nginx runs unprivileged here.
     const redirectPort = await sandbox.freePort();
-    const site = remapForSandbox(nginxSiteSettingsFor(model), ["listenAddress", "listenPort", "redirectListenPort", "tlsCertificatePath", "tlsCertificateKeyPath", "odooHttpServers", "odooGeventServers"], {
-      listenAddress: "127.0.0.1",
-      listenPort: tlsPort,
-      redirectListenPort: redirectPort,
-      ...tls,
-      odooHttpServers: [{ address: "127.0.0.1", port: upstream.odooHttpPort }],
-      odooGeventServers: [{ address: "127.0.0.1", port: upstream.odooGeventPort }],
-    });
+    const site = remapForSandbox(
+      nginxSiteSettingsFor(model),
+      [
+        "listenAddress",
+        "listenPort",
+        "redirectListenPort",
+        "tlsCertificatePath",
+        "tlsCertificateKeyPath",
+        "odooHttpServers",
+        "odooGeventServers",
+      ],
+      {
+        listenAddress: "127.0.0.1",
+        listenPort: tlsPort,
+        redirectListenPort: redirectPort,
+        ...tls,
+        odooHttpServers: [{ address: "127.0.0.1", port: upstream.odooHttpPort }],
+        odooGeventServers: [{ address: "127.0.0.1", port: upstream.odooGeventPort }],
+      },
+    );
     sandbox.writeFile(`${etc}/conf.d/odoo.conf`, renderNginxSite(site));
     const test = await sandbox.run(BIN.nginx, ["-t", "-c", confPath], { user: www });
     if (test.code !== 0) throw new Error(`nginx -t failed:\n${test.stdout}${test.stderr}`);
-    const daemon = sandbox.start({ name: "nginx", command: BIN.nginx, args: ["-c", confPath, "-g", "daemon off;"], user: www, stopSignal: "SIGTERM" });
+    const daemon = sandbox.start({
+      name: "nginx",
+      command: BIN.nginx,
+      args: ["-c", confPath, "-g", "daemon off;"],
+      user: www,
+      stopSignal: "SIGTERM",
+    });
     await waitForOwnPort(daemon, tlsPort);
     return { daemon, target: { port: tlsPort, serverName: model.settings.domain, caPem: ca.certPem } };
   });

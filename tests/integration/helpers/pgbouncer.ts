@@ -17,7 +17,16 @@ export async function privateHostsSupported(sandbox: Sandbox): Promise<boolean> 
   if (process.env.ODOO_STACK_IT_NO_MOUNT_NAMESPACE === "1") return false;
   if (namespaceSupport !== undefined) return namespaceSupport;
   const probe = sandbox.writeFile("hosts-probe", "127.0.0.1 odoo-stack-probe.invalid\n");
-  const r = await sandbox.run("/usr/bin/unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", 'mount --bind "$0" /etc/hosts && getent hosts odoo-stack-probe.invalid', probe]);
+  const r = await sandbox.run("/usr/bin/unshare", [
+    "--mount",
+    "--propagation",
+    "private",
+    "--",
+    "/bin/sh",
+    "-c",
+    'mount --bind "$0" /etc/hosts && getent hosts odoo-stack-probe.invalid',
+    probe,
+  ]);
   namespaceSupport = r.code === 0 && /127\.0\.0\.1/.test(r.stdout);
   return namespaceSupport;
 }
@@ -27,7 +36,12 @@ export async function privateHostsSupported(sandbox: Sandbox): Promise<boolean> 
  * /etc/hosts in a private mount namespace. Every step execs, so the spawned pid is the
  * daemon's own pid (signals such as SIGHUP reach it directly).
  */
-export function withPrivateHosts(hostsFile: string, user: SystemUser, command: string, args: readonly string[]): { command: string; args: string[] } {
+export function withPrivateHosts(
+  hostsFile: string,
+  user: SystemUser,
+  command: string,
+  args: readonly string[],
+): { command: string; args: string[] } {
   return {
     command: "/usr/bin/unshare",
     args: [
@@ -98,7 +112,11 @@ export async function startPgbouncer(
     }
   };
   const show = async (what: string) => {
-    const r = await sandbox.run(BIN.psql, ["-X", "-h", opts.socketDir, "-p", String(opts.port), "-U", "pgbouncer", "-d", "pgbouncer", "--csv", "-c", `SHOW ${what}`], { user });
+    const r = await sandbox.run(
+      BIN.psql,
+      ["-X", "-h", opts.socketDir, "-p", String(opts.port), "-U", "pgbouncer", "-d", "pgbouncer", "--csv", "-c", `SHOW ${what}`],
+      { user },
+    );
     if (r.code !== 0) throw new Error(`SHOW ${what} failed: ${r.stderr}`);
     return parseCsv(r.stdout);
   };
@@ -149,7 +167,10 @@ export const serverConnections = (pool: Record<string, string>): number =>
 export async function sampleUntil<T>(stop: Promise<unknown>, intervalMs: number, fn: () => Promise<T>): Promise<T[]> {
   const samples: T[] = [];
   let done = false;
-  void stop.then(() => (done = true), () => (done = true));
+  void stop.then(
+    () => (done = true),
+    () => (done = true),
+  );
   while (!done) {
     samples.push(await fn());
     await sleep(intervalMs);

@@ -67,18 +67,37 @@ export async function startPostgres(
 ): Promise<PostgresCluster> {
   const name = opts.name ?? "postgres";
   const { confDir, dataDir, socketDir } = opts;
-  for (const [dir, mode] of [[dataDir, 0o700], [confDir, 0o755], [socketDir, 0o755]] as const) {
+  for (const [dir, mode] of [
+    [dataDir, 0o700],
+    [confDir, 0o755],
+    [socketDir, 0o755],
+  ] as const) {
     fs.mkdirSync(dir, { recursive: true });
     fs.chmodSync(dir, mode);
     fs.chownSync(dir, user.uid, user.gid);
   }
   // A retry with another port (withFreshPort) reuses the cluster initdb already made.
-  if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) await sandbox.runOk(
-    BIN.initdb,
-    ["-D", dataDir, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256", "--no-instructions"],
-    { user, timeoutMs: 120_000 },
-  );
-  sandbox.writeFile(path.join(confDir, "postgresql.conf"), debianMainConf({ dataDir, confDir, port: opts.port, socketDir }), { owner: user, mode: 0o644 });
+  if (!fs.existsSync(path.join(dataDir, "PG_VERSION")))
+    await sandbox.runOk(
+      BIN.initdb,
+      [
+        "-D",
+        dataDir,
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8",
+        "--auth-local=peer",
+        "--auth-host=scram-sha-256",
+        "--no-instructions",
+      ],
+      { user, timeoutMs: 120_000 },
+    );
+  sandbox.writeFile(path.join(confDir, "postgresql.conf"), debianMainConf({ dataDir, confDir, port: opts.port, socketDir }), {
+    owner: user,
+    mode: 0o644,
+  });
   sandbox.writeFile(path.join(confDir, "conf.d", files.dropIn.fileName), files.dropIn.content, { owner: user, mode: 0o644 });
   fs.chownSync(path.join(confDir, "conf.d"), user.uid, user.gid);
   sandbox.writeFile(path.join(confDir, "pg_hba.conf"), files.pgHba, { owner: user, mode: 0o640 });
@@ -92,7 +111,20 @@ export async function startPostgres(
     stopSignal: "SIGINT", // fast shutdown: active sessions are rolled back, not waited for
   });
 
-  const psqlArgs = (database: string) => ["-X", "-q", "-h", socketDir, "-p", String(opts.port), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1"];
+  const psqlArgs = (database: string) => [
+    "-X",
+    "-q",
+    "-h",
+    socketDir,
+    "-p",
+    String(opts.port),
+    "-U",
+    "postgres",
+    "-d",
+    database,
+    "-v",
+    "ON_ERROR_STOP=1",
+  ];
   const psqlRaw = (sql: string, o: { database?: string; input?: string } = {}) =>
     sandbox.run(BIN.psql, [...psqlArgs(o.database ?? "postgres"), "-At", "-c", sql], { user, input: o.input });
   const psql = async (sql: string, o: { database?: string; input?: string } = {}) => {

@@ -7,7 +7,9 @@
 export function remapForSandbox<T extends object, K extends keyof T>(settings: T, allowed: readonly K[], overrides: Pick<T, K>): T {
   const illegal = Object.keys(overrides).filter((k) => !(allowed as readonly PropertyKey[]).includes(k));
   if (illegal.length > 0) {
-    throw new Error(`sandbox remap may only change ports, addresses and paths (${allowed.join(", ")}); it tried to change ${illegal.join(", ")}`);
+    throw new Error(
+      `sandbox remap may only change ports, addresses and paths (${allowed.join(", ")}); it tried to change ${illegal.join(", ")}`,
+    );
   }
   return { ...settings, ...overrides };
 }
@@ -15,5 +17,7 @@ export function remapForSandbox<T extends object, K extends keyof T>(settings: T
 /** Keys whose value differs between production settings and the sandbox's (for the report). */
 export function remappedKeys<T extends object>(production: T, sandbox: T): string[] {
   const keys = new Set([...Object.keys(production), ...Object.keys(sandbox)]);
-  return [...keys].filter((k) => JSON.stringify((production as Record<string, unknown>)[k]) !== JSON.stringify((sandbox as Record<string, unknown>)[k])).sort();
+  return [...keys]
+    .filter((k) => JSON.stringify((production as Record<string, unknown>)[k]) !== JSON.stringify((sandbox as Record<string, unknown>)[k]))
+    .sort();
 }

@@ -179,7 +179,13 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
   try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -384,16 +390,23 @@ export async function withFreshPort<T>(sandbox: Sandbox, start: (port: number) =
 }
 
 /** Resolves once a TCP connect to host:port succeeds; rejects after timeoutMs. */
-export async function waitForPort(port: number, options: { host?: string; timeoutMs?: number; process?: ManagedProcess } = {}): Promise<void> {
+export async function waitForPort(
+  port: number,
+  options: { host?: string; timeoutMs?: number; process?: ManagedProcess } = {},
+): Promise<void> {
   const host = options.host ?? "127.0.0.1";
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   for (;;) {
     if (await canConnect(host, port)) return;
     if (options.process && !options.process.running) {
-      throw new Error(`${options.process.name} ended (${options.process.exitStatus}) before listening on ${host}:${port}:\n${await options.process.finalOutput()}`);
+      throw new Error(
+        `${options.process.name} ended (${options.process.exitStatus}) before listening on ${host}:${port}:\n${await options.process.finalOutput()}`,
+      );
     }
     if (Date.now() > deadline) {
-      throw new Error(`nothing listens on ${host}:${port} after ${options.timeoutMs ?? 15_000} ms${options.process ? `:\n${options.process.output()}` : ""}`);
+      throw new Error(
+        `nothing listens on ${host}:${port} after ${options.timeoutMs ?? 15_000} ms${options.process ? `:\n${options.process.output()}` : ""}`,
+      );
     }
     await sleep(50);
   }

@@ -50,7 +50,13 @@ export const PGBOUNCER_REMAPPED = [
   "serverPort",
 ] as const satisfies readonly (keyof PgbouncerSettings)[];
 
-export const POSTGRES_REMAPPED = ["listenAddresses", "port", "sslCertFile", "sslKeyFile", "sslCaFile"] as const satisfies readonly (keyof PostgresConfSettings)[];
+export const POSTGRES_REMAPPED = [
+  "listenAddresses",
+  "port",
+  "sslCertFile",
+  "sslKeyFile",
+  "sslCaFile",
+] as const satisfies readonly (keyof PostgresConfSettings)[];
 export const PG_HBA_REMAPPED = ["pgbouncerCidr"] as const satisfies readonly (keyof PgHbaSettings)[];
 
 export interface DatabaseTier {
@@ -101,7 +107,10 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
   const postgresUser = systemUser("postgres");
   const secrets = generateSecrets(model);
   const byName = await privateHostsSupported(sandbox);
-  const roots = { postgres: sandbox.mkdir("postgres-host", undefined, 0o755), pgbouncer: sandbox.mkdir("pgbouncer-host", undefined, 0o755) };
+  const roots = {
+    postgres: sandbox.mkdir("postgres-host", undefined, 0o755),
+    pgbouncer: sandbox.mkdir("pgbouncer-host", undefined, 0o755),
+  };
   const pgHost = model.hosts.postgres;
   const bouncerHost = model.hosts.pgbouncer;
 
@@ -123,7 +132,9 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
   const pgHba = renderPgHba(hbaSettings);
   let dropIn = "";
   const pg = await withFreshPort(sandbox, (pgPort) => {
-    dropIn = renderPostgresConf(remapForSandbox(pgProduction, POSTGRES_REMAPPED, { listenAddresses: ["127.0.0.1"], port: pgPort, ...pgTls }));
+    dropIn = renderPostgresConf(
+      remapForSandbox(pgProduction, POSTGRES_REMAPPED, { listenAddresses: ["127.0.0.1"], port: pgPort, ...pgTls }),
+    );
     return startPostgres(
       sandbox,
       postgresUser,
@@ -143,7 +154,12 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
   if (boot.code !== 0) throw new Error(`the rendered bootstrap SQL failed on PostgreSQL 15:\n${boot.stderr}`);
 
   // --- PgBouncer -------------------------------------------------------------------------
-  const bouncerDirs = [PGBOUNCER_DEBIAN.unixSocketDir, path.dirname(PGBOUNCER_DEBIAN.logFile), PATHS.pgbouncerTlsDir, path.dirname(PATHS.pgbouncerIni)];
+  const bouncerDirs = [
+    PGBOUNCER_DEBIAN.unixSocketDir,
+    path.dirname(PGBOUNCER_DEBIAN.logFile),
+    PATHS.pgbouncerTlsDir,
+    path.dirname(PATHS.pgbouncerIni),
+  ];
   for (const dir of bouncerDirs) {
     const full = under(roots.pgbouncer, dir);
     fs.mkdirSync(full, { recursive: true });
@@ -201,7 +217,11 @@ export async function startDatabaseTier(sandbox: Sandbox, model: StackModel): Pr
     return pgbouncer;
   };
 
-  const odooLogin = (database = model.settings.databases[0], password = secrets.odooDbPassword): Login => ({ user: DB_ROLES.odoo, password, database });
+  const odooLogin = (database = model.settings.databases[0], password = secrets.odooDbPassword): Login => ({
+    user: DB_ROLES.odoo,
+    password,
+    database,
+  });
   return {
     model,
     secrets,

@@ -21,17 +21,35 @@ export interface HostCertificate {
 }
 
 /** Creates a self-signed CA (ECDSA P-256, 2 days) in `dir`. */
-export async function createCertificateAuthority(sandbox: Sandbox, dir: string, commonName = "odoo-stack test internal CA"): Promise<CertificateAuthority> {
+export async function createCertificateAuthority(
+  sandbox: Sandbox,
+  dir: string,
+  commonName = "odoo-stack test internal CA",
+): Promise<CertificateAuthority> {
   fs.mkdirSync(dir, { recursive: true });
   const certPath = path.join(dir, "ca.crt");
   const keyPath = path.join(dir, "ca.key");
   await sandbox.runOk(BIN.openssl, [
-    "req", "-x509", "-new", "-nodes",
-    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-    "-keyout", keyPath, "-out", certPath, "-days", "2",
-    "-subj", `/CN=${commonName}`,
-    "-addext", "basicConstraints=critical,CA:TRUE",
-    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    "req",
+    "-x509",
+    "-new",
+    "-nodes",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-keyout",
+    keyPath,
+    "-out",
+    certPath,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${commonName}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
   ]);
   return { certPath, keyPath, certPem: fs.readFileSync(certPath, "utf8") };
 }
@@ -58,9 +76,19 @@ export async function issueHostCertificate(
   const certPath = `${base}.crt`;
   const extPath = `${base}.ext`;
   await sandbox.runOk(BIN.openssl, [
-    "req", "-new", "-nodes",
-    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-    "-keyout", keyPath, "-out", csrPath, "-subj", `/CN=${dnsNames[0]}`,
+    "req",
+    "-new",
+    "-nodes",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-keyout",
+    keyPath,
+    "-out",
+    csrPath,
+    "-subj",
+    `/CN=${dnsNames[0]}`,
   ]);
   fs.writeFileSync(
     extPath,
@@ -73,8 +101,22 @@ export async function issueHostCertificate(
     ].join("\n"),
   );
   await sandbox.runOk(BIN.openssl, [
-    "x509", "-req", "-in", csrPath, "-CA", ca.certPath, "-CAkey", ca.keyPath, "-CAcreateserial",
-    "-out", certPath, "-days", "2", "-sha256", "-extfile", extPath,
+    "x509",
+    "-req",
+    "-in",
+    csrPath,
+    "-CA",
+    ca.certPath,
+    "-CAkey",
+    ca.keyPath,
+    "-CAcreateserial",
+    "-out",
+    certPath,
+    "-days",
+    "2",
+    "-sha256",
+    "-extfile",
+    extPath,
   ]);
   fs.chmodSync(keyPath, 0o600);
   fs.chmodSync(certPath, 0o644);
